@@ -1,0 +1,45 @@
+# The two commands a newcomer needs:
+#   make serve   install what is missing, build optimized, serve examples/models
+#   make test    install what is missing, build with ASan+UBSan, run every test
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+RELEASE_DIR := build/release
+TEST_DIR := build/asan
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps release asan serve test unit integration fuzz bench format clean
+
+all: release
+
+deps:
+	@bash scripts/install-deps.sh
+
+release: deps
+	@cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+asan: deps
+	@cmake -S . -B $(TEST_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMMSERVE_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_DIR) -j $(JOBS)
+
+serve: release
+	$(RELEASE_DIR)/mmserve --model-repository examples/models \
+	  --http-port $(HTTP_PORT) --http-address 127.0.0.1
+
+test: asan
+	@bash scripts/run-tests.sh $(TEST_DIR) $(FUZZ_SECONDS)
+
+fuzz: asan
+	@bash scripts/fuzz.sh $(TEST_DIR) $${FUZZ_SECONDS:-600}
+
+bench: release
+	@bash bench/run.sh $(RELEASE_DIR)
+
+format:
+	@git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Installs everything mmserve needs to build, serve and test, idempotently:
+#   1. Debian packages (compilers, Boost, protobuf, simdjson, spdlog, CLI11, gtest, nginx, wrk...)
+#   2. ONNX Runtime: a system install if CMake or pkg-config finds one, else the
+#      Linux x64 library from the npm package onnxruntime-node and the C/C++
+#      headers from Debian 13's libonnxruntime-dev, cached under ~/.cache/mmserve.
+#   3. A Python virtual environment in .venv/ with the test tools.
+# A second run finds everything in place and returns in about a second.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${MMSERVE_CACHE:-$HOME/.cache/mmserve}
+ORT_VERSION=1.30.0
+ORT_DIR=$CACHE/onnxruntime-$ORT_VERSION
+STAMP_DIR=$ROOT/build/.stamps
+mkdir -p "$CACHE" "$STAMP_DIR"
+
+log() { printf '[install-deps] %s\n' "$*"; }
+
+# ---------------------------------------------------------------- 1. Debian
+DEB_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  clang libclang-rt-14-dev clang-format
+  libboost-dev libsimdjson-dev libprotobuf-dev protobuf-compiler
+  libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
+  nginx-light wrk libonnx-testdata
+  python3-venv
+)
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# npm comes with Node.js; Debian's npm only where no Node.js is installed.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ----------------------------------------------------------- 2. ONNX Runtime
+# Writes build/onnxruntime.env with ORT_INCLUDE_DIR and ORT_LIBRARY for CMake.
+ORT_ENV=$ROOT/build/onnxruntime.env
+system_ort() {
+  if pkg-config --exists libonnxruntime 2>/dev/null; then
+    local inc lib
+    inc=$(pkg-config --variable=includedir libonnxruntime)
+    lib=$(pkg-config --variable=libdir libonnxruntime)/libonnxruntime.so
+    [ -f "$inc/onnxruntime/onnxruntime_cxx_api.h" ] && inc=$inc/onnxruntime
+    if [ -f "$inc/onnxruntime_cxx_api.h" ] && [ -e "$lib" ]; then
+      printf 'ORT_INCLUDE_DIR=%s\nORT_LIBRARY=%s\n' "$inc" "$lib" > "$ORT_ENV"
+      return 0
+    fi
+  fi
+  for d in /usr/local/lib/cmake/onnxruntime /usr/lib/x86_64-linux-gnu/cmake/onnxruntime /usr/lib/cmake/onnxruntime; do
+    if [ -f "$d/onnxruntimeConfig.cmake" ]; then
+      printf 'ORT_CMAKE_DIR=%s\n' "$d" > "$ORT_ENV"
+      return 0
+    fi
+  done
+  return 1
+}
+
+fetch_ort() {
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  mkdir -p "$ORT_DIR/lib" "$ORT_DIR/include"
+  if [ ! -f "$ORT_DIR/lib/libonnxruntime.so.1" ]; then
+    log "fetching libonnxruntime.so.1 from npm onnxruntime-node@$ORT_VERSION"
+    (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
+    tar -xzf "$tmp"/onnxruntime-node-*.tgz -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+    cp "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ORT_DIR/lib/"
+    ln -sf libonnxruntime.so.1 "$ORT_DIR/lib/libonnxruntime.so"
+  fi
+  if [ ! -f "$ORT_DIR/include/onnxruntime_cxx_api.h" ]; then
+    log "fetching ONNX Runtime headers from Debian trixie's libonnxruntime-dev"
+    local apt="$tmp/apt"
+    mkdir -p "$apt/lists/partial" "$apt/archives/partial"
+    local uri keyring
+    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    keyring=$(awk '/^Signed-By:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    : "${uri:=http://deb.debian.org/debian}"
+    : "${keyring:=/usr/share/keyrings/debian-archive-keyring.gpg}"
+    printf 'deb [signed-by=%s] %s trixie main\n' "$keyring" "$uri" > "$apt/sources.list"
+    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache::Archives=$apt/archives"
+                -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    apt-get "${opts[@]}" update -qq
+    (cd "$tmp" && apt-get "${opts[@]}" download libonnxruntime-dev >/dev/null)
+    dpkg -x "$tmp"/libonnxruntime-dev_*.deb "$tmp/deb"
+    local hdr
+    hdr=$(dirname "$(find "$tmp/deb" -name onnxruntime_cxx_api.h | head -1)")
+    cp -r "$hdr"/. "$ORT_DIR/include/"
+  fi
+  printf 'ORT_INCLUDE_DIR=%s\nORT_LIBRARY=%s\n' "$ORT_DIR/include" "$ORT_DIR/lib/libonnxruntime.so.1" > "$ORT_ENV"
+}
+
+if [ "${MMSERVE_FORCE_FETCH_ORT:-0}" != 1 ] && system_ort; then
+  log "using system ONNX Runtime ($(head -1 "$ORT_ENV"))"
+else
+  fetch_ort
+fi
+
+# ------------------------------------------------------------ 3. Python venv
+VENV=$ROOT/.venv
+PY_REQS=$ROOT/scripts/requirements-test.txt
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+req_hash=$(sha256sum "$PY_REQS" | cut -c1-16)
+if [ ! -f "$VENV/.installed-$req_hash" ]; then
+  log "installing Python test tools"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r "$PY_REQS"
+  rm -f "$VENV"/.installed-*
+  touch "$VENV/.installed-$req_hash"
+fi
+log "ok"
