@@ -1,0 +1,58 @@
+// The backend extension point: how a framework turns a model version on disk
+// into instances that execute requests.
+//
+// Contract:
+//  1. Backend::Load is called on a loader thread, never on the request path.
+//     On success the caller owns the LoadedModel; on failure nothing is left
+//     behind and the Status names the model, the file and what was wrong.
+//  2. `config` in LoadSpec is the user's config (possibly empty when the
+//     repository has no config.pbtxt). LoadedModel::config is the *complete*
+//     config: inputs, outputs and max_batch_size filled in from the model
+//     (Triton's auto-complete). A user config that contradicts the model is a
+//     load error naming both sides.
+//  3. A ModelInstance executes one request at a time; different instances of
+//     one model may execute concurrently. Execute receives requests already
+//     validated against LoadedModel::config (names, dtypes, shapes, sizes).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/infer_request.h"
+#include "core/status.h"
+#include "model_config.pb.h"
+
+namespace mm {
+
+class ModelInstance {
+ public:
+  virtual ~ModelInstance() = default;
+  // Runs `request` and fills `response.outputs` (only the requested outputs,
+  // or all when none are requested). Output tensors may point into backend
+  // memory kept alive by Tensor::owner.
+  virtual Status Execute(const InferRequest& request, InferResponse& response) = 0;
+};
+
+struct LoadedModel {
+  inference::ModelConfig config;  // complete, validated
+  std::vector<std::unique_ptr<ModelInstance>> instances;  // at least one
+};
+
+struct LoadSpec {
+  std::string model_name;
+  int64_t version = 0;
+  std::filesystem::path model_dir;    // <repo>/<model>
+  std::filesystem::path version_dir;  // <repo>/<model>/<version>
+  inference::ModelConfig config;      // user config; name filled in
+  bool has_config = false;            // whether config.pbtxt existed
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) = 0;
+};
+
+}  // namespace mm
