@@ -1,0 +1,58 @@
+// Model repositories on disk, in Triton's layout:
+//
+//   <repo>/<model>/config.pbtxt     optional
+//   <repo>/<model>/<version>/...    version: a positive decimal integer
+//
+// Scanning only reads directories and config files; it loads nothing. A model
+// whose config is unusable still appears, with a non-OK status, so the server
+// can list it UNAVAILABLE with the reason instead of failing to start.
+// Functions here touch the filesystem and hold no state; they may run
+// concurrently.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "model_config.pb.h"
+
+namespace mm {
+
+// What one model directory holds.
+struct ModelSource {
+  std::string name;                   // the directory name
+  std::filesystem::path dir;          // <repo>/<model>
+  std::vector<int64_t> versions;      // version directories on disk, ascending
+  inference::ModelConfig config;      // parsed config.pbtxt; name always filled in
+  bool has_config = false;            // whether config.pbtxt exists
+  Status status;                      // non-OK: the model is UNAVAILABLE for this reason
+  std::vector<std::string> warnings;  // e.g. unknown config fields, odd version dirs
+};
+
+// Reads one model directory: its version directories and config.pbtxt
+// (parsed and validated). Problems with the model become `status`; entries
+// that are not positive integer directories are ignored (with a warning when
+// they look like a malformed version, such as "0" or "007").
+ModelSource ScanModel(const std::filesystem::path& dir);
+
+// Scans every repository and returns one ModelSource per model directory,
+// sorted by name (hidden entries, starting with '.', and plain files are
+// skipped). Errors for the whole scan only when a repository path is missing,
+// not a directory or unreadable (NOT_FOUND / INVALID_ARGUMENT naming the
+// path). A model name found in more than one repository is returned once per
+// repository, each entry with an ALREADY_EXISTS status naming all the paths.
+StatusOr<std::vector<ModelSource>> ScanRepositories(
+    const std::vector<std::filesystem::path>& repos);
+
+inline constexpr std::string_view kOnnxRuntimePlatform = "onnxruntime_onnx";
+
+// The platform that serves `source`: kOnnxRuntimePlatform when the config says
+// platform "onnxruntime_onnx" or backend "onnxruntime", or says neither and
+// a version directory holds default_model_filename (when set) or
+// "model.onnx". Empty when unknown or contradictory.
+std::string PlatformOf(const ModelSource& source);
+
+}  // namespace mm
