@@ -36,7 +36,7 @@ class ModelInstance {
 };
 
 struct LoadedModel {
-  inference::ModelConfig config;  // complete, validated
+  inference::ModelConfig config;                          // complete, validated
   std::vector<std::unique_ptr<ModelInstance>> instances;  // at least one
 };
 

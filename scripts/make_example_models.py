@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Generates mmserve's example ONNX models.
+
+Default: writes the committed repository examples/models/ (add_sub,
+mlp_classifier, string_int, image_cnn). Weights come from a fixed seed, so a
+rerun produces byte-identical files.
+
+  python scripts/make_example_models.py                 # examples/models
+  python scripts/make_example_models.py --out DIR       # the same models elsewhere
+  python scripts/make_example_models.py --all-types DIR # DIR/identity_all_types
+  python scripts/make_example_models.py --testdata DIR  # extra models for unit tests
+
+Needs the `onnx` and `numpy` packages only (no ONNX Runtime).
+"""
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, checker, helper, numpy_helper
+
+# ONNX Runtime 1.30 reads IR 9 / opset 17 models; onnx 1.23 would default to
+# newer versions, so pin both.
+IR_VERSION = 9
+OPSET = 17
+SEED = 20240611
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _model(graph, opset=OPSET):
+    model = helper.make_model(
+        graph,
+        producer_name="mmserve/make_example_models.py",
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    model.ir_version = IR_VERSION
+    checker.check_model(model, full_check=True)
+    return model
+
+
+def _save(model, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
+def _write_repo_model(out, name, model, config=None):
+    _save(model, out / name / "1" / "model.onnx")
+    config_path = out / name / "config.pbtxt"
+    if config is not None:
+        config_path.write_text(config)
+    elif config_path.exists():
+        config_path.unlink()
+
+
+def _init(name, array):
+    return numpy_helper.from_array(np.ascontiguousarray(array), name)
+
+
+# ----------------------------------------------------------------- models
+
+
+def add_sub():
+    a = helper.make_tensor_value_info("INPUT0", TensorProto.FLOAT, [4])
+    b = helper.make_tensor_value_info("INPUT1", TensorProto.FLOAT, [4])
+    s = helper.make_tensor_value_info("OUTPUT0", TensorProto.FLOAT, [4])
+    d = helper.make_tensor_value_info("OUTPUT1", TensorProto.FLOAT, [4])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
+            helper.make_node("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"]),
+        ],
+        "add_sub",
+        [a, b],
+        [s, d],
+    )
+    config = """name: "add_sub"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [
+  { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+  { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] }
+]
+output [
+  { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+  { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 4 ] }
+]
+"""
+    return _model(graph), config
+
+
+def mlp_classifier(rng):
+    hidden = 32
+    w1 = rng.standard_normal((16, hidden)).astype(np.float32) * np.float32(0.25)
+    b1 = rng.standard_normal((hidden,)).astype(np.float32) * np.float32(0.1)
+    w2 = rng.standard_normal((hidden, 10)).astype(np.float32) * np.float32(0.25)
+    b2 = rng.standard_normal((10,)).astype(np.float32) * np.float32(0.1)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 16])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["input", "w1", "b1"], ["h1"]),
+            helper.make_node("Relu", ["h1"], ["a1"]),
+            helper.make_node("Gemm", ["a1", "w2", "b2"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        ],
+        "mlp_classifier",
+        [x],
+        [y],
+        initializer=[_init("w1", w1), _init("b1", b1), _init("w2", w2), _init("b2", b2)],
+    )
+    config = """name: "mlp_classifier"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [
+  { name: "input" data_type: TYPE_FP32 dims: [ 16 ] }
+]
+output [
+  { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] }
+]
+instance_group [
+  { count: 1 kind: KIND_CPU }
+]
+"""
+    return _model(graph), config
+
+
+def string_int():
+    # No config.pbtxt: the server auto-completes it from the model.
+    tokens = helper.make_tensor_value_info("tokens", TensorProto.INT64, ["n"])
+    text = helper.make_tensor_value_info("text", TensorProto.STRING, ["m"])
+    doubled = helper.make_tensor_value_info("tokens_doubled", TensorProto.INT64, ["n"])
+    upper = helper.make_tensor_value_info("text_upper", TensorProto.STRING, ["m"])
+    two = helper.make_tensor("two", TensorProto.INT64, [], [2])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["tokens", "two"], ["tokens_doubled"]),
+            # "C.UTF-8" exists on every glibc >= 2.35 system, unlike "en_US.UTF-8"
+            # (ONNX Runtime's default), which minimal containers lack.
+            helper.make_node(
+                "StringNormalizer",
+                ["text"],
+                ["text_upper"],
+                case_change_action="UPPER",
+                is_case_sensitive=1,
+                locale="C.UTF-8",
+            ),
+        ],
+        "string_int",
+        [tokens, text],
+        [doubled, upper],
+        initializer=[two],
+    )
+    return _model(graph), None
+
+
+def image_cnn(rng):
+    def conv_weights(out_c, in_c):
+        fan_in = in_c * 9
+        w = rng.standard_normal((out_c, in_c, 3, 3)).astype(np.float32)
+        w *= np.float32(np.sqrt(2.0 / fan_in))
+        b = (rng.standard_normal((out_c,)) * 0.01).astype(np.float32)
+        return w, b
+
+    channels = [3, 16, 32, 64]
+    nodes, inits = [], []
+    prev = "image"
+    for i in range(3):
+        w, b = conv_weights(channels[i + 1], channels[i])
+        inits += [_init(f"conv{i}_w", w), _init(f"conv{i}_b", b)]
+        nodes.append(
+            helper.make_node(
+                "Conv", [prev, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"], pads=[1, 1, 1, 1]
+            )
+        )
+        nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
+        prev = f"relu{i}"
+        if i < 2:
+            nodes.append(
+                helper.make_node("MaxPool", [prev], [f"pool{i}"], kernel_shape=[2, 2], strides=[2, 2])
+            )
+            prev = f"pool{i}"
+    nodes.append(helper.make_node("GlobalAveragePool", [prev], ["gap"]))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
+    fc_w = (rng.standard_normal((64, 10)) * np.sqrt(1.0 / 64)).astype(np.float32)
+    fc_b = np.zeros((10,), np.float32)
+    inits += [_init("fc_w", fc_w), _init("fc_b", fc_b)]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"]))
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 64, 64])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
+    graph = helper.make_graph(nodes, "image_cnn", [x], [y], initializer=inits)
+    config = """name: "image_cnn"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [
+  { name: "image" data_type: TYPE_FP32 dims: [ 3, 64, 64 ] }
+]
+output [
+  { name: "logits" data_type: TYPE_FP32 dims: [ 10 ] }
+]
+instance_group [
+  { count: 1 kind: KIND_CPU }
+]
+"""
+    return _model(graph), config
+
+
+# KServe dtype suffix -> ONNX element type, for every KServe dtype ONNX has.
+ALL_TYPES = [
+    ("bool", TensorProto.BOOL),
+    ("uint8", TensorProto.UINT8),
+    ("uint16", TensorProto.UINT16),
+    ("uint32", TensorProto.UINT32),
+    ("uint64", TensorProto.UINT64),
+    ("int8", TensorProto.INT8),
+    ("int16", TensorProto.INT16),
+    ("int32", TensorProto.INT32),
+    ("int64", TensorProto.INT64),
+    ("fp16", TensorProto.FLOAT16),
+    ("fp32", TensorProto.FLOAT),
+    ("fp64", TensorProto.DOUBLE),
+    ("bytes", TensorProto.STRING),
+    ("bf16", TensorProto.BFLOAT16),
+]
+
+
+def identity_all_types():
+    """One Identity per dtype: input "in_<t>" -> output "out_<t>", shape [-1]."""
+    inputs, outputs, nodes = [], [], []
+    for suffix, elem in ALL_TYPES:
+        inputs.append(helper.make_tensor_value_info(f"in_{suffix}", elem, [f"n_{suffix}"]))
+        outputs.append(helper.make_tensor_value_info(f"out_{suffix}", elem, [f"n_{suffix}"]))
+        nodes.append(helper.make_node("Identity", [f"in_{suffix}"], [f"out_{suffix}"]))
+    graph = helper.make_graph(nodes, "identity_all_types", inputs, outputs)
+    return _model(graph)
+
+
+def unsupported_type():
+    """A model ONNX Runtime loads but mmserve cannot serve: a float8 tensor."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT8E4M3FN, ["n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, ["n"])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "unsupported_type", [x], [y])
+    return _model(graph, opset=19)
+
+
+def fixed_batch():
+    """An input whose first dim is fixed: cannot be served with max_batch_size > 0."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "fixed_batch", [x], [y])
+    return _model(graph)
+
+
+# ------------------------------------------------------------------- main
+
+
+def write_examples(out):
+    rng = np.random.default_rng(SEED)
+    for name, (model, config) in [
+        ("add_sub", add_sub()),
+        ("mlp_classifier", mlp_classifier(rng)),
+        ("string_int", string_int()),
+        ("image_cnn", image_cnn(rng)),
+    ]:
+        _write_repo_model(out, name, model, config)
+        size = (out / name / "1" / "model.onnx").stat().st_size
+        print(f"{out / name}: model.onnx {size} bytes" + ("" if config else " (no config.pbtxt)"))
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--out", type=pathlib.Path, help="repository to write the examples into")
+    parser.add_argument("--all-types", type=pathlib.Path, metavar="OUTDIR",
+                        help="write OUTDIR/identity_all_types/1/model.onnx (no config) instead")
+    parser.add_argument("--testdata", type=pathlib.Path, metavar="OUTDIR",
+                        help="write the unit tests' extra models into OUTDIR instead")
+    args = parser.parse_args(argv)
+
+    if args.all_types:
+        _write_repo_model(args.all_types, "identity_all_types", identity_all_types())
+        print(f"{args.all_types / 'identity_all_types'}: written")
+        return 0
+    if args.testdata:
+        for name, model in [
+            ("identity_all_types.onnx", identity_all_types()),
+            ("unsupported_type.onnx", unsupported_type()),
+            ("fixed_batch.onnx", fixed_batch()),
+        ]:
+            _save(model, args.testdata / name)
+            print(f"{args.testdata / name}: {(args.testdata / name).stat().st_size} bytes")
+        return 0
+    write_examples(args.out or REPO_ROOT / "examples" / "models")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

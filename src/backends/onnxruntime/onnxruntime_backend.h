@@ -1,0 +1,49 @@
+// The ONNX Runtime backend: loads <version_dir>/model.onnx (or the config's
+// default_model_filename) into one Ort::Session per instance, on the CPU.
+//
+// Load auto-completes the config from the model's inputs and outputs (see
+// backends/auto_complete.h) and sets platform "onnxruntime_onnx", backend
+// "onnxruntime". Config `parameters` it reads (Triton's names):
+//   intra_op_thread_count     threads one Run may use       (default Options)
+//   inter_op_thread_count     threads across graph branches (default Options)
+//   graph_optimization_level  disable | basic | extended | all (default all)
+// Errors from ONNX Runtime never escape as exceptions: they become a Status
+// naming the model (INVALID_ARGUMENT for a bad model or input, INTERNAL else).
+//
+// Execute borrows request inputs without copying when they are aligned to
+// their element size (copies them otherwise) and hands out outputs that point
+// into the Ort::Value ONNX Runtime allocated, kept alive by Tensor::owner.
+// BYTES tensors are converted to and from ONNX string tensors.
+//
+// Thread-safety: Create and Load may be called concurrently. Each instance
+// runs one request at a time (backend.h); different instances run in parallel.
+#pragma once
+
+#include <memory>
+
+#include "backends/backend.h"
+
+namespace mm {
+
+class OnnxRuntimeBackend final : public Backend {
+ public:
+  struct Options {
+    // Defaults when a config sets no thread counts. 1 suits a shared server:
+    // parallelism comes from running many instances and models at once, not
+    // from one request taking every core. Raise per model for latency.
+    int intra_op_threads = 1;
+    int inter_op_threads = 1;
+  };
+
+  // Fails (INTERNAL) only when the process-wide Ort::Env cannot be created.
+  static StatusOr<std::unique_ptr<Backend>> Create(const Options& options);
+
+  StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override;
+
+ private:
+  explicit OnnxRuntimeBackend(const Options& options) : options_(options) {}
+
+  const Options options_;
+};
+
+}  // namespace mm
