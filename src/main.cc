@@ -1,0 +1,114 @@
+// mmserve: flags -> wiring. Nothing else lives here.
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "backends/onnxruntime/onnxruntime_backend.h"
+#include "http/http_server.h"
+#include "lifecycle/model_manager.h"
+#include "scheduler/thread_pool.h"
+#include "service/inference_service.h"
+
+#ifndef MMSERVE_VERSION
+#define MMSERVE_VERSION "0.1.0"
+#endif
+
+namespace {
+
+int Fail(const mm::Status& status) {
+  spdlog::critical("{}", status.message());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mmserve: a multi-model inference server (KServe v2 / Triton protocol)"};
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::string> repositories;
+  std::string http_address = "127.0.0.1";
+  uint16_t http_port = 8000;
+  size_t http_threads = cores;
+  size_t execution_threads = cores;
+  size_t max_request_bytes = 64ull << 20;
+  std::string log_level = "info";
+  std::string control_mode = "none";
+
+  app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--http-address", http_address, "Address the HTTP server listens on")
+      ->capture_default_str();
+  app.add_option("--http-port", http_port, "HTTP port (0 picks a free one)")
+      ->capture_default_str();
+  app.add_option("--http-threads", http_threads, "HTTP I/O threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--execution-threads", execution_threads,
+                 "Threads that execute models, shared by all models")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--max-request-bytes", max_request_bytes,
+                 "Largest request body accepted (413 above it)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 40));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--model-control-mode", control_mode,
+                 "none: load every model at start (explicit and poll come later)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none"}));
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  // Block the shutdown signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  mm::ThreadPool pool(execution_threads);
+  auto onnx = mm::OnnxRuntimeBackend::Create({});
+  if (!onnx.ok()) return Fail(onnx.status());
+
+  mm::ModelManager::Options manager_options;
+  for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
+  manager_options.pool = &pool;
+  manager_options.backends.emplace("onnxruntime_onnx", onnx->get());
+  auto manager = mm::ModelManager::Create(std::move(manager_options));
+  if (!manager.ok()) return Fail(manager.status());
+
+  auto service = mm::InferenceService::Create({manager->get(), "mmserve", MMSERVE_VERSION});
+  if (!service.ok()) return Fail(service.status());
+
+  mm::HttpServer::Options http_options;
+  http_options.address = http_address;
+  http_options.port = http_port;
+  http_options.threads = http_threads;
+  http_options.max_request_bytes = max_request_bytes;
+  auto http = mm::HttpServer::Create(http_options, service->get());
+  if (!http.ok()) return Fail(http.status());
+  (*http)->Start();
+  // Live while loading; ready once every model had its chance to load.
+  spdlog::info("HTTP server listening on {}:{}", http_address, (*http)->port());
+  (*manager)->LoadAll();
+  (*service)->SetReady(true);
+  spdlog::info("mmserve is ready");
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down: finishing in-flight requests",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*service)->SetReady(false);
+  (*http)->Stop();
+  pool.Shutdown();
+  spdlog::info("mmserve stopped");
+  return 0;
+}

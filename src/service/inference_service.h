@@ -1,0 +1,75 @@
+// InferenceService: the transport-agnostic front of the core. HTTP and gRPC
+// decode their bytes, call these methods, and encode what comes back; no
+// protocol logic lives anywhere else.
+//
+// Thread-safety: every method may be called concurrently from transport
+// threads. Infer never blocks: it validates, queues, and returns; the callback
+// runs later on an execution thread (or at once, on the caller's thread, when
+// the request is rejected before queueing).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/infer_request.h"
+#include "core/status.h"
+#include "lifecycle/model_manager.h"
+
+namespace mm {
+
+struct ServerMetadata {
+  std::string name;
+  std::string version;
+  std::vector<std::string> extensions;
+};
+
+// What /v2/models/{m} reports.
+struct TensorMetadata {
+  std::string name;
+  DataType dtype = DataType::kInvalid;
+  Shape shape;  // -1 for variable dims, batch dim included when batched
+};
+struct ModelMetadata {
+  std::string name;
+  std::vector<std::string> versions;  // READY versions, ascending
+  std::string platform;
+  std::vector<TensorMetadata> inputs;
+  std::vector<TensorMetadata> outputs;
+};
+
+class InferenceService {
+ public:
+  struct Options {
+    ModelManager* models = nullptr;  // not owned; outlives the service
+    std::string server_name = "mmserve";
+    std::string server_version;
+  };
+  static StatusOr<std::unique_ptr<InferenceService>> Create(Options options);
+
+  bool Live() const { return true; }
+  // Ready once startup loading finished, until shutdown begins.
+  bool Ready() const { return ready_.load(std::memory_order_acquire); }
+  void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
+
+  const ServerMetadata& Metadata() const { return metadata_; }
+  StatusOr<ModelMetadata> GetModelMetadata(std::string_view name, std::string_view version) const;
+  StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const;
+  // True when the version (or, without one, any version) is READY.
+  bool ModelReady(std::string_view name, std::string_view version) const;
+  std::vector<ModelVersionStatus> RepositoryIndex(bool ready_only) const;
+
+  // Validates `request` against its model and queues it. `done` is called exactly once.
+  void Infer(std::unique_ptr<InferRequest> request, InferCallback done);
+
+ private:
+  explicit InferenceService(Options options);
+
+  const Options options_;
+  const ServerMetadata metadata_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace mm

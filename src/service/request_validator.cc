@@ -1,0 +1,122 @@
+#include "service/request_validator.h"
+
+#include <algorithm>
+
+#include "core/bytes_tensor.h"
+#include "core/shape.h"
+
+namespace mm {
+
+namespace {
+
+// The full expected shape of a tensor with `dims`, batch dim first when batched.
+Shape ExpectedShape(const inference::ModelConfig& config,
+                    const google::protobuf::RepeatedField<int64_t>& dims) {
+  Shape s;
+  s.reserve(dims.size() + 1);
+  if (config.max_batch_size() > 0) s.push_back(-1);
+  s.insert(s.end(), dims.begin(), dims.end());
+  return s;
+}
+
+std::string Describe(DataType type, const Shape& shape) {
+  return std::string(DataTypeName(type)) + " " + ShapeToString(shape, true);
+}
+
+Status ValidateInput(const inference::ModelConfig& config, const inference::ModelInput& spec,
+                     const Tensor& input) {
+  const auto want_type = static_cast<DataType>(spec.data_type());
+  Shape want_shape = ExpectedShape(config, spec.dims());
+  auto mismatch = [&] {
+    return InvalidArgument("input '" + input.name + "': expected " +
+                           Describe(want_type, want_shape) + ", got " +
+                           Describe(input.dtype, input.shape));
+  };
+  if (input.dtype != want_type || !ShapeMatches(want_shape, input.shape)) return mismatch();
+  if (config.max_batch_size() > 0) {
+    int64_t batch = input.shape[0];
+    if (batch < 1 || batch > config.max_batch_size()) {
+      return InvalidArgument("input '" + input.name + "': batch size " + std::to_string(batch) +
+                             " is outside [1, " + std::to_string(config.max_batch_size()) +
+                             "] (max_batch_size of model '" + config.name() + "')");
+    }
+  }
+  std::string what = "input '" + input.name + "'";
+  MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape, what));
+  if (input.dtype == DataType::kBytes) {
+    return SplitBytesTensor(input.data, count, what).status();
+  }
+  const uint64_t elem = DataTypeSize(input.dtype);
+  const uint64_t n = static_cast<uint64_t>(count);
+  if (n > input.data.size() / elem || n * elem != input.data.size()) {
+    std::string need = n > ~uint64_t{0} / elem ? "more than 2^64" : std::to_string(n * elem);
+    return InvalidArgument(what + ": shape " + ShapeToString(input.shape) + " of " +
+                           std::string(DataTypeName(input.dtype)) + " needs " + need +
+                           " bytes, got " + std::to_string(input.data.size()));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status ValidateRequest(const inference::ModelConfig& config, const InferRequest& request) {
+  const auto& specs = config.input();
+  // Few inputs per model: linear scans beat building maps per request.
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const Tensor& input = request.inputs[i];
+    for (size_t j = 0; j < i; ++j) {
+      if (request.inputs[j].name == input.name) {
+        return InvalidArgument("input '" + input.name + "' is given more than once");
+      }
+    }
+    auto spec = std::find_if(specs.begin(), specs.end(),
+                             [&](const auto& s) { return s.name() == input.name; });
+    if (spec == specs.end()) {
+      std::string known;
+      for (const auto& s : specs) known += (known.empty() ? "'" : ", '") + s.name() + "'";
+      return InvalidArgument("unknown input '" + input.name + "' for model '" + config.name() +
+                             "'; its inputs are " + known);
+    }
+    MM_RETURN_IF_ERROR(ValidateInput(config, *spec, input));
+  }
+  for (const auto& spec : specs) {
+    if (spec.optional()) continue;
+    bool present = std::any_of(request.inputs.begin(), request.inputs.end(),
+                               [&](const Tensor& t) { return t.name == spec.name(); });
+    if (!present) {
+      return InvalidArgument("missing input '" + spec.name() + "' (" +
+                             Describe(static_cast<DataType>(spec.data_type()),
+                                      ExpectedShape(config, spec.dims())) +
+                             ") for model '" + config.name() + "'");
+    }
+  }
+  const auto& outputs = config.output();
+  for (size_t i = 0; i < request.outputs.size(); ++i) {
+    const auto& name = request.outputs[i].name;
+    for (size_t j = 0; j < i; ++j) {
+      if (request.outputs[j].name == name) {
+        return InvalidArgument("output '" + name + "' is requested more than once");
+      }
+    }
+    if (std::none_of(outputs.begin(), outputs.end(),
+                     [&](const auto& o) { return o.name() == name; })) {
+      std::string known;
+      for (const auto& o : outputs) known += (known.empty() ? "'" : ", '") + o.name() + "'";
+      return InvalidArgument("unknown output '" + name + "' requested from model '" +
+                             config.name() + "'; its outputs are " + known);
+    }
+  }
+  if (config.max_batch_size() > 0 && request.inputs.size() > 1) {
+    int64_t batch = request.inputs[0].shape[0];
+    for (const auto& input : request.inputs) {
+      if (input.shape[0] != batch) {
+        return InvalidArgument("inputs disagree on the batch size: '" + request.inputs[0].name +
+                               "' has " + std::to_string(batch) + ", '" + input.name + "' has " +
+                               std::to_string(input.shape[0]));
+      }
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace mm

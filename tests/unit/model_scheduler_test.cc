@@ -1,0 +1,125 @@
+#include "scheduler/model_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+namespace mm {
+namespace {
+
+// Echoes the request id into an output; optionally blocks until released.
+class FakeInstance : public ModelInstance {
+ public:
+  explicit FakeInstance(std::atomic<int>* concurrent, std::atomic<int>* peak)
+      : concurrent_(concurrent), peak_(peak) {}
+  Status Execute(const InferRequest& request, InferResponse& response) override {
+    int now = ++*concurrent_;
+    int prev = peak_->load();
+    while (now > prev && !peak_->compare_exchange_weak(prev, now)) {
+    }
+    --*concurrent_;
+    if (request.id == "fail") return InvalidArgument("asked to fail");
+    response.outputs.push_back(Tensor{"out", DataType::kFp32, {}, {}, nullptr});
+    return OkStatus();
+  }
+
+ private:
+  std::atomic<int>* concurrent_;
+  std::atomic<int>* peak_;
+};
+
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0, ok = 0, failed = 0;
+  std::vector<std::string> ids;
+  InferCallback Callback() {
+    return [this](StatusOr<std::unique_ptr<InferResponse>> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++done;
+      if (r.ok()) {
+        ++ok;
+        ids.push_back((*r)->id);
+      } else {
+        ++failed;
+      }
+      cv.notify_all();
+    };
+  }
+  void Wait(int n) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done >= n; });
+  }
+};
+
+std::unique_ptr<InferRequest> Req(std::string id) {
+  auto r = std::make_unique<InferRequest>();
+  r->model_name = "m";
+  r->model_version = "1";
+  r->id = std::move(id);
+  return r;
+}
+
+TEST(ModelSchedulerTest, EveryRequestCompletesExactlyOnce) {
+  for (size_t threads : {1, 2, 4}) {
+    for (int instances : {1, 3}) {
+      ThreadPool pool(threads);
+      std::atomic<int> concurrent{0}, peak{0};
+      std::vector<std::unique_ptr<ModelInstance>> inst;
+      for (int i = 0; i < instances; ++i) {
+        inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+      }
+      auto sched = ModelScheduler::Create(std::move(inst), &pool);
+      Collector c;
+      constexpr int kRequests = 500;
+      for (int i = 0; i < kRequests; ++i) {
+        sched->Enqueue(Req(i % 50 == 0 ? "fail" : std::to_string(i)), c.Callback());
+      }
+      c.Wait(kRequests);
+      EXPECT_EQ(c.done, kRequests);
+      EXPECT_EQ(c.failed, kRequests / 50);
+      EXPECT_LE(peak.load(), instances);  // never more executions than instances
+      pool.Shutdown();
+      EXPECT_EQ(c.done, kRequests);  // no callback ran twice
+      EXPECT_EQ(sched->pending(), 0u);
+    }
+  }
+}
+
+TEST(ModelSchedulerTest, OneInstanceRunsInArrivalOrder) {
+  ThreadPool pool(3);
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  auto sched = ModelScheduler::Create(std::move(inst), &pool);
+  Collector c;
+  for (int i = 0; i < 100; ++i) sched->Enqueue(Req(std::to_string(i)), c.Callback());
+  c.Wait(100);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(c.ids[i], std::to_string(i));
+}
+
+TEST(ModelSchedulerTest, ResponseCarriesRequestIdentity) {
+  ThreadPool pool(1);
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  auto sched = ModelScheduler::Create(std::move(inst), &pool);
+  std::unique_ptr<InferResponse> got;
+  std::mutex mu;
+  std::condition_variable cv;
+  sched->Enqueue(Req("abc"), [&](StatusOr<std::unique_ptr<InferResponse>> r) {
+    std::lock_guard<std::mutex> lock(mu);
+    got = std::move(*r);
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return got != nullptr; });
+  EXPECT_EQ(got->model_name, "m");
+  EXPECT_EQ(got->model_version, "1");
+  EXPECT_EQ(got->id, "abc");
+}
+
+}  // namespace
+}  // namespace mm
