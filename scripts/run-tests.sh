@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test against the sanitizer build in $1 and ends with one summary
+# line "N passed, N failed". Exit status: 0 only when everything passed.
+set -uo pipefail
+BUILD=${1:-build/asan}
+FUZZ_SECONDS=${2:-30}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}
+export MMSERVE_BINARY=$ROOT/$BUILD/mmserve
+LOGS=$ROOT/build/test-logs
+mkdir -p "$LOGS"
+
+passed=0
+failed=0
+failures=()
+count() {  # count NAME PASSED FAILED
+  passed=$((passed + $2))
+  failed=$((failed + $3))
+  if [ "$3" -gt 0 ]; then failures+=("$1"); fi
+}
+
+# 1. GoogleTest units.
+echo "== unit tests"
+"$BUILD/tests/unit/unit_tests" --gtest_brief=1 2>&1 | tee "$LOGS/unit.log" | tail -n 30
+rc=${PIPESTATUS[0]}
+ok=$(grep -oE '\[  PASSED  \] [0-9]+' "$LOGS/unit.log" | grep -oE '[0-9]+$' || echo 0)
+bad=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$LOGS/unit.log" | sort -u | wc -l)
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+count "unit tests" "${ok:-0}" "$bad"
+
+# 2. Fuzz targets, a short bounded run each over a copy of their seed corpus.
+for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
+  [ -x "$fuzzer" ] || continue
+  name=${fuzzer##*/fuzz_}
+  echo "== fuzz $name (${FUZZ_SECONDS}s)"
+  corpus=$(mktemp -d)
+  [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
+  if "$fuzzer" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 -print_final_stats=1 \
+      "$corpus" > "$LOGS/fuzz_$name.log" 2>&1; then
+    count "fuzz $name" 1 0
+    grep -E 'stat::number_of_executed_units' "$LOGS/fuzz_$name.log" || true
+  else
+    tail -n 40 "$LOGS/fuzz_$name.log"
+    count "fuzz $name" 0 1
+  fi
+  rm -rf "$corpus"
+done
+
+# 3. Integration tests against the real server.
+echo "== integration tests"
+"$ROOT/.venv/bin/python" -m pytest -q -rfE -p no:cacheprovider tests/integration \
+  2>&1 | tee "$LOGS/integration.log" | tail -n 60
+rc=${PIPESTATUS[0]}
+summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/integration.log" | tail -1)
+ok=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+bad=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | awk '{s += $1} END {print s + 0}')
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+count "integration tests" "${ok:-0}" "$bad"
+
+echo
+if [ "$failed" -eq 0 ]; then
+  echo "ALL TESTS PASSED"
+else
+  echo "FAILED: ${failures[*]}"
+fi
+echo "Summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,357 @@
+#include "http/http_server.h"
+
+#include <charconv>
+#include <condition_variable>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "http/asio.h"
+#include "http/padded_body.h"
+#include "http/router.h"
+
+namespace mm {
+
+namespace {
+
+HttpMethod ToMethod(bhttp::verb verb) {
+  switch (verb) {
+    case bhttp::verb::get:
+      return HttpMethod::kGet;
+    case bhttp::verb::head:
+      return HttpMethod::kHead;
+    case bhttp::verb::post:
+      return HttpMethod::kPost;
+    case bhttp::verb::put:
+      return HttpMethod::kPut;
+    case bhttp::verb::delete_:
+      return HttpMethod::kDelete;
+    default:
+      return HttpMethod::kOther;
+  }
+}
+
+std::string_view Reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 499:
+      return "Client Closed Request";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+}  // namespace
+
+class Session;
+
+class HttpServer::Impl {
+ public:
+  Impl(Options options, InferenceService* service)
+      : options_(std::move(options)),
+        router_(service),
+        ioc_(static_cast<int>(options_.threads)),
+        work_(net::make_work_guard(ioc_)),
+        acceptor_(net::make_strand(ioc_)) {}
+
+  Status Bind();
+  void Start();
+  void Stop();
+  uint16_t port() const { return port_; }
+
+  const Options& options() const { return options_; }
+  const Router& router() const { return router_; }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  void Register(const std::shared_ptr<Session>& s);
+  void Unregister(Session* s);
+
+ private:
+  void Accept();
+
+  const Options options_;
+  const Router router_;
+  net::io_context ioc_;
+  // Keeps the I/O threads running while every session waits on inference
+  // (no pending socket operation): replies are posted to it later.
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  net::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Open connections; an entry leaves when its Session is destroyed.
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+};
+
+// One connection. All its handlers run on its strand, one at a time.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(net::ip::tcp::socket socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
+  ~Session() { server_->Unregister(this); }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // Called on shutdown: an idle connection closes now, a busy one after its reply.
+  void Shutdown() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
+      if (self->reading_) {
+        beast::error_code ec;
+        self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+        self->stream_.socket().close(ec);
+      }
+    });
+  }
+
+ private:
+  void Read() {
+    if (closing_ || server_->stopping()) return Close();
+    parser_.emplace();
+    parser_->body_limit(server_->options().max_request_bytes);
+    parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
+    reading_ = true;
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->reading_ = false;
+                        self->OnRead(ec);
+                      });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == net::error::eof ||
+        ec == net::error::bad_descriptor) {
+      return Close();
+    }
+    if (ec) {
+      keep_alive_ = false;
+      if (ec == bhttp::error::body_limit) {
+        return Write(
+            ErrorReply(PayloadTooLarge("request body exceeds the limit of " +
+                                       std::to_string(server_->options().max_request_bytes) +
+                                       " bytes (--max-request-bytes)")));
+      }
+      if (ec == bhttp::error::header_limit) {
+        HttpReply r = ErrorReply(
+            InvalidArgument("request headers exceed the limit of " +
+                            std::to_string(server_->options().max_header_bytes) + " bytes"));
+        r.status = 431;
+        return Write(std::move(r));
+      }
+      return Write(ErrorReply(InvalidArgument("malformed HTTP request: " + ec.message())));
+    }
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    head_only_ = req.method() == bhttp::verb::head;
+    HttpRequestView view;
+    view.method = ToMethod(req.method());
+    target_.assign(req.target().data(), req.target().size());
+    view.target = target_;
+    if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
+      std::string_view v(it->value().data(), it->value().size());
+      size_t n = 0;
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (err != std::errc() || end != v.data() + v.size()) {
+        return Write(ErrorReply(InvalidArgument(
+            "Inference-Header-Content-Length must be a non-negative integer, got '" +
+            std::string(v) + "'")));
+      }
+      view.inference_header_length = n;
+    }
+    view.body = std::make_shared<const std::string>(std::move(req.body()));
+    parser_.reset();
+    server_->router().Handle(view, [self = shared_from_this()](HttpReply reply) {
+      // May run on an execution thread: hop back onto the connection's strand.
+      net::post(self->stream_.get_executor(),
+                [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
+    });
+  }
+
+  void Write(HttpReply reply) {
+    reply_ = std::move(reply);
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    head_ += std::to_string(reply_.status);
+    head_ += ' ';
+    head_ += Reason(reply_.status);
+    head_ += "\r\nServer: mmserve\r\nContent-Length: ";
+    head_ += std::to_string(reply_.content_length());
+    if (reply_.content_length() > 0) {
+      head_ += reply_.binary_header ? "\r\nContent-Type: application/octet-stream"
+                                    : "\r\nContent-Type: application/json";
+    }
+    if (reply_.binary_header) {
+      head_ += "\r\nInference-Header-Content-Length: ";
+      head_ += std::to_string(reply_.body.size());
+    }
+    if (!reply_.allow.empty()) {
+      head_ += "\r\nAllow: ";
+      head_ += reply_.allow;
+    }
+    const bool close = !keep_alive_ || closing_ || server_->stopping();
+    if (close) head_ += "\r\nConnection: close";
+    head_ += "\r\n\r\n";
+    buffers_.clear();
+    buffers_.emplace_back(head_.data(), head_.size());
+    if (!head_only_) {
+      if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
+      for (const auto& chunk : reply_.tail) buffers_.emplace_back(chunk.data(), chunk.size());
+    }
+    net::async_write(stream_.socket(), buffers_,
+                     [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                       self->reply_ = HttpReply();
+                       if (ec || close) return self->Close();
+                       self->Read();
+                     });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* const server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<PaddedStringBody>> parser_;
+  std::string target_;
+  std::string head_;
+  HttpReply reply_;
+  std::vector<net::const_buffer> buffers_;
+  bool keep_alive_ = true;
+  bool head_only_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+};
+
+Status HttpServer::Impl::Bind() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(options_.address, ec);
+  if (ec) {
+    return InvalidArgument("--http-address '" + options_.address +
+                           "' is not an IP address: " + ec.message());
+  }
+  net::ip::tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Unavailable("cannot listen for HTTP on " + options_.address + ":" +
+                       std::to_string(options_.port) + ": " + ec.message());
+  }
+  port_ = acceptor_.local_endpoint().port();
+  return OkStatus();
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor_.async_accept(net::make_strand(ioc_),
+                         [this](beast::error_code ec, net::ip::tcp::socket socket) {
+                           if (ec == net::error::operation_aborted || stopping()) return;
+                           if (!ec) {
+                             socket.set_option(net::ip::tcp::no_delay(true), ec);
+                             auto session = std::make_shared<Session>(std::move(socket), this);
+                             Register(session);
+                             session->Run();
+                           } else {
+                             spdlog::warn("HTTP accept failed: {}", ec.message());
+                           }
+                           Accept();
+                         });
+}
+
+void HttpServer::Impl::Start() {
+  Accept();
+  for (size_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+}
+
+void HttpServer::Impl::Register(const std::shared_ptr<Session>& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.emplace(s.get(), s);
+}
+
+void HttpServer::Impl::Unregister(Session* s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.erase(s);
+  cv_.notify_all();
+}
+
+void HttpServer::Impl::Stop() {
+  if (stopping_.exchange(true)) return;
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [ptr, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->Shutdown();
+  live.clear();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return sessions_.empty(); });
+  }
+  work_.reset();
+  ioc_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::~HttpServer() {
+  if (impl_) impl_->Stop();
+}
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
+                                                         InferenceService* service) {
+  if (options.threads == 0) options.threads = 1;
+  auto impl = std::make_unique<Impl>(std::move(options), service);
+  MM_RETURN_IF_ERROR(impl->Bind());
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Start() { impl_->Start(); }
+void HttpServer::Stop() { impl_->Stop(); }
+uint16_t HttpServer::port() const { return impl_->port(); }
+
+}  // namespace mm

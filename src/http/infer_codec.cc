@@ -1,0 +1,979 @@
+#include "http/infer_codec.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <unordered_set>
+
+#include "core/bytes_tensor.h"
+#include "http/json_writer.h"
+
+namespace mm {
+
+static_assert(kRequestBodyPadding >= simdjson::SIMDJSON_PADDING);
+
+namespace {
+
+namespace dom = simdjson::dom;
+using dom::element_type;
+
+// ------------------------------------------------------------ float formats
+
+// IEEE binary format with `kExp` exponent and `kMant` mantissa bits, held in uint16.
+template <int kExp, int kMant>
+struct SmallFloat {
+  static constexpr int kBias = (1 << (kExp - 1)) - 1;
+  static constexpr uint16_t kExpMask = ((1u << kExp) - 1) << kMant;
+
+  // Rounds `d` to nearest, ties to even. Sets `overflow` when a finite `d`
+  // rounds to infinity.
+  static uint16_t FromDouble(double d, bool& overflow) {
+    overflow = false;
+    const uint64_t bits = std::bit_cast<uint64_t>(d);
+    const uint16_t sign = static_cast<uint16_t>((bits >> 63) << (kExp + kMant));
+    const int exp_field = static_cast<int>((bits >> 52) & 0x7FF);
+    const uint64_t frac = bits & ((uint64_t{1} << 52) - 1);
+    if (exp_field == 0x7FF) {  // Inf or NaN
+      return sign | kExpMask | (frac != 0 ? (1u << (kMant - 1)) : 0u);
+    }
+    if (exp_field == 0) return sign;  // zero or a double subnormal: far below our range
+    const int e = exp_field - 1023;
+    const uint64_t m = frac | (uint64_t{1} << 52);  // 53 significant bits
+    constexpr int kEmin = 1 - kBias;
+    if (e > kBias) {
+      overflow = true;
+      return sign | kExpMask;
+    }
+    uint32_t base;  // exponent and truncated mantissa, contiguous so a carry rounds up
+    int shift;
+    if (e >= kEmin) {
+      shift = 52 - kMant;
+      base = (static_cast<uint32_t>(e + kBias) << kMant) |
+             static_cast<uint32_t>((m >> shift) & ((1u << kMant) - 1));
+    } else {
+      shift = 52 - kMant + (kEmin - e);
+      if (shift > 54) return sign;  // below half the smallest subnormal
+      base = static_cast<uint32_t>(m >> shift);
+    }
+    const uint64_t half = uint64_t{1} << (shift - 1);
+    const uint64_t rest = m & ((uint64_t{1} << shift) - 1);
+    if (rest > half || (rest == half && (base & 1))) ++base;
+    if ((base & kExpMask) == kExpMask) overflow = true;
+    return sign | static_cast<uint16_t>(base);
+  }
+};
+using Half = SmallFloat<5, 10>;
+using BFloat16 = SmallFloat<8, 7>;
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h >> 15) << 31;
+  const uint32_t exp = (h >> 10) & 0x1F;
+  const uint32_t mant = h & 0x3FF;
+  if (exp == 0) {
+    float v = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -v : v;
+  }
+  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));
+  return std::bit_cast<float>(sign | ((exp - 15 + 127) << 23) | (mant << 13));
+}
+
+float Bf16ToFloat(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+
+// ------------------------------------------------------------ JSON helpers
+
+std::string_view JsonTypeName(element_type t) {
+  switch (t) {
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE:
+      return "a number";
+    case element_type::STRING:
+      return "a string";
+    case element_type::BOOL:
+      return "a boolean";
+    case element_type::NULL_VALUE:
+      return "null";
+  }
+  return "?";
+}
+
+Status WrongType(std::string_view where, std::string_view expected, dom::element e) {
+  return InvalidArgument(std::string(where) + " must be " + std::string(expected) + ", got " +
+                         std::string(JsonTypeName(e.type())));
+}
+
+bool IsNumber(element_type t) {
+  return t == element_type::INT64 || t == element_type::UINT64 || t == element_type::DOUBLE;
+}
+
+// Parses a non-negative JSON integer (shape dims, sizes) that fits int64.
+bool GetNonNegative(dom::element e, int64_t& out) {
+  if (e.type() == element_type::INT64) {
+    out = e.get_int64().value_unsafe();
+    return out >= 0;
+  }
+  return false;
+}
+
+// KServe parameters: an object of bool / int64 / double / string.
+Status DecodeParameters(dom::element e, std::string_view where, Parameters& out) {
+  dom::object obj;
+  if (e.get_object().get(obj)) return WrongType(where, "an object", e);
+  for (dom::key_value_pair kv : obj) {
+    ParameterValue v;
+    switch (kv.value.type()) {
+      case element_type::BOOL:
+        v = kv.value.get_bool().value_unsafe();
+        break;
+      case element_type::INT64:
+        v = kv.value.get_int64().value_unsafe();
+        break;
+      case element_type::DOUBLE:
+        v = kv.value.get_double().value_unsafe();
+        break;
+      case element_type::STRING:
+        v = std::string(kv.value.get_string().value_unsafe());
+        break;
+      case element_type::UINT64:
+        return InvalidArgument(std::string(where) + " '" + std::string(kv.key) +
+                               "' is out of range for a 64-bit signed integer");
+      default:
+        return WrongType(std::string(where) + " '" + std::string(kv.key) + "'",
+                         "a boolean, number or string", kv.value);
+    }
+    if (!out.emplace(std::string(kv.key), std::move(v)).second) {
+      return InvalidArgument(std::string(where) + " has '" + std::string(kv.key) + "' twice");
+    }
+  }
+  return OkStatus();
+}
+
+// ------------------------------------------------------------ tensor data
+
+// Checks that `data` is a rectangular nest of arrays (or one scalar) and
+// counts its leaves, so that no buffer is sized before the data backs it.
+class NestChecker {
+ public:
+  Status Check(dom::element data, std::string_view what, int64_t& leaves) {
+    leaves_ = 0;
+    if (data.type() != element_type::ARRAY) {
+      leaves = 1;
+      return OkStatus();
+    }
+    if (!Walk(data.get_array().value_unsafe(), 0)) {
+      return InvalidArgument(std::string(what) +
+                             ": nested 'data' is ragged (sibling arrays differ in length or "
+                             "depth)");
+    }
+    leaves = leaves_;
+    return OkStatus();
+  }
+
+ private:
+  bool Walk(dom::array a, size_t depth) {
+    if (leaf_depth_ >= 0 && static_cast<ptrdiff_t>(depth) > leaf_depth_) return false;
+    int64_t len = 0;
+    for (dom::element e : a) {
+      ++len;
+      if (e.type() == element_type::ARRAY) {
+        if (!Walk(e.get_array().value_unsafe(), depth + 1)) return false;
+      } else {
+        if (leaf_depth_ < 0) leaf_depth_ = static_cast<ptrdiff_t>(depth);
+        if (leaf_depth_ != static_cast<ptrdiff_t>(depth) || max_array_depth_ > leaf_depth_) {
+          return false;
+        }
+        ++leaves_;
+      }
+    }
+    if (depth >= lengths_.size()) lengths_.resize(depth + 1, -1);
+    if (lengths_[depth] < 0) {
+      lengths_[depth] = len;
+    } else if (lengths_[depth] != len) {
+      return false;
+    }
+    max_array_depth_ = std::max(max_array_depth_, static_cast<ptrdiff_t>(depth));
+    return true;
+  }
+
+  std::vector<int64_t> lengths_;  // array length seen at each depth (-1: none yet)
+  ptrdiff_t leaf_depth_ = -1;     // depth of the arrays that hold scalars
+  ptrdiff_t max_array_depth_ = -1;
+  int64_t leaves_ = 0;
+};
+
+// Calls `f(element)` for each leaf of `data` in row-major order; stops at the
+// first false and reports its flat index.
+template <typename F>
+bool ForEachLeaf(dom::element data, F& f, int64_t& index) {
+  if (data.type() != element_type::ARRAY) {
+    if (!f(data)) return false;
+    ++index;
+    return true;
+  }
+  const dom::array arr = data.get_array().value_unsafe();  // not a temporary: loop below
+  for (dom::element e : arr) {
+    if (e.type() == element_type::ARRAY) {
+      if (!ForEachLeaf(e, f, index)) return false;
+    } else {
+      if (!f(e)) return false;
+      ++index;
+    }
+  }
+  return true;
+}
+
+// Exclusive upper bound of integer type T as a double: 2^digits.
+template <typename T>
+constexpr double kIntLimit = static_cast<double>(uint64_t{1}
+                                                 << (std::numeric_limits<T>::digits - 1)) *
+                             2;
+
+template <typename T>
+bool ToInteger(dom::element e, T& out) {
+  switch (e.type()) {
+    case element_type::INT64: {
+      const int64_t v = e.get_int64().value_unsafe();
+      if constexpr (std::is_signed_v<T>) {
+        if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) return false;
+      } else {
+        if (v < 0 || static_cast<uint64_t>(v) > std::numeric_limits<T>::max()) return false;
+      }
+      out = static_cast<T>(v);
+      return true;
+    }
+    case element_type::UINT64: {
+      const uint64_t v = e.get_uint64().value_unsafe();
+      if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+      out = static_cast<T>(v);
+      return true;
+    }
+    case element_type::DOUBLE: {  // accepted when integral: 3.0, 1e2
+      const double d = e.get_double().value_unsafe();
+      const double lo = static_cast<double>(std::numeric_limits<T>::min());
+      if (!(d >= lo && d < kIntLimit<T>) || std::trunc(d) != d) return false;
+      out = static_cast<T>(d);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// A JSON number, or one of the strings that stand for NaN and infinities.
+bool ToDouble(dom::element e, double& out) {
+  const element_type t = e.type();
+  if (IsNumber(t)) {
+    out = e.get_double().value_unsafe();
+    return true;
+  }
+  if (t == element_type::STRING) {
+    const std::string_view s = e.get_string().value_unsafe();
+    if (s == "NaN") {
+      out = std::numeric_limits<double>::quiet_NaN();
+    } else if (s == "Infinity") {
+      out = std::numeric_limits<double>::infinity();
+    } else if (s == "-Infinity") {
+      out = -std::numeric_limits<double>::infinity();
+    } else {
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+// Largest magnitude that still rounds to a finite float (FLT_MAX + half an ulp, exclusive).
+constexpr double kFloatOverflow = 0x1.ffffffp+127;
+
+bool ToFloat(dom::element e, float& out) {
+  double d;
+  if (!ToDouble(e, d)) return false;
+  if (std::isfinite(d) && std::fabs(d) >= kFloatOverflow) return false;
+  out = static_cast<float>(d);
+  return true;
+}
+
+template <typename Format>
+bool ToSmallFloat(dom::element e, uint16_t& out) {
+  double d;
+  if (!ToDouble(e, d)) return false;
+  bool overflow;
+  out = Format::FromDouble(d, overflow);
+  return !overflow;
+}
+
+// Why element `e` could not be converted to `dtype` (called only on failure).
+std::string DescribeBadElement(dom::element e, DataType dtype) {
+  const element_type t = e.type();
+  const std::string type_name(DataTypeName(dtype));
+  std::string value;
+  if (IsNumber(t)) {
+    value = simdjson::minify(e);
+  }
+  switch (dtype) {
+    case DataType::kBool:
+      return "expected true or false, got " +
+             (value.empty() ? std::string(JsonTypeName(t)) : value);
+    case DataType::kBytes:
+      return "expected a string, got " + (value.empty() ? std::string(JsonTypeName(t)) : value);
+    case DataType::kFp16:
+    case DataType::kBf16:
+    case DataType::kFp32:
+    case DataType::kFp64:
+      if (IsNumber(t)) return value + " is out of range for " + type_name;
+      if (t == element_type::STRING) {
+        return "expected a number (or \"NaN\", \"Infinity\", \"-Infinity\"), got a string";
+      }
+      return "expected a number, got " + std::string(JsonTypeName(t));
+    default:
+      if (t == element_type::DOUBLE) {
+        const double d = e.get_double().value_unsafe();
+        if (std::trunc(d) != d) return value + " is not an integer";
+      }
+      if (IsNumber(t)) return value + " is out of range for " + type_name;
+      return "expected an integer, got " + std::string(JsonTypeName(t));
+  }
+}
+
+// Converts every leaf of `data` with `convert(element, T&)` into a new buffer.
+template <typename T, typename Convert>
+Status ConvertFixed(dom::element data, int64_t count, DataType dtype, std::string_view what,
+                    Convert convert, Tensor& t) {
+  auto buffer = std::make_shared<ByteBuffer>(static_cast<size_t>(count) * sizeof(T));
+  T* out = reinterpret_cast<T*>(buffer->bytes.get());
+  dom::element bad;
+  auto f = [&](dom::element e) {
+    if (!convert(e, *out)) {
+      bad = e;
+      return false;
+    }
+    ++out;
+    return true;
+  };
+  int64_t index = 0;
+  if (!ForEachLeaf(data, f, index)) {
+    return InvalidArgument(std::string(what) + ": element " + std::to_string(index) + ": " +
+                           DescribeBadElement(bad, dtype));
+  }
+  AttachBuffer(t, std::move(buffer));
+  return OkStatus();
+}
+
+Status ConvertBytes(dom::element data, std::string_view what, Tensor& t) {
+  // First pass sizes the serialized form exactly; the second fills it.
+  size_t total = 0;
+  dom::element bad;
+  auto measure = [&](dom::element e) {
+    if (e.type() != element_type::STRING) {
+      bad = e;
+      return false;
+    }
+    total += 4 + e.get_string_length().value_unsafe();
+    return true;
+  };
+  int64_t index = 0;
+  if (!ForEachLeaf(data, measure, index)) {
+    return InvalidArgument(std::string(what) + ": element " + std::to_string(index) + ": " +
+                           DescribeBadElement(bad, DataType::kBytes));
+  }
+  auto serialized = std::make_shared<std::string>();
+  serialized->reserve(total);
+  auto fill = [&](dom::element e) {
+    AppendBytesElement(e.get_string().value_unsafe(), *serialized);
+    return true;
+  };
+  index = 0;
+  ForEachLeaf(data, fill, index);
+  t.data = std::as_bytes(std::span<const char>(serialized->data(), serialized->size()));
+  t.owner = std::move(serialized);
+  return OkStatus();
+}
+
+Status DecodeJsonData(dom::element data, int64_t count, std::string_view what, Tensor& t) {
+  int64_t leaves;
+  MM_RETURN_IF_ERROR(NestChecker().Check(data, what, leaves));
+  if (leaves != count) {
+    return InvalidArgument(std::string(what) + ": expected " + std::to_string(count) +
+                           " elements for shape " + ShapeToString(t.shape) + ", got " +
+                           std::to_string(leaves));
+  }
+  const DataType dt = t.dtype;
+  switch (dt) {
+    case DataType::kBool:
+      return ConvertFixed<uint8_t>(
+          data, count, dt, what,
+          [](dom::element e, uint8_t& o) {
+            if (e.type() != element_type::BOOL) return false;
+            o = e.get_bool().value_unsafe() ? 1 : 0;
+            return true;
+          },
+          t);
+    case DataType::kUint8:
+      return ConvertFixed<uint8_t>(data, count, dt, what, ToInteger<uint8_t>, t);
+    case DataType::kUint16:
+      return ConvertFixed<uint16_t>(data, count, dt, what, ToInteger<uint16_t>, t);
+    case DataType::kUint32:
+      return ConvertFixed<uint32_t>(data, count, dt, what, ToInteger<uint32_t>, t);
+    case DataType::kUint64:
+      return ConvertFixed<uint64_t>(data, count, dt, what, ToInteger<uint64_t>, t);
+    case DataType::kInt8:
+      return ConvertFixed<int8_t>(data, count, dt, what, ToInteger<int8_t>, t);
+    case DataType::kInt16:
+      return ConvertFixed<int16_t>(data, count, dt, what, ToInteger<int16_t>, t);
+    case DataType::kInt32:
+      return ConvertFixed<int32_t>(data, count, dt, what, ToInteger<int32_t>, t);
+    case DataType::kInt64:
+      return ConvertFixed<int64_t>(data, count, dt, what, ToInteger<int64_t>, t);
+    case DataType::kFp16:
+      return ConvertFixed<uint16_t>(data, count, dt, what, ToSmallFloat<Half>, t);
+    case DataType::kBf16:
+      return ConvertFixed<uint16_t>(data, count, dt, what, ToSmallFloat<BFloat16>, t);
+    case DataType::kFp32:
+      return ConvertFixed<float>(data, count, dt, what, ToFloat, t);
+    case DataType::kFp64:
+      return ConvertFixed<double>(data, count, dt, what, ToDouble, t);
+    case DataType::kBytes:
+      return ConvertBytes(data, what, t);
+    case DataType::kInvalid:
+      break;
+  }
+  return Internal(std::string(what) + ": unhandled datatype");
+}
+
+// Validates a binary slice against the tensor's datatype and shape.
+Status CheckBinary(std::span<const std::byte> slice, int64_t count, std::string_view what,
+                   const Tensor& t) {
+  if (t.dtype == DataType::kBytes) {
+    return SplitBytesTensor(slice, count, what).status();
+  }
+  const size_t elem = DataTypeSize(t.dtype);
+  if (slice.size() % elem != 0 || slice.size() / elem != static_cast<uint64_t>(count)) {
+    return InvalidArgument(std::string(what) + ": binary_data_size is " +
+                           std::to_string(slice.size()) + " bytes but shape " +
+                           ShapeToString(t.shape) + " of " + std::string(DataTypeName(t.dtype)) +
+                           " needs " + std::to_string(count) + " x " + std::to_string(elem));
+  }
+  if (t.dtype == DataType::kBool) {
+    const auto* p = reinterpret_cast<const uint8_t*>(slice.data());
+    for (size_t i = 0; i < slice.size(); ++i) {
+      if (p[i] > 1) {
+        return InvalidArgument(std::string(what) + ": BOOL element " + std::to_string(i) + " is " +
+                               std::to_string(p[i]) + ", expected 0 or 1");
+      }
+    }
+  }
+  return OkStatus();
+}
+
+// ------------------------------------------------------------ request
+
+struct PendingBinary {
+  size_t input;  // index into request.inputs
+  int64_t count;
+  uint64_t size;
+};
+
+class RequestDecoder {
+ public:
+  // `header_given`: whether Inference-Header-Content-Length was sent (for messages).
+  RequestDecoder(const std::shared_ptr<const std::string>& body, size_t header_length,
+                 bool header_given)
+      : body_(body), header_length_(header_length), header_given_(header_given) {}
+
+  Status Decode(dom::element root, DecodedInferRequest& out) {
+    dom::object obj;
+    if (root.get_object().get(obj)) return WrongType("the request", "a JSON object", root);
+    bool seen_id = false, seen_params = false, seen_inputs = false, seen_outputs = false;
+    auto once = [](bool& seen, std::string_view key) {
+      if (seen) return InvalidArgument("the request has '" + std::string(key) + "' twice");
+      seen = true;
+      return OkStatus();
+    };
+    for (dom::key_value_pair kv : obj) {
+      if (kv.key == "id") {
+        MM_RETURN_IF_ERROR(once(seen_id, kv.key));
+        std::string_view id;
+        if (kv.value.get_string().get(id)) return WrongType("'id'", "a string", kv.value);
+        out.request.id = std::string(id);
+      } else if (kv.key == "parameters") {
+        MM_RETURN_IF_ERROR(once(seen_params, kv.key));
+        MM_RETURN_IF_ERROR(DecodeRequestParameters(kv.value, out));
+      } else if (kv.key == "inputs") {
+        MM_RETURN_IF_ERROR(once(seen_inputs, kv.key));
+        MM_RETURN_IF_ERROR(DecodeInputs(kv.value, out.request));
+      } else if (kv.key == "outputs") {
+        MM_RETURN_IF_ERROR(once(seen_outputs, kv.key));
+        MM_RETURN_IF_ERROR(DecodeOutputs(kv.value, out));
+      }  // other keys are ignored, as KServe allows extensions
+    }
+    if (!seen_inputs) return InvalidArgument("the request has no 'inputs'");
+    return AttachBinary(out.request);
+  }
+
+ private:
+  Status DecodeRequestParameters(dom::element e, DecodedInferRequest& out) {
+    Parameters& params = out.request.parameters;
+    MM_RETURN_IF_ERROR(DecodeParameters(e, "request 'parameters'", params));
+    if (auto it = params.find("binary_data_output"); it != params.end()) {
+      const bool* b = std::get_if<bool>(&it->second);
+      if (b == nullptr) {
+        return InvalidArgument("request parameter 'binary_data_output' must be a boolean");
+      }
+      out.format.binary_data_output = *b;
+      params.erase(it);
+    }
+    return OkStatus();
+  }
+
+  Status DecodeInputs(dom::element e, InferRequest& request) {
+    dom::array arr;
+    if (e.get_array().get(arr)) return WrongType("'inputs'", "an array", e);
+    request.inputs.reserve(std::min<size_t>(arr.size(), 64));  // a hint; size() saturates
+    std::unordered_set<std::string_view> names;
+    size_t index = 0;
+    for (dom::element input : arr) {
+      MM_RETURN_IF_ERROR(DecodeInput(input, index++, names, request));
+    }
+    return OkStatus();
+  }
+
+  Status DecodeInput(dom::element e, size_t index, std::unordered_set<std::string_view>& names,
+                     InferRequest& request) {
+    const std::string where = "inputs[" + std::to_string(index) + "]";
+    dom::object obj;
+    if (e.get_object().get(obj)) return WrongType(where, "an object", e);
+    std::optional<std::string_view> name, datatype;
+    std::optional<dom::element> shape, params, data;
+    for (dom::key_value_pair kv : obj) {
+      std::optional<dom::element>* slot = nullptr;
+      if (kv.key == "name" || kv.key == "datatype") {
+        auto& field = kv.key == "name" ? name : datatype;
+        if (field) return InvalidArgument(where + " has '" + std::string(kv.key) + "' twice");
+        std::string_view s;
+        if (kv.value.get_string().get(s)) {
+          return WrongType(where + " '" + std::string(kv.key) + "'", "a string", kv.value);
+        }
+        field = s;
+        continue;
+      }
+      if (kv.key == "shape") slot = &shape;
+      if (kv.key == "parameters") slot = &params;
+      if (kv.key == "data") slot = &data;
+      if (slot == nullptr) continue;
+      if (*slot) return InvalidArgument(where + " has '" + std::string(kv.key) + "' twice");
+      *slot = kv.value;
+    }
+    if (!name) return InvalidArgument(where + " has no 'name'");
+    if (name->empty()) return InvalidArgument(where + " has an empty 'name'");
+    std::string what = "input '" + std::string(*name) + "'";
+    if (!names.insert(*name).second) return InvalidArgument(what + " appears twice");
+    if (!datatype) return InvalidArgument(what + " has no 'datatype'");
+    if (!shape) return InvalidArgument(what + " has no 'shape'");
+
+    Tensor& t = request.inputs.emplace_back();
+    t.name = std::string(*name);
+    std::optional<DataType> dt = DataTypeFromName(*datatype);
+    if (!dt) {
+      return InvalidArgument(what + ": unknown datatype '" + std::string(*datatype) + "'");
+    }
+    t.dtype = *dt;
+    MM_RETURN_IF_ERROR(DecodeShape(*shape, what, t.shape));
+    MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(t.shape, what));
+
+    std::optional<uint64_t> binary_size;
+    if (params) {
+      dom::object pobj;
+      if (params->get_object().get(pobj))
+        return WrongType(what + " 'parameters'", "an object", *params);
+      for (dom::key_value_pair kv : pobj) {
+        if (kv.key != "binary_data_size") continue;
+        int64_t size;
+        if (binary_size || !GetNonNegative(kv.value, size)) {
+          return InvalidArgument(what + ": 'binary_data_size' must be given once, as a " +
+                                 "non-negative integer");
+        }
+        binary_size = static_cast<uint64_t>(size);
+      }
+    }
+    if (data && binary_size) {
+      return InvalidArgument(what + " has both 'data' and 'binary_data_size'");
+    }
+    if (data) return DecodeJsonData(*data, count, what, t);
+    if (binary_size) {
+      pending_.push_back({request.inputs.size() - 1, count, *binary_size});
+      return OkStatus();
+    }
+    return InvalidArgument(what + " has neither 'data' nor 'binary_data_size'");
+  }
+
+  static Status DecodeShape(dom::element e, std::string_view what, Shape& shape) {
+    dom::array arr;
+    if (e.get_array().get(arr)) return WrongType(std::string(what) + " 'shape'", "an array", e);
+    for (dom::element d : arr) {
+      if (d.type() == element_type::INT64) {
+        shape.push_back(d.get_int64().value_unsafe());  // negatives: ElementCount rejects them
+      } else {
+        return InvalidArgument(
+            std::string(what) + ": 'shape' must hold integers that fit " + "int64, got " +
+            (IsNumber(d.type()) ? simdjson::minify(d) : std::string(JsonTypeName(d.type()))));
+      }
+    }
+    return OkStatus();
+  }
+
+  Status DecodeOutputs(dom::element e, DecodedInferRequest& out) {
+    dom::array arr;
+    if (e.get_array().get(arr)) return WrongType("'outputs'", "an array", e);
+    std::unordered_set<std::string_view> names;
+    size_t index = 0;
+    for (dom::element o : arr) {
+      const std::string where = "outputs[" + std::to_string(index++) + "]";
+      dom::object obj;
+      if (o.get_object().get(obj)) return WrongType(where, "an object", o);
+      std::optional<std::string_view> name;
+      std::optional<dom::element> params;
+      for (dom::key_value_pair kv : obj) {
+        if (kv.key == "name") {
+          if (name) return InvalidArgument(where + " has 'name' twice");
+          std::string_view s;
+          if (kv.value.get_string().get(s))
+            return WrongType(where + " 'name'", "a string", kv.value);
+          name = s;
+        } else if (kv.key == "parameters") {
+          if (params) return InvalidArgument(where + " has 'parameters' twice");
+          params = kv.value;
+        }
+      }
+      if (!name) return InvalidArgument(where + " has no 'name'");
+      if (name->empty()) return InvalidArgument(where + " has an empty 'name'");
+      const std::string what = "output '" + std::string(*name) + "'";
+      if (!names.insert(*name).second) return InvalidArgument(what + " is requested twice");
+      RequestedOutput& r = out.request.outputs.emplace_back();
+      r.name = std::string(*name);
+      if (!params) continue;
+      MM_RETURN_IF_ERROR(DecodeParameters(*params, what + " 'parameters'", r.parameters));
+      if (auto it = r.parameters.find("binary_data"); it != r.parameters.end()) {
+        const bool* b = std::get_if<bool>(&it->second);
+        if (b == nullptr) return InvalidArgument(what + ": 'binary_data' must be a boolean");
+        out.format.per_output_binary.emplace_back(r.name, *b);
+        r.parameters.erase(it);
+      }
+      if (auto it = r.parameters.find("class_count"); it != r.parameters.end()) {
+        const int64_t* n = std::get_if<int64_t>(&it->second);
+        if (n == nullptr || *n < 0) {
+          return InvalidArgument(what + ": 'class_count' must be a non-negative integer");
+        }
+        if (*n != 0) {
+          return Unimplemented(what + ": 'class_count' (the classification extension) is not " +
+                               "supported");
+        }
+        r.parameters.erase(it);
+      }
+    }
+    return OkStatus();
+  }
+
+  // Points binary inputs at their slices of the body after the JSON header.
+  Status AttachBinary(InferRequest& request) {
+    const size_t available = body_->size() - header_length_;
+    uint64_t declared = 0;
+    for (const PendingBinary& p : pending_) {
+      if (p.size > std::numeric_limits<uint64_t>::max() - declared) {
+        declared = std::numeric_limits<uint64_t>::max();
+        break;
+      }
+      declared += p.size;
+    }
+    if (declared != available) {
+      return InvalidArgument("binary section has " + std::to_string(available) +
+                             " bytes but inputs declare " + std::to_string(declared) +
+                             (header_given_ || pending_.empty()
+                                  ? ""
+                                  : " (no Inference-Header-Content-Length header was given)"));
+    }
+    size_t offset = header_length_;
+    for (const PendingBinary& p : pending_) {
+      Tensor& t = request.inputs[p.input];
+      const auto size = static_cast<size_t>(p.size);
+      std::span<const std::byte> slice(reinterpret_cast<const std::byte*>(body_->data()) + offset,
+                                       size);
+      MM_RETURN_IF_ERROR(CheckBinary(slice, p.count, "input '" + t.name + "'", t));
+      t.data = slice;
+      t.owner = body_;
+      offset += size;
+    }
+    return OkStatus();
+  }
+
+  const std::shared_ptr<const std::string>& body_;
+  const size_t header_length_;
+  const bool header_given_;
+  std::vector<PendingBinary> pending_;
+};
+
+// One parser per thread: its buffers are reused across requests, and released
+// after a request that grew them past kMaxRetainedCapacity.
+constexpr size_t kMaxRetainedCapacity = size_t{16} << 20;
+
+}  // namespace
+
+bool HttpResponseFormat::IsBinary(std::string_view name) const {
+  for (const auto& [output, binary] : per_output_binary) {
+    if (output == name) return binary;
+  }
+  return binary_data_output;
+}
+
+StatusOr<DecodedInferRequest> DecodeInferRequest(std::shared_ptr<const std::string> body,
+                                                 std::optional<size_t> header_length) {
+  if (body == nullptr) return InvalidArgument("the request has no body");
+  const size_t json_size = header_length.value_or(body->size());
+  if (json_size > body->size()) {
+    return InvalidArgument("Inference-Header-Content-Length is " + std::to_string(json_size) +
+                           " but the body has only " + std::to_string(body->size()) + " bytes");
+  }
+  if (json_size == 0) return InvalidArgument("the request JSON is empty");
+
+  thread_local dom::parser parser;
+  DecodedInferRequest out;
+  Status status;
+  {
+    // Parse in place when the body's own allocation covers simdjson's padding.
+    const bool copy = body->capacity() < json_size + simdjson::SIMDJSON_PADDING;
+    dom::element root;
+    simdjson::error_code err = parser.parse(body->data(), json_size, copy).get(root);
+    if (err == simdjson::UTF8_ERROR) {
+      status = InvalidArgument("the request JSON is not valid UTF-8");
+    } else if (err) {
+      status = InvalidArgument(std::string("the request JSON is invalid: ") +
+                               simdjson::error_message(err));
+    } else {
+      RequestDecoder decoder(body, json_size, header_length.has_value());
+      status = decoder.Decode(root, out);
+    }
+  }
+  if (parser.capacity() > kMaxRetainedCapacity) parser = dom::parser();
+  if (!status.ok()) return status;
+  out.request.body = std::move(body);
+  return out;
+}
+
+// ------------------------------------------------------------ response
+
+namespace {
+
+// Rough JSON bytes per element, to reserve the output once.
+size_t JsonBytesPerElement(DataType dt) {
+  switch (dt) {
+    case DataType::kBool:
+      return 6;
+    case DataType::kUint8:
+    case DataType::kInt8:
+      return 5;
+    case DataType::kUint16:
+    case DataType::kInt16:
+      return 7;
+    case DataType::kUint32:
+    case DataType::kInt32:
+      return 12;
+    case DataType::kFp16:
+    case DataType::kBf16:
+      return 14;
+    case DataType::kFp32:
+      return 16;
+    default:
+      return 24;
+  }
+}
+
+template <typename T>
+T Load(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));  // output data may be unaligned (a view into a request body)
+  return v;
+}
+
+template <typename T, typename Append>
+void AppendElements(std::string& out, std::span<const std::byte> data, Append append) {
+  const size_t n = data.size() / sizeof(T);
+  for (size_t i = 0; i < n; ++i) {
+    if (i) out.push_back(',');
+    append(out, Load<T>(data.data() + i * sizeof(T)));
+  }
+}
+
+void AppendData(std::string& out, const Tensor& t,
+                const std::vector<std::string_view>& bytes_elements) {
+  auto d = t.data;
+  switch (t.dtype) {
+    case DataType::kBool:
+      AppendElements<uint8_t>(out, d, [](std::string& o, uint8_t v) { AppendJsonBool(o, v != 0); });
+      break;
+    case DataType::kUint8:
+      AppendElements<uint8_t>(out, d, [](std::string& o, uint8_t v) { AppendJsonUint(o, v); });
+      break;
+    case DataType::kUint16:
+      AppendElements<uint16_t>(out, d, [](std::string& o, uint16_t v) { AppendJsonUint(o, v); });
+      break;
+    case DataType::kUint32:
+      AppendElements<uint32_t>(out, d, [](std::string& o, uint32_t v) { AppendJsonUint(o, v); });
+      break;
+    case DataType::kUint64:
+      AppendElements<uint64_t>(out, d, [](std::string& o, uint64_t v) { AppendJsonUint(o, v); });
+      break;
+    case DataType::kInt8:
+      AppendElements<int8_t>(out, d, [](std::string& o, int8_t v) { AppendJsonInt(o, v); });
+      break;
+    case DataType::kInt16:
+      AppendElements<int16_t>(out, d, [](std::string& o, int16_t v) { AppendJsonInt(o, v); });
+      break;
+    case DataType::kInt32:
+      AppendElements<int32_t>(out, d, [](std::string& o, int32_t v) { AppendJsonInt(o, v); });
+      break;
+    case DataType::kInt64:
+      AppendElements<int64_t>(out, d, [](std::string& o, int64_t v) { AppendJsonInt(o, v); });
+      break;
+    case DataType::kFp16:
+      AppendElements<uint16_t>(
+          out, d, [](std::string& o, uint16_t v) { AppendJsonFloat(o, HalfToFloat(v)); });
+      break;
+    case DataType::kBf16:
+      AppendElements<uint16_t>(
+          out, d, [](std::string& o, uint16_t v) { AppendJsonFloat(o, Bf16ToFloat(v)); });
+      break;
+    case DataType::kFp32:
+      AppendElements<float>(out, d, [](std::string& o, float v) { AppendJsonFloat(o, v); });
+      break;
+    case DataType::kFp64:
+      AppendElements<double>(out, d, [](std::string& o, double v) { AppendJsonDouble(o, v); });
+      break;
+    case DataType::kBytes:
+      for (size_t i = 0; i < bytes_elements.size(); ++i) {
+        if (i) out.push_back(',');
+        AppendJsonString(out, bytes_elements[i]);
+      }
+      break;
+    case DataType::kInvalid:
+      break;
+  }
+}
+
+Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std::string& out,
+                     std::vector<std::span<const std::byte>>& chunks) {
+  // Validate first and size the output once.
+  size_t estimate = 128 + r.id.size() + r.model_name.size() + r.model_version.size();
+  for (const Tensor& t : r.outputs) {
+    const std::string what = "output '" + t.name + "'";
+    if (t.dtype == DataType::kInvalid || DataTypeName(t.dtype) == "INVALID") {
+      return Internal(what + " has no valid datatype");
+    }
+    auto count = ElementCount(t.shape, what);
+    if (!count.ok()) return Internal(count.status().message());
+    if (t.dtype != DataType::kBytes) {
+      const size_t elem = DataTypeSize(t.dtype);
+      if (t.data.size() % elem != 0 || t.data.size() / elem != static_cast<uint64_t>(*count)) {
+        return Internal(what + " holds " + std::to_string(t.data.size()) + " bytes, not " +
+                        std::to_string(*count) + " " + std::string(DataTypeName(t.dtype)) +
+                        " elements for shape " + ShapeToString(t.shape));
+      }
+    }
+    estimate += 96 + t.name.size() + 21 * t.shape.size();
+    if (!fmt.IsBinary(t.name)) {
+      estimate += t.dtype == DataType::kBytes
+                      ? t.data.size() + static_cast<size_t>(*count) * 3
+                      : static_cast<size_t>(*count) * JsonBytesPerElement(t.dtype);
+    }
+  }
+  out.reserve(estimate);
+
+  out.append("{\"model_name\":");
+  AppendJsonString(out, r.model_name);
+  out.append(",\"model_version\":");
+  AppendJsonString(out, r.model_version);
+  if (!r.id.empty()) {
+    out.append(",\"id\":");
+    AppendJsonString(out, r.id);
+  }
+  if (!r.parameters.empty()) {
+    out.append(",\"parameters\":");
+    AppendJsonParameters(out, r.parameters);
+  }
+  out.append(",\"outputs\":[");
+  std::vector<std::string_view> elements;
+  for (size_t i = 0; i < r.outputs.size(); ++i) {
+    const Tensor& t = r.outputs[i];
+    const bool binary = fmt.IsBinary(t.name);
+    elements.clear();
+    if (t.dtype == DataType::kBytes) {
+      const int64_t count = *ElementCount(t.shape, "");
+      auto split = SplitBytesTensor(t.data, count, "output '" + t.name + "'");
+      if (!split.ok()) return Internal(split.status().message());
+      elements = std::move(split).value();
+      if (!binary) {
+        for (size_t e = 0; e < elements.size(); ++e) {
+          if (!IsValidUtf8(elements[e])) {
+            return InvalidArgument("output '" + t.name + "': BYTES element " + std::to_string(e) +
+                                   " is not valid UTF-8 and cannot be written as JSON; request "
+                                   "the output with \"binary_data\": true");
+          }
+        }
+      }
+    }
+    if (i) out.push_back(',');
+    out.append("{\"name\":");
+    AppendJsonString(out, t.name);
+    out.append(",\"datatype\":\"");
+    out.append(DataTypeName(t.dtype));
+    out.append("\",\"shape\":[");
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      if (d) out.push_back(',');
+      AppendJsonInt(out, t.shape[d]);
+    }
+    out.push_back(']');
+    if (binary) {
+      out.append(",\"parameters\":{\"binary_data_size\":");
+      AppendJsonUint(out, t.data.size());
+      out.append("}}");
+      chunks.push_back(t.data);
+    } else {
+      out.append(",\"data\":[");
+      AppendData(out, t, elements);
+      out.append("]}");
+    }
+  }
+  out.append("]}");
+  return OkStatus();
+}
+
+}  // namespace
+
+Status EncodeInferResponse(const InferResponse& r, const HttpResponseFormat& fmt,
+                           std::string& json_out,
+                           std::vector<std::span<const std::byte>>& binary_chunks_out) {
+  json_out.clear();
+  binary_chunks_out.clear();
+  Status status = EncodeOutputs(r, fmt, json_out, binary_chunks_out);
+  if (!status.ok()) {
+    json_out.clear();
+    binary_chunks_out.clear();
+  }
+  return status;
+}
+
+void EncodeError(std::string_view message, std::string& json_out) {
+  json_out.clear();
+  json_out.append("{\"error\":");
+  AppendJsonString(json_out, message);
+  json_out.push_back('}');
+}
+
+}  // namespace mm

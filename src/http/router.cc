@@ -1,0 +1,256 @@
+#include "http/router.h"
+
+#include <charconv>
+
+#include "http/infer_codec.h"
+#include "http/json_writer.h"
+#include "http/repository_codec.h"
+#include "repository/model_config.h"
+
+namespace mm {
+
+namespace {
+
+constexpr size_t kMaxPathSegments = 8;
+
+HttpReply JsonReply(std::string body) {
+  HttpReply r;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpReply EmptyReply(int status) {
+  HttpReply r;
+  r.status = status;
+  return r;
+}
+
+HttpReply MethodNotAllowed(HttpMethod got, std::string allow) {
+  HttpReply r = ErrorReply(
+      Status(StatusCode::kInvalidArgument, "method not allowed here; this path accepts " + allow));
+  r.status = 405;
+  r.allow = std::move(allow);
+  (void)got;
+  return r;
+}
+
+void AppendShape(std::string& out, const Shape& shape) {
+  out += '[';
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ',';
+    AppendJsonInt(out, shape[i]);
+  }
+  out += ']';
+}
+
+void AppendTensorMetadata(std::string& out, const std::vector<TensorMetadata>& tensors) {
+  out += '[';
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, tensors[i].name);
+    out += ",\"datatype\":";
+    AppendJsonString(out, DataTypeName(tensors[i].dtype));
+    out += ",\"shape\":";
+    AppendShape(out, tensors[i].shape);
+    out += '}';
+  }
+  out += ']';
+}
+
+std::string ServerMetadataJson(const ServerMetadata& md) {
+  std::string out = "{\"name\":";
+  AppendJsonString(out, md.name);
+  out += ",\"version\":";
+  AppendJsonString(out, md.version);
+  out += ",\"extensions\":[";
+  for (size_t i = 0; i < md.extensions.size(); ++i) {
+    if (i) out += ',';
+    AppendJsonString(out, md.extensions[i]);
+  }
+  out += "]}";
+  return out;
+}
+
+std::string ModelMetadataJson(const ModelMetadata& md) {
+  std::string out = "{\"name\":";
+  AppendJsonString(out, md.name);
+  out += ",\"versions\":[";
+  for (size_t i = 0; i < md.versions.size(); ++i) {
+    if (i) out += ',';
+    AppendJsonString(out, md.versions[i]);
+  }
+  out += "],\"platform\":";
+  AppendJsonString(out, md.platform);
+  out += ",\"inputs\":";
+  AppendTensorMetadata(out, md.inputs);
+  out += ",\"outputs\":";
+  AppendTensorMetadata(out, md.outputs);
+  out += '}';
+  return out;
+}
+
+std::string IndexJson(const std::vector<ModelVersionStatus>& index) {
+  std::string out = "[";
+  for (size_t i = 0; i < index.size(); ++i) {
+    const auto& s = index[i];
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, s.name);
+    if (s.version > 0) {
+      out += ",\"version\":";
+      AppendJsonString(out, std::to_string(s.version));
+    }
+    out += ",\"state\":";
+    AppendJsonString(out, ModelStateName(s.state));
+    out += ",\"reason\":";
+    AppendJsonString(out, s.reason);
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
+void HandleInfer(InferenceService* service, const HttpRequestView& request, std::string model,
+                 std::string version, ReplyCallback done) {
+  auto decoded = DecodeInferRequest(request.body, request.inference_header_length);
+  if (!decoded.ok()) return done(ErrorReply(decoded.status()));
+  auto infer = std::make_unique<InferRequest>(std::move(decoded->request));
+  infer->model_name = std::move(model);
+  infer->model_version = std::move(version);
+  service->Infer(std::move(infer), [format = std::move(decoded->format), done = std::move(done)](
+                                       StatusOr<std::unique_ptr<InferResponse>> result) {
+    if (!result.ok()) return done(ErrorReply(result.status()));
+    std::shared_ptr<const InferResponse> response = std::move(*result);
+    HttpReply reply;
+    Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
+    if (!s.ok()) return done(ErrorReply(s));
+    if (!reply.tail.empty()) {
+      reply.binary_header = true;
+      reply.tail_owner = std::move(response);
+    }
+    done(std::move(reply));
+  });
+}
+
+}  // namespace
+
+size_t HttpReply::content_length() const {
+  size_t n = body.size();
+  for (const auto& chunk : tail) n += chunk.size();
+  return n;
+}
+
+HttpReply ErrorReply(const Status& status) {
+  HttpReply r;
+  r.status = HttpStatusFor(status.code());
+  EncodeError(status.message(), r.body);
+  return r;
+}
+
+std::optional<std::string> DecodePathSegment(std::string_view segment) {
+  std::string out;
+  out.reserve(segment.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < segment.size(); ++i) {
+    char c = segment[i];
+    if (c == '%') {
+      if (i + 2 >= segment.size()) return std::nullopt;
+      int hi = hex(segment[i + 1]), lo = hex(segment[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      c = static_cast<char>(hi * 16 + lo);
+      if (c == '/' || c == '\0') return std::nullopt;
+      i += 2;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
+  std::string_view path = request.target.substr(0, request.target.find('?'));
+  // Split "/v2/models/m/versions/1/infer" into decoded segments.
+  std::vector<std::string> seg;
+  if (path.empty() || path[0] != '/') {
+    return done(ErrorReply(NotFound("malformed request target '" + std::string(path) + "'")));
+  }
+  size_t pos = 1;
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    auto decoded = DecodePathSegment(path.substr(pos, end - pos));
+    if (!decoded) {
+      return done(ErrorReply(
+          InvalidArgument("malformed percent-encoding in path '" + std::string(path) + "'")));
+    }
+    seg.push_back(std::move(*decoded));
+    if (seg.size() > kMaxPathSegments) break;
+    pos = end + 1;
+  }
+  if (!seg.empty() && seg.back().empty()) seg.pop_back();  // tolerate a trailing '/'
+  auto not_found = [&] { done(ErrorReply(NotFound("no such endpoint: " + std::string(path)))); };
+  const HttpMethod m = request.method;
+  const bool get = m == HttpMethod::kGet || m == HttpMethod::kHead;
+  if (seg.empty() || seg[0] != "v2") return not_found();
+
+  // /v2
+  if (seg.size() == 1) {
+    if (!get) return done(MethodNotAllowed(m, "GET"));
+    return done(JsonReply(ServerMetadataJson(service_->Metadata())));
+  }
+  // /v2/health/{live,ready}
+  if (seg[1] == "health" && seg.size() == 3 && (seg[2] == "live" || seg[2] == "ready")) {
+    if (!get) return done(MethodNotAllowed(m, "GET"));
+    bool ok = seg[2] == "live" ? service_->Live() : service_->Ready();
+    return done(EmptyReply(ok ? 200 : 400));
+  }
+  // /v2/repository/index
+  if (seg[1] == "repository" && seg.size() == 3 && seg[2] == "index") {
+    if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+    auto ready_only = DecodeIndexRequest(*request.body);
+    if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
+    return done(JsonReply(IndexJson(service_->RepositoryIndex(*ready_only))));
+  }
+  // /v2/models/{m}[/versions/{v}][/ready|/config|/infer]
+  if (seg[1] != "models" || seg.size() < 3) return not_found();
+  std::string model = std::move(seg[2]);
+  std::string version;
+  size_t next = 3;
+  if (seg.size() > 3 && seg[3] == "versions") {
+    if (seg.size() < 5) return not_found();
+    version = std::move(seg[4]);
+    next = 5;
+  }
+  if (model.empty()) return not_found();
+  std::string_view action = next < seg.size() ? std::string_view(seg[next]) : "";
+  if (next + 1 < seg.size()) return not_found();
+
+  if (action.empty()) {
+    if (!get) return done(MethodNotAllowed(m, "GET"));
+    auto md = service_->GetModelMetadata(model, version);
+    if (!md.ok()) return done(ErrorReply(md.status()));
+    return done(JsonReply(ModelMetadataJson(*md)));
+  }
+  if (action == "ready") {
+    if (!get) return done(MethodNotAllowed(m, "GET"));
+    return done(EmptyReply(service_->ModelReady(model, version) ? 200 : 400));
+  }
+  if (action == "config") {
+    if (!get) return done(MethodNotAllowed(m, "GET"));
+    auto handle = service_->GetModel(model, version);
+    if (!handle.ok()) return done(ErrorReply(handle.status()));
+    return done(JsonReply(ModelConfigToJson((*handle)->config)));
+  }
+  if (action == "infer") {
+    if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+    return HandleInfer(service_, request, std::move(model), std::move(version), std::move(done));
+  }
+  return not_found();
+}
+
+}  // namespace mm

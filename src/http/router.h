@@ -1,0 +1,59 @@
+// Router: KServe v2 REST (plus Triton's extensions) as a function from a
+// parsed HTTP request to an HttpReply. It knows URLs, methods and JSON, and
+// nothing about sockets, so it is unit-testable and the server stays small.
+//
+// Handle() calls `done` exactly once: synchronously for cheap endpoints, or
+// later from an execution thread for inference.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "service/inference_service.h"
+
+namespace mm {
+
+enum class HttpMethod { kGet, kHead, kPost, kPut, kDelete, kOther };
+
+struct HttpRequestView {
+  HttpMethod method = HttpMethod::kGet;
+  std::string_view target;  // path and query, as received
+  std::shared_ptr<const std::string> body;
+  std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
+};
+
+struct HttpReply {
+  int status = 200;
+  std::string body;                              // JSON (or empty)
+  std::vector<std::span<const std::byte>> tail;  // binary tensor data written after `body`
+  std::shared_ptr<const void> tail_owner;        // keeps `tail` alive until written
+  bool binary_header = false;  // send Inference-Header-Content-Length: body.size()
+  std::string allow;           // for 405: the methods the path accepts
+  size_t content_length() const;
+};
+
+using ReplyCallback = std::function<void(HttpReply)>;
+
+class Router {
+ public:
+  explicit Router(InferenceService* service) : service_(service) {}
+  void Handle(const HttpRequestView& request, ReplyCallback done) const;
+
+ private:
+  InferenceService* const service_;  // not owned
+};
+
+// A reply carrying the KServe error JSON {"error": message}.
+HttpReply ErrorReply(const Status& status);
+
+// Percent-decodes one path segment; nullopt for malformed escapes or a decoded
+// '/' or NUL (which would change how the path splits).
+std::optional<std::string> DecodePathSegment(std::string_view segment);
+
+}  // namespace mm

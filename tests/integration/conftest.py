@@ -1,0 +1,140 @@
+"""Fixtures that start a real mmserve process and talk to it.
+
+The server binary comes from $MMSERVE_BINARY (scripts/run-tests.sh sets it to
+the sanitizer build); it listens on a port the kernel picks (--http-port 0)
+and the fixture reads that port from the server's log.
+"""
+import os
+import re
+import signal
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "models"
+
+
+def binary() -> Path:
+    path = Path(os.environ.get("MMSERVE_BINARY", ROOT / "build" / "asan" / "mmserve"))
+    if not path.exists():
+        pytest.exit(f"mmserve binary not found at {path}: build first (make test)", 2)
+    return path
+
+
+class Server:
+    """One mmserve process. `log` collects everything it printed."""
+
+    def __init__(self, repos, *extra):
+        self.repos = [str(r) for r in repos]
+        self.extra = [str(e) for e in extra]
+        self.proc = None
+        self.port = None
+        self.log = []
+        self._port_seen = threading.Event()
+
+    def start(self, wait_ready=True):
+        args = [str(binary()), "--http-port", "0", "--log-level", "info"]
+        for r in self.repos:
+            args += ["--model-repository", r]
+        args += self.extra
+        env = dict(os.environ)
+        env.setdefault("LSAN_OPTIONS", f"suppressions={ROOT / 'tests' / 'lsan.supp'}")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env)
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self._port_seen.wait(60):
+            self.stop()
+            raise RuntimeError("mmserve did not start:\n" + "".join(self.log))
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.log.append(line)
+            m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
+            if m and self.port is None:
+                self.port = int(m.group(1))
+                self._port_seen.set()
+        self._port_seen.set()
+
+    @property
+    def url(self):
+        return f"localhost:{self.port}"
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, deadline_s=120):
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mmserve exited:\n" + "".join(self.log))
+            try:
+                if requests.get(self.base + "/v2/health/ready", timeout=5).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("mmserve never became ready:\n" + "".join(self.log))
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops the server and returns its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def text(self):
+        return "".join(self.log)
+
+
+@pytest.fixture(scope="session")
+def extra_repo(tmp_path_factory):
+    """A repository of the test-only models: every dtype, and models that must fail."""
+    repo = tmp_path_factory.mktemp("repo")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_example_models.py"),
+                    "--all-types", str(repo)], check=True, stdout=subprocess.DEVNULL)
+    # A model file that is not ONNX.
+    (repo / "garbage" / "1").mkdir(parents=True)
+    (repo / "garbage" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
+    # A config.pbtxt that does not parse.
+    shutil.copytree(EXAMPLES / "add_sub", repo / "bad_config")
+    (repo / "bad_config" / "config.pbtxt").write_text('name: "bad_config"\nmax_batch_size: "x"\n')
+    # A config that contradicts the model: INPUT0 is FP32 in the ONNX file.
+    shutil.copytree(EXAMPLES / "add_sub", repo / "wrong_dtype")
+    cfg = (EXAMPLES / "add_sub" / "config.pbtxt").read_text()
+    cfg = cfg.replace('name: "add_sub"', 'name: "wrong_dtype"')
+    cfg = cfg.replace("TYPE_FP32", "TYPE_INT32", 1)
+    (repo / "wrong_dtype" / "config.pbtxt").write_text(cfg)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def server(extra_repo):
+    s = Server([EXAMPLES, extra_repo]).start()
+    yield s
+    code = s.stop()
+    assert code == 0, f"mmserve exited with {code}:\n{s.text()[-5000:]}"
+
+
+@pytest.fixture()
+def http_client(server):
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(server.url)
+    yield client
+    client.close()

@@ -1,0 +1,102 @@
+#include "http/router.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace mm {
+namespace {
+
+TEST(DecodePathSegmentTest, DecodesAndRejectsTricks) {
+  EXPECT_EQ(*DecodePathSegment("add_sub"), "add_sub");
+  EXPECT_EQ(*DecodePathSegment("a%20b"), "a b");
+  EXPECT_EQ(*DecodePathSegment("%41%62"), "Ab");
+  EXPECT_FALSE(DecodePathSegment("a%2Fb").has_value());  // would smuggle a '/'
+  EXPECT_FALSE(DecodePathSegment("a%00").has_value());
+  EXPECT_FALSE(DecodePathSegment("%zz").has_value());
+  EXPECT_FALSE(DecodePathSegment("%4").has_value());
+  EXPECT_FALSE(DecodePathSegment("%").has_value());
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("router_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + std::to_string(reinterpret_cast<uintptr_t>(this)));
+    std::filesystem::create_directories(dir_);
+    ModelManager::Options mo;
+    mo.repositories = {dir_};
+    mo.pool = &pool_;
+    manager_ = std::move(*ModelManager::Create(mo));
+    manager_->LoadAll();
+    service_ = std::move(*InferenceService::Create({manager_.get(), "mmserve", "9.9"}));
+    service_->SetReady(true);
+    router_ = std::make_unique<Router>(service_.get());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  HttpReply Call(HttpMethod m, std::string target, std::string body = "") {
+    HttpRequestView v;
+    v.method = m;
+    v.target = target;
+    v.body = std::make_shared<const std::string>(std::move(body));
+    HttpReply out;
+    bool called = false;
+    router_->Handle(v, [&](HttpReply r) {
+      out = std::move(r);
+      called = true;
+    });
+    EXPECT_TRUE(called);  // no model work here: every reply is synchronous
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  ThreadPool pool_{1};
+  std::unique_ptr<ModelManager> manager_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<Router> router_;
+};
+
+TEST_F(RouterTest, HealthAndMetadata) {
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/health/live").status, 200);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/health/ready").status, 200);
+  service_->SetReady(false);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/health/ready").status, 400);
+  auto md = Call(HttpMethod::kGet, "/v2?x=1");
+  EXPECT_EQ(md.status, 200);
+  EXPECT_NE(md.body.find("\"version\":\"9.9\""), std::string::npos) << md.body;
+}
+
+TEST_F(RouterTest, UnknownPathsAndMethods) {
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v1/models").status, 404);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/models/m/versions").status, 404);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/models/m/a/b/c").status, 404);
+  EXPECT_EQ(Call(HttpMethod::kGet, "relative").status, 404);
+  auto r = Call(HttpMethod::kPost, "/v2/health/live");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.allow, "GET");
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/repository/index").status, 405);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/models/m/infer").status, 405);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/models/%zz").status, 400);
+}
+
+TEST_F(RouterTest, UnknownModelIs404WithName) {
+  auto r = Call(HttpMethod::kGet, "/v2/models/ghost");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("ghost"), std::string::npos);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/v2/models/ghost/ready").status, 400);
+  auto infer = Call(HttpMethod::kPost, "/v2/models/ghost/infer",
+                    R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]})");
+  EXPECT_EQ(infer.status, 404);
+}
+
+TEST_F(RouterTest, RepositoryIndexBody) {
+  EXPECT_EQ(Call(HttpMethod::kPost, "/v2/repository/index").body, "[]");
+  EXPECT_EQ(Call(HttpMethod::kPost, "/v2/repository/index", R"({"ready":true})").body, "[]");
+  EXPECT_EQ(Call(HttpMethod::kPost, "/v2/repository/index", "{").status, 400);
+  EXPECT_EQ(Call(HttpMethod::kPost, "/v2/repository/index", R"({"ready":3})").status, 400);
+}
+
+}  // namespace
+}  // namespace mm
