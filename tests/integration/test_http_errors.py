@@ -97,10 +97,10 @@ def test_unsupported_method_and_path(server):
 
 
 def test_invalid_utf8_string_in_json(server):
-    # BYTES input of the all-types model, with a lone continuation byte inside a JSON string.
-    body = (b'{"inputs":[{"name":"in_bytes","shape":[1],"datatype":"BYTES","data":["a\x80b"]}]}')
-    r = requests.post(server.base + "/v2/models/identity_all_types/infer", data=body)
-    expect_error(r, 400)
+    # A BYTES input whose JSON string holds a lone continuation byte.
+    body = b'{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a\x80b"]}]}'
+    r = requests.post(server.base + "/v2/models/string_int/infer", data=body)
+    expect_error(r, 400, "UTF-8")
     still_serving(server)
 
 
