@@ -2,8 +2,8 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 #include <thread>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
@@ -42,8 +42,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   app.add_option("--http-address", http_address, "Address the HTTP server listens on")
       ->capture_default_str();
-  app.add_option("--http-port", http_port, "HTTP port (0 picks a free one)")
-      ->capture_default_str();
+  app.add_option("--http-port", http_port, "HTTP port (0 picks a free one)")->capture_default_str();
   app.add_option("--http-threads", http_threads, "HTTP I/O threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

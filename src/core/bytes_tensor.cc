@@ -13,12 +13,13 @@ StatusOr<std::vector<std::string_view>> SplitBytesTensor(std::span<const std::by
   size_t pos = 0;
   while (pos < data.size()) {
     if (data.size() - pos < 4) {
-      return InvalidArgument(std::string(what) + ": BYTES data is truncated: " +
-                             std::to_string(data.size() - pos) +
+      return InvalidArgument(std::string(what) +
+                             ": BYTES data is truncated: " + std::to_string(data.size() - pos) +
                              " bytes left where a 4-byte length prefix was expected");
     }
     const auto* p = reinterpret_cast<const unsigned char*>(data.data() + pos);
-    uint32_t len = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+    uint32_t len =
+        uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
     pos += 4;
     if (len > data.size() - pos) {
       return InvalidArgument(std::string(what) + ": BYTES element " + std::to_string(out.size()) +

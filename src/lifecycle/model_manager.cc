@@ -61,8 +61,9 @@ void ModelManager::LoadAll() {
       std::vector<int64_t> versions =
           SelectVersions(source.config.version_policy(), source.versions);
       if (platform.empty()) {
-        fail_model("cannot tell the model's platform: set platform or backend in config.pbtxt, "
-                   "or put a model.onnx in a version folder");
+        fail_model(
+            "cannot tell the model's platform: set platform or backend in config.pbtxt, "
+            "or put a model.onnx in a version folder");
       } else if (backend_it == options_.backends.end()) {
         fail_model("platform '" + platform + "' is not supported by this server");
       } else if (versions.empty()) {
@@ -135,10 +136,10 @@ StatusOr<ModelHandle> ModelManager::Get(std::string_view name, std::string_view 
     return NotFound("model '" + std::string(name) + "' has no version " + std::string(version));
   }
   if (!slot->second.handle) {
-    return Unavailable("model '" + std::string(name) + "' version " + std::string(version) +
-                       " is " + std::string(ModelStateName(slot->second.status.state)) +
-                       (slot->second.status.reason.empty() ? std::string()
-                                                           : ": " + slot->second.status.reason));
+    return Unavailable(
+        "model '" + std::string(name) + "' version " + std::string(version) + " is " +
+        std::string(ModelStateName(slot->second.status.state)) +
+        (slot->second.status.reason.empty() ? std::string() : ": " + slot->second.status.reason));
   }
   return slot->second.handle;
 }

@@ -45,9 +45,9 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   const std::vector<std::unique_ptr<ModelInstance>> instances_;
 
   mutable std::mutex mu_;
-  std::deque<Work> queue_;                // guarded by mu_
-  std::vector<ModelInstance*> idle_;      // guarded by mu_
-  size_t executing_ = 0;                  // guarded by mu_
+  std::deque<Work> queue_;            // guarded by mu_
+  std::vector<ModelInstance*> idle_;  // guarded by mu_
+  size_t executing_ = 0;              // guarded by mu_
 };
 
 }  // namespace mm

@@ -84,10 +84,10 @@ Status ValidateRequest(const inference::ModelConfig& config, const InferRequest&
     bool present = std::any_of(request.inputs.begin(), request.inputs.end(),
                                [&](const Tensor& t) { return t.name == spec.name(); });
     if (!present) {
-      return InvalidArgument("missing input '" + spec.name() + "' (" +
-                             Describe(static_cast<DataType>(spec.data_type()),
-                                      ExpectedShape(config, spec.dims())) +
-                             ") for model '" + config.name() + "'");
+      return InvalidArgument(
+          "missing input '" + spec.name() + "' (" +
+          Describe(static_cast<DataType>(spec.data_type()), ExpectedShape(config, spec.dims())) +
+          ") for model '" + config.name() + "'");
     }
   }
   const auto& outputs = config.output();
