@@ -9,6 +9,7 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 FUZZ_SECONDS ?= 30
+FUZZ_LONG_SECONDS ?= 600
 
 .PHONY: all deps release asan serve test unit integration fuzz bench format clean
 
@@ -33,7 +34,7 @@ test: asan
 	@bash scripts/run-tests.sh $(TEST_DIR) $(FUZZ_SECONDS)
 
 fuzz: asan
-	@bash scripts/fuzz.sh $(TEST_DIR) $${FUZZ_SECONDS:-600}
+	@bash scripts/fuzz.sh $(TEST_DIR) $(FUZZ_LONG_SECONDS)
 
 bench: release
 	@bash bench/run.sh $(RELEASE_DIR)

@@ -22,6 +22,17 @@ count() {  # count NAME PASSED FAILED
   if [ "$3" -gt 0 ]; then failures+=("$1"); fi
 }
 
+# 0. Formatting: every C++ file as clang-format (.clang-format) writes it.
+echo "== clang-format"
+unformatted=$(git ls-files '*.cc' '*.h' | while read -r f; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "$f"; done)
+if [ -z "$unformatted" ]; then
+  count "clang-format" 1 0
+else
+  echo "not clang-formatted (run make format):" $unformatted
+  count "clang-format" 0 1
+fi
+
 # 1. GoogleTest units.
 echo "== unit tests"
 "$BUILD/tests/unit/unit_tests" --gtest_brief=1 2>&1 | tee "$LOGS/unit.log" | tail -n 30
