@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   size_t max_request_bytes = 64ull << 20;
   std::string log_level = "info";
   std::string control_mode = "none";
+  int64_t inline_max_us = 100;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -50,6 +51,12 @@ int main(int argc, char** argv) {
                  "Threads that execute models, shared by all models")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--inline-execution-max-us", inline_max_us,
+                 "Run a request on the I/O thread, skipping the hop to an execution thread, "
+                 "when its model averages at most this many microseconds and a slot is idle "
+                 "(0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000}));
   app.add_option("--max-request-bytes", max_request_bytes,
                  "Largest request body accepted (413 above it)")
       ->capture_default_str()
@@ -80,6 +87,7 @@ int main(int argc, char** argv) {
   mm::ModelManager::Options manager_options;
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
   manager_options.pool = &pool;
+  manager_options.scheduler.inline_max_ns = inline_max_us * 1000;
   manager_options.backends.emplace("onnxruntime_onnx", onnx->get());
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());

@@ -196,9 +196,10 @@ class Session : public std::enable_shared_from_this<Session> {
     view.body = std::make_shared<const std::string>(std::move(req.body()));
     parser_.reset();
     server_->router().Handle(view, [self = shared_from_this()](HttpReply reply) {
-      // May run on an execution thread: hop back onto the connection's strand.
-      net::post(self->stream_.get_executor(),
-                [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
+      // On an execution thread this hops back onto the connection's strand; on
+      // the strand itself (inline execution, synchronous replies) it writes at once.
+      net::dispatch(self->stream_.get_executor(),
+                    [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
     });
   }
 

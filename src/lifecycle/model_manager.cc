@@ -94,8 +94,8 @@ void ModelManager::LoadAll() {
             servable->version = v;
             servable->version_string = std::to_string(v);
             servable->config = std::move((*loaded)->config);
-            servable->scheduler =
-                ModelScheduler::Create(std::move((*loaded)->instances), options_.pool);
+            servable->scheduler = ModelScheduler::Create(std::move((*loaded)->instances),
+                                                         options_.pool, options_.scheduler);
             slot.handle = std::move(servable);
             slot.status.state = ModelState::kReady;
             spdlog::info("model '{}' version {} is READY", source.name, v);

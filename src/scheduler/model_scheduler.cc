@@ -1,17 +1,18 @@
 #include "scheduler/model_scheduler.h"
 
+#include <chrono>
 #include <exception>
 
 namespace mm {
 
 std::shared_ptr<ModelScheduler> ModelScheduler::Create(
-    std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool) {
-  return std::shared_ptr<ModelScheduler>(new ModelScheduler(std::move(instances), pool));
+    std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options) {
+  return std::shared_ptr<ModelScheduler>(new ModelScheduler(std::move(instances), pool, options));
 }
 
 ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances,
-                               ThreadPool* pool)
-    : pool_(pool), instances_(std::move(instances)) {
+                               ThreadPool* pool, Options options)
+    : pool_(pool), instances_(std::move(instances)), options_(options) {
   for (const auto& instance : instances_) idle_.push_back(instance.get());
 }
 
@@ -20,15 +21,36 @@ size_t ModelScheduler::pending() const {
   return queue_.size() + executing_;
 }
 
+bool ModelScheduler::InlineAllowed() const {
+  // Unknown cost (no execution yet) never runs inline: the first request of a
+  // model may be its slowest.
+  int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
+  return options_.inline_max_ns > 0 && avg > 0 && avg <= options_.inline_max_ns;
+}
+
 void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
   ModelInstance* instance = nullptr;
+  const bool try_inline = InlineAllowed();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Work{std::move(request), std::move(done)});
-    if (idle_.empty()) return;  // a running job picks it up
-    instance = idle_.back();
-    idle_.pop_back();
-    ++executing_;
+    if (try_inline && queue_.empty() && !idle_.empty() && pool_->TryAcquireSlot()) {
+      instance = idle_.back();
+      idle_.pop_back();
+      ++executing_;
+    } else {
+      queue_.push_back(Work{std::move(request), std::move(done)});
+      if (idle_.empty()) return;  // a running job picks it up
+      instance = idle_.back();
+      idle_.pop_back();
+      ++executing_;
+      request = nullptr;
+    }
+  }
+  if (request) {  // inline fast path
+    Execute(instance, Work{std::move(request), std::move(done)});
+    pool_->ReleaseSlot();
+    Continue(instance);
+    return;
   }
   pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
 }
@@ -45,16 +67,29 @@ void ModelScheduler::RunOne(ModelInstance* instance) {
     work = std::move(queue_.front());
     queue_.pop_front();
   }
+  Execute(instance, std::move(work));
+  Continue(instance);
+}
+
+void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   auto response = std::make_unique<InferResponse>();
   response->model_name = work.request->model_name;
   response->model_version = work.request->model_version;
   response->id = work.request->id;
   Status status;
+  const auto start = std::chrono::steady_clock::now();
   try {
     status = instance->Execute(*work.request, *response);
   } catch (const std::exception& e) {
     status = Internal("model '" + work.request->model_name + "' failed: " + e.what());
   }
+  const int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  // Exponential moving average over about the last eight executions.
+  int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
+  avg_exec_ns_.store(avg == 0 ? std::max<int64_t>(ns, 1) : avg + (ns - avg) / 8,
+                     std::memory_order_relaxed);
   // Release the request (and the transport buffer it pins) before answering.
   work.request.reset();
   if (status.ok()) {
@@ -62,18 +97,19 @@ void ModelScheduler::RunOne(ModelInstance* instance) {
   } else {
     work.done(std::move(status));
   }
-  bool more = false;
+}
+
+void ModelScheduler::Continue(ModelInstance* instance) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.empty()) {
       idle_.push_back(instance);
       --executing_;
-    } else {
-      more = true;
+      return;
     }
   }
   // Yield the thread between requests: other models' jobs queued meanwhile run first.
-  if (more) pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+  pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
 }
 
 }  // namespace mm

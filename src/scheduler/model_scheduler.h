@@ -5,11 +5,20 @@
 // execution thread while others wait. (Dynamic batching, priorities, queue
 // policies and weighted fairness arrive with the scheduler issue.)
 //
+// Inline fast path: when the model's queue is empty, an instance is idle, an
+// execution slot is idle, and the model's recent executions took at most
+// Options::inline_max_ns on average, Enqueue executes the request on the
+// calling thread instead of handing it to a pool thread. For tiny models the
+// two thread hops cost far more than the model (see docs/benchmarks.md); the
+// caller's thread is held no longer than about that bound.
+//
 // Lifetime: create with Create(); the scheduler keeps the model's instances.
 // Pool jobs hold a shared_ptr to it, so it outlives every queued request.
 // Thread-safety: Enqueue may be called from any thread.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -21,28 +30,50 @@
 
 namespace mm {
 
+struct ModelSchedulerOptions {
+  // Largest average execution time (ns) for which a request may run inline on
+  // the caller's thread; 0 disables the fast path.
+  int64_t inline_max_ns = 0;
+};
+
 class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
  public:
-  static std::shared_ptr<ModelScheduler> Create(
-      std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool);
+  using Options = ModelSchedulerOptions;
 
-  // Queues `request`; `done` is called exactly once, on a pool thread, with the
-  // response (model_name, model_version and id are copied from the request).
+  static std::shared_ptr<ModelScheduler> Create(
+      std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool,
+      Options options = {});
+
+  // Queues `request`; `done` is called exactly once, with the response
+  // (model_name, model_version and id are copied from the request): on a pool
+  // thread, or on the calling thread before Enqueue returns (inline fast path).
   void Enqueue(std::unique_ptr<InferRequest> request, InferCallback done);
 
   // Requests queued or executing right now.
   size_t pending() const;
+  // Moving average of execution time, ns (0 until the first execution).
+  int64_t average_execution_ns() const { return avg_exec_ns_.load(std::memory_order_relaxed); }
 
  private:
   struct Work {
     std::unique_ptr<InferRequest> request;
     InferCallback done;
   };
-  ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool);
+  ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool,
+                 Options options);
+  // Pool job: takes the next queued request for `instance`, if any, and runs it.
   void RunOne(ModelInstance* instance);
+  // Executes `work` on `instance` and answers it.
+  void Execute(ModelInstance* instance, Work work);
+  // After an execution: hands `instance` the next queued request (as a pool
+  // job) or marks it idle.
+  void Continue(ModelInstance* instance);
+  bool InlineAllowed() const;
 
   ThreadPool* const pool_;
   const std::vector<std::unique_ptr<ModelInstance>> instances_;
+  const Options options_;
+  std::atomic<int64_t> avg_exec_ns_{0};
 
   mutable std::mutex mu_;
   std::deque<Work> queue_;            // guarded by mu_

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 namespace mm {
 namespace {
@@ -119,6 +120,74 @@ TEST(ModelSchedulerTest, ResponseCarriesRequestIdentity) {
   EXPECT_EQ(got->model_name, "m");
   EXPECT_EQ(got->model_version, "1");
   EXPECT_EQ(got->id, "abc");
+}
+
+}  // namespace
+}  // namespace mm
+
+namespace mm {
+namespace {
+
+struct ThreadRecorder {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::thread::id> threads;
+  InferCallback Callback() {
+    return [this](StatusOr<std::unique_ptr<InferResponse>> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      threads.push_back(std::this_thread::get_id());
+      cv.notify_all();
+    };
+  }
+  void Wait(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return threads.size() >= n; });
+  }
+};
+
+TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
+  ThreadPool pool(2);
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  ModelSchedulerOptions options;
+  options.inline_max_ns = int64_t{1} << 40;  // any cost counts as fast
+  auto sched = ModelScheduler::Create(std::move(inst), &pool, options);
+  ThreadRecorder rec;
+  sched->Enqueue(Req("first"), rec.Callback());  // cost unknown: goes to a pool thread
+  rec.Wait(1);
+  EXPECT_NE(rec.threads[0], std::this_thread::get_id());
+  EXPECT_GT(sched->average_execution_ns(), 0);
+  while (sched->pending() != 0) std::this_thread::yield();  // instance back to idle
+  sched->Enqueue(Req("second"), rec.Callback());  // answered before Enqueue returns
+  ASSERT_EQ(rec.threads.size(), 2u);
+  EXPECT_EQ(rec.threads[1], std::this_thread::get_id());
+  EXPECT_EQ(sched->pending(), 0u);
+}
+
+TEST(ModelSchedulerTest, InlineDisabledAlwaysUsesThePool) {
+  ThreadPool pool(2);
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  auto sched = ModelScheduler::Create(std::move(inst), &pool, ModelSchedulerOptions{});
+  ThreadRecorder rec;
+  for (int i = 0; i < 5; ++i) {
+    sched->Enqueue(Req(std::to_string(i)), rec.Callback());
+    rec.Wait(i + 1);
+    EXPECT_NE(rec.threads[i], std::this_thread::get_id());
+  }
+}
+
+TEST(ThreadPoolTest, SlotsAreBoundedBySize) {
+  ThreadPool pool(2);
+  EXPECT_TRUE(pool.TryAcquireSlot());
+  EXPECT_TRUE(pool.TryAcquireSlot());
+  EXPECT_FALSE(pool.TryAcquireSlot());
+  pool.ReleaseSlot();
+  EXPECT_TRUE(pool.TryAcquireSlot());
+  pool.ReleaseSlot();
+  pool.ReleaseSlot();
 }
 
 }  // namespace
