@@ -1,7 +1,9 @@
 #include "http/http_server.h"
 
+#include <array>
 #include <charconv>
 #include <condition_variable>
+#include <memory_resource>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -74,14 +76,28 @@ std::string_view Reason(int status) {
 
 class Session;
 
+// One event loop per I/O thread (as nginx has one per worker): a connection
+// lives on one loop for its whole life, so its handlers never need a strand
+// and a reply posted from an execution thread wakes exactly one thread.
+struct EventLoop {
+  net::io_context context{1};
+  // Keeps the thread running while every session waits on inference (no
+  // pending socket operation): replies are posted to it later.
+  net::executor_work_guard<net::io_context::executor_type> work{context.get_executor()};
+  std::thread thread;
+};
+
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<net::ip::tcp, Executor>;
+using Acceptor = net::basic_socket_acceptor<net::ip::tcp, Executor>;
+
 class HttpServer::Impl {
  public:
   Impl(Options options, InferenceService* service)
       : options_(std::move(options)),
         router_(service),
-        ioc_(static_cast<int>(options_.threads)),
-        work_(net::make_work_guard(ioc_)),
-        acceptor_(net::make_strand(ioc_)) {}
+        loops_(MakeLoops(options_.threads)),
+        acceptor_(loops_[0]->context.get_executor()) {}
 
   Status Bind();
   void Start();
@@ -96,17 +112,19 @@ class HttpServer::Impl {
   void Unregister(Session* s);
 
  private:
+  static std::vector<std::unique_ptr<EventLoop>> MakeLoops(size_t n) {
+    std::vector<std::unique_ptr<EventLoop>> loops;
+    for (size_t i = 0; i < n; ++i) loops.push_back(std::make_unique<EventLoop>());
+    return loops;
+  }
   void Accept();
 
   const Options options_;
   const Router router_;
-  net::io_context ioc_;
-  // Keeps the I/O threads running while every session waits on inference
-  // (no pending socket operation): replies are posted to it later.
-  net::executor_work_guard<net::io_context::executor_type> work_;
-  net::ip::tcp::acceptor acceptor_;
+  const std::vector<std::unique_ptr<EventLoop>> loops_;
+  Acceptor acceptor_;     // on loops_[0]
+  size_t next_loop_ = 0;  // touched by the accept handler only
   uint16_t port_ = 0;
-  std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
 
   std::mutex mu_;
@@ -115,11 +133,10 @@ class HttpServer::Impl {
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
 };
 
-// One connection. All its handlers run on its strand, one at a time.
+// One connection. All its handlers run on its event loop's thread, one at a time.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(net::ip::tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
+  Session(Socket socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {}
   ~Session() { server_->Unregister(this); }
 
   void Run() {
@@ -132,8 +149,8 @@ class Session : public std::enable_shared_from_this<Session> {
       self->closing_ = true;
       if (self->reading_) {
         beast::error_code ec;
-        self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
-        self->stream_.socket().close(ec);
+        self->stream_.shutdown(net::ip::tcp::socket::shutdown_both, ec);
+        self->stream_.close(ec);
       }
     });
   }
@@ -141,7 +158,11 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void Read() {
     if (closing_ || server_->stopping()) return Close();
-    parser_.emplace();
+    // The header fields live in the connection's arena, emptied per request.
+    parser_.reset();
+    header_arena_.release();
+    parser_.emplace(std::piecewise_construct, std::make_tuple(),
+                    std::make_tuple(std::pmr::polymorphic_allocator<char>(&header_arena_)));
     parser_->body_limit(server_->options().max_request_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     reading_ = true;
@@ -196,8 +217,8 @@ class Session : public std::enable_shared_from_this<Session> {
     view.body = std::make_shared<const std::string>(std::move(req.body()));
     parser_.reset();
     server_->router().Handle(view, [self = shared_from_this()](HttpReply reply) {
-      // On an execution thread this hops back onto the connection's strand; on
-      // the strand itself (inline execution, synchronous replies) it writes at once.
+      // On an execution thread this hops back onto the connection's event loop; on
+      // the loop's own thread (inline execution, synchronous replies) it writes at once.
       net::dispatch(self->stream_.get_executor(),
                     [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
     });
@@ -233,7 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
       for (const auto& chunk : reply_.tail) buffers_.emplace_back(chunk.data(), chunk.size());
     }
-    net::async_write(stream_.socket(), buffers_,
+    net::async_write(stream_, buffers_,
                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
                        self->reply_ = HttpReply();
                        if (ec || close) return self->Close();
@@ -243,14 +264,19 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    stream_.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    stream_.close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Socket stream_;
   HttpServer::Impl* const server_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<PaddedStringBody>> parser_;
+  // Request headers are allocated from a per-connection arena: a typical
+  // request's fields fit the inline buffer, so parsing them allocates nothing.
+  std::array<std::byte, 2048> header_buffer_;
+  std::pmr::monotonic_buffer_resource header_arena_{header_buffer_.data(), header_buffer_.size()};
+  std::optional<bhttp::request_parser<PaddedStringBody, std::pmr::polymorphic_allocator<char>>>
+      parser_;
   std::string target_;
   std::string head_;
   HttpReply reply_;
@@ -282,24 +308,27 @@ Status HttpServer::Impl::Bind() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(net::make_strand(ioc_),
-                         [this](beast::error_code ec, net::ip::tcp::socket socket) {
-                           if (ec == net::error::operation_aborted || stopping()) return;
-                           if (!ec) {
-                             socket.set_option(net::ip::tcp::no_delay(true), ec);
-                             auto session = std::make_shared<Session>(std::move(socket), this);
-                             Register(session);
-                             session->Run();
-                           } else {
-                             spdlog::warn("HTTP accept failed: {}", ec.message());
-                           }
-                           Accept();
-                         });
+  EventLoop& loop = *loops_[next_loop_];
+  next_loop_ = (next_loop_ + 1) % loops_.size();
+  acceptor_.async_accept(loop.context.get_executor(), [this](beast::error_code ec, Socket socket) {
+    if (ec == net::error::operation_aborted || stopping()) return;
+    if (!ec) {
+      socket.set_option(net::ip::tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session>(std::move(socket), this);
+      Register(session);
+      session->Run();
+    } else {
+      spdlog::warn("HTTP accept failed: {}", ec.message());
+    }
+    Accept();
+  });
 }
 
 void HttpServer::Impl::Start() {
   Accept();
-  for (size_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+  for (auto& loop : loops_) {
+    loop->thread = std::thread([ctx = &loop->context] { ctx->run(); });
+  }
 }
 
 void HttpServer::Impl::Register(const std::shared_ptr<Session>& s) {
@@ -332,10 +361,13 @@ void HttpServer::Impl::Stop() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return sessions_.empty(); });
   }
-  work_.reset();
-  ioc_.stop();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  for (auto& loop : loops_) {
+    loop->work.reset();
+    loop->context.stop();
+  }
+  for (auto& loop : loops_) {
+    if (loop->thread.joinable()) loop->thread.join();
+  }
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
-#include <unordered_set>
 
 #include "core/bytes_tensor.h"
 #include "http/json_writer.h"
@@ -538,16 +537,21 @@ class RequestDecoder {
     dom::array arr;
     if (e.get_array().get(arr)) return WrongType("'inputs'", "an array", e);
     request.inputs.reserve(std::min<size_t>(arr.size(), 64));  // a hint; size() saturates
-    std::unordered_set<std::string_view> names;
     size_t index = 0;
     for (dom::element input : arr) {
-      MM_RETURN_IF_ERROR(DecodeInput(input, index++, names, request));
+      MM_RETURN_IF_ERROR(DecodeInput(input, index++, request));
     }
     return OkStatus();
   }
 
-  Status DecodeInput(dom::element e, size_t index, std::unordered_set<std::string_view>& names,
-                     InferRequest& request) {
+  // Requests carry a handful of tensors: duplicate names are found by a linear
+  // scan of those already decoded, which allocates nothing.
+  template <typename T>
+  static bool HasName(const std::vector<T>& seen, std::string_view name) {
+    return std::any_of(seen.begin(), seen.end(), [&](const T& t) { return t.name == name; });
+  }
+
+  Status DecodeInput(dom::element e, size_t index, InferRequest& request) {
     const std::string where = "inputs[" + std::to_string(index) + "]";
     dom::object obj;
     if (e.get_object().get(obj)) return WrongType(where, "an object", e);
@@ -575,7 +579,7 @@ class RequestDecoder {
     if (!name) return InvalidArgument(where + " has no 'name'");
     if (name->empty()) return InvalidArgument(where + " has an empty 'name'");
     std::string what = "input '" + std::string(*name) + "'";
-    if (!names.insert(*name).second) return InvalidArgument(what + " appears twice");
+    if (HasName(request.inputs, *name)) return InvalidArgument(what + " appears twice");
     if (!datatype) return InvalidArgument(what + " has no 'datatype'");
     if (!shape) return InvalidArgument(what + " has no 'shape'");
 
@@ -633,7 +637,6 @@ class RequestDecoder {
   Status DecodeOutputs(dom::element e, DecodedInferRequest& out) {
     dom::array arr;
     if (e.get_array().get(arr)) return WrongType("'outputs'", "an array", e);
-    std::unordered_set<std::string_view> names;
     size_t index = 0;
     for (dom::element o : arr) {
       const std::string where = "outputs[" + std::to_string(index++) + "]";
@@ -656,7 +659,9 @@ class RequestDecoder {
       if (!name) return InvalidArgument(where + " has no 'name'");
       if (name->empty()) return InvalidArgument(where + " has an empty 'name'");
       const std::string what = "output '" + std::string(*name) + "'";
-      if (!names.insert(*name).second) return InvalidArgument(what + " is requested twice");
+      if (HasName(out.request.outputs, *name)) {
+        return InvalidArgument(what + " is requested twice");
+      }
       RequestedOutput& r = out.request.outputs.emplace_back();
       r.name = std::string(*name);
       if (!params) continue;

@@ -1,5 +1,6 @@
 #include "http/router.h"
 
+#include <array>
 #include <charconv>
 
 #include "http/infer_codec.h"
@@ -174,61 +175,68 @@ std::optional<std::string> DecodePathSegment(std::string_view segment) {
 
 void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   std::string_view path = request.target.substr(0, request.target.find('?'));
-  // Split "/v2/models/m/versions/1/infer" into decoded segments.
-  std::vector<std::string> seg;
+  // Split "/v2/models/m/versions/1/infer" into decoded segments. A fixed array
+  // of short strings: no allocation for the usual names.
   if (path.empty() || path[0] != '/') {
     return done(ErrorReply(NotFound("malformed request target '" + std::string(path) + "'")));
   }
+  std::array<std::string, kMaxPathSegments> seg;
+  size_t count = 0;
   size_t pos = 1;
   while (pos <= path.size()) {
+    if (count == kMaxPathSegments) {
+      return done(ErrorReply(NotFound("no such endpoint: " + std::string(path))));
+    }
     size_t end = path.find('/', pos);
     if (end == std::string_view::npos) end = path.size();
-    auto decoded = DecodePathSegment(path.substr(pos, end - pos));
-    if (!decoded) {
+    std::string_view raw = path.substr(pos, end - pos);
+    if (raw.find('%') == std::string_view::npos) {
+      seg[count++].assign(raw);
+    } else if (auto decoded = DecodePathSegment(raw)) {
+      seg[count++] = std::move(*decoded);
+    } else {
       return done(ErrorReply(
           InvalidArgument("malformed percent-encoding in path '" + std::string(path) + "'")));
     }
-    seg.push_back(std::move(*decoded));
-    if (seg.size() > kMaxPathSegments) break;
     pos = end + 1;
   }
-  if (!seg.empty() && seg.back().empty()) seg.pop_back();  // tolerate a trailing '/'
+  if (count > 0 && seg[count - 1].empty()) --count;  // tolerate a trailing '/'
   auto not_found = [&] { done(ErrorReply(NotFound("no such endpoint: " + std::string(path)))); };
   const HttpMethod m = request.method;
   const bool get = m == HttpMethod::kGet || m == HttpMethod::kHead;
-  if (seg.empty() || seg[0] != "v2") return not_found();
+  if (count == 0 || seg[0] != "v2") return not_found();
 
   // /v2
-  if (seg.size() == 1) {
+  if (count == 1) {
     if (!get) return done(MethodNotAllowed(m, "GET"));
     return done(JsonReply(ServerMetadataJson(service_->Metadata())));
   }
   // /v2/health/{live,ready}
-  if (seg[1] == "health" && seg.size() == 3 && (seg[2] == "live" || seg[2] == "ready")) {
+  if (seg[1] == "health" && count == 3 && (seg[2] == "live" || seg[2] == "ready")) {
     if (!get) return done(MethodNotAllowed(m, "GET"));
     bool ok = seg[2] == "live" ? service_->Live() : service_->Ready();
     return done(EmptyReply(ok ? 200 : 400));
   }
   // /v2/repository/index
-  if (seg[1] == "repository" && seg.size() == 3 && seg[2] == "index") {
+  if (seg[1] == "repository" && count == 3 && seg[2] == "index") {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
     auto ready_only = DecodeIndexRequest(*request.body);
     if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
     return done(JsonReply(IndexJson(service_->RepositoryIndex(*ready_only))));
   }
   // /v2/models/{m}[/versions/{v}][/ready|/config|/infer]
-  if (seg[1] != "models" || seg.size() < 3) return not_found();
+  if (seg[1] != "models" || count < 3) return not_found();
   std::string model = std::move(seg[2]);
   std::string version;
   size_t next = 3;
-  if (seg.size() > 3 && seg[3] == "versions") {
-    if (seg.size() < 5) return not_found();
+  if (count > 3 && seg[3] == "versions") {
+    if (count < 5) return not_found();
     version = std::move(seg[4]);
     next = 5;
   }
   if (model.empty()) return not_found();
-  std::string_view action = next < seg.size() ? std::string_view(seg[next]) : "";
-  if (next + 1 < seg.size()) return not_found();
+  std::string_view action = next < count ? std::string_view(seg[next]) : "";
+  if (next + 1 < count) return not_found();
 
   if (action.empty()) {
     if (!get) return done(MethodNotAllowed(m, "GET"));

@@ -341,6 +341,8 @@ class OrtInstance final : public ModelInstance {
   std::vector<std::string> output_names_;      // the config's outputs, in order
   std::vector<const char*> output_name_ptrs_;  // into output_names_
   Ort::AllocatorWithDefaultOptions allocator_;
+  // Aligned copies of misaligned inputs; used by one Execute at a time.
+  std::vector<std::byte> scratch_;  // operator new: 16-byte aligned
 };
 
 StatusOr<Ort::Value> OrtInstance::StringInput(const Tensor& input) {
@@ -391,9 +393,19 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
   const size_t input_count = request.inputs.size();
   std::vector<const char*> input_names;
   std::vector<Ort::Value> input_values;
-  std::vector<std::unique_ptr<std::byte[]>> aligned_copies;
   input_names.reserve(input_count);
   input_values.reserve(input_count);
+  // Misaligned inputs (a binary section after a JSON header of any length) are
+  // copied into this instance's scratch buffer, reused across requests.
+  size_t scratch_needed = 0;
+  for (const Tensor& input : request.inputs) {
+    if (input.dtype != DataType::kBytes && !input.data.empty() &&
+        reinterpret_cast<uintptr_t>(input.data.data()) % DataTypeSize(input.dtype) != 0) {
+      scratch_needed += (input.data.size() + 15) & ~size_t{15};
+    }
+  }
+  if (scratch_.size() < scratch_needed) scratch_.resize(scratch_needed);
+  size_t scratch_used = 0;
   for (const Tensor& input : request.inputs) {
     input_names.push_back(input.name.c_str());
     if (input.dtype == DataType::kBytes) {
@@ -411,9 +423,10 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
     if (input.data.empty()) {
       data = empty_data;
     } else if (reinterpret_cast<uintptr_t>(data) % DataTypeSize(input.dtype) != 0) {
-      aligned_copies.push_back(std::make_unique_for_overwrite<std::byte[]>(input.data.size()));
-      std::memcpy(aligned_copies.back().get(), data, input.data.size());
-      data = aligned_copies.back().get();
+      std::byte* copy = scratch_.data() + scratch_used;
+      scratch_used += (input.data.size() + 15) & ~size_t{15};
+      std::memcpy(copy, data, input.data.size());
+      data = copy;
     }
     input_values.push_back(Ort::Value::CreateTensor(cpu_, data, input.data.size(),
                                                     input.shape.data(), input.shape.size(), type));
