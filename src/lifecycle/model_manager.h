@@ -57,7 +57,7 @@ class ModelManager {
   struct Options {
     std::vector<std::filesystem::path> repositories;
     ModelControlMode mode = ModelControlMode::kNone;
-    ThreadPool* pool = nullptr;  // execution threads; not owned
+    ThreadPool* pool = nullptr;         // execution threads; not owned
     ModelScheduler::Options scheduler;  // for every model version's scheduler
     // platform name ("onnxruntime_onnx") -> backend; not owned.
     std::map<std::string, Backend*, std::less<>> backends;

@@ -159,7 +159,7 @@ TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
   EXPECT_NE(rec.threads[0], std::this_thread::get_id());
   EXPECT_GT(sched->average_execution_ns(), 0);
   while (sched->pending() != 0) std::this_thread::yield();  // instance back to idle
-  sched->Enqueue(Req("second"), rec.Callback());  // answered before Enqueue returns
+  sched->Enqueue(Req("second"), rec.Callback());            // answered before Enqueue returns
   ASSERT_EQ(rec.threads.size(), 2u);
   EXPECT_EQ(rec.threads[1], std::this_thread::get_id());
   EXPECT_EQ(sched->pending(), 0u);
