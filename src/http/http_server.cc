@@ -166,6 +166,35 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options().max_request_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     reading_ = true;
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // The header is in (its size and Content-Length already checked against the
+  // limits); a client that sent "Expect: 100-continue" waits for our go-ahead
+  // before it sends the body (curl does so for bodies over 1 KiB).
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) {
+      reading_ = false;
+      return OnRead(ec);
+    }
+    const auto& req = parser_->get();
+    if (auto it = req.find(bhttp::field::expect);
+        it != req.end() && beast::iequals(it->value(), "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      reading_ = false;
+      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                if (ec) return self->Close();
+                                self->ReadBody();
+                              });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    reading_ = true;
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         self->reading_ = false;
@@ -257,9 +286,34 @@ class Session : public std::enable_shared_from_this<Session> {
     net::async_write(stream_, buffers_,
                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
                        self->reply_ = HttpReply();
-                       if (ec || close) return self->Close();
+                       if (ec) return self->Close();
+                       if (close) return self->Linger();
                        self->Read();
                      });
+  }
+
+  // Lingering close: stop sending, then read and drop what the client still
+  // sends (say the rest of a body over the limit) until it closes, so that it
+  // reads our answer instead of a connection reset. Bounded in bytes.
+  void Linger() {
+    beast::error_code ec;
+    stream_.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    if (ec || closing_ || server_->stopping()) return Close();
+    drain_.resize(16 << 10);
+    DrainSome();
+  }
+
+  void DrainSome() {
+    reading_ = true;
+    stream_.async_read_some(
+        net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->reading_ = false;
+          self->drained_ += n;
+          if (ec || self->drained_ > self->server_->options().max_request_bytes + (1 << 20)) {
+            return self->Close();
+          }
+          self->DrainSome();
+        });
   }
 
   void Close() {
@@ -281,6 +335,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string head_;
   HttpReply reply_;
   std::vector<net::const_buffer> buffers_;
+  std::vector<char> drain_;  // lingering close only
+  size_t drained_ = 0;
   bool keep_alive_ = true;
   bool head_only_ = false;
   bool reading_ = false;

@@ -665,6 +665,16 @@ class RequestDecoder {
       RequestedOutput& r = out.request.outputs.emplace_back();
       r.name = std::string(*name);
       if (!params) continue;
+      // The usual {"binary_data": bool} alone needs no parameter map.
+      dom::object pobj;
+      if (!params->get_object().get(pobj) && pobj.size() == 1) {
+        const dom::key_value_pair kv = *pobj.begin();
+        bool binary = false;
+        if (kv.key == "binary_data" && !kv.value.get_bool().get(binary)) {
+          out.format.per_output_binary.emplace_back(r.name, binary);
+          continue;
+        }
+      }
       MM_RETURN_IF_ERROR(DecodeParameters(*params, what + " 'parameters'", r.parameters));
       if (auto it = r.parameters.find("binary_data"); it != r.parameters.end()) {
         const bool* b = std::get_if<bool>(&it->second);

@@ -156,6 +156,46 @@ def test_body_over_max_request_bytes_is_413(tmp_path):
         assert len(big) > 4096
         r = requests.post(s.base + "/v2/models/add_sub/infer", data=big)
         expect_error(r, 413, "4096")
+        # A body far larger than the socket buffers: the client still reads the 413
+        # (lingering close), not a connection reset.
+        r = requests.post(s.base + "/v2/models/add_sub/infer", data=b"x" * (8 << 20))
+        expect_error(r, 413, "--max-request-bytes")
+        # Chunked bodies are counted as they arrive.
+        r = requests.post(s.base + "/v2/models/add_sub/infer",
+                          data=(b"y" * 1024 for _ in range(16)))
+        expect_error(r, 413)
         still_serving(s)
     finally:
         assert s.stop() == 0, s.text()[-3000:]
+
+
+def test_chunked_request_body(server):
+    body = json.dumps(GOOD).encode()
+    r = requests.post(server.base + "/v2/models/add_sub/infer",
+                      data=(body[i:i + 7] for i in range(0, len(body), 7)))
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == [2, 3, 4, 5]
+
+
+def test_expect_100_continue(server):
+    """curl sends large bodies only after "HTTP/1.1 100 Continue"."""
+    body = json.dumps(GOOD).encode()
+    head = (b"POST /v2/models/add_sub/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(1)
+            assert chunk, "connection closed before 100 Continue"
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk
+            data += chunk
+    status, _, payload = data.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200")
+    assert json.loads(payload)["outputs"][0]["data"] == [2, 3, 4, 5]
