@@ -234,7 +234,7 @@ def _raw_error(server, case, inputs, outputs):
 @pytest.fixture(scope="module")
 def conformance(tmp_path_factory):
     if not NODE_DIR.is_dir():
-        pytest.skip(f"{NODE_DIR} not found (apt-get install libonnx-testdata)")
+        pytest.fail(f"{NODE_DIR} not found: scripts/install-deps.sh installs libonnx-testdata")
     started = time.monotonic()
     repo = tmp_path_factory.mktemp("onnx_node_repo")
     cases, io = [], {}
