@@ -52,9 +52,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--inline-execution-max-us", inline_max_us,
-                 "Run a request on the I/O thread, skipping the hop to an execution thread, "
-                 "when its model averages at most this many microseconds and a slot is idle "
-                 "(0: never)")
+                 "Run a request of at most 64 KiB on the I/O thread, skipping the hop to an "
+                 "execution thread, when its model averages at most this many microseconds "
+                 "and a slot is idle (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{10'000}));
   app.add_option("--max-request-bytes", max_request_bytes,

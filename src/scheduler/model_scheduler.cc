@@ -21,16 +21,19 @@ size_t ModelScheduler::pending() const {
   return queue_.size() + executing_;
 }
 
-bool ModelScheduler::InlineAllowed() const {
+bool ModelScheduler::InlineAllowed(const InferRequest& request) const {
   // Unknown cost (no execution yet) never runs inline: the first request of a
   // model may be its slowest.
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
-  return options_.inline_max_ns > 0 && avg > 0 && avg <= options_.inline_max_ns;
+  if (options_.inline_max_ns <= 0 || avg <= 0 || avg > options_.inline_max_ns) return false;
+  size_t bytes = 0;
+  for (const Tensor& input : request.inputs) bytes += input.data.size();
+  return bytes <= options_.inline_max_input_bytes;
 }
 
 void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
   ModelInstance* instance = nullptr;
-  const bool try_inline = InlineAllowed();
+  const bool try_inline = InlineAllowed(*request);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (try_inline && queue_.empty() && !idle_.empty() && pool_->TryAcquireSlot()) {

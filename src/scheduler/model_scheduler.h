@@ -6,8 +6,9 @@
 // policies and weighted fairness arrive with the scheduler issue.)
 //
 // Inline fast path: when the model's queue is empty, an instance is idle, an
-// execution slot is idle, and the model's recent executions took at most
-// Options::inline_max_ns on average, Enqueue executes the request on the
+// execution slot is idle, the request is small (inline_max_input_bytes) and the
+// model's recent executions took at most inline_max_ns on average, Enqueue
+// executes the request on the
 // calling thread instead of handing it to a pool thread. For tiny models the
 // two thread hops cost far more than the model (see docs/benchmarks.md); the
 // caller's thread is held no longer than about that bound.
@@ -34,6 +35,9 @@ struct ModelSchedulerOptions {
   // Largest average execution time (ns) for which a request may run inline on
   // the caller's thread; 0 disables the fast path.
   int64_t inline_max_ns = 0;
+  // Largest request (sum of input bytes) that may run inline: the model's
+  // average says little about a request far larger than usual.
+  size_t inline_max_input_bytes = 64 << 10;
 };
 
 class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
@@ -68,7 +72,7 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   // After an execution: hands `instance` the next queued request (as a pool
   // job) or marks it idle.
   void Continue(ModelInstance* instance);
-  bool InlineAllowed() const;
+  bool InlineAllowed(const InferRequest& request) const;
 
   ThreadPool* const pool_;
   const std::vector<std::unique_ptr<ModelInstance>> instances_;

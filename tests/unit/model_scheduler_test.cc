@@ -165,6 +165,33 @@ TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
   EXPECT_EQ(sched->pending(), 0u);
 }
 
+TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
+  ThreadPool pool(2);
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  ModelSchedulerOptions options;
+  options.inline_max_ns = int64_t{1} << 40;
+  options.inline_max_input_bytes = 16;
+  auto sched = ModelScheduler::Create(std::move(inst), &pool, options);
+  ThreadRecorder rec;
+  sched->Enqueue(Req("first"), rec.Callback());
+  rec.Wait(1);
+  while (sched->pending() != 0) std::this_thread::yield();
+  std::vector<std::byte> big(17);
+  auto request = Req("big");
+  request->inputs.push_back(Tensor{"x", DataType::kUint8, {17}, big, nullptr});
+  sched->Enqueue(std::move(request), rec.Callback());
+  rec.Wait(2);
+  EXPECT_NE(rec.threads[1], std::this_thread::get_id());
+  while (sched->pending() != 0) std::this_thread::yield();
+  auto small = Req("small");
+  small->inputs.push_back(Tensor{"x", DataType::kUint8, {16}, {big.data(), 16}, nullptr});
+  sched->Enqueue(std::move(small), rec.Callback());
+  ASSERT_EQ(rec.threads.size(), 3u);
+  EXPECT_EQ(rec.threads[2], std::this_thread::get_id());
+}
+
 TEST(ModelSchedulerTest, InlineDisabledAlwaysUsesThePool) {
   ThreadPool pool(2);
   std::atomic<int> concurrent{0}, peak{0};
