@@ -28,7 +28,7 @@ asan: deps
 
 serve: release
 	$(RELEASE_DIR)/mmserve --model-repository examples/models \
-	  --http-port $(HTTP_PORT) --http-address 127.0.0.1
+	  --http-port $(HTTP_PORT) --http-address 127.0.0.1 --grpc-port $(GRPC_PORT)
 
 test: asan
 	@bash scripts/run-tests.sh $(TEST_DIR) $(FUZZ_SECONDS)

@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   clang libclang-rt-14-dev clang-format
   libboost-dev libsimdjson-dev libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nginx-light wrk libonnx-testdata
   python3-venv

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
+#include "grpc/grpc_server.h"
 #include "http/http_server.h"
 #include "lifecycle/model_manager.h"
 #include "scheduler/thread_pool.h"
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> repositories;
   std::string http_address = "127.0.0.1";
   uint16_t http_port = 8000;
+  std::string grpc_address = "127.0.0.1";
+  uint16_t grpc_port = 8001;
   size_t http_threads = cores;
   size_t execution_threads = cores;
   size_t max_request_bytes = 64ull << 20;
@@ -44,6 +47,9 @@ int main(int argc, char** argv) {
   app.add_option("--http-address", http_address, "Address the HTTP server listens on")
       ->capture_default_str();
   app.add_option("--http-port", http_port, "HTTP port (0 picks a free one)")->capture_default_str();
+  app.add_option("--grpc-address", grpc_address, "Address the gRPC server listens on")
+      ->capture_default_str();
+  app.add_option("--grpc-port", grpc_port, "gRPC port (0 picks a free one)")->capture_default_str();
   app.add_option("--http-threads", http_threads, "HTTP I/O threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -105,6 +111,16 @@ int main(int argc, char** argv) {
   (*http)->Start();
   // Live while loading; ready once every model had its chance to load.
   spdlog::info("HTTP server listening on {}:{}", http_address, (*http)->port());
+  mm::GrpcServer::Options grpc_options;
+  grpc_options.address = grpc_address;
+  grpc_options.port = grpc_port;
+  grpc_options.max_message_bytes = max_request_bytes;
+  auto grpc = mm::GrpcServer::Start(grpc_options, service->get());
+  if (!grpc.ok()) {
+    (*http)->Stop();
+    return Fail(grpc.status());
+  }
+  spdlog::info("gRPC server listening on {}:{}", grpc_address, (*grpc)->port());
   (*manager)->LoadAll();
   (*service)->SetReady(true);
   spdlog::info("mmserve is ready");
@@ -115,6 +131,7 @@ int main(int argc, char** argv) {
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*service)->SetReady(false);
   (*http)->Stop();
+  (*grpc)->Stop();
   pool.Shutdown();
   spdlog::info("mmserve stopped");
   return 0;

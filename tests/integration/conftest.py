@@ -36,11 +36,12 @@ class Server:
         self.extra = [str(e) for e in extra]
         self.proc = None
         self.port = None
+        self.grpc_port = None
         self.log = []
         self._port_seen = threading.Event()
 
     def start(self, wait_ready=True):
-        args = [str(binary()), "--http-port", "0", "--log-level", "info"]
+        args = [str(binary()), "--http-port", "0", "--grpc-port", "0", "--log-level", "info"]
         for r in self.repos:
             args += ["--model-repository", r]
         args += self.extra
@@ -62,12 +63,20 @@ class Server:
             m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
             if m and self.port is None:
                 self.port = int(m.group(1))
+            m = re.search(r"gRPC server listening on [^:]+:(\d+)", line)
+            if m and self.grpc_port is None:
+                self.grpc_port = int(m.group(1))
+            if self.port is not None and self.grpc_port is not None:
                 self._port_seen.set()
         self._port_seen.set()
 
     @property
     def url(self):
         return f"localhost:{self.port}"
+
+    @property
+    def grpc_url(self):
+        return f"localhost:{self.grpc_port}"
 
     @property
     def base(self):
@@ -129,6 +138,15 @@ def server(extra_repo):
     yield s
     code = s.stop()
     assert code == 0, f"mmserve exited with {code}:\n{s.text()[-5000:]}"
+
+
+@pytest.fixture()
+def grpc_client(server):
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture()

@@ -1,0 +1,221 @@
+#include "grpc/grpc_codec.h"
+
+#include <cstring>
+#include <limits>
+
+#include "core/bytes_tensor.h"
+#include "core/shape.h"
+
+namespace mm {
+
+namespace {
+
+using inference::InferParameter;
+using inference::InferTensorContents;
+
+StatusOr<ParameterValue> FromProto(const std::string& key, const InferParameter& p,
+                                   std::string_view where) {
+  switch (p.parameter_choice_case()) {
+    case InferParameter::kBoolParam:
+      return ParameterValue(p.bool_param());
+    case InferParameter::kInt64Param:
+      return ParameterValue(p.int64_param());
+    case InferParameter::kDoubleParam:
+      return ParameterValue(p.double_param());
+    case InferParameter::kStringParam:
+      return ParameterValue(p.string_param());
+    case InferParameter::kUint64Param:
+      if (p.uint64_param() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return InvalidArgument(std::string(where) + " parameter '" + key +
+                               "' is out of range for a 64-bit signed integer");
+      }
+      return ParameterValue(static_cast<int64_t>(p.uint64_param()));
+    default:
+      return InvalidArgument(std::string(where) + " parameter '" + key + "' has no value");
+  }
+}
+
+Status DecodeParameters(const google::protobuf::Map<std::string, InferParameter>& in,
+                        std::string_view where, Parameters& out) {
+  for (const auto& [key, value] : in) {
+    if (key.rfind("shared_memory_", 0) == 0) {
+      return Unimplemented(std::string(where) +
+                           ": shared memory is not supported yet over gRPC (parameter '" + key +
+                           "')");
+    }
+    MM_ASSIGN_OR_RETURN(ParameterValue v, FromProto(key, value, where));
+    out.emplace(key, std::move(v));
+  }
+  return OkStatus();
+}
+
+template <typename T>
+std::span<const std::byte> View(const google::protobuf::RepeatedField<T>& field) {
+  return {reinterpret_cast<const std::byte*>(field.data()), field.size() * sizeof(T)};
+}
+
+// Narrows int32/uint32 contents into the tensor's own element type.
+template <typename To, typename From>
+StatusOr<std::shared_ptr<ByteBuffer>> Narrow(const google::protobuf::RepeatedField<From>& field,
+                                             const std::string& what) {
+  auto buffer = std::make_shared<ByteBuffer>(field.size() * sizeof(To));
+  auto* out = reinterpret_cast<To*>(buffer->bytes.get());
+  for (int i = 0; i < field.size(); ++i) {
+    From v = field.Get(i);
+    if (v < static_cast<From>(std::numeric_limits<To>::min()) ||
+        v > static_cast<From>(std::numeric_limits<To>::max())) {
+      return InvalidArgument(what + ": element " + std::to_string(i) + " (" + std::to_string(v) +
+                             ") is out of range for its datatype");
+    }
+    out[i] = static_cast<To>(v);
+  }
+  return buffer;
+}
+
+// The number of typed elements present for `dtype`, and the input's data.
+Status DecodeContents(const InferTensorContents& c, Tensor& t, const std::string& what,
+                      int64_t expected) {
+  int64_t got = 0;
+  auto set_view = [&](auto& field) {
+    got = field.size();
+    t.data = View(field);
+  };
+  auto attach = [&](StatusOr<std::shared_ptr<ByteBuffer>> buffer, int64_t n) -> Status {
+    if (!buffer.ok()) return buffer.status();
+    got = n;
+    AttachBuffer(t, std::move(*buffer));
+    return OkStatus();
+  };
+  switch (t.dtype) {
+    case DataType::kBool: {
+      got = c.bool_contents_size();
+      auto buffer = std::make_shared<ByteBuffer>(static_cast<size_t>(got));
+      for (int i = 0; i < c.bool_contents_size(); ++i) {
+        buffer->bytes[i] = std::byte{c.bool_contents(i) ? uint8_t{1} : uint8_t{0}};
+      }
+      AttachBuffer(t, std::move(buffer));
+      break;
+    }
+    case DataType::kInt8:
+      MM_RETURN_IF_ERROR(attach(Narrow<int8_t>(c.int_contents(), what), c.int_contents_size()));
+      break;
+    case DataType::kInt16:
+      MM_RETURN_IF_ERROR(attach(Narrow<int16_t>(c.int_contents(), what), c.int_contents_size()));
+      break;
+    case DataType::kInt32:
+      set_view(c.int_contents());
+      break;
+    case DataType::kInt64:
+      set_view(c.int64_contents());
+      break;
+    case DataType::kUint8:
+      MM_RETURN_IF_ERROR(attach(Narrow<uint8_t>(c.uint_contents(), what), c.uint_contents_size()));
+      break;
+    case DataType::kUint16:
+      MM_RETURN_IF_ERROR(attach(Narrow<uint16_t>(c.uint_contents(), what), c.uint_contents_size()));
+      break;
+    case DataType::kUint32:
+      set_view(c.uint_contents());
+      break;
+    case DataType::kUint64:
+      set_view(c.uint64_contents());
+      break;
+    case DataType::kFp32:
+      set_view(c.fp32_contents());
+      break;
+    case DataType::kFp64:
+      set_view(c.fp64_contents());
+      break;
+    case DataType::kBytes: {
+      got = c.bytes_contents_size();
+      auto serialized = std::make_shared<std::string>();
+      for (const std::string& s : c.bytes_contents()) AppendBytesElement(s, *serialized);
+      t.data = {reinterpret_cast<const std::byte*>(serialized->data()), serialized->size()};
+      t.owner = std::move(serialized);
+      break;
+    }
+    default:
+      return InvalidArgument(what + ": " + std::string(DataTypeName(t.dtype)) +
+                             " has no typed contents field; send it in raw_input_contents");
+  }
+  if (got != expected) {
+    return InvalidArgument(what + ": expected " + std::to_string(expected) +
+                           " elements for shape " + ShapeToString(t.shape) + ", got " +
+                           std::to_string(got));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest& msg) {
+  InferRequest request;
+  request.model_name = msg.model_name();
+  request.model_version = msg.model_version();
+  request.id = msg.id();
+  MM_RETURN_IF_ERROR(DecodeParameters(msg.parameters(), "request", request.parameters));
+  const bool raw = msg.raw_input_contents_size() > 0;
+  if (raw && msg.raw_input_contents_size() != msg.inputs_size()) {
+    return InvalidArgument("raw_input_contents has " +
+                           std::to_string(msg.raw_input_contents_size()) +
+                           " entries but the request has " + std::to_string(msg.inputs_size()) +
+                           " inputs: give one per input, in input order");
+  }
+  request.inputs.reserve(msg.inputs_size());
+  for (int i = 0; i < msg.inputs_size(); ++i) {
+    const auto& in = msg.inputs(i);
+    if (in.name().empty()) {
+      return InvalidArgument("inputs[" + std::to_string(i) + "] has an empty name");
+    }
+    const std::string what = "input '" + in.name() + "'";
+    Tensor& t = request.inputs.emplace_back();
+    t.name = in.name();
+    auto dtype = DataTypeFromName(in.datatype());
+    if (!dtype) {
+      return InvalidArgument(what + ": unknown datatype '" + in.datatype() + "'");
+    }
+    t.dtype = *dtype;
+    t.shape.assign(in.shape().begin(), in.shape().end());
+    MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(t.shape, what));
+    Parameters ignored;
+    MM_RETURN_IF_ERROR(DecodeParameters(in.parameters(), what, ignored));
+    if (raw) {
+      if (in.has_contents()) {
+        return InvalidArgument(what + " has both typed contents and raw_input_contents");
+      }
+      const std::string& bytes = msg.raw_input_contents(i);
+      t.data = {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+      continue;
+    }
+    if (!in.has_contents()) {
+      return InvalidArgument(what + " has no data: set its contents or raw_input_contents");
+    }
+    MM_RETURN_IF_ERROR(DecodeContents(in.contents(), t, what, count));
+  }
+  request.outputs.reserve(msg.outputs_size());
+  for (const auto& out : msg.outputs()) {
+    RequestedOutput& r = request.outputs.emplace_back();
+    r.name = out.name();
+    MM_RETURN_IF_ERROR(
+        DecodeParameters(out.parameters(), "output '" + out.name() + "'", r.parameters));
+    r.parameters.erase("binary_data");  // an HTTP notion some clients send anyway
+    r.parameters.erase("classification");
+  }
+  return request;
+}
+
+void EncodeGrpcInferResponse(const InferResponse& response, inference::ModelInferResponse* out) {
+  out->set_model_name(response.model_name);
+  out->set_model_version(response.model_version);
+  out->set_id(response.id);
+  for (const Tensor& t : response.outputs) {
+    auto* o = out->add_outputs();
+    o->set_name(t.name);
+    o->set_datatype(std::string(DataTypeName(t.dtype)));
+    for (int64_t d : t.shape) o->add_shape(d);
+    out->add_raw_output_contents()->assign(reinterpret_cast<const char*>(t.data.data()),
+                                           t.data.size());
+  }
+}
+
+}  // namespace mm
