@@ -31,6 +31,9 @@ struct Tensor {
   std::span<const std::byte> data;
   // Keeps `data` alive when it is not owned by the enclosing request/response.
   std::shared_ptr<const void> owner;
+  // Per-tensor protocol parameters, e.g. shared_memory_region on an input, or
+  // on an output written to shared memory (whose `data` is then empty).
+  Parameters parameters;
 
   template <typename T>
   std::span<const T> as() const {

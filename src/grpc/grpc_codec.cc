@@ -35,14 +35,18 @@ StatusOr<ParameterValue> FromProto(const std::string& key, const InferParameter&
   }
 }
 
+InferParameter ToProto(const ParameterValue& v) {
+  InferParameter p;
+  if (const auto* b = std::get_if<bool>(&v)) p.set_bool_param(*b);
+  if (const auto* i = std::get_if<int64_t>(&v)) p.set_int64_param(*i);
+  if (const auto* d = std::get_if<double>(&v)) p.set_double_param(*d);
+  if (const auto* s = std::get_if<std::string>(&v)) p.set_string_param(*s);
+  return p;
+}
+
 Status DecodeParameters(const google::protobuf::Map<std::string, InferParameter>& in,
                         std::string_view where, Parameters& out) {
   for (const auto& [key, value] : in) {
-    if (key.rfind("shared_memory_", 0) == 0) {
-      return Unimplemented(std::string(where) +
-                           ": shared memory is not supported yet over gRPC (parameter '" + key +
-                           "')");
-    }
     MM_ASSIGN_OR_RETURN(ParameterValue v, FromProto(key, value, where));
     out.emplace(key, std::move(v));
   }
@@ -154,13 +158,20 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
   request.model_version = msg.model_version();
   request.id = msg.id();
   MM_RETURN_IF_ERROR(DecodeParameters(msg.parameters(), "request", request.parameters));
+  // raw_input_contents holds one entry per input that is not in shared
+  // memory, in input order.
   const bool raw = msg.raw_input_contents_size() > 0;
-  if (raw && msg.raw_input_contents_size() != msg.inputs_size()) {
+  int with_data = 0;
+  for (const auto& in : msg.inputs()) {
+    if (!in.parameters().contains("shared_memory_region")) ++with_data;
+  }
+  if (raw && msg.raw_input_contents_size() != with_data) {
     return InvalidArgument("raw_input_contents has " +
                            std::to_string(msg.raw_input_contents_size()) +
-                           " entries but the request has " + std::to_string(msg.inputs_size()) +
-                           " inputs: give one per input, in input order");
+                           " entries but the request has " + std::to_string(with_data) +
+                           " inputs not in shared memory: give one per such input, in order");
   }
+  int next_raw = 0;
   request.inputs.reserve(msg.inputs_size());
   for (int i = 0; i < msg.inputs_size(); ++i) {
     const auto& in = msg.inputs(i);
@@ -177,13 +188,18 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
     t.dtype = *dtype;
     t.shape.assign(in.shape().begin(), in.shape().end());
     MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(t.shape, what));
-    Parameters ignored;
-    MM_RETURN_IF_ERROR(DecodeParameters(in.parameters(), what, ignored));
+    MM_RETURN_IF_ERROR(DecodeParameters(in.parameters(), what, t.parameters));
+    if (t.parameters.count("shared_memory_region")) {
+      if (in.has_contents()) {
+        return InvalidArgument(what + " has both data and a shared memory reference");
+      }
+      continue;  // the service maps the region
+    }
     if (raw) {
       if (in.has_contents()) {
         return InvalidArgument(what + " has both typed contents and raw_input_contents");
       }
-      const std::string& bytes = msg.raw_input_contents(i);
+      const std::string& bytes = msg.raw_input_contents(next_raw++);
       t.data = {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
       continue;
     }
@@ -213,6 +229,9 @@ void EncodeGrpcInferResponse(const InferResponse& response, inference::ModelInfe
     o->set_name(t.name);
     o->set_datatype(std::string(DataTypeName(t.dtype)));
     for (int64_t d : t.shape) o->add_shape(d);
+    for (const auto& [key, value] : t.parameters) {
+      (*o->mutable_parameters())[key] = ToProto(value);
+    }
     out->add_raw_output_contents()->assign(reinterpret_cast<const char*>(t.data.data()),
                                            t.data.size());
   }

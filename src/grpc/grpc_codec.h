@@ -15,7 +15,8 @@ namespace mm {
 // INVALID_ARGUMENT naming the input on any inconsistency.
 StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest& msg);
 
-// Fills `out` from `response`; outputs go to raw_output_contents, as Triton does.
+// Fills `out` from `response`; outputs go to raw_output_contents, as Triton does
+// (an output written to shared memory has an empty entry and its parameters).
 void EncodeGrpcInferResponse(const InferResponse& response, inference::ModelInferResponse* out);
 
 }  // namespace mm

@@ -229,6 +229,38 @@ class ServiceImpl final : public inference::GRPCInferenceService::CallbackServic
     return Done(ctx, Unavailable("model statistics are not collected by this server yet"));
   }
 
+  ServerUnaryReactor* SystemSharedMemoryStatus(
+      CallbackServerContext* ctx, const inference::SystemSharedMemoryStatusRequest* in,
+      inference::SystemSharedMemoryStatusResponse* out) override {
+    auto regions = service_->shared_memory().List(in->name());
+    if (!regions.ok()) return Done(ctx, regions.status());
+    for (const auto& r : *regions) {
+      auto& status = (*out->mutable_regions())[r.name];
+      status.set_name(r.name);
+      status.set_key(r.key);
+      status.set_offset(r.offset);
+      status.set_byte_size(r.byte_size);
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  ServerUnaryReactor* SystemSharedMemoryRegister(
+      CallbackServerContext* ctx, const inference::SystemSharedMemoryRegisterRequest* in,
+      inference::SystemSharedMemoryRegisterResponse*) override {
+    return Done(ctx, service_->shared_memory().Register(in->name(), in->key(), in->offset(),
+                                                        in->byte_size()));
+  }
+
+  ServerUnaryReactor* SystemSharedMemoryUnregister(
+      CallbackServerContext* ctx, const inference::SystemSharedMemoryUnregisterRequest* in,
+      inference::SystemSharedMemoryUnregisterResponse*) override {
+    if (in->name().empty()) {
+      service_->shared_memory().UnregisterAll();
+      return Done(ctx, grpc::Status::OK);
+    }
+    return Done(ctx, service_->shared_memory().Unregister(in->name()));
+  }
+
   ServerUnaryReactor* ModelInfer(CallbackServerContext* ctx, const inference::ModelInferRequest* in,
                                  inference::ModelInferResponse* out) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();

@@ -124,10 +124,8 @@ bool GetNonNegative(dom::element e, int64_t& out) {
 }
 
 // KServe parameters: an object of bool / int64 / double / string.
-Status DecodeParameters(dom::element e, std::string_view where, Parameters& out) {
-  dom::object obj;
-  if (e.get_object().get(obj)) return WrongType(where, "an object", e);
-  for (dom::key_value_pair kv : obj) {
+Status DecodeParameter(const dom::key_value_pair& kv, std::string_view where, Parameters& out) {
+  {
     ParameterValue v;
     switch (kv.value.type()) {
       case element_type::BOOL:
@@ -153,6 +151,13 @@ Status DecodeParameters(dom::element e, std::string_view where, Parameters& out)
       return InvalidArgument(std::string(where) + " has '" + std::string(kv.key) + "' twice");
     }
   }
+  return OkStatus();
+}
+
+Status DecodeParameters(dom::element e, std::string_view where, Parameters& out) {
+  dom::object obj;
+  if (e.get_object().get(obj)) return WrongType(where, "an object", e);
+  for (dom::key_value_pair kv : obj) MM_RETURN_IF_ERROR(DecodeParameter(kv, where, out));
   return OkStatus();
 }
 
@@ -599,7 +604,11 @@ class RequestDecoder {
       if (params->get_object().get(pobj))
         return WrongType(what + " 'parameters'", "an object", *params);
       for (dom::key_value_pair kv : pobj) {
-        if (kv.key != "binary_data_size") continue;
+        if (kv.key != "binary_data_size") {
+          // Kept for the service, e.g. shared_memory_region.
+          MM_RETURN_IF_ERROR(DecodeParameter(kv, what + " 'parameters'", t.parameters));
+          continue;
+        }
         int64_t size;
         if (binary_size || !GetNonNegative(kv.value, size)) {
           return InvalidArgument(what + ": 'binary_data_size' must be given once, as a " +
@@ -616,7 +625,9 @@ class RequestDecoder {
       pending_.push_back({request.inputs.size() - 1, count, *binary_size});
       return OkStatus();
     }
-    return InvalidArgument(what + " has neither 'data' nor 'binary_data_size'");
+    if (t.parameters.count("shared_memory_region")) return OkStatus();  // the service maps it
+    return InvalidArgument(what + " has neither 'data', 'binary_data_size' nor a " +
+                           "'shared_memory_region' parameter");
   }
 
   static Status DecodeShape(dom::element e, std::string_view what, Shape& shape) {
@@ -882,6 +893,22 @@ void AppendData(std::string& out, const Tensor& t,
   }
 }
 
+bool InSharedMemory(const Tensor& t) { return t.parameters.count("shared_memory_region") > 0; }
+
+// {"name":..,"datatype":..,"shape":[..]  (left open for data or parameters)
+void AppendTensorHead(std::string& out, const Tensor& t) {
+  out.append("{\"name\":");
+  AppendJsonString(out, t.name);
+  out.append(",\"datatype\":\"");
+  out.append(DataTypeName(t.dtype));
+  out.append("\",\"shape\":[");
+  for (size_t d = 0; d < t.shape.size(); ++d) {
+    if (d) out.push_back(',');
+    AppendJsonInt(out, t.shape[d]);
+  }
+  out.push_back(']');
+}
+
 Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std::string& out,
                      std::vector<std::span<const std::byte>>& chunks) {
   // Validate first and size the output once.
@@ -891,6 +918,7 @@ Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std:
     if (t.dtype == DataType::kInvalid || DataTypeName(t.dtype) == "INVALID") {
       return Internal(what + " has no valid datatype");
     }
+    if (InSharedMemory(t)) continue;  // written to its region; no data here
     auto count = ElementCount(t.shape, what);
     if (!count.ok()) return Internal(count.status().message());
     if (t.dtype != DataType::kBytes) {
@@ -926,6 +954,14 @@ Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std:
   std::vector<std::string_view> elements;
   for (size_t i = 0; i < r.outputs.size(); ++i) {
     const Tensor& t = r.outputs[i];
+    if (i) out.push_back(',');
+    if (InSharedMemory(t)) {
+      AppendTensorHead(out, t);
+      out.append(",\"parameters\":");
+      AppendJsonParameters(out, t.parameters);
+      out.push_back('}');
+      continue;
+    }
     const bool binary = fmt.IsBinary(t.name);
     elements.clear();
     if (t.dtype == DataType::kBytes) {
@@ -943,17 +979,7 @@ Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std:
         }
       }
     }
-    if (i) out.push_back(',');
-    out.append("{\"name\":");
-    AppendJsonString(out, t.name);
-    out.append(",\"datatype\":\"");
-    out.append(DataTypeName(t.dtype));
-    out.append("\",\"shape\":[");
-    for (size_t d = 0; d < t.shape.size(); ++d) {
-      if (d) out.push_back(',');
-      AppendJsonInt(out, t.shape[d]);
-    }
-    out.push_back(']');
+    AppendTensorHead(out, t);
     if (binary) {
       out.append(",\"parameters\":{\"binary_data_size\":");
       AppendJsonUint(out, t.data.size());

@@ -6,6 +6,7 @@
 #include "http/infer_codec.h"
 #include "http/json_writer.h"
 #include "http/repository_codec.h"
+#include "http/shm_codec.h"
 #include "repository/model_config.h"
 
 namespace mm {
@@ -134,6 +135,24 @@ void HandleInfer(InferenceService* service, const HttpRequestView& request, std:
   });
 }
 
+std::string ShmStatusJson(const std::vector<SharedMemoryManager::RegionInfo>& regions) {
+  std::string out = "[";
+  for (size_t i = 0; i < regions.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, regions[i].name);
+    out += ",\"key\":";
+    AppendJsonString(out, regions[i].key);
+    out += ",\"offset\":";
+    AppendJsonUint(out, regions[i].offset);
+    out += ",\"byte_size\":";
+    AppendJsonUint(out, regions[i].byte_size);
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
 }  // namespace
 
 size_t HttpReply::content_length() const {
@@ -223,6 +242,41 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     auto ready_only = DecodeIndexRequest(*request.body);
     if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
     return done(JsonReply(IndexJson(service_->RepositoryIndex(*ready_only))));
+  }
+  // /v2/systemsharedmemory[/region/{name}]/{status,register,unregister}
+  if (seg[1] == "systemsharedmemory") {
+    std::string region;
+    size_t at = 2;
+    if (count >= 4 && seg[2] == "region") {
+      region = seg[3];
+      at = 4;
+    }
+    if (count != at + 1) return not_found();
+    SharedMemoryManager& shm = service_->shared_memory();
+    const std::string_view op = seg[at];
+    if (op == "status") {
+      if (!get) return done(MethodNotAllowed(m, "GET"));
+      auto regions = shm.List(region);
+      if (!regions.ok()) return done(ErrorReply(regions.status()));
+      return done(JsonReply(ShmStatusJson(*regions)));
+    }
+    if (op == "register" && !region.empty()) {
+      if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+      auto req = DecodeShmRegisterRequest(*request.body);
+      if (!req.ok()) return done(ErrorReply(req.status()));
+      Status s = shm.Register(region, req->key, req->offset, req->byte_size);
+      return done(s.ok() ? EmptyReply(200) : ErrorReply(s));
+    }
+    if (op == "unregister") {
+      if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+      if (region.empty()) {
+        shm.UnregisterAll();
+        return done(EmptyReply(200));
+      }
+      Status s = shm.Unregister(region);
+      return done(s.ok() ? EmptyReply(200) : ErrorReply(s));
+    }
+    return not_found();
   }
   // /v2/models/{m}[/versions/{v}][/ready|/config|/infer]
   if (seg[1] != "models" || count < 3) return not_found();

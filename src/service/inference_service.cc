@@ -2,6 +2,9 @@
 
 #include "service/request_validator.h"
 
+#include <cstring>
+#include <optional>
+
 namespace mm {
 
 namespace {
@@ -24,7 +27,9 @@ StatusOr<std::unique_ptr<InferenceService>> InferenceService::Create(Options opt
 
 InferenceService::InferenceService(Options options)
     : options_(std::move(options)),
-      metadata_{options_.server_name, options_.server_version, {"binary_tensor_data"}} {}
+      metadata_{options_.server_name,
+                options_.server_version,
+                {"binary_tensor_data", "system_shared_memory"}} {}
 
 StatusOr<ModelHandle> InferenceService::GetModel(std::string_view name,
                                                  std::string_view version) const {
@@ -69,14 +74,129 @@ std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(bool ready_onl
   return ready;
 }
 
+namespace {
+
+constexpr std::string_view kShmRegion = "shared_memory_region";
+constexpr std::string_view kShmOffset = "shared_memory_offset";
+constexpr std::string_view kShmByteSize = "shared_memory_byte_size";
+
+// A tensor's shared-memory reference, if its parameters name a region.
+struct ShmRef {
+  std::string region;
+  uint64_t offset = 0;
+  uint64_t byte_size = 0;
+};
+
+StatusOr<std::optional<ShmRef>> ParseShmRef(const Parameters& params, const std::string& what) {
+  auto region = params.find(kShmRegion);
+  if (region == params.end()) {
+    if (params.count(kShmOffset) || params.count(kShmByteSize)) {
+      return InvalidArgument(what + ": shared_memory_offset/byte_size given without " +
+                             "shared_memory_region");
+    }
+    return std::optional<ShmRef>();
+  }
+  ShmRef ref;
+  const auto* name = std::get_if<std::string>(&region->second);
+  if (name == nullptr || name->empty()) {
+    return InvalidArgument(what + ": shared_memory_region must be a region name (a string)");
+  }
+  ref.region = *name;
+  auto integer = [&](std::string_view key, bool required, uint64_t& out) -> Status {
+    auto it = params.find(key);
+    if (it == params.end()) {
+      return required ? InvalidArgument(what + ": " + std::string(key) +
+                                        " is required with shared_memory_region")
+                      : OkStatus();
+    }
+    const auto* v = std::get_if<int64_t>(&it->second);
+    if (v == nullptr || *v < 0) {
+      return InvalidArgument(what + ": " + std::string(key) + " must be a non-negative integer");
+    }
+    out = static_cast<uint64_t>(*v);
+    return OkStatus();
+  };
+  MM_RETURN_IF_ERROR(integer(kShmOffset, false, ref.offset));
+  MM_RETURN_IF_ERROR(integer(kShmByteSize, true, ref.byte_size));
+  return std::optional<ShmRef>(std::move(ref));
+}
+
+// An output to be written into shared memory once the model has run.
+struct ShmOutput {
+  std::string name;
+  ShmRef ref;
+  SharedMemoryManager::Window window;
+};
+
+// Copies the shared-memory outputs into their regions and empties their data.
+Status WriteShmOutputs(const std::vector<ShmOutput>& targets, InferResponse& response) {
+  for (Tensor& t : response.outputs) {
+    for (const ShmOutput& target : targets) {
+      if (target.name != t.name) continue;
+      if (t.data.size() > target.window.bytes.size()) {
+        return InvalidArgument("output '" + t.name + "' needs " + std::to_string(t.data.size()) +
+                               " bytes but shared memory region '" + target.ref.region + "' has " +
+                               std::to_string(target.window.bytes.size()) + " at offset " +
+                               std::to_string(target.ref.offset));
+      }
+      if (!t.data.empty()) std::memcpy(target.window.bytes.data(), t.data.data(), t.data.size());
+      t.parameters[std::string(kShmRegion)] = target.ref.region;
+      if (target.ref.offset) {
+        t.parameters[std::string(kShmOffset)] = static_cast<int64_t>(target.ref.offset);
+      }
+      t.parameters[std::string(kShmByteSize)] = static_cast<int64_t>(t.data.size());
+      t.data = {};
+      t.owner.reset();
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
   auto model = options_.models->Get(request->model_name, request->model_version);
   if (!model.ok()) return done(model.status());
   const ServableModel& servable = **model;
+  // Inputs in shared memory become views of their region (kept mapped by `owner`).
+  for (Tensor& input : request->inputs) {
+    if (input.parameters.empty()) continue;
+    const std::string what = "input '" + input.name + "'";
+    auto ref = ParseShmRef(input.parameters, what);
+    if (!ref.ok()) return done(ref.status());
+    if (!*ref) continue;
+    if (!input.data.empty()) {
+      return done(InvalidArgument(what + " has both data and a shared memory reference"));
+    }
+    auto window = shared_memory_.Resolve((*ref)->region, (*ref)->offset, (*ref)->byte_size, what);
+    if (!window.ok()) return done(window.status());
+    input.data = window->bytes;
+    input.owner = std::move(window->owner);
+  }
+  std::vector<ShmOutput> shm_outputs;
+  for (const RequestedOutput& output : request->outputs) {
+    if (output.parameters.empty()) continue;
+    const std::string what = "output '" + output.name + "'";
+    auto ref = ParseShmRef(output.parameters, what);
+    if (!ref.ok()) return done(ref.status());
+    if (!*ref) continue;
+    auto window = shared_memory_.Resolve((*ref)->region, (*ref)->offset, (*ref)->byte_size, what);
+    if (!window.ok()) return done(window.status());
+    shm_outputs.push_back({output.name, std::move(**ref), std::move(*window)});
+  }
   if (Status s = ValidateRequest(servable.config, *request); !s.ok()) {
     return done(s.WithContext("model '" + servable.name + "'"));
   }
   request->model_version = servable.version_string;
+  if (!shm_outputs.empty()) {
+    done = [targets = std::move(shm_outputs),
+            done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
+      if (result.ok()) {
+        if (Status s = WriteShmOutputs(targets, **result); !s.ok()) return done(s);
+      }
+      done(std::move(result));
+    };
+  }
   // Queued work keeps the scheduler, and so the instances, alive on its own.
   servable.scheduler->Enqueue(std::move(request), std::move(done));
 }

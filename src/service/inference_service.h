@@ -17,6 +17,7 @@
 #include "core/infer_request.h"
 #include "core/status.h"
 #include "lifecycle/model_manager.h"
+#include "service/shared_memory.h"
 
 namespace mm {
 
@@ -62,7 +63,13 @@ class InferenceService {
   std::vector<ModelVersionStatus> RepositoryIndex(bool ready_only) const;
 
   // Validates `request` against its model and queues it. `done` is called exactly once.
+  // Inputs and requested outputs may refer to registered shared memory with the
+  // parameters shared_memory_region, shared_memory_offset (default 0) and
+  // shared_memory_byte_size; such outputs are written into the region and come
+  // back with empty data and those parameters.
   void Infer(std::unique_ptr<InferRequest> request, InferCallback done);
+
+  SharedMemoryManager& shared_memory() { return shared_memory_; }
 
  private:
   explicit InferenceService(Options options);
@@ -70,6 +77,7 @@ class InferenceService {
   const Options options_;
   const ServerMetadata metadata_;
   std::atomic<bool> ready_{false};
+  SharedMemoryManager shared_memory_;
 };
 
 }  // namespace mm

@@ -91,7 +91,7 @@ TEST(GrpcCodecTest, RejectsInconsistentRequests) {
     AddInput(msg, "x", "FP32", {1});
     AddInput(msg, "y", "FP32", {1});
     msg.add_raw_input_contents(std::string(4, '\0'));
-    EXPECT_NE(error(msg).find("one per input"), std::string::npos);
+    EXPECT_NE(error(msg).find("one per such input"), std::string::npos);
   }
   {
     inference::ModelInferRequest msg;
@@ -117,8 +117,17 @@ TEST(GrpcCodecTest, RejectsInconsistentRequests) {
     inference::ModelInferRequest msg;
     auto* in = AddInput(msg, "x", "FP32", {1});
     (*in->mutable_parameters())["shared_memory_region"].set_string_param("r");
+    in->mutable_contents()->add_fp32_contents(1);
+    EXPECT_NE(error(msg).find("both data and a shared memory reference"), std::string::npos);
+  }
+  {
+    inference::ModelInferRequest msg;
+    auto* in = AddInput(msg, "x", "FP32", {1});
+    (*in->mutable_parameters())["shared_memory_region"].set_string_param("r");
     auto d = DecodeGrpcInferRequest(msg);
-    EXPECT_EQ(d.status().code(), StatusCode::kUnimplemented);
+    ASSERT_TRUE(d.ok());
+    EXPECT_TRUE(d->inputs[0].data.empty());
+    EXPECT_EQ(std::get<std::string>(d->inputs[0].parameters.at("shared_memory_region")), "r");
   }
 }
 
@@ -132,7 +141,8 @@ TEST(GrpcCodecTest, EncodesOutputsAsRawContents) {
                              DataType::kFp32,
                              {2},
                              {reinterpret_cast<const std::byte*>(values), sizeof values},
-                             nullptr});
+                             nullptr,
+                             {}});
   inference::ModelInferResponse out;
   EncodeGrpcInferResponse(r, &out);
   EXPECT_EQ(out.model_name(), "m");

@@ -354,8 +354,9 @@ TEST(InferCodecDecodeTest, StructuralErrors) {
   ExpectInvalidJson(
       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1],"parameters":{"binary_data_size":4}}]})",
       "input 'x' has both 'data' and 'binary_data_size'");
-  ExpectInvalidJson(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1]}]})",
-                    "input 'x' has neither 'data' nor 'binary_data_size'");
+  ExpectInvalidJson(
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1]}]})",
+      "input 'x' has neither 'data', 'binary_data_size' nor a 'shared_memory_region' parameter");
   ExpectInvalidJson(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]},)"
                     R"({"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})",
                     "input 'x' appears twice");

@@ -22,7 +22,7 @@ class FakeInstance : public ModelInstance {
     }
     --*concurrent_;
     if (request.id == "fail") return InvalidArgument("asked to fail");
-    response.outputs.push_back(Tensor{"out", DataType::kFp32, {}, {}, nullptr});
+    response.outputs.push_back(Tensor{"out", DataType::kFp32, {}, {}, nullptr, {}});
     return OkStatus();
   }
 
@@ -180,13 +180,13 @@ TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
   while (sched->pending() != 0) std::this_thread::yield();
   std::vector<std::byte> big(17);
   auto request = Req("big");
-  request->inputs.push_back(Tensor{"x", DataType::kUint8, {17}, big, nullptr});
+  request->inputs.push_back(Tensor{"x", DataType::kUint8, {17}, big, nullptr, {}});
   sched->Enqueue(std::move(request), rec.Callback());
   rec.Wait(2);
   EXPECT_NE(rec.threads[1], std::this_thread::get_id());
   while (sched->pending() != 0) std::this_thread::yield();
   auto small = Req("small");
-  small->inputs.push_back(Tensor{"x", DataType::kUint8, {16}, {big.data(), 16}, nullptr});
+  small->inputs.push_back(Tensor{"x", DataType::kUint8, {16}, {big.data(), 16}, nullptr, {}});
   sched->Enqueue(std::move(small), rec.Callback());
   ASSERT_EQ(rec.threads.size(), 3u);
   EXPECT_EQ(rec.threads[2], std::this_thread::get_id());

@@ -352,8 +352,8 @@ TEST(OnnxRuntimeBackendTest, UnalignedInputIsCopiedAndStillCorrect) {
   std::memcpy(storage + 1, a, sizeof(a));  // misaligned by one byte
   std::memcpy(storage + 1 + sizeof(a), b, sizeof(b));
   InferRequest request;
-  Tensor in0{"INPUT0", DataType::kFp32, {4}, {storage + 1, sizeof(a)}, nullptr};
-  Tensor in1{"INPUT1", DataType::kFp32, {4}, {storage + 1 + sizeof(a), sizeof(b)}, nullptr};
+  Tensor in0{"INPUT0", DataType::kFp32, {4}, {storage + 1, sizeof(a)}, nullptr, {}};
+  Tensor in1{"INPUT1", DataType::kFp32, {4}, {storage + 1 + sizeof(a), sizeof(b)}, nullptr, {}};
   ASSERT_NE(reinterpret_cast<uintptr_t>(in0.data.data()) % alignof(float), 0u);
   request.inputs = {in0, in1};
   InferResponse response;
@@ -510,7 +510,7 @@ TEST(OnnxRuntimeBackendTest, EmptyTensorsRoundTrip) {
   for (const auto& input : model->config.input()) {
     if (input.name() == "in_fp32" || input.name() == "in_bytes") continue;
     request.inputs.push_back(
-        Tensor{input.name(), static_cast<DataType>(input.data_type()), {0}, {}, nullptr});
+        Tensor{input.name(), static_cast<DataType>(input.data_type()), {0}, {}, nullptr, {}});
   }
   InferResponse response;
   Status status = model->instances[0]->Execute(request, response);

@@ -35,7 +35,7 @@ struct Request {
   std::vector<std::vector<std::byte>> buffers;
   Request& Add(std::string name, DataType t, Shape shape, size_t bytes) {
     buffers.emplace_back(bytes);
-    req.inputs.push_back(Tensor{std::move(name), t, std::move(shape), buffers.back(), nullptr});
+    req.inputs.push_back(Tensor{std::move(name), t, std::move(shape), buffers.back(), nullptr, {}});
     return *this;
   }
 };
