@@ -195,3 +195,78 @@ def test_stream_interleaves_good_and_bad_requests(grpc_client):
     for rid, want in good.items():
         np.testing.assert_array_equal(got[rid], want)
     assert len(got) == len(sent)  # every request answered, the stream survived the errors
+
+
+def raw_stub(server):
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    channel = grpc.insecure_channel(server.grpc_url)
+    return channel, service_pb2_grpc.GRPCInferenceServiceStub(channel), service_pb2
+
+
+def good_request(pb):
+    req = pb.ModelInferRequest(model_name="add_sub")
+    for name in ("INPUT0", "INPUT1"):
+        t = req.inputs.add(name=name, datatype="FP32", shape=[4])
+        t.contents.fp32_contents.extend([1, 2, 3, 4])
+    return req
+
+
+@pytest.mark.parametrize("case", ["negative dim", "overflowing dims", "duplicate input",
+                                  "no data", "count mismatch", "unknown datatype",
+                                  "raw and typed", "non-numeric type"])
+def test_malformed_requests_over_raw_grpc(server, case):
+    import grpc
+
+    channel, stub, pb = raw_stub(server)
+    try:
+        req = good_request(pb)
+        t = req.inputs[0]
+        if case == "negative dim":
+            del t.shape[:]
+            t.shape.extend([-4])
+        elif case == "overflowing dims":
+            del t.shape[:]
+            t.shape.extend([2**40, 2**40, 2**40])
+        elif case == "duplicate input":
+            req.inputs.add().CopyFrom(req.inputs[0])
+        elif case == "no data":
+            t.ClearField("contents")
+        elif case == "count mismatch":
+            t.contents.fp32_contents.append(5)
+        elif case == "unknown datatype":
+            t.datatype = "FLOAT"
+        elif case == "raw and typed":
+            req.raw_input_contents.extend([b"\0" * 16, b"\0" * 16])
+        elif case == "non-numeric type":
+            t.ClearField("contents")
+            t.contents.bytes_contents.extend([b"a", b"b", b"c", b"d"])
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(req, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+        assert "INPUT0" in e.value.details(), e.value.details()
+        # The server keeps serving on the same channel.
+        ok = stub.ModelInfer(good_request(pb), timeout=30)
+        assert len(ok.raw_output_contents) == 2
+    finally:
+        channel.close()
+
+
+def test_message_over_max_request_bytes_is_resource_exhausted():
+    import grpc
+
+    from conftest import EXAMPLES, Server
+
+    s = Server([EXAMPLES], "--max-request-bytes", "4096").start()
+    try:
+        channel, stub, pb = raw_stub(s)
+        req = good_request(pb)
+        req.inputs[0].contents.fp32_contents.extend([0.5] * 4000)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(req, timeout=30)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value.details()
+        assert len(stub.ModelInfer(good_request(pb), timeout=30).raw_output_contents) == 2
+        channel.close()
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
