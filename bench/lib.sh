@@ -43,7 +43,7 @@ bench_init() {
   if [[ ${PIN:-0} == 1 && $CORES -ge 2 ]]; then
     ON_SERVER_CPUS=(taskset -c 0) ON_CLIENT_CPUS=(taskset -c "1-$((CORES - 1))")
   fi
-  declare -gA URL=() SERVER_PIDS=()
+  declare -gA URL=() GRPC_ADDR=() SERVER_PIDS=()
 }
 
 bench_cleanup() {
@@ -106,12 +106,14 @@ start_mmserve() {
   local name=$1; shift
   local port; port=$(free_port)
   "${ON_SERVER_CPUS[@]}" "${MMSERVE_WRAPPER[@]}" "$MMSERVE" --model-repository examples/models \
-    --http-port "$port" "$@" >"$WORK/$name.log" 2>&1 &
+    --http-port "$port" --grpc-port 0 "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   SERVER_PIDS[$name]=$pid
   URL[$name]=http://127.0.0.1:$port
   wait_ready "$name" "${URL[$name]}" "$pid" "${READY_SECONDS:-60}"
+  GRPC_ADDR[$name]=127.0.0.1:$(sed -n 's/.*gRPC server listening on [^:]*:\([0-9]*\).*/\1/p' \
+    "$WORK/$name.log" | head -1)
 }
 
 # A static body of exactly N bytes for nginx to return (no quotes inside).
