@@ -1,20 +1,15 @@
 #!/usr/bin/env bash
-# bench/grpc_vs_http.sh BUILD_DIR: the add model over gRPC (ghz) against HTTP
-# with binary tensors (wrk), same server, same run: p50 at concurrency 1 and
-# throughput at concurrency 32, and the ratio gRPC / HTTP binary.
-# ghz comes from the Go module proxy into build/tools on first use.
-# Env: BENCH_SECONDS (10), BENCH_PIN (1), GHZ_VERSION (v0.120.0).
+# bench/grpc_vs_http.sh BUILD_DIR: the add model over gRPC (bench_grpc_load, a
+# light C++ callback-API client; ghz, a Go client, saturated its own CPU before
+# the server) against HTTP with binary tensors (wrk), same server, same run:
+# p50 at concurrency 1, throughput at concurrency 32, the ratio gRPC / HTTP
+# binary, and the server's CPU per request for each.
+# Env: BENCH_SECONDS (10), BENCH_PIN (1).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
 source "$(dirname "$0")/lib.sh"
 SECONDS_PER_POINT=${BENCH_SECONDS:-10}
-GHZ=$ROOT/build/tools/ghz
-if [[ ! -x $GHZ ]]; then
-  command -v go >/dev/null || die "go is needed to install ghz"
-  echo "== installing ghz ${GHZ_VERSION:-v0.120.0} into build/tools"
-  GOBIN=$ROOT/build/tools go install "github.com/bojand/ghz/cmd/ghz@${GHZ_VERSION:-v0.120.0}"
-fi
-bench_init "${1:-build/release}" mmserve
+bench_init "${1:-build/release}" mmserve bench_grpc_load
 start_mmserve mmserve-1x1 --http-threads 1 --execution-threads 1
 
 # The same add_sub request as bench/add_sub_binary.lua, as a serialized
@@ -33,24 +28,24 @@ for name in ("OUTPUT0", "OUTPUT1"):
 open(sys.argv[1], "wb").write(r.SerializeToString())
 PY
 
-ghz_point() {  # ghz_point CONCURRENCY SECONDS -> "p50_us rps errors"
-  "${ON_CLIENT_CPUS[@]}" "$GHZ" --insecure --proto "$ROOT/proto/grpc_service.proto" \
-    -i "$ROOT/proto" --call inference.GRPCInferenceService.ModelInfer \
-    --binary-file "$WORK/add_sub.bin" -c "$1" --connections "$1" -z "${2}s" -O json \
-    "${GRPC_ADDR[mmserve-1x1]}" >"$WORK/ghz.json" 2>/dev/null || true
-  cp "$WORK/ghz.json" "$WORK/ghz-$1.json"
-  python3 - "$WORK/ghz.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-p50 = next(x["latency"] for x in d["latencyDistribution"] if x["percentage"] == 50) / 1000
-# ghz closes its connections when the duration ends; the calls then in
-# flight fail on the client with "use of closed network connection". Those
-# are the load generator's, not the server's: every other error counts.
-own = sum(n for e, n in (d.get("errorDistribution") or {}).items()
-          if "use of closed network connection" in e)
-ok = d.get("statusCodeDistribution", {}).get("OK", 0)
-print(f"{p50:.0f} {d['rps']:.0f} {d['count'] - ok - own}")
-PY
+grpc_point() {  # grpc_point CONCURRENCY SECONDS -> "p50_us rps errors"
+  local out
+  out=$("${ON_CLIENT_CPUS[@]}" "$BUILD_DIR/bench/bench_grpc_load" "${GRPC_ADDR[mmserve-1x1]}" \
+    "$WORK/add_sub.bin" "$1" "$1" "$2")
+  read -r p50 _p99 rps errors <<<"$out"
+  echo "$p50 $rps $errors"
+}
+
+# measure NAME COMMAND...: runs a point, prints its figures and the server's
+# CPU µs per request.
+measure() {
+  local pid=${SERVER_PIDS[mmserve-1x1]} t0 t1 out
+  t0=$(cpu_ticks "$pid")
+  out=$("$@")
+  t1=$(cpu_ticks "$pid")
+  read -r p50 rps errors <<<"$out"
+  local dur=$SECONDS_PER_POINT
+  python3 -c "print($p50, $rps, $errors, round(($t1 - $t0) / $TICKS_PER_SECOND * 1e6 / max($rps * $dur, 1), 1))"
 }
 
 wrk_point() {  # wrk_point THREADS CONNECTIONS SECONDS -> "p50_us rps errors"
@@ -69,13 +64,13 @@ PY
 }
 
 echo "== warm-up"
-ghz_point 4 1 >/dev/null
+grpc_point 4 1 >/dev/null
 wrk_point 1 4 1 >/dev/null
 echo "== measuring (${SECONDS_PER_POINT} s per point)"
-read -r g1_p50 g1_rps g1_err <<<"$(ghz_point 1 "$SECONDS_PER_POINT")"
-read -r h1_p50 h1_rps h1_err <<<"$(wrk_point 1 1 "$SECONDS_PER_POINT")"
-read -r g32_p50 g32_rps g32_err <<<"$(ghz_point 32 "$SECONDS_PER_POINT")"
-read -r h32_p50 h32_rps h32_err <<<"$(wrk_point 2 32 "$SECONDS_PER_POINT")"
+read -r g1_p50 g1_rps g1_err g1_cpu <<<"$(measure grpc_point 1 "$SECONDS_PER_POINT")"
+read -r h1_p50 h1_rps h1_err h1_cpu <<<"$(measure wrk_point 1 1 "$SECONDS_PER_POINT")"
+read -r g32_p50 g32_rps g32_err g32_cpu <<<"$(measure grpc_point 32 "$SECONDS_PER_POINT")"
+read -r h32_p50 h32_rps h32_err h32_cpu <<<"$(measure wrk_point 2 32 "$SECONDS_PER_POINT")"
 (( g1_err + h1_err + g32_err + h32_err == 0 )) || die "errors: $g1_err $h1_err $g32_err $h32_err"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
@@ -83,9 +78,9 @@ cat <<EOF2
 
 add_sub, mmserve --http-threads 1 --execution-threads 1, pinned=$PIN, ${SECONDS_PER_POINT} s per point, git $(git rev-parse --short HEAD)
 
-| | p50 µs at c1 | req/s at c32 |
-|---|---:|---:|
-| HTTP binary (wrk) | $h1_p50 | $h32_rps |
-| gRPC (ghz) | $g1_p50 | $g32_rps |
-| gRPC ÷ HTTP binary | $(ratio "$g1_p50" "$h1_p50")× | $(ratio "$g32_rps" "$h32_rps")× |
+| | p50 µs at c1 | req/s at c32 | server CPU µs/req at c1 / c32 |
+|---|---:|---:|---:|
+| HTTP binary (wrk) | $h1_p50 | $h32_rps | $h1_cpu / $h32_cpu |
+| gRPC (bench_grpc_load) | $g1_p50 | $g32_rps | $g1_cpu / $g32_cpu |
+| gRPC ÷ HTTP binary | $(ratio "$g1_p50" "$h1_p50")× | $(ratio "$g32_rps" "$h32_rps")× | |
 EOF2
