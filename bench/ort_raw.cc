@@ -43,13 +43,15 @@ struct Flags {
   int threads = 1;
   int64_t batch = 1;
   bool shared_session = false;
+  std::vector<int64_t> input_shape;  // --input-shape: replaces the inputs' shapes
   std::vector<std::string> models;
 };
 
 [[noreturn]] void Usage(const char* why) {
   std::fprintf(stderr,
                "bench_ort_raw: %s\nusage: bench_ort_raw [--seconds S] [--warmup-seconds S] "
-               "[--threads T] [--batch B] [--shared-session] MODEL.onnx...\n",
+               "[--threads T] [--batch B] [--input-shape D,D,...] [--shared-session] "
+               "MODEL.onnx...\n",
                why);
   std::exit(2);
 }
@@ -70,6 +72,14 @@ Flags ParseFlags(int argc, char** argv) {
       flags.threads = std::atoi(value());
     } else if (arg == "--batch") {
       flags.batch = std::atoll(value());
+    } else if (arg == "--input-shape") {
+      std::string list = value();
+      for (size_t pos = 0; pos <= list.size();) {
+        size_t end = list.find(',', pos);
+        if (end == std::string::npos) end = list.size();
+        flags.input_shape.push_back(std::atoll(list.substr(pos, end - pos).c_str()));
+        pos = end + 1;
+      }
     } else if (arg == "--shared-session") {
       flags.shared_session = true;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -128,6 +138,8 @@ struct Feed {
   std::vector<size_t> byte_sizes;
 };
 
+std::vector<int64_t> g_input_shape;  // from --input-shape; set once before any Worker
+
 Feed MakeFeed(Ort::Session& session, int64_t batch) {
   Feed feed;
   Ort::AllocatorWithDefaultOptions allocator;
@@ -136,6 +148,7 @@ Feed MakeFeed(Ort::Session& session, int64_t batch) {
     const Ort::TypeInfo type_info = session.GetInputTypeInfo(i);  // owns what info views
     auto info = type_info.GetTensorTypeAndShapeInfo();
     std::vector<int64_t> shape = info.GetShape();
+    if (!g_input_shape.empty()) shape = g_input_shape;
     for (size_t d = 0; d < shape.size(); ++d) {
       if (shape[d] < 0) shape[d] = d == 0 ? batch : 1;
     }
@@ -256,6 +269,7 @@ void BenchModel(Ort::Env& env, const Flags& flags, const std::string& path) {
 
 int main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
+  g_input_shape = flags.input_shape;
   try {
     Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "bench_ort_raw");
     for (const auto& model : flags.models) BenchModel(env, flags, model);

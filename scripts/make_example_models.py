@@ -188,14 +188,14 @@ def image_cnn(rng):
     fc_b = np.zeros((10,), np.float32)
     inits += [_init("fc_w", fc_w), _init("fc_b", fc_b)]
     nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"]))
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 64, 64])
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
     graph = helper.make_graph(nodes, "image_cnn", [x], [y], initializer=inits)
     config = """name: "image_cnn"
 platform: "onnxruntime_onnx"
 max_batch_size: 8
 input [
-  { name: "image" data_type: TYPE_FP32 dims: [ 3, 64, 64 ] }
+  { name: "image" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] }
 ]
 output [
   { name: "logits" data_type: TYPE_FP32 dims: [ 10 ] }
