@@ -19,11 +19,11 @@ deps:
 	@bash scripts/install-deps.sh
 
 release: deps
-	@cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMSERVE_ROOMS= >/dev/null
 	@cmake --build $(RELEASE_DIR) -j $(JOBS)
 
 asan: deps
-	@cmake -S . -B $(TEST_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMMSERVE_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(TEST_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMMSERVE_SANITIZE=ON -DMMSERVE_ROOMS= >/dev/null
 	@cmake --build $(TEST_DIR) -j $(JOBS)
 
 serve: release

@@ -27,12 +27,11 @@ HttpReply EmptyReply(int status) {
   return r;
 }
 
-HttpReply MethodNotAllowed(HttpMethod got, std::string allow) {
+HttpReply MethodNotAllowed(std::string allow) {
   HttpReply r = ErrorReply(
       Status(StatusCode::kInvalidArgument, "method not allowed here; this path accepts " + allow));
   r.status = 405;
   r.allow = std::move(allow);
-  (void)got;
   return r;
 }
 
@@ -227,18 +226,18 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
 
   // /v2
   if (count == 1) {
-    if (!get) return done(MethodNotAllowed(m, "GET"));
+    if (!get) return done(MethodNotAllowed("GET"));
     return done(JsonReply(ServerMetadataJson(service_->Metadata())));
   }
   // /v2/health/{live,ready}
   if (seg[1] == "health" && count == 3 && (seg[2] == "live" || seg[2] == "ready")) {
-    if (!get) return done(MethodNotAllowed(m, "GET"));
+    if (!get) return done(MethodNotAllowed("GET"));
     bool ok = seg[2] == "live" ? service_->Live() : service_->Ready();
     return done(EmptyReply(ok ? 200 : 400));
   }
   // /v2/repository/index
   if (seg[1] == "repository" && count == 3 && seg[2] == "index") {
-    if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+    if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
     auto ready_only = DecodeIndexRequest(*request.body);
     if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
     return done(JsonReply(IndexJson(service_->RepositoryIndex(*ready_only))));
@@ -255,20 +254,20 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     SharedMemoryManager& shm = service_->shared_memory();
     const std::string_view op = seg[at];
     if (op == "status") {
-      if (!get) return done(MethodNotAllowed(m, "GET"));
+      if (!get) return done(MethodNotAllowed("GET"));
       auto regions = shm.List(region);
       if (!regions.ok()) return done(ErrorReply(regions.status()));
       return done(JsonReply(ShmStatusJson(*regions)));
     }
     if (op == "register" && !region.empty()) {
-      if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+      if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
       auto req = DecodeShmRegisterRequest(*request.body);
       if (!req.ok()) return done(ErrorReply(req.status()));
       Status s = shm.Register(region, req->key, req->offset, req->byte_size);
       return done(s.ok() ? EmptyReply(200) : ErrorReply(s));
     }
     if (op == "unregister") {
-      if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+      if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
       if (region.empty()) {
         shm.UnregisterAll();
         return done(EmptyReply(200));
@@ -293,23 +292,23 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   if (next + 1 < count) return not_found();
 
   if (action.empty()) {
-    if (!get) return done(MethodNotAllowed(m, "GET"));
+    if (!get) return done(MethodNotAllowed("GET"));
     auto md = service_->GetModelMetadata(model, version);
     if (!md.ok()) return done(ErrorReply(md.status()));
     return done(JsonReply(ModelMetadataJson(*md)));
   }
   if (action == "ready") {
-    if (!get) return done(MethodNotAllowed(m, "GET"));
+    if (!get) return done(MethodNotAllowed("GET"));
     return done(EmptyReply(service_->ModelReady(model, version) ? 200 : 400));
   }
   if (action == "config") {
-    if (!get) return done(MethodNotAllowed(m, "GET"));
+    if (!get) return done(MethodNotAllowed("GET"));
     auto handle = service_->GetModel(model, version);
     if (!handle.ok()) return done(ErrorReply(handle.status()));
     return done(JsonReply(ModelConfigToJson((*handle)->config)));
   }
   if (action == "infer") {
-    if (m != HttpMethod::kPost) return done(MethodNotAllowed(m, "POST"));
+    if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
     return HandleInfer(service_, request, std::move(model), std::move(version), std::move(done));
   }
   return not_found();

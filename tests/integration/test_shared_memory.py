@@ -135,3 +135,23 @@ def test_bad_shared_memory_references(transport, regions):
         i.set_data_from_numpy(np.ones(4, np.float32))
     np.testing.assert_array_equal(client.infer("add_sub", inputs).as_numpy("OUTPUT0"),
                                   np.full(4, 2, np.float32))
+
+
+@pytest.mark.parametrize("body,words", [
+    ("", "not valid JSON"),
+    ("[1]", "JSON object"),
+    ('{"offset": 0, "byte_size": 8}', "no \"key\""),
+    ('{"key": "/k"}', "no \"byte_size\""),
+    ('{"key": 5, "byte_size": 8}', "\"key\" must be a string"),
+    ('{"key": "/k", "byte_size": -8}', "\"byte_size\" must be a non-negative integer"),
+])
+def test_bad_register_bodies_over_http(server, body, words):
+    import requests
+
+    r = requests.post(server.base + "/v2/systemsharedmemory/region/r/register", data=body)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["error"], r.json()
+    r = requests.get(server.base + "/v2/systemsharedmemory/region/r/status")
+    assert r.status_code == 404 and "'r'" in r.json()["error"]
+    assert requests.get(server.base + "/v2/systemsharedmemory/register").status_code == 404
+    assert requests.get(server.base + "/v2/systemsharedmemory/unregister").status_code == 405
