@@ -3,14 +3,23 @@
 # light C++ callback-API client; ghz, a Go client, saturated its own CPU before
 # the server) against HTTP with binary tensors (wrk), same server, same run:
 # p50 at concurrency 1, throughput at concurrency 32, the ratio gRPC / HTTP
-# binary, and the server's CPU per request for each.
+# binary, and the server's CPU per request for each; and the same gRPC load
+# against bench_grpc_floor, grpc++ answering a fixed response with mmserve's
+# set-up and no inference: the library's own cost per call.
 # Env: BENCH_SECONDS (10), BENCH_PIN (1).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
 source "$(dirname "$0")/lib.sh"
 SECONDS_PER_POINT=${BENCH_SECONDS:-10}
-bench_init "${1:-build/release}" mmserve bench_grpc_load
-start_mmserve mmserve-1x1 --http-threads 1 --execution-threads 1
+bench_init "${1:-build/release}" mmserve bench_grpc_load bench_grpc_floor
+start_mmserve mmserve-1x1 --http-threads 1 --grpc-threads 1 --execution-threads 1
+
+"${ON_SERVER_CPUS[@]}" "$BUILD_DIR/bench/bench_grpc_floor" "$WORK/floor.port" &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+for _ in $(seq 100); do [[ -s $WORK/floor.port ]] && break; sleep 0.1; done
+[[ -s $WORK/floor.port ]] || die "bench_grpc_floor did not start"
+FLOOR_ADDR=127.0.0.1:$(cat "$WORK/floor.port")
 
 # The same add_sub request as bench/add_sub_binary.lua, as a serialized
 # ModelInferRequest with raw_input_contents.
@@ -28,9 +37,9 @@ for name in ("OUTPUT0", "OUTPUT1"):
 open(sys.argv[1], "wb").write(r.SerializeToString())
 PY
 
-grpc_point() {  # grpc_point CONCURRENCY SECONDS -> "p50_us rps errors"
+grpc_point() {  # grpc_point CONCURRENCY SECONDS [ADDRESS] -> "p50_us rps errors"
   local out
-  out=$("${ON_CLIENT_CPUS[@]}" "$BUILD_DIR/bench/bench_grpc_load" "${GRPC_ADDR[mmserve-1x1]}" \
+  out=$("${ON_CLIENT_CPUS[@]}" "$BUILD_DIR/bench/bench_grpc_load" "${3:-${GRPC_ADDR[mmserve-1x1]}}" \
     "$WORK/add_sub.bin" "$1" "$1" "$2")
   read -r p50 _p99 rps errors <<<"$out"
   echo "$p50 $rps $errors"
@@ -39,7 +48,7 @@ grpc_point() {  # grpc_point CONCURRENCY SECONDS -> "p50_us rps errors"
 # measure NAME COMMAND...: runs a point, prints its figures and the server's
 # CPU µs per request.
 measure() {
-  local pid=${SERVER_PIDS[mmserve-1x1]} t0 t1 out
+  local pid=${MEASURED_PID:-${SERVER_PIDS[mmserve-1x1]}} t0 t1 out
   t0=$(cpu_ticks "$pid")
   out=$("$@")
   t1=$(cpu_ticks "$pid")
@@ -71,16 +80,21 @@ read -r g1_p50 g1_rps g1_err g1_cpu <<<"$(measure grpc_point 1 "$SECONDS_PER_POI
 read -r h1_p50 h1_rps h1_err h1_cpu <<<"$(measure wrk_point 1 1 "$SECONDS_PER_POINT")"
 read -r g32_p50 g32_rps g32_err g32_cpu <<<"$(measure grpc_point 32 "$SECONDS_PER_POINT")"
 read -r h32_p50 h32_rps h32_err h32_cpu <<<"$(measure wrk_point 2 32 "$SECONDS_PER_POINT")"
-(( g1_err + h1_err + g32_err + h32_err == 0 )) || die "errors: $g1_err $h1_err $g32_err $h32_err"
+read -r f1_p50 f1_rps f1_err f1_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 1 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
+read -r f32_p50 f32_rps f32_err f32_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 32 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
+(( g1_err + h1_err + g32_err + h32_err + f1_err + f32_err == 0 )) ||
+  die "errors: $g1_err $h1_err $g32_err $h32_err $f1_err $f32_err"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 cat <<EOF2
 
-add_sub, mmserve --http-threads 1 --execution-threads 1, pinned=$PIN, ${SECONDS_PER_POINT} s per point, git $(git rev-parse --short HEAD)
+add_sub, mmserve --http-threads 1 --grpc-threads 1 --execution-threads 1, pinned=$PIN, ${SECONDS_PER_POINT} s per point, git $(git rev-parse --short HEAD)
 
 | | p50 µs at c1 | req/s at c32 | server CPU µs/req at c1 / c32 |
 |---|---:|---:|---:|
 | HTTP binary (wrk) | $h1_p50 | $h32_rps | $h1_cpu / $h32_cpu |
 | gRPC (bench_grpc_load) | $g1_p50 | $g32_rps | $g1_cpu / $g32_cpu |
 | gRPC ÷ HTTP binary | $(ratio "$g1_p50" "$h1_p50")× | $(ratio "$g32_rps" "$h32_rps")× | |
+| grpc++ floor, no inference (bench_grpc_floor) | $f1_p50 | $f32_rps | $f1_cpu / $f32_cpu |
+| floor ÷ HTTP binary | $(ratio "$f1_p50" "$h1_p50")× | $(ratio "$f32_rps" "$h32_rps")× | |
 EOF2

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   std::string grpc_address = "127.0.0.1";
   uint16_t grpc_port = 8001;
   size_t http_threads = cores;
+  size_t grpc_threads = cores;
   size_t execution_threads = cores;
   size_t max_request_bytes = 64ull << 20;
   std::string log_level = "info";
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--grpc-port", grpc_port, "gRPC port (0 picks a free one)")->capture_default_str();
   app.add_option("--http-threads", http_threads, "HTTP I/O threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--grpc-threads", grpc_threads,
+                 "gRPC completion-queue threads (each decodes, runs and answers ModelInfer calls)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   app.add_option("--execution-threads", execution_threads,
@@ -115,6 +120,7 @@ int main(int argc, char** argv) {
   grpc_options.address = grpc_address;
   grpc_options.port = grpc_port;
   grpc_options.max_message_bytes = max_request_bytes;
+  grpc_options.threads = grpc_threads;
   auto grpc = mm::GrpcServer::Start(grpc_options, service->get());
   if (!grpc.ok()) {
     (*http)->Stop();

@@ -1,7 +1,9 @@
 // GrpcServer: the KServe v2 gRPC service (inference.GRPCInferenceService)
-// with the Triton RPCs tritonclient.grpc calls, on grpc++'s callback API: no
-// thread per request; inference completes through the InferenceService
-// callback, which finishes the RPC.
+// with the Triton RPCs tritonclient.grpc calls: no thread per request. Every
+// RPC runs on grpc++'s completion-queue API, `threads` queues each polled by
+// one thread that decodes, runs (inline when the scheduler allows) and answers
+// a call in place; inference that runs on an execution thread answers from
+// there, through the InferenceService callback.
 //
 // Shutdown contract: Stop() stops accepting RPCs, waits for the ones in flight
 // to finish, then returns. Call once, from any thread.
@@ -22,6 +24,7 @@ class GrpcServer {
     std::string address = "127.0.0.1";
     uint16_t port = 8001;  // 0: pick a free port (see port())
     size_t max_message_bytes = 64 << 20;
+    size_t threads = 1;  // completion queues, one polling thread each
   };
 
   // Starts serving; fails with a message naming the address when it cannot listen.

@@ -270,3 +270,47 @@ def test_message_over_max_request_bytes_is_resource_exhausted():
         channel.close()
     finally:
         assert s.stop() == 0, s.text()[-3000:]
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_and_responses(grpc_client, algorithm):
+    a = np.array([1, 2, 3, 4], dtype=np.float32)
+    result = grpc_client.infer("add_sub", add_sub_inputs(a), compression_algorithm=algorithm)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), a + 1)
+
+
+def test_abandoned_stream_leaves_the_server_serving(server):
+    # A client that cancels its stream with requests in flight: the server
+    # drops their answers and keeps serving everyone else.
+    import grpc
+
+    channel, stub, pb = raw_stub(server)
+    try:
+        def requests():
+            for _ in range(8):
+                yield good_request(pb)
+        responses = stub.ModelStreamInfer(requests(), timeout=30)
+        next(responses)
+        responses.cancel()
+        with pytest.raises(grpc.RpcError) as e:
+            for _ in responses:
+                pass
+        assert e.value.code() == grpc.StatusCode.CANCELLED
+        assert len(stub.ModelInfer(good_request(pb), timeout=30).raw_output_contents) == 2
+    finally:
+        channel.close()
+
+
+def test_concurrent_calls_on_one_channel(grpc_client):
+    # Calls in flight together: some complete inline on the queue's thread,
+    # some on execution threads; every one gets its own answer.
+    done = queue.Queue()
+    for i in range(64):
+        a = np.full(4, i, np.float32)
+        grpc_client.async_infer("add_sub", add_sub_inputs(a), request_id=str(i),
+                                callback=lambda result, error: done.put((result, error)))
+    for _ in range(64):
+        result, error = done.get(timeout=60)
+        assert error is None, error
+        i = int(result.get_response().id)
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), np.full(4, i + 1, np.float32))
