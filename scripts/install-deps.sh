@@ -5,6 +5,8 @@
 #      Linux x64 library from the npm package onnxruntime-node and the C/C++
 #      headers from Debian 13's libonnxruntime-dev, cached under ~/.cache/mmserve.
 #   3. A Python virtual environment in .venv/ with the test tools.
+#   4. Triton's perf_analyzer (from the tritonclient 2.41 wheel), cached under
+#      ~/.cache/mmserve, for the smoke test against mmserve.
 # A second run finds everything in place and returns in about a second.
 set -euo pipefail
 
@@ -25,7 +27,7 @@ DEB_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nginx-light wrk libonnx-testdata
-  python3-venv
+  python3-venv libb64-0d
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -118,5 +120,40 @@ if [ ! -f "$VENV/.installed-$req_hash" ]; then
   "$VENV/bin/pip" install -q -r "$PY_REQS"
   rm -f "$VENV"/.installed-*
   touch "$VENV/.installed-$req_hash"
+fi
+
+# ------------------------------------------------------------ 4. perf_analyzer
+# tritonclient wheels up to 2.4x carried Triton's perf_analyzer binary (the
+# later PyPI package perf-analyzer 0.1.0 is a placeholder without one). It
+# links libb64 (Debian, above) and libcudart.so.12, which comes from PyPI's
+# nvidia-cuda-runtime-cu12: loaded at start, used only for CUDA shared memory.
+PA_VERSION=2.41.0
+PA_DIR=$CACHE/perf_analyzer-$PA_VERSION
+if [ ! -x "$PA_DIR/perf_analyzer" ] || [ ! -f "$PA_DIR/libcudart.so.12" ]; then
+  log "fetching perf_analyzer from the tritonclient $PA_VERSION wheel"
+  tmp=$(mktemp -d)
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: --platform manylinux1_x86_64 \
+    -d "$tmp" "tritonclient==$PA_VERSION" "nvidia-cuda-runtime-cu12==12.3.101"
+  mkdir -p "$PA_DIR.partial"
+  "$VENV/bin/python" - "$tmp" "$PA_DIR.partial" <<'PY'
+import glob, os, sys, zipfile
+src, dst = sys.argv[1], sys.argv[2]
+wanted = {"/data/bin/perf_analyzer": "perf_analyzer", "/cuda_runtime/lib/libcudart.so.12": "libcudart.so.12"}
+found = set()
+for wheel in glob.glob(os.path.join(src, "*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            for suffix, out in wanted.items():
+                if name.endswith(suffix):
+                    with z.open(name) as f, open(os.path.join(dst, out), "wb") as o:
+                        o.write(f.read())
+                    os.chmod(os.path.join(dst, out), 0o755)
+                    found.add(out)
+missing = set(wanted.values()) - found
+if missing:
+    sys.exit(f"not found in the wheels: {sorted(missing)}")
+PY
+  rm -rf "$tmp" "$PA_DIR"
+  mv "$PA_DIR.partial" "$PA_DIR"
 fi
 log "ok"

@@ -956,9 +956,10 @@ Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std:
     const Tensor& t = r.outputs[i];
     if (i) out.push_back(',');
     if (InSharedMemory(t)) {
+      // Written to its region: name, datatype and shape only, as Triton does.
+      // Triton's C++ client (perf_analyzer) reads any output "parameters" as
+      // binary data and fails without a binary_data_size.
       AppendTensorHead(out, t);
-      out.append(",\"parameters\":");
-      AppendJsonParameters(out, t.parameters);
       out.push_back('}');
       continue;
     }
