@@ -5,7 +5,10 @@
 # p50 at concurrency 1, throughput at concurrency 32, the ratio gRPC / HTTP
 # binary, and the server's CPU per request for each; and the same gRPC load
 # against bench_grpc_floor, grpc++ answering a fixed response with mmserve's
-# set-up and no inference: the library's own cost per call.
+# set-up and no inference: the library's own cost per call. Then both
+# protocols once more with Triton's perf_analyzer as the one client (what users
+# run; it is heavier than wrk and bench_grpc_load, so these points are bound by
+# the client, not the server).
 # Env: BENCH_SECONDS (10), BENCH_PIN (1).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
@@ -72,6 +75,23 @@ print(f"{us(*m.groups()):.0f} {rps:.0f} {errors}")
 PY
 }
 
+PA=${PERF_ANALYZER:-$HOME/.cache/mmserve/perf_analyzer-2.41.0/perf_analyzer}
+[[ -x $PA ]] || die "perf_analyzer not found at $PA (scripts/install-deps.sh fetches it)"
+pa_point() {  # pa_point http|grpc CONCURRENCY REQUESTS -> "p50_us rps errors"
+  local url=${URL[mmserve-1x1]#http://}
+  [[ $1 == grpc ]] && url=${GRPC_ADDR[mmserve-1x1]}
+  LD_LIBRARY_PATH=$(dirname "$PA") "${ON_CLIENT_CPUS[@]}" "$PA" -m add_sub -i "$1" -u "$url" \
+    --concurrency-range "$2" --measurement-mode count_windows --measurement-request-count "$3" \
+    --stability-percentage 1000 --max-trials 3 >"$WORK/pa.txt" 2>&1 || die "perf_analyzer: $(cat "$WORK/pa.txt")"
+  python3 - "$WORK/pa.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+p50 = float(re.search(r"p50 latency: (\d+) usec", t).group(1))
+rps = float(re.search(r"Throughput: ([\d.]+) infer/sec", t).group(1))
+print(f"{p50:.0f} {rps:.0f} 0")
+PY
+}
+
 echo "== warm-up"
 grpc_point 4 1 >/dev/null
 wrk_point 1 4 1 >/dev/null
@@ -82,6 +102,10 @@ read -r g32_p50 g32_rps g32_err g32_cpu <<<"$(measure grpc_point 32 "$SECONDS_PE
 read -r h32_p50 h32_rps h32_err h32_cpu <<<"$(measure wrk_point 2 32 "$SECONDS_PER_POINT")"
 read -r f1_p50 f1_rps f1_err f1_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 1 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
 read -r f32_p50 f32_rps f32_err f32_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 32 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
+read -r ph1_p50 ph1_rps _ <<<"$(pa_point http 1 5000)"
+read -r pg1_p50 pg1_rps _ <<<"$(pa_point grpc 1 5000)"
+read -r ph32_p50 ph32_rps _ <<<"$(pa_point http 32 20000)"
+read -r pg32_p50 pg32_rps _ <<<"$(pa_point grpc 32 20000)"
 (( g1_err + h1_err + g32_err + h32_err + f1_err + f32_err == 0 )) ||
   die "errors: $g1_err $h1_err $g32_err $h32_err $f1_err $f32_err"
 
@@ -97,4 +121,7 @@ add_sub, mmserve --http-threads 1 --grpc-threads 1 --execution-threads 1, pinned
 | gRPC ÷ HTTP binary | $(ratio "$g1_p50" "$h1_p50")× | $(ratio "$g32_rps" "$h32_rps")× | |
 | grpc++ floor, no inference (bench_grpc_floor) | $f1_p50 | $f32_rps | $f1_cpu / $f32_cpu |
 | floor ÷ HTTP binary | $(ratio "$f1_p50" "$h1_p50")× | $(ratio "$f32_rps" "$h32_rps")× | |
+| HTTP binary (perf_analyzer) | $ph1_p50 | $ph32_rps | (not measured) |
+| gRPC (perf_analyzer) | $pg1_p50 | $pg32_rps | (not measured) |
+| gRPC ÷ HTTP binary (perf_analyzer) | $(ratio "$pg1_p50" "$ph1_p50")× | $(ratio "$pg32_rps" "$ph32_rps")× | |
 EOF2
