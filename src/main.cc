@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
+#include "core/memory.h"
 #include "grpc/grpc_server.h"
 #include "http/http_server.h"
 #include "lifecycle/model_manager.h"
@@ -40,6 +41,11 @@ int main(int argc, char** argv) {
   size_t max_request_bytes = 64ull << 20;
   std::string log_level = "info";
   std::string control_mode = "none";
+  std::vector<std::string> load_models;
+  std::optional<bool> load_on_demand;
+  double poll_secs = 15;
+  std::string memory_budget = "0";
+  size_t load_threads = std::max<size_t>(1, cores / 2);
   int64_t inline_max_us = 100;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
@@ -76,9 +82,26 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--model-control-mode", control_mode,
-                 "none: load every model at start (explicit and poll come later)")
+                 "none: load every model at start; explicit: load --load-model models at start, "
+                 "then through the repository API and on demand; poll: load every model and "
+                 "follow the repositories' changes")
       ->capture_default_str()
-      ->check(CLI::IsMember({"none"}));
+      ->check(CLI::IsMember({"none", "explicit", "poll"}));
+  app.add_option("--load-model", load_models,
+                 "Model to load at start in explicit mode (repeatable; * for all)");
+  app.add_option("--load-on-demand", load_on_demand,
+                 "Load a model at its first request (explicit mode; default true there)");
+  app.add_option("--repository-poll-secs", poll_secs, "Poll mode: seconds between scans")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  app.add_option("--model-memory-budget", memory_budget,
+                 "Memory for loaded models, in bytes (512MiB, 4GiB, ...) or a percentage of RAM "
+                 "(50%); idle models are evicted least recently used first to stay under it "
+                 "(0: unlimited)")
+      ->capture_default_str();
+  app.add_option("--model-load-threads", load_threads, "Models loaded in parallel at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -95,7 +118,21 @@ int main(int argc, char** argv) {
   auto onnx = mm::OnnxRuntimeBackend::Create({});
   if (!onnx.ok()) return Fail(onnx.status());
 
+  auto budget = mm::ParseByteSize(memory_budget, mm::PhysicalMemoryBytes());
+  if (!budget.ok()) return Fail(budget.status().WithContext("--model-memory-budget"));
   mm::ModelManager::Options manager_options;
+  manager_options.mode = control_mode == "explicit" ? mm::ModelControlMode::kExplicit
+                         : control_mode == "poll"   ? mm::ModelControlMode::kPoll
+                                                    : mm::ModelControlMode::kNone;
+  manager_options.startup_models = load_models;
+  manager_options.load_on_demand =
+      load_on_demand.value_or(manager_options.mode == mm::ModelControlMode::kExplicit);
+  if (manager_options.load_on_demand && manager_options.mode != mm::ModelControlMode::kExplicit) {
+    return Fail(mm::InvalidArgument("--load-on-demand needs --model-control-mode explicit"));
+  }
+  manager_options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(poll_secs * 1000));
+  manager_options.memory_budget_bytes = *budget;
+  manager_options.load_threads = load_threads;
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
   manager_options.pool = &pool;
   manager_options.scheduler.inline_max_ns = inline_max_us * 1000;
@@ -127,7 +164,7 @@ int main(int argc, char** argv) {
     return Fail(grpc.status());
   }
   spdlog::info("gRPC server listening on {}:{}", grpc_address, (*grpc)->port());
-  (*manager)->LoadAll();
+  (*manager)->Start();
   (*service)->SetReady(true);
   spdlog::info("mmserve is ready");
 

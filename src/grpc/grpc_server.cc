@@ -240,15 +240,51 @@ void RepositoryIndex::Run(Shared* s, UnaryCall<RepositoryIndex>* call) {
   call->Finish(grpc::Status::OK);
 }
 
-void RepositoryModelLoad::Run(Shared*, UnaryCall<RepositoryModelLoad>* call) {
-  call->Finish(Unavailable("cannot load model '" + call->request().model_name() +
-                           "': this server runs with --model-control-mode none, which loads "
-                           "every model at start"));
+// Answers `call` from the thread that finishes a repository operation.
+template <class Handler>
+std::function<void(Status)> FinishLater(Shared* s, UnaryCall<Handler>* call) {
+  Pending* pending = &s->pending;
+  pending->Add();
+  return [call, pending](Status status) {
+    call->Finish(status);
+    pending->Done();
+  };
 }
 
-void RepositoryModelUnload::Run(Shared*, UnaryCall<RepositoryModelUnload>* call) {
-  call->Finish(Unavailable("cannot unload model '" + call->request().model_name() +
-                           "': this server runs with --model-control-mode none"));
+void RepositoryModelLoad::Run(Shared* s, UnaryCall<RepositoryModelLoad>* call) {
+  const auto& in = call->request();
+  if (!in.repository_name().empty()) {
+    return call->Finish(InvalidArgument(
+        "repository_name is not supported: mmserve loads a model from whichever repository "
+        "holds it; leave it empty"));
+  }
+  std::optional<std::string> config;
+  for (const auto& [key, value] : in.parameters()) {
+    if (key == "config") {
+      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam) {
+        return call->Finish(InvalidArgument(
+            "model load request: parameter 'config' must be a string_param holding the model "
+            "configuration as JSON"));
+      }
+      config = value.string_param();
+    } else if (key.rfind("file:", 0) == 0) {
+      return call->Finish(InvalidArgument(
+          "model load request: parameter '" + key +
+          "': mmserve does not take model files in a load request; put them in the model "
+          "repository"));
+    }
+  }
+  s->service->LoadModel(in.model_name(), std::move(config), FinishLater(s, call));
+}
+
+void RepositoryModelUnload::Run(Shared* s, UnaryCall<RepositoryModelUnload>* call) {
+  const auto& in = call->request();
+  if (!in.repository_name().empty()) {
+    return call->Finish(InvalidArgument(
+        "repository_name is not supported: mmserve unloads a model from whichever repository "
+        "holds it; leave it empty"));
+  }
+  s->service->UnloadModel(in.model_name(), FinishLater(s, call));
 }
 
 void SystemSharedMemoryStatus::Run(Shared* s, UnaryCall<SystemSharedMemoryStatus>* call) {

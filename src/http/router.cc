@@ -242,6 +242,19 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
     return done(JsonReply(IndexJson(service_->RepositoryIndex(*ready_only))));
   }
+  // /v2/repository/models/{m}/{load,unload}
+  if (seg[1] == "repository" && count == 5 && seg[2] == "models" &&
+      (seg[4] == "load" || seg[4] == "unload")) {
+    if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
+    auto finish = [done](Status s) { done(s.ok() ? EmptyReply(200) : ErrorReply(s)); };
+    if (seg[4] == "load") {
+      auto config = DecodeLoadRequest(*request.body);
+      if (!config.ok()) return done(ErrorReply(config.status()));
+      return service_->LoadModel(seg[3], std::move(*config), std::move(finish));
+    }
+    if (Status s = DecodeUnloadRequest(*request.body); !s.ok()) return done(ErrorReply(s));
+    return service_->UnloadModel(seg[3], std::move(finish));
+  }
   // /v2/systemsharedmemory[/region/{name}]/{status,register,unregister}
   if (seg[1] == "systemsharedmemory") {
     std::string region;

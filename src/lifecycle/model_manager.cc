@@ -1,9 +1,15 @@
 #include "lifecycle/model_manager.h"
 
+#include <algorithm>
 #include <charconv>
+#include <deque>
+#include <unordered_map>
 
+#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
+#include "core/memory.h"
+#include "lifecycle/warmup.h"
 #include "repository/model_config.h"
 #include "repository/repository.h"
 
@@ -23,6 +29,944 @@ std::string_view ModelStateName(ModelState state) {
   return "UNAVAILABLE";
 }
 
+std::string_view ModelControlModeName(ModelControlMode mode) {
+  switch (mode) {
+    case ModelControlMode::kNone:
+      return "none";
+    case ModelControlMode::kExplicit:
+      return "explicit";
+    case ModelControlMode::kPoll:
+      return "poll";
+  }
+  return "none";
+}
+
+Status ValidateModelName(std::string_view name) {
+  if (name.empty()) return InvalidArgument("model name is empty");
+  if (name.size() > 255) {
+    return InvalidArgument("model name is " + std::to_string(name.size()) +
+                           " bytes long; at most 255 are allowed");
+  }
+  if (name == "." || name == "..") {
+    return InvalidArgument("model name '" + std::string(name) + "' is not allowed");
+  }
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '/' || c == '\\' || u < 0x20 || u == 0x7f) {
+      return InvalidArgument(
+          "model name contains a '/', '\\\\' or control character; model names are folder "
+          "names in a model repository");
+    }
+  }
+  return OkStatus();
+}
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// What Get() reads: the READY versions, published whole on every change.
+struct Snapshot {
+  struct Model {
+    std::map<int64_t, ModelHandle> ready;
+    ModelHandle latest;
+  };
+  std::unordered_map<std::string, Model, StringHash, std::equal_to<>> models;
+};
+
+uint64_t DiskBytes(const std::filesystem::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fec;
+    if (it->is_regular_file(fec)) total += it->file_size(fec);
+  }
+  return total;
+}
+
+uint64_t DefaultMemoryProbe() {
+  uint64_t heap = HeapInUseBytes();
+  return heap > 0 ? heap : ProcessResidentBytes();
+}
+
+uint64_t HashString(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h | 1;  // never 0: 0 means "no override"
+}
+
+}  // namespace
+
+class ModelManager::Impl {
+ public:
+  struct VersionSlot {
+    ModelState state = ModelState::kUnavailable;
+    std::string reason;
+    std::shared_ptr<ServableModel> servable;  // while READY
+    uint64_t files = 0;                       // fingerprint of what `servable` was loaded from
+    uint64_t config = 0;
+  };
+  // A queued or running load that others may join.
+  struct PendingLoad {
+    std::vector<std::function<void(Status)>> waiters;
+    uint64_t override_hash = 0;  // the config override it applies (0: none)
+    bool started = false;
+  };
+  struct ModelEntry {
+    std::map<int64_t, VersionSlot> versions;
+    std::string reason;  // why the model has no version at all
+    // What the repository held at the last scan (poll mode compares).
+    uint64_t scanned_config = 0;
+    std::map<int64_t, uint64_t> scanned_versions;
+    bool on_disk = true;
+    // Config override from the load API, with its hash.
+    std::optional<inference::ModelConfig> override_config;
+    uint64_t override_hash = 0;
+    // A load failed for a reason a retry would not fix: no load on demand.
+    bool failed = false;
+    // Control operations run one at a time per model.
+    std::deque<std::function<void()>> ops;
+    bool busy = false;
+    std::shared_ptr<PendingLoad> pending_load;
+  };
+
+  Impl(const Options& options, ModelManager* owner)
+      : options_(options),
+        owner_(owner),
+        loaders_(std::make_unique<ThreadPool>(std::max<size_t>(1, options.load_threads))),
+        snapshot_(std::make_shared<const Snapshot>()) {}
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    poll_cv_.notify_all();
+    if (poller_.joinable()) poller_.join();
+    loaders_->Shutdown();
+  }
+
+  // ---------------------------------------------------------------- requests
+  StatusOr<ModelHandle> Get(std::string_view name, std::string_view version) const {
+    std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
+    auto it = snap->models.find(name);
+    if (it != snap->models.end()) {
+      const ModelHandle* found = nullptr;
+      if (version.empty()) {
+        found = &it->second.latest;
+      } else {
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+        if (ec == std::errc() && end == version.data() + version.size()) {
+          auto r = it->second.ready.find(v);
+          if (r != it->second.ready.end()) found = &r->second;
+        }
+      }
+      if (found != nullptr && *found) {
+        (*found)->last_used_ns.store(NowNs(), std::memory_order_relaxed);
+        return *found;
+      }
+    }
+    return NotReady(name, version);
+  }
+
+  // Why `name`/`version` is not in the snapshot (the slow path, under mu_).
+  Status NotReady(std::string_view name, std::string_view version) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
+    const ModelEntry& entry = it->second;
+    if (version.empty()) {
+      std::string reason = entry.reason;
+      if (reason.empty() && !entry.versions.empty()) {
+        reason = entry.versions.rbegin()->second.reason;
+      }
+      return Unavailable("model '" + std::string(name) + "' has no ready version" +
+                         (reason.empty() ? std::string() : ": " + reason));
+    }
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+    if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
+      return NotFound("model '" + std::string(name) + "' has no version '" + std::string(version) +
+                      "': versions are positive integers");
+    }
+    auto slot = entry.versions.find(v);
+    if (slot == entry.versions.end()) {
+      return NotFound("model '" + std::string(name) + "' has no version " + std::string(version));
+    }
+    return Unavailable("model '" + std::string(name) + "' version " + std::string(version) +
+                       " is " + std::string(ModelStateName(slot->second.state)) +
+                       (slot->second.reason.empty() ? std::string() : ": " + slot->second.reason));
+  }
+
+  bool GetAfterLoad(std::string_view name, std::string_view version,
+                    std::function<void(StatusOr<ModelHandle>)> done) {
+    if (options_.mode != ModelControlMode::kExplicit || !options_.load_on_demand) return false;
+    if (!ValidateModelName(name).ok()) return false;
+    std::string model(name);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return false;
+      auto it = models_.find(name);
+      if (it != models_.end() && it->second.failed && !it->second.pending_load) return false;
+      if (it == models_.end()) {
+        auto dir = FindModelDir(model);
+        if (!dir.ok()) return false;
+        models_[model];  // known from now on: UNAVAILABLE until loaded
+      }
+    }
+    std::string v(version);
+    ScheduleLoad(model, [this, model, v, done = std::move(done)](Status s) {
+      auto got = Get(model, v);
+      if (!got.ok() && !s.ok()) return done(s);
+      done(std::move(got));
+    });
+    return true;
+  }
+
+  // ----------------------------------------------------------- control API
+  void Start() {
+    auto scanned = ScanRepositories(options_.repositories);
+    if (!scanned.ok()) {
+      spdlog::error("scanning model repositories failed: {}", scanned.status().message());
+      return;
+    }
+    std::vector<std::string> to_load;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& source : *scanned) {
+        for (const auto& w : source.warnings) spdlog::warn("{}", w);
+        ModelEntry& entry = models_[source.name];
+        entry.scanned_config = source.config_fingerprint;
+        entry.scanned_versions = source.version_fingerprints;
+        entry.reason = "not loaded";
+      }
+      if (options_.mode == ModelControlMode::kExplicit) {
+        for (const auto& name : options_.startup_models) {
+          if (name == "*") {
+            for (const auto& [n, e] : models_) to_load.push_back(n);
+          } else if (models_.count(name)) {
+            to_load.push_back(name);
+          } else {
+            spdlog::error("--load-model {}: no such model in the repositories", name);
+          }
+        }
+        std::sort(to_load.begin(), to_load.end());
+        to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
+      } else {
+        for (const auto& [n, e] : models_) to_load.push_back(n);
+      }
+    }
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    size_t remaining = to_load.size();
+    for (const auto& name : to_load) {
+      ScheduleLoad(name, [&](Status) {
+        std::lock_guard<std::mutex> lock(done_mu);
+        if (--remaining == 0) done_cv.notify_all();
+      });
+    }
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return remaining == 0; });
+    lock.unlock();
+    if (options_.mode == ModelControlMode::kPoll) {
+      poller_ = std::thread([this] { PollLoop(); });
+    }
+  }
+
+  void Load(std::string_view name, std::optional<std::string> config_override,
+            std::function<void(Status)> done) {
+    if (options_.mode != ModelControlMode::kExplicit) {
+      return done(
+          Unavailable("cannot load model '" + std::string(name) + "': this server runs with " +
+                      "--model-control-mode " + std::string(ModelControlModeName(options_.mode)) +
+                      "; loading through the repository API needs --model-control-mode explicit"));
+    }
+    if (Status s = ValidateModelName(name); !s.ok()) return done(s);
+    std::optional<inference::ModelConfig> override_config;
+    if (config_override) {
+      inference::ModelConfig config;
+      google::protobuf::util::JsonParseOptions opts;
+      auto parsed = google::protobuf::util::JsonStringToMessage(*config_override, &config, opts);
+      if (!parsed.ok()) {
+        return done(InvalidArgument("model '" + std::string(name) +
+                                    "': the 'config' parameter is not a model configuration "
+                                    "in JSON: " +
+                                    std::string(parsed.message())));
+      }
+      if (!config.name().empty() && config.name() != name) {
+        return done(InvalidArgument("model '" + std::string(name) +
+                                    "': the 'config' parameter names model '" + config.name() +
+                                    "'"));
+      }
+      config.set_name(std::string(name));
+      if (Status s = ValidateModelConfig(config); !s.ok()) {
+        return done(s.WithContext("model '" + std::string(name) + "': the 'config' parameter"));
+      }
+      override_config = std::move(config);
+    }
+    std::string model(name);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!models_.count(model)) {
+        auto dir = FindModelDir(model);
+        if (!dir.ok()) return done(dir.status());
+        models_[model];
+      }
+      ModelEntry& entry = models_[model];
+      entry.failed = false;
+      if (override_config) {
+        entry.override_hash = HashString(*config_override);
+        entry.override_config = std::move(override_config);
+      } else {
+        entry.override_hash = 0;
+        entry.override_config.reset();
+      }
+    }
+    ScheduleLoad(model, std::move(done));
+  }
+
+  void Unload(std::string_view name, std::function<void(Status)> done) {
+    if (options_.mode != ModelControlMode::kExplicit) {
+      return done(Unavailable(
+          "cannot unload model '" + std::string(name) + "': this server runs with " +
+          "--model-control-mode " + std::string(ModelControlModeName(options_.mode)) +
+          "; unloading through the repository API needs --model-control-mode explicit"));
+    }
+    std::string model(name);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!models_.count(model)) return done(NotFound("unknown model '" + model + "'"));
+    }
+    Schedule(model, [this, model, done = std::move(done)]() mutable {
+      UnloadAll(model, "unloaded", std::move(done));
+    });
+  }
+
+  std::vector<ModelVersionStatus> Index() {
+    if (options_.mode == ModelControlMode::kExplicit) RegisterNewModels();
+    std::vector<ModelVersionStatus> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, entry] : models_) {
+      if (entry.versions.empty()) {
+        out.push_back({name, 0, ModelState::kUnavailable, entry.reason});
+        continue;
+      }
+      for (const auto& [v, slot] : entry.versions) {
+        out.push_back({name, v, slot.state, slot.reason});
+      }
+    }
+    return out;
+  }
+
+  StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
+    std::vector<ModelVersionStatus> out;
+    for (const auto& [v, slot] : it->second.versions) {
+      out.push_back({std::string(name), v, slot.state, slot.reason});
+    }
+    return out;
+  }
+
+  MemoryUse memory() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    MemoryUse use;
+    use.budget = options_.memory_budget_bytes;
+    use.loaded = loaded_bytes_ + reserved_bytes_;
+    for (const auto& [name, entry] : models_) {
+      for (const auto& [v, slot] : entry.versions) {
+        if (slot.servable && slot.servable->pinned) use.pinned += slot.servable->footprint_bytes;
+      }
+    }
+    return use;
+  }
+
+ private:
+  // --------------------------------------------------- per-model operations
+  // Queues `op` behind the model's other operations; runs on a loader thread.
+  void Schedule(const std::string& name, std::function<void()> op) {
+    bool submit = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      entry.ops.push_back(std::move(op));
+      if (!entry.busy) submit = entry.busy = true;
+    }
+    if (submit) loaders_->Submit([this, name] { RunNext(name); });
+  }
+
+  void RunNext(const std::string& name) {
+    std::function<void()> op;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      op = std::move(entry.ops.front());
+      entry.ops.pop_front();
+    }
+    op();
+    bool more = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = models_.find(name);
+      if (it == models_.end()) return;
+      more = !it->second.ops.empty();
+      if (!more) {
+        it->second.busy = false;
+        MaybeForgetLocked(it);
+      }
+    }
+    if (more) loaders_->Submit([this, name] { RunNext(name); });
+  }
+
+  // Requires mu_. A model that left the repositories, has no operation
+  // queued and holds nothing (not even a draining copy) is forgotten.
+  void MaybeForgetLocked(std::map<std::string, ModelEntry, std::less<>>::iterator it) {
+    const ModelEntry& entry = it->second;
+    if (entry.on_disk || entry.busy || !entry.ops.empty()) return;
+    for (const auto& [v, slot] : entry.versions) {
+      if (slot.servable || slot.state == ModelState::kUnloading) return;
+    }
+    models_.erase(it);
+  }
+
+  // Starts a load of `name`, or joins the one queued or running.
+  void ScheduleLoad(const std::string& name, std::function<void(Status)> done) {
+    std::shared_ptr<PendingLoad> pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      if (entry.pending_load && entry.pending_load->override_hash == entry.override_hash) {
+        entry.pending_load->waiters.push_back(std::move(done));
+        return;
+      }
+      pending = std::make_shared<PendingLoad>();
+      pending->override_hash = entry.override_hash;
+      pending->waiters.push_back(std::move(done));
+      entry.pending_load = pending;
+    }
+    Schedule(name, [this, name, pending] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending->started = true;
+      }
+      Status s = LoadModel(name);
+      std::vector<std::function<void(Status)>> waiters;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ModelEntry& entry = models_[name];
+        if (entry.pending_load == pending) entry.pending_load.reset();
+        waiters.swap(pending->waiters);
+      }
+      for (auto& w : waiters) w(s);
+    });
+  }
+
+  // Requires mu_ not held. The folder of `name`: NOT_FOUND when no repository
+  // holds it, ALREADY_EXISTS when several do.
+  StatusOr<std::filesystem::path> FindModelDir(const std::string& name) const {
+    std::vector<std::filesystem::path> found;
+    for (const auto& repo : options_.repositories) {
+      std::error_code ec;
+      auto dir = repo / name;
+      if (std::filesystem::is_directory(dir, ec)) found.push_back(dir);
+    }
+    if (found.empty()) {
+      return NotFound("model '" + name + "' is not in any model repository");
+    }
+    if (found.size() > 1) {
+      std::string paths;
+      for (const auto& p : found) paths += (paths.empty() ? "" : ", ") + p.string();
+      return AlreadyExists("model '" + name + "' is in more than one repository: " + paths);
+    }
+    return found.front();
+  }
+
+  // The load operation: scans the model's folder and brings every version
+  // its policy selects to READY; versions no longer selected are unloaded
+  // once the selected ones are READY. Runs on a loader thread.
+  Status LoadModel(const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_)
+        return Unavailable("model '" + name + "' was not loaded: the server is stopping");
+    }
+    auto dir = FindModelDir(name);
+    if (!dir.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      const bool serving = std::any_of(entry.versions.begin(), entry.versions.end(),
+                                       [](const auto& v) { return v.second.servable != nullptr; });
+      if (!serving) entry.reason = dir.status().message();
+      return dir.status().code() == StatusCode::kNotFound && serving
+                 ? NotFound(dir.status().message() + "; its loaded versions keep serving")
+                 : dir.status();
+    }
+    ModelSource source = ScanModel(*dir);
+    for (const auto& w : source.warnings) spdlog::warn("{}", w);
+    uint64_t override_hash = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      entry.scanned_config = source.config_fingerprint;
+      entry.scanned_versions = source.version_fingerprints;
+      entry.on_disk = true;
+      if (entry.override_config) {
+        source.config = *entry.override_config;
+        source.has_config = true;
+        source.status = OkStatus();
+        override_hash = entry.override_hash;
+      }
+    }
+    const uint64_t config_fp = override_hash ? override_hash : source.config_fingerprint;
+    Backend* backend = nullptr;
+    std::vector<int64_t> selected;
+    Status model_error;
+    if (!source.status.ok()) {
+      model_error = source.status;
+    } else {
+      std::string platform = PlatformOf(source);
+      auto it = options_.backends.find(platform);
+      selected = SelectVersions(source.config.version_policy(), source.versions);
+      if (platform.empty()) {
+        model_error = InvalidArgument(
+            "cannot tell the model's platform: set platform or backend in config.pbtxt, or put a "
+            "model.onnx in a version folder");
+      } else if (it == options_.backends.end()) {
+        model_error =
+            InvalidArgument("platform '" + platform + "' is not supported by this server");
+      } else if (selected.empty()) {
+        model_error = NotFound(source.versions.empty()
+                                   ? "no version folder (a positive integer such as 1/) in " +
+                                         source.dir.string()
+                                   : "the version policy selects none of the versions on disk");
+      } else {
+        backend = it->second;
+      }
+    }
+    if (!model_error.ok()) {
+      spdlog::error("model '{}' cannot load: {}", name, model_error.message());
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      entry.reason = model_error.message();
+      entry.failed = true;
+      for (auto& [v, slot] : entry.versions) {
+        if (!slot.servable) slot.reason = model_error.message();
+      }
+      return model_error.WithContext("model '" + name + "'");
+    }
+
+    Status first_error;
+    for (auto v = selected.rbegin(); v != selected.rend(); ++v) {  // newest first
+      const uint64_t files =
+          source.version_fingerprints.count(*v) ? source.version_fingerprints.at(*v) : 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ModelEntry& entry = models_[name];
+        entry.reason.clear();
+        VersionSlot& slot = entry.versions[*v];
+        if (slot.servable && slot.files == files && slot.config == config_fp) continue;
+        if (!slot.servable) {
+          slot.state = ModelState::kLoading;
+          slot.reason.clear();
+        }
+      }
+      auto loaded = LoadVersion(source, *v, backend);
+      std::shared_ptr<ServableModel> old;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ModelEntry& entry = models_[name];
+        VersionSlot& slot = entry.versions[*v];
+        if (loaded.ok()) {
+          old = std::move(slot.servable);
+          slot.servable = std::move(*loaded);
+          slot.state = ModelState::kReady;
+          slot.reason.clear();
+          slot.files = files;
+          slot.config = config_fp;
+          PublishLocked();
+          spdlog::info("model '{}' version {} is READY ({} footprint)", name, *v,
+                       FormatBytes(slot.servable->footprint_bytes));
+        } else {
+          spdlog::error("model '{}' version {} failed to load: {}", name, *v,
+                        loaded.status().message());
+          if (loaded.status().code() != StatusCode::kResourceExhausted) entry.failed = true;
+          if (slot.servable) {
+            slot.reason =
+                "a reload failed, the previous copy keeps serving: " + loaded.status().message();
+          } else {
+            slot.state = ModelState::kUnavailable;
+            slot.reason = loaded.status().message();
+          }
+          if (first_error.ok()) first_error = loaded.status();
+        }
+      }
+      if (old) Retire(name, *v, std::move(old), /*unload=*/false, nullptr);
+    }
+
+    // Versions the policy no longer selects leave once every selected one is READY.
+    std::vector<std::pair<int64_t, std::shared_ptr<ServableModel>>> leaving;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      if (first_error.ok()) {
+        entry.failed = false;
+        for (auto& [v, slot] : entry.versions) {
+          if (std::find(selected.begin(), selected.end(), v) != selected.end()) continue;
+          if (slot.servable) {
+            slot.state = ModelState::kUnloading;
+            slot.reason = "no longer selected by the version policy";
+            leaving.emplace_back(v, std::move(slot.servable));
+          } else if (slot.state != ModelState::kUnloading) {
+            slot.state = ModelState::kUnavailable;
+            slot.reason = "no longer selected by the version policy";
+          }
+        }
+        if (!leaving.empty()) PublishLocked();
+      }
+    }
+    for (auto& [v, servable] : leaving) Retire(name, v, std::move(servable), true, nullptr);
+    return first_error.ok() ? OkStatus() : first_error.WithContext("model '" + name + "'");
+  }
+
+  // Loads one version: reserves its memory (evicting if need be), loads it
+  // through the backend, warms every instance up, measures its footprint.
+  StatusOr<std::shared_ptr<ServableModel>> LoadVersion(const ModelSource& source, int64_t version,
+                                                       Backend* backend) {
+    const std::string label = "model '" + source.name + "' version " + std::to_string(version);
+    const uint64_t declared = source.config.mmserve().memory_footprint_bytes();
+    const auto version_dir = source.dir / std::to_string(version);
+    const uint64_t estimate = declared ? declared : DiskBytes(version_dir);
+    MM_RETURN_IF_ERROR(Reserve(source.name, label, estimate));
+
+    auto probe = options_.memory_probe ? options_.memory_probe : DefaultMemoryProbe;
+    uint64_t events_at_start;
+    bool alone;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      alone = active_loads_ == 0;
+      ++active_loads_;
+      events_at_start = ++load_events_;
+    }
+    const uint64_t before = probe();
+    LoadSpec spec;
+    spec.model_name = source.name;
+    spec.version = version;
+    spec.model_dir = source.dir;
+    spec.version_dir = version_dir;
+    spec.config = source.config;
+    spec.has_config = source.has_config;
+    auto loaded = backend->Load(spec);
+    Status status = loaded.ok() ? OkStatus() : loaded.status();
+    if (status.ok()) {
+      for (auto& instance : (*loaded)->instances) {
+        status = RunWarmup((*loaded)->config, source.dir, *instance);
+        if (!status.ok()) break;
+      }
+    }
+    const uint64_t after = probe();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_loads_;
+      alone = alone && load_events_ == events_at_start;
+      ++load_events_;
+      reserved_bytes_ -= estimate;
+    }
+    if (!status.ok()) return status;
+
+    auto servable = std::make_shared<ServableModel>();
+    servable->name = source.name;
+    servable->version = version;
+    servable->version_string = std::to_string(version);
+    servable->config = std::move((*loaded)->config);
+    servable->pinned = servable->config.mmserve().pinned();
+    servable->footprint_bytes =
+        declared ? declared : (alone ? (after > before ? after - before : 0) : estimate);
+    servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
+    servable->scheduler =
+        ModelScheduler::Create(std::move((*loaded)->instances), options_.pool, options_.scheduler);
+    // Account for what it really takes; over the budget, make room or give up.
+    if (Status s = Reserve(source.name, label, servable->footprint_bytes); !s.ok()) {
+      servable.reset();
+      ReleaseFreeMemory();
+      return s;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reserved_bytes_ -= servable->footprint_bytes;
+      loaded_bytes_ += servable->footprint_bytes;
+    }
+    return servable;
+  }
+
+  // Makes room for `bytes` more under the budget by evicting idle, unpinned
+  // READY versions of other models, least recently used first; reserves the
+  // bytes. RESOURCE_EXHAUSTED when they cannot fit.
+  Status Reserve(const std::string& loading, const std::string& label, uint64_t bytes) {
+    const uint64_t budget = options_.memory_budget_bytes;
+    std::vector<std::pair<std::string, int64_t>> evicted;
+    std::vector<std::shared_ptr<ServableModel>> drop;
+    Status result;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (budget == 0) {
+        reserved_bytes_ += bytes;
+        return OkStatus();
+      }
+      struct Candidate {
+        int64_t last_used;
+        std::string name;
+        int64_t version;
+      };
+      std::vector<Candidate> idle;
+      uint64_t pinned = 0, busy = 0;
+      for (const auto& [name, entry] : models_) {
+        for (const auto& [v, slot] : entry.versions) {
+          if (!slot.servable) continue;
+          const auto& s = slot.servable;
+          if (s->pinned) {
+            pinned += s->footprint_bytes;
+          } else if (name == loading || entry.busy || s->scheduler->pending() > 0) {
+            busy += s->footprint_bytes;
+          } else {
+            idle.push_back({s->last_used_ns.load(std::memory_order_relaxed), name, v});
+          }
+        }
+      }
+      std::sort(idle.begin(), idle.end(),
+                [](const Candidate& a, const Candidate& b) { return a.last_used < b.last_used; });
+      size_t next = 0;
+      while (loaded_bytes_ + reserved_bytes_ + bytes > budget && next < idle.size()) {
+        const Candidate& c = idle[next++];
+        VersionSlot& slot = models_[c.name].versions[c.version];
+        loaded_bytes_ -= slot.servable->footprint_bytes;
+        drop.push_back(std::move(slot.servable));
+        slot.state = ModelState::kUnavailable;
+        slot.reason = "evicted to fit the memory budget (least recently used)";
+        evicted.emplace_back(c.name, c.version);
+      }
+      if (!evicted.empty()) PublishLocked();
+      if (loaded_bytes_ + reserved_bytes_ + bytes > budget) {
+        const uint64_t used = loaded_bytes_ + reserved_bytes_;
+        result =
+            ResourceExhausted("cannot load " + label + ": it needs " + FormatBytes(bytes) +
+                              " but the memory " + "budget of " + FormatBytes(budget) + " has " +
+                              FormatBytes(used < budget ? budget - used : 0) +
+                              " free: " + FormatBytes(pinned) + " pinned, " + FormatBytes(busy) +
+                              " in use by requests or loading, and no idle model left to evict");
+      } else {
+        reserved_bytes_ += bytes;
+      }
+    }
+    for (const auto& [name, v] : evicted) {
+      spdlog::info("model '{}' version {} evicted to fit {}", name, v, label);
+    }
+    drop.clear();
+    if (!evicted.empty()) ReleaseFreeMemory();
+    return result;
+  }
+
+  // Takes `servable` out of service: waits until its queue drains, then
+  // drops it (it is destroyed once the last request holding it lets go).
+  // With `unload`, the slot becomes UNAVAILABLE afterwards.
+  void Retire(const std::string& name, int64_t version, std::shared_ptr<ServableModel> servable,
+              bool unload, std::function<void()> done) {
+    auto scheduler = servable->scheduler;
+    auto holder = std::make_shared<std::shared_ptr<ServableModel>>(std::move(servable));
+    scheduler->NotifyWhenIdle([this, name, version, unload, holder, done = std::move(done)] {
+      loaders_->Submit([this, name, version, unload, holder, done] {
+        const uint64_t bytes = (*holder)->footprint_bytes;
+        holder->reset();
+        ReleaseFreeMemory();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          loaded_bytes_ -= bytes;
+          auto it = models_.find(name);
+          if (unload && it != models_.end()) {
+            auto slot = it->second.versions.find(version);
+            if (slot != it->second.versions.end() && !slot->second.servable &&
+                slot->second.state == ModelState::kUnloading) {
+              slot->second.state = ModelState::kUnavailable;
+            }
+            MaybeForgetLocked(it);
+          }
+        }
+        spdlog::info("model '{}' version {} {}", name, version,
+                     unload ? "unloaded" : "replaced copy drained and dropped");
+        if (done) done();
+      });
+    });
+  }
+
+  void UnloadAll(const std::string& name, const std::string& reason,
+                 std::function<void(Status)> done) {
+    std::vector<std::pair<int64_t, std::shared_ptr<ServableModel>>> leaving;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      for (auto& [v, slot] : entry.versions) {
+        if (slot.servable) {
+          slot.state = ModelState::kUnloading;
+          slot.reason = reason;
+          leaving.emplace_back(v, std::move(slot.servable));
+        } else if (slot.state != ModelState::kUnloading) {
+          slot.state = ModelState::kUnavailable;
+          slot.reason = reason;
+        }
+      }
+      entry.reason = reason;
+      if (!leaving.empty()) PublishLocked();
+    }
+    if (leaving.empty()) {
+      if (done) done(OkStatus());
+      return;
+    }
+    auto remaining = std::make_shared<std::atomic<size_t>>(leaving.size());
+    auto shared_done = std::make_shared<std::function<void(Status)>>(std::move(done));
+    for (auto& [v, servable] : leaving) {
+      Retire(name, v, std::move(servable), true, [remaining, shared_done] {
+        if (remaining->fetch_sub(1) == 1 && *shared_done) (*shared_done)(OkStatus());
+      });
+    }
+  }
+
+  // Requires mu_. Rebuilds the snapshot from the slots and publishes it.
+  void PublishLocked() {
+    auto snap = std::make_shared<Snapshot>();
+    for (const auto& [name, entry] : models_) {
+      Snapshot::Model m;
+      for (const auto& [v, slot] : entry.versions) {
+        if (slot.state == ModelState::kReady && slot.servable) {
+          m.ready.emplace(v, slot.servable);
+          m.latest = slot.servable;  // ascending: the last is the newest
+        }
+      }
+      if (!m.ready.empty()) snap->models.emplace(name, std::move(m));
+    }
+    snapshot_.store(std::move(snap), std::memory_order_release);
+  }
+
+  // Explicit mode's index: models added on disk appear, models gone from
+  // disk that hold nothing disappear.
+  void RegisterNewModels() {
+    auto scanned = ScanRepositories(options_.repositories);
+    if (!scanned.ok()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<std::string, bool, std::less<>> seen;
+    for (const auto& source : *scanned) {
+      seen[source.name] = true;
+      auto [it, added] = models_.try_emplace(source.name);
+      if (added) it->second.reason = "not loaded";
+      it->second.on_disk = true;
+    }
+    for (auto it = models_.begin(); it != models_.end();) {
+      const bool holds = std::any_of(it->second.versions.begin(), it->second.versions.end(),
+                                     [](const auto& v) { return v.second.servable != nullptr; });
+      if (!seen.count(it->first) && !holds && !it->second.busy && it->second.ops.empty()) {
+        it = models_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ poll mode
+  void PollLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      poll_cv_.wait_for(lock, options_.poll_interval, [&] { return stopping_; });
+      if (stopping_) break;
+      lock.unlock();
+      Poll();
+      lock.lock();
+    }
+  }
+
+ public:
+  void Poll() {
+    auto scanned = ScanRepositories(options_.repositories);
+    if (!scanned.ok()) {
+      spdlog::error("polling the model repositories failed: {}", scanned.status().message());
+      return;
+    }
+    std::vector<std::string> load, unload;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::map<std::string, bool, std::less<>> seen;
+      for (const auto& source : *scanned) {
+        seen[source.name] = true;
+        auto [it, added] = models_.try_emplace(source.name);
+        ModelEntry& entry = it->second;
+        const bool changed = added || !entry.on_disk ||
+                             entry.scanned_config != source.config_fingerprint ||
+                             entry.scanned_versions != source.version_fingerprints;
+        if (changed) {
+          entry.on_disk = true;
+          entry.failed = false;
+          entry.scanned_config = source.config_fingerprint;
+          entry.scanned_versions = source.version_fingerprints;
+          load.push_back(source.name);
+        }
+      }
+      for (auto& [name, entry] : models_) {
+        if (!seen.count(name) && entry.on_disk) {
+          entry.on_disk = false;
+          unload.push_back(name);
+        }
+      }
+    }
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    size_t remaining = load.size() + unload.size();
+    auto one_done = [&](Status) {
+      std::lock_guard<std::mutex> lock(done_mu);
+      if (--remaining == 0) done_cv.notify_all();
+    };
+    for (const auto& name : load) {
+      spdlog::info("model '{}' changed on disk: loading", name);
+      ScheduleLoad(name, one_done);
+    }
+    for (const auto& name : unload) {
+      spdlog::info("model '{}' left the repositories: unloading", name);
+      Schedule(name, [this, name, one_done] {
+        UnloadAll(name, "removed from the model repository", one_done);
+      });
+    }
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return remaining == 0; });
+  }
+
+ private:
+  const Options& options_;
+  [[maybe_unused]] ModelManager* const owner_;
+  std::unique_ptr<ThreadPool> loaders_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, ModelEntry, std::less<>> models_;  // guarded by mu_
+  uint64_t loaded_bytes_ = 0;    // guarded by mu_: footprints held, draining ones too
+  uint64_t reserved_bytes_ = 0;  // guarded by mu_: estimates of loads under way
+  int active_loads_ = 0;         // guarded by mu_
+  uint64_t load_events_ = 0;     // guarded by mu_: load starts and ends, for overlap
+  bool stopping_ = false;        // guarded by mu_
+  std::condition_variable poll_cv_;
+  std::thread poller_;
+};
+
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
   if (options.pool == nullptr) return InvalidArgument("ModelManager needs an execution pool");
   if (options.repositories.empty()) {
@@ -35,135 +979,45 @@ StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
                              "' does not exist or is not a directory");
     }
   }
+  if (options.mode != ModelControlMode::kExplicit && !options.startup_models.empty()) {
+    return InvalidArgument("--load-model needs --model-control-mode explicit");
+  }
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(options)));
 }
 
-ModelManager::ModelManager(Options options) : options_(std::move(options)) {}
+ModelManager::ModelManager(Options options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>(options_, this)) {}
 
-void ModelManager::LoadAll() {
-  auto scanned = ScanRepositories(options_.repositories);
-  if (!scanned.ok()) {
-    spdlog::error("scanning model repositories failed: {}", scanned.status().message());
-    return;
-  }
-  for (auto& source : *scanned) {
-    for (const auto& w : source.warnings) spdlog::warn("{}", w);
-    ModelEntry entry;
-    auto fail_model = [&](const std::string& reason) {
-      spdlog::error("model '{}' is UNAVAILABLE: {}", source.name, reason);
-      entry.reason = reason;
-    };
-    if (!source.status.ok()) {
-      fail_model(source.status.message());
-    } else {
-      std::string platform = PlatformOf(source);
-      auto backend_it = options_.backends.find(platform);
-      std::vector<int64_t> versions =
-          SelectVersions(source.config.version_policy(), source.versions);
-      if (platform.empty()) {
-        fail_model(
-            "cannot tell the model's platform: set platform or backend in config.pbtxt, "
-            "or put a model.onnx in a version folder");
-      } else if (backend_it == options_.backends.end()) {
-        fail_model("platform '" + platform + "' is not supported by this server");
-      } else if (versions.empty()) {
-        fail_model(source.versions.empty()
-                       ? "no version folder (a positive integer such as 1/) in " +
-                             source.dir.string()
-                       : "the version policy selects none of the versions on disk");
-      } else {
-        for (int64_t v : versions) {
-          VersionSlot slot;
-          slot.status = {source.name, v, ModelState::kLoading, ""};
-          LoadSpec spec;
-          spec.model_name = source.name;
-          spec.version = v;
-          spec.model_dir = source.dir;
-          spec.version_dir = source.dir / std::to_string(v);
-          spec.config = source.config;
-          spec.has_config = source.has_config;
-          auto loaded = backend_it->second->Load(spec);
-          if (!loaded.ok()) {
-            slot.status.state = ModelState::kUnavailable;
-            slot.status.reason = loaded.status().message();
-            spdlog::error("model '{}' version {} failed to load: {}", source.name, v,
-                          slot.status.reason);
-          } else {
-            auto servable = std::make_shared<ServableModel>();
-            servable->name = source.name;
-            servable->version = v;
-            servable->version_string = std::to_string(v);
-            servable->config = std::move((*loaded)->config);
-            servable->scheduler = ModelScheduler::Create(std::move((*loaded)->instances),
-                                                         options_.pool, options_.scheduler);
-            slot.handle = std::move(servable);
-            slot.status.state = ModelState::kReady;
-            spdlog::info("model '{}' version {} is READY", source.name, v);
-          }
-          entry.versions.emplace(v, std::move(slot));
-        }
-      }
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    models_[source.name] = std::move(entry);
-  }
-}
+ModelManager::~ModelManager() = default;
+
+void ModelManager::Start() { impl_->Start(); }
 
 StatusOr<ModelHandle> ModelManager::Get(std::string_view name, std::string_view version) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
-  const ModelEntry& entry = it->second;
-  if (version.empty()) {
-    for (auto v = entry.versions.rbegin(); v != entry.versions.rend(); ++v) {
-      if (v->second.handle) return v->second.handle;
-    }
-    std::string reason = entry.reason;
-    if (reason.empty() && !entry.versions.empty()) {
-      reason = entry.versions.rbegin()->second.status.reason;
-    }
-    return Unavailable("model '" + std::string(name) + "' has no ready version" +
-                       (reason.empty() ? std::string() : ": " + reason));
-  }
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-  if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
-    return NotFound("model '" + std::string(name) + "' has no version '" + std::string(version) +
-                    "': versions are positive integers");
-  }
-  auto slot = entry.versions.find(v);
-  if (slot == entry.versions.end()) {
-    return NotFound("model '" + std::string(name) + "' has no version " + std::string(version));
-  }
-  if (!slot->second.handle) {
-    return Unavailable(
-        "model '" + std::string(name) + "' version " + std::string(version) + " is " +
-        std::string(ModelStateName(slot->second.status.state)) +
-        (slot->second.status.reason.empty() ? std::string() : ": " + slot->second.status.reason));
-  }
-  return slot->second.handle;
+  return impl_->Get(name, version);
 }
 
-std::vector<ModelVersionStatus> ModelManager::Index() const {
-  std::vector<ModelVersionStatus> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [name, entry] : models_) {
-    if (entry.versions.empty()) {
-      out.push_back({name, 0, ModelState::kUnavailable, entry.reason});
-      continue;
-    }
-    for (const auto& [v, slot] : entry.versions) out.push_back(slot.status);
-  }
-  return out;
+bool ModelManager::GetAfterLoad(std::string_view name, std::string_view version,
+                                std::function<void(StatusOr<ModelHandle>)> done) {
+  return impl_->GetAfterLoad(name, version, std::move(done));
 }
+
+void ModelManager::Load(std::string_view name, std::optional<std::string> config_override,
+                        std::function<void(Status)> done) {
+  impl_->Load(name, std::move(config_override), std::move(done));
+}
+
+void ModelManager::Unload(std::string_view name, std::function<void(Status)> done) {
+  impl_->Unload(name, std::move(done));
+}
+
+std::vector<ModelVersionStatus> ModelManager::Index() { return impl_->Index(); }
+
+void ModelManager::Poll() { impl_->Poll(); }
 
 StatusOr<std::vector<ModelVersionStatus>> ModelManager::Versions(std::string_view name) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
-  std::vector<ModelVersionStatus> out;
-  for (const auto& [v, slot] : it->second.versions) out.push_back(slot.status);
-  return out;
+  return impl_->Versions(name);
 }
+
+ModelManager::MemoryUse ModelManager::memory() const { return impl_->memory(); }
 
 }  // namespace mm

@@ -4,22 +4,56 @@
 // Lifecycle of a version (legal transitions only):
 //   UNAVAILABLE -> LOADING -> READY -> UNLOADING -> UNAVAILABLE
 //   LOADING -> UNAVAILABLE (load failed; `reason` says why)
-// A request holds a ModelHandle (shared_ptr); a version is never destroyed
-// under a request that holds it.
+// A READY version that is reloaded (its files or config changed) stays READY
+// on the old copy until the new copy is READY; then requests switch to the new
+// one at once and the old one drains.
 //
-// This first manager implements control mode `none`: LoadAll() scans the
-// repositories and loads every model once at start. A model whose config or
-// files are bad is listed UNAVAILABLE with its reason; the others serve.
+// Control modes (Triton's):
+//   none      every model is loaded at Start(); nothing changes afterwards.
+//   explicit  Start() loads `startup_models` ("*": all); Load()/Unload() and,
+//             with load_on_demand, a request for a model that is in a
+//             repository but not loaded, load and unload models.
+//   poll      every model is loaded at Start(); every poll_interval the
+//             repositories are scanned again and added, removed and changed
+//             models and versions are loaded, unloaded and reloaded without
+//             disturbing the others.
+//
+// Control operations (load, unload, reload, eviction's unload) run on
+// `load_threads` loader threads, never on the request path; the operations on
+// one model run one after another, different models' in parallel. Concurrent
+// loads of one model join the same operation (single flight) and all get its
+// outcome.
+//
+// Requests: Get() is the request path. It reads an immutable snapshot of the
+// READY versions (published atomically whenever one changes) and takes no
+// lock. A request holds its ModelHandle (and the scheduler holds itself while
+// work is queued), so a version is never destroyed under a request: unloading
+// removes it from the snapshot, waits until its queue drains, then drops it.
+//
+// Memory: every loaded version has a footprint, declared in its config
+// (mmserve { memory_footprint_bytes }) or measured as the process's heap and
+// resident growth across its load (when no other load overlapped; otherwise
+// its size on disk). With a memory budget, a load that would exceed it first
+// evicts idle, unpinned versions, least recently used first; if it still does
+// not fit it fails with RESOURCE_EXHAUSTED naming what is needed and where the
+// budget went.
+//
 // Thread-safety: every method may be called concurrently.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "backends/backend.h"
@@ -40,6 +74,10 @@ struct ServableModel {
   std::string version_string;     // std::to_string(version), for responses
   inference::ModelConfig config;  // complete config
   std::shared_ptr<ModelScheduler> scheduler;
+  uint64_t footprint_bytes = 0;
+  bool pinned = false;
+  // When a request last used it (steady clock, ns): the LRU order.
+  mutable std::atomic<int64_t> last_used_ns{0};
 };
 using ModelHandle = std::shared_ptr<const ServableModel>;
 
@@ -50,52 +88,99 @@ struct ModelVersionStatus {
   std::string reason;
 };
 
-enum class ModelControlMode { kNone };
+enum class ModelControlMode { kNone, kExplicit, kPoll };
+std::string_view ModelControlModeName(ModelControlMode mode);
 
 class ModelManager {
  public:
   struct Options {
     std::vector<std::filesystem::path> repositories;
     ModelControlMode mode = ModelControlMode::kNone;
+    std::vector<std::string> startup_models;  // explicit mode; "*" = every model
+    bool load_on_demand = false;              // explicit mode
+    std::chrono::milliseconds poll_interval{15000};
+    uint64_t memory_budget_bytes = 0;  // 0: unlimited
+    size_t load_threads = 1;
     ThreadPool* pool = nullptr;         // execution threads; not owned
     ModelScheduler::Options scheduler;  // for every model version's scheduler
     // platform name ("onnxruntime_onnx") -> backend; not owned.
     std::map<std::string, Backend*, std::less<>> backends;
+    // The process's memory in use, in bytes: footprints are its growth across
+    // a load. Default: the larger growth of heap in use and resident memory.
+    // Tests inject their own.
+    std::function<uint64_t()> memory_probe;
   };
 
   // Fails when a repository path is missing or not a directory.
   static StatusOr<std::unique_ptr<ModelManager>> Create(Options options);
+  // Stops polling, finishes the control operations under way, and drops every
+  // model (each is destroyed once its last request completes).
+  ~ModelManager();
 
-  // Scans the repositories and loads every model's selected versions.
-  // Per-model failures are recorded in Index(), not returned.
-  void LoadAll();
+  // Loads what the mode loads at start and returns once those loads have
+  // finished (per-model failures are in Index(), not returned); then starts
+  // polling in poll mode.
+  void Start();
 
-  // The version `version` ("" = newest READY) of model `name`.
-  // NOT_FOUND for an unknown model or version, UNAVAILABLE for one that is not READY.
+  // The request path. The version `version` ("" = newest READY) of model
+  // `name`. NOT_FOUND for an unknown model or version, UNAVAILABLE for one
+  // that is not READY.
   StatusOr<ModelHandle> Get(std::string_view name, std::string_view version) const;
 
-  // Every model version known, sorted by name then version.
-  std::vector<ModelVersionStatus> Index() const;
+  // For a request whose Get failed: when on-demand loading applies (explicit
+  // mode with load_on_demand, and `name` is a model in a repository that is
+  // not loaded, or is loading), starts or joins its load and returns true;
+  // `done` is then called once, on a loader thread, with Get's result after
+  // the load. False when it does not apply: the caller answers Get's error.
+  bool GetAfterLoad(std::string_view name, std::string_view version,
+                    std::function<void(StatusOr<ModelHandle>)> done);
+
+  // Repository API. `config_override` (Triton's "config" load parameter, the
+  // model config as JSON) replaces config.pbtxt for this and later loads until
+  // a load without one. `done` is called once, on a loader thread (or at once
+  // for a request rejected up front): OK when every selected version is READY,
+  // otherwise the first failure. UNAVAILABLE in control mode none and poll, as
+  // Triton.
+  void Load(std::string_view name, std::optional<std::string> config_override,
+            std::function<void(Status)> done);
+  // Unloads every version of `name`; `done` is called once they are drained
+  // and dropped. NOT_FOUND for a model that is not known.
+  void Unload(std::string_view name, std::function<void(Status)> done);
+
+  // Poll mode: scans the repositories once and applies what changed; returns
+  // when those loads and unloads have finished. The poll thread calls it every
+  // poll_interval; tests call it directly.
+  void Poll();
+
+  // Every model version known, sorted by name then version. In explicit mode
+  // the repositories are scanned again first, so models added on disk appear
+  // (UNAVAILABLE, "not loaded") before anyone loads them.
+  std::vector<ModelVersionStatus> Index();
 
   // Every version ever listed for `name` (READY or not); NOT_FOUND if unknown.
   StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const;
 
- private:
-  struct VersionSlot {
-    ModelVersionStatus status;
-    ModelHandle handle;  // set while READY
+  // Memory accounting, for the index and tests.
+  struct MemoryUse {
+    uint64_t budget = 0;  // 0: unlimited
+    uint64_t loaded = 0;  // footprints of every version held (READY, loading, draining)
+    uint64_t pinned = 0;
   };
-  struct ModelEntry {
-    std::map<int64_t, VersionSlot> versions;  // may be empty
-    std::string reason;                       // why the model has no version at all
-  };
+  MemoryUse memory() const;
 
+  ModelControlMode mode() const { return options_.mode; }
+
+  class Impl;
+
+ private:
   explicit ModelManager(Options options);
 
   const Options options_;
-
-  mutable std::mutex mu_;
-  std::map<std::string, ModelEntry, std::less<>> models_;  // guarded by mu_
+  std::unique_ptr<Impl> impl_;
 };
+
+// Names that may reach the filesystem: not empty, at most 255 bytes, no '/',
+// '\\', control characters or NUL, not "." or "..". INVALID_ARGUMENT otherwise.
+Status ValidateModelName(std::string_view name);
 
 }  // namespace mm

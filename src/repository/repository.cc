@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "repository/model_config.h"
@@ -85,6 +87,166 @@ Status ScanVersions(ModelSource& source) {
   return OkStatus();
 }
 
+// 64-bit FNV-1a: small, stable across runs, builds and platforms.
+class Fingerprint {
+ public:
+  void AddNumber(uint64_t value) {
+    for (int i = 0; i < 8; ++i) AddByte(static_cast<unsigned char>(value >> (8 * i)));
+  }
+  // Length-prefixed, so that field boundaries cannot shift ("ab","c" vs "a","bc").
+  void AddField(std::string_view bytes) {
+    AddNumber(bytes.size());
+    for (char c : bytes) AddByte(static_cast<unsigned char>(c));
+  }
+  // Never 0, which ModelSource keeps for "no config.pbtxt".
+  uint64_t value() const { return hash_ == 0 ? 1 : hash_; }
+
+ private:
+  void AddByte(unsigned char byte) {
+    hash_ ^= byte;
+    hash_ *= 1099511628211ull;  // the FNV prime
+  }
+  uint64_t hash_ = 14695981039346656037ull;  // the FNV offset basis
+};
+
+// Last-write time in ns since the clock's epoch (symlinks followed); 0 on error.
+int64_t MtimeNs(const fs::path& path, std::error_code& ec) {
+  fs::file_time_type t = fs::last_write_time(path, ec);
+  if (ec) return 0;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// For a config.pbtxt that exists but was not read: what is known of it.
+uint64_t UnreadConfigFingerprint(const fs::path& path, const Status& why) {
+  Fingerprint fp;
+  fp.AddField("unread config");
+  fp.AddField(why.message());
+  std::error_code ec;
+  fp.AddNumber(fs::file_size(path, ec));  // uintmax_t(-1) on error
+  fp.AddNumber(static_cast<uint64_t>(MtimeNs(path, ec)));
+  return fp.value();
+}
+
+// Version folders are listed to this depth and no further. Together with the
+// loop guard (a folder is never entered while it is being listed) this bounds
+// a walk through symlinks; the entry cap bounds one through a wide fan of them.
+constexpr int kMaxListingDepth = 32;
+constexpr size_t kMaxListingEntries = 100'000;
+
+// One line of a version folder's listing.
+struct ListedEntry {
+  std::string path;  // relative to the version folder, '/'-separated
+  int type = 0;      // fs::file_type, symlinks followed
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string link;   // a symlink's target; empty otherwise
+  std::string error;  // why the entry could not be read; empty when it could
+
+  auto Key() const { return std::tie(path, type, size, mtime_ns, link, error); }
+};
+
+// Lists one version folder recursively for its fingerprint.
+class VersionLister {
+ public:
+  VersionLister(const fs::path& root, int64_t version, std::vector<std::string>* warnings)
+      : root_(root), version_(version), warnings_(warnings) {}
+
+  uint64_t Compute() {
+    ListDir(root_, "", 0);
+    std::sort(entries_.begin(), entries_.end(),
+              [](const ListedEntry& a, const ListedEntry& b) { return a.Key() < b.Key(); });
+    Fingerprint fp;
+    std::error_code ec;
+    if (fs::is_symlink(fs::symlink_status(root_, ec))) {
+      fp.AddField(fs::read_symlink(root_, ec).string());  // a relinked version folder
+    }
+    for (const ListedEntry& e : entries_) {
+      fp.AddField(e.path);
+      fp.AddNumber(static_cast<uint64_t>(e.type));
+      fp.AddNumber(e.size);
+      fp.AddNumber(static_cast<uint64_t>(e.mtime_ns));
+      fp.AddField(e.link);
+      fp.AddField(e.error);
+    }
+    return fp.value();
+  }
+
+ private:
+  // Records that `entry` could not be (fully) read: a warning, and an entry
+  // whose error makes the fingerprint differ from the clean state's.
+  void Fail(ListedEntry entry, const std::string& what, const std::error_code& ec) {
+    const fs::path shown = entry.path.empty() ? root_ : root_ / entry.path;
+    entry.error = what + (ec ? ": " + ec.message() : "");
+    warnings_->push_back("version " + std::to_string(version_) + ": " + what + " " + Quoted(shown) +
+                         (ec ? ": " + ec.message() : "") +
+                         "; changes there may go unnoticed when polling");
+    entries_.push_back(std::move(entry));
+  }
+  void Fail(const std::string& relative, const std::string& what, const std::error_code& ec) {
+    ListedEntry entry;
+    entry.path = relative;
+    Fail(std::move(entry), what, ec);
+  }
+
+  void ListDir(const fs::path& dir, const std::string& relative, int depth) {
+    std::error_code ec;
+    fs::path canonical = fs::canonical(dir, ec);
+    if (!ec) {
+      if (std::find(open_.begin(), open_.end(), canonical) != open_.end()) {
+        Fail(relative, "symlink loop: not listing", {});
+        return;
+      }
+      open_.push_back(canonical);
+    }
+    const bool pushed = !ec;
+    fs::directory_iterator it(dir, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      if (entries_.size() >= kMaxListingEntries) {
+        Fail(relative,
+             "listing stopped after " + std::to_string(kMaxListingEntries) + " entries in", {});
+        break;
+      }
+      const fs::path& path = it->path();
+      ListedEntry entry;
+      entry.path = (relative.empty() ? "" : relative + "/") + path.filename().string();
+      std::error_code entry_ec;
+      if (it->is_symlink(entry_ec)) {
+        entry.link = fs::read_symlink(path, entry_ec).string();
+      }
+      fs::file_status st = fs::status(path, entry_ec);  // follows symlinks
+      if (entry_ec || !fs::exists(st)) {
+        Fail(std::move(entry), "cannot read", entry_ec);
+        continue;
+      }
+      entry.type = static_cast<int>(st.type());
+      if (fs::is_regular_file(st)) entry.size = fs::file_size(path, entry_ec);
+      if (!entry_ec) entry.mtime_ns = MtimeNs(path, entry_ec);
+      if (entry_ec) {
+        Fail(std::move(entry), "cannot read", entry_ec);
+        continue;
+      }
+      std::string child = entry.path;
+      entries_.push_back(std::move(entry));
+      if (fs::is_directory(st)) {
+        if (depth + 1 >= kMaxListingDepth) {
+          Fail(child,
+               "not listing, deeper than " + std::to_string(kMaxListingDepth) + " levels:", {});
+        } else {
+          ListDir(path, child, depth + 1);
+        }
+      }
+    }
+    if (ec) Fail(relative, "cannot list", ec);
+    if (pushed) open_.pop_back();
+  }
+
+  const fs::path root_;
+  const int64_t version_;
+  std::vector<std::string>* const warnings_;
+  std::vector<ListedEntry> entries_;
+  std::vector<fs::path> open_;  // canonical paths of the folders being listed
+};
+
 // Reads, parses and checks config.pbtxt (or the empty default) into `source`.
 Status LoadConfig(ModelSource& source) {
   const fs::path path = source.dir / kConfigFile;
@@ -94,9 +256,20 @@ Status LoadConfig(ModelSource& source) {
   source.has_config = fs::exists(st);
   if (source.has_config) {
     if (!fs::is_regular_file(st)) {
-      return InvalidArgument(Quoted(path) + " is not a regular file; expected a text config");
+      Status error =
+          InvalidArgument(Quoted(path) + " is not a regular file; expected a text config");
+      source.config_fingerprint = UnreadConfigFingerprint(path, error);
+      return error;
     }
-    MM_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
+    StatusOr<std::string> read = ReadConfigFile(path);
+    if (!read.ok()) {
+      source.config_fingerprint = UnreadConfigFingerprint(path, read.status());
+      return read.status();
+    }
+    std::string text = std::move(read).value();
+    Fingerprint fp;
+    fp.AddField(text);
+    source.config_fingerprint = fp.value();
     auto parsed = ParseModelConfig(text, source.name, &source.warnings);
     if (!parsed.ok()) return parsed.status();
     source.config = std::move(parsed).value();
@@ -127,6 +300,10 @@ ModelSource ScanModel(const fs::path& dir) {
   source.dir = dir;
   source.config.set_name(source.name);
   source.status = ScanVersions(source);
+  for (int64_t version : source.versions) {
+    VersionLister lister(dir / std::to_string(version), version, &source.warnings);
+    source.version_fingerprints[version] = lister.Compute();
+  }
   Status config = LoadConfig(source);
   if (source.status.ok()) source.status = std::move(config);
   return source;
@@ -186,7 +363,12 @@ std::string PlatformOf(const ModelSource& source) {
   if (!config.backend().empty() || !config.platform().empty()) {
     bool backend_ok = config.backend().empty() || config.backend() == "onnxruntime";
     bool platform_ok = config.platform().empty() || config.platform() == onnx;
-    return backend_ok && platform_ok ? onnx : "";
+    if (backend_ok && platform_ok) return onnx;
+    // Another platform (or backend) by name, for whichever backend serves it;
+    // contradictory settings serve nothing.
+    if (config.backend().empty()) return config.platform();
+    if (config.platform().empty()) return config.backend();
+    return "";
   }
   const std::string file =
       config.default_model_filename().empty() ? "model.onnx" : config.default_model_filename();

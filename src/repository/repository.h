@@ -8,10 +8,20 @@
 // can list it UNAVAILABLE with the reason instead of failing to start.
 // Functions here touch the filesystem and hold no state; they may run
 // concurrently.
+//
+// Change detection (poll mode): a scan also fingerprints what it saw, so the
+// caller can compare two ModelSources of one model and reload only what
+// changed. Two scans of an unchanged model give equal fingerprints; editing
+// config.pbtxt changes config_fingerprint, and adding, removing, resizing or
+// touching (new last-write time) any file or folder at any depth of a version
+// folder changes that version's fingerprint and no other. Fingerprints are
+// 64-bit FNV-1a hashes: stable across runs and builds, not cryptographic, and
+// file contents are not read (a rewrite that keeps size and mtime goes unseen).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,12 +40,25 @@ struct ModelSource {
   bool has_config = false;            // whether config.pbtxt exists
   Status status;                      // non-OK: the model is UNAVAILABLE for this reason
   std::vector<std::string> warnings;  // e.g. unknown config fields, odd version dirs
+
+  // Hash of config.pbtxt's bytes; 0 when there is no config.pbtxt. A config
+  // that exists but cannot be read hashes its error, size and mtime instead.
+  uint64_t config_fingerprint = 0;
+  // One entry per element of `versions`: a hash of the version folder's
+  // recursive listing, each entry's path relative to the folder, type, size,
+  // last-write time (ns) and, for a symlink, its target, sorted by path.
+  // Symlinks are followed (models are often symlinked) to a depth of 32,
+  // never into a folder already being listed. A listing error (permission,
+  // a file vanishing mid-scan, a dangling link) adds a warning and is folded
+  // into the hash, so it differs from the clean state.
+  std::map<int64_t, uint64_t> version_fingerprints;
 };
 
 // Reads one model directory: its version directories and config.pbtxt
 // (parsed and validated). Problems with the model become `status`; entries
 // that are not positive integer directories are ignored (with a warning when
-// they look like a malformed version, such as "0" or "007").
+// they look like a malformed version, such as "0" or "007"). Fills the
+// fingerprints (see the top of this file); their listing errors are warnings.
 ModelSource ScanModel(const std::filesystem::path& dir);
 
 // Scans every repository and returns one ModelSource per model directory,
@@ -52,7 +75,8 @@ inline constexpr std::string_view kOnnxRuntimePlatform = "onnxruntime_onnx";
 // The platform that serves `source`: kOnnxRuntimePlatform when the config says
 // platform "onnxruntime_onnx" or backend "onnxruntime", or says neither and
 // a version directory holds default_model_filename (when set) or
-// "model.onnx". Empty when unknown or contradictory.
+// "model.onnx"; otherwise the platform or backend the config names (for a
+// backend registered under that name). Empty when unknown or contradictory.
 std::string PlatformOf(const ModelSource& source);
 
 }  // namespace mm

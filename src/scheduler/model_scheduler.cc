@@ -21,6 +21,17 @@ size_t ModelScheduler::pending() const {
   return queue_.size() + executing_;
 }
 
+void ModelScheduler::NotifyWhenIdle(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_.empty() || executing_ > 0) {
+      idle_waiters_.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
+}
+
 bool ModelScheduler::InlineAllowed(const InferRequest& request) const {
   // Unknown cost (no execution yet) never runs inline: the first request of a
   // model may be its slowest.
@@ -60,15 +71,21 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
 
 void ModelScheduler::RunOne(ModelInstance* instance) {
   Work work;
+  std::vector<std::function<void()>> waiters;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.empty()) {  // another instance took the request this job was scheduled for
       idle_.push_back(instance);
       --executing_;
-      return;
+      if (executing_ == 0) waiters.swap(idle_waiters_);
+    } else {
+      work = std::move(queue_.front());
+      queue_.pop_front();
     }
-    work = std::move(queue_.front());
-    queue_.pop_front();
+  }
+  if (!work.request) {
+    for (auto& fn : waiters) fn();
+    return;
   }
   Execute(instance, std::move(work));
   Continue(instance);
@@ -103,16 +120,23 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
 }
 
 void ModelScheduler::Continue(ModelInstance* instance) {
+  std::vector<std::function<void()>> waiters;  // empty: no allocation
+  bool more = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.empty()) {
+    more = !queue_.empty();
+    if (!more) {
       idle_.push_back(instance);
       --executing_;
-      return;
+      if (executing_ == 0) waiters.swap(idle_waiters_);
     }
   }
-  // Yield the thread between requests: other models' jobs queued meanwhile run first.
-  pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+  if (more) {
+    // Yield the thread between requests: other models' jobs queued meanwhile run first.
+    pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+    return;
+  }
+  for (auto& fn : waiters) fn();
 }
 
 }  // namespace mm

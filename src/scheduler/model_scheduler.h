@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -55,6 +56,11 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
 
   // Requests queued or executing right now.
   size_t pending() const;
+  // Calls `fn` once nothing is queued or executing: at once (on this thread)
+  // when that is so now, else on the thread that finishes the last request.
+  // The lifecycle drains a version with it before dropping it. One waiter at
+  // a time; a second call replaces nothing and is queued behind the first.
+  void NotifyWhenIdle(std::function<void()> fn);
   // Moving average of execution time, ns (0 until the first execution).
   int64_t average_execution_ns() const { return avg_exec_ns_.load(std::memory_order_relaxed); }
 
@@ -80,9 +86,10 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   std::atomic<int64_t> avg_exec_ns_{0};
 
   mutable std::mutex mu_;
-  std::deque<Work> queue_;            // guarded by mu_
-  std::vector<ModelInstance*> idle_;  // guarded by mu_
-  size_t executing_ = 0;              // guarded by mu_
+  std::deque<Work> queue_;                           // guarded by mu_
+  std::vector<ModelInstance*> idle_;                 // guarded by mu_
+  size_t executing_ = 0;                             // guarded by mu_
+  std::vector<std::function<void()>> idle_waiters_;  // guarded by mu_
 };
 
 }  // namespace mm

@@ -64,7 +64,7 @@ bool InferenceService::ModelReady(std::string_view name, std::string_view versio
   return options_.models->Get(name, version).ok();
 }
 
-std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(bool ready_only) const {
+std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(bool ready_only) {
   auto all = options_.models->Index();
   if (!ready_only) return all;
   std::vector<ModelVersionStatus> ready;
@@ -154,10 +154,33 @@ Status WriteShmOutputs(const std::vector<ShmOutput>& targets, InferResponse& res
 
 }  // namespace
 
+void InferenceService::LoadModel(std::string_view name, std::optional<std::string> config_override,
+                                 std::function<void(Status)> done) {
+  options_.models->Load(name, std::move(config_override), std::move(done));
+}
+
+void InferenceService::UnloadModel(std::string_view name, std::function<void(Status)> done) {
+  options_.models->Unload(name, std::move(done));
+}
+
 void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
   auto model = options_.models->Get(request->model_name, request->model_version);
-  if (!model.ok()) return done(model.status());
-  const ServableModel& servable = **model;
+  if (model.ok()) return InferOn(**model, std::move(request), std::move(done));
+  // Not READY: a model that loads on demand is loaded (or its load joined) first.
+  const std::string name = request->model_name;
+  const std::string version = request->model_version;
+  auto waiting = std::make_shared<std::pair<std::unique_ptr<InferRequest>, InferCallback>>(
+      std::move(request), std::move(done));
+  const bool loads =
+      options_.models->GetAfterLoad(name, version, [this, waiting](StatusOr<ModelHandle> loaded) {
+        if (!loaded.ok()) return waiting->second(loaded.status());
+        InferOn(**loaded, std::move(waiting->first), std::move(waiting->second));
+      });
+  if (!loads) waiting->second(model.status());
+}
+
+void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
+                               InferCallback done) {
   // Inputs in shared memory become views of their region (kept mapped by `owner`).
   for (Tensor& input : request->inputs) {
     if (input.parameters.empty()) continue;

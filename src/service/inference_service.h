@@ -9,7 +9,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,19 +62,29 @@ class InferenceService {
   StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const;
   // True when the version (or, without one, any version) is READY.
   bool ModelReady(std::string_view name, std::string_view version) const;
-  std::vector<ModelVersionStatus> RepositoryIndex(bool ready_only) const;
+  std::vector<ModelVersionStatus> RepositoryIndex(bool ready_only);
+
+  // Triton's repository extension (see ModelManager::Load/Unload): `done` is
+  // called once, maybe on a loader thread, when the operation has finished.
+  void LoadModel(std::string_view name, std::optional<std::string> config_override,
+                 std::function<void(Status)> done);
+  void UnloadModel(std::string_view name, std::function<void(Status)> done);
 
   // Validates `request` against its model and queues it. `done` is called exactly once.
   // Inputs and requested outputs may refer to registered shared memory with the
   // parameters shared_memory_region, shared_memory_offset (default 0) and
   // shared_memory_byte_size; such outputs are written into the region and come
   // back with empty data and those parameters.
+  // A model that is not loaded but may load on demand is loaded first; the
+  // request waits for that load without holding a thread.
   void Infer(std::unique_ptr<InferRequest> request, InferCallback done);
 
   SharedMemoryManager& shared_memory() { return shared_memory_; }
 
  private:
   explicit InferenceService(Options options);
+  void InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
+               InferCallback done);
 
   const Options options_;
   const ServerMetadata metadata_;

@@ -5,18 +5,24 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace mm {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Key;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // A fresh directory under the system temp folder, removed with everything in
@@ -224,10 +230,12 @@ TEST_F(RepositoryTest, PlatformFromConfigOrFiles) {
   s.config.set_backend("onnxruntime");
   EXPECT_EQ(PlatformOf(s), "onnxruntime_onnx");
   s.config.set_backend("python");
-  EXPECT_EQ(PlatformOf(s), "");
+  EXPECT_EQ(PlatformOf(s), "python");  // served by a backend registered as "python", if any
+  s.config.set_platform("onnxruntime_onnx");
+  EXPECT_EQ(PlatformOf(s), "");  // contradictory
   s.config.clear_backend();
   s.config.set_platform("tensorflow_savedmodel");
-  EXPECT_EQ(PlatformOf(s), "");
+  EXPECT_EQ(PlatformOf(s), "tensorflow_savedmodel");
   s.config.clear_platform();
 
   Write("repo/m/4/custom.bin", "fake");
@@ -235,6 +243,216 @@ TEST_F(RepositoryTest, PlatformFromConfigOrFiles) {
   EXPECT_EQ(PlatformOf(s), "");
   s.config.set_default_model_filename("custom.bin");
   EXPECT_EQ(PlatformOf(s), "onnxruntime_onnx");
+}
+
+// ---------------------------------------------------------- fingerprints
+
+// A model with a config and two versions, one holding a nested folder.
+class FingerprintTest : public RepositoryTest {
+ protected:
+  void SetUp() override {
+    RepositoryTest::SetUp();
+    Write("repo/m/config.pbtxt", "max_batch_size: 4\n");
+    Write("repo/m/1/model.onnx", "version one");
+    Write("repo/m/2/model.onnx", "version two");
+    Write("repo/m/2/assets/vocab/words.txt", "a b c");
+  }
+  ModelSource Scan() { return ScanModel(root_ / "repo" / "m"); }
+  // Moves a path's last-write time by `by` (a touch that cannot land on the same tick).
+  void Touch(const fs::path& relative, std::chrono::seconds by) {
+    fs::path p = root_ / relative;
+    fs::last_write_time(p, fs::last_write_time(p) + by);
+  }
+};
+
+TEST_F(FingerprintTest, UnchangedModelHasEqualFingerprints) {
+  ModelSource a = Scan();
+  ModelSource b = Scan();
+  ASSERT_TRUE(a.status.ok()) << a.status.ToString();
+  EXPECT_THAT(a.warnings, IsEmpty());
+  EXPECT_NE(a.config_fingerprint, 0u);
+  EXPECT_EQ(a.config_fingerprint, b.config_fingerprint);
+  ASSERT_THAT(a.version_fingerprints, ElementsAre(Key(1), Key(2)));
+  EXPECT_EQ(a.version_fingerprints, b.version_fingerprints);
+  EXPECT_NE(a.version_fingerprints[1], a.version_fingerprints[2]);
+}
+
+TEST_F(FingerprintTest, NoConfigMeansZero) {
+  fs::remove(root_ / "repo/m/config.pbtxt");
+  ModelSource m = Scan();
+  EXPECT_FALSE(m.has_config);
+  EXPECT_EQ(m.config_fingerprint, 0u);
+  EXPECT_THAT(m.version_fingerprints, SizeIs(2));
+}
+
+TEST_F(FingerprintTest, ConfigEditChangesOnlyTheConfigFingerprint) {
+  ModelSource before = Scan();
+  Write("repo/m/config.pbtxt", "max_batch_size: 8\n");  // same size, other bytes
+  ModelSource after = Scan();
+  EXPECT_NE(before.config_fingerprint, after.config_fingerprint);
+  EXPECT_EQ(before.version_fingerprints, after.version_fingerprints);
+}
+
+TEST_F(FingerprintTest, UnreadableConfigStillHasAFingerprint) {
+  ModelSource before = Scan();
+  fs::remove(root_ / "repo/m/config.pbtxt");
+  Dir("repo/m/config.pbtxt");
+  ModelSource after = Scan();
+  EXPECT_FALSE(after.status.ok());
+  EXPECT_NE(after.config_fingerprint, 0u);
+  EXPECT_NE(after.config_fingerprint, before.config_fingerprint);
+}
+
+TEST_F(FingerprintTest, AddedFileChangesThatVersionOnly) {
+  ModelSource before = Scan();
+  Write("repo/m/1/extra.bin", "x");
+  ModelSource after = Scan();
+  EXPECT_NE(before.version_fingerprints[1], after.version_fingerprints[1]);
+  EXPECT_EQ(before.version_fingerprints[2], after.version_fingerprints[2]);
+  EXPECT_EQ(before.config_fingerprint, after.config_fingerprint);
+}
+
+TEST_F(FingerprintTest, RemovedFileChangesThatVersion) {
+  Write("repo/m/1/extra.bin", "x");
+  ModelSource before = Scan();
+  fs::remove(root_ / "repo/m/1/extra.bin");
+  ModelSource after = Scan();
+  EXPECT_NE(before.version_fingerprints[1], after.version_fingerprints[1]);
+  EXPECT_EQ(before.version_fingerprints[2], after.version_fingerprints[2]);
+}
+
+TEST_F(FingerprintTest, ResizedFileChangesThatVersion) {
+  ModelSource before = Scan();
+  fs::resize_file(root_ / "repo/m/1/model.onnx", 1000);
+  ModelSource after = Scan();
+  EXPECT_NE(before.version_fingerprints[1], after.version_fingerprints[1]);
+}
+
+TEST_F(FingerprintTest, SameSizeRewriteWithNewMtimeChangesThatVersion) {
+  const fs::path file = root_ / "repo/m/1/model.onnx";
+  const fs::file_time_type old_time = fs::last_write_time(file);
+  ModelSource before = Scan();
+  Write("repo/m/1/model.onnx", "VERSION ONE");  // same size
+  fs::last_write_time(file, old_time + std::chrono::seconds(5));
+  ModelSource after = Scan();
+  EXPECT_EQ(fs::file_size(file), 11u);
+  EXPECT_NE(before.version_fingerprints[1], after.version_fingerprints[1]);
+  EXPECT_EQ(before.version_fingerprints[2], after.version_fingerprints[2]);
+
+  // Only the time moving is a change too.
+  Touch("repo/m/1/model.onnx", std::chrono::seconds(5));
+  EXPECT_NE(Scan().version_fingerprints[1], after.version_fingerprints[1]);
+}
+
+TEST_F(FingerprintTest, NestedFileChangesThatVersion) {
+  ModelSource before = Scan();
+  Touch("repo/m/2/assets/vocab/words.txt", std::chrono::seconds(3));
+  ModelSource touched = Scan();
+  EXPECT_NE(before.version_fingerprints[2], touched.version_fingerprints[2]);
+  EXPECT_EQ(before.version_fingerprints[1], touched.version_fingerprints[1]);
+
+  Write("repo/m/2/assets/vocab/words.txt", "a b c d e f");
+  EXPECT_NE(Scan().version_fingerprints[2], touched.version_fingerprints[2]);
+}
+
+TEST_F(FingerprintTest, NewVersionGetsAFingerprintOthersUnchanged) {
+  ModelSource before = Scan();
+  Write("repo/m/3/model.onnx", "version three");
+  ModelSource after = Scan();
+  EXPECT_THAT(after.versions, ElementsAre(1, 2, 3));
+  ASSERT_THAT(after.version_fingerprints, ElementsAre(Key(1), Key(2), Key(3)));
+  EXPECT_EQ(before.version_fingerprints[1], after.version_fingerprints[1]);
+  EXPECT_EQ(before.version_fingerprints[2], after.version_fingerprints[2]);
+  EXPECT_EQ(before.config_fingerprint, after.config_fingerprint);
+  // Non-version folders get none.
+  Dir("repo/m/latest");
+  EXPECT_THAT(Scan().version_fingerprints, SizeIs(3));
+}
+
+TEST_F(FingerprintTest, CreationOrderDoesNotMatter) {
+  // Two folders with equal entries made in opposite orders, all times equal.
+  const fs::file_time_type when = fs::last_write_time(root_ / "repo/m/1/model.onnx");
+  for (const char* model : {"x", "y"}) {
+    std::vector<std::string> names = {"a", "b", "c", "d/e"};
+    if (std::string(model) == "y") std::reverse(names.begin(), names.end());
+    for (const std::string& name : names) Write(fs::path("repo") / model / "1" / name, name);
+    for (const char* name : {"a", "b", "c", "d/e", "d"}) {
+      fs::last_write_time(root_ / "repo" / model / "1" / name, when);
+    }
+  }
+  ModelSource x = ScanModel(root_ / "repo" / "x");
+  ModelSource y = ScanModel(root_ / "repo" / "y");
+  EXPECT_EQ(x.version_fingerprints.at(1), y.version_fingerprints.at(1));
+}
+
+TEST_F(FingerprintTest, SymlinksAreFollowed) {
+  Write("store/weights.bin", "1234");
+  fs::create_symlink(root_ / "store/weights.bin", root_ / "repo/m/1/weights.bin");
+  fs::create_directory_symlink(root_ / "store", root_ / "repo/m/2/store");
+  ModelSource before = Scan();
+  EXPECT_THAT(before.warnings, IsEmpty());
+  fs::resize_file(root_ / "store/weights.bin", 100);  // the target, not the link
+  ModelSource after = Scan();
+  EXPECT_NE(before.version_fingerprints[1], after.version_fingerprints[1]);
+  EXPECT_NE(before.version_fingerprints[2], after.version_fingerprints[2]);
+}
+
+TEST_F(FingerprintTest, SymlinkedVersionFolderIsFingerprinted) {
+  Write("store/v3/model.onnx", "three");
+  Write("store/v3b/model.onnx", "three");
+  fs::create_directory_symlink(root_ / "store/v3", root_ / "repo/m/3");
+  ModelSource before = Scan();
+  ASSERT_THAT(before.version_fingerprints, Contains(Key(3)));
+  fs::remove(root_ / "repo/m/3");
+  fs::create_directory_symlink(root_ / "store/v3b", root_ / "repo/m/3");  // relinked
+  EXPECT_NE(Scan().version_fingerprints[3], before.version_fingerprints[3]);
+}
+
+TEST_F(FingerprintTest, SymlinkLoopsEndWithAWarning) {
+  fs::create_directory_symlink(".", root_ / "repo/m/1/self");
+  fs::create_directory_symlink("..", root_ / "repo/m/1/up");
+  ModelSource a = Scan();
+  ModelSource b = Scan();
+  EXPECT_TRUE(a.status.ok()) << a.status.ToString();
+  ASSERT_THAT(a.warnings, Not(IsEmpty()));
+  EXPECT_THAT(a.warnings[0], HasSubstr("symlink loop"));
+  EXPECT_EQ(a.version_fingerprints, b.version_fingerprints);
+}
+
+TEST_F(FingerprintTest, DeepFoldersStopAtTheDepthLimit) {
+  fs::path deep = "repo/m/1";
+  for (int i = 0; i < 40; ++i) deep /= "d";
+  Write(deep / "file", "x");
+  ModelSource m = Scan();
+  ASSERT_THAT(m.warnings, SizeIs(1));
+  EXPECT_THAT(m.warnings[0], HasSubstr("deeper than 32 levels"));
+}
+
+TEST_F(FingerprintTest, DanglingSymlinkIsAWarningAndDiffersFromTheCleanState) {
+  Write("store/weights.bin", "1234");
+  fs::create_symlink(root_ / "store/weights.bin", root_ / "repo/m/1/weights.bin");
+  ModelSource clean = Scan();
+  EXPECT_THAT(clean.warnings, IsEmpty());
+  fs::remove(root_ / "store/weights.bin");
+  ModelSource dangling = Scan();
+  EXPECT_TRUE(dangling.status.ok()) << dangling.status.ToString();
+  ASSERT_THAT(dangling.warnings, SizeIs(1));
+  EXPECT_THAT(dangling.warnings[0], HasSubstr("version 1: cannot read"));
+  EXPECT_THAT(dangling.warnings[0], HasSubstr("weights.bin"));
+  EXPECT_NE(clean.version_fingerprints[1], dangling.version_fingerprints[1]);
+  EXPECT_EQ(clean.version_fingerprints[2], dangling.version_fingerprints[2]);
+}
+
+TEST_F(FingerprintTest, UnlistableFolderIsAWarningAndDiffersFromTheCleanState) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any folder";
+  ModelSource clean = Scan();
+  const fs::path locked = root_ / "repo/m/2/assets";
+  fs::permissions(locked, fs::perms::none);
+  ModelSource error = Scan();
+  fs::permissions(locked, fs::perms::owner_all);
+  ASSERT_THAT(error.warnings, SizeIs(1));
+  EXPECT_THAT(error.warnings[0], HasSubstr("cannot list"));
+  EXPECT_NE(clean.version_fingerprints[2], error.version_fingerprints[2]);
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ class RouterTest : public ::testing::Test {
     mo.repositories = {dir_};
     mo.pool = &pool_;
     manager_ = std::move(*ModelManager::Create(mo));
-    manager_->LoadAll();
+    manager_->Start();
     service_ = std::move(*InferenceService::Create({manager_.get(), "mmserve", "9.9"}));
     service_->SetReady(true);
     router_ = std::make_unique<Router>(service_.get());

@@ -1,0 +1,655 @@
+// ModelManager with a fake backend whose load time (a gate), footprint and
+// failure each test controls, and a memory probe that follows the fake's
+// allocations: every transition, single flight, LRU order, pinning, budget
+// errors, version policies, swaps and poll mode, without timing.
+#include "lifecycle/model_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace mm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A latch a test opens when it wants a blocked load or execution to proceed.
+class Gate {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+  }
+  // Blocks until `n` threads are waiting at the gate.
+  void AwaitWaiters(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return waiting_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int waiting_ = 0;
+};
+
+struct FakeWorld {
+  std::atomic<uint64_t> memory{0};  // what the probe reports
+  std::atomic<int> loads{0};
+  std::atomic<int> executions{0};
+  std::mutex mu;
+  std::map<std::string, Status> fail;                       // "name/version" -> load error
+  std::map<std::string, std::shared_ptr<Gate>> load_gates;  // "name" -> held loads
+  std::shared_ptr<Gate> exec_gate;                          // held executions
+
+  std::shared_ptr<Gate> LoadGate(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = load_gates.find(name);
+    return it == load_gates.end() ? nullptr : it->second;
+  }
+};
+
+// Adds the version number to the input; holds its memory until destroyed.
+class FakeInstance : public ModelInstance {
+ public:
+  FakeInstance(FakeWorld* world, int64_t version, uint64_t bytes)
+      : world_(world), version_(version), bytes_(bytes) {
+    world_->memory += bytes_;
+  }
+  ~FakeInstance() override { world_->memory -= bytes_; }
+  Status Execute(const InferRequest& request, InferResponse& response) override {
+    ++world_->executions;
+    std::shared_ptr<Gate> gate;
+    {
+      std::lock_guard<std::mutex> lock(world_->mu);
+      gate = world_->exec_gate;
+    }
+    if (gate && request.id != "warmup-free") gate->Wait();
+    auto buffer = std::make_shared<std::vector<float>>(4, static_cast<float>(version_));
+    if (!request.inputs.empty()) {
+      auto in = request.inputs[0].as<float>();
+      for (size_t i = 0; i < in.size() && i < 4; ++i) (*buffer)[i] += in[i];
+    }
+    Tensor out;
+    out.name = "y";
+    out.dtype = DataType::kFp32;
+    out.shape = {4};
+    out.data = std::as_bytes(std::span<const float>(*buffer));
+    out.owner = buffer;
+    response.outputs.push_back(std::move(out));
+    return OkStatus();
+  }
+
+ private:
+  FakeWorld* world_;
+  int64_t version_;
+  uint64_t bytes_;
+};
+
+class FakeBackend : public Backend {
+ public:
+  explicit FakeBackend(FakeWorld* world) : world_(world) {}
+  StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override {
+    ++world_->loads;
+    if (auto gate = world_->LoadGate(spec.model_name)) gate->Wait();
+    {
+      std::lock_guard<std::mutex> lock(world_->mu);
+      auto it = world_->fail.find(spec.model_name + "/" + std::to_string(spec.version));
+      if (it != world_->fail.end()) return it->second;
+    }
+    if (!fs::exists(spec.version_dir / "model.bin")) {
+      return NotFound("model '" + spec.model_name + "': no model.bin in " +
+                      spec.version_dir.string());
+    }
+    auto loaded = std::make_unique<LoadedModel>();
+    loaded->config = spec.config;
+    // The model's "size": a parameter in its config, 100 by default.
+    uint64_t bytes = 100;
+    auto p = spec.config.parameters().find("fake_bytes");
+    if (p != spec.config.parameters().end()) bytes = std::stoull(p->second.string_value());
+    loaded->instances.push_back(std::make_unique<FakeInstance>(world_, spec.version, bytes));
+    return loaded;
+  }
+
+ private:
+  FakeWorld* world_;
+};
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = fs::temp_directory_path() /
+            ("mm_manager_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(repo_);
+    fs::create_directories(repo_);
+  }
+  void TearDown() override {
+    manager_.reset();
+    pool_.Shutdown();
+    fs::remove_all(repo_);
+  }
+
+  // A fake model: config with one FP32[4] input and output.
+  void AddModel(const std::string& name, std::vector<int64_t> versions, std::string extra = "",
+                uint64_t bytes = 100) {
+    fs::create_directories(repo_ / name);
+    std::ofstream(repo_ / name / "config.pbtxt")
+        << "name: \"" << name << "\"\nplatform: \"fake\"\n"
+        << "input { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] }\n"
+        << "output { name: \"y\" data_type: TYPE_FP32 dims: [ 4 ] }\n"
+        << "parameters { key: \"fake_bytes\" value { string_value: \"" << bytes << "\" } }\n"
+        << extra;
+    for (int64_t v : versions) AddVersion(name, v);
+  }
+  void AddVersion(const std::string& name, int64_t v, const std::string& content = "weights") {
+    fs::create_directories(repo_ / name / std::to_string(v));
+    std::ofstream(repo_ / name / std::to_string(v) / "model.bin") << content;
+  }
+
+  void Create(ModelControlMode mode, uint64_t budget = 0, std::vector<std::string> startup = {},
+              size_t load_threads = 2) {
+    ModelManager::Options o;
+    o.repositories = {repo_};
+    o.mode = mode;
+    o.startup_models = std::move(startup);
+    o.load_on_demand = mode == ModelControlMode::kExplicit;
+    o.memory_budget_bytes = budget;
+    o.load_threads = load_threads;
+    o.pool = &pool_;
+    o.backends.emplace("fake", &backend_);
+    o.memory_probe = [this] { return world_.memory.load(); };
+    auto m = ModelManager::Create(std::move(o));
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    manager_ = std::move(*m);
+    manager_->Start();
+  }
+
+  Status LoadSync(const std::string& name, std::optional<std::string> config = std::nullopt) {
+    std::promise<Status> p;
+    manager_->Load(name, std::move(config), [&](Status s) { p.set_value(s); });
+    return p.get_future().get();
+  }
+  Status UnloadSync(const std::string& name) {
+    std::promise<Status> p;
+    manager_->Unload(name, [&](Status s) { p.set_value(s); });
+    return p.get_future().get();
+  }
+  StatusOr<ModelHandle> GetAfterLoadSync(const std::string& name, const std::string& version = "") {
+    std::promise<StatusOr<ModelHandle>> p;
+    if (!manager_->GetAfterLoad(name, version,
+                                [&](StatusOr<ModelHandle> h) { p.set_value(std::move(h)); })) {
+      return manager_->Get(name, version);
+    }
+    return p.get_future().get();
+  }
+  // Waits until `name` version `v` reaches `state`: a replaced version drains
+  // and unloads after the load that replaced it has answered.
+  void WaitForState(const std::string& name, int64_t v, ModelState state) {
+    const std::string key = name + "/" + std::to_string(v);
+    while (IndexMap()[key].state != state) std::this_thread::yield();
+  }
+  std::map<std::string, ModelVersionStatus> IndexMap() {
+    std::map<std::string, ModelVersionStatus> out;
+    for (auto& s : manager_->Index()) out[s.name + "/" + std::to_string(s.version)] = s;
+    return out;
+  }
+  // Runs one request on `model` and returns its first output value.
+  float Run(const ModelHandle& model) {
+    std::promise<StatusOr<std::unique_ptr<InferResponse>>> p;
+    auto req = std::make_unique<InferRequest>();
+    req->model_name = model->name;
+    model->scheduler->Enqueue(std::move(req), [&](StatusOr<std::unique_ptr<InferResponse>> r) {
+      p.set_value(std::move(r));
+    });
+    auto r = p.get_future().get();
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? (*r)->outputs[0].as<float>()[0] : -1;
+  }
+
+  fs::path repo_;
+  FakeWorld world_;
+  FakeBackend backend_{&world_};
+  ThreadPool pool_{2};
+  std::unique_ptr<ModelManager> manager_;
+};
+
+TEST_F(ModelManagerTest, NoneModeLoadsEveryModelAtStartAndListsFailures) {
+  AddModel("a", {1});
+  AddModel("b", {1, 2});
+  AddModel("broken", {1});
+  world_.fail["broken/1"] = InvalidArgument("model 'broken': corrupt file");
+  fs::create_directories(repo_ / "noversion");
+  std::ofstream(repo_ / "noversion" / "config.pbtxt") << "platform: \"fake\"\n";
+  Create(ModelControlMode::kNone);
+
+  ASSERT_TRUE(manager_->Get("a", "").ok());
+  auto b = manager_->Get("b", "");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->version, 2);  // default policy: latest 1
+  auto index = IndexMap();
+  EXPECT_EQ(index["a/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["broken/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["broken/1"].reason.find("corrupt file"), std::string::npos);
+  EXPECT_NE(index["noversion/0"].reason.find("no version folder"), std::string::npos);
+  auto missing = manager_->Get("nope", "");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  auto broken = manager_->Get("broken", "1");
+  EXPECT_EQ(broken.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(broken.status().message().find("corrupt file"), std::string::npos);
+  // None mode takes no repository commands.
+  EXPECT_EQ(LoadSync("a").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(UnloadSync("a").code(), StatusCode::kUnavailable);
+}
+
+TEST_F(ModelManagerTest, ExplicitModeLoadsStartupModelsThenOnCommand) {
+  AddModel("a", {1});
+  AddModel("b", {1});
+  Create(ModelControlMode::kExplicit, 0, {"a"});
+  EXPECT_TRUE(manager_->Get("a", "").ok());
+  EXPECT_EQ(manager_->Get("b", "").status().code(), StatusCode::kUnavailable);
+  auto index = IndexMap();
+  EXPECT_EQ(index["b/0"].reason, "not loaded");
+
+  ASSERT_TRUE(LoadSync("b").ok());
+  auto b = manager_->Get("b", "1");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(Run(*b), 1.0f);
+
+  ASSERT_TRUE(UnloadSync("b").ok());
+  EXPECT_EQ(manager_->Get("b", "").status().code(), StatusCode::kUnavailable);
+  index = IndexMap();
+  EXPECT_EQ(index["b/1"].state, ModelState::kUnavailable);
+  EXPECT_EQ(index["b/1"].reason, "unloaded");
+  // The handle taken before the unload still runs: nothing is destroyed under it.
+  EXPECT_EQ(Run(*b), 1.0f);
+  b = Cancelled("released");
+  // Only "a" is left once the execution thread lets go of b's scheduler.
+  while (world_.memory.load() != 100) std::this_thread::yield();
+}
+
+TEST_F(ModelManagerTest, BadNamesAndUnknownModelsAreClearErrors) {
+  AddModel("a", {1});
+  Create(ModelControlMode::kExplicit);
+  for (std::string bad :
+       std::vector<std::string>{"", "..", ".", "a/b", "../a", std::string("a\0b", 3), "x\n"}) {
+    Status s = LoadSync(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(LoadSync(std::string(300, 'x')).code(), StatusCode::kInvalidArgument);
+  Status s = LoadSync("nope");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("not in any model repository"), std::string::npos);
+  EXPECT_EQ(UnloadSync("nope").code(), StatusCode::kNotFound);
+  // A bad config override changes nothing.
+  EXPECT_EQ(LoadSync("a", std::string("{not json")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadSync("a", std::string(R"({"name": "other"})")).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_FALSE(manager_->Get("a", "").ok());
+}
+
+TEST_F(ModelManagerTest, ConcurrentOnDemandRequestsShareOneLoad) {
+  AddModel("a", {1});
+  Create(ModelControlMode::kExplicit);
+  auto gate = std::make_shared<Gate>();
+  world_.load_gates["a"] = gate;
+  constexpr int kWaiters = 16;
+  std::vector<std::promise<StatusOr<ModelHandle>>> results(kWaiters);
+  for (int i = 0; i < kWaiters; ++i) {
+    ASSERT_TRUE(manager_->GetAfterLoad(
+        "a", "", [&results, i](StatusOr<ModelHandle> h) { results[i].set_value(std::move(h)); }));
+  }
+  gate->AwaitWaiters(1);
+  EXPECT_EQ(IndexMap()["a/1"].state, ModelState::kLoading);
+  gate->Open();
+  const ServableModel* first = nullptr;
+  for (auto& r : results) {
+    auto h = r.get_future().get();
+    ASSERT_TRUE(h.ok()) << h.status().message();
+    if (!first) first = h->get();
+    EXPECT_EQ(h->get(), first);
+  }
+  EXPECT_EQ(world_.loads.load(), 1);
+}
+
+TEST_F(ModelManagerTest, AFailedOnDemandLoadFailsEveryWaiterWithItsError) {
+  AddModel("a", {1});
+  Create(ModelControlMode::kExplicit);
+  auto gate = std::make_shared<Gate>();
+  world_.load_gates["a"] = gate;
+  world_.fail["a/1"] = InvalidArgument("model 'a': truncated model file");
+  std::vector<std::promise<StatusOr<ModelHandle>>> results(4);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(manager_->GetAfterLoad(
+        "a", "", [&results, i](StatusOr<ModelHandle> h) { results[i].set_value(std::move(h)); }));
+  }
+  gate->Open();
+  for (auto& r : results) {
+    auto h = r.get_future().get();
+    ASSERT_FALSE(h.ok());
+    EXPECT_NE(h.status().message().find("truncated model file"), std::string::npos);
+  }
+  EXPECT_EQ(world_.loads.load(), 1);
+  // A deterministic failure is not retried by every later request.
+  EXPECT_FALSE(manager_->GetAfterLoad("a", "", [](StatusOr<ModelHandle>) {}));
+  // An explicit load tries again.
+  world_.fail.clear();
+  EXPECT_TRUE(LoadSync("a").ok());
+}
+
+TEST_F(ModelManagerTest, OnDemandDoesNotApplyToUnknownModelsOrOtherModes) {
+  AddModel("a", {1});
+  Create(ModelControlMode::kExplicit);
+  EXPECT_FALSE(manager_->GetAfterLoad("nope", "", [](StatusOr<ModelHandle>) {}));
+  EXPECT_FALSE(manager_->GetAfterLoad("../a", "", [](StatusOr<ModelHandle>) {}));
+  auto a = GetAfterLoadSync("a");
+  EXPECT_TRUE(a.ok());
+}
+
+TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
+  for (auto name : {"a", "b", "c", "d"}) AddModel(name, {1});
+  Create(ModelControlMode::kExplicit, /*budget=*/300);
+  ASSERT_TRUE(LoadSync("a").ok());
+  ASSERT_TRUE(LoadSync("b").ok());
+  ASSERT_TRUE(LoadSync("c").ok());
+  EXPECT_EQ(manager_->memory().loaded, 300u);
+  // Use a after b: b is now the least recently used.
+  ASSERT_TRUE(manager_->Get("b", "").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));  // distinct clock readings
+  ASSERT_TRUE(manager_->Get("a", "").ok());
+  ASSERT_TRUE(manager_->Get("c", "").ok());
+  ASSERT_TRUE(LoadSync("d").ok());
+  auto index = IndexMap();
+  EXPECT_EQ(index["b/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["b/1"].reason.find("evicted"), std::string::npos);
+  EXPECT_EQ(index["a/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["c/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["d/1"].state, ModelState::kReady);
+  EXPECT_EQ(manager_->memory().loaded, 300u);
+  EXPECT_EQ(world_.memory.load(), 300u);
+  // b comes back on demand, evicting the least recently used again (d was
+  // loaded last but a, c, d were all used after... a is oldest now).
+  auto b = GetAfterLoadSync("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(IndexMap()["a/1"].state, ModelState::kUnavailable);
+}
+
+TEST_F(ModelManagerTest, PinnedAndBusyModelsAreNotEvictedAndTheErrorSaysWhy) {
+  AddModel("pinned", {1}, "mmserve { pinned: true }\n");
+  AddModel("busy", {1});
+  AddModel("big", {1}, "", 150);
+  Create(ModelControlMode::kExplicit, /*budget=*/250);
+  ASSERT_TRUE(LoadSync("pinned").ok());
+  ASSERT_TRUE(LoadSync("busy").ok());
+  // A request holds "busy" mid-execution.
+  auto gate = std::make_shared<Gate>();
+  {
+    std::lock_guard<std::mutex> lock(world_.mu);
+    world_.exec_gate = gate;
+  }
+  auto busy = manager_->Get("busy", "");
+  ASSERT_TRUE(busy.ok());
+  std::promise<void> ran;
+  auto req = std::make_unique<InferRequest>();
+  req->model_name = "busy";
+  (*busy)->scheduler->Enqueue(std::move(req), [&](auto) { ran.set_value(); });
+  gate->AwaitWaiters(1);
+  Status s = LoadSync("big");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("150 B"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("250 B"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("100 B pinned"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("100 B in use"), std::string::npos) << s.message();
+  EXPECT_EQ(IndexMap()["big/1"].state, ModelState::kUnavailable);
+  // Its size on disk looked small, so it was loaded, measured and let go.
+  EXPECT_EQ(world_.memory.load(), 200u);
+  EXPECT_EQ(manager_->memory().loaded, 200u);
+  gate->Open();
+  ran.get_future().get();
+  // Idle now: "busy" makes room.
+  EXPECT_TRUE(LoadSync("big").ok());
+  EXPECT_EQ(IndexMap()["busy/1"].state, ModelState::kUnavailable);
+  EXPECT_EQ(IndexMap()["pinned/1"].state, ModelState::kReady);
+}
+
+TEST_F(ModelManagerTest, AModelLargerThanItsEstimateIsUnloadedWhenItCannotFit) {
+  // On disk it looks small ("weights": 7 bytes); loaded it takes 500.
+  AddModel("huge", {1}, "", 500);
+  Create(ModelControlMode::kExplicit, /*budget=*/300);
+  Status s = LoadSync("huge");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  EXPECT_EQ(world_.memory.load(), 0u);
+  EXPECT_EQ(manager_->memory().loaded, 0u);
+}
+
+TEST_F(ModelManagerTest, DeclaredFootprintOverridesTheMeasure) {
+  AddModel("a", {1}, "mmserve { memory_footprint_bytes: 1000 }\n");
+  Create(ModelControlMode::kNone);
+  auto a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->footprint_bytes, 1000u);
+  EXPECT_EQ(manager_->memory().loaded, 1000u);
+}
+
+TEST_F(ModelManagerTest, VersionPolicies) {
+  AddModel("latest2", {1, 2, 3}, "version_policy { latest { num_versions: 2 } }\n");
+  AddModel("all", {1, 2, 3}, "version_policy { all { } }\n");
+  AddModel("specific", {1, 2, 3}, "version_policy { specific { versions: [1, 3] } }\n");
+  Create(ModelControlMode::kNone);
+  auto ready = [&](const std::string& m) {
+    std::vector<int64_t> out;
+    for (auto& s : manager_->Index()) {
+      if (s.name == m && s.state == ModelState::kReady) out.push_back(s.version);
+    }
+    return out;
+  };
+  EXPECT_EQ(ready("latest2"), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(ready("all"), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(ready("specific"), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ((*manager_->Get("specific", ""))->version, 3);
+  EXPECT_EQ((*manager_->Get("specific", "1"))->version, 1);
+  EXPECT_EQ(manager_->Get("specific", "2").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Get("specific", "x").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ModelManagerTest, ANewVersionSwapsInAndTheOldOneDrains) {
+  AddModel("m", {1});
+  Create(ModelControlMode::kExplicit, 0, {"m"});
+  auto v1 = manager_->Get("m", "");
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ(Run(*v1), 1.0f);
+  // A request is executing on version 1 while version 2 arrives.
+  auto gate = std::make_shared<Gate>();
+  {
+    std::lock_guard<std::mutex> lock(world_.mu);
+    world_.exec_gate = gate;
+  }
+  std::promise<float> in_flight;
+  auto req = std::make_unique<InferRequest>();
+  req->model_name = "m";
+  (*v1)->scheduler->Enqueue(std::move(req), [&](StatusOr<std::unique_ptr<InferResponse>> r) {
+    in_flight.set_value(r.ok() ? (*r)->outputs[0].as<float>()[0] : -1);
+  });
+  gate->AwaitWaiters(1);
+  AddVersion("m", 2);
+  ASSERT_TRUE(LoadSync("m").ok());
+  auto now = manager_->Get("m", "");
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ((*now)->version, 2);  // new requests go to version 2 at once
+  auto index = IndexMap();
+  EXPECT_EQ(index["m/2"].state, ModelState::kReady);
+  EXPECT_EQ(index["m/1"].state, ModelState::kUnloading);  // draining its request
+  gate->Open();
+  EXPECT_EQ(in_flight.get_future().get(), 1.0f);  // answered by version 1
+  {
+    std::lock_guard<std::mutex> lock(world_.mu);
+    world_.exec_gate = nullptr;
+  }
+  // Drained, version 1 goes.
+  v1 = Cancelled("released");
+  WaitForState("m", 1, ModelState::kUnavailable);
+  ASSERT_TRUE(UnloadSync("m").ok());
+  now = Cancelled("released");
+  while (world_.memory.load() != 0) std::this_thread::yield();
+}
+
+TEST_F(ModelManagerTest, AFailedNewVersionLeavesTheOldOneServing) {
+  AddModel("m", {1});
+  Create(ModelControlMode::kExplicit, 0, {"m"});
+  AddVersion("m", 2);
+  world_.fail["m/2"] = InvalidArgument("model 'm': version 2 is corrupt");
+  Status s = LoadSync("m");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("corrupt"), std::string::npos);
+  auto now = manager_->Get("m", "");
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ((*now)->version, 1);
+  auto index = IndexMap();
+  EXPECT_EQ(index["m/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["m/2"].state, ModelState::kUnavailable);
+}
+
+TEST_F(ModelManagerTest, ChangedFilesReloadTheSameVersion) {
+  AddModel("m", {1});
+  Create(ModelControlMode::kExplicit, 0, {"m"});
+  auto before = manager_->Get("m", "1");
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(LoadSync("m").ok());  // nothing changed: the same copy
+  EXPECT_EQ(manager_->Get("m", "1")->get(), before->get());
+  AddVersion("m", 1, "new weights, a different size");
+  ASSERT_TRUE(LoadSync("m").ok());
+  auto after = manager_->Get("m", "1");
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(after->get(), before->get());
+  EXPECT_EQ(world_.loads.load(), 2);
+}
+
+TEST_F(ModelManagerTest, ConfigOverrideReplacesTheRepositoryConfig) {
+  AddModel("m", {1, 2});
+  Create(ModelControlMode::kExplicit);
+  std::string config = R"({"platform": "fake", "version_policy": {"specific": {"versions": [1]}},
+    "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [4]}],
+    "output": [{"name": "y", "data_type": "TYPE_FP32", "dims": [4]}]})";
+  ASSERT_TRUE(LoadSync("m", config).ok());
+  EXPECT_EQ((*manager_->Get("m", ""))->version, 1);
+  ASSERT_TRUE(LoadSync("m").ok());  // back to config.pbtxt: latest 1
+  EXPECT_EQ((*manager_->Get("m", ""))->version, 2);
+}
+
+TEST_F(ModelManagerTest, UnloadWaitsForRequestsInFlight) {
+  AddModel("m", {1});
+  Create(ModelControlMode::kExplicit, 0, {"m"});
+  auto gate = std::make_shared<Gate>();
+  {
+    std::lock_guard<std::mutex> lock(world_.mu);
+    world_.exec_gate = gate;
+  }
+  auto m = manager_->Get("m", "");
+  std::promise<bool> answered;
+  auto req = std::make_unique<InferRequest>();
+  req->model_name = "m";
+  (*m)->scheduler->Enqueue(std::move(req), [&](auto r) { answered.set_value(r.ok()); });
+  m = Cancelled("released");
+  gate->AwaitWaiters(1);
+  std::promise<Status> unloaded;
+  auto unloaded_future = unloaded.get_future();
+  manager_->Unload("m", [&](Status s) { unloaded.set_value(s); });
+  // Not before the request is answered.
+  while (IndexMap()["m/1"].state != ModelState::kUnloading) std::this_thread::yield();
+  EXPECT_EQ(unloaded_future.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(manager_->Get("m", "").status().code(), StatusCode::kUnavailable);
+  gate->Open();
+  EXPECT_TRUE(answered.get_future().get());
+  EXPECT_TRUE(unloaded_future.get().ok());
+  EXPECT_EQ(IndexMap()["m/1"].state, ModelState::kUnavailable);
+  // The execution thread that answered lets go of the scheduler last.
+  while (world_.memory.load() != 0) std::this_thread::yield();
+}
+
+TEST_F(ModelManagerTest, WarmupRunsBeforeReadyAndAFailingWarmupFailsTheLoad) {
+  AddModel("warm", {1},
+           "model_warmup { name: \"w\" batch_size: 1 count: 3 inputs { key: \"x\" value { "
+           "data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } }\n");
+  AddModel("cold", {1},
+           "model_warmup { name: \"w\" batch_size: 1 inputs { key: \"x\" value { "
+           "data_type: TYPE_INT32 dims: [ 4 ] zero_data: true } } }\n");
+  Create(ModelControlMode::kNone);
+  EXPECT_EQ(world_.executions.load(), 3);
+  EXPECT_TRUE(manager_->Get("warm", "").ok());
+  auto index = IndexMap();
+  EXPECT_EQ(index["cold/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["cold/1"].reason.find("warmup"), std::string::npos) << index["cold/1"].reason;
+}
+
+TEST_F(ModelManagerTest, PollModeFollowsTheRepository) {
+  AddModel("a", {1});
+  AddModel("b", {1});
+  Create(ModelControlMode::kPoll);
+  ASSERT_TRUE(manager_->Get("a", "").ok());
+  auto b_before = manager_->Get("b", "");
+  ASSERT_TRUE(b_before.ok());
+  EXPECT_EQ(LoadSync("a").code(), StatusCode::kUnavailable);
+
+  AddModel("c", {1});           // added
+  AddVersion("a", 2);           // new version
+  fs::remove_all(repo_ / "b");  // removed (b_before still holds its copy)
+  manager_->Poll();
+  EXPECT_TRUE(manager_->Get("c", "").ok());
+  EXPECT_EQ((*manager_->Get("a", ""))->version, 2);
+  EXPECT_FALSE(manager_->Get("b", "").ok());
+  EXPECT_EQ(Run(*b_before), 1.0f);
+  b_before = Cancelled("released");
+  WaitForState("a", 1, ModelState::kUnavailable);
+  auto index = IndexMap();
+  EXPECT_EQ(index.count("b/1"), 0u);  // forgotten once it held nothing
+
+  // An unchanged repository changes nothing.
+  const int loads = world_.loads.load();
+  auto c = manager_->Get("c", "");
+  manager_->Poll();
+  EXPECT_EQ(world_.loads.load(), loads);
+  EXPECT_EQ(manager_->Get("c", "")->get(), c->get());
+
+  // A changed config reloads only that model.
+  AddModel("c", {1}, "# edited\n");
+  manager_->Poll();
+  EXPECT_EQ(world_.loads.load(), loads + 1);
+  EXPECT_NE(manager_->Get("c", "")->get(), c->get());
+}
+
+TEST_F(ModelManagerTest, RepeatedLoadUnloadCyclesReturnTheMemory) {
+  AddModel("m", {1});
+  Create(ModelControlMode::kExplicit);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(LoadSync("m").ok());
+    ASSERT_TRUE(UnloadSync("m").ok());
+  }
+  EXPECT_EQ(world_.memory.load(), 0u);
+  EXPECT_EQ(manager_->memory().loaded, 0u);
+}
+
+TEST(ModelNameTest, Validation) {
+  EXPECT_TRUE(ValidateModelName("resnet50_v1.5-int8").ok());
+  EXPECT_FALSE(ValidateModelName("").ok());
+  EXPECT_FALSE(ValidateModelName("a/b").ok());
+  EXPECT_FALSE(ValidateModelName("a\\b").ok());
+  EXPECT_FALSE(ValidateModelName("..").ok());
+  EXPECT_FALSE(ValidateModelName(std::string(256, 'a')).ok());
+  EXPECT_TRUE(ValidateModelName(std::string(255, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace mm
