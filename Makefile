@@ -1,6 +1,7 @@
 # The two commands a newcomer needs:
 #   make serve   install what is missing, build optimized, serve examples/models
-#   make test    install what is missing, build with ASan+UBSan, run every test
+#   make test    install what is missing, build with ASan+UBSan (and optimized, for
+#                memory measurements), run every test
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 RELEASE_DIR := build/release
@@ -30,7 +31,7 @@ serve: release
 	$(RELEASE_DIR)/mmserve --model-repository examples/models \
 	  --http-port $(HTTP_PORT) --http-address 127.0.0.1 --grpc-port $(GRPC_PORT)
 
-test: asan
+test: asan release
 	@bash scripts/run-tests.sh $(TEST_DIR) $(FUZZ_SECONDS)
 
 fuzz: asan

@@ -10,6 +10,7 @@
 //
 //   bench_ort_raw [--seconds S] [--warmup-seconds S] [--threads T] [--batch B]
 //                 [--shared-session] MODEL.onnx...
+//   bench_ort_raw --create-sessions N MODEL.onnx...
 //
 // --threads 1 (the default) reports Run latency p50/p99 and single-thread
 // throughput. --threads T runs T threads at once, each with its own session
@@ -18,6 +19,14 @@
 // cannot beat. Each model prints one machine-readable line:
 //
 //   ORT_RAW model=<dir name> threads=T batch=B runs=N p50_us=X p99_us=Y rps=Z
+//
+// --create-sessions N times session creation instead (bench/many_models.py:
+// what an on-demand load cannot avoid): per model, one untimed session first
+// (the process's first one pays ONNX Runtime's one-time set-up, which a
+// running server has paid already), then N sessions created and destroyed one
+// after another with the server's options, each creation timed alone:
+//
+//   ORT_CREATE model=<dir name> sessions=N p50_ms=X p90_ms=Y p99_ms=Z max_ms=W
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
@@ -43,6 +52,7 @@ struct Flags {
   int threads = 1;
   int64_t batch = 1;
   bool shared_session = false;
+  int create_sessions = 0;           // --create-sessions: time session creation, not Run
   std::vector<int64_t> input_shape;  // --input-shape: replaces the inputs' shapes
   std::vector<std::string> models;
 };
@@ -51,7 +61,7 @@ struct Flags {
   std::fprintf(stderr,
                "bench_ort_raw: %s\nusage: bench_ort_raw [--seconds S] [--warmup-seconds S] "
                "[--threads T] [--batch B] [--input-shape D,D,...] [--shared-session] "
-               "MODEL.onnx...\n",
+               "MODEL.onnx...\n       bench_ort_raw --create-sessions N MODEL.onnx...\n",
                why);
   std::exit(2);
 }
@@ -82,6 +92,9 @@ Flags ParseFlags(int argc, char** argv) {
       }
     } else if (arg == "--shared-session") {
       flags.shared_session = true;
+    } else if (arg == "--create-sessions") {
+      flags.create_sessions = std::atoi(value());
+      if (flags.create_sessions < 1) Usage("--create-sessions needs a count of at least 1");
     } else if (!arg.empty() && arg[0] == '-') {
       Usage("unknown flag");
     } else {
@@ -93,14 +106,24 @@ Flags ParseFlags(int argc, char** argv) {
   return flags;
 }
 
-// The server's defaults (MakeSessionOptions with no config parameters).
-Ort::SessionOptions ServerSessionOptions() {
+// The server's defaults (MakeSessionOptions with no config parameters; the
+// server also names the session's log after the model, as log_id does here).
+Ort::SessionOptions ServerSessionOptions(const char* log_id = nullptr) {
   Ort::SessionOptions options;
   options.SetIntraOpNumThreads(1);
   options.SetInterOpNumThreads(1);
   options.SetExecutionMode(ORT_SEQUENTIAL);
   options.SetGraphOptimizationLevel(ORT_ENABLE_ALL);
+  if (log_id != nullptr) options.SetLogId(log_id);
   return options;
+}
+
+// examples/models/<name>/1/model.onnx -> <name>; a bare file names itself.
+std::string ModelName(const std::string& path) {
+  std::filesystem::path p(path);
+  std::string name = p.parent_path().parent_path().filename().string();
+  if (name.empty()) name = p.filename().string();
+  return name;
 }
 
 size_t ElementSize(ONNXTensorElementDataType type) {
@@ -251,10 +274,7 @@ void BenchModel(Ort::Env& env, const Flags& flags, const std::string& path) {
   }
   std::sort(all.begin(), all.end());
   const double rps = static_cast<double>(all.size()) / flags.seconds;
-  // A model directory's name (examples/models/<name>/1/model.onnx) names the model.
-  std::filesystem::path p(path);
-  std::string name = p.parent_path().parent_path().filename().string();
-  if (name.empty()) name = p.filename().string();
+  const std::string name = ModelName(path);
   std::printf(
       "ORT_RAW model=%s threads=%d batch=%lld sessions=%d runs=%zu p50_us=%.2f p90_us=%.2f "
       "p99_us=%.2f max_us=%.2f rps=%.1f\n",
@@ -265,6 +285,28 @@ void BenchModel(Ort::Env& env, const Flags& flags, const std::string& path) {
   std::fflush(stdout);
 }
 
+// --create-sessions: N sessions created (timed) and destroyed (not timed) in
+// turn, as a server loading and evicting the same model over and over would.
+void BenchCreate(Ort::Env& env, const Flags& flags, const std::string& path) {
+  const std::string name = ModelName(path);
+  const Ort::SessionOptions options = ServerSessionOptions(name.c_str());
+  { Ort::Session first(env, path.c_str(), options); }  // one-time set-up, untimed
+  std::vector<double> ms;
+  ms.reserve(static_cast<size_t>(flags.create_sessions));
+  for (int i = 0; i < flags.create_sessions; ++i) {
+    const auto start = Clock::now();
+    auto session = std::make_unique<Ort::Session>(env, path.c_str(), options);
+    const auto end = Clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+    session.reset();
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("ORT_CREATE model=%s sessions=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+              name.c_str(), ms.size(), Percentile(ms, 50), Percentile(ms, 90), Percentile(ms, 99),
+              ms.back());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -272,7 +314,13 @@ int main(int argc, char** argv) {
   g_input_shape = flags.input_shape;
   try {
     Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "bench_ort_raw");
-    for (const auto& model : flags.models) BenchModel(env, flags, model);
+    for (const auto& model : flags.models) {
+      if (flags.create_sessions > 0) {
+        BenchCreate(env, flags, model);
+      } else {
+        BenchModel(env, flags, model);
+      }
+    }
   } catch (const Ort::Exception& e) {
     std::fprintf(stderr, "bench_ort_raw: ONNX Runtime: %s\n", e.what());
     return 1;

@@ -9,6 +9,10 @@ rerun produces byte-identical files.
   python scripts/make_example_models.py --out DIR       # the same models elsewhere
   python scripts/make_example_models.py --all-types DIR # DIR/identity_all_types
   python scripts/make_example_models.py --testdata DIR  # extra models for unit tests
+  python scripts/make_example_models.py --offset DIR NAME VERSION K [--width N]
+        # DIR/NAME/VERSION/model.onnx: y = x + K (x, y FP32 [N]), config if absent
+  python scripts/make_example_models.py --many DIR COUNT [--width N]
+        # DIR/m0000 ... : COUNT distinct offset models (K = index), for benchmarks
 
 Needs the `onnx` and `numpy` packages only (no ONNX Runtime).
 """
@@ -256,6 +260,37 @@ def fixed_batch():
 # ------------------------------------------------------------------- main
 
 
+def offset_model(k, width=4):
+    """y = x @ I + k: x and y FP32 [width]. The identity weight (width^2
+    floats) gives the model a size; the result is exact: y == x + k."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [width])
+    eye = np.eye(width, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["x", "axes0"], ["x2"]),
+         helper.make_node("MatMul", ["x2", "eye"], ["m"]),
+         helper.make_node("Squeeze", ["m", "axes0"], ["m1"]),
+         helper.make_node("Add", ["m1", "k"], ["y"])],
+        "offset", [x], [y],
+        [_init("eye", eye), _init("k", np.array([k], np.float32)),
+         _init("axes0", np.array([0], np.int64))])
+    return _model(graph)
+
+
+OFFSET_CONFIG = """name: "{name}"
+platform: "onnxruntime_onnx"
+input {{ name: "x" data_type: TYPE_FP32 dims: [ {width} ] }}
+output {{ name: "y" data_type: TYPE_FP32 dims: [ {width} ] }}
+"""
+
+
+def write_offset(out, name, version, k, width=4):
+    _save(offset_model(k, width), out / name / str(version) / "model.onnx")
+    config = out / name / "config.pbtxt"
+    if not config.exists():
+        config.write_text(OFFSET_CONFIG.format(name=name, width=width))
+
+
 def write_examples(out):
     rng = np.random.default_rng(SEED)
     for name, (model, config) in [
@@ -276,7 +311,23 @@ def main(argv):
                         help="write OUTDIR/identity_all_types/1/model.onnx (no config) instead")
     parser.add_argument("--testdata", type=pathlib.Path, metavar="OUTDIR",
                         help="write the unit tests' extra models into OUTDIR instead")
+    parser.add_argument("--offset", nargs=4, metavar=("DIR", "NAME", "VERSION", "K"),
+                        help="write one offset model (y = x + K) as DIR/NAME/VERSION")
+    parser.add_argument("--many", nargs=2, metavar=("DIR", "COUNT"),
+                        help="write COUNT distinct offset models DIR/m0000...")
+    parser.add_argument("--width", type=int, default=4, help="offset models' tensor width")
     args = parser.parse_args(argv)
+
+    if args.offset:
+        out, name, version, k = args.offset
+        write_offset(pathlib.Path(out), name, int(version), float(k), args.width)
+        return 0
+    if args.many:
+        out, count = pathlib.Path(args.many[0]), int(args.many[1])
+        for i in range(count):
+            write_offset(out, f"m{i:04d}", 1, float(i), args.width)
+        print(f"{out}: {count} offset models of width {args.width}")
+        return 0
 
     if args.all_types:
         _write_repo_model(args.all_types, "identity_all_types", identity_all_types())

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test against the sanitizer build in $1 and ends with one summary
+# Runs every test against the sanitizer build in $1 (and, for memory
+# measurements, the release build in build/release) and ends with one summary
 # line "N passed, N failed". Exit status: 0 only when everything passed.
 set -uo pipefail
 BUILD=${1:-build/asan}
@@ -10,6 +11,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}
 export MMSERVE_BINARY=$ROOT/$BUILD/mmserve
+# Measurements a sanitizer distorts (RSS across load/unload cycles) use the release build.
+export MMSERVE_RELEASE_BINARY=${MMSERVE_RELEASE_BINARY:-$ROOT/build/release/mmserve}
 LOGS=$ROOT/build/test-logs
 mkdir -p "$LOGS"
 

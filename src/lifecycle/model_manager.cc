@@ -785,7 +785,9 @@ class ModelManager::Impl {
   // With `unload`, the slot becomes UNAVAILABLE afterwards.
   void Retire(const std::string& name, int64_t version, std::shared_ptr<ServableModel> servable,
               bool unload, std::function<void()> done) {
-    auto scheduler = servable->scheduler;
+    // No reference of our own to the scheduler: the loader job below must be
+    // able to drop the last one.
+    ModelScheduler* scheduler = servable->scheduler.get();
     auto holder = std::make_shared<std::shared_ptr<ServableModel>>(std::move(servable));
     scheduler->NotifyWhenIdle([this, name, version, unload, holder, done = std::move(done)] {
       loaders_->Submit([this, name, version, unload, holder, done] {

@@ -28,10 +28,20 @@ def binary() -> Path:
     return path
 
 
+def release_binary() -> Path:
+    """The optimized build, for measurements a sanitizer would distort
+    (scripts/run-tests.sh sets $MMSERVE_RELEASE_BINARY)."""
+    path = Path(os.environ.get("MMSERVE_RELEASE_BINARY", ROOT / "build" / "release" / "mmserve"))
+    if not path.exists():
+        pytest.fail(f"release mmserve binary not found at {path}: build it (make release)")
+    return path
+
+
 class Server:
     """One mmserve process. `log` collects everything it printed."""
 
-    def __init__(self, repos, *extra):
+    def __init__(self, repos, *extra, binary_path=None):
+        self.binary_path = binary_path
         self.repos = [str(r) for r in repos]
         self.extra = [str(e) for e in extra]
         self.proc = None
@@ -41,7 +51,7 @@ class Server:
         self._port_seen = threading.Event()
 
     def start(self, wait_ready=True):
-        args = [str(binary()), "--http-port", "0", "--grpc-port", "0", "--log-level", "info"]
+        args = [str(self.binary_path or binary()), "--http-port", "0", "--grpc-port", "0", "--log-level", "info"]
         for r in self.repos:
             args += ["--model-repository", r]
         args += self.extra

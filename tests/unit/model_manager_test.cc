@@ -630,6 +630,58 @@ TEST_F(ModelManagerTest, PollModeFollowsTheRepository) {
   EXPECT_NE(manager_->Get("c", "")->get(), c->get());
 }
 
+TEST_F(ModelManagerTest, AModelDeletedWhileLoadingFailsWithAReasonAndOthersServe) {
+  AddModel("doomed", {1});
+  AddModel("other", {1});
+  Create(ModelControlMode::kExplicit, 0, {"other"});
+  auto gate = std::make_shared<Gate>();
+  world_.load_gates["doomed"] = gate;
+  std::promise<Status> loaded;
+  manager_->Load("doomed", std::nullopt, [&](Status s) { loaded.set_value(s); });
+  gate->AwaitWaiters(1);
+  fs::remove_all(repo_ / "doomed");  // mid-load
+  gate->Open();
+  Status s = loaded.get_future().get();
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+  EXPECT_NE(s.message().find("model.bin"), std::string::npos);
+  EXPECT_EQ(manager_->Get("doomed", "1").status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(manager_->Get("other", "").ok());
+  // Gone from disk and holding nothing: the index forgets it (once its load
+  // operation, which answered us from inside, has ended).
+  while (IndexMap().count("doomed/1")) std::this_thread::yield();
+  // Loading it again says it is gone.
+  s = LoadSync("doomed");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("not in any model repository"), std::string::npos);
+}
+
+TEST_F(ModelManagerTest, ParallelLoadsOfDifferentModelsAndShutdownWithLoadsQueued) {
+  for (int i = 0; i < 8; ++i) AddModel("m" + std::to_string(i), {1});
+  Create(ModelControlMode::kExplicit, 0, {}, /*load_threads=*/2);
+  auto gate = std::make_shared<Gate>();
+  world_.load_gates["m0"] = gate;
+  world_.load_gates["m1"] = gate;
+  std::vector<std::promise<Status>> done(8);
+  for (int i = 0; i < 8; ++i) {
+    manager_->Load("m" + std::to_string(i), std::nullopt,
+                   [&done, i](Status s) { done[i].set_value(s); });
+  }
+  gate->AwaitWaiters(2);  // both loader threads busy with slow loads
+  // Requests to a loaded model are not blocked by loads in progress.
+  EXPECT_EQ(manager_->Get("m0", "").status().code(), StatusCode::kUnavailable);
+  gate->Open();
+  for (auto& d : done) EXPECT_TRUE(d.get_future().get().ok());
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(manager_->Get("m" + std::to_string(i), "").ok());
+  // Destroying the manager with work queued finishes it (or refuses it) and
+  // calls every callback.
+  std::vector<std::promise<Status>> late(8);
+  for (int i = 0; i < 8; ++i) {
+    manager_->Unload("m" + std::to_string(i), [&late, i](Status s) { late[i].set_value(s); });
+  }
+  manager_.reset();
+  for (auto& d : late) (void)d.get_future().get();
+}
+
 TEST_F(ModelManagerTest, RepeatedLoadUnloadCyclesReturnTheMemory) {
   AddModel("m", {1});
   Create(ModelControlMode::kExplicit);
