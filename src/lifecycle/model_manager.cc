@@ -221,8 +221,21 @@ class ModelManager::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return false;
       auto it = models_.find(name);
-      if (it != models_.end() && it->second.failed && !it->second.pending_load) return false;
-      if (it == models_.end()) {
+      if (it != models_.end()) {
+        const ModelEntry& entry = it->second;
+        if (entry.failed && !entry.pending_load) return false;
+        // A model that serves some version is loaded: a request for a
+        // version it does not have gets Get's error, not a rescan.
+        const bool serving = std::any_of(entry.versions.begin(), entry.versions.end(),
+                                         [](const auto& v) { return v.second.servable; });
+        if (serving && !entry.pending_load) {
+          int64_t v = 0;
+          auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+          const bool known_version = ec == std::errc() && end == version.data() + version.size() &&
+                                     entry.versions.count(v);
+          if (!known_version) return false;
+        }
+      } else {
         auto dir = FindModelDir(model);
         if (!dir.ok()) return false;
         models_[model];  // known from now on: UNAVAILABLE until loaded

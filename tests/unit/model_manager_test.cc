@@ -357,6 +357,11 @@ TEST_F(ModelManagerTest, OnDemandDoesNotApplyToUnknownModelsOrOtherModes) {
   EXPECT_FALSE(manager_->GetAfterLoad("../a", "", [](StatusOr<ModelHandle>) {}));
   auto a = GetAfterLoadSync("a");
   EXPECT_TRUE(a.ok());
+  // A loaded model's missing version is NOT_FOUND at once: no rescan, no load.
+  const int loads = world_.loads.load();
+  EXPECT_FALSE(manager_->GetAfterLoad("a", "7", [](StatusOr<ModelHandle>) {}));
+  EXPECT_EQ(manager_->Get("a", "7").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(world_.loads.load(), loads);
 }
 
 TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
