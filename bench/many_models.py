@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/many_models.py [BUILD_DIR]: on-demand loading and LRU eviction under a
+"""bench/many_models.py [BUILD_DIR]: on-demand loading and eviction under a
 memory budget (issue 4), in one run. BUILD_DIR (default build/release) must
 hold mmserve and bench/bench_ort_raw, built as Release.
 

@@ -313,7 +313,10 @@ int main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   g_input_shape = flags.input_shape;
   try {
+    // As the server: ONNX Runtime's telemetry off (see onnxruntime_backend.cc).
+    setenv("ORT_DISABLE_TELEMETRY", "1", 0);
     Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "bench_ort_raw");
+    env.DisableTelemetryEvents();
     for (const auto& model : flags.models) {
       if (flags.create_sessions > 0) {
         BenchCreate(env, flags, model);

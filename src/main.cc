@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   double poll_secs = 15;
   std::string memory_budget = "0";
   size_t load_threads = std::max<size_t>(1, cores / 2);
+  std::string eviction_policy = "lfu";
   int64_t inline_max_us = 100;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
@@ -99,6 +100,11 @@ int main(int argc, char** argv) {
                  "(50%); idle models are evicted least recently used first to stay under it "
                  "(0: unlimited)")
       ->capture_default_str();
+  app.add_option("--model-eviction-policy", eviction_policy,
+                 "Which idle models leave first to fit the budget: lfu (fewest uses per byte, "
+                 "decaying; ties least recently used) or lru (least recently used)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lfu", "lru"}));
   app.add_option("--model-load-threads", load_threads, "Models loaded in parallel at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -132,6 +138,8 @@ int main(int argc, char** argv) {
   }
   manager_options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(poll_secs * 1000));
   manager_options.memory_budget_bytes = *budget;
+  manager_options.eviction =
+      eviction_policy == "lru" ? mm::EvictionPolicy::kLru : mm::EvictionPolicy::kLfu;
   manager_options.load_threads = load_threads;
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
   manager_options.pool = &pool;

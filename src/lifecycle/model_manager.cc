@@ -1,7 +1,12 @@
 #include "lifecycle/model_manager.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <unordered_map>
 
@@ -137,6 +142,9 @@ class ModelManager::Impl {
     uint64_t override_hash = 0;
     // A load failed for a reason a retry would not fix: no load on demand.
     bool failed = false;
+    // Uses by requests before the current copies (and requests that waited
+    // for an on-demand load): the LFU count survives eviction.
+    uint64_t past_uses = 0;
     // Control operations run one at a time per model.
     std::deque<std::function<void()>> ops;
     bool busy = false;
@@ -147,7 +155,35 @@ class ModelManager::Impl {
       : options_(options),
         owner_(owner),
         loaders_(std::make_unique<ThreadPool>(std::max<size_t>(1, options.load_threads))),
-        snapshot_(std::make_shared<const Snapshot>()) {}
+        snapshot_(std::make_shared<const Snapshot>()) {
+    if (options.loader_nice != 0) LowerLoaderPriority(options.loader_nice);
+  }
+
+  // Runs one job on every loader thread (each waits until all have started,
+  // so no thread takes two) that lowers that thread's priority: on Linux a
+  // nice value is per thread.
+  void LowerLoaderPriority(int nice) {
+    struct Barrier {
+      std::mutex m;
+      std::condition_variable cv;
+      size_t started = 0;
+    };
+    const size_t n = std::max<size_t>(1, options_.load_threads);
+    auto barrier = std::make_shared<Barrier>();  // outlives the last job to leave it
+    for (size_t i = 0; i < n; ++i) {
+      loaders_->Submit([barrier, nice, n] {
+        if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
+          spdlog::warn("cannot lower the priority of a model loader thread: {}",
+                       std::strerror(errno));
+        }
+        std::unique_lock<std::mutex> lock(barrier->m);
+        if (++barrier->started == n) barrier->cv.notify_all();
+        barrier->cv.wait(lock, [&] { return barrier->started == n; });
+      });
+    }
+    std::unique_lock<std::mutex> lock(barrier->m);
+    barrier->cv.wait(lock, [&] { return barrier->started == n; });
+  }
 
   ~Impl() {
     {
@@ -160,7 +196,7 @@ class ModelManager::Impl {
   }
 
   // ---------------------------------------------------------------- requests
-  StatusOr<ModelHandle> Get(std::string_view name, std::string_view version) const {
+  StatusOr<ModelHandle> Get(std::string_view name, std::string_view version, bool count_use) const {
     std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
     auto it = snap->models.find(name);
     if (it != snap->models.end()) {
@@ -176,7 +212,11 @@ class ModelManager::Impl {
         }
       }
       if (found != nullptr && *found) {
-        (*found)->last_used_ns.store(NowNs(), std::memory_order_relaxed);
+        if (count_use) {
+          const ServableModel& m = **found;
+          m.last_used_ns.store(NowNs(), std::memory_order_relaxed);
+          m.uses.store(m.uses.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        }
         return *found;
       }
     }
@@ -241,9 +281,13 @@ class ModelManager::Impl {
         models_[model];  // known from now on: UNAVAILABLE until loaded
       }
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++models_[model].past_uses;
+    }
     std::string v(version);
     ScheduleLoad(model, [this, model, v, done = std::move(done)](Status s) {
-      auto got = Get(model, v);
+      auto got = Get(model, v, /*count_use=*/false);  // counted above
       if (!got.ok() && !s.ok()) return done(s);
       done(std::move(got));
     });
@@ -666,6 +710,9 @@ class ModelManager::Impl {
     const uint64_t estimate = declared ? declared : DiskBytes(version_dir);
     MM_RETURN_IF_ERROR(Reserve(source.name, label, estimate));
 
+    // The footprint is the memory growth across the load when it can be told
+    // apart: no other load overlapped. Otherwise the estimate stands.
+    // (Backends pay their runtime's one-time set-up when they are created.)
     auto probe = options_.memory_probe ? options_.memory_probe : DefaultMemoryProbe;
     uint64_t events_at_start;
     bool alone;
@@ -675,7 +722,7 @@ class ModelManager::Impl {
       ++active_loads_;
       events_at_start = ++load_events_;
     }
-    const uint64_t before = probe();
+    const uint64_t before = declared ? 0 : probe();
     LoadSpec spec;
     spec.model_name = source.name;
     spec.version = version;
@@ -691,7 +738,7 @@ class ModelManager::Impl {
         if (!status.ok()) break;
       }
     }
-    const uint64_t after = probe();
+    const uint64_t after = declared ? 0 : probe();
     {
       std::lock_guard<std::mutex> lock(mu_);
       --active_loads_;
@@ -726,6 +773,28 @@ class ModelManager::Impl {
     return servable;
   }
 
+  // Requires mu_. Halves every use count once they add up to 128 per known
+  // model, so that what was popular long ago fades.
+  void AgeUsesLocked() {
+    uint64_t total = 0;
+    for (const auto& [name, entry] : models_) {
+      total += entry.past_uses;
+      for (const auto& [v, slot] : entry.versions) {
+        if (slot.servable) total += slot.servable->uses.load(std::memory_order_relaxed);
+      }
+    }
+    if (total <= 128 * std::max<uint64_t>(models_.size(), 1)) return;
+    for (auto& [name, entry] : models_) {
+      entry.past_uses /= 2;
+      for (auto& [v, slot] : entry.versions) {
+        if (slot.servable) {
+          slot.servable->uses.store(slot.servable->uses.load(std::memory_order_relaxed) / 2,
+                                    std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+
   // Makes room for `bytes` more under the budget by evicting idle, unpinned
   // READY versions of other models, least recently used first; reserves the
   // bytes. RESOURCE_EXHAUSTED when they cannot fit.
@@ -740,7 +809,9 @@ class ModelManager::Impl {
         reserved_bytes_ += bytes;
         return OkStatus();
       }
+      AgeUsesLocked();
       struct Candidate {
+        long double uses_per_byte;
         int64_t last_used;
         std::string name;
         int64_t version;
@@ -756,20 +827,29 @@ class ModelManager::Impl {
           } else if (name == loading || entry.busy || s->scheduler->pending() > 0) {
             busy += s->footprint_bytes;
           } else {
-            idle.push_back({s->last_used_ns.load(std::memory_order_relaxed), name, v});
+            const uint64_t uses = entry.past_uses + s->uses.load(std::memory_order_relaxed);
+            idle.push_back({static_cast<long double>(uses) /
+                                static_cast<long double>(std::max<uint64_t>(s->footprint_bytes, 1)),
+                            s->last_used_ns.load(std::memory_order_relaxed), name, v});
           }
         }
       }
-      std::sort(idle.begin(), idle.end(),
-                [](const Candidate& a, const Candidate& b) { return a.last_used < b.last_used; });
+      const bool lfu = options_.eviction == EvictionPolicy::kLfu;
+      std::sort(idle.begin(), idle.end(), [lfu](const Candidate& a, const Candidate& b) {
+        if (lfu && a.uses_per_byte != b.uses_per_byte) return a.uses_per_byte < b.uses_per_byte;
+        return a.last_used < b.last_used;
+      });
       size_t next = 0;
       while (loaded_bytes_ + reserved_bytes_ + bytes > budget && next < idle.size()) {
         const Candidate& c = idle[next++];
-        VersionSlot& slot = models_[c.name].versions[c.version];
+        ModelEntry& entry = models_[c.name];
+        VersionSlot& slot = entry.versions[c.version];
         loaded_bytes_ -= slot.servable->footprint_bytes;
+        entry.past_uses += slot.servable->uses.load(std::memory_order_relaxed);
         drop.push_back(std::move(slot.servable));
         slot.state = ModelState::kUnavailable;
-        slot.reason = "evicted to fit the memory budget (least recently used)";
+        slot.reason = lfu ? "evicted to fit the memory budget (least used per byte)"
+                          : "evicted to fit the memory budget (least recently used)";
         evicted.emplace_back(c.name, c.version);
       }
       if (!evicted.empty()) PublishLocked();
@@ -788,8 +868,9 @@ class ModelManager::Impl {
     for (const auto& [name, v] : evicted) {
       spdlog::info("model '{}' version {} evicted to fit {}", name, v, label);
     }
+    // Dropped here, on the loader thread; no malloc_trim: the load that asked
+    // for the room is about to reuse that memory.
     drop.clear();
-    if (!evicted.empty()) ReleaseFreeMemory();
     return result;
   }
 
@@ -805,12 +886,14 @@ class ModelManager::Impl {
     scheduler->NotifyWhenIdle([this, name, version, unload, holder, done = std::move(done)] {
       loaders_->Submit([this, name, version, unload, holder, done] {
         const uint64_t bytes = (*holder)->footprint_bytes;
+        const uint64_t uses = (*holder)->uses.load(std::memory_order_relaxed);
         holder->reset();
         ReleaseFreeMemory();
         {
           std::lock_guard<std::mutex> lock(mu_);
           loaded_bytes_ -= bytes;
           auto it = models_.find(name);
+          if (it != models_.end()) it->second.past_uses += uses;
           if (unload && it != models_.end()) {
             auto slot = it->second.versions.find(version);
             if (slot != it->second.versions.end() && !slot->second.servable &&
@@ -1008,7 +1091,11 @@ ModelManager::~ModelManager() = default;
 void ModelManager::Start() { impl_->Start(); }
 
 StatusOr<ModelHandle> ModelManager::Get(std::string_view name, std::string_view version) const {
-  return impl_->Get(name, version);
+  return impl_->Get(name, version, /*count_use=*/false);
+}
+
+StatusOr<ModelHandle> ModelManager::Acquire(std::string_view name, std::string_view version) const {
+  return impl_->Get(name, version, /*count_use=*/true);
 }
 
 bool ModelManager::GetAfterLoad(std::string_view name, std::string_view version,

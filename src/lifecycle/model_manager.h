@@ -36,7 +36,13 @@
 // its size on disk). With a memory budget, a load that would exceed it first
 // evicts idle, unpinned versions, least recently used first; if it still does
 // not fit it fails with RESOURCE_EXHAUSTED naming what is needed and where the
-// budget went.
+// budget went. Which idle versions go first (EvictionPolicy):
+//   kLfu (default)  fewest uses per byte of footprint first, ties least
+//                   recently used; uses are counted across a model's loads and
+//                   evictions and halved as they age. On a skewed (Zipf)
+//                   workload this keeps the popular models where plain LRU
+//                   keeps whatever came last (docs/benchmarks.md).
+//   kLru            least recently used first.
 //
 // Thread-safety: every method may be called concurrently.
 #pragma once
@@ -76,8 +82,11 @@ struct ServableModel {
   std::shared_ptr<ModelScheduler> scheduler;
   uint64_t footprint_bytes = 0;
   bool pinned = false;
-  // When a request last used it (steady clock, ns): the LRU order.
+  // When a request last used it (steady clock, ns), and how many requests
+  // used it (counted without a locked instruction: a heuristic, a lost
+  // increment under a race does not matter): the eviction order.
   mutable std::atomic<int64_t> last_used_ns{0};
+  mutable std::atomic<uint64_t> uses{0};
 };
 using ModelHandle = std::shared_ptr<const ServableModel>;
 
@@ -89,6 +98,7 @@ struct ModelVersionStatus {
 };
 
 enum class ModelControlMode { kNone, kExplicit, kPoll };
+enum class EvictionPolicy { kLfu, kLru };
 std::string_view ModelControlModeName(ModelControlMode mode);
 
 class ModelManager {
@@ -100,7 +110,11 @@ class ModelManager {
     bool load_on_demand = false;              // explicit mode
     std::chrono::milliseconds poll_interval{15000};
     uint64_t memory_budget_bytes = 0;  // 0: unlimited
+    EvictionPolicy eviction = EvictionPolicy::kLfu;
     size_t load_threads = 1;
+    // Nice value of the loader threads: a load competes with requests for
+    // the CPU, and requests should win (0: same priority as requests).
+    int loader_nice = 10;
     ThreadPool* pool = nullptr;         // execution threads; not owned
     ModelScheduler::Options scheduler;  // for every model version's scheduler
     // platform name ("onnxruntime_onnx") -> backend; not owned.
@@ -122,16 +136,20 @@ class ModelManager {
   // polling in poll mode.
   void Start();
 
-  // The request path. The version `version` ("" = newest READY) of model
-  // `name`. NOT_FOUND for an unknown model or version, UNAVAILABLE for one
-  // that is not READY.
+  // The version `version` ("" = newest READY) of model `name`. NOT_FOUND for
+  // an unknown model or version, UNAVAILABLE for one that is not READY.
   StatusOr<ModelHandle> Get(std::string_view name, std::string_view version) const;
+  // The request path: Get, and the use counted for eviction (recency and
+  // frequency). Metadata and readiness checks use Get, so a health probe
+  // does not keep a model resident.
+  StatusOr<ModelHandle> Acquire(std::string_view name, std::string_view version) const;
 
-  // For a request whose Get failed: when on-demand loading applies (explicit
+  // For a request whose Acquire failed: when on-demand loading applies (explicit
   // mode with load_on_demand, and `name` is a model in a repository that is
   // not loaded, or is loading), starts or joins its load and returns true;
   // `done` is then called once, on a loader thread, with Get's result after
-  // the load. False when it does not apply: the caller answers Get's error.
+  // the load (the use counted). False when it does not apply: the caller
+  // answers Acquire's error.
   bool GetAfterLoad(std::string_view name, std::string_view version,
                     std::function<void(StatusOr<ModelHandle>)> done);
 

@@ -164,7 +164,7 @@ void InferenceService::UnloadModel(std::string_view name, std::function<void(Sta
 }
 
 void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
-  auto model = options_.models->Get(request->model_name, request->model_version);
+  auto model = options_.models->Acquire(request->model_name, request->model_version);
   if (model.ok()) return InferOn(**model, std::move(request), std::move(done));
   // Not READY: a model that loads on demand is loaded (or its load joined) first.
   const std::string name = request->model_name;

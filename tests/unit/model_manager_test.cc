@@ -161,13 +161,14 @@ class ModelManagerTest : public ::testing::Test {
   }
 
   void Create(ModelControlMode mode, uint64_t budget = 0, std::vector<std::string> startup = {},
-              size_t load_threads = 2) {
+              size_t load_threads = 2, EvictionPolicy eviction = EvictionPolicy::kLfu) {
     ModelManager::Options o;
     o.repositories = {repo_};
     o.mode = mode;
     o.startup_models = std::move(startup);
     o.load_on_demand = mode == ModelControlMode::kExplicit;
     o.memory_budget_bytes = budget;
+    o.eviction = eviction;
     o.load_threads = load_threads;
     o.pool = &pool_;
     o.backends.emplace("fake", &backend_);
@@ -366,16 +367,18 @@ TEST_F(ModelManagerTest, OnDemandDoesNotApplyToUnknownModelsOrOtherModes) {
 
 TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
   for (auto name : {"a", "b", "c", "d"}) AddModel(name, {1});
-  Create(ModelControlMode::kExplicit, /*budget=*/300);
+  Create(ModelControlMode::kExplicit, /*budget=*/300, {}, 2, EvictionPolicy::kLru);
   ASSERT_TRUE(LoadSync("a").ok());
   ASSERT_TRUE(LoadSync("b").ok());
   ASSERT_TRUE(LoadSync("c").ok());
   EXPECT_EQ(manager_->memory().loaded, 300u);
-  // Use a after b: b is now the least recently used.
-  ASSERT_TRUE(manager_->Get("b", "").ok());
+  // Use a after b: b is now the least recently used. (Get, unlike Acquire,
+  // counts no use: metadata and health checks do not keep a model.)
+  ASSERT_TRUE(manager_->Acquire("b", "").ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(1));  // distinct clock readings
-  ASSERT_TRUE(manager_->Get("a", "").ok());
-  ASSERT_TRUE(manager_->Get("c", "").ok());
+  ASSERT_TRUE(manager_->Acquire("a", "").ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(manager_->Get("b", "").ok());
+  ASSERT_TRUE(manager_->Acquire("c", "").ok());
   ASSERT_TRUE(LoadSync("d").ok());
   auto index = IndexMap();
   EXPECT_EQ(index["b/1"].state, ModelState::kUnavailable);
@@ -390,6 +393,36 @@ TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
   auto b = GetAfterLoadSync("b");
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(IndexMap()["a/1"].state, ModelState::kUnavailable);
+}
+
+TEST_F(ModelManagerTest, LfuEvictsTheLeastUsedPerByteAndRemembersUsesAcrossEvictions) {
+  for (auto name : {"a", "b", "c", "d"}) AddModel(name, {1});
+  AddModel("fat", {1}, "", 200);
+  Create(ModelControlMode::kExplicit, /*budget=*/300);
+  ASSERT_TRUE(LoadSync("a").ok());
+  ASSERT_TRUE(LoadSync("b").ok());
+  ASSERT_TRUE(LoadSync("c").ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(manager_->Acquire("a", "").ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(manager_->Acquire("c", "").ok());
+  ASSERT_TRUE(manager_->Acquire("b", "").ok());  // the most recent, and the least used
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(manager_->Get("b", "").ok());  // not uses
+  ASSERT_TRUE(LoadSync("d").ok());
+  auto index = IndexMap();
+  EXPECT_EQ(index["b/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["b/1"].reason.find("least used"), std::string::npos);
+  EXPECT_EQ(index["a/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["c/1"].state, ModelState::kReady);
+  // d (0 uses) goes next; b's count survived its eviction: 1 + the on-demand request.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(manager_->Acquire("d", "").ok());
+  ASSERT_TRUE(GetAfterLoadSync("b").ok());  // c has 3, d 4, a 5: c goes
+  index = IndexMap();
+  EXPECT_EQ(index["c/1"].state, ModelState::kUnavailable);
+  EXPECT_EQ(index["b/1"].state, ModelState::kReady);
+  // Per byte: a 200-byte model needs twice the uses of a 100-byte one to stay.
+  ASSERT_TRUE(LoadSync("fat").ok());  // evicts the two least used per byte: b (2) and d (4)
+  index = IndexMap();
+  EXPECT_EQ(index["fat/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["a/1"].state, ModelState::kReady);
 }
 
 TEST_F(ModelManagerTest, PinnedAndBusyModelsAreNotEvictedAndTheErrorSaysWhy) {

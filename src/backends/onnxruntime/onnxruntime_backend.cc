@@ -1,10 +1,12 @@
 #include "backends/onnxruntime/onnxruntime_backend.h"
 
 #include <onnxruntime_cxx_api.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -36,8 +38,16 @@ StatusOr<Ort::Env*> SharedEnv() {
   static Ort::Env* env = nullptr;  // guarded by mu; reachable, so not a leak
   std::lock_guard<std::mutex> lock(mu);
   if (env == nullptr) {
+    // ONNX Runtime's Linux build records telemetry by default: a thread writing
+    // to an SQLite file in ~/.cache shared by every process, plus a
+    // /tmp/mat-debug-PID.log per process, ~13% of the server's CPU while
+    // loading models and ~5 ms on a session creation's p99 (docs/benchmarks.md).
+    // A server must not phone home or write outside its own paths: off,
+    // before the first Env, as documented; the user may still set it.
+    setenv("ORT_DISABLE_TELEMETRY", "1", /*overwrite=*/0);
     try {
       env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "mmserve");
+      env->DisableTelemetryEvents();
     } catch (const std::exception& e) {
       return Internal(std::string("cannot create the ONNX Runtime environment: ") + e.what());
     }
@@ -501,13 +511,76 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
 
 }  // namespace
 
+// ------------------------------------------------------------ warm-up
+
+// Protocol-buffer wire format, just enough to write a tiny ONNX model.
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+void PutInt(std::string& out, int field, uint64_t v) {
+  PutVarint(out, static_cast<uint64_t>(field) << 3);
+  PutVarint(out, v);
+}
+void PutBytes(std::string& out, int field, const std::string& bytes) {
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
+  PutVarint(out, bytes.size());
+  out += bytes;
+}
+
+// ModelProto of y = Identity(x), x and y FP32 [1], IR 9, opset 17.
+std::string TinyIdentityModel() {
+  std::string dim, shape, tensor, type, x, y, node, graph, opset, model;
+  PutInt(dim, 1, 1);           // Dimension.dim_value
+  PutBytes(shape, 1, dim);     // TensorShapeProto.dim
+  PutInt(tensor, 1, 1);        // TypeProto.Tensor.elem_type = FLOAT
+  PutBytes(tensor, 2, shape);  // TypeProto.Tensor.shape
+  PutBytes(type, 1, tensor);   // TypeProto.tensor_type
+  PutBytes(x, 1, "x");         // ValueInfoProto.name
+  PutBytes(x, 2, type);        // ValueInfoProto.type
+  PutBytes(y, 1, "y");
+  PutBytes(y, 2, type);
+  PutBytes(node, 1, "x");         // NodeProto.input
+  PutBytes(node, 2, "y");         // NodeProto.output
+  PutBytes(node, 4, "Identity");  // NodeProto.op_type
+  PutBytes(graph, 1, node);       // GraphProto.node
+  PutBytes(graph, 2, "warmup");   // GraphProto.name
+  PutBytes(graph, 11, x);         // GraphProto.input
+  PutBytes(graph, 12, y);         // GraphProto.output
+  PutInt(opset, 2, 17);           // OperatorSetIdProto.version (domain "")
+  PutInt(model, 1, 9);            // ModelProto.ir_version
+  PutBytes(model, 7, graph);      // ModelProto.graph
+  PutBytes(model, 8, opset);      // ModelProto.opset_import
+  return model;
+}
+
+// ONNX Runtime builds its kernel registries and other process-wide state at
+// the first session creation (~1.4 MiB). Paying that here, once, keeps it out
+// of the first real model's load time and measured footprint. Best effort.
+void WarmUpRuntime(Ort::Env& env) {
+  try {
+    const std::string bytes = TinyIdentityModel();
+    Ort::SessionOptions options;
+    options.SetIntraOpNumThreads(1);
+    options.SetInterOpNumThreads(1);
+    Ort::Session session(env, bytes.data(), bytes.size(), options);
+  } catch (const std::exception& e) {
+    spdlog::debug("onnxruntime warm-up session failed (harmless): {}", e.what());
+  }
+}
+
 // ------------------------------------------------------------ backend
 
 StatusOr<std::unique_ptr<Backend>> OnnxRuntimeBackend::Create(const Options& options) {
   if (options.intra_op_threads < 0 || options.inter_op_threads < 0) {
     return InvalidArgument("onnxruntime backend: thread counts must be non-negative");
   }
-  MM_RETURN_IF_ERROR(SharedEnv().status());
+  MM_ASSIGN_OR_RETURN(Ort::Env * env, SharedEnv());
+  static std::once_flag warmed;
+  std::call_once(warmed, [env] { WarmUpRuntime(*env); });
   return std::unique_ptr<Backend>(new OnnxRuntimeBackend(options));
 }
 
