@@ -145,9 +145,14 @@ class ModelManager::Impl {
     // Uses by requests before the current copies (and requests that waited
     // for an on-demand load): the LFU count survives eviction.
     uint64_t past_uses = 0;
+    // The last footprint of each version: the next load's estimate.
+    std::map<int64_t, uint64_t> footprints;
     // Control operations run one at a time per model.
     std::deque<std::function<void()>> ops;
     bool busy = false;
+    // What the running operation answers, called once it is no longer busy
+    // (so that a caller told "loaded" finds the model idle, e.g. evictable).
+    std::vector<std::function<void()>> after;
     std::shared_ptr<PendingLoad> pending_load;
   };
 
@@ -477,16 +482,19 @@ class ModelManager::Impl {
     }
     op();
     bool more = false;
+    std::vector<std::function<void()>> after;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = models_.find(name);
       if (it == models_.end()) return;
+      after.swap(it->second.after);
       more = !it->second.ops.empty();
       if (!more) {
         it->second.busy = false;
         MaybeForgetLocked(it);
       }
     }
+    for (auto& fn : after) fn();
     if (more) loaders_->Submit([this, name] { RunNext(name); });
   }
 
@@ -522,14 +530,12 @@ class ModelManager::Impl {
         pending->started = true;
       }
       Status s = LoadModel(name);
-      std::vector<std::function<void(Status)>> waiters;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ModelEntry& entry = models_[name];
-        if (entry.pending_load == pending) entry.pending_load.reset();
-        waiters.swap(pending->waiters);
-      }
-      for (auto& w : waiters) w(s);
+      std::lock_guard<std::mutex> lock(mu_);
+      ModelEntry& entry = models_[name];
+      if (entry.pending_load == pending) entry.pending_load.reset();
+      entry.after.push_back([waiters = std::move(pending->waiters), s]() mutable {
+        for (auto& w : waiters) w(s);
+      });
     });
   }
 
@@ -707,7 +713,19 @@ class ModelManager::Impl {
     const std::string label = "model '" + source.name + "' version " + std::to_string(version);
     const uint64_t declared = source.config.mmserve().memory_footprint_bytes();
     const auto version_dir = source.dir / std::to_string(version);
-    const uint64_t estimate = declared ? declared : DiskBytes(version_dir);
+    // Before loading: what it took last time (a model too big for the budget
+    // is then refused before it is loaded again), else its size on disk.
+    uint64_t measured_before = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = models_.find(source.name);
+      if (it != models_.end()) {
+        auto f = it->second.footprints.find(version);
+        if (f != it->second.footprints.end()) measured_before = f->second;
+      }
+    }
+    const uint64_t estimate =
+        declared ? declared : (measured_before ? measured_before : DiskBytes(version_dir));
     MM_RETURN_IF_ERROR(Reserve(source.name, label, estimate));
 
     // The footprint is the memory growth across the load when it can be told
@@ -756,6 +774,10 @@ class ModelManager::Impl {
     servable->pinned = servable->config.mmserve().pinned();
     servable->footprint_bytes =
         declared ? declared : (alone ? (after > before ? after - before : 0) : estimate);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      models_[source.name].footprints[version] = servable->footprint_bytes;
+    }
     servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
     servable->scheduler =
         ModelScheduler::Create(std::move((*loaded)->instances), options_.pool, options_.scheduler);

@@ -457,6 +457,8 @@ TEST_F(ModelManagerTest, PinnedAndBusyModelsAreNotEvictedAndTheErrorSaysWhy) {
   EXPECT_EQ(manager_->memory().loaded, 200u);
   gate->Open();
   ran.get_future().get();
+  // (The answer comes just before the execution slot is given back.)
+  while ((*busy)->scheduler->pending() > 0) std::this_thread::yield();
   // Idle now: "busy" makes room.
   EXPECT_TRUE(LoadSync("big").ok());
   EXPECT_EQ(IndexMap()["busy/1"].state, ModelState::kUnavailable);
@@ -471,6 +473,12 @@ TEST_F(ModelManagerTest, AModelLargerThanItsEstimateIsUnloadedWhenItCannotFit) {
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
   EXPECT_EQ(world_.memory.load(), 0u);
   EXPECT_EQ(manager_->memory().loaded, 0u);
+  EXPECT_EQ(world_.loads.load(), 1);
+  // Its measured size is remembered: the next attempt is refused before loading.
+  s = LoadSync("huge");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  EXPECT_NE(s.message().find("needs 500 B"), std::string::npos) << s.message();
+  EXPECT_EQ(world_.loads.load(), 1);
 }
 
 TEST_F(ModelManagerTest, DeclaredFootprintOverridesTheMeasure) {
