@@ -12,6 +12,7 @@
 #include "http/http_server.h"
 #include "lifecycle/model_manager.h"
 #include "scheduler/thread_pool.h"
+#include "scheduler/timer.h"
 #include "service/inference_service.h"
 
 #ifndef MMSERVE_VERSION
@@ -144,6 +145,9 @@ int main(int argc, char** argv) {
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
   manager_options.pool = &pool;
   manager_options.scheduler.inline_max_ns = inline_max_us * 1000;
+  // Answers requests at their queue deadlines.
+  mm::Timer queue_timer(mm::SteadyClock::Get(), /*with_thread=*/true);
+  manager_options.scheduler.timer = &queue_timer;
   manager_options.backends.emplace("onnxruntime_onnx", onnx->get());
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());

@@ -1,18 +1,28 @@
 #include "scheduler/model_scheduler.h"
 
 #include <chrono>
+#include <cstdio>
 #include <exception>
 
 namespace mm {
 
 std::shared_ptr<ModelScheduler> ModelScheduler::Create(
-    std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options) {
-  return std::shared_ptr<ModelScheduler>(new ModelScheduler(std::move(instances), pool, options));
+    std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options,
+    QueueConfig queue, std::string model_name) {
+  if (queue.policies.empty()) queue = QueueConfig::FromModelConfig({});
+  return std::shared_ptr<ModelScheduler>(new ModelScheduler(
+      std::move(instances), pool, options, std::move(queue), std::move(model_name)));
 }
 
 ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances,
-                               ThreadPool* pool, Options options)
-    : pool_(pool), instances_(std::move(instances)), options_(options) {
+                               ThreadPool* pool, Options options, QueueConfig queue,
+                               std::string model_name)
+    : pool_(pool),
+      instances_(std::move(instances)),
+      options_(options),
+      model_name_(std::move(model_name)),
+      clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
+      queue_(std::move(queue), model_name_) {
   for (const auto& instance : instances_) idle_.push_back(instance.get());
 }
 
@@ -43,8 +53,20 @@ bool ModelScheduler::InlineAllowed(const InferRequest& request) const {
 }
 
 void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
+  const int64_t now = clock_->NowNs();
+  // The queue's parameters are checked before anything is queued. (Under
+  // mu_ nothing of the config changes: it is const after construction.)
+  auto admission = Admit(queue_.config(), *request, now, model_name_);
+  if (!admission.ok()) return done(admission.status());
+  Work work;
+  work.request = std::move(request);
+  work.done = std::move(done);
+  work.enqueued_ns = now;
+  work.level = admission->level;
+  work.deadline_ns = admission->deadline_ns;
   ModelInstance* instance = nullptr;
-  const bool try_inline = InlineAllowed(*request);
+  const bool try_inline = InlineAllowed(*work.request);
+  bool queued = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (try_inline && queue_.empty() && !idle_.empty() && pool_->TryAcquireSlot()) {
@@ -52,37 +74,79 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
       idle_.pop_back();
       ++executing_;
     } else {
-      queue_.push_back(Work{std::move(request), std::move(done)});
-      if (idle_.empty()) return;  // a running job picks it up
-      instance = idle_.back();
-      idle_.pop_back();
-      ++executing_;
-      request = nullptr;
+      auto ticket = queue_.Push(work);
+      if (!ticket.ok()) {
+        // Full: answered below, outside the lock; nothing was queued.
+        admission = ticket.status();
+      } else {
+        queued = true;
+        if (!idle_.empty()) {
+          instance = idle_.back();
+          idle_.pop_back();
+          ++executing_;
+        }
+      }
     }
   }
-  if (request) {  // inline fast path
-    Execute(instance, Work{std::move(request), std::move(done)});
-    pool_->ReleaseSlot();
-    Continue(instance);
+  if (!admission.ok()) return work.done(admission.status());
+  if (queued) {
+    if (admission->deadline_ns > 0 && options_.timer != nullptr) {
+      options_.timer->At(admission->deadline_ns, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->ExpireDue();
+      });
+    }
+    if (instance == nullptr) return;  // a running job picks it up
+    pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
     return;
   }
-  pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+  // Inline fast path.
+  Execute(instance, std::move(work));
+  pool_->ReleaseSlot();
+  Continue(instance);
+}
+
+void ModelScheduler::ExpireDue() {
+  const int64_t now = clock_->NowNs();
+  std::vector<Work> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    expired = queue_.TakeExpired(now);
+  }
+  FailExpired(std::move(expired), now);
+}
+
+void ModelScheduler::FailExpired(std::vector<Work> expired, int64_t now_ns) {
+  for (Work& w : expired) {
+    const double waited_ms = static_cast<double>(now_ns - w.enqueued_ns) / 1e6;
+    const double limit_ms = static_cast<double>(w.deadline_ns - w.enqueued_ns) / 1e6;
+    char text[128];
+    std::snprintf(text, sizeof(text),
+                  "waited %.3f ms in the queue, past its timeout of %.3f ms; not executed",
+                  waited_ms, limit_ms);
+    auto done = std::move(w.done);
+    w.request.reset();
+    done(DeadlineExceeded("model '" + model_name_ + "': request " + text));
+  }
 }
 
 void ModelScheduler::RunOne(ModelInstance* instance) {
   Work work;
   std::vector<std::function<void()>> waiters;
+  std::vector<Work> expired;
+  const int64_t now = clock_->NowNs();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // What waited past its deadline is answered, not run (even without a timer).
+    expired = queue_.TakeExpired(now);
     if (queue_.empty()) {  // another instance took the request this job was scheduled for
       idle_.push_back(instance);
       --executing_;
       if (executing_ == 0) waiters.swap(idle_waiters_);
     } else {
-      work = std::move(queue_.front());
-      queue_.pop_front();
+      work = queue_.Pop();
     }
   }
+  FailExpired(std::move(expired), now);
   if (!work.request) {
     for (auto& fn : waiters) fn();
     return;

@@ -1,9 +1,10 @@
 // Per-model request queue feeding the model's instances through the shared
-// ThreadPool. This is the simple first scheduler: requests run in arrival
-// order, one at a time per instance, and each pool job executes exactly one
+// ThreadPool. Requests wait in a ModelQueue (priority levels, queue policies,
+// timeouts) and run highest priority first, first come first served within a
+// level, one at a time per instance; each pool job executes exactly one
 // request before yielding its thread, so a flooded model cannot hold every
-// execution thread while others wait. (Dynamic batching, priorities, queue
-// policies and weighted fairness arrive with the scheduler issue.)
+// execution thread while others wait. (Dynamic batching and weighted fairness
+// across models are the next steps of the scheduler issue.)
 //
 // Inline fast path: when the model's queue is empty, an instance is idle, an
 // execution slot is idle, the request is small (inline_max_input_bytes) and the
@@ -28,7 +29,10 @@
 
 #include "backends/backend.h"
 #include "core/infer_request.h"
+#include "scheduler/clock.h"
+#include "scheduler/model_queue.h"
 #include "scheduler/thread_pool.h"
+#include "scheduler/timer.h"
 
 namespace mm {
 
@@ -39,19 +43,29 @@ struct ModelSchedulerOptions {
   // Largest request (sum of input bytes) that may run inline: the model's
   // average says little about a request far larger than usual.
   size_t inline_max_input_bytes = 64 << 10;
+  // Where time comes from (default: SteadyClock) and what answers a request
+  // at its queue deadline (default none: an expired request is then answered
+  // when the queue next moves, still never executed).
+  const Clock* clock = nullptr;
+  Timer* timer = nullptr;
 };
 
 class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
  public:
   using Options = ModelSchedulerOptions;
 
+  // `queue`: the model's priority levels and queue policies
+  // (QueueConfig::FromModelConfig); `model_name` for messages.
   static std::shared_ptr<ModelScheduler> Create(
-      std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool,
-      Options options = {});
+      std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options = {},
+      QueueConfig queue = {}, std::string model_name = "");
 
   // Queues `request`; `done` is called exactly once, with the response
   // (model_name, model_version and id are copied from the request): on a pool
-  // thread, or on the calling thread before Enqueue returns (inline fast path).
+  // thread, or on the calling thread (inline fast path, or a request refused
+  // before queueing: a bad "priority"/"timeout" parameter is INVALID_ARGUMENT,
+  // a full queue RESOURCE_EXHAUSTED). A request that waits past its queue
+  // timeout gets DEADLINE_EXCEEDED and never executes.
   void Enqueue(std::unique_ptr<InferRequest> request, InferCallback done);
 
   // Requests queued or executing right now.
@@ -65,12 +79,12 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   int64_t average_execution_ns() const { return avg_exec_ns_.load(std::memory_order_relaxed); }
 
  private:
-  struct Work {
-    std::unique_ptr<InferRequest> request;
-    InferCallback done;
-  };
+  using Work = ModelQueue::Item;
   ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool,
-                 Options options);
+                 Options options, QueueConfig queue, std::string model_name);
+  // Answers the requests whose queue deadline has passed.
+  void ExpireDue();
+  void FailExpired(std::vector<Work> expired, int64_t now_ns);
   // Pool job: takes the next queued request for `instance`, if any, and runs it.
   void RunOne(ModelInstance* instance);
   // Executes `work` on `instance` and answers it.
@@ -85,8 +99,11 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   const Options options_;
   std::atomic<int64_t> avg_exec_ns_{0};
 
+  const std::string model_name_;
+  const Clock* const clock_;
+
   mutable std::mutex mu_;
-  std::deque<Work> queue_;                           // guarded by mu_
+  ModelQueue queue_;                                 // guarded by mu_
   std::vector<ModelInstance*> idle_;                 // guarded by mu_
   size_t executing_ = 0;                             // guarded by mu_
   std::vector<std::function<void()>> idle_waiters_;  // guarded by mu_
