@@ -1,0 +1,197 @@
+"""Queue policies through the real interfaces: the "priority" and "timeout"
+request parameters, a full queue, and a request that times out in the queue,
+over HTTP and gRPC.
+
+A "busy" model (an ONNX Loop of N iterations, N from the request) holds the
+model's only instance for seconds while the other requests queue behind it;
+the margins are three orders of magnitude, not a race.
+"""
+import threading
+import time
+
+import numpy as np
+import onnx
+import pytest
+import requests
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from onnx import TensorProto, helper
+from tritonclient.utils import InferenceServerException
+
+from conftest import Server
+
+BUSY_CONFIG = """name: "busy"
+platform: "onnxruntime_onnx"
+max_batch_size: 1
+input { name: "n" data_type: TYPE_INT64 dims: [ 1 ] }
+input { name: "x" data_type: TYPE_FP32 dims: [ 1 ] }
+output { name: "y" data_type: TYPE_FP32 dims: [ 1 ] }
+dynamic_batching {
+  priority_levels: 2
+  default_priority_level: 2
+  default_queue_policy { max_queue_size: 2 allow_timeout_override: true }
+}
+"""
+SLOW_N = 2_000_000  # seconds of work (~2 µs an iteration); the steps below take milliseconds
+
+
+def busy_model():
+    """y = x + n: a Loop that adds 1 to x, n times."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["acc_in", "one"], ["acc_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["n"], ["count"], keepdims=0),
+         helper.make_node("Loop", ["count", "true", "x"], ["y"], body=body)],
+        "busy",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [None, 1]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor("true", TensorProto.BOOL, [], [True])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def busy_server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("busy")
+    (repo / "busy" / "1").mkdir(parents=True)
+    onnx.save(busy_model(), str(repo / "busy" / "1" / "model.onnx"))
+    (repo / "busy" / "config.pbtxt").write_text(BUSY_CONFIG)
+    s = Server([repo], "--execution-threads", "1").start()
+    yield s
+    assert s.stop() == 0, s.text()[-5000:]
+
+
+def body(n, params=None):
+    b = {"inputs": [{"name": "n", "datatype": "INT64", "shape": [1, 1], "data": [n]},
+                    {"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [0.5]}]}
+    if params:
+        b["parameters"] = params
+    return b
+
+
+def post(server, b):
+    r = requests.post(server.base + "/v2/models/busy/infer", json=b, timeout=600)
+    return r.status_code, r.json()
+
+
+def grpc_inputs(n):
+    inputs = [grpcclient.InferInput("n", [1, 1], "INT64"), grpcclient.InferInput("x", [1, 1], "FP32")]
+    inputs[0].set_data_from_numpy(np.array([[n]], np.int64))
+    inputs[1].set_data_from_numpy(np.array([[0.5]], np.float32))
+    return inputs
+
+
+def test_bad_priority_and_timeout_are_invalid_on_both_transports(busy_server):
+    for params, word in (({"priority": 3}, "priority 3"), ({"priority": -1}, "priority -1"),
+                         ({"timeout": -5}, "timeout -5"), ({"priority": "high"}, "integer"),
+                         ({"timeout": 4_000_000_000}, "one hour")):
+        code, out = post(busy_server, body(1, params))
+        assert code == 400 and word in out["error"], (params, out)
+    client = grpcclient.InferenceServerClient(busy_server.grpc_url)
+    try:
+        with pytest.raises(InferenceServerException) as e:
+            client.infer("busy", grpc_inputs(1), priority=3)
+        assert e.value.status() == "StatusCode.INVALID_ARGUMENT"
+        assert "1 (highest) to 2" in e.value.message()
+        result = client.infer("busy", grpc_inputs(3), priority=1)
+        assert result.as_numpy("y")[0, 0] == 3.5
+    finally:
+        client.close()
+    code, out = post(busy_server, body(2, {"priority": 1, "timeout": 1_000_000}))
+    assert code == 200 and out["outputs"][0]["data"] == [2.5]
+
+
+def http_inputs(n):
+    inputs = [httpclient.InferInput("n", [1, 1], "INT64"), httpclient.InferInput("x", [1, 1], "FP32")]
+    inputs[0].set_data_from_numpy(np.array([[n]], np.int64))
+    inputs[1].set_data_from_numpy(np.array([[0.5]], np.float32))
+    return inputs
+
+
+def test_queue_full_and_queue_timeout_reach_the_client(busy_server):
+    slow = {}
+
+    def run_slow():
+        slow["answer"] = post(busy_server, body(SLOW_N))
+
+    t = threading.Thread(target=run_slow)
+    t.start()
+    http = httpclient.InferenceServerClient(busy_server.url, concurrency=4)
+    grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
+    try:
+        # Until the slow request holds the instance, a fast one just runs; from
+        # then on it queues, and with a 1 ms timeout it comes back 504.
+        while True:
+            code, out = post(busy_server, body(1, {"timeout": 1000}))
+            if code != 200:
+                break
+        # Waited past its timeout: DEADLINE_EXCEEDED, and never executed.
+        assert code == 504, out
+        assert "past its timeout of 1.000 ms; not executed" in out["error"], out
+        with pytest.raises(InferenceServerException) as e:
+            grpc.infer("busy", grpc_inputs(1), timeout=500)
+        assert e.value.status() == "StatusCode.DEADLINE_EXCEEDED", e.value.message()
+        # Three more while the instance is busy: two wait (max_queue_size 2) and
+        # one, whichever arrives last, is refused at once.
+        pending = [http.async_infer("busy", http_inputs(1)) for _ in range(3)]
+        outcomes = []
+        for p in pending:
+            try:
+                outcomes.append(p.get_result().as_numpy("y")[0, 0])
+            except InferenceServerException as err:
+                outcomes.append(err)
+        refused = [o for o in outcomes if isinstance(o, InferenceServerException)]
+        assert len(refused) == 1, outcomes
+        assert "429" in str(refused[0].status()), refused[0]
+        assert "queue full for model 'busy' (2 waiting" in refused[0].message()
+        assert sorted(o for o in outcomes if not isinstance(o, InferenceServerException)) == [1.5, 1.5]
+    finally:
+        http.close()
+        grpc.close()
+        t.join()
+    assert slow["answer"][0] == 200, slow
+
+
+def test_a_full_queue_over_grpc_and_priority_room(busy_server):
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault("answer", post(busy_server, body(SLOW_N))))
+    t.start()
+    grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
+    try:
+        while post(busy_server, body(1, {"timeout": 1000}))[0] == 200:
+            pass  # until the slow request holds the instance
+        results = []
+        done = threading.Event()
+
+        def callback(result, error):
+            results.append((result, error))
+            if len(results) == 4:
+                done.set()
+
+        # Priority 2 (the default) holds two; a third is refused; priority 1
+        # has its own room and is served first once the instance is free.
+        for _ in range(3):
+            grpc.async_infer("busy", grpc_inputs(1), callback)
+        grpc.async_infer("busy", grpc_inputs(2), callback, priority=1)
+        done.wait(600)
+        errors = [e for _, e in results if e is not None]
+        assert len(errors) == 1, results
+        assert errors[0].status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert "queue full" in errors[0].message()
+        values = sorted(r.as_numpy("y")[0, 0] for r, e in results if e is None)
+        assert values == [1.5, 1.5, 2.5]
+    finally:
+        grpc.close()
+        t.join()
+    assert slow["answer"][0] == 200
