@@ -80,8 +80,9 @@ int main(int argc, char** argv) {
                  "Largest request body accepted (413 above it)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1024}, size_t{1} << 40));
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (the last one given)")
       ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--model-control-mode", control_mode,
                  "none: load every model at start; explicit: load --load-model models at start, "

@@ -781,7 +781,8 @@ class ModelManager::Impl {
     servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
     servable->scheduler =
         ModelScheduler::Create(std::move((*loaded)->instances), options_.pool, options_.scheduler,
-                               QueueConfig::FromModelConfig(servable->config), source.name);
+                               QueueConfig::FromModelConfig(servable->config), source.name,
+                               BatchingConfig::FromModelConfig(servable->config));
     // Account for what it really takes; over the budget, make room or give up.
     if (Status s = Reserve(source.name, label, servable->footprint_bytes); !s.ok()) {
       servable.reset();

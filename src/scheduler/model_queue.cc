@@ -135,6 +135,17 @@ ModelQueue::Item ModelQueue::Pop() {
   return Item();
 }
 
+std::vector<ModelQueue::Item*> ModelQueue::InOrder(size_t max) {
+  std::vector<Item*> out;
+  for (auto& lane : lanes_) {
+    for (auto& [ticket, item] : lane) {
+      if (out.size() >= max) return out;
+      out.push_back(&item);
+    }
+  }
+  return out;
+}
+
 ModelQueue::Lane* ModelQueue::Find(uint64_t ticket, Lane::iterator* at) {
   for (auto& lane : lanes_) {
     auto it = lane.find(ticket);

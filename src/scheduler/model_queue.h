@@ -86,6 +86,10 @@ class ModelQueue {
   Item* Front();
   Item Pop();  // requires !empty()
 
+  // The waiting items in serving order (the delayed lane last), at most
+  // `max` of them; pointers stay valid until the queue changes.
+  std::vector<Item*> InOrder(size_t max);
+
   // Takes out `ticket` if it still waits (the client went away).
   std::optional<Item> Cancel(uint64_t ticket);
 

@@ -1,27 +1,51 @@
 #include "scheduler/model_scheduler.h"
 
+#include "scheduler/batch_tensors.h"
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <numeric>
+
+#include <spdlog/spdlog.h>
 
 namespace mm {
 
+BatchingConfig BatchingConfig::FromModelConfig(const inference::ModelConfig& config) {
+  BatchingConfig b;
+  if (!config.has_dynamic_batching() || config.max_batch_size() <= 0) return b;
+  b.enabled = true;
+  b.max_batch_size = config.max_batch_size();
+  for (int32_t p : config.dynamic_batching().preferred_batch_size()) {
+    if (p > 0 && p <= b.max_batch_size) b.preferred.push_back(p);
+  }
+  std::sort(b.preferred.begin(), b.preferred.end());
+  b.preferred.erase(std::unique(b.preferred.begin(), b.preferred.end()), b.preferred.end());
+  b.max_delay_ns = static_cast<int64_t>(
+      std::min<uint64_t>(config.dynamic_batching().max_queue_delay_microseconds(), 60'000'000) *
+      1000);
+  return b;
+}
+
 std::shared_ptr<ModelScheduler> ModelScheduler::Create(
     std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options,
-    QueueConfig queue, std::string model_name) {
+    QueueConfig queue, std::string model_name, BatchingConfig batching) {
   if (queue.policies.empty()) queue = QueueConfig::FromModelConfig({});
-  return std::shared_ptr<ModelScheduler>(new ModelScheduler(
-      std::move(instances), pool, options, std::move(queue), std::move(model_name)));
+  return std::shared_ptr<ModelScheduler>(new ModelScheduler(std::move(instances), pool, options,
+                                                            std::move(queue), std::move(model_name),
+                                                            std::move(batching)));
 }
 
 ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances,
                                ThreadPool* pool, Options options, QueueConfig queue,
-                               std::string model_name)
+                               std::string model_name, BatchingConfig batching)
     : pool_(pool),
       instances_(std::move(instances)),
       options_(options),
       model_name_(std::move(model_name)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
+      batching_(std::move(batching)),
       queue_(std::move(queue), model_name_) {
   for (const auto& instance : instances_) idle_.push_back(instance.get());
 }
@@ -65,7 +89,9 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   work.level = admission->level;
   work.deadline_ns = admission->deadline_ns;
   ModelInstance* instance = nullptr;
-  const bool try_inline = InlineAllowed(*work.request);
+  // A batching model that may wait for company never skips its queue.
+  const bool try_inline =
+      !(batching_.enabled && batching_.max_delay_ns > 0) && InlineAllowed(*work.request);
   bool queued = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -130,42 +156,105 @@ void ModelScheduler::FailExpired(std::vector<Work> expired, int64_t now_ns) {
 }
 
 void ModelScheduler::RunOne(ModelInstance* instance) {
-  Work work;
+  std::vector<Work> batch;
   std::vector<std::function<void()>> waiters;
   std::vector<Work> expired;
+  int64_t wake_at = 0;
   const int64_t now = clock_->NowNs();
   {
     std::lock_guard<std::mutex> lock(mu_);
     // What waited past its deadline is answered, not run (even without a timer).
     expired = queue_.TakeExpired(now);
-    if (queue_.empty()) {  // another instance took the request this job was scheduled for
+    if (!queue_.empty()) batch = TakeBatchLocked(now, &wake_at);
+    if (batch.empty()) {
+      // Nothing to run yet (another instance took it, or the batcher waits).
       idle_.push_back(instance);
       --executing_;
-      if (executing_ == 0) waiters.swap(idle_waiters_);
-    } else {
-      work = queue_.Pop();
+      if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
     }
   }
   FailExpired(std::move(expired), now);
-  if (!work.request) {
+  if (batch.empty()) {
+    if (wake_at > 0) {
+      options_.timer->At(wake_at, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->Dispatch();
+      });
+    }
     for (auto& fn : waiters) fn();
     return;
   }
-  Execute(instance, std::move(work));
+  ExecuteBatch(instance, std::move(batch));
   Continue(instance);
 }
 
-void ModelScheduler::Execute(ModelInstance* instance, Work work) {
-  auto response = std::make_unique<InferResponse>();
-  response->model_name = work.request->model_name;
-  response->model_version = work.request->model_version;
-  response->id = work.request->id;
+void ModelScheduler::Dispatch() {
+  ModelInstance* instance = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.empty() || idle_.empty()) return;
+    instance = idle_.back();
+    idle_.pop_back();
+    ++executing_;
+  }
+  pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+}
+
+std::vector<ModelScheduler::Work> ModelScheduler::TakeBatchLocked(int64_t now_ns,
+                                                                  int64_t* wake_at) {
+  std::vector<Work> out;
+  if (!batching_.enabled) {
+    out.push_back(queue_.Pop());
+    return out;
+  }
+  const int64_t max = batching_.max_batch_size;
+  // The longest prefix of the queue that can share a batch of at most max rows.
+  std::vector<ModelQueue::Item*> items = queue_.InOrder(static_cast<size_t>(max));
+  std::vector<int64_t> rows;  // rows[k]: rows in the first k + 1 requests
+  int64_t total = 0;
+  for (ModelQueue::Item* item : items) {
+    auto size = RequestBatchSize(*item->request);
+    if (!size.ok() || *size > max ||
+        (!rows.empty() &&
+         (total + *size > max || !CanBatchTogether(*items[0]->request, *item->request)))) {
+      break;
+    }
+    total += *size;
+    rows.push_back(total);
+  }
+  if (rows.empty()) {  // the first cannot be batched: it runs alone (and fails there)
+    out.push_back(queue_.Pop());
+    return out;
+  }
+  size_t take = rows.size();
+  bool ready = total >= max || batching_.max_delay_ns == 0 || options_.timer == nullptr;
+  // The largest preferred size the queue fills exactly goes at once.
+  for (auto p = batching_.preferred.rbegin(); p != batching_.preferred.rend(); ++p) {
+    auto k = std::find(rows.begin(), rows.end(), *p);
+    if (k != rows.end()) {
+      take = static_cast<size_t>(k - rows.begin()) + 1;
+      ready = true;
+      break;
+    }
+  }
+  const int64_t due = items[0]->enqueued_ns + batching_.max_delay_ns;
+  if (!ready && now_ns >= due) ready = true;
+  if (!ready) {
+    *wake_at = due;
+    return out;
+  }
+  out.reserve(take);
+  for (size_t i = 0; i < take; ++i) out.push_back(queue_.Pop());
+  return out;
+}
+
+Status ModelScheduler::RunTimed(ModelInstance* instance, const InferRequest& request,
+                                InferResponse& response) {
   Status status;
   const auto start = std::chrono::steady_clock::now();
   try {
-    status = instance->Execute(*work.request, *response);
+    status = instance->Execute(request, response);
   } catch (const std::exception& e) {
-    status = Internal("model '" + work.request->model_name + "' failed: " + e.what());
+    status = Internal("model '" + request.model_name + "' failed: " + e.what());
   }
   const int64_t ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
@@ -174,6 +263,53 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
   avg_exec_ns_.store(avg == 0 ? std::max<int64_t>(ns, 1) : avg + (ns - avg) / 8,
                      std::memory_order_relaxed);
+  return status;
+}
+
+void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> works) {
+  if (works.size() == 1) return Execute(instance, std::move(works[0]));
+  auto fail_all = [&works](const Status& s) {
+    for (Work& w : works) {
+      auto done = std::move(w.done);
+      w.request.reset();
+      done(s);
+    }
+  };
+  std::vector<InferRequest*> requests;
+  std::vector<int64_t> sizes;
+  requests.reserve(works.size());
+  sizes.reserve(works.size());
+  for (Work& w : works) {
+    requests.push_back(w.request.get());
+    sizes.push_back(*RequestBatchSize(*w.request));  // checked when the batch formed
+  }
+  auto merged = MergeBatch(requests);
+  if (!merged.ok()) return fail_all(merged.status());
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("model '{}': one execution of {} rows for {} requests", model_name_,
+                  std::accumulate(sizes.begin(), sizes.end(), int64_t{0}), works.size());
+  }
+  auto batched = std::make_shared<InferResponse>();
+  batched->model_name = (*merged)->model_name;
+  batched->model_version = (*merged)->model_version;
+  Status status = RunTimed(instance, **merged, *batched);
+  merged->reset();  // the batch buffer is not needed any more
+  if (!status.ok()) return fail_all(status);
+  auto split = SplitBatch(std::move(batched), requests, sizes);
+  if (!split.ok()) return fail_all(split.status());
+  for (size_t i = 0; i < works.size(); ++i) {
+    auto done = std::move(works[i].done);
+    works[i].request.reset();
+    done(std::move((*split)[i]));
+  }
+}
+
+void ModelScheduler::Execute(ModelInstance* instance, Work work) {
+  auto response = std::make_unique<InferResponse>();
+  response->model_name = work.request->model_name;
+  response->model_version = work.request->model_version;
+  response->id = work.request->id;
+  Status status = RunTimed(instance, *work.request, *response);
   // Release the request (and the transport buffer it pins) before answering.
   work.request.reset();
   if (status.ok()) {

@@ -50,6 +50,21 @@ struct ModelSchedulerOptions {
   Timer* timer = nullptr;
 };
 
+// Dynamic batching (Triton's dynamic_batching): requests that can share a
+// batch (same inputs, dtypes and dims after the batch dimension) are
+// concatenated along dim 0 into one execution of up to max_batch_size rows,
+// preferring a preferred_batch_size that the queue can fill exactly, and
+// waiting at most max_queue_delay for more requests when neither a preferred
+// size nor the maximum is reached. Requests are taken in queue order; the
+// first one that cannot join ends the batch.
+struct BatchingConfig {
+  bool enabled = false;
+  int64_t max_batch_size = 0;
+  std::vector<int64_t> preferred;  // ascending
+  int64_t max_delay_ns = 0;
+  static BatchingConfig FromModelConfig(const inference::ModelConfig& config);
+};
+
 class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
  public:
   using Options = ModelSchedulerOptions;
@@ -58,7 +73,7 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   // (QueueConfig::FromModelConfig); `model_name` for messages.
   static std::shared_ptr<ModelScheduler> Create(
       std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options = {},
-      QueueConfig queue = {}, std::string model_name = "");
+      QueueConfig queue = {}, std::string model_name = "", BatchingConfig batching = {});
 
   // Queues `request`; `done` is called exactly once, with the response
   // (model_name, model_version and id are copied from the request): on a pool
@@ -81,7 +96,18 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
  private:
   using Work = ModelQueue::Item;
   ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool,
-                 Options options, QueueConfig queue, std::string model_name);
+                 Options options, QueueConfig queue, std::string model_name,
+                 BatchingConfig batching);
+  // Requires mu_ and a non-empty queue. Takes the next batch (one request
+  // without batching), or nothing when it should wait for more; then
+  // *wake_at says when to look again.
+  std::vector<Work> TakeBatchLocked(int64_t now_ns, int64_t* wake_at);
+  // Runs one execution, timing it for the inline decision.
+  Status RunTimed(ModelInstance* instance, const InferRequest& request, InferResponse& response);
+  // Executes a batch of requests as one and answers each.
+  void ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
+  // Hands an idle instance a pool job when work waits (after a batching delay).
+  void Dispatch();
   // Answers the requests whose queue deadline has passed.
   void ExpireDue();
   void FailExpired(std::vector<Work> expired, int64_t now_ns);
@@ -101,6 +127,7 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
 
   const std::string model_name_;
   const Clock* const clock_;
+  const BatchingConfig batching_;
 
   mutable std::mutex mu_;
   ModelQueue queue_;                                 // guarded by mu_

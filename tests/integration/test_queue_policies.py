@@ -195,3 +195,58 @@ def test_a_full_queue_over_grpc_and_priority_room(busy_server):
         grpc.close()
         t.join()
     assert slow["answer"][0] == 200
+
+
+def test_dynamic_batching_returns_exactly_the_unbatched_outputs(tmp_path):
+    from conftest import EXAMPLES
+    import shutil
+
+    # The same MLP twice: "mlp_batched" with dynamic batching and a delay that
+    # gathers the concurrent requests below, and the example without.
+    shutil.copytree(EXAMPLES / "mlp_classifier", tmp_path / "mlp_batched")
+    config = (EXAMPLES / "mlp_classifier" / "config.pbtxt").read_text()
+    config = config.replace('name: "mlp_classifier"', 'name: "mlp_batched"')
+    config += "dynamic_batching { preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 20000 }\n"
+    (tmp_path / "mlp_batched" / "config.pbtxt").write_text(config)
+    s = Server([EXAMPLES, tmp_path], "--execution-threads", "1", "--log-level", "debug").start()
+    rng = np.random.default_rng(7)
+    batches = [rng.standard_normal((int(rng.integers(1, 4)), 16)).astype(np.float32)
+               for _ in range(24)]
+    try:
+        http = httpclient.InferenceServerClient(s.url, concurrency=24)
+        grpc = grpcclient.InferenceServerClient(s.grpc_url)
+        try:
+            def inputs(module, x):
+                i = module.InferInput("input", list(x.shape), "FP32")
+                i.set_data_from_numpy(x)
+                return [i]
+
+            want = [http.infer("mlp_classifier", inputs(httpclient, x)).as_numpy("probabilities")
+                    for x in batches]
+            pending = [http.async_infer("mlp_batched", inputs(httpclient, x)) for x in batches]
+            got = [p.get_result().as_numpy("probabilities") for p in pending]
+            for x, w, g in zip(batches, want, got):
+                assert g.shape == (x.shape[0], 10)
+                np.testing.assert_array_equal(g, w)
+            results = []
+            done = threading.Event()
+
+            def callback(result, error):
+                results.append((result, error))
+                if len(results) == len(batches):
+                    done.set()
+
+            for i, x in enumerate(batches):
+                grpc.async_infer("mlp_batched", inputs(grpcclient, x), callback, request_id=str(i))
+            done.wait(600)
+            for result, error in results:
+                assert error is None, error
+                i = int(result.get_response().id)
+                np.testing.assert_array_equal(result.as_numpy("probabilities"), want[i])
+        finally:
+            http.close()
+            grpc.close()
+        # The requests did share executions.
+        assert "model 'mlp_batched': one execution of" in s.text(), s.text()[-3000:]
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]

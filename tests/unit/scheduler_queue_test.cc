@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -199,6 +201,201 @@ TEST_F(SchedulerQueueTest, BadParametersAreRefusedBeforeQueueing) {
   }
   EXPECT_EQ(scheduler_->pending(), 0u);
   EXPECT_TRUE(instance_->ran().empty());
+}
+
+// Records each execution's batch (rows per input 0) and answers y = x + 1,
+// row by row; optionally holds executions until released.
+class BatchRecorder : public ModelInstance {
+ public:
+  Status Execute(const InferRequest& request, InferResponse& response) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    batches_.push_back(request.inputs[0].shape[0]);
+    cv_.notify_all();
+    if (hold_) cv_.wait(lock, [&] { return released_ > 0; }), --released_;
+    const Tensor& x = request.inputs[0];
+    auto out = std::make_shared<std::vector<float>>();
+    for (float v : x.as<float>()) out->push_back(v + 1);
+    Tensor y;
+    y.name = "y";
+    y.dtype = DataType::kFp32;
+    y.shape = x.shape;
+    y.data = std::as_bytes(std::span<const float>(*out));
+    y.owner = out;
+    response.outputs.push_back(std::move(y));
+    return OkStatus();
+  }
+  void Hold() { hold_ = true; }
+  void Release(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ += n;
+    cv_.notify_all();
+  }
+  void AwaitBatches(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return batches_.size() >= n; });
+  }
+  std::vector<int64_t> batches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batches_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<int64_t> batches_;
+  bool hold_ = false;
+  int released_ = 0;
+};
+
+// A request of `rows` rows of [`width`] floats, value `v`.
+std::unique_ptr<InferRequest> Rows(std::string id, int64_t rows, float v, int64_t width = 2) {
+  auto r = Req(std::move(id));
+  auto data = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * width), v);
+  Tensor x;
+  x.name = "x";
+  x.dtype = DataType::kFp32;
+  x.shape = {rows, width};
+  x.data = std::as_bytes(std::span<const float>(*data));
+  x.owner = data;
+  r->inputs.push_back(std::move(x));
+  return r;
+}
+
+struct Outputs {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, std::vector<float>> y;
+  std::map<std::string, Shape> shape;
+  InferCallback For(std::string id) {
+    return [this, id](StatusOr<std::unique_ptr<InferResponse>> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      auto v = (*r)->outputs.at(0).as<float>();
+      y[id] = std::vector<float>(v.begin(), v.end());
+      shape[id] = (*r)->outputs.at(0).shape;
+      cv.notify_all();
+    };
+  }
+  void Await(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return y.size() >= n; });
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return y.size();
+  }
+};
+
+class BatchingTest : public ::testing::Test {
+ protected:
+  void Make(std::vector<int32_t> preferred, uint64_t delay_us, int max_batch = 8) {
+    inference::ModelConfig c;
+    c.set_max_batch_size(max_batch);
+    auto* db = c.mutable_dynamic_batching();
+    for (int32_t p : preferred) db->add_preferred_batch_size(p);
+    db->set_max_queue_delay_microseconds(delay_us);
+    std::vector<std::unique_ptr<ModelInstance>> instances;
+    auto recorder = std::make_unique<BatchRecorder>();
+    model_ = recorder.get();
+    instances.push_back(std::move(recorder));
+    ModelSchedulerOptions options;
+    options.clock = &clock_;
+    options.timer = &timer_;
+    scheduler_ = ModelScheduler::Create(std::move(instances), &pool_, options,
+                                        QueueConfig::FromModelConfig(c), "m",
+                                        BatchingConfig::FromModelConfig(c));
+  }
+  void TearDown() override {
+    model_->Release(1000);
+    pool_.Shutdown();
+  }
+  FakeClock clock_;
+  Timer timer_{&clock_, false};
+  ThreadPool pool_{2};
+  BatchRecorder* model_ = nullptr;
+  std::shared_ptr<ModelScheduler> scheduler_;
+  Outputs out_;
+};
+
+TEST_F(BatchingTest, WaitsUpToTheDelayThenRunsWhatItHas) {
+  Make({}, /*delay_us=*/500);
+  scheduler_->Enqueue(Rows("a", 1, 1), out_.For("a"));
+  scheduler_->Enqueue(Rows("b", 2, 2), out_.For("b"));
+  EXPECT_EQ(timer_.RunDue(), 0u);
+  EXPECT_TRUE(model_->batches().empty());  // waiting for company
+  clock_.AdvanceUs(500);
+  // (The pool thread that decided to wait may register its timer after this
+  // thread's first look: look until it has run.)
+  while (out_.count() < 2) {
+    timer_.RunDue();
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(model_->batches(), (std::vector<int64_t>{3}));  // one execution, 3 rows
+  EXPECT_EQ(out_.y["a"], (std::vector<float>{2, 2}));
+  EXPECT_EQ(out_.y["b"], (std::vector<float>{3, 3, 3, 3}));
+  EXPECT_EQ(out_.shape["b"], (Shape{2, 2}));
+}
+
+TEST_F(BatchingTest, AFullOrPreferredBatchGoesAtOnce) {
+  Make({4}, /*delay_us=*/1'000'000, /*max_batch=*/6);
+  scheduler_->Enqueue(Rows("a", 1, 1), out_.For("a"));
+  scheduler_->Enqueue(Rows("b", 3, 2), out_.For("b"));  // 4 rows: the preferred size
+  out_.Await(2);
+  scheduler_->Enqueue(Rows("c", 2, 3), out_.For("c"));
+  scheduler_->Enqueue(Rows("d", 4, 4), out_.For("d"));  // 6 rows: the maximum
+  out_.Await(4);
+  EXPECT_EQ(model_->batches(), (std::vector<int64_t>{4, 6}));
+  EXPECT_EQ(out_.y["d"], std::vector<float>(8, 5));
+}
+
+TEST_F(BatchingTest, PrefersTheLargestPreferredSizeThatFitsExactly) {
+  Make({2, 4}, /*delay_us=*/1'000'000);
+  model_->Hold();
+  scheduler_->Enqueue(Rows("first", 1, 0), out_.For("first"));  // runs alone after the delay
+  clock_.AdvanceUs(1'000'000);
+  while (model_->batches().empty()) {
+    timer_.RunDue();
+    std::this_thread::yield();
+  }  // the instance is busy now; the rest queue
+  for (int i = 0; i < 5; ++i) {
+    scheduler_->Enqueue(Rows("r" + std::to_string(i), 1, static_cast<float>(i)),
+                        out_.For("r" + std::to_string(i)));
+  }
+  model_->Release(3);
+  // 5 waiting rows: a batch of 4 (preferred) at once, then the last one alone
+  // once its delay has passed.
+  while (out_.count() < 6) {
+    clock_.AdvanceUs(1'000'000);
+    timer_.RunDue();
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(model_->batches(), (std::vector<int64_t>{1, 4, 1}));
+}
+
+TEST_F(BatchingTest, DifferentShapesAreNotBatchedTogether) {
+  Make({}, /*delay_us=*/100);
+  scheduler_->Enqueue(Rows("narrow", 1, 1, 2), out_.For("narrow"));
+  scheduler_->Enqueue(Rows("wide", 1, 1, 3), out_.For("wide"));
+  scheduler_->Enqueue(Rows("narrow2", 1, 1, 2), out_.For("narrow2"));
+  while (out_.count() < 3) {
+    clock_.AdvanceUs(100);
+    timer_.RunDue();
+    std::this_thread::yield();
+  }
+  // In queue order: "narrow" alone (the next is wide), "wide" alone, "narrow2" alone.
+  EXPECT_EQ(model_->batches(), (std::vector<int64_t>{1, 1, 1}));
+  EXPECT_EQ(out_.y["wide"], std::vector<float>(3, 2));
+}
+
+TEST_F(BatchingTest, WithoutDelayRunsImmediatelyAndBatchesWhatQueuedMeanwhile) {
+  Make({}, /*delay_us=*/0);
+  model_->Hold();
+  scheduler_->Enqueue(Rows("a", 1, 1), out_.For("a"));
+  model_->AwaitBatches(1);
+  for (auto id : {"b", "c", "d"}) scheduler_->Enqueue(Rows(id, 2, 1), out_.For(id));
+  model_->Release(2);
+  out_.Await(4);
+  EXPECT_EQ(model_->batches(), (std::vector<int64_t>{1, 6}));
 }
 
 TEST(TimerTest, RunsDueCallbacksInDeadlineOrder) {
