@@ -85,11 +85,16 @@ def post(server, b):
     return r.status_code, r.json()
 
 
-def grpc_inputs(n):
-    inputs = [grpcclient.InferInput("n", [1, 1], "INT64"), grpcclient.InferInput("x", [1, 1], "FP32")]
+def busy_inputs(module, n):
+    """The busy model's inputs for tritonclient.http or .grpc."""
+    inputs = [module.InferInput("n", [1, 1], "INT64"), module.InferInput("x", [1, 1], "FP32")]
     inputs[0].set_data_from_numpy(np.array([[n]], np.int64))
     inputs[1].set_data_from_numpy(np.array([[0.5]], np.float32))
     return inputs
+
+
+def grpc_inputs(n):
+    return busy_inputs(grpcclient, n)
 
 
 def test_bad_priority_and_timeout_are_invalid_on_both_transports(busy_server):
@@ -113,10 +118,7 @@ def test_bad_priority_and_timeout_are_invalid_on_both_transports(busy_server):
 
 
 def http_inputs(n):
-    inputs = [httpclient.InferInput("n", [1, 1], "INT64"), httpclient.InferInput("x", [1, 1], "FP32")]
-    inputs[0].set_data_from_numpy(np.array([[n]], np.int64))
-    inputs[1].set_data_from_numpy(np.array([[0.5]], np.float32))
-    return inputs
+    return busy_inputs(httpclient, n)
 
 
 def test_queue_full_and_queue_timeout_reach_the_client(busy_server):
