@@ -95,37 +95,41 @@ output [
     return _model(graph), config
 
 
-def mlp_classifier(rng):
-    hidden = 32
+def mlp_classifier(rng, hidden=32, extra_layers=0, name="mlp_classifier"):
+    """input FP32 [batch,16] -> Gemm(hidden) Relu [-> Gemm(hidden) Relu]*extra
+    -> Gemm(10) Softmax. The defaults are the example; wider and deeper ones
+    (--mlp) give benchmarks a model whose execution, not I/O, dominates."""
     w1 = rng.standard_normal((16, hidden)).astype(np.float32) * np.float32(0.25)
     b1 = rng.standard_normal((hidden,)).astype(np.float32) * np.float32(0.1)
     w2 = rng.standard_normal((hidden, 10)).astype(np.float32) * np.float32(0.25)
     b2 = rng.standard_normal((10,)).astype(np.float32) * np.float32(0.1)
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 16])
     y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])
-    graph = helper.make_graph(
-        [
-            helper.make_node("Gemm", ["input", "w1", "b1"], ["h1"]),
-            helper.make_node("Relu", ["h1"], ["a1"]),
-            helper.make_node("Gemm", ["a1", "w2", "b2"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
-        ],
-        "mlp_classifier",
-        [x],
-        [y],
-        initializer=[_init("w1", w1), _init("b1", b1), _init("w2", w2), _init("b2", b2)],
-    )
-    config = """name: "mlp_classifier"
+    nodes = [helper.make_node("Gemm", ["input", "w1", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["a1"])]
+    inits = [_init("w1", w1), _init("b1", b1), _init("w2", w2), _init("b2", b2)]
+    last = "a1"
+    for i in range(extra_layers):
+        scale = np.float32(1.0 / np.sqrt(hidden))
+        inits.append(_init(f"wx{i}", rng.standard_normal((hidden, hidden)).astype(np.float32) * scale))
+        inits.append(_init(f"bx{i}", np.zeros((hidden,), np.float32)))
+        nodes.append(helper.make_node("Gemm", [last, f"wx{i}", f"bx{i}"], [f"hx{i}"]))
+        nodes.append(helper.make_node("Relu", [f"hx{i}"], [f"ax{i}"]))
+        last = f"ax{i}"
+    nodes += [helper.make_node("Gemm", [last, "w2", "b2"], ["logits"]),
+              helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)]
+    graph = helper.make_graph(nodes, name, [x], [y], initializer=inits)
+    config = f"""name: "{name}"
 platform: "onnxruntime_onnx"
 max_batch_size: 64
 input [
-  { name: "input" data_type: TYPE_FP32 dims: [ 16 ] }
+  {{ name: "input" data_type: TYPE_FP32 dims: [ 16 ] }}
 ]
 output [
-  { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] }
+  {{ name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] }}
 ]
 instance_group [
-  { count: 1 kind: KIND_CPU }
+  {{ count: 1 kind: KIND_CPU }}
 ]
 """
     return _model(graph), config
@@ -316,8 +320,15 @@ def main(argv):
     parser.add_argument("--many", nargs=2, metavar=("DIR", "COUNT"),
                         help="write COUNT distinct offset models DIR/m0000...")
     parser.add_argument("--width", type=int, default=4, help="offset models' tensor width")
+    parser.add_argument("--mlp", nargs=4, metavar=("DIR", "NAME", "HIDDEN", "EXTRA_LAYERS"),
+                        help="write a wider/deeper mlp_classifier as DIR/NAME (same inputs and outputs)")
     args = parser.parse_args(argv)
 
+    if args.mlp:
+        out, name, hidden, extra = args.mlp
+        model, config = mlp_classifier(np.random.default_rng(SEED), int(hidden), int(extra), name)
+        _write_repo_model(pathlib.Path(out), name, model, config)
+        return 0
     if args.offset:
         out, name, version, k = args.offset
         write_offset(pathlib.Path(out), name, int(version), float(k), args.width)

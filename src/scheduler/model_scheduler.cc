@@ -50,6 +50,14 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
   for (const auto& instance : instances_) idle_.push_back(instance.get());
 }
 
+ModelScheduler::~ModelScheduler() {
+  const uint64_t runs = executions();
+  if (runs == 0 || !batching_.enabled) return;
+  spdlog::info("model '{}': {} requests in {} executions (mean batch {:.2f} requests)", model_name_,
+               executed_requests(), runs,
+               static_cast<double>(executed_requests()) / static_cast<double>(runs));
+}
+
 size_t ModelScheduler::pending() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size() + executing_;
@@ -89,9 +97,9 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   work.level = admission->level;
   work.deadline_ns = admission->deadline_ns;
   ModelInstance* instance = nullptr;
-  // A batching model that may wait for company never skips its queue.
-  const bool try_inline =
-      !(batching_.enabled && batching_.max_delay_ns > 0) && InlineAllowed(*work.request);
+  // A batching model never skips its queue: run inline, requests would reach
+  // it one by one (the I/O thread busy executing is what lets a queue form).
+  const bool try_inline = !batching_.enabled && InlineAllowed(*work.request);
   bool queued = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -259,6 +267,7 @@ Status ModelScheduler::RunTimed(ModelInstance* instance, const InferRequest& req
   const int64_t ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count();
+  executions_.fetch_add(1, std::memory_order_relaxed);
   // Exponential moving average over about the last eight executions.
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
   avg_exec_ns_.store(avg == 0 ? std::max<int64_t>(ns, 1) : avg + (ns - avg) / 8,
@@ -293,6 +302,7 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
   batched->model_name = (*merged)->model_name;
   batched->model_version = (*merged)->model_version;
   Status status = RunTimed(instance, **merged, *batched);
+  executed_requests_.fetch_add(works.size(), std::memory_order_relaxed);
   merged->reset();  // the batch buffer is not needed any more
   if (!status.ok()) return fail_all(status);
   auto split = SplitBatch(std::move(batched), requests, sizes);
@@ -310,6 +320,7 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   response->model_version = work.request->model_version;
   response->id = work.request->id;
   Status status = RunTimed(instance, *work.request, *response);
+  executed_requests_.fetch_add(1, std::memory_order_relaxed);
   // Release the request (and the transport buffer it pins) before answering.
   work.request.reset();
   if (status.ok()) {

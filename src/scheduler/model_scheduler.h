@@ -92,6 +92,11 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   void NotifyWhenIdle(std::function<void()> fn);
   // Moving average of execution time, ns (0 until the first execution).
   int64_t average_execution_ns() const { return avg_exec_ns_.load(std::memory_order_relaxed); }
+  // Executions so far and the requests they served (a batch serves several).
+  uint64_t executions() const { return executions_.load(std::memory_order_relaxed); }
+  uint64_t executed_requests() const { return executed_requests_.load(std::memory_order_relaxed); }
+  // Logs those counts (the mean batch), once, when the model is dropped.
+  ~ModelScheduler();
 
  private:
   using Work = ModelQueue::Item;
@@ -124,6 +129,8 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   const std::vector<std::unique_ptr<ModelInstance>> instances_;
   const Options options_;
   std::atomic<int64_t> avg_exec_ns_{0};
+  std::atomic<uint64_t> executions_{0};
+  std::atomic<uint64_t> executed_requests_{0};
 
   const std::string model_name_;
   const Clock* const clock_;
