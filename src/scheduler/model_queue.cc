@@ -56,13 +56,13 @@ QueueConfig QueueConfig::FromModelConfig(const inference::ModelConfig& config) {
 
 StatusOr<Admission> Admit(const QueueConfig& config, const InferRequest& request, int64_t now_ns,
                           std::string_view model_name) {
-  const std::string model(model_name);
   Admission a;
   a.level = config.default_level;
   MM_ASSIGN_OR_RETURN(auto priority, IntParameter(request, "priority", model_name));
   if (priority) {
     if (*priority < 0 || *priority > static_cast<int64_t>(config.levels)) {
-      return InvalidArgument("model '" + model + "': priority " + std::to_string(*priority) +
+      return InvalidArgument("model '" + std::string(model_name) + "': priority " +
+                             std::to_string(*priority) +
                              " is out of range; this model has priority levels 1 (highest) to " +
                              std::to_string(config.levels) + ", and 0 means its default (" +
                              std::to_string(config.default_level) + ")");
@@ -74,7 +74,8 @@ StatusOr<Admission> Admit(const QueueConfig& config, const InferRequest& request
   MM_ASSIGN_OR_RETURN(auto timeout, IntParameter(request, "timeout", model_name));
   if (timeout) {
     if (*timeout < 0 || *timeout > kMaxTimeoutUs) {
-      return InvalidArgument("model '" + model + "': timeout " + std::to_string(*timeout) +
+      return InvalidArgument("model '" + std::string(model_name) + "': timeout " +
+                             std::to_string(*timeout) +
                              " is out of range; expected microseconds from 0 to " +
                              std::to_string(kMaxTimeoutUs) + " (one hour)");
     }
