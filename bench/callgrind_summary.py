@@ -15,6 +15,8 @@ import collections
 import re
 import sys
 
+import perf_summary  # bench/: symbol shortening shared with the perf summary
+
 # (label, regex on the function name): inclusive cost per request.
 STEPS = [
     ("whole HTTP I/O thread (asio scheduler::run)", r"^boost::asio::detail::scheduler::run\("),
@@ -121,19 +123,7 @@ def lib(obj):
 
 
 def short(sym, width=100):
-    out, depth = [], 0
-    for ch in sym:
-        if ch == "<":
-            depth += 1
-            if depth == 1:
-                out.append("<…>")
-        elif ch == ">":
-            depth = max(0, depth - 1)
-        elif depth == 0:
-            out.append(ch)
-    s = "".join(out).replace("(anonymous namespace)", "anon")
-    s = re.sub(r"\(.*\)", "()", s)
-    return s if len(s) <= width else s[: width - 1] + "…"
+    return perf_summary.short(sym, width)
 
 
 def main():
