@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <thread>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
@@ -11,7 +12,7 @@
 #include "grpc/grpc_server.h"
 #include "http/http_server.h"
 #include "lifecycle/model_manager.h"
-#include "scheduler/thread_pool.h"
+#include "scheduler/execution_slots.h"
 #include "scheduler/timer.h"
 #include "service/inference_service.h"
 
@@ -24,6 +25,17 @@ namespace {
 int Fail(const mm::Status& status) {
   spdlog::critical("{}", status.message());
   return 1;
+}
+
+// "team-a=2" -> ("team-a", 2); false when malformed.
+bool ParseTenantWeight(const std::string& text, std::string* tenant, double* weight) {
+  const size_t eq = text.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) return false;
+  const char* begin = text.c_str() + eq + 1;
+  char* end = nullptr;
+  *weight = std::strtod(begin, &end);
+  *tenant = text.substr(0, eq);
+  return end == text.c_str() + text.size();
 }
 
 }  // namespace
@@ -49,6 +61,7 @@ int main(int argc, char** argv) {
   size_t load_threads = std::max<size_t>(1, cores / 2);
   std::string eviction_policy = "lfu";
   int64_t inline_max_us = 100;
+  std::vector<std::string> tenant_weights;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -66,10 +79,15 @@ int main(int argc, char** argv) {
                  "gRPC completion-queue threads (each decodes, runs and answers ModelInfer calls)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  app.add_option("--execution-threads", execution_threads,
-                 "Threads that execute models, shared by all models")
+  app.add_option("--execution-slots,--execution-threads", execution_threads,
+                 "Model executions at once, shared by all models by weighted fair share "
+                 "across tenants, then models (each slot has a thread)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--tenant-weight", tenant_weights,
+                 "TENANT=WEIGHT: the tenant's share of the execution slots against other "
+                 "tenants (repeatable; default 1; a model's tenant is mmserve.tenant in its "
+                 "config, else 'shared')");
   app.add_option("--inline-execution-max-us", inline_max_us,
                  "Run a request of at most 64 KiB on the I/O thread, skipping the hop to an "
                  "execution thread, when its model averages at most this many microseconds "
@@ -122,7 +140,18 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  mm::ThreadPool pool(execution_threads);
+  mm::ExecutionSlots slots({.slots = execution_threads});
+  for (const std::string& tw : tenant_weights) {
+    std::string tenant;
+    double weight = 0;
+    if (!ParseTenantWeight(tw, &tenant, &weight)) {
+      return Fail(mm::InvalidArgument("--tenant-weight '" + tw +
+                                      "': expected TENANT=WEIGHT, e.g. team-a=2"));
+    }
+    if (auto s = slots.SetTenantWeight(tenant, weight); !s.ok()) {
+      return Fail(s.WithContext("--tenant-weight"));
+    }
+  }
   auto onnx = mm::OnnxRuntimeBackend::Create({});
   if (!onnx.ok()) return Fail(onnx.status());
 
@@ -144,7 +173,7 @@ int main(int argc, char** argv) {
       eviction_policy == "lru" ? mm::EvictionPolicy::kLru : mm::EvictionPolicy::kLfu;
   manager_options.load_threads = load_threads;
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
-  manager_options.pool = &pool;
+  manager_options.slots = &slots;
   manager_options.scheduler.inline_max_ns = inline_max_us * 1000;
   // Answers requests at their queue deadlines.
   mm::Timer queue_timer(mm::SteadyClock::Get(), /*with_thread=*/true);
@@ -188,7 +217,7 @@ int main(int argc, char** argv) {
   (*service)->SetReady(false);
   (*http)->Stop();
   (*grpc)->Stop();
-  pool.Shutdown();
+  slots.Shutdown();
   spdlog::info("mmserve stopped");
   return 0;
 }

@@ -779,10 +779,11 @@ class ModelManager::Impl {
       models_[source.name].footprints[version] = servable->footprint_bytes;
     }
     servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
-    servable->scheduler =
-        ModelScheduler::Create(std::move((*loaded)->instances), options_.pool, options_.scheduler,
-                               QueueConfig::FromModelConfig(servable->config), source.name,
-                               BatchingConfig::FromModelConfig(servable->config));
+    auto scheduler = ModelScheduler::Create(
+        std::move((*loaded)->instances), options_.slots, options_.scheduler,
+        ModelSchedulerConfig::FromModelConfig(servable->config, source.name));
+    if (!scheduler.ok()) return scheduler.status();
+    servable->scheduler = std::move(*scheduler);
     // Account for what it really takes; over the budget, make room or give up.
     if (Status s = Reserve(source.name, label, servable->footprint_bytes); !s.ok()) {
       servable.reset();
@@ -1090,7 +1091,7 @@ class ModelManager::Impl {
 };
 
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
-  if (options.pool == nullptr) return InvalidArgument("ModelManager needs an execution pool");
+  if (options.slots == nullptr) return InvalidArgument("ModelManager needs execution slots");
   if (options.repositories.empty()) {
     return InvalidArgument("no model repository given: pass --model-repository PATH");
   }

@@ -65,6 +65,7 @@
 #include "backends/backend.h"
 #include "core/status.h"
 #include "model_config.pb.h"
+#include "scheduler/execution_slots.h"
 #include "scheduler/model_scheduler.h"
 #include "scheduler/thread_pool.h"
 
@@ -115,7 +116,7 @@ class ModelManager {
     // Nice value of the loader threads: a load competes with requests for
     // the CPU, and requests should win (0: same priority as requests).
     int loader_nice = 10;
-    ThreadPool* pool = nullptr;         // execution threads; not owned
+    ExecutionSlots* slots = nullptr;    // shared by every model; not owned
     ModelScheduler::Options scheduler;  // for every model version's scheduler
     // platform name ("onnxruntime_onnx") -> backend; not owned.
     std::map<std::string, Backend*, std::less<>> backends;

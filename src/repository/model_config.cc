@@ -753,6 +753,10 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
     return InvalidArgument("mmserve.isolation is " + std::to_string(config.mmserve().isolation()) +
                            "; expected IN_PROCESS or PROCESS");
   }
+  if (const double w = config.mmserve().weight(); !(w >= 0 && w <= 1e6)) {
+    return InvalidArgument("mmserve.weight is " + std::to_string(w) +
+                           "; expected a number from 0 (the default, 1) to 1000000");
+  }
   return OkStatus();
 }
 

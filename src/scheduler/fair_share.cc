@@ -107,12 +107,11 @@ Status FairShare::MarkReady(FlowId flow) {
   f->vtime = std::max(f->vtime, t.flow_vnow);
   if (t.ready.empty()) {
     t.vtime = std::max(t.vtime, tenant_vnow_);
-    t.pos = ready_tenants_.emplace(t.vtime, t.id).first;
+    t.pos = Insert(ready_tenants_, t.spare, t.vtime, t.id);
   }
-  f->pos = t.ready.emplace(f->vtime, static_cast<uint64_t>(flow)).first;
+  f->pos = Insert(t.ready, f->spare, f->vtime, static_cast<uint64_t>(flow));
   f->backlogged = true;
   ++backlogged_;
-  AdvanceClocks(t);
   return OkStatus();
 }
 
@@ -121,11 +120,10 @@ Status FairShare::MarkIdle(FlowId flow) {
   if (f == nullptr) return NotFound("no " + FlowName(flow));
   if (!f->backlogged) return OkStatus();
   Tenant& t = *f->tenant;
-  t.ready.erase(f->pos);
-  if (t.ready.empty()) ready_tenants_.erase(t.pos);
+  f->spare = t.ready.extract(f->pos);
+  if (t.ready.empty()) t.spare = ready_tenants_.extract(t.pos);
   f->backlogged = false;
   --backlogged_;
-  AdvanceClocks(t);
   return OkStatus();
 }
 
@@ -143,12 +141,37 @@ Status FairShare::Charge(FlowId flow, double cost) {
                            " must be a finite number > 0, got " + Number(cost));
   }
   Tenant& t = *f->tenant;
+  const double flow_start = f->vtime;
+  const double tenant_start = t.vtime;
   f->vtime += cost / f->weight;
   t.vtime += cost / t.weight;
   if (f->backlogged) f->pos = Rekey(t.ready, f->pos, f->vtime);
   if (!t.ready.empty()) t.pos = Rekey(ready_tenants_, t.pos, t.vtime);
-  AdvanceClocks(t);
+  AdvanceClocks(t, flow_start, tenant_start);
   return OkStatus();
+}
+
+Status FairShare::Refund(FlowId flow, double cost) {
+  Flow* f = Find(flow);
+  if (f == nullptr) return NotFound("no " + FlowName(flow));
+  if (!std::isfinite(cost) || cost < 0) {
+    return InvalidArgument("cost refunded to " + FlowName(flow) +
+                           " must be a finite number >= 0, got " + Number(cost));
+  }
+  Tenant& t = *f->tenant;
+  f->vtime = std::max(f->vtime - cost / f->weight, t.flow_vnow);
+  t.vtime = std::max(t.vtime - cost / t.weight, tenant_vnow_);
+  if (f->backlogged) f->pos = Rekey(t.ready, f->pos, f->vtime);
+  if (!t.ready.empty()) t.pos = Rekey(ready_tenants_, t.pos, t.vtime);
+  // The clocks never go back: nothing is below them after the clamp.
+  return OkStatus();
+}
+
+FairShare::ReadySet::iterator FairShare::Insert(ReadySet& set, ReadySet::node_type& spare,
+                                                double vtime, uint64_t id) {
+  if (spare.empty()) return set.emplace(vtime, id).first;
+  spare.value() = {vtime, id};
+  return set.insert(std::move(spare)).position;
 }
 
 FairShare::ReadySet::iterator FairShare::Rekey(ReadySet& set, ReadySet::iterator pos,
@@ -159,13 +182,11 @@ FairShare::ReadySet::iterator FairShare::Rekey(ReadySet& set, ReadySet::iterator
   return set.insert(std::move(node)).position;
 }
 
-void FairShare::AdvanceClocks(Tenant& tenant) {
-  if (!tenant.ready.empty()) {
-    tenant.flow_vnow = std::max(tenant.flow_vnow, tenant.ready.begin()->first);
-  }
-  if (!ready_tenants_.empty()) {
-    tenant_vnow_ = std::max(tenant_vnow_, ready_tenants_.begin()->first);
-  }
+void FairShare::AdvanceClocks(Tenant& tenant, double flow_floor, double tenant_floor) {
+  if (!tenant.ready.empty()) flow_floor = std::min(flow_floor, tenant.ready.begin()->first);
+  tenant.flow_vnow = std::max(tenant.flow_vnow, flow_floor);
+  if (!ready_tenants_.empty()) tenant_floor = std::min(tenant_floor, ready_tenants_.begin()->first);
+  tenant_vnow_ = std::max(tenant_vnow_, tenant_floor);
   if (tenant.flow_vnow > options_.rebase_above) RebaseFlows(tenant);
   if (tenant_vnow_ > options_.rebase_above) RebaseTenants();
 }

@@ -11,10 +11,15 @@
 // model) has a virtual time, the service charged to it divided by its weight;
 // Next() takes the backlogged tenant with the least virtual time, then its
 // backlogged flow with the least virtual time (ties: the older id). Each level
-// keeps a system virtual time, the least virtual time among its backlogged
-// members (never decreasing); a member that becomes backlogged is raised to at
-// least it, so idle time earns no credit to burst with later, and a member
-// never falls behind it, so it cannot be starved either.
+// keeps a system virtual time (never decreasing): the start tag of the latest
+// service, i.e. at each Charge it moves up to the least of the charged
+// member's virtual time before the charge and the backlogged members' virtual
+// times. A member that becomes backlogged is raised to at least it, so idle
+// time earns no credit to burst with later, and a member never falls behind
+// it, so it cannot be starved either. Marking a flow idle moves no clock: a
+// flow taken off the ready set while its execution runs, and put back when it
+// ends, keeps its place (with the clock at the least backlogged time, it would
+// be raised to the next flow's time at every return and lose its share).
 //
 // Invariants:
 //  1. A tenant is in the ready set iff at least one of its flows is backlogged.
@@ -97,6 +102,11 @@ class FairShare {
   // unless cost is finite and > 0 (a zero charge would keep a flow at the head
   // for ever; charge at least one unit).
   Status Charge(FlowId flow, double cost);
+  // Takes back `cost` charged to `flow` earlier (an estimate that proved too
+  // high), never below its level's system virtual time: a refund cannot buy
+  // service ahead of the others. INVALID_ARGUMENT unless cost is finite and
+  // >= 0.
+  Status Refund(FlowId flow, double cost);
 
   size_t flow_count() const { return flows_.size(); }
   size_t backlogged_count() const { return backlogged_; }
@@ -115,6 +125,7 @@ class FairShare {
     ReadySet ready;                                       // backlogged flows
     std::map<std::string, uint64_t, std::less<>> models;  // name -> flow id
     ReadySet::iterator pos;  // in ready_tenants_, valid while !ready.empty()
+    ReadySet::node_type spare;  // its node while not ready: no allocation per wake-up
   };
   struct Flow {
     Tenant* tenant = nullptr;  // node of tenants_, stable
@@ -122,15 +133,20 @@ class FairShare {
     double vtime = 0;
     bool backlogged = false;
     ReadySet::iterator pos;  // in tenant->ready, valid while backlogged
+    ReadySet::node_type spare;  // its node while idle
     std::map<std::string, uint64_t, std::less<>>::iterator name;  // in tenant->models
   };
 
   Flow* Find(FlowId flow);
   // Moves `pos` in `set` to the key (vtime, id); returns the new position.
   static ReadySet::iterator Rekey(ReadySet& set, ReadySet::iterator pos, double vtime);
-  // Raises the system virtual times to the least backlogged virtual time of
-  // their level, then rebases a level past options_.rebase_above.
-  void AdvanceClocks(Tenant& tenant);
+  // Inserts (vtime, id), reusing `spare` when it holds a node.
+  static ReadySet::iterator Insert(ReadySet& set, ReadySet::node_type& spare, double vtime,
+                                   uint64_t id);
+  // Raises the system virtual times to the least of `flow_floor` (resp.
+  // `tenant_floor`) and the backlogged virtual times of their level, then
+  // rebases a level past options_.rebase_above.
+  void AdvanceClocks(Tenant& tenant, double flow_floor, double tenant_floor);
   void RebaseFlows(Tenant& tenant);
   void RebaseTenants();
 

@@ -28,29 +28,44 @@ BatchingConfig BatchingConfig::FromModelConfig(const inference::ModelConfig& con
   return b;
 }
 
-std::shared_ptr<ModelScheduler> ModelScheduler::Create(
-    std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options,
-    QueueConfig queue, std::string model_name, BatchingConfig batching) {
-  if (queue.policies.empty()) queue = QueueConfig::FromModelConfig({});
-  return std::shared_ptr<ModelScheduler>(new ModelScheduler(std::move(instances), pool, options,
-                                                            std::move(queue), std::move(model_name),
-                                                            std::move(batching)));
+ModelSchedulerConfig ModelSchedulerConfig::FromModelConfig(const inference::ModelConfig& config,
+                                                            std::string model_name) {
+  ModelSchedulerConfig c;
+  c.model_name = std::move(model_name);
+  c.tenant = config.mmserve().tenant();
+  c.weight = config.mmserve().weight() > 0 ? config.mmserve().weight() : 1.0;
+  c.queue = QueueConfig::FromModelConfig(config);
+  c.batching = BatchingConfig::FromModelConfig(config);
+  return c;
+}
+
+StatusOr<std::shared_ptr<ModelScheduler>> ModelScheduler::Create(
+    std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots, Options options,
+    Config config) {
+  if (config.queue.policies.empty()) config.queue = QueueConfig::FromModelConfig({});
+  if (config.tenant.empty()) config.tenant = kSharedTenant;
+  auto flow = slots->Register(config.tenant, config.model_name, config.weight);
+  if (!flow.ok()) return flow.status().WithContext("model '" + config.model_name + "'");
+  return std::shared_ptr<ModelScheduler>(
+      new ModelScheduler(std::move(instances), slots, *flow, options, std::move(config)));
 }
 
 ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances,
-                               ThreadPool* pool, Options options, QueueConfig queue,
-                               std::string model_name, BatchingConfig batching)
-    : pool_(pool),
+                               ExecutionSlots* slots, ExecutionSlots::Flow flow, Options options,
+                               Config config)
+    : slots_(slots),
+      flow_(flow),
       instances_(std::move(instances)),
       options_(options),
-      model_name_(std::move(model_name)),
+      model_name_(std::move(config.model_name)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
-      batching_(std::move(batching)),
-      queue_(std::move(queue), model_name_) {
+      batching_(std::move(config.batching)),
+      queue_(std::move(config.queue), model_name_) {
   for (const auto& instance : instances_) idle_.push_back(instance.get());
 }
 
 ModelScheduler::~ModelScheduler() {
+  slots_->Unregister(flow_);
   const uint64_t runs = executions();
   if (runs == 0 || !batching_.enabled) return;
   spdlog::info("model '{}': {} requests in {} executions (mean batch {:.2f} requests)", model_name_,
@@ -100,10 +115,10 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   // A batching model never skips its queue: run inline, requests would reach
   // it one by one (the I/O thread busy executing is what lets a queue form).
   const bool try_inline = !batching_.enabled && InlineAllowed(*work.request);
-  bool queued = false;
+  bool need_slot = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (try_inline && queue_.empty() && !idle_.empty() && pool_->TryAcquireSlot()) {
+    if (try_inline && queue_.empty() && !idle_.empty() && slots_->TryAcquireInline()) {
       instance = idle_.back();
       idle_.pop_back();
       ++executing_;
@@ -113,30 +128,110 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
         // Full: answered below, outside the lock; nothing was queued.
         admission = ticket.status();
       } else {
-        queued = true;
-        if (!idle_.empty()) {
-          instance = idle_.back();
-          idle_.pop_back();
-          ++executing_;
-        }
+        batch_waits_ = false;  // this one may complete a batch
+        need_slot = ClaimSlotRequestLocked();
       }
     }
   }
   if (!admission.ok()) return work.done(admission.status());
-  if (queued) {
+  if (instance == nullptr) {  // queued
     if (admission->deadline_ns > 0 && options_.timer != nullptr) {
       options_.timer->At(admission->deadline_ns, [weak = weak_from_this()] {
         if (auto self = weak.lock()) self->ExpireDue();
       });
     }
-    if (instance == nullptr) return;  // a running job picks it up
-    pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+    if (need_slot) RequestSlot();
     return;
   }
   // Inline fast path.
   Execute(instance, std::move(work));
-  pool_->ReleaseSlot();
-  Continue(instance);
+  slots_->ReleaseInline();
+  Finished(instance);
+}
+
+bool ModelScheduler::ClaimSlotRequestLocked() {
+  if (queue_.empty() || batch_waits_) return false;
+  // Batches the queue needs at least (a request has at least one row), each
+  // on its own idle instance.
+  size_t batches = queue_.size();
+  if (batching_.enabled) {
+    const auto max = static_cast<size_t>(batching_.max_batch_size);
+    batches = (batches + max - 1) / max;
+  }
+  if (slot_requests_ >= std::min(idle_.size(), batches)) return false;
+  ++slot_requests_;
+  return true;
+}
+
+void ModelScheduler::RequestSlot() {
+  // After the slots shut down, the work runs here; RunBatch claims the next
+  // request itself, so this loops instead of recursing.
+  while (!slots_->Request(flow_, shared_from_this())) {
+    bool more = false;
+    RunBatch(&more);
+    if (!more) return;
+  }
+}
+
+SlotRun ModelScheduler::RunOnSlot() {
+  SlotRun run;
+  run.cost_ns = RunBatch(&run.again);
+  return run;
+}
+
+int64_t ModelScheduler::RunBatch(bool* more) {
+  std::vector<Work> batch;
+  std::vector<Work> expired;
+  std::vector<std::function<void()>> waiters;
+  ModelInstance* instance = nullptr;
+  int64_t wake_at = 0;
+  const int64_t now = clock_->NowNs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --slot_requests_;
+    // What waited past its deadline is answered, not run (even without a timer).
+    expired = queue_.TakeExpired(now);
+    if (!queue_.empty() && !idle_.empty()) {
+      batch = TakeBatchLocked(now, &wake_at);
+      if (batch.empty()) {
+        batch_waits_ = wake_at > 0;
+      } else {
+        instance = idle_.back();
+        idle_.pop_back();
+        ++executing_;
+      }
+    }
+    *more = ClaimSlotRequestLocked();
+    if (batch.empty() && executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
+  }
+  FailExpired(std::move(expired), now);
+  if (batch.empty()) {
+    // Nothing to run (another slot took it, or the batcher waits for more).
+    if (wake_at > 0) {
+      options_.timer->At(wake_at, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->Dispatch();
+      });
+    }
+    for (auto& fn : waiters) fn();
+    return 0;
+  }
+  if (*more) {
+    // Another instance can start now, in parallel with this batch.
+    *more = false;
+    RequestSlot();
+  }
+  const int64_t start = clock_->NowNs();
+  ExecuteBatch(instance, std::move(batch));
+  const int64_t cost = std::max<int64_t>(1, clock_->NowNs() - start);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(instance);
+    --executing_;
+    *more = ClaimSlotRequestLocked();
+    if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
+  }
+  for (auto& fn : waiters) fn();
+  return cost;
 }
 
 void ModelScheduler::ExpireDue() {
@@ -163,48 +258,14 @@ void ModelScheduler::FailExpired(std::vector<Work> expired, int64_t now_ns) {
   }
 }
 
-void ModelScheduler::RunOne(ModelInstance* instance) {
-  std::vector<Work> batch;
-  std::vector<std::function<void()>> waiters;
-  std::vector<Work> expired;
-  int64_t wake_at = 0;
-  const int64_t now = clock_->NowNs();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // What waited past its deadline is answered, not run (even without a timer).
-    expired = queue_.TakeExpired(now);
-    if (!queue_.empty()) batch = TakeBatchLocked(now, &wake_at);
-    if (batch.empty()) {
-      // Nothing to run yet (another instance took it, or the batcher waits).
-      idle_.push_back(instance);
-      --executing_;
-      if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
-    }
-  }
-  FailExpired(std::move(expired), now);
-  if (batch.empty()) {
-    if (wake_at > 0) {
-      options_.timer->At(wake_at, [weak = weak_from_this()] {
-        if (auto self = weak.lock()) self->Dispatch();
-      });
-    }
-    for (auto& fn : waiters) fn();
-    return;
-  }
-  ExecuteBatch(instance, std::move(batch));
-  Continue(instance);
-}
-
 void ModelScheduler::Dispatch() {
-  ModelInstance* instance = nullptr;
+  bool need_slot = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.empty() || idle_.empty()) return;
-    instance = idle_.back();
-    idle_.pop_back();
-    ++executing_;
+    batch_waits_ = false;
+    need_slot = ClaimSlotRequestLocked();
   }
-  pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
+  if (need_slot) RequestSlot();
 }
 
 std::vector<ModelScheduler::Work> ModelScheduler::TakeBatchLocked(int64_t now_ns,
@@ -258,15 +319,13 @@ std::vector<ModelScheduler::Work> ModelScheduler::TakeBatchLocked(int64_t now_ns
 Status ModelScheduler::RunTimed(ModelInstance* instance, const InferRequest& request,
                                 InferResponse& response) {
   Status status;
-  const auto start = std::chrono::steady_clock::now();
+  const int64_t start = clock_->NowNs();
   try {
     status = instance->Execute(request, response);
   } catch (const std::exception& e) {
     status = Internal("model '" + request.model_name + "' failed: " + e.what());
   }
-  const int64_t ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count();
+  const int64_t ns = clock_->NowNs() - start;
   executions_.fetch_add(1, std::memory_order_relaxed);
   // Exponential moving average over about the last eight executions.
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
@@ -330,23 +389,17 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   }
 }
 
-void ModelScheduler::Continue(ModelInstance* instance) {
+void ModelScheduler::Finished(ModelInstance* instance) {
   std::vector<std::function<void()>> waiters;  // empty: no allocation
-  bool more = false;
+  bool need_slot = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    more = !queue_.empty();
-    if (!more) {
-      idle_.push_back(instance);
-      --executing_;
-      if (executing_ == 0) waiters.swap(idle_waiters_);
-    }
+    idle_.push_back(instance);
+    --executing_;
+    need_slot = ClaimSlotRequestLocked();
+    if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
   }
-  if (more) {
-    // Yield the thread between requests: other models' jobs queued meanwhile run first.
-    pool_->Submit([self = shared_from_this(), instance] { self->RunOne(instance); });
-    return;
-  }
+  if (need_slot) RequestSlot();
   for (auto& fn : waiters) fn();
 }
 

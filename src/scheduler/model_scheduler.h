@@ -1,22 +1,24 @@
-// Per-model request queue feeding the model's instances through the shared
-// ThreadPool. Requests wait in a ModelQueue (priority levels, queue policies,
-// timeouts) and run highest priority first, first come first served within a
-// level, one at a time per instance; each pool job executes exactly one
-// request before yielding its thread, so a flooded model cannot hold every
-// execution thread while others wait. (Dynamic batching and weighted fairness
-// across models are the next steps of the scheduler issue.)
+// Per-model scheduler: requests wait in a ModelQueue (priority levels, queue
+// policies, timeouts), the dynamic batcher forms batches from its head, and
+// each batch runs on one of the model's instances (instance_group count), on
+// an execution slot of the server's shared ExecutionSlots. The model asks for
+// a slot whenever it has a batch to run and an idle instance; which model gets
+// a free slot is the slots' weighted fair share (tenant, then model), so a
+// flooded model cannot starve the others. Each slot runs one batch and is
+// given back: a model never holds a thread between batches.
 //
-// Inline fast path: when the model's queue is empty, an instance is idle, an
-// execution slot is idle, the request is small (inline_max_input_bytes) and the
-// model's recent executions took at most inline_max_ns on average, Enqueue
-// executes the request on the
-// calling thread instead of handing it to a pool thread. For tiny models the
-// two thread hops cost far more than the model (see docs/benchmarks.md); the
-// caller's thread is held no longer than about that bound.
+// Inline fast path: when the model's queue is empty, an instance is idle, a
+// slot is idle with no model waiting for one, the request is small
+// (inline_max_input_bytes), the model does not batch, and its recent
+// executions took at most inline_max_ns on average, Enqueue executes the
+// request on the calling thread instead of handing it to a slot thread. For
+// tiny models the two thread hops cost far more than the model (see
+// docs/benchmarks.md); the caller's thread is held no longer than about that
+// bound.
 //
 // Lifetime: create with Create(); the scheduler keeps the model's instances.
-// Pool jobs hold a shared_ptr to it, so it outlives every queued request.
-// Thread-safety: Enqueue may be called from any thread.
+// A slot request holds a shared_ptr to it, so it outlives every request that
+// waits for a slot. Thread-safety: Enqueue may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -30,8 +32,8 @@
 #include "backends/backend.h"
 #include "core/infer_request.h"
 #include "scheduler/clock.h"
+#include "scheduler/execution_slots.h"
 #include "scheduler/model_queue.h"
-#include "scheduler/thread_pool.h"
 #include "scheduler/timer.h"
 
 namespace mm {
@@ -65,18 +67,34 @@ struct BatchingConfig {
   static BatchingConfig FromModelConfig(const inference::ModelConfig& config);
 };
 
-class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
+// What the scheduler takes from the model's config.pbtxt.
+struct ModelSchedulerConfig {
+  std::string model_name;  // for messages and the fair share
+  // The fair share's tenant (mmserve.tenant; empty: the shared tenant
+  // kSharedTenant) and the model's weight within it (mmserve.weight; unset: 1).
+  std::string tenant;
+  double weight = 1;
+  QueueConfig queue;
+  BatchingConfig batching;
+  static ModelSchedulerConfig FromModelConfig(const inference::ModelConfig& config,
+                                              std::string model_name);
+};
+// Models without mmserve.tenant share this tenant.
+inline constexpr std::string_view kSharedTenant = "shared";
+
+class ModelScheduler final : public SlotUser, public std::enable_shared_from_this<ModelScheduler> {
  public:
   using Options = ModelSchedulerOptions;
+  using Config = ModelSchedulerConfig;
 
-  // `queue`: the model's priority levels and queue policies
-  // (QueueConfig::FromModelConfig); `model_name` for messages.
-  static std::shared_ptr<ModelScheduler> Create(
-      std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool, Options options = {},
-      QueueConfig queue = {}, std::string model_name = "", BatchingConfig batching = {});
+  // `slots`: the shared execution slots, not owned; they outlive the
+  // scheduler. INVALID_ARGUMENT for a bad weight.
+  static StatusOr<std::shared_ptr<ModelScheduler>> Create(
+      std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots,
+      Options options = {}, Config config = {});
 
   // Queues `request`; `done` is called exactly once, with the response
-  // (model_name, model_version and id are copied from the request): on a pool
+  // (model_name, model_version and id are copied from the request): on a slot
   // thread, or on the calling thread (inline fast path, or a request refused
   // before queueing: a bad "priority"/"timeout" parameter is INVALID_ARGUMENT,
   // a full queue RESOURCE_EXHAUSTED). A request that waits past its queue
@@ -96,36 +114,46 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   uint64_t executions() const { return executions_.load(std::memory_order_relaxed); }
   uint64_t executed_requests() const { return executed_requests_.load(std::memory_order_relaxed); }
   // Logs those counts (the mean batch), once, when the model is dropped.
-  ~ModelScheduler();
+  ~ModelScheduler() override;
+
+  // SlotUser: runs the next batch on an idle instance. Called by the slots.
+  SlotRun RunOnSlot() override;
 
  private:
   using Work = ModelQueue::Item;
-  ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ThreadPool* pool,
-                 Options options, QueueConfig queue, std::string model_name,
-                 BatchingConfig batching);
+  ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots,
+                 ExecutionSlots::Flow flow, Options options, Config config);
   // Requires mu_ and a non-empty queue. Takes the next batch (one request
   // without batching), or nothing when it should wait for more; then
   // *wake_at says when to look again.
   std::vector<Work> TakeBatchLocked(int64_t now_ns, int64_t* wake_at);
+  // Requires mu_. Whether another slot should be asked for: work waits that
+  // no outstanding request covers, an instance is idle for it, and the
+  // batcher is not waiting for more. Counts the request when it says yes.
+  bool ClaimSlotRequestLocked();
+  // Asks the slots for a slot (one claimed by ClaimSlotRequestLocked). After
+  // the slots shut down, runs the work here instead.
+  void RequestSlot();
+  // Runs the next batch, if any; *more says a further slot was claimed.
+  // Returns the execution's cost in ns (0: nothing ran).
+  int64_t RunBatch(bool* more);
   // Runs one execution, timing it for the inline decision.
   Status RunTimed(ModelInstance* instance, const InferRequest& request, InferResponse& response);
   // Executes a batch of requests as one and answers each.
   void ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
-  // Hands an idle instance a pool job when work waits (after a batching delay).
+  // The batching delay is over: asks for a slot if work waits.
   void Dispatch();
   // Answers the requests whose queue deadline has passed.
   void ExpireDue();
   void FailExpired(std::vector<Work> expired, int64_t now_ns);
-  // Pool job: takes the next queued request for `instance`, if any, and runs it.
-  void RunOne(ModelInstance* instance);
   // Executes `work` on `instance` and answers it.
   void Execute(ModelInstance* instance, Work work);
-  // After an execution: hands `instance` the next queued request (as a pool
-  // job) or marks it idle.
-  void Continue(ModelInstance* instance);
+  // An execution on `instance` ended: marks it idle, asks for the next slot.
+  void Finished(ModelInstance* instance);
   bool InlineAllowed(const InferRequest& request) const;
 
-  ThreadPool* const pool_;
+  ExecutionSlots* const slots_;
+  const ExecutionSlots::Flow flow_;
   const std::vector<std::unique_ptr<ModelInstance>> instances_;
   const Options options_;
   std::atomic<int64_t> avg_exec_ns_{0};
@@ -140,6 +168,8 @@ class ModelScheduler : public std::enable_shared_from_this<ModelScheduler> {
   ModelQueue queue_;                                 // guarded by mu_
   std::vector<ModelInstance*> idle_;                 // guarded by mu_
   size_t executing_ = 0;                             // guarded by mu_
+  size_t slot_requests_ = 0;                         // guarded by mu_; outstanding
+  bool batch_waits_ = false;                         // guarded by mu_; until more come or the delay ends
   std::vector<std::function<void()>> idle_waiters_;  // guarded by mu_
 };
 

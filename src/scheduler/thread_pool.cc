@@ -15,7 +15,6 @@ void ThreadPool::Submit(std::function<void()> job) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
       jobs_.push_back(std::move(job));
-      queued_.fetch_add(1, std::memory_order_relaxed);
       cv_.notify_one();
       return;
     }
@@ -35,17 +34,6 @@ void ThreadPool::Shutdown() {
   }
 }
 
-bool ThreadPool::TryAcquireSlot() {
-  if (queued_.load(std::memory_order_relaxed) != 0) return false;  // queued jobs go first
-  size_t busy = busy_.load(std::memory_order_relaxed);
-  while (busy < threads_.size()) {
-    if (busy_.compare_exchange_weak(busy, busy + 1, std::memory_order_relaxed)) return true;
-  }
-  return false;
-}
-
-void ThreadPool::ReleaseSlot() { busy_.fetch_sub(1, std::memory_order_relaxed); }
-
 void ThreadPool::Loop() {
   for (;;) {
     std::function<void()> job;
@@ -55,11 +43,8 @@ void ThreadPool::Loop() {
       if (jobs_.empty()) return;  // stopping and drained
       job = std::move(jobs_.front());
       jobs_.pop_front();
-      queued_.fetch_sub(1, std::memory_order_relaxed);
     }
-    busy_.fetch_add(1, std::memory_order_relaxed);
     job();
-    busy_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 

@@ -343,7 +343,7 @@ TEST(ModelConfigToJsonTest, WritesNestedMessagesAndSortedMaps) {
                               R"("zero_data":true}})"));
   EXPECT_THAT(json, HasSubstr(R"("mmserve":{"isolation":"PROCESS","memory_limit_bytes":)"
                               R"(1073741824,"pinned":true,"tenant":"acme",)"
-                              R"("memory_footprint_bytes":0})"));
+                              R"("memory_footprint_bytes":0,"weight":0})"));
 
   inference::ModelConfig c;
   (*c.mutable_metric_tags())["b"] = "2";

@@ -170,7 +170,7 @@ class ModelManagerTest : public ::testing::Test {
     o.memory_budget_bytes = budget;
     o.eviction = eviction;
     o.load_threads = load_threads;
-    o.pool = &pool_;
+    o.slots = &pool_;
     o.backends.emplace("fake", &backend_);
     o.memory_probe = [this] { return world_.memory.load(); };
     auto m = ModelManager::Create(std::move(o));
@@ -224,7 +224,7 @@ class ModelManagerTest : public ::testing::Test {
   fs::path repo_;
   FakeWorld world_;
   FakeBackend backend_{&world_};
-  ThreadPool pool_{2};
+  ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 2}};
   std::unique_ptr<ModelManager> manager_;
 };
 

@@ -66,13 +66,13 @@ std::unique_ptr<InferRequest> Req(std::string id) {
 TEST(ModelSchedulerTest, EveryRequestCompletesExactlyOnce) {
   for (size_t threads : {1, 2, 4}) {
     for (int instances : {1, 3}) {
-      ThreadPool pool(threads);
+      ExecutionSlots pool(ExecutionSlotsOptions{.slots = threads});
       std::atomic<int> concurrent{0}, peak{0};
       std::vector<std::unique_ptr<ModelInstance>> inst;
       for (int i = 0; i < instances; ++i) {
         inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
       }
-      auto sched = ModelScheduler::Create(std::move(inst), &pool);
+      auto sched = *ModelScheduler::Create(std::move(inst), &pool);
       Collector c;
       constexpr int kRequests = 500;
       for (int i = 0; i < kRequests; ++i) {
@@ -90,11 +90,11 @@ TEST(ModelSchedulerTest, EveryRequestCompletesExactlyOnce) {
 }
 
 TEST(ModelSchedulerTest, OneInstanceRunsInArrivalOrder) {
-  ThreadPool pool(3);
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 3});
   std::atomic<int> concurrent{0}, peak{0};
   std::vector<std::unique_ptr<ModelInstance>> inst;
   inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
-  auto sched = ModelScheduler::Create(std::move(inst), &pool);
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool);
   Collector c;
   for (int i = 0; i < 100; ++i) sched->Enqueue(Req(std::to_string(i)), c.Callback());
   c.Wait(100);
@@ -102,11 +102,11 @@ TEST(ModelSchedulerTest, OneInstanceRunsInArrivalOrder) {
 }
 
 TEST(ModelSchedulerTest, ResponseCarriesRequestIdentity) {
-  ThreadPool pool(1);
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 1});
   std::atomic<int> concurrent{0}, peak{0};
   std::vector<std::unique_ptr<ModelInstance>> inst;
   inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
-  auto sched = ModelScheduler::Create(std::move(inst), &pool);
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool);
   std::unique_ptr<InferResponse> got;
   std::mutex mu;
   std::condition_variable cv;
@@ -146,13 +146,13 @@ struct ThreadRecorder {
 };
 
 TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
-  ThreadPool pool(2);
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
   std::atomic<int> concurrent{0}, peak{0};
   std::vector<std::unique_ptr<ModelInstance>> inst;
   inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;  // any cost counts as fast
-  auto sched = ModelScheduler::Create(std::move(inst), &pool, options);
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options);
   ThreadRecorder rec;
   sched->Enqueue(Req("first"), rec.Callback());  // cost unknown: goes to a pool thread
   rec.Wait(1);
@@ -166,14 +166,14 @@ TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
 }
 
 TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
-  ThreadPool pool(2);
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
   std::atomic<int> concurrent{0}, peak{0};
   std::vector<std::unique_ptr<ModelInstance>> inst;
   inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;
   options.inline_max_input_bytes = 16;
-  auto sched = ModelScheduler::Create(std::move(inst), &pool, options);
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options);
   ThreadRecorder rec;
   sched->Enqueue(Req("first"), rec.Callback());
   rec.Wait(1);
@@ -193,11 +193,11 @@ TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
 }
 
 TEST(ModelSchedulerTest, InlineDisabledAlwaysUsesThePool) {
-  ThreadPool pool(2);
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
   std::atomic<int> concurrent{0}, peak{0};
   std::vector<std::unique_ptr<ModelInstance>> inst;
   inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
-  auto sched = ModelScheduler::Create(std::move(inst), &pool, ModelSchedulerOptions{});
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, ModelSchedulerOptions{});
   ThreadRecorder rec;
   for (int i = 0; i < 5; ++i) {
     sched->Enqueue(Req(std::to_string(i)), rec.Callback());
@@ -206,15 +206,16 @@ TEST(ModelSchedulerTest, InlineDisabledAlwaysUsesThePool) {
   }
 }
 
-TEST(ThreadPoolTest, SlotsAreBoundedBySize) {
-  ThreadPool pool(2);
-  EXPECT_TRUE(pool.TryAcquireSlot());
-  EXPECT_TRUE(pool.TryAcquireSlot());
-  EXPECT_FALSE(pool.TryAcquireSlot());
-  pool.ReleaseSlot();
-  EXPECT_TRUE(pool.TryAcquireSlot());
-  pool.ReleaseSlot();
-  pool.ReleaseSlot();
+TEST(ExecutionSlotsTest, InlineClaimsAreBoundedBySize) {
+  ExecutionSlots slots(ExecutionSlotsOptions{.slots = 2});
+  EXPECT_TRUE(slots.TryAcquireInline());
+  EXPECT_TRUE(slots.TryAcquireInline());
+  EXPECT_FALSE(slots.TryAcquireInline());
+  slots.ReleaseInline();
+  EXPECT_TRUE(slots.TryAcquireInline());
+  slots.ReleaseInline();
+  slots.ReleaseInline();
+  EXPECT_EQ(slots.busy(), 0u);
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ class RouterTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     ModelManager::Options mo;
     mo.repositories = {dir_};
-    mo.pool = &pool_;
+    mo.slots = &pool_;
     manager_ = std::move(*ModelManager::Create(mo));
     manager_->Start();
     service_ = std::move(*InferenceService::Create({manager_.get(), "mmserve", "9.9"}));
@@ -52,7 +52,7 @@ class RouterTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  ThreadPool pool_{1};
+  ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 1}};
   std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<Router> router_;

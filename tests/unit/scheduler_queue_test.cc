@@ -99,8 +99,8 @@ class SchedulerQueueTest : public ::testing::Test {
     ModelSchedulerOptions options;
     options.clock = &clock_;
     options.timer = &timer_;
-    scheduler_ = ModelScheduler::Create(std::move(instances), &pool_, options,
-                                        QueueConfig::FromModelConfig(config), "m");
+    scheduler_ = *ModelScheduler::Create(std::move(instances), &pool_, options,
+                                         ModelSchedulerConfig::FromModelConfig(config, "m"));
   }
   void TearDown() override {
     instance_->Release(1000);
@@ -118,7 +118,7 @@ class SchedulerQueueTest : public ::testing::Test {
 
   FakeClock clock_;
   Timer timer_{&clock_, /*with_thread=*/false};
-  ThreadPool pool_{2};
+  ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 2}};
   GatedInstance* instance_ = nullptr;
   std::shared_ptr<ModelScheduler> scheduler_;
   Answers answers_;
@@ -301,9 +301,8 @@ class BatchingTest : public ::testing::Test {
     ModelSchedulerOptions options;
     options.clock = &clock_;
     options.timer = &timer_;
-    scheduler_ = ModelScheduler::Create(std::move(instances), &pool_, options,
-                                        QueueConfig::FromModelConfig(c), "m",
-                                        BatchingConfig::FromModelConfig(c));
+    scheduler_ = *ModelScheduler::Create(std::move(instances), &pool_, options,
+                                         ModelSchedulerConfig::FromModelConfig(c, "m"));
   }
   void TearDown() override {
     model_->Release(1000);
@@ -311,7 +310,7 @@ class BatchingTest : public ::testing::Test {
   }
   FakeClock clock_;
   Timer timer_{&clock_, false};
-  ThreadPool pool_{2};
+  ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 2}};
   BatchRecorder* model_ = nullptr;
   std::shared_ptr<ModelScheduler> scheduler_;
   Outputs out_;

@@ -1,0 +1,204 @@
+#include "scheduler/execution_slots.h"
+
+#include <algorithm>
+
+namespace mm {
+
+namespace {
+
+// The flow key: tenant and model, separated by a byte no name may hold.
+std::string Key(std::string_view tenant, std::string_view model) {
+  std::string key;
+  key.reserve(tenant.size() + model.size() + 1);
+  key.append(tenant).push_back('\0');
+  key.append(model);
+  return key;
+}
+
+}  // namespace
+
+ExecutionSlots::ExecutionSlots(Options options)
+    : slots_(std::max<size_t>(1, options.slots)), options_(options) {
+  if (!options.with_threads) return;
+  live_threads_ = slots_;
+  threads_.reserve(slots_);
+  for (size_t i = 0; i < slots_; ++i) threads_.emplace_back([this] { Loop(); });
+}
+
+ExecutionSlots::~ExecutionSlots() { Shutdown(); }
+
+Status ExecutionSlots::SetTenantWeight(std::string_view tenant, double weight) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fair_.SetTenantWeight(tenant, weight);
+}
+
+StatusOr<ExecutionSlots::Flow> ExecutionSlots::Register(std::string_view tenant,
+                                                        std::string_view model, double weight) {
+  std::string key = Key(tenant, model);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = by_name_.find(key); it != by_name_.end()) {
+    FlowState& f = flows_.at(it->second);
+    MM_RETURN_IF_ERROR(fair_.SetFlowWeight(f.fair, weight));
+    ++f.registrations;
+    return Flow{it->second};
+  }
+  auto fair = fair_.AddFlow(tenant, model, weight);
+  if (!fair.ok()) return fair.status();
+  const uint64_t id = static_cast<uint64_t>(*fair);
+  FlowState& f = flows_[id];
+  f.fair = *fair;
+  f.key = key;
+  f.registrations = 1;
+  by_name_.emplace(std::move(key), id);
+  return Flow{id};
+}
+
+void ExecutionSlots::Unregister(Flow flow) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = flows_.find(flow.id);
+  if (it == flows_.end() || --it->second.registrations > 0) return;
+  (void)fair_.RemoveFlow(it->second.fair);
+  by_name_.erase(it->second.key);
+  flows_.erase(it);
+}
+
+bool ExecutionSlots::Request(Flow flow, std::shared_ptr<SlotUser> user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return false;
+  auto it = flows_.find(flow.id);
+  if (it == flows_.end()) return false;  // not registered: the caller runs it
+  it->second.requests.push_back(std::move(user));
+  (void)fair_.MarkReady(it->second.fair);
+  // seq_cst with busy_ (see ReleaseInline): one of the two sides wakes a thread.
+  waiting_.fetch_add(1);
+  if (busy_.load() < slots_) cv_.notify_one();
+  return true;
+}
+
+bool ExecutionSlots::TryClaim() {
+  size_t busy = busy_.load();
+  while (busy < slots_) {
+    if (busy_.compare_exchange_weak(busy, busy + 1)) return true;
+  }
+  return false;
+}
+
+bool ExecutionSlots::TryAcquireInline() {
+  if (waiting_.load(std::memory_order_relaxed) != 0) return false;  // waiting work goes first
+  return TryClaim();
+}
+
+void ExecutionSlots::ReleaseInline() {
+  busy_.fetch_sub(1);
+  if (waiting_.load() == 0) return;
+  // A request may have found every slot busy and woken nobody.
+  std::lock_guard<std::mutex> lock(mu_);
+  cv_.notify_one();
+}
+
+std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> ExecutionSlots::PickLocked() {
+  const uint64_t id = static_cast<uint64_t>(*fair_.Next());
+  FlowState& f = flows_.at(id);
+  std::shared_ptr<SlotUser> user = std::move(f.requests.front());
+  f.requests.pop_front();
+  if (f.requests.empty()) (void)fair_.MarkIdle(f.fair);
+  waiting_.fetch_sub(1);
+  const double charge =
+      f.cost_ns > 0 ? f.cost_ns : static_cast<double>(std::max<int64_t>(1, options_.initial_cost_ns));
+  (void)fair_.Charge(f.fair, charge);
+  return {id, charge, std::move(user)};
+}
+
+void ExecutionSlots::SettleLocked(uint64_t flow, double charged, SlotRun run,
+                                  std::shared_ptr<SlotUser>& user) {
+  auto it = flows_.find(flow);
+  if (it == flows_.end()) return;  // dropped while it ran
+  FlowState& f = it->second;
+  if (run.again) {  // (the user is alive, so its flow is registered)
+    f.requests.push_back(std::move(user));
+    (void)fair_.MarkReady(f.fair);
+    waiting_.fetch_add(1);
+  }
+  const double cost = static_cast<double>(std::max<int64_t>(0, run.cost_ns));
+  if (cost > 0) f.cost_ns = f.cost_ns == 0 ? cost : f.cost_ns + (cost - f.cost_ns) / 8;
+  if (cost > charged) {
+    (void)fair_.Charge(f.fair, cost - charged);
+  } else if (cost < charged) {
+    (void)fair_.Refund(f.fair, charged - cost);
+  }
+}
+
+void ExecutionSlots::RunPick() {
+  uint64_t flow = 0;
+  double charged = 0;
+  std::shared_ptr<SlotUser> user;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::tie(flow, charged, user) = PickLocked();
+  }
+  const SlotRun run = user->RunOnSlot();
+  if (!run.again) user.reset();  // may drop the model, which unregisters: outside mu_
+  std::unique_lock<std::mutex> lock(mu_);
+  SettleLocked(flow, charged, run, user);
+  busy_.fetch_sub(1);
+  lock.unlock();
+  user.reset();  // only when its flow was dropped meanwhile
+}
+
+bool ExecutionSlots::RunNext() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (waiting_.load() == 0 || !TryClaim()) return false;
+  }
+  RunPick();
+  return true;
+}
+
+void ExecutionSlots::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] {
+      return (waiting_.load() > 0 && busy_.load() < slots_) || (stopping_ && waiting_.load() == 0);
+    });
+    if (waiting_.load() == 0) break;  // stopping, and nothing left to serve
+    if (!TryClaim()) continue;        // an inline caller took the slot
+    auto [flow, charged, user] = PickLocked();
+    lock.unlock();
+    const SlotRun run = user->RunOnSlot();
+    if (!run.again) user.reset();  // may drop the model, which unregisters: outside mu_
+    lock.lock();
+    SettleLocked(flow, charged, run, user);
+    busy_.fetch_sub(1);
+    if (user != nullptr) {  // its flow was dropped meanwhile
+      lock.unlock();
+      user.reset();
+      lock.lock();
+    }
+  }
+  // A live thread never leaves work behind: it left with nothing waiting, and
+  // while one remains, Request() is still served.
+  if (--live_threads_ == 0) stopped_ = true;
+  cv_.notify_all();
+}
+
+void ExecutionSlots::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (threads_.empty()) {
+    // Driven by hand: what was asked for still runs, here.
+    while (RunNext()) {
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    return;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+}  // namespace mm
