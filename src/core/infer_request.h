@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancellation.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -30,6 +31,8 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;  // empty: every output of the model
   // Keeps the transport buffer that input views point into alive.
   std::shared_ptr<const void> body;
+  // Set by a transport that can tell when its client goes away; null if not.
+  std::shared_ptr<Cancellation> cancellation;
 };
 
 struct InferResponse {

@@ -1,6 +1,9 @@
 #include "http/http_server.h"
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
 #include <memory_resource>
@@ -245,15 +248,48 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     view.body = std::make_shared<const std::string>(std::move(req.body()));
     parser_.reset();
+    // One Cancellation per connection, reused while nobody else holds it.
+    if (cancel_ == nullptr || cancel_.use_count() > 1) {
+      cancel_ = std::make_shared<Cancellation>();
+    } else {
+      cancel_->Reset();
+    }
+    view.cancellation = cancel_;
+    answering_ = true;
     server_->router().Handle(view, [self = shared_from_this()](HttpReply reply) {
       // On an execution thread this hops back onto the connection's event loop; on
       // the loop's own thread (inline execution, synchronous replies) it writes at once.
       net::dispatch(self->stream_.get_executor(),
                     [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
     });
+    if (answering_) WatchForHangUp();
+  }
+
+  // The request waits for its answer (queued or running elsewhere): a client
+  // that closes its connection meanwhile cancels it, so that it leaves its
+  // queue. Bytes the client sends meanwhile (a pipelined request) stay unread.
+  void WatchForHangUp() {
+    watching_ = true;
+    stream_.async_wait(
+        net::socket_base::wait_read, [self = shared_from_this()](beast::error_code ec) {
+          self->watching_ = false;
+          if (ec || !self->answering_) return;  // answered (the wait was cancelled)
+          char byte;
+          const ssize_t n = ::recv(self->stream_.native_handle(), &byte, 1,
+                                   MSG_PEEK | MSG_DONTWAIT);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            self->keep_alive_ = false;
+            self->cancel_->Cancel();
+          }
+        });
   }
 
   void Write(HttpReply reply) {
+    answering_ = false;
+    if (watching_) {
+      beast::error_code ec;
+      stream_.cancel(ec);  // ends WatchForHangUp's wait
+    }
     reply_ = std::move(reply);
     head_.clear();
     head_ += "HTTP/1.1 ";
@@ -337,6 +373,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<net::const_buffer> buffers_;
   std::vector<char> drain_;  // lingering close only
   size_t drained_ = 0;
+  std::shared_ptr<Cancellation> cancel_;  // the request's; see OnRead
+  bool answering_ = false;  // a request was handed on and its reply is not written yet
+  bool watching_ = false;   // WatchForHangUp's wait is pending
   bool keep_alive_ = true;
   bool head_only_ = false;
   bool reading_ = false;

@@ -119,6 +119,7 @@ void HandleInfer(InferenceService* service, const HttpRequestView& request, std:
   auto infer = std::make_unique<InferRequest>(std::move(decoded->request));
   infer->model_name = std::move(model);
   infer->model_version = std::move(version);
+  infer->cancellation = request.cancellation;
   service->Infer(std::move(infer), [format = std::move(decoded->format), done = std::move(done)](
                                        StatusOr<std::unique_ptr<InferResponse>> result) {
     if (!result.ok()) return done(ErrorReply(result.status()));

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/cancellation.h"
 #include "service/inference_service.h"
 
 namespace mm {
@@ -26,6 +27,8 @@ struct HttpRequestView {
   std::string_view target;  // path and query, as received
   std::shared_ptr<const std::string> body;
   std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
+  // Cancelled by the connection when its client goes away; may be null.
+  std::shared_ptr<Cancellation> cancellation;
 };
 
 struct HttpReply {

@@ -109,17 +109,11 @@ std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> ExecutionSlots::PickLock
   return {id, charge, std::move(user)};
 }
 
-void ExecutionSlots::SettleLocked(uint64_t flow, double charged, SlotRun run,
-                                  std::shared_ptr<SlotUser>& user) {
+void ExecutionSlots::SettleLocked(uint64_t flow, double charged, int64_t cost_ns) {
   auto it = flows_.find(flow);
   if (it == flows_.end()) return;  // dropped while it ran
   FlowState& f = it->second;
-  if (run.again) {  // (the user is alive, so its flow is registered)
-    f.requests.push_back(std::move(user));
-    (void)fair_.MarkReady(f.fair);
-    waiting_.fetch_add(1);
-  }
-  const double cost = static_cast<double>(std::max<int64_t>(0, run.cost_ns));
+  const double cost = static_cast<double>(std::max<int64_t>(0, cost_ns));
   if (cost > 0) f.cost_ns = f.cost_ns == 0 ? cost : f.cost_ns + (cost - f.cost_ns) / 8;
   if (cost > charged) {
     (void)fair_.Charge(f.fair, cost - charged);
@@ -136,13 +130,11 @@ void ExecutionSlots::RunPick() {
     std::lock_guard<std::mutex> lock(mu_);
     std::tie(flow, charged, user) = PickLocked();
   }
-  const SlotRun run = user->RunOnSlot();
-  if (!run.again) user.reset();  // may drop the model, which unregisters: outside mu_
-  std::unique_lock<std::mutex> lock(mu_);
-  SettleLocked(flow, charged, run, user);
+  const int64_t cost = user->RunOnSlot();
+  user.reset();  // may drop the model, which unregisters: outside mu_
+  std::lock_guard<std::mutex> lock(mu_);
+  SettleLocked(flow, charged, cost);
   busy_.fetch_sub(1);
-  lock.unlock();
-  user.reset();  // only when its flow was dropped meanwhile
 }
 
 bool ExecutionSlots::RunNext() {
@@ -164,16 +156,11 @@ void ExecutionSlots::Loop() {
     if (!TryClaim()) continue;        // an inline caller took the slot
     auto [flow, charged, user] = PickLocked();
     lock.unlock();
-    const SlotRun run = user->RunOnSlot();
-    if (!run.again) user.reset();  // may drop the model, which unregisters: outside mu_
+    const int64_t cost = user->RunOnSlot();
+    user.reset();  // may drop the model, which unregisters: outside mu_
     lock.lock();
-    SettleLocked(flow, charged, run, user);
+    SettleLocked(flow, charged, cost);
     busy_.fetch_sub(1);
-    if (user != nullptr) {  // its flow was dropped meanwhile
-      lock.unlock();
-      user.reset();
-      lock.lock();
-    }
   }
   // A live thread never leaves work behind: it left with nothing waiting, and
   // while one remains, Request() is still served.

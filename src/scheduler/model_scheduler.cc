@@ -116,6 +116,8 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   // it one by one (the I/O thread busy executing is what lets a queue form).
   const bool try_inline = !batching_.enabled && InlineAllowed(*work.request);
   bool need_slot = false;
+  uint64_t ticket = 0;
+  std::shared_ptr<Cancellation> cancellation;  // only for a request that queues
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (try_inline && queue_.empty() && !idle_.empty() && slots_->TryAcquireInline()) {
@@ -123,11 +125,13 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
       idle_.pop_back();
       ++executing_;
     } else {
-      auto ticket = queue_.Push(work);
-      if (!ticket.ok()) {
+      if (work.request->cancellation != nullptr) cancellation = work.request->cancellation;
+      auto pushed = queue_.Push(work);
+      if (!pushed.ok()) {
         // Full: answered below, outside the lock; nothing was queued.
-        admission = ticket.status();
+        admission = pushed.status();
       } else {
+        ticket = *pushed;
         batch_waits_ = false;  // this one may complete a batch
         need_slot = ClaimSlotRequestLocked();
       }
@@ -138,6 +142,13 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
     if (admission->deadline_ns > 0 && options_.timer != nullptr) {
       options_.timer->At(admission->deadline_ns, [weak = weak_from_this()] {
         if (auto self = weak.lock()) self->ExpireDue();
+      });
+    }
+    if (cancellation != nullptr) {
+      // The client going away takes the request out of the queue. (Set after
+      // the push: the request may even have run already; then it finds nothing.)
+      cancellation->OnCancel([weak = weak_from_this(), ticket] {
+        if (auto self = weak.lock()) self->CancelQueued(ticket);
       });
     }
     if (need_slot) RequestSlot();
@@ -173,10 +184,11 @@ void ModelScheduler::RequestSlot() {
   }
 }
 
-SlotRun ModelScheduler::RunOnSlot() {
-  SlotRun run;
-  run.cost_ns = RunBatch(&run.again);
-  return run;
+int64_t ModelScheduler::RunOnSlot() {
+  bool more = false;
+  const int64_t cost = RunBatch(&more);
+  if (more) RequestSlot();
+  return cost;
 }
 
 int64_t ModelScheduler::RunBatch(bool* more) {
@@ -256,6 +268,24 @@ void ModelScheduler::FailExpired(std::vector<Work> expired, int64_t now_ns) {
     w.request.reset();
     done(DeadlineExceeded("model '" + model_name_ + "': request " + text));
   }
+}
+
+void ModelScheduler::CancelQueued(uint64_t ticket) {
+  std::optional<Work> work;
+  std::vector<std::function<void()>> waiters;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    work = queue_.Cancel(ticket);
+    if (!work) return;  // it ran, or is running
+    if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
+  }
+  spdlog::debug("model '{}': request '{}' cancelled by its client while queued; not executed",
+                model_name_, work->request->id);
+  auto done = std::move(work->done);
+  work->request.reset();
+  done(Cancelled("model '" + model_name_ +
+                 "': the client went away while the request waited; not executed"));
+  for (auto& fn : waiters) fn();
 }
 
 void ModelScheduler::Dispatch() {

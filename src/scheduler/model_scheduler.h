@@ -117,7 +117,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   ~ModelScheduler() override;
 
   // SlotUser: runs the next batch on an idle instance. Called by the slots.
-  SlotRun RunOnSlot() override;
+  int64_t RunOnSlot() override;
 
  private:
   using Work = ModelQueue::Item;
@@ -143,6 +143,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   void ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
   // The batching delay is over: asks for a slot if work waits.
   void Dispatch();
+  // The client of `ticket` went away: answers it CANCELLED if it still waits.
+  void CancelQueued(uint64_t ticket);
   // Answers the requests whose queue deadline has passed.
   void ExpireDue();
   void FailExpired(std::vector<Work> expired, int64_t now_ns);

@@ -67,7 +67,11 @@ def busy_server(tmp_path_factory):
     (repo / "busy" / "1").mkdir(parents=True)
     onnx.save(busy_model(), str(repo / "busy" / "1" / "model.onnx"))
     (repo / "busy" / "config.pbtxt").write_text(BUSY_CONFIG)
-    s = Server([repo], "--execution-threads", "1").start()
+    # No inline execution: the busy model's cost depends on its input, and a
+    # slow request run inline would hold an HTTP thread (and the connections
+    # it serves) instead of the execution slot.
+    s = Server([repo], "--execution-slots", "1", "--inline-execution-max-us", "0",
+               "--log-level", "debug").start()
     yield s
     assert s.stop() == 0, s.text()[-5000:]
 
@@ -197,6 +201,117 @@ def test_a_full_queue_over_grpc_and_priority_room(busy_server):
         grpc.close()
         t.join()
     assert slow["answer"][0] == 200
+
+
+def raw_infer(server, b):
+    """Sends an inference request on a socket of its own and reads nothing."""
+    import json
+    import socket
+    payload = json.dumps(b).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"POST /v2/models/busy/infer HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload)
+                 + payload)
+    return sock
+
+
+def probe(server):
+    """429 while the default level's queue is full; else the probe queues and
+    times out after 1 ms (504), leaving the place free again."""
+    return post(server, body(1, {"timeout": 1000}))
+
+
+def wait_for(server, code, what, resend=lambda: None):
+    """Probes until the probe gets `code`. A probe holds a queue place for 1 ms:
+    a request arriving then is refused (429), so `resend` sends again whatever
+    was refused."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        got, out = probe(server)
+        if got == code:
+            return out
+        resend()
+    pytest.fail(f"{what}: the probe never got {code}; last {got} {out}\n{server.text()[-3000:]}")
+
+
+class RawClients:
+    """Requests on sockets of their own, answered or not; resend() replaces
+    those that were answered (refused because a probe held the place)."""
+
+    def __init__(self, server, n):
+        self.server = server
+        self.socks = [raw_infer(server, body(1)) for _ in range(n)]
+
+    def resend(self):
+        import select
+        for i, sock in enumerate(self.socks):
+            if select.select([sock], [], [], 0)[0]:
+                answer = sock.recv(65536)
+                assert b" 429 " in answer.split(b"\r\n")[0], answer
+                sock.close()
+                self.socks[i] = raw_infer(self.server, body(1))
+
+    def hang_up(self):
+        for sock in self.socks:
+            sock.close()
+        self.socks = []
+
+
+def test_a_client_that_goes_away_frees_its_queue_place_and_its_request_never_runs(busy_server):
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault("answer", post(busy_server, body(3 * SLOW_N))))
+    t.start()
+    grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
+    raw = None
+    try:
+        while probe(busy_server)[0] == 200:
+            pass  # until the slow request holds the instance
+        cancelled_before = busy_server.text().count("cancelled by its client while queued")
+        # HTTP: two clients fill the queue (max_queue_size 2), then hang up.
+        raw = RawClients(busy_server, 2)
+        out = wait_for(busy_server, 429, "two HTTP requests queued", raw.resend)
+        assert "queue full for model 'busy' (2 waiting" in out["error"], out
+        raw.hang_up()
+        wait_for(busy_server, 504, "the HTTP clients' places freed")
+        # gRPC: a call its client cancels leaves the queue too.
+        raw = RawClients(busy_server, 1)
+        calls = []
+
+        def send_grpc():
+            call = {"done": threading.Event()}
+
+            def callback(result, error):
+                call["error"] = error
+                call["done"].set()
+
+            call["call"] = grpc.async_infer("busy", grpc_inputs(1), callback)
+            calls.append(call)
+
+        def resend():
+            raw.resend()
+            if calls[-1]["done"].is_set():  # refused: the probe held the place
+                assert calls[-1]["error"].status() == "StatusCode.RESOURCE_EXHAUSTED"
+                send_grpc()
+
+        send_grpc()
+        wait_for(busy_server, 429, "an HTTP and a gRPC request queued", resend)
+        calls[-1]["call"].cancel()
+        assert calls[-1]["done"].wait(60)
+        assert calls[-1]["error"].status() == "StatusCode.CANCELLED", calls[-1]["error"]
+        wait_for(busy_server, 504, "the gRPC client's place freed")
+        raw.hang_up()
+        wait_for(busy_server, 504, "the last HTTP client's place freed")
+        assert slow.get("answer") is None  # all of it while the slow request ran
+        log = busy_server.text()
+        # The four went away while queued: answered CANCELLED, never executed.
+        assert log.count("cancelled by its client while queued; not executed") - cancelled_before == 4, \
+            log[-3000:]
+    finally:
+        if raw is not None:
+            raw.hang_up()
+        grpc.close()
+        t.join()
+    assert slow["answer"][0] == 200, slow
 
 
 def test_dynamic_batching_returns_exactly_the_unbatched_outputs(tmp_path):

@@ -200,9 +200,9 @@ TEST_F(FairSlotsTest, PriorityLevelsHoldInsideAModel) {
 // A slot user that counts its runs.
 class CountingUser : public SlotUser {
  public:
-  SlotRun RunOnSlot() override {
+  int64_t RunOnSlot() override {
     ++runs;
-    return {.cost_ns = 1000};
+    return 1000;
   }
   int runs = 0;
 };

@@ -176,6 +176,60 @@ TEST_F(SchedulerQueueTest, ATimedOutRequestIsAnsweredAtItsDeadlineAndNeverRuns) 
   while (scheduler_->pending() != 0) std::this_thread::yield();
 }
 
+// A client that goes away frees its queue place at once; its request is
+// answered CANCELLED and never runs. One cancelled before it queued never
+// waits; cancelling a running request changes nothing.
+TEST_F(SchedulerQueueTest, ACancelledRequestLeavesTheQueueAndNeverRuns) {
+  auto c = Levels(1, 1);
+  c.mutable_dynamic_batching()->mutable_default_queue_policy()->set_max_queue_size(1);
+  Make(c);
+  auto running_cancel = std::make_shared<Cancellation>();
+  auto running = Req("running");
+  running->cancellation = running_cancel;
+  scheduler_->Enqueue(std::move(running), answers_.For("running"));
+  instance_->AwaitRunning(1);
+  auto gone = std::make_shared<Cancellation>();
+  auto request = Req("gone");
+  request->cancellation = gone;
+  scheduler_->Enqueue(std::move(request), answers_.For("gone"));
+  scheduler_->Enqueue(Req("full"), answers_.For("full"));
+  answers_.Await(1);
+  EXPECT_EQ(answers_.StatusOf("full").code(), StatusCode::kResourceExhausted);
+  gone->Cancel();  // answered on this thread
+  ASSERT_EQ(answers_.count(), 2u);
+  Status s = answers_.StatusOf("gone");
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_NE(s.message().find("the client went away while the request waited; not executed"),
+            std::string::npos)
+      << s.message();
+  gone->Cancel();  // twice: nothing more
+  ASSERT_EQ(answers_.count(), 2u);
+  // Its place is free again.
+  scheduler_->Enqueue(Req("next"), answers_.For("next"));
+  ASSERT_EQ(answers_.count(), 2u);
+  auto early = std::make_shared<Cancellation>();
+  early->Cancel();
+  auto late = Req("early");
+  late->cancellation = early;
+  scheduler_->Enqueue(std::move(late), answers_.For("early"));  // queue full: refused anyway
+  running_cancel->Cancel();  // running: it still completes
+  instance_->Release(2);
+  answers_.Await(5);
+  EXPECT_TRUE(answers_.StatusOf("running").ok());
+  EXPECT_TRUE(answers_.StatusOf("next").ok());
+  EXPECT_EQ(instance_->ran(), (std::vector<std::string>{"running", "next"}));
+  while (scheduler_->pending() != 0) std::this_thread::yield();
+  // Cancelled before it was queued: answered at once, never waits.
+  scheduler_->Enqueue(Req("busy"), answers_.For("busy"));
+  instance_->AwaitRunning(3);
+  auto before = Req("before");
+  before->cancellation = early;
+  scheduler_->Enqueue(std::move(before), answers_.For("before"));
+  answers_.Await(6);
+  EXPECT_EQ(answers_.StatusOf("before").code(), StatusCode::kCancelled);
+  EXPECT_EQ(scheduler_->pending(), 1u);  // only "busy"
+}
+
 TEST_F(SchedulerQueueTest, HigherPriorityRunsFirst) {
   Make(Levels(3, 2));
   scheduler_->Enqueue(Req("running"), answers_.For("running"));
