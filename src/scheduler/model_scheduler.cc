@@ -22,6 +22,7 @@ BatchingConfig BatchingConfig::FromModelConfig(const inference::ModelConfig& con
   }
   std::sort(b.preferred.begin(), b.preferred.end());
   b.preferred.erase(std::unique(b.preferred.begin(), b.preferred.end()), b.preferred.end());
+  b.preserve_ordering = config.dynamic_batching().preserve_ordering();
   b.max_delay_ns = static_cast<int64_t>(
       std::min<uint64_t>(config.dynamic_batching().max_queue_delay_microseconds(), 60'000'000) *
       1000);
@@ -62,6 +63,34 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       batching_(std::move(config.batching)),
       queue_(std::move(config.queue), model_name_) {
   for (const auto& instance : instances_) idle_.push_back(instance.get());
+  if (batching_.enabled && batching_.preserve_ordering && instances_.size() > 1) {
+    in_order_ = std::make_unique<InOrder>();  // (one instance answers in order anyway)
+  }
+}
+
+InferCallback ModelScheduler::InOrder::Wrap(uint64_t seq, InferCallback done) {
+  return [this, seq, done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) mutable {
+    Complete(seq, std::move(done), std::move(r));
+  };
+}
+
+void ModelScheduler::InOrder::Complete(uint64_t seq, InferCallback done,
+                                       StatusOr<std::unique_ptr<InferResponse>> r) {
+  std::unique_lock<std::mutex> lock(mu_);
+  held_.emplace(seq, std::make_pair(std::move(done), std::move(r)));
+  if (delivering_) return;  // the thread delivering takes it in turn
+  delivering_ = true;
+  for (;;) {
+    auto it = held_.begin();
+    if (it == held_.end() || it->first != next_out_) break;
+    auto [fn, result] = std::move(it->second);
+    held_.erase(it);
+    ++next_out_;
+    lock.unlock();
+    fn(std::move(result));
+    lock.lock();
+  }
+  delivering_ = false;
 }
 
 ModelScheduler::~ModelScheduler() {
@@ -126,6 +155,7 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
       ++executing_;
     } else {
       if (work.request->cancellation != nullptr) cancellation = work.request->cancellation;
+      if (in_order_ != nullptr) work.done = in_order_->Wrap(in_order_->Take(), std::move(work.done));
       auto pushed = queue_.Push(work);
       if (!pushed.ok()) {
         // Full: answered below, outside the lock; nothing was queued.

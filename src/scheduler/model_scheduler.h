@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -59,11 +60,16 @@ struct ModelSchedulerOptions {
 // waiting at most max_queue_delay for more requests when neither a preferred
 // size nor the maximum is reached. Requests are taken in queue order; the
 // first one that cannot join ends the batch.
+//
+// preserve_ordering: responses are answered in the order their requests were
+// queued, whichever instance finishes first (a response that is ready early
+// waits for those before it); refusals and timeouts take their turn too.
 struct BatchingConfig {
   bool enabled = false;
   int64_t max_batch_size = 0;
   std::vector<int64_t> preferred;  // ascending
   int64_t max_delay_ns = 0;
+  bool preserve_ordering = false;
   static BatchingConfig FromModelConfig(const inference::ModelConfig& config);
 };
 
@@ -166,7 +172,25 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   const Clock* const clock_;
   const BatchingConfig batching_;
 
+  // preserve_ordering: answers in queueing order. Sequence numbers are taken
+  // under mu_; delivery has its own lock and one delivering thread at a time.
+  class InOrder {
+   public:
+    uint64_t Take() { return next_seq_++; }  // requires the scheduler's mu_
+    InferCallback Wrap(uint64_t seq, InferCallback done);
+
+   private:
+    void Complete(uint64_t seq, InferCallback done, StatusOr<std::unique_ptr<InferResponse>> r);
+    uint64_t next_seq_ = 0;  // guarded by the scheduler's mu_
+    std::mutex mu_;
+    uint64_t next_out_ = 0;   // guarded by mu_
+    bool delivering_ = false;  // guarded by mu_
+    std::map<uint64_t, std::pair<InferCallback, StatusOr<std::unique_ptr<InferResponse>>>>
+        held_;  // guarded by mu_
+  };
+
   mutable std::mutex mu_;
+  std::unique_ptr<InOrder> in_order_;  // set when preserve_ordering; const after construction
   ModelQueue queue_;                                 // guarded by mu_
   std::vector<ModelInstance*> idle_;                 // guarded by mu_
   size_t executing_ = 0;                             // guarded by mu_

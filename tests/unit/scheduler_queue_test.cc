@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <map>
+#include <set>
 #include <mutex>
 #include <span>
 #include <string>
@@ -449,6 +450,98 @@ TEST_F(BatchingTest, WithoutDelayRunsImmediatelyAndBatchesWhatQueuedMeanwhile) {
   model_->Release(2);
   out_.Await(4);
   EXPECT_EQ(model_->batches(), (std::vector<int64_t>{1, 6}));
+}
+
+// Holds each execution until the test releases its request's id.
+class IdGate : public ModelInstance {
+ public:
+  Status Execute(const InferRequest& request, InferResponse&) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    started_.push_back(request.id);
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_.count(request.id) > 0; });
+    return OkStatus();
+  }
+  void AwaitStarted(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return started_.size() >= n; });
+  }
+  void Release(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_.insert(id);
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> started_;
+  std::set<std::string> released_;
+};
+
+// With preserve_ordering, a response that is ready first still waits for
+// the requests queued before it; without, it is answered at once.
+TEST(PreserveOrderingTest, ResponsesFollowTheQueueOrderAcrossInstances) {
+  for (bool preserve : {true, false}) {
+    ExecutionSlots slots(ExecutionSlotsOptions{.slots = 2});
+    inference::ModelConfig c;
+    c.set_max_batch_size(1);  // one request per execution
+    c.mutable_dynamic_batching()->set_preserve_ordering(preserve);
+    std::vector<std::unique_ptr<ModelInstance>> instances;
+    auto gate = std::make_unique<IdGate>();
+    IdGate* g = gate.get();
+    instances.push_back(std::move(gate));
+    instances.push_back(std::make_unique<IdGate>());
+    // Both instances share one gate: the second forwards to the first.
+    class Forward : public ModelInstance {
+     public:
+      explicit Forward(IdGate* g) : g_(g) {}
+      Status Execute(const InferRequest& r, InferResponse& out) override {
+        return g_->Execute(r, out);
+      }
+
+     private:
+      IdGate* g_;
+    };
+    instances[1] = std::make_unique<Forward>(g);
+    auto scheduler = *ModelScheduler::Create(std::move(instances), &slots, {},
+                                             ModelSchedulerConfig::FromModelConfig(c, "m"));
+    Answers answers;
+    std::vector<std::string> order;
+    std::mutex mu;
+    auto record = [&](std::string id) {
+      return [&, id, inner = answers.For(id)](StatusOr<std::unique_ptr<InferResponse>> r) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          order.push_back(id);
+        }
+        inner(std::move(r));
+      };
+    };
+    auto one = Req("first");
+    one->inputs.push_back(Tensor{"x", DataType::kFp32, {1, 1}, {}, nullptr, {}});
+    auto two = Req("second");
+    two->inputs.push_back(Tensor{"x", DataType::kFp32, {1, 1}, {}, nullptr, {}});
+    scheduler->Enqueue(std::move(one), record("first"));
+    g->AwaitStarted(1);
+    scheduler->Enqueue(std::move(two), record("second"));
+    g->AwaitStarted(2);  // both run, one on each instance
+    g->Release("second");
+    if (!preserve) {
+      answers.Await(1);
+      EXPECT_EQ(answers.count(), 1u);
+    } else {
+      // "second" is done but held: nothing is answered before "first".
+      while (scheduler->pending() > 1) std::this_thread::yield();
+      EXPECT_EQ(answers.count(), 0u);
+    }
+    g->Release("first");
+    answers.Await(2);
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(order, preserve ? (std::vector<std::string>{"first", "second"})
+                              : (std::vector<std::string>{"second", "first"}))
+        << "preserve_ordering " << preserve;
+  }
 }
 
 TEST(TimerTest, RunsDueCallbacksInDeadlineOrder) {
