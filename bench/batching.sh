@@ -8,7 +8,7 @@
 #     runs in ~3 µs; the server's I/O then bounds both variants alike);
 #   - mlp (no batching) and mlp_batched (the same with `dynamic_batching { }`:
 #     whatever queued while the instance ran goes in the next execution), one
-#     mmserve, --http-threads 1 --execution-threads 1, on CPU 0; wrk -t2 -c64
+#     mmserve, --http-threads 1 --execution-slots 1, on CPU 0; wrk -t2 -c64
 #     on CPU 1 with bench/mlp_binary.lua (1 row each);
 #   - the mean batch: the server logs "N requests in E executions" for a
 #     batching model when it stops;
@@ -33,7 +33,7 @@ echo 'dynamic_batching { }' >>"$REPO/mlp_batched/config.pbtxt"
 
 port=$(free_port)
 "${ON_SERVER_CPUS[@]}" "$MMSERVE" --model-repository "$REPO" --http-port "$port" --grpc-port 0 \
-  --http-threads 1 --execution-threads 1 >"$WORK/server.log" 2>&1 &
+  --http-threads 1 --execution-slots 1 ${BENCH_SERVER_FLAGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")
 wait_ready server "http://127.0.0.1:$port" "$SERVER" 60
@@ -72,7 +72,7 @@ hidden, layers = sys.argv[9], sys.argv[10]
 git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 ok = lambda c: "**met**" if c else "**missed**"
 print(f"""
-MLP 16 -> {hidden} x {layers} -> 10, concurrency 64, 1 row per request, --http-threads 1 --execution-threads 1, git {git}
+MLP 16 -> {hidden} x {layers} -> 10, concurrency 64, 1 row per request, --http-threads 1 --execution-slots 1, git {git}
 
 | | value | target | |
 |---|---:|---|---|

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   std::string eviction_policy = "lfu";
   int64_t inline_max_us = 100;
   std::vector<std::string> tenant_weights;
+  int execution_nice = 5;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -84,6 +85,12 @@ int main(int argc, char** argv) {
                  "across tenants, then models (each slot has a thread)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--execution-nice", execution_nice,
+                 "Nice value of the execution threads above the I/O threads (0-19): on a busy "
+                 "CPU, decoding requests and writing answers then preempt long executions "
+                 "(model loads run at 10)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   app.add_option("--tenant-weight", tenant_weights,
                  "TENANT=WEIGHT: the tenant's share of the execution slots against other "
                  "tenants (repeatable; default 1; a model's tenant is mmserve.tenant in its "
@@ -140,7 +147,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  mm::ExecutionSlots slots({.slots = execution_threads});
+  mm::ExecutionSlots slots({.slots = execution_threads, .nice = execution_nice});
   for (const std::string& tw : tenant_weights) {
     std::string tenant;
     double weight = 0;

@@ -1,6 +1,14 @@
 #include "scheduler/execution_slots.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
 
 namespace mm {
 
@@ -147,6 +155,12 @@ bool ExecutionSlots::RunNext() {
 }
 
 void ExecutionSlots::Loop() {
+  pthread_setname_np(pthread_self(), "mm-slot");
+  if (options_.nice != 0 &&
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), getpriority(PRIO_PROCESS, 0) + options_.nice) != 0) {
+    spdlog::warn("execution slots: cannot set nice {} on a slot thread: {}", options_.nice,
+                 std::strerror(errno));
+  }
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] {

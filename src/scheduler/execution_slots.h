@@ -73,6 +73,12 @@ struct ExecutionSlotsOptions {
   bool with_threads = true;
   // Charged for a pick of a flow whose cost is not known yet (ns).
   int64_t initial_cost_ns = 100'000;
+  // Nice value of the slot threads, relative to the process (0: the same as
+  // the I/O threads). Positive: on a busy CPU, the I/O threads (decoding a
+  // request, writing an answer) get the CPU before a long execution's next
+  // time slice, so the queueing decisions made here are not undone by the
+  // kernel's.
+  int nice = 0;
 };
 
 class ExecutionSlots {

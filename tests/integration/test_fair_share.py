@@ -25,6 +25,8 @@ def test_a_bad_tenant_weight_stops_the_server_with_a_clear_error(tmp_path):
         out = run_briefly("--model-repository", tmp_path, "--tenant-weight", flag)
         assert out.returncode != 0, (flag, out.stdout)
         assert words in out.stdout + out.stderr, (flag, out.stdout + out.stderr)
+    out = run_briefly("--model-repository", tmp_path, "--execution-nice", "20")
+    assert out.returncode != 0 and "--execution-nice" in out.stdout + out.stderr, out
 
 
 def test_weights_from_the_config_and_the_flag(tmp_path):
