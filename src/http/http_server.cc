@@ -270,18 +270,17 @@ class Session : public std::enable_shared_from_this<Session> {
   // queue. Bytes the client sends meanwhile (a pipelined request) stay unread.
   void WatchForHangUp() {
     watching_ = true;
-    stream_.async_wait(
-        net::socket_base::wait_read, [self = shared_from_this()](beast::error_code ec) {
-          self->watching_ = false;
-          if (ec || !self->answering_) return;  // answered (the wait was cancelled)
-          char byte;
-          const ssize_t n = ::recv(self->stream_.native_handle(), &byte, 1,
-                                   MSG_PEEK | MSG_DONTWAIT);
-          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            self->keep_alive_ = false;
-            self->cancel_->Cancel();
-          }
-        });
+    stream_.async_wait(net::socket_base::wait_read, [self =
+                                                         shared_from_this()](beast::error_code ec) {
+      self->watching_ = false;
+      if (ec || !self->answering_) return;  // answered (the wait was cancelled)
+      char byte;
+      const ssize_t n = ::recv(self->stream_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        self->keep_alive_ = false;
+        self->cancel_->Cancel();
+      }
+    });
   }
 
   void Write(HttpReply reply) {

@@ -111,8 +111,9 @@ std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> ExecutionSlots::PickLock
   f.requests.pop_front();
   if (f.requests.empty()) (void)fair_.MarkIdle(f.fair);
   waiting_.fetch_sub(1);
-  const double charge =
-      f.cost_ns > 0 ? f.cost_ns : static_cast<double>(std::max<int64_t>(1, options_.initial_cost_ns));
+  const double charge = f.cost_ns > 0
+                            ? f.cost_ns
+                            : static_cast<double>(std::max<int64_t>(1, options_.initial_cost_ns));
   (void)fair_.Charge(f.fair, charge);
   return {id, charge, std::move(user)};
 }
@@ -156,8 +157,8 @@ bool ExecutionSlots::RunNext() {
 
 void ExecutionSlots::Loop() {
   pthread_setname_np(pthread_self(), "mm-slot");
-  if (options_.nice != 0 &&
-      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), getpriority(PRIO_PROCESS, 0) + options_.nice) != 0) {
+  if (options_.nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()),
+                                        getpriority(PRIO_PROCESS, 0) + options_.nice) != 0) {
     spdlog::warn("execution slots: cannot set nice {} on a slot thread: {}", options_.nice,
                  std::strerror(errno));
   }

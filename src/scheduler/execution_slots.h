@@ -163,13 +163,13 @@ class ExecutionSlots {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  FairShare fair_;                                          // guarded by mu_
-  std::unordered_map<uint64_t, FlowState> flows_;           // guarded by mu_
-  std::map<std::string, uint64_t, std::less<>> by_name_;    // guarded by mu_
-  bool stopping_ = false;                                   // guarded by mu_
+  FairShare fair_;                                        // guarded by mu_
+  std::unordered_map<uint64_t, FlowState> flows_;         // guarded by mu_
+  std::map<std::string, uint64_t, std::less<>> by_name_;  // guarded by mu_
+  bool stopping_ = false;                                 // guarded by mu_
   // Set once no slot thread is left to serve a request: Request() refuses.
-  bool stopped_ = false;  // guarded by mu_
-  size_t live_threads_ = 0;  // guarded by mu_
+  bool stopped_ = false;              // guarded by mu_
+  size_t live_threads_ = 0;           // guarded by mu_
   std::vector<std::thread> threads_;  // constant after construction
 };
 

@@ -124,7 +124,7 @@ class FairShare {
     double flow_vnow = 0;
     ReadySet ready;                                       // backlogged flows
     std::map<std::string, uint64_t, std::less<>> models;  // name -> flow id
-    ReadySet::iterator pos;  // in ready_tenants_, valid while !ready.empty()
+    ReadySet::iterator pos;     // in ready_tenants_, valid while !ready.empty()
     ReadySet::node_type spare;  // its node while not ready: no allocation per wake-up
   };
   struct Flow {
@@ -132,7 +132,7 @@ class FairShare {
     double weight = 1;
     double vtime = 0;
     bool backlogged = false;
-    ReadySet::iterator pos;  // in tenant->ready, valid while backlogged
+    ReadySet::iterator pos;     // in tenant->ready, valid while backlogged
     ReadySet::node_type spare;  // its node while idle
     std::map<std::string, uint64_t, std::less<>>::iterator name;  // in tenant->models
   };

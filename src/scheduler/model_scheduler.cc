@@ -30,7 +30,7 @@ BatchingConfig BatchingConfig::FromModelConfig(const inference::ModelConfig& con
 }
 
 ModelSchedulerConfig ModelSchedulerConfig::FromModelConfig(const inference::ModelConfig& config,
-                                                            std::string model_name) {
+                                                           std::string model_name) {
   ModelSchedulerConfig c;
   c.model_name = std::move(model_name);
   c.tenant = config.mmserve().tenant();
@@ -155,7 +155,8 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
       ++executing_;
     } else {
       if (work.request->cancellation != nullptr) cancellation = work.request->cancellation;
-      if (in_order_ != nullptr) work.done = in_order_->Wrap(in_order_->Take(), std::move(work.done));
+      if (in_order_ != nullptr)
+        work.done = in_order_->Wrap(in_order_->Take(), std::move(work.done));
       auto pushed = queue_.Push(work);
       if (!pushed.ok()) {
         // Full: answered below, outside the lock; nothing was queued.

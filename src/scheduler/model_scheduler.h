@@ -183,7 +183,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
     void Complete(uint64_t seq, InferCallback done, StatusOr<std::unique_ptr<InferResponse>> r);
     uint64_t next_seq_ = 0;  // guarded by the scheduler's mu_
     std::mutex mu_;
-    uint64_t next_out_ = 0;   // guarded by mu_
+    uint64_t next_out_ = 0;    // guarded by mu_
     bool delivering_ = false;  // guarded by mu_
     std::map<uint64_t, std::pair<InferCallback, StatusOr<std::unique_ptr<InferResponse>>>>
         held_;  // guarded by mu_
@@ -191,11 +191,11 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
 
   mutable std::mutex mu_;
   std::unique_ptr<InOrder> in_order_;  // set when preserve_ordering; const after construction
-  ModelQueue queue_;                                 // guarded by mu_
-  std::vector<ModelInstance*> idle_;                 // guarded by mu_
-  size_t executing_ = 0;                             // guarded by mu_
-  size_t slot_requests_ = 0;                         // guarded by mu_; outstanding
-  bool batch_waits_ = false;                         // guarded by mu_; until more come or the delay ends
+  ModelQueue queue_;                   // guarded by mu_
+  std::vector<ModelInstance*> idle_;   // guarded by mu_
+  size_t executing_ = 0;               // guarded by mu_
+  size_t slot_requests_ = 0;           // guarded by mu_; outstanding
+  bool batch_waits_ = false;           // guarded by mu_; until more come or the delay ends
   std::vector<std::function<void()>> idle_waiters_;  // guarded by mu_
 };
 

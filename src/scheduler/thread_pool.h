@@ -35,7 +35,7 @@ class ThreadPool {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;  // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_
-  std::vector<std::thread> threads_;  // constant after construction
+  std::vector<std::thread> threads_;        // constant after construction
 };
 
 }  // namespace mm

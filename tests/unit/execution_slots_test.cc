@@ -243,8 +243,7 @@ TEST(ExecutionSlotsTest, BadWeightsAreRefused) {
   ExecutionSlots slots(ExecutionSlotsOptions{.slots = 1, .with_threads = false});
   EXPECT_EQ(slots.SetTenantWeight("t", 0).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(slots.SetTenantWeight("t", -1).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(slots.Register("t", "m", std::nan("")).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(slots.Register("t", "m", std::nan("")).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ExecutionSlotsTest, ShutdownRunsWhatWasAskedForThenRefuses) {

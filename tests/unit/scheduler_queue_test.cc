@@ -5,8 +5,8 @@
 
 #include <condition_variable>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -213,7 +213,7 @@ TEST_F(SchedulerQueueTest, ACancelledRequestLeavesTheQueueAndNeverRuns) {
   auto late = Req("early");
   late->cancellation = early;
   scheduler_->Enqueue(std::move(late), answers_.For("early"));  // queue full: refused anyway
-  running_cancel->Cancel();  // running: it still completes
+  running_cancel->Cancel();                                     // running: it still completes
   instance_->Release(2);
   answers_.Await(5);
   EXPECT_TRUE(answers_.StatusOf("running").ok());
