@@ -397,12 +397,15 @@ void ModelInfer::Run(Shared* s, UnaryCall<ModelInfer>* call) {
 // A failing request never ends the stream; the stream ends once the client has
 // half-closed and every response is written. grpc allows one read and one
 // write in flight: reads come from the queue's thread only, writes from
-// whichever thread completes a request, ordered by mu_.
+// whichever thread completes a request, ordered by mu_. A stream its client
+// cancels cancels its requests still queued (the done tag, as UnaryCall's).
+// It deletes itself after both its Finish and its done tag came back.
 class StreamCall {
  public:
   static void Await(Shared* shared, Queue* queue) {
     if (queue->closing) return;
     auto* call = new StreamCall(shared, queue);
+    call->ctx_.AsyncNotifyWhenDone(&call->done_);  // (only for a call that starts)
     shared->grpc_service.RequestModelStreamInfer(&call->ctx_, &call->stream_, queue->cq.get(),
                                                  queue->cq.get(), &call->arrived_);
   }
@@ -451,6 +454,14 @@ class StreamCall {
     } else {
       auto request = std::make_unique<InferRequest>(std::move(*decoded));
       request->body = message;
+      request->cancellation = std::make_shared<Cancellation>();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (cancellations_.size() >= 64) {
+          std::erase_if(cancellations_, [](const auto& c) { return c.expired(); });
+        }
+        cancellations_.push_back(request->cancellation);
+      }
       Pending* pending = &shared_->pending;
       pending->Add();
       shared_->service->Infer(std::move(request),
@@ -483,7 +494,28 @@ class StreamCall {
   void OnFinished(bool) {
     // Finish was started under mu_, maybe on another thread: wait until it is released.
     { std::lock_guard<std::mutex> lock(mu_); }
-    delete this;
+    Release();
+  }
+
+  // The stream is over; if its client cancelled it, so are its queued requests.
+  void OnDone(bool) {
+    if (ctx_.IsCancelled()) {
+      std::vector<std::shared_ptr<Cancellation>> live;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& weak : cancellations_) {
+          if (auto c = weak.lock()) live.push_back(std::move(c));
+        }
+        cancellations_.clear();
+      }
+      for (auto& c : live) c->Cancel();  // answered through Complete, outside mu_
+    }
+    Release();
+  }
+
+  // Finish and done tags both come out of this call's queue: one thread counts.
+  void Release() {
+    if (--events_left_ == 0) delete this;
   }
 
   void Complete(const std::string& id, const Status& status, const InferResponse* response) {
@@ -526,7 +558,9 @@ class StreamCall {
   Op read_{this, &StreamCall::OnRead};
   Op written_{this, &StreamCall::OnWritten};
   Op finished_op_{this, &StreamCall::OnFinished};
+  Op done_{this, &StreamCall::OnDone};
   inference::ModelInferRequest request_;  // the read in flight
+  int events_left_ = 2;                   // Finish and done, after arrival; the queue's thread only
 
   std::mutex mu_;
   std::deque<inference::ModelStreamInferResponse> queue_of_responses_;  // guarded by mu_;
@@ -536,6 +570,8 @@ class StreamCall {
   bool reads_done_ = false;                                             // guarded by mu_
   bool write_failed_ = false;                                           // guarded by mu_
   bool finished_ = false;                                               // guarded by mu_
+  // The requests' cancellations (expired ones pruned now and then).
+  std::vector<std::weak_ptr<Cancellation>> cancellations_;  // guarded by mu_
 };
 
 // The tag of Queue::close_alarm.

@@ -314,6 +314,40 @@ def test_a_client_that_goes_away_frees_its_queue_place_and_its_request_never_run
     assert slow["answer"][0] == 200, slow
 
 
+def test_a_cancelled_stream_frees_the_places_of_its_queued_requests(busy_server):
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault("answer", post(busy_server, body(3 * SLOW_N))))
+    t.start()
+    grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
+    try:
+        while probe(busy_server)[0] == 200:
+            pass  # until the slow request holds the instance
+        cancelled_before = busy_server.text().count("cancelled by its client while queued")
+        refused = []
+        grpc.start_stream(lambda result, error: refused.append(error) if error else None)
+        sent = 0
+
+        def resend():
+            nonlocal sent
+            while sent < 2 + len(refused):  # one more for each refused by a probe
+                grpc.async_stream_infer("busy", grpc_inputs(1))
+                sent += 1
+
+        resend()
+        wait_for(busy_server, 429, "two stream requests queued", resend)
+        assert all("queue full" in e.message() for e in refused), refused
+        grpc.stop_stream(cancel_requests=True)
+        wait_for(busy_server, 504, "the stream's places freed")
+        assert slow.get("answer") is None  # all of it while the slow request ran
+        log = busy_server.text()
+        assert log.count("cancelled by its client while queued; not executed") - cancelled_before == 2, \
+            log[-3000:]
+    finally:
+        grpc.close()
+        t.join()
+    assert slow["answer"][0] == 200, slow
+
+
 def test_dynamic_batching_returns_exactly_the_unbatched_outputs(tmp_path):
     from conftest import EXAMPLES
     import shutil
