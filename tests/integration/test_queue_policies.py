@@ -6,6 +6,7 @@ A "busy" model (an ONNX Loop of N iterations, N from the request) holds the
 model's only instance for seconds while the other requests queue behind it;
 the margins are three orders of magnitude, not a race.
 """
+import contextlib
 import threading
 import time
 
@@ -170,37 +171,31 @@ def test_queue_full_and_queue_timeout_reach_the_client(busy_server):
 
 
 def test_a_full_queue_over_grpc_and_priority_room(busy_server):
-    slow = {}
-    t = threading.Thread(target=lambda: slow.setdefault("answer", post(busy_server, body(SLOW_N))))
-    t.start()
     grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
     try:
-        while post(busy_server, body(1, {"timeout": 1000}))[0] == 200:
-            pass  # until the slow request holds the instance
-        results = []
-        done = threading.Event()
+        with instance_held(busy_server):
+            results = []
+            done = threading.Event()
 
-        def callback(result, error):
-            results.append((result, error))
-            if len(results) == 4:
-                done.set()
+            def callback(result, error):
+                results.append((result, error))
+                if len(results) == 4:
+                    done.set()
 
-        # Priority 2 (the default) holds two; a third is refused; priority 1
-        # has its own room and is served first once the instance is free.
-        for _ in range(3):
-            grpc.async_infer("busy", grpc_inputs(1), callback)
-        grpc.async_infer("busy", grpc_inputs(2), callback, priority=1)
-        done.wait(600)
-        errors = [e for _, e in results if e is not None]
-        assert len(errors) == 1, results
-        assert errors[0].status() == "StatusCode.RESOURCE_EXHAUSTED"
-        assert "queue full" in errors[0].message()
-        values = sorted(r.as_numpy("y")[0, 0] for r, e in results if e is None)
-        assert values == [1.5, 1.5, 2.5]
+            # Priority 2 (the default) holds two; a third is refused; priority 1
+            # has its own room and is served first once the instance is free.
+            for _ in range(3):
+                grpc.async_infer("busy", grpc_inputs(1), callback)
+            grpc.async_infer("busy", grpc_inputs(2), callback, priority=1)
+            done.wait(600)
+            errors = [e for _, e in results if e is not None]
+            assert len(errors) == 1, results
+            assert errors[0].status() == "StatusCode.RESOURCE_EXHAUSTED"
+            assert "queue full" in errors[0].message()
+            values = sorted(r.as_numpy("y")[0, 0] for r, e in results if e is None)
+            assert values == [1.5, 1.5, 2.5]
     finally:
         grpc.close()
-        t.join()
-    assert slow["answer"][0] == 200
 
 
 def raw_infer(server, b):
@@ -219,6 +214,23 @@ def probe(server):
     """429 while the default level's queue is full; else the probe queues and
     times out after 1 ms (504), leaving the place free again."""
     return post(server, body(1, {"timeout": 1000}))
+
+
+@contextlib.contextmanager
+def instance_held(server, n=SLOW_N):
+    """Runs a slow request (n iterations) in the background and enters once it
+    holds the model's only instance; yields its answer holder ({} until it
+    ends). On exit, waits for it and checks that it succeeded."""
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault("answer", post(server, body(n))))
+    t.start()
+    try:
+        while probe(server)[0] == 200:
+            pass  # until the slow request holds the instance
+        yield slow
+    finally:
+        t.join()
+    assert slow["answer"][0] == 200, slow
 
 
 def wait_for(server, code, what, resend=lambda: None):
@@ -258,94 +270,82 @@ class RawClients:
 
 
 def test_a_client_that_goes_away_frees_its_queue_place_and_its_request_never_runs(busy_server):
-    slow = {}
-    t = threading.Thread(target=lambda: slow.setdefault("answer", post(busy_server, body(3 * SLOW_N))))
-    t.start()
     grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
     raw = None
     try:
-        while probe(busy_server)[0] == 200:
-            pass  # until the slow request holds the instance
-        cancelled_before = busy_server.text().count("cancelled by its client while queued")
-        # HTTP: two clients fill the queue (max_queue_size 2), then hang up.
-        raw = RawClients(busy_server, 2)
-        out = wait_for(busy_server, 429, "two HTTP requests queued", raw.resend)
-        assert "queue full for model 'busy' (2 waiting" in out["error"], out
-        raw.hang_up()
-        wait_for(busy_server, 504, "the HTTP clients' places freed")
-        # gRPC: a call its client cancels leaves the queue too.
-        raw = RawClients(busy_server, 1)
-        calls = []
+        with instance_held(busy_server, 3 * SLOW_N) as slow:
+            cancelled_before = busy_server.text().count("cancelled by its client while queued")
+            # HTTP: two clients fill the queue (max_queue_size 2), then hang up.
+            raw = RawClients(busy_server, 2)
+            out = wait_for(busy_server, 429, "two HTTP requests queued", raw.resend)
+            assert "queue full for model 'busy' (2 waiting" in out["error"], out
+            raw.hang_up()
+            wait_for(busy_server, 504, "the HTTP clients' places freed")
+            # gRPC: a call its client cancels leaves the queue too.
+            raw = RawClients(busy_server, 1)
+            calls = []
 
-        def send_grpc():
-            call = {"done": threading.Event()}
+            def send_grpc():
+                call = {"done": threading.Event()}
 
-            def callback(result, error):
-                call["error"] = error
-                call["done"].set()
+                def callback(result, error):
+                    call["error"] = error
+                    call["done"].set()
 
-            call["call"] = grpc.async_infer("busy", grpc_inputs(1), callback)
-            calls.append(call)
+                call["call"] = grpc.async_infer("busy", grpc_inputs(1), callback)
+                calls.append(call)
 
-        def resend():
-            raw.resend()
-            if calls[-1]["done"].is_set():  # refused: the probe held the place
-                assert calls[-1]["error"].status() == "StatusCode.RESOURCE_EXHAUSTED"
-                send_grpc()
+            def resend():
+                raw.resend()
+                if calls[-1]["done"].is_set():  # refused: the probe held the place
+                    assert calls[-1]["error"].status() == "StatusCode.RESOURCE_EXHAUSTED"
+                    send_grpc()
 
-        send_grpc()
-        wait_for(busy_server, 429, "an HTTP and a gRPC request queued", resend)
-        calls[-1]["call"].cancel()
-        assert calls[-1]["done"].wait(60)
-        assert calls[-1]["error"].status() == "StatusCode.CANCELLED", calls[-1]["error"]
-        wait_for(busy_server, 504, "the gRPC client's place freed")
-        raw.hang_up()
-        wait_for(busy_server, 504, "the last HTTP client's place freed")
-        assert slow.get("answer") is None  # all of it while the slow request ran
-        log = busy_server.text()
-        # The four went away while queued: answered CANCELLED, never executed.
-        assert log.count("cancelled by its client while queued; not executed") - cancelled_before == 4, \
-            log[-3000:]
+            send_grpc()
+            wait_for(busy_server, 429, "an HTTP and a gRPC request queued", resend)
+            calls[-1]["call"].cancel()
+            assert calls[-1]["done"].wait(60)
+            assert calls[-1]["error"].status() == "StatusCode.CANCELLED", calls[-1]["error"]
+            wait_for(busy_server, 504, "the gRPC client's place freed")
+            raw.hang_up()
+            wait_for(busy_server, 504, "the last HTTP client's place freed")
+            assert slow.get("answer") is None  # all of it while the slow request ran
+            log = busy_server.text()
+            # The four went away while queued: answered CANCELLED, never executed.
+            assert log.count("cancelled by its client while queued; not executed") - cancelled_before == 4, \
+                log[-3000:]
     finally:
         if raw is not None:
             raw.hang_up()
         grpc.close()
-        t.join()
-    assert slow["answer"][0] == 200, slow
 
 
 def test_a_cancelled_stream_frees_the_places_of_its_queued_requests(busy_server):
-    slow = {}
-    t = threading.Thread(target=lambda: slow.setdefault("answer", post(busy_server, body(3 * SLOW_N))))
-    t.start()
     grpc = grpcclient.InferenceServerClient(busy_server.grpc_url)
     try:
-        while probe(busy_server)[0] == 200:
-            pass  # until the slow request holds the instance
-        cancelled_before = busy_server.text().count("cancelled by its client while queued")
-        refused = []
-        grpc.start_stream(lambda result, error: refused.append(error) if error else None)
-        sent = 0
+        with instance_held(busy_server, 3 * SLOW_N) as slow:
+            cancelled_before = busy_server.text().count("cancelled by its client while queued")
+            refused = []
+            grpc.start_stream(lambda result, error: refused.append(error) if error else None)
+            sent = 0
 
-        def resend():
-            nonlocal sent
-            while sent < 2 + len(refused):  # one more for each refused by a probe
-                grpc.async_stream_infer("busy", grpc_inputs(1))
-                sent += 1
+            def resend():
+                nonlocal sent
+                while sent < 2 + len(refused):  # one more for each refused by a probe
+                    grpc.async_stream_infer("busy", grpc_inputs(1))
+                    sent += 1
 
-        resend()
-        wait_for(busy_server, 429, "two stream requests queued", resend)
-        assert all("queue full" in e.message() for e in refused), refused
-        grpc.stop_stream(cancel_requests=True)
-        wait_for(busy_server, 504, "the stream's places freed")
-        assert slow.get("answer") is None  # all of it while the slow request ran
-        log = busy_server.text()
-        assert log.count("cancelled by its client while queued; not executed") - cancelled_before == 2, \
-            log[-3000:]
+            resend()
+            wait_for(busy_server, 429, "two stream requests queued", resend)
+            assert all("queue full" in e.message() for e in refused), refused
+            grpc.stop_stream(cancel_requests=True)
+            wait_for(busy_server, 504, "the stream's places freed")
+            assert slow.get("answer") is None  # all of it while the slow request ran
+            log = busy_server.text()
+            assert log.count("cancelled by its client while queued; not executed") - cancelled_before == 2, \
+                log[-3000:]
     finally:
         grpc.close()
-        t.join()
-    assert slow["answer"][0] == 200, slow
 
 
 def test_dynamic_batching_returns_exactly_the_unbatched_outputs(tmp_path):
