@@ -33,6 +33,7 @@ class Cancellation {
   void OnCancel(std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      used_.store(true, std::memory_order_relaxed);
       if (!cancelled_.load(std::memory_order_relaxed)) {
         handler_.swap(fn);
         return;
@@ -42,17 +43,23 @@ class Cancellation {
   }
 
   // For reuse by the next request of the same connection: not cancelled, no
-  // handler. Only when no one else uses it any more.
+  // handler. Only when no one else uses it any more. No lock when it was
+  // never used (the request ran at once, the common case).
   void Reset() {
+    if (!used_.load(std::memory_order_relaxed) && !cancelled_.load(std::memory_order_relaxed)) {
+      return;
+    }
     std::function<void()> old;
     std::lock_guard<std::mutex> lock(mu_);
     cancelled_.store(false, std::memory_order_relaxed);
+    used_.store(false, std::memory_order_relaxed);
     old.swap(handler_);
   }
 
  private:
   std::mutex mu_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> used_{false};  // a handler was set since the last Reset
   std::function<void()> handler_;  // guarded by mu_
 };
 
