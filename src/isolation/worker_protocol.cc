@@ -1,0 +1,473 @@
+#include "isolation/worker_protocol.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "core/shape.h"
+
+namespace mm {
+
+namespace {
+
+// ------------------------------------------------------------------ writing
+
+template <typename T>
+void PutLe(std::string& out, T v) {
+  using U = std::make_unsigned_t<T>;
+  const U u = static_cast<U>(v);
+  for (size_t i = 0; i < sizeof(U); ++i) out.push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+}
+
+void PutString(std::string& out, std::string_view s) {
+  assert(s.size() <= std::numeric_limits<uint32_t>::max());
+  PutLe<uint32_t>(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+
+void PutTensor(std::string& out, const ShmTensor& t) {
+  PutString(out, t.name);
+  PutLe<uint32_t>(out, static_cast<uint32_t>(t.dtype));
+  PutLe<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
+  for (int64_t d : t.shape) PutLe<int64_t>(out, d);
+  PutLe<uint64_t>(out, t.offset);
+  PutLe<uint64_t>(out, t.bytes);
+}
+
+void PutTensors(std::string& out, const std::vector<ShmTensor>& tensors) {
+  PutLe<uint32_t>(out, static_cast<uint32_t>(tensors.size()));
+  for (const auto& t : tensors) PutTensor(out, t);
+}
+
+void PutStatus(std::string& out, const Status& status) {
+  PutLe<uint32_t>(out, static_cast<uint32_t>(status.code()));
+  const std::string& m = status.message();
+  PutString(out, std::string_view(m).substr(0, kMaxStringBytes));
+}
+
+// ------------------------------------------------------------------ reading
+
+// Bytes as they may appear inside an error message: printable ASCII kept,
+// anything else (newlines a peer could inject into a log, say) as '?'.
+std::string Printable(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7E) c = '?';
+  }
+  return out;
+}
+
+// Reads a payload front to back. Every error names the message ("worker
+// message Execute"), the current context ("input 2 'x': ") and the field.
+class Reader {
+ public:
+  Reader(std::span<const std::byte> in, std::string_view message) : in_(in), message_(message) {}
+
+  size_t remaining() const { return in_.size() - pos_; }
+  void SetContext(std::string context) { context_ = std::move(context); }
+
+  Status Error(std::string_view what) const {
+    std::string m = "worker message ";
+    m.append(message_).append(": ").append(context_).append(what);
+    return InvalidArgument(std::move(m));
+  }
+
+  Status Need(size_t n, std::string_view field) const {
+    if (n <= remaining()) return OkStatus();
+    return Error(std::string(field) + ": truncated, needs " + std::to_string(n) + " bytes but " +
+                 std::to_string(remaining()) + " remain");
+  }
+
+  template <typename T>
+  Status Int(T& v, std::string_view field) {
+    MM_RETURN_IF_ERROR(Need(sizeof(T), field));
+    v = Take<T>();
+    return OkStatus();
+  }
+
+  // Reads a T that the caller made sure remains (with Need or Count).
+  template <typename T>
+  T Take() {
+    assert(sizeof(T) <= remaining());
+    std::make_unsigned_t<T> u = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) {
+      u |= static_cast<decltype(u)>(std::to_integer<uint8_t>(in_[pos_ + i])) << (8 * i);
+    }
+    pos_ += sizeof(T);
+    return static_cast<T>(u);
+  }
+
+  // A length-prefixed string of min_bytes..max_bytes bytes.
+  Status String(std::string& s, std::string_view field, size_t min_bytes, size_t max_bytes) {
+    if (remaining() < sizeof(uint32_t)) {
+      return Need(sizeof(uint32_t), std::string(field) + " length");
+    }
+    const auto n = Take<uint32_t>();
+    if (n > max_bytes) {
+      return Error(std::string(field) + ": length " + std::to_string(n) +
+                   " exceeds the maximum of " + std::to_string(max_bytes));
+    }
+    if (n < min_bytes) {
+      return Error(std::string(field) + ": length " + std::to_string(n) + ", expected " +
+                   std::to_string(min_bytes) + " to " + std::to_string(max_bytes) + " bytes");
+    }
+    MM_RETURN_IF_ERROR(Need(n, field));
+    s.assign(reinterpret_cast<const char*>(in_.data() + pos_), n);
+    pos_ += n;
+    return OkStatus();
+  }
+
+  // A list's count: at most max_count, and room left for that many items of
+  // at least min_item_bytes each (so a lying count never drives an allocation).
+  Status Count(uint32_t& n, std::string_view field, size_t max_count, size_t min_item_bytes) {
+    MM_RETURN_IF_ERROR(Int(n, field));
+    if (n > max_count) {
+      return Error(std::string(field) + " " + std::to_string(n) + " exceeds the maximum of " +
+                   std::to_string(max_count));
+    }
+    if (n > remaining() / min_item_bytes) {
+      return Error(std::string(field) + " " + std::to_string(n) + ": truncated, needs at least " +
+                   std::to_string(n * min_item_bytes) + " more bytes but " +
+                   std::to_string(remaining()) + " remain");
+    }
+    return OkStatus();
+  }
+
+  Status Finish() {
+    context_.clear();
+    if (remaining() == 0) return OkStatus();
+    return Error(std::to_string(remaining()) + " trailing bytes after the payload's " +
+                 std::to_string(pos_) + " bytes");
+  }
+
+ private:
+  std::span<const std::byte> in_;
+  size_t pos_ = 0;
+  std::string_view message_;
+  std::string context_;
+};
+
+// Smallest encodings of a list item, valid or not, used to bound list counts
+// before allocating (an invalid item is then reported as itself, not as a
+// short list).
+constexpr size_t kMinStringBytes = 4;
+constexpr size_t kMinTensorBytes = 4 + 4 + 4 + 8 + 8;  // empty name, rank 0
+
+bool IsKnownDataType(uint32_t v) {
+  // DataTypeName answers "INVALID" for kInvalid and for every unknown value.
+  return v != 0 && v < 256 && DataTypeName(static_cast<DataType>(v)) != "INVALID";
+}
+
+bool IsKnownStatusCode(uint32_t v) {
+  // StatusCodeName answers "INTERNAL" for kInternal and for every unknown value.
+  if (v >= 256) return false;
+  const auto code = static_cast<StatusCode>(v);
+  return code == StatusCode::kInternal || StatusCodeName(code) != "INTERNAL";
+}
+
+// `label` is "input" or "output"; `index` its place in the list.
+Status ReadTensor(Reader& r, std::string_view label, size_t index, uint64_t region_bytes,
+                  ShmTensor& t) {
+  std::string context = std::string(label) + " " + std::to_string(index);
+  r.SetContext(context + ": ");
+  MM_RETURN_IF_ERROR(r.String(t.name, "name", 1, kMaxTensorNameBytes));
+  r.SetContext(context + " '" + Printable(t.name) + "': ");
+
+  uint32_t dtype = 0;
+  MM_RETURN_IF_ERROR(r.Int(dtype, "dtype"));
+  if (!IsKnownDataType(dtype)) {
+    return r.Error("dtype " + std::to_string(dtype) +
+                   " is not a known DataType (expected one other than INVALID)");
+  }
+  t.dtype = static_cast<DataType>(dtype);
+
+  uint32_t rank = 0;
+  MM_RETURN_IF_ERROR(r.Count(rank, "rank", kMaxRank, sizeof(int64_t)));
+  t.shape.resize(rank);
+  for (uint32_t i = 0; i < rank; ++i) {
+    t.shape[i] = r.Take<int64_t>();  // Count made sure all rank dims remain
+    if (t.shape[i] < 0) {
+      return r.Error("dim " + std::to_string(i) + " is " + std::to_string(t.shape[i]) +
+                     ", expected >= 0");
+    }
+  }
+  MM_RETURN_IF_ERROR(r.Int(t.offset, "offset"));
+  MM_RETURN_IF_ERROR(r.Int(t.bytes, "bytes"));
+  if (t.offset > region_bytes || t.bytes > region_bytes - t.offset) {
+    return r.Error("offset " + std::to_string(t.offset) + " + bytes " + std::to_string(t.bytes) +
+                   " exceed the shared-memory region of " + std::to_string(region_bytes) +
+                   " bytes");
+  }
+
+  const uint64_t element_bytes = DataTypeSize(t.dtype);
+  if (element_bytes == 0) return OkStatus();  // BYTES: any size within the region
+  // Element count x element size, computed so that no overflow goes unseen; a
+  // zero dim anywhere makes the tensor empty whatever the other dims are.
+  uint64_t expected = 0;
+  if (std::find(t.shape.begin(), t.shape.end(), 0) == t.shape.end()) {
+    expected = element_bytes;
+    for (int64_t d : t.shape) {
+      const auto ud = static_cast<uint64_t>(d);
+      if (expected > std::numeric_limits<uint64_t>::max() / ud) {
+        return r.Error("shape " + ShapeToString(t.shape) + " of " +
+                       std::string(DataTypeName(t.dtype)) + " needs more than 2^64 bytes");
+      }
+      expected *= ud;
+    }
+  }
+  if (t.bytes != expected) {
+    return r.Error("bytes " + std::to_string(t.bytes) + ", expected " + std::to_string(expected) +
+                   " (" + std::to_string(expected / element_bytes) + " elements of " +
+                   std::string(DataTypeName(t.dtype)) + " in shape " + ShapeToString(t.shape) +
+                   ")");
+  }
+  return OkStatus();
+}
+
+// Rejects a name that appears twice; `names[i]` is item i's name.
+Status CheckDistinct(Reader& r, std::string_view label, std::vector<std::string_view> names) {
+  std::vector<std::pair<std::string_view, size_t>> sorted;
+  sorted.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i) sorted.emplace_back(names[i], i);
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i].first == sorted[i - 1].first) {
+      r.SetContext("");
+      return r.Error(std::string(label) + " " + std::to_string(sorted[i].second) + " '" +
+                     Printable(sorted[i].first) + "': duplicate name (also " + std::string(label) +
+                     " " + std::to_string(sorted[i - 1].second) + ")");
+    }
+  }
+  return OkStatus();
+}
+
+Status ReadTensors(Reader& r, std::string_view label, uint64_t region_bytes,
+                   std::vector<ShmTensor>& out) {
+  uint32_t n = 0;
+  MM_RETURN_IF_ERROR(r.Count(n, std::string(label) + " count", kMaxTensors, kMinTensorBytes));
+  out.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    MM_RETURN_IF_ERROR(ReadTensor(r, label, i, region_bytes, out[i]));
+  }
+  r.SetContext("");
+  std::vector<std::string_view> names;
+  names.reserve(n);
+  for (const auto& t : out) names.push_back(t.name);
+  return CheckDistinct(r, label, std::move(names));
+}
+
+// A status code and message; the message must be empty when the code is OK.
+Status ReadStatus(Reader& r, Status& out) {
+  uint32_t code = 0;
+  MM_RETURN_IF_ERROR(r.Int(code, "status code"));
+  if (!IsKnownStatusCode(code)) {
+    return r.Error("status code " + std::to_string(code) + " is not a known StatusCode");
+  }
+  std::string message;
+  MM_RETURN_IF_ERROR(r.String(message, "status message", 0, kMaxStringBytes));
+  if (code == 0 && !message.empty()) {
+    return r.Error("status message of " + std::to_string(message.size()) +
+                   " bytes with code OK, expected none");
+  }
+  out = Status(static_cast<StatusCode>(code), std::move(message));
+  return OkStatus();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------- frames
+
+std::string_view WorkerMessageTypeName(WorkerMessageType type) {
+  switch (type) {
+    case WorkerMessageType::kLoad:
+      return "Load";
+    case WorkerMessageType::kUnload:
+      return "Unload";
+    case WorkerMessageType::kExecute:
+      return "Execute";
+    case WorkerMessageType::kHealth:
+      return "Health";
+    case WorkerMessageType::kStats:
+      return "Stats";
+    case WorkerMessageType::kReply:
+      return "Reply";
+  }
+  return "unknown";
+}
+
+void AppendFrameHeader(std::string& out, const FrameHeader& header) {
+  PutLe<uint32_t>(out, kWorkerProtocolMagic);
+  PutLe<uint16_t>(out, kWorkerProtocolVersion);
+  PutLe<uint16_t>(out, static_cast<uint16_t>(header.type));
+  PutLe<uint32_t>(out, header.payload_bytes);
+  PutLe<uint32_t>(out, header.request_id);
+}
+
+StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
+  if (bytes.size() != kFrameHeaderBytes) {
+    return InvalidArgument("worker frame header: " + std::to_string(bytes.size()) +
+                           " bytes, expected " + std::to_string(kFrameHeaderBytes));
+  }
+  Reader r(bytes, "frame");
+  uint32_t magic = 0, payload_bytes = 0, request_id = 0;
+  uint16_t version = 0, type = 0;
+  MM_RETURN_IF_ERROR(r.Int(magic, "magic"));
+  MM_RETURN_IF_ERROR(r.Int(version, "version"));
+  MM_RETURN_IF_ERROR(r.Int(type, "type"));
+  MM_RETURN_IF_ERROR(r.Int(payload_bytes, "payload length"));
+  MM_RETURN_IF_ERROR(r.Int(request_id, "request id"));
+
+  char hex[16];
+  if (magic != kWorkerProtocolMagic) {
+    std::snprintf(hex, sizeof(hex), "0x%08X", magic);
+    return InvalidArgument(std::string("worker frame header: magic ") + hex +
+                           ", expected 0x4B574D4D (\"MMWK\"): not a worker protocol frame");
+  }
+  if (version != kWorkerProtocolVersion) {
+    return InvalidArgument("worker frame header: protocol version " + std::to_string(version) +
+                           ", expected " + std::to_string(kWorkerProtocolVersion) +
+                           " (server and worker from different builds?)");
+  }
+  const auto t = static_cast<WorkerMessageType>(type);
+  if (WorkerMessageTypeName(t) == "unknown") {
+    return InvalidArgument("worker frame header: message type " + std::to_string(type) +
+                           " is unknown (expected 1 to 5, or 100 for a reply)");
+  }
+  const std::string name(WorkerMessageTypeName(t));
+  if (payload_bytes > kMaxPayloadBytes) {
+    return InvalidArgument("worker frame header: " + name + " payload length " +
+                           std::to_string(payload_bytes) + " exceeds the maximum of " +
+                           std::to_string(kMaxPayloadBytes));
+  }
+  const bool empty = t == WorkerMessageType::kUnload || t == WorkerMessageType::kHealth ||
+                     t == WorkerMessageType::kStats;
+  if (empty && payload_bytes != 0) {
+    return InvalidArgument("worker frame header: " + name + " payload length " +
+                           std::to_string(payload_bytes) + ", expected 0");
+  }
+  return FrameHeader{t, payload_bytes, request_id};
+}
+
+std::string Frame(WorkerMessageType type, uint32_t request_id, std::string_view payload) {
+  assert(payload.size() <= std::numeric_limits<uint32_t>::max());
+  std::string out;
+  out.reserve(kFrameHeaderBytes + payload.size());
+  AppendFrameHeader(out, {type, static_cast<uint32_t>(payload.size()), request_id});
+  out.append(payload);
+  return out;
+}
+
+// ----------------------------------------------------------------- messages
+
+std::string EncodeLoad(const LoadRequest& request) {
+  std::string out;
+  PutString(out, request.model_name);
+  PutLe<int64_t>(out, request.version);
+  PutString(out, request.model_dir);
+  PutString(out, request.config);
+  PutLe<uint64_t>(out, request.memory_limit_bytes);
+  return out;
+}
+
+StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
+  Reader r(payload, "Load");
+  LoadRequest q;
+  MM_RETURN_IF_ERROR(r.String(q.model_name, "model_name", 1, kMaxStringBytes));
+  MM_RETURN_IF_ERROR(r.Int(q.version, "version"));
+  if (q.version < 1) {
+    return r.Error("version " + std::to_string(q.version) + ", expected >= 1");
+  }
+  MM_RETURN_IF_ERROR(r.String(q.model_dir, "model_dir", 1, kMaxModelDirBytes));
+  if (q.model_dir.find('\0') != std::string::npos) {
+    return r.Error("model_dir contains a NUL byte");
+  }
+  MM_RETURN_IF_ERROR(r.String(q.config, "config", 0, kMaxConfigBytes));
+  MM_RETURN_IF_ERROR(r.Int(q.memory_limit_bytes, "memory_limit_bytes"));
+  MM_RETURN_IF_ERROR(r.Finish());
+  return q;
+}
+
+std::string EncodeExecute(const ExecuteRequest& request) {
+  std::string out;
+  PutTensors(out, request.inputs);
+  PutLe<uint32_t>(out, static_cast<uint32_t>(request.outputs.size()));
+  for (const auto& name : request.outputs) PutString(out, name);
+  return out;
+}
+
+StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint64_t region_bytes) {
+  Reader r(payload, "Execute");
+  ExecuteRequest q;
+  MM_RETURN_IF_ERROR(ReadTensors(r, "input", region_bytes, q.inputs));
+  uint32_t n = 0;
+  MM_RETURN_IF_ERROR(r.Count(n, "output name count", kMaxTensors, kMinStringBytes));
+  q.outputs.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    MM_RETURN_IF_ERROR(
+        r.String(q.outputs[i], "output name " + std::to_string(i), 1, kMaxTensorNameBytes));
+  }
+  MM_RETURN_IF_ERROR(CheckDistinct(
+      r, "output name", std::vector<std::string_view>(q.outputs.begin(), q.outputs.end())));
+  MM_RETURN_IF_ERROR(r.Finish());
+  return q;
+}
+
+std::string EncodeStatusReply(const StatusReply& reply) {
+  std::string out;
+  PutStatus(out, reply.status);
+  return out;
+}
+
+StatusOr<StatusReply> DecodeStatusReply(std::span<const std::byte> payload) {
+  Reader r(payload, "Reply");
+  StatusReply reply;
+  MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
+  MM_RETURN_IF_ERROR(r.Finish());
+  return reply;
+}
+
+std::string EncodeExecuteReply(const ExecuteReply& reply) {
+  std::string out;
+  PutStatus(out, reply.status);
+  if (reply.status.ok()) PutTensors(out, reply.outputs);
+  return out;
+}
+
+StatusOr<ExecuteReply> DecodeExecuteReply(std::span<const std::byte> payload,
+                                          uint64_t region_bytes) {
+  Reader r(payload, "Execute reply");
+  ExecuteReply reply;
+  MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
+  if (reply.status.ok()) {
+    MM_RETURN_IF_ERROR(ReadTensors(r, "output", region_bytes, reply.outputs));
+  }
+  MM_RETURN_IF_ERROR(r.Finish());
+  return reply;
+}
+
+std::string EncodeStatsReply(const StatsReply& reply) {
+  std::string out;
+  PutStatus(out, reply.status);
+  if (reply.status.ok()) {
+    PutLe<uint64_t>(out, reply.stats.resident_bytes);
+    PutLe<uint64_t>(out, reply.stats.executions);
+  }
+  return out;
+}
+
+StatusOr<StatsReply> DecodeStatsReply(std::span<const std::byte> payload) {
+  Reader r(payload, "Stats reply");
+  StatsReply reply;
+  MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
+  if (reply.status.ok()) {
+    MM_RETURN_IF_ERROR(r.Int(reply.stats.resident_bytes, "resident_bytes"));
+    MM_RETURN_IF_ERROR(r.Int(reply.stats.executions, "executions"));
+  }
+  MM_RETURN_IF_ERROR(r.Finish());
+  return reply;
+}
+
+}  // namespace mm

@@ -1,0 +1,186 @@
+// The wire protocol between the server and a model's worker process, v1.
+//
+// A worker runs one model version in its own process. The server talks to it
+// over a Unix socket (control messages, this codec) and a shared-memory region
+// (tensor bytes, located by ShmTensor). This file is only the codec: pure
+// functions over bytes, no I/O, no threads, no exceptions; every function may
+// run concurrently with any other.
+//
+// Both ends are the same binary, yet each decodes what the other sends as
+// strictly as client input: a crashed or compromised worker must not be able
+// to make the server read out of bounds, allocate unboundedly or misplace
+// tensor bytes.
+//
+// Frame. Every message is a fixed 16-byte header, then the payload:
+//   offset 0  u32 magic          kWorkerProtocolMagic, 0x4B574D4D ("MMWK" in memory)
+//   offset 4  u16 version        kWorkerProtocolVersion (1)
+//   offset 6  u16 type           WorkerMessageType
+//   offset 8  u32 payload bytes  <= kMaxPayloadBytes; 0 for Unload, Health, Stats
+//   offset 12 u32 request id     chosen by the server, echoed in the reply
+//
+// Payload encoding. Integers are little-endian and fixed-width. A string is a
+// u32 length then its bytes (at most kMaxStringBytes unless its field says
+// otherwise). A list is a u32 count then its items. Payloads:
+//   Load (1)       string model_name (1..kMaxStringBytes)
+//                  i64    version (>= 1)
+//                  string model_dir (1..kMaxModelDirBytes, no NUL byte)
+//                  string config (0..kMaxConfigBytes; serialized ModelConfig, opaque here)
+//                  u64    memory_limit_bytes (0: no limit)
+//   Unload (2)     empty
+//   Execute (3)    list<ShmTensor> inputs (0..kMaxTensors, distinct names)
+//                  list<string> outputs (0..kMaxTensors names of 1..kMaxTensorNameBytes,
+//                                        distinct; empty: every output)
+//   Health (4)     empty
+//   Stats (5)      empty
+//   Reply (100)    status, then a body only when the status is OK:
+//                    reply to Load, Unload, Health: no body       (StatusReply)
+//                    reply to Execute: list<ShmTensor> outputs    (ExecuteReply)
+//                    reply to Stats: u64 resident_bytes, u64 executions (StatsReply)
+//                  The frame does not say which request a Reply answers; the
+//                  server knows from the request id and picks the decoder.
+//   status         u32 code (a StatusCode value), string message (empty when OK)
+//   ShmTensor      string name (1..kMaxTensorNameBytes)
+//                  u32    dtype (a DataType other than kInvalid)
+//                  u32    rank (0..kMaxRank), then rank x i64 dims (each >= 0)
+//                  u64    offset, u64 bytes: the tensor's bytes in the shared-memory
+//                         region; offset + bytes <= the region's size. For a
+//                         fixed-size dtype bytes == element count x DataTypeSize;
+//                         for BYTES (serialized, variable length) any size.
+//
+// Every decoder consumes its payload exactly (trailing bytes are an error),
+// checks every length against the bytes that remain before allocating, and
+// returns INVALID_ARGUMENT naming the message, the field and what was
+// expected, e.g. "worker message Execute: input 2 'x': rank 40 exceeds the
+// maximum of 16". On failure nothing is returned but the Status.
+//
+// Encoders do not validate: they write what they are given, and a message
+// that breaks a limit above is rejected by the peer's decoder, never altered
+// on the way (one exception: a status message is cut to kMaxStringBytes, so a
+// long backend error still gets through). A message within the limits always
+// fits in kMaxPayloadBytes. Encoding is canonical: re-encoding what a decoder
+// returned gives back the bytes it decoded.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/data_type.h"
+#include "core/status.h"
+
+namespace mm {
+
+inline constexpr uint32_t kWorkerProtocolMagic = 0x4B574D4D;
+inline constexpr uint16_t kWorkerProtocolVersion = 1;
+inline constexpr size_t kFrameHeaderBytes = 16;
+inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
+inline constexpr size_t kMaxStringBytes = 64u << 10;
+inline constexpr size_t kMaxModelDirBytes = 4096;
+inline constexpr size_t kMaxConfigBytes = 4u << 20;
+inline constexpr size_t kMaxTensorNameBytes = 256;
+inline constexpr size_t kMaxRank = 16;
+inline constexpr size_t kMaxTensors = 1024;  // per list: inputs, outputs, output names
+
+enum class WorkerMessageType : uint16_t {
+  kLoad = 1,
+  kUnload = 2,
+  kExecute = 3,
+  kHealth = 4,
+  kStats = 5,
+  kReply = 100,
+};
+
+// "Load", "Execute", ... ("unknown" for a value outside the enum).
+std::string_view WorkerMessageTypeName(WorkerMessageType type);
+
+struct FrameHeader {
+  WorkerMessageType type = WorkerMessageType::kReply;
+  uint32_t payload_bytes = 0;
+  uint32_t request_id = 0;
+};
+
+// Appends the 16 header bytes (magic and version included) to `out`.
+void AppendFrameHeader(std::string& out, const FrameHeader& header);
+
+// Reads a header from exactly kFrameHeaderBytes bytes. Rejects a wrong magic,
+// a version other than kWorkerProtocolVersion (saying which was expected), an
+// unknown type, a payload over kMaxPayloadBytes and a non-empty payload on
+// Unload, Health or Stats.
+StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> header);
+
+// Header + payload, ready to write to the socket.
+std::string Frame(WorkerMessageType type, uint32_t request_id, std::string_view payload);
+
+// A tensor whose bytes lie in the shared-memory region at [offset, offset + bytes).
+struct ShmTensor {
+  std::string name;
+  DataType dtype = DataType::kInvalid;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+
+  bool operator==(const ShmTensor&) const = default;
+};
+
+struct LoadRequest {
+  std::string model_name;
+  int64_t version = 0;
+  std::string model_dir;
+  std::string config;  // serialized ModelConfig protobuf
+  uint64_t memory_limit_bytes = 0;
+
+  bool operator==(const LoadRequest&) const = default;
+};
+
+struct ExecuteRequest {
+  std::vector<ShmTensor> inputs;
+  std::vector<std::string> outputs;  // requested output names; empty: all
+
+  bool operator==(const ExecuteRequest&) const = default;
+};
+
+// The reply to Load, Unload and Health.
+struct StatusReply {
+  Status status;
+};
+
+struct ExecuteReply {
+  Status status;
+  std::vector<ShmTensor> outputs;  // only when status is OK; not encoded otherwise
+};
+
+struct WorkerStats {
+  uint64_t resident_bytes = 0;
+  uint64_t executions = 0;
+
+  bool operator==(const WorkerStats&) const = default;
+};
+
+struct StatsReply {
+  Status status;
+  WorkerStats stats;  // only when status is OK; not encoded otherwise
+};
+
+// Each Encode returns a payload (no header); each Decode takes one. The
+// decoders of messages carrying tensors take the size of the shared-memory
+// region the tensors must lie in.
+std::string EncodeLoad(const LoadRequest& request);
+StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload);
+
+std::string EncodeExecute(const ExecuteRequest& request);
+StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint64_t region_bytes);
+
+std::string EncodeStatusReply(const StatusReply& reply);
+StatusOr<StatusReply> DecodeStatusReply(std::span<const std::byte> payload);
+
+std::string EncodeExecuteReply(const ExecuteReply& reply);
+StatusOr<ExecuteReply> DecodeExecuteReply(std::span<const std::byte> payload,
+                                          uint64_t region_bytes);
+
+std::string EncodeStatsReply(const StatsReply& reply);
+StatusOr<StatsReply> DecodeStatsReply(std::span<const std::byte> payload);
+
+}  // namespace mm

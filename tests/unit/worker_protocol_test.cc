@@ -1,0 +1,454 @@
+#include "isolation/worker_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace mm {
+namespace {
+
+std::span<const std::byte> AsBytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// Overwrites `size` bytes at `at` with `v`, little-endian.
+void Poke(std::string& s, size_t at, uint64_t v, size_t size) {
+  for (size_t i = 0; i < size; ++i) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+void PutU32(std::string& s, uint32_t v) {
+  s.append(4, '\0');
+  Poke(s, s.size() - 4, v, 4);
+}
+
+constexpr uint64_t kRegion = 1 << 20;
+
+// Expects `result` to be INVALID_ARGUMENT with every one of `needles` in its message.
+template <typename T>
+void ExpectInvalid(const StatusOr<T>& result, std::initializer_list<std::string_view> needles) {
+  ASSERT_FALSE(result.ok()) << "decoded although invalid";
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  for (std::string_view needle : needles) {
+    EXPECT_NE(result.status().message().find(needle), std::string::npos)
+        << "'" << needle << "' not in: " << result.status().message();
+  }
+}
+
+// Every strict prefix of a valid payload must be rejected as truncated.
+template <typename Decode>
+void ExpectEveryPrefixTruncated(const std::string& payload, Decode decode) {
+  for (size_t n = 0; n < payload.size(); ++n) {
+    SCOPED_TRACE("prefix of " + std::to_string(n) + " of " + std::to_string(payload.size()));
+    ExpectInvalid(decode(AsBytes(payload).first(n)), {"truncated"});
+  }
+}
+
+ShmTensor Fp32(std::string name, std::vector<int64_t> shape, uint64_t offset = 0) {
+  uint64_t count = 1;
+  for (int64_t d : shape) count *= static_cast<uint64_t>(d);
+  return ShmTensor{std::move(name), DataType::kFp32, std::move(shape), offset, count * 4};
+}
+
+ExecuteRequest OneInput(ShmTensor t) {
+  ExecuteRequest q;
+  q.inputs.push_back(std::move(t));
+  return q;
+}
+
+StatusOr<ExecuteRequest> DecodeExecuteIn(const ExecuteRequest& q, uint64_t region = kRegion) {
+  const std::string payload = EncodeExecute(q);
+  return DecodeExecute(AsBytes(payload), region);
+}
+
+// ------------------------------------------------------------------ frames
+
+TEST(WorkerFrameTest, HeaderRoundTripsForEveryType) {
+  for (auto type :
+       {WorkerMessageType::kLoad, WorkerMessageType::kUnload, WorkerMessageType::kExecute,
+        WorkerMessageType::kHealth, WorkerMessageType::kStats, WorkerMessageType::kReply}) {
+    const bool empty = type == WorkerMessageType::kUnload || type == WorkerMessageType::kHealth ||
+                       type == WorkerMessageType::kStats;
+    const FrameHeader h{type, empty ? 0u : kMaxPayloadBytes, 0xDEADBEEF};
+    std::string bytes;
+    AppendFrameHeader(bytes, h);
+    ASSERT_EQ(bytes.size(), kFrameHeaderBytes);
+    EXPECT_EQ(bytes.substr(0, 4), "MMWK");
+    auto back = DecodeFrameHeader(AsBytes(bytes));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->type, type);
+    EXPECT_EQ(back->payload_bytes, h.payload_bytes);
+    EXPECT_EQ(back->request_id, 0xDEADBEEFu);
+  }
+}
+
+TEST(WorkerFrameTest, FramePrependsTheHeader) {
+  const std::string payload = EncodeStatusReply({OkStatus()});
+  const std::string frame = Frame(WorkerMessageType::kReply, 7, payload);
+  ASSERT_EQ(frame.size(), kFrameHeaderBytes + payload.size());
+  EXPECT_EQ(frame.substr(kFrameHeaderBytes), payload);
+  auto h = DecodeFrameHeader(AsBytes(frame).first(kFrameHeaderBytes));
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->type, WorkerMessageType::kReply);
+  EXPECT_EQ(h->payload_bytes, payload.size());
+  EXPECT_EQ(h->request_id, 7u);
+}
+
+TEST(WorkerFrameTest, RejectsBadHeaders) {
+  std::string good;
+  AppendFrameHeader(good, {WorkerMessageType::kExecute, 10, 1});
+
+  ExpectInvalid(DecodeFrameHeader(AsBytes(good).first(15)), {"15 bytes", "expected 16"});
+  ExpectInvalid(DecodeFrameHeader(AsBytes(good + "x")), {"17 bytes", "expected 16"});
+
+  std::string magic = good;
+  magic[0] = 'X';
+  ExpectInvalid(DecodeFrameHeader(AsBytes(magic)), {"magic", "0x4B574D4D"});
+
+  std::string version = good;
+  Poke(version, 4, 2, 2);
+  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 2", "expected 1"});
+
+  for (uint16_t type : {0, 6, 99, 101, 0xFFFF}) {
+    std::string bad = good;
+    Poke(bad, 6, type, 2);
+    ExpectInvalid(DecodeFrameHeader(AsBytes(bad)),
+                  {"message type " + std::to_string(type), "unknown"});
+  }
+
+  std::string oversize = good;
+  Poke(oversize, 8, uint64_t{kMaxPayloadBytes} + 1, 4);
+  ExpectInvalid(DecodeFrameHeader(AsBytes(oversize)),
+                {"Execute payload length 16777217", "maximum of 16777216"});
+  Poke(oversize, 8, 0xFFFFFFFF, 4);
+  ExpectInvalid(DecodeFrameHeader(AsBytes(oversize)), {"payload length 4294967295"});
+
+  for (auto type :
+       {WorkerMessageType::kUnload, WorkerMessageType::kHealth, WorkerMessageType::kStats}) {
+    std::string bytes;
+    AppendFrameHeader(bytes, {type, 1, 1});
+    ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
+                  {std::string(WorkerMessageTypeName(type)), "payload length 1, expected 0"});
+  }
+}
+
+// -------------------------------------------------------------------- Load
+
+LoadRequest SomeLoad() {
+  return {"resnet", 3, "/models/resnet/3", std::string("\x08\x01\x12\x00", 4), 1 << 30};
+}
+
+TEST(WorkerLoadTest, RoundTrips) {
+  LoadRequest max_sizes{std::string(kMaxStringBytes, 'n'), std::numeric_limits<int64_t>::max(),
+                        std::string(kMaxModelDirBytes, 'd'), std::string(kMaxConfigBytes, '\0'),
+                        std::numeric_limits<uint64_t>::max()};
+  LoadRequest empty_config{"m", 1, "/", "", 0};
+  for (const LoadRequest& q : {SomeLoad(), max_sizes, empty_config}) {
+    const std::string payload = EncodeLoad(q);
+    EXPECT_LE(payload.size(), kMaxPayloadBytes);
+    auto back = DecodeLoad(AsBytes(payload));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, q);
+  }
+}
+
+TEST(WorkerLoadTest, RejectsEveryTruncation) {
+  ExpectEveryPrefixTruncated(EncodeLoad(SomeLoad()),
+                             [](std::span<const std::byte> p) { return DecodeLoad(p); });
+}
+
+TEST(WorkerLoadTest, RejectsOutOfRangeFields) {
+  auto decode = [](LoadRequest q) {
+    const std::string payload = EncodeLoad(q);
+    return DecodeLoad(AsBytes(payload));
+  };
+  LoadRequest q = SomeLoad();
+  q.model_name = "";
+  ExpectInvalid(decode(q), {"worker message Load", "model_name", "length 0"});
+  q = SomeLoad();
+  q.model_name = std::string(kMaxStringBytes + 1, 'n');
+  ExpectInvalid(decode(q), {"model_name", "length 65537 exceeds the maximum of 65536"});
+  q = SomeLoad();
+  q.version = 0;
+  ExpectInvalid(decode(q), {"version 0, expected >= 1"});
+  q.version = -5;
+  ExpectInvalid(decode(q), {"version -5"});
+  q = SomeLoad();
+  q.model_dir = "";
+  ExpectInvalid(decode(q), {"model_dir", "length 0"});
+  q.model_dir = std::string(kMaxModelDirBytes + 1, 'd');
+  ExpectInvalid(decode(q), {"model_dir", "exceeds the maximum of 4096"});
+  q.model_dir = std::string("/a\0b", 4);
+  ExpectInvalid(decode(q), {"model_dir contains a NUL byte"});
+  q = SomeLoad();
+  q.config = std::string(kMaxConfigBytes + 1, 'c');
+  ExpectInvalid(decode(q), {"config", "exceeds the maximum of 4194304"});
+
+  std::string trailing = EncodeLoad(SomeLoad()) + "zz";
+  ExpectInvalid(DecodeLoad(AsBytes(trailing)), {"Load", "2 trailing bytes"});
+
+  // A length that claims more than the payload holds.
+  std::string lying;
+  PutU32(lying, 1000);
+  lying += "abc";
+  ExpectInvalid(DecodeLoad(AsBytes(lying)), {"model_name", "truncated", "3 remain"});
+}
+
+// ----------------------------------------------------------------- Execute
+
+TEST(WorkerExecuteTest, RoundTrips) {
+  ExecuteRequest empty;
+  ExecuteRequest full;
+  full.inputs.push_back(Fp32("x", {2, 3}, 64));
+  full.inputs.push_back(Fp32("scalar", {}, 0));  // rank 0: one element
+  full.inputs.push_back({"text", DataType::kBytes, {3}, 100, 17});
+  full.inputs.push_back({"nothing", DataType::kBytes, {0}, kRegion, 0});  // at the region's end
+  full.inputs.push_back({"zero", DataType::kInt64, {0, 1LL << 62, 1LL << 62}, 0, 0});
+  full.inputs.push_back(Fp32(std::string(kMaxTensorNameBytes, 'n'), std::vector<int64_t>(16, 1)));
+  full.outputs = {"y", std::string(kMaxTensorNameBytes, 'o')};
+  ExecuteRequest every_dtype;
+  for (int d = 1; d <= 14; ++d) {
+    const auto dtype = static_cast<DataType>(d);
+    every_dtype.inputs.push_back(
+        {std::string(DataTypeName(dtype)), dtype, {5}, 0, 5 * DataTypeSize(dtype)});
+  }
+  for (const ExecuteRequest& q : {empty, full, every_dtype}) {
+    auto back = DecodeExecuteIn(q);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, q);
+  }
+}
+
+TEST(WorkerExecuteTest, RoundTripsTheMaximalMessage) {
+  ExecuteRequest q;
+  for (size_t i = 0; i < kMaxTensors; ++i) {
+    std::string name = std::to_string(i);
+    name.resize(kMaxTensorNameBytes, '.');
+    q.inputs.push_back(Fp32(name, std::vector<int64_t>(kMaxRank, 1), i * 4));
+    q.outputs.push_back(name);
+  }
+  const std::string payload = EncodeExecute(q);
+  EXPECT_LE(payload.size(), kMaxPayloadBytes);
+  auto back = DecodeExecute(AsBytes(payload), kRegion);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, q);
+}
+
+TEST(WorkerExecuteTest, RejectsEveryTruncation) {
+  ExecuteRequest q;
+  q.inputs = {Fp32("x", {2, 3}, 8), {"s", DataType::kBytes, {}, 0, 9}};
+  q.outputs = {"y", "z"};
+  ExpectEveryPrefixTruncated(
+      EncodeExecute(q), [](std::span<const std::byte> p) { return DecodeExecute(p, kRegion); });
+}
+
+TEST(WorkerExecuteTest, RejectsBadShapesAndTypes) {
+  ExecuteRequest q;
+  q.inputs = {Fp32("a", {1}), Fp32("b", {1}), Fp32("x", std::vector<int64_t>(40, 1))};
+  ExpectInvalid(DecodeExecuteIn(q), {"worker message Execute: input 2 'x': rank 40 exceeds the "
+                                     "maximum of 16"});
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", std::vector<int64_t>(17, 1)))),
+                {"rank 17 exceeds"});
+
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kFp32, {2, -3}, 0, 0})),
+                {"input 0 'x'", "dim 1 is -3, expected >= 0"});
+
+  for (uint32_t dtype : {0u, 15u, 255u, 256u, 0xFFFFFFFFu}) {
+    ExpectInvalid(DecodeExecuteIn(OneInput({"x", static_cast<DataType>(dtype), {1}, 0, 4})),
+                  {"input 0 'x'", "dtype " + std::to_string(dtype), "not a known DataType"});
+  }
+
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kFp32, {2, 3}, 0, 23})),
+                {"input 0 'x'", "bytes 23, expected 24", "FP32"});
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kInt64, {}, 0, 0})),
+                {"bytes 0, expected 8"});
+  // 2^31 x 2^31 elements of 4 bytes: 2^64 bytes, one past what fits.
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kFp32, {1LL << 31, 1LL << 31}, 0, 0}),
+                                std::numeric_limits<uint64_t>::max()),
+                {"input 0 'x'", "needs more than 2^64 bytes"});
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kUint8, {1LL << 62, 1LL << 62}, 0, 0}),
+                                std::numeric_limits<uint64_t>::max()),
+                {"needs more than 2^64 bytes"});
+}
+
+TEST(WorkerExecuteTest, RejectsTensorsOutsideTheRegion) {
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", {4}, kRegion - 15))),
+                {"input 0 'x'", "offset 1048561 + bytes 16", "region of 1048576 bytes"});
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kBytes, {1}, kRegion + 1, 0})),
+                {"offset 1048577 + bytes 0"});
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kBytes, {1}, 0, kRegion + 1})),
+                {"bytes 1048577 exceed"});
+  // offset + bytes wraps around 2^64: still rejected, even in the largest region.
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kBytes, {1}, max - 1, 4}), max),
+                {"input 0 'x'", "exceed the shared-memory region"});
+  ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kBytes, {1}, 8, max}), max),
+                {"exceed the shared-memory region"});
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", {1})), 0), {"region of 0 bytes"});
+  EXPECT_TRUE(DecodeExecuteIn(OneInput(Fp32("x", {1}, kRegion - 4))).ok());
+}
+
+TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("", {1}))), {"input 0: name: length 0"});
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32(std::string(kMaxTensorNameBytes + 1, 'n'), {1}))),
+                {"input 0: name: length 257 exceeds the maximum of 256"});
+
+  ExecuteRequest dup;
+  dup.inputs = {Fp32("x", {1}), Fp32("y", {1}), Fp32("x", {1})};
+  ExpectInvalid(DecodeExecuteIn(dup), {"input 2 'x': duplicate name (also input 0)"});
+
+  ExecuteRequest too_many;
+  too_many.inputs.resize(kMaxTensors + 1, Fp32("x", {1}));
+  ExpectInvalid(DecodeExecuteIn(too_many), {"input count 1025 exceeds the maximum of 1024"});
+
+  ExecuteRequest names;
+  names.outputs = {"y", ""};
+  ExpectInvalid(DecodeExecuteIn(names), {"output name 1", "length 0"});
+  names.outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
+  ExpectInvalid(DecodeExecuteIn(names), {"output name 0", "exceeds the maximum of 256"});
+  names.outputs = {"a", "b", "a"};
+  ExpectInvalid(DecodeExecuteIn(names), {"output name 2 'a': duplicate name (also output name 0)"});
+  names.outputs.assign(kMaxTensors + 1, "y");
+  ExpectInvalid(DecodeExecuteIn(names), {"output name count 1025 exceeds the maximum of 1024"});
+
+  // Counts that promise more items than the bytes could hold fail before allocating.
+  std::string lying;
+  PutU32(lying, 1000);
+  ExpectInvalid(DecodeExecute(AsBytes(lying), kRegion), {"input count 1000: truncated"});
+  lying.clear();
+  PutU32(lying, 0);
+  PutU32(lying, 1000);
+  ExpectInvalid(DecodeExecute(AsBytes(lying), kRegion), {"output name count 1000: truncated"});
+
+  std::string trailing = EncodeExecute(OneInput(Fp32("x", {1}))) + "!";
+  ExpectInvalid(DecodeExecute(AsBytes(trailing), kRegion), {"Execute", "1 trailing bytes"});
+}
+
+TEST(WorkerExecuteTest, EscapesUnprintableNamesInErrors) {
+  auto r = DecodeExecuteIn(OneInput({"a\nb", DataType::kFp32, {1}, 0, 3}));
+  ExpectInvalid(r, {"input 0 'a?b'"});
+}
+
+// ------------------------------------------------------------------ replies
+
+TEST(WorkerReplyTest, StatusReplyRoundTripsEveryCode) {
+  for (int c = 0; c <= static_cast<int>(StatusCode::kInternal); ++c) {
+    const auto code = static_cast<StatusCode>(c);
+    const StatusReply reply{Status(code, code == StatusCode::kOk ? "" : "it failed")};
+    const std::string payload = EncodeStatusReply(reply);
+    auto back = DecodeStatusReply(AsBytes(payload));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->status.code(), code);
+    EXPECT_EQ(back->status.message(), reply.status.message());
+  }
+}
+
+TEST(WorkerReplyTest, StatusReplyRejectsBadStatuses) {
+  for (uint32_t code : {14u, 255u, 256u, 999u, 0xFFFFFFFFu}) {
+    std::string bad;
+    PutU32(bad, code);
+    PutU32(bad, 0);
+    ExpectInvalid(DecodeStatusReply(AsBytes(bad)),
+                  {"worker message Reply", "status code " + std::to_string(code), "StatusCode"});
+  }
+  std::string ok_with_message;
+  PutU32(ok_with_message, 0);
+  PutU32(ok_with_message, 2);
+  ok_with_message += "hi";
+  ExpectInvalid(DecodeStatusReply(AsBytes(ok_with_message)), {"status message", "code OK"});
+
+  std::string long_message;
+  PutU32(long_message, static_cast<uint32_t>(StatusCode::kInternal));
+  PutU32(long_message, kMaxStringBytes + 1);
+  long_message.append(kMaxStringBytes + 1, 'm');
+  ExpectInvalid(DecodeStatusReply(AsBytes(long_message)),
+                {"status message", "exceeds the maximum of 65536"});
+
+  std::string trailing = EncodeStatusReply({OkStatus()}) + "x";
+  ExpectInvalid(DecodeStatusReply(AsBytes(trailing)), {"1 trailing bytes"});
+  ExpectEveryPrefixTruncated(EncodeStatusReply({NotFound("no model m")}),
+                             [](std::span<const std::byte> p) { return DecodeStatusReply(p); });
+}
+
+TEST(WorkerReplyTest, EncoderCutsLongStatusMessages) {
+  const std::string payload =
+      EncodeStatusReply({Internal(std::string(kMaxStringBytes + 100, 'e'))});
+  auto back = DecodeStatusReply(AsBytes(payload));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->status.code(), StatusCode::kInternal);
+  EXPECT_EQ(back->status.message().size(), kMaxStringBytes);
+}
+
+TEST(WorkerReplyTest, ExecuteReplyRoundTrips) {
+  ExecuteReply ok{OkStatus(), {Fp32("y", {1, 10}, 128), {"s", DataType::kBytes, {}, 0, 0}}};
+  std::string payload = EncodeExecuteReply(ok);
+  auto back = DecodeExecuteReply(AsBytes(payload), kRegion);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->status.ok());
+  EXPECT_EQ(back->outputs, ok.outputs);
+  ExpectEveryPrefixTruncated(
+      payload, [](std::span<const std::byte> p) { return DecodeExecuteReply(p, kRegion); });
+
+  ExecuteReply none{OkStatus(), {}};
+  payload = EncodeExecuteReply(none);
+  back = DecodeExecuteReply(AsBytes(payload), kRegion);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->outputs.empty());
+
+  // A failed reply carries no body: its bytes are those of a StatusReply.
+  ExecuteReply failed{ResourceExhausted("out of memory"), {Fp32("y", {1})}};
+  payload = EncodeExecuteReply(failed);
+  EXPECT_EQ(payload, EncodeStatusReply({failed.status}));
+  back = DecodeExecuteReply(AsBytes(payload), kRegion);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(back->status.message(), "out of memory");
+  EXPECT_TRUE(back->outputs.empty());
+}
+
+TEST(WorkerReplyTest, ExecuteReplyRejectsBadOutputs) {
+  auto decode = [](const ExecuteReply& reply, uint64_t region = kRegion) {
+    const std::string payload = EncodeExecuteReply(reply);
+    return DecodeExecuteReply(AsBytes(payload), region);
+  };
+  ExpectInvalid(decode({OkStatus(), {Fp32("y", {4}, kRegion)}}),
+                {"worker message Execute reply: output 0 'y'", "exceed the shared-memory region"});
+  ExpectInvalid(decode({OkStatus(), {Fp32("y", std::vector<int64_t>(20, 1))}}),
+                {"output 0 'y': rank 20 exceeds the maximum of 16"});
+  ExpectInvalid(decode({OkStatus(), {Fp32("y", {1}), Fp32("y", {1})}}),
+                {"output 1 'y': duplicate name"});
+
+  // Outputs after a failed status are trailing bytes.
+  std::string failed_with_body = EncodeStatusReply({Internal("x")});
+  PutU32(failed_with_body, 0);
+  ExpectInvalid(DecodeExecuteReply(AsBytes(failed_with_body), kRegion), {"4 trailing bytes"});
+}
+
+TEST(WorkerReplyTest, StatsReplyRoundTrips) {
+  StatsReply ok{OkStatus(), {123456789, std::numeric_limits<uint64_t>::max()}};
+  std::string payload = EncodeStatsReply(ok);
+  auto back = DecodeStatsReply(AsBytes(payload));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->status.ok());
+  EXPECT_EQ(back->stats, ok.stats);
+  ExpectEveryPrefixTruncated(payload,
+                             [](std::span<const std::byte> p) { return DecodeStatsReply(p); });
+
+  StatsReply failed{Unavailable("worker shutting down"), {1, 2}};
+  payload = EncodeStatsReply(failed);
+  EXPECT_EQ(payload, EncodeStatusReply({failed.status}));
+  back = DecodeStatsReply(AsBytes(payload));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->status.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(back->stats, WorkerStats{});
+
+  std::string trailing = EncodeStatsReply(ok) + "x";
+  ExpectInvalid(DecodeStatsReply(AsBytes(trailing)), {"Stats reply", "1 trailing bytes"});
+  std::string failed_with_body = EncodeStatusReply({Internal("x")}) + std::string(16, '\0');
+  ExpectInvalid(DecodeStatsReply(AsBytes(failed_with_body)), {"16 trailing bytes"});
+}
+
+}  // namespace
+}  // namespace mm
