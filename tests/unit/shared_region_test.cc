@@ -10,18 +10,10 @@
 #include <array>
 #include <cstring>
 
+#include "socket_pair.h"
+
 namespace mm {
 namespace {
-
-struct SocketPair {
-  SocketPair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0); }
-  ~SocketPair() {
-    for (int fd : fds) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
-  int fds[2] = {-1, -1};
-};
 
 std::span<const std::byte> Bytes(const char* s) {
   return std::as_bytes(std::span<const char>(s, std::strlen(s)));
@@ -94,8 +86,7 @@ TEST(SharedRegionTest, ReceivingWithoutADescriptorOrFromAClosedPeerFails) {
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(none.status().message().find("got none"), std::string::npos);
-  ::close(sp.fds[0]);
-  sp.fds[0] = -1;
+  sp.Close(0);
   auto closed = ReceiveWithFd(sp.fds[1], got);
   ASSERT_FALSE(closed.ok());
   EXPECT_EQ(closed.status().code(), StatusCode::kUnavailable);

@@ -8,22 +8,10 @@
 #include <string>
 #include <thread>
 
+#include "socket_pair.h"
+
 namespace mm {
 namespace {
-
-struct SocketPair {
-  SocketPair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0); }
-  ~SocketPair() {
-    for (int fd : fds) {
-      if (fd >= 0) ::close(fd);
-    }
-  }
-  void Close(int i) {
-    ::close(fds[i]);
-    fds[i] = -1;
-  }
-  int fds[2] = {-1, -1};
-};
 
 TEST(WorkerChannelTest, FramesCrossInOrderWithTheirIds) {
   SocketPair sp;
