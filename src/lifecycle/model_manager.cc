@@ -17,6 +17,7 @@
 #include "lifecycle/warmup.h"
 #include "repository/model_config.h"
 #include "repository/repository.h"
+#include "scheduler/thread_pool.h"
 
 namespace mm {
 

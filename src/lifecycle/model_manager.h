@@ -67,7 +67,6 @@
 #include "model_config.pb.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_scheduler.h"
-#include "scheduler/thread_pool.h"
 
 namespace mm {
 
