@@ -86,6 +86,7 @@ case_model() {
   case $1 in
     add_sub_*) echo add_sub ;;
     mlp_*) echo mlp_classifier ;;
+    image_*) echo image_cnn ;;
     *) die "unknown case $1" ;;
   esac
 }

@@ -5,12 +5,18 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <map>
+#include <string_view>
 #include <thread>
 
+#include "backends/chaos/chaos_backend.h"
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "core/memory.h"
 #include "grpc/grpc_server.h"
 #include "http/http_server.h"
+#include "isolation/process_backend.h"
+#include "isolation/worker_main.h"
+#include "isolation/worker_process.h"
 #include "lifecycle/model_manager.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/timer.h"
@@ -38,9 +44,27 @@ bool ParseTenantWeight(const std::string& text, std::string* tenant, double* wei
   return end == text.c_str() + text.size();
 }
 
+// `mmserve --worker MODEL`: a model's worker process, started by the server
+// with its control socket as descriptor 3 (isolation/worker_main.h).
+int WorkerMain(int argc, char** argv) {
+  spdlog::set_pattern(std::string("[%Y-%m-%d %H:%M:%S.%e] [worker ") + (argc > 2 ? argv[2] : "?") +
+                      "] [%l] %v");
+  // Ctrl-C reaches the whole process group: the server decides when its
+  // workers end (they die with it, or when it closes their socket).
+  signal(SIGINT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  auto onnx = mm::OnnxRuntimeBackend::Create({});
+  if (!onnx.ok()) return Fail(onnx.status());
+  mm::ChaosBackend chaos;
+  std::map<std::string, mm::Backend*, std::less<>> backends{{"onnxruntime_onnx", onnx->get()},
+                                                            {mm::ChaosBackend::kPlatform, &chaos}};
+  return mm::RunWorker(mm::WorkerProcess::kWorkerSocketFd, backends);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "--worker") return WorkerMain(argc, argv);
   CLI::App app{"mmserve: a multi-model inference server (KServe v2 / Triton protocol)"};
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::string> repositories;
@@ -63,6 +87,11 @@ int main(int argc, char** argv) {
   int64_t inline_max_us = 100;
   std::vector<std::string> tenant_weights;
   int execution_nice = 5;
+  std::string default_isolation = "in_process";
+  int64_t worker_timeout_ms = 0;
+  int64_t worker_backoff_ms = 1000;
+  int64_t worker_max_backoff_ms = 30000;
+  bool test_backends = false;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -135,6 +164,30 @@ int main(int argc, char** argv) {
   app.add_option("--model-load-threads", load_threads, "Models loaded in parallel at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app.add_option("--default-isolation", default_isolation,
+                 "Where models run unless their config says (mmserve { isolation }): in_process, "
+                 "or process (each instance in a worker process of its own: a crash, a memory "
+                 "limit or a hang takes down only that model, which restarts)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"in_process", "process"}));
+  app.add_option("--worker-execution-timeout-ms", worker_timeout_ms,
+                 "Models in worker processes: a batch running longer is killed with its worker, "
+                 "which restarts (0: no limit; mmserve { execution_timeout_ms } overrides it)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
+  app.add_option("--worker-restart-backoff-ms", worker_backoff_ms,
+                 "Models in worker processes: wait before the first restart of a failed worker, "
+                 "doubling with each failure in a row")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  app.add_option("--worker-max-restart-backoff-ms", worker_max_backoff_ms,
+                 "The longest wait between restarts of a failed worker")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}));
+  app.add_flag("--enable-test-backends", test_backends,
+               "Offer the test-only 'mmserve_chaos' platform (crashes, leaks and hangs on "
+               "command; for process isolation tests)")
+      ->group("");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -161,6 +214,19 @@ int main(int argc, char** argv) {
   }
   auto onnx = mm::OnnxRuntimeBackend::Create({});
   if (!onnx.ok()) return Fail(onnx.status());
+  mm::ChaosBackend chaos;
+  if (worker_max_backoff_ms < worker_backoff_ms) {
+    return Fail(mm::InvalidArgument(
+        "--worker-max-restart-backoff-ms must be at least --worker-restart-backoff-ms"));
+  }
+  mm::ProcessBackend::Options process_options;
+  // The server's own binary, even if the file was replaced since it started.
+  process_options.worker_command = {"/proc/self/exe", "--worker"};
+  process_options.execution_timeout = std::chrono::milliseconds(worker_timeout_ms);
+  process_options.restart_backoff = std::chrono::milliseconds(worker_backoff_ms);
+  process_options.max_restart_backoff = std::chrono::milliseconds(worker_max_backoff_ms);
+  auto process_backend = mm::ProcessBackend::Create(process_options);
+  if (!process_backend.ok()) return Fail(process_backend.status());
 
   auto budget = mm::ParseByteSize(memory_budget, mm::PhysicalMemoryBytes());
   if (!budget.ok()) return Fail(budget.status().WithContext("--model-memory-budget"));
@@ -186,6 +252,13 @@ int main(int argc, char** argv) {
   mm::Timer queue_timer(mm::SteadyClock::Get(), /*with_thread=*/true);
   manager_options.scheduler.timer = &queue_timer;
   manager_options.backends.emplace("onnxruntime_onnx", onnx->get());
+  if (test_backends) {
+    spdlog::warn("test backends enabled: platform '{}' crashes, leaks and hangs on command",
+                 mm::ChaosBackend::kPlatform);
+    manager_options.backends.emplace(mm::ChaosBackend::kPlatform, &chaos);
+  }
+  manager_options.process_backend = process_backend->get();
+  manager_options.default_process_isolation = default_isolation == "process";
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ class ModelInstance {
 struct LoadedModel {
   inference::ModelConfig config;                          // complete, validated
   std::vector<std::unique_ptr<ModelInstance>> instances;  // at least one
+  // Memory the model holds outside this process (its worker processes'
+  // resident memory), measured after the load; 0 for an in-process model,
+  // whose footprint the lifecycle measures itself.
+  uint64_t external_bytes = 0;
 };
 
 struct LoadSpec {
@@ -47,6 +52,12 @@ struct LoadSpec {
   std::filesystem::path version_dir;  // <repo>/<model>/<version>
   inference::ModelConfig config;      // user config; name filled in
   bool has_config = false;            // whether config.pbtxt existed
+  std::string platform;               // the platform the model was found to have
+  // For models that can fail after loading (one in a worker process): called
+  // with a non-OK status naming the cause when the model stops serving, and
+  // with OK when it serves again. From any thread, never during Load; it must
+  // not block. Empty: nobody listens.
+  std::function<void(const Status&)> on_health;
 };
 
 class Backend {

@@ -106,6 +106,12 @@ std::string IndexJson(const std::vector<ModelVersionStatus>& index) {
     AppendJsonString(out, ModelStateName(s.state));
     out += ",\"reason\":";
     AppendJsonString(out, s.reason);
+    if (s.restarts > 0) {
+      out += ",\"restarts\":";
+      out += std::to_string(s.restarts);
+      out += ",\"last_failure\":";
+      AppendJsonString(out, s.last_failure);
+    }
     out += '}';
   }
   out += ']';

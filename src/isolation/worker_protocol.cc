@@ -292,6 +292,8 @@ std::string_view WorkerMessageTypeName(WorkerMessageType type) {
       return "Health";
     case WorkerMessageType::kStats:
       return "Stats";
+    case WorkerMessageType::kRegion:
+      return "Region";
     case WorkerMessageType::kReply:
       return "Reply";
   }
@@ -334,7 +336,7 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
   const auto t = static_cast<WorkerMessageType>(type);
   if (WorkerMessageTypeName(t) == "unknown") {
     return InvalidArgument("worker frame header: message type " + std::to_string(type) +
-                           " is unknown (expected 1 to 5, or 100 for a reply)");
+                           " is unknown (expected 1 to 6, or 100 for a reply)");
   }
   const std::string name(WorkerMessageTypeName(t));
   if (payload_bytes > kMaxPayloadBytes) {
@@ -347,6 +349,10 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
   if (empty && payload_bytes != 0) {
     return InvalidArgument("worker frame header: " + name + " payload length " +
                            std::to_string(payload_bytes) + ", expected 0");
+  }
+  if (t == WorkerMessageType::kRegion && payload_bytes != sizeof(uint64_t)) {
+    return InvalidArgument("worker frame header: Region payload length " +
+                           std::to_string(payload_bytes) + ", expected 8");
   }
   return FrameHeader{t, payload_bytes, request_id};
 }
@@ -369,6 +375,8 @@ std::string EncodeLoad(const LoadRequest& request) {
   PutString(out, request.model_dir);
   PutString(out, request.config);
   PutLe<uint64_t>(out, request.memory_limit_bytes);
+  PutString(out, request.platform);
+  PutLe<uint8_t>(out, request.has_config ? 1 : 0);
   return out;
 }
 
@@ -386,12 +394,20 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
   }
   MM_RETURN_IF_ERROR(r.String(q.config, "config", 0, kMaxConfigBytes));
   MM_RETURN_IF_ERROR(r.Int(q.memory_limit_bytes, "memory_limit_bytes"));
+  MM_RETURN_IF_ERROR(r.String(q.platform, "platform", 0, kMaxPlatformBytes));
+  uint8_t has_config = 0;
+  MM_RETURN_IF_ERROR(r.Int(has_config, "has_config"));
+  if (has_config > 1) {
+    return r.Error("has_config " + std::to_string(has_config) + ", expected 0 or 1");
+  }
+  q.has_config = has_config == 1;
   MM_RETURN_IF_ERROR(r.Finish());
   return q;
 }
 
 std::string EncodeExecute(const ExecuteRequest& request) {
   std::string out;
+  PutLe<uint64_t>(out, request.output_offset);
   PutTensors(out, request.inputs);
   PutLe<uint32_t>(out, static_cast<uint32_t>(request.outputs.size()));
   for (const auto& name : request.outputs) PutString(out, name);
@@ -401,6 +417,12 @@ std::string EncodeExecute(const ExecuteRequest& request) {
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint64_t region_bytes) {
   Reader r(payload, "Execute");
   ExecuteRequest q;
+  MM_RETURN_IF_ERROR(r.Int(q.output_offset, "output_offset"));
+  if (q.output_offset > region_bytes) {
+    return r.Error("output_offset " + std::to_string(q.output_offset) +
+                   " exceeds the shared-memory region of " + std::to_string(region_bytes) +
+                   " bytes");
+  }
   MM_RETURN_IF_ERROR(ReadTensors(r, "input", region_bytes, q.inputs));
   uint32_t n = 0;
   MM_RETURN_IF_ERROR(r.Count(n, "output name count", kMaxTensors, kMinStringBytes));
@@ -413,6 +435,39 @@ StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint6
       r, "output name", std::vector<std::string_view>(q.outputs.begin(), q.outputs.end())));
   MM_RETURN_IF_ERROR(r.Finish());
   return q;
+}
+
+std::string EncodeRegion(uint64_t bytes) {
+  std::string out;
+  PutLe<uint64_t>(out, bytes);
+  return out;
+}
+
+StatusOr<uint64_t> DecodeRegion(std::span<const std::byte> payload) {
+  Reader r(payload, "Region");
+  uint64_t bytes = 0;
+  MM_RETURN_IF_ERROR(r.Int(bytes, "bytes"));
+  if (bytes == 0) return r.Error("bytes 0, expected a region of at least 1 byte");
+  MM_RETURN_IF_ERROR(r.Finish());
+  return bytes;
+}
+
+std::string EncodeLoadReply(const LoadReply& reply) {
+  std::string out;
+  PutStatus(out, reply.status);
+  if (reply.status.ok()) PutString(out, reply.config);
+  return out;
+}
+
+StatusOr<LoadReply> DecodeLoadReply(std::span<const std::byte> payload) {
+  Reader r(payload, "Load reply");
+  LoadReply reply;
+  MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
+  if (reply.status.ok()) {
+    MM_RETURN_IF_ERROR(r.String(reply.config, "config", 0, kMaxConfigBytes));
+  }
+  MM_RETURN_IF_ERROR(r.Finish());
+  return reply;
 }
 
 std::string EncodeStatusReply(const StatusReply& reply) {
@@ -432,7 +487,11 @@ StatusOr<StatusReply> DecodeStatusReply(std::span<const std::byte> payload) {
 std::string EncodeExecuteReply(const ExecuteReply& reply) {
   std::string out;
   PutStatus(out, reply.status);
-  if (reply.status.ok()) PutTensors(out, reply.outputs);
+  if (reply.status.ok()) {
+    PutTensors(out, reply.outputs);
+  } else {
+    PutLe<uint64_t>(out, reply.region_bytes_needed);
+  }
   return out;
 }
 
@@ -443,6 +502,8 @@ StatusOr<ExecuteReply> DecodeExecuteReply(std::span<const std::byte> payload,
   MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
   if (reply.status.ok()) {
     MM_RETURN_IF_ERROR(ReadTensors(r, "output", region_bytes, reply.outputs));
+  } else {
+    MM_RETURN_IF_ERROR(r.Int(reply.region_bytes_needed, "region_bytes_needed"));
   }
   MM_RETURN_IF_ERROR(r.Finish());
   return reply;

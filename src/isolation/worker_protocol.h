@@ -25,17 +25,33 @@
 //                  i64    version (>= 1)
 //                  string model_dir (1..kMaxModelDirBytes, no NUL byte)
 //                  string config (0..kMaxConfigBytes; serialized ModelConfig, opaque here)
-//                  u64    memory_limit_bytes (0: no limit)
+//                  u64    memory_limit_bytes (0: none): the worker caps its own
+//                         address space at its size now plus this (RLIMIT_AS)
+//                  string platform (0..kMaxPlatformBytes: which backend loads it)
+//                  u8     has_config (0 or 1: whether config.pbtxt existed)
 //   Unload (2)     empty
-//   Execute (3)    list<ShmTensor> inputs (0..kMaxTensors, distinct names)
+//   Execute (3)    u64 output_offset (<= the region's size): the worker writes the
+//                         outputs at or after it, the inputs lie before it
+//                  list<ShmTensor> inputs (0..kMaxTensors, distinct names)
 //                  list<string> outputs (0..kMaxTensors names of 1..kMaxTensorNameBytes,
 //                                        distinct; empty: every output)
 //   Health (4)     empty
 //   Stats (5)      empty
+//   Region (6)     u64 bytes (> 0): the frame carries a descriptor (SCM_RIGHTS) of a
+//                  sealed memfd of exactly that size, the shared-memory region
+//                  every later Execute uses (replacing any earlier one). Sent
+//                  before the first Execute, and again whenever the server
+//                  grows the region. No reply.
 //   Reply (100)    status, then a body only when the status is OK:
-//                    reply to Load, Unload, Health: no body       (StatusReply)
-//                    reply to Execute: list<ShmTensor> outputs    (ExecuteReply)
+//                    reply to Load: string config (0..kMaxConfigBytes; the complete
+//                                   serialized ModelConfig)        (LoadReply)
+//                    reply to Unload, Health: no body              (StatusReply)
+//                    reply to Execute: list<ShmTensor> outputs     (ExecuteReply)
 //                    reply to Stats: u64 resident_bytes, u64 executions (StatsReply)
+//                  One exception: a reply to Execute with a non-OK status carries
+//                  u64 region_bytes_needed, non-zero when the outputs did not fit
+//                  in the region: the server maps one at least that large and
+//                  sends the Execute again.
 //                  The frame does not say which request a Reply answers; the
 //                  server knows from the request id and picks the decoder.
 //   status         u32 code (a StatusCode value), string message (empty when OK)
@@ -81,6 +97,7 @@ inline constexpr size_t kMaxStringBytes = 64u << 10;
 inline constexpr size_t kMaxModelDirBytes = 4096;
 inline constexpr size_t kMaxConfigBytes = 4u << 20;
 inline constexpr size_t kMaxTensorNameBytes = 256;
+inline constexpr size_t kMaxPlatformBytes = 256;
 inline constexpr size_t kMaxRank = 16;
 inline constexpr size_t kMaxTensors = 1024;  // per list: inputs, outputs, output names
 
@@ -90,6 +107,7 @@ enum class WorkerMessageType : uint16_t {
   kExecute = 3,
   kHealth = 4,
   kStats = 5,
+  kRegion = 6,
   kReply = 100,
 };
 
@@ -131,25 +149,34 @@ struct LoadRequest {
   std::string model_dir;
   std::string config;  // serialized ModelConfig protobuf
   uint64_t memory_limit_bytes = 0;
+  std::string platform;
+  bool has_config = false;
 
   bool operator==(const LoadRequest&) const = default;
 };
 
 struct ExecuteRequest {
+  uint64_t output_offset = 0;
   std::vector<ShmTensor> inputs;
   std::vector<std::string> outputs;  // requested output names; empty: all
 
   bool operator==(const ExecuteRequest&) const = default;
 };
 
-// The reply to Load, Unload and Health.
+struct LoadReply {
+  Status status;
+  std::string config;  // only when status is OK; not encoded otherwise
+};
+
+// The reply to Unload and Health.
 struct StatusReply {
   Status status;
 };
 
 struct ExecuteReply {
   Status status;
-  std::vector<ShmTensor> outputs;  // only when status is OK; not encoded otherwise
+  std::vector<ShmTensor> outputs;    // only when status is OK; not encoded otherwise
+  uint64_t region_bytes_needed = 0;  // only when status is not OK
 };
 
 struct WorkerStats {
@@ -172,6 +199,12 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload);
 
 std::string EncodeExecute(const ExecuteRequest& request);
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint64_t region_bytes);
+
+std::string EncodeRegion(uint64_t bytes);
+StatusOr<uint64_t> DecodeRegion(std::span<const std::byte> payload);
+
+std::string EncodeLoadReply(const LoadReply& reply);
+StatusOr<LoadReply> DecodeLoadReply(std::span<const std::byte> payload);
 
 std::string EncodeStatusReply(const StatusReply& reply);
 StatusOr<StatusReply> DecodeStatusReply(std::span<const std::byte> payload);

@@ -124,6 +124,16 @@ class ModelManager::Impl {
     std::shared_ptr<ServableModel> servable;  // while READY
     uint64_t files = 0;                       // fingerprint of what `servable` was loaded from
     uint64_t config = 0;
+    // `servable` is held but UNAVAILABLE: its worker process failed and is
+    // being restarted (READY again once it is back).
+    bool worker_down = false;
+    int restarts = 0;
+    std::string last_failure;
+  };
+  // Lets a backend's health callback reach the manager while it exists.
+  struct HealthRelay {
+    std::mutex mu;
+    Impl* impl = nullptr;  // guarded by mu; null once the manager is gone
   };
   // A queued or running load that others may join.
   struct PendingLoad {
@@ -161,7 +171,9 @@ class ModelManager::Impl {
       : options_(options),
         owner_(owner),
         loaders_(std::make_unique<ThreadPool>(std::max<size_t>(1, options.load_threads))),
-        snapshot_(std::make_shared<const Snapshot>()) {
+        snapshot_(std::make_shared<const Snapshot>()),
+        relay_(std::make_shared<HealthRelay>()) {
+    relay_->impl = this;
     if (options.loader_nice != 0) LowerLoaderPriority(options.loader_nice);
   }
 
@@ -192,6 +204,10 @@ class ModelManager::Impl {
   }
 
   ~Impl() {
+    {
+      std::lock_guard<std::mutex> relay_lock(relay_->mu);
+      relay_->impl = nullptr;
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
@@ -425,14 +441,43 @@ class ModelManager::Impl {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, entry] : models_) {
       if (entry.versions.empty()) {
-        out.push_back({name, 0, ModelState::kUnavailable, entry.reason});
+        out.push_back({name, 0, ModelState::kUnavailable, entry.reason, 0, {}});
         continue;
       }
       for (const auto& [v, slot] : entry.versions) {
-        out.push_back({name, v, slot.state, slot.reason});
+        out.push_back({name, v, slot.state, slot.reason, slot.restarts, slot.last_failure});
       }
     }
     return out;
+  }
+
+  // A backend's health report for the version `target` was loaded as.
+  void OnHealth(const std::string& name, int64_t version, const ServableModel* target,
+                const Status& health) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end() || target == nullptr) return;
+    auto v = it->second.versions.find(version);
+    if (v == it->second.versions.end() || v->second.servable.get() != target) return;
+    VersionSlot& slot = v->second;
+    if (!health.ok()) {
+      ++slot.restarts;
+      slot.last_failure = health.message();
+      if (slot.state == ModelState::kReady || slot.worker_down) {
+        slot.state = ModelState::kUnavailable;
+        slot.worker_down = true;
+        slot.reason = health.message();
+        PublishLocked();
+      }
+    } else if (slot.worker_down) {
+      slot.worker_down = false;
+      if (slot.state == ModelState::kUnavailable) {
+        slot.state = ModelState::kReady;
+        slot.reason.clear();
+        PublishLocked();
+        spdlog::info("model '{}' version {} is READY again", name, version);
+      }
+    }
   }
 
   StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const {
@@ -441,7 +486,8 @@ class ModelManager::Impl {
     if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
     std::vector<ModelVersionStatus> out;
     for (const auto& [v, slot] : it->second.versions) {
-      out.push_back({std::string(name), v, slot.state, slot.reason});
+      out.push_back(
+          {std::string(name), v, slot.state, slot.reason, slot.restarts, slot.last_failure});
     }
     return out;
   }
@@ -598,12 +644,13 @@ class ModelManager::Impl {
     }
     const uint64_t config_fp = override_hash ? override_hash : source.config_fingerprint;
     Backend* backend = nullptr;
+    std::string platform;
     std::vector<int64_t> selected;
     Status model_error;
     if (!source.status.ok()) {
       model_error = source.status;
     } else {
-      std::string platform = PlatformOf(source);
+      platform = PlatformOf(source);
       auto it = options_.backends.find(platform);
       selected = SelectVersions(source.config.version_policy(), source.versions);
       if (platform.empty()) {
@@ -613,13 +660,16 @@ class ModelManager::Impl {
       } else if (it == options_.backends.end()) {
         model_error =
             InvalidArgument("platform '" + platform + "' is not supported by this server");
+      } else if (UsesProcess(source.config) && options_.process_backend == nullptr) {
+        model_error = InvalidArgument(
+            "mmserve.isolation PROCESS is not available in this server (no worker command)");
       } else if (selected.empty()) {
         model_error = NotFound(source.versions.empty()
                                    ? "no version folder (a positive integer such as 1/) in " +
                                          source.dir.string()
                                    : "the version policy selects none of the versions on disk");
       } else {
-        backend = it->second;
+        backend = UsesProcess(source.config) ? options_.process_backend : it->second;
       }
     }
     if (!model_error.ok()) {
@@ -649,7 +699,7 @@ class ModelManager::Impl {
           slot.reason.clear();
         }
       }
-      auto loaded = LoadVersion(source, *v, backend);
+      auto loaded = LoadVersion(source, *v, backend, platform);
       std::shared_ptr<ServableModel> old;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -709,8 +759,16 @@ class ModelManager::Impl {
 
   // Loads one version: reserves its memory (evicting if need be), loads it
   // through the backend, warms every instance up, measures its footprint.
+  bool UsesProcess(const inference::ModelConfig& config) const {
+    const auto isolation = config.mmserve().isolation();
+    return isolation == inference::MmserveOptions::PROCESS ||
+           (isolation == inference::MmserveOptions::DEFAULT_ISOLATION &&
+            options_.default_process_isolation);
+  }
+
   StatusOr<std::shared_ptr<ServableModel>> LoadVersion(const ModelSource& source, int64_t version,
-                                                       Backend* backend) {
+                                                       Backend* backend,
+                                                       const std::string& platform) {
     const std::string label = "model '" + source.name + "' version " + std::to_string(version);
     const uint64_t declared = source.config.mmserve().memory_footprint_bytes();
     const auto version_dir = source.dir / std::to_string(version);
@@ -749,6 +807,13 @@ class ModelManager::Impl {
     spec.version_dir = version_dir;
     spec.config = source.config;
     spec.has_config = source.has_config;
+    spec.platform = platform;
+    // Health reports name the servable they concern, once it exists.
+    auto target = std::make_shared<std::atomic<const ServableModel*>>(nullptr);
+    spec.on_health = [relay = relay_, name = source.name, version, target](const Status& health) {
+      std::lock_guard<std::mutex> lock(relay->mu);
+      if (relay->impl) relay->impl->OnHealth(name, version, target->load(), health);
+    };
     auto loaded = backend->Load(spec);
     Status status = loaded.ok() ? OkStatus() : loaded.status();
     if (status.ok()) {
@@ -773,8 +838,11 @@ class ModelManager::Impl {
     servable->version_string = std::to_string(version);
     servable->config = std::move((*loaded)->config);
     servable->pinned = servable->config.mmserve().pinned();
-    servable->footprint_bytes =
-        declared ? declared : (alone ? (after > before ? after - before : 0) : estimate);
+    const uint64_t external = (*loaded)->external_bytes;
+    servable->footprint_bytes = declared ? declared
+                                : external
+                                    ? external
+                                    : (alone ? (after > before ? after - before : 0) : estimate);
     {
       std::lock_guard<std::mutex> lock(mu_);
       models_[source.name].footprints[version] = servable->footprint_bytes;
@@ -785,6 +853,7 @@ class ModelManager::Impl {
         ModelSchedulerConfig::FromModelConfig(servable->config, source.name));
     if (!scheduler.ok()) return scheduler.status();
     servable->scheduler = std::move(*scheduler);
+    target->store(servable.get());
     // Account for what it really takes; over the budget, make room or give up.
     if (Status s = Reserve(source.name, label, servable->footprint_bytes); !s.ok()) {
       servable.reset();
@@ -1079,6 +1148,7 @@ class ModelManager::Impl {
   [[maybe_unused]] ModelManager* const owner_;
   std::unique_ptr<ThreadPool> loaders_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  const std::shared_ptr<HealthRelay> relay_;
 
   mutable std::mutex mu_;
   std::map<std::string, ModelEntry, std::less<>> models_;  // guarded by mu_

@@ -31,9 +31,15 @@
 // removes it from the snapshot, waits until its queue drains, then drops it.
 //
 // Memory: every loaded version has a footprint, declared in its config
-// (mmserve { memory_footprint_bytes }) or measured as the process's heap and
+// (mmserve { memory_footprint_bytes }), or for a model in worker processes
+// their resident memory after the load, or measured as the process's heap and
 // resident growth across its load (when no other load overlapped; otherwise
-// its size on disk). With a memory budget, a load that would exceed it first
+// its size on disk).
+//
+// Models in worker processes: when a worker fails after loading, its version
+// turns UNAVAILABLE with the cause (requests get it) until the worker is back
+// (the backend restarts it), then READY again; the index counts the failures
+// (restarts) and keeps the last cause. With a memory budget, a load that would exceed it first
 // evicts idle, unpinned versions, least recently used first; if it still does
 // not fit it fails with RESOURCE_EXHAUSTED naming what is needed and where the
 // budget went. Which idle versions go first (EvictionPolicy):
@@ -95,6 +101,10 @@ struct ModelVersionStatus {
   int64_t version = 0;  // 0: the model has no loadable version
   ModelState state = ModelState::kUnavailable;
   std::string reason;
+  // Models in worker processes: how often this version's workers failed
+  // after loading (each failure is followed by a restart), and the last cause.
+  int restarts = 0;
+  std::string last_failure;
 };
 
 enum class ModelControlMode { kNone, kExplicit, kPoll };
@@ -119,6 +129,12 @@ class ModelManager {
     ModelScheduler::Options scheduler;  // for every model version's scheduler
     // platform name ("onnxruntime_onnx") -> backend; not owned.
     std::map<std::string, Backend*, std::less<>> backends;
+    // Loads models whose isolation is PROCESS (mmserve.isolation, else
+    // default_isolation) in worker processes, whatever their platform (the
+    // platform must still be in `backends`); not owned. Null: such models
+    // fail to load, saying so.
+    Backend* process_backend = nullptr;
+    bool default_process_isolation = false;
     // The process's memory in use, in bytes: footprints are its growth across
     // a load. Default: the larger growth of heap in use and resident memory.
     // Tests inject their own.

@@ -750,8 +750,9 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
   if (config.has_dynamic_batching()) MM_RETURN_IF_ERROR(ValidateDynamicBatching(config));
   MM_RETURN_IF_ERROR(ValidateWarmup(config));
   if (!inference::MmserveOptions::Isolation_IsValid(config.mmserve().isolation())) {
-    return InvalidArgument("mmserve.isolation is " + std::to_string(config.mmserve().isolation()) +
-                           "; expected IN_PROCESS or PROCESS");
+    return InvalidArgument(
+        "mmserve.isolation is " + std::to_string(config.mmserve().isolation()) +
+        "; expected IN_PROCESS or PROCESS (or none: the server's --default-isolation)");
   }
   if (const double w = config.mmserve().weight(); !(w >= 0 && w <= 1e6)) {
     return InvalidArgument("mmserve.weight is " + std::to_string(w) +

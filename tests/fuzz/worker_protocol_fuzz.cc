@@ -4,7 +4,7 @@
 //    it was decoded from;
 //  - the re-encoded bytes decode again to an equal message.
 //
-// Input layout: byte 0 picks the decoder (modulo 6); bytes 1-2 give the
+// Input layout: byte 0 picks the decoder (modulo 8); bytes 1-2 give the
 // shared-memory region size r = b1 << 8 | b2 (0xFFFF stands for 2^64 - 1, so
 // that offset + bytes overflows are reachable); the rest is the payload (for
 // the frame-header decoder, the 16 header bytes).
@@ -64,7 +64,7 @@ void RoundTrip(std::span<const std::byte> in, Decode decode, Encode encode, Same
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
-  const int which = data[0] % 6;
+  const int which = data[0] % 8;
   const uint16_t r = static_cast<uint16_t>(data[1] << 8 | data[2]);
   const uint64_t region = r == 0xFFFF ? std::numeric_limits<uint64_t>::max() : r;
   const std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data + 3), size - 3);
@@ -98,7 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           in, [region](auto p) { return mm::DecodeExecuteReply(p, region); },
           mm::EncodeExecuteReply,
           [](const mm::ExecuteReply& x, const mm::ExecuteReply& y) {
-            return SameStatus(x.status, y.status) && x.outputs == y.outputs;
+            return SameStatus(x.status, y.status) && x.outputs == y.outputs &&
+                   x.region_bytes_needed == y.region_bytes_needed;
           });
       break;
     case 4:
@@ -113,6 +114,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           in, [](auto p) { return mm::DecodeStatsReply(p); }, mm::EncodeStatsReply,
           [](const mm::StatsReply& x, const mm::StatsReply& y) {
             return SameStatus(x.status, y.status) && x.stats == y.stats;
+          });
+      break;
+    case 6:
+      RoundTrip(
+          in, [](auto p) { return mm::DecodeRegion(p); }, mm::EncodeRegion,
+          [](uint64_t x, uint64_t y) { return x == y; });
+      break;
+    case 7:
+      RoundTrip(
+          in, [](auto p) { return mm::DecodeLoadReply(p); }, mm::EncodeLoadReply,
+          [](const mm::LoadReply& x, const mm::LoadReply& y) {
+            return SameStatus(x.status, y.status) && x.config == y.config;
           });
       break;
   }

@@ -54,6 +54,8 @@ struct FakeWorld {
   std::map<std::string, Status> fail;                       // "name/version" -> load error
   std::map<std::string, std::shared_ptr<Gate>> load_gates;  // "name" -> held loads
   std::shared_ptr<Gate> exec_gate;                          // held executions
+  std::map<std::string, std::string> loaded_by;             // name -> backend tag, platform
+  std::map<std::string, std::function<void(const Status&)>> health;  // name -> on_health
 
   std::shared_ptr<Gate> LoadGate(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu);
@@ -101,9 +103,15 @@ class FakeInstance : public ModelInstance {
 
 class FakeBackend : public Backend {
  public:
-  explicit FakeBackend(FakeWorld* world) : world_(world) {}
+  explicit FakeBackend(FakeWorld* world, std::string tag = "direct")
+      : world_(world), tag_(std::move(tag)) {}
   StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override {
     ++world_->loads;
+    {
+      std::lock_guard<std::mutex> lock(world_->mu);
+      world_->loaded_by[spec.model_name] = tag_ + "/" + spec.platform;
+      world_->health[spec.model_name] = spec.on_health;
+    }
     if (auto gate = world_->LoadGate(spec.model_name)) gate->Wait();
     {
       std::lock_guard<std::mutex> lock(world_->mu);
@@ -126,6 +134,7 @@ class FakeBackend : public Backend {
 
  private:
   FakeWorld* world_;
+  const std::string tag_;
 };
 
 class ModelManagerTest : public ::testing::Test {
@@ -161,8 +170,11 @@ class ModelManagerTest : public ::testing::Test {
   }
 
   void Create(ModelControlMode mode, uint64_t budget = 0, std::vector<std::string> startup = {},
-              size_t load_threads = 2, EvictionPolicy eviction = EvictionPolicy::kLfu) {
+              size_t load_threads = 2, EvictionPolicy eviction = EvictionPolicy::kLfu,
+              Backend* process_backend = nullptr, bool default_process = false) {
     ModelManager::Options o;
+    o.process_backend = process_backend;
+    o.default_process_isolation = default_process;
     o.repositories = {repo_};
     o.mode = mode;
     o.startup_models = std::move(startup);
@@ -737,6 +749,66 @@ TEST_F(ModelManagerTest, RepeatedLoadUnloadCyclesReturnTheMemory) {
   }
   EXPECT_EQ(world_.memory.load(), 0u);
   EXPECT_EQ(manager_->memory().loaded, 0u);
+}
+
+TEST_F(ModelManagerTest, IsolatedModelsLoadThroughTheProcessBackendAndFollowItsHealth) {
+  AddModel("iso", {1}, "mmserve { isolation: PROCESS }\n");
+  AddModel("plain", {1});
+  FakeBackend process{&world_, "process"};
+  Create(ModelControlMode::kNone, 0, {}, 2, EvictionPolicy::kLfu, &process);
+  EXPECT_EQ(world_.loaded_by["iso"], "process/fake");  // the platform travels with the load
+  EXPECT_EQ(world_.loaded_by["plain"], "direct/fake");
+  auto handle = manager_->Get("iso", "1");
+  ASSERT_TRUE(handle.ok());
+
+  // The worker died: the version is UNAVAILABLE with the cause, counted.
+  const std::string cause = "worker killed by signal 11 (Segmentation fault); restart 1 in 1.0 s";
+  world_.health["iso"](Unavailable(cause));
+  auto down = manager_->Get("iso", "1");
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(down.status().message().find("signal 11"), std::string::npos)
+      << down.status().message();
+  auto index = IndexMap();
+  EXPECT_EQ(index["iso/1"].state, ModelState::kUnavailable);
+  EXPECT_EQ(index["iso/1"].reason, cause);
+  EXPECT_EQ(index["iso/1"].restarts, 1);
+  EXPECT_EQ(index["iso/1"].last_failure, cause);
+  EXPECT_EQ(index["plain/1"].restarts, 0);
+  EXPECT_TRUE(manager_->Get("plain", "1").ok());
+
+  // Back: READY on the same servable, the count kept.
+  world_.health["iso"](OkStatus());
+  auto up = manager_->Get("iso", "1");
+  ASSERT_TRUE(up.ok());
+  EXPECT_EQ(up->get(), handle->get());
+  index = IndexMap();
+  EXPECT_EQ(index["iso/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["iso/1"].reason, "");
+  EXPECT_EQ(index["iso/1"].restarts, 1);
+
+  // A report for a servable no longer loaded changes nothing.
+  auto stale = world_.health["iso"];
+  manager_.reset();
+  stale(Unavailable("too late"));  // the manager is gone: ignored, no crash
+}
+
+TEST_F(ModelManagerTest, DefaultIsolationAndItsAbsence) {
+  AddModel("iso", {1}, "mmserve { isolation: PROCESS }\n");
+  AddModel("plain", {1});
+  AddModel("pinned_in", {1}, "mmserve { isolation: IN_PROCESS }\n");
+  {
+    FakeBackend process{&world_, "process"};
+    Create(ModelControlMode::kNone, 0, {}, 2, EvictionPolicy::kLfu, &process, true);
+    EXPECT_EQ(world_.loaded_by["plain"], "process/fake");
+    EXPECT_EQ(world_.loaded_by["pinned_in"], "direct/fake");
+    manager_.reset();
+  }
+  Create(ModelControlMode::kNone);  // no process backend
+  auto index = IndexMap();
+  EXPECT_EQ(index["iso/0"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["iso/0"].reason.find("PROCESS is not available"), std::string::npos)
+      << index["iso/0"].reason;
+  EXPECT_TRUE(manager_->Get("plain", "1").ok());
 }
 
 TEST(ModelNameTest, Validation) {

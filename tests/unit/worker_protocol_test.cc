@@ -68,10 +68,14 @@ StatusOr<ExecuteRequest> DecodeExecuteIn(const ExecuteRequest& q, uint64_t regio
 TEST(WorkerFrameTest, HeaderRoundTripsForEveryType) {
   for (auto type :
        {WorkerMessageType::kLoad, WorkerMessageType::kUnload, WorkerMessageType::kExecute,
-        WorkerMessageType::kHealth, WorkerMessageType::kStats, WorkerMessageType::kReply}) {
+        WorkerMessageType::kHealth, WorkerMessageType::kStats, WorkerMessageType::kRegion,
+        WorkerMessageType::kReply}) {
     const bool empty = type == WorkerMessageType::kUnload || type == WorkerMessageType::kHealth ||
                        type == WorkerMessageType::kStats;
-    const FrameHeader h{type, empty ? 0u : kMaxPayloadBytes, 0xDEADBEEF};
+    const uint32_t bytes_of_payload = empty                                ? 0u
+                                      : type == WorkerMessageType::kRegion ? 8u
+                                                                           : kMaxPayloadBytes;
+    const FrameHeader h{type, bytes_of_payload, 0xDEADBEEF};
     std::string bytes;
     AppendFrameHeader(bytes, h);
     ASSERT_EQ(bytes.size(), kFrameHeaderBytes);
@@ -111,7 +115,7 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
   Poke(version, 4, 2, 2);
   ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 2", "expected 1"});
 
-  for (uint16_t type : {0, 6, 99, 101, 0xFFFF}) {
+  for (uint16_t type : {0, 7, 99, 101, 0xFFFF}) {
     std::string bad = good;
     Poke(bad, 6, type, 2);
     ExpectInvalid(DecodeFrameHeader(AsBytes(bad)),
@@ -132,19 +136,45 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
     ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
                   {std::string(WorkerMessageTypeName(type)), "payload length 1, expected 0"});
   }
+  for (uint32_t n : {0u, 7u, 9u}) {
+    std::string bytes;
+    AppendFrameHeader(bytes, {WorkerMessageType::kRegion, n, 1});
+    ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
+                  {"Region payload length " + std::to_string(n), "expected 8"});
+  }
+}
+
+// ------------------------------------------------------------------ Region
+
+TEST(WorkerRegionTest, RoundTripsAndRejectsEmptyRegions) {
+  for (uint64_t bytes : {uint64_t{1}, kRegion, std::numeric_limits<uint64_t>::max()}) {
+    const std::string payload = EncodeRegion(bytes);
+    auto back = DecodeRegion(AsBytes(payload));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, bytes);
+  }
+  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion(0))), {"Region", "bytes 0"});
+  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion(1) + "x")), {"1 trailing bytes"});
+  ExpectEveryPrefixTruncated(EncodeRegion(kRegion),
+                             [](std::span<const std::byte> p) { return DecodeRegion(p); });
 }
 
 // -------------------------------------------------------------------- Load
 
 LoadRequest SomeLoad() {
-  return {"resnet", 3, "/models/resnet/3", std::string("\x08\x01\x12\x00", 4), 1 << 30};
+  return {"resnet",           3,   "/models/resnet/3", std::string("\x08\x01\x12\x00", 4), 1 << 30,
+          "onnxruntime_onnx", true};
 }
 
 TEST(WorkerLoadTest, RoundTrips) {
-  LoadRequest max_sizes{std::string(kMaxStringBytes, 'n'), std::numeric_limits<int64_t>::max(),
-                        std::string(kMaxModelDirBytes, 'd'), std::string(kMaxConfigBytes, '\0'),
-                        std::numeric_limits<uint64_t>::max()};
-  LoadRequest empty_config{"m", 1, "/", "", 0};
+  LoadRequest max_sizes{std::string(kMaxStringBytes, 'n'),
+                        std::numeric_limits<int64_t>::max(),
+                        std::string(kMaxModelDirBytes, 'd'),
+                        std::string(kMaxConfigBytes, '\0'),
+                        std::numeric_limits<uint64_t>::max(),
+                        std::string(kMaxPlatformBytes, 'p'),
+                        true};
+  LoadRequest empty_config{"m", 1, "/", "", 0, "", false};
   for (const LoadRequest& q : {SomeLoad(), max_sizes, empty_config}) {
     const std::string payload = EncodeLoad(q);
     EXPECT_LE(payload.size(), kMaxPayloadBytes);
@@ -173,6 +203,12 @@ TEST(WorkerLoadTest, RejectsOutOfRangeFields) {
   q = SomeLoad();
   q.version = 0;
   ExpectInvalid(decode(q), {"version 0, expected >= 1"});
+  q = SomeLoad();
+  q.platform = std::string(kMaxPlatformBytes + 1, 'p');
+  ExpectInvalid(decode(q), {"platform", "length 257 exceeds the maximum of 256"});
+  std::string two = EncodeLoad(SomeLoad());
+  two.back() = 2;
+  ExpectInvalid(DecodeLoad(AsBytes(two)), {"has_config 2, expected 0 or 1"});
   q.version = -5;
   ExpectInvalid(decode(q), {"version -5"});
   q = SomeLoad();
@@ -314,16 +350,27 @@ TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
   ExpectInvalid(DecodeExecuteIn(names), {"output name count 1025 exceeds the maximum of 1024"});
 
   // Counts that promise more items than the bytes could hold fail before allocating.
-  std::string lying;
+  std::string lying(8, '\0');  // output_offset
   PutU32(lying, 1000);
   ExpectInvalid(DecodeExecute(AsBytes(lying), kRegion), {"input count 1000: truncated"});
-  lying.clear();
+  lying.assign(8, '\0');
   PutU32(lying, 0);
   PutU32(lying, 1000);
   ExpectInvalid(DecodeExecute(AsBytes(lying), kRegion), {"output name count 1000: truncated"});
 
   std::string trailing = EncodeExecute(OneInput(Fp32("x", {1}))) + "!";
   ExpectInvalid(DecodeExecute(AsBytes(trailing), kRegion), {"Execute", "1 trailing bytes"});
+}
+
+TEST(WorkerExecuteTest, OutputOffsetLiesInTheRegion) {
+  ExecuteRequest q = OneInput(Fp32("x", {4}));
+  q.output_offset = kRegion;  // no room for outputs, but within bounds
+  auto back = DecodeExecuteIn(q);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->output_offset, kRegion);
+  q.output_offset = kRegion + 1;
+  ExpectInvalid(DecodeExecuteIn(q),
+                {"output_offset 1048577 exceeds the shared-memory region of 1048576 bytes"});
 }
 
 TEST(WorkerExecuteTest, EscapesUnprintableNamesInErrors) {
@@ -397,15 +444,18 @@ TEST(WorkerReplyTest, ExecuteReplyRoundTrips) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(back->outputs.empty());
 
-  // A failed reply carries no body: its bytes are those of a StatusReply.
-  ExecuteReply failed{ResourceExhausted("out of memory"), {Fp32("y", {1})}};
+  // A failed reply carries no outputs, only the region size it needs.
+  ExecuteReply failed{ResourceExhausted("out of memory"), {Fp32("y", {1})}, 5000};
   payload = EncodeExecuteReply(failed);
-  EXPECT_EQ(payload, EncodeStatusReply({failed.status}));
+  EXPECT_EQ(payload, EncodeStatusReply({failed.status}) + std::string("\x88\x13\0\0\0\0\0\0", 8));
   back = DecodeExecuteReply(AsBytes(payload), kRegion);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->status.code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(back->status.message(), "out of memory");
   EXPECT_TRUE(back->outputs.empty());
+  EXPECT_EQ(back->region_bytes_needed, 5000u);
+  ExpectEveryPrefixTruncated(
+      payload, [](std::span<const std::byte> p) { return DecodeExecuteReply(p, kRegion); });
 }
 
 TEST(WorkerReplyTest, ExecuteReplyRejectsBadOutputs) {
@@ -421,9 +471,38 @@ TEST(WorkerReplyTest, ExecuteReplyRejectsBadOutputs) {
                 {"output 1 'y': duplicate name"});
 
   // Outputs after a failed status are trailing bytes.
-  std::string failed_with_body = EncodeStatusReply({Internal("x")});
+  std::string failed_with_body = EncodeStatusReply({Internal("x")}) + std::string(8, '\0');
   PutU32(failed_with_body, 0);
   ExpectInvalid(DecodeExecuteReply(AsBytes(failed_with_body), kRegion), {"4 trailing bytes"});
+}
+
+TEST(WorkerReplyTest, LoadReplyRoundTrips) {
+  LoadReply ok{OkStatus(), std::string("\x0a\x03"
+                                       "add"
+                                       "\x00",
+                                       6)};
+  std::string payload = EncodeLoadReply(ok);
+  auto back = DecodeLoadReply(AsBytes(payload));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->status.ok());
+  EXPECT_EQ(back->config, ok.config);
+  ExpectEveryPrefixTruncated(payload,
+                             [](std::span<const std::byte> p) { return DecodeLoadReply(p); });
+
+  LoadReply failed{InvalidArgument("model.onnx: not a model"), "ignored"};
+  payload = EncodeLoadReply(failed);
+  EXPECT_EQ(payload, EncodeStatusReply({failed.status}));
+  back = DecodeLoadReply(AsBytes(payload));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->status.message(), "model.onnx: not a model");
+  EXPECT_TRUE(back->config.empty());
+
+  std::string huge;
+  PutU32(huge, 0);
+  PutU32(huge, 0);
+  PutU32(huge, kMaxConfigBytes + 1);
+  ExpectInvalid(DecodeLoadReply(AsBytes(huge)), {"Load reply", "config", "exceeds the maximum"});
+  ExpectInvalid(DecodeLoadReply(AsBytes(EncodeLoadReply(ok) + "x")), {"1 trailing bytes"});
 }
 
 TEST(WorkerReplyTest, StatsReplyRoundTrips) {

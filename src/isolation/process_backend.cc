@@ -1,0 +1,549 @@
+#include "isolation/process_backend.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+#include "core/memory.h"
+#include "isolation/memory_limit.h"
+#include "isolation/shared_region.h"
+#include "isolation/worker_channel.h"
+#include "isolation/worker_main.h"
+#include "isolation/worker_protocol.h"
+#include "isolation/worker_supervisor.h"
+
+namespace mm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr uint64_t kAlignment = 64;
+uint64_t AlignUp(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
+
+std::string Seconds(milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+// The instances of one model version: their health, summed for on_health.
+class WorkerGroup {
+ public:
+  WorkerGroup(size_t instances, std::function<void(const Status&)> on_health)
+      : down_(instances, false), on_health_(std::move(on_health)) {}
+
+  void Down(size_t index, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_[index] = true;
+    if (on_health_) on_health_(Unavailable(reason));
+  }
+  void Up(size_t index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_[index] = false;
+    if (on_health_ && std::none_of(down_.begin(), down_.end(), [](bool d) { return d; })) {
+      on_health_(OkStatus());
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<bool> down_;  // guarded by mu_
+  const std::function<void(const Status&)> on_health_;
+};
+
+struct WorkerSettings {
+  std::string label;  // "model 'm' version 1"
+  std::vector<std::string> argv;
+  LoadRequest load;  // memory_limit_bytes set only for RLIMIT_AS
+  uint64_t memory_limit = 0;
+  MemoryLimitKind limit_kind = MemoryLimitKind::kResidentWatchdog;
+  milliseconds execution_timeout{0};
+  milliseconds backoff{1000};
+  milliseconds max_backoff{30000};
+  uint64_t initial_region_bytes = 1u << 20;
+};
+
+// One worker process and what the server keeps for it; shared with the
+// supervisor's callbacks through weak references.
+class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
+ public:
+  WorkerCore(std::shared_ptr<WorkerSupervisor> supervisor, std::shared_ptr<WorkerGroup> group,
+             std::shared_ptr<const WorkerSettings> settings, size_t index)
+      : supervisor_(std::move(supervisor)),
+        group_(std::move(group)),
+        settings_(std::move(settings)),
+        index_(index) {}
+
+  // Starts the worker and loads the model in it; returns the complete config
+  // (serialized). Blocks for the load. Called while the worker is down.
+  StatusOr<std::string> Start() {
+    const WorkerSettings& s = *settings_;
+    MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv));
+    std::unique_ptr<CgroupGroup> cgroup;
+    uint64_t watchdog = 0;
+    if (s.memory_limit > 0 && s.limit_kind == MemoryLimitKind::kCgroupV2) {
+      auto g =
+          CgroupGroup::Create("mmserve-worker-" + std::to_string(process->pid()), s.memory_limit);
+      if (g.ok() && (*g)->AddProcess(process->pid()).ok()) {
+        cgroup = std::move(*g);
+      } else {
+        spdlog::warn("{}: no cgroup for the worker, the memory limit falls back to the {}", s.label,
+                     MemoryLimitKindName(MemoryLimitKind::kResidentWatchdog));
+        watchdog = s.memory_limit;
+      }
+    } else if (s.memory_limit > 0 && s.limit_kind == MemoryLimitKind::kResidentWatchdog) {
+      watchdog = s.memory_limit;
+    }
+    if (!region_) {
+      MM_ASSIGN_OR_RETURN(region_, SharedRegion::Create(s.load.model_name, s.initial_region_bytes));
+    }
+    uint64_t baseline = 0;
+    auto config = Handshake(*process, cgroup.get(), &baseline);
+    if (!config.ok()) {
+      // Say how it ended if it did (it is not watched yet: reap it here).
+      process->Kill(SIGKILL);
+      const WorkerExit exit = process->Wait();
+      const std::string cause = Classify(exit, cgroup.get(), /*killed_for=*/"");
+      if (config.status().code() == StatusCode::kUnavailable) {
+        return Unavailable(s.label + " " + cause + " while loading");
+      }
+      return config.status();
+    }
+    WorkerSupervisor::Watch watch;
+    watch.pidfd = process->pidfd();
+    watch.pid = process->pid();
+    std::weak_ptr<WorkerCore> weak = weak_from_this();
+    const int pidfd = process->pidfd();
+    watch.on_exit = [weak, pidfd] {
+      if (auto core = weak.lock()) core->OnExit(pidfd);
+    };
+    watch.rss_limit_bytes = watchdog > 0 ? baseline + watchdog : 0;
+    watch.on_over_limit = [weak, pidfd, baseline](uint64_t rss) {
+      if (auto core = weak.lock()) core->OnOverLimit(pidfd, rss, baseline);
+    };
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return Unavailable(s.label + " is unloading");
+    process_ = std::move(process);
+    cgroup_ = std::move(cgroup);
+    watch_ = supervisor_->Add(std::move(watch));
+    up_ = true;
+    started_ = Clock::now();
+    return config;
+  }
+
+  Status Execute(const InferRequest& request, InferResponse& response) {
+    WorkerProcess* process;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!up_ || stopped_) {
+        return Unavailable(settings_->label + " " +
+                           (stopped_ ? std::string("is unloading") : down_cause_));
+      }
+      executing_ = true;
+      process = process_.get();
+    }
+    Status s = ExecuteOn(*process, request, response);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      executing_ = false;
+    }
+    cv_.notify_all();
+    return s;
+  }
+
+  uint64_t ResidentBytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return process_ ? ResidentBytesOf(process_->pid()) : 0;
+  }
+
+  // Ends the worker for good (unload).
+  void Stop() {
+    std::unique_ptr<WorkerProcess> process;
+    WorkerSupervisor::WatchId watch = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stopped_ = true;
+      cv_.wait(lock, [&] { return !executing_; });
+      process = std::move(process_);
+      watch = watch_;
+      watch_ = 0;
+    }
+    if (watch != 0) supervisor_->Remove(watch);
+    process.reset();  // SIGKILL and reap: the model's memory goes at once
+  }
+
+ private:
+  // Region, Health (the worker has started up: its resident memory then is
+  // the baseline a memory limit counts from), then Load; the load's reply
+  // config.
+  StatusOr<std::string> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline) {
+    const int socket = process.socket();
+    MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(socket, WorkerMessageType::kRegion, 0,
+                                              EncodeRegion(region_->size()), region_->fd()));
+    uint32_t id = ++next_id_;
+    MM_RETURN_IF_ERROR(WriteWorkerFrame(socket, WorkerMessageType::kHealth, id, ""));
+    MM_ASSIGN_OR_RETURN(WorkerFrame health, ReadReply(socket, id));
+    MM_ASSIGN_OR_RETURN(StatusReply healthy, DecodeStatusReply(AsBytes(health.payload)));
+    MM_RETURN_IF_ERROR(healthy.status);
+    *baseline = ResidentBytesOf(process.pid());
+    if (cgroup != nullptr)
+      MM_RETURN_IF_ERROR(cgroup->SetLimit(*baseline + settings_->memory_limit));
+    id = ++next_id_;
+    MM_RETURN_IF_ERROR(
+        WriteWorkerFrame(socket, WorkerMessageType::kLoad, id, EncodeLoad(settings_->load)));
+    MM_ASSIGN_OR_RETURN(WorkerFrame frame, ReadReply(socket, id));
+    MM_ASSIGN_OR_RETURN(LoadReply reply, DecodeLoadReply(AsBytes(frame.payload)));
+    MM_RETURN_IF_ERROR(reply.status);
+    return std::move(reply.config);
+  }
+
+  static std::span<const std::byte> AsBytes(const std::string& s) {
+    return std::as_bytes(std::span<const char>(s));
+  }
+
+  StatusOr<WorkerFrame> ReadReply(int socket, uint32_t id) {
+    MM_ASSIGN_OR_RETURN(WorkerFrame frame, ReadWorkerFrame(socket));
+    if (frame.header.type != WorkerMessageType::kReply || frame.header.request_id != id) {
+      return InvalidArgument("worker answered a " +
+                             std::string(WorkerMessageTypeName(frame.header.type)) +
+                             " for request " + std::to_string(frame.header.request_id) +
+                             ", expected the reply to " + std::to_string(id));
+    }
+    return frame;
+  }
+
+  // Sends the new region when the batch needs a larger one.
+  Status EnsureRegion(WorkerProcess& process, uint64_t bytes) {
+    if (bytes <= region_->size()) return OkStatus();
+    const uint64_t size = std::max(bytes, region_->size() * 2);
+    MM_ASSIGN_OR_RETURN(auto region, SharedRegion::Create(settings_->load.model_name, size));
+    MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kRegion, 0,
+                                              EncodeRegion(region->size()), region->fd()));
+    region_ = std::move(region);
+    return OkStatus();
+  }
+
+  Status ExecuteOn(WorkerProcess& process, const InferRequest& request, InferResponse& response) {
+    ExecuteRequest execute;
+    uint64_t end = 0;
+    execute.inputs.reserve(request.inputs.size());
+    for (const Tensor& in : request.inputs) {
+      const uint64_t at = AlignUp(end);
+      execute.inputs.push_back({in.name, in.dtype, in.shape, at, in.data.size()});
+      end = at + in.data.size();
+    }
+    execute.output_offset = AlignUp(end);
+    execute.outputs.reserve(request.outputs.size());
+    for (const auto& out : request.outputs) execute.outputs.push_back(out.name);
+    // Room for the inputs and, at first guess, outputs as large again.
+    Status s = EnsureRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
+    if (!s.ok()) return Lost(s);
+    std::byte* base = region_->bytes().data();
+    for (size_t i = 0; i < request.inputs.size(); ++i) {
+      const auto& data = request.inputs[i].data;
+      if (!data.empty()) std::memcpy(base + execute.inputs[i].offset, data.data(), data.size());
+    }
+    const std::string payload = EncodeExecute(execute);
+    for (int attempt = 0;; ++attempt) {
+      const uint32_t id = ++next_id_;
+      s = WriteWorkerFrame(process.socket(), WorkerMessageType::kExecute, id, payload);
+      if (!s.ok()) return Lost(s);
+      s = AwaitReply(process);
+      if (!s.ok()) return Lost(s);
+      auto frame = ReadReply(process.socket(), id);
+      if (!frame.ok()) return Lost(frame.status());
+      auto reply = DecodeExecuteReply(AsBytes(frame->payload), region_->size());
+      if (!reply.ok()) return Lost(reply.status());
+      if (!reply->status.ok()) {
+        if (reply->region_bytes_needed > region_->size() && attempt == 0) {
+          // The outputs did not fit: a larger region (inputs copied over), once more.
+          auto old = region_->bytes();
+          std::vector<std::byte> inputs(old.begin(), old.begin() + execute.output_offset);
+          s = EnsureRegion(process, reply->region_bytes_needed);
+          if (!s.ok()) return Lost(s);
+          std::memcpy(region_->bytes().data(), inputs.data(), inputs.size());
+          continue;
+        }
+        return reply->status;
+      }
+      const std::span<std::byte> region = region_->bytes();
+      response.outputs.reserve(reply->outputs.size());
+      for (ShmTensor& out : reply->outputs) {
+        auto buffer = std::make_shared<ByteBuffer>(out.bytes);
+        if (out.bytes > 0) std::memcpy(buffer->bytes.get(), region.data() + out.offset, out.bytes);
+        Tensor t;
+        t.name = std::move(out.name);
+        t.dtype = out.dtype;
+        t.shape = std::move(out.shape);
+        AttachBuffer(t, std::move(buffer));
+        response.outputs.push_back(std::move(t));
+      }
+      return OkStatus();
+    }
+  }
+
+  // Waits for the reply's first byte, killing the worker past the timeout.
+  Status AwaitReply(WorkerProcess& process) {
+    const milliseconds timeout = settings_->execution_timeout;
+    pollfd p{process.socket(), POLLIN, 0};
+    for (;;) {
+      const int n = ::poll(&p, 1, timeout.count() > 0 ? static_cast<int>(timeout.count()) : -1);
+      if (n > 0) return OkStatus();
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Unavailable(std::string("worker socket: poll: ") + std::strerror(errno));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        killed_for_ =
+            "killed: execution exceeded the timeout of " + std::to_string(timeout.count()) + " ms";
+      }
+      process.Kill(SIGKILL);
+      return Unavailable("execution timeout");
+    }
+  }
+
+  // The channel failed: the worker is dying or dead (or talks nonsense, and
+  // is killed). Waits for the reaper to say why, and answers that.
+  Status Lost(const Status& what) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (up_ && process_) {
+      // Dead already (then this changes nothing), or broken: it goes either way.
+      if (what.code() != StatusCode::kUnavailable && killed_for_.empty()) {
+        killed_for_ = "killed: broken protocol (" + what.message() + ")";
+      }
+      process_->Kill(SIGKILL);
+    }
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return !up_ || stopped_; });
+    if (up_) return Unavailable(settings_->label + " worker: " + what.message());
+    return Unavailable(settings_->label + " " + down_cause_);
+  }
+
+  void OnOverLimit(int pidfd, uint64_t rss, uint64_t baseline) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!process_ || process_->pidfd() != pidfd || !killed_for_.empty()) return;
+    killed_for_ = "killed: memory limit " + FormatBytes(settings_->memory_limit) + " (the model " +
+                  "used " + FormatBytes(rss - baseline) + " above the worker's start-up " +
+                  FormatBytes(baseline) + "; " +
+                  std::string(MemoryLimitKindName(MemoryLimitKind::kResidentWatchdog)) + ")";
+    process_->Kill(SIGKILL);
+  }
+
+  std::string Classify(const WorkerExit& exit, const CgroupGroup* cgroup,
+                       const std::string& killed_for) const {
+    if (!killed_for.empty()) return "worker " + killed_for;
+    if (exit.exit_code == kWorkerExitOutOfMemory) {
+      return "worker killed: memory limit " + FormatBytes(settings_->memory_limit) +
+             " (an allocation failed under " +
+             std::string(MemoryLimitKindName(MemoryLimitKind::kAddressSpace)) + ")";
+    }
+    if (cgroup != nullptr && cgroup->OomKilled()) {
+      return "worker killed: memory limit " + FormatBytes(settings_->memory_limit) + " (" +
+             std::string(MemoryLimitKindName(MemoryLimitKind::kCgroupV2)) + ")";
+    }
+    return "worker " + exit.Describe();
+  }
+
+  void OnExit(int pidfd) {
+    milliseconds delay;
+    std::string cause;
+    int restart;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_ || !process_ || process_->pidfd() != pidfd) return;
+      auto exit = process_->TryWait();
+      if (!exit) return;
+      cause = Classify(*exit, cgroup_.get(), killed_for_);
+      killed_for_.clear();
+      up_ = false;
+      watch_ = 0;
+      if (Clock::now() - started_ > settings_->max_backoff) streak_ = 0;
+      delay = Backoff();
+      restart = ++restarts_;
+      down_cause_ = cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay);
+    }
+    cv_.notify_all();
+    spdlog::error("{} {}; restarting it in {} (restart {})", settings_->label, cause,
+                  Seconds(delay), restart);
+    group_->Down(index_, cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay));
+    ScheduleRestart(delay);
+  }
+
+  milliseconds Backoff() {
+    milliseconds d = settings_->backoff;
+    for (int i = 0; i < streak_ && d < settings_->max_backoff; ++i) d *= 2;
+    ++streak_;
+    return std::min(d, settings_->max_backoff);
+  }
+
+  void ScheduleRestart(milliseconds delay) {
+    std::weak_ptr<WorkerCore> weak = weak_from_this();
+    supervisor_->After(delay, [weak] {
+      if (auto core = weak.lock()) core->Restart();
+    });
+  }
+
+  void Restart() {
+    std::unique_ptr<WorkerProcess> old;
+    std::unique_ptr<CgroupGroup> old_cgroup;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !executing_; });
+      if (stopped_ || up_) return;
+      old = std::move(process_);
+      old_cgroup = std::move(cgroup_);
+    }
+    old.reset();
+    old_cgroup.reset();
+    auto started = Start();
+    if (started.ok()) {
+      spdlog::info("{}: worker {} restarted", settings_->label, index_);
+      group_->Up(index_);
+      return;
+    }
+    milliseconds delay;
+    int restart;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      delay = Backoff();
+      restart = ++restarts_;
+      down_cause_ = "worker failed to restart: " + started.status().message() + "; restart " +
+                    std::to_string(restart) + " in " + Seconds(delay);
+    }
+    spdlog::error("{}: {}", settings_->label, started.status().message());
+    group_->Down(index_, "worker failed to restart: " + started.status().message() + "; restart " +
+                             std::to_string(restart) + " in " + Seconds(delay));
+    ScheduleRestart(delay);
+  }
+
+  const std::shared_ptr<WorkerSupervisor> supervisor_;
+  const std::shared_ptr<WorkerGroup> group_;
+  const std::shared_ptr<const WorkerSettings> settings_;
+  const size_t index_;
+
+  // Used by the one thread that has the worker: the loader or restarter
+  // while it is down, the executing thread while it is up (executing_).
+  std::unique_ptr<SharedRegion> region_;
+  uint32_t next_id_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<WorkerProcess> process_;         // guarded by mu_
+  std::unique_ptr<CgroupGroup> cgroup_;            // guarded by mu_
+  WorkerSupervisor::WatchId watch_ = 0;            // guarded by mu_
+  bool up_ = false;                                // guarded by mu_
+  bool executing_ = false;                         // guarded by mu_
+  bool stopped_ = false;                           // guarded by mu_
+  std::string killed_for_;                         // guarded by mu_: why the server killed it
+  std::string down_cause_ = "worker not started";  // guarded by mu_
+  int streak_ = 0;                                 // guarded by mu_: failures in a row
+  int restarts_ = 0;                               // guarded by mu_
+  Clock::time_point started_;                      // guarded by mu_
+};
+
+class WorkerInstance final : public ModelInstance {
+ public:
+  explicit WorkerInstance(std::shared_ptr<WorkerCore> core) : core_(std::move(core)) {}
+  ~WorkerInstance() override { core_->Stop(); }
+  Status Execute(const InferRequest& request, InferResponse& response) override {
+    return core_->Execute(request, response);
+  }
+  uint64_t ResidentBytes() { return core_->ResidentBytes(); }
+
+ private:
+  const std::shared_ptr<WorkerCore> core_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options) {
+  if (options.worker_command.empty()) {
+    return InvalidArgument("process isolation: no worker command");
+  }
+  if (options.restart_backoff.count() <= 0 ||
+      options.max_restart_backoff < options.restart_backoff) {
+    return InvalidArgument(
+        "process isolation: the restart backoff must be > 0 and at most its "
+        "maximum");
+  }
+  MM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerSupervisor> supervisor, WorkerSupervisor::Create());
+  return std::unique_ptr<ProcessBackend>(
+      new ProcessBackend(std::move(options), std::move(supervisor)));
+}
+
+ProcessBackend::ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor)
+    : options_(std::move(options)), supervisor_(std::move(supervisor)) {}
+
+ProcessBackend::~ProcessBackend() = default;
+
+StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec) {
+  auto settings = std::make_shared<WorkerSettings>();
+  settings->label = "model '" + spec.model_name + "' version " + std::to_string(spec.version);
+  settings->argv = options_.worker_command;
+  settings->argv.push_back(spec.model_name);
+  const auto& mm_options = spec.config.mmserve();
+  settings->memory_limit = mm_options.memory_limit_bytes();
+  settings->limit_kind = ChooseMemoryLimitKind();
+  settings->execution_timeout = mm_options.execution_timeout_ms() > 0
+                                    ? milliseconds(mm_options.execution_timeout_ms())
+                                    : options_.execution_timeout;
+  settings->backoff = options_.restart_backoff;
+  settings->max_backoff = options_.max_restart_backoff;
+  settings->initial_region_bytes = std::max<uint64_t>(options_.initial_region_bytes, 4096);
+  LoadRequest& load = settings->load;
+  load.model_name = spec.model_name;
+  load.version = spec.version;
+  load.model_dir = spec.model_dir.string();
+  load.platform = spec.platform;
+  load.has_config = spec.has_config;
+  spec.config.SerializeToString(&load.config);
+  if (settings->memory_limit > 0 && settings->limit_kind == MemoryLimitKind::kAddressSpace) {
+    load.memory_limit_bytes = settings->memory_limit;
+  }
+  if (settings->memory_limit > 0) {
+    spdlog::info("{}: memory limit {} per worker, enforced by {}", settings->label,
+                 FormatBytes(settings->memory_limit), MemoryLimitKindName(settings->limit_kind));
+  }
+
+  size_t count = 0;
+  for (const auto& group : spec.config.instance_group()) {
+    count += group.count() <= 0 ? 1 : static_cast<size_t>(group.count());
+  }
+  count = std::max<size_t>(count, 1);
+
+  auto group = std::make_shared<WorkerGroup>(count, spec.on_health);
+  auto model = std::make_unique<LoadedModel>();
+  std::vector<WorkerInstance*> instances;
+  for (size_t i = 0; i < count; ++i) {
+    auto core = std::make_shared<WorkerCore>(supervisor_, group, settings, i);
+    auto config = core->Start();
+    if (!config.ok()) {
+      core->Stop();
+      return config.status();
+    }
+    if (i == 0) {
+      if (!model->config.ParseFromString(*config)) {
+        core->Stop();
+        return Internal(settings->label + ": the worker's config does not parse");
+      }
+      // The worker ran one instance; the model has the user's groups.
+      if (spec.config.instance_group_size() > 0) {
+        *model->config.mutable_instance_group() = spec.config.instance_group();
+      }
+    }
+    auto instance = std::make_unique<WorkerInstance>(std::move(core));
+    instances.push_back(instance.get());
+    model->instances.push_back(std::move(instance));
+  }
+  for (WorkerInstance* instance : instances) model->external_bytes += instance->ResidentBytes();
+  return model;
+}
+
+}  // namespace mm

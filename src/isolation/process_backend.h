@@ -1,0 +1,74 @@
+// ProcessBackend: runs each model instance in a worker process of its own,
+// so that a crash, an out-of-memory or a hang in one model takes down only
+// that model's worker (DESIGN.md, Isolation).
+//
+// One worker per instance: the scheduler already gives each instance one
+// batch at a time, so a worker is single-threaded request/reply, and a crash
+// costs only that instance's in-flight batch. (Per instance group would save
+// one model copy per extra instance, but multiplex several batches over one
+// socket and lose them all at once; docs/isolation.md.)
+//
+// A worker is `worker_command` (the mmserve binary with --worker) with the
+// model name appended; it loads the model through the backend its platform
+// names (worker_main.h). Per instance the server keeps a shared-memory
+// region: an Execute writes the request's inputs into it once, the worker
+// reads them in place and writes its outputs after them, and the server
+// copies the outputs out (the region is reused by the next batch).
+//
+// Failures after the load:
+//  - the worker's death is seen at once (its pidfd, on the supervisor's
+//    reaper thread); its in-flight batch fails UNAVAILABLE naming the cause
+//    ("model 'm' version 1 worker killed by signal 11 (Segmentation fault)"),
+//    and so does every later batch until it is back;
+//  - LoadSpec::on_health hears a non-OK status naming the cause and the
+//    restart to come; the worker restarts after a backoff that doubles with
+//    each consecutive failure (from restart_backoff up to
+//    max_restart_backoff; a worker that ran longer than the maximum starts
+//    the series again); on_health hears OK once every instance is back;
+//  - a batch that runs past the execution timeout kills the worker ("killed:
+//    execution exceeded the timeout of 2000 ms") and is treated the same;
+//  - a worker over mmserve.memory_limit_bytes is killed (memory_limit.h says
+//    how the limit is enforced; the log says which mechanism is in force).
+// A failure during Load fails the load, naming the cause; nothing restarts.
+//
+// Thread-safety: Load may be called concurrently; instances follow backend.h.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace mm {
+
+class WorkerSupervisor;
+
+class ProcessBackend final : public Backend {
+ public:
+  struct Options {
+    std::vector<std::string> worker_command;  // argv; the model name is appended
+    // A batch running longer is killed with its worker (0: no limit); a
+    // model's mmserve.execution_timeout_ms overrides it.
+    std::chrono::milliseconds execution_timeout{0};
+    std::chrono::milliseconds restart_backoff{1000};
+    std::chrono::milliseconds max_restart_backoff{30000};
+    uint64_t initial_region_bytes = 1u << 20;  // grows to fit the largest batch
+  };
+
+  // INVALID_ARGUMENT for an empty worker_command or a backoff <= 0;
+  // INTERNAL when the supervisor threads cannot start.
+  static StatusOr<std::unique_ptr<ProcessBackend>> Create(Options options);
+  ~ProcessBackend() override;
+
+  StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override;
+
+ private:
+  ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor);
+
+  const Options options_;
+  const std::shared_ptr<WorkerSupervisor> supervisor_;
+};
+
+}  // namespace mm

@@ -1,0 +1,217 @@
+#include "isolation/worker_main.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <new>
+
+#include "core/memory.h"
+#include "isolation/shared_region.h"
+#include "isolation/worker_channel.h"
+#include "isolation/worker_protocol.h"
+
+namespace mm {
+
+namespace {
+
+constexpr uint64_t kOutputAlignment = 64;
+
+uint64_t AlignUp(uint64_t v) {
+  return (v + kOutputAlignment - 1) / kOutputAlignment * kOutputAlignment;
+}
+
+[[noreturn]] void OutOfMemory() {
+  static const char kMessage[] = "mmserve worker: out of memory (a memory limit?)\n";
+  ssize_t ignored = ::write(2, kMessage, sizeof(kMessage) - 1);
+  (void)ignored;
+  ::_exit(kWorkerExitOutOfMemory);
+}
+
+// The address space in use now (VmSize), in bytes; 0 if unknown.
+uint64_t AddressSpaceBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  if (!(statm >> pages)) return 0;
+  return pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+class Worker {
+ public:
+  Worker(int socket, const std::map<std::string, Backend*, std::less<>>& backends)
+      : socket_(socket), backends_(backends) {}
+
+  int Run() {
+    for (;;) {
+      auto frame = ReadWorkerFrame(socket_);
+      if (!frame.ok()) {
+        if (frame.status().code() == StatusCode::kUnavailable &&
+            frame.status().message() == "worker socket: the peer closed") {
+          return 0;  // the server is done with this worker
+        }
+        return Fail(frame.status());
+      }
+      Status s = Handle(*frame);
+      if (!s.ok()) return Fail(s);
+    }
+  }
+
+ private:
+  int Fail(const Status& status) {
+    std::fprintf(stderr, "mmserve worker (model '%s'): %s\n", model_name_.c_str(),
+                 status.message().c_str());
+    return kWorkerExitProtocolError;
+  }
+
+  Status Reply(uint32_t id, const std::string& payload) {
+    return WriteWorkerFrame(socket_, WorkerMessageType::kReply, id, payload);
+  }
+
+  Status Handle(WorkerFrame& frame) {
+    const auto bytes = std::as_bytes(std::span<const char>(frame.payload));
+    const uint32_t id = frame.header.request_id;
+    switch (frame.header.type) {
+      case WorkerMessageType::kRegion: {
+        MM_ASSIGN_OR_RETURN(uint64_t size, DecodeRegion(bytes));
+        MM_ASSIGN_OR_RETURN(region_, SharedRegion::Adopt(frame.fd.release(), size));
+        return OkStatus();
+      }
+      case WorkerMessageType::kLoad: {
+        MM_ASSIGN_OR_RETURN(LoadRequest load, DecodeLoad(bytes));
+        return Reply(id, EncodeLoadReply(Load(load)));
+      }
+      case WorkerMessageType::kExecute: {
+        if (!region_) return FailedPrecondition("Execute before any Region");
+        MM_ASSIGN_OR_RETURN(ExecuteRequest execute, DecodeExecute(bytes, region_->size()));
+        return Reply(id, EncodeExecuteReply(Execute(execute)));
+      }
+      case WorkerMessageType::kHealth:
+        return Reply(id, EncodeStatusReply({OkStatus()}));
+      case WorkerMessageType::kStats: {
+        StatsReply reply;
+        reply.stats.resident_bytes = ProcessResidentBytes();
+        reply.stats.executions = executions_;
+        return Reply(id, EncodeStatsReply(reply));
+      }
+      case WorkerMessageType::kUnload:
+        instance_ = nullptr;
+        model_.reset();
+        ReleaseFreeMemory();
+        return Reply(id, EncodeStatusReply({OkStatus()}));
+      case WorkerMessageType::kReply:
+        break;
+    }
+    return InvalidArgument("unexpected " + std::string(WorkerMessageTypeName(frame.header.type)) +
+                           " message from the server");
+  }
+
+  LoadReply Load(const LoadRequest& load) {
+    model_name_ = load.model_name;
+    if (model_) return {FailedPrecondition("this worker has a model loaded already"), ""};
+    auto it = backends_.find(load.platform);
+    if (it == backends_.end()) {
+      return {InvalidArgument("platform '" + load.platform + "' is not supported by this server"),
+              ""};
+    }
+    LoadSpec spec;
+    spec.model_name = load.model_name;
+    spec.version = load.version;
+    spec.model_dir = load.model_dir;
+    spec.version_dir = spec.model_dir / std::to_string(load.version);
+    spec.has_config = load.has_config;
+    if (!spec.config.ParseFromString(load.config)) {
+      return {InvalidArgument("the model config sent to the worker does not parse"), ""};
+    }
+    // One instance per worker: the server starts one worker per instance.
+    spec.config.clear_instance_group();
+    spec.config.add_instance_group()->set_count(1);
+    if (load.memory_limit_bytes > 0) {
+      const uint64_t now = AddressSpaceBytes();
+      rlimit limit{};
+      limit.rlim_cur = limit.rlim_max = now + load.memory_limit_bytes;
+      if (::setrlimit(RLIMIT_AS, &limit) != 0) {
+        return {Internal(std::string("cannot set the memory limit (RLIMIT_AS): ") +
+                         std::strerror(errno)),
+                ""};
+      }
+    }
+    auto loaded = it->second->Load(spec);
+    if (!loaded.ok()) return {loaded.status(), ""};
+    model_ = std::move(*loaded);
+    if (model_->instances.empty()) {
+      model_.reset();
+      return {Internal("the backend loaded no instance"), ""};
+    }
+    instance_ = model_->instances.front().get();
+    std::string config;
+    model_->config.SerializeToString(&config);
+    return {OkStatus(), std::move(config)};
+  }
+
+  ExecuteReply Execute(const ExecuteRequest& execute) {
+    ExecuteReply reply;
+    if (instance_ == nullptr) {
+      reply.status = FailedPrecondition("no model is loaded in this worker");
+      return reply;
+    }
+    const std::span<std::byte> region = region_->bytes();
+    InferRequest request;
+    request.model_name = model_name_;
+    request.inputs.reserve(execute.inputs.size());
+    for (const ShmTensor& in : execute.inputs) {
+      Tensor t;
+      t.name = in.name;
+      t.dtype = in.dtype;
+      t.shape = in.shape;
+      t.data = region.subspan(in.offset, in.bytes);
+      request.inputs.push_back(std::move(t));
+    }
+    request.outputs.reserve(execute.outputs.size());
+    for (const std::string& name : execute.outputs) request.outputs.push_back({name, {}});
+    InferResponse response;
+    reply.status = instance_->Execute(request, response);
+    ++executions_;
+    if (!reply.status.ok()) return reply;
+    // Lay the outputs out after output_offset, each 64-byte aligned.
+    uint64_t end = execute.output_offset;
+    reply.outputs.reserve(response.outputs.size());
+    for (const Tensor& out : response.outputs) {
+      const uint64_t at = AlignUp(end);
+      reply.outputs.push_back({out.name, out.dtype, out.shape, at, out.data.size()});
+      end = at + out.data.size();
+    }
+    if (end > region.size()) {
+      ExecuteReply grow;
+      grow.status = ResourceExhausted("the outputs need " + std::to_string(end) +
+                                      " bytes of shared memory, the region has " +
+                                      std::to_string(region.size()));
+      grow.region_bytes_needed = end;
+      return grow;
+    }
+    for (size_t i = 0; i < response.outputs.size(); ++i) {
+      const auto& data = response.outputs[i].data;
+      if (!data.empty())
+        std::memcpy(region.data() + reply.outputs[i].offset, data.data(), data.size());
+    }
+    return reply;
+  }
+
+  const int socket_;
+  const std::map<std::string, Backend*, std::less<>>& backends_;
+  std::string model_name_;
+  std::unique_ptr<SharedRegion> region_;
+  std::unique_ptr<LoadedModel> model_;
+  ModelInstance* instance_ = nullptr;
+  uint64_t executions_ = 0;
+};
+
+}  // namespace
+
+int RunWorker(int socket, const std::map<std::string, Backend*, std::less<>>& backends) {
+  std::set_new_handler(OutOfMemory);
+  return Worker(socket, backends).Run();
+}
+
+}  // namespace mm

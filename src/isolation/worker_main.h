@@ -1,0 +1,38 @@
+// The worker side of process isolation: what `mmserve --worker` runs. A
+// worker holds one instance of one model version and serves the server's
+// requests on its control socket (worker_protocol.h) until the socket closes.
+//
+// Conversation (the server drives it; the worker only answers):
+//   Region   maps the shared-memory region the tensors travel in (no reply)
+//   Load     loads the model through the backend its platform names, keeps
+//            one instance, answers the complete config
+//   Execute  runs the inputs found in the region, writes the outputs into the
+//            region at or after output_offset (64-byte aligned), answers where
+//            they are; outputs that do not fit are answered with the region
+//            size they need
+//   Health, Stats, Unload  as the protocol says
+// A malformed message ends the worker (exit status 2) with the reason on
+// stderr: the server and the worker are one build, so a bad frame means a
+// broken channel, not a request to refuse.
+//
+// Memory: every allocation that fails (std::bad_alloc from operator new) ends
+// the worker with kWorkerExitOutOfMemory, so that a model over its limit
+// (RLIMIT_AS, set at Load) is reported as such rather than as a crash.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "backends/backend.h"
+
+namespace mm {
+
+inline constexpr int kWorkerExitOutOfMemory = 86;
+inline constexpr int kWorkerExitProtocolError = 2;
+
+// Serves `socket` until the server closes it (returns 0) or sends something
+// malformed (returns kWorkerExitProtocolError). `backends` maps platform names
+// to backends, as the server's lifecycle does.
+int RunWorker(int socket, const std::map<std::string, Backend*, std::less<>>& backends);
+
+}  // namespace mm

@@ -1,0 +1,181 @@
+#include "isolation/worker_supervisor.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include "isolation/memory_limit.h"
+
+namespace mm {
+
+namespace {
+constexpr int kWatchdogPeriodMs = 100;
+}  // namespace
+
+StatusOr<std::unique_ptr<WorkerSupervisor>> WorkerSupervisor::Create() {
+  const int epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) return Internal(std::string("epoll_create1: ") + std::strerror(errno));
+  const int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd < 0) {
+    ::close(epoll_fd);
+    return Internal(std::string("eventfd: ") + std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;  // watch ids start at 1: 0 is the wake-up
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+  return std::unique_ptr<WorkerSupervisor>(new WorkerSupervisor(epoll_fd, wake_fd));
+}
+
+WorkerSupervisor::WorkerSupervisor(int epoll_fd, int wake_fd)
+    : epoll_fd_(epoll_fd), wake_fd_(wake_fd) {
+  reaper_ = std::thread([this] { ReaperLoop(); });
+  workers_ = std::thread([this] { WorkersLoop(); });
+}
+
+WorkerSupervisor::~WorkerSupervisor() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  Wake();
+  jobs_cv_.notify_all();
+  // The last reference may go in a callback on one of the threads themselves.
+  for (std::thread* t : {&reaper_, &workers_}) {
+    if (t->get_id() == std::this_thread::get_id()) {
+      t->detach();
+    } else {
+      t->join();
+    }
+  }
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+void WorkerSupervisor::Wake() {
+  const uint64_t one = 1;
+  ssize_t ignored = ::write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+StatusOr<std::unique_ptr<WorkerProcess>> WorkerSupervisor::Spawn(
+    const std::vector<std::string>& argv) {
+  auto done = std::make_shared<std::promise<StatusOr<std::unique_ptr<WorkerProcess>>>>();
+  auto result = done->get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Unavailable("the server is stopping: no worker started");
+    reaper_tasks_.push_back([done, argv] { done->set_value(WorkerProcess::Spawn(argv)); });
+  }
+  Wake();
+  return result.get();
+}
+
+WorkerSupervisor::WatchId WorkerSupervisor::Add(Watch watch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const WatchId id = next_id_++;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = id;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, watch.pidfd, &ev);
+  const bool watchdog = watch.rss_limit_bytes > 0;
+  watches_.emplace(id, std::move(watch));
+  if (watchdog) Wake();  // the loop picks its poll period up
+  return id;
+}
+
+void WorkerSupervisor::Remove(WatchId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
+  watches_.erase(it);
+}
+
+void WorkerSupervisor::After(std::chrono::milliseconds delay, std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    jobs_.emplace(std::chrono::steady_clock::now() + delay, std::move(job));
+  }
+  jobs_cv_.notify_all();
+}
+
+void WorkerSupervisor::ReaperLoop() {
+  ::pthread_setname_np(::pthread_self(), "mm-reaper");
+  epoll_event events[16];
+  for (;;) {
+    bool watchdog = false;
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;
+      tasks.swap(reaper_tasks_);
+      for (const auto& [id, w] : watches_) watchdog = watchdog || w.rss_limit_bytes > 0;
+    }
+    for (auto& task : tasks) task();
+    if (!tasks.empty()) continue;  // more may have come meanwhile
+    const int n = ::epoll_wait(epoll_fd_, events, 16, watchdog ? kWatchdogPeriodMs : -1);
+    std::vector<std::function<void()>> calls;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int i = 0; i < n; ++i) {
+        const WatchId id = events[i].data.u64;
+        if (id == 0) {
+          uint64_t count;
+          ssize_t ignored = ::read(wake_fd_, &count, sizeof(count));
+          (void)ignored;
+          continue;
+        }
+        auto it = watches_.find(id);
+        if (it == watches_.end()) continue;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
+        calls.push_back(std::move(it->second.on_exit));
+        watches_.erase(it);
+      }
+      if (watchdog) {
+        for (const auto& [id, w] : watches_) {
+          if (w.rss_limit_bytes == 0) continue;
+          const uint64_t rss = ResidentBytesOf(w.pid);
+          if (rss > w.rss_limit_bytes) calls.push_back([f = w.on_over_limit, rss] { f(rss); });
+        }
+      }
+    }
+    for (auto& call : calls) call();
+  }
+  // Spawns asked for while stopping are answered, not left hanging.
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks.swap(reaper_tasks_);
+  }
+  for (auto& task : tasks) task();
+}
+
+void WorkerSupervisor::WorkersLoop() {
+  ::pthread_setname_np(::pthread_self(), "mm-workers");
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (stopping_) return;
+    if (jobs_.empty()) {
+      jobs_cv_.wait(lock);
+      continue;
+    }
+    auto due = jobs_.begin()->first;
+    if (std::chrono::steady_clock::now() < due) {
+      jobs_cv_.wait_until(lock, due);
+      continue;
+    }
+    auto job = std::move(jobs_.begin()->second);
+    jobs_.erase(jobs_.begin());
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+}
+
+}  // namespace mm

@@ -1,0 +1,87 @@
+// WorkerSupervisor: the two threads behind every worker process.
+//
+//   mm-reaper   waits (epoll) on the pidfds of the watched workers and calls
+//               a worker's on_exit the moment it exits; polls the resident
+//               memory of workers with a watchdog limit every 100 ms; and
+//               spawns every worker. A worker is started with
+//               PR_SET_PDEATHSIG, which follows the *thread* that forked it,
+//               so spawning here (a thread that lives as long as the
+//               supervisor) ties each worker's life to the server's.
+//               Nothing on this thread blocks for long.
+//   mm-workers  runs delayed jobs (restarts with backoff), which may block
+//               for as long as a model load takes.
+//
+// Callbacks should capture weak references: one may run shortly after
+// Unwatch() returns (it was already taken off the epoll queue); it must then
+// find its target gone or stopped and do nothing.
+//
+// Thread-safety: every method may be called from any thread. The destructor
+// stops both threads; no callback runs after it returns.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "isolation/worker_process.h"
+
+namespace mm {
+
+class WorkerSupervisor {
+ public:
+  // INTERNAL when epoll or eventfd cannot be created.
+  static StatusOr<std::unique_ptr<WorkerSupervisor>> Create();
+  ~WorkerSupervisor();
+
+  // Spawns a worker from the reaper thread and waits for the result.
+  StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::vector<std::string>& argv);
+
+  struct Watch {
+    int pidfd = -1;
+    pid_t pid = 0;
+    std::function<void()> on_exit;  // once, when pidfd turns readable
+    // With rss_limit_bytes > 0: called (possibly more than once) when the
+    // worker's resident memory exceeds it.
+    uint64_t rss_limit_bytes = 0;
+    std::function<void(uint64_t rss)> on_over_limit;
+  };
+  using WatchId = uint64_t;
+  WatchId Add(Watch watch);
+  void Remove(WatchId id);
+
+  // Runs `job` on the mm-workers thread after `delay` (jobs run one at a time,
+  // in due order). Jobs still pending at destruction are dropped unrun.
+  void After(std::chrono::milliseconds delay, std::function<void()> job);
+
+ private:
+  WorkerSupervisor(int epoll_fd, int wake_fd);
+  void ReaperLoop();
+  void WorkersLoop();
+  void Wake();
+
+  const int epoll_fd_;
+  const int wake_fd_;
+
+  std::mutex mu_;
+  bool stopping_ = false;                            // guarded by mu_
+  WatchId next_id_ = 1;                              // guarded by mu_
+  std::map<WatchId, Watch> watches_;                 // guarded by mu_
+  std::vector<std::function<void()>> reaper_tasks_;  // guarded by mu_
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> jobs_;  // mu_
+  std::condition_variable jobs_cv_;
+
+  std::thread reaper_;
+  std::thread workers_;
+};
+
+}  // namespace mm

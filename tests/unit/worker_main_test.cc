@@ -1,0 +1,169 @@
+// The worker side of the protocol, driven over a socketpair the way the
+// server drives a worker process, with the chaos backend as its model.
+#include "isolation/worker_main.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <future>
+#include <thread>
+
+#include "backends/chaos/chaos_backend.h"
+#include "isolation/shared_region.h"
+#include "isolation/worker_channel.h"
+#include "isolation/worker_protocol.h"
+#include "socket_pair.h"
+
+namespace mm {
+namespace {
+
+std::span<const std::byte> AsBytes(const std::string& s) {
+  return std::as_bytes(std::span<const char>(s));
+}
+
+class WorkerMainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backends_.emplace(ChaosBackend::kPlatform, &chaos_);
+    result_ = std::async(std::launch::async, [this] { return RunWorker(pair_.fds[1], backends_); });
+  }
+  void TearDown() override {
+    if (pair_.fds[0] >= 0) pair_.Close(0);
+    EXPECT_EQ(result_.get(), expected_exit_);
+  }
+
+  int server() const { return pair_.fds[0]; }
+
+  WorkerFrame Ask(WorkerMessageType type, const std::string& payload) {
+    const uint32_t id = ++next_id_;
+    EXPECT_TRUE(WriteWorkerFrame(server(), type, id, payload).ok());
+    auto frame = ReadWorkerFrame(server());
+    EXPECT_TRUE(frame.ok()) << frame.status().message();
+    if (!frame.ok()) return WorkerFrame{};
+    EXPECT_EQ(frame->header.type, WorkerMessageType::kReply);
+    EXPECT_EQ(frame->header.request_id, id);
+    return std::move(*frame);
+  }
+
+  void MapRegion(uint64_t bytes) {
+    auto region = SharedRegion::Create("test", bytes);
+    ASSERT_TRUE(region.ok());
+    region_ = std::move(*region);
+    ASSERT_TRUE(WriteWorkerFrameWithFd(server(), WorkerMessageType::kRegion, 0, EncodeRegion(bytes),
+                                       region_->fd())
+                    .ok());
+  }
+
+  LoadReply LoadChaos() {
+    LoadRequest load{"chaos", 1, "/nowhere", "", 0, ChaosBackend::kPlatform, false};
+    auto frame = Ask(WorkerMessageType::kLoad, EncodeLoad(load));
+    auto reply = DecodeLoadReply(AsBytes(frame.payload));
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
+    return reply.ok() ? std::move(*reply) : LoadReply{};
+  }
+
+  // Echoes `values` through the chaos model; inputs at the region's start.
+  ExecuteReply Echo(const std::vector<float>& values, uint64_t output_offset) {
+    std::byte* base = region_->bytes().data();
+    const int64_t command[2] = {0, 0};
+    std::memcpy(base, command, sizeof(command));
+    std::memcpy(base + 64, values.data(), values.size() * 4);
+    ExecuteRequest execute;
+    execute.output_offset = output_offset;
+    execute.inputs = {
+        {"COMMAND", DataType::kInt64, {2}, 0, 16},
+        {"INPUT", DataType::kFp32, {static_cast<int64_t>(values.size())}, 64, values.size() * 4}};
+    auto frame = Ask(WorkerMessageType::kExecute, EncodeExecute(execute));
+    auto reply = DecodeExecuteReply(AsBytes(frame.payload), region_->size());
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
+    return reply.ok() ? std::move(*reply) : ExecuteReply{};
+  }
+
+  SocketPair pair_;
+  ChaosBackend chaos_;
+  std::map<std::string, Backend*, std::less<>> backends_;
+  std::future<int> result_;
+  std::unique_ptr<SharedRegion> region_;
+  uint32_t next_id_ = 0;
+  int expected_exit_ = 0;
+};
+
+TEST_F(WorkerMainTest, LoadsExecutesAndReports) {
+  auto health = Ask(WorkerMessageType::kHealth, "");
+  EXPECT_TRUE(DecodeStatusReply(AsBytes(health.payload))->status.ok());
+  MapRegion(4096);
+  LoadReply loaded = LoadChaos();
+  ASSERT_TRUE(loaded.status.ok()) << loaded.status.message();
+  inference::ModelConfig config;
+  ASSERT_TRUE(config.ParseFromString(loaded.config));
+  EXPECT_EQ(config.platform(), ChaosBackend::kPlatform);
+  EXPECT_EQ(config.input_size(), 2);
+
+  ExecuteReply reply = Echo({1.5f, -2.0f, 3.0f}, 128);
+  ASSERT_TRUE(reply.status.ok()) << reply.status.message();
+  ASSERT_EQ(reply.outputs.size(), 1u);
+  const ShmTensor& out = reply.outputs[0];
+  EXPECT_EQ(out.name, "OUTPUT");
+  EXPECT_EQ(out.shape, (std::vector<int64_t>{3}));
+  EXPECT_GE(out.offset, 128u);
+  EXPECT_EQ(out.offset % 64, 0u);
+  float got[3];
+  std::memcpy(got, region_->bytes().data() + out.offset, sizeof(got));
+  EXPECT_EQ(got[0], 1.5f);
+  EXPECT_EQ(got[2], 3.0f);
+
+  auto stats = DecodeStatsReply(AsBytes(Ask(WorkerMessageType::kStats, "").payload));
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->stats.executions, 1u);
+  EXPECT_GT(stats->stats.resident_bytes, 0u);
+
+  // A second Load is refused; Unload frees the model, after which Execute is refused.
+  EXPECT_EQ(LoadChaos().status.code(), StatusCode::kFailedPrecondition);
+  auto unloaded = Ask(WorkerMessageType::kUnload, "");
+  EXPECT_TRUE(DecodeStatusReply(AsBytes(unloaded.payload))->status.ok());
+  EXPECT_EQ(Echo({1}, 128).status.code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(WorkerMainTest, AsksForALargerRegionWhenOutputsDoNotFit) {
+  MapRegion(4096);
+  ASSERT_TRUE(LoadChaos().status.ok());
+  std::vector<float> values(900, 1.0f);  // 3600 bytes in, 3600 out: 7.2 KiB > 4 KiB
+  ExecuteReply reply = Echo(values, 3712);
+  EXPECT_EQ(reply.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(reply.region_bytes_needed, 3712u + 3600u);
+  // With a larger region (inputs copied over) it goes through.
+  auto old = std::vector<std::byte>(region_->bytes().begin(), region_->bytes().end());
+  MapRegion(reply.region_bytes_needed);
+  std::memcpy(region_->bytes().data(), old.data(), old.size());
+  reply = Echo(values, 3712);
+  ASSERT_TRUE(reply.status.ok()) << reply.status.message();
+}
+
+TEST_F(WorkerMainTest, RefusesUnknownPlatformsAndBadConfigs) {
+  LoadRequest load{"m", 1, "/nowhere", "", 0, "tensorflow_savedmodel", false};
+  auto reply = DecodeLoadReply(AsBytes(Ask(WorkerMessageType::kLoad, EncodeLoad(load)).payload));
+  ASSERT_TRUE(reply.ok());
+  EXPECT_NE(reply->status.message().find("platform 'tensorflow_savedmodel' is not supported"),
+            std::string::npos);
+  load.platform = ChaosBackend::kPlatform;
+  load.config = "\xff\xff\xff";
+  reply = DecodeLoadReply(AsBytes(Ask(WorkerMessageType::kLoad, EncodeLoad(load)).payload));
+  ASSERT_TRUE(reply.ok());
+  EXPECT_NE(reply->status.message().find("does not parse"), std::string::npos);
+}
+
+TEST_F(WorkerMainTest, EndsOnAMalformedFrame) {
+  const std::string garbage(16, 'x');
+  ASSERT_EQ(::write(server(), garbage.data(), garbage.size()), 16);
+  expected_exit_ = kWorkerExitProtocolError;
+}
+
+TEST_F(WorkerMainTest, ExecuteBeforeARegionEndsTheWorker) {
+  ASSERT_TRUE(
+      WriteWorkerFrame(server(), WorkerMessageType::kExecute, 1, EncodeExecute(ExecuteRequest{}))
+          .ok());
+  expected_exit_ = kWorkerExitProtocolError;
+}
+
+}  // namespace
+}  // namespace mm
