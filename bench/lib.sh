@@ -181,7 +181,7 @@ target_url() {  # target_url SERVER CASE
 }
 
 # run_wrk SERVER CASE CONCURRENCY SECONDS [EXPECTED_BYTES]: one wrk run with
-# bench/CASE.lua, output in $WORK/wrk-SERVER-CASE-cN.txt. Sets R (the
+# bench/CASE.lua (WRK_TIMEOUT: wrk's per-request timeout, default 2s), output in $WORK/wrk-SERVER-CASE-cN.txt. Sets R (the
 # BENCH_RESULT figures) plus R[cpu_ticks] and R[ctx_switches] (the server's
 # CPU and context switches during the run) and R_VALID (0 or 1).
 run_wrk() {
@@ -194,6 +194,7 @@ run_wrk() {
   local t0 s0 t1 s1
   t0=$(cpu_ticks ${SERVER_PIDS[$server]}); s0=$(context_switches ${SERVER_PIDS[$server]})
   "${ON_CLIENT_CPUS[@]}" wrk -t"$threads" -c"$conc" -d"${seconds}s" --latency \
+    --timeout "${WRK_TIMEOUT:-2s}" \
     -s "bench/$case.lua" "$(target_url "$server" "$case")" "${extra[@]}" >"$log" 2>&1 || true
   t1=$(cpu_ticks ${SERVER_PIDS[$server]}); s1=$(context_switches ${SERVER_PIDS[$server]})
   local line; line=$(grep '^BENCH_RESULT' "$log" || true)

@@ -225,6 +225,7 @@ int main(int argc, char** argv) {
   process_options.execution_timeout = std::chrono::milliseconds(worker_timeout_ms);
   process_options.restart_backoff = std::chrono::milliseconds(worker_backoff_ms);
   process_options.max_restart_backoff = std::chrono::milliseconds(worker_max_backoff_ms);
+  process_options.serve_nice = execution_nice;
   auto process_backend = mm::ProcessBackend::Create(process_options);
   if (!process_backend.ok()) return Fail(process_backend.status());
 

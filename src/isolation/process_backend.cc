@@ -1,13 +1,18 @@
 #include "isolation/process_backend.h"
 
-#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #include "core/memory.h"
@@ -59,6 +64,29 @@ class WorkerGroup {
   const std::function<void(const Status&)> on_health_;
 };
 
+// Moves every thread of process `pid` (a policy and a nice value are per
+// thread on Linux) from SCHED_IDLE to SCHED_OTHER at `nice`. Where that is
+// refused (it needs CAP_SYS_NICE or RLIMIT_NICE) the worker stays idle;
+// logged once per server.
+void ServeAtNormalPriority(pid_t pid, int nice, const std::string& label) {
+  static std::atomic<bool> warned{false};
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    const int tid = std::atoi(task.path().filename().c_str());
+    if (tid <= 0) continue;
+    sched_param param{};
+    if ((::sched_setscheduler(tid, SCHED_OTHER, &param) != 0 ||
+         ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0) &&
+        !warned.exchange(true)) {
+      spdlog::warn(
+          "{}: a worker cannot leave its loading priority (SCHED_IDLE) for nice {} ({}); "
+          "workers serve at idle priority",
+          label, nice, std::strerror(errno));
+    }
+  }
+}
+
 struct WorkerSettings {
   std::string label;  // "model 'm' version 1"
   std::vector<std::string> argv;
@@ -69,6 +97,7 @@ struct WorkerSettings {
   milliseconds backoff{1000};
   milliseconds max_backoff{30000};
   uint64_t initial_region_bytes = 1u << 20;
+  int serve_nice = 5;
 };
 
 // One worker process and what the server keeps for it; shared with the
@@ -86,7 +115,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // (serialized). Blocks for the load. Called while the worker is down.
   StatusOr<std::string> Start() {
     const WorkerSettings& s = *settings_;
-    MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv));
+    MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv, /*idle=*/true));
     std::unique_ptr<CgroupGroup> cgroup;
     uint64_t watchdog = 0;
     if (s.memory_limit > 0 && s.limit_kind == MemoryLimitKind::kCgroupV2) {
@@ -106,6 +135,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       MM_ASSIGN_OR_RETURN(region_, SharedRegion::Create(s.load.model_name, s.initial_region_bytes));
     }
     uint64_t baseline = 0;
+    reader_ = std::make_unique<FrameReader>(process->socket());
     auto config = Handshake(*process, cgroup.get(), &baseline);
     if (!config.ok()) {
       // Say how it ended if it did (it is not watched yet: reap it here).
@@ -116,6 +146,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         return Unavailable(s.label + " " + cause + " while loading");
       }
       return config.status();
+    }
+    ServeAtNormalPriority(process->pid(), s.serve_nice, s.label);
+    if (s.execution_timeout.count() > 0) {
+      // From now on a reply that takes longer is a hung worker (Read says so).
+      timeval tv{};
+      tv.tv_sec = s.execution_timeout.count() / 1000;
+      tv.tv_usec = (s.execution_timeout.count() % 1000) * 1000;
+      ::setsockopt(process->socket(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     }
     WorkerSupervisor::Watch watch;
     watch.pidfd = process->pidfd();
@@ -210,7 +248,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   }
 
   StatusOr<WorkerFrame> ReadReply(int socket, uint32_t id) {
-    MM_ASSIGN_OR_RETURN(WorkerFrame frame, ReadWorkerFrame(socket));
+    MM_ASSIGN_OR_RETURN(WorkerFrame frame, reader_->Read());
     if (frame.header.type != WorkerMessageType::kReply || frame.header.request_id != id) {
       return InvalidArgument("worker answered a " +
                              std::string(WorkerMessageTypeName(frame.header.type)) +
@@ -256,10 +294,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       const uint32_t id = ++next_id_;
       s = WriteWorkerFrame(process.socket(), WorkerMessageType::kExecute, id, payload);
       if (!s.ok()) return Lost(s);
-      s = AwaitReply(process);
-      if (!s.ok()) return Lost(s);
       auto frame = ReadReply(process.socket(), id);
-      if (!frame.ok()) return Lost(frame.status());
+      if (!frame.ok()) {
+        if (frame.status().code() == StatusCode::kDeadlineExceeded) KillHung(process);
+        return Lost(frame.status());
+      }
       auto reply = DecodeExecuteReply(AsBytes(frame->payload), region_->size());
       if (!reply.ok()) return Lost(reply.status());
       if (!reply->status.ok()) {
@@ -290,23 +329,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
   }
 
-  // Waits for the reply's first byte, killing the worker past the timeout.
-  Status AwaitReply(WorkerProcess& process) {
-    const milliseconds timeout = settings_->execution_timeout;
-    pollfd p{process.socket(), POLLIN, 0};
-    for (;;) {
-      const int n = ::poll(&p, 1, timeout.count() > 0 ? static_cast<int>(timeout.count()) : -1);
-      if (n > 0) return OkStatus();
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Unavailable(std::string("worker socket: poll: ") + std::strerror(errno));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        killed_for_ =
-            "killed: execution exceeded the timeout of " + std::to_string(timeout.count()) + " ms";
-      }
-      process.Kill(SIGKILL);
-      return Unavailable("execution timeout");
+  // The reply did not come within the execution timeout: the worker is hung.
+  void KillHung(WorkerProcess& process) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      killed_for_ = "killed: execution exceeded the timeout of " +
+                    std::to_string(settings_->execution_timeout.count()) + " ms";
     }
+    process.Kill(SIGKILL);
   }
 
   // The channel failed: the worker is dying or dead (or talks nonsense, and
@@ -431,6 +461,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // Used by the one thread that has the worker: the loader or restarter
   // while it is down, the executing thread while it is up (executing_).
   std::unique_ptr<SharedRegion> region_;
+  std::unique_ptr<FrameReader> reader_;  // the worker's replies
   uint32_t next_id_ = 0;
 
   std::mutex mu_;
@@ -497,6 +528,7 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   settings->backoff = options_.restart_backoff;
   settings->max_backoff = options_.max_restart_backoff;
   settings->initial_region_bytes = std::max<uint64_t>(options_.initial_region_bytes, 4096);
+  settings->serve_nice = options_.serve_nice;
   LoadRequest& load = settings->load;
   load.model_name = spec.model_name;
   load.version = spec.version;

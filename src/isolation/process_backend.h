@@ -55,6 +55,13 @@ class ProcessBackend final : public Backend {
     std::chrono::milliseconds restart_backoff{1000};
     std::chrono::milliseconds max_restart_backoff{30000};
     uint64_t initial_region_bytes = 1u << 20;  // grows to fit the largest batch
+    // A worker starts, and loads its model, under SCHED_IDLE, so that a start
+    // or a restart (after a crash, say) takes no CPU from the models serving;
+    // then it serves as a normal process at nice `serve_nice` (as the
+    // server's execution threads) when the system lets it raise its priority
+    // (root, CAP_SYS_NICE or RLIMIT_NICE), else at idle priority (said in
+    // the log).
+    int serve_nice = 5;
   };
 
   // INVALID_ARGUMENT for an empty worker_command or a backoff <= 0;

@@ -4,7 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <array>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,53 +14,12 @@ namespace mm {
 
 namespace {
 
-// Reads exactly `size` bytes. Returns the bytes read before EOF (< size) or
-// -1 with errno set.
-ssize_t ReadFull(int socket, char* out, size_t size) {
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::recv(socket, out + got, size - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  return static_cast<ssize_t>(got);
-}
+constexpr size_t kChunk = 64 << 10;
 
-// As ReadFull, also collecting descriptors that come with the bytes: the
-// first into *fd, the count of all of them into *fds.
-ssize_t ReadFullWithFds(int socket, char* out, size_t size, OwnedFd* fd, int* fds) {
-  size_t got = 0;
-  while (got < size) {
-    msghdr msg{};
-    iovec iov{out + got, size - got};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int received = -1;
-        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (++*fds == 1) {
-          *fd = OwnedFd(received);
-        } else {
-          ::close(received);
-        }
-      }
-    }
-    if ((msg.msg_flags & MSG_CTRUNC) != 0) *fds += 2;  // more than could be taken: refused
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  return static_cast<ssize_t>(got);
+Status TooLarge(WorkerMessageType type, size_t bytes) {
+  return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(type)) + ": " +
+                         std::to_string(bytes) + " bytes exceed the maximum of " +
+                         std::to_string(kMaxPayloadBytes));
 }
 
 }  // namespace
@@ -77,32 +36,19 @@ OwnedFd& OwnedFd::operator=(OwnedFd&& other) noexcept {
   return *this;
 }
 
-Status WriteWorkerFrameWithFd(int socket, WorkerMessageType type, uint32_t request_id,
-                              std::string_view payload, int fd) {
-  if (payload.size() > kMaxPayloadBytes) {
-    return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(type)) + ": " +
-                           std::to_string(payload.size()) + " bytes exceed the maximum of " +
-                           std::to_string(kMaxPayloadBytes));
-  }
-  const std::string frame = Frame(type, request_id, payload);
-  return SendWithFd(socket, std::as_bytes(std::span<const char>(frame)), fd);
-}
-
 Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
                         std::string_view payload) {
-  if (payload.size() > kMaxPayloadBytes) {
-    return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(type)) + ": " +
-                           std::to_string(payload.size()) + " bytes exceed the maximum of " +
-                           std::to_string(kMaxPayloadBytes));
+  if (payload.size() > kMaxPayloadBytes) return TooLarge(type, payload.size());
+  char header[kFrameHeaderBytes];
+  {
+    std::string h;
+    AppendFrameHeader(h, {type, static_cast<uint32_t>(payload.size()), request_id});
+    std::memcpy(header, h.data(), kFrameHeaderBytes);
   }
-  std::string header;
-  AppendFrameHeader(header, {type, static_cast<uint32_t>(payload.size()), request_id});
-  iovec iov[2] = {{header.data(), header.size()},
-                  {const_cast<char*>(payload.data()), payload.size()}};
-  size_t total = header.size() + payload.size();
+  iovec iov[2] = {{header, kFrameHeaderBytes}, {const_cast<char*>(payload.data()), payload.size()}};
+  const size_t total = kFrameHeaderBytes + payload.size();
   size_t sent = 0;
   while (sent < total) {
-    msghdr msg{};
     // Skip what is already sent.
     iovec rest[2];
     int count = 0;
@@ -115,6 +61,7 @@ Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
       rest[count++] = {static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
       skip = 0;
     }
+    msghdr msg{};
     msg.msg_iov = rest;
     msg.msg_iovlen = static_cast<size_t>(count);
     ssize_t n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
@@ -125,41 +72,99 @@ Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
   return OkStatus();
 }
 
-StatusOr<WorkerFrame> ReadWorkerFrame(int socket) {
-  std::array<char, kFrameHeaderBytes> raw{};
-  OwnedFd fd;
-  int fds = 0;
-  ssize_t n = ReadFullWithFds(socket, raw.data(), raw.size(), &fd, &fds);
-  if (n < 0) return Unavailable(std::string("worker socket: receive: ") + std::strerror(errno));
-  if (n == 0) return Unavailable("worker socket: the peer closed");
-  if (static_cast<size_t>(n) < raw.size()) {
-    return Unavailable("worker socket: the peer closed in the middle of a frame header (" +
-                       std::to_string(n) + " of " + std::to_string(kFrameHeaderBytes) + " bytes)");
+Status WriteWorkerFrameWithFd(int socket, WorkerMessageType type, uint32_t request_id,
+                              std::string_view payload, int fd) {
+  if (payload.size() > kMaxPayloadBytes) return TooLarge(type, payload.size());
+  const std::string frame = Frame(type, request_id, payload);
+  return SendWithFd(socket, std::as_bytes(std::span<const char>(frame)), fd);
+}
+
+Status FrameReader::Fill(size_t n, const FrameHeader* in_frame) {
+  const size_t want = buffered() + n;
+  while (buffered() < want) {
+    // Room for what is wanted, the buffered bytes moved to the front first.
+    if (start_ > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + start_, buffered());
+      end_ -= start_;
+      start_ = 0;
+    }
+    if (buffer_.size() < std::max(kChunk, want)) buffer_.resize(std::max(kChunk, want));
+    iovec iov{buffer_.data() + end_, buffer_.size() - end_};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t got = ::recvmsg(socket_, &msg, MSG_CMSG_CLOEXEC);
+    const int error = errno;
+    if (got >= 0) {
+      end_ += static_cast<size_t>(got);
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int fd = -1;
+          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          fds_.emplace_back(fd);
+        }
+      }
+      if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+        return InvalidArgument("worker socket: more descriptors came than any frame takes");
+      }
+    }
+    if (got < 0 && error == EINTR) continue;
+    if (got < 0 && (error == EAGAIN || error == EWOULDBLOCK)) {
+      return DeadlineExceeded("worker socket: no answer within the receive timeout");
+    }
+    if (got < 0) return Unavailable(std::string("worker socket: receive: ") + std::strerror(error));
+    if (got == 0) {
+      const size_t have = buffered();
+      if (in_frame != nullptr) {
+        return Unavailable("worker socket: the peer closed in the middle of a " +
+                           std::string(WorkerMessageTypeName(in_frame->type)) + " message (" +
+                           std::to_string(have) + " of " + std::to_string(in_frame->payload_bytes) +
+                           " payload bytes)");
+      }
+      if (have == 0) return Unavailable("worker socket: the peer closed");
+      return Unavailable("worker socket: the peer closed in the middle of a frame header (" +
+                         std::to_string(have) + " of " + std::to_string(kFrameHeaderBytes) +
+                         " bytes)");
+    }
   }
-  auto header = DecodeFrameHeader(std::as_bytes(std::span<const char>(raw)));
+  return OkStatus();
+}
+
+StatusOr<WorkerFrame> FrameReader::Read() {
+  if (buffered() == 0 && !fds_.empty()) {
+    return InvalidArgument("worker socket: a descriptor came without a Region frame");
+  }
+  if (buffered() < kFrameHeaderBytes) {
+    MM_RETURN_IF_ERROR(Fill(kFrameHeaderBytes - buffered(), nullptr));
+  }
+  auto header = DecodeFrameHeader(
+      std::as_bytes(std::span<const char>(buffer_.data() + start_, kFrameHeaderBytes)));
   if (!header.ok()) return header.status();
-  const bool wants_fd = header->type == WorkerMessageType::kRegion;
-  if (wants_fd && fds != 1) {
-    return InvalidArgument(fds == 0
-                               ? "worker message Region: expected a descriptor with the frame, "
-                                 "got none"
-                               : "worker message Region: expected one descriptor, got more");
-  }
-  if (!wants_fd && fds != 0) {
-    return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(header->type)) +
-                           ": a descriptor came with it, expected none");
-  }
+  start_ += kFrameHeaderBytes;
   WorkerFrame frame;
   frame.header = *header;
-  frame.fd = std::move(fd);
-  frame.payload.resize(header->payload_bytes);
-  n = ReadFull(socket, frame.payload.data(), frame.payload.size());
-  if (n < 0) return Unavailable(std::string("worker socket: receive: ") + std::strerror(errno));
-  if (static_cast<size_t>(n) < frame.payload.size()) {
-    return Unavailable("worker socket: the peer closed in the middle of a " +
-                       std::string(WorkerMessageTypeName(header->type)) + " message (" +
-                       std::to_string(n) + " of " + std::to_string(frame.payload.size()) +
-                       " payload bytes)");
+  const size_t size = header->payload_bytes;
+  if (buffered() < size) MM_RETURN_IF_ERROR(Fill(size - buffered(), &frame.header));
+  frame.payload.assign(buffer_.data() + start_, size);
+  start_ += size;
+  if (start_ == end_) start_ = end_ = 0;
+  if (buffer_.size() > kChunk && end_ == 0) {
+    buffer_.resize(kChunk);  // a large frame's room goes back
+    buffer_.shrink_to_fit();
+  }
+  if (header->type == WorkerMessageType::kRegion) {
+    if (fds_.empty()) {
+      return InvalidArgument(
+          "worker message Region: expected a descriptor with the frame, got "
+          "none");
+    }
+    frame.fd = std::move(fds_.front());
+    fds_.pop_front();
   }
   return frame;
 }

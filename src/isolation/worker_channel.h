@@ -1,13 +1,19 @@
 // Framed, blocking I/O of worker protocol messages (worker_protocol.h) on a
 // connected Unix stream socket: one side of a server–worker pair.
 //
+// Reading is buffered: a FrameReader asks the kernel for whatever has arrived
+// (up to 64 KiB at a time), so a small frame costs one receive call, not one
+// for its header and one for its payload; bytes past the frame wait in the
+// reader for the next Read. Use one reader per socket for its whole life.
+//
 // The worker reads requests on its own thread and may block; the server side
-// will read replies on a thread of its own per worker (never a transport or
-// execution thread). Thread-safety: none; one reader and one writer per socket
-// at a time, serialized by the caller.
+// reads a worker's replies on the thread that sent it the request.
+// Thread-safety: none; one reader and one writer per socket at a time,
+// serialized by the caller.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 
@@ -38,11 +44,12 @@ class OwnedFd {
 struct WorkerFrame {
   FrameHeader header;
   std::string payload;  // header.payload_bytes bytes
-  OwnedFd fd;           // the descriptor sent with the frame (Region), if any
+  OwnedFd fd;           // the descriptor sent with the frame (Region)
 };
 
-// Writes one frame (header, then payload) in full. UNAVAILABLE when the peer
-// is gone. A payload over kMaxPayloadBytes is INVALID_ARGUMENT, nothing sent.
+// Writes one frame (header, then payload) in full, in one call when the
+// socket takes it. UNAVAILABLE when the peer is gone. A payload over
+// kMaxPayloadBytes is INVALID_ARGUMENT, nothing sent.
 Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
                         std::string_view payload);
 
@@ -50,12 +57,32 @@ Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
 Status WriteWorkerFrameWithFd(int socket, WorkerMessageType type, uint32_t request_id,
                               std::string_view payload, int fd);
 
-// Reads one frame in full. The header is decoded (and so checked) before the
-// payload is read, and the payload buffer is sized only from a checked
-// header. UNAVAILABLE when the peer closed (cleanly between frames, or in the
-// middle of one: then the message says so); INVALID_ARGUMENT for a bad
-// header, for a Region frame without exactly one descriptor, and for a
-// descriptor on any other frame (descriptors that came are closed).
-StatusOr<WorkerFrame> ReadWorkerFrame(int socket);
+class FrameReader {
+ public:
+  explicit FrameReader(int socket) : socket_(socket) {}
+
+  // Reads one frame in full. The header is decoded (and so checked) before
+  // the payload is read, and the payload buffer is sized only from a checked
+  // header. Errors:
+  //  UNAVAILABLE        the peer closed (cleanly between frames, or in the
+  //                     middle of one: then the message says where)
+  //  DEADLINE_EXCEEDED  the socket's receive timeout (SO_RCVTIMEO) passed
+  //  INVALID_ARGUMENT   a bad header; a Region frame without a descriptor; a
+  //                     descriptor that came with no Region frame to take it
+  // After an error the reader is in an unknown place in the stream: stop
+  // using the socket.
+  StatusOr<WorkerFrame> Read();
+
+ private:
+  // Receives at least `n` more bytes than buffered (0: whatever comes).
+  Status Fill(size_t n, const FrameHeader* in_frame);
+  size_t buffered() const { return end_ - start_; }
+
+  const int socket_;
+  std::string buffer_;  // [start_, end_) received and not yet consumed
+  size_t start_ = 0;
+  size_t end_ = 0;
+  std::deque<OwnedFd> fds_;  // received descriptors, for the Region frames to come
+};
 
 }  // namespace mm

@@ -41,11 +41,11 @@ uint64_t AddressSpaceBytes() {
 class Worker {
  public:
   Worker(int socket, const std::map<std::string, Backend*, std::less<>>& backends)
-      : socket_(socket), backends_(backends) {}
+      : socket_(socket), reader_(socket), backends_(backends) {}
 
   int Run() {
     for (;;) {
-      auto frame = ReadWorkerFrame(socket_);
+      auto frame = reader_.Read();
       if (!frame.ok()) {
         if (frame.status().code() == StatusCode::kUnavailable &&
             frame.status().message() == "worker socket: the peer closed") {
@@ -199,6 +199,7 @@ class Worker {
   }
 
   const int socket_;
+  FrameReader reader_;
   const std::map<std::string, Backend*, std::less<>>& backends_;
   std::string model_name_;
   std::unique_ptr<SharedRegion> region_;

@@ -1,8 +1,11 @@
 #include "isolation/worker_process.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -29,11 +32,59 @@ std::string WorkerExit::Describe() const {
   return "exited with status " + std::to_string(exit_code);
 }
 
-StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
-    const std::vector<std::string>& argv) {
+namespace {
+
+// What the child needs, prepared before it exists.
+struct ChildPlan {
+  char** argv;
+  int socket;  // the child's end, close-on-exec until moved to kWorkerSocketFd
+  pid_t parent;
+  bool idle;
+  sigset_t mask;  // the signal mask the program starts with
+};
+
+// The child, from clone(CLONE_VM | CLONE_VFORK) to exec: it shares the
+// server's memory (and the spawning thread is suspended until it execs or
+// exits), so it makes system calls only, touches nothing but its own stack,
+// and every libc function it calls is bound at start-up (-z now).
+int ChildMain(void* arg) {
+  const ChildPlan& plan = *static_cast<const ChildPlan*>(arg);
+  // Signal handlers are the server's code: none may run here. Dispositions
+  // are the child's own (no CLONE_SIGHAND): reset the caught ones, as
+  // posix_spawn does, then take the program's mask.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa;
+    if (::sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler != SIG_IGN &&
+        sa.sa_handler != SIG_DFL) {
+      sa.sa_handler = SIG_DFL;
+      sa.sa_flags = 0;
+      ::sigaction(sig, &sa, nullptr);
+    }
+  }
+  // Dies with the spawning thread; if the server is gone already, the signal
+  // will never come: leave now.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != plan.parent) ::_exit(1);
+  // The control socket at a fixed number, without close-on-exec.
+  if (plan.socket == WorkerProcess::kWorkerSocketFd) {
+    ::fcntl(plan.socket, F_SETFD, 0);
+  } else if (::dup2(plan.socket, WorkerProcess::kWorkerSocketFd) < 0) {
+    ::_exit(126);
+  }
+  if (plan.idle) {
+    sched_param param{};
+    ::sched_setscheduler(0, SCHED_IDLE, &param);
+  }
+  ::sigprocmask(SIG_SETMASK, &plan.mask, nullptr);
+  ::execv(plan.argv[0], plan.argv);
+  ::_exit(127);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(const std::vector<std::string>& argv,
+                                                              bool idle) {
   if (argv.empty()) return InvalidArgument("worker process: no program given");
-  // Everything the child needs is prepared before fork: after it, in a
-  // process with other threads, only async-signal-safe calls are allowed.
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -42,29 +93,30 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return Internal(SystemError("worker process: socketpair"));
   }
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
+  ChildPlan plan{args.data(), fds[1], ::getpid(), idle, {}};
+  sigemptyset(&plan.mask);
+  // No signal handler may run in the child while it shares our memory: block
+  // them all around the clone (the child resets its handlers before it
+  // unblocks).
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  // vfork semantics: no copy of the server's page tables (a fork of a large
+  // server takes milliseconds and stalls its other threads' page faults),
+  // and this thread waits until the child has exec'd.
+  constexpr size_t kStackBytes = 64 << 10;
+  auto stack = std::make_unique<char[]>(kStackBytes);
+  const pid_t pid =
+      ::clone(ChildMain, stack.get() + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  const int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::close(fds[1]);
   if (pid < 0) {
-    Status s = Internal(SystemError("worker process: fork"));
+    errno = clone_errno;
+    Status s = Internal(SystemError("worker process: clone"));
     ::close(fds[0]);
-    ::close(fds[1]);
     return s;
   }
-  if (pid == 0) {
-    // The child. Dies with the spawning thread; if the server is gone
-    // already, the signal will never come: leave now.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-    // The control socket at a fixed number, without close-on-exec.
-    if (fds[1] == kWorkerSocketFd) {
-      ::fcntl(kWorkerSocketFd, F_SETFD, 0);
-    } else if (::dup2(fds[1], kWorkerSocketFd) < 0) {
-      ::_exit(126);
-    }
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
     Status s = Internal(SystemError("worker process: pidfd_open"));

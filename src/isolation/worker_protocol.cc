@@ -67,11 +67,24 @@ class Reader {
   Reader(std::span<const std::byte> in, std::string_view message) : in_(in), message_(message) {}
 
   size_t remaining() const { return in_.size() - pos_; }
-  void SetContext(std::string context) { context_ = std::move(context); }
+  // What the fields read next belong to ("input 2 'x': "), kept as parts and
+  // only put into words when there is an error to report.
+  void SetContext(std::string_view label, size_t index, std::string_view name = {}) {
+    label_ = label;
+    index_ = index;
+    name_ = name;
+  }
+  void ClearContext() { label_ = {}; }
 
   Status Error(std::string_view what) const {
     std::string m = "worker message ";
-    m.append(message_).append(": ").append(context_).append(what);
+    m.append(message_).append(": ");
+    if (!label_.empty()) {
+      m.append(label_).append(" ").append(std::to_string(index_));
+      if (!name_.empty()) m.append(" '").append(Printable(name_)).append("'");
+      m.append(": ");
+    }
+    m.append(what);
     return InvalidArgument(std::move(m));
   }
 
@@ -137,7 +150,7 @@ class Reader {
   }
 
   Status Finish() {
-    context_.clear();
+    ClearContext();
     if (remaining() == 0) return OkStatus();
     return Error(std::to_string(remaining()) + " trailing bytes after the payload's " +
                  std::to_string(pos_) + " bytes");
@@ -147,7 +160,9 @@ class Reader {
   std::span<const std::byte> in_;
   size_t pos_ = 0;
   std::string_view message_;
-  std::string context_;
+  std::string_view label_;  // empty: no context
+  size_t index_ = 0;
+  std::string_view name_;
 };
 
 // Smallest encodings of a list item, valid or not, used to bound list counts
@@ -171,10 +186,9 @@ bool IsKnownStatusCode(uint32_t v) {
 // `label` is "input" or "output"; `index` its place in the list.
 Status ReadTensor(Reader& r, std::string_view label, size_t index, uint64_t region_bytes,
                   ShmTensor& t) {
-  std::string context = std::string(label) + " " + std::to_string(index);
-  r.SetContext(context + ": ");
+  r.SetContext(label, index);
   MM_RETURN_IF_ERROR(r.String(t.name, "name", 1, kMaxTensorNameBytes));
-  r.SetContext(context + " '" + Printable(t.name) + "': ");
+  r.SetContext(label, index, t.name);
 
   uint32_t dtype = 0;
   MM_RETURN_IF_ERROR(r.Int(dtype, "dtype"));
@@ -235,7 +249,7 @@ Status CheckDistinct(Reader& r, std::string_view label, std::vector<std::string_
   std::sort(sorted.begin(), sorted.end());
   for (size_t i = 1; i < sorted.size(); ++i) {
     if (sorted[i].first == sorted[i - 1].first) {
-      r.SetContext("");
+      r.ClearContext();
       return r.Error(std::string(label) + " " + std::to_string(sorted[i].second) + " '" +
                      Printable(sorted[i].first) + "': duplicate name (also " + std::string(label) +
                      " " + std::to_string(sorted[i - 1].second) + ")");
@@ -252,7 +266,7 @@ Status ReadTensors(Reader& r, std::string_view label, uint64_t region_bytes,
   for (uint32_t i = 0; i < n; ++i) {
     MM_RETURN_IF_ERROR(ReadTensor(r, label, i, region_bytes, out[i]));
   }
-  r.SetContext("");
+  r.ClearContext();
   std::vector<std::string_view> names;
   names.reserve(n);
   for (const auto& t : out) names.push_back(t.name);
@@ -338,16 +352,16 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
     return InvalidArgument("worker frame header: message type " + std::to_string(type) +
                            " is unknown (expected 1 to 6, or 100 for a reply)");
   }
-  const std::string name(WorkerMessageTypeName(t));
+  const std::string_view name = WorkerMessageTypeName(t);
   if (payload_bytes > kMaxPayloadBytes) {
-    return InvalidArgument("worker frame header: " + name + " payload length " +
+    return InvalidArgument("worker frame header: " + std::string(name) + " payload length " +
                            std::to_string(payload_bytes) + " exceeds the maximum of " +
                            std::to_string(kMaxPayloadBytes));
   }
   const bool empty = t == WorkerMessageType::kUnload || t == WorkerMessageType::kHealth ||
                      t == WorkerMessageType::kStats;
   if (empty && payload_bytes != 0) {
-    return InvalidArgument("worker frame header: " + name + " payload length " +
+    return InvalidArgument("worker frame header: " + std::string(name) + " payload length " +
                            std::to_string(payload_bytes) + ", expected 0");
   }
   if (t == WorkerMessageType::kRegion && payload_bytes != sizeof(uint64_t)) {

@@ -43,8 +43,10 @@ class WorkerSupervisor {
   static StatusOr<std::unique_ptr<WorkerSupervisor>> Create();
   ~WorkerSupervisor();
 
-  // Spawns a worker from the reaper thread and waits for the result.
-  StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::vector<std::string>& argv);
+  // Spawns a worker from the reaper thread (WorkerProcess::Spawn) and waits
+  // for the result.
+  StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::vector<std::string>& argv,
+                                                 bool idle = false);
 
   struct Watch {
     int pidfd = -1;

@@ -127,6 +127,12 @@ def test_worker_answers_like_a_model(chaos_server):
     workers = [p for p in children(chaos_server.proc.pid)
                if b"--worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert len(workers) >= 2, workers  # chaos, other (crashy_load never loaded)
+    # Loaded under SCHED_IDLE, serving as a normal process at the execution
+    # threads' nice value (the tests run as root, who may raise it back).
+    for pid in workers:
+        if os.geteuid() == 0:
+            assert os.sched_getscheduler(pid) == os.SCHED_OTHER, pid
+            assert os.getpriority(os.PRIO_PROCESS, pid) == 5, pid
 
 
 def test_crash_during_load_is_reported_and_contained(chaos_server):

@@ -37,7 +37,7 @@ class WorkerMainTest : public ::testing::Test {
   WorkerFrame Ask(WorkerMessageType type, const std::string& payload) {
     const uint32_t id = ++next_id_;
     EXPECT_TRUE(WriteWorkerFrame(server(), type, id, payload).ok());
-    auto frame = ReadWorkerFrame(server());
+    auto frame = reader_.Read();
     EXPECT_TRUE(frame.ok()) << frame.status().message();
     if (!frame.ok()) return WorkerFrame{};
     EXPECT_EQ(frame->header.type, WorkerMessageType::kReply);
@@ -80,6 +80,7 @@ class WorkerMainTest : public ::testing::Test {
   }
 
   SocketPair pair_;
+  FrameReader reader_{pair_.fds[0]};
   ChaosBackend chaos_;
   std::map<std::string, Backend*, std::less<>> backends_;
   std::future<int> result_;

@@ -1,12 +1,14 @@
 #include "isolation/worker_process.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <fstream>
 #include <string>
 
 namespace mm {
@@ -79,6 +81,39 @@ TEST(WorkerProcessTest, KillAndDestructionLeaveNothingRunning) {
   dropped.reset();  // killed and reaped
   EXPECT_EQ(::kill(pid, 0), -1);
   EXPECT_EQ(errno, ESRCH);
+}
+
+// The child's scheduling policy and blocked signals, from /proc.
+struct ChildState {
+  int policy = -1;
+  std::string blocked;  // SigBlk, hex
+};
+ChildState StateOf(pid_t pid) {
+  ChildState state;
+  state.policy = ::sched_getscheduler(pid);
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("SigBlk:", 0) == 0) state.blocked = line.substr(line.find_last_of(" \t") + 1);
+  }
+  return state;
+}
+
+TEST(WorkerProcessTest, StartsIdleWhenAskedWithNoSignalBlocked) {
+  // Whatever the spawning thread blocks, the program starts with nothing blocked.
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &term, &old);
+  auto idle = WorkerProcess::Spawn({"/bin/sleep", "100"}, /*idle=*/true);
+  auto normal = WorkerProcess::Spawn({"/bin/sleep", "100"});
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(idle.ok() && normal.ok());
+  // Spawn returns once the child has exec'd (vfork semantics): its state is the program's.
+  EXPECT_EQ(StateOf((*idle)->pid()).policy, SCHED_IDLE);
+  EXPECT_EQ(StateOf((*normal)->pid()).policy, SCHED_OTHER);
+  EXPECT_EQ(StateOf((*idle)->pid()).blocked, "0000000000000000");
+  EXPECT_EQ(StateOf((*normal)->pid()).blocked, "0000000000000000");
 }
 
 }  // namespace
