@@ -4,8 +4,9 @@
 // (a peer that shrank a mapped file would make the other side's reads fault).
 //
 // The server creates a region and passes its descriptor to the worker over
-// the worker's Unix socket (SendWithFd); the worker adopts it (Adopt), which
-// checks the size and the seals before mapping it.
+// the worker's Unix socket (SendWithFd; the worker's FrameReader receives it);
+// the worker adopts it (Adopt), which checks the size and the seals before
+// mapping it.
 //
 // Thread-safety: a SharedRegion is immutable after creation; the bytes it maps
 // are the caller's to coordinate (the protocol says who writes what, when).
@@ -55,11 +56,5 @@ class SharedRegion {
 // the descriptor `fd` attached (SCM_RIGHTS). Blocking; the whole of `data` or
 // an error (UNAVAILABLE when the peer is gone).
 Status SendWithFd(int socket, std::span<const std::byte> data, int fd);
-
-// Receives exactly data.size() (>= 1) bytes from `socket` and the one
-// descriptor sent with them; the caller owns the descriptor. UNAVAILABLE when
-// the peer closed, INVALID_ARGUMENT when no descriptor (or more than one)
-// came with the bytes (any that came are closed).
-StatusOr<int> ReceiveWithFd(int socket, std::span<std::byte> data);
 
 }  // namespace mm
