@@ -131,9 +131,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     } else if (s.memory_limit > 0 && s.limit_kind == MemoryLimitKind::kResidentWatchdog) {
       watchdog = s.memory_limit;
     }
-    if (!region_) {
-      MM_ASSIGN_OR_RETURN(region_, SharedRegion::Create(s.load.model_name, s.initial_region_bytes));
-    }
+    // A new worker maps no region yet: each is sent before the first batch
+    // that uses it. (Regions a response still holds stay alive with it.)
+    regions_.clear();
     uint64_t baseline = 0;
     reader_ = std::make_unique<FrameReader>(process->socket());
     auto config = Handshake(*process, cgroup.get(), &baseline);
@@ -219,13 +219,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   }
 
  private:
-  // Region, Health (the worker has started up: its resident memory then is
-  // the baseline a memory limit counts from), then Load; the load's reply
-  // config.
+  // Health (the worker has started up: its resident memory then is the
+  // baseline a memory limit counts from), then Load; the load's reply config.
   StatusOr<std::string> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline) {
     const int socket = process.socket();
-    MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(socket, WorkerMessageType::kRegion, 0,
-                                              EncodeRegion(region_->size()), region_->fd()));
     uint32_t id = ++next_id_;
     MM_RETURN_IF_ERROR(WriteWorkerFrame(socket, WorkerMessageType::kHealth, id, ""));
     MM_ASSIGN_OR_RETURN(WorkerFrame health, ReadReply(socket, id));
@@ -258,14 +255,40 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     return frame;
   }
 
-  // Sends the new region when the batch needs a larger one.
-  Status EnsureRegion(WorkerProcess& process, uint64_t bytes) {
-    if (bytes <= region_->size()) return OkStatus();
-    const uint64_t size = std::max(bytes, region_->size() * 2);
-    MM_ASSIGN_OR_RETURN(auto region, SharedRegion::Create(settings_->load.model_name, size));
+  // A region for the next batch, at least `bytes` large, that no response
+  // holds (a response's outputs point into the region they were written
+  // to): a free one, else a new one while there are fewer than kMaxRegions,
+  // else a fresh one in place of a held one (which lives on with its
+  // holders). Its id.
+  StatusOr<uint32_t> TakeRegion(WorkerProcess& process, uint64_t bytes) {
+    for (uint32_t id = 0; id < regions_.size(); ++id) {
+      if (regions_[id].use_count() != 1) continue;
+      // The last holder let go after reading: its reads happen before our writes.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (regions_[id]->size() < bytes) MM_RETURN_IF_ERROR(MapRegion(process, id, bytes));
+      return id;
+    }
+    uint32_t id;
+    if (regions_.size() < kMaxRegions) {
+      id = static_cast<uint32_t>(regions_.size());
+      regions_.emplace_back();
+    } else {
+      id = next_replaced_++ % kMaxRegions;
+    }
+    MM_RETURN_IF_ERROR(MapRegion(process, id, bytes));
+    return id;
+  }
+
+  // Creates region `id` anew (at least `bytes`, and at least twice the size
+  // it replaces) and sends it to the worker.
+  Status MapRegion(WorkerProcess& process, uint32_t id, uint64_t bytes) {
+    uint64_t size = std::max(bytes, settings_->initial_region_bytes);
+    if (regions_[id]) size = std::max(size, regions_[id]->size() * 2);
+    MM_ASSIGN_OR_RETURN(std::shared_ptr<SharedRegion> region,
+                        SharedRegion::Create(settings_->load.model_name, size));
     MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kRegion, 0,
-                                              EncodeRegion(region->size()), region->fd()));
-    region_ = std::move(region);
+                                              EncodeRegion({id, region->size()}), region->fd()));
+    regions_[id] = std::move(region);
     return OkStatus();
   }
 
@@ -282,9 +305,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     execute.outputs.reserve(request.outputs.size());
     for (const auto& out : request.outputs) execute.outputs.push_back(out.name);
     // Room for the inputs and, at first guess, outputs as large again.
-    Status s = EnsureRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
-    if (!s.ok()) return Lost(s);
-    std::byte* base = region_->bytes().data();
+    auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
+    if (!region_id.ok()) return Lost(region_id.status());
+    execute.region = *region_id;
+    std::byte* base = regions_[execute.region]->bytes().data();
     for (size_t i = 0; i < request.inputs.size(); ++i) {
       const auto& data = request.inputs[i].data;
       if (!data.empty()) std::memcpy(base + execute.inputs[i].offset, data.data(), data.size());
@@ -292,37 +316,39 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     const std::string payload = EncodeExecute(execute);
     for (int attempt = 0;; ++attempt) {
       const uint32_t id = ++next_id_;
-      s = WriteWorkerFrame(process.socket(), WorkerMessageType::kExecute, id, payload);
+      Status s = WriteWorkerFrame(process.socket(), WorkerMessageType::kExecute, id, payload);
       if (!s.ok()) return Lost(s);
       auto frame = ReadReply(process.socket(), id);
       if (!frame.ok()) {
         if (frame.status().code() == StatusCode::kDeadlineExceeded) KillHung(process);
         return Lost(frame.status());
       }
-      auto reply = DecodeExecuteReply(AsBytes(frame->payload), region_->size());
+      const std::shared_ptr<SharedRegion>& region = regions_[execute.region];
+      auto reply = DecodeExecuteReply(AsBytes(frame->payload), region->size());
       if (!reply.ok()) return Lost(reply.status());
       if (!reply->status.ok()) {
-        if (reply->region_bytes_needed > region_->size() && attempt == 0) {
+        if (reply->region_bytes_needed > region->size() && attempt == 0) {
           // The outputs did not fit: a larger region (inputs copied over), once more.
-          auto old = region_->bytes();
-          std::vector<std::byte> inputs(old.begin(), old.begin() + execute.output_offset);
-          s = EnsureRegion(process, reply->region_bytes_needed);
+          const std::shared_ptr<SharedRegion> old = region;
+          s = MapRegion(process, execute.region, reply->region_bytes_needed);
           if (!s.ok()) return Lost(s);
-          std::memcpy(region_->bytes().data(), inputs.data(), inputs.size());
+          std::memcpy(regions_[execute.region]->bytes().data(), old->bytes().data(),
+                      execute.output_offset);
           continue;
         }
         return reply->status;
       }
-      const std::span<std::byte> region = region_->bytes();
+      // The outputs stay where the worker wrote them: each response tensor
+      // holds the region, which no batch reuses while it is held.
+      const std::span<std::byte> bytes = region->bytes();
       response.outputs.reserve(reply->outputs.size());
       for (ShmTensor& out : reply->outputs) {
-        auto buffer = std::make_shared<ByteBuffer>(out.bytes);
-        if (out.bytes > 0) std::memcpy(buffer->bytes.get(), region.data() + out.offset, out.bytes);
         Tensor t;
         t.name = std::move(out.name);
         t.dtype = out.dtype;
         t.shape = std::move(out.shape);
-        AttachBuffer(t, std::move(buffer));
+        t.data = bytes.subspan(out.offset, out.bytes);
+        t.owner = region;
         response.outputs.push_back(std::move(t));
       }
       return OkStatus();
@@ -460,7 +486,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
   // Used by the one thread that has the worker: the loader or restarter
   // while it is down, the executing thread while it is up (executing_).
-  std::unique_ptr<SharedRegion> region_;
+  std::vector<std::shared_ptr<SharedRegion>> regions_;  // by id, at most kMaxRegions
+  uint32_t next_replaced_ = 0;
   std::unique_ptr<FrameReader> reader_;  // the worker's replies
   uint32_t next_id_ = 0;
 

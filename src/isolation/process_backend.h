@@ -10,10 +10,11 @@
 //
 // A worker is `worker_command` (the mmserve binary with --worker) with the
 // model name appended; it loads the model through the backend its platform
-// names (worker_main.h). Per instance the server keeps a shared-memory
-// region: an Execute writes the request's inputs into it once, the worker
-// reads them in place and writes its outputs after them, and the server
-// copies the outputs out (the region is reused by the next batch).
+// names (worker_main.h). Per instance the server keeps up to kMaxRegions
+// shared-memory regions: an Execute writes the batch's inputs into a region
+// once, the worker reads them in place and writes its outputs after them,
+// and the response's output tensors point into that region and hold it
+// (Tensor::owner); a later batch takes a region no response holds.
 //
 // Failures after the load:
 //  - the worker's death is seen at once (its pidfd, on the supervisor's

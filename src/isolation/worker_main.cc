@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -74,8 +75,10 @@ class Worker {
     const uint32_t id = frame.header.request_id;
     switch (frame.header.type) {
       case WorkerMessageType::kRegion: {
-        MM_ASSIGN_OR_RETURN(uint64_t size, DecodeRegion(bytes));
-        MM_ASSIGN_OR_RETURN(region_, SharedRegion::Adopt(frame.fd.release(), size));
+        MM_ASSIGN_OR_RETURN(RegionMessage message, DecodeRegion(bytes));
+        MM_ASSIGN_OR_RETURN(regions_[message.id],
+                            SharedRegion::Adopt(frame.fd.release(), message.bytes));
+        region_sizes_[message.id] = message.bytes;
         return OkStatus();
       }
       case WorkerMessageType::kLoad: {
@@ -83,8 +86,7 @@ class Worker {
         return Reply(id, EncodeLoadReply(Load(load)));
       }
       case WorkerMessageType::kExecute: {
-        if (!region_) return FailedPrecondition("Execute before any Region");
-        MM_ASSIGN_OR_RETURN(ExecuteRequest execute, DecodeExecute(bytes, region_->size()));
+        MM_ASSIGN_OR_RETURN(ExecuteRequest execute, DecodeExecute(bytes, region_sizes_));
         return Reply(id, EncodeExecuteReply(Execute(execute)));
       }
       case WorkerMessageType::kHealth:
@@ -156,7 +158,7 @@ class Worker {
       reply.status = FailedPrecondition("no model is loaded in this worker");
       return reply;
     }
-    const std::span<std::byte> region = region_->bytes();
+    const std::span<std::byte> region = regions_[execute.region]->bytes();
     InferRequest request;
     request.model_name = model_name_;
     request.inputs.reserve(execute.inputs.size());
@@ -202,7 +204,8 @@ class Worker {
   FrameReader reader_;
   const std::map<std::string, Backend*, std::less<>>& backends_;
   std::string model_name_;
-  std::unique_ptr<SharedRegion> region_;
+  std::array<std::unique_ptr<SharedRegion>, kMaxRegions> regions_;
+  std::array<uint64_t, kMaxRegions> region_sizes_{};  // 0: not mapped
   std::unique_ptr<LoadedModel> model_;
   ModelInstance* instance_ = nullptr;
   uint64_t executions_ = 0;

@@ -364,9 +364,9 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
     return InvalidArgument("worker frame header: " + std::string(name) + " payload length " +
                            std::to_string(payload_bytes) + ", expected 0");
   }
-  if (t == WorkerMessageType::kRegion && payload_bytes != sizeof(uint64_t)) {
+  if (t == WorkerMessageType::kRegion && payload_bytes != 12) {
     return InvalidArgument("worker frame header: Region payload length " +
-                           std::to_string(payload_bytes) + ", expected 8");
+                           std::to_string(payload_bytes) + ", expected 12");
   }
   return FrameHeader{t, payload_bytes, request_id};
 }
@@ -421,6 +421,7 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
 
 std::string EncodeExecute(const ExecuteRequest& request) {
   std::string out;
+  PutLe<uint32_t>(out, request.region);
   PutLe<uint64_t>(out, request.output_offset);
   PutTensors(out, request.inputs);
   PutLe<uint32_t>(out, static_cast<uint32_t>(request.outputs.size()));
@@ -428,9 +429,16 @@ std::string EncodeExecute(const ExecuteRequest& request) {
   return out;
 }
 
-StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint64_t region_bytes) {
+StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
+                                       std::span<const uint64_t> region_sizes) {
   Reader r(payload, "Execute");
   ExecuteRequest q;
+  MM_RETURN_IF_ERROR(r.Int(q.region, "region"));
+  if (q.region >= region_sizes.size() || region_sizes[q.region] == 0) {
+    return r.Error("region " + std::to_string(q.region) + " is not mapped (" +
+                   std::to_string(region_sizes.size()) + " region slots)");
+  }
+  const uint64_t region_bytes = region_sizes[q.region];
   MM_RETURN_IF_ERROR(r.Int(q.output_offset, "output_offset"));
   if (q.output_offset > region_bytes) {
     return r.Error("output_offset " + std::to_string(q.output_offset) +
@@ -451,19 +459,25 @@ StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint6
   return q;
 }
 
-std::string EncodeRegion(uint64_t bytes) {
+std::string EncodeRegion(const RegionMessage& region) {
   std::string out;
-  PutLe<uint64_t>(out, bytes);
+  PutLe<uint32_t>(out, region.id);
+  PutLe<uint64_t>(out, region.bytes);
   return out;
 }
 
-StatusOr<uint64_t> DecodeRegion(std::span<const std::byte> payload) {
+StatusOr<RegionMessage> DecodeRegion(std::span<const std::byte> payload) {
   Reader r(payload, "Region");
-  uint64_t bytes = 0;
-  MM_RETURN_IF_ERROR(r.Int(bytes, "bytes"));
-  if (bytes == 0) return r.Error("bytes 0, expected a region of at least 1 byte");
+  RegionMessage region;
+  MM_RETURN_IF_ERROR(r.Int(region.id, "id"));
+  if (region.id >= kMaxRegions) {
+    return r.Error("id " + std::to_string(region.id) + ", expected below " +
+                   std::to_string(kMaxRegions));
+  }
+  MM_RETURN_IF_ERROR(r.Int(region.bytes, "bytes"));
+  if (region.bytes == 0) return r.Error("bytes 0, expected a region of at least 1 byte");
   MM_RETURN_IF_ERROR(r.Finish());
-  return bytes;
+  return region;
 }
 
 std::string EncodeLoadReply(const LoadReply& reply) {

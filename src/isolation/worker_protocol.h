@@ -30,18 +30,21 @@
 //                  string platform (0..kMaxPlatformBytes: which backend loads it)
 //                  u8     has_config (0 or 1: whether config.pbtxt existed)
 //   Unload (2)     empty
-//   Execute (3)    u64 output_offset (<= the region's size): the worker writes the
+//   Execute (3)    u32 region (< kMaxRegions, mapped): the region the tensors lie in
+//                  u64 output_offset (<= the region's size): the worker writes the
 //                         outputs at or after it, the inputs lie before it
 //                  list<ShmTensor> inputs (0..kMaxTensors, distinct names)
 //                  list<string> outputs (0..kMaxTensors names of 1..kMaxTensorNameBytes,
 //                                        distinct; empty: every output)
 //   Health (4)     empty
 //   Stats (5)      empty
-//   Region (6)     u64 bytes (> 0): the frame carries a descriptor (SCM_RIGHTS) of a
-//                  sealed memfd of exactly that size, the shared-memory region
-//                  every later Execute uses (replacing any earlier one). Sent
-//                  before the first Execute, and again whenever the server
-//                  grows the region. No reply.
+//   Region (6)     u32 id (< kMaxRegions), u64 bytes (> 0): the frame carries a
+//                  descriptor (SCM_RIGHTS) of a sealed memfd of exactly that
+//                  size, shared-memory region `id` for the Executes that name
+//                  it (replacing any earlier region with that id). The server
+//                  keeps several, so that a response can point into the region
+//                  its outputs were written to while the next batch uses
+//                  another. No reply.
 //   Reply (100)    status, then a body only when the status is OK:
 //                    reply to Load: string config (0..kMaxConfigBytes; the complete
 //                                   serialized ModelConfig)        (LoadReply)
@@ -100,6 +103,7 @@ inline constexpr size_t kMaxTensorNameBytes = 256;
 inline constexpr size_t kMaxPlatformBytes = 256;
 inline constexpr size_t kMaxRank = 16;
 inline constexpr size_t kMaxTensors = 1024;  // per list: inputs, outputs, output names
+inline constexpr uint32_t kMaxRegions = 8;   // regions a worker maps at once
 
 enum class WorkerMessageType : uint16_t {
   kLoad = 1,
@@ -156,6 +160,7 @@ struct LoadRequest {
 };
 
 struct ExecuteRequest {
+  uint32_t region = 0;
   uint64_t output_offset = 0;
   std::vector<ShmTensor> inputs;
   std::vector<std::string> outputs;  // requested output names; empty: all
@@ -198,10 +203,18 @@ std::string EncodeLoad(const LoadRequest& request);
 StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload);
 
 std::string EncodeExecute(const ExecuteRequest& request);
-StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload, uint64_t region_bytes);
+// `region_bytes[id]` is the size of region `id`, 0 when none is mapped.
+StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
+                                       std::span<const uint64_t> region_bytes);
 
-std::string EncodeRegion(uint64_t bytes);
-StatusOr<uint64_t> DecodeRegion(std::span<const std::byte> payload);
+struct RegionMessage {
+  uint32_t id = 0;
+  uint64_t bytes = 0;
+
+  bool operator==(const RegionMessage&) const = default;
+};
+std::string EncodeRegion(const RegionMessage& region);
+StatusOr<RegionMessage> DecodeRegion(std::span<const std::byte> payload);
 
 std::string EncodeLoadReply(const LoadReply& reply);
 StatusOr<LoadReply> DecodeLoadReply(std::span<const std::byte> payload);

@@ -90,8 +90,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 2:
       RoundTrip(
-          in, [region](auto p) { return mm::DecodeExecute(p, region); }, mm::EncodeExecute,
-          [](const auto& x, const auto& y) { return x == y; });
+          in,
+          [region](auto p) {
+            // Region 1 of size r mapped, the others not.
+            const uint64_t sizes[3] = {0, region, 0};
+            return mm::DecodeExecute(p, sizes);
+          },
+          mm::EncodeExecute, [](const auto& x, const auto& y) { return x == y; });
       break;
     case 3:
       RoundTrip(
@@ -119,7 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 6:
       RoundTrip(
           in, [](auto p) { return mm::DecodeRegion(p); }, mm::EncodeRegion,
-          [](uint64_t x, uint64_t y) { return x == y; });
+          [](const auto& x, const auto& y) { return x == y; });
       break;
     case 7:
       RoundTrip(

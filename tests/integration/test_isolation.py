@@ -135,6 +135,39 @@ def test_worker_answers_like_a_model(chaos_server):
             assert os.getpriority(os.PRIO_PROCESS, pid) == 5, pid
 
 
+def test_concurrent_answers_keep_their_own_outputs(chaos_server):
+    """Outputs are answered from the shared memory the worker wrote them to
+    (binary outputs are written to the socket straight from it); the next
+    batches must use other memory until each answer has gone out."""
+    wait_for(lambda: ready(chaos_server, "chaos"), "chaos READY")
+    errors = []
+
+    def client(k):
+        c = httpclient.InferenceServerClient(chaos_server.url)
+        for i in range(12):
+            values = np.full(1 << 18, k * 100 + i, dtype=np.float32)  # 1 MiB
+            values[::1000] = -i
+            inputs = [httpclient.InferInput("COMMAND", [2], "INT64"),
+                      httpclient.InferInput("INPUT", [values.size], "FP32")]
+            inputs[0].set_data_from_numpy(np.array([OP_ECHO, 0], dtype=np.int64))
+            inputs[1].set_data_from_numpy(values, binary_data=True)
+            out = [httpclient.InferRequestedOutput("OUTPUT", binary_data=True)]
+            try:
+                got = c.infer("chaos", inputs, outputs=out).as_numpy("OUTPUT")
+                if not np.array_equal(got, values):
+                    errors.append((k, i, "wrong values"))
+            except InferenceServerException as e:
+                errors.append((k, i, str(e)))
+        c.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def test_crash_during_load_is_reported_and_contained(chaos_server):
     entry = index_entry(chaos_server, "crashy_load")
     assert entry["state"] == "UNAVAILABLE"

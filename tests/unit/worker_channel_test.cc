@@ -112,8 +112,8 @@ TEST(WorkerChannelTest, RegionFramesTakeTheirDescriptors) {
   ASSERT_TRUE(region.ok());
   // A Region frame with its descriptor, then a plain frame: one receive may
   // bring both (and the descriptor with them).
-  ASSERT_TRUE(WriteWorkerFrameWithFd(sp.fds[0], WorkerMessageType::kRegion, 0, EncodeRegion(4096),
-                                     (*region)->fd())
+  ASSERT_TRUE(WriteWorkerFrameWithFd(sp.fds[0], WorkerMessageType::kRegion, 0,
+                                     EncodeRegion({0, 4096}), (*region)->fd())
                   .ok());
   ASSERT_TRUE(WriteWorkerFrame(sp.fds[0], WorkerMessageType::kHealth, 5, "").ok());
   FrameReader reader(sp.fds[1]);
@@ -129,7 +129,8 @@ TEST(WorkerChannelTest, RegionFramesTakeTheirDescriptors) {
   EXPECT_LT(second->fd.get(), 0);
 
   // A Region frame without a descriptor is refused.
-  ASSERT_TRUE(WriteWorkerFrame(sp.fds[0], WorkerMessageType::kRegion, 0, EncodeRegion(1)).ok());
+  ASSERT_TRUE(
+      WriteWorkerFrame(sp.fds[0], WorkerMessageType::kRegion, 0, EncodeRegion({0, 1})).ok());
   auto bare = reader.Read();
   ASSERT_FALSE(bare.ok());
   EXPECT_NE(bare.status().message().find("expected a descriptor"), std::string::npos);

@@ -49,8 +49,8 @@ class WorkerMainTest : public ::testing::Test {
     auto region = SharedRegion::Create("test", bytes);
     ASSERT_TRUE(region.ok());
     region_ = std::move(*region);
-    ASSERT_TRUE(WriteWorkerFrameWithFd(server(), WorkerMessageType::kRegion, 0, EncodeRegion(bytes),
-                                       region_->fd())
+    ASSERT_TRUE(WriteWorkerFrameWithFd(server(), WorkerMessageType::kRegion, 0,
+                                       EncodeRegion({0, bytes}), region_->fd())
                     .ok());
   }
 

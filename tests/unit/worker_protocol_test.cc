@@ -25,6 +25,8 @@ void PutU32(std::string& s, uint32_t v) {
 }
 
 constexpr uint64_t kRegion = 1 << 20;
+constexpr uint64_t kOneRegionSizes[1] = {kRegion};
+constexpr std::span<const uint64_t> kOneRegion(kOneRegionSizes);
 
 // Expects `result` to be INVALID_ARGUMENT with every one of `needles` in its message.
 template <typename T>
@@ -58,9 +60,11 @@ ExecuteRequest OneInput(ShmTensor t) {
   return q;
 }
 
+// Region 0 of `region` bytes, the only one mapped.
 StatusOr<ExecuteRequest> DecodeExecuteIn(const ExecuteRequest& q, uint64_t region = kRegion) {
   const std::string payload = EncodeExecute(q);
-  return DecodeExecute(AsBytes(payload), region);
+  const uint64_t sizes[1] = {region};
+  return DecodeExecute(AsBytes(payload), sizes);
 }
 
 // ------------------------------------------------------------------ frames
@@ -73,7 +77,7 @@ TEST(WorkerFrameTest, HeaderRoundTripsForEveryType) {
     const bool empty = type == WorkerMessageType::kUnload || type == WorkerMessageType::kHealth ||
                        type == WorkerMessageType::kStats;
     const uint32_t bytes_of_payload = empty                                ? 0u
-                                      : type == WorkerMessageType::kRegion ? 8u
+                                      : type == WorkerMessageType::kRegion ? 12u
                                                                            : kMaxPayloadBytes;
     const FrameHeader h{type, bytes_of_payload, 0xDEADBEEF};
     std::string bytes;
@@ -136,26 +140,30 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
     ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
                   {std::string(WorkerMessageTypeName(type)), "payload length 1, expected 0"});
   }
-  for (uint32_t n : {0u, 7u, 9u}) {
+  for (uint32_t n : {0u, 8u, 13u}) {
     std::string bytes;
     AppendFrameHeader(bytes, {WorkerMessageType::kRegion, n, 1});
     ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
-                  {"Region payload length " + std::to_string(n), "expected 8"});
+                  {"Region payload length " + std::to_string(n), "expected 12"});
   }
 }
 
 // ------------------------------------------------------------------ Region
 
-TEST(WorkerRegionTest, RoundTripsAndRejectsEmptyRegions) {
-  for (uint64_t bytes : {uint64_t{1}, kRegion, std::numeric_limits<uint64_t>::max()}) {
-    const std::string payload = EncodeRegion(bytes);
+TEST(WorkerRegionTest, RoundTripsAndRejectsBadRegions) {
+  for (RegionMessage region : {RegionMessage{0, 1}, RegionMessage{kMaxRegions - 1, kRegion},
+                               RegionMessage{3, std::numeric_limits<uint64_t>::max()}}) {
+    const std::string payload = EncodeRegion(region);
+    EXPECT_EQ(payload.size(), 12u);
     auto back = DecodeRegion(AsBytes(payload));
     ASSERT_TRUE(back.ok()) << back.status().ToString();
-    EXPECT_EQ(*back, bytes);
+    EXPECT_EQ(*back, region);
   }
-  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion(0))), {"Region", "bytes 0"});
-  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion(1) + "x")), {"1 trailing bytes"});
-  ExpectEveryPrefixTruncated(EncodeRegion(kRegion),
+  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion({0, 0}))), {"Region", "bytes 0"});
+  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion({kMaxRegions, 1}))),
+                {"Region", "id 8, expected below 8"});
+  ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion({0, 1}) + "x")), {"1 trailing bytes"});
+  ExpectEveryPrefixTruncated(EncodeRegion({1, kRegion}),
                              [](std::span<const std::byte> p) { return DecodeRegion(p); });
 }
 
@@ -267,7 +275,7 @@ TEST(WorkerExecuteTest, RoundTripsTheMaximalMessage) {
   }
   const std::string payload = EncodeExecute(q);
   EXPECT_LE(payload.size(), kMaxPayloadBytes);
-  auto back = DecodeExecute(AsBytes(payload), kRegion);
+  auto back = DecodeExecute(AsBytes(payload), kOneRegion);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, q);
 }
@@ -277,7 +285,7 @@ TEST(WorkerExecuteTest, RejectsEveryTruncation) {
   q.inputs = {Fp32("x", {2, 3}, 8), {"s", DataType::kBytes, {}, 0, 9}};
   q.outputs = {"y", "z"};
   ExpectEveryPrefixTruncated(
-      EncodeExecute(q), [](std::span<const std::byte> p) { return DecodeExecute(p, kRegion); });
+      EncodeExecute(q), [](std::span<const std::byte> p) { return DecodeExecute(p, kOneRegion); });
 }
 
 TEST(WorkerExecuteTest, RejectsBadShapesAndTypes) {
@@ -322,7 +330,15 @@ TEST(WorkerExecuteTest, RejectsTensorsOutsideTheRegion) {
                 {"input 0 'x'", "exceed the shared-memory region"});
   ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kBytes, {1}, 8, max}), max),
                 {"exceed the shared-memory region"});
-  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", {1})), 0), {"region of 0 bytes"});
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", {1})), 0), {"region 0 is not mapped"});
+  ExecuteRequest elsewhere = OneInput(Fp32("x", {1}));
+  elsewhere.region = 1;  // only region 0 is mapped
+  ExpectInvalid(DecodeExecuteIn(elsewhere), {"region 1 is not mapped (1 region slots)"});
+  const std::string payload = EncodeExecute(elsewhere);
+  const uint64_t two[2] = {0, 64};
+  auto in_one = DecodeExecute(AsBytes(payload), two);
+  ASSERT_TRUE(in_one.ok()) << in_one.status().message();
+  EXPECT_EQ(in_one->region, 1u);
   EXPECT_TRUE(DecodeExecuteIn(OneInput(Fp32("x", {1}, kRegion - 4))).ok());
 }
 
@@ -350,16 +366,16 @@ TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
   ExpectInvalid(DecodeExecuteIn(names), {"output name count 1025 exceeds the maximum of 1024"});
 
   // Counts that promise more items than the bytes could hold fail before allocating.
-  std::string lying(8, '\0');  // output_offset
+  std::string lying(12, '\0');  // region, output_offset
   PutU32(lying, 1000);
-  ExpectInvalid(DecodeExecute(AsBytes(lying), kRegion), {"input count 1000: truncated"});
-  lying.assign(8, '\0');
+  ExpectInvalid(DecodeExecute(AsBytes(lying), kOneRegion), {"input count 1000: truncated"});
+  lying.assign(12, '\0');
   PutU32(lying, 0);
   PutU32(lying, 1000);
-  ExpectInvalid(DecodeExecute(AsBytes(lying), kRegion), {"output name count 1000: truncated"});
+  ExpectInvalid(DecodeExecute(AsBytes(lying), kOneRegion), {"output name count 1000: truncated"});
 
   std::string trailing = EncodeExecute(OneInput(Fp32("x", {1}))) + "!";
-  ExpectInvalid(DecodeExecute(AsBytes(trailing), kRegion), {"Execute", "1 trailing bytes"});
+  ExpectInvalid(DecodeExecute(AsBytes(trailing), kOneRegion), {"Execute", "1 trailing bytes"});
 }
 
 TEST(WorkerExecuteTest, OutputOffsetLiesInTheRegion) {
