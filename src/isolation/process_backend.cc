@@ -1,6 +1,5 @@
 #include "isolation/process_backend.h"
 
-#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -64,24 +63,21 @@ class WorkerGroup {
   const std::function<void(const Status&)> on_health_;
 };
 
-// Moves every thread of process `pid` (a policy and a nice value are per
-// thread on Linux) from SCHED_IDLE to SCHED_OTHER at `nice`. Where that is
-// refused (it needs CAP_SYS_NICE or RLIMIT_NICE) the worker stays idle;
-// logged once per server.
-void ServeAtNormalPriority(pid_t pid, int nice, const std::string& label) {
+// Sets the nice value of every thread of process `pid` (a nice value is per
+// thread on Linux). A refusal (raising priority needs CAP_SYS_NICE or
+// RLIMIT_NICE) leaves the worker at its loading priority; logged once per
+// server.
+void ServeAt(pid_t pid, int nice, const std::string& label) {
   static std::atomic<bool> warned{false};
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
     const int tid = std::atoi(task.path().filename().c_str());
-    if (tid <= 0) continue;
-    sched_param param{};
-    if ((::sched_setscheduler(tid, SCHED_OTHER, &param) != 0 ||
-         ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0) &&
+    if (tid > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0 &&
         !warned.exchange(true)) {
       spdlog::warn(
-          "{}: a worker cannot leave its loading priority (SCHED_IDLE) for nice {} ({}); "
-          "workers serve at idle priority",
+          "{}: a worker cannot go from its loading priority to nice {} ({}); workers "
+          "serve at their loading priority",
           label, nice, std::strerror(errno));
     }
   }
@@ -97,6 +93,7 @@ struct WorkerSettings {
   milliseconds backoff{1000};
   milliseconds max_backoff{30000};
   uint64_t initial_region_bytes = 1u << 20;
+  int load_nice = 10;
   int serve_nice = 5;
 };
 
@@ -115,7 +112,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // (serialized). Blocks for the load. Called while the worker is down.
   StatusOr<std::string> Start() {
     const WorkerSettings& s = *settings_;
-    MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv, /*idle=*/true));
+    MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv, s.load_nice));
     std::unique_ptr<CgroupGroup> cgroup;
     uint64_t watchdog = 0;
     if (s.memory_limit > 0 && s.limit_kind == MemoryLimitKind::kCgroupV2) {
@@ -147,7 +144,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       }
       return config.status();
     }
-    ServeAtNormalPriority(process->pid(), s.serve_nice, s.label);
+    if (s.serve_nice != s.load_nice) ServeAt(process->pid(), s.serve_nice, s.label);
     if (s.execution_timeout.count() > 0) {
       // From now on a reply that takes longer is a hung worker (Read says so).
       timeval tv{};
@@ -269,13 +266,17 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       return id;
     }
     uint32_t id;
-    if (regions_.size() < kMaxRegions) {
+    const bool added = regions_.size() < kMaxRegions;
+    if (added) {
       id = static_cast<uint32_t>(regions_.size());
       regions_.emplace_back();
     } else {
       id = next_replaced_++ % kMaxRegions;
     }
-    MM_RETURN_IF_ERROR(MapRegion(process, id, bytes));
+    if (Status s = MapRegion(process, id, bytes); !s.ok()) {
+      if (added) regions_.pop_back();
+      return s;
+    }
     return id;
   }
 
@@ -284,8 +285,13 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   Status MapRegion(WorkerProcess& process, uint32_t id, uint64_t bytes) {
     uint64_t size = std::max(bytes, settings_->initial_region_bytes);
     if (regions_[id]) size = std::max(size, regions_[id]->size() * 2);
-    MM_ASSIGN_OR_RETURN(std::shared_ptr<SharedRegion> region,
-                        SharedRegion::Create(settings_->load.model_name, size));
+    auto created = SharedRegion::Create(settings_->load.model_name, size);
+    if (!created.ok()) {
+      // The server's own shortage, not the worker's fault: the batch fails alone.
+      return ResourceExhausted(settings_->label + ": no shared memory of " + FormatBytes(size) +
+                               " for the batch: " + created.status().message());
+    }
+    std::shared_ptr<SharedRegion> region = std::move(*created);
     MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kRegion, 0,
                                               EncodeRegion({id, region->size()}), region->fd()));
     regions_[id] = std::move(region);
@@ -306,7 +312,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     for (const auto& out : request.outputs) execute.outputs.push_back(out.name);
     // Room for the inputs and, at first guess, outputs as large again.
     auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
-    if (!region_id.ok()) return Lost(region_id.status());
+    if (!region_id.ok()) return Failed(region_id.status());
     execute.region = *region_id;
     std::byte* base = regions_[execute.region]->bytes().data();
     for (size_t i = 0; i < request.inputs.size(); ++i) {
@@ -331,7 +337,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
           // The outputs did not fit: a larger region (inputs copied over), once more.
           const std::shared_ptr<SharedRegion> old = region;
           s = MapRegion(process, execute.region, reply->region_bytes_needed);
-          if (!s.ok()) return Lost(s);
+          if (!s.ok()) return Failed(s);
           std::memcpy(regions_[execute.region]->bytes().data(), old->bytes().data(),
                       execute.output_offset);
           continue;
@@ -363,6 +369,12 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
                     std::to_string(settings_->execution_timeout.count()) + " ms";
     }
     process.Kill(SIGKILL);
+  }
+
+  // A failure around a batch: the server's own (no memory for a region) fails
+  // the batch alone; anything else is the channel's (Lost).
+  Status Failed(const Status& s) {
+    return s.code() == StatusCode::kResourceExhausted ? s : Lost(s);
   }
 
   // The channel failed: the worker is dying or dead (or talks nonsense, and
@@ -555,6 +567,7 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   settings->backoff = options_.restart_backoff;
   settings->max_backoff = options_.max_restart_backoff;
   settings->initial_region_bytes = std::max<uint64_t>(options_.initial_region_bytes, 4096);
+  settings->load_nice = options_.load_nice;
   settings->serve_nice = options_.serve_nice;
   LoadRequest& load = settings->load;
   load.model_name = spec.model_name;

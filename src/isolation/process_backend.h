@@ -56,12 +56,14 @@ class ProcessBackend final : public Backend {
     std::chrono::milliseconds restart_backoff{1000};
     std::chrono::milliseconds max_restart_backoff{30000};
     uint64_t initial_region_bytes = 1u << 20;  // grows to fit the largest batch
-    // A worker starts, and loads its model, under SCHED_IDLE, so that a start
-    // or a restart (after a crash, say) takes no CPU from the models serving;
-    // then it serves as a normal process at nice `serve_nice` (as the
-    // server's execution threads) when the system lets it raise its priority
-    // (root, CAP_SYS_NICE or RLIMIT_NICE), else at idle priority (said in
-    // the log).
+    // A worker starts, and loads its model, at nice `load_nice` (as the
+    // server's loader threads), so that a start or a restart (after a crash,
+    // say) yields the CPU to the models serving; then it serves at nice
+    // `serve_nice` (as the server's execution threads) when the system lets
+    // it raise its priority (root, CAP_SYS_NICE or RLIMIT_NICE), else stays
+    // at `load_nice` (said in the log). (SCHED_IDLE was tried for loading:
+    // on a CPU kept busy by anything else, loads all but stopped.)
+    int load_nice = 10;
     int serve_nice = 5;
   };
 

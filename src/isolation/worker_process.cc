@@ -39,7 +39,7 @@ struct ChildPlan {
   char** argv;
   int socket;  // the child's end, close-on-exec until moved to kWorkerSocketFd
   pid_t parent;
-  bool idle;
+  int nice;
   sigset_t mask;  // the signal mask the program starts with
 };
 
@@ -71,10 +71,7 @@ int ChildMain(void* arg) {
   } else if (::dup2(plan.socket, WorkerProcess::kWorkerSocketFd) < 0) {
     ::_exit(126);
   }
-  if (plan.idle) {
-    sched_param param{};
-    ::sched_setscheduler(0, SCHED_IDLE, &param);
-  }
+  if (plan.nice != 0) ::setpriority(PRIO_PROCESS, 0, plan.nice);
   ::sigprocmask(SIG_SETMASK, &plan.mask, nullptr);
   ::execv(plan.argv[0], plan.argv);
   ::_exit(127);
@@ -83,7 +80,7 @@ int ChildMain(void* arg) {
 }  // namespace
 
 StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(const std::vector<std::string>& argv,
-                                                              bool idle) {
+                                                              int nice) {
   if (argv.empty()) return InvalidArgument("worker process: no program given");
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
@@ -93,7 +90,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(const std::vector<
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return Internal(SystemError("worker process: socketpair"));
   }
-  ChildPlan plan{args.data(), fds[1], ::getpid(), idle, {}};
+  ChildPlan plan{args.data(), fds[1], ::getpid(), nice, {}};
   sigemptyset(&plan.mask);
   // No signal handler may run in the child while it shares our memory: block
   // them all around the clone (the child resets its handlers before it

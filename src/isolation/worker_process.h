@@ -40,13 +40,12 @@ struct WorkerExit {
 class WorkerProcess {
  public:
   // Starts `argv[0]` (a path) with `argv` as its arguments and its control
-  // socket as descriptor `kWorkerSocketFd`. With `idle` the child runs under
-  // SCHED_IDLE: only when nothing else wants the CPU (a model loading beside
-  // models serving), until someone changes it. INVALID_ARGUMENT for an empty
+  // socket as descriptor `kWorkerSocketFd`, at nice value `nice` (0: the
+  // spawning thread's), until someone changes it. INVALID_ARGUMENT for an empty
   // argv; INTERNAL when the system refuses (clone, socketpair, pidfd). A
   // program that cannot be executed exits with status 127 (as a shell's).
   static StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::vector<std::string>& argv,
-                                                        bool idle = false);
+                                                        int nice = 0);
   static constexpr int kWorkerSocketFd = 3;
 
   ~WorkerProcess();

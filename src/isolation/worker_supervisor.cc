@@ -63,14 +63,14 @@ void WorkerSupervisor::Wake() {
 }
 
 StatusOr<std::unique_ptr<WorkerProcess>> WorkerSupervisor::Spawn(
-    const std::vector<std::string>& argv, bool idle) {
+    const std::vector<std::string>& argv, int nice) {
   auto done = std::make_shared<std::promise<StatusOr<std::unique_ptr<WorkerProcess>>>>();
   auto result = done->get_future();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Unavailable("the server is stopping: no worker started");
     reaper_tasks_.push_back(
-        [done, argv, idle] { done->set_value(WorkerProcess::Spawn(argv, idle)); });
+        [done, argv, nice] { done->set_value(WorkerProcess::Spawn(argv, nice)); });
   }
   Wake();
   return result.get();

@@ -46,7 +46,7 @@ class WorkerSupervisor {
   // Spawns a worker from the reaper thread (WorkerProcess::Spawn) and waits
   // for the result.
   StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::vector<std::string>& argv,
-                                                 bool idle = false);
+                                                 int nice = 0);
 
   struct Watch {
     int pidfd = -1;

@@ -1,8 +1,8 @@
 #include "isolation/worker_process.h"
 
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -83,14 +83,15 @@ TEST(WorkerProcessTest, KillAndDestructionLeaveNothingRunning) {
   EXPECT_EQ(errno, ESRCH);
 }
 
-// The child's scheduling policy and blocked signals, from /proc.
+// The child's nice value and blocked signals.
 struct ChildState {
-  int policy = -1;
+  int nice = -100;
   std::string blocked;  // SigBlk, hex
 };
 ChildState StateOf(pid_t pid) {
   ChildState state;
-  state.policy = ::sched_getscheduler(pid);
+  errno = 0;
+  state.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(pid));
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -99,20 +100,20 @@ ChildState StateOf(pid_t pid) {
   return state;
 }
 
-TEST(WorkerProcessTest, StartsIdleWhenAskedWithNoSignalBlocked) {
+TEST(WorkerProcessTest, StartsAtItsNiceValueWithNoSignalBlocked) {
   // Whatever the spawning thread blocks, the program starts with nothing blocked.
   sigset_t term, old;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   ::pthread_sigmask(SIG_BLOCK, &term, &old);
-  auto idle = WorkerProcess::Spawn({"/bin/sleep", "100"}, /*idle=*/true);
+  auto nicer = WorkerProcess::Spawn({"/bin/sleep", "100"}, /*nice=*/10);
   auto normal = WorkerProcess::Spawn({"/bin/sleep", "100"});
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  ASSERT_TRUE(idle.ok() && normal.ok());
+  ASSERT_TRUE(nicer.ok() && normal.ok());
   // Spawn returns once the child has exec'd (vfork semantics): its state is the program's.
-  EXPECT_EQ(StateOf((*idle)->pid()).policy, SCHED_IDLE);
-  EXPECT_EQ(StateOf((*normal)->pid()).policy, SCHED_OTHER);
-  EXPECT_EQ(StateOf((*idle)->pid()).blocked, "0000000000000000");
+  EXPECT_EQ(StateOf((*nicer)->pid()).nice, 10);
+  EXPECT_EQ(StateOf((*normal)->pid()).nice, ::getpriority(PRIO_PROCESS, 0));
+  EXPECT_EQ(StateOf((*nicer)->pid()).blocked, "0000000000000000");
   EXPECT_EQ(StateOf((*normal)->pid()).blocked, "0000000000000000");
 }
 
