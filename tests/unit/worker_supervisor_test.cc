@@ -37,15 +37,22 @@ std::unique_ptr<WorkerSupervisor> NewSupervisor() {
   return s.ok() ? std::move(*s) : nullptr;
 }
 
+// A watch of `worker` whose callbacks do nothing yet.
+WorkerSupervisor::Watch WatchOf(const WorkerProcess& worker) {
+  WorkerSupervisor::Watch watch;
+  watch.pidfd = worker.pidfd();
+  watch.pid = worker.pid();
+  watch.on_exit = [] {};
+  return watch;
+}
+
 TEST(WorkerSupervisorTest, SeesAWorkerExitAtOnce) {
   auto supervisor = NewSupervisor();
   ASSERT_NE(supervisor, nullptr);
-  auto worker = supervisor->Spawn({"/bin/sh", "-c", "exec sleep 1000"});
+  auto worker = supervisor->Spawn({"/bin/sleep", "1000"});
   ASSERT_TRUE(worker.ok()) << worker.status().message();
   Events events;
-  WorkerSupervisor::Watch watch;
-  watch.pidfd = (*worker)->pidfd();
-  watch.pid = (*worker)->pid();
+  WorkerSupervisor::Watch watch = WatchOf(**worker);
   watch.on_exit = [&] { events.Add(1); };
   supervisor->Add(std::move(watch));
   (*worker)->Kill(SIGSEGV);
@@ -58,13 +65,10 @@ TEST(WorkerSupervisorTest, SeesAWorkerExitAtOnce) {
 TEST(WorkerSupervisorTest, WatchdogReportsResidentMemoryOverTheLimit) {
   auto supervisor = NewSupervisor();
   ASSERT_NE(supervisor, nullptr);
-  auto worker = supervisor->Spawn({"/bin/sh", "-c", "exec sleep 1000"});
+  auto worker = supervisor->Spawn({"/bin/sleep", "1000"});
   ASSERT_TRUE(worker.ok()) << worker.status().message();
   Events events;
-  WorkerSupervisor::Watch watch;
-  watch.pidfd = (*worker)->pidfd();
-  watch.pid = (*worker)->pid();
-  watch.on_exit = [] {};
+  WorkerSupervisor::Watch watch = WatchOf(**worker);
   watch.rss_limit_bytes = 1;  // any process is over one byte
   watch.on_over_limit = [&](uint64_t rss) { events.Add(rss > 1 ? 1 : 0); };
   const auto id = supervisor->Add(std::move(watch));
