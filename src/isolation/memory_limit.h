@@ -55,6 +55,13 @@ class CgroupGroup {
   const std::filesystem::path dir_;
 };
 
+// What a limit of `limit` bytes above `baseline` comes to: their sum, or the
+// largest value when it would overflow (a limit of 2^64-1 means no limit,
+// never a tiny one).
+inline uint64_t LimitAbove(uint64_t baseline, uint64_t limit) {
+  return limit > UINT64_MAX - baseline ? UINT64_MAX : baseline + limit;
+}
+
 // The resident memory of process `pid` (/proc/PID/statm); 0 when unknown.
 uint64_t ResidentBytesOf(pid_t pid);
 

@@ -160,7 +160,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     watch.on_exit = [weak, pidfd] {
       if (auto core = weak.lock()) core->OnExit(pidfd);
     };
-    watch.rss_limit_bytes = watchdog > 0 ? baseline + watchdog : 0;
+    watch.rss_limit_bytes = watchdog > 0 ? LimitAbove(baseline, watchdog) : 0;
     watch.on_over_limit = [weak, pidfd, baseline](uint64_t rss) {
       if (auto core = weak.lock()) core->OnOverLimit(pidfd, rss, baseline);
     };
@@ -227,7 +227,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     MM_RETURN_IF_ERROR(healthy.status);
     *baseline = ResidentBytesOf(process.pid());
     if (cgroup != nullptr)
-      MM_RETURN_IF_ERROR(cgroup->SetLimit(*baseline + settings_->memory_limit));
+      MM_RETURN_IF_ERROR(cgroup->SetLimit(LimitAbove(*baseline, settings_->memory_limit)));
     id = ++next_id_;
     MM_RETURN_IF_ERROR(
         WriteWorkerFrame(socket, WorkerMessageType::kLoad, id, EncodeLoad(settings_->load)));

@@ -126,7 +126,10 @@ Status FrameReader::Fill(size_t n, const FrameHeader* in_frame) {
                            std::to_string(have) + " of " + std::to_string(in_frame->payload_bytes) +
                            " payload bytes)");
       }
-      if (have == 0) return Unavailable("worker socket: the peer closed");
+      if (have == 0) {
+        closed_ = true;
+        return Unavailable("worker socket: the peer closed");
+      }
       return Unavailable("worker socket: the peer closed in the middle of a frame header (" +
                          std::to_string(have) + " of " + std::to_string(kFrameHeaderBytes) +
                          " bytes)");

@@ -73,6 +73,10 @@ class FrameReader {
   // using the socket.
   StatusOr<WorkerFrame> Read();
 
+  // Whether the last Read failed because the peer closed the socket cleanly,
+  // between two frames (the normal end of a conversation).
+  bool closed() const { return closed_; }
+
  private:
   // Receives at least `n` more bytes than buffered (0: whatever comes).
   Status Fill(size_t n, const FrameHeader* in_frame);
@@ -83,6 +87,7 @@ class FrameReader {
   size_t start_ = 0;
   size_t end_ = 0;
   std::deque<OwnedFd> fds_;  // received descriptors, for the Region frames to come
+  bool closed_ = false;
 };
 
 }  // namespace mm

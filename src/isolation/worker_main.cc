@@ -10,6 +10,7 @@
 #include <new>
 
 #include "core/memory.h"
+#include "isolation/memory_limit.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_channel.h"
 #include "isolation/worker_protocol.h"
@@ -48,10 +49,7 @@ class Worker {
     for (;;) {
       auto frame = reader_.Read();
       if (!frame.ok()) {
-        if (frame.status().code() == StatusCode::kUnavailable &&
-            frame.status().message() == "worker socket: the peer closed") {
-          return 0;  // the server is done with this worker
-        }
+        if (reader_.closed()) return 0;  // the server is done with this worker
         return Fail(frame.status());
       }
       Status s = Handle(*frame);
@@ -132,7 +130,7 @@ class Worker {
     if (load.memory_limit_bytes > 0) {
       const uint64_t now = AddressSpaceBytes();
       rlimit limit{};
-      limit.rlim_cur = limit.rlim_max = now + load.memory_limit_bytes;
+      limit.rlim_cur = limit.rlim_max = LimitAbove(now, load.memory_limit_bytes);
       if (::setrlimit(RLIMIT_AS, &limit) != 0) {
         return {Internal(std::string("cannot set the memory limit (RLIMIT_AS): ") +
                          std::strerror(errno)),

@@ -65,10 +65,12 @@ TEST(WorkerChannelTest, ALargePayloadArrivesWhole) {
 TEST(WorkerChannelTest, APeerThatGoesAwaySaysWhere) {
   SocketPair sp;
   sp.Close(0);
-  auto clean = FrameReader(sp.fds[1]).Read();
+  FrameReader reader(sp.fds[1]);
+  auto clean = reader.Read();
   ASSERT_FALSE(clean.ok());
   EXPECT_EQ(clean.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(clean.status().message(), "worker socket: the peer closed");
+  EXPECT_TRUE(reader.closed());
   EXPECT_EQ(WriteWorkerFrame(sp.fds[1], WorkerMessageType::kHealth, 1, "").code(),
             StatusCode::kUnavailable);
 
@@ -76,7 +78,9 @@ TEST(WorkerChannelTest, APeerThatGoesAwaySaysWhere) {
   std::string frame = Frame(WorkerMessageType::kLoad, 1, std::string(100, 'x'));
   ASSERT_EQ(::write(mid.fds[0], frame.data(), 16 + 40), 16 + 40);  // header + 40 of 100
   mid.Close(0);
-  auto cut = FrameReader(mid.fds[1]).Read();
+  FrameReader mid_reader(mid.fds[1]);
+  auto cut = mid_reader.Read();
+  EXPECT_FALSE(mid_reader.closed());  // cut short, not a clean end
   ASSERT_FALSE(cut.ok());
   EXPECT_EQ(cut.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(cut.status().message().find("in the middle of a Load message (40 of 100"),

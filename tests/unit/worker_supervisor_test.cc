@@ -97,6 +97,13 @@ TEST(WorkerSupervisorTest, DropsPendingJobsAndRefusesSpawnsWhenStopping) {
   EXPECT_TRUE(events.seen.empty());
 }
 
+TEST(MemoryLimitTest, LimitsAboveABaselineSaturate) {
+  EXPECT_EQ(LimitAbove(40u << 20, 64u << 20), 104u << 20);
+  EXPECT_EQ(LimitAbove(40u << 20, UINT64_MAX), UINT64_MAX);
+  EXPECT_EQ(LimitAbove(UINT64_MAX, 1), UINT64_MAX);
+  EXPECT_EQ(LimitAbove(0, 0), 0u);
+}
+
 TEST(MemoryLimitTest, ResidentBytesOfAProcess) {
   EXPECT_GT(ResidentBytesOf(::getpid()), 1u << 20);
   EXPECT_EQ(ResidentBytesOf(0), 0u);  // no /proc/0
