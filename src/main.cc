@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   int64_t worker_timeout_ms = 0;
   int64_t worker_backoff_ms = 1000;
   int64_t worker_max_backoff_ms = 30000;
+  uint64_t worker_mailbox_bytes = 64u << 10;
   bool test_backends = false;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
@@ -184,6 +185,11 @@ int main(int argc, char** argv) {
                  "The longest wait between restarts of a failed worker")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}));
+  app.add_option("--worker-mailbox-bytes", worker_mailbox_bytes,
+                 "Size of each worker's mailbox; requests and replies larger than half of it "
+                 "go through the worker's socket (for tests)")
+      ->capture_default_str()
+      ->group("");
   app.add_flag("--enable-test-backends", test_backends,
                "Offer the test-only 'mmserve_chaos' platform (crashes, leaks and hangs on "
                "command; for process isolation tests)")
@@ -225,7 +231,15 @@ int main(int argc, char** argv) {
   process_options.execution_timeout = std::chrono::milliseconds(worker_timeout_ms);
   process_options.restart_backoff = std::chrono::milliseconds(worker_backoff_ms);
   process_options.max_restart_backoff = std::chrono::milliseconds(worker_max_backoff_ms);
+  process_options.mailbox_bytes = worker_mailbox_bytes;
   process_options.serve_nice = execution_nice;
+  if (worker_mailbox_bytes < mm::ProcessBackend::kMinMailboxBytes ||
+      worker_mailbox_bytes > mm::ProcessBackend::kMaxMailboxBytes) {
+    return Fail(mm::InvalidArgument("--worker-mailbox-bytes " +
+                                    std::to_string(worker_mailbox_bytes) + ": expected " +
+                                    std::to_string(mm::ProcessBackend::kMinMailboxBytes) + " to " +
+                                    std::to_string(mm::ProcessBackend::kMaxMailboxBytes)));
+  }
   auto process_backend = mm::ProcessBackend::Create(process_options);
   if (!process_backend.ok()) return Fail(process_backend.status());
 

@@ -85,11 +85,13 @@ class [[nodiscard]] StatusOr {
   StatusOr(Status&& status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT
   StatusOr(const T& value) : value_(value) {}                                        // NOLINT
   StatusOr(T&& value) : value_(std::move(value)) {}                                  // NOLINT
+  // Built in place, so that a StatusOr<std::optional<X>> made from
+  // std::nullopt holds a value (an empty optional), not nothing.
   template <typename U>
   requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, Status> &&
            !std::is_same_v<std::decay_t<U>, StatusOr<T>> && !std::is_same_v<std::decay_t<U>, T>)
       StatusOr(U&& value)
-      : value_(std::forward<U>(value)) {}  // NOLINT
+      : value_(std::in_place, std::forward<U>(value)) {}  // NOLINT
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }

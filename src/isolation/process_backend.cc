@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "core/memory.h"
+#include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_channel.h"
@@ -28,6 +29,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+static_assert(ProcessBackend::kMinMailboxBytes == Mailbox::kMinBytes &&
+              ProcessBackend::kMaxMailboxBytes == Mailbox::kMaxBytes);
 
 constexpr uint64_t kAlignment = 64;
 uint64_t AlignUp(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
@@ -93,6 +97,7 @@ struct WorkerSettings {
   milliseconds backoff{1000};
   milliseconds max_backoff{30000};
   uint64_t initial_region_bytes = 1u << 20;
+  uint64_t mailbox_bytes = Mailbox::kDefaultBytes;
   int load_nice = 10;
   int serve_nice = 5;
 };
@@ -133,7 +138,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     regions_.clear();
     uint64_t baseline = 0;
     reader_ = std::make_unique<FrameReader>(process->socket());
-    auto config = Handshake(*process, cgroup.get(), &baseline);
+    socket_frames_ = 0;
+    std::unique_ptr<Mailbox> mailbox;
+    auto config = Handshake(*process, cgroup.get(), &baseline, &mailbox);
     if (!config.ok()) {
       // Say how it ended if it did (it is not watched yet: reap it here).
       process->Kill(SIGKILL);
@@ -146,7 +153,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
     if (s.serve_nice != s.load_nice) ServeAt(process->pid(), s.serve_nice, s.label);
     if (s.execution_timeout.count() > 0) {
-      // From now on a reply that takes longer is a hung worker (Read says so).
+      // From now on a reply that takes longer is a hung worker (AwaitReply
+      // says so, and Read for a reply on the socket).
       timeval tv{};
       tv.tv_sec = s.execution_timeout.count() / 1000;
       tv.tv_usec = (s.execution_timeout.count() % 1000) * 1000;
@@ -167,6 +175,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return Unavailable(s.label + " is unloading");
     process_ = std::move(process);
+    mailbox_ = std::move(mailbox);
     cgroup_ = std::move(cgroup);
     watch_ = supervisor_->Add(std::move(watch));
     up_ = true;
@@ -176,6 +185,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
   Status Execute(const InferRequest& request, InferResponse& response) {
     WorkerProcess* process;
+    Mailbox* mailbox;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!up_ || stopped_) {
@@ -184,8 +194,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       }
       executing_ = true;
       process = process_.get();
+      mailbox = mailbox_.get();
     }
-    Status s = ExecuteOn(*process, request, response);
+    Status s = ExecuteOn(*process, *mailbox, request, response);
     {
       std::lock_guard<std::mutex> lock(mu_);
       executing_ = false;
@@ -217,8 +228,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
  private:
   // Health (the worker has started up: its resident memory then is the
-  // baseline a memory limit counts from), then Load; the load's reply config.
-  StatusOr<std::string> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline) {
+  // baseline a memory limit counts from), then Load, then the mailbox the
+  // worker takes its requests from after that; the load's reply config.
+  StatusOr<std::string> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline,
+                                  std::unique_ptr<Mailbox>* mailbox) {
     const int socket = process.socket();
     uint32_t id = ++next_id_;
     MM_RETURN_IF_ERROR(WriteWorkerFrame(socket, WorkerMessageType::kHealth, id, ""));
@@ -234,6 +247,19 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     MM_ASSIGN_OR_RETURN(WorkerFrame frame, ReadReply(socket, id));
     MM_ASSIGN_OR_RETURN(LoadReply reply, DecodeLoadReply(AsBytes(frame.payload)));
     MM_RETURN_IF_ERROR(reply.status);
+    auto created =
+        Mailbox::Create(settings_->load.model_name + "-mailbox", settings_->mailbox_bytes);
+    if (!created.ok()) {
+      return ResourceExhausted(settings_->label + ": no shared memory for the worker's mailbox: " +
+                               created.status().message());
+    }
+    id = ++next_id_;
+    MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(socket, WorkerMessageType::kMailbox, id,
+                                              EncodeMailbox((*created)->size()), (*created)->fd()));
+    MM_ASSIGN_OR_RETURN(WorkerFrame ack, ReadReply(socket, id));
+    MM_ASSIGN_OR_RETURN(StatusReply adopted, DecodeStatusReply(AsBytes(ack.payload)));
+    MM_RETURN_IF_ERROR(adopted.status);
+    *mailbox = std::move(*created);
     return std::move(reply.config);
   }
 
@@ -294,22 +320,33 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     std::shared_ptr<SharedRegion> region = std::move(*created);
     MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kRegion, 0,
                                               EncodeRegion({id, region->size()}), region->fd()));
+    ++socket_frames_;  // announced by the next request
     regions_[id] = std::move(region);
     return OkStatus();
   }
 
-  Status ExecuteOn(WorkerProcess& process, const InferRequest& request, InferResponse& response) {
-    ExecuteRequest execute;
+  Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox, const InferRequest& request,
+                   InferResponse& response) {
+    // execute_ and payload_ keep their capacity from batch to batch.
+    ExecuteRequest& execute = execute_;
     uint64_t end = 0;
-    execute.inputs.reserve(request.inputs.size());
-    for (const Tensor& in : request.inputs) {
+    execute.inputs.resize(request.inputs.size());
+    for (size_t i = 0; i < request.inputs.size(); ++i) {
+      const Tensor& in = request.inputs[i];
+      ShmTensor& t = execute.inputs[i];
       const uint64_t at = AlignUp(end);
-      execute.inputs.push_back({in.name, in.dtype, in.shape, at, in.data.size()});
+      t.name.assign(in.name);
+      t.dtype = in.dtype;
+      t.shape.assign(in.shape.begin(), in.shape.end());
+      t.offset = at;
+      t.bytes = in.data.size();
       end = at + in.data.size();
     }
     execute.output_offset = AlignUp(end);
-    execute.outputs.reserve(request.outputs.size());
-    for (const auto& out : request.outputs) execute.outputs.push_back(out.name);
+    execute.outputs.resize(request.outputs.size());
+    for (size_t i = 0; i < request.outputs.size(); ++i) {
+      execute.outputs[i].assign(request.outputs[i].name);
+    }
     // Room for the inputs and, at first guess, outputs as large again.
     auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
     if (!region_id.ok()) return Failed(region_id.status());
@@ -319,18 +356,38 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       const auto& data = request.inputs[i].data;
       if (!data.empty()) std::memcpy(base + execute.inputs[i].offset, data.data(), data.size());
     }
-    const std::string payload = EncodeExecute(execute);
+    EncodeExecuteTo(execute, payload_);
+    const std::string& payload = payload_;
+    const bool on_socket = payload.size() > mailbox.slot_payload_bytes();
     for (int attempt = 0;; ++attempt) {
       const uint32_t id = ++next_id_;
-      Status s = WriteWorkerFrame(process.socket(), WorkerMessageType::kExecute, id, payload);
+      if (on_socket) {
+        Status s = WriteWorkerFrame(process.socket(), WorkerMessageType::kExecute, id, payload);
+        if (!s.ok()) return Lost(s);
+        ++socket_frames_;
+      }
+      Status s = mailbox.Post(WorkerMessageType::kExecute, id, socket_frames_, on_socket, payload);
+      socket_frames_ = 0;
       if (!s.ok()) return Lost(s);
-      auto frame = ReadReply(process.socket(), id);
-      if (!frame.ok()) {
-        if (frame.status().code() == StatusCode::kDeadlineExceeded) KillHung(process);
-        return Lost(frame.status());
+      bool reply_on_socket = false;
+      s = mailbox.AwaitReply(settings_->execution_timeout, &reply_on_socket, reply_);
+      if (!s.ok()) {
+        if (s.code() == StatusCode::kDeadlineExceeded) KillHung(process);
+        return Lost(s);
+      }
+      std::span<const std::byte> reply_bytes = AsBytes(reply_);
+      WorkerFrame frame;
+      if (reply_on_socket) {
+        auto read = ReadReply(process.socket(), id);
+        if (!read.ok()) {
+          if (read.status().code() == StatusCode::kDeadlineExceeded) KillHung(process);
+          return Lost(read.status());
+        }
+        frame = std::move(*read);
+        reply_bytes = AsBytes(frame.payload);
       }
       const std::shared_ptr<SharedRegion>& region = regions_[execute.region];
-      auto reply = DecodeExecuteReply(AsBytes(frame->payload), region->size());
+      auto reply = DecodeExecuteReply(reply_bytes, region->size());
       if (!reply.ok()) return Lost(reply.status());
       if (!reply->status.ok()) {
         if (reply->region_bytes_needed > region->size() && attempt == 0) {
@@ -429,6 +486,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       if (!exit) return;
       cause = Classify(*exit, cgroup_.get(), killed_for_);
       killed_for_.clear();
+      if (mailbox_) mailbox_->MarkGone();  // wakes a batch waiting for its reply
       up_ = false;
       watch_ = 0;
       if (Clock::now() - started_ > settings_->max_backoff) streak_ = 0;
@@ -502,10 +560,16 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   uint32_t next_replaced_ = 0;
   std::unique_ptr<FrameReader> reader_;  // the worker's replies
   uint32_t next_id_ = 0;
+  uint32_t socket_frames_ = 0;  // written to the socket since the last request posted
+  ExecuteRequest execute_;      // the batch being sent
+  std::string payload_;         // execute_ encoded
+  std::string reply_;           // the last reply's payload, copied out of the mailbox
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::unique_ptr<WorkerProcess> process_;         // guarded by mu_
+  std::unique_ptr<WorkerProcess> process_;  // guarded by mu_
+  // Replaced only while no batch runs; MarkGone may run under mu_ at any time.
+  std::unique_ptr<Mailbox> mailbox_;               // guarded by mu_
   std::unique_ptr<CgroupGroup> cgroup_;            // guarded by mu_
   WorkerSupervisor::WatchId watch_ = 0;            // guarded by mu_
   bool up_ = false;                                // guarded by mu_
@@ -543,6 +607,12 @@ StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options
         "process isolation: the restart backoff must be > 0 and at most its "
         "maximum");
   }
+  if (options.mailbox_bytes < kMinMailboxBytes || options.mailbox_bytes > kMaxMailboxBytes) {
+    return InvalidArgument("process isolation: a worker mailbox of " +
+                           std::to_string(options.mailbox_bytes) + " bytes, expected " +
+                           std::to_string(kMinMailboxBytes) + " to " +
+                           std::to_string(kMaxMailboxBytes));
+  }
   MM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerSupervisor> supervisor, WorkerSupervisor::Create());
   return std::unique_ptr<ProcessBackend>(
       new ProcessBackend(std::move(options), std::move(supervisor)));
@@ -567,6 +637,7 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   settings->backoff = options_.restart_backoff;
   settings->max_backoff = options_.max_restart_backoff;
   settings->initial_region_bytes = std::max<uint64_t>(options_.initial_region_bytes, 4096);
+  settings->mailbox_bytes = options_.mailbox_bytes;
   settings->load_nice = options_.load_nice;
   settings->serve_nice = options_.serve_nice;
   LoadRequest& load = settings->load;

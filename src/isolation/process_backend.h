@@ -10,7 +10,8 @@
 //
 // A worker is `worker_command` (the mmserve binary with --worker) with the
 // model name appended; it loads the model through the backend its platform
-// names (worker_main.h). Per instance the server keeps up to kMaxRegions
+// names (worker_main.h); after the load the server posts its requests to
+// the worker's mailbox (mailbox.h). Per instance the server keeps up to kMaxRegions
 // shared-memory regions: an Execute writes the batch's inputs into a region
 // once, the worker reads them in place and writes its outputs after them,
 // and the response's output tensors point into that region and hold it
@@ -56,6 +57,11 @@ class ProcessBackend final : public Backend {
     std::chrono::milliseconds restart_backoff{1000};
     std::chrono::milliseconds max_restart_backoff{30000};
     uint64_t initial_region_bytes = 1u << 20;  // grows to fit the largest batch
+    // Each worker's mailbox (mailbox.h), kMinMailboxBytes to
+    // kMaxMailboxBytes: a request or reply too large for its slot (half of
+    // it, less 128 bytes) travels on the socket instead. (Tests make it tiny
+    // to send everything that way.)
+    uint64_t mailbox_bytes = 64u << 10;
     // A worker starts, and loads its model, at nice `load_nice` (as the
     // server's loader threads), so that a start or a restart (after a crash,
     // say) yields the CPU to the models serving; then it serves at nice
@@ -67,7 +73,11 @@ class ProcessBackend final : public Backend {
     int serve_nice = 5;
   };
 
-  // INVALID_ARGUMENT for an empty worker_command or a backoff <= 0;
+  static constexpr uint64_t kMinMailboxBytes = 256;
+  static constexpr uint64_t kMaxMailboxBytes = 16u << 20;
+
+  // INVALID_ARGUMENT for an empty worker_command, a backoff <= 0 or a
+  // mailbox size out of range;
   // INTERNAL when the supervisor threads cannot start.
   static StatusOr<std::unique_ptr<ProcessBackend>> Create(Options options);
   ~ProcessBackend() override;

@@ -140,7 +140,7 @@ Status FrameReader::Fill(size_t n, const FrameHeader* in_frame) {
 
 StatusOr<WorkerFrame> FrameReader::Read() {
   if (buffered() == 0 && !fds_.empty()) {
-    return InvalidArgument("worker socket: a descriptor came without a Region frame");
+    return InvalidArgument("worker socket: a descriptor came without a Region or Mailbox frame");
   }
   if (buffered() < kFrameHeaderBytes) {
     MM_RETURN_IF_ERROR(Fill(kFrameHeaderBytes - buffered(), nullptr));
@@ -160,11 +160,10 @@ StatusOr<WorkerFrame> FrameReader::Read() {
     buffer_.resize(kChunk);  // a large frame's room goes back
     buffer_.shrink_to_fit();
   }
-  if (header->type == WorkerMessageType::kRegion) {
+  if (header->type == WorkerMessageType::kRegion || header->type == WorkerMessageType::kMailbox) {
     if (fds_.empty()) {
-      return InvalidArgument(
-          "worker message Region: expected a descriptor with the frame, got "
-          "none");
+      return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(header->type)) +
+                             ": expected a descriptor with the frame, got none");
     }
     frame.fd = std::move(fds_.front());
     fds_.pop_front();

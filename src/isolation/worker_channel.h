@@ -44,7 +44,7 @@ class OwnedFd {
 struct WorkerFrame {
   FrameHeader header;
   std::string payload;  // header.payload_bytes bytes
-  OwnedFd fd;           // the descriptor sent with the frame (Region)
+  OwnedFd fd;           // the descriptor sent with the frame (Region, Mailbox)
 };
 
 // Writes one frame (header, then payload) in full, in one call when the
@@ -67,8 +67,8 @@ class FrameReader {
   //  UNAVAILABLE        the peer closed (cleanly between frames, or in the
   //                     middle of one: then the message says where)
   //  DEADLINE_EXCEEDED  the socket's receive timeout (SO_RCVTIMEO) passed
-  //  INVALID_ARGUMENT   a bad header; a Region frame without a descriptor; a
-  //                     descriptor that came with no Region frame to take it
+  //  INVALID_ARGUMENT   a bad header; a Region or Mailbox frame without a
+  //                     descriptor; a descriptor that came with no such frame
   // After an error the reader is in an unknown place in the stream: stop
   // using the socket.
   StatusOr<WorkerFrame> Read();

@@ -8,8 +8,10 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <optional>
 
 #include "core/memory.h"
+#include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_channel.h"
@@ -46,64 +48,128 @@ class Worker {
       : socket_(socket), reader_(socket), backends_(backends) {}
 
   int Run() {
-    for (;;) {
+    // Until the server hands over a mailbox, requests come on the socket.
+    while (!mailbox_) {
       auto frame = reader_.Read();
       if (!frame.ok()) {
         if (reader_.closed()) return 0;  // the server is done with this worker
         return Fail(frame.status());
       }
-      Status s = Handle(*frame);
+      const uint32_t id = frame->header.request_id;
+      auto reply = Handle(frame->header.type, AsBytes(frame->payload), frame->fd);
+      if (!reply.ok()) return Fail(reply.status());
+      if (*reply) {
+        Status s = WriteWorkerFrame(socket_, WorkerMessageType::kReply, id, **reply);
+        if (!s.ok()) return Fail(s);
+      }
+    }
+    for (;;) {
+      auto request = mailbox_->AwaitRequest();
+      if (!request.ok()) {
+        // UNAVAILABLE: the server closed the mailbox, done with this worker.
+        if (request.status().code() == StatusCode::kUnavailable) return 0;
+        return Fail(request.status());
+      }
+      Status s = Serve(*request);
       if (!s.ok()) return Fail(s);
     }
   }
 
  private:
+  static std::span<const std::byte> AsBytes(const std::string& s) {
+    return std::as_bytes(std::span<const char>(s));
+  }
+
   int Fail(const Status& status) {
     std::fprintf(stderr, "mmserve worker (model '%s'): %s\n", model_name_.c_str(),
                  status.message().c_str());
     return kWorkerExitProtocolError;
   }
 
-  Status Reply(uint32_t id, const std::string& payload) {
-    return WriteWorkerFrame(socket_, WorkerMessageType::kReply, id, payload);
+  // A request from the mailbox: first the frames the server wrote to the
+  // socket before it (regions to map, or the message itself), then the
+  // request, then its reply (in the reply slot if it fits).
+  Status Serve(const Mailbox::Request& request) {
+    if (request.on_socket && request.socket_frames == 0) {
+      return InvalidArgument("worker mailbox: a request on the socket, but no frame announced");
+    }
+    const uint32_t before = request.socket_frames - (request.on_socket ? 1 : 0);
+    for (uint32_t i = 0; i < before; ++i) {
+      MM_ASSIGN_OR_RETURN(WorkerFrame frame, reader_.Read());
+      if (frame.header.type != WorkerMessageType::kRegion) {
+        return InvalidArgument("worker mailbox: a " +
+                               std::string(WorkerMessageTypeName(frame.header.type)) +
+                               " frame on the socket where a Region was announced");
+      }
+      MM_RETURN_IF_ERROR(Handle(frame.header.type, AsBytes(frame.payload), frame.fd).status());
+    }
+    WorkerFrame frame;
+    std::span<const std::byte> payload = request.payload;
+    if (request.on_socket) {
+      MM_ASSIGN_OR_RETURN(frame, reader_.Read());
+      if (frame.header.type != request.type || frame.header.request_id != request.request_id) {
+        return InvalidArgument("worker mailbox: a " +
+                               std::string(WorkerMessageTypeName(frame.header.type)) +
+                               " frame on the socket where the request itself was announced");
+      }
+      payload = AsBytes(frame.payload);
+    }
+    MM_ASSIGN_OR_RETURN(auto reply, Handle(request.type, payload, frame.fd));
+    if (!reply) {
+      return InvalidArgument("worker mailbox: a " +
+                             std::string(WorkerMessageTypeName(request.type)) +
+                             " request, which has no reply");
+    }
+    const bool fits = reply->size() <= mailbox_->slot_payload_bytes();
+    if (!fits) {
+      MM_RETURN_IF_ERROR(
+          WriteWorkerFrame(socket_, WorkerMessageType::kReply, request.request_id, *reply));
+    }
+    mailbox_->Reply(request.request_id, !fits, fits ? std::string_view(*reply) : "");
+    return OkStatus();
   }
 
-  Status Handle(WorkerFrame& frame) {
-    const auto bytes = std::as_bytes(std::span<const char>(frame.payload));
-    const uint32_t id = frame.header.request_id;
-    switch (frame.header.type) {
+  // Handles one request; its reply payload, or none (Region).
+  StatusOr<std::optional<std::string>> Handle(WorkerMessageType type,
+                                              std::span<const std::byte> bytes, OwnedFd& fd) {
+    switch (type) {
       case WorkerMessageType::kRegion: {
         MM_ASSIGN_OR_RETURN(RegionMessage message, DecodeRegion(bytes));
-        MM_ASSIGN_OR_RETURN(regions_[message.id],
-                            SharedRegion::Adopt(frame.fd.release(), message.bytes));
+        MM_ASSIGN_OR_RETURN(regions_[message.id], SharedRegion::Adopt(fd.release(), message.bytes));
         region_sizes_[message.id] = message.bytes;
-        return OkStatus();
+        return std::nullopt;
+      }
+      case WorkerMessageType::kMailbox: {
+        MM_ASSIGN_OR_RETURN(uint64_t size, DecodeMailbox(bytes));
+        if (mailbox_) return InvalidArgument("a second mailbox for this worker");
+        MM_ASSIGN_OR_RETURN(mailbox_, Mailbox::Adopt(fd.release(), size));
+        return EncodeStatusReply({OkStatus()});
       }
       case WorkerMessageType::kLoad: {
         MM_ASSIGN_OR_RETURN(LoadRequest load, DecodeLoad(bytes));
-        return Reply(id, EncodeLoadReply(Load(load)));
+        return EncodeLoadReply(Load(load));
       }
       case WorkerMessageType::kExecute: {
         MM_ASSIGN_OR_RETURN(ExecuteRequest execute, DecodeExecute(bytes, region_sizes_));
-        return Reply(id, EncodeExecuteReply(Execute(execute)));
+        return EncodeExecuteReply(Execute(std::move(execute)));
       }
       case WorkerMessageType::kHealth:
-        return Reply(id, EncodeStatusReply({OkStatus()}));
+        return EncodeStatusReply({OkStatus()});
       case WorkerMessageType::kStats: {
         StatsReply reply;
         reply.stats.resident_bytes = ProcessResidentBytes();
         reply.stats.executions = executions_;
-        return Reply(id, EncodeStatsReply(reply));
+        return EncodeStatsReply(reply);
       }
       case WorkerMessageType::kUnload:
         instance_ = nullptr;
         model_.reset();
         ReleaseFreeMemory();
-        return Reply(id, EncodeStatusReply({OkStatus()}));
+        return EncodeStatusReply({OkStatus()});
       case WorkerMessageType::kReply:
         break;
     }
-    return InvalidArgument("unexpected " + std::string(WorkerMessageTypeName(frame.header.type)) +
+    return InvalidArgument("unexpected " + std::string(WorkerMessageTypeName(type)) +
                            " message from the server");
   }
 
@@ -150,7 +216,7 @@ class Worker {
     return {OkStatus(), std::move(config)};
   }
 
-  ExecuteReply Execute(const ExecuteRequest& execute) {
+  ExecuteReply Execute(ExecuteRequest execute) {
     ExecuteReply reply;
     if (instance_ == nullptr) {
       reply.status = FailedPrecondition("no model is loaded in this worker");
@@ -160,16 +226,16 @@ class Worker {
     InferRequest request;
     request.model_name = model_name_;
     request.inputs.reserve(execute.inputs.size());
-    for (const ShmTensor& in : execute.inputs) {
+    for (ShmTensor& in : execute.inputs) {
       Tensor t;
-      t.name = in.name;
+      t.name = std::move(in.name);
       t.dtype = in.dtype;
-      t.shape = in.shape;
+      t.shape = std::move(in.shape);
       t.data = region.subspan(in.offset, in.bytes);
       request.inputs.push_back(std::move(t));
     }
     request.outputs.reserve(execute.outputs.size());
-    for (const std::string& name : execute.outputs) request.outputs.push_back({name, {}});
+    for (std::string& name : execute.outputs) request.outputs.push_back({std::move(name), {}});
     InferResponse response;
     reply.status = instance_->Execute(request, response);
     ++executions_;
@@ -202,6 +268,7 @@ class Worker {
   FrameReader reader_;
   const std::map<std::string, Backend*, std::less<>>& backends_;
   std::string model_name_;
+  std::unique_ptr<Mailbox> mailbox_;  // once the server has sent one
   std::array<std::unique_ptr<SharedRegion>, kMaxRegions> regions_;
   std::array<uint64_t, kMaxRegions> region_sizes_{};  // 0: not mapped
   std::unique_ptr<LoadedModel> model_;

@@ -308,6 +308,8 @@ std::string_view WorkerMessageTypeName(WorkerMessageType type) {
       return "Stats";
     case WorkerMessageType::kRegion:
       return "Region";
+    case WorkerMessageType::kMailbox:
+      return "Mailbox";
     case WorkerMessageType::kReply:
       return "Reply";
   }
@@ -350,7 +352,7 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
   const auto t = static_cast<WorkerMessageType>(type);
   if (WorkerMessageTypeName(t) == "unknown") {
     return InvalidArgument("worker frame header: message type " + std::to_string(type) +
-                           " is unknown (expected 1 to 6, or 100 for a reply)");
+                           " is unknown (expected 1 to 7, or 100 for a reply)");
   }
   const std::string_view name = WorkerMessageTypeName(t);
   if (payload_bytes > kMaxPayloadBytes) {
@@ -367,6 +369,10 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
   if (t == WorkerMessageType::kRegion && payload_bytes != 12) {
     return InvalidArgument("worker frame header: Region payload length " +
                            std::to_string(payload_bytes) + ", expected 12");
+  }
+  if (t == WorkerMessageType::kMailbox && payload_bytes != 8) {
+    return InvalidArgument("worker frame header: Mailbox payload length " +
+                           std::to_string(payload_bytes) + ", expected 8");
   }
   return FrameHeader{t, payload_bytes, request_id};
 }
@@ -421,12 +427,17 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
 
 std::string EncodeExecute(const ExecuteRequest& request) {
   std::string out;
+  EncodeExecuteTo(request, out);
+  return out;
+}
+
+void EncodeExecuteTo(const ExecuteRequest& request, std::string& out) {
+  out.clear();
   PutLe<uint32_t>(out, request.region);
   PutLe<uint64_t>(out, request.output_offset);
   PutTensors(out, request.inputs);
   PutLe<uint32_t>(out, static_cast<uint32_t>(request.outputs.size()));
   for (const auto& name : request.outputs) PutString(out, name);
-  return out;
 }
 
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
@@ -457,6 +468,21 @@ StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
       r, "output name", std::vector<std::string_view>(q.outputs.begin(), q.outputs.end())));
   MM_RETURN_IF_ERROR(r.Finish());
   return q;
+}
+
+std::string EncodeMailbox(uint64_t bytes) {
+  std::string out;
+  PutLe<uint64_t>(out, bytes);
+  return out;
+}
+
+StatusOr<uint64_t> DecodeMailbox(std::span<const std::byte> payload) {
+  Reader r(payload, "Mailbox");
+  uint64_t bytes = 0;
+  MM_RETURN_IF_ERROR(r.Int(bytes, "bytes"));
+  if (bytes == 0) return r.Error("bytes 0, expected a mailbox of at least 1 byte");
+  MM_RETURN_IF_ERROR(r.Finish());
+  return bytes;
 }
 
 std::string EncodeRegion(const RegionMessage& region) {

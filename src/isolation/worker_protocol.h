@@ -1,4 +1,4 @@
-// The wire protocol between the server and a model's worker process, v1.
+// The wire protocol between the server and a model's worker process, v2.
 //
 // A worker runs one model version in its own process. The server talks to it
 // over a Unix socket (control messages, this codec) and a shared-memory region
@@ -13,7 +13,7 @@
 //
 // Frame. Every message is a fixed 16-byte header, then the payload:
 //   offset 0  u32 magic          kWorkerProtocolMagic, 0x4B574D4D ("MMWK" in memory)
-//   offset 4  u16 version        kWorkerProtocolVersion (1)
+//   offset 4  u16 version        kWorkerProtocolVersion (2)
 //   offset 6  u16 type           WorkerMessageType
 //   offset 8  u32 payload bytes  <= kMaxPayloadBytes; 0 for Unload, Health, Stats
 //   offset 12 u32 request id     chosen by the server, echoed in the reply
@@ -45,6 +45,12 @@
 //                  keeps several, so that a response can point into the region
 //                  its outputs were written to while the next batch uses
 //                  another. No reply.
+//   Mailbox (7)    u64 bytes: the frame carries a descriptor of a mailbox
+//                  (mailbox.h) of that size. Reply: a StatusReply on the
+//                  socket; after an OK, every request comes through the
+//                  mailbox, whose slots hold these same payloads (Region
+//                  frames, and messages too large for a slot, still travel
+//                  on the socket, announced by the request that follows).
 //   Reply (100)    status, then a body only when the status is OK:
 //                    reply to Load: string config (0..kMaxConfigBytes; the complete
 //                                   serialized ModelConfig)        (LoadReply)
@@ -93,7 +99,7 @@
 namespace mm {
 
 inline constexpr uint32_t kWorkerProtocolMagic = 0x4B574D4D;
-inline constexpr uint16_t kWorkerProtocolVersion = 1;
+inline constexpr uint16_t kWorkerProtocolVersion = 2;
 inline constexpr size_t kFrameHeaderBytes = 16;
 inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
 inline constexpr size_t kMaxStringBytes = 64u << 10;
@@ -112,6 +118,7 @@ enum class WorkerMessageType : uint16_t {
   kHealth = 4,
   kStats = 5,
   kRegion = 6,
+  kMailbox = 7,
   kReply = 100,
 };
 
@@ -203,6 +210,8 @@ std::string EncodeLoad(const LoadRequest& request);
 StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload);
 
 std::string EncodeExecute(const ExecuteRequest& request);
+// The same into `out` (replacing what it held, keeping its capacity).
+void EncodeExecuteTo(const ExecuteRequest& request, std::string& out);
 // `region_bytes[id]` is the size of region `id`, 0 when none is mapped.
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
                                        std::span<const uint64_t> region_bytes);
@@ -215,6 +224,10 @@ struct RegionMessage {
 };
 std::string EncodeRegion(const RegionMessage& region);
 StatusOr<RegionMessage> DecodeRegion(std::span<const std::byte> payload);
+
+// A Mailbox message: the mailbox's size in bytes (> 0).
+std::string EncodeMailbox(uint64_t bytes);
+StatusOr<uint64_t> DecodeMailbox(std::span<const std::byte> payload);
 
 std::string EncodeLoadReply(const LoadReply& reply);
 StatusOr<LoadReply> DecodeLoadReply(std::span<const std::byte> payload);

@@ -4,7 +4,7 @@
 //    it was decoded from;
 //  - the re-encoded bytes decode again to an equal message.
 //
-// Input layout: byte 0 picks the decoder (modulo 8); bytes 1-2 give the
+// Input layout: byte 0 picks the decoder (modulo 9); bytes 1-2 give the
 // shared-memory region size r = b1 << 8 | b2 (0xFFFF stands for 2^64 - 1, so
 // that offset + bytes overflows are reachable); the rest is the payload (for
 // the frame-header decoder, the 16 header bytes).
@@ -64,7 +64,7 @@ void RoundTrip(std::span<const std::byte> in, Decode decode, Encode encode, Same
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
-  const int which = data[0] % 8;
+  const int which = data[0] % 9;
   const uint16_t r = static_cast<uint16_t>(data[1] << 8 | data[2]);
   const uint64_t region = r == 0xFFFF ? std::numeric_limits<uint64_t>::max() : r;
   const std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data + 3), size - 3);
@@ -132,6 +132,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           [](const mm::LoadReply& x, const mm::LoadReply& y) {
             return SameStatus(x.status, y.status) && x.config == y.config;
           });
+      break;
+    case 8:
+      RoundTrip(
+          in, [](auto p) { return mm::DecodeMailbox(p); }, mm::EncodeMailbox,
+          [](uint64_t x, uint64_t y) { return x == y; });
       break;
   }
   return 0;

@@ -359,6 +359,10 @@ def test_bad_isolation_settings_are_refused(tmp_path):
                           "--worker-max-restart-backoff-ms", "100"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "at least --worker-restart-backoff-ms" in out.stdout + out.stderr
+    out = subprocess.run([str(binary()), "--model-repository", str(EXAMPLES),
+                          "--worker-mailbox-bytes", "100"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "--worker-mailbox-bytes" in out.stdout + out.stderr
     # Without --enable-test-backends the chaos platform does not exist.
     repo = chaos_repo(tmp_path, {"chaos": ("", "")})
     s = Server([repo]).start()
@@ -395,9 +399,13 @@ def example_inputs(client, model, rng):
     return inputs
 
 
-def test_outputs_identical_in_process_and_in_workers():
+# "socket": a mailbox with no room in its slots, so every request and reply
+# travels on the worker's socket instead (the path of oversized messages).
+@pytest.mark.parametrize("mailbox", ["mailbox", "socket"])
+def test_outputs_identical_in_process_and_in_workers(mailbox):
     in_process = Server([EXAMPLES]).start()
-    workers = Server([EXAMPLES], "--default-isolation", "process").start()
+    tiny = ["--worker-mailbox-bytes", "256"] if mailbox == "socket" else []
+    workers = Server([EXAMPLES], "--default-isolation", "process", *tiny).start()
     try:
         a = httpclient.InferenceServerClient(in_process.url)
         b = httpclient.InferenceServerClient(workers.url)

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace mm {
 namespace {
 
@@ -50,6 +52,15 @@ TEST(StatusTest, AssignOrReturnPropagates) {
   EXPECT_TRUE(Quarter(8, &out).ok());
   EXPECT_EQ(out, 2);
   EXPECT_EQ(Quarter(6, &out).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(StatusTest, AnEmptyOptionalIsAValue) {
+  StatusOr<std::optional<int>> none = std::nullopt;
+  EXPECT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  StatusOr<std::optional<int>> three = 3;
+  ASSERT_TRUE(three.ok());
+  EXPECT_EQ(**three, 3);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "backends/chaos/chaos_backend.h"
+#include "isolation/mailbox.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_channel.h"
 #include "isolation/worker_protocol.h"
@@ -28,6 +29,7 @@ class WorkerMainTest : public ::testing::Test {
     result_ = std::async(std::launch::async, [this] { return RunWorker(pair_.fds[1], backends_); });
   }
   void TearDown() override {
+    if (mailbox_) mailbox_->MarkGone();  // the end of a mailbox conversation
     if (pair_.fds[0] >= 0) pair_.Close(0);
     EXPECT_EQ(result_.get(), expected_exit_);
   }
@@ -79,8 +81,44 @@ class WorkerMainTest : public ::testing::Test {
     return reply.ok() ? std::move(*reply) : ExecuteReply{};
   }
 
+  // Hands the worker a mailbox, as the server does after the load.
+  void OpenMailbox() {
+    auto mailbox = Mailbox::Create("test-mailbox");
+    ASSERT_TRUE(mailbox.ok());
+    mailbox_ = std::move(*mailbox);
+    const uint32_t id = ++next_id_;
+    ASSERT_TRUE(WriteWorkerFrameWithFd(server(), WorkerMessageType::kMailbox, id,
+                                       EncodeMailbox(mailbox_->size()), mailbox_->fd())
+                    .ok());
+    auto frame = reader_.Read();
+    ASSERT_TRUE(frame.ok()) << frame.status().message();
+    EXPECT_EQ(frame->header.request_id, id);
+    auto reply = DecodeStatusReply(AsBytes(frame->payload));
+    ASSERT_TRUE(reply.ok() && reply->status.ok());
+  }
+
+  // Posts a request through the mailbox (`socket_frames` frames written to
+  // the socket before it) and returns its reply's payload.
+  std::string Post(WorkerMessageType type, const std::string& payload, uint32_t socket_frames,
+                   bool on_socket = false) {
+    const uint32_t id = ++next_id_;
+    if (on_socket) EXPECT_TRUE(WriteWorkerFrame(server(), type, id, payload).ok());
+    EXPECT_TRUE(mailbox_->Post(type, id, socket_frames, on_socket, payload).ok());
+    bool reply_on_socket = false;
+    std::string reply;
+    Status s = mailbox_->AwaitReply(std::chrono::milliseconds(0), &reply_on_socket, reply);
+    EXPECT_TRUE(s.ok()) << s.message();
+    if (reply_on_socket) {
+      auto frame = reader_.Read();
+      EXPECT_TRUE(frame.ok());
+      if (frame.ok()) reply = std::move(frame->payload);
+    }
+    return reply;
+  }
+
   SocketPair pair_;
   FrameReader reader_{pair_.fds[0]};
+  std::unique_ptr<Mailbox> mailbox_;
   ChaosBackend chaos_;
   std::map<std::string, Backend*, std::less<>> backends_;
   std::future<int> result_;
@@ -138,6 +176,48 @@ TEST_F(WorkerMainTest, AsksForALargerRegionWhenOutputsDoNotFit) {
   std::memcpy(region_->bytes().data(), old.data(), old.size());
   reply = Echo(values, 3712);
   ASSERT_TRUE(reply.status.ok()) << reply.status.message();
+}
+
+TEST_F(WorkerMainTest, TakesRequestsFromItsMailboxAfterTheLoad) {
+  ASSERT_TRUE(LoadChaos().status.ok());
+  OpenMailbox();
+  // A region announced by the request that follows it on the socket.
+  MapRegion(4096);
+  std::byte* base = region_->bytes().data();
+  const int64_t command[2] = {0, 0};
+  const float values[2] = {4.0f, 5.0f};
+  std::memcpy(base, command, sizeof(command));
+  std::memcpy(base + 64, values, sizeof(values));
+  ExecuteRequest execute;
+  execute.output_offset = 128;
+  execute.inputs = {{"COMMAND", DataType::kInt64, {2}, 0, 16},
+                    {"INPUT", DataType::kFp32, {2}, 64, 8}};
+  auto reply = DecodeExecuteReply(
+      AsBytes(Post(WorkerMessageType::kExecute, EncodeExecute(execute), 1)), region_->size());
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  ASSERT_TRUE(reply->status.ok()) << reply->status.message();
+  ASSERT_EQ(reply->outputs.size(), 1u);
+  float got[2];
+  std::memcpy(got, base + reply->outputs[0].offset, sizeof(got));
+  EXPECT_EQ(got[1], 5.0f);
+
+  // The same request as a frame on the socket, announced by the mailbox.
+  reply = DecodeExecuteReply(
+      AsBytes(Post(WorkerMessageType::kExecute, EncodeExecute(execute), 1, /*on_socket=*/true)),
+      region_->size());
+  ASSERT_TRUE(reply.ok() && reply->status.ok());
+  auto stats = DecodeStatsReply(AsBytes(Post(WorkerMessageType::kStats, "", 0)));
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->stats.executions, 2u);
+}
+
+TEST_F(WorkerMainTest, AnAnnouncedFrameThatIsNotARegionEndsTheWorker) {
+  ASSERT_TRUE(LoadChaos().status.ok());
+  OpenMailbox();
+  ASSERT_TRUE(WriteWorkerFrame(server(), WorkerMessageType::kHealth, 99, "").ok());
+  ASSERT_TRUE(mailbox_->Post(WorkerMessageType::kStats, ++next_id_, 1, false, "").ok());
+  mailbox_.reset();  // not closed: the worker ends on its own, on the bad frame
+  expected_exit_ = kWorkerExitProtocolError;
 }
 
 TEST_F(WorkerMainTest, RefusesUnknownPlatformsAndBadConfigs) {

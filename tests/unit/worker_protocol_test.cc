@@ -73,12 +73,13 @@ TEST(WorkerFrameTest, HeaderRoundTripsForEveryType) {
   for (auto type :
        {WorkerMessageType::kLoad, WorkerMessageType::kUnload, WorkerMessageType::kExecute,
         WorkerMessageType::kHealth, WorkerMessageType::kStats, WorkerMessageType::kRegion,
-        WorkerMessageType::kReply}) {
+        WorkerMessageType::kMailbox, WorkerMessageType::kReply}) {
     const bool empty = type == WorkerMessageType::kUnload || type == WorkerMessageType::kHealth ||
                        type == WorkerMessageType::kStats;
-    const uint32_t bytes_of_payload = empty                                ? 0u
-                                      : type == WorkerMessageType::kRegion ? 12u
-                                                                           : kMaxPayloadBytes;
+    const uint32_t bytes_of_payload = empty                                 ? 0u
+                                      : type == WorkerMessageType::kRegion  ? 12u
+                                      : type == WorkerMessageType::kMailbox ? 8u
+                                                                            : kMaxPayloadBytes;
     const FrameHeader h{type, bytes_of_payload, 0xDEADBEEF};
     std::string bytes;
     AppendFrameHeader(bytes, h);
@@ -116,10 +117,10 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
   ExpectInvalid(DecodeFrameHeader(AsBytes(magic)), {"magic", "0x4B574D4D"});
 
   std::string version = good;
-  Poke(version, 4, 2, 2);
-  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 2", "expected 1"});
+  Poke(version, 4, 1, 2);
+  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 2"});
 
-  for (uint16_t type : {0, 7, 99, 101, 0xFFFF}) {
+  for (uint16_t type : {0, 8, 99, 101, 0xFFFF}) {
     std::string bad = good;
     Poke(bad, 6, type, 2);
     ExpectInvalid(DecodeFrameHeader(AsBytes(bad)),
@@ -146,6 +147,12 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
     ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
                   {"Region payload length " + std::to_string(n), "expected 12"});
   }
+  for (uint32_t n : {0u, 7u, 12u}) {
+    std::string bytes;
+    AppendFrameHeader(bytes, {WorkerMessageType::kMailbox, n, 1});
+    ExpectInvalid(DecodeFrameHeader(AsBytes(bytes)),
+                  {"Mailbox payload length " + std::to_string(n), "expected 8"});
+  }
 }
 
 // ------------------------------------------------------------------ Region
@@ -165,6 +172,20 @@ TEST(WorkerRegionTest, RoundTripsAndRejectsBadRegions) {
   ExpectInvalid(DecodeRegion(AsBytes(EncodeRegion({0, 1}) + "x")), {"1 trailing bytes"});
   ExpectEveryPrefixTruncated(EncodeRegion({1, kRegion}),
                              [](std::span<const std::byte> p) { return DecodeRegion(p); });
+}
+
+TEST(WorkerMailboxMessageTest, RoundTripsAndRejectsAnEmptyMailbox) {
+  for (uint64_t bytes : {uint64_t{1}, uint64_t{65536}, std::numeric_limits<uint64_t>::max()}) {
+    const std::string payload = EncodeMailbox(bytes);
+    EXPECT_EQ(payload.size(), 8u);
+    auto back = DecodeMailbox(AsBytes(payload));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, bytes);
+  }
+  ExpectInvalid(DecodeMailbox(AsBytes(EncodeMailbox(0))), {"Mailbox", "bytes 0"});
+  ExpectInvalid(DecodeMailbox(AsBytes(EncodeMailbox(1) + "x")), {"1 trailing bytes"});
+  ExpectEveryPrefixTruncated(EncodeMailbox(65536),
+                             [](std::span<const std::byte> p) { return DecodeMailbox(p); });
 }
 
 // -------------------------------------------------------------------- Load
