@@ -387,8 +387,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         reply_bytes = AsBytes(frame.payload);
       }
       const std::shared_ptr<SharedRegion>& region = regions_[execute.region];
-      auto reply = DecodeExecuteReply(reply_bytes, region->size());
-      if (!reply.ok()) return Lost(reply.status());
+      ExecuteReply* reply = &execute_reply_;
+      s = DecodeExecuteReplyInto(reply_bytes, region->size(), *reply);
+      if (!s.ok()) return Lost(s);
       if (!reply->status.ok()) {
         if (reply->region_bytes_needed > region->size() && attempt == 0) {
           // The outputs did not fit: a larger region (inputs copied over), once more.
@@ -405,11 +406,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       // holds the region, which no batch reuses while it is held.
       const std::span<std::byte> bytes = region->bytes();
       response.outputs.reserve(reply->outputs.size());
-      for (ShmTensor& out : reply->outputs) {
+      for (const ShmTensor& out : reply->outputs) {
         Tensor t;
-        t.name = std::move(out.name);
+        t.name = out.name;
         t.dtype = out.dtype;
-        t.shape = std::move(out.shape);
+        t.shape = out.shape;
         t.data = bytes.subspan(out.offset, out.bytes);
         t.owner = region;
         response.outputs.push_back(std::move(t));
@@ -564,6 +565,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   ExecuteRequest execute_;      // the batch being sent
   std::string payload_;         // execute_ encoded
   std::string reply_;           // the last reply's payload, copied out of the mailbox
+  ExecuteReply execute_reply_;  // reply_ decoded
 
   std::mutex mu_;
   std::condition_variable cv_;

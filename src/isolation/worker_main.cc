@@ -8,7 +8,6 @@
 #include <cstring>
 #include <fstream>
 #include <new>
-#include <optional>
 
 #include "core/memory.h"
 #include "isolation/mailbox.h"
@@ -56,10 +55,10 @@ class Worker {
         return Fail(frame.status());
       }
       const uint32_t id = frame->header.request_id;
-      auto reply = Handle(frame->header.type, AsBytes(frame->payload), frame->fd);
-      if (!reply.ok()) return Fail(reply.status());
-      if (*reply) {
-        Status s = WriteWorkerFrame(socket_, WorkerMessageType::kReply, id, **reply);
+      auto replies = Handle(frame->header.type, AsBytes(frame->payload), frame->fd, reply_);
+      if (!replies.ok()) return Fail(replies.status());
+      if (*replies) {
+        Status s = WriteWorkerFrame(socket_, WorkerMessageType::kReply, id, reply_);
         if (!s.ok()) return Fail(s);
       }
     }
@@ -101,7 +100,8 @@ class Worker {
                                std::string(WorkerMessageTypeName(frame.header.type)) +
                                " frame on the socket where a Region was announced");
       }
-      MM_RETURN_IF_ERROR(Handle(frame.header.type, AsBytes(frame.payload), frame.fd).status());
+      MM_RETURN_IF_ERROR(
+          Handle(frame.header.type, AsBytes(frame.payload), frame.fd, reply_).status());
     }
     WorkerFrame frame;
     std::span<const std::byte> payload = request.payload;
@@ -114,58 +114,66 @@ class Worker {
       }
       payload = AsBytes(frame.payload);
     }
-    MM_ASSIGN_OR_RETURN(auto reply, Handle(request.type, payload, frame.fd));
-    if (!reply) {
+    MM_ASSIGN_OR_RETURN(bool replies, Handle(request.type, payload, frame.fd, reply_));
+    if (!replies) {
       return InvalidArgument("worker mailbox: a " +
                              std::string(WorkerMessageTypeName(request.type)) +
                              " request, which has no reply");
     }
-    const bool fits = reply->size() <= mailbox_->slot_payload_bytes();
+    const bool fits = reply_.size() <= mailbox_->slot_payload_bytes();
     if (!fits) {
       MM_RETURN_IF_ERROR(
-          WriteWorkerFrame(socket_, WorkerMessageType::kReply, request.request_id, *reply));
+          WriteWorkerFrame(socket_, WorkerMessageType::kReply, request.request_id, reply_));
     }
-    mailbox_->Reply(request.request_id, !fits, fits ? std::string_view(*reply) : "");
+    mailbox_->Reply(request.request_id, !fits, fits ? std::string_view(reply_) : "");
     return OkStatus();
   }
 
-  // Handles one request; its reply payload, or none (Region).
-  StatusOr<std::optional<std::string>> Handle(WorkerMessageType type,
-                                              std::span<const std::byte> bytes, OwnedFd& fd) {
+  // Handles one request; whether it has a reply (all but Region do), and
+  // then its payload in `out`.
+  StatusOr<bool> Handle(WorkerMessageType type, std::span<const std::byte> bytes, OwnedFd& fd,
+                        std::string& out) {
     switch (type) {
       case WorkerMessageType::kRegion: {
         MM_ASSIGN_OR_RETURN(RegionMessage message, DecodeRegion(bytes));
         MM_ASSIGN_OR_RETURN(regions_[message.id], SharedRegion::Adopt(fd.release(), message.bytes));
         region_sizes_[message.id] = message.bytes;
-        return std::nullopt;
+        return false;
       }
       case WorkerMessageType::kMailbox: {
         MM_ASSIGN_OR_RETURN(uint64_t size, DecodeMailbox(bytes));
         if (mailbox_) return InvalidArgument("a second mailbox for this worker");
         MM_ASSIGN_OR_RETURN(mailbox_, Mailbox::Adopt(fd.release(), size));
-        return EncodeStatusReply({OkStatus()});
+        out = EncodeStatusReply({OkStatus()});
+        return true;
       }
       case WorkerMessageType::kLoad: {
         MM_ASSIGN_OR_RETURN(LoadRequest load, DecodeLoad(bytes));
-        return EncodeLoadReply(Load(load));
+        out = EncodeLoadReply(Load(load));
+        return true;
       }
       case WorkerMessageType::kExecute: {
-        MM_ASSIGN_OR_RETURN(ExecuteRequest execute, DecodeExecute(bytes, region_sizes_));
-        return EncodeExecuteReply(Execute(std::move(execute)));
+        MM_RETURN_IF_ERROR(DecodeExecuteInto(bytes, region_sizes_, execute_));
+        Execute();
+        EncodeExecuteReplyTo(execute_reply_, out);
+        return true;
       }
       case WorkerMessageType::kHealth:
-        return EncodeStatusReply({OkStatus()});
+        out = EncodeStatusReply({OkStatus()});
+        return true;
       case WorkerMessageType::kStats: {
         StatsReply reply;
         reply.stats.resident_bytes = ProcessResidentBytes();
         reply.stats.executions = executions_;
-        return EncodeStatsReply(reply);
+        out = EncodeStatsReply(reply);
+        return true;
       }
       case WorkerMessageType::kUnload:
         instance_ = nullptr;
         model_.reset();
         ReleaseFreeMemory();
-        return EncodeStatusReply({OkStatus()});
+        out = EncodeStatusReply({OkStatus()});
+        return true;
       case WorkerMessageType::kReply:
         break;
     }
@@ -216,52 +224,65 @@ class Worker {
     return {OkStatus(), std::move(config)};
   }
 
-  ExecuteReply Execute(ExecuteRequest execute) {
-    ExecuteReply reply;
+  // Runs execute_ into execute_reply_. Both, and request_, keep their
+  // buffers from batch to batch.
+  void Execute() {
+    ExecuteReply& reply = execute_reply_;
+    reply.outputs.clear();
+    reply.region_bytes_needed = 0;
     if (instance_ == nullptr) {
       reply.status = FailedPrecondition("no model is loaded in this worker");
-      return reply;
+      return;
     }
+    const ExecuteRequest& execute = execute_;
     const std::span<std::byte> region = regions_[execute.region]->bytes();
-    InferRequest request;
+    InferRequest& request = request_;
     request.model_name = model_name_;
-    request.inputs.reserve(execute.inputs.size());
-    for (ShmTensor& in : execute.inputs) {
-      Tensor t;
-      t.name = std::move(in.name);
+    request.inputs.resize(execute.inputs.size());
+    for (size_t i = 0; i < execute.inputs.size(); ++i) {
+      const ShmTensor& in = execute.inputs[i];
+      Tensor& t = request.inputs[i];
+      t.name.assign(in.name);
       t.dtype = in.dtype;
-      t.shape = std::move(in.shape);
+      t.shape.assign(in.shape.begin(), in.shape.end());
       t.data = region.subspan(in.offset, in.bytes);
-      request.inputs.push_back(std::move(t));
     }
-    request.outputs.reserve(execute.outputs.size());
-    for (std::string& name : execute.outputs) request.outputs.push_back({std::move(name), {}});
+    request.outputs.resize(execute.outputs.size());
+    for (size_t i = 0; i < execute.outputs.size(); ++i) {
+      request.outputs[i].name.assign(execute.outputs[i]);
+    }
     InferResponse response;
     reply.status = instance_->Execute(request, response);
     ++executions_;
-    if (!reply.status.ok()) return reply;
+    if (!reply.status.ok()) return;
     // Lay the outputs out after output_offset, each 64-byte aligned.
     uint64_t end = execute.output_offset;
-    reply.outputs.reserve(response.outputs.size());
-    for (const Tensor& out : response.outputs) {
+    reply.outputs.resize(response.outputs.size());
+    for (size_t i = 0; i < response.outputs.size(); ++i) {
+      const Tensor& out = response.outputs[i];
+      ShmTensor& t = reply.outputs[i];
       const uint64_t at = AlignUp(end);
-      reply.outputs.push_back({out.name, out.dtype, out.shape, at, out.data.size()});
+      t.name.assign(out.name);
+      t.dtype = out.dtype;
+      t.shape.assign(out.shape.begin(), out.shape.end());
+      t.offset = at;
+      t.bytes = out.data.size();
       end = at + out.data.size();
     }
     if (end > region.size()) {
-      ExecuteReply grow;
-      grow.status = ResourceExhausted("the outputs need " + std::to_string(end) +
-                                      " bytes of shared memory, the region has " +
-                                      std::to_string(region.size()));
-      grow.region_bytes_needed = end;
-      return grow;
+      reply.outputs.clear();
+      reply.status = ResourceExhausted("the outputs need " + std::to_string(end) +
+                                       " bytes of shared memory, the region has " +
+                                       std::to_string(region.size()));
+      reply.region_bytes_needed = end;
+      return;
     }
     for (size_t i = 0; i < response.outputs.size(); ++i) {
       const auto& data = response.outputs[i].data;
-      if (!data.empty())
+      if (!data.empty()) {
         std::memcpy(region.data() + reply.outputs[i].offset, data.data(), data.size());
+      }
     }
-    return reply;
   }
 
   const int socket_;
@@ -269,6 +290,11 @@ class Worker {
   const std::map<std::string, Backend*, std::less<>>& backends_;
   std::string model_name_;
   std::unique_ptr<Mailbox> mailbox_;  // once the server has sent one
+  // Reused from request to request (their buffers keep their capacity).
+  ExecuteRequest execute_;
+  InferRequest request_;
+  ExecuteReply execute_reply_;
+  std::string reply_;  // the payload of the reply to send
   std::array<std::unique_ptr<SharedRegion>, kMaxRegions> regions_;
   std::array<uint64_t, kMaxRegions> region_sizes_{};  // 0: not mapped
   std::unique_ptr<LoadedModel> model_;

@@ -241,18 +241,32 @@ Status ReadTensor(Reader& r, std::string_view label, size_t index, uint64_t regi
   return OkStatus();
 }
 
-// Rejects a name that appears twice; `names[i]` is item i's name.
-Status CheckDistinct(Reader& r, std::string_view label, std::vector<std::string_view> names) {
+// Rejects a name that appears twice; `name_of(i)` is item i's name, for i
+// below n. A short list (the usual case) is checked pair by pair, without
+// allocating; a long one is sorted.
+template <typename NameOf>
+Status CheckDistinct(Reader& r, std::string_view label, size_t n, NameOf name_of) {
+  const auto duplicate = [&](size_t first, size_t second) {
+    r.ClearContext();
+    return r.Error(std::string(label) + " " + std::to_string(second) + " '" +
+                   Printable(name_of(second)) + "': duplicate name (also " + std::string(label) +
+                   " " + std::to_string(first) + ")");
+  };
+  if (n <= 32) {
+    for (size_t i = 1; i < n; ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (name_of(i) == name_of(j)) return duplicate(j, i);
+      }
+    }
+    return OkStatus();
+  }
   std::vector<std::pair<std::string_view, size_t>> sorted;
-  sorted.reserve(names.size());
-  for (size_t i = 0; i < names.size(); ++i) sorted.emplace_back(names[i], i);
+  sorted.reserve(n);
+  for (size_t i = 0; i < n; ++i) sorted.emplace_back(name_of(i), i);
   std::sort(sorted.begin(), sorted.end());
   for (size_t i = 1; i < sorted.size(); ++i) {
     if (sorted[i].first == sorted[i - 1].first) {
-      r.ClearContext();
-      return r.Error(std::string(label) + " " + std::to_string(sorted[i].second) + " '" +
-                     Printable(sorted[i].first) + "': duplicate name (also " + std::string(label) +
-                     " " + std::to_string(sorted[i - 1].second) + ")");
+      return duplicate(sorted[i - 1].second, sorted[i].second);
     }
   }
   return OkStatus();
@@ -261,16 +275,14 @@ Status CheckDistinct(Reader& r, std::string_view label, std::vector<std::string_
 Status ReadTensors(Reader& r, std::string_view label, uint64_t region_bytes,
                    std::vector<ShmTensor>& out) {
   uint32_t n = 0;
-  MM_RETURN_IF_ERROR(r.Count(n, std::string(label) + " count", kMaxTensors, kMinTensorBytes));
+  MM_RETURN_IF_ERROR(
+      r.Count(n, label == "input" ? "input count" : "output count", kMaxTensors, kMinTensorBytes));
   out.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
     MM_RETURN_IF_ERROR(ReadTensor(r, label, i, region_bytes, out[i]));
   }
   r.ClearContext();
-  std::vector<std::string_view> names;
-  names.reserve(n);
-  for (const auto& t : out) names.push_back(t.name);
-  return CheckDistinct(r, label, std::move(names));
+  return CheckDistinct(r, label, n, [&](size_t i) -> std::string_view { return out[i].name; });
 }
 
 // A status code and message; the message must be empty when the code is OK.
@@ -442,8 +454,14 @@ void EncodeExecuteTo(const ExecuteRequest& request, std::string& out) {
 
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
                                        std::span<const uint64_t> region_sizes) {
-  Reader r(payload, "Execute");
   ExecuteRequest q;
+  MM_RETURN_IF_ERROR(DecodeExecuteInto(payload, region_sizes, q));
+  return q;
+}
+
+Status DecodeExecuteInto(std::span<const std::byte> payload, std::span<const uint64_t> region_sizes,
+                         ExecuteRequest& q) {
+  Reader r(payload, "Execute");
   MM_RETURN_IF_ERROR(r.Int(q.region, "region"));
   if (q.region >= region_sizes.size() || region_sizes[q.region] == 0) {
     return r.Error("region " + std::to_string(q.region) + " is not mapped (" +
@@ -461,13 +479,13 @@ StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
   MM_RETURN_IF_ERROR(r.Count(n, "output name count", kMaxTensors, kMinStringBytes));
   q.outputs.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
-    MM_RETURN_IF_ERROR(
-        r.String(q.outputs[i], "output name " + std::to_string(i), 1, kMaxTensorNameBytes));
+    r.SetContext("output name", i);
+    MM_RETURN_IF_ERROR(r.String(q.outputs[i], "value", 1, kMaxTensorNameBytes));
   }
-  MM_RETURN_IF_ERROR(CheckDistinct(
-      r, "output name", std::vector<std::string_view>(q.outputs.begin(), q.outputs.end())));
-  MM_RETURN_IF_ERROR(r.Finish());
-  return q;
+  r.ClearContext();
+  MM_RETURN_IF_ERROR(CheckDistinct(r, "output name", n,
+                                   [&](size_t i) -> std::string_view { return q.outputs[i]; }));
+  return r.Finish();
 }
 
 std::string EncodeMailbox(uint64_t bytes) {
@@ -540,27 +558,39 @@ StatusOr<StatusReply> DecodeStatusReply(std::span<const std::byte> payload) {
 
 std::string EncodeExecuteReply(const ExecuteReply& reply) {
   std::string out;
+  EncodeExecuteReplyTo(reply, out);
+  return out;
+}
+
+void EncodeExecuteReplyTo(const ExecuteReply& reply, std::string& out) {
+  out.clear();
   PutStatus(out, reply.status);
   if (reply.status.ok()) {
     PutTensors(out, reply.outputs);
   } else {
     PutLe<uint64_t>(out, reply.region_bytes_needed);
   }
-  return out;
 }
 
 StatusOr<ExecuteReply> DecodeExecuteReply(std::span<const std::byte> payload,
                                           uint64_t region_bytes) {
-  Reader r(payload, "Execute reply");
   ExecuteReply reply;
+  MM_RETURN_IF_ERROR(DecodeExecuteReplyInto(payload, region_bytes, reply));
+  return reply;
+}
+
+Status DecodeExecuteReplyInto(std::span<const std::byte> payload, uint64_t region_bytes,
+                              ExecuteReply& reply) {
+  Reader r(payload, "Execute reply");
   MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
   if (reply.status.ok()) {
     MM_RETURN_IF_ERROR(ReadTensors(r, "output", region_bytes, reply.outputs));
+    reply.region_bytes_needed = 0;
   } else {
+    reply.outputs.clear();
     MM_RETURN_IF_ERROR(r.Int(reply.region_bytes_needed, "region_bytes_needed"));
   }
-  MM_RETURN_IF_ERROR(r.Finish());
-  return reply;
+  return r.Finish();
 }
 
 std::string EncodeStatsReply(const StatsReply& reply) {

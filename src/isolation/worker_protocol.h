@@ -215,6 +215,10 @@ void EncodeExecuteTo(const ExecuteRequest& request, std::string& out);
 // `region_bytes[id]` is the size of region `id`, 0 when none is mapped.
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
                                        std::span<const uint64_t> region_bytes);
+// The same into `out`, reusing what it holds (a per-batch decode allocates
+// nothing once the buffers have grown); on failure `out` holds garbage.
+Status DecodeExecuteInto(std::span<const std::byte> payload, std::span<const uint64_t> region_bytes,
+                         ExecuteRequest& out);
 
 struct RegionMessage {
   uint32_t id = 0;
@@ -236,8 +240,11 @@ std::string EncodeStatusReply(const StatusReply& reply);
 StatusOr<StatusReply> DecodeStatusReply(std::span<const std::byte> payload);
 
 std::string EncodeExecuteReply(const ExecuteReply& reply);
+void EncodeExecuteReplyTo(const ExecuteReply& reply, std::string& out);  // as EncodeExecuteTo
 StatusOr<ExecuteReply> DecodeExecuteReply(std::span<const std::byte> payload,
                                           uint64_t region_bytes);
+Status DecodeExecuteReplyInto(std::span<const std::byte> payload, uint64_t region_bytes,
+                              ExecuteReply& out);  // as DecodeExecuteInto
 
 std::string EncodeStatsReply(const StatsReply& reply);
 StatusOr<StatsReply> DecodeStatsReply(std::span<const std::byte> payload);
