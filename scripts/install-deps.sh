@@ -27,7 +27,7 @@ DEB_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nginx-light wrk libonnx-testdata
-  python3-venv libb64-0d
+  python3-venv libb64-0d libssl-dev libyaml-cpp-dev
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

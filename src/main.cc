@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string_view>
@@ -21,6 +22,8 @@
 #include "scheduler/execution_slots.h"
 #include "scheduler/timer.h"
 #include "service/inference_service.h"
+#include "tenancy/api_key.h"
+#include "tenancy/tenant_registry.h"
 
 #ifndef MMSERVE_VERSION
 #define MMSERVE_VERSION "0.1.0"
@@ -61,10 +64,34 @@ int WorkerMain(int argc, char** argv) {
   return mm::RunWorker(mm::WorkerProcess::kWorkerSocketFd, backends);
 }
 
+// `mmserve hash-key SECRET`: prints the stored form of an API key for a
+// tenants file (tenancy/api_key.h).
+int HashKeyMain(int argc, char** argv) {
+  if (argc != 3 || std::string_view(argv[2]).empty()) {
+    std::fprintf(stderr,
+                 "usage: mmserve hash-key SECRET\n"
+                 "Prints the salted hash of the API key SECRET, for the api_keys of a tenant in "
+                 "the --tenants file.\n");
+    return 2;
+  }
+  const std::string_view secret = argv[2];
+  if (secret.size() < 16) {
+    std::fprintf(stderr,
+                 "warning: a %zu-character key is short; use at least 16 random characters "
+                 "(e.g. openssl rand -hex 24)\n",
+                 secret.size());
+  }
+  auto hash = mm::HashApiKey(secret);
+  if (!hash.ok()) return Fail(hash.status());
+  std::printf("%s\n", hash->c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "--worker") return WorkerMain(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "hash-key") return HashKeyMain(argc, argv);
   CLI::App app{"mmserve: a multi-model inference server (KServe v2 / Triton protocol)"};
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::string> repositories;
@@ -93,6 +120,7 @@ int main(int argc, char** argv) {
   int64_t worker_max_backoff_ms = 30000;
   uint64_t worker_mailbox_bytes = 64u << 10;
   bool test_backends = false;
+  std::string tenants_file;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -185,6 +213,11 @@ int main(int argc, char** argv) {
                  "The longest wait between restarts of a failed worker")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}));
+  app.add_option("--tenants", tenants_file,
+                 "Tenants file (YAML): tenants, their API keys (from `mmserve hash-key SECRET`), "
+                 "repositories, roles, weights and quotas; without it the server runs open. "
+                 "SIGHUP re-reads it")
+      ->check(CLI::ExistingFile);
   app.add_option("--worker-mailbox-bytes", worker_mailbox_bytes,
                  "Size of each worker's mailbox; requests and replies larger than half of it "
                  "go through the worker's socket (for tests)")
@@ -203,6 +236,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // reloads the tenants file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -277,7 +311,24 @@ int main(int argc, char** argv) {
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());
 
-  auto service = mm::InferenceService::Create({manager->get(), "mmserve", MMSERVE_VERSION});
+  std::unique_ptr<mm::TenantRegistry> tenants;
+  if (tenants_file.empty()) {
+    tenants = mm::TenantRegistry::Open();
+    spdlog::warn(
+        "no --tenants file: the server runs open, every request is the one default tenant "
+        "(admin), no API key is asked for");
+  } else {
+    auto loaded = mm::TenantRegistry::FromFile(tenants_file);
+    if (!loaded.ok()) return Fail(loaded.status().WithContext("--tenants"));
+    tenants = std::move(*loaded);
+    spdlog::info(
+        "tenants from {}: {} tenants; every request but the health checks needs an "
+        "API key (SIGHUP re-reads the file)",
+        tenants_file, tenants->config()->tenants.size());
+  }
+
+  auto service =
+      mm::InferenceService::Create({manager->get(), "mmserve", MMSERVE_VERSION, tenants.get()});
   if (!service.ok()) return Fail(service.status());
 
   mm::HttpServer::Options http_options;
@@ -306,7 +357,19 @@ int main(int argc, char** argv) {
   spdlog::info("mmserve is ready");
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    if (tenants->open()) {
+      spdlog::warn("SIGHUP: no --tenants file to re-read (the server runs open)");
+    } else if (mm::Status s = tenants->Reload(); !s.ok()) {
+      spdlog::error("SIGHUP: the tenants file was not reloaded, the tenants in force stay: {}",
+                    s.message());
+    } else {
+      spdlog::info("SIGHUP: tenants reloaded from {}: {} tenants", tenants_file,
+                   tenants->config()->tenants.size());
+    }
+  }
   spdlog::info("received {}, shutting down: finishing in-flight requests",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*service)->SetReady(false);

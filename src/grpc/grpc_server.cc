@@ -89,6 +89,22 @@ struct Shared {
   Pending pending;
 };
 
+// The Authorization value a call carries ("authorization" metadata), if any.
+std::string_view AuthorizationOf(const grpc::ServerContext& ctx) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return {};
+  return {it->second.data(), it->second.size()};
+}
+
+struct ServerLive;
+struct ServerReady;
+// The health checks answer anyone (probes carry no key); every other call
+// authenticates first.
+template <class Handler>
+inline constexpr bool kOpenToAnyone =
+    std::is_same_v<Handler, ServerLive> || std::is_same_v<Handler, ServerReady>;
+
 struct ModelInfer;
 // Calls whose client may go away while they wait in a model's queue: they
 // watch for it (AsyncNotifyWhenDone), which costs one more completion event.
@@ -124,8 +140,16 @@ class UnaryCall final : public Tag {
     }
     answered_ = true;
     Await(shared_, queue_);
+    if constexpr (!kOpenToAnyone<Handler>) {
+      auto tenant = shared_->service->Authenticate(AuthorizationOf(ctx_));
+      if (!tenant.ok()) return Finish(tenant.status());
+      tenant_ = std::move(*tenant);
+    }
     Handler::Run(shared_, this);
   }
+
+  // Who asked (set before Run, except for the health checks).
+  const Tenant& tenant() const { return *tenant_; }
 
   // Set by Handler::Run for a call that watches for its client going away.
   void set_cancellation(std::shared_ptr<Cancellation> c) { cancellation_ = std::move(c); }
@@ -172,6 +196,7 @@ class UnaryCall final : public Tag {
   int events_left_ = kWatchesCancellation<Handler> ? 2 : 1;
   DoneTag done_{this};
   std::shared_ptr<Cancellation> cancellation_;
+  std::shared_ptr<const Tenant> tenant_;
 };
 
 #define MM_UNARY(NAME)                                             \
@@ -322,7 +347,16 @@ void RepositoryModelUnload::Run(Shared* s, UnaryCall<RepositoryModelUnload>* cal
   s->service->UnloadModel(in.model_name(), FinishLater(s, call));
 }
 
+// Registered memory is the server's, not a tenant's: admins only.
+template <class Handler>
+bool AdminOnly(UnaryCall<Handler>* call) {
+  Status s = InferenceService::RequireAdmin(call->tenant(), "the shared-memory API");
+  if (!s.ok()) call->Finish(s);
+  return s.ok();
+}
+
 void SystemSharedMemoryStatus::Run(Shared* s, UnaryCall<SystemSharedMemoryStatus>* call) {
+  if (!AdminOnly(call)) return;
   auto regions = s->service->shared_memory().List(call->request().name());
   if (!regions.ok()) return call->Finish(regions.status());
   for (const auto& r : *regions) {
@@ -336,12 +370,14 @@ void SystemSharedMemoryStatus::Run(Shared* s, UnaryCall<SystemSharedMemoryStatus
 }
 
 void SystemSharedMemoryRegister::Run(Shared* s, UnaryCall<SystemSharedMemoryRegister>* call) {
+  if (!AdminOnly(call)) return;
   const auto& in = call->request();
   call->Finish(
       s->service->shared_memory().Register(in.name(), in.key(), in.offset(), in.byte_size()));
 }
 
 void SystemSharedMemoryUnregister::Run(Shared* s, UnaryCall<SystemSharedMemoryUnregister>* call) {
+  if (!AdminOnly(call)) return;
   const auto& name = call->request().name();
   if (name.empty()) {
     s->service->shared_memory().UnregisterAll();
@@ -431,6 +467,14 @@ class StreamCall {
       return;
     }
     Await(shared_, queue_);
+    auto tenant = shared_->service->Authenticate(AuthorizationOf(ctx_));
+    if (!tenant.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_ = true;
+      stream_.Finish(ToGrpc(tenant.status()), &finished_op_);
+      return;
+    }
+    tenant_ = std::move(*tenant);
     stream_.Read(&request_, &read_);
   }
 
@@ -560,6 +604,7 @@ class StreamCall {
   Op finished_op_{this, &StreamCall::OnFinished};
   Op done_{this, &StreamCall::OnDone};
   inference::ModelInferRequest request_;  // the read in flight
+  std::shared_ptr<const Tenant> tenant_;  // who opened the stream
   int events_left_ = 2;                   // Finish and done, after arrival; the queue's thread only
 
   std::mutex mu_;

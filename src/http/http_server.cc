@@ -246,6 +246,12 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       view.inference_header_length = n;
     }
+    if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
+      authorization_.assign(it->value().data(), it->value().size());
+    } else {
+      authorization_.clear();
+    }
+    view.authorization = authorization_;
     view.body = std::make_shared<const std::string>(std::move(req.body()));
     parser_.reset();
     // One Cancellation per connection, reused while nobody else holds it.
@@ -309,6 +315,7 @@ class Session : public std::enable_shared_from_this<Session> {
       head_ += "\r\nAllow: ";
       head_ += reply_.allow;
     }
+    if (reply_.status == 401) head_ += "\r\nWWW-Authenticate: Bearer realm=\"mmserve\"";
     const bool close = !keep_alive_ || closing_ || server_->stopping();
     if (close) head_ += "\r\nConnection: close";
     head_ += "\r\n\r\n";
@@ -367,6 +374,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<PaddedStringBody, std::pmr::polymorphic_allocator<char>>>
       parser_;
   std::string target_;
+  std::string authorization_;  // the request's Authorization header (the view points here)
   std::string head_;
   HttpReply reply_;
   std::vector<net::const_buffer> buffers_;

@@ -231,16 +231,20 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   const bool get = m == HttpMethod::kGet || m == HttpMethod::kHead;
   if (count == 0 || seg[0] != "v2") return not_found();
 
+  // /v2/health/{live,ready}: open to anyone (probes carry no key).
+  if (count == 3 && seg[1] == "health" && (seg[2] == "live" || seg[2] == "ready")) {
+    if (!get) return done(MethodNotAllowed("GET"));
+    bool ok = seg[2] == "live" ? service_->Live() : service_->Ready();
+    return done(EmptyReply(ok ? 200 : 400));
+  }
+  // Everything else asks who is asking.
+  auto tenant = service_->Authenticate(request.authorization);
+  if (!tenant.ok()) return done(ErrorReply(tenant.status()));
+
   // /v2
   if (count == 1) {
     if (!get) return done(MethodNotAllowed("GET"));
     return done(JsonReply(ServerMetadataJson(service_->Metadata())));
-  }
-  // /v2/health/{live,ready}
-  if (seg[1] == "health" && count == 3 && (seg[2] == "live" || seg[2] == "ready")) {
-    if (!get) return done(MethodNotAllowed("GET"));
-    bool ok = seg[2] == "live" ? service_->Live() : service_->Ready();
-    return done(EmptyReply(ok ? 200 : 400));
   }
   // /v2/repository/index
   if (seg[1] == "repository" && count == 3 && seg[2] == "index") {
@@ -264,6 +268,10 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   }
   // /v2/systemsharedmemory[/region/{name}]/{status,register,unregister}
   if (seg[1] == "systemsharedmemory") {
+    // Registered memory is the server's, not a tenant's: admins only.
+    if (Status s = InferenceService::RequireAdmin(**tenant, "the shared-memory API"); !s.ok()) {
+      return done(ErrorReply(s));
+    }
     std::string region;
     size_t at = 2;
     if (count >= 4 && seg[2] == "region") {

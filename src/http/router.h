@@ -27,6 +27,7 @@ struct HttpRequestView {
   std::string_view target;  // path and query, as received
   std::shared_ptr<const std::string> body;
   std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
+  std::string_view authorization;                 // the Authorization header, if any
   // Cancelled by the connection when its client goes away; may be null.
   std::shared_ptr<Cancellation> cancellation;
 };

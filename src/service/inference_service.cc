@@ -27,9 +27,22 @@ StatusOr<std::unique_ptr<InferenceService>> InferenceService::Create(Options opt
 
 InferenceService::InferenceService(Options options)
     : options_(std::move(options)),
+      open_tenants_(options_.tenants == nullptr ? TenantRegistry::Open() : nullptr),
+      tenants_(options_.tenants != nullptr ? options_.tenants : open_tenants_.get()),
       metadata_{options_.server_name,
                 options_.server_version,
                 {"binary_tensor_data", "system_shared_memory"}} {}
+
+StatusOr<std::shared_ptr<const Tenant>> InferenceService::Authenticate(
+    std::string_view authorization) const {
+  return tenants_->Authenticate(authorization);
+}
+
+Status InferenceService::RequireAdmin(const Tenant& tenant, std::string_view what) {
+  if (tenant.role == TenantRole::kAdmin) return OkStatus();
+  return Status(StatusCode::kPermissionDenied, "tenant '" + tenant.id + "' may not use " +
+                                                   std::string(what) + ": it needs the admin role");
+}
 
 StatusOr<ModelHandle> InferenceService::GetModel(std::string_view name,
                                                  std::string_view version) const {

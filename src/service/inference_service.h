@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "lifecycle/model_manager.h"
 #include "service/shared_memory.h"
+#include "tenancy/tenant_registry.h"
 
 namespace mm {
 
@@ -49,6 +50,9 @@ class InferenceService {
     ModelManager* models = nullptr;  // not owned; outlives the service
     std::string server_name = "mmserve";
     std::string server_version;
+    // Who may ask (not owned; outlives the service). Null: open, as
+    // TenantRegistry::Open() says.
+    const TenantRegistry* tenants = nullptr;
   };
   static StatusOr<std::unique_ptr<InferenceService>> Create(Options options);
 
@@ -58,6 +62,13 @@ class InferenceService {
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
 
   const ServerMetadata& Metadata() const { return metadata_; }
+
+  // The tenant a request's Authorization value ("Bearer KEY") names; every
+  // endpoint but the health checks asks first. UNAUTHENTICATED, saying what
+  // is expected, without a valid key (never when the server runs open).
+  StatusOr<std::shared_ptr<const Tenant>> Authenticate(std::string_view authorization) const;
+  // OK for an admin tenant; PERMISSION_DENIED naming `what` for any other.
+  static Status RequireAdmin(const Tenant& tenant, std::string_view what);
   StatusOr<ModelMetadata> GetModelMetadata(std::string_view name, std::string_view version) const;
   StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const;
   // True when the version (or, without one, any version) is READY.
@@ -87,6 +98,8 @@ class InferenceService {
                InferCallback done);
 
   const Options options_;
+  const std::unique_ptr<TenantRegistry> open_tenants_;  // when options_.tenants is null
+  const TenantRegistry* const tenants_;
   const ServerMetadata metadata_;
   std::atomic<bool> ready_{false};
   SharedMemoryManager shared_memory_;

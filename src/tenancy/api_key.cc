@@ -1,0 +1,100 @@
+#include "tenancy/api_key.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+namespace mm {
+
+namespace {
+
+constexpr std::string_view kScheme = "sha256$";
+constexpr char kHex[] = "0123456789abcdef";
+
+template <size_t N>
+std::string Hex(const std::array<uint8_t, N>& bytes) {
+  std::string out;
+  out.reserve(2 * N);
+  for (uint8_t b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+template <size_t N>
+bool FromHex(std::string_view text, std::array<uint8_t, N>& out) {
+  if (text.size() != 2 * N) return false;
+  for (size_t i = 0; i < N; ++i) {
+    const int hi = HexValue(text[2 * i]), lo = HexValue(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+KeyDigest SaltedDigest(const std::array<uint8_t, kApiKeySaltBytes>& salt, std::string_view secret) {
+  KeyDigest digest{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned int len = 0;
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, salt.data(), salt.size());
+  EVP_DigestUpdate(ctx, secret.data(), secret.size());
+  EVP_DigestFinal_ex(ctx, digest.data(), &len);
+  EVP_MD_CTX_free(ctx);
+  return digest;
+}
+
+}  // namespace
+
+StatusOr<std::string> HashApiKey(std::string_view secret) {
+  ApiKeyHash hash;
+  if (RAND_bytes(hash.salt.data(), static_cast<int>(hash.salt.size())) != 1) {
+    return Internal("hash-key: the system gave no random bytes for the salt");
+  }
+  hash.digest = SaltedDigest(hash.salt, secret);
+  return std::string(kScheme) + Hex(hash.salt) + "$" + Hex(hash.digest);
+}
+
+StatusOr<ApiKeyHash> ParseApiKeyHash(std::string_view stored) {
+  const auto bad = [&](std::string_view what) {
+    return InvalidArgument("API key hash '" + std::string(stored.substr(0, 120)) +
+                           "': " + std::string(what) +
+                           "; expected sha256$<32 hex digits>$<64 hex digits>, as printed by "
+                           "`mmserve hash-key SECRET`");
+  };
+  if (stored.substr(0, kScheme.size()) != kScheme) return bad("unknown scheme");
+  const std::string_view rest = stored.substr(kScheme.size());
+  const size_t dollar = rest.find('$');
+  if (dollar == std::string_view::npos) return bad("no '$' between salt and digest");
+  ApiKeyHash hash;
+  if (!FromHex(rest.substr(0, dollar), hash.salt)) return bad("the salt is not 32 hex digits");
+  if (!FromHex(rest.substr(dollar + 1), hash.digest)) {
+    return bad("the digest is not 64 hex digits");
+  }
+  return hash;
+}
+
+bool ApiKeyMatches(const ApiKeyHash& hash, std::string_view secret) {
+  return SameDigest(SaltedDigest(hash.salt, secret), hash.digest);
+}
+
+KeyDigest Sha256(std::string_view bytes) {
+  KeyDigest digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest.data());
+  return digest;
+}
+
+bool SameDigest(const KeyDigest& a, const KeyDigest& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace mm

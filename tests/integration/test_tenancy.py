@@ -1,0 +1,235 @@
+"""Tenancy, first part (issue 7): the tenants file, `mmserve hash-key`, API
+keys on HTTP and gRPC (401 / UNAUTHENTICATED), the admin role for the
+shared-memory API, open mode, and reloading the file on SIGHUP."""
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from conftest import EXAMPLES, Server, binary
+
+KEY_A = "team-a-key-0123456789abcdef"
+KEY_OPS = "ops-key-0123456789abcdef0123"
+
+
+def stored(key, salt=None):
+    """The stored form of `key`, made here the way the server checks it."""
+    salt = salt or os.urandom(16)
+    return "sha256$" + salt.hex() + "$" + hashlib.sha256(salt + key.encode()).hexdigest()
+
+
+def write_tenants(path, tenants):
+    lines = ["tenants:"]
+    for t in tenants:
+        lines.append(f"  - id: {t['id']}")
+        lines.append("    api_keys: [" + ", ".join(f"'{stored(k)}'" for k in t["keys"]) + "]")
+        if t.get("repositories"):
+            lines.append("    repositories: [" + ", ".join(map(str, t["repositories"])) + "]")
+        if t.get("role"):
+            lines.append(f"    role: {t['role']}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tenants_server(tmp_path_factory):
+    path = write_tenants(tmp_path_factory.mktemp("tenants") / "tenants.yaml", [
+        {"id": "team-a", "keys": [KEY_A], "repositories": [EXAMPLES]},
+        {"id": "ops", "keys": [KEY_OPS], "role": "admin"},
+    ])
+    s = Server([EXAMPLES], "--tenants", path).start()
+    yield s
+    assert s.stop() == 0, s.text()[-3000:]
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def add_sub_inputs(module):
+    a = np.arange(4, dtype=np.float32)
+    inputs = [module.InferInput("INPUT0", [4], "FP32"), module.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(a)
+    inputs[1].set_data_from_numpy(a * 10)
+    return inputs, a + a * 10
+
+
+def test_hash_key_prints_a_fresh_salted_hash_each_time():
+    outs = [subprocess.run([str(binary()), "hash-key", KEY_A], capture_output=True, text=True,
+                           timeout=60) for _ in range(2)]
+    hashes = []
+    for out in outs:
+        assert out.returncode == 0, out.stderr
+        h = out.stdout.strip()
+        assert re.fullmatch(r"sha256\$[0-9a-f]{32}\$[0-9a-f]{64}", h), h
+        assert KEY_A not in out.stdout + out.stderr
+        salt = bytes.fromhex(h.split("$")[1])
+        assert h == stored(KEY_A, salt)  # SHA-256(salt || key): other tools can make them
+        hashes.append(h)
+    assert hashes[0] != hashes[1]
+    short = subprocess.run([str(binary()), "hash-key", "abc"], capture_output=True, text=True,
+                           timeout=60)
+    assert short.returncode == 0 and "short" in short.stderr
+    usage = subprocess.run([str(binary()), "hash-key"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "usage: mmserve hash-key SECRET" in usage.stderr
+
+
+def test_open_mode_says_so_and_asks_for_no_key():
+    s = Server([EXAMPLES]).start()
+    try:
+        assert "runs open" in s.text()
+        client = httpclient.InferenceServerClient(s.url)
+        inputs, want = add_sub_inputs(httpclient)
+        np.testing.assert_array_equal(client.infer("add_sub", inputs).as_numpy("OUTPUT0"), want)
+        assert requests.get(f"{s.base}/v2/systemsharedmemory/status",
+                            headers=bearer("anything")).status_code == 200
+    finally:
+        assert s.stop() == 0
+
+
+def test_http_asks_every_endpoint_but_health_for_a_valid_key(tenants_server):
+    base = tenants_server.base
+    assert "needs an API key" in tenants_server.text()
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        assert requests.get(base + path).status_code == 200
+    body = b'{"inputs":[]}'
+    for method, path in (("GET", "/v2"), ("GET", "/v2/models/add_sub"),
+                         ("GET", "/v2/models/add_sub/config"),
+                         ("GET", "/v2/models/add_sub/ready"),
+                         ("POST", "/v2/models/add_sub/infer"), ("POST", "/v2/repository/index"),
+                         ("GET", "/v2/systemsharedmemory/status"),
+                         ("GET", "/v2/models/no_such_model")):
+        for headers in ({}, bearer("wrong-key"), {"Authorization": f"Basic {KEY_A}"},
+                        {"Authorization": "Bearer"}, bearer(KEY_A + "x")):
+            r = requests.request(method, base + path, headers=headers, data=body)
+            assert r.status_code == 401, (method, path, headers, r.status_code, r.text)
+            assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
+            assert "Authorization: Bearer" in r.json()["error"]
+    # The right key gets through, with tritonclient as a user would.
+    client = httpclient.InferenceServerClient(tenants_server.url)
+    assert client.is_server_live()
+    with pytest.raises(InferenceServerException):
+        client.get_model_metadata("add_sub")
+    assert client.get_model_metadata("add_sub", headers=bearer(KEY_A))["name"] == "add_sub"
+    inputs, want = add_sub_inputs(httpclient)
+    result = client.infer("add_sub", inputs, headers=bearer(KEY_A))
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), want)
+    # Case of the scheme and spaces around the key do not matter.
+    r = requests.get(base + "/v2/models/add_sub", headers={"Authorization": f"bearer  {KEY_A} "})
+    assert r.status_code == 200
+
+
+def test_shared_memory_api_is_for_admins(tenants_server):
+    base = tenants_server.base
+    r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_A))
+    assert r.status_code == 403 and "admin" in r.json()["error"], r.text
+    r = requests.post(base + "/v2/systemsharedmemory/region/r/register", headers=bearer(KEY_A),
+                      json={"key": "/x", "offset": 0, "byte_size": 16})
+    assert r.status_code == 403
+    r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_OPS))
+    assert r.status_code == 200 and r.json() == []
+    g = grpcclient.InferenceServerClient(tenants_server.grpc_url)
+    with pytest.raises(InferenceServerException) as e:
+        g.get_system_shared_memory_status(headers={"authorization": f"Bearer {KEY_A}"})
+    assert "PERMISSION_DENIED" in str(e.value.status()), e.value
+    g.get_system_shared_memory_status(headers={"authorization": f"Bearer {KEY_OPS}"})
+
+
+def test_grpc_asks_for_a_valid_key(tenants_server):
+    g = grpcclient.InferenceServerClient(tenants_server.grpc_url)
+    assert g.is_server_live() and g.is_server_ready()
+    for headers in (None, {"authorization": "Bearer wrong"}, {"authorization": KEY_A}):
+        for call in (lambda: g.get_model_metadata("add_sub", headers=headers),
+                     lambda: g.get_server_metadata(headers=headers),
+                     lambda: g.get_model_repository_index(headers=headers),
+                     lambda: g.infer("add_sub", add_sub_inputs(grpcclient)[0], headers=headers)):
+            with pytest.raises(InferenceServerException) as e:
+                call()
+            assert "UNAUTHENTICATED" in str(e.value.status()), e.value
+            assert "Authorization: Bearer" in e.value.message()
+    ok = {"authorization": f"Bearer {KEY_A}"}
+    assert g.get_model_metadata("add_sub", headers=ok).name == "add_sub"
+    inputs, want = add_sub_inputs(grpcclient)
+    np.testing.assert_array_equal(g.infer("add_sub", inputs, headers=ok).as_numpy("OUTPUT0"), want)
+
+
+def test_grpc_stream_without_a_key_is_refused(tenants_server):
+    results = []
+    g = grpcclient.InferenceServerClient(tenants_server.grpc_url)
+    g.start_stream(callback=lambda result, error: results.append(error or result))
+    inputs, _ = add_sub_inputs(grpcclient)
+    try:
+        g.async_stream_infer("add_sub", inputs)
+    except InferenceServerException:
+        pass  # the stream was refused as it opened, before this request
+    end = time.monotonic() + 30
+    while not results and time.monotonic() < end:
+        time.sleep(0.05)
+    g.stop_stream()
+    assert results and isinstance(results[0], InferenceServerException), results
+    assert "UNAUTHENTICATED" in str(results[0].status()), results[0]
+    assert "Authorization: Bearer" in results[0].message()
+
+    ok = []
+    g = grpcclient.InferenceServerClient(tenants_server.grpc_url)
+    g.start_stream(callback=lambda result, error: ok.append(error or result),
+                   headers={"authorization": f"Bearer {KEY_A}"})
+    g.async_stream_infer("add_sub", inputs)
+    end = time.monotonic() + 30
+    while not ok and time.monotonic() < end:
+        time.sleep(0.05)
+    g.stop_stream()
+    assert ok and not isinstance(ok[0], Exception), ok
+
+
+def wait_for_log(server, text, count=1, deadline_s=30):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if server.text().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"'{text}' not logged {count} times:\n" + server.text()[-3000:])
+
+
+def test_sighup_reloads_the_tenants_file_and_keeps_it_when_bad(tmp_path):
+    path = write_tenants(tmp_path / "tenants.yaml",
+                         [{"id": "first", "keys": ["key-one-0123456789"], "repositories": [EXAMPLES]}])
+    s = Server([EXAMPLES], "--tenants", path).start()
+    try:
+        url = f"{s.base}/v2/models/add_sub"
+        assert requests.get(url, headers=bearer("key-one-0123456789")).status_code == 200
+        session = requests.Session()  # a kept-alive connection survives the reload
+        assert session.get(url, headers=bearer("key-one-0123456789")).status_code == 200
+        write_tenants(path, [{"id": "second", "keys": ["key-two-0123456789"],
+                              "repositories": [EXAMPLES]}])
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for_log(s, "tenants reloaded")
+        assert session.get(url, headers=bearer("key-two-0123456789")).status_code == 200
+        assert requests.get(url, headers=bearer("key-one-0123456789")).status_code == 401
+        path.write_text("tenants:\n  - id: broken\n")
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for_log(s, "was not reloaded")
+        assert "tenants[0] (broken): no api_keys" in s.text()
+        assert requests.get(url, headers=bearer("key-two-0123456789")).status_code == 200
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
+
+
+def test_a_bad_tenants_file_stops_the_server_naming_the_fault(tmp_path):
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants:\n  - id: a\n    api_keys: ['plain-key']\n    repositories: [/m]\n")
+    out = subprocess.run([str(binary()), "--model-repository", str(EXAMPLES), "--tenants",
+                          str(path), "--http-port", "0", "--grpc-port", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert str(path) in text and "tenants[0] (a).api_keys[0]" in text and "hash-key" in text, text

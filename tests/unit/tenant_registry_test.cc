@@ -1,0 +1,106 @@
+#include "tenancy/tenant_registry.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mm {
+namespace {
+
+Tenant Make(const std::string& id, const std::vector<std::string>& keys) {
+  Tenant t;
+  t.id = id;
+  for (const auto& k : keys) t.api_keys.push_back(*ParseApiKeyHash(*HashApiKey(k)));
+  t.repositories = {"/models/" + id};
+  return t;
+}
+
+TEST(TenantRegistryTest, OpenModeIsOneAdminTenantForEveryone) {
+  auto registry = TenantRegistry::Open();
+  EXPECT_TRUE(registry->open());
+  for (std::string_view auth : {"", "Bearer anything", "garbage"}) {
+    auto tenant = registry->Authenticate(auth);
+    ASSERT_TRUE(tenant.ok());
+    EXPECT_EQ((*tenant)->id, "default");
+    EXPECT_EQ((*tenant)->role, TenantRole::kAdmin);
+  }
+  EXPECT_EQ(registry->Reload().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(TenantRegistryTest, KeysNameTheirTenants) {
+  auto registry = TenantRegistry::FromConfig(
+      {{Make("a", {"key-of-a-1", "key-of-a-2"}), Make("b", {"key-of-b"})}});
+  for (int round = 0; round < 2; ++round) {  // the second round comes from the cache
+    EXPECT_EQ((*registry->Authenticate("Bearer key-of-a-1"))->id, "a");
+    EXPECT_EQ((*registry->Authenticate("bearer  key-of-a-2 "))->id, "a");
+    EXPECT_EQ((*registry->Authenticate("BEARER key-of-b"))->id, "b");
+  }
+  for (std::string_view bad : {"", "key-of-b", "Basic key-of-b", "Bearer ", "Bearer key-of-c",
+                               "Bearer key-of-b2", "Bearer key-of-"}) {
+    auto tenant = registry->Authenticate(bad);
+    ASSERT_FALSE(tenant.ok()) << bad;
+    EXPECT_EQ(tenant.status().code(), StatusCode::kUnauthenticated);
+    EXPECT_NE(tenant.status().message().find("Authorization: Bearer"), std::string::npos);
+  }
+}
+
+TEST(TenantRegistryTest, ThreadsAuthenticateConcurrently) {
+  auto registry = TenantRegistry::FromConfig({{Make("a", {"ka"}), Make("b", {"kb"})}});
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int n = 0; n < 200; ++n) {
+        const bool a = (n + i) % 2 == 0;
+        auto t = registry->Authenticate(a ? "Bearer ka" : "Bearer kb");
+        if (!t.ok() || (*t)->id != (a ? "a" : "b")) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(TenantRegistryTest, ReloadSwapsTheFileAndKeepsTheOldOneWhenBad) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mm-tenants-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "tenants.yaml").string();
+  const auto write = [&](const std::string& id, const std::string& key) {
+    std::ofstream(path) << "tenants:\n  - id: " << id << "\n    api_keys: ['" << *HashApiKey(key)
+                        << "']\n    repositories: [/m]\n";
+  };
+  write("first", "k1");
+  auto registry = TenantRegistry::FromFile(path);
+  ASSERT_TRUE(registry.ok()) << registry.status().message();
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer k1"))->id, "first");
+
+  write("second", "k2");
+  ASSERT_TRUE((*registry)->Reload().ok());
+  auto old_key = (*registry)->Authenticate("Bearer k1");  // was cached on this thread
+  EXPECT_EQ(old_key.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer k2"))->id, "second");
+
+  std::ofstream(path) << "tenants: [";
+  Status bad = (*registry)->Reload();
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find(path), std::string::npos) << bad.message();
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer k2"))->id, "second");
+  EXPECT_EQ((*registry)->config()->tenants.size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TenantRegistryTest, AMissingFileIsNamed) {
+  auto registry = TenantRegistry::FromFile("/nonexistent/tenants.yaml");
+  ASSERT_FALSE(registry.ok());
+  EXPECT_NE(registry.status().message().find("/nonexistent/tenants.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mm
