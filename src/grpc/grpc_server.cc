@@ -240,7 +240,7 @@ void ServerReady::Run(Shared* s, UnaryCall<ServerReady>* call) {
 
 void ModelReady::Run(Shared* s, UnaryCall<ModelReady>* call) {
   const auto& in = call->request();
-  call->response()->set_ready(s->service->ModelReady(in.name(), in.version()));
+  call->response()->set_ready(s->service->ModelReady(call->tenant(), in.name(), in.version()));
   call->Finish(grpc::Status::OK);
 }
 
@@ -255,7 +255,7 @@ void ServerMetadata::Run(Shared* s, UnaryCall<ServerMetadata>* call) {
 
 void ModelMetadata::Run(Shared* s, UnaryCall<ModelMetadata>* call) {
   const auto& in = call->request();
-  auto md = s->service->GetModelMetadata(in.name(), in.version());
+  auto md = s->service->GetModelMetadata(call->tenant(), in.name(), in.version());
   if (!md.ok()) return call->Finish(md.status());
   auto* out = call->response();
   out->set_name(md->name);
@@ -273,7 +273,7 @@ void ModelMetadata::Run(Shared* s, UnaryCall<ModelMetadata>* call) {
 
 void ModelConfig::Run(Shared* s, UnaryCall<ModelConfig>* call) {
   const auto& in = call->request();
-  auto model = s->service->GetModel(in.name(), in.version());
+  auto model = s->service->GetModel(call->tenant(), in.name(), in.version());
   if (!model.ok()) return call->Finish(model.status());
   *call->response()->mutable_config() = (*model)->config;
   call->Finish(grpc::Status::OK);
@@ -290,7 +290,7 @@ void RepositoryIndex::Run(Shared* s, UnaryCall<RepositoryIndex>* call) {
         "repository_name is not supported: mmserve lists every repository it serves; leave it "
         "empty"));
   }
-  for (const auto& st : s->service->RepositoryIndex(in.ready())) {
+  for (const auto& st : s->service->RepositoryIndex(call->tenant(), in.ready())) {
     auto* m = call->response()->add_models();
     m->set_name(st.name);
     if (st.version > 0) m->set_version(std::to_string(st.version));
@@ -334,7 +334,7 @@ void RepositoryModelLoad::Run(Shared* s, UnaryCall<RepositoryModelLoad>* call) {
           "repository"));
     }
   }
-  s->service->LoadModel(in.model_name(), std::move(config), FinishLater(s, call));
+  s->service->LoadModel(call->tenant(), in.model_name(), std::move(config), FinishLater(s, call));
 }
 
 void RepositoryModelUnload::Run(Shared* s, UnaryCall<RepositoryModelUnload>* call) {
@@ -344,7 +344,7 @@ void RepositoryModelUnload::Run(Shared* s, UnaryCall<RepositoryModelUnload>* cal
         "repository_name is not supported: mmserve unloads a model from whichever repository "
         "holds it; leave it empty"));
   }
-  s->service->UnloadModel(in.model_name(), FinishLater(s, call));
+  s->service->UnloadModel(call->tenant(), in.model_name(), FinishLater(s, call));
 }
 
 // Registered memory is the server's, not a tenant's: admins only.
@@ -416,7 +416,7 @@ void ModelInfer::Run(Shared* s, UnaryCall<ModelInfer>* call) {
   auto request = std::make_unique<InferRequest>(std::move(*decoded));
   request->cancellation = std::make_shared<Cancellation>();
   call->set_cancellation(request->cancellation);
-  s->service->Infer(std::move(request),
+  s->service->Infer(call->tenant(), std::move(request),
                     [call, pending](StatusOr<std::unique_ptr<InferResponse>> r) {
                       if (r.ok()) {
                         EncodeGrpcInferResponse(**r, call->response());
@@ -508,7 +508,7 @@ class StreamCall {
       }
       Pending* pending = &shared_->pending;
       pending->Add();
-      shared_->service->Infer(std::move(request),
+      shared_->service->Infer(*tenant_, std::move(request),
                               [this, pending, message](StatusOr<std::unique_ptr<InferResponse>> r) {
                                 if (r.ok()) {
                                   Complete(message->id(), OkStatus(), r->get());

@@ -118,27 +118,28 @@ std::string IndexJson(const std::vector<ModelVersionStatus>& index) {
   return out;
 }
 
-void HandleInfer(InferenceService* service, const HttpRequestView& request, std::string model,
-                 std::string version, ReplyCallback done) {
+void HandleInfer(InferenceService* service, const Tenant& tenant, const HttpRequestView& request,
+                 std::string model, std::string version, ReplyCallback done) {
   auto decoded = DecodeInferRequest(request.body, request.inference_header_length);
   if (!decoded.ok()) return done(ErrorReply(decoded.status()));
   auto infer = std::make_unique<InferRequest>(std::move(decoded->request));
   infer->model_name = std::move(model);
   infer->model_version = std::move(version);
   infer->cancellation = request.cancellation;
-  service->Infer(std::move(infer), [format = std::move(decoded->format), done = std::move(done)](
-                                       StatusOr<std::unique_ptr<InferResponse>> result) {
-    if (!result.ok()) return done(ErrorReply(result.status()));
-    std::shared_ptr<const InferResponse> response = std::move(*result);
-    HttpReply reply;
-    Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
-    if (!s.ok()) return done(ErrorReply(s));
-    if (!reply.tail.empty()) {
-      reply.binary_header = true;
-      reply.tail_owner = std::move(response);
-    }
-    done(std::move(reply));
-  });
+  service->Infer(tenant, std::move(infer),
+                 [format = std::move(decoded->format),
+                  done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) {
+                   if (!result.ok()) return done(ErrorReply(result.status()));
+                   std::shared_ptr<const InferResponse> response = std::move(*result);
+                   HttpReply reply;
+                   Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
+                   if (!s.ok()) return done(ErrorReply(s));
+                   if (!reply.tail.empty()) {
+                     reply.binary_header = true;
+                     reply.tail_owner = std::move(response);
+                   }
+                   done(std::move(reply));
+                 });
 }
 
 std::string ShmStatusJson(const std::vector<SharedMemoryManager::RegionInfo>& regions) {
@@ -251,7 +252,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
     auto ready_only = DecodeIndexRequest(*request.body);
     if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
-    return done(JsonReply(IndexJson(service_->RepositoryIndex(*ready_only))));
+    return done(JsonReply(IndexJson(service_->RepositoryIndex(**tenant, *ready_only))));
   }
   // /v2/repository/models/{m}/{load,unload}
   if (seg[1] == "repository" && count == 5 && seg[2] == "models" &&
@@ -261,10 +262,10 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (seg[4] == "load") {
       auto config = DecodeLoadRequest(*request.body);
       if (!config.ok()) return done(ErrorReply(config.status()));
-      return service_->LoadModel(seg[3], std::move(*config), std::move(finish));
+      return service_->LoadModel(**tenant, seg[3], std::move(*config), std::move(finish));
     }
     if (Status s = DecodeUnloadRequest(*request.body); !s.ok()) return done(ErrorReply(s));
-    return service_->UnloadModel(seg[3], std::move(finish));
+    return service_->UnloadModel(**tenant, seg[3], std::move(finish));
   }
   // /v2/systemsharedmemory[/region/{name}]/{status,register,unregister}
   if (seg[1] == "systemsharedmemory") {
@@ -321,23 +322,24 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
 
   if (action.empty()) {
     if (!get) return done(MethodNotAllowed("GET"));
-    auto md = service_->GetModelMetadata(model, version);
+    auto md = service_->GetModelMetadata(**tenant, model, version);
     if (!md.ok()) return done(ErrorReply(md.status()));
     return done(JsonReply(ModelMetadataJson(*md)));
   }
   if (action == "ready") {
     if (!get) return done(MethodNotAllowed("GET"));
-    return done(EmptyReply(service_->ModelReady(model, version) ? 200 : 400));
+    return done(EmptyReply(service_->ModelReady(**tenant, model, version) ? 200 : 400));
   }
   if (action == "config") {
     if (!get) return done(MethodNotAllowed("GET"));
-    auto handle = service_->GetModel(model, version);
+    auto handle = service_->GetModel(**tenant, model, version);
     if (!handle.ok()) return done(ErrorReply(handle.status()));
     return done(JsonReply(ModelConfigToJson((*handle)->config)));
   }
   if (action == "infer") {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
-    return HandleInfer(service_, request, std::move(model), std::move(version), std::move(done));
+    return HandleInfer(service_, **tenant, request, std::move(model), std::move(version),
+                       std::move(done));
   }
   return not_found();
 }

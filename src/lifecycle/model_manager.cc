@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/memory.h"
+#include "core/path_key.h"
 #include "lifecycle/warmup.h"
 #include "repository/model_config.h"
 #include "repository/repository.h"
@@ -143,7 +144,8 @@ class ModelManager::Impl {
   };
   struct ModelEntry {
     std::map<int64_t, VersionSlot> versions;
-    std::string reason;  // why the model has no version at all
+    std::string repository;  // PathKey of the repository holding it (last scan)
+    std::string reason;      // why the model has no version at all
     // What the repository held at the last scan (poll mode compares).
     uint64_t scanned_config = 0;
     std::map<int64_t, uint64_t> scanned_versions;
@@ -249,7 +251,7 @@ class ModelManager::Impl {
   Status NotReady(std::string_view name, std::string_view version) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);
-    if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
+    if (it == models_.end()) return UnknownModel(name);
     const ModelEntry& entry = it->second;
     if (version.empty()) {
       std::string reason = entry.reason;
@@ -300,7 +302,8 @@ class ModelManager::Impl {
       } else {
         auto dir = FindModelDir(model);
         if (!dir.ok()) return false;
-        models_[model];  // known from now on: UNAVAILABLE until loaded
+        // Known from now on: UNAVAILABLE until loaded.
+        models_[model].repository = PathKey(dir->parent_path());
       }
     }
     {
@@ -329,6 +332,7 @@ class ModelManager::Impl {
       for (auto& source : *scanned) {
         for (const auto& w : source.warnings) spdlog::warn("{}", w);
         ModelEntry& entry = models_[source.name];
+        entry.repository = PathKey(source.dir.parent_path());
         entry.scanned_config = source.config_fingerprint;
         entry.scanned_versions = source.version_fingerprints;
         entry.reason = "not loaded";
@@ -403,7 +407,7 @@ class ModelManager::Impl {
       if (!models_.count(model)) {
         auto dir = FindModelDir(model);
         if (!dir.ok()) return done(dir.status());
-        models_[model];
+        models_[model].repository = PathKey(dir->parent_path());
       }
       ModelEntry& entry = models_[model];
       entry.failed = false;
@@ -428,7 +432,7 @@ class ModelManager::Impl {
     std::string model(name);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!models_.count(model)) return done(NotFound("unknown model '" + model + "'"));
+      if (!models_.count(model)) return done(UnknownModel(model));
     }
     Schedule(model, [this, model, done = std::move(done)]() mutable {
       UnloadAll(model, "unloaded", std::move(done));
@@ -441,11 +445,12 @@ class ModelManager::Impl {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, entry] : models_) {
       if (entry.versions.empty()) {
-        out.push_back({name, 0, ModelState::kUnavailable, entry.reason, 0, {}});
+        out.push_back({name, 0, ModelState::kUnavailable, entry.reason, 0, {}, entry.repository});
         continue;
       }
       for (const auto& [v, slot] : entry.versions) {
-        out.push_back({name, v, slot.state, slot.reason, slot.restarts, slot.last_failure});
+        out.push_back(
+            {name, v, slot.state, slot.reason, slot.restarts, slot.last_failure, entry.repository});
       }
     }
     return out;
@@ -483,13 +488,26 @@ class ModelManager::Impl {
   StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);
-    if (it == models_.end()) return NotFound("unknown model '" + std::string(name) + "'");
+    if (it == models_.end()) return UnknownModel(name);
     std::vector<ModelVersionStatus> out;
     for (const auto& [v, slot] : it->second.versions) {
-      out.push_back(
-          {std::string(name), v, slot.state, slot.reason, slot.restarts, slot.last_failure});
+      out.push_back({std::string(name), v, slot.state, slot.reason, slot.restarts,
+                     slot.last_failure, it->second.repository});
     }
     return out;
+  }
+
+  StatusOr<std::string> RepositoryOf(std::string_view name) const {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = models_.find(name);
+      if (it != models_.end() && !it->second.repository.empty()) return it->second.repository;
+    }
+    if (ValidateModelName(name).ok()) {
+      auto dir = FindModelDir(std::string(name));
+      if (dir.ok()) return PathKey(dir->parent_path());
+    }
+    return UnknownModel(name);
   }
 
   MemoryUse memory() const {
@@ -596,7 +614,7 @@ class ModelManager::Impl {
       if (std::filesystem::is_directory(dir, ec)) found.push_back(dir);
     }
     if (found.empty()) {
-      return NotFound("model '" + name + "' is not in any model repository");
+      return NotInAnyRepository(name);
     }
     if (found.size() > 1) {
       std::string paths;
@@ -632,6 +650,7 @@ class ModelManager::Impl {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ModelEntry& entry = models_[name];
+      entry.repository = PathKey(dir->parent_path());
       entry.scanned_config = source.config_fingerprint;
       entry.scanned_versions = source.version_fingerprints;
       entry.on_disk = true;
@@ -834,6 +853,7 @@ class ModelManager::Impl {
 
     auto servable = std::make_shared<ServableModel>();
     servable->name = source.name;
+    servable->repository = PathKey(source.dir.parent_path());
     servable->version = version;
     servable->version_string = std::to_string(version);
     servable->config = std::move((*loaded)->config);
@@ -1065,6 +1085,7 @@ class ModelManager::Impl {
       auto [it, added] = models_.try_emplace(source.name);
       if (added) it->second.reason = "not loaded";
       it->second.on_disk = true;
+      it->second.repository = PathKey(source.dir.parent_path());
     }
     for (auto it = models_.begin(); it != models_.end();) {
       const bool holds = std::any_of(it->second.versions.begin(), it->second.versions.end(),
@@ -1104,6 +1125,7 @@ class ModelManager::Impl {
         seen[source.name] = true;
         auto [it, added] = models_.try_emplace(source.name);
         ModelEntry& entry = it->second;
+        entry.repository = PathKey(source.dir.parent_path());
         const bool changed = added || !entry.on_disk ||
                              entry.scanned_config != source.config_fingerprint ||
                              entry.scanned_versions != source.version_fingerprints;
@@ -1214,6 +1236,18 @@ void ModelManager::Poll() { impl_->Poll(); }
 
 StatusOr<std::vector<ModelVersionStatus>> ModelManager::Versions(std::string_view name) const {
   return impl_->Versions(name);
+}
+
+StatusOr<std::string> ModelManager::RepositoryOf(std::string_view name) const {
+  return impl_->RepositoryOf(name);
+}
+
+Status UnknownModel(std::string_view name) {
+  return NotFound("unknown model '" + std::string(name) + "'");
+}
+
+Status NotInAnyRepository(std::string_view name) {
+  return NotFound("model '" + std::string(name) + "' is not in any model repository");
 }
 
 ModelManager::MemoryUse ModelManager::memory() const { return impl_->memory(); }

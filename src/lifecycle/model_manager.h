@@ -82,6 +82,7 @@ std::string_view ModelStateName(ModelState state);
 // One READY model version, shared by the requests using it.
 struct ServableModel {
   std::string name;
+  std::string repository;  // PathKey of the repository it was loaded from
   int64_t version = 0;
   std::string version_string;     // std::to_string(version), for responses
   inference::ModelConfig config;  // complete config
@@ -105,6 +106,7 @@ struct ModelVersionStatus {
   // after loading (each failure is followed by a restart), and the last cause.
   int restarts = 0;
   std::string last_failure;
+  std::string repository;  // PathKey of the repository holding the model
 };
 
 enum class ModelControlMode { kNone, kExplicit, kPoll };
@@ -191,6 +193,10 @@ class ModelManager {
   // (UNAVAILABLE, "not loaded") before anyone loads them.
   std::vector<ModelVersionStatus> Index();
 
+  // PathKey of the repository that holds `name` (as last scanned, else as
+  // found on disk now). NOT_FOUND, as UnknownModel, when none does.
+  StatusOr<std::string> RepositoryOf(std::string_view name) const;
+
   // Every version ever listed for `name` (READY or not); NOT_FOUND if unknown.
   StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const;
 
@@ -212,6 +218,12 @@ class ModelManager {
   const Options options_;
   std::unique_ptr<Impl> impl_;
 };
+
+// What Get, Versions and Unload answer for a model no repository holds,
+// and Load for one it cannot find. A caller hiding a model (another
+// tenant's) answers the same, so that hiding cannot be told from absence.
+Status UnknownModel(std::string_view name);
+Status NotInAnyRepository(std::string_view name);
 
 // Names that may reach the filesystem: not empty, at most 255 bytes, no '/',
 // '\\', control characters or NUL, not "." or "..". INVALID_ARGUMENT otherwise.

@@ -44,14 +44,31 @@ Status InferenceService::RequireAdmin(const Tenant& tenant, std::string_view wha
                                                    std::string(what) + ": it needs the admin role");
 }
 
-StatusOr<ModelHandle> InferenceService::GetModel(std::string_view name,
+bool InferenceService::Sees(const Tenant& tenant, std::string_view repository_key) {
+  if (tenant.role == TenantRole::kAdmin) return true;
+  for (const auto& key : tenant.repository_keys) {
+    if (key == repository_key) return true;
+  }
+  return false;
+}
+
+Status InferenceService::CheckVisible(const Tenant& tenant, std::string_view name) const {
+  if (tenant.role == TenantRole::kAdmin) return OkStatus();
+  auto repository = options_.models->RepositoryOf(name);
+  if (!repository.ok() || !Sees(tenant, *repository)) return UnknownModel(name);
+  return OkStatus();
+}
+
+StatusOr<ModelHandle> InferenceService::GetModel(const Tenant& tenant, std::string_view name,
                                                  std::string_view version) const {
+  MM_RETURN_IF_ERROR(CheckVisible(tenant, name));
   return options_.models->Get(name, version);
 }
 
-StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_view name,
+StatusOr<ModelMetadata> InferenceService::GetModelMetadata(const Tenant& tenant,
+                                                           std::string_view name,
                                                            std::string_view version) const {
-  MM_ASSIGN_OR_RETURN(ModelHandle model, options_.models->Get(name, version));
+  MM_ASSIGN_OR_RETURN(ModelHandle model, GetModel(tenant, name, version));
   ModelMetadata md;
   md.name = model->name;
   md.platform = model->config.platform();
@@ -73,18 +90,22 @@ StatusOr<ModelMetadata> InferenceService::GetModelMetadata(std::string_view name
   return md;
 }
 
-bool InferenceService::ModelReady(std::string_view name, std::string_view version) const {
-  return options_.models->Get(name, version).ok();
+bool InferenceService::ModelReady(const Tenant& tenant, std::string_view name,
+                                  std::string_view version) const {
+  return GetModel(tenant, name, version).ok();
 }
 
-std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(bool ready_only) {
+std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(const Tenant& tenant,
+                                                                  bool ready_only) {
   auto all = options_.models->Index();
-  if (!ready_only) return all;
-  std::vector<ModelVersionStatus> ready;
+  std::vector<ModelVersionStatus> out;
+  out.reserve(all.size());
   for (auto& s : all) {
-    if (s.state == ModelState::kReady) ready.push_back(std::move(s));
+    if (ready_only && s.state != ModelState::kReady) continue;
+    if (!Sees(tenant, s.repository)) continue;
+    out.push_back(std::move(s));
   }
-  return ready;
+  return out;
 }
 
 namespace {
@@ -167,18 +188,35 @@ Status WriteShmOutputs(const std::vector<ShmOutput>& targets, InferResponse& res
 
 }  // namespace
 
-void InferenceService::LoadModel(std::string_view name, std::optional<std::string> config_override,
+void InferenceService::LoadModel(const Tenant& tenant, std::string_view name,
+                                 std::optional<std::string> config_override,
                                  std::function<void(Status)> done) {
+  if (tenant.role != TenantRole::kAdmin) {
+    // Loading does not say whether a model it may not see exists.
+    if (Status s = ValidateModelName(name); !s.ok()) return done(s);
+    auto repository = options_.models->RepositoryOf(name);
+    if (!repository.ok() || !Sees(tenant, *repository)) return done(NotInAnyRepository(name));
+  }
   options_.models->Load(name, std::move(config_override), std::move(done));
 }
 
-void InferenceService::UnloadModel(std::string_view name, std::function<void(Status)> done) {
+void InferenceService::UnloadModel(const Tenant& tenant, std::string_view name,
+                                   std::function<void(Status)> done) {
+  if (Status s = CheckVisible(tenant, name); !s.ok()) return done(s);
   options_.models->Unload(name, std::move(done));
 }
 
-void InferenceService::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
+void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request,
+                             InferCallback done) {
   auto model = options_.models->Acquire(request->model_name, request->model_version);
-  if (model.ok()) return InferOn(**model, std::move(request), std::move(done));
+  if (model.ok()) {
+    // The request path: the servable says where it came from, no lookup.
+    if (!Sees(tenant, (*model)->repository)) return done(UnknownModel(request->model_name));
+    return InferOn(**model, std::move(request), std::move(done));
+  }
+  // Not READY (or unknown): a model this tenant may not see is unknown to it,
+  // and is never loaded on its behalf.
+  if (Status s = CheckVisible(tenant, request->model_name); !s.ok()) return done(s);
   // Not READY: a model that loads on demand is loaded (or its load joined) first.
   const std::string name = request->model_name;
   const std::string version = request->model_version;

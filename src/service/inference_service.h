@@ -69,17 +69,24 @@ class InferenceService {
   StatusOr<std::shared_ptr<const Tenant>> Authenticate(std::string_view authorization) const;
   // OK for an admin tenant; PERMISSION_DENIED naming `what` for any other.
   static Status RequireAdmin(const Tenant& tenant, std::string_view what);
-  StatusOr<ModelMetadata> GetModelMetadata(std::string_view name, std::string_view version) const;
-  StatusOr<ModelHandle> GetModel(std::string_view name, std::string_view version) const;
+  // Namespaces. Every method below takes the tenant asking (Authenticate)
+  // and sees only the models in that tenant's repositories (an admin sees
+  // every model). Another tenant's model answers exactly as a model that
+  // does not exist (UnknownModel, NotInAnyRepository): the answer does not
+  // tell whether it exists.
+  StatusOr<ModelMetadata> GetModelMetadata(const Tenant& tenant, std::string_view name,
+                                           std::string_view version) const;
+  StatusOr<ModelHandle> GetModel(const Tenant& tenant, std::string_view name,
+                                 std::string_view version) const;
   // True when the version (or, without one, any version) is READY.
-  bool ModelReady(std::string_view name, std::string_view version) const;
-  std::vector<ModelVersionStatus> RepositoryIndex(bool ready_only);
+  bool ModelReady(const Tenant& tenant, std::string_view name, std::string_view version) const;
+  std::vector<ModelVersionStatus> RepositoryIndex(const Tenant& tenant, bool ready_only);
 
   // Triton's repository extension (see ModelManager::Load/Unload): `done` is
   // called once, maybe on a loader thread, when the operation has finished.
-  void LoadModel(std::string_view name, std::optional<std::string> config_override,
-                 std::function<void(Status)> done);
-  void UnloadModel(std::string_view name, std::function<void(Status)> done);
+  void LoadModel(const Tenant& tenant, std::string_view name,
+                 std::optional<std::string> config_override, std::function<void(Status)> done);
+  void UnloadModel(const Tenant& tenant, std::string_view name, std::function<void(Status)> done);
 
   // Validates `request` against its model and queues it. `done` is called exactly once.
   // Inputs and requested outputs may refer to registered shared memory with the
@@ -88,12 +95,17 @@ class InferenceService {
   // back with empty data and those parameters.
   // A model that is not loaded but may load on demand is loaded first; the
   // request waits for that load without holding a thread.
-  void Infer(std::unique_ptr<InferRequest> request, InferCallback done);
+  void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done);
+
+  // Whether `tenant` sees models of the repository `repository_key` (PathKey).
+  static bool Sees(const Tenant& tenant, std::string_view repository_key);
 
   SharedMemoryManager& shared_memory() { return shared_memory_; }
 
  private:
   explicit InferenceService(Options options);
+  // OK when `tenant` sees model `name`; else UnknownModel(name).
+  Status CheckVisible(const Tenant& tenant, std::string_view name) const;
   void InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
                InferCallback done);
 

@@ -1,7 +1,9 @@
 #include "tenancy/tenant_registry.h"
 
 #include <cstring>
+
 #include <unordered_map>
+#include "core/path_key.h"
 
 namespace mm {
 
@@ -74,7 +76,11 @@ std::unique_ptr<TenantRegistry> TenantRegistry::FromConfig(TenantsConfig config)
 
 void TenantRegistry::Install(TenantsConfig config) {
   auto state = std::make_shared<State>();
-  for (const Tenant& t : config.tenants) state->tenants.push_back(std::make_shared<Tenant>(t));
+  for (Tenant& t : config.tenants) {
+    t.repository_keys.clear();
+    for (const auto& r : t.repositories) t.repository_keys.push_back(PathKey(r));
+    state->tenants.push_back(std::make_shared<Tenant>(t));
+  }
   state->config = std::move(config);
   state->generation = next_generation.fetch_add(1);
   std::lock_guard<std::mutex> lock(mu_);

@@ -47,6 +47,9 @@ struct Tenant {
   std::string id;
   std::vector<ApiKeyHash> api_keys;
   std::vector<std::string> repositories;  // as written in the file
+  // PathKey (core/path_key.h) of each repository, for comparisons; filled
+  // in by TenantRegistry, not by the parser.
+  std::vector<std::string> repository_keys;
   TenantRole role = TenantRole::kUser;
   double weight = 1;
   TenantQuotas quotas;

@@ -233,3 +233,132 @@ def test_a_bad_tenants_file_stops_the_server_naming_the_fault(tmp_path):
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert str(path) in text and "tenants[0] (a).api_keys[0]" in text and "hash-key" in text, text
+
+
+# ------------------------------------------------------------- namespaces
+
+KEY_B = "team-b-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def namespaces(tmp_path_factory):
+    """team-a owns add_sub, team-b mlp_classifier and string_int (loaded on
+    demand), ops (admin) sees all; explicit mode, everything loaded at start."""
+    import shutil
+    root = tmp_path_factory.mktemp("namespaces")
+    repo_a, repo_b = root / "a", root / "b"
+    repo_a.mkdir()
+    repo_b.mkdir()
+    shutil.copytree(EXAMPLES / "add_sub", repo_a / "add_sub")
+    shutil.copytree(EXAMPLES / "mlp_classifier", repo_b / "mlp_classifier")
+    shutil.copytree(EXAMPLES / "string_int", repo_b / "string_int")
+    path = write_tenants(root / "tenants.yaml", [
+        {"id": "team-a", "keys": [KEY_A], "repositories": [repo_a]},
+        # Another spelling of the same folder names the same repository.
+        {"id": "team-b", "keys": [KEY_B], "repositories": [f"{repo_b}/./"]},
+        {"id": "ops", "keys": [KEY_OPS], "role": "admin"},
+    ])
+    s = Server([repo_a, repo_b], "--tenants", path, "--model-control-mode", "explicit",
+               "--load-model", "add_sub", "--load-model", "mlp_classifier",
+               "--load-on-demand", "true").start()
+    yield s
+    assert s.stop() == 0, s.text()[-3000:]
+
+
+def index_names(base, key):
+    r = requests.post(base + "/v2/repository/index", headers=bearer(key), json={})
+    assert r.status_code == 200, r.text
+    return sorted({m["name"] for m in r.json()})
+
+
+def test_each_tenant_indexes_only_its_own_models(namespaces):
+    base = namespaces.base
+    assert index_names(base, KEY_A) == ["add_sub"]
+    assert index_names(base, KEY_B) == ["mlp_classifier", "string_int"]
+    assert index_names(base, KEY_OPS) == ["add_sub", "mlp_classifier", "string_int"]
+    g = grpcclient.InferenceServerClient(namespaces.grpc_url)
+    index = g.get_model_repository_index(headers={"authorization": f"Bearer {KEY_B}"})
+    assert sorted({m.name for m in index.models}) == ["mlp_classifier", "string_int"]
+
+
+def same_answer(base, key, method, path_of, foreign, missing="zz_no_such_model", body=None):
+    """The answer about `foreign` is the answer about a model that does not exist."""
+    a = requests.request(method, base + path_of(foreign), headers=bearer(key), data=body)
+    b = requests.request(method, base + path_of(missing), headers=bearer(key), data=body)
+    assert a.status_code == b.status_code, (path_of(foreign), a.status_code, b.status_code)
+    assert a.text.replace(foreign, "M") == b.text.replace(missing, "M"), (a.text, b.text)
+    return a
+
+
+def test_another_tenants_model_is_answered_as_if_it_did_not_exist(namespaces):
+    base = namespaces.base
+    infer = json_infer_body()
+    for path_of, method, body in (
+            (lambda m: f"/v2/models/{m}", "GET", None),
+            (lambda m: f"/v2/models/{m}/versions/1", "GET", None),
+            (lambda m: f"/v2/models/{m}/config", "GET", None),
+            (lambda m: f"/v2/models/{m}/ready", "GET", None),
+            (lambda m: f"/v2/models/{m}/infer", "POST", infer),
+            (lambda m: f"/v2/models/{m}/versions/1/infer", "POST", infer),
+            (lambda m: f"/v2/repository/models/{m}/load", "POST", "{}"),
+            (lambda m: f"/v2/repository/models/{m}/unload", "POST", "{}")):
+        r = same_answer(base, KEY_A, method, path_of, "mlp_classifier", body=body)
+        assert r.status_code in (400, 404), (path_of("x"), r.status_code, r.text)
+        # string_int is team-b's and not loaded: a load on demand must not start for team-a.
+        same_answer(base, KEY_A, method, path_of, "string_int", body=body)
+    # The owner and the admin do see it.
+    assert requests.get(base + "/v2/models/mlp_classifier", headers=bearer(KEY_B)).status_code == 200
+    assert requests.get(base + "/v2/models/mlp_classifier",
+                        headers=bearer(KEY_OPS)).status_code == 200
+    assert requests.get(base + "/v2/models/add_sub", headers=bearer(KEY_B)).status_code == 404
+    # Nothing team-a asked for loaded team-b's string_int.
+    r = requests.post(base + "/v2/repository/index", headers=bearer(KEY_OPS), json={})
+    states = {m["name"]: m.get("state") for m in r.json()}
+    assert states["string_int"] != "READY", states
+
+
+def json_infer_body():
+    import json
+    return json.dumps({"inputs": [{"name": "INPUT0", "shape": [4], "datatype": "FP32",
+                                   "data": [1, 2, 3, 4]}]})
+
+
+def test_grpc_hides_another_tenants_model_the_same_way(namespaces):
+    g = grpcclient.InferenceServerClient(namespaces.grpc_url)
+    a = {"authorization": f"Bearer {KEY_A}"}
+    errors = []
+    for name in ("mlp_classifier", "zz_no_such_model"):
+        with pytest.raises(InferenceServerException) as e:
+            g.get_model_metadata(name, headers=a)
+        errors.append((str(e.value.status()), e.value.message().replace(name, "M")))
+    assert errors[0] == errors[1] and "NOT_FOUND" in errors[0][0], errors
+    assert not g.is_model_ready("mlp_classifier", headers=a)
+    assert g.is_model_ready("mlp_classifier", headers={"authorization": f"Bearer {KEY_B}"})
+    inputs, want = add_sub_inputs(grpcclient)
+    np.testing.assert_array_equal(g.infer("add_sub", inputs, headers=a).as_numpy("OUTPUT0"), want)
+
+
+def test_a_tenant_loads_and_unloads_its_own_models(namespaces):
+    base = namespaces.base
+    r = requests.post(base + "/v2/repository/models/string_int/load", headers=bearer(KEY_B),
+                      json={})
+    assert r.status_code == 200, r.text
+    assert requests.get(base + "/v2/models/string_int/ready", headers=bearer(KEY_B)).status_code == 200
+    r = requests.post(base + "/v2/repository/models/string_int/unload", headers=bearer(KEY_B),
+                      json={})
+    assert r.status_code == 200, r.text
+    assert requests.get(base + "/v2/models/string_int/ready", headers=bearer(KEY_B)).status_code == 400
+
+
+def test_names_that_try_to_leave_the_repository_are_refused(namespaces):
+    base = namespaces.base
+    for name in ("..", "%2e%2e", "..%2Fb%2Fmlp_classifier", "a%00b", "%0a", "x" * 300):
+        for key in (KEY_A, KEY_OPS):
+            r = requests.post(f"{base}/v2/repository/models/{name}/load", headers=bearer(key),
+                              json={})
+            assert r.status_code in (400, 404), (name, r.status_code, r.text)
+            if name == "..":
+                continue  # the client itself folds "/v2/models/.." into "/v2"
+            r = requests.get(f"{base}/v2/models/{name}", headers=bearer(key))
+            assert r.status_code in (400, 404), (name, r.status_code, r.text)
+    assert "mlp_classifier" not in index_names(base, KEY_A)

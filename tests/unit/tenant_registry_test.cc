@@ -96,6 +96,22 @@ TEST(TenantRegistryTest, ReloadSwapsTheFileAndKeepsTheOldOneWhenBad) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(TenantRegistryTest, RepositoriesAreComparedByTheirCanonicalPath) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mm-tenant-repos-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "models");
+  std::filesystem::create_symlink(dir / "models", dir / "link");
+  Tenant a = Make("a", {"ka"});
+  a.repositories = {(dir / "models/").string(), (dir / "link").string(),
+                    (dir / "x/../models").string()};
+  auto registry = TenantRegistry::FromConfig({{a}});
+  auto tenant = registry->Authenticate("Bearer ka");
+  ASSERT_TRUE(tenant.ok());
+  const std::string want = std::filesystem::canonical(dir / "models").string();
+  EXPECT_EQ((*tenant)->repository_keys, (std::vector<std::string>{want, want, want}));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TenantRegistryTest, AMissingFileIsNamed) {
   auto registry = TenantRegistry::FromFile("/nonexistent/tenants.yaml");
   ASSERT_FALSE(registry.ok());
