@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cassert>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,8 +50,17 @@ class [[nodiscard]] Status {
   // Prepends context: "loading model m: " + message.
   Status WithContext(std::string_view context) const;
 
+  // For a refusal that a retry after a while would pass (a quota): how long
+  // to wait, in milliseconds (0: no hint). HTTP sends it as Retry-After.
+  uint32_t retry_after_ms() const { return retry_after_ms_; }
+  Status WithRetryAfter(uint32_t ms) && {
+    retry_after_ms_ = ms;
+    return std::move(*this);
+  }
+
  private:
   StatusCode code_ = StatusCode::kOk;
+  uint32_t retry_after_ms_ = 0;
   std::string message_;
 };
 

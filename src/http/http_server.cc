@@ -316,6 +316,10 @@ class Session : public std::enable_shared_from_this<Session> {
       head_ += reply_.allow;
     }
     if (reply_.status == 401) head_ += "\r\nWWW-Authenticate: Bearer realm=\"mmserve\"";
+    if (reply_.retry_after_s > 0) {
+      head_ += "\r\nRetry-After: ";
+      head_ += std::to_string(reply_.retry_after_s);
+    }
     const bool close = !keep_alive_ || closing_ || server_->stopping();
     if (close) head_ += "\r\nConnection: close";
     head_ += "\r\n\r\n";

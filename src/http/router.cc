@@ -172,6 +172,8 @@ HttpReply ErrorReply(const Status& status) {
   HttpReply r;
   r.status = HttpStatusFor(status.code());
   EncodeError(status.message(), r.body);
+  // Whole seconds, rounded up: a client that waits that long gets through.
+  if (status.retry_after_ms() > 0) r.retry_after_s = (status.retry_after_ms() + 999) / 1000;
   return r;
 }
 

@@ -39,6 +39,7 @@ struct HttpReply {
   std::shared_ptr<const void> tail_owner;        // keeps `tail` alive until written
   bool binary_header = false;  // send Inference-Header-Content-Length: body.size()
   std::string allow;           // for 405: the methods the path accepts
+  uint32_t retry_after_s = 0;  // Retry-After (a quota's refusal); 0: none
   size_t content_length() const;
 };
 

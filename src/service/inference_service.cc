@@ -2,6 +2,7 @@
 
 #include "service/request_validator.h"
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -208,6 +209,21 @@ void InferenceService::UnloadModel(const Tenant& tenant, std::string_view name,
 
 void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request,
                              InferCallback done) {
+  // Quotas first: a refused request costs nothing more.
+  if (TenantQuota* quota = tenant.quota.get(); quota != nullptr && quota->limited()) {
+    const bool counts = quota->limits_concurrency();
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    if (Status s = quota->Admit(now); !s.ok()) return done(std::move(s));
+    if (counts) {
+      done = [quota = tenant.quota,
+              done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) mutable {
+        quota->Release();
+        done(std::move(r));
+      };
+    }
+  }
   auto model = options_.models->Acquire(request->model_name, request->model_version);
   if (model.ok()) {
     // The request path: the servable says where it came from, no lookup.

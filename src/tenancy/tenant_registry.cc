@@ -76,14 +76,20 @@ std::unique_ptr<TenantRegistry> TenantRegistry::FromConfig(TenantsConfig config)
 
 void TenantRegistry::Install(TenantsConfig config) {
   auto state = std::make_shared<State>();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::shared_ptr<TenantQuota>> quotas;
   for (Tenant& t : config.tenants) {
     t.repository_keys.clear();
     for (const auto& r : t.repositories) t.repository_keys.push_back(PathKey(r));
+    auto it = quotas_.find(t.id);
+    t.quota = it != quotas_.end() ? it->second : std::make_shared<TenantQuota>(t.id);
+    t.quota->Configure(t.quotas);
+    quotas[t.id] = t.quota;
     state->tenants.push_back(std::make_shared<Tenant>(t));
   }
+  quotas_ = std::move(quotas);  // a tenant dropped by a reload loses its state
   state->config = std::move(config);
   state->generation = next_generation.fetch_add(1);
-  std::lock_guard<std::mutex> lock(mu_);
   state_ = std::move(state);
   generation_.store(state_->generation, std::memory_order_release);
 }

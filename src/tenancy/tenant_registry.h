@@ -20,12 +20,14 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
 #include "core/status.h"
+#include "tenancy/quota.h"
 #include "tenancy/tenants.h"
 
 namespace mm {
@@ -71,6 +73,8 @@ class TenantRegistry {
 
   mutable std::mutex mu_;
   std::shared_ptr<const State> state_;  // guarded by mu_ (the pointer; the State is immutable)
+  // Each tenant id's quota state, kept across reloads.
+  std::map<std::string, std::shared_ptr<TenantQuota>> quotas_;  // guarded by mu_
   std::atomic<uint64_t> generation_{0};
 };
 

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,8 @@
 namespace mm {
 
 enum class TenantRole { kUser, kAdmin };
+
+class TenantQuota;
 
 struct TenantQuotas {
   uint64_t max_concurrency = 0;    // 0: unlimited
@@ -50,6 +53,9 @@ struct Tenant {
   // PathKey (core/path_key.h) of each repository, for comparisons; filled
   // in by TenantRegistry, not by the parser.
   std::vector<std::string> repository_keys;
+  // The request quotas' live state (tenancy/quota.h), kept across reloads;
+  // set by TenantRegistry (null in open mode and from the parser).
+  std::shared_ptr<TenantQuota> quota;
   TenantRole role = TenantRole::kUser;
   double weight = 1;
   TenantQuotas quotas;

@@ -36,6 +36,9 @@ def write_tenants(path, tenants):
             lines.append("    repositories: [" + ", ".join(map(str, t["repositories"])) + "]")
         if t.get("role"):
             lines.append(f"    role: {t['role']}")
+        if t.get("quotas"):
+            lines.append("    quotas: {" + ", ".join(f"{k}: {v}" for k, v in t["quotas"].items())
+                         + "}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -362,3 +365,92 @@ def test_names_that_try_to_leave_the_repository_are_refused(namespaces):
             r = requests.get(f"{base}/v2/models/{name}", headers=bearer(key))
             assert r.status_code in (400, 404), (name, r.status_code, r.text)
     assert "mlp_classifier" not in index_names(base, KEY_A)
+
+
+# ------------------------------------------------------------------ quotas
+
+CHAOS_IN_PROCESS = """name: "chaos"
+platform: "mmserve_chaos"
+mmserve { isolation: IN_PROCESS }
+"""
+
+
+@pytest.fixture(scope="module")
+def quotas(tmp_path_factory):
+    """slow: 1 request per 1000 s with a burst of 3; narrow: 1 request at a
+    time; free: no quota; all three share the example models and a chaos
+    model (hangs on command)."""
+    import shutil
+    root = tmp_path_factory.mktemp("quotas")
+    repos = {}
+    for tenant in ("slow", "narrow", "free"):
+        repos[tenant] = root / tenant
+        repos[tenant].mkdir()
+        model = repos[tenant] / f"add_sub_{tenant}"
+        shutil.copytree(EXAMPLES / "add_sub", model)
+        config = model / "config.pbtxt"
+        config.write_text(config.read_text().replace('"add_sub"', f'"add_sub_{tenant}"'))
+    (repos["narrow"] / "chaos" / "1").mkdir(parents=True)
+    (repos["narrow"] / "chaos" / "config.pbtxt").write_text(CHAOS_IN_PROCESS)
+    path = write_tenants(root / "tenants.yaml", [
+        {"id": "slow", "keys": ["slow-key-0123456789"], "repositories": [repos["slow"]],
+         "quotas": {"requests_per_second": 0.001, "burst": 3}},
+        {"id": "narrow", "keys": ["narrow-key-0123456789"], "repositories": [repos["narrow"]],
+         "quotas": {"max_concurrency": 1}},
+        {"id": "free", "keys": ["free-key-0123456789"], "repositories": [repos["free"]]},
+    ])
+    s = Server(list(repos.values()), "--tenants", path, "--enable-test-backends").start()
+    yield s
+    assert s.stop() == 0, s.text()[-3000:]
+
+
+def add_sub_json(model):
+    return {"inputs": [{"name": "INPUT0", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]},
+                       {"name": "INPUT1", "shape": [4], "datatype": "FP32", "data": [1, 1, 1, 1]}]}
+
+
+def test_over_the_rate_quota_is_429_with_retry_after(quotas):
+    url = f"{quotas.base}/v2/models/add_sub_slow/infer"
+    answers = [requests.post(url, headers=bearer("slow-key-0123456789"), json=add_sub_json(0))
+               for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429], [a.text for a in answers]
+    refused = answers[3]
+    # One request per 1000 s: the next one is due in about 1000 s.
+    assert 990 <= int(refused.headers["Retry-After"]) <= 1000, refused.headers
+    assert "tenant 'slow' is over its rate quota" in refused.json()["error"]
+    # Over gRPC the same quota answers RESOURCE_EXHAUSTED.
+    g = grpcclient.InferenceServerClient(quotas.grpc_url)
+    inputs, _ = add_sub_inputs(grpcclient)
+    with pytest.raises(InferenceServerException) as e:
+        g.infer("add_sub_slow", inputs, headers={"authorization": "Bearer slow-key-0123456789"})
+    assert "RESOURCE_EXHAUSTED" in str(e.value.status()) and "rate quota" in e.value.message()
+    # Another tenant is not held to it; metadata calls are not counted.
+    free = f"{quotas.base}/v2/models/add_sub_free/infer"
+    for _ in range(5):
+        r = requests.post(free, headers=bearer("free-key-0123456789"), json=add_sub_json(0))
+        assert r.status_code == 200, r.text
+    r = requests.get(f"{quotas.base}/v2/models/add_sub_slow",
+                     headers=bearer("slow-key-0123456789"))
+    assert r.status_code == 200
+
+
+def test_over_the_concurrency_quota_is_429(quotas):
+    import concurrent.futures
+    url = f"{quotas.base}/v2/models/chaos/infer"
+    # Two requests at once; each would hang 3 s: whichever arrives second
+    # finds the tenant's one slot taken.
+    body = {"inputs": [{"name": "COMMAND", "datatype": "INT64", "shape": [2], "data": [3, 3000]},
+                       {"name": "INPUT", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(
+            lambda _: requests.post(url, headers=bearer("narrow-key-0123456789"), json=body,
+                                    timeout=60), range(2)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 429], [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.headers["Retry-After"] == "1"
+    assert "max_concurrency" in refused.json()["error"]
+    # Once it has completed the slot is free again.
+    echo = {"inputs": [{"name": "COMMAND", "datatype": "INT64", "shape": [2], "data": [0, 0]},
+                       {"name": "INPUT", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
+    assert requests.post(url, headers=bearer("narrow-key-0123456789"), json=echo).status_code == 200
