@@ -211,12 +211,12 @@ void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest>
                              InferCallback done) {
   // Quotas first: a refused request costs nothing more.
   if (TenantQuota* quota = tenant.quota.get(); quota != nullptr && quota->limited()) {
-    const bool counts = quota->limits_concurrency();
     const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now().time_since_epoch())
                             .count();
-    if (Status s = quota->Admit(now); !s.ok()) return done(std::move(s));
-    if (counts) {
+    bool counted = false;
+    if (Status s = quota->Admit(now, &counted); !s.ok()) return done(std::move(s));
+    if (counted) {
       done = [quota = tenant.quota,
               done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) mutable {
         quota->Release();

@@ -23,7 +23,8 @@ void TenantQuota::Configure(const TenantQuotas& quotas) {
   burst_.store(quotas.burst, std::memory_order_relaxed);
 }
 
-Status TenantQuota::Admit(int64_t now_ns) {
+Status TenantQuota::Admit(int64_t now_ns, bool* counted) {
+  *counted = false;
   const int64_t max = max_concurrency_.load(std::memory_order_relaxed);
   if (max > 0 && in_flight_.fetch_add(1, std::memory_order_acq_rel) >= max) {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
@@ -55,6 +56,7 @@ Status TenantQuota::Admit(int64_t now_ns) {
       if (tat_ns_.compare_exchange_weak(tat, start + interval, std::memory_order_relaxed)) break;
     }
   }
+  *counted = max > 0;
   return OkStatus();
 }
 

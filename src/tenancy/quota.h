@@ -42,9 +42,9 @@ class TenantQuota {
   // Admits one request arriving at `now_ns` (steady clock), or refuses it
   // with RESOURCE_EXHAUSTED naming the quota, with a retry-after hint (the
   // exact wait for the rate; 1 s for concurrency, which has no schedule).
-  // An admitted request must be Released when it completes if
-  // limits_concurrency() was true when it was admitted.
-  Status Admit(int64_t now_ns);
+  // `*counted` says whether the admitted request holds a concurrency slot,
+  // which it must Release when it completes.
+  Status Admit(int64_t now_ns, bool* counted);
   void Release() { in_flight_.fetch_sub(1, std::memory_order_acq_rel); }
 
   int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }

@@ -72,7 +72,9 @@ class ChaosInstance final : public ModelInstance {
     out.dtype = DataType::kFp32;
     out.shape = input->shape;
     out.data = input->data;
-    out.owner = request.body;  // the input's bytes outlive the response
+    // The input's bytes outlive the request: they are the transport's buffer
+    // (body), or a buffer of their own when the transport decoded them (JSON).
+    out.owner = input->owner != nullptr ? input->owner : request.body;
     response.outputs.push_back(std::move(out));
     return OkStatus();
   }
