@@ -108,7 +108,8 @@ Status Mailbox::AwaitReply(std::chrono::milliseconds timeout, bool* on_socket,
                            std::string& payload) {
   std::atomic_ref<uint32_t> word(turn());
   const uint32_t want = Next(turn_);
-  const auto deadline = Clock::now() + timeout;
+  // Read the clock only when there is a limit (not once per request else).
+  const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point{};
   for (;;) {
     const uint32_t now = word.load(std::memory_order_acquire);
     if (now & kGone) return Unavailable("the worker is gone");
