@@ -55,7 +55,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
-READY_RE = re.compile(r"model '(\w+)' version \d+ is READY \(([\d.]+) (B|KiB|MiB|GiB) footprint\)")
+READY_RE = re.compile(r"model '(\w+)' version \d+ is READY \(([\d.]+) (B|KiB|MiB|GiB) footprint[;)]")
 
 
 def env_int(name, default):

@@ -57,11 +57,15 @@ function bench.pack_f32(values)
 end
 
 -- Every request of the run: POST body, with extra headers.
+-- With BENCH_AUTHORIZATION in the environment ("Bearer KEY"), every request
+-- carries it as its Authorization header.
 function bench.post(body, headers)
   wrk.method = "POST"
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
   for k, v in pairs(headers or {}) do wrk.headers[k] = v end
+  local authorization = os.getenv("BENCH_AUTHORIZATION")
+  if authorization and authorization ~= "" then wrk.headers["Authorization"] = authorization end
 end
 
 -- -------------------------------------------------------------- checking

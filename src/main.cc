@@ -103,6 +103,10 @@ int main(int argc, char** argv) {
   size_t grpc_threads = cores;
   size_t execution_threads = cores;
   size_t max_request_bytes = 64ull << 20;
+  size_t max_tensors_per_request = 1024;
+  size_t max_header_bytes = 16 << 10;
+  uint32_t read_timeout_ms = 60'000;
+  int64_t max_elements_per_tensor = int64_t{1} << 30;
   std::string log_level = "info";
   std::string control_mode = "none";
   std::vector<std::string> load_models;
@@ -121,6 +125,10 @@ int main(int argc, char** argv) {
   uint64_t worker_mailbox_bytes = 64u << 10;
   bool test_backends = false;
   std::string tenants_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  uint32_t tls_handshake_timeout_ms = 10'000;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -163,6 +171,25 @@ int main(int argc, char** argv) {
                  "Largest request body accepted (413 above it)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1024}, size_t{1} << 40));
+  app.add_option("--max-header-bytes", max_header_bytes,
+                 "Largest request head: HTTP header fields (431 above it), gRPC metadata")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 20));
+  app.add_option("--read-timeout-ms", read_timeout_ms,
+                 "Slow and idle clients: an HTTP request's head must arrive within it (keep-alive "
+                 "idle time included), its body and reply at 64 KiB/s or more beyond it; a gRPC "
+                 "connection must finish its handshake within it and is closed after that long "
+                 "without a call")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{100}, uint32_t{3'600'000}));
+  app.add_option("--max-tensors-per-request", max_tensors_per_request,
+                 "Most tensors (inputs plus requested outputs) one inference request may name")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--max-elements-per-tensor", max_elements_per_tensor,
+                 "Most elements one input tensor may have (its shape's product)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 62));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (the last one given)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
@@ -218,6 +245,26 @@ int main(int argc, char** argv) {
                  "repositories, roles, weights and quotas; without it the server runs open. "
                  "SIGHUP re-reads it")
       ->check(CLI::ExistingFile);
+  CLI::Option* tls_cert_option =
+      app.add_option("--tls-cert", tls_cert,
+                     "Server certificate chain (PEM, the server's certificate first): HTTP and "
+                     "gRPC then speak TLS (1.2 or 1.3) only")
+          ->check(CLI::ExistingFile);
+  CLI::Option* tls_key_option =
+      app.add_option("--tls-key", tls_key, "Private key of --tls-cert (PEM, not encrypted)")
+          ->check(CLI::ExistingFile);
+  tls_cert_option->needs(tls_key_option);
+  tls_key_option->needs(tls_cert_option);
+  app.add_option("--tls-client-ca", tls_client_ca,
+                 "CA certificates (PEM) for mutual TLS: HTTP and gRPC clients must present a "
+                 "certificate signed by one of them")
+      ->check(CLI::ExistingFile)
+      ->needs(tls_cert_option);
+  app.add_option("--tls-handshake-timeout-ms", tls_handshake_timeout_ms,
+                 "HTTP: a TLS connection whose handshake has not finished by then is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{1}, uint32_t{600'000}))
+      ->group("");
   app.add_option("--worker-mailbox-bytes", worker_mailbox_bytes,
                  "Size of each worker's mailbox; requests and replies larger than half of it "
                  "go through the worker's socket (for tests)")
@@ -279,6 +326,44 @@ int main(int argc, char** argv) {
 
   auto budget = mm::ParseByteSize(memory_budget, mm::PhysicalMemoryBytes());
   if (!budget.ok()) return Fail(budget.status().WithContext("--model-memory-budget"));
+  std::unique_ptr<mm::TenantRegistry> tenants;
+  if (tenants_file.empty()) {
+    tenants = mm::TenantRegistry::Open();
+    spdlog::warn(
+        "no --tenants file: the server runs open, every request is the one default tenant "
+        "(admin), no API key is asked for");
+  } else {
+    auto loaded = mm::TenantRegistry::FromFile(tenants_file);
+    if (!loaded.ok()) return Fail(loaded.status().WithContext("--tenants"));
+    tenants = std::move(*loaded);
+    spdlog::info(
+        "tenants from {}: {} tenants; every request but the health checks needs an "
+        "API key (SIGHUP re-reads the file)",
+        tenants_file, tenants->config()->tenants.size());
+  }
+  // The tenants file's weights share the execution slots among tenants (over
+  // --tenant-weight for the same tenant); a reload applies its new weights.
+  // Memory shares are only guaranteed while they fit the budget together.
+  auto apply_tenants = [&slots, budget = *budget](const mm::TenantsConfig& config) {
+    uint64_t shares = 0;
+    for (const mm::Tenant& t : config.tenants) shares += t.quotas.memory_bytes;
+    if (budget > 0 && shares > budget) {
+      spdlog::warn(
+          "the tenants' memory_bytes quotas add up to {} bytes, over --model-memory-budget ({} "
+          "bytes): a tenant's share is not guaranteed",
+          shares, budget);
+    }
+    for (const mm::Tenant& t : config.tenants) {
+      if (auto s = slots.SetTenantWeight(t.id, t.weight); !s.ok()) {
+        spdlog::error("tenant '{}': weight not applied: {}", t.id, s.message());
+      } else if (t.weight != 1) {
+        spdlog::info("tenant '{}' has weight {} in the execution slots' fair share", t.id,
+                     t.weight);
+      }
+    }
+  };
+  apply_tenants(*tenants->config());
+
   mm::ModelManager::Options manager_options;
   manager_options.mode = control_mode == "explicit" ? mm::ModelControlMode::kExplicit
                          : control_mode == "poll"   ? mm::ModelControlMode::kPoll
@@ -296,6 +381,17 @@ int main(int argc, char** argv) {
   manager_options.load_threads = load_threads;
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
   manager_options.slots = &slots;
+  // A model's fair-share tenant is the tenant owning its repository, whose
+  // model quotas hold its loads.
+  manager_options.owner_of = [registry = tenants.get()](std::string_view repository) {
+    mm::ModelOwner owner;
+    if (auto tenant = registry->OwnerOf(repository)) {
+      owner.tenant = tenant->id;
+      owner.max_loaded_models = tenant->quotas.max_loaded_models;
+      owner.memory_bytes = tenant->quotas.memory_bytes;
+    }
+    return owner;
+  };
   manager_options.scheduler.inline_max_ns = inline_max_us * 1000;
   // Answers requests at their queue deadlines.
   mm::Timer queue_timer(mm::SteadyClock::Get(), /*with_thread=*/true);
@@ -311,47 +407,57 @@ int main(int argc, char** argv) {
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());
 
-  std::unique_ptr<mm::TenantRegistry> tenants;
-  if (tenants_file.empty()) {
-    tenants = mm::TenantRegistry::Open();
-    spdlog::warn(
-        "no --tenants file: the server runs open, every request is the one default tenant "
-        "(admin), no API key is asked for");
-  } else {
-    auto loaded = mm::TenantRegistry::FromFile(tenants_file);
-    if (!loaded.ok()) return Fail(loaded.status().WithContext("--tenants"));
-    tenants = std::move(*loaded);
-    spdlog::info(
-        "tenants from {}: {} tenants; every request but the health checks needs an "
-        "API key (SIGHUP re-reads the file)",
-        tenants_file, tenants->config()->tenants.size());
-  }
-
-  auto service =
-      mm::InferenceService::Create({manager->get(), "mmserve", MMSERVE_VERSION, tenants.get()});
+  auto service = mm::InferenceService::Create({.models = manager->get(),
+                                               .server_name = "mmserve",
+                                               .server_version = MMSERVE_VERSION,
+                                               .tenants = tenants.get(),
+                                               .max_tensors_per_request = max_tensors_per_request,
+                                               .max_elements_per_tensor = max_elements_per_tensor});
   if (!service.ok()) return Fail(service.status());
+
+  // The same certificate on both transports; the HTTP server checks the files first.
+  const std::string_view tls_mode = tls_cert.empty()        ? ""
+                                    : tls_client_ca.empty() ? " with TLS"
+                                                            : " with mutual TLS";
 
   mm::HttpServer::Options http_options;
   http_options.address = http_address;
   http_options.port = http_port;
   http_options.threads = http_threads;
   http_options.max_request_bytes = max_request_bytes;
+  http_options.max_header_bytes = max_header_bytes;
+  http_options.tls_cert_file = tls_cert;
+  http_options.tls_key_file = tls_key;
+  http_options.tls_client_ca_file = tls_client_ca;
+  http_options.tls_handshake_timeout_ms = tls_handshake_timeout_ms;
   auto http = mm::HttpServer::Create(http_options, service->get());
   if (!http.ok()) return Fail(http.status());
   (*http)->Start();
   // Live while loading; ready once every model had its chance to load.
-  spdlog::info("HTTP server listening on {}:{}", http_address, (*http)->port());
+  spdlog::info("HTTP server listening on {}:{}{}", http_address, (*http)->port(), tls_mode);
   mm::GrpcServer::Options grpc_options;
   grpc_options.address = grpc_address;
   grpc_options.port = grpc_port;
   grpc_options.max_message_bytes = max_request_bytes;
+  grpc_options.max_metadata_bytes = max_header_bytes;
+  grpc_options.read_timeout_ms = read_timeout_ms;
   grpc_options.threads = grpc_threads;
+  grpc_options.tls_cert_file = tls_cert;
+  grpc_options.tls_key_file = tls_key;
+  grpc_options.tls_client_ca_file = tls_client_ca;
   auto grpc = mm::GrpcServer::Start(grpc_options, service->get());
   if (!grpc.ok()) {
     (*http)->Stop();
     return Fail(grpc.status());
   }
-  spdlog::info("gRPC server listening on {}:{}", grpc_address, (*grpc)->port());
+  spdlog::info("gRPC server listening on {}:{}{}", grpc_address, (*grpc)->port(), tls_mode);
+  if (!tls_cert.empty()) {
+    spdlog::info("TLS on for HTTP and gRPC (1.2 and 1.3): certificate {}, key {}", tls_cert,
+                 tls_key);
+    if (!tls_client_ca.empty()) {
+      spdlog::info("mutual TLS on: clients need a certificate signed by a CA in {}", tls_client_ca);
+    }
+  }
   (*manager)->Start();
   (*service)->SetReady(true);
   spdlog::info("mmserve is ready");
@@ -366,6 +472,7 @@ int main(int argc, char** argv) {
       spdlog::error("SIGHUP: the tenants file was not reloaded, the tenants in force stay: {}",
                     s.message());
     } else {
+      apply_tenants(*tenants->config());
       spdlog::info("SIGHUP: tenants reloaded from {}: {} tenants", tenants_file,
                    tenants->config()->tenants.size());
     }

@@ -41,6 +41,11 @@ struct InferResponse {
   std::string id;
   Parameters parameters;
   std::vector<Tensor> outputs;
+  // Set by the scheduler (usage accounting): how long the request waited in
+  // its model's queue, and its share of the execution's time (a batch's time
+  // is shared among its requests by rows).
+  int64_t queue_ns = 0;
+  int64_t compute_ns = 0;
 };
 
 // Called exactly once per request, with the response or the reason it failed.

@@ -1,12 +1,16 @@
 #include "grpc/grpc_server.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -632,6 +636,49 @@ class CloseTag final : public Tag {
   Queue* const queue_;
 };
 
+// The whole of a PEM file; fails naming the flag and the path.
+StatusOr<std::string> ReadPem(std::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgument(std::string(flag) + " " + path + ": cannot read the file (" +
+                           std::strerror(errno) + ")");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string pem = std::move(text).str();
+  if (pem.find("-----BEGIN ") == std::string::npos) {
+    return InvalidArgument(std::string(flag) + " " + path +
+                           ": not a PEM file; expected -----BEGIN ...----- blocks");
+  }
+  return pem;
+}
+
+// TLS credentials when options name a certificate, else plain (insecure) ones.
+StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const GrpcServer::Options& options) {
+  if (options.tls_cert_file.empty()) {
+    if (!options.tls_key_file.empty() || !options.tls_client_ca_file.empty()) {
+      return InvalidArgument(
+          "--tls-key and --tls-client-ca need --tls-cert (the server's certificate)");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.tls_key_file.empty()) {
+    return InvalidArgument("--tls-cert " + options.tls_cert_file +
+                           " needs --tls-key (the certificate's private key)");
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  MM_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("--tls-cert", options.tls_cert_file));
+  MM_ASSIGN_OR_RETURN(pair.private_key, ReadPem("--tls-key", options.tls_key_file));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.tls_client_ca_file.empty()) {
+    MM_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--tls-client-ca", options.tls_client_ca_file));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
 // Asks for one call of every method on `queue`.
 void AwaitAll(Shared* s, Queue* q) {
   UnaryCall<ServerLive>::Await(s, q);
@@ -675,14 +722,24 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
   // Debian's abseil checks every mutex acquisition for lock-order cycles, which
   // costs gRPC ~3% of its CPU per call; our own code does not use absl::Mutex.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  MM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                      MakeCredentials(options));
   auto impl = std::make_unique<Impl>();
   impl->shared.service = service;
   grpc::ServerBuilder builder;
   const std::string target = options.address + ":" + std::to_string(options.port);
-  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(target, credentials, &impl->port);
   const int limit = static_cast<int>(std::min<size_t>(options.max_message_bytes, INT32_MAX));
   builder.SetMaxReceiveMessageSize(limit);
   builder.SetMaxSendMessageSize(limit);
+  // Slow or idle clients cannot hold a connection (or its memory) for long.
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_METADATA_SIZE,
+      static_cast<int>(std::min<size_t>(options.max_metadata_bytes, INT32_MAX)));
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(options.read_timeout_ms));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(options.read_timeout_ms));
   builder.RegisterService(&impl->shared.grpc_service);
   for (size_t i = 0; i < std::max<size_t>(1, options.threads); ++i) {
     impl->queues.push_back(std::make_unique<Queue>());
@@ -698,8 +755,14 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
       while (q->cq->Next(&tag, &ok)) {
       }
     }
-    return Unavailable("cannot listen for gRPC on " + target +
-                       " (address in use, or not an address of this machine)");
+    return Unavailable(
+        "cannot listen for gRPC on " + target +
+        (options.tls_cert_file.empty()
+             ? " (address in use, or not an address of this machine)"
+             : " (address in use, not an address of this machine, or gRPC refused the "
+               "certificate in --tls-cert " +
+                   options.tls_cert_file + " or the key in --tls-key " + options.tls_key_file +
+                   ")"));
   }
   for (auto& q : impl->queues) {
     Queue* queue = q.get();

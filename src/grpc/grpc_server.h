@@ -5,6 +5,10 @@
 // a call in place; inference that runs on an execution thread answers from
 // there, through the InferenceService callback.
 //
+// TLS: with a certificate in Options the port speaks TLS only (the same PEM
+// files as HttpServer, through grpc::SslServerCredentials); with a client CA as
+// well, a client must present a certificate signed by it (mutual TLS).
+//
 // Shutdown contract: Stop() stops accepting RPCs, waits for the ones in flight
 // to finish, then returns. Call once, from any thread.
 #pragma once
@@ -25,9 +29,20 @@ class GrpcServer {
     uint16_t port = 8001;  // 0: pick a free port (see port())
     size_t max_message_bytes = 64 << 20;
     size_t threads = 1;  // completion queues, one polling thread each
+    // Largest request metadata (all of a call's headers), as HTTP's header limit.
+    size_t max_metadata_bytes = 16 << 10;
+    // A connection must finish its handshake (TLS, HTTP/2 preface) within
+    // this long, and one with no call for this long is closed (GOAWAY).
+    uint32_t read_timeout_ms = 60'000;
+    // PEM files (--tls-cert, --tls-key, --tls-client-ca). An empty cert means
+    // no TLS; a key goes with a cert; a client CA asks for mutual TLS.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_client_ca_file;
   };
 
-  // Starts serving; fails with a message naming the address when it cannot listen.
+  // Starts serving; fails with a message naming the address when it cannot
+  // listen, and one naming the flag and the file when a TLS file cannot be read.
   static StatusOr<std::unique_ptr<GrpcServer>> Start(Options options, InferenceService* service);
   ~GrpcServer();
 

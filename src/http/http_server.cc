@@ -5,11 +5,17 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <memory_resource>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
+
+#include <openssl/ssl.h>
 
 #include <spdlog/spdlog.h>
 
@@ -77,7 +83,7 @@ std::string_view Reason(int status) {
 
 }  // namespace
 
-class Session;
+class Connection;
 
 // One event loop per I/O thread (as nginx has one per worker): a connection
 // lives on one loop for its whole life, so its handlers never need a strand
@@ -92,7 +98,115 @@ struct EventLoop {
 
 using Executor = net::io_context::executor_type;
 using Socket = net::basic_stream_socket<net::ip::tcp, Executor>;
+// Beast's wrapper of net::ssl::stream gathers a reply's head and body (up to
+// 16 KiB) into one TLS record instead of writing a record per buffer.
+using TlsStream = beast::ssl_stream<Socket>;
 using Acceptor = net::basic_socket_acceptor<net::ip::tcp, Executor>;
+using SteadyTimer =
+    net::basic_waitable_timer<std::chrono::steady_clock,
+                              net::wait_traits<std::chrono::steady_clock>, Executor>;
+
+namespace {
+
+// The TCP socket under a connection's stream: waits, hang-up peeks,
+// shutdown and close work on it for both kinds of connection.
+Socket& Tcp(Socket& stream) { return stream; }
+Socket& Tcp(TlsStream& stream) { return stream.next_layer(); }
+
+// Mozilla's "intermediate" TLS 1.2 suites (forward secret, AEAD only); TLS 1.3
+// keeps OpenSSL's defaults, which are all of that kind.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// Fails naming the flag and the path when `path` cannot be opened for reading.
+Status CheckReadable(std::string_view flag, const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return InvalidArgument(std::string(flag) + " " + path + ": cannot read the file (" +
+                           std::strerror(errno) + ")");
+  }
+  std::fclose(f);
+  return OkStatus();
+}
+
+// The server's TLS settings from the PEM files in `options`; null when
+// options.tls_cert_file is empty (plain HTTP).
+StatusOr<std::unique_ptr<net::ssl::context>> MakeTlsContext(const HttpServer::Options& options) {
+  const std::string& cert = options.tls_cert_file;
+  const std::string& key = options.tls_key_file;
+  const std::string& ca = options.tls_client_ca_file;
+  if (cert.empty()) {
+    if (!key.empty() || !ca.empty()) {
+      return InvalidArgument(
+          "--tls-key and --tls-client-ca need --tls-cert (the server's certificate)");
+    }
+    return std::unique_ptr<net::ssl::context>();
+  }
+  if (key.empty()) {
+    return InvalidArgument("--tls-cert " + cert +
+                           " needs --tls-key (the certificate's private key)");
+  }
+  MM_RETURN_IF_ERROR(CheckReadable("--tls-cert", cert));
+  MM_RETURN_IF_ERROR(CheckReadable("--tls-key", key));
+  if (!ca.empty()) MM_RETURN_IF_ERROR(CheckReadable("--tls-client-ca", ca));
+  try {
+    auto context = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    SSL_CTX* native = context->native_handle();
+    context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                         net::ssl::context::no_tlsv1_1 | net::ssl::context::no_compression |
+                         net::ssl::context::single_dh_use);
+    if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+      return Internal("OpenSSL refused the TLS 1.2+ settings (is it older than 1.1.1?)");
+    }
+    // An encrypted key fails to load instead of prompting on the terminal.
+    context->set_password_callback(
+        [](size_t, net::ssl::context::password_purpose) { return std::string(); });
+    beast::error_code ec;
+    context->use_certificate_chain_file(cert, ec);
+    if (ec) {
+      return InvalidArgument("--tls-cert " + cert + ": not a PEM certificate chain (" +
+                             ec.message() +
+                             "); expected -----BEGIN CERTIFICATE----- blocks, the server's "
+                             "certificate first, then its intermediates");
+    }
+    context->use_private_key_file(key, net::ssl::context::pem, ec);
+    if (ec) {
+      return InvalidArgument("--tls-key " + key +
+                             ": not a PEM private key matching the certificate in --tls-cert " +
+                             cert + " (" + ec.message() + ")");
+    }
+    if (SSL_CTX_check_private_key(native) != 1) {
+      return InvalidArgument("--tls-key " + key + " does not match the certificate in --tls-cert " +
+                             cert + "; expected the private key the certificate was issued for");
+    }
+    // Resumed sessions need an id context once client certificates are verified.
+    static constexpr unsigned char kSessionContext[] = "mmserve";
+    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof(kSessionContext) - 1);
+    if (!ca.empty()) {
+      context->load_verify_file(ca, ec);
+      if (ec) {
+        return InvalidArgument("--tls-client-ca " + ca + ": not a PEM file of CA certificates (" +
+                               ec.message() + "); expected -----BEGIN CERTIFICATE----- blocks");
+      }
+      // Tells clients which CAs' certificates the server accepts.
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str()); names != nullptr) {
+        SSL_CTX_set_client_CA_list(native, names);
+      }
+      context->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert, ec);
+      if (ec) return Internal("cannot ask TLS clients for certificates: " + ec.message());
+    }
+    return context;
+  } catch (const boost::system::system_error& e) {
+    return InvalidArgument("cannot set up TLS from --tls-cert " + cert + " and --tls-key " + key +
+                           ": " + e.what());
+  }
+}
+
+}  // namespace
 
 class HttpServer::Impl {
  public:
@@ -111,8 +225,11 @@ class HttpServer::Impl {
   const Router& router() const { return router_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
-  void Register(const std::shared_ptr<Session>& s);
-  void Unregister(Session* s);
+  // Null: plain HTTP. Set once by Create(), before Start().
+  void set_tls(std::unique_ptr<net::ssl::context> tls) { tls_ = std::move(tls); }
+
+  void Register(const std::shared_ptr<Connection>& c);
+  void Unregister(Connection* c);
 
  private:
   static std::vector<std::unique_ptr<EventLoop>> MakeLoops(size_t n) {
@@ -125,6 +242,8 @@ class HttpServer::Impl {
   const Options options_;
   const Router router_;
   const std::vector<std::unique_ptr<EventLoop>> loops_;
+  // Shared by every TLS connection (OpenSSL's SSL_CTX is safe to share once set up).
+  std::unique_ptr<net::ssl::context> tls_;
   Acceptor acceptor_;     // on loops_[0]
   size_t next_loop_ = 0;  // touched by the accept handler only
   uint16_t port_ = 0;
@@ -133,32 +252,95 @@ class HttpServer::Impl {
   std::mutex mu_;
   std::condition_variable cv_;
   // Open connections; an entry leaves when its Session is destroyed.
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;  // guarded by mu_
 };
 
-// One connection. All its handlers run on its event loop's thread, one at a time.
-class Session : public std::enable_shared_from_this<Session> {
+// What the server holds of a connection of either kind, to close it on shutdown.
+class Connection {
  public:
-  Session(Socket socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {}
+  // An idle connection (or one in its TLS handshake) closes now, a busy one
+  // after its reply. Any thread.
+  virtual void Shutdown() = 0;
+
+ protected:
+  ~Connection() = default;
+};
+
+// One connection over `Stream`: Socket (plain HTTP) or TlsStream. All its
+// handlers run on its event loop's thread, one at a time. The two kinds share
+// every line of the HTTP code; only Run() differs (a TLS connection does its
+// handshake first), chosen at compile time, so the plain path pays nothing.
+template <class Stream>
+class Session final : public Connection, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+ public:
+  // `stream_args` construct the stream: a Socket, and for TLS the context.
+  template <class... StreamArgs>
+  explicit Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
+        server_(server),
+        handshake_timer_(stream_.get_executor()) {}
   ~Session() { server_->Unregister(this); }
 
   void Run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Handshake();
+      } else {
+        self->Read();
+      }
+    });
   }
 
-  // Called on shutdown: an idle connection closes now, a busy one after its reply.
-  void Shutdown() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  void Shutdown() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       self->closing_ = true;
       if (self->reading_) {
         beast::error_code ec;
-        self->stream_.shutdown(net::ip::tcp::socket::shutdown_both, ec);
-        self->stream_.close(ec);
+        Tcp(self->stream_).shutdown(net::ip::tcp::socket::shutdown_both, ec);
+        Tcp(self->stream_).close(ec);
       }
     });
   }
 
  private:
+  // TLS only. Counts as idle for Shutdown() (reading_); a client that does
+  // not finish within tls_handshake_timeout_ms is closed. A failed handshake
+  // (a plain HTTP client, no or a wrong client certificate) closes quietly.
+  void Handshake() {
+    if (closing_ || server_->stopping()) return Close();
+    reading_ = true;
+    handshaking_ = true;
+    handshake_timer_.expires_after(
+        std::chrono::milliseconds(server_->options().tls_handshake_timeout_ms));
+    handshake_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || !self->handshaking_) return;  // cancelled: the handshake ended first
+      spdlog::debug("TLS handshake from {} timed out after {} ms; closing the connection",
+                    self->Peer(), self->server_->options().tls_handshake_timeout_ms);
+      self->Close();
+    });
+    stream_.async_handshake(
+        net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+          self->handshaking_ = false;
+          self->reading_ = false;
+          self->handshake_timer_.cancel();
+          if (ec) {
+            spdlog::debug("TLS handshake from {} failed: {}", self->Peer(), ec.message());
+            return self->Close();
+          }
+          self->Read();
+        });
+  }
+
+  // "address:port" of the client, for the log.
+  std::string Peer() {
+    beast::error_code ec;
+    const auto endpoint = Tcp(stream_).remote_endpoint(ec);
+    if (ec) return "a closed connection";
+    return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  }
+
   void Read() {
     if (closing_ || server_->stopping()) return Close();
     // The header fields live in the connection's arena, emptied per request.
@@ -171,7 +353,7 @@ class Session : public std::enable_shared_from_this<Session> {
     reading_ = true;
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   // The header is in (its size and Content-Length already checked against the
@@ -188,7 +370,7 @@ class Session : public std::enable_shared_from_this<Session> {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       reading_ = false;
       return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                              [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                 if (ec) return self->Close();
                                 self->ReadBody();
                               });
@@ -199,7 +381,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadBody() {
     reading_ = true;
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         self->reading_ = false;
                         self->OnRead(ec);
                       });
@@ -262,7 +444,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     view.cancellation = cancel_;
     answering_ = true;
-    server_->router().Handle(view, [self = shared_from_this()](HttpReply reply) {
+    server_->router().Handle(view, [self = this->shared_from_this()](HttpReply reply) {
       // On an execution thread this hops back onto the connection's event loop; on
       // the loop's own thread (inline execution, synchronous replies) it writes at once.
       net::dispatch(self->stream_.get_executor(),
@@ -276,24 +458,26 @@ class Session : public std::enable_shared_from_this<Session> {
   // queue. Bytes the client sends meanwhile (a pipelined request) stay unread.
   void WatchForHangUp() {
     watching_ = true;
-    stream_.async_wait(net::socket_base::wait_read, [self =
-                                                         shared_from_this()](beast::error_code ec) {
-      self->watching_ = false;
-      if (ec || !self->answering_) return;  // answered (the wait was cancelled)
-      char byte;
-      const ssize_t n = ::recv(self->stream_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        self->keep_alive_ = false;
-        self->cancel_->Cancel();
-      }
-    });
+    Tcp(stream_).async_wait(
+        net::socket_base::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+          self->watching_ = false;
+          if (ec || !self->answering_) return;  // answered (the wait was cancelled)
+          // Over TLS the byte peeked is ciphertext: only whether the peer closed matters.
+          char byte;
+          const ssize_t n =
+              ::recv(Tcp(self->stream_).native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            self->keep_alive_ = false;
+            self->cancel_->Cancel();
+          }
+        });
   }
 
   void Write(HttpReply reply) {
     answering_ = false;
     if (watching_) {
       beast::error_code ec;
-      stream_.cancel(ec);  // ends WatchForHangUp's wait
+      Tcp(stream_).cancel(ec);  // ends WatchForHangUp's wait
     }
     reply_ = std::move(reply);
     head_.clear();
@@ -330,7 +514,7 @@ class Session : public std::enable_shared_from_this<Session> {
       for (const auto& chunk : reply_.tail) buffers_.emplace_back(chunk.data(), chunk.size());
     }
     net::async_write(stream_, buffers_,
-                     [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
                        self->reply_ = HttpReply();
                        if (ec) return self->Close();
                        if (close) return self->Linger();
@@ -340,10 +524,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Lingering close: stop sending, then read and drop what the client still
   // sends (say the rest of a body over the limit) until it closes, so that it
-  // reads our answer instead of a connection reset. Bounded in bytes.
+  // reads our answer instead of a connection reset. Bounded in bytes. Over TLS
+  // the bytes dropped are not decrypted, and no close_notify is sent: the
+  // reply's Content-Length tells the client where it ends.
   void Linger() {
     beast::error_code ec;
-    stream_.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
     if (ec || closing_ || server_->stopping()) return Close();
     drain_.resize(16 << 10);
     DrainSome();
@@ -351,8 +537,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DrainSome() {
     reading_ = true;
-    stream_.async_read_some(
-        net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+    Tcp(stream_).async_read_some(
+        net::buffer(drain_), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
           self->reading_ = false;
           self->drained_ += n;
           if (ec || self->drained_ > self->server_->options().max_request_bytes + (1 << 20)) {
@@ -362,13 +548,20 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
+  // Over TLS this closes the socket under the TLS layer: no close_notify, and
+  // nothing to wait for.
   void Close() {
     beast::error_code ec;
-    stream_.shutdown(net::ip::tcp::socket::shutdown_send, ec);
-    stream_.close(ec);
+    Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    Tcp(stream_).close(ec);
   }
 
-  Socket stream_;
+  // Stands in for the handshake timer in a plain connection.
+  struct NoTimer {
+    explicit NoTimer(const Executor&) {}
+  };
+
+  Stream stream_;
   HttpServer::Impl* const server_;
   beast::flat_buffer buffer_;
   // Request headers are allocated from a per-connection arena: a typical
@@ -391,6 +584,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool head_only_ = false;
   bool reading_ = false;
   bool closing_ = false;
+  bool handshaking_ = false;  // TLS only
+  [[no_unique_address]] std::conditional_t<kTls, SteadyTimer, NoTimer> handshake_timer_;
 };
 
 Status HttpServer::Impl::Bind() {
@@ -420,9 +615,15 @@ void HttpServer::Impl::Accept() {
     if (ec == net::error::operation_aborted || stopping()) return;
     if (!ec) {
       socket.set_option(net::ip::tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      Register(session);
-      session->Run();
+      if (tls_ != nullptr) {
+        auto session = std::make_shared<Session<TlsStream>>(this, std::move(socket), *tls_);
+        Register(session);
+        session->Run();
+      } else {
+        auto session = std::make_shared<Session<Socket>>(this, std::move(socket));
+        Register(session);
+        session->Run();
+      }
     } else {
       spdlog::warn("HTTP accept failed: {}", ec.message());
     }
@@ -437,14 +638,14 @@ void HttpServer::Impl::Start() {
   }
 }
 
-void HttpServer::Impl::Register(const std::shared_ptr<Session>& s) {
+void HttpServer::Impl::Register(const std::shared_ptr<Connection>& c) {
   std::lock_guard<std::mutex> lock(mu_);
-  sessions_.emplace(s.get(), s);
+  sessions_.emplace(c.get(), c);
 }
 
-void HttpServer::Impl::Unregister(Session* s) {
+void HttpServer::Impl::Unregister(Connection* c) {
   std::lock_guard<std::mutex> lock(mu_);
-  sessions_.erase(s);
+  sessions_.erase(c);
   cv_.notify_all();
 }
 
@@ -454,7 +655,7 @@ void HttpServer::Impl::Stop() {
     beast::error_code ec;
     acceptor_.close(ec);
   });
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<Connection>> live;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [ptr, weak] : sessions_) {
@@ -484,7 +685,9 @@ HttpServer::~HttpServer() {
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
                                                          InferenceService* service) {
   if (options.threads == 0) options.threads = 1;
+  MM_ASSIGN_OR_RETURN(std::unique_ptr<net::ssl::context> tls, MakeTlsContext(options));
   auto impl = std::make_unique<Impl>(std::move(options), service);
+  impl->set_tls(std::move(tls));
   MM_RETURN_IF_ERROR(impl->Bind());
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }

@@ -3,9 +3,17 @@
 // are answered in order). No thread per request: inference completes on an
 // execution thread and posts its reply back to the connection's strand.
 //
-// Shutdown contract: Stop() stops accepting, closes idle connections, lets
-// every request already received finish and be written, then joins the I/O
-// threads. Safe to call once, from any thread that is not an I/O thread.
+// TLS: with a certificate in Options every connection starts with a TLS
+// handshake (TLS 1.2 or 1.3), bounded by tls_handshake_timeout_ms; with a
+// client CA as well, a client must present a certificate signed by it (mutual
+// TLS). A connection whose handshake fails or times out is closed (logged at
+// debug); the server goes on. After the handshake a TLS connection runs the
+// same HTTP code as a plain one.
+//
+// Shutdown contract: Stop() stops accepting, closes idle connections (and
+// ones still in their handshake), lets every request already received finish
+// and be written, then joins the I/O threads. Safe to call once, from any
+// thread that is not an I/O thread.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +33,18 @@ class HttpServer {
     size_t threads = 2;
     size_t max_request_bytes = 64 << 20;
     size_t max_header_bytes = 16 << 10;
+    // PEM files (--tls-cert, --tls-key, --tls-client-ca). An empty cert means
+    // plain HTTP; a key goes with a cert; a client CA asks for mutual TLS.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_client_ca_file;
+    // A TLS connection whose handshake has not finished by then is closed.
+    uint32_t tls_handshake_timeout_ms = 10'000;
   };
 
-  // Binds and listens; fails with a message naming the address when it cannot.
+  // Binds and listens; fails with a message naming the address when it cannot,
+  // and with one naming the flag and the file when a TLS file is missing, not
+  // PEM, or the key does not match the certificate.
   static StatusOr<std::unique_ptr<HttpServer>> Create(Options options, InferenceService* service);
   ~HttpServer();
 

@@ -160,6 +160,45 @@ std::string ShmStatusJson(const std::vector<SharedMemoryManager::RegionInfo>& re
   return out;
 }
 
+std::string UsageJson(const std::vector<TenantUsageReport>& reports) {
+  std::string out = "{\"tenants\":[";
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const TenantUsageReport& t = reports[i];
+    if (i) out += ',';
+    out += "{\"tenant\":";
+    AppendJsonString(out, t.tenant);
+    out += ",\"refused\":";
+    AppendJsonUint(out, t.refused);
+    out += ",\"models\":[";
+    for (size_t j = 0; j < t.models.size(); ++j) {
+      const auto& [name, f] = t.models[j];
+      if (j) out += ',';
+      out += "{\"name\":";
+      AppendJsonString(out, name);
+      out += ",\"requests\":";
+      AppendJsonUint(out, f.requests);
+      out += ",\"failures\":";
+      AppendJsonUint(out, f.failures);
+      out += ",\"queue_seconds\":";
+      AppendJsonDouble(out, static_cast<double>(f.queue_ns) / 1e9);
+      out += ",\"compute_seconds\":";
+      AppendJsonDouble(out, static_cast<double>(f.compute_ns) / 1e9);
+      out += ",\"queue_ns\":";
+      AppendJsonUint(out, f.queue_ns);
+      out += ",\"compute_ns\":";
+      AppendJsonUint(out, f.compute_ns);
+      out += ",\"bytes_in\":";
+      AppendJsonUint(out, f.bytes_in);
+      out += ",\"bytes_out\":";
+      AppendJsonUint(out, f.bytes_out);
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += "]}";
+  return out;
+}
+
 }  // namespace
 
 size_t HttpReply::content_length() const {
@@ -248,6 +287,11 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   if (count == 1) {
     if (!get) return done(MethodNotAllowed("GET"));
     return done(JsonReply(ServerMetadataJson(service_->Metadata())));
+  }
+  // /v2/usage: what each tenant used (an admin sees every tenant's).
+  if (count == 2 && seg[1] == "usage") {
+    if (!get) return done(MethodNotAllowed("GET"));
+    return done(JsonReply(UsageJson(service_->Usage(**tenant))));
   }
   // /v2/repository/index
   if (seg[1] == "repository" && count == 3 && seg[2] == "index") {

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <set>
 #include <unordered_map>
 
 #include <google/protobuf/util/json_util.h>
@@ -732,8 +734,9 @@ class ModelManager::Impl {
           slot.files = files;
           slot.config = config_fp;
           PublishLocked();
-          spdlog::info("model '{}' version {} is READY ({} footprint)", name, *v,
-                       FormatBytes(slot.servable->footprint_bytes));
+          spdlog::info("model '{}' version {} is READY ({} footprint; fair share of tenant '{}')",
+                       name, *v, FormatBytes(slot.servable->footprint_bytes),
+                       slot.servable->scheduler->fair_share_tenant());
         } else {
           spdlog::error("model '{}' version {} failed to load: {}", name, *v,
                         loaded.status().message());
@@ -804,7 +807,9 @@ class ModelManager::Impl {
     }
     const uint64_t estimate =
         declared ? declared : (measured_before ? measured_before : DiskBytes(version_dir));
-    MM_RETURN_IF_ERROR(Reserve(source.name, label, estimate));
+    const ModelOwner owner =
+        options_.owner_of ? options_.owner_of(PathKey(source.dir.parent_path())) : ModelOwner{};
+    MM_RETURN_IF_ERROR(Reserve(source.name, label, estimate, owner));
 
     // The footprint is the memory growth across the load when it can be told
     // apart: no other load overlapped. Otherwise the estimate stands.
@@ -847,13 +852,14 @@ class ModelManager::Impl {
       --active_loads_;
       alone = alone && load_events_ == events_at_start;
       ++load_events_;
-      reserved_bytes_ -= estimate;
+      UnreserveLocked(owner.tenant, source.name, estimate);
     }
     if (!status.ok()) return status;
 
     auto servable = std::make_shared<ServableModel>();
     servable->name = source.name;
     servable->repository = PathKey(source.dir.parent_path());
+    servable->owner = owner;
     servable->version = version;
     servable->version_string = std::to_string(version);
     servable->config = std::move((*loaded)->config);
@@ -868,21 +874,22 @@ class ModelManager::Impl {
       models_[source.name].footprints[version] = servable->footprint_bytes;
     }
     servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
-    auto scheduler = ModelScheduler::Create(
-        std::move((*loaded)->instances), options_.slots, options_.scheduler,
-        ModelSchedulerConfig::FromModelConfig(servable->config, source.name));
+    auto scheduler_config = ModelSchedulerConfig::FromModelConfig(servable->config, source.name);
+    if (!owner.tenant.empty()) scheduler_config.tenant = owner.tenant;
+    auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
+                                            options_.scheduler, std::move(scheduler_config));
     if (!scheduler.ok()) return scheduler.status();
     servable->scheduler = std::move(*scheduler);
     target->store(servable.get());
     // Account for what it really takes; over the budget, make room or give up.
-    if (Status s = Reserve(source.name, label, servable->footprint_bytes); !s.ok()) {
+    if (Status s = Reserve(source.name, label, servable->footprint_bytes, owner); !s.ok()) {
       servable.reset();
       ReleaseFreeMemory();
       return s;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      reserved_bytes_ -= servable->footprint_bytes;
+      UnreserveLocked(owner.tenant, source.name, servable->footprint_bytes);
       loaded_bytes_ += servable->footprint_bytes;
     }
     return servable;
@@ -910,18 +917,23 @@ class ModelManager::Impl {
     }
   }
 
-  // Makes room for `bytes` more under the budget by evicting idle, unpinned
-  // READY versions of other models, least recently used first; reserves the
-  // bytes. RESOURCE_EXHAUSTED when they cannot fit.
-  Status Reserve(const std::string& loading, const std::string& label, uint64_t bytes) {
+  // Makes room for `bytes` more of model `loading` (of `owner`): within the
+  // owner's model quotas, then under the budget, by evicting idle, unpinned
+  // READY versions of other models as Options::owner_of describes; reserves
+  // the bytes. RESOURCE_EXHAUSTED, naming the limit, when they cannot fit;
+  // then nothing is evicted.
+  Status Reserve(const std::string& loading, const std::string& label, uint64_t bytes,
+                 const ModelOwner& owner) {
     const uint64_t budget = options_.memory_budget_bytes;
+    const std::string& tenant = owner.tenant;
+    const bool quotas = !tenant.empty() && (owner.max_loaded_models > 0 || owner.memory_bytes > 0);
     std::vector<std::pair<std::string, int64_t>> evicted;
     std::vector<std::shared_ptr<ServableModel>> drop;
     Status result;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (budget == 0) {
-        reserved_bytes_ += bytes;
+      if (budget == 0 && !quotas) {
+        ReserveLocked(tenant, loading, bytes);
         return OkStatus();
       }
       AgeUsesLocked();
@@ -930,13 +942,26 @@ class ModelManager::Impl {
         int64_t last_used;
         std::string name;
         int64_t version;
+        uint64_t bytes;
+        bool own;                // the loading tenant's (or, for nobody's load, nobody's)
+        bool shielded;           // another tenant's, which has a memory share
+        const std::string* why;  // chosen for eviction: the reason it will give (else null)
       };
       std::vector<Candidate> idle;
       uint64_t pinned = 0, busy = 0;
+      // The owner's models other than `loading` (with how many of their
+      // versions are loaded) and the memory it holds, loads under way included.
+      std::map<std::string, int, std::less<>> tenant_models;
+      uint64_t tenant_bytes = 0;
       for (const auto& [name, entry] : models_) {
         for (const auto& [v, slot] : entry.versions) {
           if (!slot.servable) continue;
           const auto& s = slot.servable;
+          const bool own = !tenant.empty() && s->owner.tenant == tenant;
+          if (own) {
+            tenant_bytes += s->footprint_bytes;
+            if (name != loading) ++tenant_models[name];
+          }
           if (s->pinned) {
             pinned += s->footprint_bytes;
           } else if (name == loading || entry.busy || s->scheduler->pending() > 0) {
@@ -945,8 +970,18 @@ class ModelManager::Impl {
             const uint64_t uses = entry.past_uses + s->uses.load(std::memory_order_relaxed);
             idle.push_back({static_cast<long double>(uses) /
                                 static_cast<long double>(std::max<uint64_t>(s->footprint_bytes, 1)),
-                            s->last_used_ns.load(std::memory_order_relaxed), name, v});
+                            s->last_used_ns.load(std::memory_order_relaxed), name, v,
+                            s->footprint_bytes, own || (tenant.empty() && s->owner.tenant.empty()),
+                            !own && !s->owner.tenant.empty() && s->owner.memory_bytes > 0,
+                            nullptr});
           }
+        }
+      }
+      if (!tenant.empty()) {
+        auto [first, last] = tenant_reservations_.equal_range(tenant);
+        for (auto it = first; it != last; ++it) {
+          tenant_bytes += it->second.bytes;
+          if (it->second.model != loading) tenant_models.try_emplace(it->second.model, 1);
         }
       }
       const bool lfu = options_.eviction == EvictionPolicy::kLfu;
@@ -954,30 +989,93 @@ class ModelManager::Impl {
         if (lfu && a.uses_per_byte != b.uses_per_byte) return a.uses_per_byte < b.uses_per_byte;
         return a.last_used < b.last_used;
       });
-      size_t next = 0;
-      while (loaded_bytes_ + reserved_bytes_ + bytes > budget && next < idle.size()) {
-        const Candidate& c = idle[next++];
-        ModelEntry& entry = models_[c.name];
-        VersionSlot& slot = entry.versions[c.version];
-        loaded_bytes_ -= slot.servable->footprint_bytes;
-        entry.past_uses += slot.servable->uses.load(std::memory_order_relaxed);
-        drop.push_back(std::move(slot.servable));
-        slot.state = ModelState::kUnavailable;
-        slot.reason = lfu ? "evicted to fit the memory budget (least used per byte)"
-                          : "evicted to fit the memory budget (least recently used)";
-        evicted.emplace_back(c.name, c.version);
+      // Plan first (nothing changes unless the whole load fits), then evict.
+      uint64_t used = loaded_bytes_ + reserved_bytes_;
+      const std::string quota_of = "tenant '" + tenant + "'";
+      const std::string count_reason = "evicted to fit the quota max_loaded_models (" +
+                                       std::to_string(owner.max_loaded_models) + ") of " + quota_of;
+      const std::string memory_reason = "evicted to fit the quota memory_bytes (" +
+                                        FormatBytes(owner.memory_bytes) + ") of " + quota_of;
+      const std::string budget_reason =
+          lfu ? "evicted to fit the memory budget (least used per byte)"
+              : "evicted to fit the memory budget (least recently used)";
+      auto choose = [&](Candidate& c, const std::string* why) {
+        c.why = why;
+        used -= c.bytes;
+        if (!c.own || tenant.empty()) return;
+        tenant_bytes -= c.bytes;
+        if (auto it = tenant_models.find(c.name); it != tenant_models.end() && --it->second == 0) {
+          tenant_models.erase(it);
+        }
+      };
+      // 1. The owner's own quotas, from its own idle models.
+      if (quotas && owner.max_loaded_models > 0) {
+        for (Candidate& c : idle) {
+          if (tenant_models.size() + 1 <= owner.max_loaded_models) break;
+          if (c.own && c.why == nullptr) choose(c, &count_reason);
+        }
+        if (tenant_models.size() + 1 > owner.max_loaded_models) {
+          result = ResourceExhausted("cannot load " + label + ": " + quota_of + " has " +
+                                     std::to_string(tenant_models.size()) +
+                                     " models loaded or loading, its quota max_loaded_models is " +
+                                     std::to_string(owner.max_loaded_models) +
+                                     ", and none of them is idle to evict");
+        }
       }
-      if (!evicted.empty()) PublishLocked();
-      if (loaded_bytes_ + reserved_bytes_ + bytes > budget) {
-        const uint64_t used = loaded_bytes_ + reserved_bytes_;
-        result =
-            ResourceExhausted("cannot load " + label + ": it needs " + FormatBytes(bytes) +
-                              " but the memory " + "budget of " + FormatBytes(budget) + " has " +
-                              FormatBytes(used < budget ? budget - used : 0) +
-                              " free: " + FormatBytes(pinned) + " pinned, " + FormatBytes(busy) +
-                              " in use by requests or loading, and no idle model left to evict");
-      } else {
-        reserved_bytes_ += bytes;
+      if (result.ok() && quotas && owner.memory_bytes > 0) {
+        const uint64_t held = tenant_bytes;
+        for (Candidate& c : idle) {
+          if (tenant_bytes + bytes <= owner.memory_bytes) break;
+          if (c.own && c.why == nullptr) choose(c, &memory_reason);
+        }
+        if (tenant_bytes + bytes > owner.memory_bytes) {
+          result = ResourceExhausted(
+              "cannot load " + label + ": it needs " + FormatBytes(bytes) + "; " + quota_of +
+              " holds " + FormatBytes(held) + " of its quota memory_bytes (" +
+              FormatBytes(owner.memory_bytes) + "), and evicting its idle models would leave " +
+              FormatBytes(owner.memory_bytes - std::min(owner.memory_bytes, tenant_bytes)));
+        }
+      }
+      // 2. The budget: never another tenant's model under a memory share; a
+      // tenant with a share takes from those without one before itself.
+      if (result.ok() && budget > 0) {
+        const bool own_first = owner.memory_bytes == 0 || tenant.empty();
+        for (int pass = 0; pass < 2; ++pass) {
+          const bool own_pass = (pass == 0) == own_first;
+          for (Candidate& c : idle) {
+            if (used + bytes <= budget) break;
+            if (c.why == nullptr && !c.shielded && c.own == own_pass) choose(c, &budget_reason);
+          }
+        }
+        if (used + bytes > budget) {
+          uint64_t shielded = 0;
+          for (const Candidate& c : idle) shielded += c.shielded ? c.bytes : 0;
+          std::string held = FormatBytes(pinned) + " pinned, " + FormatBytes(busy) +
+                             " in use by requests or loading";
+          if (shielded > 0) {
+            held += ", " + FormatBytes(shielded) + " idle in other tenants' memory shares";
+          }
+          const uint64_t now_used = loaded_bytes_ + reserved_bytes_;
+          result = ResourceExhausted("cannot load " + label + ": it needs " + FormatBytes(bytes) +
+                                     " but the memory budget of " + FormatBytes(budget) + " has " +
+                                     FormatBytes(now_used < budget ? budget - now_used : 0) +
+                                     " free: " + held + ", and no idle model left to evict");
+        }
+      }
+      if (result.ok()) {
+        for (const Candidate& c : idle) {
+          if (c.why == nullptr) continue;
+          ModelEntry& entry = models_[c.name];
+          VersionSlot& slot = entry.versions[c.version];
+          loaded_bytes_ -= slot.servable->footprint_bytes;
+          entry.past_uses += slot.servable->uses.load(std::memory_order_relaxed);
+          drop.push_back(std::move(slot.servable));
+          slot.state = ModelState::kUnavailable;
+          slot.reason = *c.why;
+          evicted.emplace_back(c.name, c.version);
+        }
+        if (!evicted.empty()) PublishLocked();
+        ReserveLocked(tenant, loading, bytes);
       }
     }
     for (const auto& [name, v] : evicted) {
@@ -987,6 +1085,24 @@ class ModelManager::Impl {
     // for the room is about to reuse that memory.
     drop.clear();
     return result;
+  }
+
+  // Require mu_. A reservation of `bytes` for a load of `model` of `tenant`
+  // (empty: nobody's), and its end.
+  void ReserveLocked(const std::string& tenant, const std::string& model, uint64_t bytes) {
+    reserved_bytes_ += bytes;
+    if (!tenant.empty()) tenant_reservations_.emplace(tenant, TenantReservation{model, bytes});
+  }
+  void UnreserveLocked(const std::string& tenant, const std::string& model, uint64_t bytes) {
+    reserved_bytes_ -= bytes;
+    if (tenant.empty()) return;
+    auto [first, last] = tenant_reservations_.equal_range(tenant);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.model == model && it->second.bytes == bytes) {
+        tenant_reservations_.erase(it);
+        return;
+      }
+    }
   }
 
   // Takes `servable` out of service: waits until its queue drains, then
@@ -1176,9 +1292,16 @@ class ModelManager::Impl {
   std::map<std::string, ModelEntry, std::less<>> models_;  // guarded by mu_
   uint64_t loaded_bytes_ = 0;    // guarded by mu_: footprints held, draining ones too
   uint64_t reserved_bytes_ = 0;  // guarded by mu_: estimates of loads under way
-  int active_loads_ = 0;         // guarded by mu_
-  uint64_t load_events_ = 0;     // guarded by mu_: load starts and ends, for overlap
-  bool stopping_ = false;        // guarded by mu_
+  // The reservations of reserved_bytes_ that belong to a tenant, by tenant.
+  struct TenantReservation {
+    std::string model;
+    uint64_t bytes;
+  };
+  std::multimap<std::string, TenantReservation, std::less<>>
+      tenant_reservations_;   // guarded by mu_
+  int active_loads_ = 0;      // guarded by mu_
+  uint64_t load_events_ = 0;  // guarded by mu_: load starts and ends, for overlap
+  bool stopping_ = false;     // guarded by mu_
   std::condition_variable poll_cv_;
   std::thread poller_;
 };

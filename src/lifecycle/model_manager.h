@@ -80,9 +80,20 @@ enum class ModelState { kUnavailable, kLoading, kReady, kUnloading };
 std::string_view ModelStateName(ModelState state);
 
 // One READY model version, shared by the requests using it.
+// The tenant owning a repository and the model quotas it is held to (the
+// tenants file's; the lifecycle knows nothing else of tenants).
+struct ModelOwner {
+  std::string tenant;              // empty: nobody, no quotas
+  uint64_t max_loaded_models = 0;  // 0: no limit
+  // The tenant's memory share: the most its models may hold, and what
+  // another tenant's load never evicts them to make room for. 0: none.
+  uint64_t memory_bytes = 0;
+};
+
 struct ServableModel {
   std::string name;
   std::string repository;  // PathKey of the repository it was loaded from
+  ModelOwner owner;        // as it was when this version loaded
   int64_t version = 0;
   std::string version_string;     // std::to_string(version), for responses
   inference::ModelConfig config;  // complete config
@@ -129,6 +140,22 @@ class ModelManager {
     int loader_nice = 10;
     ExecutionSlots* slots = nullptr;    // shared by every model; not owned
     ModelScheduler::Options scheduler;  // for every model version's scheduler
+    // The owner of a repository (by PathKey) and its model quotas, asked at
+    // each load. The owner is the fair share's tenant of its models, over
+    // mmserve.tenant (a model cannot claim another tenant's share); an empty
+    // answer, or no function, leaves mmserve.tenant and no quotas.
+    //
+    // Model quotas, checked before a version loads (with its estimate) and
+    // after (with its measured footprint):
+    //  1. The owner's max_loaded_models and memory_bytes: over either, its
+    //     own idle models are evicted (in eviction order) until the load
+    //     fits; if they cannot be, RESOURCE_EXHAUSTED naming the quota.
+    //  2. The memory budget: idle models are evicted, but never another
+    //     tenant's model whose tenant has a memory share (memory_bytes). A
+    //     tenant without a share goes at the expense of its own models first,
+    //     then of others without a share; a tenant with one reclaims memory
+    //     from models of tenants without a share first, then its own.
+    std::function<ModelOwner(std::string_view repository_key)> owner_of;
     // platform name ("onnxruntime_onnx") -> backend; not owned.
     std::map<std::string, Backend*, std::less<>> backends;
     // Loads models whose isolation is PROCESS (mmserve.isolation, else

@@ -59,6 +59,7 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       instances_(std::move(instances)),
       options_(options),
       model_name_(std::move(config.model_name)),
+      tenant_(config.tenant),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
       batching_(std::move(config.batching)),
       queue_(std::move(config.queue), model_name_) {
@@ -378,15 +379,17 @@ std::vector<ModelScheduler::Work> ModelScheduler::TakeBatchLocked(int64_t now_ns
 }
 
 Status ModelScheduler::RunTimed(ModelInstance* instance, const InferRequest& request,
-                                InferResponse& response) {
+                                InferResponse& response, int64_t* start_ns, int64_t* ns_out) {
   Status status;
   const int64_t start = clock_->NowNs();
+  *start_ns = start;
   try {
     status = instance->Execute(request, response);
   } catch (const std::exception& e) {
     status = Internal("model '" + request.model_name + "' failed: " + e.what());
   }
   const int64_t ns = clock_->NowNs() - start;
+  *ns_out = ns;
   executions_.fetch_add(1, std::memory_order_relaxed);
   // Exponential moving average over about the last eight executions.
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
@@ -421,13 +424,23 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
   auto batched = std::make_shared<InferResponse>();
   batched->model_name = (*merged)->model_name;
   batched->model_version = (*merged)->model_version;
-  Status status = RunTimed(instance, **merged, *batched);
+  int64_t start_ns = 0;
+  int64_t ns = 0;
+  Status status = RunTimed(instance, **merged, *batched, &start_ns, &ns);
   executed_requests_.fetch_add(works.size(), std::memory_order_relaxed);
   merged->reset();  // the batch buffer is not needed any more
   if (!status.ok()) return fail_all(status);
   auto split = SplitBatch(std::move(batched), requests, sizes);
   if (!split.ok()) return fail_all(split.status());
+  // Each request is charged its rows' share of the batch's time; the shares
+  // add up to the whole (the last takes the rounding).
+  const int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+  int64_t charged = 0;
   for (size_t i = 0; i < works.size(); ++i) {
+    InferResponse& r = *(*split)[i];
+    r.queue_ns = start_ns - works[i].enqueued_ns;
+    r.compute_ns = i + 1 == works.size() || rows <= 0 ? ns - charged : ns * sizes[i] / rows;
+    charged += r.compute_ns;
     auto done = std::move(works[i].done);
     works[i].request.reset();
     done(std::move((*split)[i]));
@@ -439,7 +452,9 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   response->model_name = work.request->model_name;
   response->model_version = work.request->model_version;
   response->id = work.request->id;
-  Status status = RunTimed(instance, *work.request, *response);
+  int64_t start_ns = 0;
+  Status status = RunTimed(instance, *work.request, *response, &start_ns, &response->compute_ns);
+  response->queue_ns = start_ns - work.enqueued_ns;
   executed_requests_.fetch_add(1, std::memory_order_relaxed);
   // Release the request (and the transport buffer it pins) before answering.
   work.request.reset();

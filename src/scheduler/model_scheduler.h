@@ -118,6 +118,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // Executions so far and the requests they served (a batch serves several).
   uint64_t executions() const { return executions_.load(std::memory_order_relaxed); }
   uint64_t executed_requests() const { return executed_requests_.load(std::memory_order_relaxed); }
+  // The fair share's tenant this model's executions are charged to.
+  const std::string& fair_share_tenant() const { return tenant_; }
   // Logs those counts (the mean batch), once, when the model is dropped.
   ~ModelScheduler() override;
 
@@ -142,8 +144,10 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // Runs the next batch, if any; *more says a further slot was claimed.
   // Returns the execution's cost in ns (0: nothing ran).
   int64_t RunBatch(bool* more);
-  // Runs one execution, timing it for the inline decision.
-  Status RunTimed(ModelInstance* instance, const InferRequest& request, InferResponse& response);
+  // Runs one execution, timing it (for the inline decision and the
+  // response's compute_ns): *start_ns when it began, *ns how long it took.
+  Status RunTimed(ModelInstance* instance, const InferRequest& request, InferResponse& response,
+                  int64_t* start_ns, int64_t* ns);
   // Executes a batch of requests as one and answers each.
   void ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
   // The batching delay is over: asks for a slot if work waits.
@@ -168,6 +172,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   std::atomic<uint64_t> executed_requests_{0};
 
   const std::string model_name_;
+  const std::string tenant_;
   const Clock* const clock_;
   const BatchingConfig batching_;
 

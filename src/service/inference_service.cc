@@ -2,6 +2,7 @@
 
 #include "service/request_validator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -109,6 +110,16 @@ std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(const Tenant& 
   return out;
 }
 
+std::vector<TenantUsageReport> InferenceService::Usage(const Tenant& tenant) const {
+  std::vector<TenantUsageReport> out;
+  for (const TenantUsage* usage : tenants_->usage().Tenants()) {
+    if (tenant.role != TenantRole::kAdmin && usage->tenant_id() != tenant.id) continue;
+    out.push_back({usage->tenant_id(), usage->refused(), usage->Models()});
+  }
+  if (out.empty() && tenant.role != TenantRole::kAdmin) out.push_back({tenant.id, 0, {}});
+  return out;
+}
+
 namespace {
 
 constexpr std::string_view kShmRegion = "shared_memory_region";
@@ -207,47 +218,121 @@ void InferenceService::UnloadModel(const Tenant& tenant, std::string_view name,
   options_.models->Unload(name, std::move(done));
 }
 
+namespace {
+
+// A tensor's payload bytes: its data, or the shared memory it names.
+uint64_t PayloadBytes(const Tensor& t) {
+  if (!t.data.empty() || t.parameters.empty()) return t.data.size();
+  auto it = t.parameters.find(kShmByteSize);
+  if (it == t.parameters.end()) return 0;
+  const auto* v = std::get_if<int64_t>(&it->second);
+  return v != nullptr && *v > 0 ? static_cast<uint64_t>(*v) : 0;
+}
+
+}  // namespace
+
 void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request,
                              InferCallback done) {
+  Charge charge;
+  charge.usage = tenant.usage;
+  if (Status s = CheckLimits(*request); !s.ok()) return Refuse(charge, done, std::move(s));
   // Quotas first: a refused request costs nothing more.
   if (TenantQuota* quota = tenant.quota.get(); quota != nullptr && quota->limited()) {
     const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now().time_since_epoch())
                             .count();
     bool counted = false;
-    if (Status s = quota->Admit(now, &counted); !s.ok()) return done(std::move(s));
-    if (counted) {
-      done = [quota = tenant.quota,
-              done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) mutable {
-        quota->Release();
-        done(std::move(r));
-      };
-    }
+    if (Status s = quota->Admit(now, &counted); !s.ok()) return Refuse(charge, done, std::move(s));
+    if (counted) charge.quota = tenant.quota;
   }
   auto model = options_.models->Acquire(request->model_name, request->model_version);
   if (model.ok()) {
     // The request path: the servable says where it came from, no lookup.
-    if (!Sees(tenant, (*model)->repository)) return done(UnknownModel(request->model_name));
-    return InferOn(**model, std::move(request), std::move(done));
+    if (!Sees(tenant, (*model)->repository)) {
+      return Refuse(charge, done, UnknownModel(request->model_name));
+    }
+    return InferOn(**model, std::move(request), std::move(done), std::move(charge));
   }
   // Not READY (or unknown): a model this tenant may not see is unknown to it,
   // and is never loaded on its behalf.
-  if (Status s = CheckVisible(tenant, request->model_name); !s.ok()) return done(s);
+  if (Status s = CheckVisible(tenant, request->model_name); !s.ok()) {
+    return Refuse(charge, done, std::move(s));
+  }
   // Not READY: a model that loads on demand is loaded (or its load joined) first.
   const std::string name = request->model_name;
   const std::string version = request->model_version;
-  auto waiting = std::make_shared<std::pair<std::unique_ptr<InferRequest>, InferCallback>>(
-      std::move(request), std::move(done));
+  struct Waiting {
+    std::unique_ptr<InferRequest> request;
+    InferCallback done;
+    Charge charge;
+  };
+  auto waiting =
+      std::make_shared<Waiting>(Waiting{std::move(request), std::move(done), std::move(charge)});
   const bool loads =
       options_.models->GetAfterLoad(name, version, [this, waiting](StatusOr<ModelHandle> loaded) {
-        if (!loaded.ok()) return waiting->second(loaded.status());
-        InferOn(**loaded, std::move(waiting->first), std::move(waiting->second));
+        if (!loaded.ok()) return Refuse(waiting->charge, waiting->done, loaded.status());
+        InferOn(**loaded, std::move(waiting->request), std::move(waiting->done),
+                std::move(waiting->charge));
       });
-  if (!loads) waiting->second(model.status());
+  if (!loads) Refuse(waiting->charge, waiting->done, model.status());
+}
+
+Status InferenceService::CheckLimits(const InferRequest& request) const {
+  const size_t tensors = request.inputs.size() + request.outputs.size();
+  if (tensors > options_.max_tensors_per_request) {
+    return InvalidArgument("request has " + std::to_string(request.inputs.size()) + " inputs and " +
+                           std::to_string(request.outputs.size()) +
+                           " requested outputs; the limit is " +
+                           std::to_string(options_.max_tensors_per_request) +
+                           " tensors per request (--max-tensors-per-request)");
+  }
+  for (const Tensor& input : request.inputs) {
+    auto elements = ElementCount(input.shape, "input");
+    if (!elements.ok()) {  // (the name only on this rare path: no string per input)
+      return ElementCount(input.shape, "input '" + input.name + "'").status();
+    }
+    if (*elements > options_.max_elements_per_tensor) {
+      return InvalidArgument("input '" + input.name + "' has shape " + ShapeToString(input.shape) +
+                             ", " + std::to_string(*elements) + " elements; the limit is " +
+                             std::to_string(options_.max_elements_per_tensor) +
+                             " per tensor (--max-elements-per-tensor)");
+    }
+  }
+  return OkStatus();
+}
+
+void InferenceService::Refuse(const Charge& charge, const InferCallback& done, Status status) {
+  if (charge.quota != nullptr) charge.quota->Release();
+  if (charge.usage != nullptr) charge.usage->RecordRefused();
+  done(std::move(status));
 }
 
 void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
-                               InferCallback done) {
+                               InferCallback done, Charge charge) {
+  // From here on the request is the model's: it is charged to it, and
+  // releases its concurrency slot (if it holds one) when answered.
+  if (charge.usage != nullptr || charge.quota != nullptr) {
+    uint64_t bytes_in = 0;
+    for (const Tensor& input : request->inputs) bytes_in += PayloadBytes(input);
+    done = [model = charge.usage != nullptr ? charge.usage->Model(servable.name) : nullptr,
+            quota = std::move(charge.quota), bytes_in,
+            done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
+      if (quota != nullptr) quota->Release();
+      if (model != nullptr) {
+        if (result.ok()) {
+          const InferResponse& r = **result;
+          uint64_t bytes_out = 0;
+          for (const Tensor& output : r.outputs) bytes_out += PayloadBytes(output);
+          model->RecordSuccess(static_cast<uint64_t>(std::max<int64_t>(r.queue_ns, 0)),
+                               static_cast<uint64_t>(std::max<int64_t>(r.compute_ns, 0)), bytes_in,
+                               bytes_out);
+        } else {
+          model->RecordFailure();
+        }
+      }
+      done(std::move(result));
+    };
+  }
   // Inputs in shared memory become views of their region (kept mapped by `owner`).
   for (Tensor& input : request->inputs) {
     if (input.parameters.empty()) continue;

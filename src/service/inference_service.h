@@ -30,6 +30,13 @@ struct ServerMetadata {
   std::vector<std::string> extensions;
 };
 
+// What GET /v2/usage reports for one tenant (tenancy/usage.h).
+struct TenantUsageReport {
+  std::string tenant;
+  uint64_t refused = 0;                                      // requests that reached no model
+  std::vector<std::pair<std::string, UsageFigures>> models;  // by model name
+};
+
 // What /v2/models/{m} reports.
 struct TensorMetadata {
   std::string name;
@@ -53,6 +60,10 @@ class InferenceService {
     // Who may ask (not owned; outlives the service). Null: open, as
     // TenantRegistry::Open() says.
     const TenantRegistry* tenants = nullptr;
+    // Hard limits on a request's shape, checked before anything else looks
+    // at its tensors: inputs plus requested outputs, and elements per input.
+    size_t max_tensors_per_request = 1024;
+    int64_t max_elements_per_tensor = int64_t{1} << 30;
   };
   static StatusOr<std::unique_ptr<InferenceService>> Create(Options options);
 
@@ -97,6 +108,10 @@ class InferenceService {
   // request waits for that load without holding a thread.
   void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done);
 
+  // Usage accounting: an admin gets every tenant's (those a reload removed
+  // included), any other tenant its own. By tenant id.
+  std::vector<TenantUsageReport> Usage(const Tenant& tenant) const;
+
   // Whether `tenant` sees models of the repository `repository_key` (PathKey).
   static bool Sees(const Tenant& tenant, std::string_view repository_key);
 
@@ -104,10 +119,20 @@ class InferenceService {
 
  private:
   explicit InferenceService(Options options);
+  // INVALID_ARGUMENT naming the limit when `request` is over one.
+  Status CheckLimits(const InferRequest& request) const;
   // OK when `tenant` sees model `name`; else UnknownModel(name).
   Status CheckVisible(const Tenant& tenant, std::string_view name) const;
+  // What a request is charged to: its tenant's usage, and the quota whose
+  // concurrency slot it holds (null: none), released once it is answered.
+  struct Charge {
+    TenantUsage* usage = nullptr;
+    std::shared_ptr<TenantQuota> quota;
+  };
+  // Answers a request that reached no model.
+  static void Refuse(const Charge& charge, const InferCallback& done, Status status);
   void InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
-               InferCallback done);
+               InferCallback done, Charge charge);
 
   const Options options_;
   const std::unique_ptr<TenantRegistry> open_tenants_;  // when options_.tenants is null

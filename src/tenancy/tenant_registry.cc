@@ -56,6 +56,7 @@ std::unique_ptr<TenantRegistry> TenantRegistry::Open() {
   auto tenant = std::make_shared<Tenant>();
   tenant->id = std::string(kDefaultTenantId);
   tenant->role = TenantRole::kAdmin;
+  tenant->usage = r->usage_.Tenant(tenant->id);
   r->default_tenant_ = std::move(tenant);
   r->Install(TenantsConfig{});
   return r;
@@ -85,6 +86,7 @@ void TenantRegistry::Install(TenantsConfig config) {
     t.quota = it != quotas_.end() ? it->second : std::make_shared<TenantQuota>(t.id);
     t.quota->Configure(t.quotas);
     quotas[t.id] = t.quota;
+    t.usage = usage_.Tenant(t.id);
     state->tenants.push_back(std::make_shared<Tenant>(t));
   }
   quotas_ = std::move(quotas);  // a tenant dropped by a reload loses its state
@@ -102,6 +104,16 @@ std::shared_ptr<const TenantRegistry::State> TenantRegistry::state() const {
 std::shared_ptr<const TenantsConfig> TenantRegistry::config() const {
   auto s = state();
   return std::shared_ptr<const TenantsConfig>(s, &s->config);
+}
+
+std::shared_ptr<const Tenant> TenantRegistry::OwnerOf(std::string_view repository_key) const {
+  const auto s = state();
+  for (const auto& tenant : s->tenants) {
+    for (const auto& key : tenant->repository_keys) {
+      if (key == repository_key) return tenant;
+    }
+  }
+  return nullptr;
 }
 
 Status TenantRegistry::Reload() {

@@ -29,6 +29,7 @@
 #include "core/status.h"
 #include "tenancy/quota.h"
 #include "tenancy/tenants.h"
+#include "tenancy/usage.h"
 
 namespace mm {
 
@@ -57,6 +58,13 @@ class TenantRegistry {
   // The tenants in force now.
   std::shared_ptr<const TenantsConfig> config() const;
 
+  // The tenant whose repositories include the repository `repository_key`
+  // (a PathKey); null when none does (open mode too).
+  std::shared_ptr<const Tenant> OwnerOf(std::string_view repository_key) const;
+
+  // What every tenant used, including tenants a reload has removed.
+  const UsageLedger& usage() const { return usage_; }
+
  private:
   struct State {
     TenantsConfig config;
@@ -70,6 +78,7 @@ class TenantRegistry {
   const bool open_;
   const std::string path_;
   std::shared_ptr<const Tenant> default_tenant_;  // open mode
+  UsageLedger usage_;
 
   mutable std::mutex mu_;
   std::shared_ptr<const State> state_;  // guarded by mu_ (the pointer; the State is immutable)

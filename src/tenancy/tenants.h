@@ -37,6 +37,7 @@ namespace mm {
 enum class TenantRole { kUser, kAdmin };
 
 class TenantQuota;
+class TenantUsage;
 
 struct TenantQuotas {
   uint64_t max_concurrency = 0;    // 0: unlimited
@@ -56,6 +57,9 @@ struct Tenant {
   // The request quotas' live state (tenancy/quota.h), kept across reloads;
   // set by TenantRegistry (null in open mode and from the parser).
   std::shared_ptr<TenantQuota> quota;
+  // What the tenant used (tenancy/usage.h), kept across reloads; set by
+  // TenantRegistry, which outlives it (null from the parser).
+  TenantUsage* usage = nullptr;
   TenantRole role = TenantRole::kUser;
   double weight = 1;
   TenantQuotas quotas;

@@ -36,6 +36,8 @@ def write_tenants(path, tenants):
             lines.append("    repositories: [" + ", ".join(map(str, t["repositories"])) + "]")
         if t.get("role"):
             lines.append(f"    role: {t['role']}")
+        if t.get("weight"):
+            lines.append(f"    weight: {t['weight']}")
         if t.get("quotas"):
             lines.append("    quotas: {" + ", ".join(f"{k}: {v}" for k, v in t["quotas"].items())
                          + "}")
@@ -454,3 +456,201 @@ def test_over_the_concurrency_quota_is_429(quotas):
     echo = {"inputs": [{"name": "COMMAND", "datatype": "INT64", "shape": [2], "data": [0, 0]},
                        {"name": "INPUT", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
     assert requests.post(url, headers=bearer("narrow-key-0123456789"), json=echo).status_code == 200
+
+
+# ------------------------------------------------------------------- usage
+
+@pytest.fixture(scope="module")
+def usage(tmp_path_factory):
+    """team-a owns add_sub, team-b add_sub_b (1 request per 1000 s, burst 2),
+    ops (admin) sees all."""
+    import shutil
+    root = tmp_path_factory.mktemp("usage")
+    repo_a, repo_b = root / "a", root / "b"
+    shutil.copytree(EXAMPLES / "add_sub", repo_a / "add_sub")
+    shutil.copytree(EXAMPLES / "add_sub", repo_b / "add_sub_b")
+    config = repo_b / "add_sub_b" / "config.pbtxt"
+    config.write_text(config.read_text().replace('"add_sub"', '"add_sub_b"'))
+    path = write_tenants(root / "tenants.yaml", [
+        {"id": "team-a", "keys": [KEY_A], "repositories": [repo_a]},
+        {"id": "team-b", "keys": [KEY_B], "repositories": [repo_b],
+         "quotas": {"requests_per_second": 0.001, "burst": 2}},
+        {"id": "ops", "keys": [KEY_OPS], "role": "admin"},
+    ])
+    s = Server([repo_a, repo_b], "--tenants", path).start()
+    yield s
+    assert s.stop() == 0, s.text()[-3000:]
+
+
+def usage_of(base, key):
+    r = requests.get(base + "/v2/usage", headers=bearer(key))
+    assert r.status_code == 200, r.text
+    return {t["tenant"]: t for t in r.json()["tenants"]}
+
+
+def test_usage_adds_up_exactly_to_the_requests_sent(usage):
+    base = usage.base
+    h = httpclient.InferenceServerClient(usage.url)
+    g = grpcclient.InferenceServerClient(usage.grpc_url)
+    inputs_h, want = add_sub_inputs(httpclient)
+    inputs_g, _ = add_sub_inputs(grpcclient)
+    a = bearer(KEY_A)  # (tritonclient adds headers to the dict it is given: copies)
+    # team-a: 5 HTTP and 3 gRPC successes (2 x 16 bytes in, 2 x 16 out each),
+    # one asking for OUTPUT0 only (16 out) ...
+    for _ in range(5):
+        np.testing.assert_array_equal(h.infer("add_sub", inputs_h, headers=dict(a)).as_numpy("OUTPUT0"),
+                                      want)
+    for _ in range(3):
+        g.infer("add_sub", inputs_g, headers={"authorization": f"Bearer {KEY_A}"})
+    only0 = [httpclient.InferRequestedOutput("OUTPUT0")]
+    h.infer("add_sub", inputs_h, outputs=only0, headers=dict(a))
+    # ... 2 failures at the model (a wrong shape), ...
+    bad = {"inputs": [{"name": "INPUT0", "shape": [3], "datatype": "FP32", "data": [1, 2, 3]},
+                      {"name": "INPUT1", "shape": [3], "datatype": "FP32", "data": [1, 2, 3]}]}
+    for _ in range(2):
+        r = requests.post(base + "/v2/models/add_sub/infer", headers=a, json=bad)
+        assert r.status_code == 400, r.text
+    # ... and 3 that reach no model: unknown, another tenant's, unknown over gRPC.
+    for model in ("zz_no_such_model", "add_sub_b"):
+        r = requests.post(base + f"/v2/models/{model}/infer", headers=a, json=add_sub_json(0))
+        assert r.status_code in (400, 404), r.text
+    with pytest.raises(InferenceServerException):
+        g.infer("zz_no_such_model", inputs_g, headers={"authorization": f"Bearer {KEY_A}"})
+    # team-b: 2 admitted by its rate quota, 2 refused.
+    codes = [requests.post(base + "/v2/models/add_sub_b/infer", headers=bearer(KEY_B),
+                           json=add_sub_json(0)).status_code for _ in range(4)]
+    assert codes == [200, 200, 429, 429]
+
+    mine = usage_of(base, KEY_A)
+    assert list(mine) == ["team-a"]  # a tenant sees its own usage only
+    team_a = mine["team-a"]
+    assert team_a["refused"] == 3
+    [add_sub] = team_a["models"]  # nothing is recorded under made-up names
+    assert add_sub["name"] == "add_sub"
+    assert add_sub["requests"] == 11 and add_sub["failures"] == 2, add_sub
+    assert add_sub["bytes_in"] == 9 * 32
+    assert add_sub["bytes_out"] == 8 * 32 + 16
+    assert add_sub["requests"] + team_a["refused"] == 14  # every request sent
+    assert add_sub["compute_ns"] > 0 and add_sub["queue_ns"] >= 0
+    assert add_sub["compute_seconds"] == pytest.approx(add_sub["compute_ns"] / 1e9)
+    assert add_sub["queue_seconds"] == pytest.approx(add_sub["queue_ns"] / 1e9)
+
+    everyone = usage_of(base, KEY_OPS)  # the admin sees every tenant
+    assert sorted(everyone) == ["ops", "team-a", "team-b"]
+    assert everyone["team-a"]["models"] == team_a["models"]
+    team_b = everyone["team-b"]
+    assert team_b["refused"] == 2
+    assert [(m["name"], m["requests"], m["failures"]) for m in team_b["models"]] == [
+        ("add_sub_b", 2, 0)]
+    assert everyone["ops"] == {"tenant": "ops", "refused": 0, "models": []}
+    assert usage_of(base, KEY_B).keys() == {"team-b"}
+    # Without a key, nothing; the path takes GET only.
+    assert requests.get(base + "/v2/usage").status_code == 401
+    assert requests.post(base + "/v2/usage", headers=bearer(KEY_OPS)).status_code == 405
+
+
+def test_a_models_fair_share_tenant_is_its_repositorys_owner_with_the_files_weight(tmp_path):
+    import shutil
+    repo_a, repo_open = tmp_path / "a", tmp_path / "open"
+    shutil.copytree(EXAMPLES / "add_sub", repo_a / "add_sub")
+    # A model cannot claim another tenant's share through mmserve.tenant ...
+    config = repo_a / "add_sub" / "config.pbtxt"
+    config.write_text(config.read_text() + 'mmserve { tenant: "team-b" }\n')
+    # ... while a model in no tenant's repository keeps the one it names.
+    shutil.copytree(EXAMPLES / "add_sub", repo_open / "named")
+    config = repo_open / "named" / "config.pbtxt"
+    config.write_text(config.read_text().replace('"add_sub"', '"named"')
+                      + 'mmserve { tenant: "team-b" }\n')
+    path = write_tenants(tmp_path / "tenants.yaml", [
+        {"id": "team-a", "keys": [KEY_A], "repositories": [repo_a], "weight": 3},
+        {"id": "ops", "keys": [KEY_OPS], "role": "admin"},
+    ])
+    s = Server([repo_a, repo_open], "--tenants", path).start()
+    try:
+        text = s.text()
+        assert "model 'add_sub' version 1 is READY" in text
+        assert "fair share of tenant 'team-a')" in text.split("model 'add_sub' version 1 is READY")[1].split("\n")[0]
+        assert "fair share of tenant 'team-b')" in text.split("model 'named' version 1 is READY")[1].split("\n")[0]
+        assert "tenant 'team-a' has weight 3 in the execution slots' fair share" in text
+        # A reload applies the file's new weights.
+        write_tenants(path, [
+            {"id": "team-a", "keys": [KEY_A], "repositories": [repo_a], "weight": 0.5},
+            {"id": "ops", "keys": [KEY_OPS], "role": "admin"},
+        ])
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for_log(s, "tenant 'team-a' has weight 0.5 in the execution slots' fair share")
+        client = httpclient.InferenceServerClient(s.url)
+        inputs, want = add_sub_inputs(httpclient)
+        out = client.infer("add_sub", inputs, headers=bearer(KEY_A))
+        np.testing.assert_array_equal(out.as_numpy("OUTPUT0"), want)
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
+
+
+# ------------------------------------------------------------ model quotas
+
+def add_sub_copy(repo, name, footprint):
+    import shutil
+    shutil.copytree(EXAMPLES / "add_sub", repo / name)
+    config = repo / name / "config.pbtxt"
+    config.write_text(config.read_text().replace('"add_sub"', f'"{name}"')
+                      + f"mmserve {{ memory_footprint_bytes: {footprint} }}\n")
+
+
+def infer_ok(base, key, model):
+    r = requests.post(f"{base}/v2/models/{model}/infer", headers=bearer(key),
+                      json=add_sub_json(0), timeout=60)
+    assert r.status_code == 200, (model, r.text)
+
+
+def states(base, key):
+    r = requests.post(base + "/v2/repository/index", headers=bearer(key), json={})
+    assert r.status_code == 200, r.text
+    return {m["name"]: (m.get("state"), m.get("reason", "")) for m in r.json()}
+
+
+def test_model_quotas_evict_the_tenants_own_models_and_spare_others_shares(tmp_path):
+    """A budget of 3 MB; team-a may hold 1 model, team-b 1.5 MB (its share),
+    team-c has no quota. Each model declares 1 MB; all load on demand."""
+    mb = 1000000
+    repos = {t: tmp_path / t for t in ("a", "b", "c")}
+    for t, repo in repos.items():
+        for i in (1, 2, 3):
+            add_sub_copy(repo, f"{t}{i}", mb)
+    key_c = "team-c-key-0123456789abcdef"
+    path = write_tenants(tmp_path / "tenants.yaml", [
+        {"id": "team-a", "keys": [KEY_A], "repositories": [repos["a"]],
+         "quotas": {"max_loaded_models": 1}},
+        {"id": "team-b", "keys": [KEY_B], "repositories": [repos["b"]],
+         "quotas": {"memory_bytes": "1.5MB"}},
+        {"id": "team-c", "keys": [key_c], "repositories": [repos["c"]]},
+        {"id": "ops", "keys": [KEY_OPS], "role": "admin"},
+    ])
+    s = Server(list(repos.values()), "--tenants", path, "--model-control-mode", "explicit",
+               "--load-on-demand", "true", "--model-memory-budget", str(3 * mb)).start()
+    try:
+        base = s.base
+        # team-a: one model at a time; its second request evicts its first.
+        infer_ok(base, KEY_A, "a1")
+        infer_ok(base, KEY_A, "a2")
+        a = states(base, KEY_A)
+        assert a["a1"][0] == "UNAVAILABLE" and "quota max_loaded_models (1) of tenant 'team-a'" in a["a1"][1], a
+        assert a["a2"][0] == "READY"
+        # team-b: 1.5 MB holds one 1 MB model; the next replaces it.
+        infer_ok(base, KEY_B, "b1")
+        infer_ok(base, KEY_B, "b2")
+        b = states(base, KEY_B)
+        assert b["b1"][0] == "UNAVAILABLE" and "quota memory_bytes (1.43 MiB) of tenant 'team-b'" in b["b1"][1], b
+        # Loaded now: a2 (team-a) and b2 (team-b's share). team-c, without a
+        # share, fills the budget and then makes room from its own models.
+        infer_ok(base, key_c, "c1")
+        infer_ok(base, key_c, "c2")
+        everyone = states(base, KEY_OPS)
+        assert everyone["c1"][0] == "UNAVAILABLE" and "memory budget" in everyone["c1"][1]
+        assert everyone["a2"][0] == "READY" and everyone["b2"][0] == "READY", everyone
+        # The repository API's loads are held to the same quotas.
+        r = requests.post(base + "/v2/repository/models/b3/load", headers=bearer(KEY_B), json={})
+        assert r.status_code == 200, r.text  # b2 is idle: it goes
+        assert states(base, KEY_B)["b2"][0] == "UNAVAILABLE"
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]

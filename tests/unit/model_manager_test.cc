@@ -4,6 +4,8 @@
 // errors, version policies, swaps and poll mode, without timing.
 #include "lifecycle/model_manager.h"
 
+#include "core/path_key.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -145,28 +147,45 @@ class ModelManagerTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(repo_);
     fs::create_directories(repo_);
+    repo_b_ = repo_.string() + "_b";
+    fs::remove_all(repo_b_);
   }
   void TearDown() override {
     manager_.reset();
     pool_.Shutdown();
     fs::remove_all(repo_);
+    fs::remove_all(repo_b_);
   }
 
   // A fake model: config with one FP32[4] input and output.
   void AddModel(const std::string& name, std::vector<int64_t> versions, std::string extra = "",
                 uint64_t bytes = 100) {
-    fs::create_directories(repo_ / name);
-    std::ofstream(repo_ / name / "config.pbtxt")
+    AddModelIn(repo_, name, std::move(versions), std::move(extra), bytes);
+  }
+  void AddModelIn(const fs::path& repo, const std::string& name, std::vector<int64_t> versions,
+                  std::string extra = "", uint64_t bytes = 100) {
+    fs::create_directories(repo / name);
+    std::ofstream(repo / name / "config.pbtxt")
         << "name: \"" << name << "\"\nplatform: \"fake\"\n"
         << "input { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] }\n"
         << "output { name: \"y\" data_type: TYPE_FP32 dims: [ 4 ] }\n"
         << "parameters { key: \"fake_bytes\" value { string_value: \"" << bytes << "\" } }\n"
         << extra;
-    for (int64_t v : versions) AddVersion(name, v);
+    for (int64_t v : versions) {
+      fs::create_directories(repo / name / std::to_string(v));
+      std::ofstream(repo / name / std::to_string(v) / "model.bin") << "weights";
+    }
   }
   void AddVersion(const std::string& name, int64_t v, const std::string& content = "weights") {
     fs::create_directories(repo_ / name / std::to_string(v));
     std::ofstream(repo_ / name / std::to_string(v) / "model.bin") << content;
+  }
+  // repo_ belongs to tenant "a", repo_b_ (when it exists) to tenant "b".
+  void SetOwners(ModelOwner a, ModelOwner b) {
+    a.tenant = "a";
+    b.tenant = "b";
+    owners_ = {{PathKey(repo_), a}};
+    if (fs::exists(repo_b_)) owners_[PathKey(repo_b_)] = b;
   }
 
   void Create(ModelControlMode mode, uint64_t budget = 0, std::vector<std::string> startup = {},
@@ -176,6 +195,13 @@ class ModelManagerTest : public ::testing::Test {
     o.process_backend = process_backend;
     o.default_process_isolation = default_process;
     o.repositories = {repo_};
+    if (fs::exists(repo_b_)) o.repositories.push_back(repo_b_);
+    if (!owners_.empty()) {
+      o.owner_of = [owners = owners_](std::string_view key) {
+        auto it = owners.find(std::string(key));
+        return it != owners.end() ? it->second : ModelOwner{};
+      };
+    }
     o.mode = mode;
     o.startup_models = std::move(startup);
     o.load_on_demand = mode == ModelControlMode::kExplicit;
@@ -234,6 +260,8 @@ class ModelManagerTest : public ::testing::Test {
   }
 
   fs::path repo_;
+  fs::path repo_b_;
+  std::map<std::string, ModelOwner> owners_;  // by PathKey
   FakeWorld world_;
   FakeBackend backend_{&world_};
   ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 2}};
@@ -475,6 +503,104 @@ TEST_F(ModelManagerTest, PinnedAndBusyModelsAreNotEvictedAndTheErrorSaysWhy) {
   EXPECT_TRUE(LoadSync("big").ok());
   EXPECT_EQ(IndexMap()["busy/1"].state, ModelState::kUnavailable);
   EXPECT_EQ(IndexMap()["pinned/1"].state, ModelState::kReady);
+}
+
+TEST_F(ModelManagerTest, MaxLoadedModelsEvictsTheTenantsOwnIdleModels) {
+  for (auto name : {"a1", "a2", "a3"}) AddModel(name, {1});
+  AddModelIn(repo_b_, "b1", {1});
+  SetOwners({.max_loaded_models = 2}, {});
+  Create(ModelControlMode::kExplicit, /*budget=*/0, {}, 2, EvictionPolicy::kLru);
+  ASSERT_TRUE(LoadSync("b1").ok());
+  ASSERT_TRUE(LoadSync("a1").ok());
+  ASSERT_TRUE(LoadSync("a2").ok());
+  EXPECT_EQ((*manager_->Get("a1", ""))->owner.tenant, "a");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(manager_->Acquire("a1", "").ok());  // a2 is now a's least recently used
+  ASSERT_TRUE(LoadSync("a3").ok());
+  auto index = IndexMap();
+  EXPECT_EQ(index["a2/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["a2/1"].reason.find("the quota max_loaded_models (2) of tenant 'a'"),
+            std::string::npos)
+      << index["a2/1"].reason;
+  EXPECT_EQ(index["a1/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["a3/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["b1/1"].state, ModelState::kReady);  // another tenant's: not counted
+  // A reload of a loaded model does not count it twice.
+  ASSERT_TRUE(LoadSync("a3").ok());
+  EXPECT_EQ(IndexMap()["a1/1"].state, ModelState::kReady);
+}
+
+TEST_F(ModelManagerTest, MaxLoadedModelsRefusesWhenNoOwnModelIsIdle) {
+  AddModel("p1", {1}, "mmserve { pinned: true }\n");
+  AddModel("p2", {1}, "mmserve { pinned: true }\n");
+  AddModel("a1", {1});
+  SetOwners({.max_loaded_models = 2}, {});
+  Create(ModelControlMode::kExplicit);
+  ASSERT_TRUE(LoadSync("p1").ok());
+  ASSERT_TRUE(LoadSync("p2").ok());
+  Status s = LoadSync("a1");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("tenant 'a' has 2 models loaded or loading, its quota "
+                             "max_loaded_models is 2, and none of them is idle to evict"),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(world_.loads.load(), 2);  // refused before loading
+}
+
+TEST_F(ModelManagerTest, MemoryBytesQuotaEvictsOwnModelsAndRefusesWhatCannotFit) {
+  for (auto name : {"a1", "a2", "a3"}) AddModel(name, {1});
+  AddModel("big", {1}, "mmserve { memory_footprint_bytes: 300 }\n");
+  SetOwners({.memory_bytes = 250}, {});
+  Create(ModelControlMode::kExplicit, /*budget=*/0, {}, 2, EvictionPolicy::kLru);
+  ASSERT_TRUE(LoadSync("a1").ok());
+  ASSERT_TRUE(LoadSync("a2").ok());
+  ASSERT_TRUE(LoadSync("a3").ok());  // 300 > 250: a1 goes
+  auto index = IndexMap();
+  EXPECT_EQ(index["a1/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["a1/1"].reason.find("the quota memory_bytes (250 B) of tenant 'a'"),
+            std::string::npos);
+  EXPECT_EQ(manager_->memory().loaded, 200u);
+  Status s = LoadSync("big");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("needs 300 B; tenant 'a' holds 200 B of its quota memory_bytes "
+                             "(250 B), and evicting its idle models would leave 250 B"),
+            std::string::npos)
+      << s.message();
+  // Refused before anything was evicted for it.
+  EXPECT_EQ(IndexMap()["a2/1"].state, ModelState::kReady);
+  EXPECT_EQ(IndexMap()["a3/1"].state, ModelState::kReady);
+}
+
+TEST_F(ModelManagerTest, TheBudgetNeverEvictsAnotherTenantsMemoryShare) {
+  for (auto name : {"a1", "a2", "a3"}) AddModel(name, {1});
+  for (auto name : {"b1", "b2", "b3"}) AddModelIn(repo_b_, name, {1});
+  AddModelIn(repo_b_, "b_big", {1}, "mmserve { memory_footprint_bytes: 200 }\n");
+  // a is guaranteed 200 of the 300-byte budget; b has no share.
+  SetOwners({.memory_bytes = 200}, {});
+  Create(ModelControlMode::kExplicit, /*budget=*/300, {}, 2, EvictionPolicy::kLru);
+  // b fills the budget; a reclaims its share from b, not from itself.
+  ASSERT_TRUE(LoadSync("b1").ok());
+  ASSERT_TRUE(LoadSync("b2").ok());
+  ASSERT_TRUE(LoadSync("a1").ok());
+  ASSERT_TRUE(LoadSync("b3").ok());  // b, without a share, makes room from its own: b1
+  EXPECT_EQ(IndexMap()["b1/1"].state, ModelState::kUnavailable);
+  EXPECT_EQ(IndexMap()["a1/1"].state, ModelState::kReady);
+  ASSERT_TRUE(LoadSync("a2").ok());  // a, within its share, takes from b: b2
+  auto index = IndexMap();
+  EXPECT_EQ(index["b2/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["b2/1"].reason.find("memory budget"), std::string::npos);
+  EXPECT_EQ(index["b3/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["a1/1"].state, ModelState::kReady);
+  // b needs 200: its own b3 would free 100, and a's share (200, idle) is
+  // not b's to take: refused, and nothing is evicted for a load that fails.
+  Status s = LoadSync("b_big");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("200 B idle in other tenants' memory shares"), std::string::npos)
+      << s.message();
+  index = IndexMap();
+  EXPECT_EQ(index["a1/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["a2/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["b3/1"].state, ModelState::kReady);
 }
 
 TEST_F(ModelManagerTest, AModelLargerThanItsEstimateIsUnloadedWhenItCannotFit) {

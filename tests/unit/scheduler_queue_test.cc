@@ -267,6 +267,7 @@ class BatchRecorder : public ModelInstance {
     batches_.push_back(request.inputs[0].shape[0]);
     cv_.notify_all();
     if (hold_) cv_.wait(lock, [&] { return released_ > 0; }), --released_;
+    if (clock_ != nullptr) clock_->Advance(execution_ns_);
     const Tensor& x = request.inputs[0];
     auto out = std::make_shared<std::vector<float>>();
     for (float v : x.as<float>()) out->push_back(v + 1);
@@ -280,6 +281,11 @@ class BatchRecorder : public ModelInstance {
     return OkStatus();
   }
   void Hold() { hold_ = true; }
+  // Each execution takes `ns` on `clock`.
+  void Takes(FakeClock* clock, int64_t ns) {
+    clock_ = clock;
+    execution_ns_ = ns;
+  }
   void Release(int n) {
     std::lock_guard<std::mutex> lock(mu_);
     released_ += n;
@@ -300,6 +306,8 @@ class BatchRecorder : public ModelInstance {
   std::vector<int64_t> batches_;
   bool hold_ = false;
   int released_ = 0;
+  FakeClock* clock_ = nullptr;
+  int64_t execution_ns_ = 0;
 };
 
 // A request of `rows` rows of [`width`] floats, value `v`.
@@ -321,6 +329,7 @@ struct Outputs {
   std::condition_variable cv;
   std::map<std::string, std::vector<float>> y;
   std::map<std::string, Shape> shape;
+  std::map<std::string, std::pair<int64_t, int64_t>> times;  // queue_ns, compute_ns
   InferCallback For(std::string id) {
     return [this, id](StatusOr<std::unique_ptr<InferResponse>> r) {
       std::lock_guard<std::mutex> lock(mu);
@@ -328,6 +337,7 @@ struct Outputs {
       auto v = (*r)->outputs.at(0).as<float>();
       y[id] = std::vector<float>(v.begin(), v.end());
       shape[id] = (*r)->outputs.at(0).shape;
+      times[id] = {(*r)->queue_ns, (*r)->compute_ns};
       cv.notify_all();
     };
   }
@@ -388,6 +398,24 @@ TEST_F(BatchingTest, WaitsUpToTheDelayThenRunsWhatItHas) {
   EXPECT_EQ(out_.y["a"], (std::vector<float>{2, 2}));
   EXPECT_EQ(out_.y["b"], (std::vector<float>{3, 3, 3, 3}));
   EXPECT_EQ(out_.shape["b"], (Shape{2, 2}));
+}
+
+TEST_F(BatchingTest, ABatchsTimeIsSharedByRowsAndEachRequestKnowsItsWait) {
+  Make({}, /*delay_us=*/500);
+  model_->Takes(&clock_, 3001);
+  scheduler_->Enqueue(Rows("a", 1, 1), out_.For("a"));
+  clock_.AdvanceUs(100);
+  scheduler_->Enqueue(Rows("b", 2, 2), out_.For("b"));
+  clock_.AdvanceUs(400);
+  while (out_.count() < 2) {
+    timer_.RunDue();
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(model_->batches(), (std::vector<int64_t>{3}));
+  // "a" waited the whole delay, "b" 100 us less; the batch's 3001 ns are
+  // charged 1:2 by rows, the rounding to the last.
+  EXPECT_EQ(out_.times["a"], (std::pair<int64_t, int64_t>{500'000, 1000}));
+  EXPECT_EQ(out_.times["b"], (std::pair<int64_t, int64_t>{400'000, 2001}));
 }
 
 TEST_F(BatchingTest, AFullOrPreferredBatchGoesAtOnce) {

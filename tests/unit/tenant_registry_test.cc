@@ -80,9 +80,16 @@ TEST(TenantRegistryTest, ReloadSwapsTheFileAndKeepsTheOldOneWhenBad) {
   auto registry = TenantRegistry::FromFile(path);
   ASSERT_TRUE(registry.ok()) << registry.status().message();
   EXPECT_EQ((*(*registry)->Authenticate("Bearer k1"))->id, "first");
+  (*(*registry)->Authenticate("Bearer k1"))->usage->RecordRefused();
 
   write("second", "k2");
   ASSERT_TRUE((*registry)->Reload().ok());
+  // A tenant the reload removed keeps its usage.
+  auto usage = (*registry)->usage().Tenants();
+  ASSERT_EQ(usage.size(), 2u);
+  EXPECT_EQ(usage[0]->tenant_id(), "first");
+  EXPECT_EQ(usage[0]->refused(), 1u);
+  EXPECT_EQ(usage[1]->tenant_id(), "second");
   auto old_key = (*registry)->Authenticate("Bearer k1");  // was cached on this thread
   EXPECT_EQ(old_key.status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ((*(*registry)->Authenticate("Bearer k2"))->id, "second");

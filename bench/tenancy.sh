@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/tenancy.sh [BUILD_DIR]: issue 7's benchmark, one run, the figure as a
+# ratio against a baseline measured in the same run.
+#
+# Two servers on examples/models, measured in turn (BENCH_ROUNDS interleaved
+# rounds, the best of each kept so that a noisy moment does not decide):
+#   open     no --tenants file: no key asked for, no quota (usage is counted,
+#            as it always is)
+#   tenants  --tenants with one user tenant owning examples/models, whose key
+#            every request carries (Authorization: Bearer ...), and both
+#            request quotas set high enough never to refuse: a rate of 10^9/s
+#            (burst 10^9) and max_concurrency 1000. Each request then pays for
+#            authentication (the thread's key cache), the GCRA compare-and-
+#            swap, the concurrency count and its release.
+# Case: wrk over HTTP with binary tensors on the add model, req/s at
+# concurrency 32 (and p50 at 1, for information). Headline: tenants req/s /
+# open req/s (target >= 0.97).
+#
+# Pinning (BENCH_PIN, default 1): servers on CPU 0, wrk on CPU 1.
+# Env: BENCH_SECONDS (8), BENCH_ROUNDS (3), BENCH_OUT (also write the report
+# there), BENCH_KEEP=1 (keep the work folder).
+set -euo pipefail
+PIN=${BENCH_PIN:-1}
+source "$(dirname "$0")/lib.sh"
+SECS=${BENCH_SECONDS:-8}
+ROUNDS=${BENCH_ROUNDS:-3}
+bench_init "${1:-build/release}" mmserve
+[[ -x $MMSERVE ]] || die "no mmserve in $BUILD_DIR"
+
+KEY=bench-key-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+HASH=$("$MMSERVE" hash-key "$KEY")
+cat >"$WORK/tenants.yaml" <<YAML
+tenants:
+  - id: bench
+    api_keys: ['$HASH']
+    repositories: [$(pwd)/examples/models]
+    quotas: {requests_per_second: 1000000000, burst: 1000000000, max_concurrency: 1000}
+YAML
+
+start_mmserve open
+start_mmserve tenants --tenants "$WORK/tenants.yaml"
+grep -q "runs open" "$WORK/open.log" || die "the open server does not say it runs open"
+# The tenants server refuses a request without the key, and serves one with it.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${URL[tenants]}/v2/models/add_sub/infer" -d '{}')
+[[ $code == 401 ]] || die "the tenants server answered $code without a key"
+
+INVALID=()
+declare -A BEST_P50=() BEST_RPS=()
+measure() {  # measure SERVER CONC
+  if [[ $1 == tenants ]]; then export BENCH_AUTHORIZATION="Bearer $KEY"; else export BENCH_AUTHORIZATION=; fi
+  run_wrk "$1" add_sub_binary "$2" "$SECS"
+  ((R_VALID)) || INVALID+=("$1 c$2")
+  echo "  $1 c$2: p50 ${R[p50_us]} us, p99 ${R[p99_us]} us, ${R[rps]} req/s"
+  if (($2 == 1)); then
+    if [[ -z ${BEST_P50[$1]:-} ]] || awk "BEGIN{exit !(${R[p50_us]} < ${BEST_P50[$1]})}"; then
+      BEST_P50[$1]=${R[p50_us]}
+    fi
+  elif [[ -z ${BEST_RPS[$1]:-} ]] || awk "BEGIN{exit !(${R[rps]} > ${BEST_RPS[$1]})}"; then
+    BEST_RPS[$1]=${R[rps]}
+  fi
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+  echo "== round $round"
+  # Alternate which server goes first, so neither always meets a warmer machine.
+  order=(open tenants)
+  ((round % 2 == 0)) && order=(tenants open)
+  for server in "${order[@]}"; do measure "$server" 32; done
+  for server in "${order[@]}"; do measure "$server" 1; done
+done
+
+# Every request of the tenants server was charged to its tenant: none refused.
+USAGE=$(curl -s -H "Authorization: Bearer $KEY" "${URL[tenants]}/v2/usage")
+python3 - "$USAGE" <<'PY' || INVALID+=("usage: requests were refused or not counted")
+import json, sys
+t = json.loads(sys.argv[1])["tenants"][0]
+assert t["refused"] == 0, t
+assert sum(m["requests"] for m in t["models"]) > 0 and all(m["failures"] == 0 for m in t["models"]), t
+PY
+
+ratio() { awk "BEGIN{printf \"%.3f\", $1 / $2}"; }
+{
+  echo "## Tenancy overhead (bench/tenancy.sh, $(date -u +%F), best of $ROUNDS interleaved rounds, ${SECS} s each)"
+  echo
+  echo "| case | open | API key + quotas | with / without |"
+  echo "|---|---|---|---|"
+  echo "| add, req/s at c32 | ${BEST_RPS[open]} | ${BEST_RPS[tenants]} | $(ratio "${BEST_RPS[tenants]}" "${BEST_RPS[open]}")x (target >= 0.97x) |"
+  echo "| add, p50 at c1 | ${BEST_P50[open]} us | ${BEST_P50[tenants]} us | $(ratio "${BEST_P50[tenants]}" "${BEST_P50[open]}")x |"
+  if ((${#INVALID[@]})); then
+    echo
+    echo "INVALID:"
+    printf '  %s\n' "${INVALID[@]}"
+  fi
+} | tee "$WORK/report.md"
+[[ -n ${BENCH_OUT:-} ]] && cp "$WORK/report.md" "$BENCH_OUT"
+((${#INVALID[@]} == 0))

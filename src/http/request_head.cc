@@ -1,0 +1,54 @@
+#include "http/request_head.h"
+
+#include <charconv>
+
+namespace mm {
+
+namespace {
+
+HttpMethod ToMethod(bhttp::verb verb) {
+  switch (verb) {
+    case bhttp::verb::get:
+      return HttpMethod::kGet;
+    case bhttp::verb::head:
+      return HttpMethod::kHead;
+    case bhttp::verb::post:
+      return HttpMethod::kPost;
+    case bhttp::verb::put:
+      return HttpMethod::kPut;
+    case bhttp::verb::delete_:
+      return HttpMethod::kDelete;
+    default:
+      return HttpMethod::kOther;
+  }
+}
+
+}  // namespace
+
+Status ReadRequestHead(const RequestMessage& request, HttpRequestView& view, std::string& target,
+                       std::string& authorization) {
+  view.method = ToMethod(request.method());
+  target.assign(request.target().data(), request.target().size());
+  view.target = target;
+  view.inference_header_length.reset();
+  if (auto it = request.find("Inference-Header-Content-Length"); it != request.end()) {
+    std::string_view v(it->value().data(), it->value().size());
+    size_t n = 0;
+    auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (err != std::errc() || end != v.data() + v.size()) {
+      return InvalidArgument(
+          "Inference-Header-Content-Length must be a non-negative integer, got '" + std::string(v) +
+          "'");
+    }
+    view.inference_header_length = n;
+  }
+  if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
+    authorization.assign(it->value().data(), it->value().size());
+  } else {
+    authorization.clear();
+  }
+  view.authorization = authorization;
+  return OkStatus();
+}
+
+}  // namespace mm
