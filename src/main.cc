@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
   size_t max_tensors_per_request = 1024;
   size_t max_header_bytes = 16 << 10;
   uint32_t read_timeout_ms = 60'000;
+  size_t max_connections = 4096;
   int64_t max_elements_per_tensor = int64_t{1} << 30;
   std::string log_level = "info";
   std::string control_mode = "none";
@@ -182,6 +183,10 @@ int main(int argc, char** argv) {
                  "without a call")
       ->capture_default_str()
       ->check(CLI::Range(uint32_t{100}, uint32_t{3'600'000}));
+  app.add_option("--max-connections", max_connections,
+                 "Open HTTP connections at most; one more gets 503 and is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   app.add_option("--max-tensors-per-request", max_tensors_per_request,
                  "Most tensors (inputs plus requested outputs) one inference request may name")
       ->capture_default_str()
@@ -426,6 +431,8 @@ int main(int argc, char** argv) {
   http_options.threads = http_threads;
   http_options.max_request_bytes = max_request_bytes;
   http_options.max_header_bytes = max_header_bytes;
+  http_options.read_timeout_ms = read_timeout_ms;
+  http_options.max_connections = max_connections;
   http_options.tls_cert_file = tls_cert;
   http_options.tls_key_file = tls_key;
   http_options.tls_client_ca_file = tls_client_ca;

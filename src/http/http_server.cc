@@ -21,28 +21,12 @@
 
 #include "http/asio.h"
 #include "http/padded_body.h"
+#include "http/request_head.h"
 #include "http/router.h"
 
 namespace mm {
 
 namespace {
-
-HttpMethod ToMethod(bhttp::verb verb) {
-  switch (verb) {
-    case bhttp::verb::get:
-      return HttpMethod::kGet;
-    case bhttp::verb::head:
-      return HttpMethod::kHead;
-    case bhttp::verb::post:
-      return HttpMethod::kPost;
-    case bhttp::verb::put:
-      return HttpMethod::kPut;
-    case bhttp::verb::delete_:
-      return HttpMethod::kDelete;
-    default:
-      return HttpMethod::kOther;
-  }
-}
 
 std::string_view Reason(int status) {
   switch (status) {
@@ -228,6 +212,10 @@ class HttpServer::Impl {
   // Null: plain HTTP. Set once by Create(), before Start().
   void set_tls(std::unique_ptr<net::ssl::context> tls) { tls_ = std::move(tls); }
 
+  // Whether another connection may open (--max-connections); if not,
+  // Refuse answers it 503 (plain HTTP) and closes it.
+  bool HasRoom();
+  void Refuse(Socket socket);
   void Register(const std::shared_ptr<Connection>& c);
   void Unregister(Connection* c);
 
@@ -248,6 +236,7 @@ class HttpServer::Impl {
   size_t next_loop_ = 0;  // touched by the accept handler only
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
+  uint64_t refused_connections_ = 0;  // touched by the accept handler only
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -280,7 +269,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   explicit Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
         server_(server),
-        handshake_timer_(stream_.get_executor()) {}
+        timer_(stream_.get_executor()) {}
   ~Session() { server_->Unregister(this); }
 
   void Run() {
@@ -311,26 +300,60 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void Handshake() {
     if (closing_ || server_->stopping()) return Close();
     reading_ = true;
-    handshaking_ = true;
-    handshake_timer_.expires_after(
-        std::chrono::milliseconds(server_->options().tls_handshake_timeout_ms));
-    handshake_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
-      if (ec || !self->handshaking_) return;  // cancelled: the handshake ended first
-      spdlog::debug("TLS handshake from {} timed out after {} ms; closing the connection",
-                    self->Peer(), self->server_->options().tls_handshake_timeout_ms);
-      self->Close();
-    });
+    SetDeadline(server_->options().tls_handshake_timeout_ms, "TLS handshake");
     stream_.async_handshake(
         net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-          self->handshaking_ = false;
           self->reading_ = false;
-          self->handshake_timer_.cancel();
           if (ec) {
             spdlog::debug("TLS handshake from {} failed: {}", self->Peer(), ec.message());
             return self->Close();
           }
           self->Read();
         });
+  }
+
+  // Deadlines. Each phase in which the connection waits on its client (TLS
+  // handshake, request head, body, reply, lingering close) sets one; waiting
+  // on the server (inference) clears it. A client past its deadline is cut
+  // off: a slow or silent client holds neither a thread nor memory for long.
+  // Setting a deadline is a clock read and two stores: the one timer is
+  // re-armed only when it would fire too late, or when it fires early.
+  void SetDeadline(uint64_t ms, const char* phase) {
+    const int64_t now = NowNs();
+    deadline_ns_ =
+        now + static_cast<int64_t>(std::min<uint64_t>(ms, uint64_t{1} << 40)) * 1'000'000;
+    deadline_phase_ = phase;
+    if (!timer_armed_ || deadline_ns_ < timer_due_ns_) ArmTimer(deadline_ns_ - now);
+  }
+  void ClearDeadline() { deadline_ns_ = 0; }
+  // The time a transfer of `bytes` may take: the read timeout plus the bytes
+  // at the minimum rate.
+  uint64_t TransferMs(uint64_t bytes) const {
+    const auto& o = server_->options();
+    return o.read_timeout_ms + bytes * 1000 / std::max<uint64_t>(o.min_transfer_bytes_per_s, 1);
+  }
+  static int64_t NowNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  void ArmTimer(int64_t in_ns) {
+    timer_armed_ = true;
+    timer_due_ns_ = NowNs() + in_ns;
+    const uint64_t generation = ++timer_generation_;
+    timer_.expires_after(std::chrono::nanoseconds(in_ns));  // (cancels a pending wait)
+    // A weak reference: a pending timer does not keep a closed connection alive.
+    timer_.async_wait([weak = this->weak_from_this(), generation](beast::error_code ec) {
+      auto self = weak.lock();
+      if (self == nullptr || generation != self->timer_generation_) return;  // re-armed since
+      self->timer_armed_ = false;
+      if (ec || self->deadline_ns_ == 0) return;
+      const int64_t left = self->deadline_ns_ - NowNs();
+      if (left > 0) return self->ArmTimer(left);  // moved on since the timer was set
+      spdlog::debug("HTTP connection from {}: {} not done within its time limit; closing it",
+                    self->Peer(), self->deadline_phase_);
+      self->Close();
+    });
   }
 
   // "address:port" of the client, for the log.
@@ -347,10 +370,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     parser_.reset();
     header_arena_.release();
     parser_.emplace(std::piecewise_construct, std::make_tuple(),
-                    std::make_tuple(std::pmr::polymorphic_allocator<char>(&header_arena_)));
+                    std::make_tuple(RequestAllocator(&header_arena_)));
     parser_->body_limit(server_->options().max_request_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     reading_ = true;
+    SetDeadline(server_->options().read_timeout_ms, "request head");
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -380,6 +404,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   void ReadBody() {
     reading_ = true;
+    const auto length = parser_->content_length();
+    SetDeadline(TransferMs(length ? *length : server_->options().max_request_bytes),
+                "request body");
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         self->reading_ = false;
@@ -414,26 +441,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     keep_alive_ = req.keep_alive();
     head_only_ = req.method() == bhttp::verb::head;
     HttpRequestView view;
-    view.method = ToMethod(req.method());
-    target_.assign(req.target().data(), req.target().size());
-    view.target = target_;
-    if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
-      std::string_view v(it->value().data(), it->value().size());
-      size_t n = 0;
-      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (err != std::errc() || end != v.data() + v.size()) {
-        return Write(ErrorReply(InvalidArgument(
-            "Inference-Header-Content-Length must be a non-negative integer, got '" +
-            std::string(v) + "'")));
-      }
-      view.inference_header_length = n;
+    if (Status head = ReadRequestHead(req, view, target_, authorization_); !head.ok()) {
+      return Write(ErrorReply(head));
     }
-    if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
-      authorization_.assign(it->value().data(), it->value().size());
-    } else {
-      authorization_.clear();
-    }
-    view.authorization = authorization_;
     view.body = std::make_shared<const std::string>(std::move(req.body()));
     parser_.reset();
     // One Cancellation per connection, reused while nobody else holds it.
@@ -444,6 +454,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     }
     view.cancellation = cancel_;
     answering_ = true;
+    ClearDeadline();  // the server's turn
     server_->router().Handle(view, [self = this->shared_from_this()](HttpReply reply) {
       // On an execution thread this hops back onto the connection's event loop; on
       // the loop's own thread (inline execution, synchronous replies) it writes at once.
@@ -507,6 +518,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     const bool close = !keep_alive_ || closing_ || server_->stopping();
     if (close) head_ += "\r\nConnection: close";
     head_ += "\r\n\r\n";
+    SetDeadline(TransferMs(head_.size() + reply_.content_length()), "reply");
     buffers_.clear();
     buffers_.emplace_back(head_.data(), head_.size());
     if (!head_only_) {
@@ -531,6 +543,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     beast::error_code ec;
     Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
     if (ec || closing_ || server_->stopping()) return Close();
+    SetDeadline(server_->options().read_timeout_ms, "lingering close");
     drain_.resize(16 << 10);
     DrainSome();
   }
@@ -554,12 +567,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     beast::error_code ec;
     Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
     Tcp(stream_).close(ec);
+    deadline_ns_ = 0;
+    timer_.cancel();
   }
-
-  // Stands in for the handshake timer in a plain connection.
-  struct NoTimer {
-    explicit NoTimer(const Executor&) {}
-  };
 
   Stream stream_;
   HttpServer::Impl* const server_;
@@ -568,8 +578,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // request's fields fit the inline buffer, so parsing them allocates nothing.
   std::array<std::byte, 2048> header_buffer_;
   std::pmr::monotonic_buffer_resource header_arena_{header_buffer_.data(), header_buffer_.size()};
-  std::optional<bhttp::request_parser<PaddedStringBody, std::pmr::polymorphic_allocator<char>>>
-      parser_;
+  std::optional<RequestParser> parser_;
   std::string target_;
   std::string authorization_;  // the request's Authorization header (the view points here)
   std::string head_;
@@ -584,8 +593,14 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   bool head_only_ = false;
   bool reading_ = false;
   bool closing_ = false;
-  bool handshaking_ = false;  // TLS only
-  [[no_unique_address]] std::conditional_t<kTls, SteadyTimer, NoTimer> handshake_timer_;
+  // The deadline of the phase waiting on the client (0: none), and the timer
+  // that enforces it (see SetDeadline).
+  int64_t deadline_ns_ = 0;
+  const char* deadline_phase_ = "";
+  SteadyTimer timer_;
+  bool timer_armed_ = false;
+  int64_t timer_due_ns_ = 0;
+  uint64_t timer_generation_ = 0;
 };
 
 Status HttpServer::Impl::Bind() {
@@ -613,7 +628,9 @@ void HttpServer::Impl::Accept() {
   next_loop_ = (next_loop_ + 1) % loops_.size();
   acceptor_.async_accept(loop.context.get_executor(), [this](beast::error_code ec, Socket socket) {
     if (ec == net::error::operation_aborted || stopping()) return;
-    if (!ec) {
+    if (!ec && !HasRoom()) {
+      Refuse(std::move(socket));
+    } else if (!ec) {
       socket.set_option(net::ip::tcp::no_delay(true), ec);
       if (tls_ != nullptr) {
         auto session = std::make_shared<Session<TlsStream>>(this, std::move(socket), *tls_);
@@ -635,6 +652,33 @@ void HttpServer::Impl::Start() {
   Accept();
   for (auto& loop : loops_) {
     loop->thread = std::thread([ctx = &loop->context] { ctx->run(); });
+  }
+}
+
+bool HttpServer::Impl::HasRoom() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sessions_.size() < options_.max_connections;
+}
+
+void HttpServer::Impl::Refuse(Socket socket) {
+  // A plain client gets a reason (one small write that the fresh socket's
+  // buffer takes at once, never blocking); a TLS one is just closed.
+  if (tls_ == nullptr) {
+    static constexpr std::string_view kBody =
+        R"({"error":"the server has too many connections open; try again later"})";
+    static const std::string kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: mmserve\r\nContent-Type: application/json"
+        "\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
+        std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
+    [[maybe_unused]] const ssize_t n =
+        ::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  beast::error_code ec;
+  socket.close(ec);
+  const uint64_t refused = ++refused_connections_;
+  if ((refused & (refused - 1)) == 0) {  // 1, 2, 4, 8, ...: a flood does not flood the log
+    spdlog::warn("HTTP: {} connection(s) refused so far: {} open, the limit (--max-connections)",
+                 refused, options_.max_connections);
   }
 }
 

@@ -33,6 +33,14 @@ class HttpServer {
     size_t threads = 2;
     size_t max_request_bytes = 64 << 20;
     size_t max_header_bytes = 16 << 10;
+    // Slow clients (see Session's deadlines): a request's head must arrive
+    // within read_timeout_ms of the server waiting for it (keep-alive idle
+    // time included); its body, and the reply, within read_timeout_ms plus
+    // their size at min_transfer_bytes_per_s. Past it, the connection closes.
+    uint32_t read_timeout_ms = 60'000;
+    uint64_t min_transfer_bytes_per_s = 64 << 10;
+    // Open connections at most; one more gets 503 (plain HTTP) and is closed.
+    size_t max_connections = 4096;
     // PEM files (--tls-cert, --tls-key, --tls-client-ca). An empty cert means
     // plain HTTP; a key goes with a cert; a client CA asks for mutual TLS.
     std::string tls_cert_file;

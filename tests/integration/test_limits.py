@@ -93,3 +93,134 @@ def test_oversized_headers_are_refused_on_both_transports(limited):
         g.get_model_metadata("add_sub", headers={"x-padding": "p" * (20 << 10)})
     assert g.get_model_metadata("add_sub").name == "add_sub"
     serves(limited)
+
+
+# ------------------------------------------------- slow and idle clients
+
+@pytest.fixture(scope="module")
+def impatient():
+    """A server that gives clients 1 s (the default is 60); debug logs say
+    which phase timed out."""
+    s = Server([EXAMPLES], "--read-timeout-ms", "1000", "--log-level", "debug").start()
+    yield s
+    assert s.stop() == 0, s.text()[-3000:]
+
+
+def closed_by_server(sock, deadline_s=60):
+    """Reads until the server closes the connection; True if it did (EOF or
+    reset) within the deadline, which is far longer than any timeout here."""
+    sock.settimeout(deadline_s)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def wait_for_log(server, text, count=1, deadline_s=60):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if server.text().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"'{text}' not logged {count} times:\n" + server.text()[-3000:])
+
+
+def test_a_slowloris_head_is_cut_off_and_others_are_served(impatient):
+    socks = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", impatient.port), timeout=30)
+        s.sendall(b"POST /v2/models/add_sub/infer HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        socks.append(s)
+    # Everyone else is served meanwhile (no thread is held by the slow ones).
+    serves(impatient)
+    for s in socks:
+        try:
+            s.sendall(b"a")  # a trickle does not extend the head's time
+        except OSError:
+            pass
+    for s in socks:
+        assert closed_by_server(s)
+        s.close()
+    wait_for_log(impatient, "request head not done within its time limit", 20)
+    serves(impatient)
+
+
+def test_an_idle_connection_is_closed(impatient):
+    with socket.create_connection(("127.0.0.1", impatient.port), timeout=30) as s:
+        # One request, then silence: keep-alive lasts the read timeout.
+        s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        assert closed_by_server(s)
+
+
+def test_a_slow_body_is_cut_off(impatient):
+    with socket.create_connection(("127.0.0.1", impatient.port), timeout=30) as s:
+        s.sendall(b"POST /v2/models/add_sub/infer HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 1000\r\n\r\n{\"inputs\":")
+        assert closed_by_server(s)
+    wait_for_log(impatient, "request body not done within its time limit")
+    serves(impatient)
+
+
+def test_a_client_that_never_reads_its_replies_is_cut_off(impatient):
+    # Pipelined requests whose replies the client never reads: once the
+    # socket buffers are full the server's writes (and then its reads) wait
+    # on the client, past their time limits.
+    request = b"GET /v2/models/add_sub HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", impatient.port), timeout=30) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        me = "127.0.0.1:%d:" % s.getsockname()[1]
+        s.settimeout(60)
+        try:
+            for _ in range(100):
+                s.sendall(request * 500)
+        except OSError:
+            pass  # the server closed the connection while we were still sending
+        wait_for_log(impatient, me)
+        line = next(l for l in impatient.text().splitlines() if me in l)
+        assert "not done within its time limit; closing it" in line, line
+        received = 0
+        try:
+            while chunk := s.recv(65536):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        one = len(requests.get(impatient.base + "/v2/models/add_sub").content)
+        assert received < 50000 * one  # cut off long before the last reply
+    serves(impatient)
+
+
+def test_a_grpc_connection_that_never_speaks_is_closed(impatient):
+    with socket.create_connection(("127.0.0.1", impatient.grpc_port), timeout=30) as s:
+        assert closed_by_server(s)
+    g = grpcclient.InferenceServerClient(impatient.grpc_url)
+    assert g.is_server_ready()
+
+
+def test_over_max_connections_is_503_and_room_comes_back():
+    s = Server([EXAMPLES], "--max-connections", "3").start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", s.port), timeout=30) for _ in range(3)]
+        for h in held:  # each is a served connection (not just queued in the backlog)
+            h.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert h.recv(4096).startswith(b"HTTP/1.1 200")
+        r = requests.get(s.base + "/v2/health/live", timeout=30)
+        assert r.status_code == 503 and "too many connections" in r.json()["error"], r.text
+        assert r.headers["Retry-After"] == "1"
+        for h in held:
+            h.close()
+        # The server sees the closes as they arrive; then there is room again.
+        end = time.monotonic() + 60
+        while True:
+            r = requests.get(s.base + "/v2/health/live", timeout=30)
+            if r.status_code == 200 or time.monotonic() > end:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 200, r.text
+        assert "connection(s) refused so far" in s.text()
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
