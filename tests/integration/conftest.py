@@ -121,6 +121,17 @@ class Server:
         return "".join(self.log)
 
 
+def wait_for_log(server, text, count=1, deadline_s=60):
+    """Waits until `server` has logged `text` `count` times (it happens
+    eventually; the deadline only bounds a failure)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if server.text().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"'{text}' not logged {count} times:\n" + server.text()[-3000:])
+
+
 @pytest.fixture(scope="session")
 def extra_repo(tmp_path_factory):
     """A repository of the test-only models: every dtype, and models that must fail."""

@@ -13,7 +13,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import EXAMPLES, Server
+from conftest import EXAMPLES, Server, wait_for_log
 
 
 def add_sub_body(n=4, extra_inputs=0):
@@ -22,6 +22,16 @@ def add_sub_body(n=4, extra_inputs=0):
     inputs += [{"name": f"EXTRA{i}", "shape": [1], "datatype": "FP32", "data": [0.0]}
                for i in range(extra_inputs)]
     return json.dumps({"inputs": inputs})
+
+
+def grpc_inputs(count, n):
+    """INPUT0..INPUT{count-1}, each FP32 [n] of ones."""
+    inputs = []
+    for i in range(count):
+        t = grpcclient.InferInput(f"INPUT{i}", [n], "FP32")
+        t.set_data_from_numpy(np.ones(n, np.float32))
+        inputs.append(t)
+    return inputs
 
 
 def serves(server):
@@ -48,13 +58,8 @@ def test_too_many_tensors_is_refused_on_both_transports(limited):
     r = requests.post(limited.base + "/v2/models/add_sub/infer", json=body)
     assert r.status_code == 400 and "--max-tensors-per-request" in r.json()["error"], r.text
     g = grpcclient.InferenceServerClient(limited.grpc_url)
-    inputs = []
-    for i in range(5):
-        t = grpcclient.InferInput(f"INPUT{i}", [4], "FP32")
-        t.set_data_from_numpy(np.ones(4, np.float32))
-        inputs.append(t)
     with pytest.raises(InferenceServerException) as e:
-        g.infer("add_sub", inputs)
+        g.infer("add_sub", grpc_inputs(5, 4))
     assert "INVALID_ARGUMENT" in str(e.value.status()), e.value
     assert "the limit is 4 tensors per request" in e.value.message()
     serves(limited)
@@ -66,13 +71,8 @@ def test_too_many_elements_is_refused_on_both_transports(limited):
     assert ("input 'INPUT0' has shape [1001], 1001 elements; the limit is 1000 per tensor"
             in r.json()["error"]), r.text
     g = grpcclient.InferenceServerClient(limited.grpc_url)
-    inputs = []
-    for i in range(2):
-        t = grpcclient.InferInput(f"INPUT{i}", [1001], "FP32")
-        t.set_data_from_numpy(np.ones(1001, np.float32))
-        inputs.append(t)
     with pytest.raises(InferenceServerException) as e:
-        g.infer("add_sub", inputs)
+        g.infer("add_sub", grpc_inputs(2, 1001))
     assert "--max-elements-per-tensor" in e.value.message(), e.value
     serves(limited)
 
@@ -118,15 +118,6 @@ def closed_by_server(sock, deadline_s=60):
         return True
     except socket.timeout:
         return False
-
-
-def wait_for_log(server, text, count=1, deadline_s=60):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if server.text().count(text) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"'{text}' not logged {count} times:\n" + server.text()[-3000:])
 
 
 def test_a_slowloris_head_is_cut_off_and_others_are_served(impatient):

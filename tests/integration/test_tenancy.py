@@ -15,7 +15,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import EXAMPLES, Server, binary
+from conftest import EXAMPLES, Server, binary, wait_for_log
 
 KEY_A = "team-a-key-0123456789abcdef"
 KEY_OPS = "ops-key-0123456789abcdef0123"
@@ -194,15 +194,6 @@ def test_grpc_stream_without_a_key_is_refused(tenants_server):
         time.sleep(0.05)
     g.stop_stream()
     assert ok and not isinstance(ok[0], Exception), ok
-
-
-def wait_for_log(server, text, count=1, deadline_s=30):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if server.text().count(text) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"'{text}' not logged {count} times:\n" + server.text()[-3000:])
 
 
 def test_sighup_reloads_the_tenants_file_and_keeps_it_when_bad(tmp_path):

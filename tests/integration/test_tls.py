@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import EXAMPLES, Server, binary
+from conftest import EXAMPLES, Server, binary, wait_for_log
 
 # Only add_sub: quicker to start, and every test here infers with it.
 ONE_MODEL = ["--model-control-mode", "explicit", "--load-model", "add_sub"]
@@ -169,13 +170,6 @@ def tls_socket(server, certs, cert=None, key=None):
     return context.wrap_socket(raw, server_hostname="localhost")
 
 
-def wait_for_log(server, text, deadline_s=60):
-    end = time.monotonic() + deadline_s
-    while text not in server.text():
-        assert time.monotonic() < end, f"no '{text}' in the log:\n{server.text()[-3000:]}"
-        time.sleep(0.05)
-
-
 def read_all(sock):
     data = b""
     while True:
@@ -193,29 +187,20 @@ def read_all(sock):
 
 def test_tls_http_ready_and_infer(tls_server, certs):
     assert "HTTP server listening on" in tls_server.text() and "with TLS" in tls_server.text()
-    client = http_client(tls_server, certs)
-    try:
+    with closing(http_client(tls_server, certs)) as client:
         check_http(client)
-    finally:
-        client.close()
 
 
 def test_tls_grpc_ready_and_infer(tls_server, certs):
-    client = grpc_client(tls_server, certs)
-    try:
+    with closing(grpc_client(tls_server, certs)) as client:
         check_grpc(client)
-    finally:
-        client.close()
 
 
 def test_tls_http_client_that_does_not_trust_the_ca_is_refused(tls_server, certs):
     # The system's CAs did not sign the test certificate: the client refuses the server.
-    client = http_client(tls_server, certs, ca=False)
-    try:
+    with closing(http_client(tls_server, certs, ca=False)) as client:
         with pytest.raises(Exception):
             client.is_server_ready()
-    finally:
-        client.close()
 
 
 def test_plain_http_to_the_tls_port_fails_and_the_server_keeps_serving(tls_server, certs):
@@ -231,11 +216,8 @@ def test_plain_http_to_the_tls_port_fails_and_the_server_keeps_serving(tls_serve
     finally:
         plain.close()
     assert tls_server.proc.poll() is None
-    client = http_client(tls_server, certs)
-    try:
+    with closing(http_client(tls_server, certs)) as client:
         check_http(client)
-    finally:
-        client.close()
 
 
 def test_plain_grpc_to_the_tls_port_fails(tls_server, certs):
@@ -245,11 +227,8 @@ def test_plain_grpc_to_the_tls_port_fails(tls_server, certs):
             plain.is_server_ready(client_timeout=60)
     finally:
         plain.close()
-    client = grpc_client(tls_server, certs)
-    try:
+    with closing(grpc_client(tls_server, certs)) as client:
         check_grpc(client)
-    finally:
-        client.close()
 
 
 def test_tls_connection_runs_the_same_http_logic(tls_server, certs):
@@ -272,11 +251,8 @@ def test_a_silent_client_is_closed_after_the_handshake_limit(tls_server, certs):
     with socket.create_connection(("127.0.0.1", tls_server.port), timeout=60) as s:
         # Sends nothing: the server closes it once --tls-handshake-timeout-ms passes.
         assert read_all(s) == b""
-    client = http_client(tls_server, certs)
-    try:
+    with closing(http_client(tls_server, certs)) as client:
         check_http(client)
-    finally:
-        client.close()
 
 
 def test_stop_closes_idle_and_handshaking_tls_connections(certs):
@@ -299,28 +275,19 @@ def test_stop_closes_idle_and_handshaking_tls_connections(certs):
 
 def test_mtls_client_with_a_certificate_from_the_ca_works(mtls_server, certs):
     assert "mutual TLS on" in mtls_server.text()
-    client = http_client(mtls_server, certs, certs.client_cert, certs.client_key)
-    try:
+    with closing(http_client(mtls_server, certs, certs.client_cert, certs.client_key)) as client:
         check_http(client)
-    finally:
-        client.close()
-    client = grpc_client(mtls_server, certs, certs.client_cert, certs.client_key)
-    try:
+    with closing(grpc_client(mtls_server, certs, certs.client_cert, certs.client_key)) as client:
         check_grpc(client)
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize("who", ["no certificate", "another CA's certificate"])
 def test_mtls_http_refuses_a_client_without_a_good_certificate(mtls_server, certs, who):
     cert, key = ((None, None) if who == "no certificate"
                  else (certs.other_client_cert, certs.other_client_key))
-    client = http_client(mtls_server, certs, cert, key)
-    try:
+    with closing(http_client(mtls_server, certs, cert, key)) as client:
         with pytest.raises(Exception):
             client.is_server_ready()
-    finally:
-        client.close()
     # TLS 1.3 refuses the client's certificate after the client's side of the
     # handshake is done (1.2 during it): either way the request gets no answer.
     data = b""
@@ -333,28 +300,19 @@ def test_mtls_http_refuses_a_client_without_a_good_certificate(mtls_server, cert
     assert data == b""
     wait_for_log(mtls_server, "TLS handshake from 127.0.0.1:")
     # The server goes on serving clients with a good certificate.
-    good = http_client(mtls_server, certs, certs.client_cert, certs.client_key)
-    try:
+    with closing(http_client(mtls_server, certs, certs.client_cert, certs.client_key)) as good:
         check_http(good)
-    finally:
-        good.close()
 
 
 @pytest.mark.parametrize("who", ["no certificate", "another CA's certificate"])
 def test_mtls_grpc_refuses_a_client_without_a_good_certificate(mtls_server, certs, who):
     cert, key = ((None, None) if who == "no certificate"
                  else (certs.other_client_cert, certs.other_client_key))
-    client = grpc_client(mtls_server, certs, cert, key)
-    try:
+    with closing(grpc_client(mtls_server, certs, cert, key)) as client:
         with pytest.raises(InferenceServerException):
             client.is_server_ready(client_timeout=60)
-    finally:
-        client.close()
-    good = grpc_client(mtls_server, certs, certs.client_cert, certs.client_key)
-    try:
+    with closing(grpc_client(mtls_server, certs, certs.client_cert, certs.client_key)) as good:
         check_grpc(good)
-    finally:
-        good.close()
 
 
 # -------------------------------------------------------------- bad flags
