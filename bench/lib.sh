@@ -117,6 +117,15 @@ start_mmserve() {
     "$WORK/$name.log" | head -1)
 }
 
+# wrk_requests LOG: the request count of a finished wrk run's BENCH_RESULT line.
+wrk_requests() { sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$1"; }
+
+stop_server() {  # stop_server NAME: SIGTERM (graceful), then wait for it
+  local pid=${SERVER_PIDS[$1]}
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 # A static body of exactly N bytes for nginx to return (no quotes inside).
 static_body() {
   python3 -c '

@@ -53,13 +53,6 @@ SUMMARY=$OUT/summary.md
 
 # wrk_rps LOG: requests per second from a finished wrk run's BENCH_RESULT line.
 wrk_rps() { sed -n 's/^BENCH_RESULT.* rps=\([0-9.]*\).*/\1/p' "$1"; }
-wrk_requests() { sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$1"; }
-
-stop_server() {  # stop_server NAME: SIGTERM (graceful), then wait for it
-  local pid=${SERVER_PIDS[$1]}
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 if [[ " $TOOLS " == *" perf "* ]]; then
   if ! perf record -e cpu-clock -o "$WORK/probe.data" true >/dev/null 2>&1; then

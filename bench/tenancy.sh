@@ -14,16 +14,28 @@
 #            swap, the concurrency count and its release.
 # Case: wrk over HTTP with binary tensors on the add model, req/s at
 # concurrency 32 (and p50 at 1, for information). Headline: tenants req/s /
-# open req/s (target >= 0.97).
+# open req/s (target >= 0.97). Beside it the server's CPU time per request at
+# c32 (median over the rounds; from /proc, so less swayed than req/s by
+# whatever else the machine runs), as a ratio too.
+#
+# Then (BENCH_CALLGRIND=1, the default, when valgrind is there) the exact
+# count: each server again under callgrind, instrumentation on only while wrk
+# runs at concurrency 1 for BENCH_CALLGRIND_SECONDS (6), and the user-space
+# instructions per request of each, as ratios. Callgrind is not disturbed by
+# a noisy machine; it sees no system calls or waiting.
+#
+# With BENCH_BEFORE=PATH (an mmserve binary built from an earlier commit), a
+# third server `before` runs that binary open, and the report adds open /
+# before: what this build's request path costs against the earlier one.
 #
 # Pinning (BENCH_PIN, default 1): servers on CPU 0, wrk on CPU 1.
-# Env: BENCH_SECONDS (8), BENCH_ROUNDS (3), BENCH_OUT (also write the report
-# there), BENCH_KEEP=1 (keep the work folder).
+# Env: BENCH_SECONDS (8), BENCH_ROUNDS (5), BENCH_BEFORE, BENCH_OUT (also
+# write the report there), BENCH_KEEP=1 (keep the work folder).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
 source "$(dirname "$0")/lib.sh"
 SECS=${BENCH_SECONDS:-8}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 bench_init "${1:-build/release}" mmserve
 [[ -x $MMSERVE ]] || die "no mmserve in $BUILD_DIR"
 
@@ -39,13 +51,22 @@ YAML
 
 start_mmserve open
 start_mmserve tenants --tenants "$WORK/tenants.yaml"
+SERVERS=(open tenants)
+if [[ -n ${BENCH_BEFORE:-} ]]; then
+  [[ -x $BENCH_BEFORE ]] || die "BENCH_BEFORE=$BENCH_BEFORE is not an executable"
+  THIS=$MMSERVE MMSERVE=$BENCH_BEFORE
+  start_mmserve before
+  MMSERVE=$THIS
+  SERVERS+=(before)
+fi
 grep -q "runs open" "$WORK/open.log" || die "the open server does not say it runs open"
 # The tenants server refuses a request without the key, and serves one with it.
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${URL[tenants]}/v2/models/add_sub/infer" -d '{}')
 [[ $code == 401 ]] || die "the tenants server answered $code without a key"
 
 INVALID=()
-declare -A BEST_P50=() BEST_RPS=()
+declare -A CPU_MED=()
+declare -A BEST_P50=() BEST_RPS=() CPU_US=()
 measure() {  # measure SERVER CONC
   if [[ $1 == tenants ]]; then export BENCH_AUTHORIZATION="Bearer $KEY"; else export BENCH_AUTHORIZATION=; fi
   run_wrk "$1" add_sub_binary "$2" "$SECS"
@@ -55,15 +76,19 @@ measure() {  # measure SERVER CONC
     if [[ -z ${BEST_P50[$1]:-} ]] || awk "BEGIN{exit !(${R[p50_us]} < ${BEST_P50[$1]})}"; then
       BEST_P50[$1]=${R[p50_us]}
     fi
-  elif [[ -z ${BEST_RPS[$1]:-} ]] || awk "BEGIN{exit !(${R[rps]} > ${BEST_RPS[$1]})}"; then
-    BEST_RPS[$1]=${R[rps]}
+  else
+    if [[ -z ${BEST_RPS[$1]:-} ]] || awk "BEGIN{exit !(${R[rps]} > ${BEST_RPS[$1]})}"; then
+      BEST_RPS[$1]=${R[rps]}
+    fi
+    local ticks_per_s; ticks_per_s=$(getconf CLK_TCK)
+    CPU_US[$1]+=" $(awk "BEGIN{printf \"%.2f\", ${R[cpu_ticks]} * 1e6 / $ticks_per_s / ${R[requests]}}")"
   fi
 }
 for ((round = 1; round <= ROUNDS; round++)); do
   echo "== round $round"
   # Alternate which server goes first, so neither always meets a warmer machine.
-  order=(open tenants)
-  ((round % 2 == 0)) && order=(tenants open)
+  order=("${SERVERS[@]}")
+  ((round % 2 == 0)) && order=($(printf '%s\n' "${SERVERS[@]}" | tac))
   for server in "${order[@]}"; do measure "$server" 32; done
   for server in "${order[@]}"; do measure "$server" 1; done
 done
@@ -77,14 +102,61 @@ assert t["refused"] == 0, t
 assert sum(m["requests"] for m in t["models"]) > 0 and all(m["failures"] == 0 for m in t["models"]), t
 PY
 
+# ----------------------------------------------- callgrind: instructions
+declare -A INSTR=()
+if [[ ${BENCH_CALLGRIND:-1} == 1 ]] && command -v valgrind >/dev/null; then
+  for server in "${SERVERS[@]}"; do stop_server "$server"; done
+  for server in "${SERVERS[@]}"; do
+    flags=()
+    [[ $server == tenants ]] && flags=(--tenants "$WORK/tenants.yaml")
+    binary=$MMSERVE
+    [[ $server == before ]] && binary=$BENCH_BEFORE
+    echo "== callgrind: $server"
+    THIS=$MMSERVE MMSERVE=$binary
+    # (Valgrind runs the model ~50x slower: widen the inline bound by as much,
+    # so that requests take the path they take natively.)
+    MMSERVE_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no
+      "--callgrind-out-file=$WORK/callgrind.$server")
+    READY_SECONDS=300 start_mmserve "cg-$server" --http-threads 1 --execution-threads 1 \
+      --inline-execution-max-us 10000 "${flags[@]}"
+    MMSERVE_WRAPPER=() MMSERVE=$THIS
+    pid=${SERVER_PIDS[cg-$server]}
+    if [[ $server == tenants ]]; then export BENCH_AUTHORIZATION="Bearer $KEY"; else export BENCH_AUTHORIZATION=; fi
+    # A warm-up first: one-time costs (first key check, lazy set-up) stay out.
+    "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d2s -s bench/add_sub_binary.lua \
+      "$(target_url "cg-$server" add_sub_binary)" >/dev/null 2>&1
+    callgrind_control -i on "$pid" >/dev/null
+    log=$WORK/wrk-cg-$server.txt
+    "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d"${BENCH_CALLGRIND_SECONDS:-6}s" -s bench/add_sub_binary.lua \
+      "$(target_url "cg-$server" add_sub_binary)" >"$log" 2>&1
+    callgrind_control -i off "$pid" >/dev/null
+    requests=$(wrk_requests "$log")
+    grep -q 'bad_status=0 bad_size=0 errors=0' "$log" || INVALID+=("callgrind $server: $(grep BENCH "$log")")
+    stop_server "cg-$server"
+    total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$WORK/callgrind.$server" | tail -1)
+    INSTR[$server]=$(awk "BEGIN{printf \"%.0f\", $total / $requests}")
+    echo "  $server: $requests requests, ${INSTR[$server]} instructions per request"
+  done
+fi
+
 ratio() { awk "BEGIN{printf \"%.3f\", $1 / $2}"; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+for server in "${SERVERS[@]}"; do CPU_MED[$server]=$(median "${CPU_US[$server]}"); done
 {
   echo "## Tenancy overhead (bench/tenancy.sh, $(date -u +%F), best of $ROUNDS interleaved rounds, ${SECS} s each)"
   echo
   echo "| case | open | API key + quotas | with / without |"
   echo "|---|---|---|---|"
   echo "| add, req/s at c32 | ${BEST_RPS[open]} | ${BEST_RPS[tenants]} | $(ratio "${BEST_RPS[tenants]}" "${BEST_RPS[open]}")x (target >= 0.97x) |"
+  echo "| add, server CPU per request at c32 (median) | ${CPU_MED[open]} us | ${CPU_MED[tenants]} us | $(ratio "${CPU_MED[tenants]}" "${CPU_MED[open]}")x |"
   echo "| add, p50 at c1 | ${BEST_P50[open]} us | ${BEST_P50[tenants]} us | $(ratio "${BEST_P50[tenants]}" "${BEST_P50[open]}")x |"
+  if [[ -n ${INSTR[open]:-} ]]; then
+    echo "| add, user-space instructions per request (callgrind, c1) | ${INSTR[open]} | ${INSTR[tenants]} | $(ratio "${INSTR[tenants]}" "${INSTR[open]}")x |"
+  fi
+  if [[ -n ${BENCH_BEFORE:-} ]]; then
+    echo
+    echo "This build open against \`$BENCH_BEFORE\` open: req/s at c32 ${BEST_RPS[open]} vs ${BEST_RPS[before]} ($(ratio "${BEST_RPS[open]}" "${BEST_RPS[before]}")x), CPU per request ${CPU_MED[open]} vs ${CPU_MED[before]} us ($(ratio "${CPU_MED[open]}" "${CPU_MED[before]}")x),${INSTR[before]:+ instructions per request ${INSTR[open]} vs ${INSTR[before]} ($(ratio "${INSTR[open]}" "${INSTR[before]}")x),} p50 at c1 ${BEST_P50[open]} vs ${BEST_P50[before]} us ($(ratio "${BEST_P50[open]}" "${BEST_P50[before]}")x)."
+  fi
   if ((${#INVALID[@]})); then
     echo
     echo "INVALID:"

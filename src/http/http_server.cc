@@ -444,6 +444,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (Status head = ReadRequestHead(req, view, target_, authorization_); !head.ok()) {
       return Write(ErrorReply(head));
     }
+    view.auth_memo = &auth_memo_;
     view.body = std::make_shared<const std::string>(std::move(req.body()));
     parser_.reset();
     // One Cancellation per connection, reused while nobody else holds it.
@@ -580,7 +581,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::pmr::monotonic_buffer_resource header_arena_{header_buffer_.data(), header_buffer_.size()};
   std::optional<RequestParser> parser_;
   std::string target_;
-  std::string authorization_;  // the request's Authorization header (the view points here)
+  std::string authorization_;       // the request's Authorization header (the view points here)
+  TenantRegistry::Memo auth_memo_;  // the last key this connection presented
   std::string head_;
   HttpReply reply_;
   std::vector<net::const_buffer> buffers_;

@@ -280,7 +280,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     return done(EmptyReply(ok ? 200 : 400));
   }
   // Everything else asks who is asking.
-  auto tenant = service_->Authenticate(request.authorization);
+  auto tenant = service_->Authenticate(request.authorization, request.auth_memo);
   if (!tenant.ok()) return done(ErrorReply(tenant.status()));
 
   // /v2

@@ -28,6 +28,8 @@ struct HttpRequestView {
   std::shared_ptr<const std::string> body;
   std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
   std::string_view authorization;                 // the Authorization header, if any
+  // The connection's memory of its last key (see TenantRegistry::Memo); may be null.
+  TenantRegistry::Memo* auth_memo = nullptr;
   // Cancelled by the connection when its client goes away; may be null.
   std::shared_ptr<Cancellation> cancellation;
 };

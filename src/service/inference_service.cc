@@ -36,8 +36,8 @@ InferenceService::InferenceService(Options options)
                 {"binary_tensor_data", "system_shared_memory"}} {}
 
 StatusOr<std::shared_ptr<const Tenant>> InferenceService::Authenticate(
-    std::string_view authorization) const {
-  return tenants_->Authenticate(authorization);
+    std::string_view authorization, TenantRegistry::Memo* memo) const {
+  return tenants_->Authenticate(authorization, memo);
 }
 
 Status InferenceService::RequireAdmin(const Tenant& tenant, std::string_view what) {

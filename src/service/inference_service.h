@@ -77,7 +77,9 @@ class InferenceService {
   // The tenant a request's Authorization value ("Bearer KEY") names; every
   // endpoint but the health checks asks first. UNAUTHENTICATED, saying what
   // is expected, without a valid key (never when the server runs open).
-  StatusOr<std::shared_ptr<const Tenant>> Authenticate(std::string_view authorization) const;
+  // `memo`: the connection's (TenantRegistry::Memo), or null.
+  StatusOr<std::shared_ptr<const Tenant>> Authenticate(std::string_view authorization,
+                                                       TenantRegistry::Memo* memo = nullptr) const;
   // OK for an admin tenant; PERMISSION_DENIED naming `what` for any other.
   static Status RequireAdmin(const Tenant& tenant, std::string_view what);
   // Namespaces. Every method below takes the tenant asking (Authenticate)

@@ -3,7 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
+
+#include <initializer_list>
 
 namespace mm {
 
@@ -41,16 +42,30 @@ bool FromHex(std::string_view text, std::array<uint8_t, N>& out) {
   return true;
 }
 
-KeyDigest SaltedDigest(const std::array<uint8_t, kApiKeySaltBytes>& salt, std::string_view secret) {
+// SHA-256 of the concatenated parts. The request path hashes every key it
+// sees (Sha256), so nothing here is looked up or allocated per call: OpenSSL
+// 3's one-shot SHA256() fetches the algorithm each time (about 5x slower).
+KeyDigest Digest(std::initializer_list<std::string_view> parts) {
+  static const EVP_MD* const kSha256 = [] {
+    const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return md != nullptr ? md : EVP_sha256();
+  }();
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context context;
   KeyDigest digest{};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   unsigned int len = 0;
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, salt.data(), salt.size());
-  EVP_DigestUpdate(ctx, secret.data(), secret.size());
-  EVP_DigestFinal_ex(ctx, digest.data(), &len);
-  EVP_MD_CTX_free(ctx);
+  EVP_DigestInit_ex(context.ctx, kSha256, nullptr);
+  for (std::string_view part : parts) EVP_DigestUpdate(context.ctx, part.data(), part.size());
+  EVP_DigestFinal_ex(context.ctx, digest.data(), &len);
   return digest;
+}
+
+KeyDigest SaltedDigest(const std::array<uint8_t, kApiKeySaltBytes>& salt, std::string_view secret) {
+  return Digest(
+      {std::string_view(reinterpret_cast<const char*>(salt.data()), salt.size()), secret});
 }
 
 }  // namespace
@@ -87,11 +102,7 @@ bool ApiKeyMatches(const ApiKeyHash& hash, std::string_view secret) {
   return SameDigest(SaltedDigest(hash.salt, secret), hash.digest);
 }
 
-KeyDigest Sha256(std::string_view bytes) {
-  KeyDigest digest{};
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest.data());
-  return digest;
-}
+KeyDigest Sha256(std::string_view bytes) { return Digest({bytes}); }
 
 bool SameDigest(const KeyDigest& a, const KeyDigest& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;

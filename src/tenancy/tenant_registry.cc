@@ -125,10 +125,24 @@ Status TenantRegistry::Reload() {
   return OkStatus();
 }
 
-StatusOr<std::shared_ptr<const Tenant>> TenantRegistry::Authenticate(
-    std::string_view authorization) const {
+StatusOr<std::shared_ptr<const Tenant>> TenantRegistry::Authenticate(std::string_view authorization,
+                                                                     Memo* memo) const {
   if (open_) return default_tenant_;
   if (authorization.empty()) return Unauthenticated("no API key");
+  if (memo != nullptr) {
+    const uint64_t generation = generation_.load(std::memory_order_acquire);
+    if (memo->tenant != nullptr && memo->generation == generation &&
+        memo->authorization == authorization) {
+      return memo->tenant;
+    }
+    auto found = Authenticate(authorization);
+    if (found.ok()) {
+      memo->authorization.assign(authorization);
+      memo->generation = generation;
+      memo->tenant = *found;
+    }
+    return found;
+  }
   const std::string_view key = BearerKey(authorization);
   if (key.empty()) return Unauthenticated("the Authorization value is not 'Bearer <API key>'");
   const KeyDigest digest = Sha256(key);

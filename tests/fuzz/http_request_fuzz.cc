@@ -73,6 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::array<std::byte, 2048> inline_buffer;
   std::pmr::monotonic_buffer_resource arena(inline_buffer.data(), inline_buffer.size());
   std::string target, authorization;
+  mm::TenantRegistry::Memo memo;  // the connection's, across its pipelined requests
   for (int request = 0; request < 8 && !input.empty(); ++request) {
     arena.release();
     std::optional<mm::RequestParser> parser;
@@ -89,6 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     mm::HttpRequestView view;
     if (!mm::ReadRequestHead(message, view, target, authorization).ok()) continue;
     view.body = std::make_shared<const std::string>(std::move(message.body()));
+    view.auth_memo = &memo;
     size_t replies = 0;
     world->router->Handle(view, [&replies](mm::HttpReply) { ++replies; });
     if (replies != 1) __builtin_trap();  // every request is answered once, synchronously here

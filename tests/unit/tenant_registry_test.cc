@@ -103,6 +103,36 @@ TEST(TenantRegistryTest, ReloadSwapsTheFileAndKeepsTheOldOneWhenBad) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(TenantRegistryTest, AConnectionsMemoAnswersItsRepeatedKeyAndNothingElse) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mm-memo-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "tenants.yaml").string();
+  std::ofstream(path) << "tenants:\n  - id: a\n    api_keys: ['" << *HashApiKey("key-a")
+                      << "']\n    repositories: [/a]\n  - id: b\n    api_keys: ['"
+                      << *HashApiKey("key-b") << "']\n    repositories: [/b]\n";
+  auto registry = TenantRegistry::FromFile(path);
+  ASSERT_TRUE(registry.ok()) << registry.status().message();
+  TenantRegistry::Memo memo;
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer key-a", &memo))->id, "a");
+  EXPECT_EQ(memo.authorization, "Bearer key-a");
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer key-a", &memo))->id, "a");  // from the memo
+  // Another value on the same connection is checked afresh, and a wrong one
+  // neither passes nor spoils the memo.
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer key-b", &memo))->id, "b");
+  EXPECT_EQ((*registry)->Authenticate("Bearer key-c", &memo).status().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ((*registry)->Authenticate("", &memo).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ((*(*registry)->Authenticate("Bearer key-b", &memo))->id, "b");
+  // A reload that drops key-b empties the memo's worth.
+  std::ofstream(path) << "tenants:\n  - id: a\n    api_keys: ['" << *HashApiKey("key-a")
+                      << "']\n    repositories: [/a]\n";
+  ASSERT_TRUE((*registry)->Reload().ok());
+  EXPECT_EQ((*registry)->Authenticate("Bearer key-b", &memo).status().code(),
+            StatusCode::kUnauthenticated);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TenantRegistryTest, RepositoriesAreComparedByTheirCanonicalPath) {
   const auto dir =
       std::filesystem::temp_directory_path() / ("mm-tenant-repos-" + std::to_string(::getpid()));
