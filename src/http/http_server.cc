@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -429,9 +428,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                                        " bytes (--max-request-bytes)")));
       }
       if (ec == bhttp::error::header_limit) {
-        HttpReply r = ErrorReply(
-            InvalidArgument("request headers exceed the limit of " +
-                            std::to_string(server_->options().max_header_bytes) + " bytes"));
+        HttpReply r = ErrorReply(InvalidArgument(
+            "request headers exceed the limit of " +
+            std::to_string(server_->options().max_header_bytes) + " bytes (--max-header-bytes)"));
         r.status = 431;
         return Write(std::move(r));
       }

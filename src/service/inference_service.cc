@@ -116,7 +116,6 @@ std::vector<TenantUsageReport> InferenceService::Usage(const Tenant& tenant) con
     if (tenant.role != TenantRole::kAdmin && usage->tenant_id() != tenant.id) continue;
     out.push_back({usage->tenant_id(), usage->refused(), usage->Models()});
   }
-  if (out.empty() && tenant.role != TenantRole::kAdmin) out.push_back({tenant.id, 0, {}});
   return out;
 }
 
