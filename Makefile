@@ -29,7 +29,8 @@ asan: deps
 
 serve: release
 	$(RELEASE_DIR)/mmserve --model-repository examples/models \
-	  --http-port $(HTTP_PORT) --http-address 127.0.0.1 --grpc-port $(GRPC_PORT)
+	  --http-port $(HTTP_PORT) --http-address 127.0.0.1 --grpc-port $(GRPC_PORT) \
+	  --metrics-port $(METRICS_PORT)
 
 test: asan release
 	@bash scripts/run-tests.sh $(TEST_DIR) $(FUZZ_SECONDS)

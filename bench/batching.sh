@@ -41,7 +41,7 @@ sed -i 's/name: "mlp"/name: "mlp_batched"/' "$REPO/mlp_batched/config.pbtxt"
 echo 'dynamic_batching { }' >>"$REPO/mlp_batched/config.pbtxt"
 
 port=$(free_port)
-"${ON_SERVER_CPUS[@]}" "$MMSERVE" --model-repository "$REPO" --http-port "$port" --grpc-port 0 \
+"${ON_SERVER_CPUS[@]}" "$MMSERVE" --model-repository "$REPO" --http-port "$port" --grpc-port 0 --metrics-port 0 \
   --http-threads 1 --execution-slots 1 ${BENCH_SERVER_FLAGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")

@@ -84,7 +84,7 @@ P_MAX_BATCH=$(sed -n 's/^max_batch_size: *//p' "$REPO/prio/config.pbtxt")
 
 port=$(free_port)
 BASE=http://127.0.0.1:$port
-"${ON_SERVER_CPUS[@]}" "$MMSERVE" --model-repository "$REPO" --http-port "$port" --grpc-port 0 \
+"${ON_SERVER_CPUS[@]}" "$MMSERVE" --model-repository "$REPO" --http-port "$port" --grpc-port 0 --metrics-port 0 \
   --http-threads 1 --execution-slots 1 ${BENCH_SERVER_FLAGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")

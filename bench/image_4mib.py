@@ -31,7 +31,7 @@ OUT_BYTES = 10 * 4
 
 def start_server(build, pin):
     cmd = [str(build / "mmserve"), "--model-repository", str(ROOT / "examples" / "models"),
-           "--http-port", "0", "--grpc-port", "0", "--max-request-bytes", str(64 << 20)]
+           "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--max-request-bytes", str(64 << 20)]
     if pin:
         cmd = ["taskset", "-c", "0"] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -101,13 +101,17 @@ wait_ready() {  # wait_ready NAME URL PID SECONDS
   die "$1 was not ready within $4 s (log: $WORK/$1.log)"
 }
 
-# start_mmserve NAME [flags...]: mmserve on examples/models and a free port.
+# start_mmserve NAME [flags...]: mmserve on examples/models (or $BENCH_REPO)
+# and a free port.
 # MMSERVE_WRAPPER (an array, e.g. valgrind ...) runs it under a tool.
 start_mmserve() {
   local name=$1; shift
   local port; port=$(free_port)
-  "${ON_SERVER_CPUS[@]}" "${MMSERVE_WRAPPER[@]}" "$MMSERVE" --model-repository examples/models \
-    --http-port "$port" --grpc-port 0 "$@" >"$WORK/$name.log" 2>&1 &
+  # Metrics on a free port too (a build from before metrics has no such flag).
+  local metrics=()
+  "$MMSERVE" --help 2>/dev/null | grep -q -- --metrics-port && metrics=(--metrics-port 0)
+  "${ON_SERVER_CPUS[@]}" "${MMSERVE_WRAPPER[@]}" "$MMSERVE" --model-repository "${BENCH_REPO:-examples/models}" \
+    --http-port "$port" --grpc-port 0 "${metrics[@]}" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   SERVER_PIDS[$name]=$pid

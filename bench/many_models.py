@@ -70,7 +70,7 @@ class Server:
 
     def __init__(self, build, repo, log_path, args, pin):
         cmd = [str(build / "mmserve"), "--model-repository", str(repo), "--http-port", "0",
-               "--grpc-port", "0", "--model-control-mode", "explicit"] + args
+               "--grpc-port", "0", "--metrics-port", "0", "--model-control-mode", "explicit"] + args
         if pin:
             cmd = ["taskset", "-c", "0"] + cmd
         self.cmd = cmd

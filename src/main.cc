@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -19,9 +20,14 @@
 #include "isolation/worker_main.h"
 #include "isolation/worker_process.h"
 #include "lifecycle/model_manager.h"
+#include "observability/logging.h"
+#include "observability/metrics.h"
+#include "observability/request_observer.h"
+#include "observability/tracer.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/timer.h"
 #include "service/inference_service.h"
+#include "service/server_metrics.h"
 #include "tenancy/api_key.h"
 #include "tenancy/tenant_registry.h"
 
@@ -50,8 +56,12 @@ bool ParseTenantWeight(const std::string& text, std::string* tenant, double* wei
 // `mmserve --worker MODEL`: a model's worker process, started by the server
 // with its control socket as descriptor 3 (isolation/worker_main.h).
 int WorkerMain(int argc, char** argv) {
-  spdlog::set_pattern(std::string("[%Y-%m-%d %H:%M:%S.%e] [worker ") + (argc > 2 ? argv[2] : "?") +
-                      "] [%l] %v");
+  // The server's --log-format reaches its workers through the environment.
+  const char* format = std::getenv("MMSERVE_LOG_FORMAT");
+  mm::ConfigureLogging(format != nullptr && std::string_view(format) == "json"
+                           ? mm::LogFormat::kJson
+                           : mm::LogFormat::kText,
+                       std::string("worker ") + (argc > 2 ? argv[2] : "?"));
   // Ctrl-C reaches the whole process group: the server decides when its
   // workers end (they die with it, or when it closes their socket).
   signal(SIGINT, SIG_IGN);
@@ -130,6 +140,21 @@ int main(int argc, char** argv) {
   std::string tls_key;
   std::string tls_client_ca;
   uint32_t tls_handshake_timeout_ms = 10'000;
+  bool allow_metrics = true;
+  std::string metrics_address = "127.0.0.1";
+  uint16_t metrics_port = 8002;
+  std::string log_format = "text";
+  std::string access_log;
+  double trace_rate = 0;
+  std::string trace_endpoint;
+  std::string trace_file;
+  size_t trace_buffer = 4096;
+  int64_t trace_flush_ms = 1000;
+  bool drift = true;
+  double drift_sample_rate = 0.01;
+  uint64_t drift_window_rows = 10000;
+  double drift_threshold = 0.2;
+  uint64_t drift_min_rows = 100;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -195,6 +220,57 @@ int main(int argc, char** argv) {
                  "Most elements one input tensor may have (its shape's product)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 62));
+  app.add_option("--allow-metrics", allow_metrics,
+                 "Serve Prometheus metrics at /metrics on --metrics-port (no API key asked: "
+                 "they name models and tenants; bind them where only operators reach)")
+      ->capture_default_str();
+  app.add_option("--metrics-address", metrics_address, "Address the metrics endpoint listens on")
+      ->capture_default_str();
+  app.add_option("--metrics-port", metrics_port, "Metrics port (0 picks a free one)")
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "Log lines as text, or as JSON objects (one per line)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--access-log", access_log,
+                 "Write one line per inference request (id, tenant, model, version, status, "
+                 "durations) to this file, or - for standard output; in --log-format");
+  app.add_option("--trace-rate", trace_rate,
+                 "Fraction of requests without a W3C traceparent that are traced (a request "
+                 "with one follows its sampled flag); needs --trace-endpoint or --trace-file")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--trace-endpoint", trace_endpoint,
+                 "OTLP/HTTP JSON collector for traces, e.g. http://127.0.0.1:4318/v1/traces");
+  app.add_option("--trace-file", trace_file,
+                 "Append traces to this file instead, one OTLP JSON export request per line");
+  app.add_option("--trace-buffer", trace_buffer,
+                 "Traces waiting for export at most; more are dropped (and counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--trace-flush-ms", trace_flush_ms, "Longest wait before traces are exported")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->group("");
+  app.add_option("--drift", drift,
+                 "Watch the inputs of models that ship a drift_baseline.json for drift (PSI per "
+                 "input feature, in the metrics and the model's statistics)")
+      ->capture_default_str();
+  app.add_option("--drift-sample-rate", drift_sample_rate,
+                 "Fraction of requests whose inputs go into the drift window")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 1.0));
+  app.add_option("--drift-window-rows", drift_window_rows,
+                 "Rows of each input the drift window holds (it slides by a tenth)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{10}, uint64_t{1'000'000'000}));
+  app.add_option("--drift-psi-threshold", drift_threshold,
+                 "PSI above which an input feature is reported as drifted (logged when crossed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 1e6));
+  app.add_option("--drift-min-rows", drift_min_rows,
+                 "Rows a feature needs in the window before its PSI is reported")
+      ->capture_default_str()
+      ->group("");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (the last one given)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
@@ -282,6 +358,29 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
+  const mm::LogFormat format = log_format == "json" ? mm::LogFormat::kJson : mm::LogFormat::kText;
+  mm::ConfigureLogging(format);
+  if (format == mm::LogFormat::kJson) setenv("MMSERVE_LOG_FORMAT", "json", 1);  // for workers
+
+  std::unique_ptr<mm::AccessLog> access;
+  if (!access_log.empty()) {
+    auto opened = mm::AccessLog::Create(access_log, format);
+    if (!opened.ok()) return Fail(opened.status());
+    access = std::move(*opened);
+  }
+  auto tracer = mm::Tracer::Create({.rate = trace_rate,
+                                    .endpoint = trace_endpoint,
+                                    .file = trace_file,
+                                    .buffer_capacity = trace_buffer,
+                                    .flush_interval = std::chrono::milliseconds(trace_flush_ms)});
+  if (!tracer.ok()) return Fail(tracer.status().WithContext("tracing (--trace-*)"));
+  if ((*tracer)->Enabled()) {
+    spdlog::info(
+        "tracing {} of requests without a traceparent (and those whose parent is "
+        "sampled) to {}",
+        trace_rate, trace_endpoint.empty() ? trace_file : trace_endpoint);
+  }
+  const mm::RequestObserver observer(tracer->get(), access.get());
 
   // Block the shutdown signals in every thread; main waits for them below.
   sigset_t signals;
@@ -407,6 +506,12 @@ int main(int argc, char** argv) {
                  mm::ChaosBackend::kPlatform);
     manager_options.backends.emplace(mm::ChaosBackend::kPlatform, &chaos);
   }
+  manager_options.drift = drift;
+  manager_options.drift_options.sample_every =
+      std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(1.0 / drift_sample_rate)));
+  manager_options.drift_options.window_rows = drift_window_rows;
+  manager_options.drift_options.threshold = drift_threshold;
+  manager_options.drift_options.min_rows = drift_min_rows;
   manager_options.process_backend = process_backend->get();
   manager_options.default_process_isolation = default_isolation == "process";
   auto manager = mm::ModelManager::Create(std::move(manager_options));
@@ -419,6 +524,17 @@ int main(int argc, char** argv) {
                                                .max_tensors_per_request = max_tensors_per_request,
                                                .max_elements_per_tensor = max_elements_per_tensor});
   if (!service.ok()) return Fail(service.status());
+
+  std::unique_ptr<mm::MetricsServer> metrics;
+  if (allow_metrics) {
+    auto started = mm::MetricsServer::Create(
+        {.address = metrics_address, .port = metrics_port},
+        {mm::ServerMetricsCollector(service->get()), mm::CollectProcessMetrics,
+         [&observer](mm::MetricFamilies& out) { observer.Collect(out); }});
+    if (!started.ok()) return Fail(started.status());
+    metrics = std::move(*started);
+    spdlog::info("metrics at http://{}:{}/metrics", metrics_address, metrics->port());
+  }
 
   // The same certificate on both transports; the HTTP server checks the files first.
   const std::string_view tls_mode = tls_cert.empty()        ? ""
@@ -437,6 +553,7 @@ int main(int argc, char** argv) {
   http_options.tls_key_file = tls_key;
   http_options.tls_client_ca_file = tls_client_ca;
   http_options.tls_handshake_timeout_ms = tls_handshake_timeout_ms;
+  http_options.observer = &observer;
   auto http = mm::HttpServer::Create(http_options, service->get());
   if (!http.ok()) return Fail(http.status());
   (*http)->Start();
@@ -452,6 +569,7 @@ int main(int argc, char** argv) {
   grpc_options.tls_cert_file = tls_cert;
   grpc_options.tls_key_file = tls_key;
   grpc_options.tls_client_ca_file = tls_client_ca;
+  grpc_options.observer = &observer;
   auto grpc = mm::GrpcServer::Start(grpc_options, service->get());
   if (!grpc.ok()) {
     (*http)->Stop();

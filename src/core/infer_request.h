@@ -33,6 +33,22 @@ struct InferRequest {
   std::shared_ptr<const void> body;
   // Set by a transport that can tell when its client goes away; null if not.
   std::shared_ptr<Cancellation> cancellation;
+  // When the transport began to read it (steady clock, ns): the start of its
+  // duration in the statistics. 0: when the service received it.
+  int64_t received_ns = 0;
+};
+
+// How the execution that served a request went (a batch's, shared by its
+// requests), set by the scheduler. Durations in ns; the stages are Triton's:
+// input (tensors prepared for the engine, batch merge included), infer (the
+// engine's run) and output (results taken from it, batch split included).
+// A backend that cannot tell input and output from the run leaves them 0.
+struct ExecutionTiming {
+  int64_t start_ns = 0;  // steady clock, when the execution began
+  int64_t input_ns = 0;
+  int64_t infer_ns = 0;
+  int64_t output_ns = 0;
+  int64_t batch_size = 0;  // rows executed together (1 without batching)
 };
 
 struct InferResponse {
@@ -46,6 +62,10 @@ struct InferResponse {
   // is shared among its requests by rows).
   int64_t queue_ns = 0;
   int64_t compute_ns = 0;
+  // The execution itself (whole, not shared by rows). A backend may set
+  // timing.input_ns and timing.output_ns in Execute; the scheduler sets the
+  // rest.
+  ExecutionTiming timing;
 };
 
 // Called exactly once per request, with the response or the reason it failed.

@@ -1,5 +1,6 @@
 #include "grpc/grpc_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -90,8 +91,66 @@ class Pending {
 struct Shared {
   AsyncService grpc_service;
   InferenceService* service = nullptr;
+  const RequestObserver* observer = nullptr;  // null: nothing observes requests
   Pending pending;
 };
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// `done` wrapped so that its request is traced and logged (RequestObserver):
+// the record is made before `done` encodes and sends the answer, and handed
+// over after. It counts in `pending` until then, so that the server does not
+// stop (and the observer go) in between.
+InferCallback Observe(const RequestObserver* observer, Pending* pending,
+                      const grpc::ServerContext& ctx, const Tenant& tenant,
+                      const InferRequest& request, int64_t received_ns, InferCallback done) {
+  std::string_view traceparent;
+  if (observer->tracing()) {
+    const auto& md = ctx.client_metadata();
+    if (auto it = md.find("traceparent"); it != md.end()) {
+      traceparent = {it->second.data(), it->second.size()};
+    }
+  }
+  struct Seen {
+    RequestObserver::Trace trace;
+    std::string model, version, id, tenant;
+    int64_t received_ns, decoded_ns;
+  };
+  auto seen = std::make_shared<Seen>(Seen{observer->Begin(traceparent), request.model_name,
+                                          request.model_version, request.id, tenant.id, received_ns,
+                                          SteadyNowNs()});
+  pending->Add();
+  return [observer, pending, seen,
+          done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) {
+    RequestRecord record;
+    record.protocol = "grpc";
+    record.request_id = seen->id;
+    record.tenant = seen->tenant;
+    record.model = seen->model;
+    record.received_ns = seen->received_ns;
+    record.decoded_ns = seen->decoded_ns;
+    record.answered_ns = SteadyNowNs();
+    std::string error;
+    if (r.ok()) {
+      seen->version = (*r)->model_version;
+      record.queue_ns = (*r)->queue_ns;
+      record.timing = (*r)->timing;
+    } else {
+      record.code = r.status().code();
+      error = r.status().message();
+    }
+    record.version = seen->version;
+    record.error = error;
+    done(std::move(r));
+    record.encoded_ns = SteadyNowNs();
+    observer->End(record, seen->trace);
+    pending->Done();
+  };
+}
 
 // The Authorization value a call carries ("authorization" metadata), if any.
 std::string_view AuthorizationOf(const grpc::ServerContext& ctx) {
@@ -154,6 +213,7 @@ class UnaryCall final : public Tag {
 
   // Who asked (set before Run, except for the health checks).
   const Tenant& tenant() const { return *tenant_; }
+  const grpc::ServerContext& context() const { return ctx_; }
 
   // Set by Handler::Run for a call that watches for its client going away.
   void set_cancellation(std::shared_ptr<Cancellation> c) { cancellation_ = std::move(c); }
@@ -283,8 +343,39 @@ void ModelConfig::Run(Shared* s, UnaryCall<ModelConfig>* call) {
   call->Finish(grpc::Status::OK);
 }
 
-void ModelStatistics::Run(Shared*, UnaryCall<ModelStatistics>* call) {
-  call->Finish(Unavailable("model statistics are not collected by this server yet"));
+void ModelStatistics::Run(Shared* s, UnaryCall<ModelStatistics>* call) {
+  const auto& in = call->request();
+  auto all = s->service->ModelStatistics(call->tenant(), in.name(), in.version());
+  if (!all.ok()) return call->Finish(all.status());
+  auto fill = [](const DurationStat& d, inference::StatisticDuration* out) {
+    out->set_count(d.count);
+    out->set_ns(d.ns);
+  };
+  for (const ModelStatsSnapshot& st : *all) {
+    auto* m = call->response()->add_model_stats();
+    m->set_name(st.model);
+    m->set_version(std::to_string(st.version));
+    m->set_last_inference(static_cast<uint64_t>(std::max<int64_t>(st.last_inference_ms, 0)));
+    m->set_inference_count(st.inference_count);
+    m->set_execution_count(st.execution_count);
+    auto* is = m->mutable_inference_stats();
+    fill(st.success, is->mutable_success());
+    fill(st.fail, is->mutable_fail());
+    fill(st.queue, is->mutable_queue());
+    fill(st.compute_input, is->mutable_compute_input());
+    fill(st.compute_infer, is->mutable_compute_infer());
+    fill(st.compute_output, is->mutable_compute_output());
+    is->mutable_cache_hit();
+    is->mutable_cache_miss();
+    for (const BatchStat& b : st.batches) {
+      auto* bs = m->add_batch_stats();
+      bs->set_batch_size(static_cast<uint64_t>(b.batch_size));
+      fill(b.compute_input, bs->mutable_compute_input());
+      fill(b.compute_infer, bs->mutable_compute_infer());
+      fill(b.compute_output, bs->mutable_compute_output());
+    }
+  }
+  call->Finish(grpc::Status::OK);
 }
 
 void RepositoryIndex::Run(Shared* s, UnaryCall<RepositoryIndex>* call) {
@@ -411,6 +502,7 @@ void LogSettings::Run(Shared*, UnaryCall<LogSettings>* call) {
 }
 
 void ModelInfer::Run(Shared* s, UnaryCall<ModelInfer>* call) {
+  const int64_t received_ns = SteadyNowNs();
   auto decoded = DecodeGrpcInferRequest(call->request());
   if (!decoded.ok()) return call->Finish(decoded.status());
   // The call (and the request message the tensors view into) lives until its
@@ -419,17 +511,22 @@ void ModelInfer::Run(Shared* s, UnaryCall<ModelInfer>* call) {
   pending->Add();
   auto request = std::make_unique<InferRequest>(std::move(*decoded));
   request->cancellation = std::make_shared<Cancellation>();
+  request->received_ns = received_ns;
   call->set_cancellation(request->cancellation);
-  s->service->Infer(call->tenant(), std::move(request),
-                    [call, pending](StatusOr<std::unique_ptr<InferResponse>> r) {
-                      if (r.ok()) {
-                        EncodeGrpcInferResponse(**r, call->response());
-                        call->Finish(grpc::Status::OK);
-                      } else {
-                        call->Finish(r.status());
-                      }
-                      pending->Done();
-                    });
+  InferCallback done = [call, pending](StatusOr<std::unique_ptr<InferResponse>> r) {
+    if (r.ok()) {
+      EncodeGrpcInferResponse(**r, call->response());
+      call->Finish(grpc::Status::OK);
+    } else {
+      call->Finish(r.status());
+    }
+    pending->Done();
+  };
+  if (s->observer != nullptr) {
+    done = Observe(s->observer, pending, call->context(), call->tenant(), *request, received_ns,
+                   std::move(done));
+  }
+  s->service->Infer(call->tenant(), std::move(request), std::move(done));
 }
 
 // ModelStreamInfer: requests are read one after another and run concurrently;
@@ -496,6 +593,7 @@ class StreamCall {
       std::lock_guard<std::mutex> lock(mu_);
       ++in_flight_;
     }
+    const int64_t received_ns = SteadyNowNs();
     auto decoded = DecodeGrpcInferRequest(*message);
     if (!decoded.ok()) {
       Complete(message->id(), decoded.status(), nullptr);
@@ -503,6 +601,7 @@ class StreamCall {
       auto request = std::make_unique<InferRequest>(std::move(*decoded));
       request->body = message;
       request->cancellation = std::make_shared<Cancellation>();
+      request->received_ns = received_ns;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (cancellations_.size() >= 64) {
@@ -512,15 +611,19 @@ class StreamCall {
       }
       Pending* pending = &shared_->pending;
       pending->Add();
-      shared_->service->Infer(*tenant_, std::move(request),
-                              [this, pending, message](StatusOr<std::unique_ptr<InferResponse>> r) {
-                                if (r.ok()) {
-                                  Complete(message->id(), OkStatus(), r->get());
-                                } else {
-                                  Complete(message->id(), r.status(), nullptr);
-                                }
-                                pending->Done();
-                              });
+      InferCallback done = [this, pending, message](StatusOr<std::unique_ptr<InferResponse>> r) {
+        if (r.ok()) {
+          Complete(message->id(), OkStatus(), r->get());
+        } else {
+          Complete(message->id(), r.status(), nullptr);
+        }
+        pending->Done();
+      };
+      if (shared_->observer != nullptr) {
+        done = Observe(shared_->observer, pending, ctx_, *tenant_, *request, received_ns,
+                       std::move(done));
+      }
+      shared_->service->Infer(*tenant_, std::move(request), std::move(done));
     }
     stream_.Read(&request_, &read_);
   }
@@ -726,6 +829,9 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
                       MakeCredentials(options));
   auto impl = std::make_unique<Impl>();
   impl->shared.service = service;
+  if (options.observer != nullptr && options.observer->enabled()) {
+    impl->shared.observer = options.observer;
+  }
   grpc::ServerBuilder builder;
   const std::string target = options.address + ":" + std::to_string(options.port);
   builder.AddListeningPort(target, credentials, &impl->port);

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "observability/request_observer.h"
 #include "service/inference_service.h"
 
 namespace mm {
@@ -39,6 +40,9 @@ class GrpcServer {
     std::string tls_cert_file;
     std::string tls_key_file;
     std::string tls_client_ca_file;
+    // Tracing and the access log of inference requests (not owned; outlives
+    // the server); null: none.
+    const RequestObserver* observer = nullptr;
   };
 
   // Starts serving; fails with a message naming the address when it cannot

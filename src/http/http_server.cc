@@ -195,7 +195,7 @@ class HttpServer::Impl {
  public:
   Impl(Options options, InferenceService* service)
       : options_(std::move(options)),
-        router_(service),
+        router_(service, options_.observer),
         loops_(MakeLoops(options_.threads)),
         acceptor_(loops_[0]->context.get_executor()) {}
 
@@ -440,7 +440,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     keep_alive_ = req.keep_alive();
     head_only_ = req.method() == bhttp::verb::head;
     HttpRequestView view;
-    if (Status head = ReadRequestHead(req, view, target_, authorization_); !head.ok()) {
+    if (Status head = ReadRequestHead(req, view, target_, authorization_,
+                                      server_->router().traces() ? &traceparent_ : nullptr);
+        !head.ok()) {
       return Write(ErrorReply(head));
     }
     view.auth_memo = &auth_memo_;
@@ -581,6 +583,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::optional<RequestParser> parser_;
   std::string target_;
   std::string authorization_;       // the request's Authorization header (the view points here)
+  std::string traceparent_;         // its traceparent header, when the server traces
   TenantRegistry::Memo auth_memo_;  // the last key this connection presented
   std::string head_;
   HttpReply reply_;

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "observability/request_observer.h"
 #include "service/inference_service.h"
 
 namespace mm {
@@ -48,6 +49,9 @@ class HttpServer {
     std::string tls_client_ca_file;
     // A TLS connection whose handshake has not finished by then is closed.
     uint32_t tls_handshake_timeout_ms = 10'000;
+    // Tracing and the access log of inference requests (not owned; outlives
+    // the server); null: none.
+    const RequestObserver* observer = nullptr;
   };
 
   // Binds and listens; fails with a message naming the address when it cannot,

@@ -26,7 +26,7 @@ HttpMethod ToMethod(bhttp::verb verb) {
 }  // namespace
 
 Status ReadRequestHead(const RequestMessage& request, HttpRequestView& view, std::string& target,
-                       std::string& authorization) {
+                       std::string& authorization, std::string* traceparent) {
   view.method = ToMethod(request.method());
   target.assign(request.target().data(), request.target().size());
   view.target = target;
@@ -48,6 +48,14 @@ Status ReadRequestHead(const RequestMessage& request, HttpRequestView& view, std
     authorization.clear();
   }
   view.authorization = authorization;
+  if (traceparent != nullptr) {
+    if (auto it = request.find("traceparent"); it != request.end()) {
+      traceparent->assign(it->value().data(), it->value().size());
+    } else {
+      traceparent->clear();
+    }
+    view.traceparent = *traceparent;
+  }
   return OkStatus();
 }
 

@@ -22,9 +22,11 @@ using RequestMessage = bhttp::request<PaddedStringBody, bhttp::basic_fields<Requ
 // Fills the view's method, target, inference_header_length and
 // authorization from `request`'s head. The target and Authorization value
 // are copied into `target` and `authorization` (reused across requests),
-// which the view then points into. INVALID_ARGUMENT for an
-// Inference-Header-Content-Length that is not a non-negative integer.
+// which the view then points into. With `traceparent`, the W3C traceparent
+// header is copied there too (only a traced server looks it up).
+// INVALID_ARGUMENT for an Inference-Header-Content-Length that is not a
+// non-negative integer.
 Status ReadRequestHead(const RequestMessage& request, HttpRequestView& view, std::string& target,
-                       std::string& authorization);
+                       std::string& authorization, std::string* traceparent = nullptr);
 
 }  // namespace mm

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 
 #include "http/infer_codec.h"
 #include "http/json_writer.h"
@@ -118,28 +119,25 @@ std::string IndexJson(const std::vector<ModelVersionStatus>& index) {
   return out;
 }
 
-void HandleInfer(InferenceService* service, const Tenant& tenant, const HttpRequestView& request,
-                 std::string model, std::string version, ReplyCallback done) {
-  auto decoded = DecodeInferRequest(request.body, request.inference_header_length);
-  if (!decoded.ok()) return done(ErrorReply(decoded.status()));
-  auto infer = std::make_unique<InferRequest>(std::move(decoded->request));
-  infer->model_name = std::move(model);
-  infer->model_version = std::move(version);
-  infer->cancellation = request.cancellation;
-  service->Infer(tenant, std::move(infer),
-                 [format = std::move(decoded->format),
-                  done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) {
-                   if (!result.ok()) return done(ErrorReply(result.status()));
-                   std::shared_ptr<const InferResponse> response = std::move(*result);
-                   HttpReply reply;
-                   Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
-                   if (!s.ok()) return done(ErrorReply(s));
-                   if (!reply.tail.empty()) {
-                     reply.binary_header = true;
-                     reply.tail_owner = std::move(response);
-                   }
-                   done(std::move(reply));
-                 });
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Encodes an inference response (or its error) into an HTTP reply.
+HttpReply InferReply(StatusOr<std::unique_ptr<InferResponse>> result,
+                     const HttpResponseFormat& format) {
+  if (!result.ok()) return ErrorReply(result.status());
+  std::shared_ptr<const InferResponse> response = std::move(*result);
+  HttpReply reply;
+  Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
+  if (!s.ok()) return ErrorReply(s);
+  if (!reply.tail.empty()) {
+    reply.binary_header = true;
+    reply.tail_owner = std::move(response);
+  }
+  return reply;
 }
 
 std::string ShmStatusJson(const std::vector<SharedMemoryManager::RegionInfo>& regions) {
@@ -199,7 +197,177 @@ std::string UsageJson(const std::vector<TenantUsageReport>& reports) {
   return out;
 }
 
+void AppendDuration(std::string& out, std::string_view key, const DurationStat& d) {
+  out += '"';
+  out += key;
+  out += "\":{\"count\":";
+  AppendJsonUint(out, d.count);
+  out += ",\"ns\":";
+  AppendJsonUint(out, d.ns);
+  out += '}';
+}
+
+// Triton's statistics extension's JSON, with mmserve's own figures under
+// "mmserve" (clients ignore what they do not know).
+std::string StatsJson(const std::vector<ModelStatsSnapshot>& all) {
+  std::string out = "{\"model_stats\":[";
+  for (size_t i = 0; i < all.size(); ++i) {
+    const ModelStatsSnapshot& s = all[i];
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, s.model);
+    out += ",\"version\":";
+    AppendJsonString(out, std::to_string(s.version));
+    out += ",\"last_inference\":";
+    AppendJsonInt(out, s.last_inference_ms);
+    out += ",\"inference_count\":";
+    AppendJsonUint(out, s.inference_count);
+    out += ",\"execution_count\":";
+    AppendJsonUint(out, s.execution_count);
+    out += ",\"inference_stats\":{";
+    AppendDuration(out, "success", s.success);
+    out += ',';
+    AppendDuration(out, "fail", s.fail);
+    out += ',';
+    AppendDuration(out, "queue", s.queue);
+    out += ',';
+    AppendDuration(out, "compute_input", s.compute_input);
+    out += ',';
+    AppendDuration(out, "compute_infer", s.compute_infer);
+    out += ',';
+    AppendDuration(out, "compute_output", s.compute_output);
+    out += ',';
+    AppendDuration(out, "cache_hit", {});
+    out += ',';
+    AppendDuration(out, "cache_miss", {});
+    out += "},\"batch_stats\":[";
+    for (size_t j = 0; j < s.batches.size(); ++j) {
+      const BatchStat& b = s.batches[j];
+      if (j) out += ',';
+      out += "{\"batch_size\":";
+      AppendJsonInt(out, b.batch_size);
+      out += ',';
+      AppendDuration(out, "compute_input", b.compute_input);
+      out += ',';
+      AppendDuration(out, "compute_infer", b.compute_infer);
+      out += ',';
+      AppendDuration(out, "compute_output", b.compute_output);
+      out += '}';
+    }
+    out += "],\"memory_usage\":[],\"mmserve\":{\"tenant\":";
+    AppendJsonString(out, s.tenant);
+    out += ",\"in_flight\":";
+    AppendJsonInt(out, s.in_flight);
+    out += ",\"failures\":{";
+    bool first = true;
+    for (size_t code = 0; code < s.failures_by_code.size(); ++code) {
+      if (s.failures_by_code[code] == 0) continue;
+      if (!first) out += ',';
+      first = false;
+      AppendJsonString(out, StatusCodeName(static_cast<StatusCode>(code)));
+      out += ':';
+      AppendJsonUint(out, s.failures_by_code[code]);
+    }
+    out += "},\"loads\":";
+    AppendJsonUint(out, s.loads);
+    out += ",\"load_failures\":";
+    AppendJsonUint(out, s.load_failures);
+    out += ",\"last_load_ns\":";
+    AppendJsonInt(out, s.last_load_ns);
+    out += ",\"evictions\":";
+    AppendJsonUint(out, s.evictions);
+    out += ",\"on_demand_loads\":";
+    AppendJsonUint(out, s.on_demand_loads);
+    if (!s.drift.empty()) {
+      out += ",\"drift\":[";
+      for (size_t j = 0; j < s.drift.size(); ++j) {
+        const auto& f = s.drift[j];
+        if (j) out += ',';
+        out += "{\"input\":";
+        AppendJsonString(out, f.input);
+        out += ",\"feature\":";
+        AppendJsonInt(out, f.feature);
+        out += ",\"psi\":";
+        if (f.ready) {
+          AppendJsonDouble(out, f.psi);
+        } else {
+          out += "null";
+        }
+        out += ",\"rows\":";
+        AppendJsonUint(out, f.rows);
+        out += ",\"alerting\":";
+        out += f.alerting ? "true" : "false";
+        out += '}';
+      }
+      out += ']';
+    }
+    out += "}}";
+  }
+  out += "]}";
+  return out;
+}
+
 }  // namespace
+
+void Router::HandleInfer(const Tenant& tenant, const HttpRequestView& request, std::string model,
+                         std::string version, ReplyCallback done) const {
+  const int64_t received_ns = SteadyNowNs();
+  auto decoded = DecodeInferRequest(request.body, request.inference_header_length);
+  if (!decoded.ok()) return done(ErrorReply(decoded.status()));
+  auto infer = std::make_unique<InferRequest>(std::move(decoded->request));
+  infer->model_name = std::move(model);
+  infer->model_version = std::move(version);
+  infer->cancellation = request.cancellation;
+  infer->received_ns = received_ns;
+  if (observer_ == nullptr) {
+    return service_->Infer(tenant, std::move(infer),
+                           [format = std::move(decoded->format), done = std::move(done)](
+                               StatusOr<std::unique_ptr<InferResponse>> result) {
+                             done(InferReply(std::move(result), format));
+                           });
+  }
+  // Observed: what the access log and the trace need, kept until the answer.
+  struct Observed {
+    RequestObserver::Trace trace;
+    std::string model, version, id, tenant;
+    int64_t received_ns, decoded_ns;
+  };
+  auto seen = std::make_shared<Observed>(
+      Observed{observer_->Begin(request.traceparent), infer->model_name, infer->model_version,
+               infer->id, tenant.id, received_ns, SteadyNowNs()});
+  service_->Infer(
+      tenant, std::move(infer),
+      [observer = observer_, seen = std::move(seen), format = std::move(decoded->format),
+       done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) {
+        RequestRecord record;
+        record.protocol = "http";
+        record.request_id = seen->id;
+        record.tenant = seen->tenant;
+        record.model = seen->model;
+        record.received_ns = seen->received_ns;
+        record.decoded_ns = seen->decoded_ns;
+        record.answered_ns = SteadyNowNs();
+        std::string error;
+        if (result.ok()) {
+          seen->version = (*result)->model_version;
+          record.queue_ns = (*result)->queue_ns;
+          record.timing = (*result)->timing;
+        } else {
+          record.code = result.status().code();
+          error = result.status().message();
+        }
+        record.version = seen->version;
+        HttpReply reply = InferReply(std::move(result), format);
+        if (record.code == StatusCode::kOk && reply.status != 200) {
+          record.code = StatusCode::kInternal;  // the encoding failed
+          error = reply.body;
+        }
+        record.error = error;
+        record.encoded_ns = SteadyNowNs();
+        observer->End(record, seen->trace);
+        done(std::move(reply));
+      });
+}
 
 size_t HttpReply::content_length() const {
   size_t n = body.size();
@@ -352,7 +520,14 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     }
     return not_found();
   }
-  // /v2/models/{m}[/versions/{v}][/ready|/config|/infer]
+  // /v2/models/stats: every model's statistics.
+  if (count == 3 && seg[1] == "models" && seg[2] == "stats") {
+    if (!get) return done(MethodNotAllowed("GET"));
+    auto stats = service_->ModelStatistics(**tenant, "", "");
+    if (!stats.ok()) return done(ErrorReply(stats.status()));
+    return done(JsonReply(StatsJson(*stats)));
+  }
+  // /v2/models/{m}[/versions/{v}][/ready|/config|/stats|/infer]
   if (seg[1] != "models" || count < 3) return not_found();
   std::string model = std::move(seg[2]);
   std::string version;
@@ -382,10 +557,15 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (!handle.ok()) return done(ErrorReply(handle.status()));
     return done(JsonReply(ModelConfigToJson((*handle)->config)));
   }
+  if (action == "stats") {
+    if (!get) return done(MethodNotAllowed("GET"));
+    auto stats = service_->ModelStatistics(**tenant, model, version);
+    if (!stats.ok()) return done(ErrorReply(stats.status()));
+    return done(JsonReply(StatsJson(*stats)));
+  }
   if (action == "infer") {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
-    return HandleInfer(service_, **tenant, request, std::move(model), std::move(version),
-                       std::move(done));
+    return HandleInfer(**tenant, request, std::move(model), std::move(version), std::move(done));
   }
   return not_found();
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/cancellation.h"
+#include "observability/request_observer.h"
 #include "service/inference_service.h"
 
 namespace mm {
@@ -28,6 +29,7 @@ struct HttpRequestView {
   std::shared_ptr<const std::string> body;
   std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
   std::string_view authorization;                 // the Authorization header, if any
+  std::string_view traceparent;  // the W3C traceparent header (when the server traces)
   // The connection's memory of its last key (see TenantRegistry::Memo); may be null.
   TenantRegistry::Memo* auth_memo = nullptr;
   // Cancelled by the connection when its client goes away; may be null.
@@ -49,11 +51,21 @@ using ReplyCallback = std::function<void(HttpReply)>;
 
 class Router {
  public:
-  explicit Router(InferenceService* service) : service_(service) {}
+  // `observer`: tracing and the access log for inference requests; may be
+  // null. Neither is owned; both outlive the router.
+  explicit Router(InferenceService* service, const RequestObserver* observer = nullptr)
+      : service_(service),
+        observer_(observer != nullptr && observer->enabled() ? observer : nullptr) {}
   void Handle(const HttpRequestView& request, ReplyCallback done) const;
+  // Whether requests' traceparent headers are wanted.
+  bool traces() const { return observer_ != nullptr && observer_->tracing(); }
 
  private:
-  InferenceService* const service_;  // not owned
+  void HandleInfer(const Tenant& tenant, const HttpRequestView& request, std::string model,
+                   std::string version, ReplyCallback done) const;
+
+  InferenceService* const service_;        // not owned
+  const RequestObserver* const observer_;  // null: nothing observes requests
 };
 
 // A reply carrying the KServe error JSON {"error": message}.

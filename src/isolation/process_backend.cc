@@ -327,6 +327,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
   Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox, const InferRequest& request,
                    InferResponse& response) {
+    // The stages' times (ExecutionTiming): input until the request is
+    // posted, output from the reply on; the worker's part is the infer.
+    const auto begin = std::chrono::steady_clock::now();
     // execute_ and payload_ keep their capacity from batch to batch.
     ExecuteRequest& execute = execute_;
     uint64_t end = 0;
@@ -359,6 +362,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     EncodeExecuteTo(execute, payload_);
     const std::string& payload = payload_;
     const bool on_socket = payload.size() > mailbox.slot_payload_bytes();
+    const auto posting = std::chrono::steady_clock::now();
+    response.timing.input_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(posting - begin).count();
     for (int attempt = 0;; ++attempt) {
       const uint32_t id = ++next_id_;
       if (on_socket) {
@@ -375,6 +381,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         if (s.code() == StatusCode::kDeadlineExceeded) KillHung(process);
         return Lost(s);
       }
+      const auto replied = std::chrono::steady_clock::now();
       std::span<const std::byte> reply_bytes = AsBytes(reply_);
       WorkerFrame frame;
       if (reply_on_socket) {
@@ -415,6 +422,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         t.owner = region;
         response.outputs.push_back(std::move(t));
       }
+      response.timing.output_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now() - replied)
+                                      .count();
       return OkStatus();
     }
   }

@@ -8,8 +8,10 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include <google/protobuf/util/json_util.h>
@@ -174,6 +176,8 @@ class ModelManager::Impl {
   Impl(const Options& options, ModelManager* owner)
       : options_(options),
         owner_(owner),
+        own_stats_(options.stats == nullptr ? std::make_unique<StatsRegistry>() : nullptr),
+        stats_(options.stats != nullptr ? options.stats : own_stats_.get()),
         loaders_(std::make_unique<ThreadPool>(std::max<size_t>(1, options.load_threads))),
         snapshot_(std::make_shared<const Snapshot>()),
         relay_(std::make_shared<HealthRelay>()) {
@@ -313,11 +317,14 @@ class ModelManager::Impl {
       ++models_[model].past_uses;
     }
     std::string v(version);
-    ScheduleLoad(model, [this, model, v, done = std::move(done)](Status s) {
-      auto got = Get(model, v, /*count_use=*/false);  // counted above
-      if (!got.ok() && !s.ok()) return done(s);
-      done(std::move(got));
-    });
+    ScheduleLoad(
+        model,
+        [this, model, v, done = std::move(done)](Status s) {
+          auto got = Get(model, v, /*count_use=*/false);  // counted above
+          if (!got.ok() && !s.ok()) return done(s);
+          done(std::move(got));
+        },
+        /*on_demand=*/true);
     return true;
   }
 
@@ -441,8 +448,10 @@ class ModelManager::Impl {
     });
   }
 
-  std::vector<ModelVersionStatus> Index() {
-    if (options_.mode == ModelControlMode::kExplicit) RegisterNewModels();
+  StatsRegistry& stats() const { return *stats_; }
+
+  std::vector<ModelVersionStatus> Index(bool rescan) {
+    if (rescan && options_.mode == ModelControlMode::kExplicit) RegisterNewModels();
     std::vector<ModelVersionStatus> out;
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, entry] : models_) {
@@ -453,6 +462,11 @@ class ModelManager::Impl {
       for (const auto& [v, slot] : entry.versions) {
         out.push_back(
             {name, v, slot.state, slot.reason, slot.restarts, slot.last_failure, entry.repository});
+        if (slot.servable) {
+          out.back().footprint_bytes = slot.servable->footprint_bytes;
+          std::tie(out.back().queued, out.back().executing) =
+              slot.servable->scheduler->queued_and_executing();
+        }
       }
     }
     return out;
@@ -576,8 +590,11 @@ class ModelManager::Impl {
     models_.erase(it);
   }
 
-  // Starts a load of `name`, or joins the one queued or running.
-  void ScheduleLoad(const std::string& name, std::function<void(Status)> done) {
+  // Starts a load of `name`, or joins the one queued or running. A load a
+  // request started (`on_demand`) is counted in its newest version's
+  // statistics once it succeeds (one that joins counts nothing).
+  void ScheduleLoad(const std::string& name, std::function<void(Status)> done,
+                    bool on_demand = false) {
     std::shared_ptr<PendingLoad> pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -591,12 +608,17 @@ class ModelManager::Impl {
       pending->waiters.push_back(std::move(done));
       entry.pending_load = pending;
     }
-    Schedule(name, [this, name, pending] {
+    Schedule(name, [this, name, pending, on_demand] {
       {
         std::lock_guard<std::mutex> lock(mu_);
         pending->started = true;
       }
       Status s = LoadModel(name);
+      if (on_demand && s.ok()) {
+        if (auto loaded = Get(name, "", /*count_use=*/false); loaded.ok()) {
+          (*loaded)->stats->OnDemandLoad();
+        }
+      }
       std::lock_guard<std::mutex> lock(mu_);
       ModelEntry& entry = models_[name];
       if (entry.pending_load == pending) entry.pending_load.reset();
@@ -720,7 +742,15 @@ class ModelManager::Impl {
           slot.reason.clear();
         }
       }
+      const auto load_start = std::chrono::steady_clock::now();
       auto loaded = LoadVersion(source, *v, backend, platform);
+      if (loaded.ok()) {
+        (*loaded)->stats->LoadSucceeded(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::steady_clock::now() - load_start)
+                                            .count());
+      } else {
+        stats_->For(name, *v, "", 0)->LoadFailed();
+      }
       std::shared_ptr<ServableModel> old;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -876,6 +906,16 @@ class ModelManager::Impl {
     servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
     auto scheduler_config = ModelSchedulerConfig::FromModelConfig(servable->config, source.name);
     if (!owner.tenant.empty()) scheduler_config.tenant = owner.tenant;
+    servable->stats = stats_->For(
+        source.name, version,
+        scheduler_config.tenant.empty() ? std::string(kSharedTenant) : scheduler_config.tenant,
+        servable->config.max_batch_size());
+    scheduler_config.stats = servable->stats;
+    if (options_.drift) {
+      auto drift = LoadDriftMonitor(source.dir, label);
+      if (!drift.ok()) return drift.status();
+      servable->drift = std::move(*drift);
+    }
     auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                             options_.scheduler, std::move(scheduler_config));
     if (!scheduler.ok()) return scheduler.status();
@@ -893,6 +933,27 @@ class ModelManager::Impl {
       loaded_bytes_ += servable->footprint_bytes;
     }
     return servable;
+  }
+
+  // The drift monitor of a model whose folder has a baseline; null without one.
+  StatusOr<std::shared_ptr<DriftMonitor>> LoadDriftMonitor(const std::filesystem::path& dir,
+                                                           const std::string& label) const {
+    const auto path = dir / kDriftBaselineFile;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return std::shared_ptr<DriftMonitor>();
+    std::ifstream in(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      return InvalidArgument(label + ": cannot read its drift baseline " + path.string());
+    }
+    auto baseline = DriftBaseline::Parse(text, path.string());
+    if (!baseline.ok()) return baseline.status().WithContext(label);
+    auto monitor = DriftMonitor::Create(std::move(*baseline), options_.drift_options);
+    if (!monitor.ok()) return monitor.status().WithContext(label);
+    spdlog::info("{}: drift detection against {} (1 request in {} sampled, alert above PSI {})",
+                 label, path.string(), options_.drift_options.sample_every,
+                 options_.drift_options.threshold);
+    return std::shared_ptr<DriftMonitor>(std::move(*monitor));
   }
 
   // Requires mu_. Halves every use count once they add up to 128 per known
@@ -1080,6 +1141,7 @@ class ModelManager::Impl {
     }
     for (const auto& [name, v] : evicted) {
       spdlog::info("model '{}' version {} evicted to fit {}", name, v, label);
+      if (auto stats = stats_->Find(name, v)) stats->Evicted();
     }
     // Dropped here, on the loader thread; no malloc_trim: the load that asked
     // for the room is about to reuse that memory.
@@ -1284,6 +1346,8 @@ class ModelManager::Impl {
  private:
   const Options& options_;
   [[maybe_unused]] ModelManager* const owner_;
+  const std::unique_ptr<StatsRegistry> own_stats_;  // when options_.stats is null
+  StatsRegistry* const stats_;
   std::unique_ptr<ThreadPool> loaders_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
   const std::shared_ptr<HealthRelay> relay_;
@@ -1353,7 +1417,9 @@ void ModelManager::Unload(std::string_view name, std::function<void(Status)> don
   impl_->Unload(name, std::move(done));
 }
 
-std::vector<ModelVersionStatus> ModelManager::Index() { return impl_->Index(); }
+std::vector<ModelVersionStatus> ModelManager::Index(bool rescan) { return impl_->Index(rescan); }
+
+StatsRegistry& ModelManager::stats() const { return impl_->stats(); }
 
 void ModelManager::Poll() { impl_->Poll(); }
 

@@ -71,6 +71,8 @@
 #include "backends/backend.h"
 #include "core/status.h"
 #include "model_config.pb.h"
+#include "observability/drift.h"
+#include "observability/model_stats.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_scheduler.h"
 
@@ -105,7 +107,17 @@ struct ServableModel {
   // increment under a race does not matter): the eviction order.
   mutable std::atomic<int64_t> last_used_ns{0};
   mutable std::atomic<uint64_t> uses{0};
+  // This version's statistics (the scheduler records into the same); never
+  // null for a servable the manager made.
+  std::shared_ptr<ModelStats> stats;
+  // Input drift against the model's baseline (kDriftBaselineFile beside its
+  // config), when it ships one and drift detection is on; else null.
+  std::shared_ptr<DriftMonitor> drift;
 };
+
+// The file beside a model's config.pbtxt that holds its drift baseline
+// (observability/drift.h; written by scripts/make_drift_baseline.py).
+inline constexpr std::string_view kDriftBaselineFile = "drift_baseline.json";
 using ModelHandle = std::shared_ptr<const ServableModel>;
 
 struct ModelVersionStatus {
@@ -118,6 +130,11 @@ struct ModelVersionStatus {
   int restarts = 0;
   std::string last_failure;
   std::string repository;  // PathKey of the repository holding the model
+  // While a copy is held (READY, or failed worker): its footprint, and the
+  // requests waiting in its queue and executing right now.
+  uint64_t footprint_bytes = 0;
+  size_t queued = 0;
+  size_t executing = 0;
 };
 
 enum class ModelControlMode { kNone, kExplicit, kPoll };
@@ -168,6 +185,14 @@ class ModelManager {
     // a load. Default: the larger growth of heap in use and resident memory.
     // Tests inject their own.
     std::function<uint64_t()> memory_probe;
+    // Where every version's statistics are kept (not owned; outlives the
+    // manager). Null: the manager keeps its own.
+    StatsRegistry* stats = nullptr;
+    // Drift detection for models that ship a baseline: how it samples and
+    // when it alerts. A baseline that cannot be read fails the load, naming
+    // the file. Off: baselines are ignored.
+    bool drift = true;
+    DriftMonitor::Options drift_options;
   };
 
   // Fails when a repository path is missing or not a directory.
@@ -216,9 +241,13 @@ class ModelManager {
   void Poll();
 
   // Every model version known, sorted by name then version. In explicit mode
-  // the repositories are scanned again first, so models added on disk appear
-  // (UNAVAILABLE, "not loaded") before anyone loads them.
-  std::vector<ModelVersionStatus> Index();
+  // (with `rescan`) the repositories are scanned again first, so models added
+  // on disk appear (UNAVAILABLE, "not loaded") before anyone loads them.
+  // Metrics read it without a rescan.
+  std::vector<ModelVersionStatus> Index(bool rescan = true);
+
+  // The statistics of every version (StatsRegistry).
+  StatsRegistry& stats() const;
 
   // PathKey of the repository that holds `name` (as last scanned, else as
   // found on disk now). NOT_FOUND, as UnknownModel, when none does.

@@ -60,6 +60,7 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       options_(options),
       model_name_(std::move(config.model_name)),
       tenant_(config.tenant),
+      stats_(std::move(config.stats)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
       batching_(std::move(config.batching)),
       queue_(std::move(config.queue), model_name_) {
@@ -107,6 +108,30 @@ size_t ModelScheduler::pending() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size() + executing_;
 }
+
+std::pair<size_t, size_t> ModelScheduler::queued_and_executing() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {queue_.size(), executing_};
+}
+
+namespace {
+
+// The execution's stages: what the backend told apart (input, output) within
+// its run, plus the batch's merge before it and split after it.
+ExecutionTiming StageTimes(const InferResponse& run, int64_t start_ns, int64_t merge_ns,
+                           int64_t run_ns, int64_t split_ns, int64_t batch_size) {
+  ExecutionTiming t;
+  t.start_ns = start_ns;
+  const int64_t in = std::clamp<int64_t>(run.timing.input_ns, 0, run_ns);
+  const int64_t out = std::clamp<int64_t>(run.timing.output_ns, 0, run_ns - in);
+  t.input_ns = merge_ns + in;
+  t.infer_ns = run_ns - in - out;
+  t.output_ns = out + split_ns;
+  t.batch_size = batch_size;
+  return t;
+}
+
+}  // namespace
 
 void ModelScheduler::NotifyWhenIdle(std::function<void()> fn) {
   {
@@ -407,6 +432,7 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
       done(s);
     }
   };
+  const int64_t begin_ns = clock_->NowNs();
   std::vector<InferRequest*> requests;
   std::vector<int64_t> sizes;
   requests.reserve(works.size());
@@ -417,9 +443,10 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
   }
   auto merged = MergeBatch(requests);
   if (!merged.ok()) return fail_all(merged.status());
+  const int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
   if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("model '{}': one execution of {} rows for {} requests", model_name_,
-                  std::accumulate(sizes.begin(), sizes.end(), int64_t{0}), works.size());
+    spdlog::debug("model '{}': one execution of {} rows for {} requests", model_name_, rows,
+                  works.size());
   }
   auto batched = std::make_shared<InferResponse>();
   batched->model_name = (*merged)->model_name;
@@ -430,17 +457,26 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
   executed_requests_.fetch_add(works.size(), std::memory_order_relaxed);
   merged->reset();  // the batch buffer is not needed any more
   if (!status.ok()) return fail_all(status);
+  const ExecutionTiming backend = batched->timing;
   auto split = SplitBatch(std::move(batched), requests, sizes);
   if (!split.ok()) return fail_all(split.status());
-  // Each request is charged its rows' share of the batch's time; the shares
-  // add up to the whole (the last takes the rounding).
-  const int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+  InferResponse run;
+  run.timing = backend;
+  const ExecutionTiming timing =
+      StageTimes(run, begin_ns, start_ns - begin_ns, ns, clock_->NowNs() - start_ns - ns, rows);
+  if (stats_ != nullptr) {
+    stats_->ExecutionFinished(rows, timing.input_ns, timing.infer_ns, timing.output_ns);
+  }
+  // Each request is charged its rows' share of the execution's time; the
+  // shares add up to the whole (the last takes the rounding).
+  const int64_t total = timing.input_ns + timing.infer_ns + timing.output_ns;
   int64_t charged = 0;
   for (size_t i = 0; i < works.size(); ++i) {
     InferResponse& r = *(*split)[i];
-    r.queue_ns = start_ns - works[i].enqueued_ns;
-    r.compute_ns = i + 1 == works.size() || rows <= 0 ? ns - charged : ns * sizes[i] / rows;
+    r.queue_ns = begin_ns - works[i].enqueued_ns;
+    r.compute_ns = i + 1 == works.size() || rows <= 0 ? total - charged : total * sizes[i] / rows;
     charged += r.compute_ns;
+    r.timing = timing;
     auto done = std::move(works[i].done);
     works[i].request.reset();
     done(std::move((*split)[i]));
@@ -456,6 +492,19 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   Status status = RunTimed(instance, *work.request, *response, &start_ns, &response->compute_ns);
   response->queue_ns = start_ns - work.enqueued_ns;
   executed_requests_.fetch_add(1, std::memory_order_relaxed);
+  if (status.ok()) {
+    // A batching model's request is a batch of its own rows.
+    int64_t rows = 1;
+    if (stats_ != nullptr && stats_->max_batch_size() > 1) {
+      auto size = RequestBatchSize(*work.request);
+      rows = size.ok() ? std::max<int64_t>(*size, 1) : 1;
+    }
+    response->timing = StageTimes(*response, start_ns, 0, response->compute_ns, 0, rows);
+    if (stats_ != nullptr) {
+      stats_->ExecutionFinished(rows, response->timing.input_ns, response->timing.infer_ns,
+                                response->timing.output_ns);
+    }
+  }
   // Release the request (and the transport buffer it pins) before answering.
   work.request.reset();
   if (status.ok()) {

@@ -31,6 +31,7 @@
 
 #include "backends/backend.h"
 #include "core/infer_request.h"
+#include "observability/model_stats.h"
 #include "scheduler/clock.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_queue.h"
@@ -81,6 +82,8 @@ struct ModelSchedulerConfig {
   double weight = 1;
   QueueConfig queue;
   BatchingConfig batching;
+  // Where each execution is recorded (ModelStats::ExecutionFinished); null: nowhere.
+  std::shared_ptr<ModelStats> stats;
   static ModelSchedulerConfig FromModelConfig(const inference::ModelConfig& config,
                                               std::string model_name);
 };
@@ -108,6 +111,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
 
   // Requests queued or executing right now.
   size_t pending() const;
+  // Requests queued, and executing, right now (for metrics).
+  std::pair<size_t, size_t> queued_and_executing() const;
   // Calls `fn` once nothing is queued or executing: at once (on this thread)
   // when that is so now, else on the thread that finishes the last request.
   // The lifecycle drains a version with it before dropping it. One waiter at
@@ -173,6 +178,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
 
   const std::string model_name_;
   const std::string tenant_;
+  const std::shared_ptr<ModelStats> stats_;  // may be null
   const Clock* const clock_;
   const BatchingConfig batching_;
 

@@ -3,9 +3,12 @@
 #include "service/request_validator.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <optional>
+
+#include <spdlog/spdlog.h>
 
 namespace mm {
 
@@ -106,6 +109,50 @@ std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(const Tenant& 
     if (ready_only && s.state != ModelState::kReady) continue;
     if (!Sees(tenant, s.repository)) continue;
     out.push_back(std::move(s));
+  }
+  return out;
+}
+
+StatusOr<std::vector<ModelStatsSnapshot>> InferenceService::ModelStatistics(
+    const Tenant& tenant, std::string_view name, std::string_view version) const {
+  if (!name.empty()) MM_RETURN_IF_ERROR(CheckVisible(tenant, name));
+  std::optional<int64_t> wanted;
+  if (!version.empty()) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+    if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
+      return InvalidArgument("model '" + std::string(name) + "': version '" + std::string(version) +
+                             "' is not a positive integer");
+    }
+    wanted = v;
+  }
+  std::vector<ModelStatsSnapshot> out;
+  std::string last_name;  // visibility is asked once per model
+  bool last_visible = false;
+  for (const auto& stats : options_.models->stats().All()) {
+    if (!name.empty()) {
+      if (stats->model() != name) continue;
+      if (wanted && stats->version() != *wanted) continue;
+    } else if (tenant.role != TenantRole::kAdmin) {
+      if (stats->model() != last_name) {
+        last_name = stats->model();
+        last_visible = CheckVisible(tenant, last_name).ok();
+      }
+      if (!last_visible) continue;
+    }
+    out.push_back(stats->Read());
+    // A loaded copy's drift (checked against its threshold on the way).
+    if (auto servable = options_.models->Get(stats->model(), std::to_string(stats->version()));
+        servable.ok() && (*servable)->drift != nullptr) {
+      CheckDrift(**servable);
+      out.back().drift = (*servable)->drift->Read();
+    }
+  }
+  if (!name.empty() && out.empty()) {
+    if (!options_.models->RepositoryOf(name).ok()) return UnknownModel(name);
+    return NotFound("model '" + std::string(name) + "'" +
+                    (wanted ? " version " + std::string(version) : std::string()) +
+                    " has no statistics: it has never been loaded");
   }
   return out;
 }
@@ -219,6 +266,12 @@ void InferenceService::UnloadModel(const Tenant& tenant, std::string_view name,
 
 namespace {
 
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // A tensor's payload bytes: its data, or the shared memory it names.
 uint64_t PayloadBytes(const Tensor& t) {
   if (!t.data.empty() || t.parameters.empty()) return t.data.size();
@@ -232,14 +285,13 @@ uint64_t PayloadBytes(const Tensor& t) {
 
 void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request,
                              InferCallback done) {
+  if (request->received_ns == 0) request->received_ns = SteadyNowNs();
   Charge charge;
   charge.usage = tenant.usage;
   if (Status s = CheckLimits(*request); !s.ok()) return Refuse(charge, done, std::move(s));
   // Quotas first: a refused request costs nothing more.
   if (TenantQuota* quota = tenant.quota.get(); quota != nullptr && quota->limited()) {
-    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now = SteadyNowNs();
     bool counted = false;
     if (Status s = quota->Admit(now, &counted); !s.ok()) return Refuse(charge, done, std::move(s));
     if (counted) charge.quota = tenant.quota;
@@ -300,6 +352,36 @@ Status InferenceService::CheckLimits(const InferRequest& request) const {
   return OkStatus();
 }
 
+void InferenceService::ObserveDrift(const ServableModel& servable, const InferRequest& request) {
+  const bool batched = servable.config.max_batch_size() > 0;
+  for (const Tensor& input : request.inputs) {
+    if (servable.drift->baseline().FindInput(input.name) == nullptr) continue;
+    const int64_t rows = batched ? (input.shape.empty() ? 0 : input.shape[0]) : 1;
+    servable.drift->Observe(
+        input.name, input.dtype, rows,
+        {reinterpret_cast<const uint8_t*>(input.data.data()), input.data.size()});
+  }
+}
+
+void InferenceService::CheckDrift(const ServableModel& servable) {
+  if (servable.drift == nullptr) return;
+  for (const DriftMonitor::Crossing& c : servable.drift->CheckThreshold()) {
+    if (c.above) {
+      spdlog::warn(
+          "model '{}' version {}: input '{}' feature {} has drifted from its baseline: PSI "
+          "{:.3f} is above the alert threshold {}",
+          servable.name, servable.version, c.input, c.feature, c.psi,
+          servable.drift->options().threshold);
+    } else {
+      spdlog::info(
+          "model '{}' version {}: input '{}' feature {} is back within the drift threshold "
+          "(PSI {:.3f}, threshold {})",
+          servable.name, servable.version, c.input, c.feature, c.psi,
+          servable.drift->options().threshold);
+    }
+  }
+}
+
 void InferenceService::Refuse(const Charge& charge, const InferCallback& done, Status status) {
   if (charge.quota != nullptr) charge.quota->Release();
   if (charge.usage != nullptr) charge.usage->RecordRefused();
@@ -308,30 +390,46 @@ void InferenceService::Refuse(const Charge& charge, const InferCallback& done, S
 
 void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
                                InferCallback done, Charge charge) {
-  // From here on the request is the model's: it is charged to it, and
-  // releases its concurrency slot (if it holds one) when answered.
-  if (charge.usage != nullptr || charge.quota != nullptr) {
-    uint64_t bytes_in = 0;
+  // From here on the request is the model's: it is counted in its
+  // statistics, charged to its tenant, and releases its concurrency slot (if
+  // it holds one) when answered. One wrapper does all three. (The statistics
+  // live as long as the servable, which lives until its queue has drained,
+  // i.e. past this callback.)
+  ModelStats* stats = servable.stats.get();
+  if (stats != nullptr) stats->RequestStarted();
+  uint64_t bytes_in = 0;
+  if (charge.usage != nullptr) {
     for (const Tensor& input : request->inputs) bytes_in += PayloadBytes(input);
-    done = [model = charge.usage != nullptr ? charge.usage->Model(servable.name) : nullptr,
-            quota = std::move(charge.quota), bytes_in,
-            done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
-      if (quota != nullptr) quota->Release();
-      if (model != nullptr) {
-        if (result.ok()) {
-          const InferResponse& r = **result;
-          uint64_t bytes_out = 0;
-          for (const Tensor& output : r.outputs) bytes_out += PayloadBytes(output);
-          model->RecordSuccess(static_cast<uint64_t>(std::max<int64_t>(r.queue_ns, 0)),
-                               static_cast<uint64_t>(std::max<int64_t>(r.compute_ns, 0)), bytes_in,
-                               bytes_out);
-        } else {
-          model->RecordFailure();
-        }
-      }
-      done(std::move(result));
-    };
   }
+  const int64_t received_ns = request->received_ns;
+  done = [stats, model = charge.usage != nullptr ? charge.usage->Model(servable.name) : nullptr,
+          quota = std::move(charge.quota), bytes_in, received_ns,
+          done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
+    if (quota != nullptr) quota->Release();
+    if (stats != nullptr) {
+      const int64_t total_ns = SteadyNowNs() - received_ns;
+      if (result.ok()) {
+        const InferResponse& r = **result;
+        stats->RequestSucceeded(total_ns, r.queue_ns, r.timing.input_ns, r.timing.infer_ns,
+                                r.timing.output_ns);
+      } else {
+        stats->RequestFailed(result.status().code(), total_ns);
+      }
+    }
+    if (model != nullptr) {
+      if (result.ok()) {
+        const InferResponse& r = **result;
+        uint64_t bytes_out = 0;
+        for (const Tensor& output : r.outputs) bytes_out += PayloadBytes(output);
+        model->RecordSuccess(static_cast<uint64_t>(std::max<int64_t>(r.queue_ns, 0)),
+                             static_cast<uint64_t>(std::max<int64_t>(r.compute_ns, 0)), bytes_in,
+                             bytes_out);
+      } else {
+        model->RecordFailure();
+      }
+    }
+    done(std::move(result));
+  };
   // Inputs in shared memory become views of their region (kept mapped by `owner`).
   for (Tensor& input : request->inputs) {
     if (input.parameters.empty()) continue;
@@ -362,6 +460,7 @@ void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<In
     return done(s.WithContext("model '" + servable.name + "'"));
   }
   request->model_version = servable.version_string;
+  if (servable.drift != nullptr && servable.drift->ShouldSample()) ObserveDrift(servable, *request);
   if (!shm_outputs.empty()) {
     done = [targets = std::move(shm_outputs),
             done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {

@@ -110,6 +110,20 @@ class InferenceService {
   // request waits for that load without holding a thread.
   void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done);
 
+  // Triton's statistics extension. With `name`: every version of that model
+  // that has statistics (it was loaded at least once, maybe evicted since),
+  // or only `version`; NOT_FOUND (as UnknownModel) for a model the tenant
+  // does not see, and for a version never loaded. Without: every model
+  // version the tenant sees. By name, then version.
+  StatusOr<std::vector<ModelStatsSnapshot>> ModelStatistics(const Tenant& tenant,
+                                                            std::string_view name,
+                                                            std::string_view version) const;
+
+  // Logs the drift alerts of `servable` that changed since the last check.
+  // The statistics and the metrics call it as they read the drift, so an
+  // alert is logged by the time anyone looks.
+  static void CheckDrift(const ServableModel& servable);
+
   // Usage accounting: an admin gets every tenant's (those a reload removed
   // included), any other tenant its own. By tenant id.
   std::vector<TenantUsageReport> Usage(const Tenant& tenant) const;
@@ -118,6 +132,10 @@ class InferenceService {
   static bool Sees(const Tenant& tenant, std::string_view repository_key);
 
   SharedMemoryManager& shared_memory() { return shared_memory_; }
+
+  // For the metrics (service/server_metrics.h): the models and the tenants.
+  ModelManager& models() const { return *options_.models; }
+  const TenantRegistry& tenants() const { return *tenants_; }
 
  private:
   explicit InferenceService(Options options);
@@ -133,6 +151,9 @@ class InferenceService {
   };
   // Answers a request that reached no model.
   static void Refuse(const Charge& charge, const InferCallback& done, Status status);
+  // Bins a sampled request's inputs into the model's drift window.
+  static void ObserveDrift(const ServableModel& servable, const InferRequest& request);
+
   void InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
                InferCallback done, Charge charge);
 

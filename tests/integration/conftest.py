@@ -47,11 +47,13 @@ class Server:
         self.proc = None
         self.port = None
         self.grpc_port = None
+        self.metrics_port = None
         self.log = []
         self._port_seen = threading.Event()
 
     def start(self, wait_ready=True):
-        args = [str(self.binary_path or binary()), "--http-port", "0", "--grpc-port", "0", "--log-level", "info"]
+        args = [str(self.binary_path or binary()), "--http-port", "0", "--grpc-port", "0",
+                "--metrics-port", "0", "--log-level", "info"]
         for r in self.repos:
             args += ["--model-repository", r]
         args += self.extra
@@ -73,6 +75,9 @@ class Server:
             m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
             if m and self.port is None:
                 self.port = int(m.group(1))
+            m = re.search(r"metrics at http://[^:]+:(\d+)/metrics", line)
+            if m and self.metrics_port is None:
+                self.metrics_port = int(m.group(1))
             m = re.search(r"gRPC server listening on [^:]+:(\d+)", line)
             if m and self.grpc_port is None:
                 self.grpc_port = int(m.group(1))
@@ -87,6 +92,10 @@ class Server:
     @property
     def grpc_url(self):
         return f"localhost:{self.grpc_port}"
+
+    @property
+    def metrics_url(self):
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def base(self):

@@ -13,7 +13,7 @@ from conftest import EXAMPLES, Server, binary
 
 
 def run_briefly(*args):
-    return subprocess.run([str(binary()), "--http-port", "0", "--grpc-port", "0", *map(str, args)],
+    return subprocess.run([str(binary()), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -224,7 +224,7 @@ def test_a_bad_tenants_file_stops_the_server_naming_the_fault(tmp_path):
     path = tmp_path / "tenants.yaml"
     path.write_text("tenants:\n  - id: a\n    api_keys: ['plain-key']\n    repositories: [/m]\n")
     out = subprocess.run([str(binary()), "--model-repository", str(EXAMPLES), "--tenants",
-                          str(path), "--http-port", "0", "--grpc-port", "0"],
+                          str(path), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     text = out.stdout + out.stderr

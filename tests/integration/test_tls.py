@@ -319,7 +319,7 @@ def test_mtls_grpc_refuses_a_client_without_a_good_certificate(mtls_server, cert
 
 def run_server(*args):
     out = subprocess.run([str(binary()), "--model-repository", str(EXAMPLES), "--http-port", "0",
-                          "--grpc-port", "0", "--model-control-mode", "explicit",
+                          "--grpc-port", "0", "--metrics-port", "0", "--model-control-mode", "explicit",
                           *[str(a) for a in args]],
                          capture_output=True, text=True, timeout=120)
     return out.returncode, out.stdout + out.stderr

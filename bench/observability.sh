@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# bench/observability.sh [BUILD_DIR]: issue 8's benchmark, one run, the figure
+# as a ratio against a baseline measured in the same run.
+#
+# Two servers on a copy of examples/models whose add_sub ships a drift
+# baseline (scripts/make_drift_baseline.py), measured in turn
+# (BENCH_ROUNDS interleaved rounds, the best of each kept):
+#   off  --allow-metrics false --drift false, no tracing: what is left is the
+#        statistics the server always keeps (Triton's statistics extension)
+#   on   metrics scraped once a second for the whole run (as Prometheus
+#        would), --trace-rate 0.01 exporting OTLP/HTTP JSON to a collector
+#        (bench/otlp_sink.py, on the client CPUs), and --drift-sample-rate
+#        0.01 against the baseline
+# Case: wrk over HTTP with binary tensors on the add model at concurrency 32.
+# Headline: on req/s / off req/s (target >= 0.97). Beside it the server's CPU
+# per request (median over the rounds) and, under callgrind at concurrency 1
+# (BENCH_CALLGRIND=1, the default, when valgrind is there), user-space
+# instructions per request, as ratios.
+#
+# With BENCH_BEFORE=PATH (an mmserve built before the statistics existed), a
+# third server `before` runs that binary on examples/models, and the report
+# adds off / before: what the always-on statistics cost.
+#
+# Pinning (BENCH_PIN, default 1): servers on CPU 0, wrk, scrapes and the
+# collector on CPU 1. Env: BENCH_SECONDS (8), BENCH_ROUNDS (5), BENCH_OUT,
+# BENCH_KEEP=1.
+set -euo pipefail
+PIN=${BENCH_PIN:-1}
+source "$(dirname "$0")/lib.sh"
+SECS=${BENCH_SECONDS:-8}
+ROUNDS=${BENCH_ROUNDS:-5}
+bench_init "${1:-build/release}" mmserve
+[[ -x $MMSERVE ]] || die "no mmserve in $BUILD_DIR"
+PY=$ROOT/.venv/bin/python
+[[ -x $PY ]] || die "no .venv: run scripts/install-deps.sh"
+
+# The repository: examples/models, add_sub with a baseline of its inputs.
+REPO=$WORK/models
+cp -r examples/models "$REPO"
+"$PY" - "$WORK/samples.npy" <<'PY'
+import sys, numpy as np
+np.save(sys.argv[1], np.random.default_rng(1).normal(10, 10, size=(10000, 4)).astype(np.float32))
+PY
+for input in INPUT0 INPUT1; do
+  "$PY" scripts/make_drift_baseline.py --input "$input=$WORK/samples.npy" --out "$WORK/$input.json" >/dev/null
+done
+"$PY" - "$WORK/INPUT0.json" "$WORK/INPUT1.json" "$REPO/add_sub/drift_baseline.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+a["inputs"].update(b["inputs"])
+json.dump(a, open(sys.argv[3], "w"))
+PY
+
+# The collector.
+"${ON_CLIENT_CPUS[@]}" "$PY" bench/otlp_sink.py >"$WORK/sink.log" 2>&1 &
+SINK=$!
+PIDS+=("$SINK")
+for _ in $(seq 100); do grep -q port= "$WORK/sink.log" && break; sleep 0.1; done
+SINK_PORT=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$WORK/sink.log")
+[[ -n $SINK_PORT ]] || die "the OTLP sink did not start"
+
+OFF_FLAGS=(--allow-metrics false --drift false)
+ON_FLAGS=(--trace-rate 0.01 --trace-endpoint "http://127.0.0.1:$SINK_PORT/v1/traces"
+  --drift-sample-rate 0.01)
+BENCH_REPO=$REPO start_mmserve off "${OFF_FLAGS[@]}"
+BENCH_REPO=$REPO start_mmserve on "${ON_FLAGS[@]}"
+SERVERS=(off on)
+if [[ -n ${BENCH_BEFORE:-} ]]; then
+  [[ -x $BENCH_BEFORE ]] || die "BENCH_BEFORE=$BENCH_BEFORE is not an executable"
+  THIS=$MMSERVE MMSERVE=$BENCH_BEFORE
+  start_mmserve before
+  MMSERVE=$THIS
+  SERVERS+=(before)
+fi
+METRICS_URL=$(sed -n 's/.*metrics at \(http:[^ ]*\).*/\1/p' "$WORK/on.log" | head -1)
+[[ -n $METRICS_URL ]] || die "the 'on' server serves no metrics"
+grep -q "drift detection against" "$WORK/on.log" || die "the 'on' server does not watch drift"
+
+# Prometheus' part: a scrape a second while the servers run.
+(while true; do "${ON_CLIENT_CPUS[@]}" curl -s -o /dev/null "$METRICS_URL"; sleep 1; done) &
+PIDS+=($!)
+
+INVALID=()
+declare -A BEST_RPS=() CPU_US=() CPU_MED=()
+measure() {  # measure SERVER
+  run_wrk "$1" add_sub_binary 32 "$SECS"
+  ((R_VALID)) || INVALID+=("$1 c32")
+  echo "  $1 c32: p50 ${R[p50_us]} us, p99 ${R[p99_us]} us, ${R[rps]} req/s"
+  if [[ -z ${BEST_RPS[$1]:-} ]] || awk "BEGIN{exit !(${R[rps]} > ${BEST_RPS[$1]})}"; then
+    BEST_RPS[$1]=${R[rps]}
+  fi
+  CPU_US[$1]+=" $(awk "BEGIN{printf \"%.2f\", ${R[cpu_ticks]} * 1e6 / $TICKS_PER_SECOND / ${R[requests]}}")"
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+  echo "== round $round"
+  order=("${SERVERS[@]}")
+  ((round % 2 == 0)) && order=($(printf '%s\n' "${SERVERS[@]}" | tac))
+  for server in "${order[@]}"; do measure "$server"; done
+done
+
+# The 'on' server did what it was asked: traces reached the collector, its
+# metrics count them, and drift was sampled.
+SCRAPE=$(curl -s "$METRICS_URL")
+sampled=$(awk '/^mmserve_traces_sampled_total /{print $2}' <<<"$SCRAPE")
+exported=$(awk '/^mmserve_traces_exported_total /{print $2}' <<<"$SCRAPE")
+dropped=$(awk '/^mmserve_traces_dropped_total /{print $2}' <<<"$SCRAPE")
+window=$(grep '^mmserve_drift_window_rows{.*input="INPUT0"' <<<"$SCRAPE" | awk '{print $2}')
+requests=$(grep '^mmserve_inference_requests_total{.*model="add_sub".*code="OK"' <<<"$SCRAPE" | awk '{print $2}')
+awk "BEGIN{exit !($sampled > 0 && $exported > 0)}" || INVALID+=("no traces exported (sampled $sampled, exported $exported)")
+awk "BEGIN{r = $sampled / $requests; exit !(r > 0.005 && r < 0.02)}" ||
+  INVALID+=("traced $sampled of $requests requests: not about 1%")
+awk "BEGIN{exit !(${window:-0} > 0)}" || INVALID+=("no drift rows sampled")
+
+# ----------------------------------------------- callgrind: instructions
+declare -A INSTR=()
+if [[ ${BENCH_CALLGRIND:-1} == 1 ]] && command -v valgrind >/dev/null; then
+  for server in "${SERVERS[@]}"; do stop_server "$server"; done
+  for server in "${SERVERS[@]}"; do
+    flags=() repo=$REPO binary=$MMSERVE
+    [[ $server == off ]] && flags=("${OFF_FLAGS[@]}")
+    [[ $server == on ]] && flags=("${ON_FLAGS[@]}")
+    [[ $server == before ]] && binary=$BENCH_BEFORE repo=examples/models
+    echo "== callgrind: $server"
+    THIS=$MMSERVE MMSERVE=$binary
+    MMSERVE_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no
+      "--callgrind-out-file=$WORK/callgrind.$server")
+    BENCH_REPO=$repo READY_SECONDS=300 start_mmserve "cg-$server" --http-threads 1 \
+      --execution-threads 1 --inline-execution-max-us 10000 "${flags[@]}"
+    MMSERVE_WRAPPER=() MMSERVE=$THIS
+    pid=${SERVER_PIDS[cg-$server]}
+    "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d2s -s bench/add_sub_binary.lua \
+      "$(target_url "cg-$server" add_sub_binary)" >/dev/null 2>&1
+    callgrind_control -i on "$pid" >/dev/null
+    log=$WORK/wrk-cg-$server.txt
+    "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d"${BENCH_CALLGRIND_SECONDS:-6}s" -s bench/add_sub_binary.lua \
+      "$(target_url "cg-$server" add_sub_binary)" >"$log" 2>&1
+    callgrind_control -i off "$pid" >/dev/null
+    n=$(wrk_requests "$log")
+    grep -q 'bad_status=0 bad_size=0 errors=0' "$log" || INVALID+=("callgrind $server: $(grep BENCH "$log")")
+    stop_server "cg-$server"
+    total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$WORK/callgrind.$server" | tail -1)
+    INSTR[$server]=$(awk "BEGIN{printf \"%.0f\", $total / $n}")
+    echo "  $server: $n requests, ${INSTR[$server]} instructions per request"
+  done
+fi
+
+ratio() { awk "BEGIN{printf \"%.3f\", $1 / $2}"; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+for server in "${SERVERS[@]}"; do CPU_MED[$server]=$(median "${CPU_US[$server]}"); done
+{
+  echo "## Observability overhead (bench/observability.sh, $(date -u +%F), best of $ROUNDS interleaved rounds, ${SECS} s each)"
+  echo
+  echo "| case | all off | metrics + 1% tracing + 1% drift | on / off |"
+  echo "|---|---|---|---|"
+  echo "| add, req/s at c32 | ${BEST_RPS[off]} | ${BEST_RPS[on]} | $(ratio "${BEST_RPS[on]}" "${BEST_RPS[off]}")x (target >= 0.97x) |"
+  echo "| add, server CPU per request at c32 (median) | ${CPU_MED[off]} us | ${CPU_MED[on]} us | $(ratio "${CPU_MED[on]}" "${CPU_MED[off]}")x |"
+  if [[ -n ${INSTR[off]:-} ]]; then
+    echo "| add, user-space instructions per request (callgrind, c1) | ${INSTR[off]} | ${INSTR[on]} | $(ratio "${INSTR[on]}" "${INSTR[off]}")x |"
+  fi
+  echo
+  echo "The 'on' server traced $sampled of $requests requests ($exported exported, $dropped dropped) and held ${window} rows of INPUT0 in its drift window."
+  if [[ -n ${BENCH_BEFORE:-} ]]; then
+    echo
+    echo "All off against \`$BENCH_BEFORE\` (before statistics): req/s at c32 ${BEST_RPS[off]} vs ${BEST_RPS[before]} ($(ratio "${BEST_RPS[off]}" "${BEST_RPS[before]}")x), CPU per request ${CPU_MED[off]} vs ${CPU_MED[before]} us ($(ratio "${CPU_MED[off]}" "${CPU_MED[before]}")x)${INSTR[before]:+, instructions per request ${INSTR[off]} vs ${INSTR[before]} ($(ratio "${INSTR[off]}" "${INSTR[before]}")x)}."
+  fi
+  if ((${#INVALID[@]})); then
+    echo
+    echo "INVALID:"
+    printf '  %s\n' "${INVALID[@]}"
+  fi
+} | tee "$WORK/report.md"
+[[ -n ${BENCH_OUT:-} ]] && cp "$WORK/report.md" "$BENCH_OUT"
+((${#INVALID[@]} == 0))

@@ -1,0 +1,191 @@
+// Statistics of one model version: what Triton's statistics extension reports
+// and what the Prometheus metrics are made of, kept in one place.
+//
+// Who records what:
+//   - the service, once per request that reached the model: RequestStarted
+//     when it does, then RequestSucceeded or RequestFailed when answered
+//     (success, failure by status code, durations, in-flight);
+//   - the scheduler, once per execution: ExecutionFinished (executions,
+//     inferences, per batch size);
+//   - the lifecycle: loads (and how long the last took), load failures,
+//     evictions, loads a request started (on demand).
+// Durations of successful requests only, as Triton: total (from when the
+// transport began to read the request until it was answered), queue, and the
+// execution's three stages (compute input, infer, output). A request served
+// in a batch is charged the batch's whole stage times, as Triton does; the
+// per-batch-size statistics count each execution once.
+//
+// Request path cost: relaxed atomic additions only; no lock, no allocation.
+//
+// Lifetime: a StatsRegistry keeps each (model, version)'s statistics for the
+// registry's life, across unloads, evictions and reloads, so counters only
+// grow (as Prometheus expects) and the lifecycle can count events of versions
+// that are not loaded. Holders keep a shared_ptr.
+//
+// Cardinality: the registry has one entry per model version the lifecycle
+// ever loaded or tried to load: versions of models in the repositories, never
+// a name a client made up. (Documented for operators in docs/observability.md.)
+//
+// Thread-safety: every method may be called concurrently. A Read sees each
+// counter exactly but different counters a moment apart.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "observability/drift.h"
+#include "observability/histogram.h"
+
+namespace mm {
+
+struct DurationStat {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+// One batch size's executions and their stage times.
+struct BatchStat {
+  int64_t batch_size = 0;
+  DurationStat compute_input;
+  DurationStat compute_infer;
+  DurationStat compute_output;
+};
+
+inline constexpr size_t kStatusCodes = static_cast<size_t>(StatusCode::kInternal) + 1;
+
+struct ModelStatsSnapshot {
+  std::string model;
+  int64_t version = 0;
+  std::string tenant;             // the model's owner (fair-share tenant)
+  int64_t last_inference_ms = 0;  // ms since the epoch; 0: never
+  uint64_t inference_count = 0;   // rows inferred (a batch of 8 counts 8)
+  uint64_t execution_count = 0;
+  DurationStat success;  // total durations
+  DurationStat fail;
+  DurationStat queue;
+  DurationStat compute_input;
+  DurationStat compute_infer;
+  DurationStat compute_output;
+  std::array<uint64_t, kStatusCodes> failures_by_code{};  // index: StatusCode
+  LatencyHistogram::Snapshot total_histogram;
+  LatencyHistogram::Snapshot queue_histogram;
+  LatencyHistogram::Snapshot input_histogram;
+  LatencyHistogram::Snapshot infer_histogram;
+  LatencyHistogram::Snapshot output_histogram;
+  std::vector<BatchStat> batches;  // sizes that ran, ascending
+  int64_t in_flight = 0;
+  // Lifecycle.
+  uint64_t loads = 0;
+  uint64_t load_failures = 0;
+  uint64_t evictions = 0;
+  uint64_t on_demand_loads = 0;
+  int64_t last_load_ns = 0;  // how long the last successful load took
+  // Filled by the service for a loaded copy with a drift baseline.
+  std::vector<DriftMonitor::FeatureDrift> drift;
+};
+
+class ModelStats {
+ public:
+  // `max_batch_size`: the largest batch the model runs (0 or 1: one row);
+  // executions of larger batches are counted under the largest size.
+  ModelStats(std::string model, int64_t version, std::string tenant, int64_t max_batch_size);
+
+  const std::string& model() const { return model_; }
+  int64_t version() const { return version_; }
+  int64_t max_batch_size() const { return max_batch_; }
+
+  // The service.
+  void RequestStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  // `total_ns`: from when the transport began to read it; `queue_ns`: time
+  // in the queue; `input/infer/output_ns`: its execution's stages.
+  void RequestSucceeded(int64_t total_ns, int64_t queue_ns, int64_t input_ns, int64_t infer_ns,
+                        int64_t output_ns);
+  void RequestFailed(StatusCode code, int64_t total_ns);
+
+  // The scheduler: one execution of `batch_size` rows finished.
+  void ExecutionFinished(int64_t batch_size, int64_t input_ns, int64_t infer_ns, int64_t output_ns);
+
+  // The lifecycle.
+  void LoadSucceeded(int64_t ns);
+  void LoadFailed() { load_failures_.fetch_add(1, std::memory_order_relaxed); }
+  void Evicted() { evictions_.fetch_add(1, std::memory_order_relaxed); }
+  void OnDemandLoad() { on_demand_loads_.fetch_add(1, std::memory_order_relaxed); }
+  void SetTenant(std::string tenant);
+
+  ModelStatsSnapshot Read() const;
+  // Adds `old`'s counters to these (StatsRegistry::For replacing an entry).
+  void Absorb(const ModelStatsSnapshot& old);
+
+ private:
+  struct Duration {
+    std::atomic<uint64_t> count{0};
+    std::atomic<uint64_t> ns{0};
+    void Add(int64_t ns_value) {
+      count.fetch_add(1, std::memory_order_relaxed);
+      ns.fetch_add(static_cast<uint64_t>(ns_value < 0 ? 0 : ns_value), std::memory_order_relaxed);
+    }
+    void Absorb(const DurationStat& d) {
+      count.fetch_add(d.count, std::memory_order_relaxed);
+      ns.fetch_add(d.ns, std::memory_order_relaxed);
+    }
+    DurationStat Read() const {
+      return {count.load(std::memory_order_relaxed), ns.load(std::memory_order_relaxed)};
+    }
+  };
+  struct BatchSlot {
+    Duration input, infer, output;
+  };
+
+  const std::string model_;
+  const int64_t version_;
+  const int64_t max_batch_;
+  mutable std::mutex tenant_mu_;
+  std::string tenant_;  // guarded by tenant_mu_ (changes only when a version reloads)
+
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> last_inference_ms_{0};
+  std::atomic<uint64_t> inference_count_{0};
+  std::atomic<uint64_t> execution_count_{0};
+  Duration success_, fail_, queue_, input_, infer_, output_;
+  std::array<std::atomic<uint64_t>, kStatusCodes> failures_{};
+  LatencyHistogram total_hist_, queue_hist_, input_hist_, infer_hist_, output_hist_;
+  const std::unique_ptr<BatchSlot[]> batches_;  // index: batch size, 1..max_batch_
+
+  std::atomic<uint64_t> loads_{0};
+  std::atomic<uint64_t> load_failures_{0};
+  std::atomic<uint64_t> evictions_{0};
+  std::atomic<uint64_t> on_demand_loads_{0};
+  std::atomic<int64_t> last_load_ns_{0};
+};
+
+// Every model version's statistics, for the server's life.
+class StatsRegistry {
+ public:
+  // The statistics of (model, version), made on first use. When a reload
+  // raises max_batch_size past what the existing entry holds, the entry is
+  // replaced by a larger one that starts from the old one's counters (what
+  // the old copy records while it drains is lost). `tenant` updates the
+  // owner shown.
+  std::shared_ptr<ModelStats> For(std::string_view model, int64_t version, std::string_view tenant,
+                                  int64_t max_batch_size);
+  // Existing statistics of (model, version), or null; no entry is made.
+  std::shared_ptr<ModelStats> Find(std::string_view model, int64_t version) const;
+
+  // Every entry, by model then version.
+  std::vector<std::shared_ptr<ModelStats>> All() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int64_t>, std::shared_ptr<ModelStats>, std::less<>>
+      stats_;  // guarded by mu_
+};
+
+}  // namespace mm

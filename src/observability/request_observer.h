@@ -1,0 +1,66 @@
+// What the transports do around each inference request for tracing and the
+// access log: one door for both, so that HTTP and gRPC do the same.
+//
+//   Begin  when the request's bytes are in hand: parses its W3C
+//          `traceparent` (HTTP header, gRPC metadata) and decides whether it
+//          is traced (Tracer::Sample: a parent's sampled flag, else
+//          --trace-rate);
+//   End    once its reply is encoded: writes its access log line and, when
+//          traced, submits its spans: a root server span (the client's span
+//          as parent, when it sent one) with children decode, queue,
+//          compute_input, compute_infer, compute_output and encode, each
+//          with the model, version and tenant (and the batch size on the
+//          compute spans and the root).
+//
+// Cost: with neither tracing nor an access log the transports skip it all
+// (enabled() is false). With tracing only, an unsampled request costs a
+// header lookup and a random number. Thread-safety: every method may be
+// called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "observability/logging.h"
+#include "observability/metrics.h"
+#include "observability/request_record.h"
+#include "observability/trace_context.h"
+#include "observability/tracer.h"
+
+namespace mm {
+
+class RequestObserver {
+ public:
+  // Either may be null (not owned; they outlive the observer).
+  RequestObserver(Tracer* tracer, AccessLog* access_log);
+
+  bool enabled() const { return tracing_ || access_log_ != nullptr; }
+  bool tracing() const { return tracing_; }
+
+  struct Trace {
+    bool sampled = false;
+    bool has_parent = false;
+    TraceContext parent;  // the client's span, when has_parent
+  };
+  // `traceparent`: the header's value, empty when absent. A malformed one
+  // is ignored (a new trace starts, as the W3C spec says).
+  Trace Begin(std::string_view traceparent) const;
+  void End(const RequestRecord& record, const Trace& trace) const;
+
+  // mmserve_traces_* and mmserve_access_log_dropped_lines_total, for the
+  // metrics (a MetricsCollector).
+  void Collect(MetricFamilies& out) const;
+
+  // The spans End would submit for `record` (tests).
+  std::unique_ptr<RequestTrace> MakeTrace(const RequestRecord& record, const Trace& trace) const;
+
+ private:
+  int64_t ToUnixNs(int64_t steady_ns) const { return steady_ns + steady_to_unix_ns_; }
+
+  Tracer* const tracer_;
+  AccessLog* const access_log_;
+  const bool tracing_;
+  const int64_t steady_to_unix_ns_;  // add to a steady-clock time for Unix time
+};
+
+}  // namespace mm
