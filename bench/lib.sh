@@ -224,3 +224,39 @@ run_wrk() {
       "${R[errors]} socket errors; $(grep '^BENCH_FIRST_BAD' "$log" | head -1)" >&2
   fi
 }
+
+# callgrind_per_request NAME [flags...]: mmserve ($MMSERVE on $BENCH_REPO)
+# under callgrind, one HTTP and one execution thread, instrumentation on only
+# while wrk runs add_sub_binary at concurrency 1 for BENCH_CALLGRIND_SECONDS
+# (6) after a 2 s warm-up (one-time costs stay out). Sets CG_INSTR to the
+# user-space instructions per request, and CG_ERROR to what went wrong (empty
+# when every answer was right). Valgrind runs the model ~50x slower, so the
+# inline bound is widened by as much: requests take the path they take
+# natively. BENCH_AUTHORIZATION, when set, goes with every request.
+callgrind_per_request() {
+  local name=$1; shift
+  MMSERVE_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no
+    "--callgrind-out-file=$WORK/callgrind.$name")
+  READY_SECONDS=300 start_mmserve "cg-$name" --http-threads 1 --execution-threads 1 \
+    --inline-execution-max-us 10000 "$@"
+  MMSERVE_WRAPPER=()
+  local pid=${SERVER_PIDS[cg-$name]} url log n total
+  url=$(target_url "cg-$name" add_sub_binary)
+  "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d2s -s bench/add_sub_binary.lua "$url" >/dev/null 2>&1
+  callgrind_control -i on "$pid" >/dev/null
+  log=$WORK/wrk-cg-$name.txt
+  "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d"${BENCH_CALLGRIND_SECONDS:-6}s" \
+    -s bench/add_sub_binary.lua "$url" >"$log" 2>&1
+  callgrind_control -i off "$pid" >/dev/null
+  n=$(wrk_requests "$log")
+  CG_ERROR=
+  grep -q 'bad_status=0 bad_size=0 errors=0' "$log" || CG_ERROR="callgrind $name: $(grep BENCH "$log")"
+  stop_server "cg-$name"
+  total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$WORK/callgrind.$name" | tail -1)
+  CG_INSTR=$(awk "BEGIN{printf \"%.0f\", $total / $n}")
+  echo "  $name: $n requests, $CG_INSTR instructions per request"
+}
+
+# ratio A B: A / B to three decimals; median "V1 V2 ...": their median.
+ratio() { awk "BEGIN{printf \"%.3f\", $1 / $2}"; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }

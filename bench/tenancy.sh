@@ -112,35 +112,15 @@ if [[ ${BENCH_CALLGRIND:-1} == 1 ]] && command -v valgrind >/dev/null; then
     binary=$MMSERVE
     [[ $server == before ]] && binary=$BENCH_BEFORE
     echo "== callgrind: $server"
-    THIS=$MMSERVE MMSERVE=$binary
-    # (Valgrind runs the model ~50x slower: widen the inline bound by as much,
-    # so that requests take the path they take natively.)
-    MMSERVE_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no
-      "--callgrind-out-file=$WORK/callgrind.$server")
-    READY_SECONDS=300 start_mmserve "cg-$server" --http-threads 1 --execution-threads 1 \
-      --inline-execution-max-us 10000 "${flags[@]}"
-    MMSERVE_WRAPPER=() MMSERVE=$THIS
-    pid=${SERVER_PIDS[cg-$server]}
     if [[ $server == tenants ]]; then export BENCH_AUTHORIZATION="Bearer $KEY"; else export BENCH_AUTHORIZATION=; fi
-    # A warm-up first: one-time costs (first key check, lazy set-up) stay out.
-    "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d2s -s bench/add_sub_binary.lua \
-      "$(target_url "cg-$server" add_sub_binary)" >/dev/null 2>&1
-    callgrind_control -i on "$pid" >/dev/null
-    log=$WORK/wrk-cg-$server.txt
-    "${ON_CLIENT_CPUS[@]}" wrk -t1 -c1 -d"${BENCH_CALLGRIND_SECONDS:-6}s" -s bench/add_sub_binary.lua \
-      "$(target_url "cg-$server" add_sub_binary)" >"$log" 2>&1
-    callgrind_control -i off "$pid" >/dev/null
-    requests=$(wrk_requests "$log")
-    grep -q 'bad_status=0 bad_size=0 errors=0' "$log" || INVALID+=("callgrind $server: $(grep BENCH "$log")")
-    stop_server "cg-$server"
-    total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$WORK/callgrind.$server" | tail -1)
-    INSTR[$server]=$(awk "BEGIN{printf \"%.0f\", $total / $requests}")
-    echo "  $server: $requests requests, ${INSTR[$server]} instructions per request"
+    THIS=$MMSERVE MMSERVE=$binary
+    callgrind_per_request "$server" "${flags[@]}"
+    MMSERVE=$THIS
+    [[ -z $CG_ERROR ]] || INVALID+=("$CG_ERROR")
+    INSTR[$server]=$CG_INSTR
   done
 fi
 
-ratio() { awk "BEGIN{printf \"%.3f\", $1 / $2}"; }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 for server in "${SERVERS[@]}"; do CPU_MED[$server]=$(median "${CPU_US[$server]}"); done
 {
   echo "## Tenancy overhead (bench/tenancy.sh, $(date -u +%F), best of $ROUNDS interleaved rounds, ${SECS} s each)"

@@ -104,7 +104,8 @@ int64_t SteadyNowNs() {
 // `done` wrapped so that its request is traced and logged (RequestObserver):
 // the record is made before `done` encodes and sends the answer, and handed
 // over after. It counts in `pending` until then, so that the server does not
-// stop (and the observer go) in between.
+// stop (and the observer go) in between. A request that is neither traced
+// nor logged keeps `done` as it is.
 InferCallback Observe(const RequestObserver* observer, Pending* pending,
                       const grpc::ServerContext& ctx, const Tenant& tenant,
                       const InferRequest& request, int64_t received_ns, InferCallback done) {
@@ -115,39 +116,15 @@ InferCallback Observe(const RequestObserver* observer, Pending* pending,
       traceparent = {it->second.data(), it->second.size()};
     }
   }
-  struct Seen {
-    RequestObserver::Trace trace;
-    std::string model, version, id, tenant;
-    int64_t received_ns, decoded_ns;
-  };
-  auto seen = std::make_shared<Seen>(Seen{observer->Begin(traceparent), request.model_name,
-                                          request.model_version, request.id, tenant.id, received_ns,
-                                          SteadyNowNs()});
+  const RequestObserver::Trace trace = observer->Begin(traceparent);
+  if (!observer->Wants(trace)) return done;
+  auto seen =
+      std::make_shared<ObservedRequest>(*observer, "grpc", trace, tenant.id, request, received_ns);
   pending->Add();
-  return [observer, pending, seen,
-          done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) {
-    RequestRecord record;
-    record.protocol = "grpc";
-    record.request_id = seen->id;
-    record.tenant = seen->tenant;
-    record.model = seen->model;
-    record.received_ns = seen->received_ns;
-    record.decoded_ns = seen->decoded_ns;
-    record.answered_ns = SteadyNowNs();
-    std::string error;
-    if (r.ok()) {
-      seen->version = (*r)->model_version;
-      record.queue_ns = (*r)->queue_ns;
-      record.timing = (*r)->timing;
-    } else {
-      record.code = r.status().code();
-      error = r.status().message();
-    }
-    record.version = seen->version;
-    record.error = error;
+  return [seen, pending, done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) {
+    seen->Answered(r);
     done(std::move(r));
-    record.encoded_ns = SteadyNowNs();
-    observer->End(record, seen->trace);
+    seen->Encoded();
     pending->Done();
   };
 }

@@ -8,15 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "core/json_string.h"  // AppendJsonString
 #include "core/tensor.h"
 
 namespace mm {
-
-// Appends `s` quoted, escaping '"', '\\' and control characters (U+0000..U+001F).
-// The result is always valid JSON: a byte that does not start a valid UTF-8
-// sequence is written as U+FFFD. Callers that must not alter data (BYTES
-// tensors) check IsValidUtf8 first.
-void AppendJsonString(std::string& out, std::string_view s);
 
 // Appends `"key":`.
 void AppendJsonKey(std::string& out, std::string_view key);

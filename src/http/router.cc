@@ -319,54 +319,28 @@ void Router::HandleInfer(const Tenant& tenant, const HttpRequestView& request, s
   infer->model_version = std::move(version);
   infer->cancellation = request.cancellation;
   infer->received_ns = received_ns;
-  if (observer_ == nullptr) {
+  RequestObserver::Trace trace;
+  if (observer_ != nullptr) trace = observer_->Begin(request.traceparent);
+  if (observer_ == nullptr || !observer_->Wants(trace)) {
     return service_->Infer(tenant, std::move(infer),
                            [format = std::move(decoded->format), done = std::move(done)](
                                StatusOr<std::unique_ptr<InferResponse>> result) {
                              done(InferReply(std::move(result), format));
                            });
   }
-  // Observed: what the access log and the trace need, kept until the answer.
-  struct Observed {
-    RequestObserver::Trace trace;
-    std::string model, version, id, tenant;
-    int64_t received_ns, decoded_ns;
-  };
-  auto seen = std::make_shared<Observed>(
-      Observed{observer_->Begin(request.traceparent), infer->model_name, infer->model_version,
-               infer->id, tenant.id, received_ns, SteadyNowNs()});
-  service_->Infer(
-      tenant, std::move(infer),
-      [observer = observer_, seen = std::move(seen), format = std::move(decoded->format),
-       done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) {
-        RequestRecord record;
-        record.protocol = "http";
-        record.request_id = seen->id;
-        record.tenant = seen->tenant;
-        record.model = seen->model;
-        record.received_ns = seen->received_ns;
-        record.decoded_ns = seen->decoded_ns;
-        record.answered_ns = SteadyNowNs();
-        std::string error;
-        if (result.ok()) {
-          seen->version = (*result)->model_version;
-          record.queue_ns = (*result)->queue_ns;
-          record.timing = (*result)->timing;
-        } else {
-          record.code = result.status().code();
-          error = result.status().message();
-        }
-        record.version = seen->version;
-        HttpReply reply = InferReply(std::move(result), format);
-        if (record.code == StatusCode::kOk && reply.status != 200) {
-          record.code = StatusCode::kInternal;  // the encoding failed
-          error = reply.body;
-        }
-        record.error = error;
-        record.encoded_ns = SteadyNowNs();
-        observer->End(record, seen->trace);
-        done(std::move(reply));
-      });
+  // Observed: the access log and the trace.
+  auto seen =
+      std::make_shared<ObservedRequest>(*observer_, "http", trace, tenant.id, *infer, received_ns);
+  service_->Infer(tenant, std::move(infer),
+                  [seen, format = std::move(decoded->format),
+                   done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) {
+                    seen->Answered(result);
+                    const bool ok = result.ok();
+                    HttpReply reply = InferReply(std::move(result), format);
+                    if (ok && reply.status != 200) seen->EncodingFailed(reply.body);
+                    seen->Encoded();
+                    done(std::move(reply));
+                  });
 }
 
 size_t HttpReply::content_length() const {

@@ -1,5 +1,7 @@
 #include "observability/logging.h"
 
+#include "core/json_string.h"
+
 #include <time.h>
 
 #include <chrono>
@@ -44,13 +46,12 @@ class JsonFormatter final : public spdlog::formatter {
     line += "\",\"thread\":";
     line += std::to_string(msg.thread_id);
     if (!process_.empty()) {
-      line += ",\"process\":\"";
-      AppendJsonEscaped(line, process_);
-      line += '"';
+      line += ",\"process\":";
+      AppendJsonString(line, process_);
     }
-    line += ",\"msg\":\"";
-    AppendJsonEscaped(line, std::string_view(msg.payload.data(), msg.payload.size()));
-    line += "\"}\n";
+    line += ",\"msg\":";
+    AppendJsonString(line, std::string_view(msg.payload.data(), msg.payload.size()));
+    line += "}\n";
     dest.append(line.data(), line.data() + line.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -70,37 +71,6 @@ StatusOr<LogFormat> ParseLogFormat(std::string_view name) {
   if (name == "text") return LogFormat::kText;
   if (name == "json") return LogFormat::kJson;
   return InvalidArgument("log format '" + std::string(name) + "': expected text or json");
-}
-
-void AppendJsonEscaped(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
 }
 
 void ConfigureLogging(LogFormat format, std::string_view process) {
@@ -152,17 +122,17 @@ std::string AccessLog::Format(const RequestRecord& r) const {
   if (format_ == LogFormat::kJson) {
     line += "{\"time\":\"";
     AppendUtcTime(line, std::chrono::system_clock::now());
-    line += "\",\"protocol\":\"";
-    AppendJsonEscaped(line, r.protocol);
-    line += "\",\"request_id\":\"";
-    AppendJsonEscaped(line, r.request_id);
-    line += "\",\"tenant\":\"";
-    AppendJsonEscaped(line, r.tenant);
-    line += "\",\"model\":\"";
-    AppendJsonEscaped(line, r.model);
-    line += "\",\"version\":\"";
-    AppendJsonEscaped(line, r.version);
-    line += "\",\"status\":\"";
+    line += "\",\"protocol\":";
+    AppendJsonString(line, r.protocol);
+    line += ",\"request_id\":";
+    AppendJsonString(line, r.request_id);
+    line += ",\"tenant\":";
+    AppendJsonString(line, r.tenant);
+    line += ",\"model\":";
+    AppendJsonString(line, r.model);
+    line += ",\"version\":";
+    AppendJsonString(line, r.version);
+    line += ",\"status\":\"";
     line += status;
     line += '"';
     auto field = [&line](std::string_view key, int64_t value) {
@@ -180,9 +150,8 @@ std::string AccessLog::Format(const RequestRecord& r) const {
     field("encode_us", Micros(encode));
     field("batch_size", r.timing.batch_size);
     if (!r.error.empty()) {
-      line += ",\"error\":\"";
-      AppendJsonEscaped(line, r.error);
-      line += '"';
+      line += ",\"error\":";
+      AppendJsonString(line, r.error);
     }
     line += '}';
     return line;
@@ -192,9 +161,8 @@ std::string AccessLog::Format(const RequestRecord& r) const {
   auto quoted = [&line](std::string_view key, std::string_view value) {
     line += ' ';
     line += key;
-    line += "=\"";
-    AppendJsonEscaped(line, value);
-    line += '"';
+    line += '=';
+    AppendJsonString(line, value);
   };
   auto number = [&line](std::string_view key, int64_t value) {
     line += ' ';

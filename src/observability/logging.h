@@ -34,9 +34,6 @@ StatusOr<LogFormat> ParseLogFormat(std::string_view name);
 // `process`: a tag for every line (a worker's model name), empty for none.
 void ConfigureLogging(LogFormat format, std::string_view process = "");
 
-// Appends `text` to `out` as the inside of a JSON string (no quotes).
-void AppendJsonEscaped(std::string& out, std::string_view text);
-
 class AccessLog {
  public:
   // `path`: a file to append to, or "-" for standard output. INVALID_ARGUMENT

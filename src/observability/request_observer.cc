@@ -111,6 +111,55 @@ void RequestObserver::Collect(MetricFamilies& out) const {
   }
 }
 
+namespace {
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+ObservedRequest::ObservedRequest(const RequestObserver& observer, std::string_view protocol,
+                                 const RequestObserver::Trace& trace, std::string_view tenant,
+                                 const InferRequest& request, int64_t received_ns)
+    : observer_(observer),
+      trace_(trace),
+      model_(request.model_name),
+      id_(request.id),
+      tenant_(tenant),
+      version_(request.model_version) {
+  record_.protocol = protocol;
+  record_.request_id = id_;
+  record_.tenant = tenant_;
+  record_.model = model_;
+  record_.received_ns = received_ns;
+  record_.decoded_ns = SteadyNowNs();
+}
+
+void ObservedRequest::Answered(const StatusOr<std::unique_ptr<InferResponse>>& result) {
+  record_.answered_ns = SteadyNowNs();
+  if (result.ok()) {
+    version_ = (*result)->model_version;
+    record_.queue_ns = (*result)->queue_ns;
+    record_.timing = (*result)->timing;
+  } else {
+    record_.code = result.status().code();
+    error_ = result.status().message();
+  }
+}
+
+void ObservedRequest::EncodingFailed(std::string_view message) {
+  record_.code = StatusCode::kInternal;
+  error_ = message;
+}
+
+void ObservedRequest::Encoded() {
+  record_.version = version_;
+  record_.error = error_;
+  record_.encoded_ns = SteadyNowNs();
+  observer_.End(record_, trace_);
+}
+
 void RequestObserver::End(const RequestRecord& record, const Trace& trace) const {
   if (access_log_ != nullptr) access_log_->Write(record);
   if (trace.sampled) tracer_->Submit(MakeTrace(record, trace));

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "observability/logging.h"
@@ -45,6 +47,10 @@ class RequestObserver {
   // `traceparent`: the header's value, empty when absent. A malformed one
   // is ignored (a new trace starts, as the W3C spec says).
   Trace Begin(std::string_view traceparent) const;
+  // Whether a request Begin answered `trace` for needs observing at all (an
+  // ObservedRequest): it is traced, or the access log is on. Otherwise the
+  // transport skips it, paying nothing more.
+  bool Wants(const Trace& trace) const { return trace.sampled || access_log_ != nullptr; }
   void End(const RequestRecord& record, const Trace& trace) const;
 
   // mmserve_traces_* and mmserve_access_log_dropped_lines_total, for the
@@ -61,6 +67,37 @@ class RequestObserver {
   AccessLog* const access_log_;
   const bool tracing_;
   const int64_t steady_to_unix_ns_;  // add to a steady-clock time for Unix time
+};
+
+// One inference request under observation, from its bytes to its reply:
+// what both transports do with a RequestObserver. Made when the request is
+// decoded (only when the observer is enabled), kept (shared) by the request's
+// completion until the reply is encoded. Not copyable: the record points into
+// it.
+class ObservedRequest {
+ public:
+  // `protocol`: a literal ("http", "grpc"); `trace`: what observer.Begin
+  // said; `received_ns`: when the request's bytes were in hand (steady
+  // clock); decoding ends now.
+  ObservedRequest(const RequestObserver& observer, std::string_view protocol,
+                  const RequestObserver::Trace& trace, std::string_view tenant,
+                  const InferRequest& request, int64_t received_ns);
+  ObservedRequest(const ObservedRequest&) = delete;
+  ObservedRequest& operator=(const ObservedRequest&) = delete;
+
+  // The service's answer, before the transport encodes it.
+  void Answered(const StatusOr<std::unique_ptr<InferResponse>>& result);
+  // Encoding the answer failed after all: the record says so.
+  void EncodingFailed(std::string_view message);
+  // The reply is encoded: the record goes to the access log and the tracer.
+  void Encoded();
+
+ private:
+  const RequestObserver& observer_;
+  const RequestObserver::Trace trace_;
+  const std::string model_, id_, tenant_;
+  std::string version_, error_;
+  RequestRecord record_;  // its views point into the strings above
 };
 
 }  // namespace mm

@@ -116,14 +116,14 @@ std::pair<size_t, size_t> ModelScheduler::queued_and_executing() const {
 
 namespace {
 
-// The execution's stages: what the backend told apart (input, output) within
-// its run, plus the batch's merge before it and split after it.
-ExecutionTiming StageTimes(const InferResponse& run, int64_t start_ns, int64_t merge_ns,
+// The execution's stages: what the backend told apart (`backend`'s input and
+// output) within its run, plus the batch's merge before it and split after it.
+ExecutionTiming StageTimes(const ExecutionTiming& backend, int64_t start_ns, int64_t merge_ns,
                            int64_t run_ns, int64_t split_ns, int64_t batch_size) {
   ExecutionTiming t;
   t.start_ns = start_ns;
-  const int64_t in = std::clamp<int64_t>(run.timing.input_ns, 0, run_ns);
-  const int64_t out = std::clamp<int64_t>(run.timing.output_ns, 0, run_ns - in);
+  const int64_t in = std::clamp<int64_t>(backend.input_ns, 0, run_ns);
+  const int64_t out = std::clamp<int64_t>(backend.output_ns, 0, run_ns - in);
   t.input_ns = merge_ns + in;
   t.infer_ns = run_ns - in - out;
   t.output_ns = out + split_ns;
@@ -460,10 +460,8 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
   const ExecutionTiming backend = batched->timing;
   auto split = SplitBatch(std::move(batched), requests, sizes);
   if (!split.ok()) return fail_all(split.status());
-  InferResponse run;
-  run.timing = backend;
   const ExecutionTiming timing =
-      StageTimes(run, begin_ns, start_ns - begin_ns, ns, clock_->NowNs() - start_ns - ns, rows);
+      StageTimes(backend, begin_ns, start_ns - begin_ns, ns, clock_->NowNs() - start_ns - ns, rows);
   if (stats_ != nullptr) {
     stats_->ExecutionFinished(rows, timing.input_ns, timing.infer_ns, timing.output_ns);
   }
@@ -499,7 +497,7 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
       auto size = RequestBatchSize(*work.request);
       rows = size.ok() ? std::max<int64_t>(*size, 1) : 1;
     }
-    response->timing = StageTimes(*response, start_ns, 0, response->compute_ns, 0, rows);
+    response->timing = StageTimes(response->timing, start_ns, 0, response->compute_ns, 0, rows);
     if (stats_ != nullptr) {
       stats_->ExecutionFinished(rows, response->timing.input_ns, response->timing.infer_ns,
                                 response->timing.output_ns);
