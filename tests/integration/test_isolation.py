@@ -21,6 +21,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from conftest import EXAMPLES, Server, binary, release_binary
+from test_observability import samples, value
 
 CHAOS = """name: "{name}"
 platform: "mmserve_chaos"
@@ -191,6 +192,11 @@ def test_crash_during_inference_fails_only_that_request_and_restarts(chaos_serve
     assert entry["restarts"] == before + 1, entry
     assert "signal 11" in entry["last_failure"], entry
     assert infer(chaos_server, "chaos", OP_ECHO).status_code == 200
+    # The metrics count the restart, and the failed request by its code.
+    metrics = samples(requests.get(chaos_server.metrics_url, timeout=10).text)
+    assert value(metrics, "mmserve_model_worker_restarts_total", model="chaos") == before + 1
+    assert value(metrics, "mmserve_inference_requests_total", model="chaos",
+                 code="UNAVAILABLE") >= 1
 
 
 def test_abort_over_grpc_is_unavailable_naming_the_signal(chaos_server):
