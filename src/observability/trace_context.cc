@@ -117,9 +117,12 @@ std::optional<TraceContext> ParseTraceparent(std::string_view value) {
 
 void AppendHex(std::string& out, const uint8_t* bytes, size_t size) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const size_t at = out.size();
+  out.resize(at + 2 * size);  // one growth, then plain stores
+  char* p = out.data() + at;
   for (size_t i = 0; i < size; ++i) {
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0xF]);
+    p[2 * i] = kHex[bytes[i] >> 4];
+    p[2 * i + 1] = kHex[bytes[i] & 0xF];
   }
 }
 
