@@ -26,6 +26,7 @@
 #include "observability/tracer.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/timer.h"
+#include "service/drift_watch.h"
 #include "service/inference_service.h"
 #include "service/server_metrics.h"
 #include "tenancy/api_key.h"
@@ -154,7 +155,10 @@ int main(int argc, char** argv) {
   double drift_sample_rate = 0.01;
   uint64_t drift_window_rows = 10000;
   double drift_threshold = 0.2;
-  uint64_t drift_min_rows = 100;
+  // With 10 bins, a window of n rows drawn from the baseline itself has a PSI
+  // of about 9/n give or take 4/n: at 1000 rows, far below any threshold.
+  uint64_t drift_min_rows = 1000;
+  int64_t drift_check_ms = 1000;
 
   app.add_option("--model-repository", repositories, "Model repository folder (repeatable)")
       ->required()
@@ -267,10 +271,16 @@ int main(int argc, char** argv) {
                  "PSI above which an input feature is reported as drifted (logged when crossed)")
       ->capture_default_str()
       ->check(CLI::Range(1e-6, 1e6));
-  app.add_option("--drift-min-rows", drift_min_rows,
-                 "Rows a feature needs in the window before its PSI is reported")
+  app.add_option("--drift-check-ms", drift_check_ms,
+                 "How often loaded models' drift is checked against the threshold (and crossings "
+                 "logged) when nobody reads the metrics")
       ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
       ->group("");
+  app.add_option("--drift-min-rows", drift_min_rows,
+                 "Rows a feature needs in the window before its PSI is reported (fewer give a "
+                 "noisy PSI, and false alarms)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (the last one given)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
@@ -511,6 +521,21 @@ int main(int argc, char** argv) {
       std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(1.0 / drift_sample_rate)));
   manager_options.drift_options.window_rows = drift_window_rows;
   manager_options.drift_options.threshold = drift_threshold;
+  {
+    // The window keeps this many rows right after it slides; a feature
+    // needs no more than that to be reported.
+    const auto& d = manager_options.drift_options;
+    const uint64_t kept = (d.sub_windows - 1) * (d.window_rows / d.sub_windows) + 1;
+    if (drift_min_rows > kept) {
+      if (app.count("--drift-min-rows") > 0) {
+        return Fail(mm::InvalidArgument(
+            "--drift-min-rows " + std::to_string(drift_min_rows) + " is more than a window of " +
+            "--drift-window-rows " + std::to_string(drift_window_rows) + " keeps as it slides (" +
+            std::to_string(kept) + "); lower it or widen the window"));
+      }
+      drift_min_rows = kept;
+    }
+  }
   manager_options.drift_options.min_rows = drift_min_rows;
   manager_options.process_backend = process_backend->get();
   manager_options.default_process_isolation = default_isolation == "process";
@@ -525,6 +550,11 @@ int main(int argc, char** argv) {
                                                .max_elements_per_tensor = max_elements_per_tensor});
   if (!service.ok()) return Fail(service.status());
 
+  std::unique_ptr<mm::DriftWatch> drift_watch;
+  if (drift) {
+    drift_watch =
+        std::make_unique<mm::DriftWatch>(service->get(), std::chrono::milliseconds(drift_check_ms));
+  }
   std::unique_ptr<mm::MetricsServer> metrics;
   if (allow_metrics) {
     auto started = mm::MetricsServer::Create(

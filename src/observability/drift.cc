@@ -563,8 +563,12 @@ std::vector<DriftMonitor::Crossing> DriftMonitor::CheckThreshold() {
       bool ready;
       const double psi = Psi(s, f, ready);
       if (!ready) continue;
-      const bool above = psi > options_.threshold;
-      if (above == (s.alerting[f] != 0)) continue;
+      // Hysteresis: an alerting feature clears only once its PSI is well
+      // below the threshold, so that a PSI hovering at it does not flap.
+      const bool alerting = s.alerting[f] != 0;
+      const bool above =
+          alerting ? psi > options_.threshold * kClearFraction : psi > options_.threshold;
+      if (above == alerting) continue;
       s.alerting[f] = above ? 1 : 0;
       out.push_back({s.baseline->name, static_cast<int>(f), psi, above});
     }

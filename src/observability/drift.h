@@ -128,6 +128,9 @@ class DriftBaseline {
 class DriftMonitor {
  public:
   static constexpr double kPsiEpsilon = 1e-4;
+  // An alerting feature clears when its PSI falls to this fraction of the
+  // threshold or below (hysteresis; see CheckThreshold).
+  static constexpr double kClearFraction = 0.8;
   static constexpr size_t kMaxSubWindows = 1000;
   static constexpr uint64_t kMaxWindowRows = 1'000'000'000;  // counts are uint32
   static constexpr size_t kMaxWindowBytes = 256u << 20;
@@ -182,11 +185,13 @@ class DriftMonitor {
     std::string input;
     int feature = 0;
     double psi = 0;
-    bool above = false;  // true: rose above the threshold; false: fell back to or below it
+    bool above = false;  // true: rose above the threshold; false: fell back (hysteresis)
   };
   // For a background thread to call periodically: the features whose PSI
   // crossed the threshold since the previous call, each once, and records
-  // their new alerting state. A feature that is not ready keeps its state.
+  // their new alerting state. A feature starts alerting when its PSI rises
+  // above the threshold, and stops when it falls to kClearFraction of it or
+  // below. A feature that is not ready keeps its state.
   std::vector<Crossing> CheckThreshold();
 
   // The window's count per bin of one feature (NaN values excluded); empty

@@ -268,8 +268,9 @@ def test_drift_psi_stays_low_for_baseline_inputs_and_alerts_for_shifted(drift_re
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
-    s = Server([drift_repo], "--drift-sample-rate", "1", "--drift-window-rows", "1000",
-               "--drift-psi-threshold", "0.2").start()
+    s = Server([drift_repo], "--drift-sample-rate", "1", "--drift-window-rows", "2000",
+               "--drift-min-rows", "1000", "--drift-psi-threshold", "0.2",
+               "--drift-check-ms", "50").start()
     try:
         grpc = grpcclient.InferenceServerClient(s.grpc_url)
         rng = np.random.default_rng(11)
@@ -287,10 +288,10 @@ def test_drift_psi_stays_low_for_baseline_inputs_and_alerts_for_shifted(drift_re
             r = requests.get(s.base + "/v2/models/mlp_classifier/stats").json()
             return r["model_stats"][0]["mmserve"]["drift"]
 
-        send(0, 20)  # 1000 rows from the baseline's distribution
+        send(0, 40)  # 2000 rows from the baseline's distribution
         features = drift()
         assert len(features) == 16
-        assert all(f["rows"] == 1000 and f["psi"] is not None for f in features)
+        assert all(f["rows"] == 2000 and f["psi"] is not None for f in features)
         assert max(f["psi"] for f in features) < 0.05, features
         assert not any(f["alerting"] for f in features)
         parsed = samples(scrape(s))
@@ -299,17 +300,18 @@ def test_drift_psi_stays_low_for_baseline_inputs_and_alerts_for_shifted(drift_re
         assert value(parsed, "mmserve_drift_alert", model="mlp_classifier", feature="3") == 0
         assert "has drifted" not in s.text()
 
-        send(1.0, 20)  # a whole window shifted by one standard deviation
+        send(1.0, 40)  # a whole window shifted by one standard deviation
+        # Logged by the server's own check, before anyone reads the drift.
+        wait_for_log(s, "input 'input' feature 15 has drifted from its baseline")
         features = drift()
         assert min(f["psi"] for f in features) > 0.2, features
         assert all(f["alerting"] for f in features)
-        wait_for_log(s, "input 'input' feature 15 has drifted from its baseline")
         parsed = samples(scrape(s))
         assert value(parsed, "mmserve_drift_alert", model="mlp_classifier", feature="3") == 1
         assert value(parsed, "mmserve_drift_window_rows", model="mlp_classifier",
-                     input="input") == 1000
+                     input="input") == 2000
 
-        send(0, 20)  # back to normal: the alert clears, and says so once
+        send(0, 40)  # back to normal: the alert clears, and says so once
         assert not any(f["alerting"] for f in drift())
         wait_for_log(s, "feature 15 is back within the drift threshold")
         assert s.text().count("feature 15 has drifted") == 1

@@ -379,6 +379,43 @@ TEST(DriftMonitorTest, CheckThresholdReportsEachCrossingOnce) {
   for (const auto& d : monitor->Read()) EXPECT_FALSE(d.alerting);
 }
 
+TEST(DriftMonitorTest, AnAlertClearsOnlyWellBelowTheThreshold) {
+  // One feature, two bins of 1/2 each (values -1 and 1). A window with a
+  // fraction a of 1s has PSI (a - 1/2) ln(2a) + (1/2 - a) ln(2 - 2a): 0.275 at
+  // 3/4, 0.170 at 7/10 (between 0.8 x 0.2 and 0.2), 0 at 1/2.
+  auto baseline = DriftBaseline::FromInputs(2, {{"INPUT0", {{{0.0}, {0.5, 0.5}}}}}, "test");
+  ASSERT_TRUE(baseline.ok()) << baseline.status().ToString();
+  DriftMonitor::Options o;
+  o.sample_every = 1;
+  o.window_rows = 200;
+  o.sub_windows = 10;  // 20 rows each
+  o.min_rows = 20;
+  o.threshold = 0.2;
+  auto monitor = MakeMonitor(*baseline, o);
+  auto window_of = [&](int ones_per_20) {  // ten sub-windows with that many 1s in each 20
+    for (int w = 0; w < 10; ++w) {
+      std::vector<float> rows(20, -1.0f);
+      for (int i = 0; i < ones_per_20; ++i) rows[static_cast<size_t>(i)] = 1.0f;
+      monitor->Observe("INPUT0", DataType::kFp32, 20, Bytes(rows));
+    }
+    return monitor->Read()[0].psi;
+  };
+  EXPECT_NEAR(window_of(15), 0.2747, 1e-3);
+  auto up = monitor->CheckThreshold();
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_TRUE(up[0].above);
+  EXPECT_NEAR(window_of(14), 0.1695, 1e-3);  // below 0.2, above 0.16: still alerting
+  EXPECT_TRUE(monitor->CheckThreshold().empty());
+  EXPECT_TRUE(monitor->Read()[0].alerting);
+  EXPECT_NEAR(window_of(10), 0.0, 1e-3);
+  auto down = monitor->CheckThreshold();
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_FALSE(down[0].above);
+  // Rising to 0.17 again does not alert: the threshold itself applies on the way up.
+  window_of(14);
+  EXPECT_TRUE(monitor->CheckThreshold().empty());
+}
+
 // ------------------------------------------------------------ sampling, mismatches
 
 TEST(DriftMonitorTest, SamplesOneRequestInN) {
