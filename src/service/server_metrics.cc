@@ -133,7 +133,13 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
   static constexpr ModelState kStates[] = {ModelState::kUnavailable, ModelState::kLoading,
                                            ModelState::kReady, ModelState::kUnloading};
   for (const ModelVersionStatus& v : models.Index(/*rescan=*/false)) {
-    if (v.version <= 0) continue;  // a model without a loadable version has no series
+    if (v.version <= 0) {
+      // A model without a loadable version (a bad config, no version
+      // folder): UNAVAILABLE, with version "" (the index says why).
+      AddValue(state,
+               {{"model", v.name}, {"version", ""}, {"tenant", ""}, {"state", "UNAVAILABLE"}}, 1);
+      continue;
+    }
     auto t = tenant_of.find({v.name, v.version});
     const MetricLabels labels =
         ModelLabels(v.name, v.version, t != tenant_of.end() ? t->second : std::string());

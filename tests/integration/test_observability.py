@@ -256,6 +256,7 @@ def test_lifecycle_events_are_counted(tmp_path):
     shutil.copytree(EXAMPLES / "add_sub", repo / "broken")
     (repo / "broken" / "config.pbtxt").write_text('name: "broken"\nplatform: "onnxruntime_onnx"\n')
     (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model")
+    (repo / "empty").mkdir()  # no version folder
     s = Server([repo], "--model-control-mode", "explicit", "--model-memory-budget", "1500000").start()
     try:
         import tritonclient.http as httpclient
@@ -276,6 +277,9 @@ def test_lifecycle_events_are_counted(tmp_path):
         assert value(parsed, "mmserve_model_state", model="b", state="UNAVAILABLE") == 1
         assert value(parsed, "mmserve_model_memory_bytes", model="b") == 0
         assert value(parsed, "mmserve_model_load_failures_total", model="broken") == 1
+        # A model with no loadable version at all shows as UNAVAILABLE, version "".
+        assert value(parsed, "mmserve_model_state", model="empty", version="",
+                     state="UNAVAILABLE") == 1
         assert value(parsed, "mmserve_memory_budget_bytes") == 1500000
         assert value(parsed, "mmserve_memory_loaded_bytes") == 1000000
         # Statistics survive the eviction.

@@ -205,13 +205,19 @@ def test_access_log_has_one_line_per_request(tmp_path):
             http.infer("add_sub", add_sub_inputs(httpclient, 3), request_id="req-3")
         with pytest.raises(InferenceServerException):
             http.infer("nope", add_sub_inputs(httpclient), request_id="req-4")
+        # A request on a gRPC stream is logged like any other.
+        answers = []
+        grpc.start_stream(callback=lambda result, error: answers.append((result, error)))
+        grpc.async_stream_infer("add_sub", add_sub_inputs(grpcclient), request_id="req-5")
+        grpc.stop_stream()  # waits for the stream's answers
+        assert len(answers) == 1 and answers[0][1] is None
         requests.get(s.base + "/v2/health/ready")  # not an inference: no line
         end = time.monotonic() + 30
         lines = []
-        while time.monotonic() < end and len(lines) < 4:
+        while time.monotonic() < end and len(lines) < 5:
             lines = path.read_text().splitlines() if path.exists() else []
             time.sleep(0.05)
-        assert len(lines) == 4, lines
+        assert len(lines) == 5, lines
         by_id = {next(f for f in l.split() if f.startswith("id=")): l for l in lines}
         ok = by_id['id="req-1"']
         assert ' http ' in ok and 'tenant="default"' in ok and 'model="add_sub"' in ok
@@ -221,6 +227,7 @@ def test_access_log_has_one_line_per_request(tmp_path):
         bad = by_id['id="req-3"']
         assert "status=INVALID_ARGUMENT" in bad and 'error="model \'add_sub\': input' in bad
         assert "status=NOT_FOUND" in by_id['id="req-4"']
+        assert " grpc " in by_id['id="req-5"'] and "status=OK" in by_id['id="req-5"']
     finally:
         assert s.stop() == 0, s.text()[-3000:]
 
