@@ -422,9 +422,13 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         t.owner = region;
         response.outputs.push_back(std::move(t));
       }
+      // The worker's own stages join the host's; what is left of the wait
+      // (the model's run, and the hand-offs) is the infer stage.
+      response.timing.input_ns += static_cast<int64_t>(reply->input_ns);
       response.timing.output_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                       std::chrono::steady_clock::now() - replied)
-                                      .count();
+                                      .count() +
+                                  static_cast<int64_t>(reply->output_ns);
       return OkStatus();
     }
   }

@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -227,9 +229,11 @@ class Worker {
   // Runs execute_ into execute_reply_. Both, and request_, keep their
   // buffers from batch to batch.
   void Execute() {
+    const auto begin = std::chrono::steady_clock::now();
     ExecuteReply& reply = execute_reply_;
     reply.outputs.clear();
     reply.region_bytes_needed = 0;
+    reply.input_ns = reply.output_ns = 0;
     if (instance_ == nullptr) {
       reply.status = FailedPrecondition("no model is loaded in this worker");
       return;
@@ -252,7 +256,9 @@ class Worker {
       request.outputs[i].name.assign(execute.outputs[i]);
     }
     InferResponse response;
+    const auto run = std::chrono::steady_clock::now();
     reply.status = instance_->Execute(request, response);
+    const auto ran = std::chrono::steady_clock::now();
     ++executions_;
     if (!reply.status.ok()) return;
     // Lay the outputs out after output_offset, each 64-byte aligned.
@@ -283,6 +289,16 @@ class Worker {
         std::memcpy(region.data() + reply.outputs[i].offset, data.data(), data.size());
       }
     }
+    // Stage times: the worker's own preparation and copying out, plus what
+    // the backend told apart within its run.
+    auto ns = [](auto d) {
+      return static_cast<uint64_t>(
+          std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    };
+    reply.input_ns =
+        ns(run - begin) + static_cast<uint64_t>(std::max<int64_t>(0, response.timing.input_ns));
+    reply.output_ns = ns(std::chrono::steady_clock::now() - ran) +
+                      static_cast<uint64_t>(std::max<int64_t>(0, response.timing.output_ns));
   }
 
   const int socket_;

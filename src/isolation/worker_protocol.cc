@@ -567,6 +567,8 @@ void EncodeExecuteReplyTo(const ExecuteReply& reply, std::string& out) {
   PutStatus(out, reply.status);
   if (reply.status.ok()) {
     PutTensors(out, reply.outputs);
+    PutLe<uint64_t>(out, reply.input_ns);
+    PutLe<uint64_t>(out, reply.output_ns);
   } else {
     PutLe<uint64_t>(out, reply.region_bytes_needed);
   }
@@ -585,9 +587,12 @@ Status DecodeExecuteReplyInto(std::span<const std::byte> payload, uint64_t regio
   MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
   if (reply.status.ok()) {
     MM_RETURN_IF_ERROR(ReadTensors(r, "output", region_bytes, reply.outputs));
+    MM_RETURN_IF_ERROR(r.Int(reply.input_ns, "input_ns"));
+    MM_RETURN_IF_ERROR(r.Int(reply.output_ns, "output_ns"));
     reply.region_bytes_needed = 0;
   } else {
     reply.outputs.clear();
+    reply.input_ns = reply.output_ns = 0;
     MM_RETURN_IF_ERROR(r.Int(reply.region_bytes_needed, "region_bytes_needed"));
   }
   return r.Finish();

@@ -55,7 +55,8 @@
 //                    reply to Load: string config (0..kMaxConfigBytes; the complete
 //                                   serialized ModelConfig)        (LoadReply)
 //                    reply to Unload, Health: no body              (StatusReply)
-//                    reply to Execute: list<ShmTensor> outputs     (ExecuteReply)
+//                    reply to Execute: list<ShmTensor> outputs, u64 input_ns,
+//                                      u64 output_ns             (ExecuteReply)
 //                    reply to Stats: u64 resident_bytes, u64 executions (StatsReply)
 //                  One exception: a reply to Execute with a non-OK status carries
 //                  u64 region_bytes_needed, non-zero when the outputs did not fit
@@ -189,6 +190,11 @@ struct ExecuteReply {
   Status status;
   std::vector<ShmTensor> outputs;    // only when status is OK; not encoded otherwise
   uint64_t region_bytes_needed = 0;  // only when status is not OK
+  // Only when status is OK: the worker's own stage times (ns), preparing the
+  // inputs and taking the outputs (into the region); the rest of its time
+  // is the model's run (ExecutionTiming).
+  uint64_t input_ns = 0;
+  uint64_t output_ns = 0;
 };
 
 struct WorkerStats {

@@ -297,3 +297,22 @@ def test_metrics_can_be_turned_off():
         assert "metrics at" not in s.text()
     finally:
         assert s.stop() == 0
+
+
+def test_models_in_worker_processes_report_their_stages():
+    """The worker sends its own input and output times back: the three
+    compute stages of a model in a worker process are all measured."""
+    import tritonclient.http as httpclient
+
+    s = Server([EXAMPLES], "--default-isolation", "process").start()
+    try:
+        http = httpclient.InferenceServerClient(s.url)
+        for _ in range(3):
+            http.infer("add_sub", add_sub_inputs(httpclient))
+        st = http.get_inference_statistics("add_sub")["model_stats"][0]["inference_stats"]
+        for stage in ("compute_input", "compute_infer", "compute_output"):
+            assert st[stage]["count"] == 3 and st[stage]["ns"] > 0, (stage, st)
+        compute = sum(st[k]["ns"] for k in ("compute_input", "compute_infer", "compute_output"))
+        assert st["queue"]["ns"] + compute <= st["success"]["ns"], st
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]

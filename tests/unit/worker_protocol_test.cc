@@ -467,11 +467,15 @@ TEST(WorkerReplyTest, EncoderCutsLongStatusMessages) {
 
 TEST(WorkerReplyTest, ExecuteReplyRoundTrips) {
   ExecuteReply ok{OkStatus(), {Fp32("y", {1, 10}, 128), {"s", DataType::kBytes, {}, 0, 0}}};
+  ok.input_ns = 1234;
+  ok.output_ns = 56;
   std::string payload = EncodeExecuteReply(ok);
   auto back = DecodeExecuteReply(AsBytes(payload), kRegion);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(back->status.ok());
   EXPECT_EQ(back->outputs, ok.outputs);
+  EXPECT_EQ(back->input_ns, 1234u);
+  EXPECT_EQ(back->output_ns, 56u);
   ExpectEveryPrefixTruncated(
       payload, [](std::span<const std::byte> p) { return DecodeExecuteReply(p, kRegion); });
 
