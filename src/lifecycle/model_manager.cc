@@ -824,6 +824,13 @@ class ModelManager::Impl {
     const std::string label = "model '" + source.name + "' version " + std::to_string(version);
     const uint64_t declared = source.config.mmserve().memory_footprint_bytes();
     const auto version_dir = source.dir / std::to_string(version);
+    // A bad drift baseline fails the load before anything is loaded.
+    std::shared_ptr<DriftMonitor> drift;
+    if (options_.drift) {
+      auto monitor = LoadDriftMonitor(source.dir, label);
+      if (!monitor.ok()) return monitor.status();
+      drift = std::move(*monitor);
+    }
     // Before loading: what it took last time (a model too big for the budget
     // is then refused before it is loaded again), else its size on disk.
     uint64_t measured_before = 0;
@@ -911,11 +918,7 @@ class ModelManager::Impl {
         scheduler_config.tenant.empty() ? std::string(kSharedTenant) : scheduler_config.tenant,
         servable->config.max_batch_size());
     scheduler_config.stats = servable->stats;
-    if (options_.drift) {
-      auto drift = LoadDriftMonitor(source.dir, label);
-      if (!drift.ok()) return drift.status();
-      servable->drift = std::move(*drift);
-    }
+    servable->drift = std::move(drift);
     auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                             options_.scheduler, std::move(scheduler_config));
     if (!scheduler.ok()) return scheduler.status();

@@ -291,9 +291,11 @@ void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest>
   if (Status s = CheckLimits(*request); !s.ok()) return Refuse(charge, done, std::move(s));
   // Quotas first: a refused request costs nothing more.
   if (TenantQuota* quota = tenant.quota.get(); quota != nullptr && quota->limited()) {
-    const int64_t now = SteadyNowNs();
+    // (Admitted as of its arrival: no second clock read.)
     bool counted = false;
-    if (Status s = quota->Admit(now, &counted); !s.ok()) return Refuse(charge, done, std::move(s));
+    if (Status s = quota->Admit(request->received_ns, &counted); !s.ok()) {
+      return Refuse(charge, done, std::move(s));
+    }
     if (counted) charge.quota = tenant.quota;
   }
   auto model = options_.models->Acquire(request->model_name, request->model_version);
