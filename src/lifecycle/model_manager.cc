@@ -450,6 +450,15 @@ class ModelManager::Impl {
 
   StatsRegistry& stats() const { return *stats_; }
 
+  std::vector<ModelHandle> Ready() const {
+    const std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
+    std::vector<ModelHandle> out;
+    for (const auto& [name, model] : snap->models) {
+      for (const auto& [v, handle] : model.ready) out.push_back(handle);
+    }
+    return out;
+  }
+
   std::vector<ModelVersionStatus> Index(bool rescan) {
     if (rescan && options_.mode == ModelControlMode::kExplicit) RegisterNewModels();
     std::vector<ModelVersionStatus> out;
@@ -1423,6 +1432,8 @@ void ModelManager::Unload(std::string_view name, std::function<void(Status)> don
 std::vector<ModelVersionStatus> ModelManager::Index(bool rescan) { return impl_->Index(rescan); }
 
 StatsRegistry& ModelManager::stats() const { return impl_->stats(); }
+
+std::vector<ModelHandle> ModelManager::Ready() const { return impl_->Ready(); }
 
 void ModelManager::Poll() { impl_->Poll(); }
 

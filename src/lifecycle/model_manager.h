@@ -249,6 +249,10 @@ class ModelManager {
   // The statistics of every version (StatsRegistry).
   StatsRegistry& stats() const;
 
+  // Every READY version, from the same lock-free snapshot as Get (no rescan,
+  // no lock): for background work over loaded models.
+  std::vector<ModelHandle> Ready() const;
+
   // PathKey of the repository that holds `name` (as last scanned, else as
   // found on disk now). NOT_FOUND, as UnknownModel, when none does.
   StatusOr<std::string> RepositoryOf(std::string_view name) const;

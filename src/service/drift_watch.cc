@@ -1,7 +1,5 @@
 #include "service/drift_watch.h"
 
-#include <string>
-
 namespace mm {
 
 DriftWatch::DriftWatch(const InferenceService* service, std::chrono::milliseconds period)
@@ -20,11 +18,8 @@ void DriftWatch::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!cv_.wait_for(lock, period_, [this] { return stopping_; })) {
     lock.unlock();
-    ModelManager& models = service_->models();
-    for (const ModelVersionStatus& v : models.Index(/*rescan=*/false)) {
-      if (v.state != ModelState::kReady) continue;
-      auto servable = models.Get(v.name, std::to_string(v.version));
-      if (servable.ok()) InferenceService::CheckDrift(**servable);
+    for (const ModelHandle& servable : service_->models().Ready()) {
+      InferenceService::CheckDrift(*servable);  // (nothing for a model without a baseline)
     }
     lock.lock();
   }

@@ -1,7 +1,8 @@
 // DriftWatch: a background thread that checks every loaded model's drift
 // against its alert threshold once a period, so that a crossing is logged
 // even when nobody reads the metrics or the statistics (which check too).
-// No request pays for it. Destroying it stops the thread.
+// It walks the lifecycle's lock-free snapshot of READY versions; no request
+// pays for it. Destroying it stops the thread.
 #pragma once
 
 #include <chrono>

@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace mm {
@@ -286,6 +287,16 @@ TEST_F(ModelManagerTest, NoneModeLoadsEveryModelAtStartAndListsFailures) {
   EXPECT_EQ(index["broken/1"].state, ModelState::kUnavailable);
   EXPECT_NE(index["broken/1"].reason.find("corrupt file"), std::string::npos);
   EXPECT_NE(index["noversion/0"].reason.find("no version folder"), std::string::npos);
+  // Ready(): the READY versions (a/1 and b/2), from the snapshot.
+  std::set<std::string> ready;
+  for (const ModelHandle& h : manager_->Ready()) {
+    ready.insert(h->name + "/" + std::to_string(h->version));
+  }
+  EXPECT_EQ(ready, (std::set<std::string>{"a/1", "b/2"}));
+  // Statistics: a/1 loaded once; broken/1 failed once.
+  EXPECT_EQ(manager_->stats().Find("a", 1)->Read().loads, 1u);
+  EXPECT_EQ(manager_->stats().Find("broken", 1)->Read().load_failures, 1u);
+  EXPECT_EQ(manager_->stats().Find("b", 1), nullptr);  // not selected: never tried
   auto missing = manager_->Get("nope", "");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   auto broken = manager_->Get("broken", "1");
