@@ -1,5 +1,7 @@
 #include "http/infer_codec.h"
 
+#include "core/small_float.h"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -68,20 +70,6 @@ struct SmallFloat {
 };
 using Half = SmallFloat<5, 10>;
 using BFloat16 = SmallFloat<8, 7>;
-
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h >> 15) << 31;
-  const uint32_t exp = (h >> 10) & 0x1F;
-  const uint32_t mant = h & 0x3FF;
-  if (exp == 0) {
-    float v = std::ldexp(static_cast<float>(mant), -24);
-    return sign ? -v : v;
-  }
-  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp - 15 + 127) << 23) | (mant << 13));
-}
-
-float Bf16ToFloat(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 // ------------------------------------------------------------ JSON helpers
 

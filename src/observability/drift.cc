@@ -1,5 +1,7 @@
 #include "observability/drift.h"
 
+#include "core/small_float.h"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -211,25 +213,9 @@ Status ValidateFeature(const DriftBaseline::Feature& f, int bins) {
 
 // ------------------------------------------------------------ conversions
 
-double HalfToDouble(uint16_t h) {
-  const bool negative = (h & 0x8000u) != 0;
-  const int exp = (h >> 10) & 0x1F;
-  const int mant = h & 0x3FF;
-  double v;
-  if (exp == 0) {
-    v = std::ldexp(static_cast<double>(mant), -24);  // zero or subnormal
-  } else if (exp == 0x1F) {
-    v = mant == 0 ? std::numeric_limits<double>::infinity()
-                  : std::numeric_limits<double>::quiet_NaN();
-  } else {
-    v = std::ldexp(static_cast<double>(mant | 0x400), exp - 25);
-  }
-  return negative ? -v : v;
-}
-
-double Bf16ToDouble(uint16_t b) {
-  return static_cast<double>(std::bit_cast<float>(static_cast<uint32_t>(b) << 16));
-}
+// (16-bit floats widen exactly: core/small_float.h.)
+double HalfToDouble(uint16_t h) { return HalfToFloat(h); }
+double Bf16ToDouble(uint16_t b) { return Bf16ToFloat(b); }
 
 }  // namespace
 
