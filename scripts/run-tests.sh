@@ -63,16 +63,20 @@ for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
   rm -rf "$corpus"
 done
 
-# 3. Integration tests against the real server.
-echo "== integration tests"
-"$ROOT/.venv/bin/python" -m pytest -q -rfE -p no:cacheprovider tests/integration \
-  2>&1 | tee "$LOGS/integration.log" | tail -n 60
-rc=${PIPESTATUS[0]}
-summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/integration.log" | tail -1)
-ok=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
-bad=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | awk '{s += $1} END {print s + 0}')
-if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
-count "integration tests" "${ok:-0}" "$bad"
+# 3. Integration tests against the real server, then the hostile suite
+# (tests/adversarial: a hostile tenant, client and repository), each in its
+# own pytest process (each folder has its own conftest).
+for suite in integration adversarial; do
+  echo "== $suite tests"
+  "$ROOT/.venv/bin/python" -m pytest -q -rfE -p no:cacheprovider "tests/$suite" \
+    2>&1 | tee "$LOGS/$suite.log" | tail -n 60
+  rc=${PIPESTATUS[0]}
+  summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/$suite.log" | tail -1)
+  ok=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+  bad=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | awk '{s += $1} END {print s + 0}')
+  if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+  count "$suite tests" "${ok:-0}" "$bad"
+done
 
 echo
 if [ "$failed" -eq 0 ]; then
