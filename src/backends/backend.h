@@ -43,6 +43,14 @@ struct LoadedModel {
   // resident memory), measured after the load; 0 for an in-process model,
   // whose footprint the lifecycle measures itself.
   uint64_t external_bytes = 0;
+  // Whether an execution's cost is bounded by its request's size, so the
+  // scheduler may run a small request on the caller's (a transport's I/O)
+  // thread: its inline fast path. Leave false for anything whose run can take
+  // long whatever the request's size: a model in a worker process (the worker
+  // may stop or hang), a graph whose cost depends on its inputs' values
+  // (loops, data-dependent shapes). A transport thread stuck in one execution
+  // stalls every connection it serves.
+  bool inline_safe = false;
 };
 
 struct LoadSpec {

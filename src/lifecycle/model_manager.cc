@@ -927,6 +927,7 @@ class ModelManager::Impl {
         scheduler_config.tenant.empty() ? std::string(kSharedTenant) : scheduler_config.tenant,
         servable->config.max_batch_size());
     scheduler_config.stats = servable->stats;
+    scheduler_config.inline_safe = (*loaded)->inline_safe;
     servable->drift = std::move(drift);
     auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                             options_.scheduler, std::move(scheduler_config));

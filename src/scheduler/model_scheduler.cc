@@ -60,6 +60,7 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       options_(options),
       model_name_(std::move(config.model_name)),
       tenant_(config.tenant),
+      inline_safe_(config.inline_safe),
       stats_(std::move(config.stats)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
       batching_(std::move(config.batching)),
@@ -147,6 +148,7 @@ void ModelScheduler::NotifyWhenIdle(std::function<void()> fn) {
 bool ModelScheduler::InlineAllowed(const InferRequest& request) const {
   // Unknown cost (no execution yet) never runs inline: the first request of a
   // model may be its slowest.
+  if (!inline_safe_) return false;
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
   if (options_.inline_max_ns <= 0 || avg <= 0 || avg > options_.inline_max_ns) return false;
   size_t bytes = 0;

@@ -82,6 +82,9 @@ struct ModelSchedulerConfig {
   double weight = 1;
   QueueConfig queue;
   BatchingConfig batching;
+  // Whether requests may run inline at all (LoadedModel::inline_safe): false
+  // for a model whose execution time is not bounded by its request's size.
+  bool inline_safe = false;
   // Where each execution is recorded (ModelStats::ExecutionFinished); null: nowhere.
   std::shared_ptr<ModelStats> stats;
   static ModelSchedulerConfig FromModelConfig(const inference::ModelConfig& config,
@@ -178,6 +181,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
 
   const std::string model_name_;
   const std::string tenant_;
+  const bool inline_safe_;
   const std::shared_ptr<ModelStats> stats_;  // may be null
   const Clock* const clock_;
   const BatchingConfig batching_;

@@ -152,7 +152,9 @@ TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
   inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;  // any cost counts as fast
-  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options);
+  ModelSchedulerConfig config;
+  config.inline_safe = true;
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options, config);
   ThreadRecorder rec;
   sched->Enqueue(Req("first"), rec.Callback());  // cost unknown: goes to a pool thread
   rec.Wait(1);
@@ -173,7 +175,9 @@ TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;
   options.inline_max_input_bytes = 16;
-  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options);
+  ModelSchedulerConfig config;
+  config.inline_safe = true;
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options, config);
   ThreadRecorder rec;
   sched->Enqueue(Req("first"), rec.Callback());
   rec.Wait(1);
@@ -190,6 +194,26 @@ TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
   sched->Enqueue(std::move(small), rec.Callback());
   ASSERT_EQ(rec.threads.size(), 3u);
   EXPECT_EQ(rec.threads[2], std::this_thread::get_id());
+}
+
+// A model whose execution time is not bounded by its request (a worker
+// process, a graph with loops) never runs on the caller's thread, however
+// fast it has been so far.
+TEST(ModelSchedulerTest, AModelNotInlineSafeAlwaysUsesThePool) {
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  ModelSchedulerOptions options;
+  options.inline_max_ns = int64_t{1} << 40;
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options);  // inline_safe unset
+  ThreadRecorder rec;
+  for (size_t i = 1; i <= 5; ++i) {
+    sched->Enqueue(Req("r"), rec.Callback());
+    rec.Wait(i);
+    EXPECT_NE(rec.threads[i - 1], std::this_thread::get_id()) << i;
+    while (sched->pending() != 0) std::this_thread::yield();
+  }
 }
 
 TEST(ModelSchedulerTest, InlineDisabledAlwaysUsesThePool) {

@@ -630,6 +630,7 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
     MM_ASSIGN_OR_RETURN(model->config, CompleteModelConfig(spec.model_name, std::move(user),
                                                            signature, kPlatform, kBackendName));
     MM_ASSIGN_OR_RETURN(int64_t instances, InstanceCount(model->config));
+    model->inline_safe = true;
     model->instances.reserve(static_cast<size_t>(instances));
     model->instances.push_back(
         std::make_unique<OrtInstance>(spec.model_name, std::move(first), model->config));
