@@ -8,7 +8,6 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <set>
 #include <tuple>
@@ -22,6 +21,7 @@
 #include "lifecycle/warmup.h"
 #include "repository/model_config.h"
 #include "repository/repository.h"
+#include "repository/repository_file.h"
 #include "scheduler/thread_pool.h"
 
 namespace mm {
@@ -953,13 +953,13 @@ class ModelManager::Impl {
                                                            const std::string& label) const {
     const auto path = dir / kDriftBaselineFile;
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return std::shared_ptr<DriftMonitor>();
-    std::ifstream in(path, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      return InvalidArgument(label + ": cannot read its drift baseline " + path.string());
+    // (A dangling symlink is there too, and refused by the read.)
+    if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
+      return std::shared_ptr<DriftMonitor>();
     }
-    auto baseline = DriftBaseline::Parse(text, path.string());
+    auto text = ReadRepositoryFile(path, RepositoryFileKind::kDriftBaseline);
+    if (!text.ok()) return text.status().WithContext(label);
+    auto baseline = DriftBaseline::Parse(*text, path.string());
     if (!baseline.ok()) return baseline.status().WithContext(label);
     auto monitor = DriftMonitor::Create(std::move(*baseline), options_.drift_options);
     if (!monitor.ok()) return monitor.status().WithContext(label);

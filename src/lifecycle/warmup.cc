@@ -4,7 +4,6 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -14,6 +13,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "repository/repository_file.h"
 
 namespace mm {
 
@@ -240,13 +240,16 @@ void FillRandom(DataType dtype, int64_t n, std::span<std::byte> out, std::mt1993
 }
 
 Status ReadDataFile(const PlannedInput& plan, std::span<std::byte> out) {
-  std::ifstream in(plan.file, std::ios::binary);
-  if (in) in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
-  if (!in || static_cast<uint64_t>(in.gcount()) != out.size() ||
-      in.peek() != std::ifstream::traits_type::eof()) {
+  // Through the repository's door: a file swapped for a FIFO or a device
+  // since it was planned is refused, never waited on.
+  auto content = ReadRepositoryFile(plan.file, RepositoryFileKind::kWarmupData);
+  if (!content.ok()) return content.status().WithContext("input_data_file");
+  if (content->size() != out.size()) {
     return InvalidArgument("input_data_file " + plan.file.string() + " could not be read whole (" +
-                           std::to_string(out.size()) + " bytes expected)");
+                           std::to_string(out.size()) + " bytes expected, " +
+                           std::to_string(content->size()) + " found)");
   }
+  if (!out.empty()) std::memcpy(out.data(), content->data(), out.size());
   if (plan.dtype == DataType::kBytes) {
     MM_RETURN_IF_ERROR(
         SplitBytesTensor(out, plan.elements, "input_data_file " + plan.file.string()).status());

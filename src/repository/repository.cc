@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <system_error>
@@ -11,6 +10,7 @@
 #include <utility>
 
 #include "repository/model_config.h"
+#include "repository/repository_file.h"
 
 namespace mm {
 namespace {
@@ -18,7 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kConfigFile = "config.pbtxt";
-constexpr uintmax_t kMaxConfigBytes = 4 << 20;  // far above any real config
 
 std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -39,21 +38,6 @@ VersionName ParseVersion(const std::string& name, int64_t* version) {
   auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), *version);
   if (ec != std::errc() || end != name.data() + name.size()) return VersionName::kMalformed;
   return VersionName::kValid;
-}
-
-StatusOr<std::string> ReadConfigFile(const fs::path& path) {
-  std::error_code ec;
-  uintmax_t size = fs::file_size(path, ec);
-  if (ec) return FailedPrecondition("cannot read " + Quoted(path) + ": " + ec.message());
-  if (size > kMaxConfigBytes) {
-    return InvalidArgument(Quoted(path) + " is " + std::to_string(size) +
-                           " bytes; expected a config of at most " +
-                           std::to_string(kMaxConfigBytes) + " bytes");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad() || !in.is_open()) return FailedPrecondition("cannot read " + Quoted(path));
-  return text;
 }
 
 // Lists the version directories of `source.dir` into `source`.
@@ -255,13 +239,7 @@ Status LoadConfig(ModelSource& source) {
   fs::file_status st = fs::status(path, ec);
   source.has_config = fs::exists(st);
   if (source.has_config) {
-    if (!fs::is_regular_file(st)) {
-      Status error =
-          InvalidArgument(Quoted(path) + " is not a regular file; expected a text config");
-      source.config_fingerprint = UnreadConfigFingerprint(path, error);
-      return error;
-    }
-    StatusOr<std::string> read = ReadConfigFile(path);
+    StatusOr<std::string> read = ReadRepositoryFile(path, RepositoryFileKind::kConfig);
     if (!read.ok()) {
       source.config_fingerprint = UnreadConfigFingerprint(path, read.status());
       return read.status();

@@ -213,7 +213,7 @@ TEST_F(RepositoryTest, ConfigThatIsADirectoryIsAnError) {
   Dir("repo/m/config.pbtxt");
   ModelSource m = ScanModel(root_ / "repo" / "m");
   EXPECT_FALSE(m.status.ok());
-  EXPECT_THAT(m.status.message(), HasSubstr("not a regular file"));
+  EXPECT_THAT(m.status.message(), HasSubstr("is a folder; expected a regular file"));
 }
 
 TEST_F(RepositoryTest, ScanModelAcceptsATrailingSlash) {

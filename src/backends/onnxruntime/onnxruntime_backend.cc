@@ -1,7 +1,10 @@
 #include "backends/onnxruntime/onnxruntime_backend.h"
 
+#include <fcntl.h>
 #include <onnxruntime_cxx_api.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -18,7 +21,9 @@
 #include <vector>
 
 #include "backends/auto_complete.h"
+#include "backends/onnxruntime/onnx_graph_scan.h"
 #include "core/bytes_tensor.h"
+#include "repository/repository_file.h"
 
 namespace mm {
 
@@ -600,6 +605,33 @@ StatusOr<std::unique_ptr<Backend>> OnnxRuntimeBackend::Create(const Options& opt
   return std::unique_ptr<Backend>(new OnnxRuntimeBackend(options));
 }
 
+namespace {
+
+// Whether the graph in `path` (`size` bytes) runs in a time its inputs' sizes
+// bound (onnx_graph_scan.h): only then may a small request run inline on an
+// I/O thread. A file that cannot be mapped or read is not: ONNX Runtime then
+// says what is wrong with it.
+bool InlineSafe(const std::filesystem::path& path, uint64_t size, const std::string& label) {
+  if (size == 0) return false;
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  void* map = mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return false;
+  auto cost = ScanOnnxGraphCost({static_cast<const uint8_t*>(map), static_cast<size_t>(size)});
+  munmap(map, static_cast<size_t>(size));
+  if (!cost.ok()) return false;
+  if (!cost->bounded_by_input_size) {
+    spdlog::info(
+        "{}: never runs inline on an I/O thread: its graph uses '{}', whose run time depends on "
+        "its inputs' values",
+        label, cost->unbounded_op);
+  }
+  return cost->bounded_by_input_size;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& spec) {
   MM_ASSIGN_OR_RETURN(Ort::Env * env, SharedEnv());
   const std::string label =
@@ -617,10 +649,8 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
                            "' must name a file inside the version directory");
   }
   const std::filesystem::path path = spec.version_dir / relative;
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return NotFound(label + ": model file '" + path.string() + "' does not exist");
-  }
+  auto size = CheckRepositoryFile(path, RepositoryFileKind::kModel);
+  if (!size.ok()) return size.status().WithContext(label);
 
   try {
     MM_ASSIGN_OR_RETURN(Ort::SessionOptions options, MakeSessionOptions(user, options_));
@@ -630,7 +660,7 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
     MM_ASSIGN_OR_RETURN(model->config, CompleteModelConfig(spec.model_name, std::move(user),
                                                            signature, kPlatform, kBackendName));
     MM_ASSIGN_OR_RETURN(int64_t instances, InstanceCount(model->config));
-    model->inline_safe = true;
+    model->inline_safe = InlineSafe(path, *size, label);
     model->instances.reserve(static_cast<size_t>(instances));
     model->instances.push_back(
         std::make_unique<OrtInstance>(spec.model_name, std::move(first), model->config));
