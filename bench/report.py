@@ -3,11 +3,14 @@
 
 Input: a TSV with one row per measurement:
   kind server case_or_model concurrency_or_threads rps p50_us p99_us valid body_bytes
-  cpu_us_per_req context_switches_per_req
-where kind is "http" (a wrk point) or "ort" (bench_ort_raw).
+  cpu_us_per_req context_switches_per_req [round]
+where kind is "http" (a wrk point) or "ort" (bench_ort_raw). A point measured
+in several rounds is reported by its median figures; with a server
+mmserve-before (BENCH_BEFORE), a section compares mmserve-default against it.
 """
 import argparse
 import csv
+import statistics
 import sys
 
 P50_TARGET = 1.5  # mmserve p50 / nginx p50 at concurrency 1, add_sub
@@ -24,11 +27,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     for flag in ["cores", "cpu", "load", "git", "build", "nginx", "wrk", "seconds", "elapsed",
-                 "pinned", "hop"]:
+                 "pinned", "hop", "before"]:
         ap.add_argument("--" + flag, default="?")
     a = ap.parse_args()
 
-    http, ort = {}, {}
+    http, ort, rounds = {}, {}, {}
     cases, high = [], 0
     with open(a.results) as f:
         for row in csv.reader(f, delimiter="\t"):
@@ -39,10 +42,13 @@ def main():
             if kind == "ort":
                 ort[(case, conc)] = fig
                 continue
-            http[(server, case, conc)] = fig
+            rounds.setdefault((server, case, conc), []).append(fig)
             if case not in cases:
                 cases.append(case)
             high = max(high, conc)
+    for key, figs in rounds.items():  # the median of each figure over the rounds
+        http[key] = {k: (all(f[k] for f in figs) if k == "valid" else
+                         statistics.median(f[k] for f in figs)) for k in figs[0]}
     ort_threads = max((t for (_, t) in ort), default=1)
 
     def cell(server, case, conc, key, fmt="{:.0f}"):
@@ -143,7 +149,44 @@ def main():
                              f"{r:.3f}× {'met' if ok(r) else '**missed**'}"
                              f"{'' if valid else ' (INVALID)'}")
             w(f"| {label} | {cells[0]} | {cells[1]} |")
+    servers = {server for (server, _, _) in rounds}
+    if "mmserve-before" in servers:
+        compare(w, rounds, cases, high, "mmserve-before",
+                f"**This build against `{a.before}`** (both with no thread flags")
+    if "mmserve-noinline" in servers:
+        compare(w, rounds, cases, high, "mmserve-noinline",
+                "**The inline fast path's benefit**: this build against itself with "
+                "`--inline-execution-max-us 0` (no request runs on an I/O thread")
     sys.stdout.write("\n".join(out) + "\n")
+
+
+def compare(w, rounds, cases, high, other, title):
+    """mmserve-default against `other` (an earlier build, the same build with
+    other flags): the median of the rounds' paired ratios (each round measures
+    both back to back), and the ratio of the best rounds."""
+    w("")
+    w(f"{title}; {len(next(iter(rounds.values())))} interleaved rounds): ratio = "
+      f"mmserve-default / {other}, so ≥ 1 is better for req/s and ≤ 1 is better for p50")
+    w("")
+    w(f"| case | point | {other} | mmserve-default | median of paired ratios | best ÷ best | "
+      f"CPU µs/req {other} / default |")
+    w("|---|---|---:|---:|---:|---:|---:|")
+    for case in cases:
+        for conc, key, label, best in [(1, "p50", "p50 µs at c1", min),
+                                       (high, "rps", f"req/s at c{high}", max)]:
+            now = rounds.get(("mmserve-default", case, conc), [])
+            old = rounds.get((other, case, conc), [])
+            if not now or not old:
+                continue
+            paired = [n[key] / o[key] for n, o in zip(now, old) if o[key]]
+            b_old, b_now = best(o[key] for o in old), best(n[key] for n in now)
+            valid = all(f["valid"] for f in now + old)
+            w(f"| {case} | {label} | {statistics.median(o[key] for o in old):,.0f} | "
+              f"{statistics.median(n[key] for n in now):,.0f} | "
+              f"{statistics.median(paired):.3f}× | {b_now / b_old:.3f}× | "
+              f"{statistics.median(o['cpu'] for o in old):.1f} / "
+              f"{statistics.median(n['cpu'] for n in now):.1f} |"
+              f"{'' if valid else ' INVALID'}")
 
 
 if __name__ == "__main__":

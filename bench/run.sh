@@ -23,6 +23,16 @@
 #   BENCH_ORT_SECONDS=3     seconds per in-process ONNX Runtime figure
 #   BENCH_CASES="add_sub_json add_sub_binary mlp_json mlp_binary"
 #   BENCH_PIN=1             servers on CPU 0, wrk on the others (0: no pinning)
+#   BENCH_ROUNDS=1          measure every point this many times, interleaved
+#                           (the order of the servers alternates each round)
+#   BENCH_BEFORE=PATH       an mmserve binary built from an earlier commit: a
+#                           server mmserve-before runs it with no thread flags,
+#                           beside mmserve-default, and the report compares
+#                           the two (this build / before, median of the rounds'
+#                           paired ratios, and of the best rounds)
+#   BENCH_NOINLINE=1        also a server mmserve-noinline: this build with
+#                           --inline-execution-max-us 0, to show what the
+#                           inline fast path still gains
 #   BENCH_OUT=FILE          also write the markdown report to FILE
 #   BENCH_KEEP=0            1: keep the work folder (wrk logs, nginx config)
 set -euo pipefail
@@ -33,6 +43,7 @@ WARMUP_SECONDS=${BENCH_WARMUP_SECONDS:-1}
 ORT_SECONDS=${BENCH_ORT_SECONDS:-3}
 CASES=${BENCH_CASES:-"add_sub_json add_sub_binary mlp_json mlp_binary"}
 PIN=${BENCH_PIN:-1}
+ROUNDS=${BENCH_ROUNDS:-1}
 HIGH_CONCURRENCY=32
 
 # The source state measured: taken before building.
@@ -54,8 +65,9 @@ record() {
   cpu=$(python3 -c "print(f'{${R[cpu_ticks]} / $TICKS_PER_SECOND * 1e6 / max(1, $requests):.1f}')")
   ctx=$(python3 -c "print(f'{${R[ctx_switches]} / max(1, $requests):.2f}')")
   ((R_VALID)) || INVALID=1
-  printf 'http\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${R[rps]}" \
-    "${R[p50_us]}" "${R[p99_us]}" "$R_VALID" "${R[body_bytes]}" "$cpu" "$ctx" >>"$RESULTS"
+  printf 'http\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${R[rps]}" \
+    "${R[p50_us]}" "${R[p99_us]}" "$R_VALID" "${R[body_bytes]}" "$cpu" "$ctx" "${ROUND:-1}" \
+    >>"$RESULTS"
   printf '  %-16s %-15s c%-3s %9s req/s  p50 %6s us  p99 %7s us  %6s us CPU/req  %5s cs/req%s\n' \
     "$1" "$2" "$3" "${R[rps]}" "${R[p50_us]}" "${R[p99_us]}" "$cpu" "$ctx" \
     "$( ((R_VALID)) || echo '  INVALID')"
@@ -82,6 +94,17 @@ echo "== starting servers"
 MMSERVE_SERVERS=(mmserve-1x1 mmserve-default)
 start_mmserve mmserve-1x1 --http-threads 1 --execution-threads 1
 start_mmserve mmserve-default
+if [[ -n ${BENCH_BEFORE:-} ]]; then
+  [[ -x $BENCH_BEFORE ]] || die "BENCH_BEFORE=$BENCH_BEFORE is not an executable"
+  THIS=$MMSERVE MMSERVE=$BENCH_BEFORE
+  start_mmserve mmserve-before
+  MMSERVE=$THIS
+  MMSERVE_SERVERS+=(mmserve-before)
+fi
+if [[ ${BENCH_NOINLINE:-0} == 1 ]]; then
+  start_mmserve mmserve-noinline --inline-execution-max-us 0
+  MMSERVE_SERVERS+=(mmserve-noinline)
+fi
 declare -A BYTES=()
 NGINX_LOCATIONS=()
 for c in $CASES; do
@@ -99,12 +122,16 @@ for s in "${SERVERS[@]}"; do
   for c in $CASES; do run_wrk "$s" "$c" "$HIGH_CONCURRENCY" "$WARMUP_SECONDS" "${BYTES[$c]}"; done
 done
 
-for conc in 1 "$HIGH_CONCURRENCY"; do
-  echo "== concurrency $conc, ${POINT_SECONDS}s per point"
-  for c in $CASES; do
-    for s in "${SERVERS[@]}"; do
-      run_wrk "$s" "$c" "$conc" "$POINT_SECONDS" "${BYTES[$c]}"
-      record "$s" "$c" "$conc"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  order=("${SERVERS[@]}")
+  ((ROUND % 2 == 0)) && order=($(printf '%s\n' "${SERVERS[@]}" | tac))
+  for conc in 1 "$HIGH_CONCURRENCY"; do
+    echo "== round $ROUND of $ROUNDS, concurrency $conc, ${POINT_SECONDS}s per point"
+    for c in $CASES; do
+      for s in "${order[@]}"; do
+        run_wrk "$s" "$c" "$conc" "$POINT_SECONDS" "${BYTES[$c]}"
+        record "$s" "$c" "$conc"
+      done
     done
   done
 done
@@ -118,6 +145,7 @@ python3 bench/report.py "$RESULTS" \
   --nginx "$("$NGINX" -v 2>&1 | sed 's/.*version: //')" \
   --wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
   --seconds "$POINT_SECONDS" --elapsed "$ELAPSED" --hop "${HOP#THREAD_HOP }" \
+  --before "${BENCH_BEFORE:-}" \
   --pinned "$([[ ${#ON_SERVER_CPUS[@]} -gt 0 ]] && echo 1 || echo 0)" >"$REPORT"
 echo
 cat "$REPORT"
