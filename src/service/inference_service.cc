@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <new>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -471,9 +472,13 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
     if (Status s = CheckShmInputSize(input, window->size(), what); !s.ok()) {
       return done(s.WithContext("model '" + servable.name + "'"));
     }
-    auto copy = std::make_shared_for_overwrite<std::byte[]>(window->size());
+    // 64-byte aligned (as a worker's region lays tensors out): no backend copies it again.
+    const size_t n = static_cast<size_t>(window->size());
+    std::shared_ptr<std::byte[]> copy(
+        static_cast<std::byte*>(::operator new[](n, std::align_val_t{64})),
+        [](std::byte* p) { ::operator delete[](p, std::align_val_t{64}); });
     if (Status s = window->ReadInto(copy.get(), what); !s.ok()) return done(std::move(s));
-    input.data = {copy.get(), static_cast<size_t>(window->size())};
+    input.data = {copy.get(), n};
     input.owner = std::move(copy);
   }
   std::vector<ShmOutput> shm_outputs;
