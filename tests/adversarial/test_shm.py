@@ -308,9 +308,9 @@ def test_a_truncated_output_object_fails_the_request_not_the_server(server, kind
         a.close()
 
 
-def test_a_region_shrunk_below_its_start_or_grown_back(server, objects):
-    """Truncated to nothing, then grown back to its size: the hole reads as
-    zeros (the object is valid again), never as another tenant's bytes."""
+def test_a_region_shrunk_then_grown_back_serves_again(server, objects):
+    """Truncated to nothing, then grown back to its size: the registration
+    still stands, and the region reads as the object now is (zeros)."""
     key, _ = objects("regrow", 2 * PAGE)
     a = Client(server, "http", KEY_A)
     try:
