@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   uint32_t read_timeout_ms = 60'000;
   size_t max_connections = 4096;
   int64_t max_elements_per_tensor = int64_t{1} << 30;
+  size_t max_shm_regions_per_tenant = 128;
   std::string log_level = "info";
   std::string control_mode = "none";
   std::vector<std::string> load_models;
@@ -224,6 +225,10 @@ int main(int argc, char** argv) {
                  "Most elements one input tensor may have (its shape's product)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 62));
+  app.add_option("--max-shm-regions-per-tenant", max_shm_regions_per_tenant,
+                 "Most system shared memory regions one tenant may have registered at once")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 16));
   app.add_option("--allow-metrics", allow_metrics,
                  "Serve Prometheus metrics at /metrics on --metrics-port (no API key asked: "
                  "they name models and tenants; bind them where only operators reach)")
@@ -542,12 +547,14 @@ int main(int argc, char** argv) {
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());
 
-  auto service = mm::InferenceService::Create({.models = manager->get(),
-                                               .server_name = "mmserve",
-                                               .server_version = MMSERVE_VERSION,
-                                               .tenants = tenants.get(),
-                                               .max_tensors_per_request = max_tensors_per_request,
-                                               .max_elements_per_tensor = max_elements_per_tensor});
+  auto service =
+      mm::InferenceService::Create({.models = manager->get(),
+                                    .server_name = "mmserve",
+                                    .server_version = MMSERVE_VERSION,
+                                    .tenants = tenants.get(),
+                                    .max_tensors_per_request = max_tensors_per_request,
+                                    .max_elements_per_tensor = max_elements_per_tensor,
+                                    .max_shm_regions_per_tenant = max_shm_regions_per_tenant});
   if (!service.ok()) return Fail(service.status());
 
   std::unique_ptr<mm::DriftWatch> drift_watch;
@@ -628,6 +635,10 @@ int main(int argc, char** argv) {
                     s.message());
     } else {
       apply_tenants(*tenants->config());
+      // A removed tenant's shared memory regions go with it.
+      std::vector<std::string> ids;
+      for (const mm::Tenant& t : tenants->config()->tenants) ids.push_back(t.id);
+      (*service)->shared_memory().RetainOwners(ids);
       spdlog::info("SIGHUP: tenants reloaded from {}: {} tenants", tenants_file,
                    tenants->config()->tenants.size());
     }

@@ -419,17 +419,10 @@ void RepositoryModelUnload::Run(Shared* s, UnaryCall<RepositoryModelUnload>* cal
   s->service->UnloadModel(call->tenant(), in.model_name(), FinishLater(s, call));
 }
 
-// Registered memory is the server's, not a tenant's: admins only.
-template <class Handler>
-bool AdminOnly(UnaryCall<Handler>* call) {
-  Status s = InferenceService::RequireAdmin(call->tenant(), "the shared-memory API");
-  if (!s.ok()) call->Finish(s);
-  return s.ok();
-}
-
+// Every tenant registers and sees only its own regions (shared_memory.h): the
+// owner is always the caller's tenant.
 void SystemSharedMemoryStatus::Run(Shared* s, UnaryCall<SystemSharedMemoryStatus>* call) {
-  if (!AdminOnly(call)) return;
-  auto regions = s->service->shared_memory().List(call->request().name());
+  auto regions = s->service->shared_memory().List(call->tenant().id, call->request().name());
   if (!regions.ok()) return call->Finish(regions.status());
   for (const auto& r : *regions) {
     auto& status = (*call->response()->mutable_regions())[r.name];
@@ -442,20 +435,18 @@ void SystemSharedMemoryStatus::Run(Shared* s, UnaryCall<SystemSharedMemoryStatus
 }
 
 void SystemSharedMemoryRegister::Run(Shared* s, UnaryCall<SystemSharedMemoryRegister>* call) {
-  if (!AdminOnly(call)) return;
   const auto& in = call->request();
-  call->Finish(
-      s->service->shared_memory().Register(in.name(), in.key(), in.offset(), in.byte_size()));
+  call->Finish(s->service->shared_memory().Register(call->tenant().id, in.name(), in.key(),
+                                                    in.offset(), in.byte_size()));
 }
 
 void SystemSharedMemoryUnregister::Run(Shared* s, UnaryCall<SystemSharedMemoryUnregister>* call) {
-  if (!AdminOnly(call)) return;
   const auto& name = call->request().name();
   if (name.empty()) {
-    s->service->shared_memory().UnregisterAll();
+    s->service->shared_memory().UnregisterAll(call->tenant().id);
     return call->Finish(grpc::Status::OK);
   }
-  call->Finish(s->service->shared_memory().Unregister(name));
+  call->Finish(s->service->shared_memory().Unregister(call->tenant().id, name));
 }
 
 grpc::Status NotImplemented(const std::string& what) {

@@ -457,10 +457,8 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   }
   // /v2/systemsharedmemory[/region/{name}]/{status,register,unregister}
   if (seg[1] == "systemsharedmemory") {
-    // Registered memory is the server's, not a tenant's: admins only.
-    if (Status s = InferenceService::RequireAdmin(**tenant, "the shared-memory API"); !s.ok()) {
-      return done(ErrorReply(s));
-    }
+    // Every tenant registers and sees only its own regions (shared_memory.h).
+    const std::string& owner = (**tenant).id;
     std::string region;
     size_t at = 2;
     if (count >= 4 && seg[2] == "region") {
@@ -472,7 +470,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     const std::string_view op = seg[at];
     if (op == "status") {
       if (!get) return done(MethodNotAllowed("GET"));
-      auto regions = shm.List(region);
+      auto regions = shm.List(owner, region);
       if (!regions.ok()) return done(ErrorReply(regions.status()));
       return done(JsonReply(ShmStatusJson(*regions)));
     }
@@ -480,16 +478,16 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
       if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
       auto req = DecodeShmRegisterRequest(*request.body);
       if (!req.ok()) return done(ErrorReply(req.status()));
-      Status s = shm.Register(region, req->key, req->offset, req->byte_size);
+      Status s = shm.Register(owner, region, req->key, req->offset, req->byte_size);
       return done(s.ok() ? EmptyReply(200) : ErrorReply(s));
     }
     if (op == "unregister") {
       if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
       if (region.empty()) {
-        shm.UnregisterAll();
+        shm.UnregisterAll(owner);
         return done(EmptyReply(200));
       }
-      Status s = shm.Unregister(region);
+      Status s = shm.Unregister(owner, region);
       return done(s.ok() ? EmptyReply(200) : ErrorReply(s));
     }
     return not_found();

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <new>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -36,7 +37,8 @@ InferenceService::InferenceService(Options options)
       tenants_(options_.tenants != nullptr ? options_.tenants : open_tenants_.get()),
       metadata_{options_.server_name,
                 options_.server_version,
-                {"binary_tensor_data", "system_shared_memory"}} {}
+                {"binary_tensor_data", "system_shared_memory"}},
+      shared_memory_({.max_regions_per_tenant = options_.max_shm_regions_per_tenant}) {}
 
 StatusOr<std::shared_ptr<const Tenant>> InferenceService::Authenticate(
     std::string_view authorization, TenantRegistry::Memo* memo) const {
@@ -213,6 +215,21 @@ StatusOr<std::optional<ShmRef>> ParseShmRef(const Parameters& params, const std:
   return std::optional<ShmRef>(std::move(ref));
 }
 
+// Before a shared-memory input is copied: a fixed-size type's bytes must be
+// what its shape needs, so the copy is never larger than the tensor (the
+// validator says the same later for inline data).
+Status CheckShmInputSize(const Tensor& input, uint64_t byte_size, const std::string& what) {
+  const uint64_t elem = DataTypeSize(input.dtype);
+  if (input.dtype == DataType::kBytes || elem == 0) return OkStatus();
+  MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape, what));
+  const uint64_t n = static_cast<uint64_t>(count);
+  if (n <= byte_size / elem && n * elem == byte_size) return OkStatus();
+  const std::string need = n > ~uint64_t{0} / elem ? "more than 2^64" : std::to_string(n * elem);
+  return InvalidArgument(what + ": shape " + ShapeToString(input.shape) + " of " +
+                         std::string(DataTypeName(input.dtype)) + " needs " + need +
+                         " bytes, got " + std::to_string(byte_size) + " (shared_memory_byte_size)");
+}
+
 // An output to be written into shared memory once the model has run.
 struct ShmOutput {
   std::string name;
@@ -225,13 +242,14 @@ Status WriteShmOutputs(const std::vector<ShmOutput>& targets, InferResponse& res
   for (Tensor& t : response.outputs) {
     for (const ShmOutput& target : targets) {
       if (target.name != t.name) continue;
-      if (t.data.size() > target.window.bytes.size()) {
+      if (t.data.size() > target.window.size()) {
         return InvalidArgument("output '" + t.name + "' needs " + std::to_string(t.data.size()) +
                                " bytes but shared memory region '" + target.ref.region + "' has " +
-                               std::to_string(target.window.bytes.size()) + " at offset " +
+                               std::to_string(target.window.size()) + " at offset " +
                                std::to_string(target.ref.offset));
       }
-      if (!t.data.empty()) std::memcpy(target.window.bytes.data(), t.data.data(), t.data.size());
+      // Guarded: the client may have shrunk the object since the request resolved it.
+      MM_RETURN_IF_ERROR(target.window.WriteFrom(t.data, "output '" + t.name + "'"));
       t.parameters[std::string(kShmRegion)] = target.ref.region;
       if (target.ref.offset) {
         t.parameters[std::string(kShmOffset)] = static_cast<int64_t>(target.ref.offset);
@@ -304,7 +322,7 @@ void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest>
     if (!Sees(tenant, (*model)->repository)) {
       return Refuse(charge, done, UnknownModel(request->model_name));
     }
-    return InferOn(**model, std::move(request), std::move(done), std::move(charge));
+    return InferOn(**model, tenant.id, std::move(request), std::move(done), std::move(charge));
   }
   // Not READY (or unknown): a model this tenant may not see is unknown to it,
   // and is never loaded on its behalf.
@@ -315,16 +333,17 @@ void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest>
   const std::string name = request->model_name;
   const std::string version = request->model_version;
   struct Waiting {
+    std::string tenant_id;  // owns the shared memory regions the request names
     std::unique_ptr<InferRequest> request;
     InferCallback done;
     Charge charge;
   };
-  auto waiting =
-      std::make_shared<Waiting>(Waiting{std::move(request), std::move(done), std::move(charge)});
+  auto waiting = std::make_shared<Waiting>(
+      Waiting{tenant.id, std::move(request), std::move(done), std::move(charge)});
   const bool loads =
       options_.models->GetAfterLoad(name, version, [this, waiting](StatusOr<ModelHandle> loaded) {
         if (!loaded.ok()) return Refuse(waiting->charge, waiting->done, loaded.status());
-        InferOn(**loaded, std::move(waiting->request), std::move(waiting->done),
+        InferOn(**loaded, waiting->tenant_id, std::move(waiting->request), std::move(waiting->done),
                 std::move(waiting->charge));
       });
   if (!loads) Refuse(waiting->charge, waiting->done, model.status());
@@ -390,8 +409,9 @@ void InferenceService::Refuse(const Charge& charge, const InferCallback& done, S
   done(std::move(status));
 }
 
-void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
-                               InferCallback done, Charge charge) {
+void InferenceService::InferOn(const ServableModel& servable, std::string_view tenant_id,
+                               std::unique_ptr<InferRequest> request, InferCallback done,
+                               Charge charge) {
   // From here on the request is the model's: it is counted in its
   // statistics, charged to its tenant, and releases its concurrency slot (if
   // it holds one) when answered. One wrapper does all three. (The statistics
@@ -432,7 +452,11 @@ void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<In
     }
     done(std::move(result));
   };
-  // Inputs in shared memory become views of their region (kept mapped by `owner`).
+  // Inputs in shared memory are copied into memory the request owns, once,
+  // here: the client may shrink its object at any time (a view would fault
+  // in whatever reads it next: the validator, the drift sampler, ONNX
+  // Runtime, the copy to a worker) and may rewrite it after it was checked.
+  // A tenant names only its own regions (SharedMemoryManager).
   for (Tensor& input : request->inputs) {
     if (input.parameters.empty()) continue;
     const std::string what = "input '" + input.name + "'";
@@ -442,10 +466,20 @@ void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<In
     if (!input.data.empty()) {
       return done(InvalidArgument(what + " has both data and a shared memory reference"));
     }
-    auto window = shared_memory_.Resolve((*ref)->region, (*ref)->offset, (*ref)->byte_size, what);
+    auto window =
+        shared_memory_.Resolve(tenant_id, (*ref)->region, (*ref)->offset, (*ref)->byte_size, what);
     if (!window.ok()) return done(window.status());
-    input.data = window->bytes;
-    input.owner = std::move(window->owner);
+    if (Status s = CheckShmInputSize(input, window->size(), what); !s.ok()) {
+      return done(s.WithContext("model '" + servable.name + "'"));
+    }
+    // 64-byte aligned (as a worker's region lays tensors out): no backend copies it again.
+    const size_t n = static_cast<size_t>(window->size());
+    std::shared_ptr<std::byte[]> copy(
+        static_cast<std::byte*>(::operator new[](n, std::align_val_t{64})),
+        [](std::byte* p) { ::operator delete[](p, std::align_val_t{64}); });
+    if (Status s = window->ReadInto(copy.get(), what); !s.ok()) return done(std::move(s));
+    input.data = {copy.get(), n};
+    input.owner = std::move(copy);
   }
   std::vector<ShmOutput> shm_outputs;
   for (const RequestedOutput& output : request->outputs) {
@@ -454,7 +488,8 @@ void InferenceService::InferOn(const ServableModel& servable, std::unique_ptr<In
     auto ref = ParseShmRef(output.parameters, what);
     if (!ref.ok()) return done(ref.status());
     if (!*ref) continue;
-    auto window = shared_memory_.Resolve((*ref)->region, (*ref)->offset, (*ref)->byte_size, what);
+    auto window =
+        shared_memory_.Resolve(tenant_id, (*ref)->region, (*ref)->offset, (*ref)->byte_size, what);
     if (!window.ok()) return done(window.status());
     shm_outputs.push_back({output.name, std::move(**ref), std::move(*window)});
   }

@@ -64,6 +64,8 @@ class InferenceService {
     // at its tensors: inputs plus requested outputs, and elements per input.
     size_t max_tensors_per_request = 1024;
     int64_t max_elements_per_tensor = int64_t{1} << 30;
+    // Shared memory regions one tenant may hold (SharedMemoryManager::Options).
+    size_t max_shm_regions_per_tenant = 128;
   };
   static StatusOr<std::unique_ptr<InferenceService>> Create(Options options);
 
@@ -102,10 +104,13 @@ class InferenceService {
   void UnloadModel(const Tenant& tenant, std::string_view name, std::function<void(Status)> done);
 
   // Validates `request` against its model and queues it. `done` is called exactly once.
-  // Inputs and requested outputs may refer to registered shared memory with the
-  // parameters shared_memory_region, shared_memory_offset (default 0) and
-  // shared_memory_byte_size; such outputs are written into the region and come
-  // back with empty data and those parameters.
+  // Inputs and requested outputs may refer to shared memory regions that
+  // `tenant` registered, with the parameters shared_memory_region,
+  // shared_memory_offset (default 0) and shared_memory_byte_size; another
+  // tenant's region answers as an unknown one (NOT_FOUND). Such inputs are
+  // copied into the request once, as it is admitted; such outputs are written
+  // into the region and come back with empty data and those parameters. A
+  // region whose object the client shrank fails the request (INVALID_ARGUMENT).
   // A model that is not loaded but may load on demand is loaded first; the
   // request waits for that load without holding a thread.
   void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done);
@@ -131,6 +136,9 @@ class InferenceService {
   // Whether `tenant` sees models of the repository `repository_key` (PathKey).
   static bool Sees(const Tenant& tenant, std::string_view repository_key);
 
+  // The shared-memory extension. Every tenant (admins too) registers, lists,
+  // unregisters and names in inference only its own regions: the owner is
+  // always the asking tenant's id (see shared_memory.h).
   SharedMemoryManager& shared_memory() { return shared_memory_; }
 
   // For the metrics (service/server_metrics.h): the models and the tenants.
@@ -154,8 +162,9 @@ class InferenceService {
   // Bins a sampled request's inputs into the model's drift window.
   static void ObserveDrift(const ServableModel& servable, const InferRequest& request);
 
-  void InferOn(const ServableModel& servable, std::unique_ptr<InferRequest> request,
-               InferCallback done, Charge charge);
+  // `tenant_id`: the tenant asking, whose shared memory regions the request may name.
+  void InferOn(const ServableModel& servable, std::string_view tenant_id,
+               std::unique_ptr<InferRequest> request, InferCallback done, Charge charge);
 
   const Options options_;
   const std::unique_ptr<TenantRegistry> open_tenants_;  // when options_.tenants is null

@@ -1,6 +1,6 @@
 """Tenancy, first part (issue 7): the tenants file, `mmserve hash-key`, API
-keys on HTTP and gRPC (401 / UNAUTHENTICATED), the admin role for the
-shared-memory API, open mode, and reloading the file on SIGHUP."""
+keys on HTTP and gRPC (401 / UNAUTHENTICATED), the shared-memory API per
+tenant, open mode, and reloading the file on SIGHUP."""
 import hashlib
 import os
 import re
@@ -133,20 +133,33 @@ def test_http_asks_every_endpoint_but_health_for_a_valid_key(tenants_server):
     assert r.status_code == 200
 
 
-def test_shared_memory_api_is_for_admins(tenants_server):
+def test_shared_memory_api_is_per_tenant(tenants_server):
+    # Every tenant may use the shared-memory API, on its own regions only
+    # (tests/adversarial/test_shm.py goes further).
+    import tritonclient.utils.shared_memory as shm
+
     base = tenants_server.base
-    r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_A))
-    assert r.status_code == 403 and "admin" in r.json()["error"], r.text
-    r = requests.post(base + "/v2/systemsharedmemory/region/r/register", headers=bearer(KEY_A),
-                      json={"key": "/x", "offset": 0, "byte_size": 16})
-    assert r.status_code == 403
-    r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_OPS))
-    assert r.status_code == 200 and r.json() == []
-    g = grpcclient.InferenceServerClient(tenants_server.grpc_url)
-    with pytest.raises(InferenceServerException) as e:
-        g.get_system_shared_memory_status(headers={"authorization": f"Bearer {KEY_A}"})
-    assert "PERMISSION_DENIED" in str(e.value.status()), e.value
-    g.get_system_shared_memory_status(headers={"authorization": f"Bearer {KEY_OPS}"})
+    key = f"/mmserve_tenancy_{os.getpid()}"
+    handle = shm.create_shared_memory_region("r", key, 16)
+    try:
+        r = requests.post(base + "/v2/systemsharedmemory/region/r/register", headers=bearer(KEY_A),
+                          json={"key": key, "offset": 0, "byte_size": 16})
+        assert r.status_code == 200, r.text
+        r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_A))
+        assert r.status_code == 200 and [x["name"] for x in r.json()] == ["r"], r.text
+        r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_OPS))
+        assert r.status_code == 200 and r.json() == [], r.text
+        g = grpcclient.InferenceServerClient(tenants_server.grpc_url)
+        status = g.get_system_shared_memory_status(headers={"authorization": f"Bearer {KEY_A}"})
+        assert list(status.regions) == ["r"]
+        status = g.get_system_shared_memory_status(headers={"authorization": f"Bearer {KEY_OPS}"})
+        assert list(status.regions) == []
+        r = requests.post(base + "/v2/systemsharedmemory/unregister", headers=bearer(KEY_A))
+        assert r.status_code == 200, r.text
+        r = requests.get(base + "/v2/systemsharedmemory/status", headers=bearer(KEY_A))
+        assert r.json() == [], r.text
+    finally:
+        shm.destroy_shared_memory_region(handle)
 
 
 def test_grpc_asks_for_a_valid_key(tenants_server):
