@@ -109,7 +109,9 @@ start_mmserve() {
   local port; port=$(free_port)
   # Metrics on a free port too (a build from before metrics has no such flag).
   local metrics=()
-  "$MMSERVE" --help 2>/dev/null | grep -q -- --metrics-port && metrics=(--metrics-port 0)
+  # (grep reads the whole help: with -q it may stop early, and under pipefail
+  # the SIGPIPE of mmserve would read as "no such flag".)
+  "$MMSERVE" --help 2>/dev/null | grep -- --metrics-port >/dev/null && metrics=(--metrics-port 0)
   "${ON_SERVER_CPUS[@]}" "${MMSERVE_WRAPPER[@]}" "$MMSERVE" --model-repository "${BENCH_REPO:-examples/models}" \
     --http-port "$port" --grpc-port 0 "${metrics[@]}" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
