@@ -350,6 +350,12 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     for (size_t i = 0; i < request.outputs.size(); ++i) {
       execute.outputs[i].assign(request.outputs[i].name);
     }
+    // What the server took in its own process but the protocol cannot carry
+    // is refused here, the worker untouched (it would refuse the message by
+    // ending the conversation: a restart for a bad request).
+    if (Status fits = CheckExecuteFits(execute); !fits.ok()) {
+      return InvalidArgument(settings_->label + ": " + fits.message());
+    }
     // Room for the inputs and, at first guess, outputs as large again.
     auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
     if (!region_id.ok()) return Failed(region_id.status());
@@ -361,6 +367,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
     EncodeExecuteTo(execute, payload_);
     const std::string& payload = payload_;
+    if (payload.size() > kMaxPayloadBytes) {  // (within the limits it never is)
+      return InvalidArgument(
+          settings_->label + ": the request's description takes " + std::to_string(payload.size()) +
+          " bytes; a model in a worker process takes at most " + std::to_string(kMaxPayloadBytes));
+    }
     const bool on_socket = payload.size() > mailbox.slot_payload_bytes();
     const auto posting = std::chrono::steady_clock::now();
     response.timing.input_ns =
@@ -486,6 +497,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     if (cgroup != nullptr && cgroup->OomKilled()) {
       return "worker killed: memory limit " + FormatBytes(settings_->memory_limit) + " (" +
              std::string(MemoryLimitKindName(MemoryLimitKind::kCgroupV2)) + ")";
+    }
+    if (exit.exit_code == kWorkerExitProtocolError) {
+      return "worker " + exit.Describe() +
+             ": it refused a malformed message from the server (its reason is in the log)";
     }
     return "worker " + exit.Describe();
   }
@@ -665,6 +680,9 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   spec.config.SerializeToString(&load.config);
   if (settings->memory_limit > 0 && settings->limit_kind == MemoryLimitKind::kAddressSpace) {
     load.memory_limit_bytes = settings->memory_limit;
+  }
+  if (Status fits = CheckLoadFits(load); !fits.ok()) {
+    return InvalidArgument(settings->label + ": " + fits.message());
   }
   if (settings->memory_limit > 0) {
     spdlog::info("{}: memory limit {} per worker, enforced by {}", settings->label,
