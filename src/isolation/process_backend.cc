@@ -778,6 +778,9 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
     model->instances.push_back(std::move(instance));
   }
   for (WorkerInstance* instance : instances) model->external_bytes += instance->ResidentBytes();
+  // Never inline on a transport's thread, whatever the model in the worker
+  // would say of itself in-process: a worker may stop or hang.
+  model->inline_safe = false;
   return model;
 }
 
