@@ -3,11 +3,18 @@
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <string_view>
 #include <thread>
 
@@ -53,6 +60,55 @@ bool ParseTenantWeight(const std::string& text, std::string* tenant, double* wei
   *tenant = text.substr(0, eq);
   return end == text.c_str() + text.size();
 }
+
+// The shutdown's deadline (--exit-timeout-secs). Arm() starts the clock when
+// the shutdown begins; if the shutdown has not finished (the destructor) when
+// it runs out, `cancel` runs (on this object's thread: it kills the workers,
+// which answers their requests), and if the shutdown still has not finished
+// a grace period later, the process exits at once with status 1 (a worker
+// dies with the server, PR_SET_PDEATHSIG). expired() says whether the clock
+// ran out. Construct it after what `cancel` touches: it is destroyed first.
+class ShutdownDeadline {
+ public:
+  explicit ShutdownDeadline(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
+  ~ShutdownDeadline() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Arm(std::chrono::seconds timeout, std::chrono::milliseconds grace) {
+    thread_ = std::thread([this, timeout, grace] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, timeout, [&] { return done_; })) return;
+      expired_.store(true);
+      spdlog::warn(
+          "the exit timeout of {} s (--exit-timeout-secs) passed with work in flight: "
+          "cancelling it (workers killed, their requests answered UNAVAILABLE)",
+          timeout.count());
+      lock.unlock();
+      cancel_();
+      lock.lock();
+      if (cv_.wait_for(lock, grace, [&] { return done_; })) return;
+      spdlog::error("mmserve did not finish stopping {} ms after its exit timeout: exiting now",
+                    grace.count());
+      spdlog::default_logger()->flush();
+      ::_exit(1);
+    });
+  }
+  bool expired() const { return expired_.load(); }
+
+ private:
+  const std::function<void()> cancel_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
+  std::atomic<bool> expired_{false};
+  std::thread thread_;
+};
 
 // `mmserve --worker MODEL`: a model's worker process, started by the server
 // with its control socket as descriptor 3 (isolation/worker_main.h).
@@ -133,6 +189,8 @@ int main(int argc, char** argv) {
   int execution_nice = 5;
   std::string default_isolation = "in_process";
   int64_t worker_timeout_ms = 0;
+  double worker_start_timeout_secs = 60;
+  int64_t exit_timeout_secs = 30;
   int64_t worker_backoff_ms = 1000;
   int64_t worker_max_backoff_ms = 30000;
   uint64_t worker_mailbox_bytes = 64u << 10;
@@ -327,6 +385,16 @@ int main(int argc, char** argv) {
                  "which restarts (0: no limit; mmserve { execution_timeout_ms } overrides it)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
+  app.add_option("--worker-start-timeout-secs", worker_start_timeout_secs,
+                 "Models in worker processes: a worker must start and load its model within "
+                 "this long, else it is killed (the load fails; a restart is retried)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86'400.0));
+  app.add_option("--exit-timeout-secs", exit_timeout_secs,
+                 "On SIGTERM/SIGINT, wait this long for in-flight requests; then kill the "
+                 "workers, answer their requests UNAVAILABLE and exit (status 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{86'400}));
   app.add_option("--worker-restart-backoff-ms", worker_backoff_ms,
                  "Models in worker processes: wait before the first restart of a failed worker, "
                  "doubling with each failure in a row")
@@ -429,6 +497,8 @@ int main(int argc, char** argv) {
   // The server's own binary, even if the file was replaced since it started.
   process_options.worker_command = {"/proc/self/exe", "--worker"};
   process_options.execution_timeout = std::chrono::milliseconds(worker_timeout_ms);
+  process_options.start_timeout = std::chrono::milliseconds(
+      std::max<int64_t>(1, std::llround(worker_start_timeout_secs * 1000)));
   process_options.restart_backoff = std::chrono::milliseconds(worker_backoff_ms);
   process_options.max_restart_backoff = std::chrono::milliseconds(worker_max_backoff_ms);
   process_options.mailbox_bytes = worker_mailbox_bytes;
@@ -442,6 +512,10 @@ int main(int argc, char** argv) {
   }
   auto process_backend = mm::ProcessBackend::Create(process_options);
   if (!process_backend.ok()) return Fail(process_backend.status());
+  // Bounds the shutdown (armed at the signal); destroyed before the workers' backend.
+  ShutdownDeadline exit_deadline([backend = process_backend->get()] {
+    backend->Shutdown("shutting down (the exit timeout passed)");
+  });
 
   auto budget = mm::ParseByteSize(memory_budget, mm::PhysicalMemoryBytes());
   if (!budget.ok()) return Fail(budget.status().WithContext("--model-memory-budget"));
@@ -643,12 +717,21 @@ int main(int argc, char** argv) {
                    tenants->config()->tenants.size());
     }
   }
-  spdlog::info("received {}, shutting down: finishing in-flight requests",
-               sig == SIGINT ? "SIGINT" : "SIGTERM");
+  spdlog::info(
+      "received {}, shutting down: finishing in-flight requests (for at most {} s, "
+      "--exit-timeout-secs)",
+      sig == SIGINT ? "SIGINT" : "SIGTERM", exit_timeout_secs);
+  exit_deadline.Arm(std::chrono::seconds(exit_timeout_secs), std::chrono::milliseconds(1000));
   (*service)->SetReady(false);
+  // Both transports stop accepting at once, then drain.
+  std::thread grpc_stop([&grpc] { (*grpc)->Stop(); });
   (*http)->Stop();
-  (*grpc)->Stop();
+  grpc_stop.join();
   slots.Shutdown();
+  if (exit_deadline.expired()) {
+    spdlog::warn("mmserve stopped after its exit timeout; work in flight was cancelled");
+    return 1;
+  }
   spdlog::info("mmserve stopped");
   return 0;
 }

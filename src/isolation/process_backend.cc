@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/blocking_wait.h"
 #include "core/memory.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
@@ -87,6 +88,16 @@ void ServeAt(pid_t pid, int nice, const std::string& label) {
   }
 }
 
+// Send and receive timeouts of a blocking socket (0: none).
+void SetSocketTimeouts(int socket, milliseconds receive, milliseconds send) {
+  for (auto [option, d] : {std::pair{SO_RCVTIMEO, receive}, std::pair{SO_SNDTIMEO, send}}) {
+    timeval tv{};
+    tv.tv_sec = d.count() / 1000;
+    tv.tv_usec = (d.count() % 1000) * 1000;
+    ::setsockopt(socket, SOL_SOCKET, option, &tv, sizeof(tv));
+  }
+}
+
 struct WorkerSettings {
   std::string label;  // "model 'm' version 1"
   std::vector<std::string> argv;
@@ -94,6 +105,7 @@ struct WorkerSettings {
   uint64_t memory_limit = 0;
   MemoryLimitKind limit_kind = MemoryLimitKind::kResidentWatchdog;
   milliseconds execution_timeout{0};
+  milliseconds start_timeout{60000};
   milliseconds backoff{1000};
   milliseconds max_backoff{30000};
   uint64_t initial_region_bytes = 1u << 20;
@@ -118,6 +130,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   StatusOr<std::string> Start() {
     const WorkerSettings& s = *settings_;
     MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv, s.load_nice));
+    // The start-up (the worker's health, its model's load, its mailbox) has
+    // a deadline: a worker that hangs in it is killed, and the start fails.
+    const Clock::time_point deadline = Clock::now() + s.start_timeout;
     std::unique_ptr<CgroupGroup> cgroup;
     uint64_t watchdog = 0;
     if (s.memory_limit > 0 && s.limit_kind == MemoryLimitKind::kCgroupV2) {
@@ -140,11 +155,19 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     reader_ = std::make_unique<FrameReader>(process->socket());
     socket_frames_ = 0;
     std::unique_ptr<Mailbox> mailbox;
-    auto config = Handshake(*process, cgroup.get(), &baseline, &mailbox);
+    auto config = Handshake(*process, cgroup.get(), &baseline, &mailbox, deadline);
     if (!config.ok()) {
       // Say how it ended if it did (it is not watched yet: reap it here).
       process->Kill(SIGKILL);
       const WorkerExit exit = process->Wait();
+      if (const std::string stopping = supervisor_->shutdown_reason(); !stopping.empty()) {
+        return Unavailable(s.label + ": worker not started: the server is " + stopping);
+      }
+      if (config.status().code() == StatusCode::kDeadlineExceeded) {
+        return DeadlineExceeded(s.label + ": the worker did not finish starting (loading the " +
+                                "model) within the start timeout of " + Seconds(s.start_timeout) +
+                                " (--worker-start-timeout-secs), and was killed");
+      }
       const std::string cause = Classify(exit, cgroup.get(), /*killed_for=*/"");
       if (config.status().code() == StatusCode::kUnavailable) {
         return Unavailable(s.label + " " + cause + " while loading");
@@ -152,14 +175,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       return config.status();
     }
     if (s.serve_nice != s.load_nice) ServeAt(process->pid(), s.serve_nice, s.label);
-    if (s.execution_timeout.count() > 0) {
-      // From now on a reply that takes longer is a hung worker (AwaitReply
-      // says so, and Read for a reply on the socket).
-      timeval tv{};
-      tv.tv_sec = s.execution_timeout.count() / 1000;
-      tv.tv_usec = (s.execution_timeout.count() % 1000) * 1000;
-      ::setsockopt(process->socket(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    }
+    // From now on a reply that takes longer than the execution timeout is a
+    // hung worker (AwaitReply says so, and Read for a reply on the socket);
+    // without one, the socket waits as long as the batch runs.
+    SetSocketTimeouts(process->socket(), s.execution_timeout, milliseconds(0));
     WorkerSupervisor::Watch watch;
     watch.pidfd = process->pidfd();
     watch.pid = process->pid();
@@ -196,7 +215,13 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       process = process_.get();
       mailbox = mailbox_.get();
     }
-    Status s = ExecuteOn(*process, *mailbox, request, response);
+    Status s;
+    {
+      // The batch waits on the worker: a stalled one may hold this thread,
+      // but the thread's execution slot goes to other work (BlockingWait).
+      BlockingWait waiting_on_worker;
+      s = ExecuteOn(*process, *mailbox, request, response);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       executing_ = false;
@@ -230,11 +255,20 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // Health (the worker has started up: its resident memory then is the
   // baseline a memory limit counts from), then Load, then the mailbox the
   // worker takes its requests from after that; the load's reply config.
+  // Every step within `deadline` (DEADLINE_EXCEEDED past it).
   StatusOr<std::string> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline,
-                                  std::unique_ptr<Mailbox>* mailbox) {
+                                  std::unique_ptr<Mailbox>* mailbox, Clock::time_point deadline) {
     const int socket = process.socket();
+    const auto in_time = [&]() -> Status {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return DeadlineExceeded(settings_->label + ": worker start timed out");
+      SetSocketTimeouts(socket, left, left);
+      return OkStatus();
+    };
     uint32_t id = ++next_id_;
+    MM_RETURN_IF_ERROR(in_time());
     MM_RETURN_IF_ERROR(WriteWorkerFrame(socket, WorkerMessageType::kHealth, id, ""));
+    MM_RETURN_IF_ERROR(in_time());
     MM_ASSIGN_OR_RETURN(WorkerFrame health, ReadReply(socket, id));
     MM_ASSIGN_OR_RETURN(StatusReply healthy, DecodeStatusReply(AsBytes(health.payload)));
     MM_RETURN_IF_ERROR(healthy.status);
@@ -242,8 +276,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     if (cgroup != nullptr)
       MM_RETURN_IF_ERROR(cgroup->SetLimit(LimitAbove(*baseline, settings_->memory_limit)));
     id = ++next_id_;
+    MM_RETURN_IF_ERROR(in_time());
     MM_RETURN_IF_ERROR(
         WriteWorkerFrame(socket, WorkerMessageType::kLoad, id, EncodeLoad(settings_->load)));
+    MM_RETURN_IF_ERROR(in_time());
     MM_ASSIGN_OR_RETURN(WorkerFrame frame, ReadReply(socket, id));
     MM_ASSIGN_OR_RETURN(LoadReply reply, DecodeLoadReply(AsBytes(frame.payload)));
     MM_RETURN_IF_ERROR(reply.status);
@@ -254,8 +290,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
                                created.status().message());
     }
     id = ++next_id_;
+    MM_RETURN_IF_ERROR(in_time());
     MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(socket, WorkerMessageType::kMailbox, id,
                                               EncodeMailbox((*created)->size()), (*created)->fd()));
+    MM_RETURN_IF_ERROR(in_time());
     MM_ASSIGN_OR_RETURN(WorkerFrame ack, ReadReply(socket, id));
     MM_ASSIGN_OR_RETURN(StatusReply adopted, DecodeStatusReply(AsBytes(ack.payload)));
     MM_RETURN_IF_ERROR(adopted.status);
@@ -350,6 +388,12 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     for (size_t i = 0; i < request.outputs.size(); ++i) {
       execute.outputs[i].assign(request.outputs[i].name);
     }
+    // What the server took in its own process but the protocol cannot carry
+    // is refused here, the worker untouched (it would refuse the message by
+    // ending the conversation: a restart for a bad request).
+    if (Status fits = CheckExecuteFits(execute); !fits.ok()) {
+      return InvalidArgument(settings_->label + ": " + fits.message());
+    }
     // Room for the inputs and, at first guess, outputs as large again.
     auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
     if (!region_id.ok()) return Failed(region_id.status());
@@ -361,6 +405,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
     EncodeExecuteTo(execute, payload_);
     const std::string& payload = payload_;
+    if (payload.size() > kMaxPayloadBytes) {  // (within the limits it never is)
+      return InvalidArgument(
+          settings_->label + ": the request's description takes " + std::to_string(payload.size()) +
+          " bytes; a model in a worker process takes at most " + std::to_string(kMaxPayloadBytes));
+    }
     const bool on_socket = payload.size() > mailbox.slot_payload_bytes();
     const auto posting = std::chrono::steady_clock::now();
     response.timing.input_ns =
@@ -487,6 +536,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       return "worker killed: memory limit " + FormatBytes(settings_->memory_limit) + " (" +
              std::string(MemoryLimitKindName(MemoryLimitKind::kCgroupV2)) + ")";
     }
+    if (exit.exit_code == kWorkerExitProtocolError) {
+      return "worker " + exit.Describe() +
+             ": it refused a malformed message from the server (its reason is in the log)";
+    }
     return "worker " + exit.Describe();
   }
 
@@ -494,6 +547,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     milliseconds delay;
     std::string cause;
     int restart;
+    const std::string stopping = supervisor_->shutdown_reason();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_ || !process_ || process_->pidfd() != pidfd) return;
@@ -504,6 +558,12 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       if (mailbox_) mailbox_->MarkGone();  // wakes a batch waiting for its reply
       up_ = false;
       watch_ = 0;
+      if (!stopping.empty()) {
+        // Killed by the server's shutdown: nothing restarts.
+        down_cause_ = "worker stopped: the server is " + stopping;
+        cv_.notify_all();
+        return;
+      }
       if (Clock::now() - started_ > settings_->max_backoff) streak_ = 0;
       delay = Backoff();
       restart = ++restarts_;
@@ -550,17 +610,24 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
     milliseconds delay;
     int restart;
+    // The cause, without the model's label when it starts with it.
+    std::string why = started.status().message();
+    if (why.starts_with(settings_->label)) {
+      why.erase(0, settings_->label.size());
+      if (why.starts_with(": ") || why.starts_with(" ")) why.erase(0, why[0] == ':' ? 2 : 1);
+    }
+    std::string cause = "worker failed to restart: " + why;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopped_) return;
+      if (!supervisor_->shutdown_reason().empty()) return;  // stopping: no more tries
       delay = Backoff();
       restart = ++restarts_;
-      down_cause_ = "worker failed to restart: " + started.status().message() + "; restart " +
-                    std::to_string(restart) + " in " + Seconds(delay);
+      cause += "; restart " + std::to_string(restart) + " in " + Seconds(delay);
+      down_cause_ = cause;
     }
-    spdlog::error("{}: {}", settings_->label, started.status().message());
-    group_->Down(index_, "worker failed to restart: " + started.status().message() + "; restart " +
-                             std::to_string(restart) + " in " + Seconds(delay));
+    spdlog::error("{} {}", settings_->label, cause);
+    group_->Down(index_, cause);
     ScheduleRestart(delay);
   }
 
@@ -623,6 +690,9 @@ StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options
         "process isolation: the restart backoff must be > 0 and at most its "
         "maximum");
   }
+  if (options.start_timeout.count() <= 0) {
+    return InvalidArgument("process isolation: the worker start timeout must be > 0");
+  }
   if (options.mailbox_bytes < kMinMailboxBytes || options.mailbox_bytes > kMaxMailboxBytes) {
     return InvalidArgument("process isolation: a worker mailbox of " +
                            std::to_string(options.mailbox_bytes) + " bytes, expected " +
@@ -639,6 +709,8 @@ ProcessBackend::ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor
 
 ProcessBackend::~ProcessBackend() = default;
 
+void ProcessBackend::Shutdown(const std::string& reason) { supervisor_->Shutdown(reason); }
+
 StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec) {
   auto settings = std::make_shared<WorkerSettings>();
   settings->label = "model '" + spec.model_name + "' version " + std::to_string(spec.version);
@@ -650,6 +722,7 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   settings->execution_timeout = mm_options.execution_timeout_ms() > 0
                                     ? milliseconds(mm_options.execution_timeout_ms())
                                     : options_.execution_timeout;
+  settings->start_timeout = options_.start_timeout;
   settings->backoff = options_.restart_backoff;
   settings->max_backoff = options_.max_restart_backoff;
   settings->initial_region_bytes = std::max<uint64_t>(options_.initial_region_bytes, 4096);
@@ -665,6 +738,9 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   spec.config.SerializeToString(&load.config);
   if (settings->memory_limit > 0 && settings->limit_kind == MemoryLimitKind::kAddressSpace) {
     load.memory_limit_bytes = settings->memory_limit;
+  }
+  if (Status fits = CheckLoadFits(load); !fits.ok()) {
+    return InvalidArgument(settings->label + ": " + fits.message());
   }
   if (settings->memory_limit > 0) {
     spdlog::info("{}: memory limit {} per worker, enforced by {}", settings->label,
@@ -702,6 +778,9 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
     model->instances.push_back(std::move(instance));
   }
   for (WorkerInstance* instance : instances) model->external_bytes += instance->ResidentBytes();
+  // Never inline on a transport's thread, whatever the model in the worker
+  // would say of itself in-process: a worker may stop or hang.
+  model->inline_safe = false;
   return model;
 }
 

@@ -54,6 +54,12 @@ class ProcessBackend final : public Backend {
     // A batch running longer is killed with its worker (0: no limit); a
     // model's mmserve.execution_timeout_ms overrides it.
     std::chrono::milliseconds execution_timeout{0};
+    // A worker's start (its health, its model's load, its mailbox: the
+    // handshake) must end within this long, or the worker is killed and the
+    // start fails (a load with DEADLINE_EXCEEDED; a restart is retried after
+    // its backoff). Each worker starts on its own thread: a hung start never
+    // holds up another model's.
+    std::chrono::milliseconds start_timeout{60000};
     std::chrono::milliseconds restart_backoff{1000};
     std::chrono::milliseconds max_restart_backoff{30000};
     uint64_t initial_region_bytes = 1u << 20;  // grows to fit the largest batch
@@ -76,13 +82,19 @@ class ProcessBackend final : public Backend {
   static constexpr uint64_t kMinMailboxBytes = 256;
   static constexpr uint64_t kMaxMailboxBytes = 16u << 20;
 
-  // INVALID_ARGUMENT for an empty worker_command, a backoff <= 0 or a
-  // mailbox size out of range;
+  // INVALID_ARGUMENT for an empty worker_command, a backoff or start timeout
+  // <= 0 or a mailbox size out of range;
   // INTERNAL when the supervisor threads cannot start.
   static StatusOr<std::unique_ptr<ProcessBackend>> Create(Options options);
   ~ProcessBackend() override;
 
   StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override;
+
+  // The server is stopping (its exit deadline passed): every worker is
+  // killed (SIGKILL), those starting too; their in-flight batches fail
+  // UNAVAILABLE saying "the server is <reason>", and nothing restarts or
+  // starts after. Any thread; idempotent.
+  void Shutdown(const std::string& reason);
 
  private:
   ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor);

@@ -96,6 +96,9 @@ Status SendWithFd(int socket, std::span<const std::byte> data, int fd) {
     ssize_t n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return DeadlineExceeded("worker socket: the peer took nothing within the send timeout");
+      }
       return Unavailable(SystemError("worker socket: send"));
     }
     sent += static_cast<size_t>(n);

@@ -66,6 +66,9 @@ Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
     msg.msg_iovlen = static_cast<size_t>(count);
     ssize_t n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return DeadlineExceeded("worker socket: the peer took nothing within the send timeout");
+    }
     if (n < 0) return Unavailable(std::string("worker socket: send: ") + std::strerror(errno));
     sent += static_cast<size_t>(n);
   }

@@ -48,8 +48,10 @@ struct WorkerFrame {
 };
 
 // Writes one frame (header, then payload) in full, in one call when the
-// socket takes it. UNAVAILABLE when the peer is gone. A payload over
-// kMaxPayloadBytes is INVALID_ARGUMENT, nothing sent.
+// socket takes it. UNAVAILABLE when the peer is gone; DEADLINE_EXCEEDED
+// when the socket's send timeout (SO_SNDTIMEO) passes (part of the frame may
+// have gone: stop using the socket). A payload over kMaxPayloadBytes is
+// INVALID_ARGUMENT, nothing sent.
 Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
                         std::string_view payload);
 

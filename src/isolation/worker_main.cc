@@ -223,7 +223,13 @@ class Worker {
     instance_ = model_->instances.front().get();
     std::string config;
     model_->config.SerializeToString(&config);
-    return {OkStatus(), std::move(config)};
+    LoadReply reply{OkStatus(), std::move(config)};
+    if (Status fits = CheckLoadReplyFits(reply); !fits.ok()) {
+      instance_ = nullptr;
+      model_.reset();
+      return {fits, ""};
+    }
+    return reply;
   }
 
   // Runs execute_ into execute_reply_. Both, and request_, keep their
@@ -274,6 +280,13 @@ class Worker {
       t.offset = at;
       t.bytes = out.data.size();
       end = at + out.data.size();
+    }
+    if (Status fits = CheckExecuteReplyFits(reply); !fits.ok()) {
+      // Never a reply the server would refuse (it would take it for a broken
+      // channel and restart this worker): the request fails, saying why.
+      reply.outputs.clear();
+      reply.status = Internal("model '" + model_name_ + "': " + fits.message());
+      return;
     }
     if (end > region.size()) {
       reply.outputs.clear();

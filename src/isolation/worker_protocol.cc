@@ -304,6 +304,119 @@ Status ReadStatus(Reader& r, Status& out) {
 
 }  // namespace
 
+// ------------------------------------------------------------ sender checks
+
+namespace {
+
+// `label` "input" / "output"; what the decoder's ReadTensor and the list
+// limits would reject, said from the user's side.
+Status CheckTensorFits(std::string_view label, const std::string& name,
+                       const std::vector<int64_t>& shape) {
+  if (name.empty() || name.size() > kMaxTensorNameBytes) {
+    return InvalidArgument(std::string(label) + " name of " + std::to_string(name.size()) +
+                           " bytes; a model in a worker process takes tensor names of 1 to " +
+                           std::to_string(kMaxTensorNameBytes) + " bytes");
+  }
+  if (shape.size() > kMaxRank) {
+    return InvalidArgument(std::string(label) + " '" + Printable(name) + "' has " +
+                           std::to_string(shape.size()) +
+                           " dims; a model in a worker process takes tensors of at most " +
+                           std::to_string(kMaxRank) + " dims");
+  }
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return InvalidArgument(std::string(label) + " '" + Printable(name) + "' has shape " +
+                             ShapeToString(shape) + ", with a negative dim");
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckCount(std::string_view what, size_t n) {
+  if (n <= kMaxTensors) return OkStatus();
+  return InvalidArgument(std::to_string(n) + " " + std::string(what) +
+                         "; a model in a worker process takes at most " +
+                         std::to_string(kMaxTensors));
+}
+
+}  // namespace
+
+Status CheckExecuteFits(const ExecuteRequest& request) {
+  MM_RETURN_IF_ERROR(CheckCount("inputs", request.inputs.size()));
+  MM_RETURN_IF_ERROR(CheckCount("requested outputs", request.outputs.size()));
+  for (const ShmTensor& t : request.inputs) {
+    MM_RETURN_IF_ERROR(CheckTensorFits("input", t.name, t.shape));
+  }
+  for (const std::string& name : request.outputs) {
+    if (name.empty() || name.size() > kMaxTensorNameBytes) {
+      return InvalidArgument("requested output name of " + std::to_string(name.size()) +
+                             " bytes; a model in a worker process takes tensor names of 1 to " +
+                             std::to_string(kMaxTensorNameBytes) + " bytes");
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckExecuteReplyFits(const ExecuteReply& reply) {
+  if (!reply.status.ok()) return OkStatus();
+  MM_RETURN_IF_ERROR(CheckCount("outputs", reply.outputs.size()));
+  for (const ShmTensor& t : reply.outputs) {
+    MM_RETURN_IF_ERROR(CheckTensorFits("output", t.name, t.shape));
+    if (t.dtype == DataType::kInvalid) {
+      return InvalidArgument("output '" + Printable(t.name) + "' has no datatype");
+    }
+  }
+  const size_t n = reply.outputs.size();
+  for (size_t i = 1; i < n && n <= 32; ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (reply.outputs[i].name == reply.outputs[j].name) {
+        return InvalidArgument("output '" + Printable(reply.outputs[i].name) +
+                               "' is answered twice");
+      }
+    }
+  }
+  if (n > 32) {
+    std::vector<std::string_view> names;
+    names.reserve(n);
+    for (const ShmTensor& t : reply.outputs) names.push_back(t.name);
+    std::sort(names.begin(), names.end());
+    auto dup = std::adjacent_find(names.begin(), names.end());
+    if (dup != names.end()) {
+      return InvalidArgument("output '" + Printable(*dup) + "' is answered twice");
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckLoadFits(const LoadRequest& request) {
+  const auto fits = [](std::string_view field, const std::string& s, size_t min, size_t max) {
+    if (s.size() >= min && s.size() <= max) return OkStatus();
+    return InvalidArgument(std::string(field) + " of " + std::to_string(s.size()) +
+                           " bytes; a model in a worker process takes " + std::to_string(min) +
+                           " to " + std::to_string(max));
+  };
+  MM_RETURN_IF_ERROR(fits("model name", request.model_name, 1, kMaxStringBytes));
+  MM_RETURN_IF_ERROR(fits("model folder path", request.model_dir, 1, kMaxModelDirBytes));
+  if (request.model_dir.find('\0') != std::string::npos) {
+    return InvalidArgument("model folder path contains a NUL byte");
+  }
+  MM_RETURN_IF_ERROR(fits("model config (serialized)", request.config, 0, kMaxConfigBytes));
+  MM_RETURN_IF_ERROR(fits("platform name", request.platform, 0, kMaxPlatformBytes));
+  if (request.version < 1) {
+    return InvalidArgument("version " + std::to_string(request.version) + ", expected >= 1");
+  }
+  return OkStatus();
+}
+
+Status CheckLoadReplyFits(const LoadReply& reply) {
+  if (reply.status.ok() && reply.config.size() > kMaxConfigBytes) {
+    return InvalidArgument("the model's complete config is " + std::to_string(reply.config.size()) +
+                           " bytes serialized; a model in a worker process may have at most " +
+                           std::to_string(kMaxConfigBytes));
+  }
+  return OkStatus();
+}
+
 // ------------------------------------------------------------------- frames
 
 std::string_view WorkerMessageTypeName(WorkerMessageType type) {

@@ -85,6 +85,12 @@
 // long backend error still gets through). A message within the limits always
 // fits in kMaxPayloadBytes. Encoding is canonical: re-encoding what a decoder
 // returned gives back the bytes it decoded.
+//
+// Senders check first (Check*Fits): what the server accepts in its own
+// process may break a limit here (a model whose tensors have 65 dims, say),
+// and such a request is refused by the sender with a clear error, never sent
+// for the peer to reject (the peer then ends the conversation: a broken
+// channel, and a worker restart).
 #pragma once
 
 #include <cstddef>
@@ -106,9 +112,9 @@ inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
 inline constexpr size_t kMaxStringBytes = 64u << 10;
 inline constexpr size_t kMaxModelDirBytes = 4096;
 inline constexpr size_t kMaxConfigBytes = 4u << 20;
-inline constexpr size_t kMaxTensorNameBytes = 256;
+inline constexpr size_t kMaxTensorNameBytes = 4096;
 inline constexpr size_t kMaxPlatformBytes = 256;
-inline constexpr size_t kMaxRank = 16;
+inline constexpr size_t kMaxRank = 64;
 inline constexpr size_t kMaxTensors = 1024;  // per list: inputs, outputs, output names
 inline constexpr uint32_t kMaxRegions = 8;   // regions a worker maps at once
 
@@ -254,5 +260,15 @@ Status DecodeExecuteReplyInto(std::span<const std::byte> payload, uint64_t regio
 
 std::string EncodeStatsReply(const StatsReply& reply);
 StatusOr<StatsReply> DecodeStatsReply(std::span<const std::byte> payload);
+
+// What a sender checks before it encodes: OK when the decoder will accept
+// the message's lists, names and ranks (offsets and bytes are the sender's
+// own layout, not checked here); else INVALID_ARGUMENT naming the tensor and
+// the limit, e.g. "input 'x' has 65 dims; a model in a worker process takes
+// tensors of at most 64 dims". Cheap: no allocation unless there is an error.
+Status CheckExecuteFits(const ExecuteRequest& request);
+Status CheckExecuteReplyFits(const ExecuteReply& reply);
+Status CheckLoadFits(const LoadRequest& request);
+Status CheckLoadReplyFits(const LoadReply& reply);
 
 }  // namespace mm

@@ -1,7 +1,11 @@
 #include "isolation/worker_supervisor.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +18,9 @@ namespace mm {
 
 namespace {
 constexpr int kWatchdogPeriodMs = 100;
+// Set on the threads that run a job: a job may drop the supervisor's last
+// reference, and its destructor must not then wait for that very job.
+thread_local bool tls_in_job = false;
 }  // namespace
 
 StatusOr<std::unique_ptr<WorkerSupervisor>> WorkerSupervisor::Create() {
@@ -52,8 +59,47 @@ WorkerSupervisor::~WorkerSupervisor() {
       t->join();
     }
   }
+  {
+    // Spawns the reaper did not take (it may be this very thread) are refused.
+    std::vector<std::function<void(bool)>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks.swap(reaper_tasks_);
+    }
+    for (auto& task : tasks) task(false);
+  }
+  {
+    // Jobs running hold a worker core, which holds this supervisor: only a
+    // job itself can be here while others run, and they end on their own
+    // (their worker's handshake is bounded).
+    std::unique_lock<std::mutex> lock(running_->mu);
+    const size_t self = tls_in_job ? 1 : 0;
+    running_->cv.wait(lock, [&] { return running_->count <= self; });
+  }
+  for (int fd : children_) ::close(fd);
   ::close(wake_fd_);
   ::close(epoll_fd_);
+}
+
+void WorkerSupervisor::Shutdown(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_reason_.empty()) shutdown_reason_ = reason.empty() ? "shutting down" : reason;
+  jobs_.clear();
+  for (int fd : children_) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+}
+
+std::string WorkerSupervisor::shutdown_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return shutdown_reason_;
+}
+
+void WorkerSupervisor::PruneChildrenLocked() {
+  std::erase_if(children_, [](int fd) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) return false;  // running
+    ::close(fd);
+    return true;
+  });
 }
 
 void WorkerSupervisor::Wake() {
@@ -69,8 +115,25 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerSupervisor::Spawn(
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Unavailable("the server is stopping: no worker started");
-    reaper_tasks_.push_back(
-        [done, argv, nice] { done->set_value(WorkerProcess::Spawn(argv, nice)); });
+    if (!shutdown_reason_.empty()) {
+      return Unavailable("no worker started: the server is " + shutdown_reason_);
+    }
+    reaper_tasks_.push_back([this, done, argv, nice](bool run) {
+      if (!run) {
+        done->set_value(Unavailable("the server is stopping: no worker started"));
+        return;
+      }
+      auto spawned = WorkerProcess::Spawn(argv, nice);
+      if (spawned.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        PruneChildrenLocked();
+        const int fd = ::fcntl((*spawned)->pidfd(), F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0) children_.push_back(fd);
+        // Shut down while it started: it goes at once.
+        if (!shutdown_reason_.empty()) (*spawned)->Kill(SIGKILL);
+      }
+      done->set_value(std::move(spawned));
+    });
   }
   Wake();
   return result.get();
@@ -100,7 +163,7 @@ void WorkerSupervisor::Remove(WatchId id) {
 void WorkerSupervisor::After(std::chrono::milliseconds delay, std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    if (stopping_ || !shutdown_reason_.empty()) return;
     jobs_.emplace(std::chrono::steady_clock::now() + delay, std::move(job));
   }
   jobs_cv_.notify_all();
@@ -111,14 +174,14 @@ void WorkerSupervisor::ReaperLoop() {
   epoll_event events[16];
   for (;;) {
     bool watchdog = false;
-    std::vector<std::function<void()>> tasks;
+    std::vector<std::function<void(bool)>> tasks;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
       tasks.swap(reaper_tasks_);
       for (const auto& [id, w] : watches_) watchdog = watchdog || w.rss_limit_bytes > 0;
     }
-    for (auto& task : tasks) task();
+    for (auto& task : tasks) task(true);
     if (!tasks.empty()) continue;  // more may have come meanwhile
     const int n = ::epoll_wait(epoll_fd_, events, 16, watchdog ? kWatchdogPeriodMs : -1);
     std::vector<std::function<void()>> calls;
@@ -148,13 +211,13 @@ void WorkerSupervisor::ReaperLoop() {
     }
     for (auto& call : calls) call();
   }
-  // Spawns asked for while stopping are answered, not left hanging.
-  std::vector<std::function<void()>> tasks;
+  // Spawns asked for while stopping are refused, not left hanging.
+  std::vector<std::function<void(bool)>> tasks;
   {
     std::lock_guard<std::mutex> lock(mu_);
     tasks.swap(reaper_tasks_);
   }
-  for (auto& task : tasks) task();
+  for (auto& task : tasks) task(false);
 }
 
 void WorkerSupervisor::WorkersLoop() {
@@ -173,9 +236,21 @@ void WorkerSupervisor::WorkersLoop() {
     }
     auto job = std::move(jobs_.begin()->second);
     jobs_.erase(jobs_.begin());
-    lock.unlock();
-    job();
-    lock.lock();
+    {
+      std::lock_guard<std::mutex> running(running_->mu);
+      ++running_->count;
+    }
+    // Its own thread: a restart blocks for its worker's start, and must not
+    // hold up another model's (issue 17, defect 5).
+    std::thread([job = std::move(job), running = running_]() mutable {
+      ::pthread_setname_np(::pthread_self(), "mm-restart");
+      tls_in_job = true;
+      job();
+      job = nullptr;  // what it held (maybe this supervisor) goes first
+      std::lock_guard<std::mutex> lock(running->mu);
+      --running->count;
+      running->cv.notify_all();
+    }).detach();
   }
 }
 

@@ -1,4 +1,4 @@
-// WorkerSupervisor: the two threads behind every worker process.
+// WorkerSupervisor: the threads behind every worker process.
 //
 //   mm-reaper   waits (epoll) on the pidfds of the watched workers and calls
 //               a worker's on_exit the moment it exits; polls the resident
@@ -8,15 +8,18 @@
 //               so spawning here (a thread that lives as long as the
 //               supervisor) ties each worker's life to the server's.
 //               Nothing on this thread blocks for long.
-//   mm-workers  runs delayed jobs (restarts with backoff), which may block
-//               for as long as a model load takes.
+//   mm-workers  times delayed jobs (restarts with backoff) and starts each,
+//               when due, on a thread of its own (mm-restart): a job may
+//               block for as long as a worker's start takes (bounded by its
+//               handshake timeout), and never holds up another model's.
 //
 // Callbacks should capture weak references: one may run shortly after
 // Unwatch() returns (it was already taken off the epoll queue); it must then
 // find its target gone or stopped and do nothing.
 //
 // Thread-safety: every method may be called from any thread. The destructor
-// stops both threads; no callback runs after it returns.
+// stops the threads and waits for the jobs running; no callback runs after it
+// returns.
 #pragma once
 
 #include <sys/types.h>
@@ -61,26 +64,49 @@ class WorkerSupervisor {
   WatchId Add(Watch watch);
   void Remove(WatchId id);
 
-  // Runs `job` on the mm-workers thread after `delay` (jobs run one at a time,
-  // in due order). Jobs still pending at destruction are dropped unrun.
+  // Runs `job` after `delay` on a thread of its own, so that jobs (one per
+  // model's worker at most) run side by side. Jobs still pending at
+  // Shutdown() or destruction are dropped unrun.
   void After(std::chrono::milliseconds delay, std::function<void()> job);
+
+  // The server is stopping: no job runs from now on, no worker starts (Spawn
+  // answers UNAVAILABLE with `reason`), and every worker this supervisor
+  // started that has not exited is killed (SIGKILL), those still in their
+  // start-up handshake included. Idempotent; the first reason stays.
+  void Shutdown(const std::string& reason);
+  // Empty until Shutdown(); then its reason.
+  std::string shutdown_reason() const;
 
  private:
   WorkerSupervisor(int epoll_fd, int wake_fd);
   void ReaperLoop();
   void WorkersLoop();
   void Wake();
+  // Requires mu_: closes the pidfds of children that have exited.
+  void PruneChildrenLocked();
+
+  // The jobs running on their own threads, shared with those threads (a job
+  // may drop the last reference to the supervisor, and count itself done after).
+  struct Running {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t count = 0;  // guarded by mu
+  };
 
   const int epoll_fd_;
   const int wake_fd_;
 
-  std::mutex mu_;
-  bool stopping_ = false;                            // guarded by mu_
-  WatchId next_id_ = 1;                              // guarded by mu_
-  std::map<WatchId, Watch> watches_;                 // guarded by mu_
-  std::vector<std::function<void()>> reaper_tasks_;  // guarded by mu_
+  mutable std::mutex mu_;
+  bool stopping_ = false;        // guarded by mu_
+  std::string shutdown_reason_;  // guarded by mu_
+  // A pidfd (our own duplicate) of every child spawned and not seen exited.
+  std::vector<int> children_;                                // guarded by mu_
+  WatchId next_id_ = 1;                                      // guarded by mu_
+  std::map<WatchId, Watch> watches_;                         // guarded by mu_
+  std::vector<std::function<void(bool run)>> reaper_tasks_;  // guarded by mu_
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> jobs_;  // mu_
   std::condition_variable jobs_cv_;
+  const std::shared_ptr<Running> running_ = std::make_shared<Running>();
 
   std::thread reaper_;
   std::thread workers_;

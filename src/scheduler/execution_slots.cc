@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/blocking_wait.h"
+
 namespace mm {
 
 namespace {
@@ -23,14 +25,102 @@ std::string Key(std::string_view tenant, std::string_view model) {
   return key;
 }
 
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 ExecutionSlots::ExecutionSlots(Options options)
     : slots_(std::max<size_t>(1, options.slots)), options_(options) {
   if (!options.with_threads) return;
-  live_threads_ = slots_;
-  threads_.reserve(slots_);
-  for (size_t i = 0; i < slots_; ++i) threads_.emplace_back([this] { Loop(); });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < slots_; ++i) StartThreadLocked();
+  }
+  if (options_.lend_after_ns > 0) watcher_ = std::thread([this] { WatchLoop(); });
+}
+
+void ExecutionSlots::StartThreadLocked() {
+  SlotThread& t = threads_.emplace_back();
+  t.slots = this;
+  ++live_threads_;
+  t.thread = std::thread([this, self = &t] { Loop(self); });
+}
+
+size_t ExecutionSlots::lent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lent_;
+}
+
+void ExecutionSlots::BeginBlockingWait(void* context) {
+  auto* self = static_cast<SlotThread*>(context);
+  self->waiting_since_ns.store(SteadyNs(), std::memory_order_relaxed);
+  ExecutionSlots* slots = self->slots;
+  if (slots->blocked_.fetch_add(1) == 0) {
+    std::lock_guard<std::mutex> lock(slots->watch_mu_);
+    slots->watch_cv_.notify_one();
+  }
+}
+
+void ExecutionSlots::EndBlockingWait(void* context) {
+  auto* self = static_cast<SlotThread*>(context);
+  self->waiting_since_ns.store(0, std::memory_order_relaxed);
+  self->slots->blocked_.fetch_sub(1);
+}
+
+void ExecutionSlots::WatchLoop() {
+  pthread_setname_np(pthread_self(), "mm-slot-watch");
+  const auto period =
+      std::chrono::nanoseconds(std::max<int64_t>(options_.lend_after_ns / 4, 1'000'000));
+  std::unique_lock<std::mutex> lock(watch_mu_);
+  for (;;) {
+    if (blocked_.load() == 0) {
+      watch_cv_.wait(lock, [this] { return watch_stopping_ || blocked_.load() > 0; });
+    } else {
+      watch_cv_.wait_for(lock, period, [this] { return watch_stopping_; });
+    }
+    if (watch_stopping_) return;
+    lock.unlock();
+    LendStalledSlots();
+    lock.lock();
+  }
+}
+
+void ExecutionSlots::LendStalledSlots() {
+  std::vector<std::thread> ended;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Threads that ended after a loan are joined here.
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (it->finished && it->lent) {
+        ended.push_back(std::move(it->thread));
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    const int64_t now = SteadyNs();
+    size_t wanted = waiting_.load();
+    for (SlotThread& t : threads_) {
+      if (wanted == 0 || busy_.load() < slots_ || lent_ >= options_.max_lent || stopped_) break;
+      const int64_t since = t.waiting_since_ns.load(std::memory_order_relaxed);
+      if (t.lent || t.finished || since == 0 || now - since < options_.lend_after_ns) continue;
+      t.lent = true;
+      ++lent_;
+      --wanted;
+      busy_.fetch_sub(1);
+      StartThreadLocked();  // (the list may grow while we walk it: std::list keeps t valid)
+      spdlog::warn(
+          "execution slots: an execution has waited on a worker process for {} ms while other "
+          "work waits; its slot goes to that work ({} lent now)",
+          (now - since) / 1'000'000, lent_);
+      cv_.notify_one();
+    }
+  }
+  for (std::thread& t : ended) t.join();
 }
 
 ExecutionSlots::~ExecutionSlots() { Shutdown(); }
@@ -155,8 +245,10 @@ bool ExecutionSlots::RunNext() {
   return true;
 }
 
-void ExecutionSlots::Loop() {
+void ExecutionSlots::Loop(SlotThread* self) {
   pthread_setname_np(pthread_self(), "mm-slot");
+  const BlockingWait::Hooks hooks{&BeginBlockingWait, &EndBlockingWait, self};
+  if (options_.lend_after_ns > 0) BlockingWait::SetThreadHooks(&hooks);
   if (options_.nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()),
                                         getpriority(PRIO_PROCESS, 0) + options_.nice) != 0) {
     spdlog::warn("execution slots: cannot set nice {} on a slot thread: {}", options_.nice,
@@ -175,10 +267,18 @@ void ExecutionSlots::Loop() {
     user.reset();  // may drop the model, which unregisters: outside mu_
     lock.lock();
     SettleLocked(flow, charged, cost);
+    if (self->lent) {
+      // Its slot went to another thread while it waited: it ends here.
+      --lent_;
+      break;
+    }
     busy_.fetch_sub(1);
   }
-  // A live thread never leaves work behind: it left with nothing waiting, and
-  // while one remains, Request() is still served.
+  BlockingWait::SetThreadHooks(nullptr);
+  self->finished = true;
+  // A live thread never leaves work behind: it left with nothing waiting (or
+  // its slot lives on in another thread), and while one remains, Request()
+  // is still served.
   if (--live_threads_ == 0) stopped_ = true;
   cv_.notify_all();
 }
@@ -189,7 +289,7 @@ void ExecutionSlots::Shutdown() {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (threads_.empty()) {
+  if (!options_.with_threads) {
     // Driven by hand: what was asked for still runs, here.
     while (RunNext()) {
     }
@@ -198,7 +298,21 @@ void ExecutionSlots::Shutdown() {
     return;
   }
   cv_.notify_all();
-  for (auto& t : threads_) {
+  if (watcher_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watch_stopping_ = true;
+    }
+    watch_cv_.notify_all();
+    watcher_.join();
+  }
+  // No thread starts now (only the watcher started them).
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (SlotThread& t : threads_) threads.push_back(std::move(t.thread));
+  }
+  for (auto& t : threads) {
     if (t.joinable()) t.join();
   }
 }

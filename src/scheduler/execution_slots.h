@@ -22,6 +22,14 @@
 // versions of that model that are loaded; Register() twice with the same names
 // returns the same flow, and it is dropped at the last Unregister().
 //
+// Lent slots: an execution that waits outside the process (a model's worker
+// process: BlockingWait, core/blocking_wait.h) for longer than lend_after_ns
+// while other work waits and every slot is taken gives its slot up: a new
+// slot thread takes its place, and the waiting thread ends once its
+// execution does. So a stopped or hung worker holds a thread, never a share
+// of the slots, and other models keep running (issue 17). At most max_lent
+// threads are out on loan at once; past that, stalls hold their slots.
+//
 // Lifetime and threads: Request() keeps its SlotUser alive until its
 // RunOnSlot() has returned; RunOnSlot() is called with no lock of this class
 // held and may call Request() or Unregister(). Every method is thread-safe.
@@ -35,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -79,6 +88,10 @@ struct ExecutionSlotsOptions {
   // time slice, so the queueing decisions made here are not undone by the
   // kernel's.
   int nice = 0;
+  // An execution in a BlockingWait for longer than this, while work waits
+  // for a slot, lends its slot (0: never). Needs with_threads.
+  int64_t lend_after_ns = 500'000'000;
+  size_t max_lent = 256;
 };
 
 class ExecutionSlots {
@@ -132,6 +145,8 @@ class ExecutionSlots {
   size_t busy() const { return busy_.load(std::memory_order_relaxed); }
   // Requests waiting for a slot now.
   size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
+  // Threads whose slot went to other work while they wait (see Lent slots).
+  size_t lent() const;
 
  private:
   struct FlowState {
@@ -142,7 +157,24 @@ class ExecutionSlots {
     std::deque<std::shared_ptr<SlotUser>> requests;
   };
 
-  void Loop();
+  // A slot thread, and what the lending needs of it.
+  struct SlotThread {
+    ExecutionSlots* slots = nullptr;
+    std::thread thread;
+    // Steady-clock ns when its BlockingWait began; 0 outside one.
+    std::atomic<int64_t> waiting_since_ns{0};
+    bool lent = false;      // guarded by mu_: its slot went to other work
+    bool finished = false;  // guarded by mu_: its loop has ended
+  };
+  // Requires mu_: starts a slot thread.
+  void StartThreadLocked();
+  void Loop(SlotThread* self);
+  // Wakes every so often while an execution is in a BlockingWait, and lends
+  // the slots of those that wait too long while work waits.
+  void WatchLoop();
+  void LendStalledSlots();
+  static void BeginBlockingWait(void* self);
+  static void EndBlockingWait(void* self);
   // Requires mu_, a waiting flow and a claimed slot: takes the next request,
   // charges its estimate. Returns the flow id, the charge and the user.
   std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> PickLocked();
@@ -168,9 +200,15 @@ class ExecutionSlots {
   std::map<std::string, uint64_t, std::less<>> by_name_;  // guarded by mu_
   bool stopping_ = false;                                 // guarded by mu_
   // Set once no slot thread is left to serve a request: Request() refuses.
-  bool stopped_ = false;              // guarded by mu_
-  size_t live_threads_ = 0;           // guarded by mu_
-  std::vector<std::thread> threads_;  // constant after construction
+  bool stopped_ = false;            // guarded by mu_
+  size_t live_threads_ = 0;         // guarded by mu_
+  std::list<SlotThread> threads_;   // guarded by mu_ (the list)
+  size_t lent_ = 0;                 // guarded by mu_
+  std::atomic<size_t> blocked_{0};  // threads in a BlockingWait now
+  std::mutex watch_mu_;             // the watcher's sleep (not mu_: cheap to wake)
+  std::condition_variable watch_cv_;
+  bool watch_stopping_ = false;  // guarded by watch_mu_
+  std::thread watcher_;          // constant after construction
 };
 
 }  // namespace mm

@@ -15,8 +15,10 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "core/blocking_wait.h"
 #include "scheduler/clock.h"
 #include "scheduler/model_scheduler.h"
 
@@ -326,6 +328,98 @@ TEST(ExecutionSlotsTest, InstancesRunInParallelUpToTheirCountAndTheSlots) {
   EXPECT_EQ(gate_a.peak, 3);
   EXPECT_LE(gate_b.peak, 2);
   slots.Shutdown();
+}
+
+}  // namespace
+}  // namespace mm
+
+namespace mm {
+namespace {
+
+// Waits, in a BlockingWait (as a model in a worker process does), until released.
+class WaitingOnWorkerInstance : public ModelInstance {
+ public:
+  explicit WaitingOnWorkerInstance(GateInstance::Gate* gate) : gate_(gate) {}
+  Status Execute(const InferRequest&, InferResponse&) override {
+    BlockingWait waiting;
+    std::unique_lock<std::mutex> lock(gate_->mu);
+    ++gate_->running;
+    gate_->cv.notify_all();
+    gate_->cv.wait(lock, [this] { return gate_->open; });
+    --gate_->running;
+    return OkStatus();
+  }
+
+ private:
+  GateInstance::Gate* gate_;
+};
+
+class InstantInstance : public ModelInstance {
+ public:
+  Status Execute(const InferRequest&, InferResponse&) override { return OkStatus(); }
+};
+
+// Issue 17: a stopped worker held its execution slot for as long as it was
+// stopped; with one slot, no other model ran at all.
+TEST(ExecutionSlotsTest, AnExecutionStalledOnAWorkerLendsItsSlot) {
+  ExecutionSlots slots(ExecutionSlotsOptions{.slots = 1, .lend_after_ns = 20'000'000});
+  GateInstance::Gate gate;
+  auto make = [&](std::unique_ptr<ModelInstance> instance, const std::string& name) {
+    std::vector<std::unique_ptr<ModelInstance>> instances;
+    instances.push_back(std::move(instance));
+    ModelSchedulerConfig c;
+    c.model_name = name;
+    return *ModelScheduler::Create(std::move(instances), &slots, {}, std::move(c));
+  };
+  auto stalled = make(std::make_unique<WaitingOnWorkerInstance>(&gate), "stalled");
+  auto other = make(std::make_unique<InstantInstance>(), "other");
+  std::mutex mu;
+  std::condition_variable cv;
+  int stalled_answered = 0, other_answered = 0;
+  stalled->Enqueue(Req("stalled", "s"), [&](StatusOr<std::unique_ptr<InferResponse>>) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++stalled_answered;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lock(gate.mu);
+    gate.cv.wait(lock, [&] { return gate.running == 1; });
+  }
+  for (int i = 0; i < 3; ++i) {
+    other->Enqueue(Req("other", std::to_string(i)), [&](StatusOr<std::unique_ptr<InferResponse>>) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++other_answered;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return other_answered == 3; }))
+        << "the other model starved behind the stalled one";
+    EXPECT_EQ(stalled_answered, 0);
+  }
+  EXPECT_EQ(slots.lent(), 1u);
+  {
+    std::lock_guard<std::mutex> lock(gate.mu);
+    gate.open = true;
+    gate.cv.notify_all();
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return stalled_answered == 1; }));
+  }
+  // The lent thread ends with its execution; one slot still serves.
+  for (int i = 0; i < 6000 && slots.lent() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(slots.lent(), 0u);
+  other->Enqueue(Req("other", "last"), [&](StatusOr<std::unique_ptr<InferResponse>>) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++other_answered;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return other_answered == 4; }));
 }
 
 }  // namespace

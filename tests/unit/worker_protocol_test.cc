@@ -311,11 +311,14 @@ TEST(WorkerExecuteTest, RejectsEveryTruncation) {
 
 TEST(WorkerExecuteTest, RejectsBadShapesAndTypes) {
   ExecuteRequest q;
-  q.inputs = {Fp32("a", {1}), Fp32("b", {1}), Fp32("x", std::vector<int64_t>(40, 1))};
-  ExpectInvalid(DecodeExecuteIn(q), {"worker message Execute: input 2 'x': rank 40 exceeds the "
-                                     "maximum of 16"});
-  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", std::vector<int64_t>(17, 1)))),
-                {"rank 17 exceeds"});
+  q.inputs = {Fp32("a", {1}), Fp32("b", {1}), Fp32("x", std::vector<int64_t>(70, 1))};
+  ExpectInvalid(DecodeExecuteIn(q), {"worker message Execute: input 2 'x': rank 70 exceeds the "
+                                     "maximum of 64"});
+  ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", std::vector<int64_t>(65, 1)))),
+                {"rank 65 exceeds"});
+  // Rank 17 (issue 17, defect 12: valid in the server's process, once the
+  // end of a worker) travels.
+  EXPECT_TRUE(DecodeExecuteIn(OneInput(Fp32("x", std::vector<int64_t>(17, 1)))).ok());
 
   ExpectInvalid(DecodeExecuteIn(OneInput({"x", DataType::kFp32, {2, -3}, 0, 0})),
                 {"input 0 'x'", "dim 1 is -3, expected >= 0"});
@@ -366,7 +369,7 @@ TEST(WorkerExecuteTest, RejectsTensorsOutsideTheRegion) {
 TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
   ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("", {1}))), {"input 0: name: length 0"});
   ExpectInvalid(DecodeExecuteIn(OneInput(Fp32(std::string(kMaxTensorNameBytes + 1, 'n'), {1}))),
-                {"input 0: name: length 257 exceeds the maximum of 256"});
+                {"input 0: name: length 4097 exceeds the maximum of 4096"});
 
   ExecuteRequest dup;
   dup.inputs = {Fp32("x", {1}), Fp32("y", {1}), Fp32("x", {1})};
@@ -380,7 +383,7 @@ TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
   names.outputs = {"y", ""};
   ExpectInvalid(DecodeExecuteIn(names), {"output name 1", "length 0"});
   names.outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
-  ExpectInvalid(DecodeExecuteIn(names), {"output name 0", "exceeds the maximum of 256"});
+  ExpectInvalid(DecodeExecuteIn(names), {"output name 0", "exceeds the maximum of 4096"});
   names.outputs = {"a", "b", "a"};
   ExpectInvalid(DecodeExecuteIn(names), {"output name 2 'a': duplicate name (also output name 0)"});
   names.outputs.assign(kMaxTensors + 1, "y");
@@ -413,6 +416,99 @@ TEST(WorkerExecuteTest, OutputOffsetLiesInTheRegion) {
 TEST(WorkerExecuteTest, EscapesUnprintableNamesInErrors) {
   auto r = DecodeExecuteIn(OneInput({"a\nb", DataType::kFp32, {1}, 0, 3}));
   ExpectInvalid(r, {"input 0 'a?b'"});
+}
+
+// ------------------------------------------------------------ sender checks
+// What a sender lets through, the peer's decoder accepts; what it refuses is
+// named, so that the server refuses a request instead of sending one the
+// worker would end the conversation over (issue 17, defect 12).
+
+TEST(WorkerSenderCheckTest, ExecuteWithinTheLimitsFitsAndDecodes) {
+  ExecuteRequest q;
+  for (size_t i = 0; i < kMaxTensors; ++i) {
+    std::string name = std::to_string(i);
+    name.resize(kMaxTensorNameBytes, '.');
+    q.inputs.push_back(Fp32(name, std::vector<int64_t>(kMaxRank, 1), i * 4));
+    q.outputs.push_back(name);
+  }
+  ASSERT_TRUE(CheckExecuteFits(q).ok()) << CheckExecuteFits(q).message();
+  EXPECT_LE(EncodeExecute(q).size(), kMaxPayloadBytes);
+  EXPECT_TRUE(DecodeExecuteIn(q).ok());
+}
+
+TEST(WorkerSenderCheckTest, ExecuteOverALimitIsRefusedNamingIt) {
+  struct Case {
+    ExecuteRequest q;
+    std::vector<std::string_view> needles;
+  };
+  std::vector<Case> cases;
+  cases.push_back({OneInput(Fp32("x", std::vector<int64_t>(kMaxRank + 1, 1))),
+                   {"input 'x' has 65 dims", "at most 64 dims"}});
+  cases.push_back({OneInput(Fp32(std::string(kMaxTensorNameBytes + 1, 'n'), {1})),
+                   {"input name of 4097 bytes", "1 to 4096"}});
+  cases.push_back({OneInput(Fp32("", {1})), {"input name of 0 bytes"}});
+  ExecuteRequest many;
+  many.inputs.resize(kMaxTensors + 1, Fp32("x", {1}));
+  cases.push_back({many, {"1025 inputs", "at most 1024"}});
+  ExecuteRequest outputs;
+  outputs.outputs.assign(kMaxTensors + 1, "y");
+  cases.push_back({outputs, {"1025 requested outputs"}});
+  ExecuteRequest long_output;
+  long_output.outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
+  cases.push_back({long_output, {"requested output name of 4097 bytes"}});
+  cases.push_back({OneInput({"x", DataType::kFp32, {-1}, 0, 0}), {"negative dim"}});
+  for (const Case& c : cases) {
+    const Status fits = CheckExecuteFits(c.q);
+    ASSERT_FALSE(fits.ok());
+    EXPECT_EQ(fits.code(), StatusCode::kInvalidArgument);
+    for (std::string_view needle : c.needles) {
+      EXPECT_NE(fits.message().find(needle), std::string::npos) << fits.message();
+    }
+    // ... and each is a message the worker would refuse.
+    EXPECT_FALSE(DecodeExecuteIn(c.q, std::numeric_limits<uint64_t>::max()).ok()) << fits.message();
+  }
+}
+
+TEST(WorkerSenderCheckTest, ExecuteReplyOverALimitIsRefused) {
+  ExecuteReply ok;
+  ok.outputs = {Fp32("y", std::vector<int64_t>(kMaxRank, 1))};
+  EXPECT_TRUE(CheckExecuteReplyFits(ok).ok());
+  ExecuteReply deep = ok;
+  deep.outputs[0].shape.assign(kMaxRank + 1, 1);
+  EXPECT_NE(CheckExecuteReplyFits(deep).message().find("output 'y' has 65 dims"),
+            std::string::npos);
+  ExecuteReply twice = ok;
+  twice.outputs.push_back(ok.outputs[0]);
+  EXPECT_NE(CheckExecuteReplyFits(twice).message().find("answered twice"), std::string::npos);
+  ExecuteReply many;
+  for (size_t i = 0; i < 40; ++i) many.outputs.push_back(Fp32("o" + std::to_string(i), {1}));
+  EXPECT_TRUE(CheckExecuteReplyFits(many).ok());
+  many.outputs.push_back(many.outputs[7]);
+  EXPECT_FALSE(CheckExecuteReplyFits(many).ok());
+  ExecuteReply failed;  // a failure carries no outputs: nothing to check
+  failed.status = Internal("x");
+  failed.outputs = deep.outputs;
+  EXPECT_TRUE(CheckExecuteReplyFits(failed).ok());
+}
+
+TEST(WorkerSenderCheckTest, LoadAndItsReplyOverALimitAreRefused) {
+  LoadRequest load;
+  load.model_name = "m";
+  load.version = 1;
+  load.model_dir = "/models/m";
+  EXPECT_TRUE(CheckLoadFits(load).ok());
+  LoadRequest big = load;
+  big.config.assign(kMaxConfigBytes + 1, 'c');
+  EXPECT_NE(CheckLoadFits(big).message().find("model config (serialized) of 4194305 bytes"),
+            std::string::npos);
+  EXPECT_FALSE(DecodeLoad(AsBytes(EncodeLoad(big))).ok());
+  LoadRequest deep = load;
+  deep.model_dir.assign(kMaxModelDirBytes + 1, 'd');
+  EXPECT_FALSE(CheckLoadFits(deep).ok());
+  LoadReply reply{OkStatus(), std::string(kMaxConfigBytes + 1, 'c')};
+  EXPECT_NE(CheckLoadReplyFits(reply).message().find("complete config"), std::string::npos);
+  reply.config.resize(kMaxConfigBytes);
+  EXPECT_TRUE(CheckLoadReplyFits(reply).ok());
 }
 
 // ------------------------------------------------------------------ replies
@@ -506,8 +602,8 @@ TEST(WorkerReplyTest, ExecuteReplyRejectsBadOutputs) {
   };
   ExpectInvalid(decode({OkStatus(), {Fp32("y", {4}, kRegion)}}),
                 {"worker message Execute reply: output 0 'y'", "exceed the shared-memory region"});
-  ExpectInvalid(decode({OkStatus(), {Fp32("y", std::vector<int64_t>(20, 1))}}),
-                {"output 0 'y': rank 20 exceeds the maximum of 16"});
+  ExpectInvalid(decode({OkStatus(), {Fp32("y", std::vector<int64_t>(70, 1))}}),
+                {"output 0 'y': rank 70 exceeds the maximum of 64"});
   ExpectInvalid(decode({OkStatus(), {Fp32("y", {1}), Fp32("y", {1})}}),
                 {"output 1 'y': duplicate name"});
 

@@ -91,6 +91,11 @@ StatusOr<std::unique_ptr<LoadedModel>> ChaosBackend::Load(const LoadSpec& spec) 
   if (const std::string delay = Parameter(config, "load_delay_ms"); !delay.empty()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(delay.c_str())));
   }
+  if (const std::string path = Parameter(config, "load_hang_while_file"); !path.empty()) {
+    while (::access(path.c_str(), F_OK) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   config.set_name(spec.model_name);
   config.set_platform(kPlatform);
   config.set_max_batch_size(0);

@@ -13,7 +13,8 @@
 // (a leak); 3 hang for `arg` ms (0: for ever); 4 abort (SIGABRT); 5 fail the
 // request with INTERNAL "chaos: asked to fail".
 // Config parameters: `crash_on_load` "1" crashes during Load;
-// `load_delay_ms` sleeps that long in Load.
+// `load_delay_ms` sleeps that long in Load; `load_hang_while_file` PATH waits
+// in Load for as long as PATH exists (a load that hangs, then recovers).
 #pragma once
 
 #include <memory>
