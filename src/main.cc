@@ -635,6 +635,14 @@ int main(int argc, char** argv) {
   spdlog::info("received {}, shutting down: finishing in-flight requests",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*service)->SetReady(false);
+  // Loading stops first (warmups under way stop, requests waiting for a load
+  // get an error), so that no request waits for a load while the transports
+  // drain. A backend load that never returns is abandoned with the process.
+  if (!(*manager)->Shutdown(std::chrono::steady_clock::now() + std::chrono::seconds(30))) {
+    spdlog::warn("mmserve stopped without waiting for model loads still running");
+    spdlog::default_logger()->flush();
+    std::_Exit(0);
+  }
   (*http)->Stop();
   (*grpc)->Stop();
   slots.Shutdown();
