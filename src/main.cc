@@ -308,7 +308,8 @@ int main(int argc, char** argv) {
                  "decaying; ties least recently used) or lru (least recently used)")
       ->capture_default_str()
       ->check(CLI::IsMember({"lfu", "lru"}));
-  app.add_option("--model-load-threads", load_threads, "Models loaded in parallel at most")
+  app.add_option("--model-load-threads", load_threads,
+                 "Models one tenant loads in parallel at most (loads are fair across tenants)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   app.add_option("--default-isolation", default_isolation,
