@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include <spdlog/spdlog.h>
 
@@ -78,8 +79,20 @@ void LoadQueue::DispatchLocked() {
     auto worker = std::make_unique<Worker>();
     Worker* w = worker.get();
     TakeLocked(*w);
+    try {
+      w->thread = std::thread([this, w] { Loop(w); });
+    } catch (const std::system_error& e) {
+      // No thread to be had now: the job goes back to the front of its
+      // queue, for the next thread that frees up.
+      spdlog::error("cannot start a model loader thread ({} running): {}", workers_.size(),
+                    e.what());
+      auto it = tenants_.find(w->tenant);
+      it->second.queued.push_front(std::move(w->job));
+      --it->second.running;
+      --running_;
+      return;
+    }
     workers_.push_back(std::move(worker));
-    w->thread = std::thread([this, w] { Loop(w); });
   }
 }
 

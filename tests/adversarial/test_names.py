@@ -310,7 +310,6 @@ def test_a_slow_warmup_holds_only_its_own_tenant_and_sigterm_completes(tmp_path)
             time.sleep(0.05)
         else:
             raise AssertionError("team-a's slow load never started:\n" + s.text()[-3000:])
-        time.sleep(0.3)  # into its warmup (not needed to fail before the fix)
         # team-a's next load queues behind its own slow one (answered later).
         threading.Thread(target=lambda: post(base, "/v2/repository/models/a_next/load", KEY_A),
                          daemon=True).start()
