@@ -371,7 +371,8 @@ int main(int argc, char** argv) {
                  "decaying; ties least recently used) or lru (least recently used)")
       ->capture_default_str()
       ->check(CLI::IsMember({"lfu", "lru"}));
-  app.add_option("--model-load-threads", load_threads, "Models loaded in parallel at most")
+  app.add_option("--model-load-threads", load_threads,
+                 "Models one tenant loads in parallel at most (loads are fair across tenants)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   app.add_option("--default-isolation", default_isolation,
@@ -723,6 +724,16 @@ int main(int argc, char** argv) {
       sig == SIGINT ? "SIGINT" : "SIGTERM", exit_timeout_secs);
   exit_deadline.Arm(std::chrono::seconds(exit_timeout_secs), std::chrono::milliseconds(1000));
   (*service)->SetReady(false);
+  // Loading stops first (warmups under way stop, requests waiting for a load
+  // get an error), so that no request waits for a load while the transports
+  // drain; it has the exit timeout's time. A backend load that never returns
+  // is abandoned with the process.
+  if (!(*manager)->Shutdown(std::chrono::steady_clock::now() +
+                            std::chrono::seconds(exit_timeout_secs))) {
+    spdlog::warn("mmserve stopped without waiting for model loads still running");
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }
   // Both transports stop accepting at once, then drain.
   std::thread grpc_stop([&grpc] { (*grpc)->Stop(); });
   (*http)->Stop();

@@ -18,11 +18,11 @@
 
 #include "core/memory.h"
 #include "core/path_key.h"
+#include "lifecycle/load_queue.h"
 #include "lifecycle/warmup.h"
 #include "repository/model_config.h"
 #include "repository/repository.h"
 #include "repository/repository_file.h"
-#include "scheduler/thread_pool.h"
 
 namespace mm {
 
@@ -85,14 +85,52 @@ struct StringHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
-// What Get() reads: the READY versions, published whole on every change.
+// A model's identity: its name and the repository (PathKey) holding it.
+struct ModelKey {
+  std::string name;
+  std::string repository;
+  bool operator==(const ModelKey&) const = default;
+};
+struct ModelKeyView {
+  std::string_view name;
+  std::string_view repository;
+};
+// By name, then repository; lookups by ModelKeyView.
+struct ModelKeyLess {
+  using is_transparent = void;
+  static ModelKeyView View(const ModelKey& k) { return {k.name, k.repository}; }
+  static ModelKeyView View(const ModelKeyView& k) { return k; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    const ModelKeyView x = View(a), y = View(b);
+    return x.name != y.name ? x.name < y.name : x.repository < y.repository;
+  }
+};
+
+// What Get() reads: every known model by name (one entry per repository
+// holding the name; almost always one) with its READY versions, published
+// whole on every change.
 struct Snapshot {
   struct Model {
+    std::string repository;  // PathKey
     std::map<int64_t, ModelHandle> ready;
     ModelHandle latest;
   };
-  std::unordered_map<std::string, Model, StringHash, std::equal_to<>> models;
+  std::unordered_map<std::string, std::vector<Model>, StringHash, std::equal_to<>> models;
 };
+
+// A name held by several repositories of one scope (or namespace): the
+// error names them (all of them the caller's to see).
+Status AmbiguousModel(std::string_view name, const std::vector<std::filesystem::path>& dirs) {
+  std::string paths;
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    if (i > 0) paths += i + 1 == dirs.size() ? " and " : ", ";
+    paths += dirs[i].string();
+  }
+  return AlreadyExists(
+      "model '" + std::string(name) + "' is in more than one repository: " + paths +
+      "; a model name must be unique among the repositories it is " + "looked up in");
+}
 
 uint64_t DiskBytes(const std::filesystem::path& dir) {
   uint64_t total = 0;
@@ -146,10 +184,10 @@ class ModelManager::Impl {
     uint64_t override_hash = 0;  // the config override it applies (0: none)
     bool started = false;
   };
+  // One model: a name in one repository (the key of models_).
   struct ModelEntry {
     std::map<int64_t, VersionSlot> versions;
-    std::string repository;  // PathKey of the repository holding it (last scan)
-    std::string reason;      // why the model has no version at all
+    std::string reason;  // why the model has no version at all
     // What the repository held at the last scan (poll mode compares).
     uint64_t scanned_config = 0;
     std::map<int64_t, uint64_t> scanned_versions;
@@ -172,43 +210,30 @@ class ModelManager::Impl {
     std::vector<std::function<void()>> after;
     std::shared_ptr<PendingLoad> pending_load;
   };
+  using ModelMap = std::map<ModelKey, ModelEntry, ModelKeyLess>;
+  // A repository as given, with its PathKey.
+  struct Repo {
+    std::filesystem::path path;
+    std::string key;
+  };
 
   Impl(const Options& options, ModelManager* owner)
       : options_(options),
         owner_(owner),
+        repos_([&] {
+          std::vector<Repo> repos;
+          for (const auto& path : options.repositories) repos.push_back({path, PathKey(path)});
+          return repos;
+        }()),
         own_stats_(options.stats == nullptr ? std::make_unique<StatsRegistry>() : nullptr),
         stats_(options.stats != nullptr ? options.stats : own_stats_.get()),
-        loaders_(std::make_unique<ThreadPool>(std::max<size_t>(1, options.load_threads))),
+        loaders_(std::make_unique<LoadQueue>(LoadQueue::Options{
+            .per_tenant = std::max<size_t>(1, options.load_threads),
+            .max_threads = std::max<size_t>(options.max_load_threads, options.load_threads),
+            .nice = options.loader_nice})),
         snapshot_(std::make_shared<const Snapshot>()),
         relay_(std::make_shared<HealthRelay>()) {
     relay_->impl = this;
-    if (options.loader_nice != 0) LowerLoaderPriority(options.loader_nice);
-  }
-
-  // Runs one job on every loader thread (each waits until all have started,
-  // so no thread takes two) that lowers that thread's priority: on Linux a
-  // nice value is per thread.
-  void LowerLoaderPriority(int nice) {
-    struct Barrier {
-      std::mutex m;
-      std::condition_variable cv;
-      size_t started = 0;
-    };
-    const size_t n = std::max<size_t>(1, options_.load_threads);
-    auto barrier = std::make_shared<Barrier>();  // outlives the last job to leave it
-    for (size_t i = 0; i < n; ++i) {
-      loaders_->Submit([barrier, nice, n] {
-        if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
-          spdlog::warn("cannot lower the priority of a model loader thread: {}",
-                       std::strerror(errno));
-        }
-        std::unique_lock<std::mutex> lock(barrier->m);
-        if (++barrier->started == n) barrier->cv.notify_all();
-        barrier->cv.wait(lock, [&] { return barrier->started == n; });
-      });
-    }
-    std::unique_lock<std::mutex> lock(barrier->m);
-    barrier->cv.wait(lock, [&] { return barrier->started == n; });
   }
 
   ~Impl() {
@@ -216,29 +241,52 @@ class ModelManager::Impl {
       std::lock_guard<std::mutex> relay_lock(relay_->mu);
       relay_->impl = nullptr;
     }
+    Shutdown(std::nullopt);
+    loaders_->Shutdown();
+  }
+
+  bool Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
     }
+    cancel_.store(true, std::memory_order_relaxed);  // warmups stop at their next execution
     poll_cv_.notify_all();
+    // Queued loads fail fast now (requests waiting for them get the error);
+    // the loader threads stay, for the copies that drain after this.
+    if (!loaders_->WaitIdle(deadline)) {
+      spdlog::warn("model loads still running at the shutdown deadline are abandoned");
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(poller_mu_);  // its poll's loads have answered
     if (poller_.joinable()) poller_.join();
-    loaders_->Shutdown();
+    return true;
   }
 
   // ---------------------------------------------------------------- requests
-  StatusOr<ModelHandle> Get(std::string_view name, std::string_view version, bool count_use) const {
+  StatusOr<ModelHandle> Get(const NameScope& scope, std::string_view name, std::string_view version,
+                            bool count_use) const {
     std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
     auto it = snap->models.find(name);
     if (it != snap->models.end()) {
+      const Snapshot::Model* model = nullptr;
+      bool ambiguous = false;
+      for (const Snapshot::Model& m : it->second) {
+        if (!scope.Contains(m.repository)) continue;
+        ambiguous = model != nullptr;
+        model = &m;
+      }
       const ModelHandle* found = nullptr;
-      if (version.empty()) {
-        found = &it->second.latest;
-      } else {
-        int64_t v = 0;
-        auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-        if (ec == std::errc() && end == version.data() + version.size()) {
-          auto r = it->second.ready.find(v);
-          if (r != it->second.ready.end()) found = &r->second;
+      if (model != nullptr && !ambiguous) {
+        if (version.empty()) {
+          found = &model->latest;
+        } else {
+          int64_t v = 0;
+          auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+          if (ec == std::errc() && end == version.data() + version.size()) {
+            auto r = model->ready.find(v);
+            if (r != model->ready.end()) found = &r->second;
+          }
         }
       }
       if (found != nullptr && *found) {
@@ -250,15 +298,15 @@ class ModelManager::Impl {
         return *found;
       }
     }
-    return NotReady(name, version);
+    return NotReady(scope, name, version);
   }
 
   // Why `name`/`version` is not in the snapshot (the slow path, under mu_).
-  Status NotReady(std::string_view name, std::string_view version) const {
+  Status NotReady(const NameScope& scope, std::string_view name, std::string_view version) const {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = models_.find(name);
-    if (it == models_.end()) return UnknownModel(name);
-    const ModelEntry& entry = it->second;
+    auto found = ResolveKnownLocked(scope, name);
+    if (!found.ok()) return found.status();
+    const ModelEntry& entry = (*found)->second;
     if (version.empty()) {
       std::string reason = entry.reason;
       if (reason.empty() && !entry.versions.empty()) {
@@ -282,17 +330,98 @@ class ModelManager::Impl {
                        (slot->second.reason.empty() ? std::string() : ": " + slot->second.reason));
   }
 
-  bool GetAfterLoad(std::string_view name, std::string_view version,
+  // ------------------------------------------------------------- names
+  // Requires mu_. The one known model `name` names in `scope`: UnknownModel
+  // when none, AmbiguousModel (naming the scope's repositories) when several.
+  StatusOr<ModelMap::const_iterator> ResolveKnownLocked(const NameScope& scope,
+                                                        std::string_view name) const {
+    auto found = models_.end();
+    std::vector<std::filesystem::path> dirs;
+    for (auto it = models_.lower_bound(ModelKeyView{name, {}});
+         it != models_.end() && it->first.name == name; ++it) {
+      if (!scope.Contains(it->first.repository)) continue;
+      found = it;
+      dirs.push_back(DirOf(it->first));
+    }
+    if (dirs.empty()) return UnknownModel(name);
+    if (dirs.size() > 1) return AmbiguousModel(name, dirs);
+    return ModelMap::const_iterator(found);
+  }
+
+  // Requires mu_ not held. The model `name` names in `scope` for a load: the
+  // scope's repositories holding a folder `name`, and its known models that
+  // still hold a copy or have an operation under way though their folder is
+  // gone. NotInAnyRepository when none, AmbiguousModel when several.
+  StatusOr<ModelKey> ResolveForLoad(const NameScope& scope, std::string_view name) const {
+    std::vector<ModelKey> keys;
+    std::vector<std::filesystem::path> dirs;
+    for (const Repo& repo : repos_) {
+      if (!scope.Contains(repo.key)) continue;
+      std::error_code ec;
+      if (std::filesystem::is_directory(repo.path / name, ec)) {
+        keys.push_back({std::string(name), repo.key});
+        dirs.push_back(repo.path / name);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = models_.lower_bound(ModelKeyView{name, {}});
+           it != models_.end() && it->first.name == name; ++it) {
+        if (!scope.Contains(it->first.repository) || !HoldsLocked(it->second)) continue;
+        if (std::find(keys.begin(), keys.end(), it->first) != keys.end()) continue;
+        keys.push_back(it->first);
+        dirs.push_back(DirOf(it->first));
+      }
+    }
+    if (keys.empty()) return NotInAnyRepository(name);
+    if (keys.size() > 1) return AmbiguousModel(name, dirs);
+    return keys.front();
+  }
+
+  // Requires mu_. Whether `entry` holds a copy (or one draining) or has an
+  // operation under way.
+  static bool HoldsLocked(const ModelEntry& entry) {
+    if (entry.busy || !entry.ops.empty() || entry.pending_load) return true;
+    return std::any_of(entry.versions.begin(), entry.versions.end(), [](const auto& v) {
+      return v.second.servable != nullptr || v.second.state == ModelState::kUnloading;
+    });
+  }
+
+  // The folder of `key` (whether or not it exists).
+  std::filesystem::path DirOf(const ModelKey& key) const {
+    for (const Repo& repo : repos_) {
+      if (repo.key == key.repository) return repo.path / key.name;
+    }
+    return std::filesystem::path(key.repository) / key.name;
+  }
+
+  // The namespace of a repository: the tenant owning it ("" for none).
+  std::string NamespaceOf(std::string_view repository) const {
+    return options_.owner_of ? options_.owner_of(repository).tenant : std::string();
+  }
+
+  // Requires mu_. The entry of `key`, made (UNAVAILABLE, `reason`) if new.
+  ModelEntry& EntryLocked(const ModelKey& key, std::string_view reason = {}) {
+    auto [it, added] = models_.try_emplace(key);
+    if (added) {
+      it->second.reason = std::string(reason);
+      PublishLocked();
+    }
+    return it->second;
+  }
+
+  bool GetAfterLoad(const NameScope& scope, std::string_view name, std::string_view version,
                     std::function<void(StatusOr<ModelHandle>)> done) {
     if (options_.mode != ModelControlMode::kExplicit || !options_.load_on_demand) return false;
     if (!ValidateModelName(name).ok()) return false;
-    std::string model(name);
+    std::optional<ModelKey> key;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return false;
-      auto it = models_.find(name);
-      if (it != models_.end()) {
-        const ModelEntry& entry = it->second;
+      auto known = ResolveKnownLocked(scope, name);
+      if (known.ok()) {
+        key = (*known)->first;
+        const ModelEntry& entry = (*known)->second;
         if (entry.failed && !entry.pending_load) return false;
         // A model that serves some version is loaded: a request for a
         // version it does not have gets Get's error, not a rescan.
@@ -305,22 +434,25 @@ class ModelManager::Impl {
                                      entry.versions.count(v);
           if (!known_version) return false;
         }
-      } else {
-        auto dir = FindModelDir(model);
-        if (!dir.ok()) return false;
-        // Known from now on: UNAVAILABLE until loaded.
-        models_[model].repository = PathKey(dir->parent_path());
+      } else if (known.status().code() != StatusCode::kNotFound) {
+        return false;  // ambiguous: Get's error says so
       }
+    }
+    if (!key) {
+      auto found = ResolveForLoad(scope, name);
+      if (!found.ok()) return false;
+      key = std::move(*found);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ++models_[model].past_uses;
+      ++EntryLocked(*key).past_uses;  // known from now on: UNAVAILABLE until loaded
     }
     std::string v(version);
     ScheduleLoad(
-        model,
-        [this, model, v, done = std::move(done)](Status s) {
-          auto got = Get(model, v, /*count_use=*/false);  // counted above
+        *key,
+        [this, key = *key, v, done = std::move(done)](Status s) {
+          // (The use was counted above.)
+          auto got = Get(NameScope::One(key.repository), key.name, v, /*count_use=*/false);
           if (!got.ok() && !s.ok()) return done(s);
           done(std::move(got));
         },
@@ -335,38 +467,41 @@ class ModelManager::Impl {
       spdlog::error("scanning model repositories failed: {}", scanned.status().message());
       return;
     }
-    std::vector<std::string> to_load;
+    std::vector<ModelKey> to_load;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& source : *scanned) {
         for (const auto& w : source.warnings) spdlog::warn("{}", w);
-        ModelEntry& entry = models_[source.name];
-        entry.repository = PathKey(source.dir.parent_path());
+        ModelEntry& entry = models_[{source.name, PathKey(source.dir.parent_path())}];
         entry.scanned_config = source.config_fingerprint;
         entry.scanned_versions = source.version_fingerprints;
         entry.reason = "not loaded";
       }
+      PublishLocked();
       if (options_.mode == ModelControlMode::kExplicit) {
         for (const auto& name : options_.startup_models) {
-          if (name == "*") {
-            for (const auto& [n, e] : models_) to_load.push_back(n);
-          } else if (models_.count(name)) {
-            to_load.push_back(name);
-          } else {
+          bool any = false;
+          for (const auto& [key, e] : models_) {
+            if (name == "*" || key.name == name) {
+              to_load.push_back(key);
+              any = true;
+            }
+          }
+          if (!any && name != "*") {
             spdlog::error("--load-model {}: no such model in the repositories", name);
           }
         }
-        std::sort(to_load.begin(), to_load.end());
+        std::sort(to_load.begin(), to_load.end(), ModelKeyLess());
         to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
       } else {
-        for (const auto& [n, e] : models_) to_load.push_back(n);
+        for (const auto& [key, e] : models_) to_load.push_back(key);
       }
     }
     std::mutex done_mu;
     std::condition_variable done_cv;
     size_t remaining = to_load.size();
-    for (const auto& name : to_load) {
-      ScheduleLoad(name, [&](Status) {
+    for (const auto& key : to_load) {
+      ScheduleLoad(key, [&](Status) {
         std::lock_guard<std::mutex> lock(done_mu);
         if (--remaining == 0) done_cv.notify_all();
       });
@@ -375,12 +510,14 @@ class ModelManager::Impl {
     done_cv.wait(lock, [&] { return remaining == 0; });
     lock.unlock();
     if (options_.mode == ModelControlMode::kPoll) {
-      poller_ = std::thread([this] { PollLoop(); });
+      std::lock_guard<std::mutex> poller_lock(poller_mu_);
+      std::lock_guard<std::mutex> state_lock(mu_);
+      if (!stopping_) poller_ = std::thread([this] { PollLoop(); });
     }
   }
 
-  void Load(std::string_view name, std::optional<std::string> config_override,
-            std::function<void(Status)> done) {
+  void Load(const NameScope& scope, std::string_view name,
+            std::optional<std::string> config_override, std::function<void(Status)> done) {
     if (options_.mode != ModelControlMode::kExplicit) {
       return done(
           Unavailable("cannot load model '" + std::string(name) + "': this server runs with " +
@@ -410,15 +547,11 @@ class ModelManager::Impl {
       }
       override_config = std::move(config);
     }
-    std::string model(name);
+    auto key = ResolveForLoad(scope, name);
+    if (!key.ok()) return done(key.status());
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!models_.count(model)) {
-        auto dir = FindModelDir(model);
-        if (!dir.ok()) return done(dir.status());
-        models_[model].repository = PathKey(dir->parent_path());
-      }
-      ModelEntry& entry = models_[model];
+      ModelEntry& entry = EntryLocked(*key);
       entry.failed = false;
       if (override_config) {
         entry.override_hash = HashString(*config_override);
@@ -428,23 +561,25 @@ class ModelManager::Impl {
         entry.override_config.reset();
       }
     }
-    ScheduleLoad(model, std::move(done));
+    ScheduleLoad(*key, std::move(done));
   }
 
-  void Unload(std::string_view name, std::function<void(Status)> done) {
+  void Unload(const NameScope& scope, std::string_view name, std::function<void(Status)> done) {
     if (options_.mode != ModelControlMode::kExplicit) {
       return done(Unavailable(
           "cannot unload model '" + std::string(name) + "': this server runs with " +
           "--model-control-mode " + std::string(ModelControlModeName(options_.mode)) +
           "; unloading through the repository API needs --model-control-mode explicit"));
     }
-    std::string model(name);
+    ModelKey key;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!models_.count(model)) return done(UnknownModel(model));
+      auto found = ResolveKnownLocked(scope, name);
+      if (!found.ok()) return done(found.status());
+      key = (*found)->first;
     }
-    Schedule(model, [this, model, done = std::move(done)]() mutable {
-      UnloadAll(model, "unloaded", std::move(done));
+    Schedule(key, [this, key, done = std::move(done)]() mutable {
+      UnloadAll(key, "unloaded", std::move(done));
     });
   }
 
@@ -453,24 +588,31 @@ class ModelManager::Impl {
   std::vector<ModelHandle> Ready() const {
     const std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
     std::vector<ModelHandle> out;
-    for (const auto& [name, model] : snap->models) {
-      for (const auto& [v, handle] : model.ready) out.push_back(handle);
+    for (const auto& [name, models] : snap->models) {
+      for (const auto& model : models) {
+        for (const auto& [v, handle] : model.ready) out.push_back(handle);
+      }
     }
     return out;
   }
 
   std::vector<ModelVersionStatus> Index(bool rescan) {
     if (rescan && options_.mode == ModelControlMode::kExplicit) RegisterNewModels();
+    std::map<std::string, std::string, std::less<>> owners;  // by repository
+    for (const Repo& repo : repos_) owners[repo.key] = NamespaceOf(repo.key);
     std::vector<ModelVersionStatus> out;
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [name, entry] : models_) {
+    for (const auto& [key, entry] : models_) {
+      auto owner = owners.find(key.repository);
+      const std::string tenant = owner != owners.end() ? owner->second : std::string();
       if (entry.versions.empty()) {
-        out.push_back({name, 0, ModelState::kUnavailable, entry.reason, 0, {}, entry.repository});
+        out.push_back(
+            {key.name, 0, ModelState::kUnavailable, entry.reason, 0, {}, key.repository, tenant});
         continue;
       }
       for (const auto& [v, slot] : entry.versions) {
-        out.push_back(
-            {name, v, slot.state, slot.reason, slot.restarts, slot.last_failure, entry.repository});
+        out.push_back({key.name, v, slot.state, slot.reason, slot.restarts, slot.last_failure,
+                       key.repository, tenant});
         if (slot.servable) {
           out.back().footprint_bytes = slot.servable->footprint_bytes;
           std::tie(out.back().queued, out.back().executing) =
@@ -482,10 +624,10 @@ class ModelManager::Impl {
   }
 
   // A backend's health report for the version `target` was loaded as.
-  void OnHealth(const std::string& name, int64_t version, const ServableModel* target,
+  void OnHealth(const ModelKey& key, int64_t version, const ServableModel* target,
                 const Status& health) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = models_.find(name);
+    auto it = models_.find(key);
     if (it == models_.end() || target == nullptr) return;
     auto v = it->second.versions.find(version);
     if (v == it->second.versions.end() || v->second.servable.get() != target) return;
@@ -505,32 +647,35 @@ class ModelManager::Impl {
         slot.state = ModelState::kReady;
         slot.reason.clear();
         PublishLocked();
-        spdlog::info("model '{}' version {} is READY again", name, version);
+        spdlog::info("model '{}' version {} is READY again", key.name, version);
       }
     }
   }
 
-  StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const {
+  StatusOr<std::vector<ModelVersionStatus>> Versions(const NameScope& scope,
+                                                     std::string_view name) const {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = models_.find(name);
-    if (it == models_.end()) return UnknownModel(name);
+    MM_ASSIGN_OR_RETURN(auto it, ResolveKnownLocked(scope, name));
+    const std::string owner = NamespaceOf(it->first.repository);
     std::vector<ModelVersionStatus> out;
     for (const auto& [v, slot] : it->second.versions) {
       out.push_back({std::string(name), v, slot.state, slot.reason, slot.restarts,
-                     slot.last_failure, it->second.repository});
+                     slot.last_failure, it->first.repository, owner});
     }
     return out;
   }
 
-  StatusOr<std::string> RepositoryOf(std::string_view name) const {
+  StatusOr<std::string> RepositoryOf(const NameScope& scope, std::string_view name) const {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = models_.find(name);
-      if (it != models_.end() && !it->second.repository.empty()) return it->second.repository;
+      auto known = ResolveKnownLocked(scope, name);
+      if (known.ok()) return (*known)->first.repository;
+      if (known.status().code() != StatusCode::kNotFound) return known.status();
     }
     if (ValidateModelName(name).ok()) {
-      auto dir = FindModelDir(std::string(name));
-      if (dir.ok()) return PathKey(dir->parent_path());
+      auto found = ResolveForLoad(scope, name);
+      if (found.ok()) return found->repository;
+      if (found.status().code() != StatusCode::kNotFound) return found.status();
     }
     return UnknownModel(name);
   }
@@ -540,7 +685,7 @@ class ModelManager::Impl {
     MemoryUse use;
     use.budget = options_.memory_budget_bytes;
     use.loaded = loaded_bytes_ + reserved_bytes_;
-    for (const auto& [name, entry] : models_) {
+    for (const auto& [key, entry] : models_) {
       for (const auto& [v, slot] : entry.versions) {
         if (slot.servable && slot.servable->pinned) use.pinned += slot.servable->footprint_bytes;
       }
@@ -550,23 +695,24 @@ class ModelManager::Impl {
 
  private:
   // --------------------------------------------------- per-model operations
-  // Queues `op` behind the model's other operations; runs on a loader thread.
-  void Schedule(const std::string& name, std::function<void()> op) {
+  // Queues `op` behind the model's other operations; runs on a loader thread,
+  // in its namespace's queue.
+  void Schedule(const ModelKey& key, std::function<void()> op) {
     bool submit = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = EntryLocked(key);
       entry.ops.push_back(std::move(op));
       if (!entry.busy) submit = entry.busy = true;
     }
-    if (submit) loaders_->Submit([this, name] { RunNext(name); });
+    if (submit) loaders_->Submit(NamespaceOf(key.repository), [this, key] { RunNext(key); });
   }
 
-  void RunNext(const std::string& name) {
+  void RunNext(const ModelKey& key) {
     std::function<void()> op;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = models_[key];
       op = std::move(entry.ops.front());
       entry.ops.pop_front();
     }
@@ -575,7 +721,7 @@ class ModelManager::Impl {
     std::vector<std::function<void()>> after;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = models_.find(name);
+      auto it = models_.find(key);
       if (it == models_.end()) return;
       after.swap(it->second.after);
       more = !it->second.ops.empty();
@@ -585,29 +731,29 @@ class ModelManager::Impl {
       }
     }
     for (auto& fn : after) fn();
-    if (more) loaders_->Submit([this, name] { RunNext(name); });
+    if (more) loaders_->Submit(NamespaceOf(key.repository), [this, key] { RunNext(key); });
   }
 
   // Requires mu_. A model that left the repositories, has no operation
   // queued and holds nothing (not even a draining copy) is forgotten.
-  void MaybeForgetLocked(std::map<std::string, ModelEntry, std::less<>>::iterator it) {
+  void MaybeForgetLocked(ModelMap::iterator it) {
     const ModelEntry& entry = it->second;
     if (entry.on_disk || entry.busy || !entry.ops.empty()) return;
     for (const auto& [v, slot] : entry.versions) {
       if (slot.servable || slot.state == ModelState::kUnloading) return;
     }
     models_.erase(it);
+    PublishLocked();
   }
 
-  // Starts a load of `name`, or joins the one queued or running. A load a
+  // Starts a load of `key`, or joins the one queued or running. A load a
   // request started (`on_demand`) is counted in its newest version's
   // statistics once it succeeds (one that joins counts nothing).
-  void ScheduleLoad(const std::string& name, std::function<void(Status)> done,
-                    bool on_demand = false) {
+  void ScheduleLoad(const ModelKey& key, std::function<void(Status)> done, bool on_demand = false) {
     std::shared_ptr<PendingLoad> pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = EntryLocked(key);
       if (entry.pending_load && entry.pending_load->override_hash == entry.override_hash) {
         entry.pending_load->waiters.push_back(std::move(done));
         return;
@@ -617,19 +763,20 @@ class ModelManager::Impl {
       pending->waiters.push_back(std::move(done));
       entry.pending_load = pending;
     }
-    Schedule(name, [this, name, pending, on_demand] {
+    Schedule(key, [this, key, pending, on_demand] {
       {
         std::lock_guard<std::mutex> lock(mu_);
         pending->started = true;
       }
-      Status s = LoadModel(name);
+      Status s = LoadModel(key);
       if (on_demand && s.ok()) {
-        if (auto loaded = Get(name, "", /*count_use=*/false); loaded.ok()) {
+        if (auto loaded = Get(NameScope::One(key.repository), key.name, "", /*count_use=*/false);
+            loaded.ok()) {
           (*loaded)->stats->OnDemandLoad();
         }
       }
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = models_[key];
       if (entry.pending_load == pending) entry.pending_load.reset();
       entry.after.push_back([waiters = std::move(pending->waiters), s]() mutable {
         for (auto& w : waiters) w(s);
@@ -637,39 +784,44 @@ class ModelManager::Impl {
     });
   }
 
-  // Requires mu_ not held. The folder of `name`: NOT_FOUND when no repository
-  // holds it, ALREADY_EXISTS when several do.
-  StatusOr<std::filesystem::path> FindModelDir(const std::string& name) const {
-    std::vector<std::filesystem::path> found;
-    for (const auto& repo : options_.repositories) {
-      std::error_code ec;
-      auto dir = repo / name;
-      if (std::filesystem::is_directory(dir, ec)) found.push_back(dir);
+  // Requires mu_ not held. The folder of `key`: NOT_FOUND when its repository
+  // does not hold it, ALREADY_EXISTS (naming them) when another repository
+  // of its namespace holds it too.
+  StatusOr<std::filesystem::path> FindModelDir(const ModelKey& key) const {
+    const Repo* repo = nullptr;
+    for (const Repo& r : repos_) {
+      if (r.key == key.repository) repo = &r;
     }
-    if (found.empty()) {
-      return NotInAnyRepository(name);
+    std::error_code ec;
+    if (repo == nullptr || !std::filesystem::is_directory(repo->path / key.name, ec)) {
+      return NotInAnyRepository(key.name);
     }
-    if (found.size() > 1) {
-      std::string paths;
-      for (const auto& p : found) paths += (paths.empty() ? "" : ", ") + p.string();
-      return AlreadyExists("model '" + name + "' is in more than one repository: " + paths);
+    std::vector<std::filesystem::path> found = {repo->path / key.name};
+    const std::string space = NamespaceOf(repo->key);
+    for (const Repo& other : repos_) {
+      if (&other == repo || other.key == repo->key || NamespaceOf(other.key) != space) continue;
+      if (std::filesystem::is_directory(other.path / key.name, ec)) {
+        found.push_back(other.path / key.name);
+      }
     }
+    if (found.size() > 1) return AmbiguousModel(key.name, found);
     return found.front();
   }
 
   // The load operation: scans the model's folder and brings every version
   // its policy selects to READY; versions no longer selected are unloaded
   // once the selected ones are READY. Runs on a loader thread.
-  Status LoadModel(const std::string& name) {
+  Status LoadModel(const ModelKey& key) {
+    const std::string& name = key.name;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_)
         return Unavailable("model '" + name + "' was not loaded: the server is stopping");
     }
-    auto dir = FindModelDir(name);
+    auto dir = FindModelDir(key);
     if (!dir.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = models_[key];
       const bool serving = std::any_of(entry.versions.begin(), entry.versions.end(),
                                        [](const auto& v) { return v.second.servable != nullptr; });
       if (!serving) entry.reason = dir.status().message();
@@ -682,8 +834,7 @@ class ModelManager::Impl {
     uint64_t override_hash = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
-      entry.repository = PathKey(dir->parent_path());
+      ModelEntry& entry = models_[key];
       entry.scanned_config = source.config_fingerprint;
       entry.scanned_versions = source.version_fingerprints;
       entry.on_disk = true;
@@ -727,7 +878,7 @@ class ModelManager::Impl {
     if (!model_error.ok()) {
       spdlog::error("model '{}' cannot load: {}", name, model_error.message());
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = models_[key];
       entry.reason = model_error.message();
       entry.failed = true;
       for (auto& [v, slot] : entry.versions) {
@@ -742,7 +893,7 @@ class ModelManager::Impl {
           source.version_fingerprints.count(*v) ? source.version_fingerprints.at(*v) : 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        ModelEntry& entry = models_[name];
+        ModelEntry& entry = models_[key];
         entry.reason.clear();
         VersionSlot& slot = entry.versions[*v];
         if (slot.servable && slot.files == files && slot.config == config_fp) continue;
@@ -752,18 +903,18 @@ class ModelManager::Impl {
         }
       }
       const auto load_start = std::chrono::steady_clock::now();
-      auto loaded = LoadVersion(source, *v, backend, platform);
+      auto loaded = LoadVersion(key, source, *v, backend, platform);
       if (loaded.ok()) {
         (*loaded)->stats->LoadSucceeded(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                             std::chrono::steady_clock::now() - load_start)
                                             .count());
       } else {
-        stats_->For(name, *v, "", 0)->LoadFailed();
+        stats_->For(name, *v, "", 0, key.repository)->LoadFailed();
       }
       std::shared_ptr<ServableModel> old;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        ModelEntry& entry = models_[name];
+        ModelEntry& entry = models_[key];
         VersionSlot& slot = entry.versions[*v];
         if (loaded.ok()) {
           old = std::move(slot.servable);
@@ -790,14 +941,14 @@ class ModelManager::Impl {
           if (first_error.ok()) first_error = loaded.status();
         }
       }
-      if (old) Retire(name, *v, std::move(old), /*unload=*/false, nullptr);
+      if (old) Retire(key, *v, std::move(old), /*unload=*/false, nullptr);
     }
 
     // Versions the policy no longer selects leave once every selected one is READY.
     std::vector<std::pair<int64_t, std::shared_ptr<ServableModel>>> leaving;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = models_[key];
       if (first_error.ok()) {
         entry.failed = false;
         for (auto& [v, slot] : entry.versions) {
@@ -814,7 +965,7 @@ class ModelManager::Impl {
         if (!leaving.empty()) PublishLocked();
       }
     }
-    for (auto& [v, servable] : leaving) Retire(name, v, std::move(servable), true, nullptr);
+    for (auto& [v, servable] : leaving) Retire(key, v, std::move(servable), true, nullptr);
     return first_error.ok() ? OkStatus() : first_error.WithContext("model '" + name + "'");
   }
 
@@ -827,7 +978,8 @@ class ModelManager::Impl {
             options_.default_process_isolation);
   }
 
-  StatusOr<std::shared_ptr<ServableModel>> LoadVersion(const ModelSource& source, int64_t version,
+  StatusOr<std::shared_ptr<ServableModel>> LoadVersion(const ModelKey& key,
+                                                       const ModelSource& source, int64_t version,
                                                        Backend* backend,
                                                        const std::string& platform) {
     const std::string label = "model '" + source.name + "' version " + std::to_string(version);
@@ -845,7 +997,7 @@ class ModelManager::Impl {
     uint64_t measured_before = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = models_.find(source.name);
+      auto it = models_.find(key);
       if (it != models_.end()) {
         auto f = it->second.footprints.find(version);
         if (f != it->second.footprints.end()) measured_before = f->second;
@@ -853,9 +1005,8 @@ class ModelManager::Impl {
     }
     const uint64_t estimate =
         declared ? declared : (measured_before ? measured_before : DiskBytes(version_dir));
-    const ModelOwner owner =
-        options_.owner_of ? options_.owner_of(PathKey(source.dir.parent_path())) : ModelOwner{};
-    MM_RETURN_IF_ERROR(Reserve(source.name, label, estimate, owner));
+    const ModelOwner owner = options_.owner_of ? options_.owner_of(key.repository) : ModelOwner{};
+    MM_RETURN_IF_ERROR(Reserve(key, label, estimate, owner));
 
     // The footprint is the memory growth across the load when it can be told
     // apart: no other load overlapped. Otherwise the estimate stands.
@@ -880,15 +1031,15 @@ class ModelManager::Impl {
     spec.platform = platform;
     // Health reports name the servable they concern, once it exists.
     auto target = std::make_shared<std::atomic<const ServableModel*>>(nullptr);
-    spec.on_health = [relay = relay_, name = source.name, version, target](const Status& health) {
+    spec.on_health = [relay = relay_, key, version, target](const Status& health) {
       std::lock_guard<std::mutex> lock(relay->mu);
-      if (relay->impl) relay->impl->OnHealth(name, version, target->load(), health);
+      if (relay->impl) relay->impl->OnHealth(key, version, target->load(), health);
     };
     auto loaded = backend->Load(spec);
     Status status = loaded.ok() ? OkStatus() : loaded.status();
     if (status.ok()) {
       for (auto& instance : (*loaded)->instances) {
-        status = RunWarmup((*loaded)->config, source.dir, *instance);
+        status = RunWarmup((*loaded)->config, source.dir, *instance, &cancel_);
         if (!status.ok()) break;
       }
     }
@@ -898,13 +1049,13 @@ class ModelManager::Impl {
       --active_loads_;
       alone = alone && load_events_ == events_at_start;
       ++load_events_;
-      UnreserveLocked(owner.tenant, source.name, estimate);
+      UnreserveLocked(owner.tenant, key, estimate);
     }
     if (!status.ok()) return status;
 
     auto servable = std::make_shared<ServableModel>();
     servable->name = source.name;
-    servable->repository = PathKey(source.dir.parent_path());
+    servable->repository = key.repository;
     servable->owner = owner;
     servable->version = version;
     servable->version_string = std::to_string(version);
@@ -917,7 +1068,7 @@ class ModelManager::Impl {
                                     : (alone ? (after > before ? after - before : 0) : estimate);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      models_[source.name].footprints[version] = servable->footprint_bytes;
+      models_[key].footprints[version] = servable->footprint_bytes;
     }
     servable->last_used_ns.store(NowNs(), std::memory_order_relaxed);
     auto scheduler_config = ModelSchedulerConfig::FromModelConfig(servable->config, source.name);
@@ -925,7 +1076,7 @@ class ModelManager::Impl {
     servable->stats = stats_->For(
         source.name, version,
         scheduler_config.tenant.empty() ? std::string(kSharedTenant) : scheduler_config.tenant,
-        servable->config.max_batch_size());
+        servable->config.max_batch_size(), key.repository);
     scheduler_config.stats = servable->stats;
     scheduler_config.inline_safe = (*loaded)->inline_safe;
     servable->drift = std::move(drift);
@@ -935,14 +1086,14 @@ class ModelManager::Impl {
     servable->scheduler = std::move(*scheduler);
     target->store(servable.get());
     // Account for what it really takes; over the budget, make room or give up.
-    if (Status s = Reserve(source.name, label, servable->footprint_bytes, owner); !s.ok()) {
+    if (Status s = Reserve(key, label, servable->footprint_bytes, owner); !s.ok()) {
       servable.reset();
       ReleaseFreeMemory();
       return s;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      UnreserveLocked(owner.tenant, source.name, servable->footprint_bytes);
+      UnreserveLocked(owner.tenant, key, servable->footprint_bytes);
       loaded_bytes_ += servable->footprint_bytes;
     }
     return servable;
@@ -996,12 +1147,12 @@ class ModelManager::Impl {
   // READY versions of other models as Options::owner_of describes; reserves
   // the bytes. RESOURCE_EXHAUSTED, naming the limit, when they cannot fit;
   // then nothing is evicted.
-  Status Reserve(const std::string& loading, const std::string& label, uint64_t bytes,
+  Status Reserve(const ModelKey& loading, const std::string& label, uint64_t bytes,
                  const ModelOwner& owner) {
     const uint64_t budget = options_.memory_budget_bytes;
     const std::string& tenant = owner.tenant;
     const bool quotas = !tenant.empty() && (owner.max_loaded_models > 0 || owner.memory_bytes > 0);
-    std::vector<std::pair<std::string, int64_t>> evicted;
+    std::vector<std::pair<ModelKey, int64_t>> evicted;
     std::vector<std::shared_ptr<ServableModel>> drop;
     Status result;
     {
@@ -1014,7 +1165,7 @@ class ModelManager::Impl {
       struct Candidate {
         long double uses_per_byte;
         int64_t last_used;
-        std::string name;
+        const ModelKey* key;
         int64_t version;
         uint64_t bytes;
         bool own;                // the loading tenant's (or, for nobody's load, nobody's)
@@ -1025,26 +1176,26 @@ class ModelManager::Impl {
       uint64_t pinned = 0, busy = 0;
       // The owner's models other than `loading` (with how many of their
       // versions are loaded) and the memory it holds, loads under way included.
-      std::map<std::string, int, std::less<>> tenant_models;
+      std::map<ModelKey, int, ModelKeyLess> tenant_models;
       uint64_t tenant_bytes = 0;
-      for (const auto& [name, entry] : models_) {
+      for (const auto& [key, entry] : models_) {
         for (const auto& [v, slot] : entry.versions) {
           if (!slot.servable) continue;
           const auto& s = slot.servable;
           const bool own = !tenant.empty() && s->owner.tenant == tenant;
           if (own) {
             tenant_bytes += s->footprint_bytes;
-            if (name != loading) ++tenant_models[name];
+            if (key != loading) ++tenant_models[key];
           }
           if (s->pinned) {
             pinned += s->footprint_bytes;
-          } else if (name == loading || entry.busy || s->scheduler->pending() > 0) {
+          } else if (key == loading || entry.busy || s->scheduler->pending() > 0) {
             busy += s->footprint_bytes;
           } else {
             const uint64_t uses = entry.past_uses + s->uses.load(std::memory_order_relaxed);
             idle.push_back({static_cast<long double>(uses) /
                                 static_cast<long double>(std::max<uint64_t>(s->footprint_bytes, 1)),
-                            s->last_used_ns.load(std::memory_order_relaxed), name, v,
+                            s->last_used_ns.load(std::memory_order_relaxed), &key, v,
                             s->footprint_bytes, own || (tenant.empty() && s->owner.tenant.empty()),
                             !own && !s->owner.tenant.empty() && s->owner.memory_bytes > 0,
                             nullptr});
@@ -1078,7 +1229,7 @@ class ModelManager::Impl {
         used -= c.bytes;
         if (!c.own || tenant.empty()) return;
         tenant_bytes -= c.bytes;
-        if (auto it = tenant_models.find(c.name); it != tenant_models.end() && --it->second == 0) {
+        if (auto it = tenant_models.find(*c.key); it != tenant_models.end() && --it->second == 0) {
           tenant_models.erase(it);
         }
       };
@@ -1139,22 +1290,22 @@ class ModelManager::Impl {
       if (result.ok()) {
         for (const Candidate& c : idle) {
           if (c.why == nullptr) continue;
-          ModelEntry& entry = models_[c.name];
+          ModelEntry& entry = models_[*c.key];
           VersionSlot& slot = entry.versions[c.version];
           loaded_bytes_ -= slot.servable->footprint_bytes;
           entry.past_uses += slot.servable->uses.load(std::memory_order_relaxed);
           drop.push_back(std::move(slot.servable));
           slot.state = ModelState::kUnavailable;
           slot.reason = *c.why;
-          evicted.emplace_back(c.name, c.version);
+          evicted.emplace_back(*c.key, c.version);
         }
         if (!evicted.empty()) PublishLocked();
         ReserveLocked(tenant, loading, bytes);
       }
     }
-    for (const auto& [name, v] : evicted) {
-      spdlog::info("model '{}' version {} evicted to fit {}", name, v, label);
-      if (auto stats = stats_->Find(name, v)) stats->Evicted();
+    for (const auto& [key, v] : evicted) {
+      spdlog::info("model '{}' version {} evicted to fit {}", key.name, v, label);
+      if (auto stats = stats_->Find(key.name, v, key.repository)) stats->Evicted();
     }
     // Dropped here, on the loader thread; no malloc_trim: the load that asked
     // for the room is about to reuse that memory.
@@ -1164,11 +1315,11 @@ class ModelManager::Impl {
 
   // Require mu_. A reservation of `bytes` for a load of `model` of `tenant`
   // (empty: nobody's), and its end.
-  void ReserveLocked(const std::string& tenant, const std::string& model, uint64_t bytes) {
+  void ReserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes) {
     reserved_bytes_ += bytes;
     if (!tenant.empty()) tenant_reservations_.emplace(tenant, TenantReservation{model, bytes});
   }
-  void UnreserveLocked(const std::string& tenant, const std::string& model, uint64_t bytes) {
+  void UnreserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes) {
     reserved_bytes_ -= bytes;
     if (tenant.empty()) return;
     auto [first, last] = tenant_reservations_.equal_range(tenant);
@@ -1183,14 +1334,14 @@ class ModelManager::Impl {
   // Takes `servable` out of service: waits until its queue drains, then
   // drops it (it is destroyed once the last request holding it lets go).
   // With `unload`, the slot becomes UNAVAILABLE afterwards.
-  void Retire(const std::string& name, int64_t version, std::shared_ptr<ServableModel> servable,
+  void Retire(const ModelKey& key, int64_t version, std::shared_ptr<ServableModel> servable,
               bool unload, std::function<void()> done) {
     // No reference of our own to the scheduler: the loader job below must be
     // able to drop the last one.
     ModelScheduler* scheduler = servable->scheduler.get();
     auto holder = std::make_shared<std::shared_ptr<ServableModel>>(std::move(servable));
-    scheduler->NotifyWhenIdle([this, name, version, unload, holder, done = std::move(done)] {
-      loaders_->Submit([this, name, version, unload, holder, done] {
+    scheduler->NotifyWhenIdle([this, key, version, unload, holder, done = std::move(done)] {
+      loaders_->Submit(NamespaceOf(key.repository), [this, key, version, unload, holder, done] {
         const uint64_t bytes = (*holder)->footprint_bytes;
         const uint64_t uses = (*holder)->uses.load(std::memory_order_relaxed);
         holder->reset();
@@ -1198,7 +1349,7 @@ class ModelManager::Impl {
         {
           std::lock_guard<std::mutex> lock(mu_);
           loaded_bytes_ -= bytes;
-          auto it = models_.find(name);
+          auto it = models_.find(key);
           if (it != models_.end()) it->second.past_uses += uses;
           if (unload && it != models_.end()) {
             auto slot = it->second.versions.find(version);
@@ -1209,19 +1360,18 @@ class ModelManager::Impl {
             MaybeForgetLocked(it);
           }
         }
-        spdlog::info("model '{}' version {} {}", name, version,
+        spdlog::info("model '{}' version {} {}", key.name, version,
                      unload ? "unloaded" : "replaced copy drained and dropped");
         if (done) done();
       });
     });
   }
 
-  void UnloadAll(const std::string& name, const std::string& reason,
-                 std::function<void(Status)> done) {
+  void UnloadAll(const ModelKey& key, const std::string& reason, std::function<void(Status)> done) {
     std::vector<std::pair<int64_t, std::shared_ptr<ServableModel>>> leaving;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ModelEntry& entry = models_[name];
+      ModelEntry& entry = models_[key];
       for (auto& [v, slot] : entry.versions) {
         if (slot.servable) {
           slot.state = ModelState::kUnloading;
@@ -1242,24 +1392,26 @@ class ModelManager::Impl {
     auto remaining = std::make_shared<std::atomic<size_t>>(leaving.size());
     auto shared_done = std::make_shared<std::function<void(Status)>>(std::move(done));
     for (auto& [v, servable] : leaving) {
-      Retire(name, v, std::move(servable), true, [remaining, shared_done] {
+      Retire(key, v, std::move(servable), true, [remaining, shared_done] {
         if (remaining->fetch_sub(1) == 1 && *shared_done) (*shared_done)(OkStatus());
       });
     }
   }
 
-  // Requires mu_. Rebuilds the snapshot from the slots and publishes it.
+  // Requires mu_. Rebuilds the snapshot from the slots and publishes it:
+  // every known model, with its READY versions.
   void PublishLocked() {
     auto snap = std::make_shared<Snapshot>();
-    for (const auto& [name, entry] : models_) {
+    for (const auto& [key, entry] : models_) {
       Snapshot::Model m;
+      m.repository = key.repository;
       for (const auto& [v, slot] : entry.versions) {
         if (slot.state == ModelState::kReady && slot.servable) {
           m.ready.emplace(v, slot.servable);
           m.latest = slot.servable;  // ascending: the last is the newest
         }
       }
-      if (!m.ready.empty()) snap->models.emplace(name, std::move(m));
+      snap->models[key.name].push_back(std::move(m));
     }
     snapshot_.store(std::move(snap), std::memory_order_release);
   }
@@ -1270,23 +1422,29 @@ class ModelManager::Impl {
     auto scanned = ScanRepositories(options_.repositories);
     if (!scanned.ok()) return;
     std::lock_guard<std::mutex> lock(mu_);
-    std::map<std::string, bool, std::less<>> seen;
+    std::set<ModelKey, ModelKeyLess> seen;
+    bool changed = false;
     for (const auto& source : *scanned) {
-      seen[source.name] = true;
-      auto [it, added] = models_.try_emplace(source.name);
-      if (added) it->second.reason = "not loaded";
+      ModelKey key{source.name, PathKey(source.dir.parent_path())};
+      auto [it, added] = models_.try_emplace(key);
+      if (added) {
+        it->second.reason = "not loaded";
+        changed = true;
+      }
       it->second.on_disk = true;
-      it->second.repository = PathKey(source.dir.parent_path());
+      seen.insert(std::move(key));
     }
     for (auto it = models_.begin(); it != models_.end();) {
       const bool holds = std::any_of(it->second.versions.begin(), it->second.versions.end(),
                                      [](const auto& v) { return v.second.servable != nullptr; });
       if (!seen.count(it->first) && !holds && !it->second.busy && it->second.ops.empty()) {
         it = models_.erase(it);
+        changed = true;
       } else {
         ++it;
       }
     }
+    if (changed) PublishLocked();
   }
 
   // ------------------------------------------------------------ poll mode
@@ -1308,15 +1466,14 @@ class ModelManager::Impl {
       spdlog::error("polling the model repositories failed: {}", scanned.status().message());
       return;
     }
-    std::vector<std::string> load, unload;
+    std::vector<ModelKey> load, unload;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      std::map<std::string, bool, std::less<>> seen;
+      std::set<ModelKey, ModelKeyLess> seen;
       for (const auto& source : *scanned) {
-        seen[source.name] = true;
-        auto [it, added] = models_.try_emplace(source.name);
+        ModelKey key{source.name, PathKey(source.dir.parent_path())};
+        auto [it, added] = models_.try_emplace(key);
         ModelEntry& entry = it->second;
-        entry.repository = PathKey(source.dir.parent_path());
         const bool changed = added || !entry.on_disk ||
                              entry.scanned_config != source.config_fingerprint ||
                              entry.scanned_versions != source.version_fingerprints;
@@ -1325,15 +1482,17 @@ class ModelManager::Impl {
           entry.failed = false;
           entry.scanned_config = source.config_fingerprint;
           entry.scanned_versions = source.version_fingerprints;
-          load.push_back(source.name);
+          load.push_back(key);
         }
+        seen.insert(std::move(key));
       }
-      for (auto& [name, entry] : models_) {
-        if (!seen.count(name) && entry.on_disk) {
+      for (auto& [key, entry] : models_) {
+        if (!seen.count(key) && entry.on_disk) {
           entry.on_disk = false;
-          unload.push_back(name);
+          unload.push_back(key);
         }
       }
+      PublishLocked();
     }
     std::mutex done_mu;
     std::condition_variable done_cv;
@@ -1342,14 +1501,14 @@ class ModelManager::Impl {
       std::lock_guard<std::mutex> lock(done_mu);
       if (--remaining == 0) done_cv.notify_all();
     };
-    for (const auto& name : load) {
-      spdlog::info("model '{}' changed on disk: loading", name);
-      ScheduleLoad(name, one_done);
+    for (const auto& key : load) {
+      spdlog::info("model '{}' changed on disk: loading", key.name);
+      ScheduleLoad(key, one_done);
     }
-    for (const auto& name : unload) {
-      spdlog::info("model '{}' left the repositories: unloading", name);
-      Schedule(name, [this, name, one_done] {
-        UnloadAll(name, "removed from the model repository", one_done);
+    for (const auto& key : unload) {
+      spdlog::info("model '{}' left the repositories: unloading", key.name);
+      Schedule(key, [this, key, one_done] {
+        UnloadAll(key, "removed from the model repository", one_done);
       });
     }
     std::unique_lock<std::mutex> lock(done_mu);
@@ -1359,19 +1518,21 @@ class ModelManager::Impl {
  private:
   const Options& options_;
   [[maybe_unused]] ModelManager* const owner_;
+  const std::vector<Repo> repos_;                   // constant after construction
   const std::unique_ptr<StatsRegistry> own_stats_;  // when options_.stats is null
   StatsRegistry* const stats_;
-  std::unique_ptr<ThreadPool> loaders_;
+  std::unique_ptr<LoadQueue> loaders_;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
   const std::shared_ptr<HealthRelay> relay_;
+  std::atomic<bool> cancel_{false};  // set by Shutdown: warmups stop
 
   mutable std::mutex mu_;
-  std::map<std::string, ModelEntry, std::less<>> models_;  // guarded by mu_
+  ModelMap models_;              // guarded by mu_
   uint64_t loaded_bytes_ = 0;    // guarded by mu_: footprints held, draining ones too
   uint64_t reserved_bytes_ = 0;  // guarded by mu_: estimates of loads under way
   // The reservations of reserved_bytes_ that belong to a tenant, by tenant.
   struct TenantReservation {
-    std::string model;
+    ModelKey model;
     uint64_t bytes;
   };
   std::multimap<std::string, TenantReservation, std::less<>>
@@ -1380,7 +1541,8 @@ class ModelManager::Impl {
   uint64_t load_events_ = 0;  // guarded by mu_: load starts and ends, for overlap
   bool stopping_ = false;     // guarded by mu_
   std::condition_variable poll_cv_;
-  std::thread poller_;
+  std::mutex poller_mu_;  // taken before mu_
+  std::thread poller_;    // guarded by poller_mu_
 };
 
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
@@ -1406,28 +1568,37 @@ ModelManager::ModelManager(Options options)
 
 ModelManager::~ModelManager() = default;
 
+bool ModelManager::Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  return impl_->Shutdown(deadline);
+}
+
 void ModelManager::Start() { impl_->Start(); }
 
-StatusOr<ModelHandle> ModelManager::Get(std::string_view name, std::string_view version) const {
-  return impl_->Get(name, version, /*count_use=*/false);
+StatusOr<ModelHandle> ModelManager::Get(const NameScope& scope, std::string_view name,
+                                        std::string_view version) const {
+  return impl_->Get(scope, name, version, /*count_use=*/false);
 }
 
-StatusOr<ModelHandle> ModelManager::Acquire(std::string_view name, std::string_view version) const {
-  return impl_->Get(name, version, /*count_use=*/true);
+StatusOr<ModelHandle> ModelManager::Acquire(const NameScope& scope, std::string_view name,
+                                            std::string_view version) const {
+  return impl_->Get(scope, name, version, /*count_use=*/true);
 }
 
-bool ModelManager::GetAfterLoad(std::string_view name, std::string_view version,
+bool ModelManager::GetAfterLoad(const NameScope& scope, std::string_view name,
+                                std::string_view version,
                                 std::function<void(StatusOr<ModelHandle>)> done) {
-  return impl_->GetAfterLoad(name, version, std::move(done));
+  return impl_->GetAfterLoad(scope, name, version, std::move(done));
 }
 
-void ModelManager::Load(std::string_view name, std::optional<std::string> config_override,
+void ModelManager::Load(const NameScope& scope, std::string_view name,
+                        std::optional<std::string> config_override,
                         std::function<void(Status)> done) {
-  impl_->Load(name, std::move(config_override), std::move(done));
+  impl_->Load(scope, name, std::move(config_override), std::move(done));
 }
 
-void ModelManager::Unload(std::string_view name, std::function<void(Status)> done) {
-  impl_->Unload(name, std::move(done));
+void ModelManager::Unload(const NameScope& scope, std::string_view name,
+                          std::function<void(Status)> done) {
+  impl_->Unload(scope, name, std::move(done));
 }
 
 std::vector<ModelVersionStatus> ModelManager::Index(bool rescan) { return impl_->Index(rescan); }
@@ -1438,12 +1609,14 @@ std::vector<ModelHandle> ModelManager::Ready() const { return impl_->Ready(); }
 
 void ModelManager::Poll() { impl_->Poll(); }
 
-StatusOr<std::vector<ModelVersionStatus>> ModelManager::Versions(std::string_view name) const {
-  return impl_->Versions(name);
+StatusOr<std::vector<ModelVersionStatus>> ModelManager::Versions(const NameScope& scope,
+                                                                 std::string_view name) const {
+  return impl_->Versions(scope, name);
 }
 
-StatusOr<std::string> ModelManager::RepositoryOf(std::string_view name) const {
-  return impl_->RepositoryOf(name);
+StatusOr<std::string> ModelManager::RepositoryOf(const NameScope& scope,
+                                                 std::string_view name) const {
+  return impl_->RepositoryOf(scope, name);
 }
 
 Status UnknownModel(std::string_view name) {

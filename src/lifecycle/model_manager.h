@@ -18,11 +18,29 @@
 //             models and versions are loaded, unloaded and reloaded without
 //             disturbing the others.
 //
-// Control operations (load, unload, reload, eviction's unload) run on
-// `load_threads` loader threads, never on the request path; the operations on
-// one model run one after another, different models' in parallel. Concurrent
-// loads of one model join the same operation (single flight) and all get its
-// outcome.
+// Names. A model is a folder <repository>/<name>, and the manager keys it by
+// both: two repositories may each hold a model of the same name. Callers name
+// models within a NameScope, the repositories they see (a tenant's own; an
+// admin's: all). In a scope, `name` must be held by exactly one repository
+// (a folder on disk, or a model still held though its folder is gone): by
+// none, the model is unknown (UnknownModel, NotInAnyRepository); by several,
+// ALREADY_EXISTS naming those repositories, and only those (a scope never
+// sees another's paths). Repositories outside the scope never change an
+// answer. Repositories belong to namespaces, their owner's (owner_of; every
+// unowned repository is in one namespace, so without tenants every name must
+// be unique across all repositories, as in Triton): the loads the manager
+// starts itself (start, poll, startup_models) load each repository's `name`
+// unless another repository of its namespace holds it too (then that model
+// fails to load, naming both).
+//
+// Control operations (load, unload, reload, eviction's unload) run on loader
+// threads (LoadQueue), never on the request path; the operations on one
+// model run one after another, different models' in parallel. They are queued
+// per namespace (tenant) and started round robin across them; a namespace
+// runs at most `load_threads` at once, and another's operations never wait
+// for its threads: one tenant's many or slow loads and warmups delay only its
+// own. Concurrent loads of one model join the same operation (single flight)
+// and all get its outcome.
 //
 // Requests: Get() is the request path. It reads an immutable snapshot of the
 // READY versions (published atomically whenever one changes) and takes no
@@ -115,6 +133,38 @@ struct ServableModel {
   std::shared_ptr<DriftMonitor> drift;
 };
 
+// Which repositories a caller's model names resolve in: a tenant's
+// namespace (its repositories), or every repository (an admin, open mode).
+// The lifecycle knows repositories, not tenants. It does not own the keys it
+// points to: they must outlive every call it is passed to.
+class NameScope {
+ public:
+  // Every repository.
+  static NameScope All() { return NameScope(); }
+  // The repositories whose PathKeys are `keys` (none: an empty scope).
+  static NameScope Of(const std::vector<std::string>& keys) {
+    return NameScope(keys.data(), keys.size());
+  }
+  // One repository, by PathKey.
+  static NameScope One(const std::string& key) { return NameScope(&key, 1); }
+
+  bool all() const { return all_; }
+  bool Contains(std::string_view repository_key) const {
+    if (all_) return true;
+    for (size_t i = 0; i < count_; ++i) {
+      if (keys_[i] == repository_key) return true;
+    }
+    return false;
+  }
+
+ private:
+  NameScope() = default;
+  NameScope(const std::string* keys, size_t count) : all_(false), keys_(keys), count_(count) {}
+  bool all_ = true;
+  const std::string* keys_ = nullptr;
+  size_t count_ = 0;
+};
+
 // The file beside a model's config.pbtxt that holds its drift baseline
 // (observability/drift.h; written by scripts/make_drift_baseline.py).
 inline constexpr std::string_view kDriftBaselineFile = "drift_baseline.json";
@@ -130,6 +180,7 @@ struct ModelVersionStatus {
   int restarts = 0;
   std::string last_failure;
   std::string repository;  // PathKey of the repository holding the model
+  std::string owner;       // the tenant owning that repository (owner_of); "" for none
   // While a copy is held (READY, or failed worker): its footprint, and the
   // requests waiting in its queue and executing right now.
   uint64_t footprint_bytes = 0;
@@ -151,7 +202,12 @@ class ModelManager {
     std::chrono::milliseconds poll_interval{15000};
     uint64_t memory_budget_bytes = 0;  // 0: unlimited
     EvictionPolicy eviction = EvictionPolicy::kLfu;
+    // Control operations of one namespace (tenant) running at once; other
+    // namespaces' never wait for them (LoadQueue).
     size_t load_threads = 1;
+    // Loader threads in all (past it, operations wait for a thread, in fair
+    // order).
+    size_t max_load_threads = 256;
     // Nice value of the loader threads: a load competes with requests for
     // the CPU, and requests should win (0: same priority as requests).
     int loader_nice = 10;
@@ -197,22 +253,47 @@ class ModelManager {
 
   // Fails when a repository path is missing or not a directory.
   static StatusOr<std::unique_ptr<ModelManager>> Create(Options options);
-  // Stops polling, finishes the control operations under way, and drops every
-  // model (each is destroyed once its last request completes).
+  // Shutdown() without a deadline, then drops every model (each is destroyed
+  // once its last request completes).
   ~ModelManager();
+
+  // Stops loading: no load starts any more (they fail UNAVAILABLE, "the
+  // server is stopping", and so do the requests waiting for them), warmups
+  // under way stop at their next execution, on-demand loading ends, and
+  // polling ends. READY models keep serving the requests under way. Waits
+  // for the control operations under way until `deadline` (none: as long as
+  // they take). False when one was still running then (a backend's load that
+  // does not return): the manager must then not be destroyed; the caller
+  // exits the process instead. May be called more than once. The server
+  // calls it first on SIGTERM, so that no request waits for a load while
+  // the transports drain.
+  bool Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
   // Loads what the mode loads at start and returns once those loads have
   // finished (per-model failures are in Index(), not returned); then starts
   // polling in poll mode.
   void Start();
 
+  // Every method taking a model name resolves it in `scope` (see Names at the
+  // top); the overloads without one resolve it in NameScope::All().
+
   // The version `version` ("" = newest READY) of model `name`. NOT_FOUND for
   // an unknown model or version, UNAVAILABLE for one that is not READY.
-  StatusOr<ModelHandle> Get(std::string_view name, std::string_view version) const;
+  // Lock-free: one hash lookup of `name` in the READY snapshot, and a
+  // comparison of the repository keys of the models of that name.
+  StatusOr<ModelHandle> Get(const NameScope& scope, std::string_view name,
+                            std::string_view version) const;
+  StatusOr<ModelHandle> Get(std::string_view name, std::string_view version) const {
+    return Get(NameScope::All(), name, version);
+  }
   // The request path: Get, and the use counted for eviction (recency and
   // frequency). Metadata and readiness checks use Get, so a health probe
   // does not keep a model resident.
-  StatusOr<ModelHandle> Acquire(std::string_view name, std::string_view version) const;
+  StatusOr<ModelHandle> Acquire(const NameScope& scope, std::string_view name,
+                                std::string_view version) const;
+  StatusOr<ModelHandle> Acquire(std::string_view name, std::string_view version) const {
+    return Acquire(NameScope::All(), name, version);
+  }
 
   // For a request whose Acquire failed: when on-demand loading applies (explicit
   // mode with load_on_demand, and `name` is a model in a repository that is
@@ -220,8 +301,12 @@ class ModelManager {
   // `done` is then called once, on a loader thread, with Get's result after
   // the load (the use counted). False when it does not apply: the caller
   // answers Acquire's error.
-  bool GetAfterLoad(std::string_view name, std::string_view version,
+  bool GetAfterLoad(const NameScope& scope, std::string_view name, std::string_view version,
                     std::function<void(StatusOr<ModelHandle>)> done);
+  bool GetAfterLoad(std::string_view name, std::string_view version,
+                    std::function<void(StatusOr<ModelHandle>)> done) {
+    return GetAfterLoad(NameScope::All(), name, version, std::move(done));
+  }
 
   // Repository API. `config_override` (Triton's "config" load parameter, the
   // model config as JSON) replaces config.pbtxt for this and later loads until
@@ -229,18 +314,26 @@ class ModelManager {
   // for a request rejected up front): OK when every selected version is READY,
   // otherwise the first failure. UNAVAILABLE in control mode none and poll, as
   // Triton.
+  void Load(const NameScope& scope, std::string_view name,
+            std::optional<std::string> config_override, std::function<void(Status)> done);
   void Load(std::string_view name, std::optional<std::string> config_override,
-            std::function<void(Status)> done);
+            std::function<void(Status)> done) {
+    Load(NameScope::All(), name, std::move(config_override), std::move(done));
+  }
   // Unloads every version of `name`; `done` is called once they are drained
   // and dropped. NOT_FOUND for a model that is not known.
-  void Unload(std::string_view name, std::function<void(Status)> done);
+  void Unload(const NameScope& scope, std::string_view name, std::function<void(Status)> done);
+  void Unload(std::string_view name, std::function<void(Status)> done) {
+    Unload(NameScope::All(), name, std::move(done));
+  }
 
   // Poll mode: scans the repositories once and applies what changed; returns
   // when those loads and unloads have finished. The poll thread calls it every
   // poll_interval; tests call it directly.
   void Poll();
 
-  // Every model version known, sorted by name then version. In explicit mode
+  // Every model version known, sorted by name, repository, then version
+  // (callers filter by repository). In explicit mode
   // (with `rescan`) the repositories are scanned again first, so models added
   // on disk appear (UNAVAILABLE, "not loaded") before anyone loads them.
   // Metrics read it without a rescan.
@@ -253,12 +346,20 @@ class ModelManager {
   // no lock): for background work over loaded models.
   std::vector<ModelHandle> Ready() const;
 
-  // PathKey of the repository that holds `name` (as last scanned, else as
-  // found on disk now). NOT_FOUND, as UnknownModel, when none does.
-  StatusOr<std::string> RepositoryOf(std::string_view name) const;
+  // PathKey of the repository of `scope` that holds `name` (as last scanned,
+  // else as found on disk now). NOT_FOUND, as UnknownModel, when none does;
+  // ALREADY_EXISTS when several do.
+  StatusOr<std::string> RepositoryOf(const NameScope& scope, std::string_view name) const;
+  StatusOr<std::string> RepositoryOf(std::string_view name) const {
+    return RepositoryOf(NameScope::All(), name);
+  }
 
   // Every version ever listed for `name` (READY or not); NOT_FOUND if unknown.
-  StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const;
+  StatusOr<std::vector<ModelVersionStatus>> Versions(const NameScope& scope,
+                                                     std::string_view name) const;
+  StatusOr<std::vector<ModelVersionStatus>> Versions(std::string_view name) const {
+    return Versions(NameScope::All(), name);
+  }
 
   // Memory accounting, for the index and tests.
   struct MemoryUse {

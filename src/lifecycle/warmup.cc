@@ -324,7 +324,7 @@ StatusOr<InferRequest> BuildSample(const inference::ModelConfig& config,
 }  // namespace
 
 Status RunWarmup(const inference::ModelConfig& config, const std::filesystem::path& model_dir,
-                 ModelInstance& instance) {
+                 ModelInstance& instance, const std::atomic<bool>* cancel) {
   for (int i = 0; i < config.model_warmup_size(); ++i) {
     const auto& sample = config.model_warmup(i);
     const std::string context =
@@ -334,6 +334,10 @@ Status RunWarmup(const inference::ModelConfig& config, const std::filesystem::pa
     if (!request.ok()) return request.status().WithContext(context);
     const uint32_t runs = std::max<uint32_t>(sample.count(), 1);
     for (uint32_t r = 0; r < runs; ++r) {
+      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+        return Unavailable(context + " was cancelled after " + std::to_string(r) + " of " +
+                           std::to_string(runs) + " runs: the server is stopping");
+      }
       InferResponse response;
       Status status = instance.Execute(*request, response);
       if (!status.ok()) return status.WithContext(context);

@@ -12,6 +12,7 @@
 //  4. Keeps no state; safe to call concurrently on different instances.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 
 #include "backends/backend.h"
@@ -36,7 +37,11 @@ namespace mm {
 // sample over 1 GiB of input data) are INVALID_ARGUMENT; an execution failure
 // keeps the instance's status code with the context prepended. Samples before
 // the failing one have already run.
+//
+// `cancel` (may be null) is read before every execution: once true, warmup
+// stops with UNAVAILABLE ("... cancelled: the server is stopping"), so that a
+// long warmup never holds up shutdown for more than one execution.
 Status RunWarmup(const inference::ModelConfig& config, const std::filesystem::path& model_dir,
-                 ModelInstance& instance);
+                 ModelInstance& instance, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace mm

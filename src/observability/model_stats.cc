@@ -6,8 +6,9 @@
 namespace mm {
 
 ModelStats::ModelStats(std::string model, int64_t version, std::string tenant,
-                       int64_t max_batch_size)
+                       int64_t max_batch_size, std::string repository)
     : model_(std::move(model)),
+      repository_(std::move(repository)),
       version_(version),
       max_batch_(std::max<int64_t>(max_batch_size, 1)),
       tenant_(std::move(tenant)),
@@ -66,6 +67,7 @@ ModelStatsSnapshot ModelStats::Read() const {
   ModelStatsSnapshot s;
   s.model = model_;
   s.version = version_;
+  s.repository = repository_;
   {
     std::lock_guard<std::mutex> lock(tenant_mu_);
     s.tenant = tenant_;
@@ -135,19 +137,20 @@ void ModelStats::Absorb(const ModelStatsSnapshot& old) {
 }
 
 std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t version,
-                                               std::string_view tenant, int64_t max_batch_size) {
+                                               std::string_view tenant, int64_t max_batch_size,
+                                               std::string_view repository) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto key = std::make_pair(std::string(model), version);
+  auto key = std::make_tuple(std::string(model), std::string(repository), version);
   auto it = stats_.find(key);
   if (it == stats_.end()) {
-    auto stats =
-        std::make_shared<ModelStats>(key.first, version, std::string(tenant), max_batch_size);
+    auto stats = std::make_shared<ModelStats>(std::get<0>(key), version, std::string(tenant),
+                                              max_batch_size, std::get<1>(key));
     stats_.emplace(std::move(key), stats);
     return stats;
   }
   if (max_batch_size > it->second->max_batch_size()) {
-    auto bigger =
-        std::make_shared<ModelStats>(key.first, version, std::string(tenant), max_batch_size);
+    auto bigger = std::make_shared<ModelStats>(std::get<0>(key), version, std::string(tenant),
+                                               max_batch_size, std::get<1>(key));
     bigger->Absorb(it->second->Read());
     it->second = std::move(bigger);
   } else if (!tenant.empty()) {
@@ -156,10 +159,16 @@ std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t v
   return it->second;
 }
 
-std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t version) const {
+std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t version,
+                                                std::optional<std::string_view> repository) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = stats_.find(std::make_pair(std::string(model), version));
-  return it == stats_.end() ? nullptr : it->second;
+  for (auto it = stats_.lower_bound(std::make_tuple(std::string(model), std::string(), int64_t{0}));
+       it != stats_.end() && std::get<0>(it->first) == model; ++it) {
+    if (std::get<2>(it->first) != version) continue;
+    if (repository && std::get<1>(it->first) != *repository) continue;
+    return it->second;
+  }
+  return nullptr;
 }
 
 std::vector<std::shared_ptr<ModelStats>> StatsRegistry::All() const {

@@ -36,8 +36,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "core/status.h"
@@ -64,6 +66,7 @@ inline constexpr size_t kStatusCodes = static_cast<size_t>(StatusCode::kInternal
 struct ModelStatsSnapshot {
   std::string model;
   int64_t version = 0;
+  std::string repository;         // PathKey of the repository it loads from ("": unknown)
   std::string tenant;             // the model's owner (fair-share tenant)
   int64_t last_inference_ms = 0;  // ms since the epoch; 0: never
   uint64_t inference_count = 0;   // rows inferred (a batch of 8 counts 8)
@@ -96,9 +99,13 @@ class ModelStats {
  public:
   // `max_batch_size`: the largest batch the model runs (0 or 1: one row);
   // executions of larger batches are counted under the largest size.
-  ModelStats(std::string model, int64_t version, std::string tenant, int64_t max_batch_size);
+  ModelStats(std::string model, int64_t version, std::string tenant, int64_t max_batch_size,
+             std::string repository = "");
 
   const std::string& model() const { return model_; }
+  // Two repositories (two tenants' namespaces) may each hold a model of the
+  // same name: their statistics are apart.
+  const std::string& repository() const { return repository_; }
   int64_t version() const { return version_; }
   int64_t max_batch_size() const { return max_batch_; }
 
@@ -145,6 +152,7 @@ class ModelStats {
   };
 
   const std::string model_;
+  const std::string repository_;
   const int64_t version_;
   const int64_t max_batch_;
   mutable std::mutex tenant_mu_;
@@ -169,23 +177,26 @@ class ModelStats {
 // Every model version's statistics, for the server's life.
 class StatsRegistry {
  public:
-  // The statistics of (model, version), made on first use. When a reload
+  // The statistics of (model, version) of `repository` (PathKey; models of
+  // one name in two repositories are apart), made on first use. When a reload
   // raises max_batch_size past what the existing entry holds, the entry is
   // replaced by a larger one that starts from the old one's counters (what
   // the old copy records while it drains is lost). `tenant` updates the
   // owner shown.
   std::shared_ptr<ModelStats> For(std::string_view model, int64_t version, std::string_view tenant,
-                                  int64_t max_batch_size);
-  // Existing statistics of (model, version), or null; no entry is made.
-  std::shared_ptr<ModelStats> Find(std::string_view model, int64_t version) const;
+                                  int64_t max_batch_size, std::string_view repository = "");
+  // Existing statistics of (model, version) in `repository` (any repository:
+  // the first), or null; no entry is made.
+  std::shared_ptr<ModelStats> Find(std::string_view model, int64_t version,
+                                   std::optional<std::string_view> repository = {}) const;
 
-  // Every entry, by model then version.
+  // Every entry, by model, then repository, then version.
   std::vector<std::shared_ptr<ModelStats>> All() const;
 
  private:
   mutable std::mutex mu_;
-  std::map<std::pair<std::string, int64_t>, std::shared_ptr<ModelStats>, std::less<>>
-      stats_;  // guarded by mu_
+  std::map<std::tuple<std::string, std::string, int64_t>, std::shared_ptr<ModelStats>, std::less<>>
+      stats_;  // guarded by mu_: by model, repository, version
 };
 
 }  // namespace mm

@@ -59,17 +59,14 @@ bool InferenceService::Sees(const Tenant& tenant, std::string_view repository_ke
   return false;
 }
 
-Status InferenceService::CheckVisible(const Tenant& tenant, std::string_view name) const {
-  if (tenant.role == TenantRole::kAdmin) return OkStatus();
-  auto repository = options_.models->RepositoryOf(name);
-  if (!repository.ok() || !Sees(tenant, *repository)) return UnknownModel(name);
-  return OkStatus();
+NameScope InferenceService::ScopeOf(const Tenant& tenant) {
+  if (tenant.role == TenantRole::kAdmin) return NameScope::All();
+  return NameScope::Of(tenant.repository_keys);
 }
 
 StatusOr<ModelHandle> InferenceService::GetModel(const Tenant& tenant, std::string_view name,
                                                  std::string_view version) const {
-  MM_RETURN_IF_ERROR(CheckVisible(tenant, name));
-  return options_.models->Get(name, version);
+  return options_.models->Get(ScopeOf(tenant), name, version);
 }
 
 StatusOr<ModelMetadata> InferenceService::GetModelMetadata(const Tenant& tenant,
@@ -80,7 +77,8 @@ StatusOr<ModelMetadata> InferenceService::GetModelMetadata(const Tenant& tenant,
   md.name = model->name;
   md.platform = model->config.platform();
   if (version.empty()) {
-    MM_ASSIGN_OR_RETURN(auto versions, options_.models->Versions(name));
+    MM_ASSIGN_OR_RETURN(auto versions,
+                        options_.models->Versions(NameScope::One(model->repository), name));
     for (const auto& v : versions) {
       if (v.state == ModelState::kReady) md.versions.push_back(std::to_string(v.version));
     }
@@ -117,7 +115,13 @@ std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(const Tenant& 
 
 StatusOr<std::vector<ModelStatsSnapshot>> InferenceService::ModelStatistics(
     const Tenant& tenant, std::string_view name, std::string_view version) const {
-  if (!name.empty()) MM_RETURN_IF_ERROR(CheckVisible(tenant, name));
+  const NameScope scope = ScopeOf(tenant);
+  std::string repository;  // with `name`: the one it names for this tenant
+  if (!name.empty()) {
+    auto found = options_.models->RepositoryOf(scope, name);
+    if (!found.ok()) return found.status();
+    repository = std::move(*found);
+  }
   std::optional<int64_t> wanted;
   if (!version.empty()) {
     int64_t v = 0;
@@ -129,29 +133,23 @@ StatusOr<std::vector<ModelStatsSnapshot>> InferenceService::ModelStatistics(
     wanted = v;
   }
   std::vector<ModelStatsSnapshot> out;
-  std::string last_name;  // visibility is asked once per model
-  bool last_visible = false;
   for (const auto& stats : options_.models->stats().All()) {
     if (!name.empty()) {
-      if (stats->model() != name) continue;
+      if (stats->model() != name || stats->repository() != repository) continue;
       if (wanted && stats->version() != *wanted) continue;
-    } else if (tenant.role != TenantRole::kAdmin) {
-      if (stats->model() != last_name) {
-        last_name = stats->model();
-        last_visible = CheckVisible(tenant, last_name).ok();
-      }
-      if (!last_visible) continue;
+    } else if (!scope.Contains(stats->repository())) {
+      continue;
     }
     out.push_back(stats->Read());
     // A loaded copy's drift (checked against its threshold on the way).
-    if (auto servable = options_.models->Get(stats->model(), std::to_string(stats->version()));
+    if (auto servable = options_.models->Get(NameScope::One(stats->repository()), stats->model(),
+                                             std::to_string(stats->version()));
         servable.ok() && (*servable)->drift != nullptr) {
       CheckDrift(**servable);
       out.back().drift = (*servable)->drift->Read();
     }
   }
   if (!name.empty() && out.empty()) {
-    if (!options_.models->RepositoryOf(name).ok()) return UnknownModel(name);
     return NotFound("model '" + std::string(name) + "'" +
                     (wanted ? " version " + std::string(version) : std::string()) +
                     " has no statistics: it has never been loaded");
@@ -267,19 +265,14 @@ Status WriteShmOutputs(const std::vector<ShmOutput>& targets, InferResponse& res
 void InferenceService::LoadModel(const Tenant& tenant, std::string_view name,
                                  std::optional<std::string> config_override,
                                  std::function<void(Status)> done) {
-  if (tenant.role != TenantRole::kAdmin) {
-    // Loading does not say whether a model it may not see exists.
-    if (Status s = ValidateModelName(name); !s.ok()) return done(s);
-    auto repository = options_.models->RepositoryOf(name);
-    if (!repository.ok() || !Sees(tenant, *repository)) return done(NotInAnyRepository(name));
-  }
-  options_.models->Load(name, std::move(config_override), std::move(done));
+  // Resolved in the tenant's own repositories: another tenant's models (of
+  // this name or any other) change nothing in the answer.
+  options_.models->Load(ScopeOf(tenant), name, std::move(config_override), std::move(done));
 }
 
 void InferenceService::UnloadModel(const Tenant& tenant, std::string_view name,
                                    std::function<void(Status)> done) {
-  if (Status s = CheckVisible(tenant, name); !s.ok()) return done(s);
-  options_.models->Unload(name, std::move(done));
+  options_.models->Unload(ScopeOf(tenant), name, std::move(done));
 }
 
 namespace {
@@ -316,19 +309,13 @@ void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest>
     }
     if (counted) charge.quota = tenant.quota;
   }
-  auto model = options_.models->Acquire(request->model_name, request->model_version);
-  if (model.ok()) {
-    // The request path: the servable says where it came from, no lookup.
-    if (!Sees(tenant, (*model)->repository)) {
-      return Refuse(charge, done, UnknownModel(request->model_name));
-    }
+  // The request path: the name is looked up in the tenant's own repositories
+  // (one hash lookup in the READY snapshot, no lock); a model it may not see
+  // is unknown to it, and is never loaded on its behalf.
+  const NameScope scope = ScopeOf(tenant);
+  auto model = options_.models->Acquire(scope, request->model_name, request->model_version);
+  if (model.ok())
     return InferOn(**model, tenant.id, std::move(request), std::move(done), std::move(charge));
-  }
-  // Not READY (or unknown): a model this tenant may not see is unknown to it,
-  // and is never loaded on its behalf.
-  if (Status s = CheckVisible(tenant, request->model_name); !s.ok()) {
-    return Refuse(charge, done, std::move(s));
-  }
   // Not READY: a model that loads on demand is loaded (or its load joined) first.
   const std::string name = request->model_name;
   const std::string version = request->model_version;
@@ -340,8 +327,8 @@ void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest>
   };
   auto waiting = std::make_shared<Waiting>(
       Waiting{tenant.id, std::move(request), std::move(done), std::move(charge)});
-  const bool loads =
-      options_.models->GetAfterLoad(name, version, [this, waiting](StatusOr<ModelHandle> loaded) {
+  const bool loads = options_.models->GetAfterLoad(
+      scope, name, version, [this, waiting](StatusOr<ModelHandle> loaded) {
         if (!loaded.ok()) return Refuse(waiting->charge, waiting->done, loaded.status());
         InferOn(**loaded, waiting->tenant_id, std::move(waiting->request), std::move(waiting->done),
                 std::move(waiting->charge));

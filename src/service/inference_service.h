@@ -85,10 +85,14 @@ class InferenceService {
   // OK for an admin tenant; PERMISSION_DENIED naming `what` for any other.
   static Status RequireAdmin(const Tenant& tenant, std::string_view what);
   // Namespaces. Every method below takes the tenant asking (Authenticate)
-  // and sees only the models in that tenant's repositories (an admin sees
-  // every model). Another tenant's model answers exactly as a model that
-  // does not exist (UnknownModel, NotInAnyRepository): the answer does not
-  // tell whether it exists.
+  // and resolves model names in that tenant's repositories only (an admin:
+  // in every repository; see ModelManager's Names). Two tenants may each
+  // have a model of the same name, each served apart. Another tenant's
+  // model answers exactly as a model that does not exist (UnknownModel,
+  // NotInAnyRepository), and another tenant's repositories never change an
+  // answer or show in one. An admin addresses models by their plain name; a
+  // name held by several repositories (several tenants') is ambiguous for
+  // it: ALREADY_EXISTS naming those repositories.
   StatusOr<ModelMetadata> GetModelMetadata(const Tenant& tenant, std::string_view name,
                                            std::string_view version) const;
   StatusOr<ModelHandle> GetModel(const Tenant& tenant, std::string_view name,
@@ -149,8 +153,9 @@ class InferenceService {
   explicit InferenceService(Options options);
   // INVALID_ARGUMENT naming the limit when `request` is over one.
   Status CheckLimits(const InferRequest& request) const;
-  // OK when `tenant` sees model `name`; else UnknownModel(name).
-  Status CheckVisible(const Tenant& tenant, std::string_view name) const;
+  // The repositories `tenant`'s model names resolve in: its own (an admin:
+  // every repository). Points into `tenant`.
+  static NameScope ScopeOf(const Tenant& tenant);
   // What a request is charged to: its tenant's usage, and the quota whose
   // concurrency slot it holds (null: none), released once it is answered.
   struct Charge {

@@ -1,6 +1,8 @@
 #include "service/server_metrics.h"
 
 #include <map>
+#include <set>
+#include <tuple>
 #include <utility>
 
 namespace mm {
@@ -71,10 +73,11 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
   auto on_demand = Family("mmserve_model_on_demand_loads_total",
                           "Loads of the version that a request started", MetricType::Counter);
 
-  std::map<std::pair<std::string, int64_t>, std::string> tenant_of;
+  // By repository, model and version: two tenants' models of one name are apart.
+  std::map<std::tuple<std::string, std::string, int64_t>, std::string> tenant_of;
   for (const ModelStatsSnapshot& s : stats) {
     const MetricLabels labels = ModelLabels(s.model, s.version, s.tenant);
-    tenant_of[{s.model, s.version}] = s.tenant;
+    tenant_of[{s.repository, s.model, s.version}] = s.tenant;
     AddValue(requests, With(labels, "code", "OK"), static_cast<double>(s.success.count));
     for (size_t code = 0; code < s.failures_by_code.size(); ++code) {
       if (s.failures_by_code[code] == 0) continue;
@@ -132,17 +135,22 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
                        MetricType::Gauge);
   static constexpr ModelState kStates[] = {ModelState::kUnavailable, ModelState::kLoading,
                                            ModelState::kReady, ModelState::kUnloading};
+  // One series per label set: models of one name in two repositories of one
+  // owner (a name conflict, which loads neither) are listed once.
+  std::set<std::tuple<std::string, int64_t, std::string>> listed;
   for (const ModelVersionStatus& v : models.Index(/*rescan=*/false)) {
+    auto t = tenant_of.find({v.repository, v.name, v.version});
+    const std::string tenant = t != tenant_of.end() ? t->second : v.owner;
+    if (!listed.emplace(v.name, v.version, tenant).second) continue;
     if (v.version <= 0) {
       // A model without a loadable version (a bad config, no version
       // folder): UNAVAILABLE, with version "" (the index says why).
       AddValue(state,
-               {{"model", v.name}, {"version", ""}, {"tenant", ""}, {"state", "UNAVAILABLE"}}, 1);
+               {{"model", v.name}, {"version", ""}, {"tenant", tenant}, {"state", "UNAVAILABLE"}},
+               1);
       continue;
     }
-    auto t = tenant_of.find({v.name, v.version});
-    const MetricLabels labels =
-        ModelLabels(v.name, v.version, t != tenant_of.end() ? t->second : std::string());
+    const MetricLabels labels = ModelLabels(v.name, v.version, tenant);
     for (ModelState st : kStates) {
       AddValue(state, With(labels, "state", std::string(ModelStateName(st))),
                v.state == st ? 1 : 0);
@@ -152,7 +160,7 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
     AddValue(executing, labels, static_cast<double>(v.executing));
     AddValue(restarts, labels, v.restarts);
     if (v.state != ModelState::kReady) continue;
-    auto servable = models.Get(v.name, std::to_string(v.version));
+    auto servable = models.Get(NameScope::One(v.repository), v.name, std::to_string(v.version));
     if (!servable.ok() || (*servable)->drift == nullptr) continue;
     InferenceService::CheckDrift(**servable);
     std::string last_input;

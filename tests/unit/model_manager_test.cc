@@ -958,5 +958,212 @@ TEST(ModelNameTest, Validation) {
   EXPECT_TRUE(ValidateModelName(std::string(255, 'a')).ok());
 }
 
+// ------------------------------------------------------- names per tenant
+
+template <class F>
+Status Sync(F&& start) {
+  std::promise<Status> p;
+  start([&](Status s) { p.set_value(s); });
+  return p.get_future().get();
+}
+
+TEST_F(ModelManagerTest, TwoTenantsModelsOfOneNameAreApartAndNeverShowEachOther) {
+  // Tenant a's m (version 1) and tenant b's m (version 2, adds 2): each
+  // tenant loads, serves, reads and unloads its own.
+  AddModelIn(repo_, "m", {1});
+  AddModelIn(repo_b_, "m", {2});
+  AddModelIn(repo_b_, "only_b", {1});
+  SetOwners({}, {});
+  Create(ModelControlMode::kExplicit);
+  const std::vector<std::string> keys_a = {PathKey(repo_)}, keys_b = {PathKey(repo_b_)};
+  const NameScope a = NameScope::Of(keys_a), b = NameScope::Of(keys_b);
+  const std::string path_a = repo_.string(), path_b = repo_b_.string();
+  auto shows = [](const Status& s, const std::string& path) {
+    return s.message().find(path) != std::string::npos;
+  };
+
+  ASSERT_TRUE(Sync([&](auto cb) { manager_->Load(a, "m", std::nullopt, cb); }).ok());
+  auto m_a = manager_->Get(a, "m", "");
+  ASSERT_TRUE(m_a.ok()) << m_a.status().message();
+  EXPECT_EQ((*m_a)->version, 1);
+  EXPECT_EQ((*m_a)->repository, keys_a[0]);
+  // b's own m is not loaded: b is told so about its own model, not a's.
+  auto m_b = manager_->Acquire(b, "m", "");
+  EXPECT_EQ(m_b.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(shows(m_b.status(), path_a)) << m_b.status().message();
+  ASSERT_TRUE(Sync([&](auto cb) { manager_->Load(b, "m", std::nullopt, cb); }).ok());
+  m_b = manager_->Acquire(b, "m", "");
+  ASSERT_TRUE(m_b.ok()) << m_b.status().message();
+  EXPECT_EQ((*m_b)->version, 2);
+  EXPECT_EQ(Run(*m_a), 1.0f);
+  EXPECT_EQ(Run(*m_b), 2.0f);
+  // Versions are each tenant's own.
+  EXPECT_EQ(manager_->Get(a, "m", "2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(manager_->Get(b, "m", "2").ok());
+  auto versions_b = manager_->Versions(b, "m");
+  ASSERT_TRUE(versions_b.ok());
+  ASSERT_EQ(versions_b->size(), 1u);
+  EXPECT_EQ((*versions_b)[0].version, 2);
+
+  // Another tenant's model answers as one that does not exist, everywhere.
+  for (const char* name : {"only_b", "zz_missing"}) {
+    const std::string n = name;
+    auto expect_unknown = [&](const Status& s, StatusCode code, const std::string& what) {
+      EXPECT_EQ(s.code(), code) << what << " " << n;
+      std::string message = s.message();
+      message.replace(message.find(n), n.size(), "M");
+      EXPECT_FALSE(shows(s, path_b)) << what << " " << s.message();
+      return message;
+    };
+    static std::map<std::string, std::string> first;  // by what: the message for only_b
+    auto same = [&](const std::string& what, const Status& s, StatusCode code) {
+      const std::string m = expect_unknown(s, code, what);
+      if (n == "only_b") {
+        first[what] = m;
+      } else {
+        EXPECT_EQ(first[what], m) << what;
+      }
+    };
+    same("get", manager_->Get(a, n, "").status(), StatusCode::kNotFound);
+    same("acquire", manager_->Acquire(a, n, "1").status(), StatusCode::kNotFound);
+    same("versions", manager_->Versions(a, n).status(), StatusCode::kNotFound);
+    same("repository", manager_->RepositoryOf(a, n).status(), StatusCode::kNotFound);
+    same("load", Sync([&](auto cb) { manager_->Load(a, n, std::nullopt, cb); }),
+         StatusCode::kNotFound);
+    same("unload", Sync([&](auto cb) { manager_->Unload(a, n, cb); }), StatusCode::kNotFound);
+    EXPECT_FALSE(manager_->GetAfterLoad(a, n, "", [](StatusOr<ModelHandle>) { FAIL(); }));
+  }
+  EXPECT_EQ(IndexMap()["only_b/0"].reason, "not loaded");  // a's attempts loaded nothing
+
+  // The admin's view is every repository: the name is ambiguous, and the
+  // error names both (it may see both).
+  for (const Status& s : {manager_->Get("m", "").status(), manager_->Acquire("m", "").status(),
+                          manager_->RepositoryOf("m").status(),
+                          Sync([&](auto cb) { manager_->Load("m", std::nullopt, cb); }),
+                          Sync([&](auto cb) { manager_->Unload("m", cb); })}) {
+    EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s.message();
+    EXPECT_TRUE(shows(s, path_a) && shows(s, path_b)) << s.message();
+  }
+  EXPECT_TRUE(manager_->Get("only_b", "").status().code() == StatusCode::kUnavailable);
+
+  // The index lists both, each with its repository and owner.
+  int listed = 0;
+  for (const auto& s : manager_->Index()) {
+    if (s.name != "m") continue;
+    ++listed;
+    EXPECT_EQ(s.owner, s.repository == keys_a[0] ? "a" : "b");
+    EXPECT_EQ(s.version, s.repository == keys_a[0] ? 1 : 2);
+  }
+  EXPECT_EQ(listed, 2);
+  // Statistics are apart.
+  EXPECT_EQ(manager_->stats().Find("m", 1, keys_a[0])->Read().loads, 1u);
+  EXPECT_EQ(manager_->stats().Find("m", 2, keys_b[0])->Read().loads, 1u);
+  EXPECT_EQ(manager_->stats().Find("m", 1, keys_b[0]), nullptr);
+
+  // a unloads its m; b's keeps serving, and loads again on demand after its own unload.
+  ASSERT_TRUE(Sync([&](auto cb) { manager_->Unload(a, "m", cb); }).ok());
+  EXPECT_EQ(manager_->Get(a, "m", "").status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(manager_->Get(b, "m", "").ok());
+  ASSERT_TRUE(Sync([&](auto cb) { manager_->Unload(b, "m", cb); }).ok());
+  std::promise<StatusOr<ModelHandle>> on_demand;
+  ASSERT_TRUE(manager_->GetAfterLoad(
+      b, "m", "", [&](StatusOr<ModelHandle> h) { on_demand.set_value(std::move(h)); }));
+  auto loaded = on_demand.get_future().get();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ((*loaded)->version, 2);
+  EXPECT_EQ(manager_->Get(a, "m", "").status().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(ModelManagerTest, StartLoadsEachNamespacesModelAndANameTwiceInOneIsAConflict) {
+  // With owners, each tenant's m loads at start.
+  AddModelIn(repo_, "m", {1});
+  AddModelIn(repo_b_, "m", {2});
+  SetOwners({}, {});
+  Create(ModelControlMode::kNone);
+  const std::vector<std::string> keys_a = {PathKey(repo_)}, keys_b = {PathKey(repo_b_)};
+  EXPECT_EQ((*manager_->Get(NameScope::Of(keys_a), "m", ""))->version, 1);
+  EXPECT_EQ((*manager_->Get(NameScope::Of(keys_b), "m", ""))->version, 2);
+  // Without owners, every repository is one namespace: the name is a
+  // conflict, as before, and neither loads.
+  manager_.reset();
+  owners_.clear();
+  Create(ModelControlMode::kNone);
+  int listed = 0;
+  for (const auto& s : manager_->Index()) {
+    if (s.name != "m") continue;
+    ++listed;
+    EXPECT_EQ(s.state, ModelState::kUnavailable);
+    EXPECT_NE(s.reason.find("more than one repository"), std::string::npos) << s.reason;
+  }
+  EXPECT_EQ(listed, 2);
+  EXPECT_FALSE(manager_->Get(NameScope::Of(keys_a), "m", "").ok());
+}
+
+// ----------------------------------------------------------- fair loading
+
+TEST_F(ModelManagerTest, ASlowLoadOfOneTenantNeverHoldsAnothersLoads) {
+  AddModelIn(repo_, "slow", {1});
+  AddModelIn(repo_, "next", {1});
+  AddModelIn(repo_b_, "fast", {1});
+  AddModelIn(repo_b_, "demand", {1});
+  SetOwners({}, {});
+  Create(ModelControlMode::kExplicit, 0, {}, /*load_threads=*/1);
+  const std::vector<std::string> keys_a = {PathKey(repo_)}, keys_b = {PathKey(repo_b_)};
+  const NameScope a = NameScope::Of(keys_a), b = NameScope::Of(keys_b);
+  auto gate = std::make_shared<Gate>();
+  world_.load_gates["slow"] = gate;
+  std::promise<Status> slow, next;
+  manager_->Load(a, "slow", std::nullopt, [&](Status s) { slow.set_value(s); });
+  gate->AwaitWaiters(1);  // a's only loader place is held
+  manager_->Load(a, "next", std::nullopt, [&](Status s) { next.set_value(s); });
+  // b's load and on-demand request are answered meanwhile.
+  EXPECT_TRUE(Sync([&](auto cb) { manager_->Load(b, "fast", std::nullopt, cb); }).ok());
+  std::promise<StatusOr<ModelHandle>> demand;
+  ASSERT_TRUE(manager_->GetAfterLoad(
+      b, "demand", "", [&](StatusOr<ModelHandle> h) { demand.set_value(std::move(h)); }));
+  EXPECT_TRUE(demand.get_future().get().ok());
+  // a's next load waits for a's own slow one (one at a time per tenant).
+  auto next_done = next.get_future();
+  EXPECT_EQ(next_done.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate->Open();
+  EXPECT_TRUE(slow.get_future().get().ok());
+  EXPECT_TRUE(next_done.get().ok());
+}
+
+TEST_F(ModelManagerTest, ShutdownStopsWarmupsAndLaterLoadsFailAtOnce) {
+  AddModel("warm", {1},
+           "model_warmup { name: \"w\" batch_size: 1 count: 4000000000 inputs { key: \"x\" "
+           "value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } }\n");
+  AddModel("stuck", {1});
+  AddModel("ready", {1});
+  Create(ModelControlMode::kExplicit, 0, {"ready"}, /*load_threads=*/2);
+  std::promise<Status> warm;
+  manager_->Load("warm", std::nullopt, [&](Status s) { warm.set_value(s); });
+  while (world_.executions.load() == 0) std::this_thread::yield();
+  // The warmup stops at once; the manager is done (the deadline only bounds failure).
+  EXPECT_TRUE(manager_->Shutdown(std::chrono::steady_clock::now() + std::chrono::seconds(60)));
+  Status s = warm.get_future().get();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("the server is stopping"), std::string::npos) << s.message();
+  // Loads after that fail at once, and READY models keep serving.
+  EXPECT_EQ(LoadSync("stuck").code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(manager_->Get("ready", "").ok());
+  EXPECT_FALSE(manager_->GetAfterLoad("stuck", "", [](StatusOr<ModelHandle>) { FAIL(); }));
+}
+
+TEST_F(ModelManagerTest, ShutdownGivesUpOnALoadThatDoesNotReturnByItsDeadline) {
+  AddModel("stuck", {1});
+  Create(ModelControlMode::kExplicit);
+  auto gate = std::make_shared<Gate>();
+  world_.load_gates["stuck"] = gate;
+  std::promise<Status> stuck;
+  manager_->Load("stuck", std::nullopt, [&](Status s) { stuck.set_value(s); });
+  gate->AwaitWaiters(1);
+  EXPECT_FALSE(
+      manager_->Shutdown(std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+  gate->Open();  // (the process would have exited; here the load ends and the manager goes)
+  (void)stuck.get_future().get();
+}
+
 }  // namespace
 }  // namespace mm
