@@ -1,5 +1,6 @@
 #include "service/inference_service.h"
 
+#include "repository/model_config.h"
 #include "service/request_validator.h"
 
 #include <algorithm>
@@ -48,6 +49,24 @@ Status InferenceService::RequireAdmin(const Tenant& tenant, std::string_view wha
   return Status(StatusCode::kPermissionDenied, "tenant '" + tenant.id + "' may not use " +
                                                    std::string(what) + ": it needs the admin role");
 }
+
+namespace {
+
+// PERMISSION_DENIED for a user tenant's load override that sets `fields`.
+Status AdminOnlyFieldsRefused(const Tenant& tenant, std::string_view model,
+                              const std::vector<std::string>& fields) {
+  std::string list;
+  for (const auto& f : fields) list += (list.empty() ? "" : ", ") + f;
+  return Status(StatusCode::kPermissionDenied,
+                "tenant '" + tenant.id + "' may not set " + list +
+                    " in the 'config' override of "
+                    "model '" +
+                    std::string(model) +
+                    "': the mmserve block (accounting, placement and policy) needs the admin role; "
+                    "leave it out and the model keeps its repository's");
+}
+
+}  // namespace
 
 bool InferenceService::Sees(const Tenant& tenant, std::string_view repository_key) {
   if (tenant.role == TenantRole::kAdmin) return true;
@@ -254,6 +273,12 @@ void InferenceService::LoadModel(const Tenant& tenant, std::string_view name,
     if (Status s = ValidateModelName(name); !s.ok()) return done(s);
     auto repository = options_.models->RepositoryOf(name);
     if (!repository.ok() || !Sees(tenant, *repository)) return done(NotInAnyRepository(name));
+    // Accounting, placement and policy are the admins' (mmserve block).
+    if (config_override) {
+      auto fields = AdminOnlyFieldsIn(*config_override, name);
+      if (!fields.ok()) return done(fields.status());
+      if (!fields->empty()) return done(AdminOnlyFieldsRefused(tenant, name, *fields));
+    }
   }
   options_.models->Load(name, std::move(config_override), std::move(done));
 }

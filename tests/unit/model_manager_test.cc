@@ -353,6 +353,56 @@ TEST_F(ModelManagerTest, BadNamesAndUnknownModelsAreClearErrors) {
   EXPECT_FALSE(manager_->Get("a", "").ok());
 }
 
+// Issue 17: a config is checked in full, bounds and server caps, before the
+// backend sees it; an override never drops the repository's mmserve block.
+TEST_F(ModelManagerTest, ConfigsOverBoundsOrCapsNeverReachTheBackend) {
+  AddModel("a", {1}, "mmserve { memory_footprint_bytes: 5000 pinned: true }\n");
+  AddModel("wide", {1}, "instance_group [ { count: 17 } ]\n");
+  AddModel("levels", {1}, "max_batch_size: 8 dynamic_batching { priority_levels: 5000000 }\n");
+  Create(ModelControlMode::kExplicit);
+  auto expect_refused = [&](Status s, const std::string& want) {
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_NE(s.message().find(want), std::string::npos) << s.message();
+  };
+  expect_refused(
+      LoadSync("a", std::string(R"({"platform": "fake", "max_batch_size": 8,
+          "dynamic_batching": {"priority_levels": 4294967295}})")),
+      "model 'a': the 'config' parameter: dynamic_batching.priority_levels is 4294967295; "
+      "expected at most 1000");
+  expect_refused(LoadSync("a", std::string(R"({"platform": "fake",
+          "instance_group": [{"count": 4}],
+          "parameters": {"intra_op_thread_count": {"string_value": "200"}}})")),
+                 "= 804 threads; this server allows at most 64 per model "
+                 "(--max-threads-per-model)");
+  expect_refused(LoadSync("a", std::string(R"({"platform": "fake",
+          "model_warmup": [{"name": "w", "batch_size": 1, "count": 4294967295}]})")),
+                 "model_warmup[0].count is 4294967295; expected at most 1000");
+  EXPECT_EQ(world_.loads.load(), 0);
+  // Repository configs over a bound or a cap: UNAVAILABLE with the reason.
+  expect_refused(LoadSync("wide"), "(--max-instances-per-model)");
+  expect_refused(LoadSync("levels"), "priority_levels is 5000000; expected at most 1000");
+  EXPECT_EQ(world_.loads.load(), 0);
+  auto index = IndexMap();
+  EXPECT_EQ(index["wide/0"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["wide/0"].reason.find("--max-instances-per-model"), std::string::npos)
+      << index["wide/0"].reason;
+  EXPECT_NE(index["levels/0"].reason.find("priority_levels is 5000000"), std::string::npos)
+      << index["levels/0"].reason;
+
+  // An override without an mmserve block keeps config.pbtxt's ...
+  ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake"})")).ok());
+  auto a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE((*a)->pinned);
+  EXPECT_EQ((*a)->footprint_bytes, 5000u);
+  // ... and one with a block (an admin's) replaces it.
+  ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake", "mmserve": {}})")).ok());
+  a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE((*a)->pinned);
+  EXPECT_EQ((*a)->config.mmserve().memory_footprint_bytes(), 0u);
+}
+
 TEST_F(ModelManagerTest, ConcurrentOnDemandRequestsShareOneLoad) {
   AddModel("a", {1});
   Create(ModelControlMode::kExplicit);
