@@ -682,7 +682,10 @@ class ModelManager::Impl {
         if (keep) *source.config.mutable_mmserve() = std::move(kept);
         source.has_config = true;
         source.status = ValidateModelConfig(source.config);
-        override_hash = entry.override_hash;
+        // What the copy loaded from: the override, and the block it kept.
+        override_hash =
+            keep ? ((entry.override_hash * 1099511628211ULL) ^ source.config_fingerprint) | 1
+                 : entry.override_hash;
       }
     }
     // The server's caps apply to config.pbtxt and overrides alike (a config

@@ -57,13 +57,11 @@ Status AdminOnlyFieldsRefused(const Tenant& tenant, std::string_view model,
                               const std::vector<std::string>& fields) {
   std::string list;
   for (const auto& f : fields) list += (list.empty() ? "" : ", ") + f;
-  return Status(StatusCode::kPermissionDenied,
-                "tenant '" + tenant.id + "' may not set " + list +
-                    " in the 'config' override of "
-                    "model '" +
-                    std::string(model) +
-                    "': the mmserve block (accounting, placement and policy) needs the admin role; "
-                    "leave it out and the model keeps its repository's");
+  std::string message = "tenant '" + tenant.id + "' may not set " + list;
+  message += " in the 'config' override of model '" + std::string(model) + "': ";
+  message += "the mmserve block (accounting, placement and policy) needs the admin role; ";
+  message += "leave it out and the model keeps its repository's";
+  return Status(StatusCode::kPermissionDenied, std::move(message));
 }
 
 }  // namespace

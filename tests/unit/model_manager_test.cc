@@ -395,6 +395,13 @@ TEST_F(ModelManagerTest, ConfigsOverBoundsOrCapsNeverReachTheBackend) {
   ASSERT_TRUE(a.ok());
   EXPECT_TRUE((*a)->pinned);
   EXPECT_EQ((*a)->footprint_bytes, 5000u);
+  // The same override again after config.pbtxt's block changed: the new block.
+  AddModel("a", {1}, "mmserve { memory_footprint_bytes: 6000 }\n");
+  ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake"})")).ok());
+  a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE((*a)->pinned);
+  EXPECT_EQ((*a)->footprint_bytes, 6000u);
   // ... and one with a block (an admin's) replaces it.
   ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake", "mmserve": {}})")).ok());
   a = manager_->Get("a", "");
