@@ -375,6 +375,18 @@ int main(int argc, char** argv) {
                  "Models one tenant loads in parallel at most (loads are fair across tenants)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  mm::ServerLimits model_limits;  // one model's instances and threads (model_config.h)
+  app.add_option("--max-instances-per-model", model_limits.max_instances_per_model,
+                 "Instances one model may ask for, over its instance groups (a config asking "
+                 "more fails to load)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, mm::ConfigBounds::kMaxInstances));
+  app.add_option("--max-threads-per-model", model_limits.max_threads_per_model,
+                 "Runtime threads one model may ask for: instances x (intra_op_thread_count + "
+                 "inter_op_thread_count), unset counting 1 and 0 one per core (a config asking "
+                 "more fails to load)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--default-isolation", default_isolation,
                  "Where models run unless their config says (mmserve { isolation }): in_process, "
                  "or process (each instance in a worker process of its own: a crash, a memory "
@@ -573,6 +585,7 @@ int main(int argc, char** argv) {
   manager_options.eviction =
       eviction_policy == "lru" ? mm::EvictionPolicy::kLru : mm::EvictionPolicy::kLfu;
   manager_options.load_threads = load_threads;
+  manager_options.limits = model_limits;
   for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
   manager_options.slots = &slots;
   // A model's fair-share tenant is the tenant owning its repository, whose

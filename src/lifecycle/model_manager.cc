@@ -13,7 +13,6 @@
 #include <tuple>
 #include <unordered_map>
 
-#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
 #include "core/memory.h"
@@ -525,27 +524,13 @@ class ModelManager::Impl {
                       "; loading through the repository API needs --model-control-mode explicit"));
     }
     if (Status s = ValidateModelName(name); !s.ok()) return done(s);
+    // Checked in full (bounds and the server's limits) before anything is
+    // allocated for it.
     std::optional<inference::ModelConfig> override_config;
     if (config_override) {
-      inference::ModelConfig config;
-      google::protobuf::util::JsonParseOptions opts;
-      auto parsed = google::protobuf::util::JsonStringToMessage(*config_override, &config, opts);
-      if (!parsed.ok()) {
-        return done(InvalidArgument("model '" + std::string(name) +
-                                    "': the 'config' parameter is not a model configuration "
-                                    "in JSON: " +
-                                    std::string(parsed.message())));
-      }
-      if (!config.name().empty() && config.name() != name) {
-        return done(InvalidArgument("model '" + std::string(name) +
-                                    "': the 'config' parameter names model '" + config.name() +
-                                    "'"));
-      }
-      config.set_name(std::string(name));
-      if (Status s = ValidateModelConfig(config); !s.ok()) {
-        return done(s.WithContext("model '" + std::string(name) + "': the 'config' parameter"));
-      }
-      override_config = std::move(config);
+      auto config = ParseConfigOverride(*config_override, name, options_.limits);
+      if (!config.ok()) return done(config.status());
+      override_config = std::move(*config);
     }
     auto key = ResolveForLoad(scope, name);
     if (!key.ok()) return done(key.status());
@@ -839,12 +824,24 @@ class ModelManager::Impl {
       entry.scanned_versions = source.version_fingerprints;
       entry.on_disk = true;
       if (entry.override_config) {
+        // An override without an mmserve block keeps the repository's: a
+        // load override cannot drop what the operator set there (isolation,
+        // limits, footprint, pinning, tenant, weight).
+        inference::MmserveOptions kept = source.config.mmserve();
+        const bool keep = source.config.has_mmserve() && !entry.override_config->has_mmserve();
         source.config = *entry.override_config;
+        if (keep) *source.config.mutable_mmserve() = std::move(kept);
         source.has_config = true;
-        source.status = OkStatus();
-        override_hash = entry.override_hash;
+        source.status = ValidateModelConfig(source.config);
+        // What the copy loaded from: the override, and the block it kept.
+        override_hash =
+            keep ? ((entry.override_hash * 1099511628211ULL) ^ source.config_fingerprint) | 1
+                 : entry.override_hash;
       }
     }
+    // The server's caps apply to config.pbtxt and overrides alike (a config
+    // over one is listed UNAVAILABLE with the reason).
+    if (source.status.ok()) source.status = CheckServerLimits(source.config, options_.limits);
     const uint64_t config_fp = override_hash ? override_hash : source.config_fingerprint;
     Backend* backend = nullptr;
     std::string platform;
@@ -866,6 +863,11 @@ class ModelManager::Impl {
       } else if (UsesProcess(source.config) && options_.process_backend == nullptr) {
         model_error = InvalidArgument(
             "mmserve.isolation PROCESS is not available in this server (no worker command)");
+      } else if (selected.size() > static_cast<size_t>(ConfigBounds::kMaxVersions)) {
+        model_error =
+            InvalidArgument("the version policy selects " + std::to_string(selected.size()) +
+                            " versions; expected at most " +
+                            std::to_string(ConfigBounds::kMaxVersions) + " served at once");
       } else if (selected.empty()) {
         model_error = NotFound(source.versions.empty()
                                    ? "no version folder (a positive integer such as 1/) in " +

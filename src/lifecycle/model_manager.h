@@ -91,6 +91,7 @@
 #include "model_config.pb.h"
 #include "observability/drift.h"
 #include "observability/model_stats.h"
+#include "repository/model_config.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_scheduler.h"
 
@@ -249,6 +250,11 @@ class ModelManager {
     // the file. Off: baselines are ignored.
     bool drift = true;
     DriftMonitor::Options drift_options;
+    // The server's caps on one model's instances and threads
+    // (--max-instances-per-model, --max-threads-per-model): a config over
+    // one fails to load (INVALID_ARGUMENT naming the flag), a load override
+    // before anything is allocated for it.
+    ServerLimits limits;
   };
 
   // Fails when a repository path is missing or not a directory.
@@ -310,8 +316,10 @@ class ModelManager {
 
   // Repository API. `config_override` (Triton's "config" load parameter, the
   // model config as JSON) replaces config.pbtxt for this and later loads until
-  // a load without one. `done` is called once, on a loader thread (or at once
-  // for a request rejected up front): OK when every selected version is READY,
+  // a load without one; one without an mmserve block keeps config.pbtxt's. It
+  // is checked in full (ParseConfigOverride, with `limits`) before anything
+  // is allocated: INVALID_ARGUMENT at once when it fails. `done` is called once, on a loader thread
+  // (or at once for a request rejected up front): OK when every selected version is READY,
   // otherwise the first failure. UNAVAILABLE in control mode none and poll, as
   // Triton.
   void Load(const NameScope& scope, std::string_view name,

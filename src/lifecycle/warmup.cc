@@ -13,6 +13,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "repository/model_config.h"
 #include "repository/repository_file.h"
 
 namespace mm {
@@ -22,9 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 using WarmupInput = inference::ModelWarmup::Input;
 
-// Largest total input data of one sample.
-constexpr uint64_t kMaxSampleBytes = uint64_t{1} << 30;
-constexpr std::string_view kMaxSampleBytesText = "1 GiB (1073741824 bytes)";
+// Largest total input data of one sample (ValidateModelConfig's bound, kept
+// here too for input_data_file contents).
+constexpr uint64_t kMaxSampleBytes = ConfigBounds::kMaxWarmupSampleBytes;
+constexpr std::string_view kMaxSampleBytesText = "64 MiB (67108864 bytes)";
+static_assert(kMaxSampleBytes == uint64_t{64} << 20);
 // random_data is reproducible: every sample starts from this seed.
 constexpr std::mt19937::result_type kRandomSeed = 20240611;
 

@@ -34,7 +34,7 @@ namespace mm {
 // warmup sample and what was wrong, e.g.
 //   "model 'm' warmup sample 's': input 'x': expected TYPE_FP32, got TYPE_INT32".
 // Validation errors (including a missing or escaping input_data_file, and a
-// sample over 1 GiB of input data) are INVALID_ARGUMENT; an execution failure
+// sample over 64 MiB of input data) are INVALID_ARGUMENT; an execution failure
 // keeps the instance's status code with the context prepended. Samples before
 // the failing one have already run.
 //

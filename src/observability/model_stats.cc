@@ -12,7 +12,30 @@ ModelStats::ModelStats(std::string model, int64_t version, std::string tenant,
       version_(version),
       max_batch_(std::max<int64_t>(max_batch_size, 1)),
       tenant_(std::move(tenant)),
-      batches_(new BatchSlot[static_cast<size_t>(max_batch_) + 1]) {}
+      batch_chunks_(
+          new std::atomic<BatchSlot*>[static_cast<size_t>(max_batch_ / kBatchChunk) + 1]) {
+  for (int64_t c = 0; c <= max_batch_ / kBatchChunk; ++c) batch_chunks_[c] = nullptr;
+}
+
+ModelStats::~ModelStats() {
+  for (int64_t c = 0; c <= max_batch_ / kBatchChunk; ++c) delete[] batch_chunks_[c].load();
+}
+
+ModelStats::BatchSlot& ModelStats::Slot(int64_t size) {
+  std::atomic<BatchSlot*>& chunk = batch_chunks_[static_cast<size_t>(size / kBatchChunk)];
+  BatchSlot* slots = chunk.load(std::memory_order_acquire);
+  if (slots == nullptr) {
+    // The last chunk holds only the sizes up to max_batch_.
+    const int64_t base = size / kBatchChunk * kBatchChunk;
+    auto* made = new BatchSlot[static_cast<size_t>(std::min(kBatchChunk, max_batch_ + 1 - base))];
+    if (chunk.compare_exchange_strong(slots, made, std::memory_order_acq_rel)) {
+      slots = made;
+    } else {
+      delete[] made;  // another thread's won; `slots` is it
+    }
+  }
+  return slots[size % kBatchChunk];
+}
 
 void ModelStats::RequestSucceeded(int64_t total_ns, int64_t queue_ns, int64_t input_ns,
                                   int64_t infer_ns, int64_t output_ns) {
@@ -40,7 +63,7 @@ void ModelStats::RequestFailed(StatusCode code, int64_t total_ns) {
 void ModelStats::ExecutionFinished(int64_t batch_size, int64_t input_ns, int64_t infer_ns,
                                    int64_t output_ns) {
   const int64_t size = std::clamp<int64_t>(batch_size, 1, max_batch_);
-  BatchSlot& slot = batches_[static_cast<size_t>(size)];
+  BatchSlot& slot = Slot(size);
   slot.input.Add(input_ns);
   slot.infer.Add(infer_ns);
   slot.output.Add(output_ns);
@@ -89,10 +112,17 @@ ModelStatsSnapshot ModelStats::Read() const {
   s.input_histogram = input_hist_.Read();
   s.infer_histogram = infer_hist_.Read();
   s.output_histogram = output_hist_.Read();
-  for (int64_t size = 1; size <= max_batch_; ++size) {
-    const BatchSlot& slot = batches_[static_cast<size_t>(size)];
-    BatchStat b{size, slot.input.Read(), slot.infer.Read(), slot.output.Read()};
-    if (b.compute_infer.count > 0) s.batches.push_back(b);
+  for (int64_t c = 0; c <= max_batch_ / kBatchChunk; ++c) {
+    const BatchSlot* slots = batch_chunks_[c].load(std::memory_order_acquire);
+    if (slots == nullptr) continue;
+    for (int64_t i = 0; i < kBatchChunk; ++i) {
+      const int64_t size = c * kBatchChunk + i;
+      if (size > max_batch_) break;  // past the last chunk's end
+      if (size < 1) continue;
+      const BatchSlot& slot = slots[i];
+      BatchStat b{size, slot.input.Read(), slot.infer.Read(), slot.output.Read()};
+      if (b.compute_infer.count > 0) s.batches.push_back(b);
+    }
   }
   s.in_flight = in_flight_.load(std::memory_order_relaxed);
   s.loads = loads_.load(std::memory_order_relaxed);
@@ -122,8 +152,7 @@ void ModelStats::Absorb(const ModelStatsSnapshot& old) {
   infer_hist_.Add(old.infer_histogram);
   output_hist_.Add(old.output_histogram);
   for (const BatchStat& b : old.batches) {
-    BatchSlot& slot =
-        batches_[static_cast<size_t>(std::clamp<int64_t>(b.batch_size, 1, max_batch_))];
+    BatchSlot& slot = Slot(std::clamp<int64_t>(b.batch_size, 1, max_batch_));
     slot.input.Absorb(b.compute_input);
     slot.infer.Absorb(b.compute_infer);
     slot.output.Absorb(b.compute_output);

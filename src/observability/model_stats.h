@@ -98,9 +98,14 @@ struct ModelStatsSnapshot {
 class ModelStats {
  public:
   // `max_batch_size`: the largest batch the model runs (0 or 1: one row);
-  // executions of larger batches are counted under the largest size.
+  // executions of larger batches are counted under the largest size. The
+  // per-size statistics are allocated in chunks of sizes as sizes run, so a
+  // large max_batch_size costs one pointer per kBatchChunk sizes up front.
   ModelStats(std::string model, int64_t version, std::string tenant, int64_t max_batch_size,
              std::string repository = "");
+  ~ModelStats();
+  ModelStats(const ModelStats&) = delete;
+  ModelStats& operator=(const ModelStats&) = delete;
 
   const std::string& model() const { return model_; }
   // Two repositories (two tenants' namespaces) may each hold a model of the
@@ -150,6 +155,10 @@ class ModelStats {
   struct BatchSlot {
     Duration input, infer, output;
   };
+  static constexpr int64_t kBatchChunk = 256;
+  // The slot of batch size `size` (in [1, max_batch_]); its chunk is made on
+  // first use (lock-free: a racing thread's chunk is dropped).
+  BatchSlot& Slot(int64_t size);
 
   const std::string model_;
   const std::string repository_;
@@ -165,7 +174,8 @@ class ModelStats {
   Duration success_, fail_, queue_, input_, infer_, output_;
   std::array<std::atomic<uint64_t>, kStatusCodes> failures_{};
   LatencyHistogram total_hist_, queue_hist_, input_hist_, infer_hist_, output_hist_;
-  const std::unique_ptr<BatchSlot[]> batches_;  // index: batch size, 1..max_batch_
+  // Chunk c holds sizes [c * kBatchChunk, (c + 1) * kBatchChunk); null until used.
+  const std::unique_ptr<std::atomic<BatchSlot*>[]> batch_chunks_;
 
   std::atomic<uint64_t> loads_{0};
   std::atomic<uint64_t> load_failures_{0};

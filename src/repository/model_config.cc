@@ -11,7 +11,13 @@
 #include <cmath>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <utility>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "core/data_type.h"
 
 namespace mm {
 namespace {
@@ -263,14 +269,37 @@ Status ValidateModelName(const std::string& name) {
   return OkStatus();
 }
 
-// Dims of a configured tensor: -1 (variable) or positive.
+using B = ConfigBounds;
+
+// "what is N; expected at most BOUND": a number over its bound.
+Status OverBound(const std::string& what, auto value, auto bound, std::string_view why = {}) {
+  return InvalidArgument(what + " is " + std::to_string(value) + "; expected at most " +
+                         std::to_string(bound) +
+                         (why.empty() ? "" : " (" + std::string(why) + ")"));
+}
+
+// Entries of a repeated or map field: at most `bound`.
+Status CheckCount(const std::string& what, int size, int bound) {
+  if (size <= bound) return OkStatus();
+  return InvalidArgument(what + " has " + std::to_string(size) + " entries; expected at most " +
+                         std::to_string(bound));
+}
+
+Status ValidateRank(int rank, const std::string& what, const char* field) {
+  if (rank <= B::kMaxRank) return OkStatus();
+  return InvalidArgument(what + " " + field + " has " + std::to_string(rank) +
+                         " dims; expected at most " + std::to_string(B::kMaxRank));
+}
+
+// Dims of a configured tensor: -1 (variable) or positive, at most kMaxDim.
 Status ValidateDims(const google::protobuf::RepeatedField<int64_t>& dims, const std::string& what,
                     const char* field) {
+  MM_RETURN_IF_ERROR(ValidateRank(dims.size(), what, field));
   for (int i = 0; i < dims.size(); ++i) {
-    if (dims[i] == -1 || dims[i] > 0) continue;
-    return InvalidArgument(what + " " + field + "[" + std::to_string(i) + "] is " +
-                           std::to_string(dims[i]) +
-                           "; expected -1 (variable size) or a positive size");
+    if (dims[i] == -1 || (dims[i] > 0 && dims[i] <= B::kMaxDim)) continue;
+    return InvalidArgument(
+        what + " " + field + "[" + std::to_string(i) + "] is " + std::to_string(dims[i]) +
+        "; expected -1 (variable size) or a positive size up to " + std::to_string(B::kMaxDim));
   }
   return OkStatus();
 }
@@ -289,6 +318,7 @@ Status ValidateDataType(int data_type, const std::string& what) {
 template <typename Tensor>
 Status ValidateTensors(const google::protobuf::RepeatedPtrField<Tensor>& tensors,
                        const char* kind) {
+  MM_RETURN_IF_ERROR(CheckCount(kind, tensors.size(), B::kMaxTensors));
   std::set<std::string> seen;
   for (int i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
@@ -315,8 +345,14 @@ Status ValidateVersionPolicy(const inference::ModelVersionPolicy& policy) {
   if (policy.has_latest() && policy.latest().num_versions() == 0) {
     return InvalidArgument("version_policy.latest.num_versions is 0; expected at least 1");
   }
+  if (policy.has_latest() && policy.latest().num_versions() > B::kMaxVersions) {
+    return OverBound("version_policy.latest.num_versions", policy.latest().num_versions(),
+                     B::kMaxVersions, "versions served at once");
+  }
   if (policy.has_specific()) {
     const auto& versions = policy.specific().versions();
+    MM_RETURN_IF_ERROR(
+        CheckCount("version_policy.specific.versions", versions.size(), B::kMaxVersions));
     if (versions.empty()) {
       return InvalidArgument(
           "version_policy.specific lists no versions; expected at least one positive version");
@@ -337,6 +373,14 @@ Status ValidateQueuePolicy(const inference::ModelQueuePolicy& policy, const std:
     return InvalidArgument(what + ".timeout_action is " + std::to_string(policy.timeout_action()) +
                            "; expected REJECT or DELAY");
   }
+  if (policy.default_timeout_microseconds() > B::kMaxQueueTimeoutUs) {
+    return OverBound(what + ".default_timeout_microseconds", policy.default_timeout_microseconds(),
+                     B::kMaxQueueTimeoutUs, "one hour");
+  }
+  if (policy.max_queue_size() > B::kMaxQueueSize) {
+    return OverBound(what + ".max_queue_size", policy.max_queue_size(), B::kMaxQueueSize,
+                     "0 means unbounded");
+  }
   return OkStatus();
 }
 
@@ -348,6 +392,8 @@ Status ValidateDynamicBatching(const inference::ModelConfig& config) {
         "dynamic_batching is set but max_batch_size is 0; dynamic batching needs a model "
         "that batches (max_batch_size > 0)");
   }
+  MM_RETURN_IF_ERROR(CheckCount("dynamic_batching.preferred_batch_size",
+                                db.preferred_batch_size_size(), B::kMaxPreferredBatchSizes));
   for (int i = 0; i < db.preferred_batch_size_size(); ++i) {
     int32_t size = db.preferred_batch_size(i);
     if (size <= 0 || size > max_batch) {
@@ -356,7 +402,14 @@ Status ValidateDynamicBatching(const inference::ModelConfig& config) {
                              std::to_string(max_batch) + ")");
     }
   }
+  if (db.max_queue_delay_microseconds() > B::kMaxQueueDelayUs) {
+    return OverBound("dynamic_batching.max_queue_delay_microseconds",
+                     db.max_queue_delay_microseconds(), B::kMaxQueueDelayUs, "one minute");
+  }
   const uint64_t levels = db.priority_levels();
+  if (levels > B::kMaxPriorityLevels) {
+    return OverBound("dynamic_batching.priority_levels", levels, B::kMaxPriorityLevels);
+  }
   if (levels == 0) {
     if (db.default_priority_level() != 0) {
       return InvalidArgument("dynamic_batching.default_priority_level is " +
@@ -389,6 +442,9 @@ Status ValidateDynamicBatching(const inference::ModelConfig& config) {
 }
 
 Status ValidateInstanceGroups(const inference::ModelConfig& config) {
+  MM_RETURN_IF_ERROR(
+      CheckCount("instance_group", config.instance_group_size(), B::kMaxInstanceGroups));
+  int64_t total = 0;
   for (int i = 0; i < config.instance_group_size(); ++i) {
     const auto& group = config.instance_group(i);
     std::string what = "instance_group[" + std::to_string(i) + "]";
@@ -396,24 +452,75 @@ Status ValidateInstanceGroups(const inference::ModelConfig& config) {
       return InvalidArgument(what + ".count is " + std::to_string(group.count()) +
                              "; expected 0 or more (0 means 1)");
     }
+    if (group.count() > B::kMaxInstances) {
+      return OverBound(what + ".count", group.count(), B::kMaxInstances);
+    }
+    total += std::max(group.count(), 1);  // at most 64 groups of 1024: no overflow
+    if (total > B::kMaxInstances) {
+      return InvalidArgument("instance_group asks for " + std::to_string(total) +
+                             " instances or more in total; expected at most " +
+                             std::to_string(B::kMaxInstances));
+    }
+    MM_RETURN_IF_ERROR(CheckCount(what + ".gpus", group.gpus_size(), B::kMaxGpusPerGroup));
+    const auto& limiter = group.rate_limiter();
+    MM_RETURN_IF_ERROR(CheckCount(what + ".rate_limiter.resources", limiter.resources_size(),
+                                  B::kMaxRateLimiterResources));
+    for (int r = 0; r < limiter.resources_size(); ++r) {
+      if (limiter.resources(r).count() > B::kMaxRateLimiterCount) {
+        return OverBound(what + ".rate_limiter.resources[" + std::to_string(r) + "].count",
+                         limiter.resources(r).count(), B::kMaxRateLimiterCount);
+      }
+    }
+    if (limiter.priority() > B::kMaxRateLimiterCount) {
+      return OverBound(what + ".rate_limiter.priority", limiter.priority(),
+                       B::kMaxRateLimiterCount);
+    }
     if (!inference::ModelInstanceGroup::Kind_IsValid(group.kind())) {
       return InvalidArgument(what + ".kind is " + std::to_string(group.kind()) +
                              "; expected KIND_AUTO, KIND_CPU, KIND_GPU or KIND_MODEL");
     }
     for (int g : group.gpus()) {
-      if (g < 0) {
+      if (g < 0 || g > B::kMaxGpuIndex) {
         return InvalidArgument(what + ".gpus lists " + std::to_string(g) +
-                               "; expected GPU indices >= 0");
+                               "; expected GPU indices from 0 to " +
+                               std::to_string(B::kMaxGpuIndex));
       }
     }
   }
   return OkStatus();
 }
 
+// Bytes of one warmup input's data at least: elements x element size (a
+// BYTES element at least its 4-byte length prefix), saturating past `cap`.
+uint64_t WarmupInputBytes(const inference::ModelWarmup::Input& input, uint64_t rows, uint64_t cap) {
+  const auto type = static_cast<DataType>(input.data_type());
+  uint64_t bytes = type == DataType::kBytes ? 4 : std::max<uint64_t>(DataTypeSize(type), 1);
+  bytes *= rows;
+  for (int64_t d : input.dims()) {  // each in [0, kMaxDim]
+    if (d == 0) return 0;
+    if (bytes > cap / static_cast<uint64_t>(d)) return cap + 1;
+    bytes *= static_cast<uint64_t>(d);
+  }
+  return bytes;
+}
+
 Status ValidateWarmup(const inference::ModelConfig& config) {
+  MM_RETURN_IF_ERROR(CheckCount("model_warmup", config.model_warmup_size(), B::kMaxWarmupSamples));
+  uint64_t runs = 0;
   for (int i = 0; i < config.model_warmup_size(); ++i) {
     const auto& warmup = config.model_warmup(i);
     std::string what = "model_warmup[" + std::to_string(i) + "]";
+    if (warmup.count() > B::kMaxWarmupRuns) {
+      return OverBound(what + ".count", warmup.count(), B::kMaxWarmupRuns,
+                       "warmup runs per instance, on a loader thread");
+    }
+    runs += std::max<uint64_t>(warmup.count(), 1);
+    if (runs > B::kMaxWarmupRuns) {
+      return InvalidArgument("model_warmup runs " + std::to_string(runs) +
+                             " times or more per instance (each sample's count, 0 counting 1); "
+                             "expected at most " +
+                             std::to_string(B::kMaxWarmupRuns) + " in total");
+    }
     uint32_t limit = config.max_batch_size() > 0 ? config.max_batch_size() : 1;
     if (warmup.batch_size() < 1 || warmup.batch_size() > limit) {
       return InvalidArgument(
@@ -421,22 +528,90 @@ Status ValidateWarmup(const inference::ModelConfig& config) {
           std::to_string(limit) +
           (config.max_batch_size() > 0 ? " (max_batch_size)" : " (the model does not batch)"));
     }
+    MM_RETURN_IF_ERROR(CheckCount(what + ".inputs", warmup.inputs_size(), B::kMaxTensors));
+    const uint64_t rows = config.max_batch_size() > 0 ? warmup.batch_size() : 1;
+    uint64_t sample_bytes = 0;
     for (const auto& [name, input] : warmup.inputs()) {
       std::string in = what + ".inputs[" + Quote(name) + "]";
       if (name.empty()) return InvalidArgument(what + " has an input with an empty name");
       MM_RETURN_IF_ERROR(ValidateDataType(input.data_type(), in));
+      MM_RETURN_IF_ERROR(ValidateRank(input.dims_size(), in, "dims"));
       for (int d = 0; d < input.dims_size(); ++d) {
-        if (input.dims(d) < 0) {
+        if (input.dims(d) < 0 || input.dims(d) > B::kMaxDim) {
           return InvalidArgument(in + " dims[" + std::to_string(d) + "] is " +
                                  std::to_string(input.dims(d)) +
-                                 "; expected a concrete size >= 0 for warmup data");
+                                 "; expected a concrete size from 0 to " +
+                                 std::to_string(B::kMaxDim) + " for warmup data");
         }
       }
       if (input.input_data_type_case() == inference::ModelWarmup::Input::INPUT_DATA_TYPE_NOT_SET) {
         return InvalidArgument(in + " says no data; expected zero_data, random_data or " +
                                "input_data_file");
       }
+      sample_bytes += WarmupInputBytes(input, rows, B::kMaxWarmupSampleBytes);
+      if (sample_bytes > B::kMaxWarmupSampleBytes) {
+        return InvalidArgument(what + " needs more than " +
+                               std::to_string(B::kMaxWarmupSampleBytes) +
+                               " bytes of input data (batch_size x dims x element size, "
+                               "summed over its inputs); expected at most " +
+                               std::to_string(B::kMaxWarmupSampleBytes) + " (64 MiB)");
+      }
     }
+  }
+  return OkStatus();
+}
+
+// A map field's entries: at most kMaxMapEntries.
+Status ValidateMaps(const inference::ModelConfig& config) {
+  MM_RETURN_IF_ERROR(CheckCount("parameters", config.parameters_size(), B::kMaxMapEntries));
+  MM_RETURN_IF_ERROR(CheckCount("metric_tags", config.metric_tags_size(), B::kMaxMapEntries));
+  MM_RETURN_IF_ERROR(
+      CheckCount("cc_model_filenames", config.cc_model_filenames_size(), B::kMaxMapEntries));
+  return OkStatus();
+}
+
+// The parameters that set a runtime's thread counts (Triton's names, read by
+// the onnxruntime backend): a decimal integer in [0, kMaxThreadsPerInstance].
+constexpr std::string_view kThreadParameters[] = {"intra_op_thread_count", "inter_op_thread_count"};
+
+// The value of thread parameter `key`: `unset` when absent.
+StatusOr<int64_t> ThreadParameter(const inference::ModelConfig& config, std::string_view key,
+                                  int64_t unset) {
+  auto it = config.parameters().find(std::string(key));
+  if (it == config.parameters().end()) return unset;
+  const std::string& text = it->second.string_value();
+  int64_t value = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0 ||
+      value > B::kMaxThreadsPerInstance) {
+    return InvalidArgument("parameters[" + Quote(key) + "] is " + Quote(text) +
+                           "; expected an integer from 0 (one per core) to " +
+                           std::to_string(B::kMaxThreadsPerInstance));
+  }
+  return value;
+}
+
+Status ValidateMmserve(const inference::MmserveOptions& mm) {
+  if (!inference::MmserveOptions::Isolation_IsValid(mm.isolation())) {
+    return InvalidArgument(
+        "mmserve.isolation is " + std::to_string(mm.isolation()) +
+        "; expected IN_PROCESS or PROCESS (or none: the server's --default-isolation)");
+  }
+  if (const double w = mm.weight(); !(w >= 0 && w <= B::kMaxWeight)) {
+    return InvalidArgument("mmserve.weight is " + std::to_string(w) +
+                           "; expected a number from 0 (the default, 1) to 1000000");
+  }
+  if (mm.memory_footprint_bytes() > B::kMaxMemoryBytes) {
+    return OverBound("mmserve.memory_footprint_bytes", mm.memory_footprint_bytes(),
+                     B::kMaxMemoryBytes, "256 TiB");
+  }
+  if (mm.memory_limit_bytes() > B::kMaxMemoryBytes) {
+    return OverBound("mmserve.memory_limit_bytes", mm.memory_limit_bytes(), B::kMaxMemoryBytes,
+                     "256 TiB");
+  }
+  if (mm.execution_timeout_ms() > B::kMaxExecutionTimeoutMs) {
+    return OverBound("mmserve.execution_timeout_ms", mm.execution_timeout_ms(),
+                     B::kMaxExecutionTimeoutMs, "one hour");
   }
   return OkStatus();
 }
@@ -736,6 +911,9 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
     return InvalidArgument("max_batch_size is " + std::to_string(config.max_batch_size()) +
                            "; expected 0 (no batching) or a positive batch size");
   }
+  if (config.max_batch_size() > B::kMaxBatchSize) {
+    return OverBound("max_batch_size", config.max_batch_size(), B::kMaxBatchSize);
+  }
   MM_RETURN_IF_ERROR(ValidateTensors(config.input(), "input"));
   MM_RETURN_IF_ERROR(ValidateTensors(config.output(), "output"));
   for (const auto& input : config.input()) {
@@ -749,16 +927,123 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
   MM_RETURN_IF_ERROR(ValidateInstanceGroups(config));
   if (config.has_dynamic_batching()) MM_RETURN_IF_ERROR(ValidateDynamicBatching(config));
   MM_RETURN_IF_ERROR(ValidateWarmup(config));
-  if (!inference::MmserveOptions::Isolation_IsValid(config.mmserve().isolation())) {
-    return InvalidArgument(
-        "mmserve.isolation is " + std::to_string(config.mmserve().isolation()) +
-        "; expected IN_PROCESS or PROCESS (or none: the server's --default-isolation)");
+  MM_RETURN_IF_ERROR(ValidateMaps(config));
+  for (std::string_view key : kThreadParameters) {
+    MM_RETURN_IF_ERROR(ThreadParameter(config, key, 0).status());
   }
-  if (const double w = config.mmserve().weight(); !(w >= 0 && w <= 1e6)) {
-    return InvalidArgument("mmserve.weight is " + std::to_string(w) +
-                           "; expected a number from 0 (the default, 1) to 1000000");
+  return ValidateMmserve(config.mmserve());
+}
+
+int64_t InstanceCount(const inference::ModelConfig& config) {
+  int64_t total = 0;
+  for (const auto& group : config.instance_group()) {
+    total += std::max<int64_t>(group.count(), 1);
+  }
+  return std::max<int64_t>(total, 1);
+}
+
+Status CheckServerLimits(const inference::ModelConfig& config, const ServerLimits& limits) {
+  const int64_t instances = InstanceCount(config);
+  if (limits.max_instances_per_model > 0 && instances > limits.max_instances_per_model) {
+    return InvalidArgument("instance_group asks for " + std::to_string(instances) +
+                           " instances; this server allows at most " +
+                           std::to_string(limits.max_instances_per_model) +
+                           " per model (--max-instances-per-model)");
+  }
+  if (limits.max_threads_per_model <= 0) return OkStatus();
+  const int64_t cores =
+      limits.cores > 0
+          ? limits.cores
+          : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  int64_t per_instance = 0;
+  std::string terms;
+  for (std::string_view key : kThreadParameters) {
+    MM_ASSIGN_OR_RETURN(int64_t n, ThreadParameter(config, key, 1));
+    if (!terms.empty()) terms += " + ";
+    terms += std::string(key) + " " + std::to_string(n);
+    if (!config.parameters().contains(std::string(key))) {
+      terms += " (unset)";
+    } else if (n == 0) {
+      n = cores;
+      terms += " (one per core: " + std::to_string(cores) + ")";
+    }
+    per_instance += n;
+  }
+  const int64_t threads = instances * per_instance;  // at most 1024 x 2 x (1024 or cores)
+  if (threads > limits.max_threads_per_model) {
+    return InvalidArgument(
+        std::to_string(instances) + " instance(s) x (" + terms + ") = " + std::to_string(threads) +
+        " threads; this server allows at most " + std::to_string(limits.max_threads_per_model) +
+        " per model (--max-threads-per-model)");
   }
   return OkStatus();
+}
+
+namespace {
+
+// `json` as a message of `message`'s type; INVALID_ARGUMENT as a load answers.
+Status ParseOverrideJson(std::string_view json, std::string_view model_name,
+                         google::protobuf::Message* message) {
+  const std::string what = "model '" + std::string(model_name) + "': the 'config' parameter";
+  if (json.size() > B::kMaxOverrideBytes) {
+    return InvalidArgument(what + " is " + std::to_string(json.size()) +
+                           " bytes; expected at most " + std::to_string(B::kMaxOverrideBytes));
+  }
+  auto parsed = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), message);
+  if (!parsed.ok()) {
+    return InvalidArgument(
+        what + " is not a model configuration in JSON: " + std::string(parsed.message()));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<inference::ModelConfig> ParseConfigOverride(std::string_view json,
+                                                     std::string_view model_name,
+                                                     const ServerLimits& limits) {
+  inference::ModelConfig config;
+  MM_RETURN_IF_ERROR(ParseOverrideJson(json, model_name, &config));
+  const std::string what = "model '" + std::string(model_name) + "': the 'config' parameter";
+  if (!config.name().empty() && config.name() != model_name) {
+    return InvalidArgument(what + " names model '" + config.name() + "'");
+  }
+  config.set_name(std::string(model_name));
+  if (Status s = ValidateModelConfig(config); !s.ok()) return s.WithContext(what);
+  if (Status s = CheckServerLimits(config, limits); !s.ok()) return s.WithContext(what);
+  return config;
+}
+
+StatusOr<std::vector<std::string>> AdminOnlyFieldsIn(std::string_view json,
+                                                     std::string_view model_name) {
+  inference::ModelConfig config;
+  MM_RETURN_IF_ERROR(ParseOverrideJson(json, model_name, &config));
+  std::vector<std::string> fields;
+  if (!config.has_mmserve()) return fields;
+  // What the block sets, as parsed (duplicate keys merged) ...
+  const Descriptor* block = inference::MmserveOptions::descriptor();
+  std::vector<const FieldDescriptor*> set;
+  config.mmserve().GetReflection()->ListFields(config.mmserve(), &set);
+  for (const FieldDescriptor* f : set) fields.push_back("mmserve." + f->name());
+  // ... and what the JSON names, a field set to its default value included.
+  google::protobuf::Struct doc;
+  if (ParseOverrideJson(json, model_name, &doc).ok()) {
+    auto it = doc.fields().find("mmserve");
+    if (it != doc.fields().end() && it->second.has_struct_value()) {
+      for (const auto& [key, value] : it->second.struct_value().fields()) {
+        std::string name = key;
+        for (int i = 0; i < block->field_count(); ++i) {
+          if (block->field(i)->json_name() == key) name = block->field(i)->name();
+        }
+        fields.push_back("mmserve." + name);
+      }
+    }
+  }
+  std::sort(fields.begin(), fields.end());
+  fields.erase(std::unique(fields.begin(), fields.end()), fields.end());
+  if (fields.empty()) fields.push_back("mmserve");
+  return fields;
 }
 
 std::vector<int64_t> SelectVersions(const inference::ModelVersionPolicy& policy,

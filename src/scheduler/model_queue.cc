@@ -1,5 +1,6 @@
 #include "scheduler/model_queue.h"
 
+#include <algorithm>
 #include <variant>
 
 namespace mm {
@@ -38,17 +39,19 @@ StatusOr<std::optional<int64_t>> IntParameter(const InferRequest& request, std::
 
 QueueConfig QueueConfig::FromModelConfig(const inference::ModelConfig& config) {
   QueueConfig q;
+  if (!config.has_dynamic_batching()) return q;
   const auto& db = config.dynamic_batching();
-  const bool batching = config.has_dynamic_batching();
-  q.levels = batching && db.priority_levels() > 0 ? static_cast<uint32_t>(db.priority_levels()) : 1;
-  q.default_level = batching && db.default_priority_level() > 0
+  // Below the delayed lane's key (ModelQueue), whatever the config says: no
+  // truncation from 64 bits, no level past the end.
+  constexpr uint64_t kMaxLevels = UINT32_MAX - 1;
+  q.levels = static_cast<uint32_t>(std::clamp<uint64_t>(db.priority_levels(), 1, kMaxLevels));
+  q.default_level = db.default_priority_level() >= 1 && db.default_priority_level() <= q.levels
                         ? static_cast<uint32_t>(db.default_priority_level())
                         : 1;
-  const QueuePolicy base = batching ? FromProto(db.default_queue_policy()) : QueuePolicy();
-  q.policies.assign(q.levels, base);
-  if (batching) {
-    for (const auto& [level, policy] : db.priority_queue_policy()) {
-      if (level >= 1 && level <= q.levels) q.policies[level - 1] = FromProto(policy);
+  q.default_policy = FromProto(db.default_queue_policy());
+  for (const auto& [level, policy] : db.priority_queue_policy()) {
+    if (level >= 1 && level <= q.levels) {
+      q.level_policies[static_cast<uint32_t>(level)] = FromProto(policy);
     }
   }
   return q;
@@ -69,7 +72,7 @@ StatusOr<Admission> Admit(const QueueConfig& config, const InferRequest& request
     }
     if (*priority > 0) a.level = static_cast<uint32_t>(*priority);
   }
-  const QueuePolicy& policy = config.policies[a.level - 1];
+  const QueuePolicy& policy = config.PolicyOf(a.level);
   int64_t timeout_ns = policy.default_timeout_ns;
   MM_ASSIGN_OR_RETURN(auto timeout, IntParameter(request, "timeout", model_name));
   if (timeout) {
@@ -92,103 +95,83 @@ StatusOr<Admission> Admit(const QueueConfig& config, const InferRequest& request
 }
 
 ModelQueue::ModelQueue(QueueConfig config, std::string model_name)
-    : config_(std::move(config)),
-      model_name_(std::move(model_name)),
-      lanes_(config_.levels + 1),
-      waiting_(config_.levels, 0) {}
+    : config_(std::move(config)), model_name_(std::move(model_name)) {}
 
 StatusOr<uint64_t> ModelQueue::Push(Item& item) {
-  const uint32_t level = item.level >= 1 && item.level <= config_.levels ? item.level : 1;
-  const QueuePolicy& policy = config_.policies[level - 1];
-  if (policy.max_queue_size > 0 && waiting_[level - 1] >= policy.max_queue_size) {
+  const uint32_t level =
+      item.level >= 1 && item.level <= config_.levels ? item.level : config_.default_level;
+  const QueuePolicy& policy = config_.PolicyOf(level);
+  size_t& waiting = waiting_[level];
+  if (policy.max_queue_size > 0 && waiting >= policy.max_queue_size) {
     return ResourceExhausted("queue full for model '" + model_name_ + "' (" +
-                             std::to_string(waiting_[level - 1]) + " waiting" +
+                             std::to_string(waiting) + " waiting" +
                              (config_.levels > 1 ? " at priority " + std::to_string(level) : "") +
                              ", max_queue_size " + std::to_string(policy.max_queue_size) + ")");
   }
   const uint64_t ticket = next_ticket_++;
   item.ticket = ticket;
   item.level = level;
-  if (item.deadline_ns > 0) deadlines_.emplace(item.deadline_ns, ticket);
-  lanes_[level - 1].emplace(ticket, std::move(item));
-  ++waiting_[level - 1];
-  ++size_;
+  if (item.deadline_ns > 0) deadlines_.emplace(item.deadline_ns, level, ticket);
+  items_.emplace_hint(items_.end(), Key{level, ticket}, std::move(item));
+  ++waiting;
   return ticket;
 }
 
-ModelQueue::Item* ModelQueue::Front() {
-  for (auto& lane : lanes_) {
-    if (!lane.empty()) return &lane.begin()->second;
-  }
-  return nullptr;
-}
+ModelQueue::Item* ModelQueue::Front() { return items_.empty() ? nullptr : &items_.begin()->second; }
 
 ModelQueue::Item ModelQueue::Pop() {
-  for (size_t i = 0; i < lanes_.size(); ++i) {
-    Lane& lane = lanes_[i];
-    if (lane.empty()) continue;
-    Item item = std::move(lane.begin()->second);
-    lane.erase(lane.begin());
-    if (i < config_.levels) --waiting_[i];
-    --size_;
-    return item;
-  }
-  return Item();
+  if (items_.empty()) return Item();
+  Item item = std::move(items_.begin()->second);
+  Erase(items_.begin());
+  return item;
 }
 
 std::vector<ModelQueue::Item*> ModelQueue::InOrder(size_t max) {
   std::vector<Item*> out;
-  for (auto& lane : lanes_) {
-    for (auto& [ticket, item] : lane) {
-      if (out.size() >= max) return out;
-      out.push_back(&item);
-    }
+  for (auto& [key, item] : items_) {
+    if (out.size() >= max) break;
+    out.push_back(&item);
   }
   return out;
 }
 
-ModelQueue::Lane* ModelQueue::Find(uint64_t ticket, Lane::iterator* at) {
-  for (auto& lane : lanes_) {
-    auto it = lane.find(ticket);
-    if (it != lane.end()) {
-      *at = it;
-      return &lane;
-    }
+void ModelQueue::Erase(std::map<Key, Item>::iterator at) {
+  if (at->first.first != kDelayed) --waiting_[at->first.first];
+  items_.erase(at);
+}
+
+std::map<ModelQueue::Key, ModelQueue::Item>::iterator ModelQueue::Find(uint64_t ticket) {
+  // Only the levels used so far, and the delayed lane, can hold it.
+  for (const auto& [level, waiting] : waiting_) {
+    if (waiting == 0) continue;
+    auto it = items_.find(Key{level, ticket});
+    if (it != items_.end()) return it;
   }
-  return nullptr;
+  return items_.find(Key{kDelayed, ticket});
 }
 
 std::optional<ModelQueue::Item> ModelQueue::Cancel(uint64_t ticket) {
-  Lane::iterator at;
-  Lane* lane = Find(ticket, &at);
-  if (lane == nullptr) return std::nullopt;
+  auto at = Find(ticket);
+  if (at == items_.end()) return std::nullopt;
   Item item = std::move(at->second);
-  const size_t index = static_cast<size_t>(lane - lanes_.data());
-  lane->erase(at);
-  if (index < config_.levels) --waiting_[index];
-  --size_;
+  Erase(at);
   return item;
 }
 
 std::vector<ModelQueue::Item> ModelQueue::TakeExpired(int64_t now_ns) {
   std::vector<Item> expired;
-  while (!deadlines_.empty() && deadlines_.top().first <= now_ns) {
-    const auto [deadline, ticket] = deadlines_.top();
+  while (!deadlines_.empty() && std::get<0>(deadlines_.top()) <= now_ns) {
+    const auto [deadline, level, ticket] = deadlines_.top();
     deadlines_.pop();
-    Lane::iterator at;
-    Lane* lane = Find(ticket, &at);
-    if (lane == nullptr || at->second.deadline_ns != deadline) continue;  // gone already
-    const size_t index = static_cast<size_t>(lane - lanes_.data());
-    if (index >= config_.levels) continue;  // already delayed
+    auto at = items_.find(Key{level, ticket});
+    if (at == items_.end()) continue;  // gone already (or delayed: its key changed)
     Item item = std::move(at->second);
-    lane->erase(at);
-    --waiting_[index];
-    if (config_.policies[index].delay_on_timeout) {
+    Erase(at);
+    if (config_.PolicyOf(level).delay_on_timeout) {
       // Behind every level, still first come first served among the delayed.
       item.deadline_ns = 0;
-      lanes_.back().emplace(ticket, std::move(item));
+      items_.emplace(Key{kDelayed, ticket}, std::move(item));
     } else {
-      --size_;
       expired.push_back(std::move(item));
     }
   }
@@ -197,13 +180,8 @@ std::vector<ModelQueue::Item> ModelQueue::TakeExpired(int64_t now_ns) {
 
 int64_t ModelQueue::NextDeadline() {
   while (!deadlines_.empty()) {
-    const auto [deadline, ticket] = deadlines_.top();
-    Lane::iterator at;
-    Lane* lane = Find(ticket, &at);
-    if (lane != nullptr && at->second.deadline_ns == deadline &&
-        static_cast<size_t>(lane - lanes_.data()) < config_.levels) {
-      return deadline;
-    }
+    const auto [deadline, level, ticket] = deadlines_.top();
+    if (items_.contains(Key{level, ticket})) return deadline;
     deadlines_.pop();  // stale
   }
   return 0;

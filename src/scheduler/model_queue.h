@@ -15,6 +15,11 @@
 //  - Front()/Pop() serve the highest level first, first come first served
 //    within a level; Cancel() takes out a request whose client went away.
 //
+// Nothing is sized by the number of levels: policies are kept only for the
+// levels that have their own, and waiting items sit in one ordered map keyed
+// by (level, ticket), so a config with many levels costs nothing until
+// requests use them (and then per level used, not per level declared).
+//
 // Time comes from the caller (a Clock), so tests drive it. Not thread-safe:
 // the model's scheduler holds its own lock around every call.
 #pragma once
@@ -26,6 +31,8 @@
 #include <queue>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/infer_request.h"
@@ -42,13 +49,23 @@ struct QueuePolicy {
 };
 
 struct QueueConfig {
-  uint32_t levels = 1;  // priority levels; 1 is the highest
-  uint32_t default_level = 1;
-  std::vector<QueuePolicy> policies;  // [level - 1]
+  uint32_t levels = 1;         // priority levels; 1 is the highest
+  uint32_t default_level = 1;  // in [1, levels]
+  QueuePolicy default_policy;
+  std::map<uint32_t, QueuePolicy> level_policies;  // levels with their own policy
+
+  // The policy of `level` (in [1, levels]).
+  const QueuePolicy& PolicyOf(uint32_t level) const {
+    if (level_policies.empty()) return default_policy;
+    auto it = level_policies.find(level);
+    return it != level_policies.end() ? it->second : default_policy;
+  }
 
   // From a validated config (repository/model_config.h); a model without
   // dynamic_batching (or without priority levels) has one level and the
-  // default queue policy.
+  // default queue policy. Validation bounds the levels (ConfigBounds); here
+  // they are clamped below 2^32 - 1 and the default level into [1, levels],
+  // so even an unvalidated config gives a consistent QueueConfig.
   static QueueConfig FromModelConfig(const inference::ModelConfig& config);
 };
 
@@ -58,7 +75,7 @@ struct Admission {
   int64_t deadline_ns = 0;
 };
 
-// INVALID_ARGUMENT, naming the model, for a "priority" outside
+// INVALID_ARGUMENT, naming the model and the range, for a "priority" outside
 // [0, levels], a "timeout" that is negative, not an integer or over one hour.
 StatusOr<Admission> Admit(const QueueConfig& config, const InferRequest& request, int64_t now_ns,
                           std::string_view model_name);
@@ -76,12 +93,13 @@ class ModelQueue {
 
   ModelQueue(QueueConfig config, std::string model_name);
 
-  // Queues `item` at its level and returns its ticket; RESOURCE_EXHAUSTED
-  // (and `item` untouched) when the level is full.
+  // Queues `item` at its level (one outside [1, levels] queues at the
+  // default level) and returns its ticket; RESOURCE_EXHAUSTED (and `item`
+  // untouched) when the level is full.
   StatusOr<uint64_t> Push(Item& item);
 
-  bool empty() const { return size_ == 0; }
-  size_t size() const { return size_; }
+  bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
   // The next to serve, or nullptr.
   Item* Front();
   Item Pop();  // requires !empty()
@@ -103,21 +121,26 @@ class ModelQueue {
   const QueueConfig& config() const { return config_; }
 
  private:
-  // Lane index: level - 1 for the priority levels, levels for the delayed lane.
-  using Lane = std::map<uint64_t, Item>;  // by ticket: first come first served
-  // The lane holding `ticket` (and where), or nullptr.
-  Lane* Find(uint64_t ticket, Lane::iterator* at);
+  // Items in serving order: by level (1 first; the delayed lane, kDelayed,
+  // last), then by ticket (first come first served).
+  using Key = std::pair<uint32_t, uint64_t>;  // (level, ticket)
+  static constexpr uint32_t kDelayed = UINT32_MAX;
+  // Where `ticket` waits, or items_.end().
+  std::map<Key, Item>::iterator Find(uint64_t ticket);
+  void Erase(std::map<Key, Item>::iterator at);
 
   const QueueConfig config_;
   const std::string model_name_;
-  std::vector<Lane> lanes_;      // levels + 1
-  std::vector<size_t> waiting_;  // per level, delayed items excluded
-  // (deadline, ticket) of items that may still expire; stale entries skipped.
-  std::priority_queue<std::pair<int64_t, uint64_t>, std::vector<std::pair<int64_t, uint64_t>>,
-                      std::greater<>>
-      deadlines_;
+  std::map<Key, Item> items_;
+  // Items waiting per level used so far (delayed items excluded); an entry
+  // is made the first time a level is used, so at most min(levels, levels
+  // ever used) entries.
+  std::map<uint32_t, size_t> waiting_;
+  // (deadline, level, ticket) of items that may still expire; stale entries
+  // (gone, or moved to the delayed lane) are skipped.
+  using Deadline = std::tuple<int64_t, uint32_t, uint64_t>;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
   uint64_t next_ticket_ = 1;
-  size_t size_ = 0;
 };
 
 }  // namespace mm

@@ -43,7 +43,6 @@ ModelSchedulerConfig ModelSchedulerConfig::FromModelConfig(const inference::Mode
 StatusOr<std::shared_ptr<ModelScheduler>> ModelScheduler::Create(
     std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots, Options options,
     Config config) {
-  if (config.queue.policies.empty()) config.queue = QueueConfig::FromModelConfig({});
   if (config.tenant.empty()) config.tenant = kSharedTenant;
   auto flow = slots->Register(config.tenant, config.model_name, config.weight);
   if (!flow.ok()) return flow.status().WithContext("model '" + config.model_name + "'");

@@ -1,5 +1,6 @@
 #include "service/inference_service.h"
 
+#include "repository/model_config.h"
 #include "service/request_validator.h"
 
 #include <algorithm>
@@ -50,6 +51,22 @@ Status InferenceService::RequireAdmin(const Tenant& tenant, std::string_view wha
   return Status(StatusCode::kPermissionDenied, "tenant '" + tenant.id + "' may not use " +
                                                    std::string(what) + ": it needs the admin role");
 }
+
+namespace {
+
+// PERMISSION_DENIED for a user tenant's load override that sets `fields`.
+Status AdminOnlyFieldsRefused(const Tenant& tenant, std::string_view model,
+                              const std::vector<std::string>& fields) {
+  std::string list;
+  for (const auto& f : fields) list += (list.empty() ? "" : ", ") + f;
+  std::string message = "tenant '" + tenant.id + "' may not set " + list;
+  message += " in the 'config' override of model '" + std::string(model) + "': ";
+  message += "the mmserve block (accounting, placement and policy) needs the admin role; ";
+  message += "leave it out and the model keeps its repository's";
+  return Status(StatusCode::kPermissionDenied, std::move(message));
+}
+
+}  // namespace
 
 bool InferenceService::Sees(const Tenant& tenant, std::string_view repository_key) {
   if (tenant.role == TenantRole::kAdmin) return true;
@@ -265,6 +282,12 @@ Status WriteShmOutputs(const std::vector<ShmOutput>& targets, InferResponse& res
 void InferenceService::LoadModel(const Tenant& tenant, std::string_view name,
                                  std::optional<std::string> config_override,
                                  std::function<void(Status)> done) {
+  // Accounting, placement and policy are the admins' (the mmserve block).
+  if (tenant.role != TenantRole::kAdmin && config_override) {
+    auto fields = AdminOnlyFieldsIn(*config_override, name);
+    if (!fields.ok()) return done(fields.status());
+    if (!fields->empty()) return done(AdminOnlyFieldsRefused(tenant, name, *fields));
+  }
   // Resolved in the tenant's own repositories: another tenant's models (of
   // this name or any other) change nothing in the answer.
   options_.models->Load(ScopeOf(tenant), name, std::move(config_override), std::move(done));

@@ -366,5 +366,264 @@ TEST(ModelConfigToJsonTest, EmptyMessageIsAnObject) {
   EXPECT_EQ(ModelConfigToJson(inference::ModelVersionPolicy()), "{}");
 }
 
+// ------------------------------------------------------------------ bounds
+// Issue 17: every number of a config has a bound, and the message names the
+// field, the value and the bound.
+
+using B = ConfigBounds;
+
+void ExpectRefused(const std::string& edit, const std::string& want) {
+  Status s = ValidateEdited(edit);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << edit;
+  EXPECT_THAT(s.message(), HasSubstr(want)) << edit;
+}
+
+TEST(ConfigBoundsTest, BatchingAndQueues) {
+  ExpectRefused("max_batch_size: 1048577", "max_batch_size is 1048577; expected at most 1048576");
+  EXPECT_TRUE(ValidateEdited("max_batch_size: 1048576").ok());
+  ExpectRefused("dynamic_batching { max_queue_delay_microseconds: 60000001 }",
+                "dynamic_batching.max_queue_delay_microseconds is 60000001; expected at most "
+                "60000000");
+  ExpectRefused("dynamic_batching { priority_levels: 4294967295 }",
+                "dynamic_batching.priority_levels is 4294967295; expected at most 1000");
+  ExpectRefused(
+      "dynamic_batching { priority_levels: 4294967298 default_priority_level: "
+      "4000000000 }",
+      "dynamic_batching.priority_levels is 4294967298; expected at most 1000");
+  ExpectRefused("dynamic_batching { priority_levels: 5000000 }",
+                "priority_levels is 5000000; expected at most 1000");
+  EXPECT_TRUE(ValidateEdited("dynamic_batching { priority_levels: 1000 default_priority_level: "
+                             "1000 }")
+                  .ok());
+  ExpectRefused("dynamic_batching { priority_levels: 1000 default_priority_level: 1001 }",
+                "default_priority_level is 1001; expected 1 to priority_levels (1000)");
+  ExpectRefused("dynamic_batching { default_queue_policy { max_queue_size: 1000001 } }",
+                "dynamic_batching.default_queue_policy.max_queue_size is 1000001; expected at "
+                "most 1000000");
+  ExpectRefused(
+      "dynamic_batching { default_queue_policy { default_timeout_microseconds: 3600000001 } }",
+      "default_timeout_microseconds is 3600000001; expected at most 3600000000");
+  ExpectRefused(
+      "dynamic_batching { priority_queue_policy { key: 2 value: { "
+      "default_timeout_microseconds: 18446744073709551615 } } }",
+      "priority_queue_policy[2].default_timeout_microseconds is 18446744073709551615");
+  std::string many = "dynamic_batching { preferred_batch_size: [";
+  for (int i = 0; i < B::kMaxPreferredBatchSizes; ++i) many += "1, ";
+  // (the good config's two, merged with these 65)
+  ExpectRefused(many + "1 ] }",
+                "dynamic_batching.preferred_batch_size has 67 entries; expected "
+                "at most 64");
+}
+
+TEST(ConfigBoundsTest, TensorsAndDims) {
+  ExpectRefused("input [ { name: \"big\" data_type: TYPE_FP32 dims: [ 2147483648 ] } ]",
+                "input 'big' dims[0] is 2147483648; expected -1 (variable size) or a positive "
+                "size up to 2147483647");
+  EXPECT_TRUE(
+      ValidateEdited("input [ { name: \"big\" data_type: TYPE_FP32 dims: [ 2147483647 ] } ]").ok());
+  std::string rank = "output [ { name: \"deep\" data_type: TYPE_FP32 dims: [";
+  for (int i = 0; i < B::kMaxRank; ++i) rank += "1, ";
+  ExpectRefused(rank + "1 ] } ]", "output 'deep' dims has 65 dims; expected at most 64");
+  inference::ModelConfig c = Good();
+  for (int i = 0; i < B::kMaxTensors; ++i) {
+    auto* in = c.add_input();
+    in->set_name("in" + std::to_string(i));
+    in->set_data_type(inference::TYPE_FP32);
+  }
+  EXPECT_THAT(ValidateModelConfig(c).message(), HasSubstr("input has 1025 entries"));
+}
+
+TEST(ConfigBoundsTest, InstancesGpusAndRateLimiter) {
+  ExpectRefused("instance_group [ { count: 1025 } ]",
+                "instance_group[1].count is 1025; expected at most 1024");
+  // (the good config's group of 2 first)
+  ExpectRefused("instance_group [ { count: 1000 }, { count: 100 } ]",
+                "instance_group asks for 1102 instances or more in total; expected at most 1024");
+  std::string groups = "instance_group [";
+  for (int i = 0; i < B::kMaxInstanceGroups; ++i) groups += "{ count: 1 }, ";
+  ExpectRefused(groups + "{ count: 1 } ]", "instance_group has 66 entries; expected at most 64");
+  ExpectRefused("instance_group [ { gpus: [ 1024 ] } ]",
+                "instance_group[1].gpus lists 1024; expected GPU indices from 0 to 1023");
+  ExpectRefused("instance_group [ { rate_limiter { resources { name: \"r\" count: 1000001 } } } ]",
+                "instance_group[1].rate_limiter.resources[0].count is 1000001");
+  ExpectRefused("instance_group [ { rate_limiter { priority: 4294967295 } } ]",
+                "instance_group[1].rate_limiter.priority is 4294967295");
+}
+
+TEST(ConfigBoundsTest, ThreadParameters) {
+  for (const char* key : {"intra_op_thread_count", "inter_op_thread_count"}) {
+    for (const char* bad : {"1025", "-1", "two", "", "4294967296", "1 "}) {
+      ExpectRefused(std::string("parameters { key: \"") + key + "\" value { string_value: \"" +
+                        bad + "\" } }",
+                    std::string("parameters['") + key + "'] is '" + bad +
+                        "'; expected an integer from 0 (one per core) to 1024");
+    }
+    EXPECT_TRUE(ValidateEdited(std::string("parameters { key: \"") + key +
+                               "\" value { string_value: \"1024\" } }")
+                    .ok());
+  }
+}
+
+TEST(ConfigBoundsTest, VersionsMapsAndMmserve) {
+  ExpectRefused("version_policy { latest { num_versions: 101 } }",
+                "version_policy.latest.num_versions is 101; expected at most 100");
+  std::string specific = "version_policy { specific { versions: [";
+  for (int i = 1; i <= B::kMaxVersions; ++i) specific += std::to_string(i) + ", ";
+  ExpectRefused(specific + "101 ] } }",
+                "version_policy.specific.versions has 101 entries; expected at most 100");
+  inference::ModelConfig c = Good();
+  for (int i = 0; i <= B::kMaxMapEntries; ++i) {
+    (*c.mutable_metric_tags())["t" + std::to_string(i)] = "v";
+  }
+  EXPECT_THAT(ValidateModelConfig(c).message(),
+              HasSubstr("metric_tags has 257 entries; expected at most 256"));
+  ExpectRefused("mmserve { memory_footprint_bytes: 281474976710657 }",
+                "mmserve.memory_footprint_bytes is 281474976710657; expected at most "
+                "281474976710656");
+  ExpectRefused("mmserve { memory_limit_bytes: 18446744073709551615 }",
+                "mmserve.memory_limit_bytes is 18446744073709551615");
+  ExpectRefused("mmserve { execution_timeout_ms: 3600001 }",
+                "mmserve.execution_timeout_ms is 3600001; expected at most 3600000");
+  ExpectRefused("mmserve { weight: 1e7 }", "mmserve.weight is");
+}
+
+TEST(ConfigBoundsTest, Warmup) {
+  const std::string sample =
+      "model_warmup [ { name: \"w\" batch_size: 1 count: %s inputs { key: \"x\" value { "
+      "data_type: TYPE_FP32 dims: [ 3 ] zero_data: true } } } ]";
+  auto with_count = [&](const std::string& count) {
+    std::string s = sample;
+    return s.replace(s.find("%s"), 2, count);
+  };
+  ExpectRefused(with_count("4294967295"),
+                "model_warmup[1].count is 4294967295; expected at most 1000");
+  EXPECT_TRUE(ValidateEdited(with_count("999")).ok());  // + the good config's one run
+  ExpectRefused(with_count("1000"),
+                "model_warmup runs 1001 times or more per instance (each sample's count, 0 "
+                "counting 1); expected at most 1000 in total");
+  // 8 x 2048 x 1025 FP32 = 67,174,400 bytes > 64 MiB; 8 x 2048 x 1024 fits.
+  ExpectRefused(
+      "model_warmup [ { name: \"big\" batch_size: 8 inputs { key: \"x\" value { "
+      "data_type: TYPE_FP32 dims: [ 2048, 1025 ] zero_data: true } } } ]",
+      "model_warmup[1] needs more than 67108864 bytes of input data");
+  EXPECT_TRUE(ValidateEdited("model_warmup [ { name: \"big\" batch_size: 8 inputs { key: \"x\" "
+                             "value { data_type: TYPE_FP32 dims: [ 2048, 1024 ] zero_data: true } "
+                             "} } ]")
+                  .ok());
+  // Huge dims overflow nothing: saturated, then refused.
+  ExpectRefused(
+      "model_warmup [ { name: \"big\" batch_size: 1 inputs { key: \"x\" value { "
+      "data_type: TYPE_STRING dims: [ 2147483647, 2147483647, 2147483647 ] "
+      "random_data: true } } } ]",
+      "needs more than 67108864 bytes");
+  ExpectRefused(
+      "model_warmup [ { name: \"big\" batch_size: 1 inputs { key: \"x\" value { "
+      "data_type: TYPE_FP32 dims: [ 2147483648 ] zero_data: true } } } ]",
+      "dims[0] is 2147483648; expected a concrete size from 0 to 2147483647");
+  // A zero dim is no data at all, whatever the others.
+  EXPECT_TRUE(ValidateEdited("model_warmup [ { name: \"z\" batch_size: 1 inputs { key: \"x\" "
+                             "value { data_type: TYPE_FP32 dims: [ 0, 2147483647, 2147483647 ] "
+                             "zero_data: true } } } ]")
+                  .ok());
+  std::string samples = "model_warmup [";
+  for (int i = 0; i < B::kMaxWarmupSamples; ++i) samples += "{ name: \"s\" batch_size: 1 }, ";
+  ExpectRefused(samples + "{ name: \"s\" batch_size: 1 } ]",
+                "model_warmup has 66 entries; expected at most 64");
+}
+
+// ------------------------------------------------------------- server caps
+
+TEST(ServerLimitsTest, InstancesAndThreads) {
+  ServerLimits limits;  // 16 instances, 64 threads
+  limits.cores = 8;
+  inference::ModelConfig c = Good();  // 2 instances, thread counts unset: 2 x (1 + 1)
+  EXPECT_EQ(InstanceCount(c), 2);
+  EXPECT_TRUE(CheckServerLimits(c, limits).ok());
+  c.mutable_instance_group(0)->set_count(17);
+  Status s = CheckServerLimits(c, limits);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("instance_group asks for 17 instances; this server allows at "
+                                     "most 16 per model (--max-instances-per-model)"));
+  c.mutable_instance_group(0)->set_count(4);
+  (*c.mutable_parameters())["intra_op_thread_count"].set_string_value("200");
+  s = CheckServerLimits(c, limits);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(),
+              HasSubstr("4 instance(s) x (intra_op_thread_count 200 + inter_op_thread_count 1 "
+                        "(unset)) = 804 threads; this server allows at most 64 per model "
+                        "(--max-threads-per-model)"));
+  // 0 is one per core.
+  (*c.mutable_parameters())["intra_op_thread_count"].set_string_value("0");
+  (*c.mutable_parameters())["inter_op_thread_count"].set_string_value("8");
+  EXPECT_TRUE(CheckServerLimits(c, limits).ok());  // 4 x (8 + 8) = 64: at the cap
+  c.mutable_instance_group(0)->set_count(5);
+  EXPECT_THAT(CheckServerLimits(c, limits).message(),
+              HasSubstr("5 instance(s) x (intra_op_thread_count 0 (one per core: 8) + "
+                        "inter_op_thread_count 8) = 80 threads"));
+  limits.max_threads_per_model = 0;  // no cap
+  EXPECT_TRUE(CheckServerLimits(c, limits).ok());
+  // No group at all is one instance; a count of 0 is 1.
+  inference::ModelConfig plain;
+  EXPECT_EQ(InstanceCount(plain), 1);
+  plain.add_instance_group()->set_count(0);
+  plain.add_instance_group()->set_count(0);
+  EXPECT_EQ(InstanceCount(plain), 2);
+}
+
+// ------------------------------------------------------- load overrides
+
+TEST(ConfigOverrideTest, ParsesValidatesAndChecksLimits) {
+  ServerLimits limits;
+  auto ok = ParseConfigOverride(R"({"max_batch_size": 4, "input": [{"name": "x",
+      "data_type": "TYPE_FP32", "dims": [2]}]})",
+                                "m", limits);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->name(), "m");
+  auto refused = [&](std::string_view json, const std::string& want) {
+    auto r = ParseConfigOverride(json, "m", limits);
+    ASSERT_FALSE(r.ok()) << json;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << json;
+    EXPECT_THAT(r.status().message(), HasSubstr(want)) << json;
+    EXPECT_THAT(r.status().message(), HasSubstr("model 'm': the 'config' parameter")) << json;
+  };
+  refused(R"({"max_batch_size": 8, "dynamic_batching": {"priority_levels": 4294967295}})",
+          "priority_levels is 4294967295; expected at most 1000");
+  refused(R"({"model_warmup": [{"name": "w", "batch_size": 1, "count": 4294967295}]})",
+          "model_warmup[0].count is 4294967295; expected at most 1000");
+  refused(R"({"instance_group": [{"count": 4}], "parameters": {"intra_op_thread_count":
+      {"string_value": "200"}}})",
+          "(--max-threads-per-model)");
+  refused(R"({"instance_group": [{"count": 17}]})", "(--max-instances-per-model)");
+  refused(R"({"name": "other"})", "names model 'other'");
+  refused("{not json", "is not a model configuration in JSON");
+  refused(R"({"max_batch_size": 99999999999})", "is not a model configuration in JSON");
+  refused(std::string(B::kMaxOverrideBytes + 1, ' '), "bytes; expected at most 4194304");
+}
+
+TEST(ConfigOverrideTest, AdminOnlyFieldsAreNamedInAnySpelling) {
+  auto fields = [](std::string_view json) {
+    auto r = AdminOnlyFieldsIn(json, "m");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::vector<std::string>{"<error>"};
+  };
+  EXPECT_THAT(fields(R"({"max_batch_size": 4})"), IsEmpty());
+  EXPECT_THAT(fields(R"({"mmserve": {"memory_footprint_bytes": 1, "pinned": true}})"),
+              ElementsAre("mmserve.memory_footprint_bytes", "mmserve.pinned"));
+  // Default values and JSON names count: any presence is refused.
+  EXPECT_THAT(fields(R"({"mmserve": {"pinned": false, "executionTimeoutMs": 0}})"),
+              ElementsAre("mmserve.execution_timeout_ms", "mmserve.pinned"));
+  EXPECT_THAT(fields(R"({"mmserve": {}})"), ElementsAre("mmserve"));
+  EXPECT_THAT(fields(R"({"mmserve": {"tenant": "x", "weight": 2, "isolation": "IN_PROCESS",
+      "memory_limit_bytes": 5}})"),
+              ElementsAre("mmserve.isolation", "mmserve.memory_limit_bytes", "mmserve.tenant",
+                          "mmserve.weight"));
+  // A key given twice: whatever the parsed config holds is named.
+  EXPECT_THAT(fields(R"({"mmserve": {"pinned": true}, "mmserve": {}})"), SizeIs(testing::Ge(1u)));
+  auto bad = AdminOnlyFieldsIn("[1, 2", "m");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("model 'm': the 'config' parameter"));
+}
+
 }  // namespace
 }  // namespace mm

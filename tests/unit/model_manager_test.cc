@@ -353,6 +353,63 @@ TEST_F(ModelManagerTest, BadNamesAndUnknownModelsAreClearErrors) {
   EXPECT_FALSE(manager_->Get("a", "").ok());
 }
 
+// Issue 17: a config is checked in full, bounds and server caps, before the
+// backend sees it; an override never drops the repository's mmserve block.
+TEST_F(ModelManagerTest, ConfigsOverBoundsOrCapsNeverReachTheBackend) {
+  AddModel("a", {1}, "mmserve { memory_footprint_bytes: 5000 pinned: true }\n");
+  AddModel("wide", {1}, "instance_group [ { count: 17 } ]\n");
+  AddModel("levels", {1}, "max_batch_size: 8 dynamic_batching { priority_levels: 5000000 }\n");
+  Create(ModelControlMode::kExplicit);
+  auto expect_refused = [&](Status s, const std::string& want) {
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_NE(s.message().find(want), std::string::npos) << s.message();
+  };
+  expect_refused(
+      LoadSync("a", std::string(R"({"platform": "fake", "max_batch_size": 8,
+          "dynamic_batching": {"priority_levels": 4294967295}})")),
+      "model 'a': the 'config' parameter: dynamic_batching.priority_levels is 4294967295; "
+      "expected at most 1000");
+  expect_refused(LoadSync("a", std::string(R"({"platform": "fake",
+          "instance_group": [{"count": 4}],
+          "parameters": {"intra_op_thread_count": {"string_value": "200"}}})")),
+                 "= 804 threads; this server allows at most 64 per model "
+                 "(--max-threads-per-model)");
+  expect_refused(LoadSync("a", std::string(R"({"platform": "fake",
+          "model_warmup": [{"name": "w", "batch_size": 1, "count": 4294967295}]})")),
+                 "model_warmup[0].count is 4294967295; expected at most 1000");
+  EXPECT_EQ(world_.loads.load(), 0);
+  // Repository configs over a bound or a cap: UNAVAILABLE with the reason.
+  expect_refused(LoadSync("wide"), "(--max-instances-per-model)");
+  expect_refused(LoadSync("levels"), "priority_levels is 5000000; expected at most 1000");
+  EXPECT_EQ(world_.loads.load(), 0);
+  auto index = IndexMap();
+  EXPECT_EQ(index["wide/0"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["wide/0"].reason.find("--max-instances-per-model"), std::string::npos)
+      << index["wide/0"].reason;
+  EXPECT_NE(index["levels/0"].reason.find("priority_levels is 5000000"), std::string::npos)
+      << index["levels/0"].reason;
+
+  // An override without an mmserve block keeps config.pbtxt's ...
+  ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake"})")).ok());
+  auto a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE((*a)->pinned);
+  EXPECT_EQ((*a)->footprint_bytes, 5000u);
+  // The same override again after config.pbtxt's block changed: the new block.
+  AddModel("a", {1}, "mmserve { memory_footprint_bytes: 6000 }\n");
+  ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake"})")).ok());
+  a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE((*a)->pinned);
+  EXPECT_EQ((*a)->footprint_bytes, 6000u);
+  // ... and one with a block (an admin's) replaces it.
+  ASSERT_TRUE(LoadSync("a", std::string(R"({"platform": "fake", "mmserve": {}})")).ok());
+  a = manager_->Get("a", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE((*a)->pinned);
+  EXPECT_EQ((*a)->config.mmserve().memory_footprint_bytes(), 0u);
+}
+
 TEST_F(ModelManagerTest, ConcurrentOnDemandRequestsShareOneLoad) {
   AddModel("a", {1});
   Create(ModelControlMode::kExplicit);
@@ -1131,20 +1188,27 @@ TEST_F(ModelManagerTest, ASlowLoadOfOneTenantNeverHoldsAnothersLoads) {
 }
 
 TEST_F(ModelManagerTest, ShutdownStopsWarmupsAndLaterLoadsFailAtOnce) {
+  // As many warmup runs as a config may ask for (model_config.h's bounds).
   AddModel("warm", {1},
-           "model_warmup { name: \"w\" batch_size: 1 count: 4000000000 inputs { key: \"x\" "
+           "model_warmup { name: \"w\" batch_size: 1 count: 1000 inputs { key: \"x\" "
            "value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } }\n");
   AddModel("stuck", {1});
   AddModel("ready", {1});
   Create(ModelControlMode::kExplicit, 0, {"ready"}, /*load_threads=*/2);
+  auto gate = std::make_shared<Gate>();
+  world_.exec_gate = gate;  // the first warmup run is held
   std::promise<Status> warm;
   manager_->Load("warm", std::nullopt, [&](Status s) { warm.set_value(s); });
-  while (world_.executions.load() == 0) std::this_thread::yield();
-  // The warmup stops at once; the manager is done (the deadline only bounds failure).
-  EXPECT_TRUE(manager_->Shutdown(std::chrono::steady_clock::now() + std::chrono::seconds(60)));
+  gate->AwaitWaiters(1);
+  // The held run keeps the load from ending by the deadline...
+  EXPECT_FALSE(
+      manager_->Shutdown(std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+  // ...and once it ends, the warmup stops there: the other 999 never run.
+  gate->Open();
   Status s = warm.get_future().get();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("the server is stopping"), std::string::npos) << s.message();
+  EXPECT_LE(world_.executions.load(), 2);
   // Loads after that fail at once, and READY models keep serving.
   EXPECT_EQ(LoadSync("stuck").code(), StatusCode::kUnavailable);
   EXPECT_TRUE(manager_->Get("ready", "").ok());

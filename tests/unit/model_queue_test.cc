@@ -39,8 +39,8 @@ TEST(QueueConfigTest, FromModelConfig) {
   auto q = QueueConfig::FromModelConfig(plain);
   EXPECT_EQ(q.levels, 1u);
   EXPECT_EQ(q.default_level, 1u);
-  ASSERT_EQ(q.policies.size(), 1u);
-  EXPECT_EQ(q.policies[0].max_queue_size, 0u);
+  EXPECT_TRUE(q.level_policies.empty());
+  EXPECT_EQ(q.PolicyOf(1).max_queue_size, 0u);
 
   auto c = ConfigWithLevels(3, 2);
   auto* def = c.mutable_dynamic_batching()->mutable_default_queue_policy();
@@ -54,11 +54,60 @@ TEST(QueueConfigTest, FromModelConfig) {
   q = QueueConfig::FromModelConfig(c);
   EXPECT_EQ(q.levels, 3u);
   EXPECT_EQ(q.default_level, 2u);
-  EXPECT_TRUE(q.policies[0].delay_on_timeout);
-  EXPECT_EQ(q.policies[0].default_timeout_ns, 100'000);
-  EXPECT_EQ(q.policies[0].max_queue_size, 0u);  // a level's policy replaces the default whole
-  EXPECT_EQ(q.policies[1].max_queue_size, 10u);
-  EXPECT_EQ(q.policies[2].default_timeout_ns, 500'000);
+  EXPECT_TRUE(q.PolicyOf(1).delay_on_timeout);
+  EXPECT_EQ(q.PolicyOf(1).default_timeout_ns, 100'000);
+  EXPECT_EQ(q.PolicyOf(1).max_queue_size, 0u);  // a level's policy replaces the default whole
+  EXPECT_EQ(q.PolicyOf(2).max_queue_size, 10u);
+  EXPECT_EQ(q.PolicyOf(3).default_timeout_ns, 500'000);
+  EXPECT_EQ(q.level_policies.size(), 1u);  // only the level with its own policy
+}
+
+// Issue 17: a config's level count sizes nothing. Even unvalidated numbers
+// (validation bounds them at 1000) give a consistent, sparse config.
+TEST(QueueConfigTest, HugeLevelCountsAreSparseAndNeverTruncated) {
+  auto q = QueueConfig::FromModelConfig(ConfigWithLevels(5'000'000, 4'999'999));
+  EXPECT_EQ(q.levels, 5'000'000u);
+  EXPECT_EQ(q.default_level, 4'999'999u);
+  EXPECT_TRUE(q.level_policies.empty());
+  // 4294967298 used to truncate to 2 levels with default level 4000000000:
+  // an index far past the end. Now the levels are clamped, not wrapped, and
+  // the default level is always within them.
+  q = QueueConfig::FromModelConfig(ConfigWithLevels(4'294'967'298ULL, 4'000'000'000ULL));
+  EXPECT_EQ(q.levels, UINT32_MAX - 1);
+  EXPECT_EQ(q.default_level, 4'000'000'000u);
+  q = QueueConfig::FromModelConfig(ConfigWithLevels(3, 4'000'000'000ULL));
+  EXPECT_EQ(q.default_level, 1u);
+  q = QueueConfig::FromModelConfig(ConfigWithLevels(0, 0));
+  EXPECT_EQ(q.levels, 1u);
+  EXPECT_EQ(q.default_level, 1u);
+}
+
+TEST(ModelQueueTest, ManyLevelsServeInOrderWithoutPerLevelState) {
+  auto c = ConfigWithLevels(4'294'967'298ULL, 4'000'000'000ULL);
+  const QueueConfig q = QueueConfig::FromModelConfig(c);
+  ModelQueue queue(q, "m");
+  int64_t now = 0;
+  for (auto [id, prio] : std::vector<std::pair<std::string, int64_t>>{
+           {"default", 0}, {"last", 4'294'967'294LL}, {"first", 1}, {"mid", 70'000}}) {
+    auto r = Request(id, {{"priority", prio}});
+    auto a = Admit(q, *r, now, "m");
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    auto item = ItemFor(std::move(r), *a, now);
+    ASSERT_TRUE(queue.Push(item).ok());
+  }
+  std::vector<std::string> order;
+  while (!queue.empty()) order.push_back(queue.Pop().request->id);
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "mid", "default", "last"}));
+  // A priority past the levels is a clear INVALID_ARGUMENT naming the range.
+  auto bad = Admit(q, *Request("r", {{"priority", int64_t{4'294'967'295LL}}}), now, "m");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("priority 4294967295 is out of range"), std::string::npos)
+      << bad.status().message();
+  // An item whose level is out of range (not from Admit) queues at the default.
+  auto stray = ItemFor(Request("stray"), {0, 0}, now);
+  ASSERT_TRUE(queue.Push(stray).ok());
+  EXPECT_EQ(queue.Front()->level, 4'000'000'000u);
 }
 
 TEST(AdmitTest, PriorityAndTimeoutParameters) {
@@ -202,6 +251,37 @@ TEST(ModelQueueTest, RejectedTimeoutsExpireAndDelayedOnesGoLast) {
   while (!queue.empty()) order.push_back(queue.Pop().request->id);
   EXPECT_EQ(order, (std::vector<std::string>{"low-b", "high-a", "high-b"}));
   EXPECT_EQ(queue.NextDeadline(), 0);
+}
+
+TEST(ModelQueueTest, CancelFindsItemsAtAnyLevelAndInTheDelayedLane) {
+  FakeClock clock;
+  auto c = ConfigWithLevels(1000, 500);
+  inference::ModelQueuePolicy delay;
+  delay.set_default_timeout_microseconds(10);
+  delay.set_timeout_action(inference::ModelQueuePolicy::DELAY);
+  (*c.mutable_dynamic_batching()->mutable_priority_queue_policy())[7] = delay;
+  const QueueConfig q = QueueConfig::FromModelConfig(c);
+  ModelQueue queue(q, "m");
+  std::vector<uint64_t> tickets;
+  for (int64_t prio : {1000, 7, 1, 500}) {
+    auto r = Request(std::to_string(prio), {{"priority", prio}});
+    auto a = Admit(q, *r, clock.NowNs(), "m");
+    auto item = ItemFor(std::move(r), *a, clock.NowNs());
+    tickets.push_back(*queue.Push(item));
+  }
+  clock.AdvanceUs(20);
+  EXPECT_TRUE(queue.TakeExpired(clock.NowNs()).empty());  // level 7 moved behind every level
+  EXPECT_EQ(queue.InOrder(10).back()->request->id, "7");
+  auto delayed = queue.Cancel(tickets[1]);
+  ASSERT_TRUE(delayed.has_value());
+  EXPECT_EQ(delayed->request->id, "7");
+  auto lowest = queue.Cancel(tickets[0]);
+  ASSERT_TRUE(lowest.has_value());
+  EXPECT_EQ(lowest->request->id, "1000");
+  EXPECT_EQ(queue.size(), 2u);
+  EXPECT_EQ(queue.Pop().request->id, "1");
+  EXPECT_EQ(queue.Pop().request->id, "500");
+  EXPECT_TRUE(queue.empty());
 }
 
 TEST(ModelQueueTest, CancelAndPopLeaveNoStaleDeadlines) {

@@ -83,6 +83,35 @@ TEST(ModelStatsTest, ConcurrentRecordingLosesNothing) {
   EXPECT_EQ(s.total_histogram.count, 40'000u);
 }
 
+// Issue 17: per-size statistics are made as sizes run, so a large
+// max_batch_size allocates (and reads) nothing per size up front.
+TEST(ModelStatsTest, LargeMaxBatchSizeIsSparse) {
+  ModelStats stats("m", 1, "t", int64_t{1} << 20);
+  EXPECT_TRUE(stats.Read().batches.empty());
+  stats.ExecutionFinished(1, 10, 20, 30);
+  stats.ExecutionFinished(300, 10, 20, 30);
+  stats.ExecutionFinished(300, 10, 20, 30);
+  stats.ExecutionFinished(int64_t{1} << 20, 1, 2, 3);
+  stats.ExecutionFinished(int64_t{3} << 20, 1, 2, 3);  // counted under the largest
+  auto batches = stats.Read().batches;
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0].batch_size, 1);
+  EXPECT_EQ(batches[1].batch_size, 300);
+  EXPECT_EQ(batches[1].compute_infer.count, 2u);
+  EXPECT_EQ(batches[2].batch_size, int64_t{1} << 20);
+  EXPECT_EQ(batches[2].compute_infer.count, 2u);
+  // Absorbing into a larger copy keeps every size.
+  ModelStats bigger("m", 1, "t", int64_t{2} << 20);
+  bigger.Absorb(stats.Read());
+  EXPECT_EQ(bigger.Read().batches.size(), 3u);
+  // A chunk's end at max_batch_size: sizes up to it, none past.
+  ModelStats odd("m", 1, "t", 257);
+  odd.ExecutionFinished(257, 1, 1, 1);
+  odd.ExecutionFinished(256, 1, 1, 1);
+  ASSERT_EQ(odd.Read().batches.size(), 2u);
+  EXPECT_EQ(odd.Read().batches[1].batch_size, 257);
+}
+
 TEST(StatsRegistryTest, KeepsEntriesAcrossReloadsAndGrowsForLargerBatches) {
   StatsRegistry registry;
   auto first = registry.For("m", 1, "a", 4);

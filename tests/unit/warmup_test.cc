@@ -463,16 +463,16 @@ TEST(WarmupTest, CapsSampleSizeAndGuardsOverflow) {
                   dims_b + R"( zero_data: true } } } ])");
   };
   // One input over the cap.
-  ExpectInvalid(config("[ 16384, 16385 ]", "[ 1, 1 ]"),
-                "model 'm' warmup sample 'big': input 'a': shape [16384,16385] needs more than "
-                "1073741824 bytes; a warmup sample may hold at most 1 GiB");
+  ExpectInvalid(config("[ 4096, 2049 ]", "[ 1, 1 ]"),
+                "model 'm' warmup sample 'big': input 'a': shape [4096,2049] needs more than "
+                "67108864 bytes; a warmup sample may hold at most 64 MiB");
   // Element count past int64.
   ExpectInvalid(config("[ 4611686018427387904, 4 ]", "[ 1, 1 ]"),
-                "input 'a': shape [4611686018427387904,4] needs more than 1073741824 bytes");
+                "input 'a': shape [4611686018427387904,4] needs more than 67108864 bytes");
   // Each under the cap, together over it.
-  ExpectInvalid(config("[ 8192, 8192 ]", "[ 8192, 8193 ]"),
-                "model 'm' warmup sample 'big': the inputs need 1073807360 bytes or more; a "
-                "warmup sample may hold at most 1 GiB (1073741824 bytes) of input data");
+  ExpectInvalid(config("[ 2048, 2048 ]", "[ 2048, 2049 ]"),
+                "model 'm' warmup sample 'big': the inputs need 67125248 bytes or more; a "
+                "warmup sample may hold at most 64 MiB (67108864 bytes) of input data");
 }
 
 TEST(WarmupTest, ExecutionFailureKeepsCodeAndStops) {
