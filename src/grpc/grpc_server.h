@@ -40,6 +40,10 @@ class GrpcServer {
     std::string tls_cert_file;
     std::string tls_key_file;
     std::string tls_client_ca_file;
+    // Per ModelStreamInfer stream: requests read but not answered plus
+    // responses not yet written, at most. At the bound the stream stops
+    // reading until a write completes (--grpc-stream-max-pending).
+    size_t stream_max_pending = 32;
     // Tracing and the access log of inference requests (not owned; outlives
     // the server); null: none.
     const RequestObserver* observer = nullptr;
