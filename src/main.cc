@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   size_t http_threads = cores;
   size_t grpc_threads = cores;
   size_t grpc_stream_max_pending = 32;
+  uint32_t grpc_max_concurrent_streams = 1024;
   size_t execution_threads = cores;
   size_t max_request_bytes = 64ull << 20;
   size_t max_tensors_per_request = 1024;
@@ -183,6 +184,11 @@ int main(int argc, char** argv) {
                  "completes")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  app.add_option("--grpc-max-concurrent-streams", grpc_max_concurrent_streams,
+                 "gRPC calls open at once on one connection (HTTP/2 "
+                 "SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--execution-slots,--execution-threads", execution_threads,
                  "Model executions at once, shared by all models by weighted fair share "
                  "across tenants, then models (each slot has a thread)")
@@ -604,6 +610,7 @@ int main(int argc, char** argv) {
   grpc_options.read_timeout_ms = read_timeout_ms;
   grpc_options.threads = grpc_threads;
   grpc_options.stream_max_pending = grpc_stream_max_pending;
+  grpc_options.max_concurrent_streams = grpc_max_concurrent_streams;
   grpc_options.tls_cert_file = tls_cert;
   grpc_options.tls_key_file = tls_key;
   grpc_options.tls_client_ca_file = tls_client_ca;

@@ -897,6 +897,9 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
                              static_cast<int>(options.read_timeout_ms));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                              static_cast<int>(options.read_timeout_ms));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONCURRENT_STREAMS,
+      static_cast<int>(std::clamp<uint32_t>(options.max_concurrent_streams, 1, INT32_MAX)));
   builder.RegisterService(&impl->shared.grpc_service);
   for (size_t i = 0; i < std::max<size_t>(1, options.threads); ++i) {
     impl->queues.push_back(std::make_unique<Queue>());
