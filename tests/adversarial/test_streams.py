@@ -14,6 +14,8 @@ import json
 import os
 import queue
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -267,6 +269,121 @@ def test_unsent_responses_hold_quota_slots_and_only_delivered_bytes_are_billed(p
     assert usage(s, KEY_A, "team-a", "echo")[2] == out1
 
 
+# HTTP, the same rules: one reply at a time per connection, written before the
+# next pipelined request is read; a reply holds its slot until written.
+
+def http_echo(server, key, elements, rcvbuf=16384):
+    """A raw keep-alive connection with a small receive buffer, and the bytes
+    of one binary echo request of `elements` FP32 (its reply as big)."""
+    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    # Closing it resets the connection at once (as a client that dies would).
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.connect(("127.0.0.1", server.port))
+    head = json.dumps({
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [elements],
+                    "parameters": {"binary_data_size": elements * 4}}],
+        "outputs": [{"name": "y", "parameters": {"binary_data": True}}]}).encode()
+    request = (f"POST /v2/models/echo/infer HTTP/1.1\r\nHost: mmserve\r\n"
+               f"Authorization: Bearer {key}\r\n"
+               f"Inference-Header-Content-Length: {len(head)}\r\n"
+               f"Content-Length: {len(head) + elements * 4}\r\n\r\n").encode()
+    return conn, request + head + bytes(elements * 4)
+
+
+def read_reply(conn):
+    """Reads one HTTP reply off `conn`: (status, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(1 << 16)
+        assert chunk, "connection closed"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = conn.recv(1 << 20)
+        assert chunk, "connection closed"
+        body += chunk
+    return int(head.split()[1]), body
+
+
+def test_an_http_client_pipelining_without_reading_holds_bounded_memory(policy):
+    """The HTTP side of defect 7: a connection reads its next pipelined request
+    only once its reply is written, so a client that never reads stops after
+    what the sockets' buffers hold."""
+    s = policy
+    before, _, _ = usage(s, KEY_OPS, "ops", "echo")
+    rss0 = rss_mib(s.proc.pid)
+    conn, request = http_echo(s, KEY_OPS, MiB // 4)
+    sent = [0]
+
+    def flood():
+        try:
+            for _ in range(40):
+                conn.sendall(request)
+                sent[0] += 1
+        except OSError:
+            pass  # closed by the test
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    try:
+        wait_until("a request is answered", lambda: usage(s, KEY_OPS, "ops", "echo")[0] > before)
+        last, quiet_since, end = -1, time.monotonic(), time.monotonic() + 60
+        while time.monotonic() < end and sent[0] < 40:
+            if sent[0] != last:
+                last, quiet_since = sent[0], time.monotonic()
+            elif time.monotonic() - quiet_since > 1.5:
+                break
+            time.sleep(0.05)
+        executed = usage(s, KEY_OPS, "ops", "echo")[0] - before
+        assert sent[0] < 40, "the server read every request of a client that never reads"
+        assert executed <= 8, executed  # what ~4 MiB of socket buffers hold, and one more
+        assert rss_mib(s.proc.pid) - rss0 < 200
+    finally:
+        conn.shutdown(socket.SHUT_RDWR)  # wakes the sender blocked in sendall
+        sender.join(10)
+        conn.close()
+
+
+def test_unsent_http_replies_hold_quota_slots_and_only_delivered_bytes_are_billed(policy):
+    s = policy
+    elements = 4 * MiB  # a 16 MiB reply: more than the sockets' buffers hold
+    requests0, _, out0 = usage(s, KEY_A, "team-a", "echo")
+    conns = []
+    try:
+        for _ in range(2):
+            conn, request = http_echo(s, KEY_A, elements)
+            conn.sendall(request)
+            conns.append(conn)
+        wait_until("both ran", lambda: usage(s, KEY_A, "team-a", "echo")[0] == requests0 + 2)
+        # Two replies wait to be written: they hold team-a's two slots.
+        r = requests.post(f"{s.base}/v2/models/add_sub/infer", headers=bearer(KEY_A), timeout=30,
+                          json={"inputs": [
+                              {"name": "INPUT0", "shape": [4], "datatype": "FP32", "data": [1] * 4},
+                              {"name": "INPUT1", "shape": [4], "datatype": "FP32", "data": [1] * 4}]})
+        assert r.status_code == 429 and "max_concurrency" in r.json()["error"], r.text
+        assert usage(s, KEY_A, "team-a", "echo")[2] == out0  # nothing billed as sent yet
+        # One client reads its reply; the other goes away without reading.
+        status, body = read_reply(conns[0])
+        assert status == 200 and len(body) > elements * 4
+        conns[1].close()
+        wait_until("the delivered reply is billed",
+                   lambda: usage(s, KEY_A, "team-a", "echo")[2] == out0 + elements * 4, 30)
+        wait_until("both slots are free", lambda: requests.post(
+            f"{s.base}/v2/models/add_sub/infer", headers=bearer(KEY_A), timeout=30,
+            json={"inputs": [
+                {"name": "INPUT0", "shape": [4], "datatype": "FP32", "data": [1] * 4},
+                {"name": "INPUT1", "shape": [4], "datatype": "FP32", "data": [1] * 4}]}
+        ).status_code == 200 and unary_add_sub(s, KEY_A) is None, 30)
+        # The reply never read is not billed.
+        assert usage(s, KEY_A, "team-a", "echo")[2] == out0 + elements * 4
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 # ---------------------------------------------------- defect 8: key revocation
 
 def test_a_revoked_key_stops_open_streams_and_keep_alive_connections(tmp_path):
@@ -331,8 +448,13 @@ def test_a_revoked_key_stops_open_streams_and_keep_alive_connections(tmp_path):
         assert result is None and error is not None
         assert "UNAUTHENTICATED" in str(error.status()), error
         assert "revoked" in error.message(), error.message()
-        # A new stream with the revoked key is refused as well.
-        _, error = ask(open_stream(KEY_A), "add_sub")
+        # A new stream with the revoked key is refused as well (at once: the
+        # client may learn it before it sends anything).
+        client, answers = open_stream(KEY_A)
+        try:
+            _, error = ask((client, answers), "add_sub")
+        except InferenceServerException:  # "the stream is no longer in valid state" ...
+            _, error = answers.get(timeout=30)  # ... the error is in the callback
         assert error is not None and "UNAUTHENTICATED" in str(error.status()), error
 
         # team-b: its open stream and connection see the reloaded namespace.
