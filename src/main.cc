@@ -168,6 +168,8 @@ int main(int argc, char** argv) {
   uint16_t grpc_port = 8001;
   size_t http_threads = cores;
   size_t grpc_threads = cores;
+  size_t grpc_stream_max_pending = 32;
+  uint32_t grpc_max_concurrent_streams = 1024;
   size_t execution_threads = cores;
   size_t max_request_bytes = 64ull << 20;
   size_t max_tensors_per_request = 1024;
@@ -235,6 +237,17 @@ int main(int argc, char** argv) {
                  "gRPC completion-queue threads (each decodes, runs and answers ModelInfer calls)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  app.add_option("--grpc-stream-max-pending", grpc_stream_max_pending,
+                 "Per ModelStreamInfer stream: requests in flight plus responses not yet "
+                 "written, at most; at the bound the stream stops reading until a write "
+                 "completes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  app.add_option("--grpc-max-concurrent-streams", grpc_max_concurrent_streams,
+                 "gRPC calls open at once on one connection (HTTP/2 "
+                 "SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--execution-slots,--execution-threads", execution_threads,
                  "Model executions at once, shared by all models by weighted fair share "
                  "across tenants, then models (each slot has a thread)")
@@ -691,6 +704,8 @@ int main(int argc, char** argv) {
   grpc_options.max_metadata_bytes = max_header_bytes;
   grpc_options.read_timeout_ms = read_timeout_ms;
   grpc_options.threads = grpc_threads;
+  grpc_options.stream_max_pending = grpc_stream_max_pending;
+  grpc_options.max_concurrent_streams = grpc_max_concurrent_streams;
   grpc_options.tls_cert_file = tls_cert;
   grpc_options.tls_key_file = tls_key;
   grpc_options.tls_client_ca_file = tls_client_ca;

@@ -4,12 +4,14 @@
 
 namespace mm {
 
-StatusOr<std::vector<std::string_view>> SplitBytesTensor(std::span<const std::byte> data,
-                                                         int64_t expected, std::string_view what) {
-  std::vector<std::string_view> out;
-  if (expected > 0 && static_cast<uint64_t>(expected) <= data.size() / 4) {
-    out.reserve(static_cast<size_t>(expected));
-  }
+namespace {
+
+// Walks the elements of `data`, calling `element(view)` for each; the
+// messages of SplitBytesTensor and CheckBytesTensor.
+template <typename OnElement>
+Status WalkBytesTensor(std::span<const std::byte> data, int64_t expected, std::string_view what,
+                       OnElement element) {
+  int64_t seen = 0;
   size_t pos = 0;
   while (pos < data.size()) {
     if (data.size() - pos < 4) {
@@ -22,22 +24,40 @@ StatusOr<std::vector<std::string_view>> SplitBytesTensor(std::span<const std::by
         uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
     pos += 4;
     if (len > data.size() - pos) {
-      return InvalidArgument(std::string(what) + ": BYTES element " + std::to_string(out.size()) +
+      return InvalidArgument(std::string(what) + ": BYTES element " + std::to_string(seen) +
                              " declares " + std::to_string(len) + " bytes but only " +
                              std::to_string(data.size() - pos) + " remain");
     }
-    if (static_cast<int64_t>(out.size()) >= expected) {
+    if (seen >= expected) {
       return InvalidArgument(std::string(what) + ": BYTES data holds more than the " +
                              std::to_string(expected) + " elements its shape declares");
     }
-    out.emplace_back(reinterpret_cast<const char*>(data.data() + pos), len);
+    element(std::string_view(reinterpret_cast<const char*>(data.data() + pos), len));
+    ++seen;
     pos += len;
   }
-  if (static_cast<int64_t>(out.size()) != expected) {
-    return InvalidArgument(std::string(what) + ": BYTES data holds " + std::to_string(out.size()) +
+  if (seen != expected) {
+    return InvalidArgument(std::string(what) + ": BYTES data holds " + std::to_string(seen) +
                            " elements but its shape declares " + std::to_string(expected));
   }
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<std::vector<std::string_view>> SplitBytesTensor(std::span<const std::byte> data,
+                                                         int64_t expected, std::string_view what) {
+  std::vector<std::string_view> out;
+  if (expected > 0 && static_cast<uint64_t>(expected) <= data.size() / 4) {
+    out.reserve(static_cast<size_t>(expected));
+  }
+  MM_RETURN_IF_ERROR(
+      WalkBytesTensor(data, expected, what, [&](std::string_view e) { out.push_back(e); }));
   return out;
+}
+
+Status CheckBytesTensor(std::span<const std::byte> data, int64_t expected, std::string_view what) {
+  return WalkBytesTensor(data, expected, what, [](std::string_view) {});
 }
 
 void AppendBytesElement(std::string_view element, std::string& out) {

@@ -19,6 +19,9 @@ namespace mm {
 StatusOr<std::vector<std::string_view>> SplitBytesTensor(std::span<const std::byte> data,
                                                          int64_t expected, std::string_view what);
 
+// SplitBytesTensor's check alone, allocating nothing.
+Status CheckBytesTensor(std::span<const std::byte> data, int64_t expected, std::string_view what);
+
 // Appends one element (length prefix + bytes) to `out`.
 void AppendBytesElement(std::string_view element, std::string& out);
 

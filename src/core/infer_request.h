@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/cancellation.h"
+#include "core/delivery.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -66,6 +67,10 @@ struct InferResponse {
   // timing.input_ns and timing.output_ns in Execute; the scheduler sets the
   // rest.
   ExecutionTiming timing;
+  // Set by the service on a success: the transport settles it once its write
+  // of this response completed or failed (core/delivery.h). Moving it out of
+  // the response before the write is how a transport keeps it.
+  DeliveryReceipt receipt;
 };
 
 // Called exactly once per request, with the response or the reason it failed.

@@ -5,6 +5,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "core/tensor_data.h"
 
 namespace mm {
 
@@ -58,18 +59,19 @@ std::span<const std::byte> View(const google::protobuf::RepeatedField<T>& field)
   return {reinterpret_cast<const std::byte*>(field.data()), field.size() * sizeof(T)};
 }
 
-// Narrows int32/uint32 contents into the tensor's own element type.
+// Narrows int32/uint32 contents into the tensor's own element type (the
+// words of the HTTP codec's JSON check for the same value).
 template <typename To, typename From>
 StatusOr<std::shared_ptr<ByteBuffer>> Narrow(const google::protobuf::RepeatedField<From>& field,
-                                             const std::string& what) {
+                                             const std::string& what, DataType dtype) {
   auto buffer = std::make_shared<ByteBuffer>(field.size() * sizeof(To));
   auto* out = reinterpret_cast<To*>(buffer->bytes.get());
   for (int i = 0; i < field.size(); ++i) {
     From v = field.Get(i);
     if (v < static_cast<From>(std::numeric_limits<To>::min()) ||
         v > static_cast<From>(std::numeric_limits<To>::max())) {
-      return InvalidArgument(what + ": element " + std::to_string(i) + " (" + std::to_string(v) +
-                             ") is out of range for its datatype");
+      return InvalidArgument(what + ": element " + std::to_string(i) + ": " + std::to_string(v) +
+                             " is out of range for " + std::string(DataTypeName(dtype)));
     }
     out[i] = static_cast<To>(v);
   }
@@ -101,10 +103,12 @@ Status DecodeContents(const InferTensorContents& c, Tensor& t, const std::string
       break;
     }
     case DataType::kInt8:
-      MM_RETURN_IF_ERROR(attach(Narrow<int8_t>(c.int_contents(), what), c.int_contents_size()));
+      MM_RETURN_IF_ERROR(
+          attach(Narrow<int8_t>(c.int_contents(), what, t.dtype), c.int_contents_size()));
       break;
     case DataType::kInt16:
-      MM_RETURN_IF_ERROR(attach(Narrow<int16_t>(c.int_contents(), what), c.int_contents_size()));
+      MM_RETURN_IF_ERROR(
+          attach(Narrow<int16_t>(c.int_contents(), what, t.dtype), c.int_contents_size()));
       break;
     case DataType::kInt32:
       set_view(c.int_contents());
@@ -113,10 +117,12 @@ Status DecodeContents(const InferTensorContents& c, Tensor& t, const std::string
       set_view(c.int64_contents());
       break;
     case DataType::kUint8:
-      MM_RETURN_IF_ERROR(attach(Narrow<uint8_t>(c.uint_contents(), what), c.uint_contents_size()));
+      MM_RETURN_IF_ERROR(
+          attach(Narrow<uint8_t>(c.uint_contents(), what, t.dtype), c.uint_contents_size()));
       break;
     case DataType::kUint16:
-      MM_RETURN_IF_ERROR(attach(Narrow<uint16_t>(c.uint_contents(), what), c.uint_contents_size()));
+      MM_RETURN_IF_ERROR(
+          attach(Narrow<uint16_t>(c.uint_contents(), what, t.dtype), c.uint_contents_size()));
       break;
     case DataType::kUint32:
       set_view(c.uint_contents());
@@ -176,9 +182,12 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
   for (int i = 0; i < msg.inputs_size(); ++i) {
     const auto& in = msg.inputs(i);
     if (in.name().empty()) {
-      return InvalidArgument("inputs[" + std::to_string(i) + "] has an empty name");
+      return InvalidArgument("inputs[" + std::to_string(i) + "] has an empty 'name'");
     }
     const std::string what = "input '" + in.name() + "'";
+    for (int j = 0; j < i; ++j) {  // a handful of inputs: a scan allocates nothing
+      if (msg.inputs(j).name() == in.name()) return InvalidArgument(what + " appears twice");
+    }
     Tensor& t = request.inputs.emplace_back();
     t.name = in.name();
     auto dtype = DataTypeFromName(in.datatype());
@@ -201,6 +210,8 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
       }
       const std::string& bytes = msg.raw_input_contents(next_raw++);
       t.data = {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+      // As HTTP checks its binary data: the same rule, the same words.
+      MM_RETURN_IF_ERROR(CheckTensorData(t.dtype, t.shape, count, t.data, what));
       continue;
     }
     if (!in.has_contents()) {
@@ -209,13 +220,31 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
     MM_RETURN_IF_ERROR(DecodeContents(in.contents(), t, what, count));
   }
   request.outputs.reserve(msg.outputs_size());
-  for (const auto& out : msg.outputs()) {
+  for (int i = 0; i < msg.outputs_size(); ++i) {
+    const auto& out = msg.outputs(i);
+    if (out.name().empty()) {
+      return InvalidArgument("outputs[" + std::to_string(i) + "] has an empty 'name'");
+    }
+    const std::string what = "output '" + out.name() + "'";
+    for (int j = 0; j < i; ++j) {
+      if (msg.outputs(j).name() == out.name()) return InvalidArgument(what + " is requested twice");
+    }
     RequestedOutput& r = request.outputs.emplace_back();
     r.name = out.name();
-    MM_RETURN_IF_ERROR(
-        DecodeParameters(out.parameters(), "output '" + out.name() + "'", r.parameters));
+    MM_RETURN_IF_ERROR(DecodeParameters(out.parameters(), what, r.parameters));
     r.parameters.erase("binary_data");  // an HTTP notion some clients send anyway
-    r.parameters.erase("classification");
+    // Triton's classification extension (HTTP's class_count): 0 asks for the tensor.
+    if (auto it = r.parameters.find("classification"); it != r.parameters.end()) {
+      const int64_t* n = std::get_if<int64_t>(&it->second);
+      if (n == nullptr || *n < 0) {
+        return InvalidArgument(what + ": 'classification' must be a non-negative integer");
+      }
+      if (*n != 0) {
+        return Unimplemented(what +
+                             ": 'classification' (the classification extension) is not supported");
+      }
+      r.parameters.erase(it);
+    }
   }
   return request;
 }

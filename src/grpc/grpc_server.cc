@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/cancellation.h"
+#include "core/delivery.h"
 #include "grpc/grpc_codec.h"
 #include "grpc_service.grpc.pb.h"
 
@@ -91,6 +92,7 @@ class Pending {
 struct Shared {
   AsyncService grpc_service;
   InferenceService* service = nullptr;
+  size_t stream_max_pending = 32;             // Options::stream_max_pending
   const RequestObserver* observer = nullptr;  // null: nothing observes requests
   Pending pending;
 };
@@ -175,6 +177,8 @@ class UnaryCall final : public Tag {
 
   void Proceed(bool ok) override {
     if (answered_ || !ok) {
+      // After the answer: `ok` says whether it was sent (its bytes billed, its slot freed).
+      if (answered_) receipt_.Settle(ok);
       if (--events_left_ == 0 || !answered_) delete this;
       return;
     }
@@ -194,6 +198,9 @@ class UnaryCall final : public Tag {
 
   // Set by Handler::Run for a call that watches for its client going away.
   void set_cancellation(std::shared_ptr<Cancellation> c) { cancellation_ = std::move(c); }
+  // The answer's delivery receipt, settled once Finish has sent it (or failed to).
+  // Set before Finish, from the thread that calls it.
+  void set_receipt(DeliveryReceipt receipt) { receipt_ = std::move(receipt); }
 
   void Finish(const grpc::Status& status) {
     if (status.ok()) {
@@ -238,6 +245,7 @@ class UnaryCall final : public Tag {
   DoneTag done_{this};
   std::shared_ptr<Cancellation> cancellation_;
   std::shared_ptr<const Tenant> tenant_;
+  DeliveryReceipt receipt_;
 };
 
 #define MM_UNARY(NAME)                                             \
@@ -484,6 +492,7 @@ void ModelInfer::Run(Shared* s, UnaryCall<ModelInfer>* call) {
   InferCallback done = [call, pending](StatusOr<std::unique_ptr<InferResponse>> r) {
     if (r.ok()) {
       EncodeGrpcInferResponse(**r, call->response());
+      call->set_receipt(std::move((*r)->receipt));
       call->Finish(grpc::Status::OK);
     } else {
       call->Finish(r.status());
@@ -501,10 +510,25 @@ void ModelInfer::Run(Shared* s, UnaryCall<ModelInfer>* call) {
 // each response (or error, with the request's id) is written as it completes.
 // A failing request never ends the stream; the stream ends once the client has
 // half-closed and every response is written. grpc allows one read and one
-// write in flight: reads come from the queue's thread only, writes from
-// whichever thread completes a request, ordered by mu_. A stream its client
-// cancels cancels its requests still queued (the done tag, as UnaryCall's).
-// It deletes itself after both its Finish and its done tag came back.
+// write in flight: reads start on the queue's thread (or where a write's
+// completion makes room), writes from whichever thread completes a request,
+// both ordered by mu_. A stream its client cancels cancels its requests still
+// queued (the done tag, as UnaryCall's). It deletes itself after both its
+// Finish and its done tag came back.
+//
+// Backpressure: a stream holds at most `stream_max_pending` requests read but
+// not yet answered plus responses answered but not yet written. At that bound
+// it stops reading (HTTP/2 flow control then stops the client) until a write
+// completes, so a client that sends and never reads costs a bounded amount of
+// memory, and each response holds its tenant's concurrency slot until it is
+// written (DeliveryReceipt), so quotas count unsent work too.
+//
+// Policy: every request read is authenticated again, cheaply (a
+// TenantRegistry::Memo: one atomic load while the tenants file is unchanged),
+// so a reload's quotas and namespaces apply to open streams. A reload that
+// revoked the stream's key ends the stream: the requests already accepted are
+// answered, then it finishes with UNAUTHENTICATED (tritonclient's stream
+// callback gets that error), and nothing more is read.
 class StreamCall {
  public:
   static void Await(Shared* shared, Queue* queue) {
@@ -528,7 +552,16 @@ class StreamCall {
     const Fn fn_;
   };
 
-  StreamCall(Shared* shared, Queue* queue) : shared_(shared), queue_(queue) {}
+  // A response waiting to be written, and what its delivery settles.
+  struct Outgoing {
+    inference::ModelStreamInferResponse message;
+    DeliveryReceipt receipt;
+  };
+
+  StreamCall(Shared* shared, Queue* queue)
+      : shared_(shared),
+        queue_(queue),
+        max_pending_(std::max<size_t>(1, shared->stream_max_pending)) {}
 
   void OnArrived(bool ok) {
     if (!ok) {
@@ -536,14 +569,14 @@ class StreamCall {
       return;
     }
     Await(shared_, queue_);
-    auto tenant = shared_->service->Authenticate(AuthorizationOf(ctx_));
+    authorization_ = AuthorizationOf(ctx_);  // the metadata lives as long as ctx_
+    auto tenant = shared_->service->Authenticate(authorization_, &memo_);
     if (!tenant.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       finished_ = true;
       stream_.Finish(ToGrpc(tenant.status()), &finished_op_);
       return;
     }
-    tenant_ = std::move(*tenant);
     stream_.Read(&request_, &read_);
   }
 
@@ -557,8 +590,25 @@ class StreamCall {
     // The decoded request views into its message: keep the message alive with it.
     auto message = std::make_shared<inference::ModelInferRequest>(std::move(request_));
     request_.Clear();
+    // The tenants in force now (a reload may have changed or revoked the key).
+    auto tenant = shared_->service->Authenticate(authorization_, &memo_);
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (!tenant.ok()) {
+        // Revoked: answer what was accepted, then end the stream with the reason.
+        reads_done_ = true;
+        end_status_ = grpc::Status(
+            grpc::StatusCode::UNAUTHENTICATED,
+            tenant.status().message() +
+                " (the key was revoked by a reload of the tenants file while this stream was "
+                "open; open a new stream with a valid key)");
+        MaybeFinish();
+        return;
+      }
+      if (write_failed_) {  // nobody to answer: read on until the stream reports its end
+        stream_.Read(&request_, &read_);
+        return;
+      }
       ++in_flight_;
     }
     const int64_t received_ns = SteadyNowNs();
@@ -588,25 +638,30 @@ class StreamCall {
         pending->Done();
       };
       if (shared_->observer != nullptr) {
-        done = Observe(shared_->observer, pending, ctx_, *tenant_, *request, received_ns,
+        done = Observe(shared_->observer, pending, ctx_, **tenant, *request, received_ns,
                        std::move(done));
       }
-      shared_->service->Infer(*tenant_, std::move(request), std::move(done));
+      shared_->service->Infer(**tenant, std::move(request), std::move(done));
     }
-    stream_.Read(&request_, &read_);
+    std::lock_guard<std::mutex> lock(mu_);
+    read_paused_ = true;
+    MaybeResumeReading();
   }
 
   void OnWritten(bool ok) {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
     if (!ok) {
-      // The client went away: drop what is queued; finish when nothing runs.
+      // The client went away: drop what is queued (undelivered: not billed,
+      // slots freed); finish when nothing runs and the reads have ended.
       write_failed_ = true;
-      queue_of_responses_.clear();
+      outgoing_.clear();
     } else {
-      queue_of_responses_.pop_front();
+      outgoing_.front().receipt.Settle(true);
+      outgoing_.pop_front();
     }
     WriteNext();
+    MaybeResumeReading();
     MaybeFinish();
   }
 
@@ -637,39 +692,52 @@ class StreamCall {
     if (--events_left_ == 0) delete this;
   }
 
-  void Complete(const std::string& id, const Status& status, const InferResponse* response) {
-    inference::ModelStreamInferResponse out;
+  // `response`: null for an error; its receipt is settled when it is written.
+  void Complete(const std::string& id, const Status& status, InferResponse* response) {
+    Outgoing out;
     if (status.ok()) {
-      EncodeGrpcInferResponse(*response, out.mutable_infer_response());
+      EncodeGrpcInferResponse(*response, out.message.mutable_infer_response());
+      out.receipt = std::move(response->receipt);
     } else {
-      out.set_error_message(status.message());
-      out.mutable_infer_response()->set_id(id);
+      out.message.set_error_message(status.message());
+      out.message.mutable_infer_response()->set_id(id);
     }
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
-    if (!write_failed_) queue_of_responses_.push_back(std::move(out));
+    if (!write_failed_) outgoing_.push_back(std::move(out));  // (else settled undelivered)
     WriteNext();
+    MaybeResumeReading();
     MaybeFinish();
   }
 
   // Requires mu_.
   void WriteNext() {
-    if (writing_ || queue_of_responses_.empty()) return;
+    if (writing_ || outgoing_.empty()) return;
     writing_ = true;
-    stream_.Write(queue_of_responses_.front(), &written_);
+    stream_.Write(outgoing_.front().message, &written_);
+  }
+
+  // Requires mu_. Starts the next read if reading paused at the bound and
+  // there is room again (or the stream is broken, so the read reports its end).
+  void MaybeResumeReading() {
+    if (!read_paused_ || reads_done_) return;
+    if (!write_failed_ && in_flight_ + outgoing_.size() >= max_pending_) return;
+    read_paused_ = false;
+    stream_.Read(&request_, &read_);
   }
 
   // Requires mu_.
   void MaybeFinish() {
-    if (finished_ || !reads_done_ || in_flight_ > 0 || writing_ || !queue_of_responses_.empty()) {
+    if (finished_ || !reads_done_ || in_flight_ > 0 || writing_ || !outgoing_.empty()) {
       return;
     }
     finished_ = true;
-    stream_.Finish(grpc::Status::OK, &finished_op_);
+    stream_.Finish(end_status_, &finished_op_);
   }
 
   Shared* const shared_;
   Queue* const queue_;
+  const size_t max_pending_;
   grpc::ServerContext ctx_;
   grpc::ServerAsyncReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>
       stream_{&ctx_};
@@ -678,18 +746,23 @@ class StreamCall {
   Op written_{this, &StreamCall::OnWritten};
   Op finished_op_{this, &StreamCall::OnFinished};
   Op done_{this, &StreamCall::OnDone};
-  inference::ModelInferRequest request_;  // the read in flight
-  std::shared_ptr<const Tenant> tenant_;  // who opened the stream
-  int events_left_ = 2;                   // Finish and done, after arrival; the queue's thread only
+  // The read in flight: written by grpc, then taken by OnRead before the next
+  // read starts (one read at a time: read_paused_ and reads_done_ say when none is).
+  inference::ModelInferRequest request_;
+  std::string_view authorization_;  // the stream's Authorization metadata (in ctx_)
+  TenantRegistry::Memo memo_;       // whom it named, as of which tenants file; OnRead only
+  int events_left_ = 2;             // Finish and done, after arrival; the queue's thread only
 
   std::mutex mu_;
-  std::deque<inference::ModelStreamInferResponse> queue_of_responses_;  // guarded by mu_;
-                                                                        // front is writing
-  size_t in_flight_ = 0;                                                // guarded by mu_
-  bool writing_ = false;                                                // guarded by mu_
-  bool reads_done_ = false;                                             // guarded by mu_
-  bool write_failed_ = false;                                           // guarded by mu_
-  bool finished_ = false;                                               // guarded by mu_
+  // Answered, not yet written; the front is being written while writing_.
+  std::deque<Outgoing> outgoing_;  // guarded by mu_
+  size_t in_flight_ = 0;           // guarded by mu_; read, handed on, not answered
+  bool writing_ = false;           // guarded by mu_
+  bool read_paused_ = false;       // guarded by mu_; no read outstanding: at the bound
+  bool reads_done_ = false;        // guarded by mu_; no more reads (half-closed or revoked)
+  bool write_failed_ = false;      // guarded by mu_
+  bool finished_ = false;          // guarded by mu_
+  grpc::Status end_status_;        // guarded by mu_; what Finish reports (OK unless revoked)
   // The requests' cancellations (expired ones pruned now and then).
   std::vector<std::weak_ptr<Cancellation>> cancellations_;  // guarded by mu_
 };
@@ -797,6 +870,7 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
                       MakeCredentials(options));
   auto impl = std::make_unique<Impl>();
   impl->shared.service = service;
+  impl->shared.stream_max_pending = options.stream_max_pending;
   if (options.observer != nullptr && options.observer->enabled()) {
     impl->shared.observer = options.observer;
   }
@@ -814,6 +888,9 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
                              static_cast<int>(options.read_timeout_ms));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                              static_cast<int>(options.read_timeout_ms));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONCURRENT_STREAMS,
+      static_cast<int>(std::clamp<uint32_t>(options.max_concurrent_streams, 1, INT32_MAX)));
   builder.RegisterService(&impl->shared.grpc_service);
   for (size_t i = 0; i < std::max<size_t>(1, options.threads); ++i) {
     impl->queues.push_back(std::make_unique<Queue>());

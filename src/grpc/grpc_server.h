@@ -40,6 +40,15 @@ class GrpcServer {
     std::string tls_cert_file;
     std::string tls_key_file;
     std::string tls_client_ca_file;
+    // Per ModelStreamInfer stream: requests read but not answered plus
+    // responses not yet written, at most. At the bound the stream stops
+    // reading until a write completes (--grpc-stream-max-pending).
+    size_t stream_max_pending = 32;
+    // Calls (unary or streams) open at once on one connection; more wait in
+    // the client (--grpc-max-concurrent-streams). Each call holds at most one
+    // unsent unary answer, or a stream's bound above, so this bounds what a
+    // client that never reads can leave in the server per connection.
+    uint32_t max_concurrent_streams = 1024;
     // Tracing and the access log of inference requests (not owned; outlives
     // the server); null: none.
     const RequestObserver* observer = nullptr;

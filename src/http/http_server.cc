@@ -529,6 +529,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     }
     net::async_write(stream_, buffers_,
                      [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
+                       self->reply_.receipt.Settle(!ec);
                        self->reply_ = HttpReply();
                        if (ec) return self->Close();
                        if (close) return self->Linger();

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "core/bytes_tensor.h"
+#include "core/tensor_data.h"
 #include "http/json_writer.h"
 
 namespace mm {
@@ -441,31 +442,6 @@ Status DecodeJsonData(dom::element data, int64_t count, std::string_view what, T
   return Internal(std::string(what) + ": unhandled datatype");
 }
 
-// Validates a binary slice against the tensor's datatype and shape.
-Status CheckBinary(std::span<const std::byte> slice, int64_t count, std::string_view what,
-                   const Tensor& t) {
-  if (t.dtype == DataType::kBytes) {
-    return SplitBytesTensor(slice, count, what).status();
-  }
-  const size_t elem = DataTypeSize(t.dtype);
-  if (slice.size() % elem != 0 || slice.size() / elem != static_cast<uint64_t>(count)) {
-    return InvalidArgument(std::string(what) + ": binary_data_size is " +
-                           std::to_string(slice.size()) + " bytes but shape " +
-                           ShapeToString(t.shape) + " of " + std::string(DataTypeName(t.dtype)) +
-                           " needs " + std::to_string(count) + " x " + std::to_string(elem));
-  }
-  if (t.dtype == DataType::kBool) {
-    const auto* p = reinterpret_cast<const uint8_t*>(slice.data());
-    for (size_t i = 0; i < slice.size(); ++i) {
-      if (p[i] > 1) {
-        return InvalidArgument(std::string(what) + ": BOOL element " + std::to_string(i) + " is " +
-                               std::to_string(p[i]) + ", expected 0 or 1");
-      }
-    }
-  }
-  return OkStatus();
-}
-
 // ------------------------------------------------------------ request
 
 struct PendingBinary {
@@ -720,7 +696,8 @@ class RequestDecoder {
       const auto size = static_cast<size_t>(p.size);
       std::span<const std::byte> slice(reinterpret_cast<const std::byte*>(body_->data()) + offset,
                                        size);
-      MM_RETURN_IF_ERROR(CheckBinary(slice, p.count, "input '" + t.name + "'", t));
+      MM_RETURN_IF_ERROR(
+          CheckTensorData(t.dtype, t.shape, p.count, slice, "input '" + t.name + "'"));
       t.data = slice;
       t.owner = body_;
       offset += size;

@@ -129,10 +129,11 @@ int64_t SteadyNowNs() {
 HttpReply InferReply(StatusOr<std::unique_ptr<InferResponse>> result,
                      const HttpResponseFormat& format) {
   if (!result.ok()) return ErrorReply(result.status());
-  std::shared_ptr<const InferResponse> response = std::move(*result);
   HttpReply reply;
+  reply.receipt = std::move((*result)->receipt);  // settled once the reply is written
+  std::shared_ptr<const InferResponse> response = std::move(*result);
   Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
-  if (!s.ok()) return ErrorReply(s);
+  if (!s.ok()) return ErrorReply(s);  // (its receipt goes unsettled: not delivered)
   if (!reply.tail.empty()) {
     reply.binary_header = true;
     reply.tail_owner = std::move(response);

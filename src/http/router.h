@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/cancellation.h"
+#include "core/delivery.h"
 #include "observability/request_observer.h"
 #include "service/inference_service.h"
 
@@ -44,6 +45,9 @@ struct HttpReply {
   bool binary_header = false;  // send Inference-Header-Content-Length: body.size()
   std::string allow;           // for 405: the methods the path accepts
   uint32_t retry_after_s = 0;  // Retry-After (a quota's refusal); 0: none
+  // An inference reply's: the connection settles it once the reply is
+  // written (delivered) or the write fails (core/delivery.h).
+  DeliveryReceipt receipt;
   size_t content_length() const;
 };
 

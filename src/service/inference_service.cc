@@ -419,48 +419,97 @@ void InferenceService::Refuse(const Charge& charge, const InferCallback& done, S
   done(std::move(status));
 }
 
+namespace {
+
+// What a request that reached its model owes once answered, and, for a
+// success, once its transport has delivered the response (InferOn): its
+// model's statistics, its tenant's usage, and the concurrency slot it holds.
+// One allocation per request (as the callback it replaces); the callback
+// that answers it is a bare pointer, which std::function stores in place.
+// It deletes itself when settled.
+class RequestBill final : public DeliveryReceipt::Settler {
+ public:
+  RequestBill(ModelStats* stats, ModelUsage* usage, std::shared_ptr<TenantQuota> quota,
+              uint64_t bytes_in, int64_t received_ns, InferCallback done)
+      : stats_(stats),
+        usage_(usage),
+        quota_(std::move(quota)),
+        bytes_in_(bytes_in),
+        received_ns_(received_ns),
+        done_(std::move(done)) {}
+
+  // The request's answer: counted now; a success's output bytes and its
+  // slot wait for the transport to settle the receipt it carries.
+  void Answer(StatusOr<std::unique_ptr<InferResponse>> result) {
+    InferCallback done = std::move(done_);
+    if (stats_ != nullptr) {
+      const int64_t total_ns = SteadyNowNs() - received_ns_;
+      if (result.ok()) {
+        const InferResponse& r = **result;
+        stats_->RequestSucceeded(total_ns, r.queue_ns, r.timing.input_ns, r.timing.infer_ns,
+                                 r.timing.output_ns);
+      } else {
+        stats_->RequestFailed(result.status().code(), total_ns);
+      }
+    }
+    if (!result.ok()) {
+      if (usage_ != nullptr) usage_->RecordFailure();
+      Settle(false);  // an error holds no slot while it is written
+    } else {
+      InferResponse& r = **result;
+      if (usage_ != nullptr) {
+        for (const Tensor& output : r.outputs) bytes_out_ += PayloadBytes(output);
+        usage_->RecordSuccess(static_cast<uint64_t>(std::max<int64_t>(r.queue_ns, 0)),
+                              static_cast<uint64_t>(std::max<int64_t>(r.compute_ns, 0)), bytes_in_);
+      }
+      if (usage_ != nullptr || quota_ != nullptr) {
+        r.receipt = DeliveryReceipt(this);  // `this` is the receipt's now
+      } else {
+        delete this;
+      }
+    }
+    done(std::move(result));
+  }
+
+  void Settle(bool delivered) override {
+    if (delivered && usage_ != nullptr) usage_->RecordDelivered(bytes_out_);
+    if (quota_ != nullptr) quota_->Release();
+    delete this;
+  }
+
+ private:
+  ModelStats* const stats_;                   // null: none
+  ModelUsage* const usage_;                   // null: not charged
+  const std::shared_ptr<TenantQuota> quota_;  // null: holds no slot
+  const uint64_t bytes_in_;
+  uint64_t bytes_out_ = 0;
+  const int64_t received_ns_;
+  InferCallback done_;
+};
+
+}  // namespace
+
 void InferenceService::InferOn(const ServableModel& servable, std::string_view tenant_id,
                                std::unique_ptr<InferRequest> request, InferCallback done,
                                Charge charge) {
   // From here on the request is the model's: it is counted in its
   // statistics, charged to its tenant, and releases its concurrency slot (if
-  // it holds one) when answered. One wrapper does all three. (The statistics
-  // live as long as the servable, which lives until its queue has drained,
-  // i.e. past this callback.)
+  // it holds one) when its answer has been delivered (an error: when
+  // answered). RequestBill does all three. (The statistics live as long as
+  // the servable, which lives until its queue has drained, i.e. past the
+  // answer.)
   ModelStats* stats = servable.stats.get();
   if (stats != nullptr) stats->RequestStarted();
   uint64_t bytes_in = 0;
   if (charge.usage != nullptr) {
     for (const Tensor& input : request->inputs) bytes_in += PayloadBytes(input);
   }
-  const int64_t received_ns = request->received_ns;
-  done = [stats, model = charge.usage != nullptr ? charge.usage->Model(servable.name) : nullptr,
-          quota = std::move(charge.quota), bytes_in, received_ns,
-          done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
-    if (quota != nullptr) quota->Release();
-    if (stats != nullptr) {
-      const int64_t total_ns = SteadyNowNs() - received_ns;
-      if (result.ok()) {
-        const InferResponse& r = **result;
-        stats->RequestSucceeded(total_ns, r.queue_ns, r.timing.input_ns, r.timing.infer_ns,
-                                r.timing.output_ns);
-      } else {
-        stats->RequestFailed(result.status().code(), total_ns);
-      }
-    }
-    if (model != nullptr) {
-      if (result.ok()) {
-        const InferResponse& r = **result;
-        uint64_t bytes_out = 0;
-        for (const Tensor& output : r.outputs) bytes_out += PayloadBytes(output);
-        model->RecordSuccess(static_cast<uint64_t>(std::max<int64_t>(r.queue_ns, 0)),
-                             static_cast<uint64_t>(std::max<int64_t>(r.compute_ns, 0)), bytes_in,
-                             bytes_out);
-      } else {
-        model->RecordFailure();
-      }
-    }
-    done(std::move(result));
+  auto* bill =
+      new RequestBill(stats, charge.usage != nullptr ? charge.usage->Model(servable.name) : nullptr,
+                      std::move(charge.quota), bytes_in, request->received_ns, std::move(done));
+  // Called exactly once (the scheduler's contract), which frees or hands on `bill`.
+  done = [bill](StatusOr<std::unique_ptr<InferResponse>> result) {
+    bill->Answer(std::move(result));
   };
   // Inputs in shared memory are copied into memory the request owns, once,
   // here: the client may shrink its object at any time (a view would fault

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "core/tensor_data.h"
 
 namespace mm {
 
@@ -43,18 +43,8 @@ Status ValidateInput(const inference::ModelConfig& config, const inference::Mode
   }
   std::string what = "input '" + input.name + "'";
   MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape, what));
-  if (input.dtype == DataType::kBytes) {
-    return SplitBytesTensor(input.data, count, what).status();
-  }
-  const uint64_t elem = DataTypeSize(input.dtype);
-  const uint64_t n = static_cast<uint64_t>(count);
-  if (n > input.data.size() / elem || n * elem != input.data.size()) {
-    std::string need = n > ~uint64_t{0} / elem ? "more than 2^64" : std::to_string(n * elem);
-    return InvalidArgument(what + ": shape " + ShapeToString(input.shape) + " of " +
-                           std::string(DataTypeName(input.dtype)) + " needs " + need +
-                           " bytes, got " + std::to_string(input.data.size()));
-  }
-  return OkStatus();
+  // The bytes themselves, whichever door they came through (shared memory included).
+  return CheckTensorData(input.dtype, input.shape, count, input.data, what);
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 //   - the model it reached (ModelUsage of that tenant and model name, all
 //     versions together): counted as a request, and as a failure when it was
 //     answered with an error; a success adds its queue and compute time and
-//     its bytes;
+//     its input bytes, and its output bytes once the transport has delivered
+//     the response (a response never written to its client is not billed);
 //   - or, when it never reached a model (a quota refused it, the model is
 //     unknown or hidden from the tenant, an on-demand load failed), the
 //     tenant's `refused` count.
@@ -53,12 +54,14 @@ struct UsageFigures {
 // One tenant's use of one model.
 class ModelUsage {
  public:
-  void RecordSuccess(uint64_t queue_ns, uint64_t compute_ns, uint64_t bytes_in,
-                     uint64_t bytes_out) {
+  void RecordSuccess(uint64_t queue_ns, uint64_t compute_ns, uint64_t bytes_in) {
     requests_.fetch_add(1, std::memory_order_relaxed);
     queue_ns_.fetch_add(queue_ns, std::memory_order_relaxed);
     compute_ns_.fetch_add(compute_ns, std::memory_order_relaxed);
     bytes_in_.fetch_add(bytes_in, std::memory_order_relaxed);
+  }
+  // A successful response's output bytes, once its transport delivered it.
+  void RecordDelivered(uint64_t bytes_out) {
     bytes_out_.fetch_add(bytes_out, std::memory_order_relaxed);
   }
   void RecordFailure() {

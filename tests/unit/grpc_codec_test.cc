@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/bytes_tensor.h"
+#include "http/infer_codec.h"
 
 namespace mm {
 namespace {
@@ -129,6 +130,129 @@ TEST(GrpcCodecTest, RejectsInconsistentRequests) {
     EXPECT_TRUE(d->inputs[0].data.empty());
     EXPECT_EQ(std::get<std::string>(d->inputs[0].parameters.at("shared_memory_region")), "r");
   }
+}
+
+// Both transports validate alike: the same bad request, sent over HTTP (JSON
+// or binary data) and over gRPC (typed or raw contents), is refused with the
+// same code and the same words.
+class SameWordsTest : public ::testing::Test {
+ protected:
+  static Status Http(const std::string& json, const std::string& binary = "") {
+    auto body = std::make_shared<std::string>(json + binary);
+    auto d = DecodeInferRequest(body,
+                                binary.empty() ? std::nullopt : std::optional<size_t>(json.size()));
+    return d.ok() ? OkStatus() : d.status();
+  }
+  static Status Grpc(const inference::ModelInferRequest& msg) {
+    auto d = DecodeGrpcInferRequest(msg);
+    return d.ok() ? OkStatus() : d.status();
+  }
+  static void ExpectSame(const Status& http, const Status& grpc, const std::string& want) {
+    EXPECT_FALSE(http.ok());
+    EXPECT_EQ(http.code(), grpc.code()) << http.message() << " / " << grpc.message();
+    EXPECT_EQ(http.message(), grpc.message());
+    EXPECT_NE(http.message().find(want), std::string::npos) << http.message();
+  }
+  // One input `x` of `dtype` [n] carried as binary data / raw contents.
+  static void ExpectSameRaw(const std::string& dtype, int64_t n, const std::string& bytes,
+                            const std::string& want) {
+    const std::string json = R"({"inputs":[{"name":"x","datatype":")" + dtype + R"(","shape":[)" +
+                             std::to_string(n) + R"(],"parameters":{"binary_data_size":)" +
+                             std::to_string(bytes.size()) + "}}]}";
+    inference::ModelInferRequest msg;
+    AddInput(msg, "x", dtype, {n});
+    msg.add_raw_input_contents(bytes);
+    ExpectSame(Http(json, bytes), Grpc(msg), want);
+  }
+};
+
+TEST_F(SameWordsTest, BoolBytesOtherThanZeroAndOne) {
+  ExpectSameRaw("BOOL", 3, std::string("\0\1\2", 3),
+                "input 'x': BOOL element 2 is 2, expected 0 or 1");
+  ExpectSameRaw("BOOL", 2, std::string("\1\xff", 2), "BOOL element 1 is 255");
+  inference::ModelInferRequest ok;
+  AddInput(ok, "x", "BOOL", {3});
+  ok.add_raw_input_contents(std::string("\0\1\1", 3));
+  EXPECT_TRUE(Grpc(ok).ok());
+}
+
+TEST_F(SameWordsTest, RawSizesAndBytesFraming) {
+  ExpectSameRaw("FP32", 2, "abcdef", "input 'x': shape [2] of FP32 needs 8 bytes, got 6");
+  ExpectSameRaw("FP16", 2, "abc", "needs 4 bytes, got 3");
+  ExpectSameRaw("BF16", 1, "abc", "needs 2 bytes, got 3");
+  ExpectSameRaw("BYTES", 1, std::string("\x05\0\0\0ab", 6),
+                "input 'x': BYTES element 0 declares 5 bytes but only 2 remain");
+  ExpectSameRaw("BYTES", 2, std::string("\x01\0\0\0a", 5),
+                "holds 1 elements but its shape declares 2");
+  ExpectSameRaw("BYTES", 1, std::string("\x01\0\0\0a\0\0\0\0", 9), "holds more than the 1");
+  ExpectSameRaw("BYTES", 1, std::string("\x01\0", 2), "BYTES data is truncated");
+}
+
+TEST_F(SameWordsTest, NamesAndRanges) {
+  {  // an input twice
+    inference::ModelInferRequest msg;
+    AddInput(msg, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    AddInput(msg, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    const std::string x = R"({"name":"x","datatype":"FP32","shape":[1],"data":[1]})";
+    ExpectSame(Http(R"({"inputs":[)" + x + "," + x + "]}"), Grpc(msg), "input 'x' appears twice");
+  }
+  {  // an output twice
+    inference::ModelInferRequest msg;
+    AddInput(msg, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    msg.add_outputs()->set_name("y");
+    msg.add_outputs()->set_name("y");
+    ExpectSame(Http(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}],)"
+                    R"("outputs":[{"name":"y"},{"name":"y"}]})"),
+               Grpc(msg), "output 'y' is requested twice");
+  }
+  {  // empty names
+    inference::ModelInferRequest msg;
+    AddInput(msg, "", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    ExpectSame(Http(R"({"inputs":[{"name":"","datatype":"FP32","shape":[1],"data":[1]}]})"),
+               Grpc(msg), "inputs[0] has an empty 'name'");
+    inference::ModelInferRequest out;
+    AddInput(out, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    out.add_outputs();
+    ExpectSame(Http(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}],)"
+                    R"("outputs":[{"name":""}]})"),
+               Grpc(out), "outputs[0] has an empty 'name'");
+  }
+  // A narrow integer out of its range (JSON data / typed contents).
+  for (const auto& [dtype, value] : std::vector<std::pair<std::string, int64_t>>{
+           {"INT8", 300}, {"INT16", -40000}, {"UINT8", 256}, {"UINT16", 70000}}) {
+    inference::ModelInferRequest msg;
+    auto* in = AddInput(msg, "x", dtype, {2});
+    if (dtype[0] == 'U') {
+      in->mutable_contents()->add_uint_contents(1);
+      in->mutable_contents()->add_uint_contents(static_cast<uint32_t>(value));
+    } else {
+      in->mutable_contents()->add_int_contents(1);
+      in->mutable_contents()->add_int_contents(static_cast<int32_t>(value));
+    }
+    ExpectSame(Http(R"({"inputs":[{"name":"x","datatype":")" + dtype +
+                    R"(","shape":[2],"data":[1,)" + std::to_string(value) + "]}]}"),
+               Grpc(msg),
+               "input 'x': element 1: " + std::to_string(value) + " is out of range for " + dtype);
+  }
+}
+
+TEST_F(SameWordsTest, ClassificationIsUnimplementedOnBoth) {
+  inference::ModelInferRequest msg;
+  AddInput(msg, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+  auto* out = msg.add_outputs();
+  out->set_name("y");
+  (*out->mutable_parameters())["classification"].set_int64_param(3);
+  const Status grpc = Grpc(msg);
+  const Status http = Http(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}],)"
+                           R"("outputs":[{"name":"y","parameters":{"class_count":3}}]})");
+  EXPECT_EQ(grpc.code(), StatusCode::kUnimplemented) << grpc.message();
+  EXPECT_EQ(http.code(), StatusCode::kUnimplemented) << http.message();
+  EXPECT_NE(grpc.message().find("classification extension"), std::string::npos);
+  // 0 asks for the tensor itself, as tritonclient's default.
+  (*out->mutable_parameters())["classification"].set_int64_param(0);
+  auto d = DecodeGrpcInferRequest(msg);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_TRUE(d->outputs[0].parameters.empty());
 }
 
 TEST(GrpcCodecTest, EncodesOutputsAsRawContents) {

@@ -270,8 +270,8 @@ TEST(InferCodecDecodeTest, BinarySizeErrors) {
                 "binary section has 12 bytes but inputs declare 8");
   // Slice does not fit dtype x shape.
   ExpectInvalid(DecodeBinary(BinaryJson("FP32", "[2]", 6), "abcdef"),
-                "input 'x': binary_data_size is 6 bytes but shape [2] of FP32 needs 2 x 4");
-  ExpectInvalid(DecodeBinary(BinaryJson("INT64", "[2]", 8), "abcdefgh"), "needs 2 x 8");
+                "input 'x': shape [2] of FP32 needs 8 bytes, got 6");
+  ExpectInvalid(DecodeBinary(BinaryJson("INT64", "[2]", 8), "abcdefgh"), "needs 16 bytes, got 8");
   // BYTES layout is checked.
   ExpectInvalid(DecodeBinary(BinaryJson("BYTES", "[1]", 6), std::string("\x05\0\0\0ab", 6)),
                 "input 'x': BYTES element 0 declares 5 bytes but only 2 remain");

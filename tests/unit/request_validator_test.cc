@@ -122,5 +122,26 @@ TEST(RequestValidatorTest, RequestedOutputsMustExistOnce) {
   EXPECT_TRUE(ValidateRequest(Config(0), r.req).ok());
 }
 
+// Whatever door the bytes came through (shared memory has no codec), BOOL
+// elements are 0 or 1, with the words both codecs use (core/tensor_data.h).
+TEST(RequestValidatorTest, BoolBytesAreZeroOrOneWhereverTheyCameFrom) {
+  inference::ModelConfig c;
+  c.set_name("b");
+  auto* in = c.add_input();
+  in->set_name("flag");
+  in->set_data_type(inference::TYPE_BOOL);
+  in->add_dims(-1);
+  Request good;
+  good.Add("flag", DataType::kBool, {3}, 3);
+  good.buffers.back()[1] = std::byte{1};
+  EXPECT_TRUE(ValidateRequest(c, good.req).ok());
+  Request bad;
+  bad.Add("flag", DataType::kBool, {3}, 3);
+  bad.buffers.back()[2] = std::byte{2};
+  Status s = ValidateRequest(c, bad.req);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "input 'flag': BOOL element 2 is 2, expected 0 or 1");
+}
+
 }  // namespace
 }  // namespace mm

@@ -124,12 +124,24 @@ TEST(TenantRegistryTest, AConnectionsMemoAnswersItsRepeatedKeyAndNothingElse) {
             StatusCode::kUnauthenticated);
   EXPECT_EQ((*registry)->Authenticate("", &memo).status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ((*(*registry)->Authenticate("Bearer key-b", &memo))->id, "b");
-  // A reload that drops key-b empties the memo's worth.
+  // A reload that drops key-b empties the memo's worth (an open stream or
+  // keep-alive connection that presents it again is refused) ...
   std::ofstream(path) << "tenants:\n  - id: a\n    api_keys: ['" << *HashApiKey("key-a")
-                      << "']\n    repositories: [/a]\n";
+                      << "']\n    repositories: [/a]\n    quotas: {max_concurrency: 3}\n";
   ASSERT_TRUE((*registry)->Reload().ok());
   EXPECT_EQ((*registry)->Authenticate("Bearer key-b", &memo).status().code(),
             StatusCode::kUnauthenticated);
+  // ... and a memo of a key that stays answers with the tenant as reloaded.
+  TenantRegistry::Memo stream_memo;
+  auto before = (*registry)->Authenticate("Bearer key-a", &stream_memo);
+  ASSERT_TRUE(before.ok());
+  std::ofstream(path) << "tenants:\n  - id: a\n    api_keys: ['" << *HashApiKey("key-a")
+                      << "']\n    repositories: [/a]\n    quotas: {max_concurrency: 5}\n";
+  ASSERT_TRUE((*registry)->Reload().ok());
+  auto after = (*registry)->Authenticate("Bearer key-a", &stream_memo);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*before)->quotas.max_concurrency, 3u);
+  EXPECT_EQ((*after)->quotas.max_concurrency, 5u);
   std::filesystem::remove_all(dir);
 }
 

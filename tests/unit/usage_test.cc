@@ -14,22 +14,26 @@ TEST(UsageTest, RecordsAddUpPerTenantAndModel) {
   UsageLedger ledger;
   TenantUsage* a = ledger.Tenant("a");
   EXPECT_EQ(ledger.Tenant("a"), a);  // one record per id
-  a->Model("m")->RecordSuccess(10, 20, 30, 40);
-  a->Model("m")->RecordSuccess(1, 2, 3, 4);
+  a->Model("m")->RecordSuccess(10, 20, 30);
+  a->Model("m")->RecordDelivered(40);
+  a->Model("m")->RecordSuccess(1, 2, 3);
+  a->Model("m")->RecordDelivered(4);
+  a->Model("m")->RecordSuccess(7, 7, 7);  // answered, never delivered: no bytes out
   a->Model("m")->RecordFailure();
   a->Model("n")->RecordFailure();
   a->RecordRefused();
-  ledger.Tenant("b")->Model("m")->RecordSuccess(5, 5, 5, 5);
+  ledger.Tenant("b")->Model("m")->RecordSuccess(5, 5, 5);
+  ledger.Tenant("b")->Model("m")->RecordDelivered(5);
 
   auto models = a->Models();
   ASSERT_EQ(models.size(), 2u);
   EXPECT_EQ(models[0].first, "m");
   const UsageFigures& m = models[0].second;
-  EXPECT_EQ(m.requests, 3u);
+  EXPECT_EQ(m.requests, 4u);
   EXPECT_EQ(m.failures, 1u);
-  EXPECT_EQ(m.queue_ns, 11u);
-  EXPECT_EQ(m.compute_ns, 22u);
-  EXPECT_EQ(m.bytes_in, 33u);
+  EXPECT_EQ(m.queue_ns, 18u);
+  EXPECT_EQ(m.compute_ns, 29u);
+  EXPECT_EQ(m.bytes_in, 40u);
   EXPECT_EQ(m.bytes_out, 44u);
   EXPECT_EQ(models[1].first, "n");
   EXPECT_EQ(models[1].second.requests, 1u);
@@ -50,7 +54,8 @@ TEST(UsageTest, ConcurrentRecordsAreAllCounted) {
     threads.emplace_back([&ledger, t] {
       for (int i = 0; i < kEach; ++i) {
         // Models appear while others record: the first sight takes the write lock.
-        ledger.Tenant("a")->Model("m" + std::to_string(i % 7))->RecordSuccess(1, 2, 3, 4);
+        ledger.Tenant("a")->Model("m" + std::to_string(i % 7))->RecordSuccess(1, 2, 3);
+        ledger.Tenant("a")->Model("m" + std::to_string(i % 7))->RecordDelivered(4);
         if (i % 10 == t) ledger.Tenant("a")->RecordRefused();
       }
     });

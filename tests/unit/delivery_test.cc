@@ -1,0 +1,183 @@
+// DeliveryReceipt, and how the service uses it: a success's output bytes are
+// billed, and its concurrency slot freed, only once the transport settles the
+// response's receipt (usage bills bytes actually sent; quotas count unsent work).
+#include "core/delivery.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+
+#include "backends/onnxruntime/onnxruntime_backend.h"
+#include "lifecycle/model_manager.h"
+#include "scheduler/execution_slots.h"
+#include "service/inference_service.h"
+#include "tenancy/quota.h"
+#include "tenancy/tenant_registry.h"
+
+namespace mm {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Recorder final : public DeliveryReceipt::Settler {
+ public:
+  void Settle(bool delivered) override {
+    ++calls;
+    last = delivered;
+  }
+  int calls = 0;
+  bool last = false;
+};
+
+TEST(DeliveryReceiptTest, SettlesOnceAndAnUnsettledOneAsNotDelivered) {
+  Recorder r;
+  {
+    DeliveryReceipt receipt(&r);
+    EXPECT_TRUE(receipt.pending());
+    receipt.Settle(true);
+    EXPECT_FALSE(receipt.pending());
+    receipt.Settle(false);  // nothing left to settle
+  }
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_TRUE(r.last);
+
+  Recorder dropped;
+  { DeliveryReceipt receipt(&dropped); }
+  EXPECT_EQ(dropped.calls, 1);
+  EXPECT_FALSE(dropped.last);
+}
+
+TEST(DeliveryReceiptTest, MovesCarryItAndOverwritingSettlesTheOldOne) {
+  Recorder a, b;
+  DeliveryReceipt first(&a);
+  DeliveryReceipt moved(std::move(first));
+  EXPECT_FALSE(first.pending());  // NOLINT(bugprone-use-after-move): the contract says so
+  EXPECT_EQ(a.calls, 0);
+  moved = DeliveryReceipt(&b);  // a's receipt is dropped: not delivered
+  EXPECT_EQ(a.calls, 1);
+  EXPECT_FALSE(a.last);
+  moved.Settle(true);
+  EXPECT_EQ(b.calls, 1);
+  EXPECT_TRUE(b.last);
+  DeliveryReceipt empty;
+  empty.Settle(true);  // the empty receipt settles nothing
+}
+
+// The service with add_sub, a tenant with {max_concurrency: 1}, and a real
+// ONNX Runtime backend.
+class ServiceDeliveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = fs::temp_directory_path() /
+            ("delivery_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(repo_);
+    fs::create_directories(repo_);
+    fs::copy(fs::path(MMSERVE_SOURCE_DIR) / "examples" / "models" / "add_sub", repo_ / "add_sub",
+             fs::copy_options::recursive);
+    auto backend = OnnxRuntimeBackend::Create({});
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    backend_ = std::move(*backend);
+    ModelManager::Options mo;
+    mo.repositories = {repo_};
+    mo.slots = &slots_;
+    mo.backends.emplace("onnxruntime_onnx", backend_.get());
+    auto manager = ModelManager::Create(std::move(mo));
+    ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+    manager_ = std::move(*manager);
+    manager_->Start();
+
+    Tenant t;
+    t.id = "t";
+    t.repositories = {repo_.string()};
+    t.quotas.max_concurrency = 1;
+    registry_ = TenantRegistry::FromConfig({{t}});
+    tenant_ = &registry_->config()->tenants[0];
+    InferenceService::Options so;
+    so.models = manager_.get();
+    so.tenants = registry_.get();
+    service_ = std::move(*InferenceService::Create(so));
+  }
+  void TearDown() override {
+    service_.reset();
+    manager_.reset();
+    slots_.Shutdown();
+    fs::remove_all(repo_);
+  }
+
+  StatusOr<std::unique_ptr<InferResponse>> InferSync() {
+    auto request = std::make_unique<InferRequest>();
+    request->model_name = "add_sub";
+    auto values = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4});
+    for (const char* name : {"INPUT0", "INPUT1"}) {
+      Tensor t;
+      t.name = name;
+      t.dtype = DataType::kFp32;
+      t.shape = {4};
+      t.data = std::as_bytes(std::span<const float>(*values));
+      t.owner = values;
+      request->inputs.push_back(std::move(t));
+    }
+    std::promise<StatusOr<std::unique_ptr<InferResponse>>> answered;
+    service_->Infer(*tenant_, std::move(request), [&](StatusOr<std::unique_ptr<InferResponse>> r) {
+      answered.set_value(std::move(r));
+    });
+    return answered.get_future().get();
+  }
+
+  UsageFigures Usage() const {
+    for (const auto& [name, figures] : tenant_->usage->Models()) {
+      if (name == "add_sub") return figures;
+    }
+    return {};
+  }
+
+  fs::path repo_;
+  ExecutionSlots slots_{ExecutionSlotsOptions{.slots = 1}};
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<ModelManager> manager_;
+  std::unique_ptr<TenantRegistry> registry_;
+  const Tenant* tenant_ = nullptr;
+  std::unique_ptr<InferenceService> service_;
+};
+
+TEST_F(ServiceDeliveryTest, AnUnsentResponseHoldsItsSlotAndIsBilledOnlyWhenDelivered) {
+  auto first = InferSync();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE((*first)->receipt.pending());
+  // Answered but not written: counted, its input billed, not its output,
+  // and it still holds the tenant's one slot.
+  EXPECT_EQ(Usage().requests, 1u);
+  EXPECT_EQ(Usage().bytes_in, 32u);
+  EXPECT_EQ(Usage().bytes_out, 0u);
+  EXPECT_EQ(tenant_->quota->in_flight(), 1);
+  auto refused = InferSync();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("max_concurrency"), std::string::npos);
+
+  (*first)->receipt.Settle(true);  // the transport wrote it
+  EXPECT_EQ(Usage().bytes_out, 32u);
+  EXPECT_EQ(tenant_->quota->in_flight(), 0);
+
+  // A response that never reaches its client frees the slot, unbilled.
+  auto second = InferSync();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  (*second)->receipt.Settle(false);
+  EXPECT_EQ(Usage().bytes_out, 32u);
+  EXPECT_EQ(tenant_->quota->in_flight(), 0);
+
+  // So does one its transport drops without a word.
+  auto third = InferSync();
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(tenant_->quota->in_flight(), 1);
+  third->reset();
+  EXPECT_EQ(tenant_->quota->in_flight(), 0);
+  EXPECT_EQ(Usage().bytes_out, 32u);
+  EXPECT_EQ(Usage().requests, 3u);
+  EXPECT_EQ(tenant_->usage->refused(), 1u);
+}
+
+}  // namespace
+}  // namespace mm
