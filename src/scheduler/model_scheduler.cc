@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 #include <numeric>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -213,9 +214,9 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
     return;
   }
   // Inline fast path.
-  Execute(instance, std::move(work));
+  Answer answer = Execute(instance, std::move(work));
   slots_->ReleaseInline();
-  Finished(instance);
+  Finished(instance, std::move(answer));
 }
 
 bool ModelScheduler::ClaimSlotRequestLocked() {
@@ -291,7 +292,14 @@ int64_t ModelScheduler::RunBatch(bool* more) {
     RequestSlot();
   }
   const int64_t start = clock_->NowNs();
-  ExecuteBatch(instance, std::move(batch));
+  // One request (no allocation for its answer) or a batch.
+  std::optional<Answer> one;
+  std::vector<Answer> many;
+  if (batch.size() == 1) {
+    one.emplace(Execute(instance, std::move(batch[0])));
+  } else {
+    many = ExecuteBatch(instance, std::move(batch));
+  }
   const int64_t cost = std::max<int64_t>(1, clock_->NowNs() - start);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -300,6 +308,8 @@ int64_t ModelScheduler::RunBatch(bool* more) {
     *more = ClaimSlotRequestLocked();
     if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
   }
+  if (one) one->Deliver();
+  for (Answer& a : many) a.Deliver();
   for (auto& fn : waiters) fn();
   return cost;
 }
@@ -424,14 +434,16 @@ Status ModelScheduler::RunTimed(ModelInstance* instance, const InferRequest& req
   return status;
 }
 
-void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> works) {
-  if (works.size() == 1) return Execute(instance, std::move(works[0]));
-  auto fail_all = [&works](const Status& s) {
+std::vector<ModelScheduler::Answer> ModelScheduler::ExecuteBatch(ModelInstance* instance,
+                                                                 std::vector<Work> works) {
+  std::vector<Answer> answers;
+  answers.reserve(works.size());
+  auto fail_all = [&works, &answers](const Status& s) {
     for (Work& w : works) {
-      auto done = std::move(w.done);
       w.request.reset();
-      done(s);
+      answers.push_back({std::move(w.done), s});
     }
+    return std::move(answers);
   };
   const int64_t begin_ns = clock_->NowNs();
   std::vector<InferRequest*> requests;
@@ -476,13 +488,13 @@ void ModelScheduler::ExecuteBatch(ModelInstance* instance, std::vector<Work> wor
     r.compute_ns = i + 1 == works.size() || rows <= 0 ? total - charged : total * sizes[i] / rows;
     charged += r.compute_ns;
     r.timing = timing;
-    auto done = std::move(works[i].done);
     works[i].request.reset();
-    done(std::move((*split)[i]));
+    answers.push_back({std::move(works[i].done), std::move((*split)[i])});
   }
+  return answers;
 }
 
-void ModelScheduler::Execute(ModelInstance* instance, Work work) {
+ModelScheduler::Answer ModelScheduler::Execute(ModelInstance* instance, Work work) {
   auto response = std::make_unique<InferResponse>();
   response->model_name = work.request->model_name;
   response->model_version = work.request->model_version;
@@ -506,14 +518,11 @@ void ModelScheduler::Execute(ModelInstance* instance, Work work) {
   }
   // Release the request (and the transport buffer it pins) before answering.
   work.request.reset();
-  if (status.ok()) {
-    work.done(std::move(response));
-  } else {
-    work.done(std::move(status));
-  }
+  if (status.ok()) return {std::move(work.done), std::move(response)};
+  return {std::move(work.done), std::move(status)};
 }
 
-void ModelScheduler::Finished(ModelInstance* instance) {
+void ModelScheduler::Finished(ModelInstance* instance, Answer answer) {
   std::vector<std::function<void()>> waiters;  // empty: no allocation
   bool need_slot = false;
   {
@@ -523,6 +532,7 @@ void ModelScheduler::Finished(ModelInstance* instance) {
     need_slot = ClaimSlotRequestLocked();
     if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
   }
+  answer.Deliver();
   if (need_slot) RequestSlot();
   for (auto& fn : waiters) fn();
 }

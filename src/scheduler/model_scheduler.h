@@ -156,8 +156,18 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // response's compute_ns): *start_ns when it began, *ns how long it took.
   Status RunTimed(ModelInstance* instance, const InferRequest& request, InferResponse& response,
                   int64_t* start_ns, int64_t* ns);
-  // Executes a batch of requests as one and answers each.
-  void ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
+  // A request's answer, made by an execution and delivered only once the
+  // instance is idle again: a client that sends its next request the moment
+  // it has its answer must find the model no longer executing (an eviction,
+  // a quota's eviction, the inline path all look). Idle waiters run after
+  // the answers (a drained version is dropped only once nobody is answered).
+  struct Answer {
+    InferCallback done;
+    StatusOr<std::unique_ptr<InferResponse>> result;
+    void Deliver() { done(std::move(result)); }
+  };
+  // Executes a batch of more than one request as one; the answers, in order.
+  std::vector<Answer> ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
   // The batching delay is over: asks for a slot if work waits.
   void Dispatch();
   // The client of `ticket` went away: answers it CANCELLED if it still waits.
@@ -165,10 +175,11 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // Answers the requests whose queue deadline has passed.
   void ExpireDue();
   void FailExpired(std::vector<Work> expired, int64_t now_ns);
-  // Executes `work` on `instance` and answers it.
-  void Execute(ModelInstance* instance, Work work);
-  // An execution on `instance` ended: marks it idle, asks for the next slot.
-  void Finished(ModelInstance* instance);
+  // Executes `work` on `instance`; its answer, to deliver.
+  Answer Execute(ModelInstance* instance, Work work);
+  // The inline execution on `instance` ended: marks it idle, asks for the
+  // next slot, delivers `answer`, then wakes idle waiters.
+  void Finished(ModelInstance* instance, Answer answer);
   bool InlineAllowed(const InferRequest& request) const;
 
   ExecutionSlots* const slots_;

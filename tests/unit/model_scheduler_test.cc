@@ -145,6 +145,38 @@ struct ThreadRecorder {
   }
 };
 
+// A client that sends its next request the moment it has an answer must find
+// the model idle: an answer is delivered only after its instance is (the
+// lifecycle's eviction and the model quotas look at what is executing).
+TEST(ModelSchedulerTest, AnAnswerIsDeliveredOnlyOnceItsInstanceIsIdle) {
+  ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
+  std::atomic<int> concurrent{0}, peak{0};
+  std::vector<std::unique_ptr<ModelInstance>> inst;
+  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  ModelSchedulerOptions options;
+  options.inline_max_ns = int64_t{1} << 40;
+  ModelSchedulerConfig config;
+  config.inline_safe = true;
+  auto sched = *ModelScheduler::Create(std::move(inst), &pool, options, config);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<size_t> executing_when_answered;
+  auto callback = [&](StatusOr<std::unique_ptr<InferResponse>> r) {
+    ASSERT_TRUE(r.ok());
+    const size_t executing = sched->queued_and_executing().second;
+    std::lock_guard<std::mutex> lock(mu);
+    executing_when_answered.push_back(executing);
+    cv.notify_all();
+  };
+  // The first runs on a slot thread (cost unknown), the second inline.
+  for (size_t i = 1; i <= 2; ++i) {
+    sched->Enqueue(Req("r"), callback);
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return executing_when_answered.size() >= i; });
+  }
+  EXPECT_EQ(executing_when_answered, (std::vector<size_t>{0, 0}));
+}
+
 TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
   std::atomic<int> concurrent{0}, peak{0};
