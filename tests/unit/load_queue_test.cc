@@ -12,33 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "gate.h"
+
 namespace mm {
 namespace {
-
-class Latch {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++waiting_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return open_; });
-  }
-  void AwaitWaiters(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return waiting_ >= n; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-  int waiting_ = 0;
-};
 
 // Records the order jobs ran in.
 struct Order {
@@ -53,7 +30,7 @@ struct Order {
 TEST(LoadQueueTest, TenantsTakeTurnsAndEachRunsInItsOwnOrder) {
   // One thread: the order is the queue's alone.
   LoadQueue q({.per_tenant = 1, .max_threads = 1});
-  Latch hold;
+  Gate hold;
   Order order;
   q.Submit("a", [&] {
     hold.Wait();
@@ -72,7 +49,7 @@ TEST(LoadQueueTest, TenantsTakeTurnsAndEachRunsInItsOwnOrder) {
 
 TEST(LoadQueueTest, AHeldTenantNeverHoldsAnotherOne) {
   LoadQueue q({.per_tenant = 1});
-  Latch hold;
+  Gate hold;
   std::atomic<int> a_started{0};
   q.Submit("a", [&] {
     ++a_started;
@@ -95,7 +72,7 @@ TEST(LoadQueueTest, AHeldTenantNeverHoldsAnotherOne) {
 
 TEST(LoadQueueTest, PerTenantLimitAllowsThatManyAtOnce) {
   LoadQueue q({.per_tenant = 2});
-  Latch hold;
+  Gate hold;
   std::atomic<int> started{0};
   for (int i = 0; i < 3; ++i) {
     q.Submit("a", [&] {
@@ -113,7 +90,7 @@ TEST(LoadQueueTest, PerTenantLimitAllowsThatManyAtOnce) {
 
 TEST(LoadQueueTest, ShutdownRunsQueuedJobsAndIsBoundedByItsDeadline) {
   LoadQueue q({.per_tenant = 1});
-  Latch hold;
+  Gate hold;
   std::atomic<int> ran{0};
   q.Submit("a", [&] { hold.Wait(); });
   hold.AwaitWaiters(1);

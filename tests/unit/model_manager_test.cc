@@ -17,38 +17,14 @@
 #include <set>
 #include <thread>
 
+#include "gate.h"
+
 namespace mm {
 namespace {
 
 namespace fs = std::filesystem;
 
 // A latch a test opens when it wants a blocked load or execution to proceed.
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++waiting_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return open_; });
-  }
-  // Blocks until `n` threads are waiting at the gate.
-  void AwaitWaiters(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return waiting_ >= n; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-  int waiting_ = 0;
-};
-
 struct FakeWorld {
   std::atomic<uint64_t> memory{0};  // what the probe reports
   std::atomic<int> loads{0};
