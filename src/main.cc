@@ -723,9 +723,18 @@ int main(int argc, char** argv) {
       spdlog::info("mutual TLS on: clients need a certificate signed by a CA in {}", tls_client_ca);
     }
   }
-  (*manager)->Start();
-  (*service)->SetReady(true);
-  spdlog::info("mmserve is ready");
+  // Start-up loads (mode none or poll, --load-model) run beside the signal
+  // loop, so that SIGTERM during them stops them within --exit-timeout-secs
+  // like any other load. Ready only if they finish before a shutdown begins.
+  std::mutex ready_mu;
+  bool stopping = false;  // guarded by ready_mu
+  std::thread startup([&] {
+    (*manager)->Start();
+    std::lock_guard<std::mutex> lock(ready_mu);
+    if (stopping) return;
+    (*service)->SetReady(true);
+    spdlog::info("mmserve is ready");
+  });
 
   int sig = 0;
   for (;;) {
@@ -751,7 +760,11 @@ int main(int argc, char** argv) {
       "--exit-timeout-secs)",
       sig == SIGINT ? "SIGINT" : "SIGTERM", exit_timeout_secs);
   exit_deadline.Arm(std::chrono::seconds(exit_timeout_secs), std::chrono::milliseconds(1000));
-  (*service)->SetReady(false);
+  {
+    std::lock_guard<std::mutex> lock(ready_mu);
+    stopping = true;
+    (*service)->SetReady(false);
+  }
   // Loading stops first (warmups under way stop, requests waiting for a load
   // get an error), so that no request waits for a load while the transports
   // drain; it has the exit timeout's time. A backend load that never returns
@@ -762,6 +775,7 @@ int main(int argc, char** argv) {
     spdlog::default_logger()->flush();
     std::_Exit(1);
   }
+  startup.join();  // (its loads were answered by the lifecycle's shutdown)
   // Both transports stop accepting at once, then drain.
   std::thread grpc_stop([&grpc] { (*grpc)->Stop(); });
   (*http)->Stop();
