@@ -1,9 +1,10 @@
 // BlockingWait: a thread about to wait on something outside this process (a
-// model's worker process) says so, for as long as the wait lasts, with a
-// BlockingWait on its stack. Whoever runs the thread (the execution slots)
-// may then hand the thread's share of the server's capacity to other work
-// while the wait drags on: a stopped or hung worker then holds a thread, but
-// no execution slot (issue 17: no model can stall what it does not own).
+// model's worker process), or to run something whose length nothing bounds
+// (an ONNX graph whose loops its inputs' values drive), says so, for as long
+// as the wait lasts, with a BlockingWait on its stack. Whoever runs the thread (the execution
+// slots) may then hand the thread's share of the server's capacity to other work while the wait
+// drags on: a stopped or hung worker then holds a thread, but no execution slot (issue 17: no model
+// can stall what it does not own).
 //
 // Cost: two thread-local reads when no hooks are installed (an I/O thread, a
 // test); with hooks, what they cost. Not nestable: an inner BlockingWait

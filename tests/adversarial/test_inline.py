@@ -117,3 +117,30 @@ def test_a_slow_request_does_not_stall_grpc(slow_server):
     finally:
         client.close()
         other.close()
+
+
+def test_a_long_run_does_not_hold_the_only_execution_slot(tmp_path):
+    """One execution slot: a request whose Loop runs for seconds would hold it,
+    and every other model would wait for it. A run whose length its inputs
+    decide lends its slot once it drags on while other work waits."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_loop_model(repo, "spin_slot")
+    write_loop_model(repo, "spin_gauge")
+    copy_model("add_sub", repo)
+    s = Server([repo], "--execution-slots", "1", "--inline-execution-max-us", "0").start()
+    try:
+        trips = trips_for(s, "spin_slot", 4)
+        slow = {}
+        t = threading.Thread(target=lambda: slow.update(r=requests.post(
+            s.base + "/v2/models/spin_slot/infer", json=spin_body(trips), timeout=120)))
+        t.start()
+        time.sleep(0.5)
+        for _ in range(3):
+            r = requests.post(s.base + "/v2/models/add_sub/infer", json=add_sub_json(), timeout=3)
+            assert r.status_code == 200, r.text
+        assert t.is_alive(), "the slow request ended before the checks: they proved nothing"
+        t.join()
+        assert slow["r"].status_code == 200, slow["r"].text
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]

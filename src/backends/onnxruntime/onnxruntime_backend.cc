@@ -22,6 +22,7 @@
 
 #include "backends/auto_complete.h"
 #include "backends/onnxruntime/onnx_graph_scan.h"
+#include "core/blocking_wait.h"
 #include "core/bytes_tensor.h"
 #include "repository/repository_file.h"
 
@@ -323,10 +324,13 @@ struct RunOutputs {
 
 class OrtInstance final : public ModelInstance {
  public:
+  // `unbounded`: the graph's run time depends on its inputs' values
+  // (InlineSafe said no); a run then says it may last (BlockingWait).
   OrtInstance(std::string model_name, std::shared_ptr<Ort::Session> session,
-              const inference::ModelConfig& config)
+              const inference::ModelConfig& config, bool unbounded)
       : model_name_(std::move(model_name)),
         session_(std::move(session)),
+        unbounded_(unbounded),
         cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
     for (const auto& output : config.output()) output_names_.push_back(output.name());
     for (const auto& name : output_names_) output_name_ptrs_.push_back(name.c_str());
@@ -352,6 +356,7 @@ class OrtInstance final : public ModelInstance {
   // Constant after construction.
   const std::string model_name_;
   const std::shared_ptr<Ort::Session> session_;
+  const bool unbounded_;
   const Ort::MemoryInfo cpu_;
   const Ort::RunOptions run_options_;
   std::vector<std::string> output_names_;      // the config's outputs, in order
@@ -480,8 +485,16 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
   outputs->session = session_;
   const int64_t run_ns = SteadyNs();
   response.timing.input_ns = run_ns - begin_ns;
-  outputs->values = session_->Run(run_options_, input_names.data(), input_values.data(),
-                                  input_count, output_names, output_count);
+  {
+    // A run whose length its inputs decide (a Loop's trip count) may last
+    // without end: if it drags on while other work waits, the execution
+    // slots lend its slot to that work (the thread stays busy, the slot does
+    // not): one model's long run never stalls the others.
+    std::optional<BlockingWait> long_run;
+    if (unbounded_) long_run.emplace();
+    outputs->values = session_->Run(run_options_, input_names.data(), input_values.data(),
+                                    input_count, output_names, output_count);
+  }
   const int64_t ran_ns = SteadyNs();
 
   response.outputs.reserve(response.outputs.size() + output_count);
@@ -661,13 +674,14 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
                                                            signature, kPlatform, kBackendName));
     MM_ASSIGN_OR_RETURN(int64_t instances, InstanceCount(model->config));
     model->inline_safe = InlineSafe(path, *size, label);
+    const bool unbounded = !model->inline_safe;
     model->instances.reserve(static_cast<size_t>(instances));
     model->instances.push_back(
-        std::make_unique<OrtInstance>(spec.model_name, std::move(first), model->config));
+        std::make_unique<OrtInstance>(spec.model_name, std::move(first), model->config, unbounded));
     for (int64_t i = 1; i < instances; ++i) {
       auto session = std::make_shared<Ort::Session>(*env, path.c_str(), options);
-      model->instances.push_back(
-          std::make_unique<OrtInstance>(spec.model_name, std::move(session), model->config));
+      model->instances.push_back(std::make_unique<OrtInstance>(spec.model_name, std::move(session),
+                                                               model->config, unbounded));
     }
     return model;
   } catch (const Ort::Exception& e) {
