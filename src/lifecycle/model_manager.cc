@@ -1,12 +1,7 @@
 #include "lifecycle/model_manager.h"
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <set>

@@ -111,9 +111,10 @@ StatusOr<std::string> ReadRepositoryFile(const std::filesystem::path& path,
   while (got < out.size()) {
     const ssize_t n = read(fd.get(), out.data() + got, out.size() - got);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      const int err = errno;  // (before anything below can change it)
+      if (err == EINTR) continue;
       return InvalidArgument("cannot read " + std::string(RepositoryFileKindName(kind)) + " " +
-                             Quoted(path) + ": " + std::strerror(errno));
+                             Quoted(path) + ": " + std::strerror(err));
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);

@@ -1,5 +1,7 @@
 #include "scheduler/execution_slots.h"
 
+#include "scheduler/clock.h"
+
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -25,11 +27,7 @@ std::string Key(std::string_view tenant, std::string_view model) {
   return key;
 }
 
-int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t SteadyNs() { return SteadyClock::Get()->NowNs(); }
 
 }  // namespace
 
@@ -114,8 +112,9 @@ void ExecutionSlots::LendStalledSlots() {
       busy_.fetch_sub(1);
       StartThreadLocked();  // (the list may grow while we walk it: std::list keeps t valid)
       spdlog::warn(
-          "execution slots: an execution has waited on a worker process for {} ms while other "
-          "work waits; its slot goes to that work ({} lent now)",
+          "execution slots: an execution has been in a blocking wait (on a worker process, or "
+          "a graph whose run time its inputs decide) for {} ms while other work waits; its "
+          "slot goes to that work ({} lent now)",
           (now - since) / 1'000'000, lent_);
       cv_.notify_one();
     }

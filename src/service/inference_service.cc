@@ -46,12 +46,6 @@ StatusOr<std::shared_ptr<const Tenant>> InferenceService::Authenticate(
   return tenants_->Authenticate(authorization, memo);
 }
 
-Status InferenceService::RequireAdmin(const Tenant& tenant, std::string_view what) {
-  if (tenant.role == TenantRole::kAdmin) return OkStatus();
-  return Status(StatusCode::kPermissionDenied, "tenant '" + tenant.id + "' may not use " +
-                                                   std::string(what) + ": it needs the admin role");
-}
-
 namespace {
 
 // PERMISSION_DENIED for a user tenant's load override that sets `fields`.
@@ -67,14 +61,6 @@ Status AdminOnlyFieldsRefused(const Tenant& tenant, std::string_view model,
 }
 
 }  // namespace
-
-bool InferenceService::Sees(const Tenant& tenant, std::string_view repository_key) {
-  if (tenant.role == TenantRole::kAdmin) return true;
-  for (const auto& key : tenant.repository_keys) {
-    if (key == repository_key) return true;
-  }
-  return false;
-}
 
 NameScope InferenceService::ScopeOf(const Tenant& tenant) {
   if (tenant.role == TenantRole::kAdmin) return NameScope::All();
@@ -120,11 +106,12 @@ bool InferenceService::ModelReady(const Tenant& tenant, std::string_view name,
 std::vector<ModelVersionStatus> InferenceService::RepositoryIndex(const Tenant& tenant,
                                                                   bool ready_only) {
   auto all = options_.models->Index();
+  const NameScope scope = ScopeOf(tenant);
   std::vector<ModelVersionStatus> out;
   out.reserve(all.size());
   for (auto& s : all) {
     if (ready_only && s.state != ModelState::kReady) continue;
-    if (!Sees(tenant, s.repository)) continue;
+    if (!scope.Contains(s.repository)) continue;
     out.push_back(std::move(s));
   }
   return out;

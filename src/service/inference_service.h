@@ -82,8 +82,6 @@ class InferenceService {
   // `memo`: the connection's (TenantRegistry::Memo), or null.
   StatusOr<std::shared_ptr<const Tenant>> Authenticate(std::string_view authorization,
                                                        TenantRegistry::Memo* memo = nullptr) const;
-  // OK for an admin tenant; PERMISSION_DENIED naming `what` for any other.
-  static Status RequireAdmin(const Tenant& tenant, std::string_view what);
   // Namespaces. Every method below takes the tenant asking (Authenticate)
   // and resolves model names in that tenant's repositories only (an admin:
   // in every repository; see ModelManager's Names). Two tenants may each
@@ -136,9 +134,6 @@ class InferenceService {
   // Usage accounting: an admin gets every tenant's (those a reload removed
   // included), any other tenant its own. By tenant id.
   std::vector<TenantUsageReport> Usage(const Tenant& tenant) const;
-
-  // Whether `tenant` sees models of the repository `repository_key` (PathKey).
-  static bool Sees(const Tenant& tenant, std::string_view repository_key);
 
   // The shared-memory extension. Every tenant (admins too) registers, lists,
   // unregisters and names in inference only its own regions: the owner is

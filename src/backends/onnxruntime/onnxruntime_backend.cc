@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <onnxruntime_cxx_api.h>
 #include <spdlog/spdlog.h>
-#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -620,19 +620,37 @@ StatusOr<std::unique_ptr<Backend>> OnnxRuntimeBackend::Create(const Options& opt
 
 namespace {
 
-// Whether the graph in `path` (`size` bytes) runs in a time its inputs' sizes
-// bound (onnx_graph_scan.h): only then may a small request run inline on an
-// I/O thread. A file that cannot be mapped or read is not: ONNX Runtime then
-// says what is wrong with it.
-bool InlineSafe(const std::filesystem::path& path, uint64_t size, const std::string& label) {
-  if (size == 0) return false;
+// Whether the graph in `path` runs in a time its inputs' sizes bound
+// (onnx_graph_scan.h): only then may a small request run inline on an I/O
+// thread. The file is read (not mapped: a tenant truncating its file under a
+// mapping would fault the server) through one descriptor, its size taken
+// from that descriptor. A file over kMaxScannedBytes is not scanned and not
+// inline: a model that large does not run in the inline path's microseconds.
+// A file that cannot be read is not either; ONNX Runtime then says what is
+// wrong with it.
+constexpr uint64_t kMaxScannedBytes = uint64_t{64} << 20;
+
+bool InlineSafe(const std::filesystem::path& path, const std::string& label) {
   const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return false;
-  void* map = mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+  struct stat st {};
+  std::string bytes;
+  bool read_whole = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+                    static_cast<uint64_t>(st.st_size) <= kMaxScannedBytes;
+  if (read_whole) {
+    bytes.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < bytes.size()) {
+      const ssize_t n = read(fd, bytes.data() + got, bytes.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    read_whole = got == bytes.size();
+  }
   close(fd);
-  if (map == MAP_FAILED) return false;
-  auto cost = ScanOnnxGraphCost({static_cast<const uint8_t*>(map), static_cast<size_t>(size)});
-  munmap(map, static_cast<size_t>(size));
+  if (!read_whole) return false;
+  auto cost = ScanOnnxGraphCost({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
   if (!cost.ok()) return false;
   if (!cost->bounded_by_input_size) {
     spdlog::info(
@@ -673,7 +691,7 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
     MM_ASSIGN_OR_RETURN(model->config, CompleteModelConfig(spec.model_name, std::move(user),
                                                            signature, kPlatform, kBackendName));
     MM_ASSIGN_OR_RETURN(int64_t instances, InstanceCount(model->config));
-    model->inline_safe = InlineSafe(path, *size, label);
+    model->inline_safe = InlineSafe(path, label);
     const bool unbounded = !model->inline_safe;
     model->instances.reserve(static_cast<size_t>(instances));
     model->instances.push_back(
