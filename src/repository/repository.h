@@ -34,7 +34,8 @@ namespace mm {
 // What one model directory holds.
 struct ModelSource {
   std::string name;                   // the directory name
-  std::filesystem::path dir;          // <repo>/<model>
+  std::string repository;             // key() of the ModelRepository listing it ("": none)
+  std::filesystem::path dir;          // <repo>/<model> (a local repository's folder)
   std::vector<int64_t> versions;      // version directories on disk, ascending
   inference::ModelConfig config;      // parsed config.pbtxt; name always filled in
   bool has_config = false;            // whether config.pbtxt exists

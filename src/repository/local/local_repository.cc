@@ -1,0 +1,82 @@
+#include "repository/local/local_repository.h"
+
+#include <algorithm>
+#include <system_error>
+#include <utility>
+
+#include "core/path_key.h"
+
+namespace mm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+Status CheckDirectory(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st)) {
+    return NotFound("model repository " + Quoted(path) +
+                    " does not exist; expected a directory of model directories");
+  }
+  if (!fs::is_directory(st)) {
+    return InvalidArgument("model repository " + Quoted(path) +
+                           " is not a directory; expected a directory of model directories");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LocalRepository>> LocalRepository::Open(const fs::path& path) {
+  MM_RETURN_IF_ERROR(CheckDirectory(path));
+  return std::unique_ptr<LocalRepository>(new LocalRepository(path));
+}
+
+LocalRepository::LocalRepository(fs::path path) : path_(std::move(path)), key_(PathKey(path_)) {}
+
+StatusOr<std::vector<ModelSource>> LocalRepository::List() const {
+  MM_RETURN_IF_ERROR(CheckDirectory(path_));
+  std::vector<ModelSource> sources;
+  std::error_code ec;
+  for (fs::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::error_code dir_ec;
+    if (!it->is_directory(dir_ec)) continue;
+    sources.push_back(ScanModel(it->path()));
+    sources.back().repository = key_;
+  }
+  if (ec) {
+    return FailedPrecondition("cannot read model repository " + Quoted(path_) + ": " +
+                              ec.message());
+  }
+  std::sort(sources.begin(), sources.end(),
+            [](const ModelSource& a, const ModelSource& b) { return a.name < b.name; });
+  return sources;
+}
+
+StatusOr<ModelSource> LocalRepository::Scan(std::string_view name) const {
+  const fs::path dir = path_ / std::string(name);
+  std::error_code ec;
+  if (name.empty() || name[0] == '.' || name.find('/') != std::string_view::npos ||
+      !fs::is_directory(dir, ec)) {
+    return NotFound("model repository " + Quoted(path_) + " has no model '" + std::string(name) +
+                    "'");
+  }
+  ModelSource source = ScanModel(dir);
+  source.repository = key_;
+  return source;
+}
+
+StatusOr<LocalModelVersion> LocalRepository::Fetch(const ModelSource& source, int64_t version) {
+  if (std::find(source.versions.begin(), source.versions.end(), version) == source.versions.end()) {
+    return NotFound("model '" + source.name + "' has no version " + std::to_string(version) +
+                    " in repository " + Quoted(path_));
+  }
+  return LocalModelVersion{source.dir, source.dir / std::to_string(version)};
+}
+
+}  // namespace mm

@@ -1,0 +1,75 @@
+// The ModelRepository seam: where model files come from.
+//
+// A repository holds models in Triton's layout (repository.h): a folder per
+// model, a config.pbtxt, a folder per version. Kinds: a local folder
+// (local/local_repository.h); remote kinds (s3://, mlflow://) fetch a version
+// into a local cache before it loads. The lifecycle and tenancy see only this
+// interface; a backend always loads from a local directory.
+//
+// Contract:
+//  1. key() is stable for the repository's lifetime and across restarts
+//     given the same --model-repository value: a local folder's PathKey, a
+//     remote repository's normalized URI. Tenancy names a namespace's
+//     repositories by it; the index, statistics and logs show it.
+//  2. List() and Scan() read what the repository holds now and load nothing.
+//     A model whose config is unusable still appears, with a non-OK status
+//     (ModelSource::status). They fail as a whole only when the repository
+//     itself cannot be read.
+//  3. Fetch() makes one version of a scanned model available on local disk
+//     and returns where; what it returns stays there until the next Fetch of
+//     the same model. It blocks (a remote kind downloads): loader threads
+//     only, never the request path. A half-fetched version is never
+//     returned.
+//  4. Every method may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "repository/repository.h"
+
+namespace mm {
+
+// A version on local disk, ready for a backend's LoadSpec.
+struct LocalModelVersion {
+  std::filesystem::path model_dir;    // holds config.pbtxt, drift baseline, warmup data
+  std::filesystem::path version_dir;  // model_dir / <version>
+};
+
+class ModelRepository {
+ public:
+  virtual ~ModelRepository() = default;
+
+  // See contract 1.
+  virtual const std::string& key() const = 0;
+
+  // Every model folder, sorted by name (hidden entries and plain files are
+  // skipped). Each ModelSource's `repository` is key().
+  virtual StatusOr<std::vector<ModelSource>> List() const = 0;
+
+  // One model by name. NOT_FOUND when the repository has no folder `name`.
+  virtual StatusOr<ModelSource> Scan(std::string_view name) const = 0;
+
+  // Version `version` of `source` (from this repository's List or Scan) on
+  // local disk. NOT_FOUND for a version the source does not list.
+  virtual StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) = 0;
+};
+
+// Opens a --model-repository value. A plain path (or file://PATH) is a local
+// folder, which must exist and be a directory. Any other scheme is
+// INVALID_ARGUMENT naming the schemes this build supports.
+StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri);
+
+// Lists every repository and returns their models sorted by name. A name
+// held by more than one repository is returned once per repository, each with
+// an ALREADY_EXISTS status naming every repository holding it. Fails when a
+// repository cannot be listed, naming it.
+StatusOr<std::vector<ModelSource>> ListRepositories(
+    const std::vector<const ModelRepository*>& repositories);
+
+}  // namespace mm
