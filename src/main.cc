@@ -18,8 +18,7 @@
 #include <string_view>
 #include <thread>
 
-#include "backends/chaos/chaos_backend.h"
-#include "backends/onnxruntime/onnxruntime_backend.h"
+#include "backends/builtin_backends.h"
 #include "core/memory.h"
 #include "grpc/grpc_server.h"
 #include "http/http_server.h"
@@ -123,11 +122,10 @@ int WorkerMain(int argc, char** argv) {
   // workers end (they die with it, or when it closes their socket).
   signal(SIGINT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
-  auto onnx = mm::OnnxRuntimeBackend::Create({});
-  if (!onnx.ok()) return Fail(onnx.status());
-  mm::ChaosBackend chaos;
-  std::map<std::string, mm::Backend*, std::less<>> backends{{"onnxruntime_onnx", onnx->get()},
-                                                            {mm::ChaosBackend::kPlatform, &chaos}};
+  // Every built-in backend, test ones included: the server chose the model.
+  mm::BackendRegistry backends;
+  if (auto s = mm::RegisterBuiltinBackends(backends); !s.ok()) return Fail(s);
+  (void)backends.EnableTestBackends();
   return mm::RunWorker(mm::WorkerProcess::kWorkerSocketFd, backends);
 }
 
@@ -512,9 +510,14 @@ int main(int argc, char** argv) {
       return Fail(s.WithContext("--tenant-weight"));
     }
   }
-  auto onnx = mm::OnnxRuntimeBackend::Create({});
-  if (!onnx.ok()) return Fail(onnx.status());
-  mm::ChaosBackend chaos;
+  mm::BackendRegistry backends;
+  if (auto s = mm::RegisterBuiltinBackends(backends); !s.ok()) return Fail(s);
+  if (test_backends) {
+    auto enabled = backends.EnableTestBackends();
+    if (!enabled.ok()) return Fail(enabled.status().WithContext("--enable-test-backends"));
+    spdlog::warn("test backends enabled: {}", *enabled);
+  }
+  if (auto s = backends.CreateAll(); !s.ok()) return Fail(s);
   if (worker_max_backoff_ms < worker_backoff_ms) {
     return Fail(mm::InvalidArgument(
         "--worker-max-restart-backoff-ms must be at least --worker-restart-backoff-ms"));
@@ -616,12 +619,7 @@ int main(int argc, char** argv) {
   // Answers requests at their queue deadlines.
   mm::Timer queue_timer(mm::SteadyClock::Get(), /*with_thread=*/true);
   manager_options.scheduler.timer = &queue_timer;
-  manager_options.backends.emplace("onnxruntime_onnx", onnx->get());
-  if (test_backends) {
-    spdlog::warn("test backends enabled: platform '{}' crashes, leaks and hangs on command",
-                 mm::ChaosBackend::kPlatform);
-    manager_options.backends.emplace(mm::ChaosBackend::kPlatform, &chaos);
-  }
+  manager_options.backends = &backends;
   manager_options.drift = drift;
   manager_options.drift_options.sample_every =
       std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(1.0 / drift_sample_rate)));

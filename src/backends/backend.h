@@ -60,7 +60,9 @@ struct LoadSpec {
   std::filesystem::path version_dir;  // <repo>/<model>/<version>
   inference::ModelConfig config;      // user config; name filled in
   bool has_config = false;            // whether config.pbtxt existed
-  std::string platform;               // the platform the model was found to have
+  // Which backend loads the model: ResolvedBackend::platform (registry.h),
+  // the name a worker process finds its backend by.
+  std::string platform;
   // For models that can fail after loading (one in a worker process): called
   // with a non-OK status naming the cause when the model stops serving, and
   // with OK when it serves again. From any thread, never during Load; it must

@@ -45,7 +45,7 @@ uint64_t AddressSpaceBytes() {
 
 class Worker {
  public:
-  Worker(int socket, const std::map<std::string, Backend*, std::less<>>& backends)
+  Worker(int socket, BackendRegistry& backends)
       : socket_(socket), reader_(socket), backends_(backends) {}
 
   int Run() {
@@ -186,11 +186,9 @@ class Worker {
   LoadReply Load(const LoadRequest& load) {
     model_name_ = load.model_name;
     if (model_) return {FailedPrecondition("this worker has a model loaded already"), ""};
-    auto it = backends_.find(load.platform);
-    if (it == backends_.end()) {
-      return {InvalidArgument("platform '" + load.platform + "' is not supported by this server"),
-              ""};
-    }
+    // The backend is created now, before the memory limit below.
+    auto backend = backends_.Find(load.platform);
+    if (!backend.ok()) return {backend.status(), ""};
     LoadSpec spec;
     spec.model_name = load.model_name;
     spec.version = load.version;
@@ -213,7 +211,7 @@ class Worker {
                 ""};
       }
     }
-    auto loaded = it->second->Load(spec);
+    auto loaded = backend->backend->Load(spec);
     if (!loaded.ok()) return {loaded.status(), ""};
     model_ = std::move(*loaded);
     if (model_->instances.empty()) {
@@ -316,7 +314,7 @@ class Worker {
 
   const int socket_;
   FrameReader reader_;
-  const std::map<std::string, Backend*, std::less<>>& backends_;
+  BackendRegistry& backends_;
   std::string model_name_;
   std::unique_ptr<Mailbox> mailbox_;  // once the server has sent one
   // Reused from request to request (their buffers keep their capacity).
@@ -333,7 +331,7 @@ class Worker {
 
 }  // namespace
 
-int RunWorker(int socket, const std::map<std::string, Backend*, std::less<>>& backends) {
+int RunWorker(int socket, BackendRegistry& backends) {
   std::set_new_handler(OutOfMemory);
   return Worker(socket, backends).Run();
 }

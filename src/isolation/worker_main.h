@@ -6,8 +6,9 @@
 //
 // Conversation (the server drives it; the worker only answers):
 //   Region   maps the shared-memory region the tensors travel in (no reply)
-//   Load     loads the model through the backend its platform names, keeps
-//            one instance, answers the complete config
+//   Load     loads the model through the backend its platform names (found
+//            in the worker's BackendRegistry, created then), keeps one
+//            instance, answers the complete config
 //   Execute  runs the inputs found in the region, writes the outputs into the
 //            region at or after output_offset (64-byte aligned), answers where
 //            they are; outputs that do not fit are answered with the region
@@ -27,10 +28,7 @@
 // (RLIMIT_AS, set at Load) is reported as such rather than as a crash.
 #pragma once
 
-#include <map>
-#include <string>
-
-#include "backends/backend.h"
+#include "backends/registry.h"
 
 namespace mm {
 
@@ -39,8 +37,8 @@ inline constexpr int kWorkerExitProtocolError = 2;
 
 // Serves `socket` (and the mailbox it brings) until the server closes the
 // socket, or the mailbox once there is one (returns 0), or sends something
-// malformed (returns kWorkerExitProtocolError). `backends` maps platform names
-// to backends, as the server's lifecycle does.
-int RunWorker(int socket, const std::map<std::string, Backend*, std::less<>>& backends);
+// malformed (returns kWorkerExitProtocolError). `backends` finds the backend
+// a Load names (BackendRegistry::Find); it outlives the call.
+int RunWorker(int socket, BackendRegistry& backends);
 
 }  // namespace mm

@@ -845,16 +845,10 @@ class ModelManager::Impl {
     if (!source.status.ok()) {
       model_error = source.status;
     } else {
-      platform = PlatformOf(source);
-      auto it = options_.backends.find(platform);
+      auto resolved = options_.backends->Resolve(source);
       selected = SelectVersions(source.config.version_policy(), source.versions);
-      if (platform.empty()) {
-        model_error = InvalidArgument(
-            "cannot tell the model's platform: set platform or backend in config.pbtxt, or put a "
-            "model.onnx in a version folder");
-      } else if (it == options_.backends.end()) {
-        model_error =
-            InvalidArgument("platform '" + platform + "' is not supported by this server");
+      if (!resolved.ok()) {
+        model_error = resolved.status();
       } else if (UsesProcess(source.config) && options_.process_backend == nullptr) {
         model_error = InvalidArgument(
             "mmserve.isolation PROCESS is not available in this server (no worker command)");
@@ -869,7 +863,8 @@ class ModelManager::Impl {
                                          source.dir.string()
                                    : "the version policy selects none of the versions on disk");
       } else {
-        backend = UsesProcess(source.config) ? options_.process_backend : it->second;
+        platform = resolved->platform;
+        backend = UsesProcess(source.config) ? options_.process_backend : resolved->backend;
       }
     }
     if (!model_error.ok()) {
@@ -1544,6 +1539,7 @@ class ModelManager::Impl {
 
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
   if (options.slots == nullptr) return InvalidArgument("ModelManager needs execution slots");
+  if (options.backends == nullptr) return InvalidArgument("ModelManager needs a backend registry");
   if (options.repositories.empty()) {
     return InvalidArgument("no model repository given: pass --model-repository PATH");
   }

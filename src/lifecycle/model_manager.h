@@ -87,6 +87,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/registry.h"
 #include "core/status.h"
 #include "model_config.pb.h"
 #include "observability/drift.h"
@@ -230,8 +231,9 @@ class ModelManager {
     //     then of others without a share; a tenant with one reclaims memory
     //     from models of tenants without a share first, then its own.
     std::function<ModelOwner(std::string_view repository_key)> owner_of;
-    // platform name ("onnxruntime_onnx") -> backend; not owned.
-    std::map<std::string, Backend*, std::less<>> backends;
+    // Resolves each model's backend (backends/registry.h); not owned,
+    // outlives the manager. Required.
+    BackendRegistry* backends = nullptr;
     // Loads models whose isolation is PROCESS (mmserve.isolation, else
     // default_isolation) in worker processes, whatever their platform (the
     // platform must still be in `backends`); not owned. Null: such models

@@ -335,26 +335,4 @@ StatusOr<std::vector<ModelSource>> ScanRepositories(const std::vector<fs::path>&
   return sources;
 }
 
-std::string PlatformOf(const ModelSource& source) {
-  const inference::ModelConfig& config = source.config;
-  const std::string onnx(kOnnxRuntimePlatform);
-  if (!config.backend().empty() || !config.platform().empty()) {
-    bool backend_ok = config.backend().empty() || config.backend() == "onnxruntime";
-    bool platform_ok = config.platform().empty() || config.platform() == onnx;
-    if (backend_ok && platform_ok) return onnx;
-    // Another platform (or backend) by name, for whichever backend serves it;
-    // contradictory settings serve nothing.
-    if (config.backend().empty()) return config.platform();
-    if (config.platform().empty()) return config.backend();
-    return "";
-  }
-  const std::string file =
-      config.default_model_filename().empty() ? "model.onnx" : config.default_model_filename();
-  for (int64_t version : source.versions) {
-    std::error_code ec;
-    if (fs::exists(source.dir / std::to_string(version) / file, ec)) return onnx;
-  }
-  return "";
-}
-
 }  // namespace mm

@@ -71,13 +71,4 @@ ModelSource ScanModel(const std::filesystem::path& dir);
 StatusOr<std::vector<ModelSource>> ScanRepositories(
     const std::vector<std::filesystem::path>& repos);
 
-inline constexpr std::string_view kOnnxRuntimePlatform = "onnxruntime_onnx";
-
-// The platform that serves `source`: kOnnxRuntimePlatform when the config says
-// platform "onnxruntime_onnx" or backend "onnxruntime", or says neither and
-// a version directory holds default_model_filename (when set) or
-// "model.onnx"; otherwise the platform or backend the config names (for a
-// backend registered under that name). Empty when unknown or contradictory.
-std::string PlatformOf(const ModelSource& source);
-
 }  // namespace mm

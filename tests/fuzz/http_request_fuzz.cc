@@ -27,6 +27,7 @@ namespace {
 
 struct World {
   mm::ExecutionSlots slots{mm::ExecutionSlotsOptions{.slots = 1}};
+  mm::BackendRegistry backends;  // none: the repository is empty
   std::unique_ptr<mm::ModelManager> models;
   std::unique_ptr<mm::TenantRegistry> tenants;
   std::unique_ptr<mm::InferenceService> service;
@@ -47,6 +48,7 @@ World* MakeWorld() {
   options.repositories = {repo};
   options.mode = mm::ModelControlMode::kExplicit;
   options.slots = &w->slots;
+  options.backends = &w->backends;
   auto models = mm::ModelManager::Create(std::move(options));
   if (!models.ok()) Die(models.status());
   w->models = std::move(*models);

@@ -76,13 +76,11 @@ class ServiceDeliveryTest : public ::testing::Test {
     fs::create_directories(repo_);
     fs::copy(fs::path(MMSERVE_SOURCE_DIR) / "examples" / "models" / "add_sub", repo_ / "add_sub",
              fs::copy_options::recursive);
-    auto backend = OnnxRuntimeBackend::Create({});
-    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
-    backend_ = std::move(*backend);
+    ASSERT_TRUE(RegisterOnnxRuntimeBackend(backends_).ok());
     ModelManager::Options mo;
     mo.repositories = {repo_};
     mo.slots = &slots_;
-    mo.backends.emplace("onnxruntime_onnx", backend_.get());
+    mo.backends = &backends_;
     auto manager = ModelManager::Create(std::move(mo));
     ASSERT_TRUE(manager.ok()) << manager.status().ToString();
     manager_ = std::move(*manager);
@@ -135,7 +133,7 @@ class ServiceDeliveryTest : public ::testing::Test {
 
   fs::path repo_;
   ExecutionSlots slots_{ExecutionSlotsOptions{.slots = 1}};
-  std::unique_ptr<Backend> backend_;
+  BackendRegistry backends_;
   std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<TenantRegistry> registry_;
   const Tenant* tenant_ = nullptr;

@@ -129,6 +129,7 @@ class HttpServerTlsTest : public ::testing::Test {
     ModelManager::Options mo;
     mo.repositories = {dir_ / "repo"};
     mo.slots = &pool_;
+    mo.backends = &backends_;
     manager_ = std::move(*ModelManager::Create(mo));
     manager_->Start();
     service_ = std::move(*InferenceService::Create({manager_.get(), "mmserve", "9.9"}));
@@ -173,6 +174,7 @@ class HttpServerTlsTest : public ::testing::Test {
   std::string other_key_;
   std::string junk_;  // not PEM
   ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 1}};
+  BackendRegistry backends_;  // none: these tests load no model
   std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<InferenceService> service_;
 };

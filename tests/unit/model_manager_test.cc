@@ -126,6 +126,10 @@ class ModelManagerTest : public ::testing::Test {
     fs::create_directories(repo_);
     repo_b_ = repo_.string() + "_b";
     fs::remove_all(repo_b_);
+    ASSERT_TRUE(
+        backends_
+            .Register({.name = "fake", .platforms = {"fake"}, .create = BorrowBackend(&backend_)})
+            .ok());
   }
   void TearDown() override {
     manager_.reset();
@@ -186,7 +190,7 @@ class ModelManagerTest : public ::testing::Test {
     o.eviction = eviction;
     o.load_threads = load_threads;
     o.slots = &pool_;
-    o.backends.emplace("fake", &backend_);
+    o.backends = &backends_;
     o.memory_probe = [this] { return world_.memory.load(); };
     auto m = ModelManager::Create(std::move(o));
     ASSERT_TRUE(m.ok()) << m.status().message();
@@ -241,6 +245,7 @@ class ModelManagerTest : public ::testing::Test {
   std::map<std::string, ModelOwner> owners_;  // by PathKey
   FakeWorld world_;
   FakeBackend backend_{&world_};
+  BackendRegistry backends_;
   ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 2}};
   std::unique_ptr<ModelManager> manager_;
 };

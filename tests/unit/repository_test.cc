@@ -75,7 +75,6 @@ output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
   EXPECT_EQ(m.config.max_batch_size(), 4);
   EXPECT_THAT(m.versions, ElementsAre(1, 2, 10));
   EXPECT_THAT(m.warnings, IsEmpty());
-  EXPECT_EQ(PlatformOf(m), "onnxruntime_onnx");
 }
 
 TEST_F(RepositoryTest, ModelWithoutConfigGetsTheDirectoryName) {
@@ -88,7 +87,6 @@ TEST_F(RepositoryTest, ModelWithoutConfigGetsTheDirectoryName) {
   EXPECT_FALSE(m.has_config);
   EXPECT_EQ(m.config.name(), "plain");
   EXPECT_THAT(m.versions, ElementsAre(1));
-  EXPECT_EQ(PlatformOf(m), "onnxruntime_onnx");  // found model.onnx
 }
 
 TEST_F(RepositoryTest, IgnoresNonNumericVersionDirsHiddenEntriesAndFiles) {
@@ -116,7 +114,6 @@ TEST_F(RepositoryTest, IgnoresNonNumericVersionDirsHiddenEntriesAndFiles) {
   EXPECT_THAT(all, HasSubstr("directory '0' ignored"));
   EXPECT_THAT(all, HasSubstr("directory '007' ignored"));
   EXPECT_THAT(all, HasSubstr("directory '99999999999999999999' ignored"));
-  EXPECT_EQ(PlatformOf(m), "");  // no platform, no model.onnx
 }
 
 TEST_F(RepositoryTest, BadConfigMarksOnlyThatModel) {
@@ -222,27 +219,6 @@ TEST_F(RepositoryTest, ScanModelAcceptsATrailingSlash) {
   EXPECT_EQ(m.name, "m");
   EXPECT_TRUE(m.status.ok()) << m.status.ToString();
   EXPECT_THAT(m.versions, ElementsAre(1));
-}
-
-TEST_F(RepositoryTest, PlatformFromConfigOrFiles) {
-  ModelSource s;
-  s.dir = Dir("repo/m");
-  s.config.set_backend("onnxruntime");
-  EXPECT_EQ(PlatformOf(s), "onnxruntime_onnx");
-  s.config.set_backend("python");
-  EXPECT_EQ(PlatformOf(s), "python");  // served by a backend registered as "python", if any
-  s.config.set_platform("onnxruntime_onnx");
-  EXPECT_EQ(PlatformOf(s), "");  // contradictory
-  s.config.clear_backend();
-  s.config.set_platform("tensorflow_savedmodel");
-  EXPECT_EQ(PlatformOf(s), "tensorflow_savedmodel");
-  s.config.clear_platform();
-
-  Write("repo/m/4/custom.bin", "fake");
-  s.versions = {4};
-  EXPECT_EQ(PlatformOf(s), "");
-  s.config.set_default_model_filename("custom.bin");
-  EXPECT_EQ(PlatformOf(s), "onnxruntime_onnx");
 }
 
 // ---------------------------------------------------------- fingerprints

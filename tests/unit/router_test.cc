@@ -28,6 +28,7 @@ class RouterTest : public ::testing::Test {
     ModelManager::Options mo;
     mo.repositories = {dir_};
     mo.slots = &pool_;
+    mo.backends = &backends_;
     manager_ = std::move(*ModelManager::Create(mo));
     manager_->Start();
     service_ = std::move(*InferenceService::Create({manager_.get(), "mmserve", "9.9"}));
@@ -53,6 +54,7 @@ class RouterTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   ExecutionSlots pool_{ExecutionSlotsOptions{.slots = 1}};
+  BackendRegistry backends_;  // none: these tests load no model
   std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<Router> router_;

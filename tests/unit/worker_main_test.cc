@@ -8,12 +8,12 @@
 #include <future>
 #include <thread>
 
-#include "backends/chaos/chaos_backend.h"
 #include "isolation/mailbox.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_channel.h"
 #include "isolation/worker_protocol.h"
 #include "socket_pair.h"
+#include "tests/backends/chaos/chaos_backend.h"
 
 namespace mm {
 namespace {
@@ -25,7 +25,8 @@ std::span<const std::byte> AsBytes(const std::string& s) {
 class WorkerMainTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    backends_.emplace(ChaosBackend::kPlatform, &chaos_);
+    ASSERT_TRUE(RegisterChaosBackend(backends_).ok());
+    ASSERT_TRUE(backends_.EnableTestBackends().ok());
     result_ = std::async(std::launch::async, [this] { return RunWorker(pair_.fds[1], backends_); });
   }
   void TearDown() override {
@@ -119,8 +120,7 @@ class WorkerMainTest : public ::testing::Test {
   SocketPair pair_;
   FrameReader reader_{pair_.fds[0]};
   std::unique_ptr<Mailbox> mailbox_;
-  ChaosBackend chaos_;
-  std::map<std::string, Backend*, std::less<>> backends_;
+  BackendRegistry backends_;
   std::future<int> result_;
   std::unique_ptr<SharedRegion> region_;
   uint32_t next_id_ = 0;

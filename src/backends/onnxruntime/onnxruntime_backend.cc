@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +21,8 @@
 
 #include "backends/auto_complete.h"
 #include "backends/onnxruntime/onnx_graph_scan.h"
+#include "backends/onnxruntime/ort_env.h"
+#include "backends/registry.h"
 #include "core/blocking_wait.h"
 #include "core/bytes_tensor.h"
 #include "repository/repository_file.h"
@@ -30,37 +31,10 @@ namespace mm {
 
 namespace {
 
-constexpr std::string_view kPlatform = "onnxruntime_onnx";
-constexpr std::string_view kBackendName = "onnxruntime";
-constexpr std::string_view kDefaultModelFile = "model.onnx";
+constexpr std::string_view kPlatform = OnnxRuntimeBackend::kPlatform;
+constexpr std::string_view kBackendName = OnnxRuntimeBackend::kName;
+constexpr std::string_view kDefaultModelFile = OnnxRuntimeBackend::kDefaultModelFile;
 constexpr int kMaxThreads = 1024;  // per session; more is a typo, not a plan
-
-// ------------------------------------------------------------ environment
-
-// The one Ort::Env of the process, created on first use and never destroyed:
-// sessions (and output values that outlive a model) may be released during
-// static destruction, after an Env with static storage would already be gone.
-StatusOr<Ort::Env*> SharedEnv() {
-  static std::mutex mu;
-  static Ort::Env* env = nullptr;  // guarded by mu; reachable, so not a leak
-  std::lock_guard<std::mutex> lock(mu);
-  if (env == nullptr) {
-    // ONNX Runtime's Linux build records telemetry by default: a thread writing
-    // to an SQLite file in ~/.cache shared by every process, plus a
-    // /tmp/mat-debug-PID.log per process, ~13% of the server's CPU while
-    // loading models and ~5 ms on a session creation's p99 (docs/benchmarks.md).
-    // A server must not phone home or write outside its own paths: off,
-    // before the first Env, as documented; the user may still set it.
-    setenv("ORT_DISABLE_TELEMETRY", "1", /*overwrite=*/0);
-    try {
-      env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "mmserve");
-      env->DisableTelemetryEvents();
-    } catch (const std::exception& e) {
-      return Internal(std::string("cannot create the ONNX Runtime environment: ") + e.what());
-    }
-  }
-  return env;
-}
 
 // ------------------------------------------------------------ type mapping
 
@@ -545,76 +519,14 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
 
 }  // namespace
 
-// ------------------------------------------------------------ warm-up
-
-// Protocol-buffer wire format, just enough to write a tiny ONNX model.
-void PutVarint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-void PutInt(std::string& out, int field, uint64_t v) {
-  PutVarint(out, static_cast<uint64_t>(field) << 3);
-  PutVarint(out, v);
-}
-void PutBytes(std::string& out, int field, const std::string& bytes) {
-  PutVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
-  PutVarint(out, bytes.size());
-  out += bytes;
-}
-
-// ModelProto of y = Identity(x), x and y FP32 [1], IR 9, opset 17.
-std::string TinyIdentityModel() {
-  std::string dim, shape, tensor, type, x, y, node, graph, opset, model;
-  PutInt(dim, 1, 1);           // Dimension.dim_value
-  PutBytes(shape, 1, dim);     // TensorShapeProto.dim
-  PutInt(tensor, 1, 1);        // TypeProto.Tensor.elem_type = FLOAT
-  PutBytes(tensor, 2, shape);  // TypeProto.Tensor.shape
-  PutBytes(type, 1, tensor);   // TypeProto.tensor_type
-  PutBytes(x, 1, "x");         // ValueInfoProto.name
-  PutBytes(x, 2, type);        // ValueInfoProto.type
-  PutBytes(y, 1, "y");
-  PutBytes(y, 2, type);
-  PutBytes(node, 1, "x");         // NodeProto.input
-  PutBytes(node, 2, "y");         // NodeProto.output
-  PutBytes(node, 4, "Identity");  // NodeProto.op_type
-  PutBytes(graph, 1, node);       // GraphProto.node
-  PutBytes(graph, 2, "warmup");   // GraphProto.name
-  PutBytes(graph, 11, x);         // GraphProto.input
-  PutBytes(graph, 12, y);         // GraphProto.output
-  PutInt(opset, 2, 17);           // OperatorSetIdProto.version (domain "")
-  PutInt(model, 1, 9);            // ModelProto.ir_version
-  PutBytes(model, 7, graph);      // ModelProto.graph
-  PutBytes(model, 8, opset);      // ModelProto.opset_import
-  return model;
-}
-
-// ONNX Runtime builds its kernel registries and other process-wide state at
-// the first session creation (~1.4 MiB). Paying that here, once, keeps it out
-// of the first real model's load time and measured footprint. Best effort.
-void WarmUpRuntime(Ort::Env& env) {
-  try {
-    const std::string bytes = TinyIdentityModel();
-    Ort::SessionOptions options;
-    options.SetIntraOpNumThreads(1);
-    options.SetInterOpNumThreads(1);
-    Ort::Session session(env, bytes.data(), bytes.size(), options);
-  } catch (const std::exception& e) {
-    spdlog::debug("onnxruntime warm-up session failed (harmless): {}", e.what());
-  }
-}
-
 // ------------------------------------------------------------ backend
 
 StatusOr<std::unique_ptr<Backend>> OnnxRuntimeBackend::Create(const Options& options) {
   if (options.intra_op_threads < 0 || options.inter_op_threads < 0) {
     return InvalidArgument("onnxruntime backend: thread counts must be non-negative");
   }
-  MM_ASSIGN_OR_RETURN(Ort::Env * env, SharedEnv());
-  static std::once_flag warmed;
-  std::call_once(warmed, [env] { WarmUpRuntime(*env); });
+  MM_ASSIGN_OR_RETURN(Ort::Env * env, SharedOrtEnv());
+  WarmUpOrtRuntime(*env);
   return std::unique_ptr<Backend>(new OnnxRuntimeBackend(options));
 }
 
@@ -664,7 +576,7 @@ bool InlineSafe(const std::filesystem::path& path, const std::string& label) {
 }  // namespace
 
 StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& spec) {
-  MM_ASSIGN_OR_RETURN(Ort::Env * env, SharedEnv());
+  MM_ASSIGN_OR_RETURN(Ort::Env * env, SharedOrtEnv());
   const std::string label =
       ModelLabel(spec.model_name) + " version " + std::to_string(spec.version);
   inference::ModelConfig user = spec.config;
@@ -707,6 +619,13 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
   } catch (const std::exception& e) {
     return Internal(label + ": cannot load '" + path.string() + "': " + e.what());
   }
+}
+
+Status RegisterOnnxRuntimeBackend(BackendRegistry& registry) {
+  return registry.Register({.name = std::string(kBackendName),
+                            .platforms = {std::string(kPlatform)},
+                            .default_model_file = std::string(kDefaultModelFile),
+                            .create = [] { return OnnxRuntimeBackend::Create({}); }});
 }
 
 }  // namespace mm

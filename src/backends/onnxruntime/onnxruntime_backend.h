@@ -20,13 +20,21 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "backends/backend.h"
 
 namespace mm {
 
+class BackendRegistry;
+
 class OnnxRuntimeBackend final : public Backend {
  public:
+  // Its names in the registry (registry.h) and the model file it loads.
+  static constexpr std::string_view kName = "onnxruntime";
+  static constexpr std::string_view kPlatform = "onnxruntime_onnx";
+  static constexpr std::string_view kDefaultModelFile = "model.onnx";
+
   struct Options {
     // Defaults when a config sets no thread counts. 1 suits a shared server:
     // parallelism comes from running many instances and models at once, not
@@ -45,5 +53,9 @@ class OnnxRuntimeBackend final : public Backend {
 
   const Options options_;
 };
+
+// Registers the backend above under its names, created with default Options
+// (mmserve_backend() in this folder's CMakeLists.txt calls it).
+Status RegisterOnnxRuntimeBackend(BackendRegistry& registry);
 
 }  // namespace mm

@@ -1,8 +1,10 @@
-// The chaos backend (platform "mmserve_chaos"): a test-only model that
-// misbehaves on command, so that process isolation's failure paths are tested
-// for real. The server offers it only with --enable-test-backends, and it is
-// meant for PROCESS isolation: in the server process its commands would take
-// the server down, which is their point.
+// The chaos backend (backend and platform "mmserve_chaos"): a test-only model
+// that misbehaves on command, so that process isolation's failure paths are
+// tested for real. It lives in the test tree and is built into the server only
+// with MMSERVE_TEST_BACKENDS (its CMakeLists.txt's mmserve_backend line); the
+// server offers it only with --enable-test-backends, and it is meant for
+// PROCESS isolation: in the server process its commands would take the server
+// down, which is their point.
 //
 // Its model needs no file (an empty version folder will do) and has a fixed
 // signature, filled in whatever the config says:
@@ -23,10 +25,15 @@
 
 namespace mm {
 
+class BackendRegistry;
+
 class ChaosBackend final : public Backend {
  public:
   static constexpr const char* kPlatform = "mmserve_chaos";
   StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override;
 };
+
+// Registers it as a test backend (hidden until EnableTestBackends).
+Status RegisterChaosBackend(BackendRegistry& registry);
 
 }  // namespace mm

@@ -1,4 +1,4 @@
-#include "backends/chaos/chaos_backend.h"
+#include "tests/backends/chaos/chaos_backend.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -8,6 +8,8 @@
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include "backends/registry.h"
 
 namespace mm {
 
@@ -123,6 +125,17 @@ StatusOr<std::unique_ptr<LoadedModel>> ChaosBackend::Load(const LoadSpec& spec) 
     model->instances.push_back(std::make_unique<ChaosInstance>());
   }
   return model;
+}
+
+Status RegisterChaosBackend(BackendRegistry& registry) {
+  return registry.Register(
+      {.name = ChaosBackend::kPlatform,
+       .platforms = {ChaosBackend::kPlatform},
+       .create =
+           [] { return StatusOr<std::unique_ptr<Backend>>(std::make_unique<ChaosBackend>()); },
+       .test_only = true,
+       .summary = std::string("platform '") + ChaosBackend::kPlatform +
+                  "' crashes, leaks and hangs on command"});
 }
 
 }  // namespace mm

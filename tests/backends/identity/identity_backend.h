@@ -1,0 +1,31 @@
+// The identity backend (backend "mmserve_test_identity", platform
+// "mmserve_test_copy"): a test-only backend that copies each input to an
+// output. It lives wholly in the test tree and reaches the server only by the
+// mmserve_backend line in its CMakeLists.txt: the proof that a backend is its
+// folder and one registration line (docs/architecture.md's checklist).
+//
+// Its model needs no file, but needs a config.pbtxt that names the backend
+// (or its platform) and lists the inputs. Outputs:
+//  - none listed: one per input, named <input>_OUT, of the input's type and
+//    dims;
+//  - listed: exactly one per input, paired in order, each of its input's
+//    type and dims.
+// Execute answers each output with its input's bytes (no copy: the output
+// points into the request's buffer, kept alive by Tensor::owner).
+// Offered only with --enable-test-backends.
+#pragma once
+
+#include "backends/backend.h"
+
+namespace mm {
+
+class BackendRegistry;
+
+// Completes an identity model's config (the rules above), or says what is
+// wrong with it. Pure; also the backend's auto-complete hook.
+StatusOr<inference::ModelConfig> CompleteIdentityConfig(const LoadSpec& spec);
+
+// Registers the identity backend as a test backend.
+Status RegisterIdentityBackend(BackendRegistry& registry);
+
+}  // namespace mm
