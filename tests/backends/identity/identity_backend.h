@@ -2,7 +2,7 @@
 // "mmserve_test_copy"): a test-only backend that copies each input to an
 // output. It lives wholly in the test tree and reaches the server only by the
 // mmserve_backend line in its CMakeLists.txt: the proof that a backend is its
-// folder and one registration line (docs/architecture.md's checklist).
+// folder and one registration line (registry.h).
 //
 // Its model needs no file, but needs a config.pbtxt that names the backend
 // (or its platform) and lists the inputs. Outputs:
