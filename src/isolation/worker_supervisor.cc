@@ -45,6 +45,7 @@ WorkerSupervisor::WorkerSupervisor(int epoll_fd, int wake_fd)
 }
 
 WorkerSupervisor::~WorkerSupervisor() {
+  destroyed_->store(true);
   {
     MutexLock lock(mu_);
     stopping_ = true;
@@ -171,6 +172,8 @@ void WorkerSupervisor::After(std::chrono::milliseconds delay, std::function<void
 
 void WorkerSupervisor::ReaperLoop() {
   ::pthread_setname_np(::pthread_self(), "mm-reaper");
+  // Outlives this object: after each callback, whether it destroyed it.
+  const std::shared_ptr<std::atomic<bool>> destroyed = destroyed_;
   epoll_event events[16];
   for (;;) {
     bool watchdog = false;
@@ -209,7 +212,10 @@ void WorkerSupervisor::ReaperLoop() {
         }
       }
     }
-    for (auto& call : calls) call();
+    for (auto& call : calls) {
+      call();
+      if (destroyed->load()) return;  // (its destructor refuses what is left)
+    }
   }
   // Spawns asked for while stopping are refused, not left hanging.
   std::vector<std::function<void(bool)>> tasks;

@@ -24,6 +24,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -107,6 +108,10 @@ class WorkerSupervisor {
       MM_GUARDED_BY(mu_);
   CondVar jobs_cv_;
   const std::shared_ptr<Running> running_ = std::make_shared<Running>();
+  // Set as the destructor begins. A callback on the reaper thread may drop
+  // the last reference, and the destructor then runs on that thread: the
+  // loop must not touch this object again once the callback returns.
+  const std::shared_ptr<std::atomic<bool>> destroyed_ = std::make_shared<std::atomic<bool>>(false);
 
   std::thread reaper_;
   std::thread workers_;
