@@ -138,11 +138,11 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   using Work = ModelQueue::Item;
   ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots,
                  ExecutionSlots::Flow flow, Options options, Config config);
-  // Requires mu_ and a non-empty queue. Takes the next batch (one request
+  // Requires a non-empty queue. Takes the next batch (one request
   // without batching), or nothing when it should wait for more; then
   // *wake_at says when to look again.
   std::vector<Work> TakeBatchLocked(int64_t now_ns, int64_t* wake_at) MM_REQUIRES(mu_);
-  // Requires mu_. Whether another slot should be asked for: work waits that
+  // Whether another slot should be asked for: work waits that
   // no outstanding request covers, an instance is idle for it, and the
   // batcher is not waiting for more. Counts the request when it says yes.
   bool ClaimSlotRequestLocked() MM_REQUIRES(mu_);
