@@ -139,6 +139,23 @@ TEST(SmallFloatTest, RoundsToNearestEven) {
   EXPECT_EQ(DoubleToHalf(1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40)), 0x3C01);
 }
 
+// Warm-up data (lifecycle/warmup.cc) is k / 1024 as FP16 and k / 256 as BF16:
+// the same bits as its former hand-built encodings.
+TEST(SmallFloatTest, WarmupValuesAreExact) {
+  for (uint32_t k = 0; k < 1024; ++k) {
+    uint16_t expected = 0;
+    if (k != 0) {
+      const int e = std::bit_width(k) - 1;
+      expected = static_cast<uint16_t>((e - 10 + 15) << 10 | ((k << (10 - e)) & 0x3ff));
+    }
+    EXPECT_EQ(DoubleToHalf(static_cast<double>(k) / 1024), expected) << k;
+  }
+  for (uint32_t k = 0; k < 256; ++k) {
+    const float f = static_cast<float>(k) / 256.0f;
+    EXPECT_EQ(DoubleToBf16(f), static_cast<uint16_t>(std::bit_cast<uint32_t>(f) >> 16)) << k;
+  }
+}
+
 TEST(SmallFloatTest, SignedZeros) {
   EXPECT_EQ(DoubleToHalf(0.0), 0x0000);
   EXPECT_EQ(DoubleToHalf(-0.0), 0x8000);
