@@ -24,6 +24,7 @@
 #include "core/cancellation.h"
 #include "core/delivery.h"
 #include "grpc/grpc_codec.h"
+#include "grpc/grpc_flags.h"
 #include "grpc_service.grpc.pb.h"
 
 namespace mm {
@@ -863,6 +864,7 @@ class GrpcServer::Impl {
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
                                                         InferenceService* service) {
+  MM_RETURN_IF_ERROR(ValidateGrpcOptions(options));
   // Debian's abseil checks every mutex acquisition for lock-order cycles, which
   // costs gRPC ~3% of its CPU per call; our own code does not use absl::Mutex.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

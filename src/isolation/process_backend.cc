@@ -16,6 +16,7 @@
 
 #include "core/blocking_wait.h"
 #include "core/memory.h"
+#include "isolation/isolation_flags.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
 #include "isolation/shared_region.h"
@@ -681,6 +682,7 @@ class WorkerInstance final : public ModelInstance {
 }  // namespace
 
 StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options) {
+  MM_RETURN_IF_ERROR(ValidateProcessBackendOptions(options));
   if (options.worker_command.empty()) {
     return InvalidArgument("process isolation: no worker command");
   }
