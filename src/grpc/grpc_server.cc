@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "grpc/grpc_call.h"
+#include "grpc/grpc_flags.h"
 
 namespace mm {
 
@@ -101,6 +102,7 @@ class GrpcServer::Impl {
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(Options options,
                                                         InferenceService* service) {
+  MM_RETURN_IF_ERROR(ValidateGrpcOptions(options));
   // Debian's abseil checks every mutex acquisition for lock-order cycles, which
   // costs gRPC ~3% of its CPU per call; our own code does not use absl::Mutex.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

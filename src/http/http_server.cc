@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/http_flags.h"
 #include "http/http_server_impl.h"
 
 namespace mm {
@@ -229,6 +230,7 @@ HttpServer::~HttpServer() {
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
                                                          InferenceService* service) {
   if (options.threads == 0) options.threads = 1;
+  MM_RETURN_IF_ERROR(ValidateHttpOptions(options));
   MM_ASSIGN_OR_RETURN(std::unique_ptr<net::ssl::context> tls, MakeTlsContext(options));
   auto impl = std::make_unique<Impl>(std::move(options), service);
   impl->set_tls(std::move(tls));

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/memory.h"
+#include "isolation/isolation_flags.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
 #include "isolation/worker_instance.h"
@@ -22,6 +23,7 @@ static_assert(ProcessBackend::kMinMailboxBytes == Mailbox::kMinBytes &&
               ProcessBackend::kMaxMailboxBytes == Mailbox::kMaxBytes);
 
 StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options) {
+  MM_RETURN_IF_ERROR(ValidateProcessBackendOptions(options));
   if (options.worker_command.empty()) {
     return InvalidArgument("process isolation: no worker command");
   }
