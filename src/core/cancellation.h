@@ -10,7 +10,8 @@
 
 #include <atomic>
 #include <functional>
-#include <mutex>
+
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -20,7 +21,7 @@ class Cancellation {
   void Cancel() {
     std::function<void()> fn;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
       fn.swap(handler_);
     }
@@ -32,7 +33,7 @@ class Cancellation {
   // when the request is already cancelled.
   void OnCancel(std::function<void()> fn) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       used_.store(true, std::memory_order_relaxed);
       if (!cancelled_.load(std::memory_order_relaxed)) {
         handler_.swap(fn);
@@ -50,17 +51,17 @@ class Cancellation {
       return;
     }
     std::function<void()> old;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     cancelled_.store(false, std::memory_order_relaxed);
     used_.store(false, std::memory_order_relaxed);
     old.swap(handler_);
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> used_{false};  // a handler was set since the last Reset
-  std::function<void()> handler_;  // guarded by mu_
+  std::function<void()> handler_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace mm

@@ -12,8 +12,11 @@ namespace mm {
 
 inline std::string PathKey(const std::filesystem::path& path) {
   std::error_code ec;
-  std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
-  if (ec) p = std::filesystem::absolute(path, ec).lexically_normal();
+  // Absolute first: weakly_canonical leaves a relative path that does not
+  // exist relative.
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  std::filesystem::path p = std::filesystem::weakly_canonical(ec ? path : absolute, ec);
+  if (ec) p = absolute.lexically_normal();
   std::string key = p.string();
   while (key.size() > 1 && key.back() == '/') key.pop_back();
   return key;

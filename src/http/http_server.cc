@@ -2,99 +2,20 @@
 
 #include <sys/socket.h>
 
-#include <array>
 #include <cerrno>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <memory_resource>
-#include <optional>
-#include <thread>
-#include <type_traits>
-#include <unordered_map>
 
 #include <openssl/ssl.h>
 
 #include <spdlog/spdlog.h>
 
-#include "http/asio.h"
-#include "http/padded_body.h"
-#include "http/request_head.h"
-#include "http/router.h"
+#include "http/http_flags.h"
+#include "http/http_server_impl.h"
 
 namespace mm {
 
 namespace {
-
-std::string_view Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Payload Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 499:
-      return "Client Closed Request";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Unknown";
-  }
-}
-
-}  // namespace
-
-class Connection;
-
-// One event loop per I/O thread (as nginx has one per worker): a connection
-// lives on one loop for its whole life, so its handlers never need a strand
-// and a reply posted from an execution thread wakes exactly one thread.
-struct EventLoop {
-  net::io_context context{1};
-  // Keeps the thread running while every session waits on inference (no
-  // pending socket operation): replies are posted to it later.
-  net::executor_work_guard<net::io_context::executor_type> work{context.get_executor()};
-  std::thread thread;
-};
-
-using Executor = net::io_context::executor_type;
-using Socket = net::basic_stream_socket<net::ip::tcp, Executor>;
-// Beast's wrapper of net::ssl::stream gathers a reply's head and body (up to
-// 16 KiB) into one TLS record instead of writing a record per buffer.
-using TlsStream = beast::ssl_stream<Socket>;
-using Acceptor = net::basic_socket_acceptor<net::ip::tcp, Executor>;
-using SteadyTimer =
-    net::basic_waitable_timer<std::chrono::steady_clock,
-                              net::wait_traits<std::chrono::steady_clock>, Executor>;
-
-namespace {
-
-// The TCP socket under a connection's stream: waits, hang-up peeks,
-// shutdown and close work on it for both kinds of connection.
-Socket& Tcp(Socket& stream) { return stream; }
-Socket& Tcp(TlsStream& stream) { return stream.next_layer(); }
 
 // Mozilla's "intermediate" TLS 1.2 suites (forward secret, AEAD only); TLS 1.3
 // keeps OpenSSL's defaults, which are all of that kind.
@@ -191,423 +112,6 @@ StatusOr<std::unique_ptr<net::ssl::context>> MakeTlsContext(const HttpServer::Op
 
 }  // namespace
 
-class HttpServer::Impl {
- public:
-  Impl(Options options, InferenceService* service)
-      : options_(std::move(options)),
-        router_(service, options_.observer),
-        loops_(MakeLoops(options_.threads)),
-        acceptor_(loops_[0]->context.get_executor()) {}
-
-  Status Bind();
-  void Start();
-  void Stop();
-  uint16_t port() const { return port_; }
-
-  const Options& options() const { return options_; }
-  const Router& router() const { return router_; }
-  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
-
-  // Null: plain HTTP. Set once by Create(), before Start().
-  void set_tls(std::unique_ptr<net::ssl::context> tls) { tls_ = std::move(tls); }
-
-  // Whether another connection may open (--max-connections); if not,
-  // Refuse answers it 503 (plain HTTP) and closes it.
-  bool HasRoom();
-  void Refuse(Socket socket);
-  void Register(const std::shared_ptr<Connection>& c);
-  void Unregister(Connection* c);
-
- private:
-  static std::vector<std::unique_ptr<EventLoop>> MakeLoops(size_t n) {
-    std::vector<std::unique_ptr<EventLoop>> loops;
-    for (size_t i = 0; i < n; ++i) loops.push_back(std::make_unique<EventLoop>());
-    return loops;
-  }
-  void Accept();
-
-  const Options options_;
-  const Router router_;
-  const std::vector<std::unique_ptr<EventLoop>> loops_;
-  // Shared by every TLS connection (OpenSSL's SSL_CTX is safe to share once set up).
-  std::unique_ptr<net::ssl::context> tls_;
-  Acceptor acceptor_;     // on loops_[0]
-  size_t next_loop_ = 0;  // touched by the accept handler only
-  uint16_t port_ = 0;
-  std::atomic<bool> stopping_{false};
-  uint64_t refused_connections_ = 0;  // touched by the accept handler only
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  // Open connections; an entry leaves when its Session is destroyed.
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;  // guarded by mu_
-};
-
-// What the server holds of a connection of either kind, to close it on shutdown.
-class Connection {
- public:
-  // An idle connection (or one in its TLS handshake) closes now, a busy one
-  // after its reply. Any thread.
-  virtual void Shutdown() = 0;
-
- protected:
-  ~Connection() = default;
-};
-
-// One connection over `Stream`: Socket (plain HTTP) or TlsStream. All its
-// handlers run on its event loop's thread, one at a time. The two kinds share
-// every line of the HTTP code; only Run() differs (a TLS connection does its
-// handshake first), chosen at compile time, so the plain path pays nothing.
-template <class Stream>
-class Session final : public Connection, public std::enable_shared_from_this<Session<Stream>> {
-  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
-
- public:
-  // `stream_args` construct the stream: a Socket, and for TLS the context.
-  template <class... StreamArgs>
-  explicit Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
-      : stream_(std::forward<StreamArgs>(stream_args)...),
-        server_(server),
-        timer_(stream_.get_executor()) {}
-  ~Session() { server_->Unregister(this); }
-
-  void Run() {
-    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-      if constexpr (kTls) {
-        self->Handshake();
-      } else {
-        self->Read();
-      }
-    });
-  }
-
-  void Shutdown() override {
-    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-      self->closing_ = true;
-      if (self->reading_) {
-        beast::error_code ec;
-        Tcp(self->stream_).shutdown(net::ip::tcp::socket::shutdown_both, ec);
-        Tcp(self->stream_).close(ec);
-      }
-    });
-  }
-
- private:
-  // TLS only. Counts as idle for Shutdown() (reading_); a client that does
-  // not finish within tls_handshake_timeout_ms is closed. A failed handshake
-  // (a plain HTTP client, no or a wrong client certificate) closes quietly.
-  void Handshake() {
-    if (closing_ || server_->stopping()) return Close();
-    reading_ = true;
-    SetDeadline(server_->options().tls_handshake_timeout_ms, "TLS handshake");
-    stream_.async_handshake(
-        net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-          self->reading_ = false;
-          if (ec) {
-            spdlog::debug("TLS handshake from {} failed: {}", self->Peer(), ec.message());
-            return self->Close();
-          }
-          self->Read();
-        });
-  }
-
-  // Deadlines. Each phase in which the connection waits on its client (TLS
-  // handshake, request head, body, reply, lingering close) sets one; waiting
-  // on the server (inference) clears it. A client past its deadline is cut
-  // off: a slow or silent client holds neither a thread nor memory for long.
-  // Setting a deadline is a clock read and two stores: the one timer is
-  // re-armed only when it would fire too late, or when it fires early.
-  void SetDeadline(uint64_t ms, const char* phase) {
-    const int64_t now = NowNs();
-    deadline_ns_ =
-        now + static_cast<int64_t>(std::min<uint64_t>(ms, uint64_t{1} << 40)) * 1'000'000;
-    deadline_phase_ = phase;
-    if (!timer_armed_ || deadline_ns_ < timer_due_ns_) ArmTimer(deadline_ns_ - now);
-  }
-  void ClearDeadline() { deadline_ns_ = 0; }
-  // The time a transfer of `bytes` may take: the read timeout plus the bytes
-  // at the minimum rate.
-  uint64_t TransferMs(uint64_t bytes) const {
-    const auto& o = server_->options();
-    return o.read_timeout_ms + bytes * 1000 / std::max<uint64_t>(o.min_transfer_bytes_per_s, 1);
-  }
-  static int64_t NowNs() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-  void ArmTimer(int64_t in_ns) {
-    timer_armed_ = true;
-    timer_due_ns_ = NowNs() + in_ns;
-    const uint64_t generation = ++timer_generation_;
-    timer_.expires_after(std::chrono::nanoseconds(in_ns));  // (cancels a pending wait)
-    // A weak reference: a pending timer does not keep a closed connection alive.
-    timer_.async_wait([weak = this->weak_from_this(), generation](beast::error_code ec) {
-      auto self = weak.lock();
-      if (self == nullptr || generation != self->timer_generation_) return;  // re-armed since
-      self->timer_armed_ = false;
-      if (ec || self->deadline_ns_ == 0) return;
-      const int64_t left = self->deadline_ns_ - NowNs();
-      if (left > 0) return self->ArmTimer(left);  // moved on since the timer was set
-      spdlog::debug("HTTP connection from {}: {} not done within its time limit; closing it",
-                    self->Peer(), self->deadline_phase_);
-      self->Close();
-    });
-  }
-
-  // "address:port" of the client, for the log.
-  std::string Peer() {
-    beast::error_code ec;
-    const auto endpoint = Tcp(stream_).remote_endpoint(ec);
-    if (ec) return "a closed connection";
-    return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  }
-
-  void Read() {
-    if (closing_ || server_->stopping()) return Close();
-    // The header fields live in the connection's arena, emptied per request.
-    parser_.reset();
-    header_arena_.release();
-    parser_.emplace(std::piecewise_construct, std::make_tuple(),
-                    std::make_tuple(RequestAllocator(&header_arena_)));
-    parser_->body_limit(server_->options().max_request_bytes);
-    parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
-    reading_ = true;
-    SetDeadline(server_->options().read_timeout_ms, "request head");
-    bhttp::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
-  }
-
-  // The header is in (its size and Content-Length already checked against the
-  // limits); a client that sent "Expect: 100-continue" waits for our go-ahead
-  // before it sends the body (curl does so for bodies over 1 KiB).
-  void OnHeader(beast::error_code ec) {
-    if (ec || parser_->is_done()) {
-      reading_ = false;
-      return OnRead(ec);
-    }
-    const auto& req = parser_->get();
-    if (auto it = req.find(bhttp::field::expect);
-        it != req.end() && beast::iequals(it->value(), "100-continue")) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      reading_ = false;
-      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                              [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                                if (ec) return self->Close();
-                                self->ReadBody();
-                              });
-    }
-    ReadBody();
-  }
-
-  void ReadBody() {
-    reading_ = true;
-    const auto length = parser_->content_length();
-    SetDeadline(TransferMs(length ? *length : server_->options().max_request_bytes),
-                "request body");
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                        self->reading_ = false;
-                        self->OnRead(ec);
-                      });
-  }
-
-  void OnRead(beast::error_code ec) {
-    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset || ec == net::error::eof ||
-        ec == net::error::bad_descriptor) {
-      return Close();
-    }
-    if (ec) {
-      keep_alive_ = false;
-      if (ec == bhttp::error::body_limit) {
-        return Write(
-            ErrorReply(PayloadTooLarge("request body exceeds the limit of " +
-                                       std::to_string(server_->options().max_request_bytes) +
-                                       " bytes (--max-request-bytes)")));
-      }
-      if (ec == bhttp::error::header_limit) {
-        HttpReply r = ErrorReply(InvalidArgument(
-            "request headers exceed the limit of " +
-            std::to_string(server_->options().max_header_bytes) + " bytes (--max-header-bytes)"));
-        r.status = 431;
-        return Write(std::move(r));
-      }
-      return Write(ErrorReply(InvalidArgument("malformed HTTP request: " + ec.message())));
-    }
-    auto& req = parser_->get();
-    keep_alive_ = req.keep_alive();
-    head_only_ = req.method() == bhttp::verb::head;
-    HttpRequestView view;
-    if (Status head = ReadRequestHead(req, view, target_, authorization_,
-                                      server_->router().traces() ? &traceparent_ : nullptr);
-        !head.ok()) {
-      return Write(ErrorReply(head));
-    }
-    view.auth_memo = &auth_memo_;
-    view.body = std::make_shared<const std::string>(std::move(req.body()));
-    parser_.reset();
-    // One Cancellation per connection, reused while nobody else holds it.
-    if (cancel_ == nullptr || cancel_.use_count() > 1) {
-      cancel_ = std::make_shared<Cancellation>();
-    } else {
-      cancel_->Reset();
-    }
-    view.cancellation = cancel_;
-    answering_ = true;
-    ClearDeadline();  // the server's turn
-    server_->router().Handle(view, [self = this->shared_from_this()](HttpReply reply) {
-      // On an execution thread this hops back onto the connection's event loop; on
-      // the loop's own thread (inline execution, synchronous replies) it writes at once.
-      net::dispatch(self->stream_.get_executor(),
-                    [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
-    });
-    if (answering_) WatchForHangUp();
-  }
-
-  // The request waits for its answer (queued or running elsewhere): a client
-  // that closes its connection meanwhile cancels it, so that it leaves its
-  // queue. Bytes the client sends meanwhile (a pipelined request) stay unread.
-  void WatchForHangUp() {
-    watching_ = true;
-    Tcp(stream_).async_wait(
-        net::socket_base::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
-          self->watching_ = false;
-          if (ec || !self->answering_) return;  // answered (the wait was cancelled)
-          // Over TLS the byte peeked is ciphertext: only whether the peer closed matters.
-          char byte;
-          const ssize_t n =
-              ::recv(Tcp(self->stream_).native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            self->keep_alive_ = false;
-            self->cancel_->Cancel();
-          }
-        });
-  }
-
-  void Write(HttpReply reply) {
-    answering_ = false;
-    if (watching_) {
-      beast::error_code ec;
-      Tcp(stream_).cancel(ec);  // ends WatchForHangUp's wait
-    }
-    reply_ = std::move(reply);
-    head_.clear();
-    head_ += "HTTP/1.1 ";
-    head_ += std::to_string(reply_.status);
-    head_ += ' ';
-    head_ += Reason(reply_.status);
-    head_ += "\r\nServer: mmserve\r\nContent-Length: ";
-    head_ += std::to_string(reply_.content_length());
-    if (reply_.content_length() > 0) {
-      head_ += reply_.binary_header ? "\r\nContent-Type: application/octet-stream"
-                                    : "\r\nContent-Type: application/json";
-    }
-    if (reply_.binary_header) {
-      head_ += "\r\nInference-Header-Content-Length: ";
-      head_ += std::to_string(reply_.body.size());
-    }
-    if (!reply_.allow.empty()) {
-      head_ += "\r\nAllow: ";
-      head_ += reply_.allow;
-    }
-    if (reply_.status == 401) head_ += "\r\nWWW-Authenticate: Bearer realm=\"mmserve\"";
-    if (reply_.retry_after_s > 0) {
-      head_ += "\r\nRetry-After: ";
-      head_ += std::to_string(reply_.retry_after_s);
-    }
-    const bool close = !keep_alive_ || closing_ || server_->stopping();
-    if (close) head_ += "\r\nConnection: close";
-    head_ += "\r\n\r\n";
-    SetDeadline(TransferMs(head_.size() + reply_.content_length()), "reply");
-    buffers_.clear();
-    buffers_.emplace_back(head_.data(), head_.size());
-    if (!head_only_) {
-      if (!reply_.body.empty()) buffers_.emplace_back(reply_.body.data(), reply_.body.size());
-      for (const auto& chunk : reply_.tail) buffers_.emplace_back(chunk.data(), chunk.size());
-    }
-    net::async_write(stream_, buffers_,
-                     [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
-                       self->reply_.receipt.Settle(!ec);
-                       self->reply_ = HttpReply();
-                       if (ec) return self->Close();
-                       if (close) return self->Linger();
-                       self->Read();
-                     });
-  }
-
-  // Lingering close: stop sending, then read and drop what the client still
-  // sends (say the rest of a body over the limit) until it closes, so that it
-  // reads our answer instead of a connection reset. Bounded in bytes. Over TLS
-  // the bytes dropped are not decrypted, and no close_notify is sent: the
-  // reply's Content-Length tells the client where it ends.
-  void Linger() {
-    beast::error_code ec;
-    Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
-    if (ec || closing_ || server_->stopping()) return Close();
-    SetDeadline(server_->options().read_timeout_ms, "lingering close");
-    drain_.resize(16 << 10);
-    DrainSome();
-  }
-
-  void DrainSome() {
-    reading_ = true;
-    Tcp(stream_).async_read_some(
-        net::buffer(drain_), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-          self->reading_ = false;
-          self->drained_ += n;
-          if (ec || self->drained_ > self->server_->options().max_request_bytes + (1 << 20)) {
-            return self->Close();
-          }
-          self->DrainSome();
-        });
-  }
-
-  // Over TLS this closes the socket under the TLS layer: no close_notify, and
-  // nothing to wait for.
-  void Close() {
-    beast::error_code ec;
-    Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
-    Tcp(stream_).close(ec);
-    deadline_ns_ = 0;
-    timer_.cancel();
-  }
-
-  Stream stream_;
-  HttpServer::Impl* const server_;
-  beast::flat_buffer buffer_;
-  // Request headers are allocated from a per-connection arena: a typical
-  // request's fields fit the inline buffer, so parsing them allocates nothing.
-  std::array<std::byte, 2048> header_buffer_;
-  std::pmr::monotonic_buffer_resource header_arena_{header_buffer_.data(), header_buffer_.size()};
-  std::optional<RequestParser> parser_;
-  std::string target_;
-  std::string authorization_;       // the request's Authorization header (the view points here)
-  std::string traceparent_;         // its traceparent header, when the server traces
-  TenantRegistry::Memo auth_memo_;  // the last key this connection presented
-  std::string head_;
-  HttpReply reply_;
-  std::vector<net::const_buffer> buffers_;
-  std::vector<char> drain_;  // lingering close only
-  size_t drained_ = 0;
-  std::shared_ptr<Cancellation> cancel_;  // the request's; see OnRead
-  bool answering_ = false;  // a request was handed on and its reply is not written yet
-  bool watching_ = false;   // WatchForHangUp's wait is pending
-  bool keep_alive_ = true;
-  bool head_only_ = false;
-  bool reading_ = false;
-  bool closing_ = false;
-  // The deadline of the phase waiting on the client (0: none), and the timer
-  // that enforces it (see SetDeadline).
-  int64_t deadline_ns_ = 0;
-  const char* deadline_phase_ = "";
-  SteadyTimer timer_;
-  bool timer_armed_ = false;
-  int64_t timer_due_ns_ = 0;
-  uint64_t timer_generation_ = 0;
-};
-
 Status HttpServer::Impl::Bind() {
   beast::error_code ec;
   auto address = net::ip::make_address(options_.address, ec);
@@ -637,15 +141,7 @@ void HttpServer::Impl::Accept() {
       Refuse(std::move(socket));
     } else if (!ec) {
       socket.set_option(net::ip::tcp::no_delay(true), ec);
-      if (tls_ != nullptr) {
-        auto session = std::make_shared<Session<TlsStream>>(this, std::move(socket), *tls_);
-        Register(session);
-        session->Run();
-      } else {
-        auto session = std::make_shared<Session<Socket>>(this, std::move(socket));
-        Register(session);
-        session->Run();
-      }
+      StartSession(this, std::move(socket), tls_.get());
     } else {
       spdlog::warn("HTTP accept failed: {}", ec.message());
     }
@@ -661,7 +157,7 @@ void HttpServer::Impl::Start() {
 }
 
 bool HttpServer::Impl::HasRoom() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return sessions_.size() < options_.max_connections;
 }
 
@@ -688,14 +184,14 @@ void HttpServer::Impl::Refuse(Socket socket) {
 }
 
 void HttpServer::Impl::Register(const std::shared_ptr<Connection>& c) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sessions_.emplace(c.get(), c);
 }
 
 void HttpServer::Impl::Unregister(Connection* c) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sessions_.erase(c);
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void HttpServer::Impl::Stop() {
@@ -706,7 +202,7 @@ void HttpServer::Impl::Stop() {
   });
   std::vector<std::shared_ptr<Connection>> live;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [ptr, weak] : sessions_) {
       if (auto s = weak.lock()) live.push_back(std::move(s));
     }
@@ -714,8 +210,8 @@ void HttpServer::Impl::Stop() {
   for (auto& s : live) s->Shutdown();
   live.clear();
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return sessions_.empty(); });
+    MutexLock lock(mu_);
+    while (!sessions_.empty()) cv_.Wait(lock);
   }
   for (auto& loop : loops_) {
     loop->work.reset();
@@ -734,6 +230,7 @@ HttpServer::~HttpServer() {
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
                                                          InferenceService* service) {
   if (options.threads == 0) options.threads = 1;
+  MM_RETURN_IF_ERROR(ValidateHttpOptions(options));
   MM_ASSIGN_OR_RETURN(std::unique_ptr<net::ssl::context> tls, MakeTlsContext(options));
   auto impl = std::make_unique<Impl>(std::move(options), service);
   impl->set_tls(std::move(tls));

@@ -7,6 +7,10 @@
 // request carries `Inference-Header-Content-Length: N` (the first N bytes are
 // the JSON). Inputs with `parameters.binary_data_size` take consecutive slices
 // of the binary section, in input order; the others carry JSON `data`.
+//
+// This header is the codec's one door; its two halves are implemented apart,
+// infer_decoder.cc (requests) and infer_encoder.cc (responses), and share only
+// HttpResponseFormat, which the decoder fills and the encoder reads.
 #pragma once
 
 #include <cstddef>

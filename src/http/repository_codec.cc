@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "http/json_writer.h"
+
 namespace mm {
 
 StatusOr<bool> DecodeIndexRequest(std::string_view body) {
@@ -23,6 +25,33 @@ StatusOr<bool> DecodeIndexRequest(std::string_view body) {
     }
   }
   return ready;
+}
+
+std::string EncodeRepositoryIndex(const std::vector<ModelVersionStatus>& index) {
+  std::string out = "[";
+  for (size_t i = 0; i < index.size(); ++i) {
+    const auto& s = index[i];
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, s.name);
+    if (s.version > 0) {
+      out += ",\"version\":";
+      AppendJsonString(out, std::to_string(s.version));
+    }
+    out += ",\"state\":";
+    AppendJsonString(out, ModelStateName(s.state));
+    out += ",\"reason\":";
+    AppendJsonString(out, s.reason);
+    if (s.restarts > 0) {
+      out += ",\"restarts\":";
+      out += std::to_string(s.restarts);
+      out += ",\"last_failure\":";
+      AppendJsonString(out, s.last_failure);
+    }
+    out += '}';
+  }
+  out += ']';
+  return out;
 }
 
 namespace {

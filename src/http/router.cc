@@ -1,13 +1,14 @@
 #include "http/router.h"
 
 #include <array>
-#include <charconv>
 #include <chrono>
 
 #include "http/infer_codec.h"
-#include "http/json_writer.h"
+#include "http/metadata_codec.h"
 #include "http/repository_codec.h"
 #include "http/shm_codec.h"
+#include "http/stats_codec.h"
+#include "http/usage_codec.h"
 #include "repository/model_config.h"
 
 namespace mm {
@@ -36,89 +37,6 @@ HttpReply MethodNotAllowed(std::string allow) {
   return r;
 }
 
-void AppendShape(std::string& out, const Shape& shape) {
-  out += '[';
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) out += ',';
-    AppendJsonInt(out, shape[i]);
-  }
-  out += ']';
-}
-
-void AppendTensorMetadata(std::string& out, const std::vector<TensorMetadata>& tensors) {
-  out += '[';
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, tensors[i].name);
-    out += ",\"datatype\":";
-    AppendJsonString(out, DataTypeName(tensors[i].dtype));
-    out += ",\"shape\":";
-    AppendShape(out, tensors[i].shape);
-    out += '}';
-  }
-  out += ']';
-}
-
-std::string ServerMetadataJson(const ServerMetadata& md) {
-  std::string out = "{\"name\":";
-  AppendJsonString(out, md.name);
-  out += ",\"version\":";
-  AppendJsonString(out, md.version);
-  out += ",\"extensions\":[";
-  for (size_t i = 0; i < md.extensions.size(); ++i) {
-    if (i) out += ',';
-    AppendJsonString(out, md.extensions[i]);
-  }
-  out += "]}";
-  return out;
-}
-
-std::string ModelMetadataJson(const ModelMetadata& md) {
-  std::string out = "{\"name\":";
-  AppendJsonString(out, md.name);
-  out += ",\"versions\":[";
-  for (size_t i = 0; i < md.versions.size(); ++i) {
-    if (i) out += ',';
-    AppendJsonString(out, md.versions[i]);
-  }
-  out += "],\"platform\":";
-  AppendJsonString(out, md.platform);
-  out += ",\"inputs\":";
-  AppendTensorMetadata(out, md.inputs);
-  out += ",\"outputs\":";
-  AppendTensorMetadata(out, md.outputs);
-  out += '}';
-  return out;
-}
-
-std::string IndexJson(const std::vector<ModelVersionStatus>& index) {
-  std::string out = "[";
-  for (size_t i = 0; i < index.size(); ++i) {
-    const auto& s = index[i];
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, s.name);
-    if (s.version > 0) {
-      out += ",\"version\":";
-      AppendJsonString(out, std::to_string(s.version));
-    }
-    out += ",\"state\":";
-    AppendJsonString(out, ModelStateName(s.state));
-    out += ",\"reason\":";
-    AppendJsonString(out, s.reason);
-    if (s.restarts > 0) {
-      out += ",\"restarts\":";
-      out += std::to_string(s.restarts);
-      out += ",\"last_failure\":";
-      AppendJsonString(out, s.last_failure);
-    }
-    out += '}';
-  }
-  out += ']';
-  return out;
-}
-
 int64_t SteadyNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -139,173 +57,6 @@ HttpReply InferReply(StatusOr<std::unique_ptr<InferResponse>> result,
     reply.tail_owner = std::move(response);
   }
   return reply;
-}
-
-std::string ShmStatusJson(const std::vector<SharedMemoryManager::RegionInfo>& regions) {
-  std::string out = "[";
-  for (size_t i = 0; i < regions.size(); ++i) {
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, regions[i].name);
-    out += ",\"key\":";
-    AppendJsonString(out, regions[i].key);
-    out += ",\"offset\":";
-    AppendJsonUint(out, regions[i].offset);
-    out += ",\"byte_size\":";
-    AppendJsonUint(out, regions[i].byte_size);
-    out += '}';
-  }
-  out += ']';
-  return out;
-}
-
-std::string UsageJson(const std::vector<TenantUsageReport>& reports) {
-  std::string out = "{\"tenants\":[";
-  for (size_t i = 0; i < reports.size(); ++i) {
-    const TenantUsageReport& t = reports[i];
-    if (i) out += ',';
-    out += "{\"tenant\":";
-    AppendJsonString(out, t.tenant);
-    out += ",\"refused\":";
-    AppendJsonUint(out, t.refused);
-    out += ",\"models\":[";
-    for (size_t j = 0; j < t.models.size(); ++j) {
-      const auto& [name, f] = t.models[j];
-      if (j) out += ',';
-      out += "{\"name\":";
-      AppendJsonString(out, name);
-      out += ",\"requests\":";
-      AppendJsonUint(out, f.requests);
-      out += ",\"failures\":";
-      AppendJsonUint(out, f.failures);
-      out += ",\"queue_seconds\":";
-      AppendJsonDouble(out, static_cast<double>(f.queue_ns) / 1e9);
-      out += ",\"compute_seconds\":";
-      AppendJsonDouble(out, static_cast<double>(f.compute_ns) / 1e9);
-      out += ",\"queue_ns\":";
-      AppendJsonUint(out, f.queue_ns);
-      out += ",\"compute_ns\":";
-      AppendJsonUint(out, f.compute_ns);
-      out += ",\"bytes_in\":";
-      AppendJsonUint(out, f.bytes_in);
-      out += ",\"bytes_out\":";
-      AppendJsonUint(out, f.bytes_out);
-      out += '}';
-    }
-    out += "]}";
-  }
-  out += "]}";
-  return out;
-}
-
-void AppendDuration(std::string& out, std::string_view key, const DurationStat& d) {
-  out += '"';
-  out += key;
-  out += "\":{\"count\":";
-  AppendJsonUint(out, d.count);
-  out += ",\"ns\":";
-  AppendJsonUint(out, d.ns);
-  out += '}';
-}
-
-// Triton's statistics extension's JSON, with mmserve's own figures under
-// "mmserve" (clients ignore what they do not know).
-std::string StatsJson(const std::vector<ModelStatsSnapshot>& all) {
-  std::string out = "{\"model_stats\":[";
-  for (size_t i = 0; i < all.size(); ++i) {
-    const ModelStatsSnapshot& s = all[i];
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, s.model);
-    out += ",\"version\":";
-    AppendJsonString(out, std::to_string(s.version));
-    out += ",\"last_inference\":";
-    AppendJsonInt(out, s.last_inference_ms);
-    out += ",\"inference_count\":";
-    AppendJsonUint(out, s.inference_count);
-    out += ",\"execution_count\":";
-    AppendJsonUint(out, s.execution_count);
-    out += ",\"inference_stats\":{";
-    AppendDuration(out, "success", s.success);
-    out += ',';
-    AppendDuration(out, "fail", s.fail);
-    out += ',';
-    AppendDuration(out, "queue", s.queue);
-    out += ',';
-    AppendDuration(out, "compute_input", s.compute_input);
-    out += ',';
-    AppendDuration(out, "compute_infer", s.compute_infer);
-    out += ',';
-    AppendDuration(out, "compute_output", s.compute_output);
-    out += ',';
-    AppendDuration(out, "cache_hit", {});
-    out += ',';
-    AppendDuration(out, "cache_miss", {});
-    out += "},\"batch_stats\":[";
-    for (size_t j = 0; j < s.batches.size(); ++j) {
-      const BatchStat& b = s.batches[j];
-      if (j) out += ',';
-      out += "{\"batch_size\":";
-      AppendJsonInt(out, b.batch_size);
-      out += ',';
-      AppendDuration(out, "compute_input", b.compute_input);
-      out += ',';
-      AppendDuration(out, "compute_infer", b.compute_infer);
-      out += ',';
-      AppendDuration(out, "compute_output", b.compute_output);
-      out += '}';
-    }
-    out += "],\"memory_usage\":[],\"mmserve\":{\"tenant\":";
-    AppendJsonString(out, s.tenant);
-    out += ",\"in_flight\":";
-    AppendJsonInt(out, s.in_flight);
-    out += ",\"failures\":{";
-    bool first = true;
-    for (size_t code = 0; code < s.failures_by_code.size(); ++code) {
-      if (s.failures_by_code[code] == 0) continue;
-      if (!first) out += ',';
-      first = false;
-      AppendJsonString(out, StatusCodeName(static_cast<StatusCode>(code)));
-      out += ':';
-      AppendJsonUint(out, s.failures_by_code[code]);
-    }
-    out += "},\"loads\":";
-    AppendJsonUint(out, s.loads);
-    out += ",\"load_failures\":";
-    AppendJsonUint(out, s.load_failures);
-    out += ",\"last_load_ns\":";
-    AppendJsonInt(out, s.last_load_ns);
-    out += ",\"evictions\":";
-    AppendJsonUint(out, s.evictions);
-    out += ",\"on_demand_loads\":";
-    AppendJsonUint(out, s.on_demand_loads);
-    if (!s.drift.empty()) {
-      out += ",\"drift\":[";
-      for (size_t j = 0; j < s.drift.size(); ++j) {
-        const auto& f = s.drift[j];
-        if (j) out += ',';
-        out += "{\"input\":";
-        AppendJsonString(out, f.input);
-        out += ",\"feature\":";
-        AppendJsonInt(out, f.feature);
-        out += ",\"psi\":";
-        if (f.ready) {
-          AppendJsonDouble(out, f.psi);
-        } else {
-          out += "null";
-        }
-        out += ",\"rows\":";
-        AppendJsonUint(out, f.rows);
-        out += ",\"alerting\":";
-        out += f.alerting ? "true" : "false";
-        out += '}';
-      }
-      out += ']';
-    }
-    out += "}}";
-  }
-  out += "]}";
-  return out;
 }
 
 }  // namespace
@@ -429,19 +180,19 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   // /v2
   if (count == 1) {
     if (!get) return done(MethodNotAllowed("GET"));
-    return done(JsonReply(ServerMetadataJson(service_->Metadata())));
+    return done(JsonReply(EncodeServerMetadata(service_->Metadata())));
   }
   // /v2/usage: what each tenant used (an admin sees every tenant's).
   if (count == 2 && seg[1] == "usage") {
     if (!get) return done(MethodNotAllowed("GET"));
-    return done(JsonReply(UsageJson(service_->Usage(**tenant))));
+    return done(JsonReply(EncodeUsage(service_->Usage(**tenant))));
   }
   // /v2/repository/index
   if (seg[1] == "repository" && count == 3 && seg[2] == "index") {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
     auto ready_only = DecodeIndexRequest(*request.body);
     if (!ready_only.ok()) return done(ErrorReply(ready_only.status()));
-    return done(JsonReply(IndexJson(service_->RepositoryIndex(**tenant, *ready_only))));
+    return done(JsonReply(EncodeRepositoryIndex(service_->RepositoryIndex(**tenant, *ready_only))));
   }
   // /v2/repository/models/{m}/{load,unload}
   if (seg[1] == "repository" && count == 5 && seg[2] == "models" &&
@@ -473,7 +224,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
       if (!get) return done(MethodNotAllowed("GET"));
       auto regions = shm.List(owner, region);
       if (!regions.ok()) return done(ErrorReply(regions.status()));
-      return done(JsonReply(ShmStatusJson(*regions)));
+      return done(JsonReply(EncodeShmStatus(*regions)));
     }
     if (op == "register" && !region.empty()) {
       if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
@@ -498,7 +249,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (!get) return done(MethodNotAllowed("GET"));
     auto stats = service_->ModelStatistics(**tenant, "", "");
     if (!stats.ok()) return done(ErrorReply(stats.status()));
-    return done(JsonReply(StatsJson(*stats)));
+    return done(JsonReply(EncodeStatistics(*stats)));
   }
   // /v2/models/{m}[/versions/{v}][/ready|/config|/stats|/infer]
   if (seg[1] != "models" || count < 3) return not_found();
@@ -518,7 +269,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (!get) return done(MethodNotAllowed("GET"));
     auto md = service_->GetModelMetadata(**tenant, model, version);
     if (!md.ok()) return done(ErrorReply(md.status()));
-    return done(JsonReply(ModelMetadataJson(*md)));
+    return done(JsonReply(EncodeModelMetadata(*md)));
   }
   if (action == "ready") {
     if (!get) return done(MethodNotAllowed("GET"));
@@ -534,7 +285,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (!get) return done(MethodNotAllowed("GET"));
     auto stats = service_->ModelStatistics(**tenant, model, version);
     if (!stats.ok()) return done(ErrorReply(stats.status()));
-    return done(JsonReply(StatsJson(*stats)));
+    return done(JsonReply(EncodeStatistics(*stats)));
   }
   if (action == "infer") {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "http/json_writer.h"
+
 namespace mm {
 
 StatusOr<ShmRegisterRequest> DecodeShmRegisterRequest(std::string_view body) {
@@ -40,6 +42,24 @@ StatusOr<ShmRegisterRequest> DecodeShmRegisterRequest(std::string_view body) {
   }
   if (!has_key) return InvalidArgument("shared memory register request has no \"key\"");
   if (!has_size) return InvalidArgument("shared memory register request has no \"byte_size\"");
+  return out;
+}
+
+std::string EncodeShmStatus(const std::vector<SharedMemoryManager::RegionInfo>& regions) {
+  std::string out = "[";
+  for (size_t i = 0; i < regions.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, regions[i].name);
+    out += ",\"key\":";
+    AppendJsonString(out, regions[i].key);
+    out += ",\"offset\":";
+    AppendJsonUint(out, regions[i].offset);
+    out += ",\"byte_size\":";
+    AppendJsonUint(out, regions[i].byte_size);
+    out += '}';
+  }
+  out += ']';
   return out;
 }
 

@@ -45,12 +45,13 @@ WorkerSupervisor::WorkerSupervisor(int epoll_fd, int wake_fd)
 }
 
 WorkerSupervisor::~WorkerSupervisor() {
+  destroyed_->store(true);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   Wake();
-  jobs_cv_.notify_all();
+  jobs_cv_.NotifyAll();
   // The last reference may go in a callback on one of the threads themselves.
   for (std::thread* t : {&reaper_, &workers_}) {
     if (t->get_id() == std::this_thread::get_id()) {
@@ -63,7 +64,7 @@ WorkerSupervisor::~WorkerSupervisor() {
     // Spawns the reaper did not take (it may be this very thread) are refused.
     std::vector<std::function<void(bool)>> tasks;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       tasks.swap(reaper_tasks_);
     }
     for (auto& task : tasks) task(false);
@@ -72,9 +73,9 @@ WorkerSupervisor::~WorkerSupervisor() {
     // Jobs running hold a worker core, which holds this supervisor: only a
     // job itself can be here while others run, and they end on their own
     // (their worker's handshake is bounded).
-    std::unique_lock<std::mutex> lock(running_->mu);
+    MutexLock lock(running_->mu);
     const size_t self = tls_in_job ? 1 : 0;
-    running_->cv.wait(lock, [&] { return running_->count <= self; });
+    while (running_->count > self) running_->cv.Wait(lock);
   }
   for (int fd : children_) ::close(fd);
   ::close(wake_fd_);
@@ -82,14 +83,14 @@ WorkerSupervisor::~WorkerSupervisor() {
 }
 
 void WorkerSupervisor::Shutdown(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (shutdown_reason_.empty()) shutdown_reason_ = reason.empty() ? "shutting down" : reason;
   jobs_.clear();
   for (int fd : children_) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
 }
 
 std::string WorkerSupervisor::shutdown_reason() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return shutdown_reason_;
 }
 
@@ -113,7 +114,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerSupervisor::Spawn(
   auto done = std::make_shared<std::promise<StatusOr<std::unique_ptr<WorkerProcess>>>>();
   auto result = done->get_future();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return Unavailable("the server is stopping: no worker started");
     if (!shutdown_reason_.empty()) {
       return Unavailable("no worker started: the server is " + shutdown_reason_);
@@ -125,7 +126,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerSupervisor::Spawn(
       }
       auto spawned = WorkerProcess::Spawn(argv, nice);
       if (spawned.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         PruneChildrenLocked();
         const int fd = ::fcntl((*spawned)->pidfd(), F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) children_.push_back(fd);
@@ -140,7 +141,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerSupervisor::Spawn(
 }
 
 WorkerSupervisor::WatchId WorkerSupervisor::Add(Watch watch) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const WatchId id = next_id_++;
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -153,7 +154,7 @@ WorkerSupervisor::WatchId WorkerSupervisor::Add(Watch watch) {
 }
 
 void WorkerSupervisor::Remove(WatchId id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = watches_.find(id);
   if (it == watches_.end()) return;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
@@ -162,21 +163,23 @@ void WorkerSupervisor::Remove(WatchId id) {
 
 void WorkerSupervisor::After(std::chrono::milliseconds delay, std::function<void()> job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || !shutdown_reason_.empty()) return;
     jobs_.emplace(std::chrono::steady_clock::now() + delay, std::move(job));
   }
-  jobs_cv_.notify_all();
+  jobs_cv_.NotifyAll();
 }
 
 void WorkerSupervisor::ReaperLoop() {
   ::pthread_setname_np(::pthread_self(), "mm-reaper");
+  // Outlives this object: after each callback, whether it destroyed it.
+  const std::shared_ptr<std::atomic<bool>> destroyed = destroyed_;
   epoll_event events[16];
   for (;;) {
     bool watchdog = false;
     std::vector<std::function<void(bool)>> tasks;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) break;
       tasks.swap(reaper_tasks_);
       for (const auto& [id, w] : watches_) watchdog = watchdog || w.rss_limit_bytes > 0;
@@ -186,7 +189,7 @@ void WorkerSupervisor::ReaperLoop() {
     const int n = ::epoll_wait(epoll_fd_, events, 16, watchdog ? kWatchdogPeriodMs : -1);
     std::vector<std::function<void()>> calls;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       for (int i = 0; i < n; ++i) {
         const WatchId id = events[i].data.u64;
         if (id == 0) {
@@ -209,12 +212,15 @@ void WorkerSupervisor::ReaperLoop() {
         }
       }
     }
-    for (auto& call : calls) call();
+    for (auto& call : calls) {
+      call();
+      if (destroyed->load()) return;  // (its destructor refuses what is left)
+    }
   }
   // Spawns asked for while stopping are refused, not left hanging.
   std::vector<std::function<void(bool)>> tasks;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     tasks.swap(reaper_tasks_);
   }
   for (auto& task : tasks) task(false);
@@ -222,22 +228,22 @@ void WorkerSupervisor::ReaperLoop() {
 
 void WorkerSupervisor::WorkersLoop() {
   ::pthread_setname_np(::pthread_self(), "mm-workers");
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     if (stopping_) return;
     if (jobs_.empty()) {
-      jobs_cv_.wait(lock);
+      jobs_cv_.Wait(lock);
       continue;
     }
     auto due = jobs_.begin()->first;
     if (std::chrono::steady_clock::now() < due) {
-      jobs_cv_.wait_until(lock, due);
+      jobs_cv_.WaitUntil(lock, due);
       continue;
     }
     auto job = std::move(jobs_.begin()->second);
     jobs_.erase(jobs_.begin());
     {
-      std::lock_guard<std::mutex> running(running_->mu);
+      MutexLock running(running_->mu);
       ++running_->count;
     }
     // Its own thread: a restart blocks for its worker's start, and must not
@@ -247,9 +253,9 @@ void WorkerSupervisor::WorkersLoop() {
       tls_in_job = true;
       job();
       job = nullptr;  // what it held (maybe this supervisor) goes first
-      std::lock_guard<std::mutex> lock(running->mu);
+      MutexLock lock(running->mu);
       --running->count;
-      running->cv.notify_all();
+      running->cv.NotifyAll();
     }).detach();
   }
 }

@@ -24,18 +24,18 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "isolation/worker_process.h"
 
 namespace mm {
@@ -79,34 +79,39 @@ class WorkerSupervisor {
 
  private:
   WorkerSupervisor(int epoll_fd, int wake_fd);
-  void ReaperLoop();
-  void WorkersLoop();
+  void ReaperLoop() MM_EXCLUDES(mu_);
+  void WorkersLoop() MM_EXCLUDES(mu_);
   void Wake();
-  // Requires mu_: closes the pidfds of children that have exited.
-  void PruneChildrenLocked();
+  // Closes the pidfds of children that have exited.
+  void PruneChildrenLocked() MM_REQUIRES(mu_);
 
   // The jobs running on their own threads, shared with those threads (a job
   // may drop the last reference to the supervisor, and count itself done after).
   struct Running {
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t count = 0;  // guarded by mu
+    Mutex mu;
+    CondVar cv;
+    size_t count MM_GUARDED_BY(mu) = 0;
   };
 
   const int epoll_fd_;
   const int wake_fd_;
 
-  mutable std::mutex mu_;
-  bool stopping_ = false;        // guarded by mu_
-  std::string shutdown_reason_;  // guarded by mu_
+  mutable Mutex mu_;
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
+  std::string shutdown_reason_ MM_GUARDED_BY(mu_);
   // A pidfd (our own duplicate) of every child spawned and not seen exited.
-  std::vector<int> children_;                                // guarded by mu_
-  WatchId next_id_ = 1;                                      // guarded by mu_
-  std::map<WatchId, Watch> watches_;                         // guarded by mu_
-  std::vector<std::function<void(bool run)>> reaper_tasks_;  // guarded by mu_
-  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> jobs_;  // mu_
-  std::condition_variable jobs_cv_;
+  std::vector<int> children_ MM_GUARDED_BY(mu_);
+  WatchId next_id_ MM_GUARDED_BY(mu_) = 1;
+  std::map<WatchId, Watch> watches_ MM_GUARDED_BY(mu_);
+  std::vector<std::function<void(bool run)>> reaper_tasks_ MM_GUARDED_BY(mu_);
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> jobs_
+      MM_GUARDED_BY(mu_);
+  CondVar jobs_cv_;
   const std::shared_ptr<Running> running_ = std::make_shared<Running>();
+  // Set as the destructor begins. A callback on the reaper thread may drop
+  // the last reference, and the destructor then runs on that thread: the
+  // loop must not touch this object again once the callback returns.
+  const std::shared_ptr<std::atomic<bool>> destroyed_ = std::make_shared<std::atomic<bool>>(false);
 
   std::thread reaper_;
   std::thread workers_;

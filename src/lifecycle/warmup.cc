@@ -1,7 +1,6 @@
 #include "lifecycle/warmup.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -13,6 +12,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "core/small_float.h"
 #include "repository/model_config.h"
 #include "repository/repository_file.h"
 
@@ -177,15 +177,6 @@ StatusOr<PlannedInput> PlanInput(const inference::ModelConfig& config,
   return plan;
 }
 
-// FP16 bits of k / 1024 for k in [0, 1024): exact, since 10 fraction bits suffice.
-uint16_t HalfOfKth1024(uint32_t k) {
-  if (k == 0) return 0;
-  const int e = std::bit_width(k) - 1;  // k / 1024 = 2^(e - 10) * (k / 2^e)
-  const auto exponent = static_cast<uint16_t>(e - 10 + 15);
-  const auto mantissa = static_cast<uint16_t>((k << (10 - e)) & 0x3ff);
-  return static_cast<uint16_t>(exponent << 10 | mantissa);
-}
-
 template <typename T>
 void Store(std::span<std::byte> out, int64_t i, T value) {
   std::memcpy(out.data() + i * sizeof(T), &value, sizeof(T));
@@ -220,14 +211,14 @@ void FillRandom(DataType dtype, int64_t n, std::span<std::byte> out, std::mt1993
     case DataType::kInt64:
       return FillIntegers<int64_t>(out, n, rng);
     case DataType::kFp16:
+      // k / 1024 for k in [0, 1024): exact in FP16, whose 10 fraction bits suffice.
       for (int64_t i = 0; i < n; ++i)
-        Store<uint16_t>(out, i, HalfOfKth1024(static_cast<uint32_t>(rng() >> 22)));
+        Store<uint16_t>(out, i, DoubleToHalf(static_cast<double>(rng() >> 22) / 1024));
       break;
     case DataType::kBf16:
-      // k / 256 has at most 8 significant bits: exactly the top half of its FP32.
+      // k / 256 for k in [0, 256): exact in BF16, whose 8 significant bits suffice.
       for (int64_t i = 0; i < n; ++i) {
-        auto bits = std::bit_cast<uint32_t>(static_cast<float>(rng() >> 24) / 256.0f);
-        Store<uint16_t>(out, i, static_cast<uint16_t>(bits >> 16));
+        Store<uint16_t>(out, i, DoubleToBf16(static_cast<float>(rng() >> 24) / 256.0f));
       }
       break;
     case DataType::kFp32:

@@ -373,7 +373,7 @@ DriftMonitor::DriftMonitor(DriftBaseline baseline, Options options)
 
 void DriftMonitor::Mismatch(std::string why) {
   mismatches_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   last_mismatch_ = std::move(why);
 }
 
@@ -460,7 +460,7 @@ void DriftMonitor::Observe(std::string_view input, DataType dtype, int64_t rows,
                     std::string(DataTypeName(dtype)) + " features");
   }
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   InputState& s = *state;
   const uint8_t* p = data.data();
   auto same = [](auto v) { return static_cast<double>(v); };
@@ -526,7 +526,7 @@ double DriftMonitor::Psi(const InputState& s, size_t feature, bool& ready) const
 
 std::vector<DriftMonitor::FeatureDrift> DriftMonitor::Read() const {
   std::vector<FeatureDrift> out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const InputState& s : inputs_) {
     for (size_t f = 0; f < s.total_nans.size(); ++f) {
       FeatureDrift& d = out.emplace_back();
@@ -543,7 +543,7 @@ std::vector<DriftMonitor::FeatureDrift> DriftMonitor::Read() const {
 
 std::vector<DriftMonitor::Crossing> DriftMonitor::CheckThreshold() {
   std::vector<Crossing> out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (InputState& s : inputs_) {
     for (size_t f = 0; f < s.total_nans.size(); ++f) {
       bool ready;
@@ -563,7 +563,7 @@ std::vector<DriftMonitor::Crossing> DriftMonitor::CheckThreshold() {
 }
 
 std::vector<uint64_t> DriftMonitor::WindowCounts(std::string_view input, int feature) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const InputState& s : inputs_) {
     if (s.baseline->name != input) continue;
     if (feature < 0 || static_cast<size_t>(feature) >= s.total_nans.size()) return {};
@@ -580,7 +580,7 @@ uint64_t DriftMonitor::sampled() const {
 }
 
 std::string DriftMonitor::last_mismatch() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return last_mismatch_;
 }
 

@@ -54,7 +54,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -62,6 +61,7 @@
 
 #include "core/data_type.h"
 #include "core/status.h"
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -223,7 +223,8 @@ class DriftMonitor {
     std::vector<double> log_expected;   // per bin: ln(max(e, eps))
     std::vector<double> expected;       // per bin: max(e, eps)
 
-    // Guarded by mu_.
+    // Guarded by the monitor's mu_ (a nested struct's annotation cannot name
+    // it; the members that touch them say MM_REQUIRES(mu_)).
     std::vector<uint32_t> counts;      // sub_windows histograms of total_bins, back to back
     std::vector<uint32_t> nans;        // sub_windows × features
     std::vector<uint64_t> sub_rows;    // rows per histogram
@@ -236,12 +237,13 @@ class DriftMonitor {
 
   DriftMonitor(DriftBaseline baseline, Options options);
   void Mismatch(std::string why);
-  // Moves to the next histogram when the current one is full. Requires mu_.
-  void AdvanceIfFull(InputState& state);
+  // Moves to the next histogram when the current one is full.
+  void AdvanceIfFull(InputState& state) MM_REQUIRES(mu_);
   template <typename T, typename Convert>
-  void BinRows(InputState& state, int64_t rows, const uint8_t* data, Convert convert);
-  // NaN when not ready. Requires mu_.
-  double Psi(const InputState& state, size_t feature, bool& ready) const;
+  void BinRows(InputState& state, int64_t rows, const uint8_t* data, Convert convert)
+      MM_REQUIRES(mu_);
+  // NaN when not ready.
+  double Psi(const InputState& state, size_t feature, bool& ready) const MM_REQUIRES(mu_);
 
   // Constant after construction.
   const DriftBaseline baseline_;
@@ -252,9 +254,11 @@ class DriftMonitor {
   std::atomic<uint64_t> observed_rows_{0};
   std::atomic<uint64_t> mismatches_{0};
 
-  mutable std::mutex mu_;
-  std::vector<InputState> inputs_;  // per baseline input; windows guarded by mu_
-  std::string last_mismatch_;       // guarded by mu_
+  mutable Mutex mu_;
+  // Per baseline input: the list is constant after construction, the
+  // windows in it are guarded by mu_.
+  std::vector<InputState> inputs_;
+  std::string last_mismatch_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace mm

@@ -82,7 +82,7 @@ void ModelStats::LoadSucceeded(int64_t ns) {
 }
 
 void ModelStats::SetTenant(std::string tenant) {
-  std::lock_guard<std::mutex> lock(tenant_mu_);
+  MutexLock lock(tenant_mu_);
   tenant_ = std::move(tenant);
 }
 
@@ -92,7 +92,7 @@ ModelStatsSnapshot ModelStats::Read() const {
   s.version = version_;
   s.repository = repository_;
   {
-    std::lock_guard<std::mutex> lock(tenant_mu_);
+    MutexLock lock(tenant_mu_);
     s.tenant = tenant_;
   }
   s.last_inference_ms = last_inference_ms_.load(std::memory_order_relaxed);
@@ -168,7 +168,7 @@ void ModelStats::Absorb(const ModelStatsSnapshot& old) {
 std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t version,
                                                std::string_view tenant, int64_t max_batch_size,
                                                std::string_view repository) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto key = std::make_tuple(std::string(model), std::string(repository), version);
   auto it = stats_.find(key);
   if (it == stats_.end()) {
@@ -190,7 +190,7 @@ std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t v
 
 std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t version,
                                                 std::optional<std::string_view> repository) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto it = stats_.lower_bound(std::make_tuple(std::string(model), std::string(), int64_t{0}));
        it != stats_.end() && std::get<0>(it->first) == model; ++it) {
     if (std::get<2>(it->first) != version) continue;
@@ -201,7 +201,7 @@ std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t 
 }
 
 std::vector<std::shared_ptr<ModelStats>> StatsRegistry::All() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::shared_ptr<ModelStats>> out;
   out.reserve(stats_.size());
   for (const auto& [key, stats] : stats_) out.push_back(stats);

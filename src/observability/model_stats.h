@@ -35,7 +35,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +42,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "observability/drift.h"
 #include "observability/histogram.h"
 
@@ -164,8 +164,8 @@ class ModelStats {
   const std::string repository_;
   const int64_t version_;
   const int64_t max_batch_;
-  mutable std::mutex tenant_mu_;
-  std::string tenant_;  // guarded by tenant_mu_ (changes only when a version reloads)
+  mutable Mutex tenant_mu_;
+  std::string tenant_ MM_GUARDED_BY(tenant_mu_);  // changes only when a version reloads
 
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> last_inference_ms_{0};
@@ -204,9 +204,10 @@ class StatsRegistry {
   std::vector<std::shared_ptr<ModelStats>> All() const;
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
+  // By model, repository, version.
   std::map<std::tuple<std::string, std::string, int64_t>, std::shared_ptr<ModelStats>, std::less<>>
-      stats_;  // guarded by mu_: by model, repository, version
+      stats_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace mm

@@ -410,10 +410,10 @@ Tracer::~Tracer() {
   stop_deadline_ns_.store(SteadyNs(std::chrono::steady_clock::now() + options_.export_timeout),
                           std::memory_order_relaxed);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   thread_.join();
 }
 
@@ -439,7 +439,7 @@ void Tracer::Submit(std::unique_ptr<RequestTrace> trace) {
   submitted_.fetch_add(1, std::memory_order_relaxed);
   bool wake = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (buffer_.size() < options_.buffer_capacity) {
       buffer_.push_back(std::move(trace));
       wake = buffer_.size() == options_.max_batch;
@@ -449,7 +449,7 @@ void Tracer::Submit(std::unique_ptr<RequestTrace> trace) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (wake) cv_.notify_one();
+  if (wake) cv_.NotifyOne();
 }
 
 Tracer::Counters Tracer::counters() const {
@@ -467,7 +467,7 @@ void Tracer::Loop() {
   std::vector<std::unique_ptr<RequestTrace>> batch;
   batch.reserve(options_.max_batch);
   // Moves up to max_batch traces out of the buffer into `batch`.
-  auto take = [&] {
+  auto take = [&]() MM_REQUIRES(mu_) {
     const size_t n = std::min(buffer_.size(), options_.max_batch);
     for (size_t i = 0; i < n; ++i) {
       batch.push_back(std::move(buffer_.front()));
@@ -475,28 +475,28 @@ void Tracer::Loop() {
     }
   };
   auto next_flush = Clock::now() + options_.flush_interval;
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
-    cv_.wait_until(lock, next_flush,
-                   [&] { return stopping_ || buffer_.size() >= options_.max_batch; });
+    while (!stopping_ && buffer_.size() < options_.max_batch && cv_.WaitUntil(lock, next_flush)) {
+    }
     const bool due = Clock::now() >= next_flush;
     // Full batches at any time; on the timer, whatever waits.
     while (!stopping_ && !buffer_.empty() && (due || buffer_.size() >= options_.max_batch)) {
       take();
-      lock.unlock();
+      lock.Unlock();
       Export(batch);
       batch.clear();  // frees the traces outside the lock
-      lock.lock();
+      lock.Lock();
     }
     if (due) next_flush = Clock::now() + options_.flush_interval;
   }
   // Stopping: a final export of everything buffered, bounded by the deadline.
   while (!buffer_.empty()) {
     take();
-    lock.unlock();
+    lock.Unlock();
     Export(batch);
     batch.clear();
-    lock.lock();
+    lock.Lock();
   }
 }
 

@@ -21,11 +21,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -33,6 +31,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "observability/trace_context.h"
 
 namespace mm {
@@ -134,7 +133,7 @@ class Tracer {
 
  private:
   Tracer(Options options, std::unique_ptr<Sink> sink);
-  void Loop();
+  void Loop() MM_EXCLUDES(mu_);
   void Export(std::vector<std::unique_ptr<RequestTrace>>& batch);
   void LogFailure(const Status& status, size_t traces);
 
@@ -150,10 +149,10 @@ class Tracer {
   // steady_clock ns after which no export may run: set by the destructor.
   std::atomic<int64_t> stop_deadline_ns_{INT64_MAX};
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<RequestTrace>> buffer_;  // guarded by mu_
-  bool stopping_ = false;                             // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::unique_ptr<RequestTrace>> buffer_ MM_GUARDED_BY(mu_);
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
 
   // Exporter thread only.
   std::string body_;  // reused per batch

@@ -2,7 +2,10 @@
 // and writing it as Triton's JSON.
 //
 // All functions are pure (no I/O, no global state) and safe to call
-// concurrently.
+// concurrently. This header is the door; behind it,
+//   model_config_parse.cc     config.pbtxt (TextFormat) and unknown-field warnings
+//   model_config_validate.cc  ValidateModelConfig, CheckServerLimits, SelectVersions
+//   model_config_json.cc      ModelConfigToJson, and config overrides read from JSON
 #pragma once
 
 #include <cstdint>

@@ -3,37 +3,42 @@
 #include <algorithm>
 
 #include "repository/local/local_repository.h"
+#include "repository/repository_key.h"
 
 namespace mm {
 
+namespace {
+
+// What a --model-repository value may be in this build, for messages.
+constexpr std::string_view kSupported = "a local folder, as a path or file://PATH";
+
+}  // namespace
+
 StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri) {
-  constexpr std::string_view kFile = "file://";
-  std::string_view path = uri;
-  if (path.substr(0, kFile.size()) == kFile) {
-    path.remove_prefix(kFile.size());
-  } else if (const size_t colon = uri.find("://"); colon != std::string_view::npos) {
+  const RepositoryLocation location = ParseRepositoryLocation(uri);
+  if (!location.local()) {
     return InvalidArgument("model repository '" + std::string(uri) + "': scheme '" +
-                           std::string(uri.substr(0, colon)) +
-                           "://' is not supported by this build; expected a local folder "
-                           "(a path, or file://PATH)");
+                           location.scheme + "://' is not supported by this build; expected " +
+                           std::string(kSupported));
   }
-  if (path.empty()) {
-    return InvalidArgument("model repository '" + std::string(uri) +
-                           "': empty path; expected a directory of model directories");
+  if (location.path.empty()) {
+    return InvalidArgument("model repository '" + std::string(uri) + "': empty path; expected " +
+                           std::string(kSupported) + " naming a directory of model directories");
   }
-  auto local = LocalRepository::Open(std::filesystem::path(path));
-  if (!local.ok()) return local.status();
-  return std::unique_ptr<ModelRepository>(std::move(*local));
+  MM_ASSIGN_OR_RETURN(std::unique_ptr<LocalRepository> local,
+                      LocalRepository::Open(std::filesystem::path(location.path)));
+  return std::unique_ptr<ModelRepository>(std::move(local));
 }
 
 StatusOr<std::vector<ModelSource>> ListRepositories(
     const std::vector<const ModelRepository*>& repositories) {
   std::vector<ModelSource> sources;
   for (const ModelRepository* repository : repositories) {
-    auto listed = repository->List();
-    if (!listed.ok()) return listed.status();
-    for (ModelSource& source : *listed) sources.push_back(std::move(source));
+    MM_ASSIGN_OR_RETURN(std::vector<ModelSource> listed, repository->List());
+    for (ModelSource& source : listed) sources.push_back(std::move(source));
   }
+  // Each List is sorted already; a stable sort keeps repository order among
+  // equal names, so the first repository's copy comes first.
   std::stable_sort(sources.begin(), sources.end(),
                    [](const ModelSource& a, const ModelSource& b) { return a.name < b.name; });
   // A name in several repositories is ambiguous: mark every copy.

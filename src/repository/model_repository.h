@@ -60,15 +60,18 @@ class ModelRepository {
   virtual StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) = 0;
 };
 
-// Opens a --model-repository value. A plain path (or file://PATH) is a local
-// folder, which must exist and be a directory. Any other scheme is
-// INVALID_ARGUMENT naming the schemes this build supports.
+// Opens a --model-repository value (repository_key.h says how one reads).
+// A plain path (or file://PATH) is a local folder, which must exist and be a
+// directory (LocalRepository::Open's errors). Any other scheme, and an empty
+// path, is INVALID_ARGUMENT naming what this build supports. On success,
+// key() == RepositoryKey(uri).
 StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri);
 
-// Lists every repository and returns their models sorted by name. A name
-// held by more than one repository is returned once per repository, each with
-// an ALREADY_EXISTS status naming every repository holding it. Fails when a
-// repository cannot be listed, naming it.
+// Lists every repository and returns their models sorted by name, stable in
+// the order of `repositories` among equal names. A name held by more than
+// one repository is returned once per repository, each with an ALREADY_EXISTS
+// status naming every copy's folder (ModelSource::dir; "<key>/<name>" for a
+// repository without one). Fails with the first repository whose List fails.
 StatusOr<std::vector<ModelSource>> ListRepositories(
     const std::vector<const ModelRepository*>& repositories);
 

@@ -9,7 +9,9 @@
 #include <tuple>
 #include <utility>
 
+#include "repository/local/local_repository.h"
 #include "repository/model_config.h"
+#include "repository/model_repository.h"
 #include "repository/repository_file.h"
 
 namespace mm {
@@ -288,51 +290,16 @@ ModelSource ScanModel(const fs::path& dir) {
 }
 
 StatusOr<std::vector<ModelSource>> ScanRepositories(const std::vector<fs::path>& repos) {
-  std::vector<ModelSource> sources;
+  // ListRepositories over local folders: one implementation of the order and
+  // of the duplicate check while callers move to ModelRepository.
+  std::vector<std::unique_ptr<LocalRepository>> opened;
+  std::vector<const ModelRepository*> repositories;
   for (const fs::path& repo : repos) {
-    std::error_code ec;
-    fs::file_status st = fs::status(repo, ec);
-    if (!fs::exists(st)) {
-      return NotFound("model repository " + Quoted(repo) +
-                      " does not exist; expected a directory of model directories");
-    }
-    if (!fs::is_directory(st)) {
-      return InvalidArgument("model repository " + Quoted(repo) +
-                             " is not a directory; expected a directory of model directories");
-    }
-    for (fs::directory_iterator it(repo, ec), end; !ec && it != end; it.increment(ec)) {
-      if (IsHidden(it->path())) continue;
-      std::error_code dir_ec;
-      if (!it->is_directory(dir_ec)) continue;
-      sources.push_back(ScanModel(it->path()));
-    }
-    if (ec) {
-      return FailedPrecondition("cannot read model repository " + Quoted(repo) + ": " +
-                                ec.message());
-    }
+    MM_ASSIGN_OR_RETURN(std::unique_ptr<LocalRepository> local, LocalRepository::Open(repo));
+    repositories.push_back(local.get());
+    opened.push_back(std::move(local));
   }
-  std::stable_sort(sources.begin(), sources.end(),
-                   [](const ModelSource& a, const ModelSource& b) { return a.name < b.name; });
-
-  // A name in several repositories is ambiguous: mark every copy.
-  for (size_t begin = 0; begin < sources.size();) {
-    size_t end = begin + 1;
-    while (end < sources.size() && sources[end].name == sources[begin].name) ++end;
-    if (end - begin > 1) {
-      std::string paths;
-      for (size_t i = begin; i < end; ++i) {
-        if (i > begin) paths += i + 1 == end ? " and " : ", ";
-        paths += Quoted(sources[i].dir);
-      }
-      for (size_t i = begin; i < end; ++i) {
-        sources[i].status = AlreadyExists("model '" + sources[i].name +
-                                          "' is in more than one repository: " + paths +
-                                          "; model names must be unique across repositories");
-      }
-    }
-    begin = end;
-  }
-  return sources;
+  return ListRepositories(repositories);
 }
 
 }  // namespace mm

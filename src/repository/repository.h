@@ -68,6 +68,8 @@ ModelSource ScanModel(const std::filesystem::path& dir);
 // not a directory or unreadable (NOT_FOUND / INVALID_ARGUMENT naming the
 // path). A model name found in more than one repository is returned once per
 // repository, each entry with an ALREADY_EXISTS status naming all the paths.
+// Deprecated: ListRepositories over LocalRepositories (model_repository.h),
+// which this is; it goes once nothing calls it.
 StatusOr<std::vector<ModelSource>> ScanRepositories(
     const std::vector<std::filesystem::path>& repos);
 

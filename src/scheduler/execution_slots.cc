@@ -35,7 +35,7 @@ ExecutionSlots::ExecutionSlots(Options options)
     : slots_(std::max<size_t>(1, options.slots)), options_(options) {
   if (!options.with_threads) return;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (size_t i = 0; i < slots_; ++i) StartThreadLocked();
   }
   if (options_.lend_after_ns > 0) watcher_ = std::thread([this] { WatchLoop(); });
@@ -49,7 +49,7 @@ void ExecutionSlots::StartThreadLocked() {
 }
 
 size_t ExecutionSlots::lent() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return lent_;
 }
 
@@ -58,8 +58,8 @@ void ExecutionSlots::BeginBlockingWait(void* context) {
   self->waiting_since_ns.store(SteadyNs(), std::memory_order_relaxed);
   ExecutionSlots* slots = self->slots;
   if (slots->blocked_.fetch_add(1) == 0) {
-    std::lock_guard<std::mutex> lock(slots->watch_mu_);
-    slots->watch_cv_.notify_one();
+    MutexLock lock(slots->watch_mu_);
+    slots->watch_cv_.NotifyOne();
   }
 }
 
@@ -73,24 +73,26 @@ void ExecutionSlots::WatchLoop() {
   pthread_setname_np(pthread_self(), "mm-slot-watch");
   const auto period =
       std::chrono::nanoseconds(std::max<int64_t>(options_.lend_after_ns / 4, 1'000'000));
-  std::unique_lock<std::mutex> lock(watch_mu_);
+  MutexLock lock(watch_mu_);
   for (;;) {
     if (blocked_.load() == 0) {
-      watch_cv_.wait(lock, [this] { return watch_stopping_ || blocked_.load() > 0; });
+      while (!watch_stopping_ && blocked_.load() == 0) watch_cv_.Wait(lock);
     } else {
-      watch_cv_.wait_for(lock, period, [this] { return watch_stopping_; });
+      const auto until = std::chrono::steady_clock::now() + period;
+      while (!watch_stopping_ && watch_cv_.WaitUntil(lock, until)) {
+      }
     }
     if (watch_stopping_) return;
-    lock.unlock();
+    lock.Unlock();
     LendStalledSlots();
-    lock.lock();
+    lock.Lock();
   }
 }
 
 void ExecutionSlots::LendStalledSlots() {
   std::vector<std::thread> ended;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // Threads that ended after a loan are joined here.
     for (auto it = threads_.begin(); it != threads_.end();) {
       if (it->finished && it->lent) {
@@ -116,7 +118,7 @@ void ExecutionSlots::LendStalledSlots() {
           "a graph whose run time its inputs decide) for {} ms while other work waits; its "
           "slot goes to that work ({} lent now)",
           (now - since) / 1'000'000, lent_);
-      cv_.notify_one();
+      cv_.NotifyOne();
     }
   }
   for (std::thread& t : ended) t.join();
@@ -125,14 +127,14 @@ void ExecutionSlots::LendStalledSlots() {
 ExecutionSlots::~ExecutionSlots() { Shutdown(); }
 
 Status ExecutionSlots::SetTenantWeight(std::string_view tenant, double weight) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return fair_.SetTenantWeight(tenant, weight);
 }
 
 StatusOr<ExecutionSlots::Flow> ExecutionSlots::Register(std::string_view tenant,
                                                         std::string_view model, double weight) {
   std::string key = Key(tenant, model);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = by_name_.find(key); it != by_name_.end()) {
     FlowState& f = flows_.at(it->second);
     MM_RETURN_IF_ERROR(fair_.SetFlowWeight(f.fair, weight));
@@ -151,7 +153,7 @@ StatusOr<ExecutionSlots::Flow> ExecutionSlots::Register(std::string_view tenant,
 }
 
 void ExecutionSlots::Unregister(Flow flow) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = flows_.find(flow.id);
   if (it == flows_.end() || --it->second.registrations > 0) return;
   (void)fair_.RemoveFlow(it->second.fair);
@@ -160,7 +162,7 @@ void ExecutionSlots::Unregister(Flow flow) {
 }
 
 bool ExecutionSlots::Request(Flow flow, std::shared_ptr<SlotUser> user) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (stopped_) return false;
   auto it = flows_.find(flow.id);
   if (it == flows_.end()) return false;  // not registered: the caller runs it
@@ -168,7 +170,7 @@ bool ExecutionSlots::Request(Flow flow, std::shared_ptr<SlotUser> user) {
   (void)fair_.MarkReady(it->second.fair);
   // seq_cst with busy_ (see ReleaseInline): one of the two sides wakes a thread.
   waiting_.fetch_add(1);
-  if (busy_.load() < slots_) cv_.notify_one();
+  if (busy_.load() < slots_) cv_.NotifyOne();
   return true;
 }
 
@@ -189,8 +191,8 @@ void ExecutionSlots::ReleaseInline() {
   busy_.fetch_sub(1);
   if (waiting_.load() == 0) return;
   // A request may have found every slot busy and woken nobody.
-  std::lock_guard<std::mutex> lock(mu_);
-  cv_.notify_one();
+  MutexLock lock(mu_);
+  cv_.NotifyOne();
 }
 
 std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> ExecutionSlots::PickLocked() {
@@ -225,19 +227,19 @@ void ExecutionSlots::RunPick() {
   double charged = 0;
   std::shared_ptr<SlotUser> user;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::tie(flow, charged, user) = PickLocked();
   }
   const int64_t cost = user->RunOnSlot();
   user.reset();  // may drop the model, which unregisters: outside mu_
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   SettleLocked(flow, charged, cost);
   busy_.fetch_sub(1);
 }
 
 bool ExecutionSlots::RunNext() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (waiting_.load() == 0 || !TryClaim()) return false;
   }
   RunPick();
@@ -253,18 +255,19 @@ void ExecutionSlots::Loop(SlotThread* self) {
     spdlog::warn("execution slots: cannot set nice {} on a slot thread: {}", options_.nice,
                  std::strerror(errno));
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] {
-      return (waiting_.load() > 0 && busy_.load() < slots_) || (stopping_ && waiting_.load() == 0);
-    });
+    while (
+        !((waiting_.load() > 0 && busy_.load() < slots_) || (stopping_ && waiting_.load() == 0))) {
+      cv_.Wait(lock);
+    }
     if (waiting_.load() == 0) break;  // stopping, and nothing left to serve
     if (!TryClaim()) continue;        // an inline caller took the slot
     auto [flow, charged, user] = PickLocked();
-    lock.unlock();
+    lock.Unlock();
     const int64_t cost = user->RunOnSlot();
     user.reset();  // may drop the model, which unregisters: outside mu_
-    lock.lock();
+    lock.Lock();
     SettleLocked(flow, charged, cost);
     if (self->lent) {
       // Its slot went to another thread while it waited: it ends here.
@@ -279,12 +282,12 @@ void ExecutionSlots::Loop(SlotThread* self) {
   // its slot lives on in another thread), and while one remains, Request()
   // is still served.
   if (--live_threads_ == 0) stopped_ = true;
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void ExecutionSlots::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
   }
@@ -292,23 +295,23 @@ void ExecutionSlots::Shutdown() {
     // Driven by hand: what was asked for still runs, here.
     while (RunNext()) {
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopped_ = true;
     return;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (watcher_.joinable()) {
     {
-      std::lock_guard<std::mutex> lock(watch_mu_);
+      MutexLock lock(watch_mu_);
       watch_stopping_ = true;
     }
-    watch_cv_.notify_all();
+    watch_cv_.NotifyAll();
     watcher_.join();
   }
   // No thread starts now (only the watcher started them).
   std::vector<std::thread> threads;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (SlotThread& t : threads_) threads.push_back(std::move(t.thread));
   }
   for (auto& t : threads) {

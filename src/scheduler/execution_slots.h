@@ -39,14 +39,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -56,6 +54,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "scheduler/fair_share.h"
 
 namespace mm {
@@ -163,26 +162,28 @@ class ExecutionSlots {
     std::thread thread;
     // Steady-clock ns when its BlockingWait began; 0 outside one.
     std::atomic<int64_t> waiting_since_ns{0};
-    bool lent = false;      // guarded by mu_: its slot went to other work
-    bool finished = false;  // guarded by mu_: its loop has ended
+    // Guarded by the owner's mu_ (which a nested struct's annotation cannot
+    // name; every access is in a member of ExecutionSlots holding it).
+    bool lent = false;      // its slot went to other work
+    bool finished = false;  // its loop has ended
   };
-  // Requires mu_: starts a slot thread.
-  void StartThreadLocked();
-  void Loop(SlotThread* self);
+  // Starts a slot thread.
+  void StartThreadLocked() MM_REQUIRES(mu_);
+  void Loop(SlotThread* self) MM_EXCLUDES(mu_);
   // Wakes every so often while an execution is in a BlockingWait, and lends
   // the slots of those that wait too long while work waits.
-  void WatchLoop();
-  void LendStalledSlots();
+  void WatchLoop() MM_EXCLUDES(watch_mu_);
+  void LendStalledSlots() MM_EXCLUDES(mu_);
   static void BeginBlockingWait(void* self);
   static void EndBlockingWait(void* self);
-  // Requires mu_, a waiting flow and a claimed slot: takes the next request,
+  // Requires a waiting flow and a claimed slot: takes the next request,
   // charges its estimate. Returns the flow id, the charge and the user.
-  std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> PickLocked();
-  // Requires mu_: records what an execution of `flow` cost, given what was
-  // charged for it already.
-  void SettleLocked(uint64_t flow, double charged, int64_t cost_ns);
+  std::tuple<uint64_t, double, std::shared_ptr<SlotUser>> PickLocked() MM_REQUIRES(mu_);
+  // Records what an execution of `flow` cost, given what was charged for it
+  // already.
+  void SettleLocked(uint64_t flow, double charged, int64_t cost_ns) MM_REQUIRES(mu_);
   // Runs a pick (slot claimed) and frees the slot.
-  void RunPick();
+  void RunPick() MM_EXCLUDES(mu_);
   bool TryClaim();
 
   const size_t slots_;
@@ -193,22 +194,22 @@ class ExecutionSlots {
   // Requests queued in all flows; read without mu_ by TryAcquireInline.
   std::atomic<size_t> waiting_{0};
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  FairShare fair_;                                        // guarded by mu_
-  std::unordered_map<uint64_t, FlowState> flows_;         // guarded by mu_
-  std::map<std::string, uint64_t, std::less<>> by_name_;  // guarded by mu_
-  bool stopping_ = false;                                 // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  FairShare fair_ MM_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, FlowState> flows_ MM_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t, std::less<>> by_name_ MM_GUARDED_BY(mu_);
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
   // Set once no slot thread is left to serve a request: Request() refuses.
-  bool stopped_ = false;            // guarded by mu_
-  size_t live_threads_ = 0;         // guarded by mu_
-  std::list<SlotThread> threads_;   // guarded by mu_ (the list)
-  size_t lent_ = 0;                 // guarded by mu_
+  bool stopped_ MM_GUARDED_BY(mu_) = false;
+  size_t live_threads_ MM_GUARDED_BY(mu_) = 0;
+  std::list<SlotThread> threads_ MM_GUARDED_BY(mu_);  // (the list)
+  size_t lent_ MM_GUARDED_BY(mu_) = 0;
   std::atomic<size_t> blocked_{0};  // threads in a BlockingWait now
-  std::mutex watch_mu_;             // the watcher's sleep (not mu_: cheap to wake)
-  std::condition_variable watch_cv_;
-  bool watch_stopping_ = false;  // guarded by watch_mu_
-  std::thread watcher_;          // constant after construction
+  Mutex watch_mu_;                  // the watcher's sleep (not mu_: cheap to wake)
+  CondVar watch_cv_;
+  bool watch_stopping_ MM_GUARDED_BY(watch_mu_) = false;
+  std::thread watcher_;  // constant after construction
 };
 
 }  // namespace mm

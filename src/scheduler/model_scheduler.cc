@@ -79,7 +79,7 @@ InferCallback ModelScheduler::InOrder::Wrap(uint64_t seq, InferCallback done) {
 
 void ModelScheduler::InOrder::Complete(uint64_t seq, InferCallback done,
                                        StatusOr<std::unique_ptr<InferResponse>> r) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   held_.emplace(seq, std::make_pair(std::move(done), std::move(r)));
   if (delivering_) return;  // the thread delivering takes it in turn
   delivering_ = true;
@@ -89,9 +89,9 @@ void ModelScheduler::InOrder::Complete(uint64_t seq, InferCallback done,
     auto [fn, result] = std::move(it->second);
     held_.erase(it);
     ++next_out_;
-    lock.unlock();
+    lock.Unlock();
     fn(std::move(result));
-    lock.lock();
+    lock.Lock();
   }
   delivering_ = false;
 }
@@ -106,12 +106,12 @@ ModelScheduler::~ModelScheduler() {
 }
 
 size_t ModelScheduler::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return queue_.size() + executing_;
 }
 
 std::pair<size_t, size_t> ModelScheduler::queued_and_executing() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return {queue_.size(), executing_};
 }
 
@@ -136,7 +136,7 @@ ExecutionTiming StageTimes(const ExecutionTiming& backend, int64_t start_ns, int
 
 void ModelScheduler::NotifyWhenIdle(std::function<void()> fn) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!queue_.empty() || executing_ > 0) {
       idle_waiters_.push_back(std::move(fn));
       return;
@@ -158,9 +158,8 @@ bool ModelScheduler::InlineAllowed(const InferRequest& request) const {
 
 void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
   const int64_t now = clock_->NowNs();
-  // The queue's parameters are checked before anything is queued. (Under
-  // mu_ nothing of the config changes: it is const after construction.)
-  auto admission = Admit(queue_.config(), *request, now, model_name_);
+  // The queue's parameters are checked before anything is queued, without mu_.
+  auto admission = Admit(queue_config(), *request, now, model_name_);
   if (!admission.ok()) return done(admission.status());
   Work work;
   work.request = std::move(request);
@@ -176,15 +175,14 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   uint64_t ticket = 0;
   std::shared_ptr<Cancellation> cancellation;  // only for a request that queues
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (try_inline && queue_.empty() && !idle_.empty() && slots_->TryAcquireInline()) {
       instance = idle_.back();
       idle_.pop_back();
       ++executing_;
     } else {
       if (work.request->cancellation != nullptr) cancellation = work.request->cancellation;
-      if (in_order_ != nullptr)
-        work.done = in_order_->Wrap(in_order_->Take(), std::move(work.done));
+      if (in_order_ != nullptr) work.done = in_order_->Wrap(next_seq_++, std::move(work.done));
       auto pushed = queue_.Push(work);
       if (!pushed.ok()) {
         // Full: answered below, outside the lock; nothing was queued.
@@ -258,7 +256,7 @@ int64_t ModelScheduler::RunBatch(bool* more) {
   int64_t wake_at = 0;
   const int64_t now = clock_->NowNs();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     --slot_requests_;
     // What waited past its deadline is answered, not run (even without a timer).
     expired = queue_.TakeExpired(now);
@@ -302,7 +300,7 @@ int64_t ModelScheduler::RunBatch(bool* more) {
   }
   const int64_t cost = std::max<int64_t>(1, clock_->NowNs() - start);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     idle_.push_back(instance);
     --executing_;
     *more = ClaimSlotRequestLocked();
@@ -318,7 +316,7 @@ void ModelScheduler::ExpireDue() {
   const int64_t now = clock_->NowNs();
   std::vector<Work> expired;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     expired = queue_.TakeExpired(now);
   }
   FailExpired(std::move(expired), now);
@@ -342,7 +340,7 @@ void ModelScheduler::CancelQueued(uint64_t ticket) {
   std::optional<Work> work;
   std::vector<std::function<void()>> waiters;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     work = queue_.Cancel(ticket);
     if (!work) return;  // it ran, or is running
     if (executing_ == 0 && queue_.empty()) waiters.swap(idle_waiters_);
@@ -359,7 +357,7 @@ void ModelScheduler::CancelQueued(uint64_t ticket) {
 void ModelScheduler::Dispatch() {
   bool need_slot = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     batch_waits_ = false;
     need_slot = ClaimSlotRequestLocked();
   }
@@ -526,7 +524,7 @@ void ModelScheduler::Finished(ModelInstance* instance, Answer answer) {
   std::vector<std::function<void()>> waiters;  // empty: no allocation
   bool need_slot = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     idle_.push_back(instance);
     --executing_;
     need_slot = ClaimSlotRequestLocked();

@@ -26,11 +26,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "backends/backend.h"
 #include "core/infer_request.h"
+#include "core/thread_annotations.h"
 #include "observability/model_stats.h"
 #include "scheduler/clock.h"
 #include "scheduler/execution_slots.h"
@@ -138,14 +138,14 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   using Work = ModelQueue::Item;
   ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots,
                  ExecutionSlots::Flow flow, Options options, Config config);
-  // Requires mu_ and a non-empty queue. Takes the next batch (one request
+  // Requires a non-empty queue. Takes the next batch (one request
   // without batching), or nothing when it should wait for more; then
   // *wake_at says when to look again.
-  std::vector<Work> TakeBatchLocked(int64_t now_ns, int64_t* wake_at);
-  // Requires mu_. Whether another slot should be asked for: work waits that
+  std::vector<Work> TakeBatchLocked(int64_t now_ns, int64_t* wake_at) MM_REQUIRES(mu_);
+  // Whether another slot should be asked for: work waits that
   // no outstanding request covers, an instance is idle for it, and the
   // batcher is not waiting for more. Counts the request when it says yes.
-  bool ClaimSlotRequestLocked();
+  bool ClaimSlotRequestLocked() MM_REQUIRES(mu_);
   // Asks the slots for a slot (one claimed by ClaimSlotRequestLocked). After
   // the slots shut down, runs the work here instead.
   void RequestSlot();
@@ -181,6 +181,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // next slot, delivers `answer`, then wakes idle waiters.
   void Finished(ModelInstance* instance, Answer answer);
   bool InlineAllowed(const InferRequest& request) const;
+  // The queue's config is const after construction: read without mu_.
+  const QueueConfig& queue_config() const MM_NO_THREAD_SAFETY_ANALYSIS { return queue_.config(); }
 
   ExecutionSlots* const slots_;
   const ExecutionSlots::Flow flow_;
@@ -198,30 +200,31 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   const BatchingConfig batching_;
 
   // preserve_ordering: answers in queueing order. Sequence numbers are taken
-  // under mu_; delivery has its own lock and one delivering thread at a time.
+  // under the scheduler's mu_ (next_seq_ below); delivery has its own lock and
+  // one delivering thread at a time.
   class InOrder {
    public:
-    uint64_t Take() { return next_seq_++; }  // requires the scheduler's mu_
     InferCallback Wrap(uint64_t seq, InferCallback done);
 
    private:
-    void Complete(uint64_t seq, InferCallback done, StatusOr<std::unique_ptr<InferResponse>> r);
-    uint64_t next_seq_ = 0;  // guarded by the scheduler's mu_
-    std::mutex mu_;
-    uint64_t next_out_ = 0;    // guarded by mu_
-    bool delivering_ = false;  // guarded by mu_
-    std::map<uint64_t, std::pair<InferCallback, StatusOr<std::unique_ptr<InferResponse>>>>
-        held_;  // guarded by mu_
+    void Complete(uint64_t seq, InferCallback done, StatusOr<std::unique_ptr<InferResponse>> r)
+        MM_EXCLUDES(mu_);
+    Mutex mu_;
+    uint64_t next_out_ MM_GUARDED_BY(mu_) = 0;
+    bool delivering_ MM_GUARDED_BY(mu_) = false;
+    std::map<uint64_t, std::pair<InferCallback, StatusOr<std::unique_ptr<InferResponse>>>> held_
+        MM_GUARDED_BY(mu_);
   };
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::unique_ptr<InOrder> in_order_;  // set when preserve_ordering; const after construction
-  ModelQueue queue_;                   // guarded by mu_
-  std::vector<ModelInstance*> idle_;   // guarded by mu_
-  size_t executing_ = 0;               // guarded by mu_
-  size_t slot_requests_ = 0;           // guarded by mu_; outstanding
-  bool batch_waits_ = false;           // guarded by mu_; until more come or the delay ends
-  std::vector<std::function<void()>> idle_waiters_;  // guarded by mu_
+  uint64_t next_seq_ MM_GUARDED_BY(mu_) = 0;  // in_order_'s next sequence number
+  ModelQueue queue_ MM_GUARDED_BY(mu_);
+  std::vector<ModelInstance*> idle_ MM_GUARDED_BY(mu_);
+  size_t executing_ MM_GUARDED_BY(mu_) = 0;
+  size_t slot_requests_ MM_GUARDED_BY(mu_) = 0;  // outstanding
+  bool batch_waits_ MM_GUARDED_BY(mu_) = false;  // until more come or the delay ends
+  std::vector<std::function<void()>> idle_waiters_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace mm

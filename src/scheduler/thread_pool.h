@@ -8,12 +8,12 @@
 // no completion callback is ever lost.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -24,18 +24,18 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  void Submit(std::function<void()> job);
-  void Shutdown();
+  void Submit(std::function<void()> job) MM_EXCLUDES(mu_);
+  void Shutdown() MM_EXCLUDES(mu_);
   size_t size() const { return threads_.size(); }
 
  private:
-  void Loop();
+  void Loop() MM_EXCLUDES(mu_);
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
-  bool stopping_ = false;                   // guarded by mu_
-  std::vector<std::thread> threads_;        // constant after construction
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> jobs_ MM_GUARDED_BY(mu_);
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;  // constant after construction
 };
 
 }  // namespace mm

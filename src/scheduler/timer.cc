@@ -10,27 +10,27 @@ Timer::Timer(const Clock* clock, bool with_thread) : clock_(clock) {
 
 Timer::~Timer() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void Timer::At(int64_t deadline_ns, std::function<void()> fn) {
   bool earliest = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     earliest = entries_.empty() || deadline_ns < entries_.top().deadline_ns;
     entries_.push(Entry{deadline_ns, seq_++, std::move(fn)});
   }
-  if (earliest) cv_.notify_all();
+  if (earliest) cv_.NotifyAll();
 }
 
 size_t Timer::RunDue() {
   std::vector<std::function<void()>> due;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const int64_t now = clock_->NowNs();
     while (!entries_.empty() && entries_.top().deadline_ns <= now) {
       due.push_back(std::move(const_cast<Entry&>(entries_.top()).fn));
@@ -42,20 +42,20 @@ size_t Timer::RunDue() {
 }
 
 void Timer::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
     if (entries_.empty()) {
-      cv_.wait(lock);
+      cv_.Wait(lock);
       continue;
     }
     const int64_t wait_ns = entries_.top().deadline_ns - clock_->NowNs();
     if (wait_ns > 0) {
-      cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns));
+      cv_.WaitFor(lock, std::chrono::nanoseconds(wait_ns));
       continue;
     }
-    lock.unlock();
+    lock.Unlock();
     RunDue();
-    lock.lock();
+    lock.Lock();
   }
 }
 

@@ -9,14 +9,13 @@
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <queue>
 #include <thread>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "scheduler/clock.h"
 
 namespace mm {
@@ -30,9 +29,9 @@ class Timer {
 
   // Runs `fn` at `deadline_ns` (at once on the next RunDue / wake-up when it
   // has passed).
-  void At(int64_t deadline_ns, std::function<void()> fn);
+  void At(int64_t deadline_ns, std::function<void()> fn) MM_EXCLUDES(mu_);
   // Runs every callback whose deadline has come; returns how many ran.
-  size_t RunDue();
+  size_t RunDue() MM_EXCLUDES(mu_);
 
   const Clock* clock() const { return clock_; }
 
@@ -45,14 +44,14 @@ class Timer {
       return deadline_ns != o.deadline_ns ? deadline_ns > o.deadline_ns : seq > o.seq;
     }
   };
-  void Loop();
+  void Loop() MM_EXCLUDES(mu_);
 
   const Clock* const clock_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> entries_;  // guarded by mu_
-  uint64_t seq_ = 0;                                                        // guarded by mu_
-  bool stopping_ = false;                                                   // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> entries_ MM_GUARDED_BY(mu_);
+  uint64_t seq_ MM_GUARDED_BY(mu_) = 0;
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -7,21 +7,25 @@ DriftWatch::DriftWatch(const InferenceService* service, std::chrono::millisecond
 
 DriftWatch::~DriftWatch() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   thread_.join();
 }
 
 void DriftWatch::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!cv_.wait_for(lock, period_, [this] { return stopping_; })) {
-    lock.unlock();
+  MutexLock lock(mu_);
+  for (;;) {
+    const auto until = std::chrono::steady_clock::now() + period_;
+    while (!stopping_ && cv_.WaitUntil(lock, until)) {
+    }
+    if (stopping_) return;
+    lock.Unlock();
     for (const ModelHandle& servable : service_->models().Ready()) {
       InferenceService::CheckDrift(*servable);  // (nothing for a model without a baseline)
     }
-    lock.lock();
+    lock.Lock();
   }
 }
 

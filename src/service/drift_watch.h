@@ -6,10 +6,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "service/inference_service.h"
 
 namespace mm {
@@ -23,14 +22,14 @@ class DriftWatch {
   DriftWatch& operator=(const DriftWatch&) = delete;
 
  private:
-  void Run();
+  void Run() MM_EXCLUDES(mu_);
 
   const InferenceService* const service_;
   const std::chrono::milliseconds period_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;     // last: starts once the rest is set
+  Mutex mu_;
+  CondVar cv_;
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts once the rest is set
 };
 
 }  // namespace mm

@@ -2,6 +2,7 @@
 
 #include "repository/model_config.h"
 #include "service/request_validator.h"
+#include "service/service_flags.h"
 
 #include <algorithm>
 #include <charconv>
@@ -29,6 +30,7 @@ TensorMetadata ToMetadata(const inference::ModelConfig& config, const std::strin
 
 StatusOr<std::unique_ptr<InferenceService>> InferenceService::Create(Options options) {
   if (options.models == nullptr) return InvalidArgument("InferenceService needs a ModelManager");
+  MM_RETURN_IF_ERROR(ValidateServiceOptions(options));
   return std::unique_ptr<InferenceService>(new InferenceService(std::move(options)));
 }
 

@@ -46,7 +46,7 @@ Status SharedMemoryManager::Register(std::string_view owner, const std::string& 
     return InvalidArgument("shared memory region '" + name + "': byte_size must be positive");
   }
   // Checked before the key is opened (and again as it is inserted).
-  auto admissible = [&]() -> Status {
+  auto admissible = [&]() MM_REQUIRES(mu_) -> Status {
     auto it = owners_.find(owner);
     if (it == owners_.end()) return OkStatus();
     if (it->second.count(name)) {
@@ -61,7 +61,7 @@ Status SharedMemoryManager::Register(std::string_view owner, const std::string& 
     return OkStatus();
   };
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     MM_RETURN_IF_ERROR(admissible());
   }
   const int fd = shm_open(key.c_str(), O_RDWR, 0);
@@ -91,7 +91,7 @@ Status SharedMemoryManager::Register(std::string_view owner, const std::string& 
                            "': " + std::strerror(err));
   }
   region->start = static_cast<std::byte*>(region->map) + (offset - map_offset);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   MM_RETURN_IF_ERROR(admissible());  // (the region unmaps as it goes)
   auto it = owners_.find(owner);
   if (it == owners_.end()) it = owners_.emplace(std::string(owner), Regions{}).first;
@@ -101,7 +101,7 @@ Status SharedMemoryManager::Register(std::string_view owner, const std::string& 
 
 Status SharedMemoryManager::Unregister(std::string_view owner, const std::string& name) {
   std::shared_ptr<Region> gone;  // unmapped outside the lock
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = owners_.find(owner);
   if (it == owners_.end()) return NotRegistered(name);
   auto region = it->second.find(name);
@@ -114,7 +114,7 @@ Status SharedMemoryManager::Unregister(std::string_view owner, const std::string
 
 void SharedMemoryManager::UnregisterAll(std::string_view owner) {
   Regions gone;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = owners_.find(owner);
   if (it == owners_.end()) return;
   gone = std::move(it->second);
@@ -123,7 +123,7 @@ void SharedMemoryManager::UnregisterAll(std::string_view owner) {
 
 void SharedMemoryManager::RetainOwners(const std::vector<std::string>& owners) {
   std::vector<Regions> gone;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto it = owners_.begin(); it != owners_.end();) {
     if (std::find(owners.begin(), owners.end(), it->first) != owners.end()) {
       ++it;
@@ -137,7 +137,7 @@ void SharedMemoryManager::RetainOwners(const std::vector<std::string>& owners) {
 StatusOr<std::vector<SharedMemoryManager::RegionInfo>> SharedMemoryManager::List(
     std::string_view owner, const std::string& name) const {
   std::vector<RegionInfo> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = owners_.find(owner);
   if (!name.empty()) {
     if (it == owners_.end()) return NotRegistered(name);
@@ -158,7 +158,7 @@ StatusOr<SharedMemoryManager::Window> SharedMemoryManager::Resolve(std::string_v
                                                                    const std::string& what) const {
   std::shared_ptr<Region> region;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = owners_.find(owner);
     if (it != owners_.end()) {
       auto found = it->second.find(name);

@@ -32,13 +32,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -113,9 +113,9 @@ class SharedMemoryManager {
   static Status NotRegistered(const std::string& name);
 
   const Options options_;
-  mutable std::mutex mu_;
-  // Owner tenant id → its regions (never an empty map); guarded by mu_.
-  std::map<std::string, Regions, std::less<>> owners_;
+  mutable Mutex mu_;
+  // Owner tenant id → its regions (never an empty map).
+  std::map<std::string, Regions, std::less<>> owners_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace mm

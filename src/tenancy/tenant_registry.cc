@@ -1,9 +1,9 @@
 #include "tenancy/tenant_registry.h"
 
 #include <cstring>
-
 #include <unordered_map>
-#include "core/path_key.h"
+
+#include "repository/repository_key.h"
 
 namespace mm {
 
@@ -77,11 +77,11 @@ std::unique_ptr<TenantRegistry> TenantRegistry::FromConfig(TenantsConfig config)
 
 void TenantRegistry::Install(TenantsConfig config) {
   auto state = std::make_shared<State>();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::map<std::string, std::shared_ptr<TenantQuota>> quotas;
   for (Tenant& t : config.tenants) {
     t.repository_keys.clear();
-    for (const auto& r : t.repositories) t.repository_keys.push_back(PathKey(r));
+    for (const auto& r : t.repositories) t.repository_keys.push_back(RepositoryKey(r));
     auto it = quotas_.find(t.id);
     t.quota = it != quotas_.end() ? it->second : std::make_shared<TenantQuota>(t.id);
     t.quota->Configure(t.quotas);
@@ -97,7 +97,7 @@ void TenantRegistry::Install(TenantsConfig config) {
 }
 
 std::shared_ptr<const TenantRegistry::State> TenantRegistry::state() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return state_;
 }
 

@@ -22,11 +22,11 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "tenancy/quota.h"
 #include "tenancy/tenants.h"
 #include "tenancy/usage.h"
@@ -71,7 +71,8 @@ class TenantRegistry {
   std::shared_ptr<const TenantsConfig> config() const;
 
   // The tenant whose repositories include the repository `repository_key`
-  // (a PathKey); null when none does (open mode too).
+  // (ModelRepository::key(), which is RepositoryKey of its
+  // --model-repository value); null when none does (open mode too).
   std::shared_ptr<const Tenant> OwnerOf(std::string_view repository_key) const;
 
   // What every tenant used, including tenants a reload has removed.
@@ -84,18 +85,19 @@ class TenantRegistry {
     uint64_t generation = 0;
   };
   TenantRegistry(bool open, std::string path) : open_(open), path_(std::move(path)) {}
-  void Install(TenantsConfig config);
-  std::shared_ptr<const State> state() const;
+  void Install(TenantsConfig config) MM_EXCLUDES(mu_);
+  std::shared_ptr<const State> state() const MM_EXCLUDES(mu_);
 
   const bool open_;
   const std::string path_;
   std::shared_ptr<const Tenant> default_tenant_;  // open mode
   UsageLedger usage_;
 
-  mutable std::mutex mu_;
-  std::shared_ptr<const State> state_;  // guarded by mu_ (the pointer; the State is immutable)
+  mutable Mutex mu_;
+  // The pointer is guarded; the State it points to is immutable.
+  std::shared_ptr<const State> state_ MM_GUARDED_BY(mu_);
   // Each tenant id's quota state, kept across reloads.
-  std::map<std::string, std::shared_ptr<TenantQuota>> quotas_;  // guarded by mu_
+  std::map<std::string, std::shared_ptr<TenantQuota>> quotas_ MM_GUARDED_BY(mu_);
   std::atomic<uint64_t> generation_{0};
 };
 

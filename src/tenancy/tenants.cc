@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/memory.h"
+#include "repository/repository_key.h"
 
 namespace mm {
 
@@ -169,9 +170,19 @@ class Parser {
       MM_ASSIGN_OR_RETURN(t.repositories, Strings(node["repositories"], where + ".repositories"));
       for (size_t i = 0; i < t.repositories.size(); ++i) {
         const std::string at = where + ".repositories[" + std::to_string(i) + "]";
+        const RepositoryLocation location = ParseRepositoryLocation(t.repositories[i]);
         if (t.repositories[i].empty()) return Error(at, "expected a folder, got ''");
-        std::string normal = std::filesystem::path(t.repositories[i]).lexically_normal().string();
-        if (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+        if (location.path.empty()) {
+          return Error(at,
+                       "expected a folder or a repository URI, got '" + t.repositories[i] + "'");
+        }
+        // Spellings of one repository that can be told apart without the
+        // filesystem (the registry's keys tell the rest, symlinks included).
+        std::string normal = location.path;
+        if (location.local()) {
+          normal = std::filesystem::path(normal).lexically_normal().string();
+          if (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+        }
         auto [it, fresh] = repositories_.emplace(normal, t.id);
         if (!fresh) {
           return Error(at, "'" + t.repositories[i] + "' is already tenant '" + it->second +
@@ -230,7 +241,7 @@ class Parser {
 
   std::set<std::string> ids_;
   std::set<std::string> keys_;
-  std::map<std::string, std::string> repositories_;  // normalized path -> tenant id
+  std::map<std::string, std::string> repositories_;  // normalized path or URI -> tenant id
 };
 
 }  // namespace

@@ -5,7 +5,9 @@
 //     - id: team-a                    # [A-Za-z0-9._-], 1..64 characters, unique
 //       api_keys:                     # hashes from `mmserve hash-key SECRET`
 //         - sha256$...$...
-//       repositories: [/models/a]     # model repositories: the tenant's namespace
+//       repositories: [/models/a]     # model repositories: the tenant's namespace,
+//                                     # as --model-repository names them (a folder,
+//                                     # file://PATH, or a URI such as s3://bucket/prefix)
 //       role: user                    # user (default) or admin
 //       weight: 2                     # fair share of execution slots (default 1)
 //       quotas:                       # each optional; absent or 0: no limit
@@ -16,7 +18,8 @@
 //         memory_bytes: 2GiB          # an integer or a size as --model-memory-budget takes
 //
 // Parsing is strict, as for client input: an unknown field, a wrong type, a
-// duplicate id, key or repository, a bad key hash: INVALID_ARGUMENT naming
+// duplicate id, key or repository (two spellings of one folder or URI
+// included), a bad key hash: INVALID_ARGUMENT naming
 // the place ("tenants[1] (team-b).quotas.burst: expected a number >= 1, got
 // 'lots'") and nothing is used. A repository belongs to at most one tenant
 // (two tenants sharing one would see each other's models); an admin may have
@@ -51,8 +54,9 @@ struct Tenant {
   std::string id;
   std::vector<ApiKeyHash> api_keys;
   std::vector<std::string> repositories;  // as written in the file
-  // PathKey (core/path_key.h) of each repository, for comparisons; filled
-  // in by TenantRegistry, not by the parser.
+  // RepositoryKey (repository/repository_key.h) of each repository: what
+  // ModelRepository::key() says for it. Filled in by TenantRegistry (it
+  // reads the filesystem for a folder), not by the parser.
   std::vector<std::string> repository_keys;
   // The request quotas' live state (tenancy/quota.h), kept across reloads;
   // set by TenantRegistry (null in open mode and from the parser).

@@ -15,17 +15,17 @@ UsageFigures ModelUsage::Read() const {
 
 ModelUsage* TenantUsage::Model(std::string_view model) {
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(mu_);
     if (auto it = models_.find(model); it != models_.end()) return it->second.get();
   }
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(mu_);
   auto& slot = models_[std::string(model)];
   if (slot == nullptr) slot = std::make_unique<ModelUsage>();
   return slot.get();
 }
 
 std::vector<std::pair<std::string, UsageFigures>> TenantUsage::Models() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   std::vector<std::pair<std::string, UsageFigures>> out;
   out.reserve(models_.size());
   for (const auto& [name, usage] : models_) out.emplace_back(name, usage->Read());
@@ -33,14 +33,14 @@ std::vector<std::pair<std::string, UsageFigures>> TenantUsage::Models() const {
 }
 
 TenantUsage* UsageLedger::Tenant(std::string_view id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = tenants_[std::string(id)];
   if (slot == nullptr) slot = std::make_unique<TenantUsage>(std::string(id));
   return slot.get();
 }
 
 std::vector<const TenantUsage*> UsageLedger::Tenants() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<const TenantUsage*> out;
   out.reserve(tenants_.size());
   for (const auto& [id, usage] : tenants_) out.push_back(usage.get());

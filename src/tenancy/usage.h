@@ -34,11 +34,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/shared_mutex.h"
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -99,8 +100,8 @@ class TenantUsage {
  private:
   const std::string tenant_id_;
   std::atomic<uint64_t> refused_{0};
-  mutable std::shared_mutex mu_;
-  std::map<std::string, std::unique_ptr<ModelUsage>, std::less<>> models_;  // guarded by mu_
+  mutable SharedMutex mu_;
+  std::map<std::string, std::unique_ptr<ModelUsage>, std::less<>> models_ MM_GUARDED_BY(mu_);
 };
 
 class UsageLedger {
@@ -112,8 +113,8 @@ class UsageLedger {
   std::vector<const TenantUsage*> Tenants() const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<TenantUsage>, std::less<>> tenants_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, std::unique_ptr<TenantUsage>, std::less<>> tenants_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace mm

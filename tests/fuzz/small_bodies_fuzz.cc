@@ -1,5 +1,6 @@
 // libFuzzer target for the small JSON bodies of the HTTP control endpoints:
-// POST /v2/repository/index and POST /v2/systemsharedmemory/region/{n}/register.
+// POST /v2/repository/index, /v2/repository/models/{m}/load and /unload, and
+// POST /v2/systemsharedmemory/region/{n}/register.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -10,6 +11,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
   (void)mm::DecodeIndexRequest(body);
+  (void)mm::DecodeLoadRequest(body);
+  (void)mm::DecodeUnloadRequest(body);
   (void)mm::DecodeShmRegisterRequest(body);
   return 0;
 }

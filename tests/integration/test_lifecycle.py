@@ -189,6 +189,22 @@ def test_on_demand_load_under_concurrency(repo):
         assert s.stop() == 0, s.text()[-5000:]
 
 
+@pytest.mark.parametrize("flags", [
+    ("--model-control-mode", "explicit", "--load-on-demand"),  # last on the command line
+    ("--load-on-demand", "--model-control-mode", "explicit"),  # before another flag
+])
+def test_load_on_demand_given_alone_means_true(repo, flags):
+    """A boolean flag given without a value is on, as users of such flags expect; it
+    takes no following flag for its value."""
+    s = Server([repo], *flags).start()
+    try:
+        code, out = infer(s, "b")
+        assert code == 200, out
+        assert out["outputs"][0]["data"] == (X + 2).tolist()
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
+
+
 def test_eviction_under_a_memory_budget(tmp_path):
     # Declared footprints make the arithmetic exact: two fit, not three.
     for name, k in (("a", 1), ("b", 2), ("c", 3)):

@@ -7,29 +7,17 @@
 #include <mutex>
 #include <thread>
 
+#include "fake_instance.h"
+
 namespace mm {
 namespace {
 
-// Echoes the request id into an output; optionally blocks until released.
-class FakeInstance : public ModelInstance {
- public:
-  explicit FakeInstance(std::atomic<int>* concurrent, std::atomic<int>* peak)
-      : concurrent_(concurrent), peak_(peak) {}
-  Status Execute(const InferRequest& request, InferResponse& response) override {
-    int now = ++*concurrent_;
-    int prev = peak_->load();
-    while (now > prev && !peak_->compare_exchange_weak(prev, now)) {
-    }
-    --*concurrent_;
-    if (request.id == "fail") return InvalidArgument("asked to fail");
-    response.outputs.push_back(Tensor{"out", DataType::kFp32, {}, {}, nullptr, {}});
-    return OkStatus();
-  }
-
- private:
-  std::atomic<int>* concurrent_;
-  std::atomic<int>* peak_;
-};
+// Counts executions (and how many run at once), fails the request whose id
+// is "fail", answers one empty output "out".
+std::unique_ptr<ModelInstance> Instance(fakes::FakeCounters* counters) {
+  return std::make_unique<fakes::FakeInstance>(fakes::FakeInstance::Options{
+      .counters = counters, .fail_id = "fail", .handler = fakes::EmptyOutput("out")});
+}
 
 struct Collector {
   std::mutex mu;
@@ -67,10 +55,10 @@ TEST(ModelSchedulerTest, EveryRequestCompletesExactlyOnce) {
   for (size_t threads : {1, 2, 4}) {
     for (int instances : {1, 3}) {
       ExecutionSlots pool(ExecutionSlotsOptions{.slots = threads});
-      std::atomic<int> concurrent{0}, peak{0};
+      fakes::FakeCounters counters;
       std::vector<std::unique_ptr<ModelInstance>> inst;
       for (int i = 0; i < instances; ++i) {
-        inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+        inst.push_back(Instance(&counters));
       }
       auto sched = *ModelScheduler::Create(std::move(inst), &pool);
       Collector c;
@@ -81,7 +69,7 @@ TEST(ModelSchedulerTest, EveryRequestCompletesExactlyOnce) {
       c.Wait(kRequests);
       EXPECT_EQ(c.done, kRequests);
       EXPECT_EQ(c.failed, kRequests / 50);
-      EXPECT_LE(peak.load(), instances);  // never more executions than instances
+      EXPECT_LE(counters.peak.load(), instances);  // never more executions than instances
       pool.Shutdown();
       EXPECT_EQ(c.done, kRequests);  // no callback ran twice
       EXPECT_EQ(sched->pending(), 0u);
@@ -91,9 +79,9 @@ TEST(ModelSchedulerTest, EveryRequestCompletesExactlyOnce) {
 
 TEST(ModelSchedulerTest, OneInstanceRunsInArrivalOrder) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 3});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   auto sched = *ModelScheduler::Create(std::move(inst), &pool);
   Collector c;
   for (int i = 0; i < 100; ++i) sched->Enqueue(Req(std::to_string(i)), c.Callback());
@@ -103,9 +91,9 @@ TEST(ModelSchedulerTest, OneInstanceRunsInArrivalOrder) {
 
 TEST(ModelSchedulerTest, ResponseCarriesRequestIdentity) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 1});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   auto sched = *ModelScheduler::Create(std::move(inst), &pool);
   std::unique_ptr<InferResponse> got;
   std::mutex mu;
@@ -150,9 +138,9 @@ struct ThreadRecorder {
 // lifecycle's eviction and the model quotas look at what is executing).
 TEST(ModelSchedulerTest, AnAnswerIsDeliveredOnlyOnceItsInstanceIsIdle) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;
   ModelSchedulerConfig config;
@@ -179,9 +167,9 @@ TEST(ModelSchedulerTest, AnAnswerIsDeliveredOnlyOnceItsInstanceIsIdle) {
 
 TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;  // any cost counts as fast
   ModelSchedulerConfig config;
@@ -201,9 +189,9 @@ TEST(ModelSchedulerTest, FastModelRunsInlineOnceItsCostIsKnown) {
 
 TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;
   options.inline_max_input_bytes = 16;
@@ -233,9 +221,9 @@ TEST(ModelSchedulerTest, LargeRequestsOfAFastModelStillUseThePool) {
 // fast it has been so far.
 TEST(ModelSchedulerTest, AModelNotInlineSafeAlwaysUsesThePool) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   ModelSchedulerOptions options;
   options.inline_max_ns = int64_t{1} << 40;
   auto sched = *ModelScheduler::Create(std::move(inst), &pool, options);  // inline_safe unset
@@ -250,9 +238,9 @@ TEST(ModelSchedulerTest, AModelNotInlineSafeAlwaysUsesThePool) {
 
 TEST(ModelSchedulerTest, InlineDisabledAlwaysUsesThePool) {
   ExecutionSlots pool(ExecutionSlotsOptions{.slots = 2});
-  std::atomic<int> concurrent{0}, peak{0};
+  fakes::FakeCounters counters;
   std::vector<std::unique_ptr<ModelInstance>> inst;
-  inst.push_back(std::make_unique<FakeInstance>(&concurrent, &peak));
+  inst.push_back(Instance(&counters));
   auto sched = *ModelScheduler::Create(std::move(inst), &pool, ModelSchedulerOptions{});
   ThreadRecorder rec;
   for (int i = 0; i < 5; ++i) {

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "repository/repository_key.h"
+
 namespace mm {
 namespace {
 
@@ -159,6 +161,50 @@ TEST(TenantRegistryTest, RepositoriesAreComparedByTheirCanonicalPath) {
   const std::string want = std::filesystem::canonical(dir / "models").string();
   EXPECT_EQ((*tenant)->repository_keys, (std::vector<std::string>{want, want, want}));
   std::filesystem::remove_all(dir);
+}
+
+TEST(TenantRegistryTest, OwnerOfFindsATenantByItsRepositorysKey) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mm-tenant-owner-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "models");
+  Tenant a = Make("a", {"ka"});
+  a.repositories = {(dir / "models").string()};
+  Tenant b = Make("b", {"kb"});
+  b.repositories = {"file://" + (dir / "x/../models-b/").string()};
+  auto registry = TenantRegistry::FromConfig({{a, b}});
+  const std::string key_a = RepositoryKey((dir / "models/").string());
+  EXPECT_EQ(key_a, std::filesystem::canonical(dir / "models").string());
+  ASSERT_NE(registry->OwnerOf(key_a), nullptr);
+  EXPECT_EQ(registry->OwnerOf(key_a)->id, "a");
+  // A folder that does not exist yet is keyed as it will be once it does.
+  ASSERT_NE(registry->OwnerOf((dir / "models-b").string()), nullptr);
+  EXPECT_EQ(registry->OwnerOf((dir / "models-b").string())->id, "b");
+  EXPECT_EQ(registry->OwnerOf((dir / "models").string() + "/"), nullptr);  // keys, not spellings
+  EXPECT_EQ(registry->OwnerOf("/elsewhere"), nullptr);
+  EXPECT_EQ(TenantRegistry::Open()->OwnerOf(key_a), nullptr);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TenantRegistryTest, UriRepositoriesAreKeyedByTheirNormalizedUri) {
+  Tenant a = Make("a", {"ka"});
+  a.repositories = {"s3://bucket/prefix/", "S3://bucket//other", "mlflow://host:5000/models"};
+  Tenant b = Make("b", {"kb"});
+  b.repositories = {"s3://bucket/Prefix"};
+  auto registry = TenantRegistry::FromConfig({{a, b}});
+  auto tenant = registry->Authenticate("Bearer ka");
+  ASSERT_TRUE(tenant.ok());
+  EXPECT_EQ((*tenant)->repositories, a.repositories);  // as written
+  EXPECT_EQ((*tenant)->repository_keys,
+            (std::vector<std::string>{"s3://bucket/prefix", "s3://bucket/other",
+                                      "mlflow://host:5000/models"}));
+  for (const std::string& key : (*tenant)->repository_keys) {
+    ASSERT_NE(registry->OwnerOf(key), nullptr) << key;
+    EXPECT_EQ(registry->OwnerOf(key)->id, "a") << key;
+  }
+  ASSERT_NE(registry->OwnerOf("s3://bucket/Prefix"), nullptr);
+  EXPECT_EQ(registry->OwnerOf("s3://bucket/Prefix")->id, "b");
+  EXPECT_EQ(registry->OwnerOf("s3://bucket"), nullptr);
+  EXPECT_EQ(registry->OwnerOf("s3://bucket/prefix/"), nullptr);  // keys, not spellings
 }
 
 TEST(TenantRegistryTest, AMissingFileIsNamed) {

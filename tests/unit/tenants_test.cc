@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mm {
 namespace {
@@ -123,6 +125,41 @@ TEST(TenantsTest, RefusesDuplicates) {
   ExpectInvalid("tenants:\n" + a + "  - id: b\n    api_keys: ['" + Hash('b') +
                     "']\n    repositories: [/x/../r/]\n",
                 {"(b).repositories[0]", "already tenant 'a''s"});
+}
+
+TEST(TenantsTest, RepositoriesMayBeUris) {
+  const std::string key = "    api_keys: ['" + Hash('a') + "']\n";
+  auto parsed = ParseTenants("tenants:\n  - id: t\n" + key +
+                             "    repositories: [s3://bucket/prefix, 'mlflow://host:5000/models', "
+                             "'file:///models/t', /models/u]\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->tenants[0].repositories,
+            (std::vector<std::string>{"s3://bucket/prefix", "mlflow://host:5000/models",
+                                      "file:///models/t", "/models/u"}));
+  EXPECT_TRUE(parsed->tenants[0].repository_keys.empty());  // the registry's job
+  ExpectInvalid("tenants:\n  - id: t\n" + key + "    repositories: ['file://']\n",
+                {"(t).repositories[0]", "expected a folder or a repository URI, got 'file://'"});
+}
+
+TEST(TenantsTest, RefusesTwoSpellingsOfOneRepository) {
+  const std::string a = "  - id: a\n    api_keys: ['" + Hash('a') + "']\n";
+  const std::string b = "  - id: b\n    api_keys: ['" + Hash('b') + "']\n";
+  const std::pair<std::string, std::string> same[] = {
+      {"s3://bucket/prefix", "s3://bucket/prefix/"},
+      {"s3://bucket/prefix", "S3://bucket//prefix"},
+      {"/r", "file:///r"},
+      {"file:///x/../r/", "/r"},
+  };
+  for (const auto& [first, second] : same) {
+    ExpectInvalid("tenants:\n" + a + "    repositories: ['" + first + "']\n" + b +
+                      "    repositories: ['" + second + "']\n",
+                  {"(b).repositories[0]", "'" + second + "' is already tenant 'a''s"});
+  }
+  // Different repositories, though alike.
+  auto parsed = ParseTenants("tenants:\n" + a + "    repositories: [s3://bucket/prefix]\n" + b +
+                             "    repositories: [s3://bucket/Prefix, s3://other/prefix, "
+                             "'s3:/bucket/prefix']\n");
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <system_error>
 #include <utility>
 
-#include "core/path_key.h"
+#include "repository/repository_key.h"
 
 namespace mm {
 
@@ -14,9 +14,15 @@ namespace {
 
 std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
+// The checks of Open, repeated by List (the folder may go while the server
+// runs). Words as ScanRepositories has always said them.
 Status CheckDirectory(const fs::path& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
+    return FailedPrecondition("cannot read model repository " + Quoted(path) + ": " + ec.message() +
+                              "; expected a readable directory of model directories");
+  }
   if (!fs::exists(st)) {
     return NotFound("model repository " + Quoted(path) +
                     " does not exist; expected a directory of model directories");
@@ -28,6 +34,14 @@ Status CheckDirectory(const fs::path& path) {
   return OkStatus();
 }
 
+// Whether List() would list a folder called `name`: one path component, not
+// hidden. Rules out "", ".", "..", "a/b", "/abs" and names with a NUL (which
+// the OS would cut short).
+bool IsModelFolderName(std::string_view name) {
+  return !name.empty() && name[0] != '.' && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<LocalRepository>> LocalRepository::Open(const fs::path& path) {
@@ -35,17 +49,17 @@ StatusOr<std::unique_ptr<LocalRepository>> LocalRepository::Open(const fs::path&
   return std::unique_ptr<LocalRepository>(new LocalRepository(path));
 }
 
-LocalRepository::LocalRepository(fs::path path) : path_(std::move(path)), key_(PathKey(path_)) {}
+LocalRepository::LocalRepository(fs::path path)
+    : path_(std::move(path)), key_(LocalRepositoryKey(path_)) {}
 
 StatusOr<std::vector<ModelSource>> LocalRepository::List() const {
   MM_RETURN_IF_ERROR(CheckDirectory(path_));
   std::vector<ModelSource> sources;
   std::error_code ec;
   for (fs::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
+    if (!IsModelFolderName(it->path().filename().string())) continue;
     std::error_code dir_ec;
-    if (!it->is_directory(dir_ec)) continue;
+    if (!it->is_directory(dir_ec)) continue;  // symlinks followed, as ScanModel does
     sources.push_back(ScanModel(it->path()));
     sources.back().repository = key_;
   }
@@ -59,19 +73,22 @@ StatusOr<std::vector<ModelSource>> LocalRepository::List() const {
 }
 
 StatusOr<ModelSource> LocalRepository::Scan(std::string_view name) const {
-  const fs::path dir = path_ / std::string(name);
   std::error_code ec;
-  if (name.empty() || name[0] == '.' || name.find('/') != std::string_view::npos ||
-      !fs::is_directory(dir, ec)) {
+  if (!IsModelFolderName(name) || !fs::is_directory(path_ / std::string(name), ec)) {
     return NotFound("model repository " + Quoted(path_) + " has no model '" + std::string(name) +
                     "'");
   }
-  ModelSource source = ScanModel(dir);
+  ModelSource source = ScanModel(path_ / std::string(name));
   source.repository = key_;
   return source;
 }
 
 StatusOr<LocalModelVersion> LocalRepository::Fetch(const ModelSource& source, int64_t version) {
+  if (source.repository != key_) {
+    return InvalidArgument("model '" + source.name + "' was listed by repository '" +
+                           source.repository + "', not by " + Quoted(path_) +
+                           "; expected a ModelSource from this repository's List or Scan");
+  }
   if (std::find(source.versions.begin(), source.versions.end(), version) == source.versions.end()) {
     return NotFound("model '" + source.name + "' has no version " + std::to_string(version) +
                     " in repository " + Quoted(path_));

@@ -1,0 +1,118 @@
+// Inside the HTTP server (http_server.h), shared by its two halves: the
+// listener (http_server.cc: binding, accepting, the connection limit, shutdown)
+// and the connections (http_session.cc: one Session per client, HTTP/1.1 on
+// a plain or TLS stream). Not a door: nothing outside src/http includes it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/thread_annotations.h"
+#include "http/asio.h"
+#include "http/http_server.h"
+#include "http/router.h"
+
+namespace mm {
+
+class Connection;
+
+// One event loop per I/O thread (as nginx has one per worker): a connection
+// lives on one loop for its whole life, so its handlers never need a strand
+// and a reply posted from an execution thread wakes exactly one thread.
+struct EventLoop {
+  net::io_context context{1};
+  // Keeps the thread running while every session waits on inference (no
+  // pending socket operation): replies are posted to it later.
+  net::executor_work_guard<net::io_context::executor_type> work{context.get_executor()};
+  std::thread thread;
+};
+
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<net::ip::tcp, Executor>;
+// Beast's wrapper of net::ssl::stream gathers a reply's head and body (up to
+// 16 KiB) into one TLS record instead of writing a record per buffer.
+using TlsStream = beast::ssl_stream<Socket>;
+using Acceptor = net::basic_socket_acceptor<net::ip::tcp, Executor>;
+using SteadyTimer =
+    net::basic_waitable_timer<std::chrono::steady_clock,
+                              net::wait_traits<std::chrono::steady_clock>, Executor>;
+
+// The TCP socket under a connection's stream: waits, hang-up peeks,
+// shutdown and close work on it for both kinds of connection.
+inline Socket& Tcp(Socket& stream) { return stream; }
+inline Socket& Tcp(TlsStream& stream) { return stream.next_layer(); }
+
+class HttpServer::Impl {
+ public:
+  Impl(Options options, InferenceService* service)
+      : options_(std::move(options)),
+        router_(service, options_.observer),
+        loops_(MakeLoops(options_.threads)),
+        acceptor_(loops_[0]->context.get_executor()) {}
+
+  Status Bind();
+  void Start();
+  void Stop() MM_EXCLUDES(mu_);
+  uint16_t port() const { return port_; }
+
+  const Options& options() const { return options_; }
+  const Router& router() const { return router_; }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  // Null: plain HTTP. Set once by Create(), before Start().
+  void set_tls(std::unique_ptr<net::ssl::context> tls) { tls_ = std::move(tls); }
+
+  // Whether another connection may open (--max-connections); if not,
+  // Refuse answers it 503 (plain HTTP) and closes it.
+  bool HasRoom() MM_EXCLUDES(mu_);
+  void Refuse(Socket socket);
+  void Register(const std::shared_ptr<Connection>& c) MM_EXCLUDES(mu_);
+  void Unregister(Connection* c) MM_EXCLUDES(mu_);
+
+ private:
+  static std::vector<std::unique_ptr<EventLoop>> MakeLoops(size_t n) {
+    std::vector<std::unique_ptr<EventLoop>> loops;
+    for (size_t i = 0; i < n; ++i) loops.push_back(std::make_unique<EventLoop>());
+    return loops;
+  }
+  void Accept();
+
+  const Options options_;
+  const Router router_;
+  const std::vector<std::unique_ptr<EventLoop>> loops_;
+  // Shared by every TLS connection (OpenSSL's SSL_CTX is safe to share once set up).
+  std::unique_ptr<net::ssl::context> tls_;
+  Acceptor acceptor_;     // on loops_[0]
+  size_t next_loop_ = 0;  // touched by the accept handler only
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  uint64_t refused_connections_ = 0;  // touched by the accept handler only
+
+  Mutex mu_;
+  CondVar cv_;  // signalled when a connection leaves sessions_
+  // Open connections; an entry leaves when its Session is destroyed.
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_ MM_GUARDED_BY(mu_);
+};
+
+// What the server holds of a connection of either kind, to close it on shutdown.
+class Connection {
+ public:
+  // An idle connection (or one in its TLS handshake) closes now, a busy one
+  // after its reply. Any thread.
+  virtual void Shutdown() = 0;
+
+ protected:
+  ~Connection() = default;
+};
+
+// Starts serving a connection just accepted: a Session over `socket` (TLS
+// when `tls` is not null), registered with `server`. On the accept handler's
+// thread; the session then runs on the socket's event loop.
+void StartSession(HttpServer::Impl* server, Socket socket, net::ssl::context* tls);
+
+}  // namespace mm

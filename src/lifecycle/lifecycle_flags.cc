@@ -1,0 +1,138 @@
+#include "lifecycle/lifecycle_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "core/memory.h"
+
+namespace mm {
+
+void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
+  flags.load_threads = std::max<size_t>(1, std::max(1u, std::thread::hardware_concurrency()) / 2);
+  app.add_option("--model-repository", flags.repositories,
+                 "Model repository: a folder, or file://FOLDER (repeatable)")
+      ->required();
+  app.add_option("--model-control-mode", flags.control_mode,
+                 "none: load every model at start; explicit: load --load-model models at start, "
+                 "then through the repository API and on demand; poll: load every model and "
+                 "follow the repositories' changes")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "explicit", "poll"}));
+  app.add_option("--load-model", flags.load_models,
+                 "Model to load at start in explicit mode (repeatable; * for all)");
+  // A flag that takes an optional value: alone it means true, and
+  // --load-on-demand true|false (or =false) says which.
+  app.add_flag("--load-on-demand{true}", flags.load_on_demand_value,
+               "Load a model at its first request (explicit mode; default true there; given "
+               "alone: true)")
+      ->expected(0, 1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::Throw)
+      ->each([&flags](const std::string& value) {
+        bool on = false;
+        if (CLI::detail::lexical_cast(value, on)) flags.load_on_demand = on;
+      });
+  app.add_option("--repository-poll-secs", flags.poll_secs, "Poll mode: seconds between scans")
+      ->capture_default_str()
+      ->check(CLI::Range(kRepositoryPollSecsBounds.min, kRepositoryPollSecsBounds.max));
+  app.add_option("--model-memory-budget", flags.memory_budget,
+                 "Memory for loaded models, in bytes (512MiB, 4GiB, ...) or a percentage of RAM "
+                 "(50%); idle models are evicted least recently used first to stay under it "
+                 "(0: unlimited)")
+      ->capture_default_str();
+  app.add_option("--model-eviction-policy", flags.eviction_policy,
+                 "Which idle models leave first to fit the budget: lfu (fewest uses per byte, "
+                 "decaying; ties least recently used) or lru (least recently used)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lfu", "lru"}));
+  app.add_option("--model-load-threads", flags.load_threads,
+                 "Models one tenant loads in parallel at most (loads are fair across tenants)")
+      ->capture_default_str()
+      ->check(CLI::Range(kModelLoadThreadsBounds.min, kModelLoadThreadsBounds.max));
+  app.add_option("--max-instances-per-model", flags.limits.max_instances_per_model,
+                 "Instances one model may ask for, over its instance groups (a config asking "
+                 "more fails to load)")
+      ->capture_default_str()
+      ->check(CLI::Range(kMaxInstancesPerModelBounds.min, kMaxInstancesPerModelBounds.max));
+  app.add_option("--max-threads-per-model", flags.limits.max_threads_per_model,
+                 "Runtime threads one model may ask for: instances x (intra_op_thread_count + "
+                 "inter_op_thread_count), unset counting 1 and 0 one per core (a config asking "
+                 "more fails to load)")
+      ->capture_default_str()
+      ->check(CLI::Range(kMaxThreadsPerModelBounds.min, kMaxThreadsPerModelBounds.max));
+  app.add_option("--drift", flags.drift,
+                 "Watch the inputs of models that ship a drift_baseline.json for drift (PSI per "
+                 "input feature, in the metrics and the model's statistics)")
+      ->capture_default_str();
+  app.add_option("--drift-sample-rate", flags.drift_sample_rate,
+                 "Fraction of requests whose inputs go into the drift window")
+      ->capture_default_str()
+      ->check(CLI::Range(kDriftSampleRateBounds.min, kDriftSampleRateBounds.max));
+  app.add_option("--drift-window-rows", flags.drift_window_rows,
+                 "Rows of each input the drift window holds (it slides by a tenth)")
+      ->capture_default_str()
+      ->check(CLI::Range(kDriftWindowRowsBounds.min, kDriftWindowRowsBounds.max));
+  app.add_option("--drift-psi-threshold", flags.drift_psi_threshold,
+                 "PSI above which an input feature is reported as drifted (logged when crossed)")
+      ->capture_default_str()
+      ->check(CLI::Range(kDriftPsiThresholdBounds.min, kDriftPsiThresholdBounds.max));
+  app.add_option("--drift-check-ms", flags.drift_check_ms,
+                 "How often loaded models' drift is checked against the threshold (and crossings "
+                 "logged) when nobody reads the metrics")
+      ->capture_default_str()
+      ->check(CLI::Range(kDriftCheckMsBounds.min, kDriftCheckMsBounds.max))
+      ->group("");
+  app.add_option("--drift-min-rows", flags.drift_min_rows,
+                 "Rows a feature needs in the window before its PSI is reported (fewer give a "
+                 "noisy PSI, and false alarms)")
+      ->default_str(std::to_string(kDefaultDriftMinRows));
+}
+
+StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
+    const std::vector<std::string>& values) {
+  std::vector<std::shared_ptr<ModelRepository>> repositories;
+  for (const std::string& value : values) {
+    auto opened = OpenModelRepository(value);
+    if (!opened.ok()) return opened.status().WithContext("--model-repository");
+    repositories.push_back(std::move(*opened));
+  }
+  return repositories;
+}
+
+Status ApplyLifecycleFlags(const LifecycleFlags& flags, ModelManager::Options& options) {
+  options.mode = flags.control_mode == "explicit" ? ModelControlMode::kExplicit
+                 : flags.control_mode == "poll"   ? ModelControlMode::kPoll
+                                                  : ModelControlMode::kNone;
+  options.startup_models = flags.load_models;
+  options.load_on_demand =
+      flags.load_on_demand.value_or(options.mode == ModelControlMode::kExplicit);
+  options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(flags.poll_secs * 1000));
+  auto budget = ParseByteSize(flags.memory_budget, PhysicalMemoryBytes());
+  if (!budget.ok()) return budget.status().WithContext("--model-memory-budget");
+  options.memory_budget_bytes = *budget;
+  options.eviction = flags.eviction_policy == "lru" ? EvictionPolicy::kLru : EvictionPolicy::kLfu;
+  options.load_threads = flags.load_threads;
+  options.limits = flags.limits;
+
+  options.drift = flags.drift;
+  DriftMonitor::Options& d = options.drift_options;
+  d.sample_every =
+      std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(1.0 / flags.drift_sample_rate)));
+  d.window_rows = flags.drift_window_rows;
+  d.threshold = flags.drift_psi_threshold;
+  // The window keeps this many rows right after it slides; a feature needs
+  // no more than that to be reported.
+  const uint64_t kept = (d.sub_windows - 1) * (d.window_rows / d.sub_windows) + 1;
+  if (flags.drift_min_rows && *flags.drift_min_rows > kept) {
+    return InvalidArgument("--drift-min-rows " + std::to_string(*flags.drift_min_rows) +
+                           " is more than a window of " + "--drift-window-rows " +
+                           std::to_string(flags.drift_window_rows) + " keeps as it slides (" +
+                           std::to_string(kept) + "); lower it or widen the window");
+  }
+  d.min_rows = flags.drift_min_rows.value_or(std::min(kDefaultDriftMinRows, kept));
+  return OkStatus();
+}
+
+}  // namespace mm
