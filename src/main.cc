@@ -599,7 +599,11 @@ int main(int argc, char** argv) {
       eviction_policy == "lru" ? mm::EvictionPolicy::kLru : mm::EvictionPolicy::kLfu;
   manager_options.load_threads = load_threads;
   manager_options.limits = model_limits;
-  for (const auto& r : repositories) manager_options.repositories.emplace_back(r);
+  for (const auto& r : repositories) {
+    auto opened = mm::OpenModelRepository(r);
+    if (!opened.ok()) return Fail(opened.status());
+    manager_options.repositories.push_back(std::move(*opened));
+  }
   manager_options.slots = &slots;
   // A model's fair-share tenant is the tenant owning its repository, whose
   // model quotas hold its loads.

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "gate.h"
+#include "local_repositories.h"
 
 namespace mm {
 namespace {
@@ -171,8 +172,8 @@ class ModelManagerTest : public ::testing::Test {
     ModelManager::Options o;
     o.process_backend = process_backend;
     o.default_process_isolation = default_process;
-    o.repositories = {repo_};
-    if (fs::exists(repo_b_)) o.repositories.push_back(repo_b_);
+    o.repositories = LocalRepositories({repo_});
+    if (fs::exists(repo_b_)) o.repositories.push_back(LocalRepositoryAt(repo_b_));
     if (!owners_.empty()) {
       o.owner_of = [owners = owners_](std::string_view key) {
         auto it = owners.find(std::string(key));
