@@ -68,6 +68,17 @@
 //                   keeps whatever came last (docs/benchmarks.md).
 //   kLru            least recently used first.
 //
+// Parts (each with its contract in its header; this class is their facade):
+//   version_table.h     the versions, their state machine, the READY snapshot
+//   model_operations.h  per-model operations and single-flight loads, on
+//                       LoadQueue's loader threads (load_queue.h)
+//   model_loader.h      the load and unload operations (fetch, backend,
+//                       warmup, footprint, swap, drain)
+//   memory_account.h    budget and quota accounting; the eviction plan is
+//                       memory_planner.h's pure PlanEvictions
+//   poller.h            registration at start, explicit rescans, poll mode
+//   repository_set.h    the repositories, through the ModelRepository seam
+//
 // Thread-safety: every method may be called concurrently.
 #pragma once
 
