@@ -310,6 +310,33 @@ TEST_F(ModelManagerTest, ExplicitModeLoadsStartupModelsThenOnCommand) {
   while (world_.memory.load() != 100) std::this_thread::yield();
 }
 
+TEST_F(ModelManagerTest, CreateRefusesOptionsThatCannotWork) {
+  auto create = [&](auto change) {
+    ModelManager::Options o;
+    o.repositories = LocalRepositories({repo_});
+    o.slots = &pool_;
+    change(o);
+    auto m = ModelManager::Create(std::move(o));
+    return m.ok() ? OkStatus() : m.status();
+  };
+  EXPECT_TRUE(create([](ModelManager::Options&) {}).ok());
+  Status s = create([](ModelManager::Options& o) { o.repositories.clear(); });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "no model repository given: pass --model-repository PATH");
+  s = create([](ModelManager::Options& o) { o.repositories.push_back(nullptr); });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  s = create([](ModelManager::Options& o) { o.load_on_demand = true; });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "--load-on-demand needs --model-control-mode explicit");
+  s = create([](ModelManager::Options& o) { o.startup_models = {"m"}; });
+  EXPECT_EQ(s.message(), "--load-model needs --model-control-mode explicit");
+  EXPECT_TRUE(create([](ModelManager::Options& o) {
+                o.mode = ModelControlMode::kExplicit;
+                o.load_on_demand = true;
+                o.startup_models = {"m"};
+              }).ok());
+}
+
 TEST_F(ModelManagerTest, BadNamesAndUnknownModelsAreClearErrors) {
   AddModel("a", {1});
   Create(ModelControlMode::kExplicit);
