@@ -10,6 +10,7 @@
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "lifecycle/model_manager.h"
+#include "local_repositories.h"
 #include "scheduler/execution_slots.h"
 #include "service/inference_service.h"
 #include "tenancy/quota.h"
@@ -80,7 +81,7 @@ class ServiceDeliveryTest : public ::testing::Test {
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
     backend_ = std::move(*backend);
     ModelManager::Options mo;
-    mo.repositories = {repo_};
+    mo.repositories = LocalRepositories({repo_});
     mo.slots = &slots_;
     mo.backends.emplace("onnxruntime_onnx", backend_.get());
     auto manager = ModelManager::Create(std::move(mo));

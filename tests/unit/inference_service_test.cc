@@ -5,6 +5,7 @@
 // validation, health, readiness, server and model metadata, and the
 // repository and usage views a tenant gets.
 #include "service/inference_service.h"
+#include "local_repositories.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -76,7 +77,7 @@ class InferenceServiceTest : public ::testing::Test {
                                      MakeTenant("root", "key-root", {}, TenantRole::kAdmin)}});
 
     ModelManager::Options mo;
-    mo.repositories = {repo_a_, repo_b_};
+    mo.repositories = LocalRepositories({repo_a_, repo_b_});
     mo.mode = ModelControlMode::kNone;  // every model loads at Start()
     mo.slots = &slots_;
     mo.backends.emplace(fakes::kFakePlatform, &backend_);
