@@ -5,7 +5,6 @@
 // validation, health, readiness, server and model metadata, and the
 // repository and usage views a tenant gets.
 #include "service/inference_service.h"
-#include "local_repositories.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "fake_backend.h"
+#include "local_repositories.h"
 #include "scheduler/execution_slots.h"
 
 namespace mm {
