@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "lifecycle/lifecycle_flags.h"
 #include "lifecycle/load_queue.h"
 #include "lifecycle/memory_account.h"
 #include "lifecycle/model_loader.h"
@@ -354,6 +355,24 @@ StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {
   }
   if (options.load_on_demand && options.mode != ModelControlMode::kExplicit) {
     return InvalidArgument("--load-on-demand needs --model-control-mode explicit");
+  }
+  // The flags' bounds (lifecycle_flags.h), for callers that set them directly.
+  MM_RETURN_IF_ERROR(
+      CheckBounds("--model-load-threads", options.load_threads, kModelLoadThreadsBounds));
+  if (options.mode == ModelControlMode::kPoll) {
+    MM_RETURN_IF_ERROR(CheckBounds("--repository-poll-secs",
+                                   std::chrono::duration<double>(options.poll_interval).count(),
+                                   kRepositoryPollSecsBounds));
+  }
+  // 0: no cap (ServerLimits).
+  if (options.limits.max_instances_per_model != 0) {
+    MM_RETURN_IF_ERROR(CheckBounds("--max-instances-per-model",
+                                   options.limits.max_instances_per_model,
+                                   kMaxInstancesPerModelBounds));
+  }
+  if (options.limits.max_threads_per_model != 0) {
+    MM_RETURN_IF_ERROR(CheckBounds("--max-threads-per-model", options.limits.max_threads_per_model,
+                                   kMaxThreadsPerModelBounds));
   }
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(options)));
 }
