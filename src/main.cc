@@ -182,10 +182,7 @@ int main(int argc, char** argv) {
                                        manager_options.memory_budget_bytes);
   tenant_policy.Apply();
 
-  // TEMPORARY until the lifecycle takes opened repositories (helper
-  // "lifecycle"): it still takes paths, so pass the values just checked.
-  // Then: manager_options.repositories = std::move(*repositories);
-  for (const auto& r : flags.lifecycle.repositories) manager_options.repositories.emplace_back(r);
+  manager_options.repositories = std::move(*repositories);
   manager_options.slots = &slots;
   manager_options.owner_of = tenant_policy.OwnerOf();
   manager_options.scheduler.inline_max_ns = flags.scheduler.inline_max_us * 1000;

@@ -55,9 +55,21 @@ ProcessBackend::Options ProcessBackendOptions(const IsolationFlags& flags, int s
 }
 
 Status ValidateProcessBackendOptions(const ProcessBackend::Options& options) {
+  if (options.worker_command.empty()) {
+    return InvalidArgument("process isolation: no worker command");
+  }
+  if (options.restart_backoff.count() <= 0) {
+    return InvalidArgument("--worker-restart-backoff-ms " +
+                           std::to_string(options.restart_backoff.count()) +
+                           ": the restart backoff must be > 0");
+  }
   if (options.max_restart_backoff < options.restart_backoff) {
     return InvalidArgument(
-        "--worker-max-restart-backoff-ms must be at least --worker-restart-backoff-ms");
+        "--worker-max-restart-backoff-ms must be at least --worker-restart-backoff-ms (the "
+        "longest restart backoff at least the first)");
+  }
+  if (options.start_timeout.count() <= 0) {
+    return InvalidArgument("--worker-start-timeout-secs: the worker start timeout must be > 0");
   }
   if (options.mailbox_bytes < ProcessBackend::kMinMailboxBytes ||
       options.mailbox_bytes > ProcessBackend::kMaxMailboxBytes) {

@@ -42,9 +42,10 @@ void AddIsolationFlags(CLI::App& app, IsolationFlags& flags);
 // serving at nice `serve_nice` (the execution threads').
 ProcessBackend::Options ProcessBackendOptions(const IsolationFlags& flags, int serve_nice);
 
-// The checks across settings, in the flags' words: INVALID_ARGUMENT when
-// the maximum restart backoff is below the first one, or the mailbox is out
-// of ProcessBackend's range. ProcessBackend::Create calls it first.
+// ProcessBackend's options checked, in the flags' words: INVALID_ARGUMENT
+// for no worker command, a restart backoff that is not positive or a maximum
+// below it, a start timeout that is not positive, or a mailbox out of
+// ProcessBackend's range. ProcessBackend::Create calls it (and nothing else).
 Status ValidateProcessBackendOptions(const ProcessBackend::Options& options);
 
 }  // namespace mm

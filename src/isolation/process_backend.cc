@@ -24,24 +24,6 @@ static_assert(ProcessBackend::kMinMailboxBytes == Mailbox::kMinBytes &&
 
 StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options) {
   MM_RETURN_IF_ERROR(ValidateProcessBackendOptions(options));
-  if (options.worker_command.empty()) {
-    return InvalidArgument("process isolation: no worker command");
-  }
-  if (options.restart_backoff.count() <= 0 ||
-      options.max_restart_backoff < options.restart_backoff) {
-    return InvalidArgument(
-        "process isolation: the restart backoff must be > 0 and at most its "
-        "maximum");
-  }
-  if (options.start_timeout.count() <= 0) {
-    return InvalidArgument("process isolation: the worker start timeout must be > 0");
-  }
-  if (options.mailbox_bytes < kMinMailboxBytes || options.mailbox_bytes > kMaxMailboxBytes) {
-    return InvalidArgument("process isolation: a worker mailbox of " +
-                           std::to_string(options.mailbox_bytes) + " bytes, expected " +
-                           std::to_string(kMinMailboxBytes) + " to " +
-                           std::to_string(kMaxMailboxBytes));
-  }
   MM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerSupervisor> supervisor, WorkerSupervisor::Create());
   return std::unique_ptr<ProcessBackend>(
       new ProcessBackend(std::move(options), std::move(supervisor)));

@@ -21,7 +21,7 @@ LoadQueue::LoadQueue(Options options)
 
 LoadQueue::~LoadQueue() {
   Shutdown();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.detach();  // only the caller's own thread is left
   }
@@ -29,7 +29,7 @@ LoadQueue::~LoadQueue() {
 
 void LoadQueue::Submit(std::string_view tenant, std::function<void()> job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!stopping_) {
       auto it = tenants_.find(tenant);
       if (it == tenants_.end()) it = tenants_.emplace(std::string(tenant), TenantJobs{}).first;
@@ -72,7 +72,7 @@ void LoadQueue::DispatchLocked() {
       Worker* w = idle_.back();
       idle_.pop_back();
       TakeLocked(*w);
-      w->cv.notify_one();
+      w->cv.NotifyOne();
       continue;
     }
     if (workers_.size() >= options_.max_threads) return;  // waits for a thread, in fair order
@@ -113,12 +113,15 @@ void LoadQueue::Loop(Worker* worker) {
       setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.nice) != 0) {
     spdlog::warn("cannot lower the priority of a model loader thread: {}", std::strerror(errno));
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     if (!worker->has_job && !TakeLocked(*worker)) {
       if (stopping_) break;
       idle_.push_back(worker);
-      worker->cv.wait_for(lock, options_.linger, [&] { return worker->has_job || stopping_; });
+      const auto until = std::chrono::steady_clock::now() + options_.linger;
+      while (!worker->has_job && !stopping_) {
+        if (!worker->cv.WaitUntil(lock, until)) break;
+      }
       if (!worker->has_job) {
         // Lingered long enough, or stopping: leave the idle list and go.
         idle_.erase(std::find(idle_.begin(), idle_.end(), worker));
@@ -127,10 +130,10 @@ void LoadQueue::Loop(Worker* worker) {
     }
     std::function<void()> job = std::move(worker->job);
     worker->job = nullptr;
-    lock.unlock();
+    lock.Unlock();
     job();
     job = nullptr;  // its captures go before the next job starts
-    lock.lock();
+    lock.Lock();
     worker->has_job = false;
     --running_;
     auto it = tenants_.find(worker->tenant);
@@ -142,11 +145,11 @@ void LoadQueue::Loop(Worker* worker) {
     if (TakeLocked(*worker)) {
       DispatchLocked();
     } else if (running_ == 0 && IdleLocked()) {
-      idle_cv_.notify_all();
+      idle_cv_.NotifyAll();
     }
   }
   worker->finished = true;
-  finished_cv_.notify_all();
+  finished_cv_.NotifyAll();
 }
 
 bool LoadQueue::IdleLocked() const {
@@ -157,17 +160,28 @@ bool LoadQueue::IdleLocked() const {
   return true;
 }
 
+bool LoadQueue::AllFinishedLocked() const {
+  return std::all_of(workers_.begin(), workers_.end(), [&](const auto& w) {
+    return w->finished || w->thread.get_id() == std::this_thread::get_id();
+  });
+}
+
 bool LoadQueue::WaitIdle(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (deadline) return idle_cv_.wait_until(lock, *deadline, [&] { return IdleLocked(); });
-  idle_cv_.wait(lock, [&] { return IdleLocked(); });
+  MutexLock lock(mu_);
+  while (!IdleLocked()) {
+    if (!deadline) {
+      idle_cv_.Wait(lock);
+    } else if (!idle_cv_.WaitUntil(lock, *deadline)) {
+      return IdleLocked();
+    }
+  }
   return true;
 }
 
 bool LoadQueue::Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline) {
   std::vector<std::function<void()>> queued;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     // What never started runs here, in fair order, whatever its tenant.
     for (;;) {
@@ -184,36 +198,33 @@ bool LoadQueue::Shutdown(std::optional<std::chrono::steady_clock::time_point> de
       it->second.queued.pop_front();
       it->second.last_served = ++sequence_;
     }
-    for (Worker* w : idle_) w->cv.notify_one();
+    for (Worker* w : idle_) w->cv.NotifyOne();
   }
   for (auto& job : queued) {
     job();
     job = nullptr;
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  auto all_finished = [&] {
-    return std::all_of(workers_.begin(), workers_.end(), [&](const auto& w) {
-      return w->finished || w->thread.get_id() == std::this_thread::get_id();
-    });
-  };
-  if (deadline) {
-    if (!finished_cv_.wait_until(lock, *deadline, all_finished)) return false;
-  } else {
-    finished_cv_.wait(lock, all_finished);
+  MutexLock lock(mu_);
+  while (!AllFinishedLocked()) {
+    if (!deadline) {
+      finished_cv_.Wait(lock);
+    } else if (!finished_cv_.WaitUntil(lock, *deadline) && !AllFinishedLocked()) {
+      return false;
+    }
   }
   ReapLocked();
   return true;
 }
 
 size_t LoadQueue::threads() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   size_t n = 0;
   for (const auto& w : workers_) n += w->finished ? 0 : 1;
   return n;
 }
 
 size_t LoadQueue::running() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return running_;
 }
 

@@ -27,19 +27,19 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -58,24 +58,29 @@ class LoadQueue {
   LoadQueue(const LoadQueue&) = delete;
   LoadQueue& operator=(const LoadQueue&) = delete;
 
-  void Submit(std::string_view tenant, std::function<void()> job);
+  void Submit(std::string_view tenant, std::function<void()> job) MM_EXCLUDES(mu_);
 
   // See the contract above. No deadline: waits as long as it takes.
-  bool WaitIdle(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
-  bool Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+  bool WaitIdle(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt)
+      MM_EXCLUDES(mu_);
+  bool Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt)
+      MM_EXCLUDES(mu_);
 
   // For tests: threads alive now, and jobs running now.
-  size_t threads() const;
-  size_t running() const;
+  size_t threads() const MM_EXCLUDES(mu_);
+  size_t running() const MM_EXCLUDES(mu_);
 
  private:
+  // A loader thread. Its fields are guarded by the queue's mu_ (which the
+  // analysis cannot name from a nested type: every access is in a
+  // MM_REQUIRES(mu_) function or under a MutexLock of mu_).
   struct Worker {
     std::thread thread;
-    std::condition_variable cv;
-    std::function<void()> job;  // handed over by Dispatch; guarded by mu_
-    std::string tenant;         // the job's; guarded by mu_
-    bool has_job = false;       // guarded by mu_
-    bool finished = false;      // guarded by mu_: its loop has returned
+    CondVar cv;                 // waited on with mu_
+    std::function<void()> job;  // handed over by Dispatch
+    std::string tenant;         // the job's
+    bool has_job = false;
+    bool finished = false;  // its loop has returned
   };
   struct TenantJobs {
     std::deque<std::function<void()>> queued;
@@ -83,28 +88,30 @@ class LoadQueue {
     uint64_t last_served = 0;  // dispatch sequence number of its last job
   };
 
-  // Require mu_. The tenant whose job starts next (fair order), or null.
-  std::map<std::string, TenantJobs, std::less<>>::iterator NextLocked();
-  // Require mu_. Takes the next job for `worker`; false when none may start.
-  bool TakeLocked(Worker& worker);
-  // Require mu_. Hands every job that may start to an idle or new thread.
-  void DispatchLocked();
-  // Require mu_. Whether no job is queued or running.
-  bool IdleLocked() const;
-  // Require mu_. Joins the threads that have left (never the caller's own).
-  void ReapLocked();
-  void Loop(Worker* worker);
+  // The tenant whose job starts next (fair order), or null.
+  std::map<std::string, TenantJobs, std::less<>>::iterator NextLocked() MM_REQUIRES(mu_);
+  // Takes the next job for `worker`; false when none may start.
+  bool TakeLocked(Worker& worker) MM_REQUIRES(mu_);
+  // Hands every job that may start to an idle or new thread.
+  void DispatchLocked() MM_REQUIRES(mu_);
+  // Whether no job is queued or running.
+  bool IdleLocked() const MM_REQUIRES(mu_);
+  // Whether every thread but the caller's own has left its loop.
+  bool AllFinishedLocked() const MM_REQUIRES(mu_);
+  // Joins the threads that have left (never the caller's own).
+  void ReapLocked() MM_REQUIRES(mu_);
+  void Loop(Worker* worker) MM_EXCLUDES(mu_);
 
-  const Options options_;
-  mutable std::mutex mu_;
-  std::condition_variable finished_cv_;                     // a worker finished its loop
-  std::condition_variable idle_cv_;                         // nothing queued or running any more
-  std::map<std::string, TenantJobs, std::less<>> tenants_;  // guarded by mu_
-  std::list<std::unique_ptr<Worker>> workers_;              // guarded by mu_
-  std::vector<Worker*> idle_;                               // guarded by mu_
-  uint64_t sequence_ = 0;                                   // guarded by mu_
-  size_t running_ = 0;                                      // guarded by mu_
-  bool stopping_ = false;                                   // guarded by mu_
+  const Options options_;  // constant after construction
+  mutable Mutex mu_;
+  CondVar finished_cv_;  // a worker finished its loop
+  CondVar idle_cv_;      // nothing queued or running any more
+  std::map<std::string, TenantJobs, std::less<>> tenants_ MM_GUARDED_BY(mu_);
+  std::list<std::unique_ptr<Worker>> workers_ MM_GUARDED_BY(mu_);
+  std::vector<Worker*> idle_ MM_GUARDED_BY(mu_);
+  uint64_t sequence_ MM_GUARDED_BY(mu_) = 0;
+  size_t running_ MM_GUARDED_BY(mu_) = 0;
+  bool stopping_ MM_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace mm

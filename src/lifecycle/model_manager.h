@@ -68,6 +68,17 @@
 //                   keeps whatever came last (docs/benchmarks.md).
 //   kLru            least recently used first.
 //
+// Parts (each with its contract in its header; this class is their facade):
+//   version_table.h     the versions, their state machine, the READY snapshot
+//   model_operations.h  per-model operations and single-flight loads, on
+//                       LoadQueue's loader threads (load_queue.h)
+//   model_loader.h      the load and unload operations (fetch, backend,
+//                       warmup, footprint, swap, drain)
+//   memory_account.h    budget and quota accounting; the eviction plan is
+//                       memory_planner.h's pure PlanEvictions
+//   poller.h            registration at start, explicit rescans, poll mode
+//   repository_set.h    the repositories, through the ModelRepository seam
+//
 // Thread-safety: every method may be called concurrently.
 #pragma once
 
@@ -89,10 +100,12 @@
 #include "backends/backend.h"
 #include "backends/registry.h"
 #include "core/status.h"
+#include "lifecycle/memory_planner.h"
 #include "model_config.pb.h"
 #include "observability/drift.h"
 #include "observability/model_stats.h"
 #include "repository/model_config.h"
+#include "repository/model_repository.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_scheduler.h"
 
@@ -102,19 +115,9 @@ enum class ModelState { kUnavailable, kLoading, kReady, kUnloading };
 std::string_view ModelStateName(ModelState state);
 
 // One READY model version, shared by the requests using it.
-// The tenant owning a repository and the model quotas it is held to (the
-// tenants file's; the lifecycle knows nothing else of tenants).
-struct ModelOwner {
-  std::string tenant;              // empty: nobody, no quotas
-  uint64_t max_loaded_models = 0;  // 0: no limit
-  // The tenant's memory share: the most its models may hold, and what
-  // another tenant's load never evicts them to make room for. 0: none.
-  uint64_t memory_bytes = 0;
-};
-
 struct ServableModel {
   std::string name;
-  std::string repository;  // PathKey of the repository it was loaded from
+  std::string repository;  // key() of the repository it was loaded from
   ModelOwner owner;        // as it was when this version loaded
   int64_t version = 0;
   std::string version_string;     // std::to_string(version), for responses
@@ -143,11 +146,12 @@ class NameScope {
  public:
   // Every repository.
   static NameScope All() { return NameScope(); }
-  // The repositories whose PathKeys are `keys` (none: an empty scope).
+  // The repositories whose keys (ModelRepository::key()) are `keys` (none:
+  // an empty scope).
   static NameScope Of(const std::vector<std::string>& keys) {
     return NameScope(keys.data(), keys.size());
   }
-  // One repository, by PathKey.
+  // One repository, by key.
   static NameScope One(const std::string& key) { return NameScope(&key, 1); }
 
   bool all() const { return all_; }
@@ -181,7 +185,7 @@ struct ModelVersionStatus {
   // after loading (each failure is followed by a restart), and the last cause.
   int restarts = 0;
   std::string last_failure;
-  std::string repository;  // PathKey of the repository holding the model
+  std::string repository;  // key() of the repository holding the model
   std::string owner;       // the tenant owning that repository (owner_of); "" for none
   // While a copy is held (READY, or failed worker): its footprint, and the
   // requests waiting in its queue and executing right now.
@@ -191,16 +195,17 @@ struct ModelVersionStatus {
 };
 
 enum class ModelControlMode { kNone, kExplicit, kPoll };
-enum class EvictionPolicy { kLfu, kLru };
 std::string_view ModelControlModeName(ModelControlMode mode);
 
 class ModelManager {
  public:
   struct Options {
-    std::vector<std::filesystem::path> repositories;
+    // Where models come from (not empty; each opened, e.g. by
+    // OpenModelRepository). A model is keyed by its repository's key().
+    std::vector<std::shared_ptr<ModelRepository>> repositories;
     ModelControlMode mode = ModelControlMode::kNone;
     std::vector<std::string> startup_models;  // explicit mode; "*" = every model
-    bool load_on_demand = false;              // explicit mode
+    bool load_on_demand = false;              // explicit mode only
     std::chrono::milliseconds poll_interval{15000};
     uint64_t memory_budget_bytes = 0;  // 0: unlimited
     EvictionPolicy eviction = EvictionPolicy::kLfu;
@@ -215,7 +220,7 @@ class ModelManager {
     int loader_nice = 10;
     ExecutionSlots* slots = nullptr;    // shared by every model; not owned
     ModelScheduler::Options scheduler;  // for every model version's scheduler
-    // The owner of a repository (by PathKey) and its model quotas, asked at
+    // The owner of a repository (by key) and its model quotas, asked at
     // each load. The owner is the fair share's tenant of its models, over
     // mmserve.tenant (a model cannot claim another tenant's share); an empty
     // answer, or no function, leaves mmserve.tenant and no quotas.
@@ -259,7 +264,9 @@ class ModelManager {
     ServerLimits limits;
   };
 
-  // Fails when a repository path is missing or not a directory.
+  // INVALID_ARGUMENT when no repository is given (or a null one), when
+  // startup_models or load_on_demand is set outside explicit mode, or
+  // without execution slots.
   static StatusOr<std::unique_ptr<ModelManager>> Create(Options options);
   // Shutdown() without a deadline, then drops every model (each is destroyed
   // once its last request completes).
@@ -356,7 +363,7 @@ class ModelManager {
   // no lock): for background work over loaded models.
   std::vector<ModelHandle> Ready() const;
 
-  // PathKey of the repository of `scope` that holds `name` (as last scanned,
+  // The key of the repository of `scope` that holds `name` (as last scanned,
   // else as found on disk now). NOT_FOUND, as UnknownModel, when none does;
   // ALREADY_EXISTS when several do.
   StatusOr<std::string> RepositoryOf(const NameScope& scope, std::string_view name) const;

@@ -45,7 +45,9 @@ World* MakeWorld() {
       std::filesystem::temp_directory_path() / ("mm-fuzz-http-" + std::to_string(::getpid()));
   std::filesystem::create_directories(repo);
   mm::ModelManager::Options options;
-  options.repositories = {repo};
+  auto opened = mm::OpenModelRepository(repo.string());
+  if (!opened.ok()) Die(opened.status());
+  options.repositories.push_back(std::move(*opened));
   options.mode = mm::ModelControlMode::kExplicit;
   options.slots = &w->slots;
   options.backends = &w->backends;

@@ -10,6 +10,7 @@
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "lifecycle/model_manager.h"
+#include "local_repositories.h"
 #include "scheduler/execution_slots.h"
 #include "service/inference_service.h"
 #include "tenancy/quota.h"
@@ -78,7 +79,7 @@ class ServiceDeliveryTest : public ::testing::Test {
              fs::copy_options::recursive);
     ASSERT_TRUE(RegisterOnnxRuntimeBackend(backends_).ok());
     ModelManager::Options mo;
-    mo.repositories = {repo_};
+    mo.repositories = LocalRepositories({repo_});
     mo.slots = &slots_;
     mo.backends = &backends_;
     auto manager = ModelManager::Create(std::move(mo));

@@ -24,6 +24,7 @@
 #include "grpc/grpc_server.h"
 #include "http/http_server.h"
 #include "lifecycle/model_manager.h"
+#include "local_repositories.h"
 #include "scheduler/execution_slots.h"
 #include "service/inference_service.h"
 
@@ -127,7 +128,7 @@ class HttpServerTlsTest : public ::testing::Test {
     other_key_ = (dir_ / "other-key.pem").string();
     junk_ = (dir_ / "junk.pem").string();
     ModelManager::Options mo;
-    mo.repositories = {dir_ / "repo"};
+    mo.repositories = LocalRepositories({dir_ / "repo"});
     mo.slots = &pool_;
     mo.backends = &backends_;
     manager_ = std::move(*ModelManager::Create(mo));

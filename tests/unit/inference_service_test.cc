@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fake_backend.h"
+#include "local_repositories.h"
 #include "scheduler/execution_slots.h"
 
 namespace mm {
@@ -76,7 +77,7 @@ class InferenceServiceTest : public ::testing::Test {
                                      MakeTenant("root", "key-root", {}, TenantRole::kAdmin)}});
 
     ModelManager::Options mo;
-    mo.repositories = {repo_a_, repo_b_};
+    mo.repositories = LocalRepositories({repo_a_, repo_b_});
     mo.mode = ModelControlMode::kNone;  // every model loads at Start()
     mo.slots = &slots_;
     ASSERT_TRUE(fakes::RegisterFakeBackend(backends_, &backend_).ok());

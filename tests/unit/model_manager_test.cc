@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "gate.h"
+#include "local_repositories.h"
 
 namespace mm {
 namespace {
@@ -175,8 +176,8 @@ class ModelManagerTest : public ::testing::Test {
     ModelManager::Options o;
     o.process_backend = process_backend;
     o.default_process_isolation = default_process;
-    o.repositories = {repo_};
-    if (fs::exists(repo_b_)) o.repositories.push_back(repo_b_);
+    o.repositories = LocalRepositories({repo_});
+    if (fs::exists(repo_b_)) o.repositories.push_back(LocalRepositoryAt(repo_b_));
     if (!owners_.empty()) {
       o.owner_of = [owners = owners_](std::string_view key) {
         auto it = owners.find(std::string(key));
@@ -312,6 +313,36 @@ TEST_F(ModelManagerTest, ExplicitModeLoadsStartupModelsThenOnCommand) {
   b = Cancelled("released");
   // Only "a" is left once the execution thread lets go of b's scheduler.
   while (world_.memory.load() != 100) std::this_thread::yield();
+}
+
+TEST_F(ModelManagerTest, CreateRefusesOptionsThatCannotWork) {
+  auto create = [&](auto change) {
+    ModelManager::Options o;
+    o.repositories = LocalRepositories({repo_});
+    o.slots = &pool_;
+    o.backends = &backends_;
+    change(o);
+    auto m = ModelManager::Create(std::move(o));
+    return m.ok() ? OkStatus() : m.status();
+  };
+  EXPECT_TRUE(create([](ModelManager::Options&) {}).ok());
+  EXPECT_EQ(create([](ModelManager::Options& o) { o.backends = nullptr; }).message(),
+            "ModelManager needs a backend registry");
+  Status s = create([](ModelManager::Options& o) { o.repositories.clear(); });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "no model repository given: pass --model-repository PATH");
+  s = create([](ModelManager::Options& o) { o.repositories.push_back(nullptr); });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  s = create([](ModelManager::Options& o) { o.load_on_demand = true; });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "--load-on-demand needs --model-control-mode explicit");
+  s = create([](ModelManager::Options& o) { o.startup_models = {"m"}; });
+  EXPECT_EQ(s.message(), "--load-model needs --model-control-mode explicit");
+  EXPECT_TRUE(create([](ModelManager::Options& o) {
+                o.mode = ModelControlMode::kExplicit;
+                o.load_on_demand = true;
+                o.startup_models = {"m"};
+              }).ok());
 }
 
 TEST_F(ModelManagerTest, BadNamesAndUnknownModelsAreClearErrors) {

@@ -1,4 +1,5 @@
 #include "http/router.h"
+#include "local_repositories.h"
 
 #include <gtest/gtest.h>
 
@@ -26,7 +27,7 @@ class RouterTest : public ::testing::Test {
             "_" + std::to_string(reinterpret_cast<uintptr_t>(this)));
     std::filesystem::create_directories(dir_);
     ModelManager::Options mo;
-    mo.repositories = {dir_};
+    mo.repositories = LocalRepositories({dir_});
     mo.slots = &pool_;
     mo.backends = &backends_;
     manager_ = std::move(*ModelManager::Create(mo));

@@ -1,0 +1,85 @@
+// Memory accounting under the budget and the tenants' model quotas: what the
+// loaded copies hold, what loads under way have reserved, and the evictions
+// that make room (planned by PlanEvictions, memory_planner.h).
+//
+// Contract:
+//  1. Every byte a copy holds is counted from its Reserve() until it is
+//     dropped (Release), draining copies included; a load's estimate is
+//     reserved before it loads and swapped for its footprint after.
+//  2. Reserve() plans and evicts under one hold of the table's lock: the
+//     plan sees one state, and nothing is evicted unless the whole load fits.
+//     Evicted copies are dropped on the calling (loader) thread, after the
+//     lock is released.
+//
+// Thread-safety: every method may be called concurrently; each takes the
+// table's lock itself.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/status.h"
+#include "core/thread_annotations.h"
+#include "lifecycle/memory_planner.h"
+#include "lifecycle/model_key.h"
+#include "lifecycle/version_table.h"
+#include "observability/model_stats.h"
+
+namespace mm {
+
+class MemoryAccount {
+ public:
+  // `table` and `stats` must outlive this. `budget` 0: unlimited.
+  MemoryAccount(VersionTable& table, StatsRegistry& stats, uint64_t budget, EvictionPolicy policy);
+
+  // Makes room for `bytes` more of model `loading` (of `owner`): within the
+  // owner's model quotas, then under the budget, by evicting idle, unpinned
+  // copies of other models (PlanEvictions); reserves the bytes.
+  // RESOURCE_EXHAUSTED, naming the limit, when they cannot fit; then nothing
+  // is evicted. `label` names the load in messages.
+  Status Reserve(const ModelKey& loading, const std::string& label, uint64_t bytes,
+                 const ModelOwner& owner) MM_EXCLUDES(table_.mu());
+
+  // The end of a reservation Reserve() made.
+  void Unreserve(const std::string& tenant, const ModelKey& model, uint64_t bytes)
+      MM_EXCLUDES(table_.mu());
+  // The end of a reservation of a copy's footprint: the copy holds it now.
+  void Commit(const std::string& tenant, const ModelKey& model, uint64_t bytes)
+      MM_EXCLUDES(table_.mu());
+  // A copy holding `bytes` was dropped.
+  void Release(uint64_t bytes) MM_EXCLUDES(table_.mu());
+
+  struct Use {
+    uint64_t budget = 0;
+    uint64_t loaded = 0;  // footprints held and reservations
+    uint64_t pinned = 0;
+  };
+  Use Read() const MM_EXCLUDES(table_.mu());
+
+ private:
+  void ReserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes)
+      MM_REQUIRES(table_.mu());
+  void UnreserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes)
+      MM_REQUIRES(table_.mu());
+  // Halves every use count once they add up to 128 per known model, so that
+  // what was popular long ago fades.
+  void AgeUsesLocked() MM_REQUIRES(table_.mu());
+
+  VersionTable& table_;
+  StatsRegistry& stats_;
+  const uint64_t budget_;
+  const EvictionPolicy policy_;
+
+  uint64_t loaded_bytes_ MM_GUARDED_BY(table_.mu()) = 0;    // footprints held, draining too
+  uint64_t reserved_bytes_ MM_GUARDED_BY(table_.mu()) = 0;  // estimates of loads under way
+  // The reservations of reserved_bytes_ that belong to a tenant, by tenant.
+  struct TenantReservation {
+    ModelKey model;
+    uint64_t bytes;
+  };
+  std::multimap<std::string, TenantReservation, std::less<>> tenant_reservations_
+      MM_GUARDED_BY(table_.mu());
+};
+
+}  // namespace mm

@@ -1,0 +1,425 @@
+#include "lifecycle/model_loader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "core/memory.h"
+#include "lifecycle/warmup.h"
+#include "repository/model_config.h"
+#include "repository/repository_file.h"
+
+namespace mm {
+
+ModelLoader::ModelLoader(const ModelManager::Options& options, VersionTable& table,
+                         RepositorySet& repositories, MemoryAccount& memory, LoadQueue& loaders,
+                         StatsRegistry& stats)
+    : options_(options),
+      table_(table),
+      repositories_(repositories),
+      memory_(memory),
+      loaders_(loaders),
+      stats_(stats),
+      relay_(std::make_shared<HealthRelay>()) {
+  MutexLock lock(relay_->mu);
+  relay_->table = &table_;
+}
+
+ModelLoader::~ModelLoader() {
+  MutexLock lock(relay_->mu);
+  relay_->table = nullptr;
+}
+
+bool ModelLoader::UsesProcess(const inference::ModelConfig& config) const {
+  const auto isolation = config.mmserve().isolation();
+  return isolation == inference::MmserveOptions::PROCESS ||
+         (isolation == inference::MmserveOptions::DEFAULT_ISOLATION &&
+          options_.default_process_isolation);
+}
+
+StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& source) const {
+  MM_ASSIGN_OR_RETURN(ResolvedBackend resolved, options_.backends->Resolve(source));
+  BackendChoice choice;
+  choice.platform = resolved.platform;
+  if (UsesProcess(source.config) && options_.process_backend == nullptr) {
+    return InvalidArgument(
+        "mmserve.isolation PROCESS is not available in this server (no worker command)");
+  }
+  choice.backend = UsesProcess(source.config) ? options_.process_backend : resolved.backend;
+  return choice;
+}
+
+Status ModelLoader::Load(const ModelKey& key) {
+  const std::string& name = key.name;
+  {
+    MutexLock lock(table_.mu());
+    if (table_.stopping()) {
+      return Unavailable("model '" + name + "' was not loaded: the server is stopping");
+    }
+  }
+  auto scanned = repositories_.ScanForLoad(key);
+  if (!scanned.ok()) {
+    MutexLock lock(table_.mu());
+    ModelEntry& entry = table_.models()[key];
+    const bool serving = std::any_of(entry.versions.begin(), entry.versions.end(),
+                                     [](const auto& v) { return v.second.servable != nullptr; });
+    if (!serving) entry.reason = scanned.status().message();
+    return scanned.status().code() == StatusCode::kNotFound && serving
+               ? NotFound(scanned.status().message() + "; its loaded versions keep serving")
+               : scanned.status();
+  }
+  ModelSource source = std::move(*scanned);
+  for (const auto& w : source.warnings) spdlog::warn("{}", w);
+  uint64_t override_hash = 0;
+  {
+    MutexLock lock(table_.mu());
+    ModelEntry& entry = table_.models()[key];
+    entry.scanned_config = source.config_fingerprint;
+    entry.scanned_versions = source.version_fingerprints;
+    entry.on_disk = true;
+    entry.place = PlaceOf(source);
+    if (entry.override_config) {
+      // An override without an mmserve block keeps the repository's: a
+      // load override cannot drop what the operator set there (isolation,
+      // limits, footprint, pinning, tenant, weight).
+      inference::MmserveOptions kept = source.config.mmserve();
+      const bool keep = source.config.has_mmserve() && !entry.override_config->has_mmserve();
+      source.config = *entry.override_config;
+      if (keep) *source.config.mutable_mmserve() = std::move(kept);
+      source.has_config = true;
+      source.status = ValidateModelConfig(source.config);
+      // What the copy loaded from: the override, and the block it kept.
+      override_hash =
+          keep ? ((entry.override_hash * 1099511628211ULL) ^ source.config_fingerprint) | 1
+               : entry.override_hash;
+    }
+  }
+  // The server's caps apply to config.pbtxt and overrides alike (a config
+  // over one is listed UNAVAILABLE with the reason).
+  if (source.status.ok()) source.status = CheckServerLimits(source.config, options_.limits);
+  const uint64_t config_fp = override_hash ? override_hash : source.config_fingerprint;
+  BackendChoice backend;
+  std::vector<int64_t> selected;
+  Status model_error;
+  if (!source.status.ok()) {
+    model_error = source.status;
+  } else if (auto chosen = BackendFor(source); !chosen.ok()) {
+    model_error = chosen.status();
+  } else {
+    selected = SelectVersions(source.config.version_policy(), source.versions);
+    if (selected.size() > static_cast<size_t>(ConfigBounds::kMaxVersions)) {
+      model_error =
+          InvalidArgument("the version policy selects " + std::to_string(selected.size()) +
+                          " versions; expected at most " +
+                          std::to_string(ConfigBounds::kMaxVersions) + " served at once");
+    } else if (selected.empty()) {
+      model_error =
+          NotFound(source.versions.empty()
+                       ? "no version folder (a positive integer such as 1/) in " + PlaceOf(source)
+                       : "the version policy selects none of the versions on disk");
+    } else {
+      backend = std::move(*chosen);
+    }
+  }
+  if (!model_error.ok()) {
+    spdlog::error("model '{}' cannot load: {}", name, model_error.message());
+    MutexLock lock(table_.mu());
+    ModelEntry& entry = table_.models()[key];
+    entry.reason = model_error.message();
+    entry.failed = true;
+    for (auto& [v, slot] : entry.versions) {
+      if (!slot.servable) slot.reason = model_error.message();
+    }
+    return model_error.WithContext("model '" + name + "'");
+  }
+
+  Status first_error;
+  for (auto v = selected.rbegin(); v != selected.rend(); ++v) {  // newest first
+    const std::string what = "model '" + name + "' version " + std::to_string(*v);
+    const uint64_t files =
+        source.version_fingerprints.count(*v) ? source.version_fingerprints.at(*v) : 0;
+    {
+      MutexLock lock(table_.mu());
+      ModelEntry& entry = table_.models()[key];
+      entry.reason.clear();
+      VersionSlot& slot = entry.versions[*v];
+      if (slot.servable && slot.files == files && slot.config == config_fp) continue;
+      if (!slot.servable) {
+        slot.MoveTo(ModelState::kLoading, what);
+        slot.reason.clear();
+      }
+    }
+    const auto load_start = std::chrono::steady_clock::now();
+    auto loaded = LoadVersion(key, source, *v, backend);
+    if (loaded.ok()) {
+      (*loaded)->stats->LoadSucceeded(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now() - load_start)
+                                          .count());
+    } else {
+      stats_.For(name, *v, "", 0, key.repository)->LoadFailed();
+    }
+    std::shared_ptr<ServableModel> old;
+    {
+      MutexLock lock(table_.mu());
+      ModelEntry& entry = table_.models()[key];
+      VersionSlot& slot = entry.versions[*v];
+      if (loaded.ok()) {
+        old = std::move(slot.servable);
+        slot.servable = std::move(*loaded);
+        slot.MoveTo(ModelState::kReady, what);
+        slot.reason.clear();
+        slot.files = files;
+        slot.config = config_fp;
+        table_.Publish();
+        spdlog::info("model '{}' version {} is READY ({} footprint; fair share of tenant '{}')",
+                     name, *v, FormatBytes(slot.servable->footprint_bytes),
+                     slot.servable->scheduler->fair_share_tenant());
+      } else {
+        spdlog::error("model '{}' version {} failed to load: {}", name, *v,
+                      loaded.status().message());
+        if (loaded.status().code() != StatusCode::kResourceExhausted) entry.failed = true;
+        if (slot.servable) {
+          slot.reason =
+              "a reload failed, the previous copy keeps serving: " + loaded.status().message();
+        } else {
+          slot.MoveTo(ModelState::kUnavailable, what);
+          slot.reason = loaded.status().message();
+        }
+        if (first_error.ok()) first_error = loaded.status();
+      }
+    }
+    if (old) Retire(key, *v, std::move(old), /*unload=*/false, nullptr);
+  }
+
+  // Versions the policy no longer selects leave once every selected one is READY.
+  std::vector<std::pair<int64_t, std::shared_ptr<ServableModel>>> leaving;
+  {
+    MutexLock lock(table_.mu());
+    ModelEntry& entry = table_.models()[key];
+    if (first_error.ok()) {
+      entry.failed = false;
+      for (auto& [v, slot] : entry.versions) {
+        if (std::find(selected.begin(), selected.end(), v) != selected.end()) continue;
+        const std::string what = "model '" + name + "' version " + std::to_string(v);
+        if (slot.servable) {
+          slot.MoveTo(ModelState::kUnloading, what);
+          slot.reason = "no longer selected by the version policy";
+          leaving.emplace_back(v, std::move(slot.servable));
+        } else if (slot.state() != ModelState::kUnloading) {
+          slot.MoveTo(ModelState::kUnavailable, what);
+          slot.reason = "no longer selected by the version policy";
+        }
+      }
+      if (!leaving.empty()) table_.Publish();
+    }
+  }
+  for (auto& [v, servable] : leaving) Retire(key, v, std::move(servable), true, nullptr);
+  return first_error.ok() ? OkStatus() : first_error.WithContext("model '" + name + "'");
+}
+
+StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey& key,
+                                                                  const ModelSource& source,
+                                                                  int64_t version,
+                                                                  const BackendChoice& backend) {
+  const std::string label = "model '" + source.name + "' version " + std::to_string(version);
+  const uint64_t declared = source.config.mmserve().memory_footprint_bytes();
+  // The version on local disk (a remote repository downloads it here).
+  ModelRepository* repository = repositories_.Find(key.repository);
+  if (repository == nullptr) return NotInAnyRepository(key.name);
+  auto fetched = repository->Fetch(source, version);
+  if (!fetched.ok()) return fetched.status().WithContext(label);
+  const LocalModelVersion local = std::move(*fetched);
+  // A bad drift baseline fails the load before anything is loaded.
+  std::shared_ptr<DriftMonitor> drift;
+  if (options_.drift) {
+    auto monitor = LoadDriftMonitor(local.model_dir, label);
+    if (!monitor.ok()) return monitor.status();
+    drift = std::move(*monitor);
+  }
+  // Before loading: what it took last time (a model too big for the budget
+  // is then refused before it is loaded again), else its size on disk.
+  uint64_t measured_before = 0;
+  {
+    MutexLock lock(table_.mu());
+    auto it = table_.models().find(key);
+    if (it != table_.models().end()) {
+      auto f = it->second.footprints.find(version);
+      if (f != it->second.footprints.end()) measured_before = f->second;
+    }
+  }
+  const uint64_t estimate =
+      declared ? declared : (measured_before ? measured_before : DiskBytes(local.version_dir));
+  const ModelOwner owner = repositories_.OwnerOf(key.repository);
+  MM_RETURN_IF_ERROR(memory_.Reserve(key, label, estimate, owner));
+
+  // The footprint is the memory growth across the load when it can be told
+  // apart: no other load overlapped. Otherwise the estimate stands.
+  // (Backends pay their runtime's one-time set-up when they are created.)
+  auto probe = options_.memory_probe ? options_.memory_probe : DefaultMemoryProbe;
+  const LoadOverlap::Ticket ticket = overlap_.Begin();
+  const uint64_t before = declared ? 0 : probe();
+  LoadSpec spec;
+  spec.model_name = source.name;
+  spec.version = version;
+  spec.model_dir = local.model_dir;
+  spec.version_dir = local.version_dir;
+  spec.config = source.config;
+  spec.has_config = source.has_config;
+  spec.platform = backend.platform;
+  // Health reports name the servable they concern, once it exists.
+  auto target = std::make_shared<std::atomic<const ServableModel*>>(nullptr);
+  spec.on_health = [relay = relay_, key, version, target](const Status& health) {
+    MutexLock lock(relay->mu);
+    if (relay->table) relay->table->OnWorkerHealth(key, version, target->load(), health);
+  };
+  auto loaded = backend.backend->Load(spec);
+  Status status = loaded.ok() ? OkStatus() : loaded.status();
+  if (status.ok()) {
+    for (auto& instance : (*loaded)->instances) {
+      status = RunWarmup((*loaded)->config, local.model_dir, *instance, &cancel_);
+      if (!status.ok()) break;
+    }
+  }
+  const uint64_t after = declared ? 0 : probe();
+  const bool alone = overlap_.End(ticket);
+  memory_.Unreserve(owner.tenant, key, estimate);
+  if (!status.ok()) return status;
+
+  auto servable = std::make_shared<ServableModel>();
+  servable->name = source.name;
+  servable->repository = key.repository;
+  servable->owner = owner;
+  servable->version = version;
+  servable->version_string = std::to_string(version);
+  servable->config = std::move((*loaded)->config);
+  servable->pinned = servable->config.mmserve().pinned();
+  const uint64_t external = (*loaded)->external_bytes;
+  servable->footprint_bytes = declared ? declared
+                              : external
+                                  ? external
+                                  : (alone ? (after > before ? after - before : 0) : estimate);
+  {
+    MutexLock lock(table_.mu());
+    table_.models()[key].footprints[version] = servable->footprint_bytes;
+  }
+  servable->last_used_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count(),
+                               std::memory_order_relaxed);
+  auto scheduler_config = ModelSchedulerConfig::FromModelConfig(servable->config, source.name);
+  if (!owner.tenant.empty()) scheduler_config.tenant = owner.tenant;
+  servable->stats = stats_.For(
+      source.name, version,
+      scheduler_config.tenant.empty() ? std::string(kSharedTenant) : scheduler_config.tenant,
+      servable->config.max_batch_size(), key.repository);
+  scheduler_config.stats = servable->stats;
+  scheduler_config.inline_safe = (*loaded)->inline_safe;
+  servable->drift = std::move(drift);
+  auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
+                                          options_.scheduler, std::move(scheduler_config));
+  if (!scheduler.ok()) return scheduler.status();
+  servable->scheduler = std::move(*scheduler);
+  target->store(servable.get());
+  // Account for what it really takes; over the budget, make room or give up.
+  if (Status s = memory_.Reserve(key, label, servable->footprint_bytes, owner); !s.ok()) {
+    servable.reset();
+    ReleaseFreeMemory();
+    return s;
+  }
+  memory_.Commit(owner.tenant, key, servable->footprint_bytes);
+  return servable;
+}
+
+StatusOr<std::shared_ptr<DriftMonitor>> ModelLoader::LoadDriftMonitor(
+    const std::filesystem::path& dir, const std::string& label) const {
+  const auto path = dir / kDriftBaselineFile;
+  std::error_code ec;
+  // (A dangling symlink is there too, and refused by the read.)
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
+    return std::shared_ptr<DriftMonitor>();
+  }
+  auto text = ReadRepositoryFile(path, RepositoryFileKind::kDriftBaseline);
+  if (!text.ok()) return text.status().WithContext(label);
+  auto baseline = DriftBaseline::Parse(*text, path.string());
+  if (!baseline.ok()) return baseline.status().WithContext(label);
+  auto monitor = DriftMonitor::Create(std::move(*baseline), options_.drift_options);
+  if (!monitor.ok()) return monitor.status().WithContext(label);
+  spdlog::info("{}: drift detection against {} (1 request in {} sampled, alert above PSI {})",
+               label, path.string(), options_.drift_options.sample_every,
+               options_.drift_options.threshold);
+  return std::shared_ptr<DriftMonitor>(std::move(*monitor));
+}
+
+void ModelLoader::Retire(const ModelKey& key, int64_t version,
+                         std::shared_ptr<ServableModel> servable, bool unload,
+                         std::function<void()> done) {
+  // No reference of our own to the scheduler: the loader job below must be
+  // able to drop the last one.
+  ModelScheduler* scheduler = servable->scheduler.get();
+  auto holder = std::make_shared<std::shared_ptr<ServableModel>>(std::move(servable));
+  scheduler->NotifyWhenIdle([this, key, version, unload, holder, done = std::move(done)] {
+    loaders_.Submit(
+        repositories_.NamespaceOf(key.repository), [this, key, version, unload, holder, done] {
+          const uint64_t bytes = (*holder)->footprint_bytes;
+          const uint64_t uses = (*holder)->uses.load(std::memory_order_relaxed);
+          holder->reset();
+          ReleaseFreeMemory();
+          memory_.Release(bytes);
+          {
+            MutexLock lock(table_.mu());
+            auto it = table_.models().find(key);
+            if (it != table_.models().end()) it->second.past_uses += uses;
+            if (unload && it != table_.models().end()) {
+              auto slot = it->second.versions.find(version);
+              if (slot != it->second.versions.end() && !slot->second.servable &&
+                  slot->second.state() == ModelState::kUnloading) {
+                slot->second.MoveTo(ModelState::kUnavailable,
+                                    "model '" + key.name + "' version " + std::to_string(version));
+              }
+              table_.MaybeForget(it);
+            }
+          }
+          spdlog::info("model '{}' version {} {}", key.name, version,
+                       unload ? "unloaded" : "replaced copy drained and dropped");
+          if (done) done();
+        });
+  });
+}
+
+void ModelLoader::Unload(const ModelKey& key, const std::string& reason,
+                         std::function<void(Status)> done) {
+  std::vector<std::pair<int64_t, std::shared_ptr<ServableModel>>> leaving;
+  {
+    MutexLock lock(table_.mu());
+    ModelEntry& entry = table_.models()[key];
+    for (auto& [v, slot] : entry.versions) {
+      const std::string what = "model '" + key.name + "' version " + std::to_string(v);
+      if (slot.servable) {
+        slot.MoveTo(ModelState::kUnloading, what);
+        slot.reason = reason;
+        leaving.emplace_back(v, std::move(slot.servable));
+      } else if (slot.state() != ModelState::kUnloading) {
+        slot.MoveTo(ModelState::kUnavailable, what);
+        slot.reason = reason;
+      }
+    }
+    entry.reason = reason;
+    if (!leaving.empty()) table_.Publish();
+  }
+  if (leaving.empty()) {
+    if (done) done(OkStatus());
+    return;
+  }
+  auto remaining = std::make_shared<std::atomic<size_t>>(leaving.size());
+  auto shared_done = std::make_shared<std::function<void(Status)>>(std::move(done));
+  for (auto& [v, servable] : leaving) {
+    Retire(key, v, std::move(servable), true, [remaining, shared_done] {
+      if (remaining->fetch_sub(1) == 1 && *shared_done) (*shared_done)(OkStatus());
+    });
+  }
+}
+
+}  // namespace mm
