@@ -65,8 +65,7 @@ Status ValidateProcessBackendOptions(const ProcessBackend::Options& options) {
   }
   if (options.max_restart_backoff < options.restart_backoff) {
     return InvalidArgument(
-        "--worker-max-restart-backoff-ms must be at least --worker-restart-backoff-ms (the "
-        "longest restart backoff at least the first)");
+        "--worker-max-restart-backoff-ms must be at least --worker-restart-backoff-ms");
   }
   if (options.start_timeout.count() <= 0) {
     return InvalidArgument("--worker-start-timeout-secs: the worker start timeout must be > 0");

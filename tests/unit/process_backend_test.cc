@@ -198,7 +198,7 @@ TEST_F(ProcessBackendTest, CreateRefusesBadOptions) {
   refused(o, "restart backoff");
   o = Defaults();
   o.max_restart_backoff = std::chrono::milliseconds(0);  // below the backoff
-  refused(o, "restart backoff");
+  refused(o, "at least --worker-restart-backoff-ms");
   o = Defaults();
   o.start_timeout = std::chrono::milliseconds(0);
   refused(o, "start timeout");
