@@ -1,6 +1,6 @@
 """Fair-share weights through the real interfaces: `--tenant-weight` and
 `mmserve { tenant weight }` in config.pbtxt. (How the slots are shared under
-a flood is tested in tests/unit/execution_slots_test.cc on a fake clock, and
+a flood is tested in tests/unit/scheduler/execution_slots_test.cc on a fake clock, and
 measured by bench/fairness.sh.)"""
 import shutil
 import subprocess
