@@ -14,6 +14,7 @@
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "core/bytes_tensor.h"
+#include "fake_instance.h"
 
 namespace mm {
 namespace {
@@ -27,33 +28,8 @@ inference::ModelConfig Config(const std::string& text) {
   return config;
 }
 
-// What the fake instance saw of one input.
-struct SeenInput {
-  std::string name;
-  DataType dtype;
-  Shape shape;
-  std::vector<std::byte> bytes;
-};
-struct SeenRequest {
-  std::string model_name;
-  size_t requested_outputs;
-  std::vector<SeenInput> inputs;
-};
-
-// Records every request; fails with `fail` when it is set.
-class FakeInstance : public ModelInstance {
- public:
-  Status Execute(const InferRequest& request, InferResponse&) override {
-    SeenRequest seen{request.model_name, request.outputs.size(), {}};
-    for (const auto& t : request.inputs) {
-      seen.inputs.push_back({t.name, t.dtype, t.shape, {t.data.begin(), t.data.end()}});
-    }
-    requests.push_back(std::move(seen));
-    return fail;
-  }
-  std::vector<SeenRequest> requests;
-  Status fail;
-};
+using fakes::FakeInstance;
+using fakes::SeenInput;
 
 // A unique temporary model directory, removed with everything in it.
 class TempModelDir {
@@ -125,29 +101,29 @@ Status Warm(const inference::ModelConfig& config, FakeInstance& instance,
 
 void ExpectInvalid(const inference::ModelConfig& config, const std::string& message,
                    const fs::path& model_dir = "/nonexistent/m") {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(config, instance, model_dir);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
   EXPECT_THAT(s.message(), HasSubstr(message));
-  EXPECT_TRUE(instance.requests.empty());
+  EXPECT_TRUE(instance.requests().empty());
 }
 
 // ------------------------------------------------------------------- data
 
 TEST(WarmupTest, NoSamplesRunsNothing) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   EXPECT_TRUE(Warm(Config(kPlainModel), instance).ok());
-  EXPECT_TRUE(instance.requests.empty());
+  EXPECT_TRUE(instance.requests().empty());
 }
 
 TEST(WarmupTest, ZeroDataNonBatchingModel) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(PlainWithSample(kBothZero), instance);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_EQ(instance.requests.size(), 1u);
-  const auto& r = instance.requests[0];
+  ASSERT_EQ(instance.requests().size(), 1u);
+  const auto r = instance.requests()[0];
   EXPECT_EQ(r.model_name, "m");
-  EXPECT_EQ(r.requested_outputs, 0u);
+  EXPECT_TRUE(r.requested_outputs.empty());
   ASSERT_EQ(r.inputs.size(), 2u);
   EXPECT_EQ(r.inputs[0].name, "x");
   EXPECT_EQ(r.inputs[0].dtype, DataType::kFp32);
@@ -162,7 +138,7 @@ TEST(WarmupTest, ZeroDataNonBatchingModel) {
 }
 
 TEST(WarmupTest, BatchingModelPrependsBatchSizeAndTakesAnyWildcardDim) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(Config(R"(
     name: "m" max_batch_size: 8
     input [ { name: "x" data_type: TYPE_FP32 dims: [ -1, 3 ] } ]
@@ -174,15 +150,15 @@ TEST(WarmupTest, BatchingModelPrependsBatchSizeAndTakesAnyWildcardDim) {
     ])"),
                   instance);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_EQ(instance.requests.size(), 2u);
-  EXPECT_EQ(instance.requests[0].inputs[0].shape, (Shape{4, 5, 3}));
-  EXPECT_EQ(instance.requests[0].inputs[0].bytes.size(), 4u * 5 * 3 * 4);
-  EXPECT_EQ(instance.requests[1].inputs[0].shape, (Shape{8, 0, 3}));
-  EXPECT_TRUE(instance.requests[1].inputs[0].bytes.empty());
+  ASSERT_EQ(instance.requests().size(), 2u);
+  EXPECT_EQ(instance.requests()[0].inputs[0].shape, (Shape{4, 5, 3}));
+  EXPECT_EQ(instance.requests()[0].inputs[0].bytes.size(), 4u * 5 * 3 * 4);
+  EXPECT_EQ(instance.requests()[1].inputs[0].shape, (Shape{8, 0, 3}));
+  EXPECT_TRUE(instance.requests()[1].inputs[0].bytes.empty());
 }
 
 TEST(WarmupTest, CountRunsEachSampleThatManyTimesInOrder) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   auto config = Config(R"(
     name: "m" max_batch_size: 2
     input [ { name: "x" data_type: TYPE_INT32 dims: [ 2 ] } ]
@@ -193,12 +169,12 @@ TEST(WarmupTest, CountRunsEachSampleThatManyTimesInOrder) {
         inputs { key: "x" value: { data_type: TYPE_INT32 dims: [ 2 ] zero_data: true } } }
     ])");
   ASSERT_TRUE(Warm(config, instance).ok());
-  ASSERT_EQ(instance.requests.size(), 4u);
+  ASSERT_EQ(instance.requests().size(), 4u);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(instance.requests[i].inputs[0].shape, (Shape{2, 2}));
-    EXPECT_EQ(instance.requests[i].inputs[0].bytes, instance.requests[0].inputs[0].bytes);
+    EXPECT_EQ(instance.requests()[i].inputs[0].shape, (Shape{2, 2}));
+    EXPECT_EQ(instance.requests()[i].inputs[0].bytes, instance.requests()[0].inputs[0].bytes);
   }
-  EXPECT_EQ(instance.requests[3].inputs[0].shape, (Shape{1, 2}));
+  EXPECT_EQ(instance.requests()[3].inputs[0].shape, (Shape{1, 2}));
 }
 
 TEST(WarmupTest, RandomDataIsDeterministicAndValidForEachType) {
@@ -223,15 +199,15 @@ TEST(WarmupTest, RandomDataIsDeterministicAndValidForEachType) {
       inputs { key: "i32" value: { data_type: TYPE_INT32 dims: [ 256 ] random_data: true } }
       inputs { key: "u64" value: { data_type: TYPE_UINT64 dims: [ 256 ] random_data: true } }
       inputs { key: "b" value: { data_type: TYPE_BOOL dims: [ 256 ] random_data: true } } } ])");
-  FakeInstance first, second;
+  FakeInstance first({.record = true}), second({.record = true});
   ASSERT_TRUE(Warm(config, first).ok());
   ASSERT_TRUE(Warm(config, second).ok());
-  ASSERT_EQ(first.requests.size(), 1u);
-  ASSERT_EQ(second.requests.size(), 1u);
-  const auto& in = first.requests[0].inputs;
+  ASSERT_EQ(first.requests().size(), 1u);
+  ASSERT_EQ(second.requests().size(), 1u);
+  const auto in = first.requests()[0].inputs;
   ASSERT_EQ(in.size(), 9u);
   for (size_t i = 0; i < in.size(); ++i) {
-    EXPECT_EQ(in[i].bytes, second.requests[0].inputs[i].bytes) << in[i].name;
+    EXPECT_EQ(in[i].bytes, second.requests()[0].inputs[i].bytes) << in[i].name;
     EXPECT_FALSE(AllZero(in[i].bytes)) << in[i].name;
   }
   for (float v : Values<float>(in[0])) EXPECT_TRUE(v >= 0.0f && v < 1.0f) << v;
@@ -251,7 +227,7 @@ TEST(WarmupTest, RandomDataIsDeterministicAndValidForEachType) {
 }
 
 TEST(WarmupTest, BytesZeroAndRandomDataAreEmptyStrings) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(Config(R"(
     name: "m" max_batch_size: 4
     input [ { name: "t" data_type: TYPE_STRING dims: [ 3 ] } ]
@@ -263,14 +239,15 @@ TEST(WarmupTest, BytesZeroAndRandomDataAreEmptyStrings) {
     ])"),
                   instance);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_EQ(instance.requests.size(), 2u);
-  const auto& z = instance.requests[0].inputs[0];
+  ASSERT_EQ(instance.requests().size(), 2u);
+  const auto z = instance.requests()[0].inputs[0];
   EXPECT_EQ(z.dtype, DataType::kBytes);
   EXPECT_EQ(z.shape, (Shape{2, 3}));
   auto elements = SplitBytesTensor(z.bytes, 6, "t");
   ASSERT_TRUE(elements.ok()) << elements.status().ToString();
   for (auto e : *elements) EXPECT_TRUE(e.empty());
-  auto random = SplitBytesTensor(instance.requests[1].inputs[0].bytes, 3, "t");
+  const auto second_bytes = instance.requests()[1].inputs[0].bytes;  // (views point into it)
+  auto random = SplitBytesTensor(second_bytes, 3, "t");
   ASSERT_TRUE(random.ok()) << random.status().ToString();
 }
 
@@ -281,16 +258,16 @@ TEST(WarmupTest, FileDataIsSentAsIs) {
   std::string y(48, '\0');
   for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<char>(i);
   dir.Write(dir.warmup() / "y.bin", y);
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(PlainWithSample(R"(
     name: "f" batch_size: 1
     inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 4 ] input_data_file: "sub/x.bin" } }
     inputs { key: "y" value: { data_type: TYPE_INT64 dims: [ 2, 3 ] input_data_file: "y.bin" } })"),
                   instance, dir.model());
   ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_EQ(instance.requests.size(), 1u);
-  EXPECT_EQ(Values<float>(instance.requests[0].inputs[0]), (std::vector<float>{1.5f, -2, 3, 4}));
-  const auto& got = instance.requests[0].inputs[1].bytes;
+  ASSERT_EQ(instance.requests().size(), 1u);
+  EXPECT_EQ(Values<float>(instance.requests()[0].inputs[0]), (std::vector<float>{1.5f, -2, 3, 4}));
+  const auto got = instance.requests()[0].inputs[1].bytes;
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()), got.size()), y);
 }
 
@@ -313,11 +290,12 @@ TEST(WarmupTest, BytesFileMustHoldExactlyTheElementCount) {
         inputs { key: "t" value: { data_type: TYPE_STRING dims: [ 3 ] input_data_file: ")" +
                   file + R"(" } } } ])");
   };
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(config("three.bin"), instance, dir.model());
   ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_EQ(instance.requests.size(), 1u);
-  auto elements = SplitBytesTensor(instance.requests[0].inputs[0].bytes, 3, "t");
+  ASSERT_EQ(instance.requests().size(), 1u);
+  const auto bytes = instance.requests()[0].inputs[0].bytes;  // (views point into it)
+  auto elements = SplitBytesTensor(bytes, 3, "t");
   ASSERT_TRUE(elements.ok());
   EXPECT_EQ((*elements)[0], "ab");
   EXPECT_EQ((*elements)[2], "xyz");
@@ -429,14 +407,14 @@ TEST(WarmupTest, BatchingModelLimitsBatchSize) {
                   std::to_string(batch) + R"(
         inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } } } ])");
   };
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   EXPECT_TRUE(Warm(config(4), instance).ok());
   ExpectInvalid(config(5), "batch_size is 5; expected 1 to 4 (max_batch_size)");
   ExpectInvalid(config(0), "batch_size is 0; expected 1 to 4 (max_batch_size)");
 }
 
 TEST(WarmupTest, OptionalInputMayBeLeftOut) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   Status s = Warm(Config(R"(
     name: "m" max_batch_size: 0
     input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] },
@@ -445,9 +423,9 @@ TEST(WarmupTest, OptionalInputMayBeLeftOut) {
       inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 1 ] zero_data: true } } } ])"),
                   instance);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  ASSERT_EQ(instance.requests.size(), 1u);
-  ASSERT_EQ(instance.requests[0].inputs.size(), 1u);
-  EXPECT_EQ(instance.requests[0].inputs[0].name, "x");
+  ASSERT_EQ(instance.requests().size(), 1u);
+  ASSERT_EQ(instance.requests()[0].inputs.size(), 1u);
+  EXPECT_EQ(instance.requests()[0].inputs[0].name, "x");
 }
 
 TEST(WarmupTest, CapsSampleSizeAndGuardsOverflow) {
@@ -476,23 +454,23 @@ TEST(WarmupTest, CapsSampleSizeAndGuardsOverflow) {
 }
 
 TEST(WarmupTest, ExecutionFailureKeepsCodeAndStops) {
-  FakeInstance instance;
-  instance.fail = Unavailable("instance crashed");
+  FakeInstance instance({.record = true});
+  instance.FailWith(Unavailable("instance crashed"));
   auto config = PlainWithSample(std::string(kBothZero) + " count: 5");
   Status s = Warm(config, instance);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_EQ(s.message(), "model 'm' warmup sample 's': instance crashed");
-  EXPECT_EQ(instance.requests.size(), 1u);
+  EXPECT_EQ(instance.requests().size(), 1u);
 }
 
 TEST(WarmupTest, StopsAtFirstBadSampleAfterRunningEarlierOnes) {
-  FakeInstance instance;
+  FakeInstance instance({.record = true});
   auto config = Config(std::string(kPlainModel) + "model_warmup [ { " + kBothZero +
                        " }, { name: \"bad\" batch_size: 1 } ]");
   Status s = Warm(config, instance);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("model 'm' warmup sample 'bad': input 'x' has no warmup"));
-  EXPECT_EQ(instance.requests.size(), 1u);
+  EXPECT_EQ(instance.requests().size(), 1u);
 }
 
 // ------------------------------------------------------- real ONNX model
