@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "fake_instance.h"
 #include "gate.h"
 #include "local_repositories.h"
 
@@ -27,9 +28,9 @@ namespace fs = std::filesystem;
 
 // A latch a test opens when it wants a blocked load or execution to proceed.
 struct FakeWorld {
-  std::atomic<uint64_t> memory{0};  // what the probe reports
+  // The instances' memory (what the probe reports) and executions.
+  fakes::FakeCounters counters;
   std::atomic<int> loads{0};
-  std::atomic<int> executions{0};
   std::mutex mu;
   std::map<std::string, Status> fail;                       // "name/version" -> load error
   std::map<std::string, std::shared_ptr<Gate>> load_gates;  // "name" -> held loads
@@ -44,23 +45,18 @@ struct FakeWorld {
   }
 };
 
-// Adds the version number to the input; holds its memory until destroyed.
-class FakeInstance : public ModelInstance {
- public:
-  FakeInstance(FakeWorld* world, int64_t version, uint64_t bytes)
-      : world_(world), version_(version), bytes_(bytes) {
-    world_->memory += bytes_;
-  }
-  ~FakeInstance() override { world_->memory -= bytes_; }
-  Status Execute(const InferRequest& request, InferResponse& response) override {
-    ++world_->executions;
+// An instance that adds the version number to the input (its first four
+// FP32 values) and holds `bytes` of the world's memory until destroyed; an
+// execution waits at the world's exec_gate, if any (but "warmup-free" ones).
+std::unique_ptr<ModelInstance> MakeInstance(FakeWorld* world, int64_t version, uint64_t bytes) {
+  auto handler = [world, version](const InferRequest& request, InferResponse& response) {
     std::shared_ptr<Gate> gate;
     {
-      std::lock_guard<std::mutex> lock(world_->mu);
-      gate = world_->exec_gate;
+      std::lock_guard<std::mutex> lock(world->mu);
+      gate = world->exec_gate;
     }
     if (gate && request.id != "warmup-free") gate->Wait();
-    auto buffer = std::make_shared<std::vector<float>>(4, static_cast<float>(version_));
+    auto buffer = std::make_shared<std::vector<float>>(4, static_cast<float>(version));
     if (!request.inputs.empty()) {
       auto in = request.inputs[0].as<float>();
       for (size_t i = 0; i < in.size() && i < 4; ++i) (*buffer)[i] += in[i];
@@ -73,13 +69,10 @@ class FakeInstance : public ModelInstance {
     out.owner = buffer;
     response.outputs.push_back(std::move(out));
     return OkStatus();
-  }
-
- private:
-  FakeWorld* world_;
-  int64_t version_;
-  uint64_t bytes_;
-};
+  };
+  return std::make_unique<fakes::FakeInstance>(fakes::FakeInstance::Options{
+      .counters = &world->counters, .bytes = bytes, .handler = std::move(handler)});
+}
 
 class FakeBackend : public Backend {
  public:
@@ -108,7 +101,7 @@ class FakeBackend : public Backend {
     uint64_t bytes = 100;
     auto p = spec.config.parameters().find("fake_bytes");
     if (p != spec.config.parameters().end()) bytes = std::stoull(p->second.string_value());
-    loaded->instances.push_back(std::make_unique<FakeInstance>(world_, spec.version, bytes));
+    loaded->instances.push_back(MakeInstance(world_, spec.version, bytes));
     return loaded;
   }
 
@@ -192,7 +185,7 @@ class ModelManagerTest : public ::testing::Test {
     o.load_threads = load_threads;
     o.slots = &pool_;
     o.backends = &backends_;
-    o.memory_probe = [this] { return world_.memory.load(); };
+    o.memory_probe = [this] { return world_.counters.memory.load(); };
     auto m = ModelManager::Create(std::move(o));
     ASSERT_TRUE(m.ok()) << m.status().message();
     manager_ = std::move(*m);
@@ -312,7 +305,7 @@ TEST_F(ModelManagerTest, ExplicitModeLoadsStartupModelsThenOnCommand) {
   EXPECT_EQ(Run(*b), 1.0f);
   b = Cancelled("released");
   // Only "a" is left once the execution thread lets go of b's scheduler.
-  while (world_.memory.load() != 100) std::this_thread::yield();
+  while (world_.counters.memory.load() != 100) std::this_thread::yield();
 }
 
 TEST_F(ModelManagerTest, CreateRefusesOptionsThatCannotWork) {
@@ -507,7 +500,7 @@ TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
   EXPECT_EQ(index["c/1"].state, ModelState::kReady);
   EXPECT_EQ(index["d/1"].state, ModelState::kReady);
   EXPECT_EQ(manager_->memory().loaded, 300u);
-  EXPECT_EQ(world_.memory.load(), 300u);
+  EXPECT_EQ(world_.counters.memory.load(), 300u);
   // b comes back on demand, evicting the least recently used again (d was
   // loaded last but a, c, d were all used after... a is oldest now).
   auto b = GetAfterLoadSync("b");
@@ -573,7 +566,7 @@ TEST_F(ModelManagerTest, PinnedAndBusyModelsAreNotEvictedAndTheErrorSaysWhy) {
   EXPECT_NE(s.message().find("100 B in use"), std::string::npos) << s.message();
   EXPECT_EQ(IndexMap()["big/1"].state, ModelState::kUnavailable);
   // Its size on disk looked small, so it was loaded, measured and let go.
-  EXPECT_EQ(world_.memory.load(), 200u);
+  EXPECT_EQ(world_.counters.memory.load(), 200u);
   EXPECT_EQ(manager_->memory().loaded, 200u);
   gate->Open();
   ran.get_future().get();
@@ -689,7 +682,7 @@ TEST_F(ModelManagerTest, AModelLargerThanItsEstimateIsUnloadedWhenItCannotFit) {
   Create(ModelControlMode::kExplicit, /*budget=*/300);
   Status s = LoadSync("huge");
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
-  EXPECT_EQ(world_.memory.load(), 0u);
+  EXPECT_EQ(world_.counters.memory.load(), 0u);
   EXPECT_EQ(manager_->memory().loaded, 0u);
   EXPECT_EQ(world_.loads.load(), 1);
   // Its measured size is remembered: the next attempt is refused before loading.
@@ -767,7 +760,7 @@ TEST_F(ModelManagerTest, ANewVersionSwapsInAndTheOldOneDrains) {
   WaitForState("m", 1, ModelState::kUnavailable);
   ASSERT_TRUE(UnloadSync("m").ok());
   now = Cancelled("released");
-  while (world_.memory.load() != 0) std::this_thread::yield();
+  while (world_.counters.memory.load() != 0) std::this_thread::yield();
 }
 
 TEST_F(ModelManagerTest, AFailedNewVersionLeavesTheOldOneServing) {
@@ -840,7 +833,7 @@ TEST_F(ModelManagerTest, UnloadWaitsForRequestsInFlight) {
   EXPECT_TRUE(unloaded_future.get().ok());
   EXPECT_EQ(IndexMap()["m/1"].state, ModelState::kUnavailable);
   // The execution thread that answered lets go of the scheduler last.
-  while (world_.memory.load() != 0) std::this_thread::yield();
+  while (world_.counters.memory.load() != 0) std::this_thread::yield();
 }
 
 TEST_F(ModelManagerTest, WarmupRunsBeforeReadyAndAFailingWarmupFailsTheLoad) {
@@ -851,7 +844,7 @@ TEST_F(ModelManagerTest, WarmupRunsBeforeReadyAndAFailingWarmupFailsTheLoad) {
            "model_warmup { name: \"w\" batch_size: 1 inputs { key: \"x\" value { "
            "data_type: TYPE_INT32 dims: [ 4 ] zero_data: true } } }\n");
   Create(ModelControlMode::kNone);
-  EXPECT_EQ(world_.executions.load(), 3);
+  EXPECT_EQ(world_.counters.executions.load(), 3);
   EXPECT_TRUE(manager_->Get("warm", "").ok());
   auto index = IndexMap();
   EXPECT_EQ(index["cold/1"].state, ModelState::kUnavailable);
@@ -953,7 +946,7 @@ TEST_F(ModelManagerTest, RepeatedLoadUnloadCyclesReturnTheMemory) {
     ASSERT_TRUE(LoadSync("m").ok());
     ASSERT_TRUE(UnloadSync("m").ok());
   }
-  EXPECT_EQ(world_.memory.load(), 0u);
+  EXPECT_EQ(world_.counters.memory.load(), 0u);
   EXPECT_EQ(manager_->memory().loaded, 0u);
 }
 
@@ -1220,7 +1213,7 @@ TEST_F(ModelManagerTest, ShutdownStopsWarmupsAndLaterLoadsFailAtOnce) {
   Status s = warm.get_future().get();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("the server is stopping"), std::string::npos) << s.message();
-  EXPECT_LE(world_.executions.load(), 2);
+  EXPECT_LE(world_.counters.executions.load(), 2);
   // Loads after that fail at once, and READY models keep serving.
   EXPECT_EQ(LoadSync("stuck").code(), StatusCode::kUnavailable);
   EXPECT_TRUE(manager_->Get("ready", "").ok());
