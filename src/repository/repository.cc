@@ -9,9 +9,7 @@
 #include <tuple>
 #include <utility>
 
-#include "repository/local/local_repository.h"
 #include "repository/model_config.h"
-#include "repository/model_repository.h"
 #include "repository/repository_file.h"
 
 namespace mm {
@@ -287,19 +285,6 @@ ModelSource ScanModel(const fs::path& dir) {
   Status config = LoadConfig(source);
   if (source.status.ok()) source.status = std::move(config);
   return source;
-}
-
-StatusOr<std::vector<ModelSource>> ScanRepositories(const std::vector<fs::path>& repos) {
-  // ListRepositories over local folders: one implementation of the order and
-  // of the duplicate check while callers move to ModelRepository.
-  std::vector<std::unique_ptr<LocalRepository>> opened;
-  std::vector<const ModelRepository*> repositories;
-  for (const fs::path& repo : repos) {
-    MM_ASSIGN_OR_RETURN(std::unique_ptr<LocalRepository> local, LocalRepository::Open(repo));
-    repositories.push_back(local.get());
-    opened.push_back(std::move(local));
-  }
-  return ListRepositories(repositories);
 }
 
 }  // namespace mm

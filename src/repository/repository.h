@@ -62,15 +62,4 @@ struct ModelSource {
 // fingerprints (see the top of this file); their listing errors are warnings.
 ModelSource ScanModel(const std::filesystem::path& dir);
 
-// Scans every repository and returns one ModelSource per model directory,
-// sorted by name (hidden entries, starting with '.', and plain files are
-// skipped). Errors for the whole scan only when a repository path is missing,
-// not a directory or unreadable (NOT_FOUND / INVALID_ARGUMENT naming the
-// path). A model name found in more than one repository is returned once per
-// repository, each entry with an ALREADY_EXISTS status naming all the paths.
-// Deprecated: ListRepositories over LocalRepositories (model_repository.h),
-// which this is; it goes once nothing calls it.
-StatusOr<std::vector<ModelSource>> ScanRepositories(
-    const std::vector<std::filesystem::path>& repos);
-
 }  // namespace mm

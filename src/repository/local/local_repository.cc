@@ -15,7 +15,7 @@ namespace {
 std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
 // The checks of Open, repeated by List (the folder may go while the server
-// runs). Words as ScanRepositories has always said them.
+// runs). Words as the repository scan has always said them.
 Status CheckDirectory(const fs::path& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);

@@ -359,17 +359,6 @@ TEST_F(ModelRepositoryTest, ListRepositoriesMarksANameInTwoRepositories) {
   }
   EXPECT_EQ((*listed)[1].repository, a->key());  // repository order kept
   EXPECT_EQ((*listed)[2].repository, b->key());
-
-  // The same words as ScanRepositories, which it replaces.
-  auto scanned = ScanRepositories({root_ / "a", root_ / "b"});
-  ASSERT_TRUE(scanned.ok());
-  ASSERT_THAT(*scanned, SizeIs(3));
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ((*scanned)[i].name, (*listed)[i].name);
-    EXPECT_EQ((*scanned)[i].dir, (*listed)[i].dir);
-    EXPECT_EQ((*scanned)[i].status.code(), (*listed)[i].status.code());
-    EXPECT_EQ((*scanned)[i].status.message(), (*listed)[i].status.message());
-  }
 }
 
 TEST_F(ModelRepositoryTest, ListRepositoriesNamesEveryCopyOfThree) {

@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "repository/local/local_repository.h"
+#include "repository/model_repository.h"
+
 namespace mm {
 namespace {
 
@@ -24,6 +27,19 @@ using ::testing::IsEmpty;
 using ::testing::Key;
 using ::testing::Not;
 using ::testing::SizeIs;
+
+// Every model of the local repositories `paths`, as the lifecycle lists them
+// (ListRepositories over LocalRepositories).
+StatusOr<std::vector<ModelSource>> ScanRepositories(const std::vector<fs::path>& paths) {
+  std::vector<std::unique_ptr<LocalRepository>> opened;
+  std::vector<const ModelRepository*> repositories;
+  for (const fs::path& path : paths) {
+    MM_ASSIGN_OR_RETURN(std::unique_ptr<LocalRepository> local, LocalRepository::Open(path));
+    repositories.push_back(local.get());
+    opened.push_back(std::move(local));
+  }
+  return ListRepositories(repositories);
+}
 
 // A fresh directory under the system temp folder, removed with everything in
 // it when the test ends.
