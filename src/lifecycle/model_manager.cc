@@ -197,6 +197,7 @@ class ModelManager::Impl {
     if (options_.mode != ModelControlMode::kExplicit || !options_.load_on_demand) return false;
     if (!ValidateModelName(name).ok()) return false;
     std::optional<Located> located;
+    bool loaded_since = false;
     {
       MutexLock lock(table_.mu());
       if (table_.stopping()) return false;
@@ -209,7 +210,11 @@ class ModelManager::Impl {
         // version it does not have gets Get's error, not a rescan.
         const bool serving = std::any_of(entry.versions.begin(), entry.versions.end(),
                                          [](const auto& v) { return v.second.servable; });
-        if (serving && !entry.pending_load) {
+        if (serving && !entry.pending_load && version.empty()) {
+          // Its load finished after the caller's Acquire failed: answer from
+          // the snapshot now, not with the caller's stale error.
+          loaded_since = true;
+        } else if (serving && !entry.pending_load) {
           int64_t v = 0;
           auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
           const bool known_version = ec == std::errc() && end == version.data() + version.size() &&
@@ -219,6 +224,13 @@ class ModelManager::Impl {
       } else if (known.status().code() != StatusCode::kNotFound) {
         return false;  // ambiguous: Get's error says so
       }
+    }
+    if (loaded_since) {
+      auto got = table_.Get(NameScope::One(located->key.repository), located->key.name, "",
+                            /*count_use=*/true);
+      if (!got.ok()) return false;  // unloaded again since: the caller's error stands
+      done(std::move(got));
+      return true;
     }
     if (!located) {
       auto found = ResolveForLoad(scope, name);

@@ -314,8 +314,10 @@ class ModelManager {
   // mode with load_on_demand, and `name` is a model in a repository that is
   // not loaded, or is loading), starts or joins its load and returns true;
   // `done` is then called once, on a loader thread, with Get's result after
-  // the load (the use counted). False when it does not apply: the caller
-  // answers Acquire's error.
+  // the load (the use counted); or at once, on the caller's thread, when the
+  // newest version became READY since the caller's Acquire failed (a race
+  // with a load's end). False when it does not apply: the caller answers
+  // Acquire's error.
   bool GetAfterLoad(const NameScope& scope, std::string_view name, std::string_view version,
                     std::function<void(StatusOr<ModelHandle>)> done);
   bool GetAfterLoad(std::string_view name, std::string_view version,

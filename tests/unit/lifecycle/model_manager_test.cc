@@ -478,6 +478,24 @@ TEST_F(ModelManagerTest, OnDemandDoesNotApplyToUnknownModelsOrOtherModes) {
   EXPECT_EQ(world_.loads.load(), loads);
 }
 
+// A request whose Acquire failed just before an on-demand load finished
+// reaches GetAfterLoad with the model READY: it is answered from the
+// snapshot at once (no second load), not refused with its stale error.
+TEST_F(ModelManagerTest, OnDemandAfterTheLoadFinishedAnswersAtOnce) {
+  AddModel("a", {1});
+  Create(ModelControlMode::kExplicit);
+  ASSERT_TRUE(GetAfterLoadSync("a").ok());
+  const int loads = world_.loads.load();
+  bool answered = false;
+  EXPECT_TRUE(manager_->GetAfterLoad("a", "", [&](StatusOr<ModelHandle> got) {
+    answered = true;
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ((*got)->version, 1);
+  }));
+  EXPECT_TRUE(answered);  // on this thread, before GetAfterLoad returned
+  EXPECT_EQ(world_.loads.load(), loads);
+}
+
 TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
   for (auto name : {"a", "b", "c", "d"}) AddModel(name, {1});
   Create(ModelControlMode::kExplicit, /*budget=*/300, {}, 2, EvictionPolicy::kLru);
