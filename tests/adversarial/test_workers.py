@@ -364,7 +364,7 @@ def test_a_worker_start_has_a_timeout(tmp_path):
     s = Server([repo], "--enable-test-backends", "--model-control-mode", "explicit",
                "--load-model", "later", "--worker-restart-backoff-ms", "50",
                "--worker-max-restart-backoff-ms", "200", "--worker-start-timeout-secs",
-               "1").start()
+               "3").start()  # (a normal start takes well under 1 s; 3 s spares a loaded machine)
     try:
         flag.touch()
         r, took = timed(lambda: requests.post(f"{s.base}/v2/repository/models/hangs/load",
@@ -383,7 +383,7 @@ def test_a_worker_start_has_a_timeout(tmp_path):
         assert infer(s, "later", OP_CRASH).status_code == 503
         wait_for(lambda: re.search(r"model 'later' version 1 worker failed to restart: the "
                                    r"worker did not finish starting .* within the start timeout "
-                                   r"of 1.0 s \(--worker-start-timeout-secs\)", s.text()),
+                                   r"of 3.0 s \(--worker-start-timeout-secs\)", s.text()),
                  "a restart timed out")
         (tmp_path / "later-hang").unlink()
         wait_for(lambda: ready(s, "later"), "'later' back")
