@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/builtin_backends.h"
+#include "tests/backends/chaos/chaos_backend.h"
 #include "tests/backends/identity/identity_backend.h"
 
 namespace mm {
@@ -300,15 +301,35 @@ TEST_F(BackendRegistryTest, BorrowedBackendsForwardLoads) {
   EXPECT_EQ(loaded.status().message(), "owned loads m");
 }
 
-// A backend of the test tree, registered through its one registration line.
-TEST_F(BackendRegistryTest, BuiltinBackendsIncludeTheTestTreesWhenEnabled) {
-  ASSERT_TRUE(RegisterBuiltinBackends(registry_).ok());
+// The test tree's backends, registered by the functions their one
+// mmserve_backend() line makes the build call: hidden until enabled.
+TEST_F(BackendRegistryTest, TestTreeBackendsAreHiddenUntilEnabled) {
+  ASSERT_TRUE(RegisterIdentityBackend(registry_).ok());
+  ASSERT_TRUE(RegisterChaosBackend(registry_).ok());
   EXPECT_FALSE(registry_.Find("mmserve_test_identity").ok());
-  if (!registry_.EnableTestBackends().ok()) GTEST_SKIP() << "built without test backends";
+  EXPECT_FALSE(registry_.Find("mmserve_chaos").ok());
+  auto enabled = registry_.EnableTestBackends();
+  ASSERT_TRUE(enabled.ok()) << enabled.status().message();
   auto identity = registry_.Resolve(Model("mmserve_test_identity", "mmserve_test_copy"));
   ASSERT_TRUE(identity.ok()) << identity.status().message();
   ASSERT_TRUE(identity->registration->auto_complete);
   EXPECT_TRUE(registry_.Find("mmserve_chaos").ok());
+}
+
+// The generated RegisterBuiltinBackends holds the test tree's backends
+// exactly when the build says so (MMSERVE_TEST_BACKENDS).
+TEST_F(BackendRegistryTest, BuiltinBackendsHoldTheTestTreesAsTheBuildSays) {
+  ASSERT_TRUE(RegisterBuiltinBackends(registry_).ok());
+  EXPECT_FALSE(registry_.Find("mmserve_test_identity").ok());
+  auto enabled = registry_.EnableTestBackends();
+#if MMSERVE_TEST_BACKENDS_BUILTIN
+  ASSERT_TRUE(enabled.ok()) << enabled.status().message();
+  EXPECT_TRUE(registry_.Find("mmserve_test_identity").ok());
+  EXPECT_TRUE(registry_.Find("mmserve_chaos").ok());
+#else
+  EXPECT_EQ(enabled.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(enabled.status().message(), HasSubstr("-DMMSERVE_TEST_BACKENDS=ON"));
+#endif
 }
 
 TEST(IdentityBackendTest, CompletesOutputsFromInputsAndNeedsAConfig) {
