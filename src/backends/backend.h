@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,19 @@ class ModelInstance {
   // or all when none are requested). Output tensors may point into backend
   // memory kept alive by Tensor::owner.
   virtual Status Execute(const InferRequest& request, InferResponse& response) = 0;
+
+  // For a model whose LoadedModel::batch_as_list is set: executes a batch
+  // given as its requests, unmerged (Triton's Python backend hands
+  // `execute` the list of queued requests). The three spans have the same
+  // size, at least 1; the call fills responses[i] for each request it
+  // answers and sets results[i] (OK, or that request's own error). A non-OK
+  // return fails every request of the batch (results are then ignored).
+  // The default runs Execute on each request in turn.
+  virtual Status ExecuteList(std::span<const InferRequest* const> requests,
+                             std::span<InferResponse* const> responses, std::span<Status> results) {
+    for (size_t i = 0; i < requests.size(); ++i) results[i] = Execute(*requests[i], *responses[i]);
+    return OkStatus();
+  }
 };
 
 struct LoadedModel {
@@ -51,6 +65,10 @@ struct LoadedModel {
   // (loops, data-dependent shapes). A transport thread stuck in one execution
   // stalls every connection it serves.
   bool inline_safe = false;
+  // Whether a dynamic batch reaches the instances as a list of requests
+  // (ModelInstance::ExecuteList) rather than merged into one request along
+  // dim 0 (Execute). The scheduler forms batches the same way either way.
+  bool batch_as_list = false;
 };
 
 struct LoadSpec {

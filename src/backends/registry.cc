@@ -36,8 +36,9 @@ bool InAVersionFolder(const ModelSource& source, const std::string& file) {
 
 }  // namespace
 
-std::function<StatusOr<std::unique_ptr<Backend>>()> BorrowBackend(Backend* backend) {
-  return [backend]() -> StatusOr<std::unique_ptr<Backend>> {
+std::function<StatusOr<std::unique_ptr<Backend>>(const BackendSettings&)> BorrowBackend(
+    Backend* backend) {
+  return [backend](const BackendSettings&) -> StatusOr<std::unique_ptr<Backend>> {
     return std::unique_ptr<Backend>(new BorrowedBackend(backend));
   };
 }
@@ -70,6 +71,16 @@ Status BackendRegistry::Register(BackendRegistration registration) {
     by_platform_.emplace(platform, entry.get());
   }
   entries_.push_back(std::move(entry));
+  return OkStatus();
+}
+
+Status BackendRegistry::Configure(std::string_view backend, BackendSettings settings) {
+  auto it = by_name_.find(backend);
+  if (it == by_name_.end()) {
+    return InvalidArgument("backend settings for " + Quoted(backend) +
+                           ", a backend this server does not have; its backends: " + Available());
+  }
+  it->second->settings = std::move(settings);
   return OkStatus();
 }
 
@@ -221,7 +232,7 @@ StatusOr<ResolvedBackend> BackendRegistry::Ready(Entry& entry) {
   const BackendRegistration& r = entry.registration;
   MutexLock lock(entry.mu);
   if (entry.backend == nullptr) {
-    auto created = r.create();
+    auto created = r.create(entry.settings);
     if (!created.ok()) return created.status().WithContext("backend " + Quoted(r.name));
     if (*created == nullptr) return Internal("backend " + Quoted(r.name) + ": created nothing");
     entry.backend = std::move(*created);

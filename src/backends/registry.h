@@ -53,6 +53,11 @@
 
 namespace mm {
 
+// A backend's settings: Triton's --backend-config=<backend>,<key>=<value>,
+// given to the backend's factory. Each backend documents its keys and refuses
+// (in its factory) a key it does not know or a value it cannot use.
+using BackendSettings = std::map<std::string, std::string, std::less<>>;
+
 struct BackendRegistration {
   // Triton's `backend` name, unique in the registry ("onnxruntime").
   std::string name;
@@ -63,15 +68,22 @@ struct BackendRegistration {
   // config names neither backend nor platform ("model.onnx"). Empty: the
   // backend needs no file, and a config must name it.
   std::string default_model_file;
-  // Creates the backend; called once, when it is first needed. An error
-  // (the runtime cannot start) is returned to whoever needed it and the next
-  // use tries again.
-  std::function<StatusOr<std::unique_ptr<Backend>>()> create;
+  // Creates the backend with its settings (Configure; empty when none were
+  // given); called once, when it is first needed. An error (the runtime
+  // cannot start, a bad setting) is returned to whoever needed it and the
+  // next use tries again.
+  std::function<StatusOr<std::unique_ptr<Backend>>(const BackendSettings&)> create;
   // Optional: completes a config from the model's files without loading it
   // (Triton's auto-complete), for callers that need a model's config before
   // or without a load. Empty: the backend completes the config in Load
   // (backend.h, contract 2), which every backend must do in any case.
   std::function<StatusOr<inference::ModelConfig>(const LoadSpec& spec)> auto_complete;
+  // Whether the backend runs models only in worker processes (Python: an
+  // interpreter per model, whose crash, leak or hang must stay in its
+  // process). The server then loads every model of this backend through
+  // process isolation, whatever mmserve.isolation says, and refuses the load
+  // when it has no worker command.
+  bool process_only = false;
   // A test-only backend (tests/backends/): hidden until EnableTestBackends.
   bool test_only = false;
   // For a test backend: what it does that no production backend may, for the
@@ -90,7 +102,8 @@ struct ResolvedBackend {
 
 // Wraps a backend owned elsewhere (a test's, one shared by two registries)
 // for BackendRegistration::create. `backend` must outlive what is created.
-std::function<StatusOr<std::unique_ptr<Backend>>()> BorrowBackend(Backend* backend);
+std::function<StatusOr<std::unique_ptr<Backend>>(const BackendSettings&)> BorrowBackend(
+    Backend* backend);
 
 class BackendRegistry {
  public:
@@ -102,6 +115,11 @@ class BackendRegistry {
   // factory, or a name or platform is already taken (by any backend, as a
   // name or as a platform: a name means one backend).
   Status Register(BackendRegistration registration);
+
+  // Sets the settings `backend` (a backend name) is created with, replacing
+  // any given before; before the backend is first used. INVALID_ARGUMENT for
+  // a name no backend has (listing those there are).
+  Status Configure(std::string_view backend, BackendSettings settings);
 
   // Makes the test backends visible. Returns their summaries for the server's
   // warning ("platform 'mmserve_chaos' crashes ..."); FAILED_PRECONDITION when
@@ -133,7 +151,8 @@ class BackendRegistry {
   struct Entry {
     explicit Entry(BackendRegistration r) : registration(std::move(r)) {}
     const BackendRegistration registration;
-    Mutex mu;  // held while the backend is created
+    BackendSettings settings;  // set by Configure, before any use
+    Mutex mu;                  // held while the backend is created
     std::unique_ptr<Backend> backend MM_GUARDED_BY(mu);
   };
 

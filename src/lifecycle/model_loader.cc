@@ -44,11 +44,18 @@ StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& 
   MM_ASSIGN_OR_RETURN(ResolvedBackend resolved, options_.backends->Resolve(source));
   BackendChoice choice;
   choice.platform = resolved.platform;
-  if (UsesProcess(source.config) && options_.process_backend == nullptr) {
+  const bool process_only = resolved.registration->process_only;
+  const bool uses_process = process_only || UsesProcess(source.config);
+  if (uses_process && options_.process_backend == nullptr) {
+    if (process_only) {
+      return InvalidArgument("backend '" + resolved.registration->name +
+                             "' runs models only in worker processes, and this server has no "
+                             "worker command");
+    }
     return InvalidArgument(
         "mmserve.isolation PROCESS is not available in this server (no worker command)");
   }
-  choice.backend = UsesProcess(source.config) ? options_.process_backend : resolved.backend;
+  choice.backend = uses_process ? options_.process_backend : resolved.backend;
   return choice;
 }
 

@@ -622,10 +622,11 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
 }
 
 Status RegisterOnnxRuntimeBackend(BackendRegistry& registry) {
-  return registry.Register({.name = std::string(kBackendName),
-                            .platforms = {std::string(kPlatform)},
-                            .default_model_file = std::string(kDefaultModelFile),
-                            .create = [] { return OnnxRuntimeBackend::Create({}); }});
+  return registry.Register(
+      {.name = std::string(kBackendName),
+       .platforms = {std::string(kPlatform)},
+       .default_model_file = std::string(kDefaultModelFile),
+       .create = [](const BackendSettings&) { return OnnxRuntimeBackend::Create({}); }});
 }
 
 }  // namespace mm

@@ -128,14 +128,16 @@ StatusOr<std::unique_ptr<LoadedModel>> ChaosBackend::Load(const LoadSpec& spec) 
 }
 
 Status RegisterChaosBackend(BackendRegistry& registry) {
-  return registry.Register(
-      {.name = ChaosBackend::kPlatform,
-       .platforms = {ChaosBackend::kPlatform},
-       .create =
-           [] { return StatusOr<std::unique_ptr<Backend>>(std::make_unique<ChaosBackend>()); },
-       .test_only = true,
-       .summary = std::string("platform '") + ChaosBackend::kPlatform +
-                  "' crashes, leaks and hangs on command"});
+  return registry.Register({.name = ChaosBackend::kPlatform,
+                            .platforms = {ChaosBackend::kPlatform},
+                            .create =
+                                [](const BackendSettings&) {
+                                  return StatusOr<std::unique_ptr<Backend>>(
+                                      std::make_unique<ChaosBackend>());
+                                },
+                            .test_only = true,
+                            .summary = std::string("platform '") + ChaosBackend::kPlatform +
+                                       "' crashes, leaks and hangs on command"});
 }
 
 }  // namespace mm

@@ -129,7 +129,9 @@ Status RegisterIdentityBackend(BackendRegistry& registry) {
       {.name = kName,
        .platforms = {kPlatform},
        .create =
-           [] { return StatusOr<std::unique_ptr<Backend>>(std::make_unique<IdentityBackend>()); },
+           [](const BackendSettings&) {
+             return StatusOr<std::unique_ptr<Backend>>(std::make_unique<IdentityBackend>());
+           },
        .auto_complete = CompleteIdentityConfig,
        .test_only = true,
        .summary = std::string("backend '") + kName + "' copies its inputs to its outputs"});

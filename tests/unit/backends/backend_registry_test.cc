@@ -55,7 +55,7 @@ class BackendRegistryTest : public ::testing::Test {
     r.name = name;
     r.platforms = std::move(platforms);
     r.default_model_file = std::move(file);
-    r.create = [this, name]() -> StatusOr<std::unique_ptr<Backend>> {
+    r.create = [this, name](const BackendSettings&) -> StatusOr<std::unique_ptr<Backend>> {
       ++created_;
       return std::unique_ptr<Backend>(new FakeBackend(name));
     };
@@ -261,7 +261,7 @@ TEST_F(BackendRegistryTest, FindTakesABackendOrAPlatformName) {
 TEST_F(BackendRegistryTest, ABackendIsCreatedOnceAndAFailedCreationIsRetried) {
   int calls = 0;
   BackendRegistration flaky = Fake("flaky", {});
-  flaky.create = [&calls]() -> StatusOr<std::unique_ptr<Backend>> {
+  flaky.create = [&calls](const BackendSettings&) -> StatusOr<std::unique_ptr<Backend>> {
     if (++calls == 1) return Internal("runtime not ready");
     return std::unique_ptr<Backend>(new FakeBackend("flaky"));
   };
