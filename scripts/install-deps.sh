@@ -29,6 +29,7 @@ DEB_PACKAGES=(
   nginx-light wrk libonnx-testdata
   python3-venv libb64-0d libssl-dev libyaml-cpp-dev
   prometheus-cpp-dev prometheus
+  libarchive-dev
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
