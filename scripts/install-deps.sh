@@ -30,6 +30,7 @@ DEB_PACKAGES=(
   python3-venv libb64-0d libssl-dev libyaml-cpp-dev
   pybind11-dev python3-dev python3-numpy
   prometheus-cpp-dev prometheus
+  libarchive-dev
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
 #include <vector>
 
 #include "python_env.h"
@@ -16,17 +15,10 @@ namespace {
 
 constexpr std::string_view kKnownSettings = "env, env-cache-dir";
 
-std::filesystem::path DefaultCacheDir() {
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home != nullptr && *home != '\0' ? home : "/tmp") / ".cache" /
-         "mmserve" / "python-envs";
-}
-
 // The environment's site-packages folders, to put first on sys.path.
 StatusOr<std::vector<std::filesystem::path>> SitePackages(const LoadSpec& spec,
                                                           const PythonBackend::Options& options,
                                                           const std::string& label) {
-#ifdef MMSERVE_HAVE_PYTHON_ENV
   PythonEnvOptions env_options;
   env_options.default_env = options.default_env;
   env_options.cache_dir = options.cache_dir;
@@ -35,25 +27,13 @@ StatusOr<std::vector<std::filesystem::path>> SitePackages(const LoadSpec& spec,
   if (!env.ok()) return env.status().WithContext(label);
   spdlog::info("{}: Python environment: {}", label, env->description);
   return env->site_packages;
-#else
-  // This build has no environment support (python_env.cc): the embedded
-  // Python's own packages only.
-  const bool asks =
-      !options.default_env.empty() || spec.config.parameters().contains("EXECUTION_ENV_PATH");
-  if (asks) {
-    return Unimplemented(label +
-                         ": Python environments (EXECUTION_ENV_PATH, --python-env) are not "
-                         "supported by this build");
-  }
-  return std::vector<std::filesystem::path>{};
-#endif
 }
 
 }  // namespace
 
 StatusOr<std::unique_ptr<Backend>> PythonBackend::Create(const BackendSettings& settings) {
   Options options;
-  options.cache_dir = DefaultCacheDir();
+  options.cache_dir = DefaultPythonEnvCacheDir();
   for (const auto& [key, value] : settings) {
     if (key == "env") {
       options.default_env = value;

@@ -342,9 +342,27 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     state->object_dtype = numpy.attr("object_");
     state->view_base = py::capsule(state.get(), "mmserve input view");
 
+    // The environment's site-packages as site directories (their .pth files
+    // apply), moved in front of the interpreter's own.
     py::list path = py::module_::import("sys").attr("path");
-    for (auto it = site_packages.rbegin(); it != site_packages.rend(); ++it) {
-      path.attr("insert")(0, it->string());
+    if (!site_packages.empty()) {
+      py::list before = py::module_::import("builtins").attr("list")(path);
+      py::object addsitedir = py::module_::import("site").attr("addsitedir");
+      for (const auto& dir : site_packages) addsitedir(dir.string());
+      py::list added;
+      for (const auto& entry : path) {
+        if (!before.contains(entry)) added.append(entry);
+      }
+      for (const auto& dir : site_packages) {
+        if (!added.contains(py::str(dir.string()))) added.append(py::str(dir.string()));
+      }
+      py::list rest;
+      for (const auto& entry : before) {
+        if (!added.contains(entry)) rest.append(entry);
+      }
+      path.attr("clear")();
+      for (const auto& entry : added) path.append(entry);
+      for (const auto& entry : rest) path.append(entry);
     }
     const py::str version_dir(spec.version_dir.string());
     if (!path.contains(version_dir)) path.append(version_dir);
