@@ -386,6 +386,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     if (config.backend().empty()) config.set_backend("python");
     if (config.instance_group_size() == 0) config.add_instance_group()->set_count(1);
     MM_RETURN_IF_ERROR(ValidateModelConfig(config).WithContext(state->label));
+    if (config.model_transaction_policy().decoupled()) {
+      return Unimplemented(state->label +
+                           ": decoupled models (model_transaction_policy { decoupled: true }) "
+                           "are not supported by this server yet");
+    }
     state->config = config;
 
     const std::string config_json = ModelConfigToJson(config);
