@@ -97,26 +97,9 @@ Status Start() {
                     std::string(EmbeddedPythonVersion()) + ": " +
                     (status.err_msg != nullptr ? status.err_msg : "unknown error"));
   }
-  Status result = OkStatus();
-  try {
-    py::module_ types = py::module_::import("types");
-    py::module_ sys = py::module_::import("sys");
-    py::object module = types.attr("ModuleType")("triton_python_backend_utils");
-    module.attr("__file__") = "<mmserve built-in>/triton_python_backend_utils.py";
-    py::object code = py::module_::import("builtins")
-                          .attr("compile")(py::str(kPbUtilsSource.data(), kPbUtilsSource.size()),
-                                           module.attr("__file__"), "exec");
-    // Registered before it runs, as an import would: its own imports see it.
-    sys.attr("modules")["triton_python_backend_utils"] = module;
-    py::module_::import("builtins").attr("exec")(code, module.attr("__dict__"));
-  } catch (const py::error_already_set& e) {
-    result = Internal(std::string("cannot install triton_python_backend_utils in the embedded "
-                                  "Python (is numpy installed for it?): ") +
-                      e.what());
-  }
   // From now on the GIL is taken only while Python runs.
   PyEval_SaveThread();
-  return result;
+  return OkStatus();
 }
 
 }  // namespace
@@ -129,6 +112,28 @@ Status StartPythonInterpreter() {
 void SetPythonLogModel(std::string_view model_name) {
   MutexLock lock(log_model_mu);
   LogModel().assign(model_name);
+}
+
+Status InstallPbUtils() {
+  constexpr const char* kName = "triton_python_backend_utils";
+  py::dict modules = py::module_::import("sys").attr("modules");
+  if (modules.contains(kName)) return OkStatus();
+  try {
+    py::module_ builtins = py::module_::import("builtins");
+    py::object module = py::module_::import("types").attr("ModuleType")(kName);
+    module.attr("__file__") = "<mmserve built-in>/triton_python_backend_utils.py";
+    py::object code = builtins.attr("compile")(
+        py::str(kPbUtilsSource.data(), kPbUtilsSource.size()), module.attr("__file__"), "exec");
+    // Registered before it runs, as an import would: its own imports see it.
+    modules[kName] = module;
+    builtins.attr("exec")(code, module.attr("__dict__"));
+    return OkStatus();
+  } catch (const py::error_already_set& e) {
+    if (modules.contains(kName)) PyDict_DelItemString(modules.ptr(), kName);
+    return Internal(std::string("cannot install triton_python_backend_utils in the embedded "
+                                "Python (is numpy installed for it?): ") +
+                    e.what());
+  }
 }
 
 std::string_view EmbeddedPythonVersion() { return MMSERVE_PYTHON_VERSION; }

@@ -11,6 +11,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "python_interpreter.h"
 #include "repository/model_config.h"
 
 namespace py = pybind11;
@@ -21,23 +22,27 @@ namespace {
 
 // The parts of the pb_utils module and of the model's config every instance
 // of a model uses. Holds Python objects: destroyed with the GIL held.
+constexpr int kDataTypes = static_cast<int>(DataType::kBf16) + 1;
+
 struct ModelState {
   std::string label;  // "model 'm' version 1"
   inference::ModelConfig config;
-  py::object make_request;  // pb_utils.InferenceRequest._mmserve_make
-  py::object wrap_tensor;   // pb_utils.Tensor._mmserve_wrap
-  py::object collect;       // pb_utils._mmserve_collect
-  py::object describe;      // pb_utils._mmserve_describe
-  py::object specs;         // pb_utils._mmserve_output_specs(config)
-  py::object output_names;  // the config's output names (a list)
-  py::object numpy_array;   // numpy.array
-  py::object object_dtype;  // numpy.object_
-  py::object view_base;     // the base object of input views (owns nothing)
+  py::object make_request;        // pb_utils.InferenceRequest._mmserve_make
+  py::object wrap_tensor;         // pb_utils.Tensor._mmserve_wrap
+  py::object collect;             // pb_utils._mmserve_collect
+  py::object describe;            // pb_utils._mmserve_describe
+  py::object specs;               // pb_utils._mmserve_output_specs(config)
+  py::object output_names;        // the config's output names (a list)
+  py::object numpy_array;         // numpy.array
+  py::object object_dtype;        // numpy.object_
+  py::object view_base;           // the base object of input views (owns nothing)
+  py::object dtypes[kDataTypes];  // numpy dtypes by DataType (none for BF16)
 
   ~ModelState() {
     py::gil_scoped_acquire gil;
     make_request = wrap_tensor = collect = describe = specs = output_names = numpy_array =
         object_dtype = view_base = py::object();
+    for (auto& dtype : dtypes) dtype = py::object();
   }
 };
 
@@ -61,51 +66,36 @@ std::string Describe(py::error_already_set& e, const py::object& describe, const
   return summary;
 }
 
-StatusOr<py::dtype> NumpyType(DataType type, const std::string& name) {
-  const char* numpy = nullptr;
+// numpy's name for a data type; null for those numpy has none for (BF16).
+const char* NumpyName(DataType type) {
   switch (type) {
     case DataType::kBool:
-      numpy = "bool";
-      break;
+      return "bool";
     case DataType::kUint8:
-      numpy = "uint8";
-      break;
+      return "uint8";
     case DataType::kUint16:
-      numpy = "uint16";
-      break;
+      return "uint16";
     case DataType::kUint32:
-      numpy = "uint32";
-      break;
+      return "uint32";
     case DataType::kUint64:
-      numpy = "uint64";
-      break;
+      return "uint64";
     case DataType::kInt8:
-      numpy = "int8";
-      break;
+      return "int8";
     case DataType::kInt16:
-      numpy = "int16";
-      break;
+      return "int16";
     case DataType::kInt32:
-      numpy = "int32";
-      break;
+      return "int32";
     case DataType::kInt64:
-      numpy = "int64";
-      break;
+      return "int64";
     case DataType::kFp16:
-      numpy = "float16";
-      break;
+      return "float16";
     case DataType::kFp32:
-      numpy = "float32";
-      break;
+      return "float32";
     case DataType::kFp64:
-      numpy = "float64";
-      break;
+      return "float64";
     default:
-      return InvalidArgument("input '" + name + "' has data type " +
-                             std::string(DataTypeName(type)) +
-                             ", which numpy (and so the Python backend) cannot represent");
+      return nullptr;
   }
-  return py::dtype(numpy);
 }
 
 // Keeps a Python object alive for a response tensor; released with the GIL.
@@ -234,7 +224,13 @@ class PythonInstance final : public ModelInstance {
         }
         array = s.numpy_array(items, s.object_dtype).attr("reshape")(py::cast(shape));
       } else {
-        MM_ASSIGN_OR_RETURN(py::dtype dtype, NumpyType(t.dtype, t.name));
+        const int type = static_cast<int>(t.dtype);
+        if (type < 0 || type >= kDataTypes || !s.dtypes[type]) {
+          return InvalidArgument("input '" + t.name + "' has data type " +
+                                 std::string(DataTypeName(t.dtype)) +
+                                 ", which numpy (and so the Python backend) cannot represent");
+        }
+        const py::dtype dtype = py::reinterpret_borrow<py::dtype>(s.dtypes[type]);
         // A view of the request's bytes: no copy (in a worker, the shared
         // memory region the server wrote the batch into).
         void* data = const_cast<std::byte*>(t.data.data());
@@ -331,17 +327,6 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
 
   py::gil_scoped_acquire gil;
   try {
-    py::module_ pb = py::module_::import("triton_python_backend_utils");
-    py::module_ json = py::module_::import("json");
-    py::module_ numpy = py::module_::import("numpy");
-    state->describe = pb.attr("_mmserve_describe");
-    state->make_request = pb.attr("InferenceRequest").attr("_mmserve_make");
-    state->wrap_tensor = pb.attr("Tensor").attr("_mmserve_wrap");
-    state->collect = pb.attr("_mmserve_collect");
-    state->numpy_array = numpy.attr("array");
-    state->object_dtype = numpy.attr("object_");
-    state->view_base = py::capsule(state.get(), "mmserve input view");
-
     // The environment's site-packages as site directories (their .pth files
     // apply), moved in front of the interpreter's own.
     py::list path = py::module_::import("sys").attr("path");
@@ -366,6 +351,23 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     }
     const py::str version_dir(spec.version_dir.string());
     if (!path.contains(version_dir)) path.append(version_dir);
+
+    MM_RETURN_IF_ERROR(InstallPbUtils().WithContext(state->label));
+    py::module_ pb = py::module_::import("triton_python_backend_utils");
+    py::module_ json = py::module_::import("json");
+    py::module_ numpy = py::module_::import("numpy");
+    state->describe = pb.attr("_mmserve_describe");
+    state->make_request = pb.attr("InferenceRequest").attr("_mmserve_make");
+    state->wrap_tensor = pb.attr("Tensor").attr("_mmserve_wrap");
+    state->collect = pb.attr("_mmserve_collect");
+    state->numpy_array = numpy.attr("array");
+    state->object_dtype = numpy.attr("object_");
+    state->view_base = py::capsule(state.get(), "mmserve input view");
+    for (int type = 0; type < kDataTypes; ++type) {
+      if (const char* name = NumpyName(static_cast<DataType>(type))) {
+        state->dtypes[type] = py::dtype(name);
+      }
+    }
 
     py::object cls;
     try {
