@@ -492,3 +492,44 @@ def test_dlpack_round_trip(tmp_path):
         assert "decoupled models" in str(e.value) and "not supported" in str(e.value), e.value
     finally:
         assert s.stop() == 0, s.text()[-3000:]
+
+
+PROBE_MODEL = """
+import sys
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+import mmserve_probe  # from the environment's site-packages
+import from_pth       # from a folder the environment's .pth file adds
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        first = sys.path.index(mmserve_probe.SITE)
+        answer = "%s %s %d" % (mmserve_probe.VALUE, from_pth.VALUE, first)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "OUT", np.array([answer.encode()], dtype=np.object_))]) for _ in requests]
+"""
+
+
+def test_the_environment_comes_first_on_sys_path(tmp_path):
+    env = tmp_path / "venv"
+    site = env / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.2\n")
+    (site / "mmserve_probe.py").write_text(
+        f"SITE = {str(site)!r}\nVALUE = 'probe-from-env'\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "from_pth.py").write_text("VALUE = 'pth-applied'\n")
+    (site / "extra.pth").write_text(str(extra) + "\n")
+    repo = tmp_path / "repo"
+    write_model(repo, "probe", PROBE_MODEL, ARGS_CONFIG.replace("args_model", "probe"))
+    s = Server([repo], "--python-env", env).start()
+    try:
+        inp = httpclient.InferInput("IN", [3], "INT64")
+        inp.set_data_from_numpy(np.zeros(3, dtype=np.int64))
+        out = http(s).infer("probe", [inp]).as_numpy("OUT")[0].decode()
+        assert out == "probe-from-env pth-applied 0", out
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
