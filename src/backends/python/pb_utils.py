@@ -587,8 +587,10 @@ class ModelConfig:
 def _mmserve_describe(exc):
     """(summary, full): the exception's type and message with its last three
     frames, and the whole traceback."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    frames = "; ".join("%s:%d in %s" % (f.filename, f.lineno, f.name) for f in tb[-3:])
+    tb = [f for f in traceback.extract_tb(exc.__traceback__)
+          if not f.filename.startswith("<frozen importlib")]
+    frames = "; ".join("%s:%d in %s" % (f.filename.rsplit("/", 1)[-1], f.lineno, f.name)
+                       for f in tb[-3:])
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     summary = head if not frames else "%s (at %s)" % (head, frames)
     full = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()

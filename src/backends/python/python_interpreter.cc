@@ -126,6 +126,11 @@ Status InstallPbUtils() {
         py::str(kPbUtilsSource.data(), kPbUtilsSource.size()), module.attr("__file__"), "exec");
     // Registered before it runs, as an import would: its own imports see it.
     modules[kName] = module;
+    // Tracebacks through it show its source lines, as for a file.
+    py::str source(kPbUtilsSource.data(), kPbUtilsSource.size());
+    py::module_::import("linecache").attr("cache")[module.attr("__file__")] =
+        py::make_tuple(kPbUtilsSource.size(), py::none(), source.attr("splitlines")(true),
+                       module.attr("__file__"));
     builtins.attr("exec")(code, module.attr("__dict__"));
     return OkStatus();
   } catch (const py::error_already_set& e) {
