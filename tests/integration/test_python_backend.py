@@ -175,6 +175,8 @@ class TritonPythonModel:
             return None
         if mode == 10:
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError("plain error"))]
+        if mode == 11:
+            return None
         return [good]
 """
 
@@ -392,6 +394,7 @@ def test_per_request_errors_and_the_instance_keeps_serving(server, module, clien
         7: ["TritonModelException", "model-raised-this"],
         8: ["BLS calls", "not supported by this server yet"],
         10: ["plain error"],
+        11: ["execute returned None and sent no response for this request"],
     }
     for mode, needles in cases.items():
         message, status = error_of(server, mode, module, client)

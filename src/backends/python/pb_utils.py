@@ -638,18 +638,16 @@ def _check_output(tensor, spec):
     return (name, actual_type, shape, np.ascontiguousarray(array)), None
 
 
+_NO_RESPONSE = object()
+
+
 def _mmserve_collect(responses, requests, specs):
     """Checks what execute returned against its requests and the config. For
     each request: (None, [(name, type, shape, ndarray or serialized bytes)...]) or
     (TritonError code, message)."""
     if responses is None:
-        responses = [r._sent for r in requests]
-        if any(r is None for r in responses):
-            missing = sum(1 for r in responses if r is None)
-            return [(TritonError.INTERNAL,
-                     "execute returned None and sent no response for %d of its %d requests; "
-                     "expected a list with one InferenceResponse per request" %
-                     (missing, len(requests)))] * len(requests)
+        # Each request answered through its response sender, or not at all.
+        responses = [r._sent if r._sent is not None else _NO_RESPONSE for r in requests]
     if not isinstance(responses, (list, tuple)):
         return [(TritonError.INTERNAL,
                  "execute returned %s; expected a list with one InferenceResponse per request" %
@@ -660,6 +658,12 @@ def _mmserve_collect(responses, requests, specs):
                  "per request" % (len(responses), len(requests)))] * len(requests)
     results = []
     for response, request in zip(responses, requests):
+        if response is _NO_RESPONSE:
+            results.append((TritonError.INTERNAL,
+                            "execute returned None and sent no response for this request; "
+                            "expected a list with one InferenceResponse per request, or one "
+                            "response sent through its response sender"))
+            continue
         if not isinstance(response, InferenceResponse):
             results.append((TritonError.INTERNAL,
                             "execute returned a %s where an InferenceResponse was expected" %
