@@ -183,3 +183,29 @@ def test_bad_backend_settings_stop_the_server(tmp_path, flag, expected):
     s.proc.wait(60)
     assert s.proc.returncode != 0
     assert expected in s.text(), s.text()[-3000:]
+
+
+NUMPY_MODEL = textwrap.dedent('''
+    import numpy as np
+    import triton_python_backend_utils as pb_utils
+
+
+    class TritonPythonModel:
+        def execute(self, requests):
+            version = np.array([np.__version__.encode()], dtype=np.object_)
+            return [pb_utils.InferenceResponse(
+                output_tensors=[pb_utils.Tensor("VERSION", version)]) for _ in requests]
+''')
+
+
+def test_the_environments_numpy_is_the_one_models_and_pb_utils_use(tmp_path):
+    """Packages in an environment are built against its numpy, so the
+    environment goes on sys.path before pb_utils imports numpy."""
+    repo = tmp_path / "repo"
+    add_model(repo, "numpy_version")
+    (repo / "numpy_version" / "1" / "model.py").write_text(NUMPY_MODEL)
+    s = Server([repo], "--python-env", sys.prefix).start()  # this test's own venv
+    try:
+        assert version_http(s, "numpy_version") == np.__version__
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]

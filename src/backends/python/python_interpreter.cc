@@ -79,11 +79,27 @@ Status Start(const std::vector<std::filesystem::path>& site_packages) {
     // The environment's packages come first, before anything imports numpy
     // (pb_utils does): a model's packages were built against its numpy, not
     // the system's. addsitedir applies their .pth files.
-    py::module_ site = py::module_::import("site");
+    // What addsitedir adds (the folders and their .pth entries) moves in
+    // front of the interpreter's own path.
     py::list path = sys.attr("path");
-    for (auto it = site_packages.rbegin(); it != site_packages.rend(); ++it) {
-      path.attr("insert")(0, it->string());
-      site.attr("addsitedir")(it->string());
+    if (!site_packages.empty()) {
+      py::list before = py::module_::import("builtins").attr("list")(path);
+      py::object addsitedir = py::module_::import("site").attr("addsitedir");
+      for (const auto& dir : site_packages) addsitedir(dir.string());
+      py::list added;
+      for (const auto& entry : path) {
+        if (!before.contains(entry)) added.append(entry);
+      }
+      for (const auto& dir : site_packages) {
+        if (!added.contains(py::str(dir.string()))) added.append(py::str(dir.string()));
+      }
+      py::list rest;
+      for (const auto& entry : before) {
+        if (!added.contains(entry)) rest.append(entry);
+      }
+      path.attr("clear")();
+      for (const auto& entry : added) path.append(entry);
+      for (const auto& entry : rest) path.append(entry);
     }
     py::object module = types.attr("ModuleType")("triton_python_backend_utils");
     module.attr("__file__") = "<mmserve built-in>/triton_python_backend_utils.py";
