@@ -177,6 +177,9 @@ class TritonPythonModel:
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError("plain error"))]
         if mode == 11:
             return None
+        if mode == 12:
+            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                "busy now", pb_utils.TritonError.UNAVAILABLE))]
         return [good]
 """
 
@@ -408,6 +411,11 @@ def test_per_request_errors_and_the_instance_keeps_serving(server, module, clien
     assert status in ("400", "StatusCode.INVALID_ARGUMENT"), status
     _, status = error_of(server, 10, module, client)
     assert status in ("500", "StatusCode.INTERNAL"), status
+    # A model's own UNAVAILABLE is that request's answer; its worker is fine.
+    message, status = error_of(server, 12, module, client)
+    assert status in ("503", "StatusCode.UNAVAILABLE") and "busy now" in message, (status, message)
+    np.testing.assert_array_equal(misbehave(server, 0, module, client).as_numpy("OUT"), [0, 5])
+    assert "worker" not in message
 
 
 def test_full_traceback_in_the_log(server):
