@@ -54,21 +54,10 @@ _TRITON_BY_CONFIG_NAME = {
 }
 _CONFIG_NAME_BY_TRITON = {v: k for k, v in _TRITON_BY_CONFIG_NAME.items()}
 
-TRITON_STRING_TO_NUMPY = {
-    "TYPE_BOOL": bool,
-    "TYPE_UINT8": np.uint8,
-    "TYPE_UINT16": np.uint16,
-    "TYPE_UINT32": np.uint32,
-    "TYPE_UINT64": np.uint64,
-    "TYPE_INT8": np.int8,
-    "TYPE_INT16": np.int16,
-    "TYPE_INT32": np.int32,
-    "TYPE_INT64": np.int64,
-    "TYPE_FP16": np.float16,
-    "TYPE_FP32": np.float32,
-    "TYPE_FP64": np.float64,
-    "TYPE_STRING": np.object_,
-}
+# Config data type -> numpy type, as Triton's module has it (TYPE_BOOL is bool).
+TRITON_STRING_TO_NUMPY = {name: (bool if number == 1 else _NUMPY_BY_TRITON[number])
+                          for name, number in _TRITON_BY_CONFIG_NAME.items()
+                          if number in _NUMPY_BY_TRITON}
 
 # Response flags (response_sender.send).
 TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
