@@ -544,3 +544,41 @@ def test_the_environment_comes_first_on_sys_path(tmp_path):
         assert out == "probe-from-env pth-applied 0", out
     finally:
         assert s.stop() == 0, s.text()[-3000:]
+
+
+VERSION_MODEL = """
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "OUT", np.array([np.__version__.encode()], dtype=np.object_))]) for _ in requests]
+"""
+
+
+def test_tensors_with_the_environments_numpy(tmp_path):
+    """The test's own virtual environment (numpy 2.x, not Debian's 1.24) as
+    --python-env: inputs and outputs, numeric and BYTES, pass the same."""
+    import sys
+    venv = Path(sys.prefix)
+    if not (venv / "pyvenv.cfg").exists() or sys.version_info[:2] != (3, 11):
+        pytest.skip("the tests do not run in a Python 3.11 virtual environment")
+    write_model(tmp_path, "add_sub", ADD_SUB, add_sub_config("add_sub"))
+    write_model(tmp_path, "bytes_model", BYTES_MODEL, BYTES_CONFIG)
+    write_model(tmp_path, "version", VERSION_MODEL, ARGS_CONFIG.replace("args_model", "version"))
+    s = Server([tmp_path], "--python-env", venv).start()
+    try:
+        c = http(s)
+        inp = httpclient.InferInput("IN", [3], "INT64")
+        inp.set_data_from_numpy(np.zeros(3, dtype=np.int64))
+        assert c.infer("version", [inp]).as_numpy("OUT")[0].decode() == np.__version__
+        a = np.array([1, 2, 3, 4], dtype=np.float32)
+        result = c.infer("add_sub", add_sub_inputs(httpclient, a, a))
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), a * 2)
+        text = httpclient.InferInput("TEXT", [2], "BYTES")
+        text.set_data_from_numpy(np.array([b"ab", b"c"], dtype=np.object_))
+        assert list(c.infer("bytes_model", [text]).as_numpy("UPPER")) == [b"AB", b"C"]
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]

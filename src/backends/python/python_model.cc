@@ -2,7 +2,6 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <pybind11/embed.h>
-#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 #include <spdlog/spdlog.h>
 
@@ -34,14 +33,14 @@ struct ModelState {
   py::object specs;               // pb_utils._mmserve_output_specs(config)
   py::object output_names;        // the config's output names (a list)
   py::object numpy_array;         // numpy.array
+  py::object numpy_frombuffer;    // numpy.frombuffer
   py::object object_dtype;        // numpy.object_
-  py::object view_base;           // the base object of input views (owns nothing)
   py::object dtypes[kDataTypes];  // numpy dtypes by DataType (none for BF16)
 
   ~ModelState() {
     py::gil_scoped_acquire gil;
     make_request = wrap_tensor = collect = describe = specs = output_names = numpy_array =
-        object_dtype = view_base = py::object();
+        numpy_frombuffer = object_dtype = py::object();
     for (auto& dtype : dtypes) dtype = py::object();
   }
 };
@@ -98,12 +97,27 @@ const char* NumpyName(DataType type) {
   }
 }
 
-// Keeps a Python object alive for a response tensor; released with the GIL.
-std::shared_ptr<const void> HoldPython(py::object object) {
-  return std::shared_ptr<py::object>(new py::object(std::move(object)), [](py::object* p) {
+// A response tensor's bytes: a buffer (Python's buffer protocol) of the
+// object the model's output became, released with the GIL. The buffer
+// protocol, not numpy's C structs, so that any numpy (the environment's 2.x
+// as Debian's 1.24) works.
+struct HeldBuffer {
+  Py_buffer view{};
+  ~HeldBuffer() {
     py::gil_scoped_acquire gil;
-    delete p;
-  });
+    PyBuffer_Release(&view);
+  }
+};
+
+// Points `t.data` into `object`'s bytes (C-contiguous) and keeps them alive.
+void TakeBuffer(const py::object& object, Tensor& t) {
+  auto held = std::make_shared<HeldBuffer>();
+  if (PyObject_GetBuffer(object.ptr(), &held->view, PyBUF_C_CONTIGUOUS) != 0) {
+    held->view.obj = nullptr;  // nothing to release
+    throw py::error_already_set();
+  }
+  t.data = {static_cast<const std::byte*>(held->view.buf), static_cast<size_t>(held->view.len)};
+  t.owner = std::move(held);
 }
 
 Status FromTritonErrorCode(int code, std::string message) {
@@ -230,12 +244,13 @@ class PythonInstance final : public ModelInstance {
                                  std::string(DataTypeName(t.dtype)) +
                                  ", which numpy (and so the Python backend) cannot represent");
         }
-        const py::dtype dtype = py::reinterpret_borrow<py::dtype>(s.dtypes[type]);
         // A view of the request's bytes: no copy (in a worker, the shared
         // memory region the server wrote the batch into).
-        void* data = const_cast<std::byte*>(t.data.data());
-        array =
-            t.data.empty() ? py::array(dtype, shape) : py::array(dtype, shape, data, s.view_base);
+        py::object memory = py::reinterpret_steal<py::object>(
+            PyMemoryView_FromMemory(reinterpret_cast<char*>(const_cast<std::byte*>(t.data.data())),
+                                    static_cast<Py_ssize_t>(t.data.size()), PyBUF_WRITE));
+        if (!memory) throw py::error_already_set();
+        array = s.numpy_frombuffer(memory, s.dtypes[type]).attr("reshape")(py::cast(shape));
       }
       inputs[i] = s.wrap_tensor(t.name, std::move(array), static_cast<int>(t.dtype));
     }
@@ -264,17 +279,7 @@ class PythonInstance final : public ModelInstance {
       t.name = item[0].cast<std::string>();
       t.dtype = static_cast<DataType>(item[1].cast<int>());
       t.shape = item[2].cast<std::vector<int64_t>>();
-      py::object data = item[3];
-      if (t.dtype == DataType::kBytes) {
-        char* bytes = nullptr;
-        Py_ssize_t size = 0;
-        if (PyBytes_AsStringAndSize(data.ptr(), &bytes, &size) != 0) throw py::error_already_set();
-        t.data = {reinterpret_cast<const std::byte*>(bytes), static_cast<size_t>(size)};
-      } else {
-        py::array array = py::reinterpret_borrow<py::array>(data);
-        t.data = {static_cast<const std::byte*>(array.data()), static_cast<size_t>(array.nbytes())};
-      }
-      t.owner = HoldPython(std::move(data));
+      TakeBuffer(item[3], t);
     }
     return OkStatus();
   }
@@ -362,10 +367,10 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     state->collect = pb.attr("_mmserve_collect");
     state->numpy_array = numpy.attr("array");
     state->object_dtype = numpy.attr("object_");
-    state->view_base = py::capsule(state.get(), "mmserve input view");
+    state->numpy_frombuffer = numpy.attr("frombuffer");
     for (int type = 0; type < kDataTypes; ++type) {
       if (const char* name = NumpyName(static_cast<DataType>(type))) {
-        state->dtypes[type] = py::dtype(name);
+        state->dtypes[type] = numpy.attr("dtype")(name);
       }
     }
 
