@@ -28,7 +28,9 @@ DEB_PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nginx-light wrk libonnx-testdata
   python3-venv libb64-0d libssl-dev libyaml-cpp-dev
+  pybind11-dev python3-dev python3-numpy
   prometheus-cpp-dev prometheus
+  libarchive-dev
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

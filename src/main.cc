@@ -17,6 +17,7 @@
 #include <string_view>
 #include <thread>
 
+#include "backends/backend_flags.h"
 #include "backends/builtin_backends.h"
 #include "core/thread_annotations.h"
 #include "grpc/grpc_flags.h"
@@ -73,6 +74,8 @@ int WorkerMain(int argc, char** argv) {
   // Every built-in backend, test ones included: the server chose the model.
   mm::BackendRegistry backends;
   if (auto s = mm::RegisterBuiltinBackends(backends); !s.ok()) return Fail(s);
+  // The server's --backend-config and --python-env, as it handed them over.
+  if (auto s = mm::ConfigureBackendsFromEnvironment(backends); !s.ok()) return Fail(s);
   (void)backends.EnableTestBackends();
   return mm::RunWorker(mm::WorkerProcess::kWorkerSocketFd, backends);
 }
@@ -110,6 +113,7 @@ struct Flags {
   mm::ServiceFlags service;
   mm::HttpServer::Options http;  // also the server's limits and TLS, shared with gRPC
   mm::GrpcServer::Options grpc;
+  mm::BackendFlags backends;
   bool test_backends = false;
 };
 
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
   mm::AddObservabilityFlags(app, flags.observability);
   mm::AddIsolationFlags(app, flags.isolation);
   mm::AddTenancyFlags(app, flags.tenants_file);
+  mm::AddBackendFlags(app, flags.backends);
   app.add_flag("--enable-test-backends", flags.test_backends,
                "Offer the test-only backends of tests/backends: platform 'mmserve_chaos' "
                "(crashes, leaks and hangs on command; for process isolation tests) and "
@@ -159,6 +164,7 @@ int main(int argc, char** argv) {
   }
   mm::BackendRegistry backends;
   if (auto s = mm::RegisterBuiltinBackends(backends); !s.ok()) return Fail(s);
+  if (auto s = mm::ConfigureBackendsFromFlags(flags.backends, backends); !s.ok()) return Fail(s);
   if (flags.test_backends) {
     auto enabled = backends.EnableTestBackends();
     if (!enabled.ok()) return Fail(enabled.status().WithContext("--enable-test-backends"));

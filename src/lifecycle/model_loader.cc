@@ -33,6 +33,31 @@ ModelLoader::~ModelLoader() {
   relay_->table = nullptr;
 }
 
+namespace {
+
+// Parameters that choose code the model runs (a Python model's environment:
+// its packages, their .pth files) are the operator's, in config.pbtxt: a load
+// override (the repository API, a client) may repeat them, never change them.
+Status CheckOverrideParameters(const inference::ModelConfig& repository,
+                               const inference::ModelConfig& override_config) {
+  static constexpr std::string_view kGuarded[] = {"EXECUTION_ENV_PATH"};
+  for (std::string_view name : kGuarded) {
+    const std::string key(name);
+    auto was = repository.parameters().find(key);
+    auto now = override_config.parameters().find(key);
+    const bool had = was != repository.parameters().end();
+    const bool has = now != override_config.parameters().end();
+    if (!has || (had && was->second.string_value() == now->second.string_value())) continue;
+    return InvalidArgument("a load override cannot set parameter " + key +
+                           " (it chooses the code the model runs); set it in the repository's "
+                           "config.pbtxt" +
+                           (had ? ", which says '" + was->second.string_value() + "'" : ""));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 bool ModelLoader::UsesProcess(const inference::ModelConfig& config) const {
   const auto isolation = config.mmserve().isolation();
   return isolation == inference::MmserveOptions::PROCESS ||
@@ -94,10 +119,13 @@ Status ModelLoader::Load(const ModelKey& key) {
       // limits, footprint, pinning, tenant, weight).
       inference::MmserveOptions kept = source.config.mmserve();
       const bool keep = source.config.has_mmserve() && !entry.override_config->has_mmserve();
+      const inference::ModelConfig repository_config = source.config;
       source.config = *entry.override_config;
       if (keep) *source.config.mutable_mmserve() = std::move(kept);
       source.has_config = true;
       source.status = ValidateModelConfig(source.config);
+      if (source.status.ok())
+        source.status = CheckOverrideParameters(repository_config, source.config);
       // What the copy loaded from: the override, and the block it kept.
       override_hash =
           keep ? ((entry.override_hash * 1099511628211ULL) ^ source.config_fingerprint) | 1

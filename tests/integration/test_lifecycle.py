@@ -166,6 +166,27 @@ def test_load_with_a_config_override(explicit, repo):
         http.close()
 
 
+def test_a_load_override_cannot_choose_a_python_environment(explicit, repo):
+    """EXECUTION_ENV_PATH chooses code a model runs (its packages): only the
+    repository's config.pbtxt may set it, never a client's load override."""
+    http = httpclient.InferenceServerClient(explicit.url)
+    try:
+        config = {"platform": "onnxruntime_onnx",
+                  "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [4]}],
+                  "output": [{"name": "y", "data_type": "TYPE_FP32", "dims": [4]}],
+                  "parameters": {"EXECUTION_ENV_PATH": {"string_value": "/tmp/evil.tar.gz"}}}
+        with pytest.raises(InferenceServerException) as e:
+            http.load_model("a", config=json.dumps(config))
+        assert ("a load override cannot set parameter EXECUTION_ENV_PATH"
+                in e.value.message()), e.value.message()
+        # Other parameters are the client's to set.
+        config["parameters"] = {"anything": {"string_value": "x"}}
+        http.load_model("a", config=json.dumps(config))
+        assert infer(explicit, "a")[0] == 200
+    finally:
+        http.close()
+
+
 def test_on_demand_load_under_concurrency(repo):
     s = Server([repo], "--model-control-mode", "explicit").start()
     try:

@@ -12,6 +12,10 @@
 //  2. the server's default environment (--python-env PATH): a virtual
 //     environment's folder;
 //  3. none: the embedded interpreter's own packages.
+// A relative EXECUTION_ENV_PATH is taken from the model's folder. A load
+// override (the repository API's "config") cannot change EXECUTION_ENV_PATH:
+// it chooses code the model runs, so only the repository's config.pbtxt may
+// (the lifecycle refuses such an override).
 // An environment built for another Python (3.10 when the worker embeds 3.11)
 // is an error that names both versions.
 //
@@ -22,6 +26,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -31,7 +36,8 @@ namespace mm {
 
 struct PythonEnvironment {
   // Folders to put first on sys.path, in order (the environment's
-  // site-packages). Empty: the interpreter's own.
+  // site-packages), as site directories (site.addsitedir, so that their .pth
+  // files apply). Empty: the interpreter's own.
   std::vector<std::filesystem::path> site_packages;
   // The environment's root folder (the unpacked archive's, for an archive);
   // empty when there is none.
@@ -47,6 +53,14 @@ struct PythonEnvOptions {
   std::filesystem::path cache_dir;    // where archives are unpacked
   std::string embedded_version;       // "3.11": the interpreter the worker embeds
 };
+
+// `value` with every $$TRITON_MODEL_DIRECTORY replaced by `model_dir`.
+std::filesystem::path ExpandModelDirectory(std::string_view value,
+                                           const std::filesystem::path& model_dir);
+
+// The default cache for unpacked archives: $XDG_CACHE_HOME/mmserve/python-envs,
+// else $HOME/.cache/mmserve/python-envs, else one under the temporary folder.
+std::filesystem::path DefaultPythonEnvCacheDir();
 
 // The environment the model in `model_dir` with `config` runs in.
 // INVALID_ARGUMENT naming the parameter or flag and the path for a path that

@@ -1,0 +1,82 @@
+#include "python_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "python_env.h"
+#include "python_interpreter.h"
+#include "python_model.h"
+#include "repository/repository_file.h"
+
+namespace mm {
+
+namespace {
+
+constexpr std::string_view kKnownSettings = "env, env-cache-dir";
+
+// The environment's site-packages folders, to put first on sys.path.
+StatusOr<std::vector<std::filesystem::path>> SitePackages(const LoadSpec& spec,
+                                                          const PythonBackend::Options& options,
+                                                          const std::string& label) {
+  PythonEnvOptions env_options;
+  env_options.default_env = options.default_env;
+  env_options.cache_dir = options.cache_dir;
+  env_options.embedded_version = std::string(EmbeddedPythonVersion());
+  auto env = ResolvePythonEnvironment(spec.config, spec.model_dir, env_options);
+  if (!env.ok()) return env.status().WithContext(label);
+  spdlog::info("{}: Python environment: {}", label, env->description);
+  return env->site_packages;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> PythonBackend::Create(const BackendSettings& settings) {
+  Options options;
+  options.cache_dir = DefaultPythonEnvCacheDir();
+  for (const auto& [key, value] : settings) {
+    if (key == "env") {
+      options.default_env = value;
+    } else if (key == "env-cache-dir") {
+      if (value.empty()) return InvalidArgument("python backend setting env-cache-dir is empty");
+      options.cache_dir = value;
+    } else {
+      return InvalidArgument("python backend setting '" + key + "' is unknown; expected one of " +
+                             std::string(kKnownSettings));
+    }
+  }
+  return std::unique_ptr<Backend>(new PythonBackend(std::move(options)));
+}
+
+StatusOr<std::unique_ptr<LoadedModel>> PythonBackend::Load(const LoadSpec& spec) {
+  const std::string label =
+      "model '" + spec.model_name + "' version " + std::to_string(spec.version);
+  const std::string filename = spec.config.default_model_filename().empty()
+                                   ? std::string(kDefaultModelFile)
+                                   : spec.config.default_model_filename();
+  const std::filesystem::path relative(filename);
+  if (relative.is_absolute() ||
+      std::find(relative.begin(), relative.end(), "..") != relative.end()) {
+    return InvalidArgument(label + ": default_model_filename '" + filename +
+                           "' must name a file inside the version directory");
+  }
+  const std::filesystem::path path = spec.version_dir / relative;
+  if (auto size = CheckRepositoryFile(path, RepositoryFileKind::kModel); !size.ok()) {
+    return size.status().WithContext(label);
+  }
+  MM_ASSIGN_OR_RETURN(std::vector<std::filesystem::path> site_packages,
+                      SitePackages(spec, options_, label));
+  MM_RETURN_IF_ERROR(StartPythonInterpreter());
+  SetPythonLogModel(spec.model_name);
+  return LoadPythonModel(spec, path, site_packages);
+}
+
+Status RegisterPythonBackend(BackendRegistry& registry) {
+  return registry.Register({.name = std::string(PythonBackend::kName),
+                            .platforms = {},
+                            .default_model_file = std::string(PythonBackend::kDefaultModelFile),
+                            .create = &PythonBackend::Create,
+                            .process_only = true});
+}
+
+}  // namespace mm
