@@ -6,10 +6,12 @@
 #include <pybind11/stl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
 #include "core/bytes_tensor.h"
+#include "core/data_type.h"
 #include "core/shape.h"
 #include "python_interpreter.h"
 #include "repository/model_config.h"
@@ -233,9 +235,18 @@ class PythonInstance final : public ModelInstance {
         const py::dtype dtype = py::reinterpret_borrow<py::dtype>(s.dtypes[type]);
         // A view of the request's bytes: no copy (in a worker, the shared
         // memory region the server wrote the batch into).
+        // Strides from our own element size: pybind11 2.10 reads the dtype's
+        // size from numpy 1's struct layout, wrong under numpy 2 (an
+        // environment's numpy may be either).
+        std::vector<py::ssize_t> strides(shape.size());
+        py::ssize_t stride = static_cast<py::ssize_t>(DataTypeSize(t.dtype));
+        for (size_t d = shape.size(); d-- > 0;) {
+          strides[d] = stride;
+          stride *= std::max<py::ssize_t>(shape[d], 1);
+        }
         void* data = const_cast<std::byte*>(t.data.data());
-        array =
-            t.data.empty() ? py::array(dtype, shape) : py::array(dtype, shape, data, s.view_base);
+        array = t.data.empty() ? py::array(dtype, shape, strides)
+                               : py::array(dtype, shape, strides, data, s.view_base);
       }
       inputs[i] = s.wrap_tensor(t.name, std::move(array), static_cast<int>(t.dtype));
     }
@@ -271,8 +282,16 @@ class PythonInstance final : public ModelInstance {
         if (PyBytes_AsStringAndSize(data.ptr(), &bytes, &size) != 0) throw py::error_already_set();
         t.data = {reinterpret_cast<const std::byte*>(bytes), static_cast<size_t>(size)};
       } else {
+        // Contiguous, of t.dtype (_mmserve_collect checked): its size is ours
+        // to compute (pybind11 2.10's nbytes() is wrong under numpy 2).
         py::array array = py::reinterpret_borrow<py::array>(data);
-        t.data = {static_cast<const std::byte*>(array.data()), static_cast<size_t>(array.nbytes())};
+        MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(t.shape, "output '" + t.name + "'"));
+        if (static_cast<int64_t>(array.size()) != count) {
+          return Internal("output '" + t.name + "': " + std::to_string(array.size()) +
+                          " elements for shape " + ShapeToString(t.shape));
+        }
+        t.data = {static_cast<const std::byte*>(array.data()),
+                  static_cast<size_t>(count) * DataTypeSize(t.dtype)};
       }
       t.owner = HoldPython(std::move(data));
     }
