@@ -28,7 +28,7 @@ asan: deps
 	@cmake --build $(TEST_DIR) -j $(JOBS)
 
 serve: release
-	$(RELEASE_DIR)/mmserve --model-repository examples/models \
+	$(RELEASE_DIR)/mmserve --model-repository examples/models --python-env .venv \
 	  --http-port $(HTTP_PORT) --http-address 127.0.0.1 --grpc-port $(GRPC_PORT) \
 	  --metrics-port $(METRICS_PORT)
 

@@ -13,8 +13,13 @@ rerun produces byte-identical files.
         # DIR/NAME/VERSION/model.onnx: y = x + K (x, y FP32 [N]), config if absent
   python scripts/make_example_models.py --many DIR COUNT [--width N]
         # DIR/m0000 ... : COUNT distinct offset models (K = index), for benchmarks
+  python scripts/make_example_models.py --sklearn DIR
+        # DIR/sklearn_iris/1/model.joblib: the scikit-learn pipeline the
+        # example Python model serves (its model.py and config are committed)
 
-Needs the `onnx` and `numpy` packages only (no ONNX Runtime).
+Needs the `onnx` and `numpy` packages only (no ONNX Runtime); --sklearn needs
+scikit-learn and joblib (the versions pinned in scripts/requirements-test.txt,
+which load the pickle the example commits).
 """
 
 import argparse
@@ -295,6 +300,24 @@ def write_offset(out, name, version, k, width=4):
         config.write_text(OFFSET_CONFIG.format(name=name, width=width))
 
 
+def write_sklearn_iris(out):
+    """A StandardScaler + LogisticRegression pipeline on the iris data (shipped
+    with scikit-learn: no download), saved with joblib."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_iris(return_X_y=True)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=0))
+    pipeline.fit(x.astype(np.float32), y)
+    path = out / "sklearn_iris" / "1" / "model.joblib"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, path)
+    print(f"{path}: {path.stat().st_size} bytes, training accuracy {pipeline.score(x, y):.3f}")
+
+
 def write_examples(out):
     rng = np.random.default_rng(SEED)
     for name, (model, config) in [
@@ -319,11 +342,16 @@ def main(argv):
                         help="write one offset model (y = x + K) as DIR/NAME/VERSION")
     parser.add_argument("--many", nargs=2, metavar=("DIR", "COUNT"),
                         help="write COUNT distinct offset models DIR/m0000...")
+    parser.add_argument("--sklearn", type=pathlib.Path, metavar="DIR",
+                        help="write DIR/sklearn_iris/1/model.joblib (scikit-learn, joblib)")
     parser.add_argument("--width", type=int, default=4, help="offset models' tensor width")
     parser.add_argument("--mlp", nargs=4, metavar=("DIR", "NAME", "HIDDEN", "EXTRA_LAYERS"),
                         help="write a wider/deeper mlp_classifier as DIR/NAME (same inputs and outputs)")
     args = parser.parse_args(argv)
 
+    if args.sklearn:
+        write_sklearn_iris(args.sklearn)
+        return 0
     if args.mlp:
         out, name, hidden, extra = args.mlp
         model, config = mlp_classifier(np.random.default_rng(SEED), int(hidden), int(extra), name)
