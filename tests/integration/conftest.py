@@ -57,6 +57,10 @@ class Server:
         for r in self.repos:
             args += ["--model-repository", r]
         args += self.extra
+        # examples/models' Python models import scikit-learn: served, as by
+        # `make serve`, with this venv's packages.
+        if str(EXAMPLES) in self.repos and "--python-env" not in self.extra:
+            args += ["--python-env", sys.prefix]
         env = dict(os.environ)
         env.setdefault("LSAN_OPTIONS", f"suppressions={ROOT / 'tests' / 'lsan.supp'}")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
