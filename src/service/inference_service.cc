@@ -407,7 +407,9 @@ static Status DecoupledNeedsStream(const std::string& model) {
                          "' is decoupled (model_transaction_policy { decoupled: true }): it may "
                          "answer a request with several responses or none, which this endpoint "
                          "(one response per request) cannot carry; use gRPC ModelStreamInfer "
-                         "(tritonclient's start_stream/async_stream_infer)");
+                         "(tritonclient's start_stream/async_stream_infer) or HTTP POST "
+                         "/v2/models/" +
+                         model + "/generate_stream");
 }
 
 void InferenceService::Refuse(const Charge& charge, const InferCallback& done, Status status) {
