@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -53,8 +54,22 @@ bool ToInt(dom::element e, T& out) {
   return false;
 }
 
+// A JSON number, or the strings "NaN", "Infinity" and "-Infinity" (how
+// EncodeGenerateResponse writes them: JSON has no such numbers).
 bool ToDouble(dom::element e, double& out) {
   switch (e.type()) {
+    case element_type::STRING: {
+      const std::string_view s = e.get_string().value_unsafe();
+      if (s == "NaN")
+        out = std::numeric_limits<double>::quiet_NaN();
+      else if (s == "Infinity")
+        out = std::numeric_limits<double>::infinity();
+      else if (s == "-Infinity")
+        out = -std::numeric_limits<double>::infinity();
+      else
+        return false;
+      return true;
+    }
     case element_type::INT64:
       out = static_cast<double>(e.get_int64().value_unsafe());
       return true;
@@ -102,13 +117,18 @@ bool Convert(dom::element e, DataType t, std::string& bytes) {
     case DataType::kFp64:
     case DataType::kFp16:
     case DataType::kBf16: {
+      // A finite value too large for the type is refused, not made infinite.
       double d;
       if (!ToDouble(e, d)) return false;
-      if (t == DataType::kFp32) Put(bytes, static_cast<float>(d));
+      bool overflow = false;
+      if (t == DataType::kFp32) {
+        overflow = std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max();
+        Put(bytes, static_cast<float>(d));
+      }
       if (t == DataType::kFp64) Put(bytes, d);
-      if (t == DataType::kFp16) Put(bytes, DoubleToHalf(d));
-      if (t == DataType::kBf16) Put(bytes, DoubleToBf16(d));
-      return true;
+      if (t == DataType::kFp16) Put(bytes, DoubleToHalf(d, overflow));
+      if (t == DataType::kBf16) Put(bytes, DoubleToBf16(d, overflow));
+      return !overflow;
     }
     case DataType::kBytes: {
       if (e.type() != element_type::STRING) return false;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/bytes_tensor.h"
@@ -46,6 +47,9 @@ TEST(GenerateCodecTest, KeysNamingInputsBecomeTensorsOthersParameters) {
   EXPECT_EQ((*elements)[0], "hi");
   EXPECT_EQ(Find(*r, "FLAG")->as<uint8_t>()[0], 1);
   EXPECT_EQ(Find(*r, "PAIR")->shape, Shape({2}));
+  auto special = DecodeGenerateRequest(R"({"BATCHED":["NaN","-Infinity"]})", inputs);
+  ASSERT_TRUE(special.ok());
+  EXPECT_TRUE(std::isnan(Find(*special, "BATCHED")->as<float>()[0]));
   EXPECT_EQ(std::get<double>(r->parameters.at("temperature")), 0.5);
   EXPECT_EQ(std::get<int64_t>(r->parameters.at("max_tokens")), 10);
   EXPECT_EQ(std::get<bool>(r->parameters.at("stream")), false);
@@ -68,6 +72,7 @@ TEST(GenerateCodecTest, Errors) {
   EXPECT_NE(error(R"({"parameters":[1]})").find("an object"), std::string::npos);
   EXPECT_NE(error(R"({"a":1,"parameters":{"a":2}})").find("twice"), std::string::npos);
   EXPECT_NE(error(R"({"TEXT":1})").find("BYTES"), std::string::npos);
+  EXPECT_NE(error(R"({"BATCHED":[1e300]})").find("FP32"), std::string::npos);
   std::string deep(100, '[');
   EXPECT_NE(error(R"({"IN":)" + deep + std::string(100, ']') + "}").find("deeper"),
             std::string::npos);
