@@ -217,6 +217,34 @@ TEST(DecoupledSchedulerTest, ABackendWithoutDecoupledSupportRefuses) {
   EXPECT_NE(rec->final_status.message().find("decoupled"), std::string::npos);
 }
 
+TEST(DecoupledSchedulerTest, AQueueTimeoutAnswersAsToday) {
+  // Slots without threads: the request waits in the queue until RunNext.
+  ExecutionSlots slots(ExecutionSlotsOptions{.slots = 1, .with_threads = false});
+  FakeClock clock;
+  auto owned = std::make_unique<HoldingInstance>();
+  HoldingInstance* instance = owned.get();
+  std::vector<std::unique_ptr<ModelInstance>> v;
+  v.push_back(std::move(owned));
+  ModelSchedulerConfig config;
+  config.model_name = "m";
+  config.decoupled = true;
+  config.queue.default_policy.default_timeout_ns = 1'000'000;
+  auto scheduler = *ModelScheduler::Create(std::move(v), &slots, {.clock = &clock}, config);
+  auto rec = std::make_shared<Recorder>();
+  auto req = std::make_unique<InferRequest>();
+  req->model_name = "m";
+  req->stream = rec;
+  scheduler->Enqueue(std::move(req), rec->Done());
+  clock.Advance(2'000'000);
+  while (slots.RunNext()) {
+  }
+  std::lock_guard<std::mutex> lock(rec->mu);
+  ASSERT_EQ(rec->done, 1);
+  EXPECT_EQ(rec->final_status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(instance->executions, 0);  // never executed
+  EXPECT_EQ(rec->log, std::vector<std::string>{"final"});
+}
+
 TEST(DecoupledSchedulerTest, TheRepeatBackendAnswersFromItsOwnThread) {
   ExecutionSlots slots(ExecutionSlotsOptions{.slots = 1});
   std::vector<std::unique_ptr<ModelInstance>> v;
