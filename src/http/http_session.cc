@@ -372,7 +372,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     });
     if (!any) {
       ClearDeadline();  // the model's turn
-      return;
+      return WatchEventsHangUp();
+    }
+    if (watching_) {
+      beast::error_code ec;
+      Tcp(stream_).cancel(ec);  // ends WatchEventsHangUp's wait (no write is in flight)
     }
     head_.clear();
     if (!event_chunk_.empty()) {
@@ -397,7 +401,26 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                      });
   }
 
+  // While the model has sent nothing new: a client that closes its
+  // connection cancels the request (as WatchForHangUp does before a reply).
+  void WatchEventsHangUp() {
+    if (watching_) return;
+    watching_ = true;
+    Tcp(stream_).async_wait(
+        net::socket_base::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+          self->watching_ = false;
+          if (ec || self->events_ == nullptr) return;  // writing again, or done
+          char byte;
+          const ssize_t n =
+              ::recv(Tcp(self->stream_).native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            self->EventsFailed();
+          }
+        });
+  }
+
   void EventsFailed() {
+    if (events_ == nullptr) return;
     events_->Abandon();
     events_.reset();
     if (cancel_ != nullptr) cancel_->Cancel();
