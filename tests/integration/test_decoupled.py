@@ -53,12 +53,15 @@ class Stream:
         self.results = queue.Queue()
         self.client.start_stream(callback=lambda result, error: self.results.put((result, error)))
 
-    def send(self, model, values, request_id="", fail_at=None, final_flag=False):
+    def send(self, model, values, request_id="", fail_at=None, final_flag=False, hold=False):
         inputs = [grpcclient.InferInput("IN", [len(values)], "INT32")]
         inputs[0].set_data_from_numpy(np.array(values, dtype=np.int32))
         if fail_at is not None:
             inputs.append(grpcclient.InferInput("FAIL_AT", [1], "INT32"))
-            inputs[1].set_data_from_numpy(np.array([fail_at], dtype=np.int32))
+            inputs[-1].set_data_from_numpy(np.array([fail_at], dtype=np.int32))
+        if hold:
+            inputs.append(grpcclient.InferInput("HOLD", [1], "INT32"))
+            inputs[-1].set_data_from_numpy(np.array([1], dtype=np.int32))
         self.client.async_stream_infer(model, inputs, request_id=request_id,
                                        enable_empty_final_response=final_flag)
 
@@ -194,6 +197,23 @@ def test_client_gone_mid_stream_server_keeps_serving(server):
         t.send("repeat", [8, 9], request_id="next", final_flag=True)
         got = t.until_final()
         assert [int(r.as_numpy("OUT")[0]) for r, _ in got[:2]] == [8, 9]
+    finally:
+        t.close()
+
+
+def test_cancelling_the_stream_reaches_the_model(server):
+    # HOLD keeps the model's only instance thread on the request until the
+    # client goes away: the next stream is answered only once it has.
+    s = Stream(server)
+    s.send("repeat", [1], request_id="held", hold=True)
+    result, error = s.next()
+    assert error is None and int(result.as_numpy("OUT")[0]) == 1
+    s.close(cancel=True)
+    t = Stream(server)
+    try:
+        t.send("repeat", [2], request_id="after", final_flag=True)
+        got = t.until_final()
+        assert int(got[0][0].as_numpy("OUT")[0]) == 2
     finally:
         t.close()
 

@@ -159,6 +159,23 @@ def test_generate_stream_client_disconnect(server):
     assert [e["OUT"] for e in sse_events(r)] == [3, 4]
 
 
+def test_generate_stream_hang_up_while_the_model_is_quiet_cancels(server):
+    # HOLD keeps the model's only instance thread on the request until its
+    # client goes away: the next request is answered only once it has.
+    body = json.dumps({"IN": [1], "HOLD": 1}).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"POST /v2/models/repeat/generate_stream HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    received = b""
+    while b'"OUT":1' not in received:
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the stream early"
+        received += chunk
+    sock.close()
+    r = generate(server, "repeat", {"IN": [5]}, stream=True)
+    assert [e["OUT"] for e in sse_events(r)] == [5]
+
+
 def test_generate_stream_concurrent(server):
     failures = []
 

@@ -1,5 +1,6 @@
 #include "tests/backends/repeat/repeat_backend.h"
 
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <string>
@@ -39,12 +40,15 @@ void Answer(ResponseSender& sender) {
   const InferRequest& request = sender.request();
   std::vector<int32_t> values;
   int64_t fail_at = -1;
+  bool hold = false;
   for (const Tensor& t : request.inputs) {
     if (t.name == "IN") {
       auto v = t.as<int32_t>();
       values.assign(v.begin(), v.end());
     } else if (t.name == "FAIL_AT" && t.data.size() >= 4) {
       fail_at = t.as<int32_t>()[0];
+    } else if (t.name == "HOLD" && t.data.size() >= 4) {
+      hold = t.as<int32_t>()[0] != 0;
     }
   }
   const std::string model = request.model_name;
@@ -67,6 +71,12 @@ void Answer(ResponseSender& sender) {
     response->outputs.push_back(Scalar("OUT", DataType::kInt32, bits));
     response->outputs.push_back(Scalar("IDX", DataType::kUint32, static_cast<uint32_t>(i)));
     (void)sender.Send(std::move(response), false);
+  }
+  if (hold) {
+    // Until the client goes away: the proof that its going reaches the model.
+    while (!sender.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    (void)sender.Send(Cancelled("model '" + model + "': the client went away while held"), true);
+    return;
   }
   (void)sender.Send(std::unique_ptr<InferResponse>(), true);
 }
@@ -166,6 +176,7 @@ StatusOr<inference::ModelConfig> CompleteRepeatConfig(const LoadSpec& spec) {
   if (config.input_size() == 0) {
     AddTensor(config.mutable_input(), "IN", inference::TYPE_INT32, -1, false);
     AddTensor(config.mutable_input(), "FAIL_AT", inference::TYPE_INT32, 1, true);
+    AddTensor(config.mutable_input(), "HOLD", inference::TYPE_INT32, 1, true);
   }
   if (config.output_size() == 0) {
     for (auto [name, dtype] :

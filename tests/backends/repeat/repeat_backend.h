@@ -5,6 +5,10 @@
 //   IN      INT32 [-1]  the values to repeat, one response each
 //   FAIL_AT INT32 [1]   optional: response number FAIL_AT is an error
 //                       response (the request goes on)
+//   HOLD    INT32 [1]   optional: nonzero holds the request after its
+//                       responses until its client goes away, then
+//                       completes it CANCELLED (the instance's thread
+//                       answers nothing else meanwhile)
 //   OUT     INT32 [1]   IN[i]
 //   IDX     UINT32 [1]  i
 // A request with n values gets n responses, then the final flag alone (so
