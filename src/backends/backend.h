@@ -13,6 +13,12 @@
 //  3. A ModelInstance executes one request at a time; different instances of
 //     one model may execute concurrently. Execute receives requests already
 //     validated against LoadedModel::config (names, dtypes, shapes, sizes).
+//  4. A decoupled model (config.model_transaction_policy.decoupled) is run
+//     through ExecuteDecoupled, never Execute: it answers each request
+//     through its ResponseSender, possibly after the call returned and from
+//     any thread. The instance takes its next execution once the call
+//     returns (Triton's rule), so a model that answers later must not block
+//     in it.
 #pragma once
 
 #include <filesystem>
@@ -27,6 +33,40 @@
 #include "model_config.pb.h"
 
 namespace mm {
+
+// How a decoupled model answers one request (Triton's response factory):
+// zero or more responses, then the final flag, exactly once. Made by the
+// scheduler, handed to ModelInstance::ExecuteDecoupled; the instance keeps the
+// shared_ptr as long as it answers (the request lives in it till then).
+//
+// Contract:
+//  1. Send may be called from any thread; calls for one request are
+//     serialized by the sender (one at a time, in call order). It never
+//     blocks on the client: a transport queues what it cannot write yet.
+//  2. Send(response, false) sends one response (an error StatusOr: one failed
+//     response; the request goes on). Send(response, true) sends the last one
+//     and completes the request; Send(nullptr, true) completes it without a
+//     response (TRITONSERVER_RESPONSE_COMPLETE_FINAL alone); Send(error, true)
+//     completes it with that error. After the final, Send returns
+//     FAILED_PRECONDITION and sends nothing.
+//  3. The request is released (with the transport buffer its inputs view)
+//     when the final is sent. Dropping the last reference without a final
+//     completes the request with INTERNAL naming the model.
+//  4. cancelled(): the client went away (Triton's IsCancelled); the model
+//     should stop and send the final (e.g. Send(Cancelled(...), true)).
+//     Responses sent after that are dropped by the transport.
+//  5. A sender holds no reference to its model's scheduler: the last
+//     reference to a model may be dropped while a sender still lives, so an
+//     instance must not join, in its destructor, a thread that is the one
+//     destroying it (an instance's answering thread may send the final that
+//     lets the lifecycle drop the model).
+class ResponseSender {
+ public:
+  virtual ~ResponseSender() = default;
+  virtual const InferRequest& request() const = 0;
+  virtual Status Send(StatusOr<std::unique_ptr<InferResponse>> response, bool final) = 0;
+  virtual bool cancelled() const = 0;
+};
 
 class ModelInstance {
  public:
@@ -47,6 +87,18 @@ class ModelInstance {
                              std::span<InferResponse* const> responses, std::span<Status> results) {
     for (size_t i = 0; i < requests.size(); ++i) results[i] = Execute(*requests[i], *responses[i]);
     return OkStatus();
+  }
+
+  // For a decoupled model: starts answering each sender's request (a batch
+  // of them when the model batches; one otherwise; at least 1). A non-OK
+  // return completes, with that error, every request not yet completed; an
+  // OK return means the instance answers each request through its sender,
+  // now or later. The default refuses: the backend does not support
+  // decoupled models.
+  virtual Status ExecuteDecoupled(std::span<const std::shared_ptr<ResponseSender>> senders) {
+    return Unimplemented("model '" + senders.front()->request().model_name +
+                         "' is configured decoupled (model_transaction_policy), but its backend "
+                         "answers one response per request; set decoupled: false");
   }
 };
 
@@ -69,6 +121,8 @@ struct LoadedModel {
   // (ModelInstance::ExecuteList) rather than merged into one request along
   // dim 0 (Execute). The scheduler forms batches the same way either way.
   bool batch_as_list = false;
+  // Decoupled models: config.model_transaction_policy.decoupled (the config
+  // is the one place it is said); the scheduler then runs ExecuteDecoupled.
 };
 
 struct LoadSpec {

@@ -18,6 +18,35 @@
 
 namespace mm {
 
+struct InferResponse;
+struct InferRequest;
+
+// Decoupled models (Triton's model_transaction_policy { decoupled: true })
+// answer a request with zero, one or many responses, then a final flag.
+// The request's InferCallback (`done`, exactly once) is its completion: the
+// final flag, with the last response, or with an empty response whose
+// `complete_only` is set (the model sent the flag alone), or an error. Every
+// response before the final one goes to the ResponseStream that a streaming
+// transport attaches to the request (InferRequest::stream).
+//
+// Contract for an implementation (a transport):
+//  1. Send is called from any thread, never concurrently for one request, in
+//     the order the model sent the responses, and never after the request's
+//     `done` began; it must not block (queue the response and return).
+//  2. An error response (a non-OK StatusOr) is one failed response: the
+//     request goes on (Triton's stream sends it as error_message).
+//  3. The stream lives as long as the request's `done` may run (shared_ptr).
+// A non-decoupled model never touches it: a transport may attach one to
+// every request it sends over a stream.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // `request`: the request answered (its id, its parameters), valid during
+  // the call. One stream may serve every request of a connection.
+  virtual void Send(const InferRequest& request,
+                    StatusOr<std::unique_ptr<InferResponse>> response) = 0;
+};
+
 struct RequestedOutput {
   std::string name;
   Parameters parameters;
@@ -34,6 +63,10 @@ struct InferRequest {
   std::shared_ptr<const void> body;
   // Set by a transport that can tell when its client goes away; null if not.
   std::shared_ptr<Cancellation> cancellation;
+  // Where a decoupled model's non-final responses go (ResponseStream). Null:
+  // the transport answers one response per request (HTTP /infer, gRPC
+  // ModelInfer); the service refuses a decoupled model's request then.
+  std::shared_ptr<ResponseStream> stream;
   // When the transport began to read it (steady clock, ns): the start of its
   // duration in the statistics. 0: when the service received it.
   int64_t received_ns = 0;
@@ -71,9 +104,15 @@ struct InferResponse {
   // of this response completed or failed (core/delivery.h). Moving it out of
   // the response before the write is how a transport keeps it.
   DeliveryReceipt receipt;
+  // Decoupled models: the final flag came without a response of its own
+  // (Triton: TRITONSERVER_RESPONSE_COMPLETE_FINAL on no response). The
+  // response carries no outputs then; a transport writes no response for it
+  // unless its client asked for an empty final one.
+  bool complete_only = false;
 };
 
-// Called exactly once per request, with the response or the reason it failed.
+// Called exactly once per request, with the response or the reason it failed
+// (for a decoupled model: its last response, see ResponseStream).
 using InferCallback = std::function<void(StatusOr<std::unique_ptr<InferResponse>>)>;
 
 }  // namespace mm

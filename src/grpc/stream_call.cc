@@ -15,6 +15,11 @@ namespace mm::grpc_internal {
 
 namespace {
 
+// Triton's names: a request asks for the flag; each response then says
+// whether it is its request's last.
+constexpr const char* kEmptyFinalParam = "triton_enable_empty_final_response";
+constexpr const char* kFinalParam = "triton_final_response";
+
 // ModelStreamInfer: requests are read one after another and run concurrently;
 // each response (or error, with the request's id) is written as it completes.
 // A failing request never ends the stream; the stream ends once the client has
@@ -38,7 +43,17 @@ namespace {
 // revoked the stream's key ends the stream: the requests already accepted are
 // answered, then it finishes with UNAUTHENTICATED (tritonclient's stream
 // callback gets that error), and nothing more is read.
-class StreamCall {
+//
+// Decoupled models: the call is every request's ResponseStream (the core's
+// sink for responses before the last), so a request costs no allocation for
+// it. Responses are queued and written in the order they come, so a request's
+// responses keep their order. A request with the parameter
+// triton_enable_empty_final_response (Triton's) gets the response parameter
+// triton_final_response on each of its responses (true on its last), and a
+// final flag that came without a response is written as an empty response;
+// without it, such a flag writes nothing. An error response (final or not)
+// is written as error_message with the request's id, as Triton does.
+class StreamCall final : public ResponseStream {
  public:
   static void Await(Shared* shared, Queue* queue) {
     if (queue->closing) return;
@@ -123,12 +138,14 @@ class StreamCall {
     const int64_t received_ns = SteadyNowNs();
     auto decoded = DecodeGrpcInferRequest(*message);
     if (!decoded.ok()) {
-      Complete(message->id(), decoded.status(), nullptr);
+      Complete(message->id(), decoded.status(), nullptr, EmptyFinalWanted(message->parameters()));
     } else {
       auto request = std::make_unique<InferRequest>(std::move(*decoded));
       request->body = message;
       request->cancellation = std::make_shared<Cancellation>();
       request->received_ns = received_ns;
+      // Not owned: the call outlives every request it answers (in_flight_).
+      request->stream = std::shared_ptr<ResponseStream>(std::shared_ptr<void>(), this);
       {
         MutexLock lock(mu_);
         if (cancellations_.size() >= 64) {
@@ -139,10 +156,11 @@ class StreamCall {
       Pending* pending = &shared_->pending;
       pending->Add();
       InferCallback done = [this, pending, message](StatusOr<std::unique_ptr<InferResponse>> r) {
+        const bool final_flag = EmptyFinalWanted(message->parameters());
         if (r.ok()) {
-          Complete(message->id(), OkStatus(), r->get());
+          Complete(message->id(), OkStatus(), r->get(), final_flag);
         } else {
-          Complete(message->id(), r.status(), nullptr);
+          Complete(message->id(), r.status(), nullptr, final_flag);
         }
         pending->Done();
       };
@@ -201,19 +219,60 @@ class StreamCall {
     if (--events_left_ == 0) delete this;
   }
 
-  // `response`: null for an error; its receipt is settled when it is written.
-  void Complete(const std::string& id, const Status& status, InferResponse* response) {
+  static bool EmptyFinalWanted(
+      const google::protobuf::Map<std::string, inference::InferParameter>& p) {
+    auto it = p.find(kEmptyFinalParam);
+    return it != p.end() &&
+           it->second.parameter_choice_case() == inference::InferParameter::kBoolParam &&
+           it->second.bool_param();
+  }
+
+  // One response of a decoupled request, before its last (ResponseStream).
+  void Send(const InferRequest& request, StatusOr<std::unique_ptr<InferResponse>> r) override {
     Outgoing out;
+    if (r.ok()) {
+      EncodeGrpcInferResponse(**r, out.message.mutable_infer_response());
+    } else {
+      out.message.set_error_message(r.status().message());
+      out.message.mutable_infer_response()->set_id(request.id);
+    }
+    auto flag = request.parameters.find(kEmptyFinalParam);
+    if (flag != request.parameters.end() && flag->second == ParameterValue(true)) {
+      MarkFinal(out.message, false);
+    }
+    MutexLock lock(mu_);
+    if (!write_failed_) outgoing_.push_back(std::move(out));
+    WriteNext();
+  }
+
+  static void MarkFinal(inference::ModelStreamInferResponse& message, bool final) {
+    (*message.mutable_infer_response()->mutable_parameters())[kFinalParam].set_bool_param(final);
+  }
+
+  // A request's answer (its last response, for a decoupled model). `response`:
+  // null for an error; its receipt is settled when it is written.
+  // `final_flag`: the request asked for triton_final_response.
+  void Complete(const std::string& id, const Status& status, InferResponse* response,
+                bool final_flag) {
+    Outgoing out;
+    bool write = true;
     if (status.ok()) {
       EncodeGrpcInferResponse(*response, out.message.mutable_infer_response());
       out.receipt = std::move(response->receipt);
+      // The final flag alone: an empty response only when asked for.
+      if (response->complete_only) {
+        write = final_flag;
+        out.message.mutable_infer_response()->clear_outputs();
+      }
     } else {
       out.message.set_error_message(status.message());
       out.message.mutable_infer_response()->set_id(id);
     }
+    if (final_flag) MarkFinal(out.message, true);
+    if (!write) out.receipt.Settle(true);  // nothing to deliver
     MutexLock lock(mu_);
     --in_flight_;
-    if (!write_failed_) outgoing_.push_back(std::move(out));  // (else settled undelivered)
+    if (write && !write_failed_) outgoing_.push_back(std::move(out));  // (else settled)
     WriteNext();
     MaybeResumeReading();
     MaybeFinish();

@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <memory_resource>
 #include <optional>
 #include <type_traits>
@@ -295,6 +296,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       beast::error_code ec;
       Tcp(stream_).cancel(ec);  // ends WatchForHangUp's wait
     }
+    if (reply.events != nullptr) return WriteEventsHead(std::move(reply.events));
     reply_ = std::move(reply);
     head_.clear();
     head_ += "HTTP/1.1 ";
@@ -338,6 +340,91 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                        if (close) return self->Linger();
                        self->Read();
                      });
+  }
+
+  // A /generate_stream reply (router.h, event_stream.h): a 200 head, then the
+  // events in chunks as they come, one write in flight; the body ends after
+  // the last event. A failed write (the client went away) abandons the
+  // stream and cancels the request. While it waits for events no deadline
+  // runs (the server's turn); a client that closes then is noticed at the
+  // next write.
+  void WriteEventsHead(std::shared_ptr<EventStream> events) {
+    events_ = std::move(events);
+    events_close_ = !keep_alive_ || closing_ || server_->stopping();
+    head_.assign(
+        "HTTP/1.1 200 OK\r\nServer: mmserve\r\nContent-Type: text/event-stream; "
+        "charset=utf-8\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n");
+    if (events_close_) head_ += "Connection: close\r\n";
+    head_ += "\r\n";
+    SetDeadline(TransferMs(head_.size()), "reply");
+    net::async_write(stream_, net::buffer(head_.data(), head_.size()),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->EventsFailed();
+                       self->WriteEvents();
+                     });
+  }
+
+  void WriteEvents() {
+    bool last = false;
+    event_chunk_.clear();
+    const bool any = events_->Take(event_chunk_, &last, [self = this->shared_from_this()] {
+      net::dispatch(self->stream_.get_executor(), [self] { self->WriteEvents(); });
+    });
+    if (!any) {
+      ClearDeadline();  // the model's turn
+      return WatchEventsHangUp();
+    }
+    if (watching_) {
+      beast::error_code ec;
+      Tcp(stream_).cancel(ec);  // ends WatchEventsHangUp's wait (no write is in flight)
+    }
+    head_.clear();
+    if (!event_chunk_.empty()) {
+      char size[20];
+      const int n = std::snprintf(size, sizeof(size), "%zx\r\n", event_chunk_.size());
+      head_.assign(size, static_cast<size_t>(n));
+      event_chunk_ += "\r\n";
+    }
+    if (last) event_chunk_ += "0\r\n\r\n";
+    SetDeadline(TransferMs(head_.size() + event_chunk_.size()), "reply");
+    buffers_.clear();
+    buffers_.emplace_back(head_.data(), head_.size());
+    buffers_.emplace_back(event_chunk_.data(), event_chunk_.size());
+    net::async_write(stream_, buffers_,
+                     [self = this->shared_from_this(), last](beast::error_code ec, size_t) {
+                       if (ec) return self->EventsFailed();
+                       if (!last) return self->WriteEvents();
+                       self->events_->Delivered();
+                       self->events_.reset();
+                       if (self->events_close_) return self->Linger();
+                       self->Read();
+                     });
+  }
+
+  // While the model has sent nothing new: a client that closes its
+  // connection cancels the request (as WatchForHangUp does before a reply).
+  void WatchEventsHangUp() {
+    if (watching_) return;
+    watching_ = true;
+    Tcp(stream_).async_wait(
+        net::socket_base::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+          self->watching_ = false;
+          if (ec || self->events_ == nullptr) return;  // writing again, or done
+          char byte;
+          const ssize_t n =
+              ::recv(Tcp(self->stream_).native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            self->EventsFailed();
+          }
+        });
+  }
+
+  void EventsFailed() {
+    if (events_ == nullptr) return;
+    events_->Abandon();
+    events_.reset();
+    if (cancel_ != nullptr) cancel_->Cancel();
+    Close();
   }
 
   // Lingering close: stop sending, then read and drop what the client still
@@ -395,6 +482,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::vector<char> drain_;  // lingering close only
   size_t drained_ = 0;
   std::shared_ptr<Cancellation> cancel_;  // the request's; see OnRead
+  std::shared_ptr<EventStream> events_;   // a /generate_stream reply being written
+  std::string event_chunk_;
+  bool events_close_ = false;
   bool answering_ = false;  // a request was handed on and its reply is not written yet
   bool watching_ = false;   // WatchForHangUp's wait is pending
   bool keep_alive_ = true;

@@ -251,7 +251,7 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
     if (!stats.ok()) return done(ErrorReply(stats.status()));
     return done(JsonReply(EncodeStatistics(*stats)));
   }
-  // /v2/models/{m}[/versions/{v}][/ready|/config|/stats|/infer]
+  // /v2/models/{m}[/versions/{v}][/ready|/config|/stats|/infer|/generate|/generate_stream]
   if (seg[1] != "models" || count < 3) return not_found();
   std::string model = std::move(seg[2]);
   std::string version;
@@ -290,6 +290,11 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   if (action == "infer") {
     if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
     return HandleInfer(**tenant, request, std::move(model), std::move(version), std::move(done));
+  }
+  if (action == "generate" || action == "generate_stream") {
+    if (m != HttpMethod::kPost) return done(MethodNotAllowed("POST"));
+    return HandleGenerate(**tenant, request, std::move(model), std::move(version),
+                          action == "generate_stream", std::move(done));
   }
   return not_found();
 }

@@ -17,6 +17,7 @@
 
 #include "core/cancellation.h"
 #include "core/delivery.h"
+#include "http/event_stream.h"
 #include "observability/request_observer.h"
 #include "service/inference_service.h"
 
@@ -45,6 +46,10 @@ struct HttpReply {
   bool binary_header = false;  // send Inference-Header-Content-Length: body.size()
   std::string allow;           // for 405: the methods the path accepts
   uint32_t retry_after_s = 0;  // Retry-After (a quota's refusal); 0: none
+  // A /generate_stream reply (Server-Sent Events): the connection writes a
+  // 200 head, then the stream's events as they come (chunked), and ends the
+  // body after the last one. `body`, `tail` and `receipt` are unused then.
+  std::shared_ptr<EventStream> events;
   // An inference reply's: the connection settles it once the reply is
   // written (delivered) or the write fails (core/delivery.h).
   DeliveryReceipt receipt;
@@ -67,6 +72,10 @@ class Router {
  private:
   void HandleInfer(const Tenant& tenant, const HttpRequestView& request, std::string model,
                    std::string version, ReplyCallback done) const;
+  // Triton's generate extension (generate_handler.cc): /generate answers
+  // with one JSON object, /generate_stream (`stream`) with Server-Sent Events.
+  void HandleGenerate(const Tenant& tenant, const HttpRequestView& request, std::string model,
+                      std::string version, bool stream, ReplyCallback done) const;
 
   InferenceService* const service_;        // not owned
   const RequestObserver* const observer_;  // null: nothing observes requests

@@ -38,6 +38,7 @@ ModelSchedulerConfig ModelSchedulerConfig::FromModelConfig(const inference::Mode
   c.weight = config.mmserve().weight() > 0 ? config.mmserve().weight() : 1.0;
   c.queue = QueueConfig::FromModelConfig(config);
   c.batching = BatchingConfig::FromModelConfig(config);
+  c.decoupled = config.model_transaction_policy().decoupled();
   return c;
 }
 
@@ -60,7 +61,8 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       options_(options),
       model_name_(std::move(config.model_name)),
       tenant_(config.tenant),
-      inline_safe_(config.inline_safe),
+      inline_safe_(config.inline_safe && !config.decoupled),  // (an answer may come later)
+      decoupled_(config.decoupled),
       stats_(std::move(config.stats)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
       batching_(std::move(config.batching)),
@@ -289,6 +291,7 @@ int64_t ModelScheduler::RunBatch(bool* more) {
     *more = false;
     RequestSlot();
   }
+  if (decoupled_) return RunDecoupled(instance, std::move(batch), more);
   const int64_t start = clock_->NowNs();
   // One request (no allocation for its answer) or a batch.
   std::optional<Answer> one;

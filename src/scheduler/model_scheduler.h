@@ -16,6 +16,16 @@
 // docs/benchmarks.md); the caller's thread is held no longer than about that
 // bound.
 //
+// Decoupled models (Config::decoupled; decoupled.cc): each execution hands
+// its requests to ModelInstance::ExecuteDecoupled with a ResponseSender each;
+// the instance is idle again once that call returns, while its requests stay
+// in flight (counted as executing, so a drain waits for them) until their
+// final response. Non-final responses go to the request's ResponseStream;
+// `done` is the final. They never run inline. Statistics: an execution is
+// counted when ExecuteDecoupled returns (its duration is the execution's
+// infer time); a request's success/failure, queue time and compute time
+// (from its execution's start to its final) when it completes.
+//
 // Lifetime: create with Create(); the scheduler keeps the model's instances.
 // A slot request holds a shared_ptr to it, so it outlives every request that
 // waits for a slot. Thread-safety: Enqueue may be called from any thread.
@@ -85,6 +95,8 @@ struct ModelSchedulerConfig {
   // Whether requests may run inline at all (LoadedModel::inline_safe): false
   // for a model whose execution time is not bounded by its request's size.
   bool inline_safe = false;
+  // config.model_transaction_policy.decoupled: run through ExecuteDecoupled.
+  bool decoupled = false;
   // Where each execution is recorded (ModelStats::ExecutionFinished); null: nowhere.
   std::shared_ptr<ModelStats> stats;
   static ModelSchedulerConfig FromModelConfig(const inference::ModelConfig& config,
@@ -126,6 +138,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // Executions so far and the requests they served (a batch serves several).
   uint64_t executions() const { return executions_.load(std::memory_order_relaxed); }
   uint64_t executed_requests() const { return executed_requests_.load(std::memory_order_relaxed); }
+  // Whether the model is decoupled (its requests need a ResponseStream).
+  bool decoupled() const { return decoupled_; }
   // The fair share's tenant this model's executions are charged to.
   const std::string& fair_share_tenant() const { return tenant_; }
   // Logs those counts (the mean batch), once, when the model is dropped.
@@ -181,6 +195,13 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // next slot, delivers `answer`, then wakes idle waiters.
   void Finished(ModelInstance* instance, Answer answer);
   bool InlineAllowed(const InferRequest& request) const;
+  // Decoupled models (decoupled.cc): runs `batch` on `instance` through
+  // ExecuteDecoupled, then does RunBatch's tail; returns the cost.
+  int64_t RunDecoupled(ModelInstance* instance, std::vector<Work> batch, bool* more);
+  // A decoupled request completed: it no longer counts as executing. Returns
+  // the idle waiters to run after its answer.
+  std::vector<std::function<void()>> DecoupledCompleted() MM_EXCLUDES(mu_);
+  friend class DecoupledSender;
   // The queue's config is const after construction: read without mu_.
   const QueueConfig& queue_config() const MM_NO_THREAD_SAFETY_ANALYSIS { return queue_.config(); }
 
@@ -195,6 +216,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   const std::string model_name_;
   const std::string tenant_;
   const bool inline_safe_;
+  const bool decoupled_;
   const std::shared_ptr<ModelStats> stats_;  // may be null
   const Clock* const clock_;
   const BatchingConfig batching_;

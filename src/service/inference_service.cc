@@ -402,6 +402,16 @@ void InferenceService::CheckDrift(const ServableModel& servable) {
   }
 }
 
+static Status DecoupledNeedsStream(const std::string& model) {
+  return InvalidArgument("model '" + model +
+                         "' is decoupled (model_transaction_policy { decoupled: true }): it may "
+                         "answer a request with several responses or none, which this endpoint "
+                         "(one response per request) cannot carry; use gRPC ModelStreamInfer "
+                         "(tritonclient's start_stream/async_stream_infer) or HTTP POST "
+                         "/v2/models/" +
+                         model + "/generate_stream");
+}
+
 void InferenceService::Refuse(const Charge& charge, const InferCallback& done, Status status) {
   if (charge.quota != nullptr) charge.quota->Release();
   if (charge.usage != nullptr) charge.usage->RecordRefused();
@@ -481,6 +491,11 @@ class RequestBill final : public DeliveryReceipt::Settler {
 void InferenceService::InferOn(const ServableModel& servable, std::string_view tenant_id,
                                std::unique_ptr<InferRequest> request, InferCallback done,
                                Charge charge) {
+  // A decoupled model may answer with many responses or none: only a caller
+  // that streams (request->stream) can carry that (Triton refuses it too).
+  if (request->stream == nullptr && servable.scheduler->decoupled()) {
+    return Refuse(charge, done, DecoupledNeedsStream(servable.name));
+  }
   // From here on the request is the model's: it is counted in its
   // statistics, charged to its tenant, and releases its concurrency slot (if
   // it holds one) when its answer has been delivered (an error: when
