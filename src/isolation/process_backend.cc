@@ -87,9 +87,11 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
     auto config = instance->Start();
     if (!config.ok()) return config.status();
     if (i == 0) {
-      if (!model->config.ParseFromString(*config)) {
+      if (!model->config.ParseFromString(config->config)) {
         return Internal(settings->label + ": the worker's config does not parse");
       }
+      // What the worker's backend says of the model (a batch as a list).
+      model->batch_as_list = config->batch_as_list;
       // The worker ran one instance; the model has the user's groups.
       if (spec.config.instance_group_size() > 0) {
         *model->config.mutable_instance_group() = spec.config.instance_group();

@@ -93,9 +93,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         settings_(std::move(settings)),
         index_(index) {}
 
-  // Starts the worker and loads the model in it; returns the complete config
-  // (serialized). Blocks for the load. Called while the worker is down.
-  StatusOr<std::string> Start() {
+  // Starts the worker and loads the model in it; returns the worker's
+  // LoadReply (the complete config, serialized). Blocks for the load. Called while the worker is
+  // down.
+  StatusOr<LoadReply> Start() {
     const WorkerSettings& s = *settings_;
     MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv, s.load_nice));
     // The start-up (the worker's health, its model's load, its mailbox) has
@@ -170,7 +171,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     return config;
   }
 
-  Status Execute(const InferRequest& request, InferResponse& response) {
+  Status ExecuteList(std::span<const InferRequest* const> requests,
+                     std::span<InferResponse* const> responses, std::span<Status> results) {
     WorkerProcess* process;
     Mailbox* mailbox;
     {
@@ -188,7 +190,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       // The batch waits on the worker: a stalled one may hold this thread,
       // but the thread's execution slot goes to other work (BlockingWait).
       BlockingWait waiting_on_worker;
-      s = ExecuteOn(*process, *mailbox, request, response);
+      s = ExecuteOn(*process, *mailbox, requests, responses, results);
     }
     {
       MutexLock lock(mu_);
@@ -224,8 +226,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // baseline a memory limit counts from), then Load, then the mailbox the
   // worker takes its requests from after that; the load's reply config.
   // Every step within `deadline` (DEADLINE_EXCEEDED past it).
-  StatusOr<std::string> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline,
-                                  std::unique_ptr<Mailbox>* mailbox, Clock::time_point deadline) {
+  StatusOr<LoadReply> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline,
+                                std::unique_ptr<Mailbox>* mailbox, Clock::time_point deadline) {
     const int socket = process.socket();
     const auto in_time = [&]() -> Status {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
@@ -266,7 +268,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     MM_ASSIGN_OR_RETURN(StatusReply adopted, DecodeStatusReply(AsBytes(ack.payload)));
     MM_RETURN_IF_ERROR(adopted.status);
     *mailbox = std::move(*created);
-    return std::move(reply.config);
+    return reply;
   }
 
   static std::span<const std::byte> AsBytes(const std::string& s) {
@@ -331,31 +333,48 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     return OkStatus();
   }
 
-  Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox, const InferRequest& request,
-                   InferResponse& response) {
+  // One Execute of the list: every request's inputs in the region, one
+  // message, one reply with a result per request.
+  Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox,
+                   std::span<const InferRequest* const> requests,
+                   std::span<InferResponse* const> responses, std::span<Status> results) {
     // The stages' times (ExecutionTiming): input until the request is
     // posted, output from the reply on; the worker's part is the infer.
     const auto begin = std::chrono::steady_clock::now();
     // execute_ and payload_ keep their capacity from batch to batch.
     ExecuteRequest& execute = execute_;
+    const size_t n = requests.size();
     uint64_t end = 0;
-    execute.inputs.resize(request.inputs.size());
-    for (size_t i = 0; i < request.inputs.size(); ++i) {
-      const Tensor& in = request.inputs[i];
-      ShmTensor& t = execute.inputs[i];
-      const uint64_t at = AlignUp(end);
-      t.name.assign(in.name);
-      t.dtype = in.dtype;
-      t.shape.assign(in.shape.begin(), in.shape.end());
-      t.offset = at;
-      t.bytes = in.data.size();
-      end = at + in.data.size();
+    execute.requests.resize(n);
+    for (size_t r = 0; r < n; ++r) {
+      const InferRequest& request = *requests[r];
+      ExecuteItem& item = execute.requests[r];
+      item.id.assign(request.id);
+      item.parameters.resize(request.parameters.size());
+      size_t k = 0;
+      for (const auto& [key, value] : request.parameters) {
+        item.parameters[k].first.assign(key);
+        item.parameters[k].second = value;
+        ++k;
+      }
+      item.inputs.resize(request.inputs.size());
+      for (size_t i = 0; i < request.inputs.size(); ++i) {
+        const Tensor& in = request.inputs[i];
+        ShmTensor& t = item.inputs[i];
+        const uint64_t at = AlignUp(end);
+        t.name.assign(in.name);
+        t.dtype = in.dtype;
+        t.shape.assign(in.shape.begin(), in.shape.end());
+        t.offset = at;
+        t.bytes = in.data.size();
+        end = at + in.data.size();
+      }
+      item.outputs.resize(request.outputs.size());
+      for (size_t i = 0; i < request.outputs.size(); ++i) {
+        item.outputs[i].assign(request.outputs[i].name);
+      }
     }
     execute.output_offset = AlignUp(end);
-    execute.outputs.resize(request.outputs.size());
-    for (size_t i = 0; i < request.outputs.size(); ++i) {
-      execute.outputs[i].assign(request.outputs[i].name);
-    }
     // What the server took in its own process but the protocol cannot carry
     // is refused here, the worker untouched (it would refuse the message by
     // ending the conversation: a restart for a bad request).
@@ -367,20 +386,25 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     if (!region_id.ok()) return Failed(region_id.status());
     execute.region = *region_id;
     std::byte* base = regions_[execute.region]->bytes().data();
-    for (size_t i = 0; i < request.inputs.size(); ++i) {
-      const auto& data = request.inputs[i].data;
-      if (!data.empty()) std::memcpy(base + execute.inputs[i].offset, data.data(), data.size());
+    for (size_t r = 0; r < n; ++r) {
+      const InferRequest& request = *requests[r];
+      for (size_t i = 0; i < request.inputs.size(); ++i) {
+        const auto& data = request.inputs[i].data;
+        if (!data.empty()) {
+          std::memcpy(base + execute.requests[r].inputs[i].offset, data.data(), data.size());
+        }
+      }
     }
     EncodeExecuteTo(execute, payload_);
     const std::string& payload = payload_;
-    if (payload.size() > kMaxPayloadBytes) {  // (within the limits it never is)
+    if (payload.size() > kMaxPayloadBytes) {  // (for one request within the limits it never is)
       return InvalidArgument(
-          settings_->label + ": the request's description takes " + std::to_string(payload.size()) +
+          settings_->label + ": the batch's description takes " + std::to_string(payload.size()) +
           " bytes; a model in a worker process takes at most " + std::to_string(kMaxPayloadBytes));
     }
     const bool on_socket = payload.size() > mailbox.slot_payload_bytes();
     const auto posting = std::chrono::steady_clock::now();
-    response.timing.input_ns =
+    const int64_t input_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(posting - begin).count();
     for (int attempt = 0;; ++attempt) {
       const uint32_t id = ++next_id_;
@@ -426,26 +450,42 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         }
         return reply->status;
       }
-      // The outputs stay where the worker wrote them: each response tensor
-      // holds the region, which no batch reuses while it is held.
-      const std::span<std::byte> bytes = region->bytes();
-      response.outputs.reserve(reply->outputs.size());
-      for (const ShmTensor& out : reply->outputs) {
-        Tensor t;
-        t.name = out.name;
-        t.dtype = out.dtype;
-        t.shape = out.shape;
-        t.data = bytes.subspan(out.offset, out.bytes);
-        t.owner = region;
-        response.outputs.push_back(std::move(t));
+      if (reply->results.size() != n) {
+        return Lost(InvalidArgument(
+            "worker message Execute reply: " + std::to_string(reply->results.size()) +
+            " results for a batch of " + std::to_string(n) +
+            " requests, expected one per request"));
       }
-      // The worker's own stages join the host's; what is left of the wait
-      // (the model's run, and the hand-offs) is the infer stage.
-      response.timing.input_ns += static_cast<int64_t>(reply->input_ns);
-      response.timing.output_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::steady_clock::now() - replied)
-                                      .count() +
-                                  static_cast<int64_t>(reply->output_ns);
+      // The outputs stay where the worker wrote them: each response tensor
+      // holds the region, which no batch reuses while it is held. The
+      // worker's own stages join the host's; what is left of the wait (the
+      // model's run, and the hand-offs) is the infer stage.
+      const std::span<std::byte> bytes = region->bytes();
+      const int64_t output_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now() - replied)
+                                    .count() +
+                                static_cast<int64_t>(reply->output_ns);
+      for (size_t r = 0; r < n; ++r) {
+        ExecuteResult& result = reply->results[r];
+        InferResponse& response = *responses[r];
+        response.timing.input_ns = input_ns + static_cast<int64_t>(reply->input_ns);
+        response.timing.output_ns = output_ns;
+        if (!result.status.ok()) {
+          results[r] = std::move(result.status);
+          continue;
+        }
+        results[r] = OkStatus();
+        response.outputs.reserve(result.outputs.size());
+        for (const ShmTensor& out : result.outputs) {
+          Tensor t;
+          t.name = out.name;
+          t.dtype = out.dtype;
+          t.shape = out.shape;
+          t.data = bytes.subspan(out.offset, out.bytes);
+          t.owner = region;
+          response.outputs.push_back(std::move(t));
+        }
+      }
       return OkStatus();
     }
   }
@@ -643,10 +683,21 @@ WorkerInstance::WorkerInstance(std::shared_ptr<WorkerSupervisor> supervisor,
 
 WorkerInstance::~WorkerInstance() { core_->Stop(); }
 
-StatusOr<std::string> WorkerInstance::Start() { return core_->Start(); }
+StatusOr<LoadReply> WorkerInstance::Start() { return core_->Start(); }
 
 Status WorkerInstance::Execute(const InferRequest& request, InferResponse& response) {
-  return core_->Execute(request, response);
+  // A list of one: no allocation.
+  const InferRequest* const one_request = &request;
+  InferResponse* const one_response = &response;
+  Status result;
+  Status s = core_->ExecuteList({&one_request, 1}, {&one_response, 1}, {&result, 1});
+  return s.ok() ? result : s;
+}
+
+Status WorkerInstance::ExecuteList(std::span<const InferRequest* const> requests,
+                                   std::span<InferResponse* const> responses,
+                                   std::span<Status> results) {
+  return core_->ExecuteList(requests, responses, results);
 }
 
 uint64_t WorkerInstance::ResidentBytes() { return core_->ResidentBytes(); }

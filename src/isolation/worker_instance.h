@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -75,11 +76,16 @@ class WorkerInstance final : public ModelInstance {
   // Ends the worker for good (after a batch in flight); nothing restarts.
   ~WorkerInstance() override;
 
-  // Starts the worker and loads the model in it; the model's complete config
-  // (serialized). Blocks for the load; a failure names the cause (the start
-  // timeout, the worker's death, its load error).
-  StatusOr<std::string> Start();
+  // Starts the worker and loads the model in it; the worker's LoadReply (the
+  // model's complete config, serialized, and its batch_as_list). Blocks for the load; a failure
+  // names the cause (the start timeout, the worker's death, its load error).
+  StatusOr<LoadReply> Start();
+  // A list of one request.
   Status Execute(const InferRequest& request, InferResponse& response) override;
+  // All the requests' inputs written into one region, one Execute message,
+  // a result per request (one request's error fails it alone).
+  Status ExecuteList(std::span<const InferRequest* const> requests,
+                     std::span<InferResponse* const> responses, std::span<Status> results) override;
   // The worker's resident memory now (0 while it is down).
   uint64_t ResidentBytes();
 

@@ -185,10 +185,10 @@ class Worker {
 
   LoadReply Load(const LoadRequest& load) {
     model_name_ = load.model_name;
-    if (model_) return {FailedPrecondition("this worker has a model loaded already"), ""};
+    if (model_) return {FailedPrecondition("this worker has a model loaded already"), "", false};
     // The backend is created now, before the memory limit below.
     auto backend = backends_.Find(load.platform);
-    if (!backend.ok()) return {backend.status(), ""};
+    if (!backend.ok()) return {backend.status(), "", false};
     LoadSpec spec;
     spec.model_name = load.model_name;
     spec.version = load.version;
@@ -196,7 +196,7 @@ class Worker {
     spec.version_dir = spec.model_dir / std::to_string(load.version);
     spec.has_config = load.has_config;
     if (!spec.config.ParseFromString(load.config)) {
-      return {InvalidArgument("the model config sent to the worker does not parse"), ""};
+      return {InvalidArgument("the model config sent to the worker does not parse"), "", false};
     }
     // One instance per worker: the server starts one worker per instance.
     spec.config.clear_instance_group();
@@ -208,108 +208,150 @@ class Worker {
       if (::setrlimit(RLIMIT_AS, &limit) != 0) {
         return {Internal(std::string("cannot set the memory limit (RLIMIT_AS): ") +
                          std::strerror(errno)),
-                ""};
+                "", false};
       }
     }
     auto loaded = backend->backend->Load(spec);
-    if (!loaded.ok()) return {loaded.status(), ""};
+    if (!loaded.ok()) return {loaded.status(), "", false};
     model_ = std::move(*loaded);
     if (model_->instances.empty()) {
       model_.reset();
-      return {Internal("the backend loaded no instance"), ""};
+      return {Internal("the backend loaded no instance"), "", false};
     }
     instance_ = model_->instances.front().get();
     std::string config;
     model_->config.SerializeToString(&config);
-    LoadReply reply{OkStatus(), std::move(config)};
+    LoadReply reply{OkStatus(), std::move(config), model_->batch_as_list};
     if (Status fits = CheckLoadReplyFits(reply); !fits.ok()) {
       instance_ = nullptr;
       model_.reset();
-      return {fits, ""};
+      return {fits, "", false};
     }
     return reply;
   }
 
-  // Runs execute_ into execute_reply_. Both, and request_, keep their
-  // buffers from batch to batch.
+  // Runs execute_ into execute_reply_: one request through Execute, several
+  // (a model that batches as a list) through ExecuteList, each answered
+  // with its own outputs or error. execute_, execute_reply_ and the request
+  // and response lists keep their buffers from batch to batch.
   void Execute() {
     const auto begin = std::chrono::steady_clock::now();
     ExecuteReply& reply = execute_reply_;
-    reply.outputs.clear();
+    reply.status = OkStatus();
     reply.region_bytes_needed = 0;
     reply.input_ns = reply.output_ns = 0;
     if (instance_ == nullptr) {
+      reply.results.clear();
       reply.status = FailedPrecondition("no model is loaded in this worker");
       return;
     }
     const ExecuteRequest& execute = execute_;
+    const size_t n = execute.requests.size();
     const std::span<std::byte> region = regions_[execute.region]->bytes();
-    InferRequest& request = request_;
-    request.model_name = model_name_;
-    request.inputs.resize(execute.inputs.size());
-    for (size_t i = 0; i < execute.inputs.size(); ++i) {
-      const ShmTensor& in = execute.inputs[i];
-      Tensor& t = request.inputs[i];
-      t.name.assign(in.name);
-      t.dtype = in.dtype;
-      t.shape.assign(in.shape.begin(), in.shape.end());
-      t.data = region.subspan(in.offset, in.bytes);
+    if (requests_.size() < n) {
+      requests_.resize(n);
+      responses_.resize(n);
     }
-    request.outputs.resize(execute.outputs.size());
-    for (size_t i = 0; i < execute.outputs.size(); ++i) {
-      request.outputs[i].name.assign(execute.outputs[i]);
+    request_ptrs_.resize(n);
+    response_ptrs_.resize(n);
+    statuses_.resize(n);
+    for (size_t r = 0; r < n; ++r) {
+      const ExecuteItem& item = execute.requests[r];
+      InferRequest& request = requests_[r];
+      request.model_name = model_name_;
+      request.id.assign(item.id);
+      request.parameters.clear();
+      for (const auto& [key, value] : item.parameters) request.parameters.emplace(key, value);
+      request.inputs.resize(item.inputs.size());
+      for (size_t i = 0; i < item.inputs.size(); ++i) {
+        const ShmTensor& in = item.inputs[i];
+        Tensor& t = request.inputs[i];
+        t.name.assign(in.name);
+        t.dtype = in.dtype;
+        t.shape.assign(in.shape.begin(), in.shape.end());
+        t.data = region.subspan(in.offset, in.bytes);
+      }
+      request.outputs.resize(item.outputs.size());
+      for (size_t i = 0; i < item.outputs.size(); ++i) {
+        request.outputs[i].name.assign(item.outputs[i]);
+      }
+      responses_[r].outputs.clear();
+      responses_[r].timing = {};
+      request_ptrs_[r] = &request;
+      response_ptrs_[r] = &responses_[r];
     }
-    InferResponse response;
     const auto run = std::chrono::steady_clock::now();
-    reply.status = instance_->Execute(request, response);
+    if (n == 1) {
+      statuses_[0] = instance_->Execute(requests_[0], responses_[0]);
+    } else {
+      for (Status& st : statuses_) st = OkStatus();
+      reply.status = instance_->ExecuteList(request_ptrs_, response_ptrs_, statuses_);
+    }
     const auto ran = std::chrono::steady_clock::now();
     ++executions_;
-    if (!reply.status.ok()) return;
-    // Lay the outputs out after output_offset, each 64-byte aligned.
-    uint64_t end = execute.output_offset;
-    reply.outputs.resize(response.outputs.size());
-    for (size_t i = 0; i < response.outputs.size(); ++i) {
-      const Tensor& out = response.outputs[i];
-      ShmTensor& t = reply.outputs[i];
-      const uint64_t at = AlignUp(end);
-      t.name.assign(out.name);
-      t.dtype = out.dtype;
-      t.shape.assign(out.shape.begin(), out.shape.end());
-      t.offset = at;
-      t.bytes = out.data.size();
-      end = at + out.data.size();
-    }
-    if (Status fits = CheckExecuteReplyFits(reply); !fits.ok()) {
-      // Never a reply the server would refuse (it would take it for a broken
-      // channel and restart this worker): the request fails, saying why.
-      reply.outputs.clear();
-      reply.status = Internal("model '" + model_name_ + "': " + fits.message());
+    if (!reply.status.ok()) {
+      reply.results.clear();
       return;
     }
+    // Lay each request's outputs out after output_offset, each 64-byte aligned.
+    uint64_t end = execute.output_offset;
+    reply.results.resize(n);
+    for (size_t r = 0; r < n; ++r) {
+      ExecuteResult& result = reply.results[r];
+      result.status = std::move(statuses_[r]);
+      result.outputs.clear();
+      if (!result.status.ok()) continue;
+      const InferResponse& response = responses_[r];
+      result.outputs.resize(response.outputs.size());
+      const uint64_t first = end;
+      for (size_t i = 0; i < response.outputs.size(); ++i) {
+        const Tensor& out = response.outputs[i];
+        ShmTensor& t = result.outputs[i];
+        const uint64_t at = AlignUp(end);
+        t.name.assign(out.name);
+        t.dtype = out.dtype;
+        t.shape.assign(out.shape.begin(), out.shape.end());
+        t.offset = at;
+        t.bytes = out.data.size();
+        end = at + out.data.size();
+      }
+      if (Status fits = CheckExecuteResultFits(result); !fits.ok()) {
+        // Never a reply the server would refuse (it would take it for a
+        // broken channel and restart this worker): the request fails, saying why.
+        result.outputs.clear();
+        result.status = Internal("model '" + model_name_ + "': " + fits.message());
+        end = first;
+      }
+    }
     if (end > region.size()) {
-      reply.outputs.clear();
+      reply.results.clear();
       reply.status = ResourceExhausted("the outputs need " + std::to_string(end) +
                                        " bytes of shared memory, the region has " +
                                        std::to_string(region.size()));
       reply.region_bytes_needed = end;
       return;
     }
-    for (size_t i = 0; i < response.outputs.size(); ++i) {
-      const auto& data = response.outputs[i].data;
-      if (!data.empty()) {
-        std::memcpy(region.data() + reply.outputs[i].offset, data.data(), data.size());
+    for (size_t r = 0; r < n; ++r) {
+      const ExecuteResult& result = reply.results[r];
+      for (size_t i = 0; i < result.outputs.size(); ++i) {
+        const auto& data = responses_[r].outputs[i].data;
+        if (!data.empty()) {
+          std::memcpy(region.data() + result.outputs[i].offset, data.data(), data.size());
+        }
       }
+      responses_[r].outputs.clear();  // what the backend lent is given back now
     }
     // Stage times: the worker's own preparation and copying out, plus what
-    // the backend told apart within its run.
+    // the backend told apart within its run (the first request's, for a list).
     auto ns = [](auto d) {
       return static_cast<uint64_t>(
           std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
     };
+    const ExecutionTiming& backend = responses_[0].timing;
     reply.input_ns =
-        ns(run - begin) + static_cast<uint64_t>(std::max<int64_t>(0, response.timing.input_ns));
+        ns(run - begin) + static_cast<uint64_t>(std::max<int64_t>(0, backend.input_ns));
     reply.output_ns = ns(std::chrono::steady_clock::now() - ran) +
-                      static_cast<uint64_t>(std::max<int64_t>(0, response.timing.output_ns));
+                      static_cast<uint64_t>(std::max<int64_t>(0, backend.output_ns));
   }
 
   const int socket_;
@@ -319,7 +361,11 @@ class Worker {
   std::unique_ptr<Mailbox> mailbox_;  // once the server has sent one
   // Reused from request to request (their buffers keep their capacity).
   ExecuteRequest execute_;
-  InferRequest request_;
+  std::vector<InferRequest> requests_;  // grown to the largest batch so far
+  std::vector<InferResponse> responses_;
+  std::vector<const InferRequest*> request_ptrs_;
+  std::vector<InferResponse*> response_ptrs_;
+  std::vector<Status> statuses_;
   ExecuteReply execute_reply_;
   std::string reply_;  // the payload of the reply to send
   std::array<std::unique_ptr<SharedRegion>, kMaxRegions> regions_;

@@ -1,4 +1,4 @@
-// The wire protocol between the server and a model's worker process, v2.
+// The wire protocol between the server and a model's worker process, v3.
 //
 // A worker runs one model version in its own process. The server talks to it
 // over a Unix socket (control messages, this codec) and a shared-memory region
@@ -13,7 +13,7 @@
 //
 // Frame. Every message is a fixed 16-byte header, then the payload:
 //   offset 0  u32 magic          kWorkerProtocolMagic, 0x4B574D4D ("MMWK" in memory)
-//   offset 4  u16 version        kWorkerProtocolVersion (2)
+//   offset 4  u16 version        kWorkerProtocolVersion (3)
 //   offset 6  u16 type           WorkerMessageType
 //   offset 8  u32 payload bytes  <= kMaxPayloadBytes; 0 for Unload, Health, Stats
 //   offset 12 u32 request id     chosen by the server, echoed in the reply
@@ -33,9 +33,18 @@
 //   Execute (3)    u32 region (< kMaxRegions, mapped): the region the tensors lie in
 //                  u64 output_offset (<= the region's size): the worker writes the
 //                         outputs at or after it, the inputs lie before it
+//                  list<Request> requests (1..kMaxExecuteRequests): a batch as the
+//                         list of its requests (v3; v2 carried one request's
+//                         inputs and outputs here). One request is a list of one.
+//   Request        string id (0..kMaxStringBytes: the request's id)
+//                  list<Parameter> parameters (0..kMaxParameters, distinct keys)
 //                  list<ShmTensor> inputs (0..kMaxTensors, distinct names)
 //                  list<string> outputs (0..kMaxTensors names of 1..kMaxTensorNameBytes,
 //                                        distinct; empty: every output)
+//   Parameter      string key (1..kMaxParameterKeyBytes)
+//                  u8 kind: 0 bool (then u8 0 or 1), 1 int64 (then i64),
+//                           2 double (then u64, its IEEE-754 bits),
+//                           3 string (then string 0..kMaxStringBytes)
 //   Health (4)     empty
 //   Stats (5)      empty
 //   Region (6)     u32 id (< kMaxRegions), u64 bytes (> 0): the frame carries a
@@ -53,10 +62,16 @@
 //                  on the socket, announced by the request that follows).
 //   Reply (100)    status, then a body only when the status is OK:
 //                    reply to Load: string config (0..kMaxConfigBytes; the complete
-//                                   serialized ModelConfig)        (LoadReply)
+//                                   serialized ModelConfig), u8 batch_as_list
+//                                   (0 or 1: LoadedModel::batch_as_list of the
+//                                   worker's backend; v3)          (LoadReply)
 //                    reply to Unload, Health: no body              (StatusReply)
-//                    reply to Execute: list<ShmTensor> outputs, u64 input_ns,
+//                    reply to Execute: list<Result> results (1..kMaxExecuteRequests,
+//                                      one per request of the Execute, in its
+//                                      order; v3), u64 input_ns,
 //                                      u64 output_ns             (ExecuteReply)
+//   Result         status (that request's own), then only when it is OK:
+//                  list<ShmTensor> outputs (0..kMaxTensors, distinct names; v3)
 //                    reply to Stats: u64 resident_bytes, u64 executions (StatsReply)
 //                  One exception: a reply to Execute with a non-OK status carries
 //                  u64 region_bytes_needed, non-zero when the outputs did not fit
@@ -83,7 +98,9 @@
 // that breaks a limit above is rejected by the peer's decoder, never altered
 // on the way (one exception: a status message is cut to kMaxStringBytes, so a
 // long backend error still gets through). A message within the limits always
-// fits in kMaxPayloadBytes. Encoding is canonical: re-encoding what a decoder
+// fits in kMaxPayloadBytes, but for an Execute or its reply with several
+// requests: the sender checks the encoded size (a batch too large to
+// describe fails, the worker untouched). Encoding is canonical: re-encoding what a decoder
 // returned gives back the bytes it decoded.
 //
 // Senders check first (Check*Fits): what the server accepts in its own
@@ -102,11 +119,12 @@
 
 #include "core/data_type.h"
 #include "core/status.h"
+#include "core/tensor.h"
 
 namespace mm {
 
 inline constexpr uint32_t kWorkerProtocolMagic = 0x4B574D4D;
-inline constexpr uint16_t kWorkerProtocolVersion = 2;
+inline constexpr uint16_t kWorkerProtocolVersion = 3;
 inline constexpr size_t kFrameHeaderBytes = 16;
 inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
 inline constexpr size_t kMaxStringBytes = 64u << 10;
@@ -115,8 +133,11 @@ inline constexpr size_t kMaxConfigBytes = 4u << 20;
 inline constexpr size_t kMaxTensorNameBytes = 4096;
 inline constexpr size_t kMaxPlatformBytes = 256;
 inline constexpr size_t kMaxRank = 64;
-inline constexpr size_t kMaxTensors = 1024;  // per list: inputs, outputs, output names
-inline constexpr uint32_t kMaxRegions = 8;   // regions a worker maps at once
+inline constexpr size_t kMaxTensors = 1024;          // per list: inputs, outputs, output names
+inline constexpr uint32_t kMaxRegions = 8;           // regions a worker maps at once
+inline constexpr size_t kMaxExecuteRequests = 1024;  // requests in one Execute
+inline constexpr size_t kMaxParameters = 256;        // parameters of one request
+inline constexpr size_t kMaxParameterKeyBytes = 1024;
 
 enum class WorkerMessageType : uint16_t {
   kLoad = 1,
@@ -173,18 +194,29 @@ struct LoadRequest {
   bool operator==(const LoadRequest&) const = default;
 };
 
+// One request of an Execute. Parameters are a list (not a map) so that a
+// decode into a reused ExecuteRequest keeps their buffers.
+struct ExecuteItem {
+  std::string id;
+  std::vector<std::pair<std::string, ParameterValue>> parameters;  // distinct keys
+  std::vector<ShmTensor> inputs;
+  std::vector<std::string> outputs;  // requested output names; empty: all
+
+  bool operator==(const ExecuteItem&) const = default;
+};
+
 struct ExecuteRequest {
   uint32_t region = 0;
   uint64_t output_offset = 0;
-  std::vector<ShmTensor> inputs;
-  std::vector<std::string> outputs;  // requested output names; empty: all
+  std::vector<ExecuteItem> requests;  // at least one
 
   bool operator==(const ExecuteRequest&) const = default;
 };
 
 struct LoadReply {
   Status status;
-  std::string config;  // only when status is OK; not encoded otherwise
+  std::string config;          // only when status is OK; not encoded otherwise
+  bool batch_as_list = false;  // only when status is OK; not encoded otherwise
 };
 
 // The reply to Unload and Health.
@@ -192,9 +224,18 @@ struct StatusReply {
   Status status;
 };
 
-struct ExecuteReply {
+// One request's answer: its own status, and its outputs when that is OK.
+struct ExecuteResult {
   Status status;
-  std::vector<ShmTensor> outputs;    // only when status is OK; not encoded otherwise
+  std::vector<ShmTensor> outputs;  // only when status is OK; not encoded otherwise
+};
+
+struct ExecuteReply {
+  // The whole Execute's; a request's own failure is in its result.
+  Status status;
+  // Only when status is OK: one per request of the Execute, in its order
+  // (the server checks the count). Not encoded otherwise.
+  std::vector<ExecuteResult> results;
   uint64_t region_bytes_needed = 0;  // only when status is not OK
   // Only when status is OK: the worker's own stage times (ns), preparing the
   // inputs and taking the outputs (into the region); the rest of its time
@@ -262,12 +303,14 @@ std::string EncodeStatsReply(const StatsReply& reply);
 StatusOr<StatsReply> DecodeStatsReply(std::span<const std::byte> payload);
 
 // What a sender checks before it encodes: OK when the decoder will accept
-// the message's lists, names and ranks (offsets and bytes are the sender's
+// the message's lists, names, ids, parameters and ranks (offsets and bytes are the sender's
 // own layout, not checked here); else INVALID_ARGUMENT naming the tensor and
 // the limit, e.g. "input 'x' has 65 dims; a model in a worker process takes
 // tensors of at most 64 dims". Cheap: no allocation unless there is an error.
 Status CheckExecuteFits(const ExecuteRequest& request);
+Status CheckExecuteItemFits(const ExecuteItem& request);  // one request of it
 Status CheckExecuteReplyFits(const ExecuteReply& reply);
+Status CheckExecuteResultFits(const ExecuteResult& result);  // one result of it
 Status CheckLoadFits(const LoadRequest& request);
 Status CheckLoadReplyFits(const LoadReply& reply);
 

@@ -3,6 +3,7 @@
 // allocates, and names the message, the item and the field in its errors.
 // The writing side is worker_protocol_encode.cc.
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cstdio>
 #include <limits>
@@ -143,6 +144,9 @@ class Reader {
 // short list).
 constexpr size_t kMinStringBytes = 4;
 constexpr size_t kMinTensorBytes = 4 + 4 + 4 + 8 + 8;  // empty name, rank 0
+constexpr size_t kMinRequestBytes = 4 + 4 + 4 + 4;     // empty id and lists
+constexpr size_t kMinParameterBytes = 4 + 1 + 1;       // empty key, bool
+constexpr size_t kMinResultBytes = 4 + 4;              // status, empty message
 
 bool IsKnownDataType(uint32_t v) {
   // DataTypeName answers "INVALID" for kInvalid and for every unknown value.
@@ -359,6 +363,70 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
   return q;
 }
 
+namespace {
+
+// One parameter of request `index`'s list; `p` keeps its buffers.
+Status ReadParameter(Reader& r, size_t index, std::pair<std::string, ParameterValue>& p) {
+  r.SetContext("parameter", index);
+  MM_RETURN_IF_ERROR(r.String(p.first, "key", 1, kMaxParameterKeyBytes));
+  r.SetContext("parameter", index, p.first);
+  uint8_t kind = 0;
+  MM_RETURN_IF_ERROR(r.Int(kind, "kind"));
+  switch (kind) {
+    case 0: {
+      uint8_t b = 0;
+      MM_RETURN_IF_ERROR(r.Int(b, "bool value"));
+      if (b > 1) return r.Error("bool value " + std::to_string(b) + ", expected 0 or 1");
+      p.second = b == 1;
+      return OkStatus();
+    }
+    case 1: {
+      int64_t v = 0;
+      MM_RETURN_IF_ERROR(r.Int(v, "int64 value"));
+      p.second = v;
+      return OkStatus();
+    }
+    case 2: {
+      uint64_t bits = 0;
+      MM_RETURN_IF_ERROR(r.Int(bits, "double value"));
+      p.second = std::bit_cast<double>(bits);
+      return OkStatus();
+    }
+    case 3: {
+      // Into the string the pair held, when it held one (its capacity kept).
+      if (!std::holds_alternative<std::string>(p.second)) p.second = std::string();
+      return r.String(std::get<std::string>(p.second), "string value", 0, kMaxStringBytes);
+    }
+    default:
+      return r.Error("kind " + std::to_string(kind) +
+                     ", expected 0 (bool), 1 (int64), 2 (double) or 3 (string)");
+  }
+}
+
+Status ReadExecuteItem(Reader& r, size_t index, uint64_t region_bytes, ExecuteItem& q) {
+  r.SetContext("request", index);
+  MM_RETURN_IF_ERROR(r.String(q.id, "id", 0, kMaxStringBytes));
+  uint32_t n = 0;
+  MM_RETURN_IF_ERROR(r.Count(n, "parameter count", kMaxParameters, kMinParameterBytes));
+  q.parameters.resize(n);
+  for (uint32_t i = 0; i < n; ++i) MM_RETURN_IF_ERROR(ReadParameter(r, i, q.parameters[i]));
+  r.ClearContext();
+  MM_RETURN_IF_ERROR(CheckDistinct(
+      r, "parameter", n, [&](size_t i) -> std::string_view { return q.parameters[i].first; }));
+  MM_RETURN_IF_ERROR(ReadTensors(r, "input", region_bytes, q.inputs));
+  MM_RETURN_IF_ERROR(r.Count(n, "output name count", kMaxTensors, kMinStringBytes));
+  q.outputs.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    r.SetContext("output name", i);
+    MM_RETURN_IF_ERROR(r.String(q.outputs[i], "value", 1, kMaxTensorNameBytes));
+  }
+  r.ClearContext();
+  return CheckDistinct(r, "output name", n,
+                       [&](size_t i) -> std::string_view { return q.outputs[i]; });
+}
+
+}  // namespace
+
 StatusOr<ExecuteRequest> DecodeExecute(std::span<const std::byte> payload,
                                        std::span<const uint64_t> region_sizes) {
   ExecuteRequest q;
@@ -381,17 +449,19 @@ Status DecodeExecuteInto(std::span<const std::byte> payload, std::span<const uin
                    " exceeds the shared-memory region of " + std::to_string(region_bytes) +
                    " bytes");
   }
-  MM_RETURN_IF_ERROR(ReadTensors(r, "input", region_bytes, q.inputs));
   uint32_t n = 0;
-  MM_RETURN_IF_ERROR(r.Count(n, "output name count", kMaxTensors, kMinStringBytes));
-  q.outputs.resize(n);
+  MM_RETURN_IF_ERROR(r.Count(n, "request count", kMaxExecuteRequests, kMinRequestBytes));
+  if (n == 0) return r.Error("request count 0, expected at least 1");
+  q.requests.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
-    r.SetContext("output name", i);
-    MM_RETURN_IF_ERROR(r.String(q.outputs[i], "value", 1, kMaxTensorNameBytes));
+    // Errors inside a request name it: "request 2: input 0 'x': ..." reads
+    // as the innermost context only, so the request's index leads the field.
+    Status s = ReadExecuteItem(r, i, region_bytes, q.requests[i]);
+    if (!s.ok()) {
+      if (n == 1) return s;
+      return Status(s.code(), s.message() + " (in request " + std::to_string(i) + ")");
+    }
   }
-  r.ClearContext();
-  MM_RETURN_IF_ERROR(CheckDistinct(r, "output name", n,
-                                   [&](size_t i) -> std::string_view { return q.outputs[i]; }));
   return r.Finish();
 }
 
@@ -424,6 +494,12 @@ StatusOr<LoadReply> DecodeLoadReply(std::span<const std::byte> payload) {
   MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
   if (reply.status.ok()) {
     MM_RETURN_IF_ERROR(r.String(reply.config, "config", 0, kMaxConfigBytes));
+    uint8_t as_list = 0;
+    MM_RETURN_IF_ERROR(r.Int(as_list, "batch_as_list"));
+    if (as_list > 1) {
+      return r.Error("batch_as_list " + std::to_string(as_list) + ", expected 0 or 1");
+    }
+    reply.batch_as_list = as_list == 1;
   }
   MM_RETURN_IF_ERROR(r.Finish());
   return reply;
@@ -449,12 +525,30 @@ Status DecodeExecuteReplyInto(std::span<const std::byte> payload, uint64_t regio
   Reader r(payload, "Execute reply");
   MM_RETURN_IF_ERROR(ReadStatus(r, reply.status));
   if (reply.status.ok()) {
-    MM_RETURN_IF_ERROR(ReadTensors(r, "output", region_bytes, reply.outputs));
+    uint32_t n = 0;
+    MM_RETURN_IF_ERROR(r.Count(n, "result count", kMaxExecuteRequests, kMinResultBytes));
+    if (n == 0) return r.Error("result count 0, expected at least 1");
+    reply.results.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      ExecuteResult& result = reply.results[i];
+      r.SetContext("result", i);
+      MM_RETURN_IF_ERROR(ReadStatus(r, result.status));
+      if (result.status.ok()) {
+        Status s = ReadTensors(r, "output", region_bytes, result.outputs);
+        if (!s.ok()) {
+          if (n == 1) return s;
+          return Status(s.code(), s.message() + " (in result " + std::to_string(i) + ")");
+        }
+      } else {
+        result.outputs.clear();
+      }
+    }
+    r.ClearContext();
     MM_RETURN_IF_ERROR(r.Int(reply.input_ns, "input_ns"));
     MM_RETURN_IF_ERROR(r.Int(reply.output_ns, "output_ns"));
     reply.region_bytes_needed = 0;
   } else {
-    reply.outputs.clear();
+    reply.results.clear();
     reply.input_ns = reply.output_ns = 0;
     MM_RETURN_IF_ERROR(r.Int(reply.region_bytes_needed, "region_bytes_needed"));
   }

@@ -2,6 +2,7 @@
 // sender's checks (what the decoders would refuse, said from the user's
 // side before anything is sent). The reading side is worker_protocol_decode.cc.
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <limits>
 #include <type_traits>
@@ -45,6 +46,20 @@ void PutTensors(std::string& out, const std::vector<ShmTensor>& tensors) {
   for (const auto& t : tensors) PutTensor(out, t);
 }
 
+void PutParameter(std::string& out, const std::string& key, const ParameterValue& value) {
+  PutString(out, key);
+  PutLe<uint8_t>(out, static_cast<uint8_t>(value.index()));
+  if (const bool* b = std::get_if<bool>(&value)) {
+    PutLe<uint8_t>(out, *b ? 1 : 0);
+  } else if (const int64_t* i = std::get_if<int64_t>(&value)) {
+    PutLe<int64_t>(out, *i);
+  } else if (const double* d = std::get_if<double>(&value)) {
+    PutLe<uint64_t>(out, std::bit_cast<uint64_t>(*d));
+  } else {
+    PutString(out, std::get<std::string>(value));
+  }
+}
+
 void PutStatus(std::string& out, const Status& status) {
   PutLe<uint32_t>(out, static_cast<uint32_t>(status.code()));
   const std::string& m = status.message();
@@ -86,7 +101,44 @@ Status CheckCount(std::string_view what, size_t n) {
 
 }  // namespace
 
-Status CheckExecuteFits(const ExecuteRequest& request) {
+Status CheckExecuteFits(const ExecuteRequest& execute) {
+  if (execute.requests.empty() || execute.requests.size() > kMaxExecuteRequests) {
+    return InvalidArgument("a batch of " + std::to_string(execute.requests.size()) +
+                           " requests; a model in a worker process takes 1 to " +
+                           std::to_string(kMaxExecuteRequests) + " at once");
+  }
+  for (const ExecuteItem& request : execute.requests) {
+    MM_RETURN_IF_ERROR(CheckExecuteItemFits(request));
+  }
+  return OkStatus();
+}
+
+Status CheckExecuteItemFits(const ExecuteItem& request) {
+  if (request.id.size() > kMaxStringBytes) {
+    return InvalidArgument("request id of " + std::to_string(request.id.size()) +
+                           " bytes; a model in a worker process takes ids of at most " +
+                           std::to_string(kMaxStringBytes) + " bytes");
+  }
+  if (request.parameters.size() > kMaxParameters) {
+    return InvalidArgument(std::to_string(request.parameters.size()) +
+                           " request parameters; a model in a worker process takes at most " +
+                           std::to_string(kMaxParameters));
+  }
+  for (const auto& [key, value] : request.parameters) {
+    if (key.empty() || key.size() > kMaxParameterKeyBytes) {
+      return InvalidArgument("request parameter name of " + std::to_string(key.size()) +
+                             " bytes; a model in a worker process takes names of 1 to " +
+                             std::to_string(kMaxParameterKeyBytes) + " bytes");
+    }
+    const std::string* text = std::get_if<std::string>(&value);
+    if (text != nullptr && text->size() > kMaxStringBytes) {
+      return InvalidArgument("request parameter '" + Printable(key) + "' of " +
+                             std::to_string(text->size()) +
+                             " bytes; a model in a worker process takes string parameters of "
+                             "at most " +
+                             std::to_string(kMaxStringBytes) + " bytes");
+    }
+  }
   MM_RETURN_IF_ERROR(CheckCount("inputs", request.inputs.size()));
   MM_RETURN_IF_ERROR(CheckCount("requested outputs", request.outputs.size()));
   for (const ShmTensor& t : request.inputs) {
@@ -103,6 +155,18 @@ Status CheckExecuteFits(const ExecuteRequest& request) {
 }
 
 Status CheckExecuteReplyFits(const ExecuteReply& reply) {
+  if (!reply.status.ok()) return OkStatus();
+  if (reply.results.empty() || reply.results.size() > kMaxExecuteRequests) {
+    return InvalidArgument("a reply of " + std::to_string(reply.results.size()) +
+                           " results; expected 1 to " + std::to_string(kMaxExecuteRequests));
+  }
+  for (const ExecuteResult& result : reply.results) {
+    MM_RETURN_IF_ERROR(CheckExecuteResultFits(result));
+  }
+  return OkStatus();
+}
+
+Status CheckExecuteResultFits(const ExecuteResult& reply) {
   if (!reply.status.ok()) return OkStatus();
   MM_RETURN_IF_ERROR(CheckCount("outputs", reply.outputs.size()));
   for (const ShmTensor& t : reply.outputs) {
@@ -223,13 +287,19 @@ std::string EncodeExecute(const ExecuteRequest& request) {
   return out;
 }
 
-void EncodeExecuteTo(const ExecuteRequest& request, std::string& out) {
+void EncodeExecuteTo(const ExecuteRequest& execute, std::string& out) {
   out.clear();
-  PutLe<uint32_t>(out, request.region);
-  PutLe<uint64_t>(out, request.output_offset);
-  PutTensors(out, request.inputs);
-  PutLe<uint32_t>(out, static_cast<uint32_t>(request.outputs.size()));
-  for (const auto& name : request.outputs) PutString(out, name);
+  PutLe<uint32_t>(out, execute.region);
+  PutLe<uint64_t>(out, execute.output_offset);
+  PutLe<uint32_t>(out, static_cast<uint32_t>(execute.requests.size()));
+  for (const ExecuteItem& request : execute.requests) {
+    PutString(out, request.id);
+    PutLe<uint32_t>(out, static_cast<uint32_t>(request.parameters.size()));
+    for (const auto& [key, value] : request.parameters) PutParameter(out, key, value);
+    PutTensors(out, request.inputs);
+    PutLe<uint32_t>(out, static_cast<uint32_t>(request.outputs.size()));
+    for (const auto& name : request.outputs) PutString(out, name);
+  }
 }
 
 std::string EncodeMailbox(uint64_t bytes) {
@@ -248,7 +318,10 @@ std::string EncodeRegion(const RegionMessage& region) {
 std::string EncodeLoadReply(const LoadReply& reply) {
   std::string out;
   PutStatus(out, reply.status);
-  if (reply.status.ok()) PutString(out, reply.config);
+  if (reply.status.ok()) {
+    PutString(out, reply.config);
+    PutLe<uint8_t>(out, reply.batch_as_list ? 1 : 0);
+  }
   return out;
 }
 
@@ -268,7 +341,11 @@ void EncodeExecuteReplyTo(const ExecuteReply& reply, std::string& out) {
   out.clear();
   PutStatus(out, reply.status);
   if (reply.status.ok()) {
-    PutTensors(out, reply.outputs);
+    PutLe<uint32_t>(out, static_cast<uint32_t>(reply.results.size()));
+    for (const ExecuteResult& result : reply.results) {
+      PutStatus(out, result.status);
+      if (result.status.ok()) PutTensors(out, result.outputs);
+    }
     PutLe<uint64_t>(out, reply.input_ns);
     PutLe<uint64_t>(out, reply.output_ns);
   } else {

@@ -352,6 +352,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
       servable->config.max_batch_size(), key.repository);
   scheduler_config.stats = servable->stats;
   scheduler_config.inline_safe = (*loaded)->inline_safe;
+  scheduler_config.batch_as_list = (*loaded)->batch_as_list;
   servable->drift = std::move(drift);
   auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                           options_.scheduler, std::move(scheduler_config));

@@ -63,6 +63,7 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       tenant_(config.tenant),
       inline_safe_(config.inline_safe && !config.decoupled),  // (an answer may come later)
       decoupled_(config.decoupled),
+      batch_as_list_(config.batch_as_list),
       stats_(std::move(config.stats)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
       batching_(std::move(config.batching)),
@@ -298,6 +299,8 @@ int64_t ModelScheduler::RunBatch(bool* more) {
   std::vector<Answer> many;
   if (batch.size() == 1) {
     one.emplace(Execute(instance, std::move(batch[0])));
+  } else if (batch_as_list_) {
+    many = ExecuteAsList(instance, std::move(batch));
   } else {
     many = ExecuteBatch(instance, std::move(batch));
   }
@@ -427,12 +430,16 @@ Status ModelScheduler::RunTimed(ModelInstance* instance, const InferRequest& req
   }
   const int64_t ns = clock_->NowNs() - start;
   *ns_out = ns;
+  RecordExecution(ns);
+  return status;
+}
+
+void ModelScheduler::RecordExecution(int64_t ns) {
   executions_.fetch_add(1, std::memory_order_relaxed);
   // Exponential moving average over about the last eight executions.
   int64_t avg = avg_exec_ns_.load(std::memory_order_relaxed);
   avg_exec_ns_.store(avg == 0 ? std::max<int64_t>(ns, 1) : avg + (ns - avg) / 8,
                      std::memory_order_relaxed);
-  return status;
 }
 
 std::vector<ModelScheduler::Answer> ModelScheduler::ExecuteBatch(ModelInstance* instance,
@@ -491,6 +498,79 @@ std::vector<ModelScheduler::Answer> ModelScheduler::ExecuteBatch(ModelInstance* 
     r.timing = timing;
     works[i].request.reset();
     answers.push_back({std::move(works[i].done), std::move((*split)[i])});
+  }
+  return answers;
+}
+
+std::vector<ModelScheduler::Answer> ModelScheduler::ExecuteAsList(ModelInstance* instance,
+                                                                  std::vector<Work> works) {
+  const size_t n = works.size();
+  const int64_t begin_ns = clock_->NowNs();
+  std::vector<const InferRequest*> requests;
+  std::vector<std::unique_ptr<InferResponse>> responses;
+  std::vector<InferResponse*> response_ptrs;
+  std::vector<Status> results(n);
+  std::vector<int64_t> sizes;
+  requests.reserve(n);
+  responses.reserve(n);
+  response_ptrs.reserve(n);
+  sizes.reserve(n);
+  for (Work& w : works) {
+    requests.push_back(w.request.get());
+    auto response = std::make_unique<InferResponse>();
+    response->model_name = w.request->model_name;
+    response->model_version = w.request->model_version;
+    response->id = w.request->id;
+    response_ptrs.push_back(response.get());
+    responses.push_back(std::move(response));
+    sizes.push_back(*RequestBatchSize(*w.request));  // checked when the batch formed
+  }
+  const int64_t rows = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("model '{}': one execution of {} rows for a list of {} requests", model_name_,
+                  rows, n);
+  }
+  const int64_t start_ns = clock_->NowNs();
+  Status status;
+  try {
+    status = instance->ExecuteList(requests, response_ptrs, results);
+  } catch (const std::exception& e) {
+    status = Internal("model '" + model_name_ + "' failed: " + e.what());
+  }
+  const int64_t ns = clock_->NowNs() - start_ns;
+  RecordExecution(ns);
+  executed_requests_.fetch_add(n, std::memory_order_relaxed);
+  std::vector<Answer> answers;
+  answers.reserve(n);
+  if (!status.ok()) {
+    for (Work& w : works) {
+      w.request.reset();
+      answers.push_back({std::move(w.done), status});
+    }
+    return answers;
+  }
+  // The backend's own input/output times: the first request's (a list
+  // backend times the whole execution).
+  const ExecutionTiming timing = StageTimes(responses[0]->timing, begin_ns, start_ns - begin_ns, ns,
+                                            clock_->NowNs() - start_ns - ns, rows);
+  if (stats_ != nullptr) {
+    stats_->ExecutionFinished(rows, timing.input_ns, timing.infer_ns, timing.output_ns);
+  }
+  // Each request is charged its rows' share, as for a merged batch.
+  const int64_t total = timing.input_ns + timing.infer_ns + timing.output_ns;
+  int64_t charged = 0;
+  for (size_t i = 0; i < n; ++i) {
+    InferResponse& r = *responses[i];
+    r.queue_ns = begin_ns - works[i].enqueued_ns;
+    r.compute_ns = i + 1 == n || rows <= 0 ? total - charged : total * sizes[i] / rows;
+    charged += r.compute_ns;
+    r.timing = timing;
+    works[i].request.reset();
+    if (results[i].ok()) {
+      answers.push_back({std::move(works[i].done), std::move(responses[i])});
+    } else {
+      answers.push_back({std::move(works[i].done), std::move(results[i])});
+    }
   }
   return answers;
 }

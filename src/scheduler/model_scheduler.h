@@ -97,6 +97,12 @@ struct ModelSchedulerConfig {
   bool inline_safe = false;
   // config.model_transaction_policy.decoupled: run through ExecuteDecoupled.
   bool decoupled = false;
+  // Whether a batch of several requests reaches an instance as the list of
+  // its requests, unmerged (LoadedModel::batch_as_list:
+  // ModelInstance::ExecuteList), rather than merged along dim 0 into one
+  // request (Execute). Batches form the same way either way; a batch of one
+  // request runs Execute either way.
+  bool batch_as_list = false;
   // Where each execution is recorded (ModelStats::ExecutionFinished); null: nowhere.
   std::shared_ptr<ModelStats> stats;
   static ModelSchedulerConfig FromModelConfig(const inference::ModelConfig& config,
@@ -182,6 +188,12 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   };
   // Executes a batch of more than one request as one; the answers, in order.
   std::vector<Answer> ExecuteBatch(ModelInstance* instance, std::vector<Work> works);
+  // batch_as_list: executes a batch of more than one request as the list of
+  // its requests (ExecuteList), each answered with its own response or
+  // error; the answers, in order.
+  std::vector<Answer> ExecuteAsList(ModelInstance* instance, std::vector<Work> works);
+  // Counts an execution of `ns` and updates the moving average.
+  void RecordExecution(int64_t ns);
   // The batching delay is over: asks for a slot if work waits.
   void Dispatch();
   // The client of `ticket` went away: answers it CANCELLED if it still waits.
@@ -217,6 +229,7 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   const std::string tenant_;
   const bool inline_safe_;
   const bool decoupled_;
+  const bool batch_as_list_;
   const std::shared_ptr<ModelStats> stats_;  // may be null
   const Clock* const clock_;
   const BatchingConfig batching_;

@@ -51,6 +51,24 @@ Status FakeInstance::Execute(const InferRequest& request, InferResponse& respons
   return result;
 }
 
+Status FakeInstance::ExecuteList(std::span<const InferRequest* const> requests,
+                                 std::span<InferResponse* const> responses,
+                                 std::span<Status> results) {
+  {
+    MutexLock lock(mu_);
+    auto& ids = lists_.emplace_back();
+    for (const InferRequest* r : requests) ids.push_back(r->id);
+  }
+  if (!options_.list_fails.ok()) return options_.list_fails;
+  for (size_t i = 0; i < requests.size(); ++i) results[i] = Execute(*requests[i], *responses[i]);
+  return OkStatus();
+}
+
+std::vector<std::vector<std::string>> FakeInstance::lists() const {
+  MutexLock lock(mu_);
+  return lists_;
+}
+
 void FakeInstance::FailWith(Status status) {
   MutexLock lock(mu_);
   fail_ = std::move(status);

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,9 @@ class FakeInstance final : public ModelInstance {
     // being counted and recorded; empty: none does.
     std::string fail_id;
     Handler handler;  // empty: OK with no outputs
+    // ExecuteList (a batch as a list) returns this when not OK, failing the
+    // whole list; OK: it runs Execute on each request, each its own result.
+    Status list_fails;
   };
 
   FakeInstance();
@@ -75,18 +79,25 @@ class FakeInstance final : public ModelInstance {
   ~FakeInstance() override;
 
   Status Execute(const InferRequest& request, InferResponse& response) override;
+  // Records the list's ids (lists()), then as Options::list_fails says.
+  Status ExecuteList(std::span<const InferRequest* const> requests,
+                     std::span<InferResponse* const> responses, std::span<Status> results) override
+      MM_EXCLUDES(mu_);
 
   // Every later Execute answers `status` (after counting and recording);
   // OK goes back to the handler.
   void FailWith(Status status) MM_EXCLUDES(mu_);
   // The requests recorded so far, oldest first (Options::record).
   std::vector<SeenRequest> requests() const MM_EXCLUDES(mu_);
+  // The ids of every list ExecuteList received, oldest first.
+  std::vector<std::vector<std::string>> lists() const MM_EXCLUDES(mu_);
 
  private:
   const Options options_;
   mutable Mutex mu_;
   Status fail_ MM_GUARDED_BY(mu_);
   std::vector<SeenRequest> requests_ MM_GUARDED_BY(mu_);
+  std::vector<std::vector<std::string>> lists_ MM_GUARDED_BY(mu_);
 };
 
 // Handlers.

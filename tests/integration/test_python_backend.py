@@ -337,8 +337,6 @@ def test_initialize_args_and_request_accessors(server, repo, module, client):
     assert seen["is_cpu"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="the worker protocol carries a request's id and parameters "
-                   "with py2/lists (protocol v3); until then the worker sees neither")
 @pytest.mark.parametrize("module,client", [(httpclient, http), (grpcclient, grpc)])
 def test_request_id_and_parameters_reach_the_model(server, module, client):
     inp = module.InferInput("IN", [3], "INT64")

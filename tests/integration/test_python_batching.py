@@ -4,7 +4,6 @@ requests as a list."""
 import threading
 
 import numpy as np
-import pytest
 import tritonclient.http as httpclient
 
 from conftest import Server
@@ -75,9 +74,6 @@ def test_batched_requests_each_get_their_answer(tmp_path):
         np.testing.assert_array_equal(out, [[i + 100, -i + 100]])
 
 
-@pytest.mark.xfail(strict=True, reason="the scheduler and worker protocol deliver batches as "
-                   "lists with py2/lists (LoadedModel::batch_as_list through ProcessBackend); "
-                   "until then a batch reaches execute merged into one request")
 def test_execute_receives_the_batch_as_a_list_of_requests(tmp_path):
     results = four_at_once(tmp_path)
     assert [int(req[0][0]) for _, (_, req) in sorted(results.items())] == [4, 4, 4, 4], results

@@ -210,7 +210,8 @@ class PythonInstance final : public ModelInstance {
                                            s.label + ": " + item[1].cast<std::string>());
           continue;
         }
-        results[i] = TakeOutputs(item[1], *responses[i]);
+        results[i] = TakeOutputs(item[1], *responses[i]).WithContext(s.label);
+        if (!results[i].ok()) responses[i]->outputs.clear();
       }
       return OkStatus();
     } catch (py::error_already_set& e) {
@@ -280,6 +281,16 @@ class PythonInstance final : public ModelInstance {
       t.dtype = static_cast<DataType>(item[1].cast<int>());
       t.shape = item[2].cast<std::vector<int64_t>>();
       TakeBuffer(item[3], t);
+      // Never a reply the server would take for a broken worker.
+      if (const size_t size = DataTypeSize(t.dtype); size > 0) {
+        auto count = ElementCount(t.shape, "output '" + t.name + "'");
+        if (!count.ok()) return count.status();
+        if (t.data.size() != static_cast<size_t>(*count) * size) {
+          return Internal("output '" + t.name + "' holds " + std::to_string(t.data.size()) +
+                          " bytes; expected " + std::to_string(*count * size) + " for shape " +
+                          ShapeToString(t.shape));
+        }
+      }
     }
     return OkStatus();
   }
