@@ -96,15 +96,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const uint64_t sizes[3] = {0, region, 0};
             return mm::DecodeExecute(p, sizes);
           },
-          mm::EncodeExecute, [](const auto& x, const auto& y) { return x == y; });
+          mm::EncodeExecute,
+          // (A double parameter may be a NaN, unequal to itself: compared
+          // by its encoding, which is canonical.)
+          [](const mm::ExecuteRequest& x, const mm::ExecuteRequest& y) {
+            return mm::EncodeExecute(x) == mm::EncodeExecute(y) &&
+                   x.requests.size() == y.requests.size();
+          });
       break;
     case 3:
       RoundTrip(
           in, [region](auto p) { return mm::DecodeExecuteReply(p, region); },
           mm::EncodeExecuteReply,
           [](const mm::ExecuteReply& x, const mm::ExecuteReply& y) {
-            return SameStatus(x.status, y.status) && x.outputs == y.outputs &&
-                   x.region_bytes_needed == y.region_bytes_needed;
+            if (x.results.size() != y.results.size()) return false;
+            for (size_t i = 0; i < x.results.size(); ++i) {
+              if (!SameStatus(x.results[i].status, y.results[i].status) ||
+                  x.results[i].outputs != y.results[i].outputs) {
+                return false;
+              }
+            }
+            return SameStatus(x.status, y.status) && x.region_bytes_needed == y.region_bytes_needed;
           });
       break;
     case 4:
@@ -130,7 +142,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       RoundTrip(
           in, [](auto p) { return mm::DecodeLoadReply(p); }, mm::EncodeLoadReply,
           [](const mm::LoadReply& x, const mm::LoadReply& y) {
-            return SameStatus(x.status, y.status) && x.config == y.config;
+            return SameStatus(x.status, y.status) && x.config == y.config &&
+                   x.batch_as_list == y.batch_as_list;
           });
       break;
     case 8:

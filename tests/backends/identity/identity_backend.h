@@ -12,6 +12,15 @@
 //    type and dims.
 // Execute answers each output with its input's bytes (no copy: the output
 // points into the request's buffer, kept alive by Tensor::owner).
+// List mode (config parameters { key: "batch_as_list" value { string_value:
+// "true" } }): the model sets LoadedModel::batch_as_list, so a dynamic batch
+// reaches ExecuteList as its requests, unmerged; each request is answered
+// alone, with one more output, LIST_INFO (TYPE_STRING, dims [1], listed
+// last), whose element per row is JSON saying what the request saw:
+// {"list": size of the list it came in (1 through Execute), "index": its
+// place, "id": its id, "parameters": {its parameters}}. A request whose
+// parameter "fail" is true fails alone, INVALID_ARGUMENT "identity: request
+// '<id>' asked to fail".
 // Offered only with --enable-test-backends.
 #pragma once
 

@@ -43,8 +43,10 @@ TEST(WorkerChannelTest, ALargePayloadArrivesWhole) {
   // Larger than the socket buffer: the writer blocks until the reader reads.
   std::string payload;
   ExecuteReply reply;
+  reply.results.resize(1);
   for (int i = 0; i < 1000; ++i) {
-    reply.outputs.push_back({"output_" + std::to_string(i), DataType::kFp32, {4}, 0, 16});
+    reply.results[0].outputs.push_back(
+        {"output_" + std::to_string(i), DataType::kFp32, {4}, 0, 16});
   }
   payload = EncodeExecuteReply(reply);
   std::thread writer([&] {

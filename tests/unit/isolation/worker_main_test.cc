@@ -73,7 +73,8 @@ class WorkerMainTest : public ::testing::Test {
     std::memcpy(base + 64, values.data(), values.size() * 4);
     ExecuteRequest execute;
     execute.output_offset = output_offset;
-    execute.inputs = {
+    execute.requests.resize(1);
+    execute.requests[0].inputs = {
         {"COMMAND", DataType::kInt64, {2}, 0, 16},
         {"INPUT", DataType::kFp32, {static_cast<int64_t>(values.size())}, 64, values.size() * 4}};
     auto frame = Ask(WorkerMessageType::kExecute, EncodeExecute(execute));
@@ -140,8 +141,9 @@ TEST_F(WorkerMainTest, LoadsExecutesAndReports) {
 
   ExecuteReply reply = Echo({1.5f, -2.0f, 3.0f}, 128);
   ASSERT_TRUE(reply.status.ok()) << reply.status.message();
-  ASSERT_EQ(reply.outputs.size(), 1u);
-  const ShmTensor& out = reply.outputs[0];
+  ASSERT_EQ(reply.results.size(), 1u);
+  ASSERT_EQ(reply.results[0].outputs.size(), 1u);
+  const ShmTensor& out = reply.results[0].outputs[0];
   EXPECT_EQ(out.name, "OUTPUT");
   EXPECT_EQ(out.shape, (std::vector<int64_t>{3}));
   EXPECT_GE(out.offset, 128u);
@@ -190,15 +192,17 @@ TEST_F(WorkerMainTest, TakesRequestsFromItsMailboxAfterTheLoad) {
   std::memcpy(base + 64, values, sizeof(values));
   ExecuteRequest execute;
   execute.output_offset = 128;
-  execute.inputs = {{"COMMAND", DataType::kInt64, {2}, 0, 16},
-                    {"INPUT", DataType::kFp32, {2}, 64, 8}};
+  execute.requests.resize(1);
+  execute.requests[0].inputs = {{"COMMAND", DataType::kInt64, {2}, 0, 16},
+                                {"INPUT", DataType::kFp32, {2}, 64, 8}};
   auto reply = DecodeExecuteReply(
       AsBytes(Post(WorkerMessageType::kExecute, EncodeExecute(execute), 1)), region_->size());
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   ASSERT_TRUE(reply->status.ok()) << reply->status.message();
-  ASSERT_EQ(reply->outputs.size(), 1u);
+  ASSERT_EQ(reply->results.size(), 1u);
+  ASSERT_EQ(reply->results[0].outputs.size(), 1u);
   float got[2];
-  std::memcpy(got, base + reply->outputs[0].offset, sizeof(got));
+  std::memcpy(got, base + reply->results[0].outputs[0].offset, sizeof(got));
   EXPECT_EQ(got[1], 5.0f);
 
   // The same request as a frame on the socket, announced by the mailbox.
@@ -209,6 +213,56 @@ TEST_F(WorkerMainTest, TakesRequestsFromItsMailboxAfterTheLoad) {
   auto stats = DecodeStatsReply(AsBytes(Post(WorkerMessageType::kStats, "", 0)));
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->stats.executions, 2u);
+}
+
+TEST_F(WorkerMainTest, AListOfRequestsIsOneExecutionWithAResultPerRequest) {
+  ASSERT_TRUE(LoadChaos().status.ok());
+  OpenMailbox();
+  MapRegion(4096);  // announced by the request that follows
+  std::byte* base = region_->bytes().data();
+  // Request 0 echoes {1, 2}; request 1 asks to fail (op 5); request 2 echoes {3}.
+  const int64_t echo[2] = {0, 0};
+  const int64_t fail[2] = {5, 0};
+  const float a[2] = {1.0f, 2.0f};
+  const float c[1] = {3.0f};
+  std::memcpy(base, echo, 16);
+  std::memcpy(base + 64, a, 8);
+  std::memcpy(base + 128, fail, 16);
+  std::memcpy(base + 192, a, 8);
+  std::memcpy(base + 256, echo, 16);
+  std::memcpy(base + 320, c, 4);
+  ExecuteRequest execute;
+  execute.output_offset = 384;
+  execute.requests.resize(3);
+  for (size_t r = 0; r < 3; ++r) {
+    execute.requests[r].id = "r" + std::to_string(r);
+    const int64_t rows = r == 2 ? 1 : 2;
+    execute.requests[r].inputs = {
+        {"COMMAND", DataType::kInt64, {2}, r * 128, 16},
+        {"INPUT", DataType::kFp32, {rows}, r * 128 + 64, static_cast<uint64_t>(rows) * 4}};
+  }
+  execute.requests[1].parameters = {{"note", std::string("x")}};
+  auto reply = DecodeExecuteReply(
+      AsBytes(Post(WorkerMessageType::kExecute, EncodeExecute(execute), 1)), region_->size());
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  ASSERT_TRUE(reply->status.ok()) << reply->status.message();
+  ASSERT_EQ(reply->results.size(), 3u);
+  ASSERT_TRUE(reply->results[0].status.ok());
+  EXPECT_EQ(reply->results[1].status.message(), "chaos: asked to fail");
+  ASSERT_TRUE(reply->results[2].status.ok());
+  ASSERT_EQ(reply->results[0].outputs.size(), 1u);
+  ASSERT_EQ(reply->results[2].outputs.size(), 1u);
+  float got_a[2];
+  float got_c[1];
+  std::memcpy(got_a, base + reply->results[0].outputs[0].offset, sizeof(got_a));
+  std::memcpy(got_c, base + reply->results[2].outputs[0].offset, sizeof(got_c));
+  EXPECT_EQ(got_a[1], 2.0f);
+  EXPECT_EQ(got_c[0], 3.0f);
+  EXPECT_GE(reply->results[0].outputs[0].offset, 384u);
+  EXPECT_NE(reply->results[0].outputs[0].offset, reply->results[2].outputs[0].offset);
+  auto stats = DecodeStatsReply(AsBytes(Post(WorkerMessageType::kStats, "", 0)));
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->stats.executions, 1u);  // one execution for the list
 }
 
 TEST_F(WorkerMainTest, AnAnnouncedFrameThatIsNotARegionEndsTheWorker) {

@@ -54,10 +54,26 @@ ShmTensor Fp32(std::string name, std::vector<int64_t> shape, uint64_t offset = 0
   return ShmTensor{std::move(name), DataType::kFp32, std::move(shape), offset, count * 4};
 }
 
+// The first (and, unless more are added, only) request of `q`.
+ExecuteItem& R(ExecuteRequest& q) {
+  if (q.requests.empty()) q.requests.emplace_back();
+  return q.requests[0];
+}
+
 ExecuteRequest OneInput(ShmTensor t) {
   ExecuteRequest q;
-  q.inputs.push_back(std::move(t));
+  R(q).inputs.push_back(std::move(t));
   return q;
+}
+
+// A reply of one result: `status` for the whole (not OK: `needed`), or OK
+// with `outputs`.
+ExecuteReply Reply(Status status, std::vector<ShmTensor> outputs, uint64_t needed = 0) {
+  ExecuteReply reply;
+  reply.status = std::move(status);
+  reply.results.push_back({OkStatus(), std::move(outputs)});
+  reply.region_bytes_needed = needed;
+  return reply;
 }
 
 // Region 0 of `region` bytes, the only one mapped.
@@ -118,7 +134,7 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
 
   std::string version = good;
   Poke(version, 4, 1, 2);
-  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 2"});
+  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 3"});
 
   for (uint16_t type : {0, 8, 99, 101, 0xFFFF}) {
     std::string bad = good;
@@ -265,19 +281,22 @@ TEST(WorkerLoadTest, RejectsOutOfRangeFields) {
 
 TEST(WorkerExecuteTest, RoundTrips) {
   ExecuteRequest empty;
+  R(empty);  // one request with nothing in it
   ExecuteRequest full;
-  full.inputs.push_back(Fp32("x", {2, 3}, 64));
-  full.inputs.push_back(Fp32("scalar", {}, 0));  // rank 0: one element
-  full.inputs.push_back({"text", DataType::kBytes, {3}, 100, 17});
-  full.inputs.push_back({"nothing", DataType::kBytes, {0}, kRegion, 0});  // at the region's end
-  full.inputs.push_back({"zero", DataType::kInt64, {0, 1LL << 62, 1LL << 62}, 0, 0});
-  full.inputs.push_back(Fp32(std::string(kMaxTensorNameBytes, 'n'), std::vector<int64_t>(16, 1)));
-  full.outputs = {"y", std::string(kMaxTensorNameBytes, 'o')};
+  R(full).inputs.push_back(Fp32("x", {2, 3}, 64));
+  R(full).inputs.push_back(Fp32("scalar", {}, 0));  // rank 0: one element
+  R(full).inputs.push_back({"text", DataType::kBytes, {3}, 100, 17});
+  R(full).inputs.push_back({"nothing", DataType::kBytes, {0}, kRegion, 0});  // at the region's end
+  R(full).inputs.push_back({"zero", DataType::kInt64, {0, 1LL << 62, 1LL << 62}, 0, 0});
+  R(full).inputs.push_back(
+      Fp32(std::string(kMaxTensorNameBytes, 'n'), std::vector<int64_t>(16, 1)));
+  R(full).outputs = {"y", std::string(kMaxTensorNameBytes, 'o')};
   ExecuteRequest every_dtype;
   for (int d = 1; d <= 14; ++d) {
     const auto dtype = static_cast<DataType>(d);
-    every_dtype.inputs.push_back(
-        {std::string(DataTypeName(dtype)), dtype, {5}, 0, 5 * DataTypeSize(dtype)});
+    R(every_dtype)
+        .inputs.push_back(
+            {std::string(DataTypeName(dtype)), dtype, {5}, 0, 5 * DataTypeSize(dtype)});
   }
   for (const ExecuteRequest& q : {empty, full, every_dtype}) {
     auto back = DecodeExecuteIn(q);
@@ -291,8 +310,8 @@ TEST(WorkerExecuteTest, RoundTripsTheMaximalMessage) {
   for (size_t i = 0; i < kMaxTensors; ++i) {
     std::string name = std::to_string(i);
     name.resize(kMaxTensorNameBytes, '.');
-    q.inputs.push_back(Fp32(name, std::vector<int64_t>(kMaxRank, 1), i * 4));
-    q.outputs.push_back(name);
+    R(q).inputs.push_back(Fp32(name, std::vector<int64_t>(kMaxRank, 1), i * 4));
+    R(q).outputs.push_back(name);
   }
   const std::string payload = EncodeExecute(q);
   EXPECT_LE(payload.size(), kMaxPayloadBytes);
@@ -303,15 +322,15 @@ TEST(WorkerExecuteTest, RoundTripsTheMaximalMessage) {
 
 TEST(WorkerExecuteTest, RejectsEveryTruncation) {
   ExecuteRequest q;
-  q.inputs = {Fp32("x", {2, 3}, 8), {"s", DataType::kBytes, {}, 0, 9}};
-  q.outputs = {"y", "z"};
+  R(q).inputs = {Fp32("x", {2, 3}, 8), {"s", DataType::kBytes, {}, 0, 9}};
+  R(q).outputs = {"y", "z"};
   ExpectEveryPrefixTruncated(
       EncodeExecute(q), [](std::span<const std::byte> p) { return DecodeExecute(p, kOneRegion); });
 }
 
 TEST(WorkerExecuteTest, RejectsBadShapesAndTypes) {
   ExecuteRequest q;
-  q.inputs = {Fp32("a", {1}), Fp32("b", {1}), Fp32("x", std::vector<int64_t>(70, 1))};
+  R(q).inputs = {Fp32("a", {1}), Fp32("b", {1}), Fp32("x", std::vector<int64_t>(70, 1))};
   ExpectInvalid(DecodeExecuteIn(q), {"worker message Execute: input 2 'x': rank 70 exceeds the "
                                      "maximum of 64"});
   ExpectInvalid(DecodeExecuteIn(OneInput(Fp32("x", std::vector<int64_t>(65, 1)))),
@@ -372,28 +391,32 @@ TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
                 {"input 0: name: length 4097 exceeds the maximum of 4096"});
 
   ExecuteRequest dup;
-  dup.inputs = {Fp32("x", {1}), Fp32("y", {1}), Fp32("x", {1})};
+  R(dup).inputs = {Fp32("x", {1}), Fp32("y", {1}), Fp32("x", {1})};
   ExpectInvalid(DecodeExecuteIn(dup), {"input 2 'x': duplicate name (also input 0)"});
 
   ExecuteRequest too_many;
-  too_many.inputs.resize(kMaxTensors + 1, Fp32("x", {1}));
+  R(too_many).inputs.resize(kMaxTensors + 1, Fp32("x", {1}));
   ExpectInvalid(DecodeExecuteIn(too_many), {"input count 1025 exceeds the maximum of 1024"});
 
   ExecuteRequest names;
-  names.outputs = {"y", ""};
+  R(names).outputs = {"y", ""};
   ExpectInvalid(DecodeExecuteIn(names), {"output name 1", "length 0"});
-  names.outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
+  R(names).outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
   ExpectInvalid(DecodeExecuteIn(names), {"output name 0", "exceeds the maximum of 4096"});
-  names.outputs = {"a", "b", "a"};
+  R(names).outputs = {"a", "b", "a"};
   ExpectInvalid(DecodeExecuteIn(names), {"output name 2 'a': duplicate name (also output name 0)"});
-  names.outputs.assign(kMaxTensors + 1, "y");
+  R(names).outputs.assign(kMaxTensors + 1, "y");
   ExpectInvalid(DecodeExecuteIn(names), {"output name count 1025 exceeds the maximum of 1024"});
 
   // Counts that promise more items than the bytes could hold fail before allocating.
-  std::string lying(12, '\0');  // region, output_offset
+  // region, output_offset, 1 request, empty id, no parameters
+  const std::string head =
+      std::string(12, '\0') + std::string("\1\0\0\0", 4) + std::string(8, '\0');
+  std::string lying = head;
   PutU32(lying, 1000);
+  PutU32(lying, 0);  // (room for the request's smallest encoding)
   ExpectInvalid(DecodeExecute(AsBytes(lying), kOneRegion), {"input count 1000: truncated"});
-  lying.assign(12, '\0');
+  lying = head;
   PutU32(lying, 0);
   PutU32(lying, 1000);
   ExpectInvalid(DecodeExecute(AsBytes(lying), kOneRegion), {"output name count 1000: truncated"});
@@ -418,6 +441,152 @@ TEST(WorkerExecuteTest, EscapesUnprintableNamesInErrors) {
   ExpectInvalid(r, {"input 0 'a?b'"});
 }
 
+// v3: an Execute is a list of requests, each with its id and parameters.
+
+ExecuteRequest ThreeRequests() {
+  ExecuteRequest q;
+  q.output_offset = 4096;
+  q.requests.resize(3);
+  q.requests[0].id = "first";
+  q.requests[0].parameters = {{"flag", true},
+                              {"count", int64_t{-7}},
+                              {"ratio", 0.25},
+                              {"note", std::string("hello")},
+                              {"empty", std::string()}};
+  q.requests[0].inputs = {Fp32("x", {1, 2}, 0)};
+  q.requests[1].id = "";  // a request without an id
+  q.requests[1].inputs = {Fp32("x", {2, 2}, 64)};
+  q.requests[1].outputs = {"y"};
+  q.requests[2].id = std::string(kMaxStringBytes, 'i');
+  q.requests[2].parameters = {{std::string(kMaxParameterKeyBytes, 'k'), false}};
+  q.requests[2].inputs = {Fp32("x", {3, 2}, 128)};
+  return q;
+}
+
+TEST(WorkerExecuteListTest, RoundTripsRequestsWithIdsAndParameters) {
+  const ExecuteRequest q = ThreeRequests();
+  auto back = DecodeExecuteIn(q);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, q);
+  EXPECT_EQ(std::get<double>(back->requests[0].parameters[2].second), 0.25);
+  ExpectEveryPrefixTruncated(
+      EncodeExecute(q), [](std::span<const std::byte> p) { return DecodeExecute(p, kOneRegion); });
+}
+
+TEST(WorkerExecuteListTest, DecodingIntoAReusedRequestGivesTheSameMessage) {
+  ExecuteRequest reused = ThreeRequests();
+  reused.requests[0].parameters[3].second = int64_t{1};  // a string slot turned int
+  ExecuteRequest one = OneInput(Fp32("z", {1}));
+  R(one).id = "solo";
+  for (const ExecuteRequest& q : {one, ThreeRequests(), one}) {
+    const std::string payload = EncodeExecute(q);
+    ASSERT_TRUE(DecodeExecuteInto(AsBytes(payload), kOneRegion, reused).ok());
+    EXPECT_EQ(reused, q);
+  }
+}
+
+TEST(WorkerExecuteListTest, RejectsBadRequestListsAndParameters) {
+  ExecuteRequest none;
+  ExpectInvalid(DecodeExecuteIn(none), {"request count 0, expected at least 1"});
+  ExecuteRequest too_many;
+  too_many.requests.resize(kMaxExecuteRequests + 1);
+  ExpectInvalid(DecodeExecuteIn(too_many), {"request count 1025 exceeds the maximum of 1024"});
+
+  ExecuteRequest q;
+  R(q).id.assign(kMaxStringBytes + 1, 'i');
+  ExpectInvalid(DecodeExecuteIn(q), {"request 0: id: length 65537 exceeds the maximum of 65536"});
+  R(q).id = "a";
+  R(q).parameters.resize(kMaxParameters + 1, {"k", true});
+  ExpectInvalid(DecodeExecuteIn(q), {"parameter count 257 exceeds the maximum of 256"});
+  R(q).parameters = {{"", true}};
+  ExpectInvalid(DecodeExecuteIn(q), {"parameter 0: key: length 0"});
+  R(q).parameters = {{std::string(kMaxParameterKeyBytes + 1, 'k'), true}};
+  ExpectInvalid(DecodeExecuteIn(q), {"parameter 0: key: length 1025 exceeds the maximum of 1024"});
+  R(q).parameters = {{"s", std::string(kMaxStringBytes + 1, 's')}};
+  ExpectInvalid(DecodeExecuteIn(q), {"parameter 0 's': string value: length 65537 exceeds"});
+  R(q).parameters = {{"a", true}, {"b", 1.5}, {"a", int64_t{2}}};
+  ExpectInvalid(DecodeExecuteIn(q), {"parameter 2 'a': duplicate name (also parameter 0)"});
+
+  // A kind out of range, a bool that is not 0 or 1 (poked into the bytes).
+  R(q).parameters = {{"p", true}};
+  std::string payload = EncodeExecute(q);
+  // region 4, offset 8, count 4, id 4 + 1, parameter count 4, key 4 + 1: kind at 30.
+  ASSERT_EQ(payload[30], 0);
+  std::string bad_kind = payload;
+  bad_kind[30] = 4;
+  ExpectInvalid(
+      DecodeExecute(AsBytes(bad_kind), kOneRegion),
+      {"parameter 0 'p': kind 4, expected 0 (bool), 1 (int64), 2 (double) or 3 (string)"});
+  std::string bad_bool = payload;
+  bad_bool[31] = 2;
+  ExpectInvalid(DecodeExecute(AsBytes(bad_bool), kOneRegion),
+                {"parameter 0 'p': bool value 2, expected 0 or 1"});
+
+  // An error in a later request names it.
+  ExecuteRequest list = ThreeRequests();
+  list.requests[2].inputs[0].shape = {3, -1};
+  ExpectInvalid(DecodeExecuteIn(list), {"input 0 'x': dim 1 is -1", "(in request 2)"});
+
+  // A count that promises more requests than the bytes hold fails before allocating.
+  std::string lying(12, '\0');
+  PutU32(lying, 1000);
+  ExpectInvalid(DecodeExecute(AsBytes(lying), kOneRegion), {"request count 1000: truncated"});
+}
+
+TEST(WorkerExecuteListTest, SenderChecksNameIdsParametersAndCounts) {
+  EXPECT_TRUE(CheckExecuteFits(ThreeRequests()).ok());
+  ExecuteRequest none;
+  EXPECT_NE(CheckExecuteFits(none).message().find("a batch of 0 requests"), std::string::npos);
+  ExecuteRequest q;
+  R(q).id.assign(kMaxStringBytes + 1, 'i');
+  EXPECT_NE(CheckExecuteFits(q).message().find("request id of 65537 bytes"), std::string::npos);
+  R(q).id.clear();
+  R(q).parameters = {{"", true}};
+  EXPECT_NE(CheckExecuteFits(q).message().find("request parameter name of 0 bytes"),
+            std::string::npos);
+  R(q).parameters = {{"s", std::string(kMaxStringBytes + 1, 's')}};
+  EXPECT_NE(CheckExecuteFits(q).message().find("request parameter 's' of 65537 bytes"),
+            std::string::npos);
+  R(q).parameters.assign(kMaxParameters + 1, {"k", true});
+  EXPECT_NE(CheckExecuteFits(q).message().find("257 request parameters"), std::string::npos);
+}
+
+TEST(WorkerExecuteListTest, ReplyCarriesAResultPerRequest) {
+  ExecuteReply reply;
+  reply.results.push_back({OkStatus(), {Fp32("y", {1, 2}, 4096)}});
+  reply.results.push_back({InvalidArgument("request 'b' asked to fail"), {}});
+  reply.results.push_back({OkStatus(), {}});
+  reply.input_ns = 5;
+  reply.output_ns = 6;
+  EXPECT_TRUE(CheckExecuteReplyFits(reply).ok());
+  const std::string payload = EncodeExecuteReply(reply);
+  auto back = DecodeExecuteReply(AsBytes(payload), kRegion);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->results.size(), 3u);
+  EXPECT_EQ(back->results[0].outputs, reply.results[0].outputs);
+  EXPECT_EQ(back->results[1].status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(back->results[1].status.message(), "request 'b' asked to fail");
+  EXPECT_TRUE(back->results[2].status.ok());
+  EXPECT_EQ(back->output_ns, 6u);
+  ExpectEveryPrefixTruncated(
+      payload, [](std::span<const std::byte> p) { return DecodeExecuteReply(p, kRegion); });
+  // A failed result's outputs are not encoded (the encoding is the status's).
+  ExecuteReply with_outputs = reply;
+  with_outputs.results[1].outputs = {Fp32("y", {1})};
+  EXPECT_EQ(EncodeExecuteReply(with_outputs), payload);
+
+  ExecuteReply empty;  // OK with no result
+  ExpectInvalid(DecodeExecuteReply(AsBytes(EncodeExecuteReply(empty)), kRegion),
+                {"result count 0, expected at least 1"});
+  EXPECT_FALSE(CheckExecuteReplyFits(empty).ok());
+  reply.results[2].outputs = {Fp32("z", {1}, kRegion)};
+  ExpectInvalid(DecodeExecuteReply(AsBytes(EncodeExecuteReply(reply)), kRegion),
+                {"output 0 'z'", "exceed the shared-memory region", "(in result 2)"});
+  reply.results[2].outputs = {Fp32("z", std::vector<int64_t>(kMaxRank + 1, 1))};
+  EXPECT_NE(CheckExecuteReplyFits(reply).message().find("output 'z' has 65 dims"),
+            std::string::npos);
+}
+
 // ------------------------------------------------------------ sender checks
 // What a sender lets through, the peer's decoder accepts; what it refuses is
 // named, so that the server refuses a request instead of sending one the
@@ -428,8 +597,8 @@ TEST(WorkerSenderCheckTest, ExecuteWithinTheLimitsFitsAndDecodes) {
   for (size_t i = 0; i < kMaxTensors; ++i) {
     std::string name = std::to_string(i);
     name.resize(kMaxTensorNameBytes, '.');
-    q.inputs.push_back(Fp32(name, std::vector<int64_t>(kMaxRank, 1), i * 4));
-    q.outputs.push_back(name);
+    R(q).inputs.push_back(Fp32(name, std::vector<int64_t>(kMaxRank, 1), i * 4));
+    R(q).outputs.push_back(name);
   }
   ASSERT_TRUE(CheckExecuteFits(q).ok()) << CheckExecuteFits(q).message();
   EXPECT_LE(EncodeExecute(q).size(), kMaxPayloadBytes);
@@ -448,13 +617,13 @@ TEST(WorkerSenderCheckTest, ExecuteOverALimitIsRefusedNamingIt) {
                    {"input name of 4097 bytes", "1 to 4096"}});
   cases.push_back({OneInput(Fp32("", {1})), {"input name of 0 bytes"}});
   ExecuteRequest many;
-  many.inputs.resize(kMaxTensors + 1, Fp32("x", {1}));
+  R(many).inputs.resize(kMaxTensors + 1, Fp32("x", {1}));
   cases.push_back({many, {"1025 inputs", "at most 1024"}});
   ExecuteRequest outputs;
-  outputs.outputs.assign(kMaxTensors + 1, "y");
+  R(outputs).outputs.assign(kMaxTensors + 1, "y");
   cases.push_back({outputs, {"1025 requested outputs"}});
   ExecuteRequest long_output;
-  long_output.outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
+  R(long_output).outputs = {std::string(kMaxTensorNameBytes + 1, 'y')};
   cases.push_back({long_output, {"requested output name of 4097 bytes"}});
   cases.push_back({OneInput({"x", DataType::kFp32, {-1}, 0, 0}), {"negative dim"}});
   for (const Case& c : cases) {
@@ -470,24 +639,25 @@ TEST(WorkerSenderCheckTest, ExecuteOverALimitIsRefusedNamingIt) {
 }
 
 TEST(WorkerSenderCheckTest, ExecuteReplyOverALimitIsRefused) {
-  ExecuteReply ok;
-  ok.outputs = {Fp32("y", std::vector<int64_t>(kMaxRank, 1))};
+  ExecuteReply ok = Reply(OkStatus(), {Fp32("y", std::vector<int64_t>(kMaxRank, 1))});
   EXPECT_TRUE(CheckExecuteReplyFits(ok).ok());
   ExecuteReply deep = ok;
-  deep.outputs[0].shape.assign(kMaxRank + 1, 1);
+  deep.results[0].outputs[0].shape.assign(kMaxRank + 1, 1);
   EXPECT_NE(CheckExecuteReplyFits(deep).message().find("output 'y' has 65 dims"),
             std::string::npos);
   ExecuteReply twice = ok;
-  twice.outputs.push_back(ok.outputs[0]);
+  twice.results[0].outputs.push_back(ok.results[0].outputs[0]);
   EXPECT_NE(CheckExecuteReplyFits(twice).message().find("answered twice"), std::string::npos);
-  ExecuteReply many;
-  for (size_t i = 0; i < 40; ++i) many.outputs.push_back(Fp32("o" + std::to_string(i), {1}));
+  ExecuteReply many = Reply(OkStatus(), {});
+  for (size_t i = 0; i < 40; ++i) {
+    many.results[0].outputs.push_back(Fp32("o" + std::to_string(i), {1}));
+  }
   EXPECT_TRUE(CheckExecuteReplyFits(many).ok());
-  many.outputs.push_back(many.outputs[7]);
+  many.results[0].outputs.push_back(many.results[0].outputs[7]);
   EXPECT_FALSE(CheckExecuteReplyFits(many).ok());
   ExecuteReply failed;  // a failure carries no outputs: nothing to check
   failed.status = Internal("x");
-  failed.outputs = deep.outputs;
+  failed.results = deep.results;
   EXPECT_TRUE(CheckExecuteReplyFits(failed).ok());
 }
 
@@ -505,7 +675,7 @@ TEST(WorkerSenderCheckTest, LoadAndItsReplyOverALimitAreRefused) {
   LoadRequest deep = load;
   deep.model_dir.assign(kMaxModelDirBytes + 1, 'd');
   EXPECT_FALSE(CheckLoadFits(deep).ok());
-  LoadReply reply{OkStatus(), std::string(kMaxConfigBytes + 1, 'c')};
+  LoadReply reply{OkStatus(), std::string(kMaxConfigBytes + 1, 'c'), false};
   EXPECT_NE(CheckLoadReplyFits(reply).message().find("complete config"), std::string::npos);
   reply.config.resize(kMaxConfigBytes);
   EXPECT_TRUE(CheckLoadReplyFits(reply).ok());
@@ -562,34 +732,36 @@ TEST(WorkerReplyTest, EncoderCutsLongStatusMessages) {
 }
 
 TEST(WorkerReplyTest, ExecuteReplyRoundTrips) {
-  ExecuteReply ok{OkStatus(), {Fp32("y", {1, 10}, 128), {"s", DataType::kBytes, {}, 0, 0}}};
+  ExecuteReply ok = Reply(OkStatus(), {Fp32("y", {1, 10}, 128), {"s", DataType::kBytes, {}, 0, 0}});
   ok.input_ns = 1234;
   ok.output_ns = 56;
   std::string payload = EncodeExecuteReply(ok);
   auto back = DecodeExecuteReply(AsBytes(payload), kRegion);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(back->status.ok());
-  EXPECT_EQ(back->outputs, ok.outputs);
+  ASSERT_EQ(back->results.size(), 1u);
+  EXPECT_EQ(back->results[0].outputs, ok.results[0].outputs);
   EXPECT_EQ(back->input_ns, 1234u);
   EXPECT_EQ(back->output_ns, 56u);
   ExpectEveryPrefixTruncated(
       payload, [](std::span<const std::byte> p) { return DecodeExecuteReply(p, kRegion); });
 
-  ExecuteReply none{OkStatus(), {}};
+  ExecuteReply none = Reply(OkStatus(), {});
   payload = EncodeExecuteReply(none);
   back = DecodeExecuteReply(AsBytes(payload), kRegion);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_TRUE(back->outputs.empty());
+  ASSERT_EQ(back->results.size(), 1u);
+  EXPECT_TRUE(back->results[0].outputs.empty());
 
   // A failed reply carries no outputs, only the region size it needs.
-  ExecuteReply failed{ResourceExhausted("out of memory"), {Fp32("y", {1})}, 5000};
+  ExecuteReply failed = Reply(ResourceExhausted("out of memory"), {Fp32("y", {1})}, 5000);
   payload = EncodeExecuteReply(failed);
   EXPECT_EQ(payload, EncodeStatusReply({failed.status}) + std::string("\x88\x13\0\0\0\0\0\0", 8));
   back = DecodeExecuteReply(AsBytes(payload), kRegion);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->status.code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(back->status.message(), "out of memory");
-  EXPECT_TRUE(back->outputs.empty());
+  EXPECT_TRUE(back->results.empty());
   EXPECT_EQ(back->region_bytes_needed, 5000u);
   ExpectEveryPrefixTruncated(
       payload, [](std::span<const std::byte> p) { return DecodeExecuteReply(p, kRegion); });
@@ -600,11 +772,11 @@ TEST(WorkerReplyTest, ExecuteReplyRejectsBadOutputs) {
     const std::string payload = EncodeExecuteReply(reply);
     return DecodeExecuteReply(AsBytes(payload), region);
   };
-  ExpectInvalid(decode({OkStatus(), {Fp32("y", {4}, kRegion)}}),
+  ExpectInvalid(decode(Reply(OkStatus(), {Fp32("y", {4}, kRegion)})),
                 {"worker message Execute reply: output 0 'y'", "exceed the shared-memory region"});
-  ExpectInvalid(decode({OkStatus(), {Fp32("y", std::vector<int64_t>(70, 1))}}),
+  ExpectInvalid(decode(Reply(OkStatus(), {Fp32("y", std::vector<int64_t>(70, 1))})),
                 {"output 0 'y': rank 70 exceeds the maximum of 64"});
-  ExpectInvalid(decode({OkStatus(), {Fp32("y", {1}), Fp32("y", {1})}}),
+  ExpectInvalid(decode(Reply(OkStatus(), {Fp32("y", {1}), Fp32("y", {1})})),
                 {"output 1 'y': duplicate name"});
 
   // Outputs after a failed status are trailing bytes.
@@ -614,19 +786,25 @@ TEST(WorkerReplyTest, ExecuteReplyRejectsBadOutputs) {
 }
 
 TEST(WorkerReplyTest, LoadReplyRoundTrips) {
-  LoadReply ok{OkStatus(), std::string("\x0a\x03"
-                                       "add"
-                                       "\x00",
-                                       6)};
+  LoadReply ok{OkStatus(),
+               std::string("\x0a\x03"
+                           "add"
+                           "\x00",
+                           6),
+               true};
   std::string payload = EncodeLoadReply(ok);
   auto back = DecodeLoadReply(AsBytes(payload));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(back->status.ok());
   EXPECT_EQ(back->config, ok.config);
+  EXPECT_TRUE(back->batch_as_list);
   ExpectEveryPrefixTruncated(payload,
                              [](std::span<const std::byte> p) { return DecodeLoadReply(p); });
+  std::string not_a_bool = payload;
+  not_a_bool.back() = 2;
+  ExpectInvalid(DecodeLoadReply(AsBytes(not_a_bool)), {"batch_as_list 2, expected 0 or 1"});
 
-  LoadReply failed{InvalidArgument("model.onnx: not a model"), "ignored"};
+  LoadReply failed{InvalidArgument("model.onnx: not a model"), "ignored", true};
   payload = EncodeLoadReply(failed);
   EXPECT_EQ(payload, EncodeStatusReply({failed.status}));
   back = DecodeLoadReply(AsBytes(payload));
