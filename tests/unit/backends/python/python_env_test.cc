@@ -237,6 +237,18 @@ TEST_F(PythonEnvTest, HostileArchivesAreRefusedAndLeaveNothing) {
       {{{.path = "/etc/escape.py", .contents = "x"}}, "leaves the archive's folder"},
       {{{.path = "fifo", .type = AE_IFIFO}}, "device, FIFO or socket"},
       {{{.path = "passwd", .hardlink = "../../etc/passwd"}}, "hard link"},
+      // Links that are each lexically inside but resolve outside through one
+      // another ("here/.." is "." on paper, the folder above on disk), in
+      // either order, and a hard link made through such a chain.
+      {{{.path = "here", .symlink = "."}, {.path = "up", .symlink = "here/.."}},
+       "resolves (through other links) outside"},
+      {{{.path = "up", .symlink = "here/.."}, {.path = "here", .symlink = "."}},
+       "resolves (through other links) outside"},
+      {{{.path = "here", .symlink = "."},
+        {.path = "up", .symlink = "here/.."},
+        {.path = "stolen", .hardlink = "up/up/escape.py"}},
+       "resolves (through a symbolic link) outside"},
+      {{{.path = "loop1", .symlink = "loop2"}, {.path = "loop2", .symlink = "loop1"}}, "loop"},
   };
   int n = 0;
   for (const auto& [entries, expected] : cases) {
