@@ -151,9 +151,21 @@ def test_environments_that_cannot_serve_are_load_errors(tmp_path):
         info.size = len(data)
         import io
         tar.addfile(info, io.BytesIO(data))
+    # Each link points inside on paper; "up" resolves to the folder above.
+    add_model(repo, "chained_links", "$$TRITON_MODEL_DIRECTORY/env.tar.gz")
+    with tarfile.open(repo / "chained_links" / "env.tar.gz", "w:gz") as tar:
+        for name, target in (("here", "."), ("up", "here/..")):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
     s = Server([repo], "--backend-config", f"python,env-cache-dir={tmp_path / 'cache'}").start()
     try:
         found = reasons(s)
+        state, reason = found["chained_links"]
+        assert state == "UNAVAILABLE"
+        assert "resolves (through other links) outside" in reason, reason
+        assert not any((tmp_path / "cache").iterdir()), list((tmp_path / "cache").iterdir())
         assert found["good"][0] == "READY", found
         state, reason = found["old_python"]
         assert state == "UNAVAILABLE"
