@@ -331,7 +331,15 @@ StatusOr<fs::path> UnpackedArchive(const fs::path& archive, const std::string& s
     return InvalidArgument(source + ": cannot create the cache folder " +
                            Quoted(options.cache_dir) + ": " + ec.message());
   }
-  std::string pattern = (options.cache_dir / (".unpacking-" + hash + "-XXXXXX")).string();
+  // libarchive refuses to write through any link on an entry's path, the
+  // cache folder's own included: unpack under its resolved path (a cache
+  // reached through a link is the operator's choice, not the archive's).
+  const fs::path real_cache = fs::canonical(options.cache_dir, ec);
+  if (ec) {
+    return InvalidArgument(source + ": cannot resolve the cache folder " +
+                           Quoted(options.cache_dir) + ": " + ec.message());
+  }
+  std::string pattern = (real_cache / (".unpacking-" + hash + "-XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) {
     return InvalidArgument(source + ": cannot create a folder in " + Quoted(options.cache_dir) +
                            ": " + std::strerror(errno));
