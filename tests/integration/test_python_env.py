@@ -6,6 +6,7 @@ package served side by side, and the environments a server must refuse.
 The environments are made here with `python -m venv --without-pip` (no
 download) and hold a tiny package, mmenvpkg, whose version each model returns.
 """
+import os
 import subprocess
 import sys
 import tarfile
@@ -18,7 +19,7 @@ import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from conftest import Server, binary
+from conftest import ROOT, Server, binary
 
 CONFIG = """
 backend: "python"
@@ -150,9 +151,21 @@ def test_environments_that_cannot_serve_are_load_errors(tmp_path):
         info.size = len(data)
         import io
         tar.addfile(info, io.BytesIO(data))
+    # Each link points inside on paper; "up" resolves to the folder above.
+    add_model(repo, "chained_links", "$$TRITON_MODEL_DIRECTORY/env.tar.gz")
+    with tarfile.open(repo / "chained_links" / "env.tar.gz", "w:gz") as tar:
+        for name, target in (("here", "."), ("up", "here/..")):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
     s = Server([repo], "--backend-config", f"python,env-cache-dir={tmp_path / 'cache'}").start()
     try:
         found = reasons(s)
+        state, reason = found["chained_links"]
+        assert state == "UNAVAILABLE"
+        assert "resolves (through other links) outside" in reason, reason
+        assert not any((tmp_path / "cache").iterdir()), list((tmp_path / "cache").iterdir())
         assert found["good"][0] == "READY", found
         state, reason = found["old_python"]
         assert state == "UNAVAILABLE"
@@ -177,11 +190,18 @@ def test_environments_that_cannot_serve_are_load_errors(tmp_path):
     ("python", "expected <backend>,<key>=<value>"),
 ])
 def test_bad_backend_settings_stop_the_server(tmp_path, flag, expected):
-    out = subprocess.run([str(binary()), "--model-repository", str(tmp_path), "--http-port", "0",
-                          "--grpc-port", "0", "--metrics-port", "0", "--backend-config", flag],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0
-    assert expected in out.stdout + out.stderr, out.stdout + out.stderr
+    # Run to its exit, not through Server.start: a server that stops before it
+    # listens races start()'s readiness poll (seen: requests' InvalidURL on
+    # port None instead of the RuntimeError the poll raises once it sees the exit).
+    env = dict(os.environ)
+    env.setdefault("LSAN_OPTIONS", f"suppressions={ROOT / 'tests' / 'lsan.supp'}")
+    proc = subprocess.run(
+        [str(binary()), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
+         "--model-repository", str(tmp_path), "--backend-config", flag],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=120)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "listening" not in proc.stdout, proc.stdout[-3000:]
+    assert expected in proc.stdout, proc.stdout[-3000:]
 
 
 NUMPY_MODEL = textwrap.dedent('''

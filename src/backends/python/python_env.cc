@@ -175,13 +175,49 @@ bool StaysInside(const fs::path& relative) {
   return true;
 }
 
+// Whether `path`, with every symbolic link on disk resolved, lies in `root`
+// (itself resolved). A link's target is checked lexically as it is unpacked,
+// but links resolve through one another ("a" -> ".", then "b" -> "a/.." is
+// lexically "." yet resolves to the folder above), so only the resolved path
+// can tell. A path that cannot be resolved (a loop) does not lie inside.
+bool ResolvesInside(const fs::path& root, const fs::path& path) {
+  std::error_code ec;
+  const fs::path real_root = fs::canonical(root, ec);
+  if (ec) return false;
+  const fs::path real = fs::weakly_canonical(path, ec);
+  if (ec) return false;
+  const fs::path relative = real.lexically_relative(real_root);
+  return !relative.empty() && *relative.begin() != "..";
+}
+
+// Every symbolic link under `root` (unpacked, not yet in use) must resolve
+// inside it, now that all of them exist: the order of the archive's entries
+// cannot hide a chain that leaves.
+Status CheckLinksResolveInside(const fs::path& root, const std::string& label) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    if (!it->is_symlink(ec)) continue;
+    if (!ResolvesInside(root, it->path())) {
+      return InvalidArgument(label + ", entry " + Quoted(it->path().lexically_relative(root)) +
+                             " is a symbolic link that resolves (through other links) outside the "
+                             "archive's folder, or in a loop; expected links inside the "
+                             "environment");
+    }
+  }
+  if (ec) return InvalidArgument(label + ": cannot list the unpacked files: " + ec.message());
+  return OkStatus();
+}
+
 using ArchivePtr = std::unique_ptr<struct archive, int (*)(struct archive*)>;
 
 // Unpacks `archive_path` into the empty folder `into`. Refuses (with the
 // entry named) absolute paths, "..", devices, FIFOs and sockets, and hard
-// links out of the folder; skips symbolic links whose target leaves it
-// (venv-pack keeps bin/python as a link to the base interpreter, which an
-// embedded interpreter never runs); `*skipped` counts them.
+// links out of the folder (also through links unpacked before them); skips
+// symbolic links whose target leaves it (venv-pack keeps bin/python as a link
+// to the base interpreter, which an embedded interpreter never runs);
+// `*skipped` counts them. Then refuses the archive when any link left on disk
+// resolves outside (links chained through one another) or in a loop.
 Status Unpack(const fs::path& archive_path, const fs::path& into, int* skipped) {
   const std::string label = "archive " + Quoted(archive_path);
   ArchivePtr in(archive_read_new(), archive_read_free);
@@ -219,6 +255,14 @@ Status Unpack(const fs::path& archive_path, const fs::path& into, int* skipped) 
       if (!StaysInside(hard)) {
         return InvalidArgument(entry_label + " is a hard link to " + Quoted(hard) +
                                ", outside the archive's folder");
+      }
+      // Lexically inside is not enough: a link made earlier in the archive
+      // may lie on the way; link() follows it, so the resolved target must
+      // stay inside too.
+      if (!ResolvesInside(into, into / hard)) {
+        return InvalidArgument(entry_label + " is a hard link to " + Quoted(hard) +
+                               ", which resolves (through a symbolic link) outside the archive's "
+                               "folder");
       }
       archive_entry_set_hardlink(entry, (into / hard).c_str());
     }
@@ -263,7 +307,7 @@ Status Unpack(const fs::path& archive_path, const fs::path& into, int* skipped) 
   if (archive_write_close(out.get()) != ARCHIVE_OK) {
     return InvalidArgument(label + ": unpacking failed: " + archive_error_string(out.get()));
   }
-  return OkStatus();
+  return CheckLinksResolveInside(into, label);
 }
 
 // The folder the archive is unpacked in, unpacking it first when no process
@@ -287,7 +331,15 @@ StatusOr<fs::path> UnpackedArchive(const fs::path& archive, const std::string& s
     return InvalidArgument(source + ": cannot create the cache folder " +
                            Quoted(options.cache_dir) + ": " + ec.message());
   }
-  std::string pattern = (options.cache_dir / (".unpacking-" + hash + "-XXXXXX")).string();
+  // libarchive refuses to write through any link on an entry's path, the
+  // cache folder's own included: unpack under its resolved path (a cache
+  // reached through a link is the operator's choice, not the archive's).
+  const fs::path real_cache = fs::canonical(options.cache_dir, ec);
+  if (ec) {
+    return InvalidArgument(source + ": cannot resolve the cache folder " +
+                           Quoted(options.cache_dir) + ": " + ec.message());
+  }
+  std::string pattern = (real_cache / (".unpacking-" + hash + "-XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) {
     return InvalidArgument(source + ": cannot create a folder in " + Quoted(options.cache_dir) +
                            ": " + std::strerror(errno));

@@ -210,6 +210,20 @@ TEST_F(PythonEnvTest, AnArchiveIsUnpackedOnceIntoTheCache) {
   EXPECT_EQ(folders, 1);
 }
 
+// A cache folder reached through a symbolic link (a home on another disk, a
+// /tmp that is a link) is the operator's choice, not the archive's: it unpacks.
+TEST_F(PythonEnvTest, TheCacheFolderMayBeReachedThroughALink) {
+  fs::create_directories(dir_ / "real-cache");
+  fs::create_directory_symlink(dir_ / "real-cache", dir_ / "linked-cache");
+  options_.cache_dir = dir_ / "linked-cache" / "envs";
+  WriteArchive(model_dir_ / "env.tar.gz", PackedVenv());
+  auto env = ResolvePythonEnvironment(WithEnvPath("$$TRITON_MODEL_DIRECTORY/env.tar.gz"),
+                                      model_dir_, options_);
+  ASSERT_TRUE(env.ok()) << env.status().message();
+  ASSERT_EQ(env->site_packages.size(), 1u);
+  EXPECT_TRUE(fs::exists(dir_ / "real-cache" / "envs" / env->root.filename() / "lib"));
+}
+
 TEST_F(PythonEnvTest, ConcurrentUnpacksAgreeOnOneFolder) {
   WriteArchive(dir_ / "env.tar.gz", PackedVenv());
   auto config = WithEnvPath((dir_ / "env.tar.gz").string());
@@ -237,6 +251,18 @@ TEST_F(PythonEnvTest, HostileArchivesAreRefusedAndLeaveNothing) {
       {{{.path = "/etc/escape.py", .contents = "x"}}, "leaves the archive's folder"},
       {{{.path = "fifo", .type = AE_IFIFO}}, "device, FIFO or socket"},
       {{{.path = "passwd", .hardlink = "../../etc/passwd"}}, "hard link"},
+      // Links that are each lexically inside but resolve outside through one
+      // another ("here/.." is "." on paper, the folder above on disk), in
+      // either order, and a hard link made through such a chain.
+      {{{.path = "here", .symlink = "."}, {.path = "up", .symlink = "here/.."}},
+       "resolves (through other links) outside"},
+      {{{.path = "up", .symlink = "here/.."}, {.path = "here", .symlink = "."}},
+       "resolves (through other links) outside"},
+      {{{.path = "here", .symlink = "."},
+        {.path = "up", .symlink = "here/.."},
+        {.path = "stolen", .hardlink = "up/up/escape.py"}},
+       "resolves (through a symbolic link) outside"},
+      {{{.path = "loop1", .symlink = "loop2"}, {.path = "loop2", .symlink = "loop1"}}, "loop"},
   };
   int n = 0;
   for (const auto& [entries, expected] : cases) {
