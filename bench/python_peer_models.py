@@ -4,6 +4,7 @@ serve yet (bench/peer_models/): a decoupled token-streaming model and a BLS
 pre-processing model calling the ONNX mlp_classifier. Not part of `make test`.
 
   .venv/bin/python bench/python_peer_models.py [--seconds S] [--pin CPUS] [--no-bench]
+  .venv/bin/python bench/python_peer_models.py --server HTTP GRPC   # checks only
 
 1. Check: serves bench/peer_models/ from tritonserver (PyPI nvidia-pytriton,
    installed by scripts/install-peers.sh) and checks, through tritonclient and
@@ -20,6 +21,8 @@ pre-processing model calling the ONNX mlp_classifier. Not part of `make test`.
    request at a time; it measures the same path for both, so the
    difference is the BLS hop plus the preprocess' few numpy operations).
    mmserve's side prints "BLS not yet supported by mmserve".
+3. --server HTTP GRPC: only the checks of 1., against a server already
+   running (mmserve, once it serves decoupled Python models and BLS).
 
 Triton's pieces come from the variables scripts/install-peers.sh prints on its
 last line (TRITON_BIN TRITON_LIBS TRITON_BACKENDS TRITON_SITE); when they are
@@ -222,6 +225,15 @@ def check_bls(module, url, label):
           "(3 rows); a wrong shape is refused")
 
 
+def run_checks(http_url, grpc_url):
+    check_stream_grpc(grpc_url)
+    check_stream_http(http_url)
+    check_stream_refused_unary(http_url)
+    check_bls(httpclient, http_url, "HTTP")
+    check_bls(grpcclient, grpc_url, "gRPC")
+    print("== all answers as expected")
+
+
 # ------------------------------------------------------------------- bench
 
 def latency(module, url, model, x, name, seconds):
@@ -271,7 +283,15 @@ def main():
     parser.add_argument("--seconds", type=float, default=10, help="per protocol and model")
     parser.add_argument("--pin", default="0", help="taskset CPU list for tritonserver ('' off)")
     parser.add_argument("--no-bench", action="store_true")
+    parser.add_argument("--server", nargs=2, metavar=("HTTP", "GRPC"),
+                        help="only run the checks against a server already running at "
+                        "HTTP and GRPC (host:port), e.g. mmserve serving examples/models "
+                        "plus bench/peer_models/token_stream and mlp_preprocess_bls")
     args = parser.parse_args()
+    if args.server:
+        print(f"== checking the server at {args.server[0]} (HTTP), {args.server[1]} (gRPC)")
+        run_checks(*args.server)
+        return 0
     paths = triton_paths()
     ensure_onnxruntime(paths["TRITON_SITE"])
     with tempfile.TemporaryDirectory(prefix="mmserve-peer-models.") as tmp:
@@ -281,12 +301,7 @@ def main():
         try:
             http_url, grpc_url = f"127.0.0.1:{ports['http']}", f"127.0.0.1:{ports['grpc']}"
             print(f"== Triton ({paths['TRITON_BIN']}) serving bench/peer_models/")
-            check_stream_grpc(grpc_url)
-            check_stream_http(http_url)
-            check_stream_refused_unary(http_url)
-            check_bls(httpclient, http_url, "HTTP")
-            check_bls(grpcclient, grpc_url, "gRPC")
-            print("== all answers as expected")
+            run_checks(http_url, grpc_url)
             if not args.no_bench:
                 print(f"== BLS call vs direct call to mlp_classifier, concurrency 1, "
                       f"{args.seconds:g} s per protocol, tritonserver pinned to CPU "
