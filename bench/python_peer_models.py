@@ -16,11 +16,13 @@ pre-processing model calling the ONNX mlp_classifier. Not part of `make test`.
    - mlp_preprocess_bls: equal to preprocess() + a direct mlp_classifier call;
      a wrong input shape is refused.
 2. Bench (unless --no-bench): the cost of a BLS call against a direct client
-   call to mlp_classifier on Triton, p50 and mean over S seconds at
-   concurrency 1, HTTP and gRPC, a tritonclient loop (Python's client, one
-   request at a time; it measures the same path for both, so the
-   difference is the BLS hop plus the preprocess' few numpy operations).
-   mmserve's side prints "BLS not yet supported by mmserve".
+   call to mlp_classifier on Triton, HTTP and gRPC, batch 1: p50 at
+   concurrency 1 and req/s at concurrency 32, S seconds per point, with
+   perf_analyzer (scripts/install-deps.sh part 4; pinned to the CPUs
+   tritonserver is not on) or, where it is absent, p50 only from a
+   tritonclient loop. The difference is the BLS hop plus the pre-processing's
+   few numpy operations. mmserve's side prints "BLS not yet supported by
+   mmserve".
 3. --server HTTP GRPC: only the checks of 1., against a server already
    running (mmserve, once it serves decoupled Python models and BLS).
 
@@ -236,8 +238,48 @@ def run_checks(http_url, grpc_url):
 
 # ------------------------------------------------------------------- bench
 
-def latency(module, url, model, x, name, seconds):
-    client = module.InferenceServerClient(url)
+PERF_ANALYZER = pathlib.Path.home() / ".cache/mmserve/perf_analyzer-2.41.0"
+
+
+def client_cpus(pin):
+    """The CPUs the load generator runs on: those tritonserver is not pinned to."""
+    if not pin:
+        return None
+    server = set()
+    for part in pin.split(","):
+        lo, _, hi = part.partition("-")
+        server.update(range(int(lo), int(hi or lo) + 1))
+    rest = [c for c in sorted(os.sched_getaffinity(0)) if c not in server]
+    return ",".join(map(str, rest)) or None
+
+
+def pa_point(proto, port, model, concurrency, seconds, cpus):
+    """perf_analyzer (scripts/install-deps.sh part 4): (p50 us, req/s)."""
+    with tempfile.NamedTemporaryFile(suffix=".csv") as csv:
+        cmd = [str(PERF_ANALYZER / "perf_analyzer"), "-m", model, "-i", proto,
+               "-u", f"127.0.0.1:{port}", "--concurrency-range", str(concurrency),
+               "--measurement-interval", str(int(seconds * 1000)), "--percentile", "50",
+               # A shared machine: accept 3 windows within 30 % of each other.
+               "--stability-percentage", "30", "--max-trials", "8",
+               "-f", csv.name]
+        if cpus:
+            cmd = ["taskset", "-c", cpus] + cmd
+        run = subprocess.run(cmd, capture_output=True, text=True,
+                             env=dict(os.environ, LD_LIBRARY_PATH=str(PERF_ANALYZER)))
+        if run.returncode != 0:
+            sys.exit(f"peer: perf_analyzer failed ({run.returncode}):\n{run.stdout[-2000:]}"
+                     f"{run.stderr[-2000:]}")
+        header, row = pathlib.Path(csv.name).read_text().splitlines()[:2]
+        fields = dict(zip(header.split(","), row.split(",")))
+        return float(fields["p50 latency"]), float(fields["Inferences/Second"])
+
+
+def loop_point(proto, port, model, seconds):
+    """A tritonclient loop, one request at a time: (p50 us, req/s)."""
+    module = httpclient if proto == "http" else grpcclient
+    x = np.random.default_rng(7).normal(0, 3, size=(1, 16)).astype(np.float32)
+    name = "RAW" if model == "mlp_preprocess_bls" else "input"
+    client = module.InferenceServerClient(f"127.0.0.1:{port}")
     inputs = mlp_inputs(module, x, name)
     for _ in range(50):
         client.infer(model, inputs)
@@ -248,39 +290,38 @@ def latency(module, url, model, x, name, seconds):
         client.infer(model, inputs)
         times.append(time.perf_counter_ns() - t0)
     client.close()
-    return statistics.median(times) / 1e3, statistics.fmean(times) / 1e3, len(times)
+    return statistics.median(times) / 1e3, len(times) / seconds
 
 
-def bench(ports, seconds):
-    x = np.random.default_rng(7).normal(0, 3, size=(1, 16)).astype(np.float32)
+def bench(ports, seconds, pin):
+    use_pa = (PERF_ANALYZER / "perf_analyzer").exists()
+    cpus = client_cpus(pin)
+    print(f"   load generator: {'perf_analyzer' if use_pa else 'a tritonclient loop'}"
+          f" on CPUs {cpus or 'any'}; {seconds:g} s per point, direct and BLS interleaved")
+    models = {"direct": "mlp_classifier", "bls": "mlp_preprocess_bls"}
     rows = []
-    for proto, module, url in (("http", httpclient, f"127.0.0.1:{ports['http']}"),
-                               ("grpc", grpcclient, f"127.0.0.1:{ports['grpc']}")):
-        # Interleaved twice, so drift on a shared machine hits both alike.
-        figures = {"direct": [], "bls": []}
-        for _ in range(2):
-            figures["direct"].append(latency(module, url, "mlp_classifier",
-                                             (x - MEAN) / SCALE, "input", seconds / 2))
-            figures["bls"].append(latency(module, url, "mlp_preprocess_bls", x, "RAW",
-                                          seconds / 2))
-        p50 = {k: statistics.median(f[0] for f in v) for k, v in figures.items()}
-        mean = {k: statistics.fmean(f[1] for f in v) for k, v in figures.items()}
-        count = {k: sum(f[2] for f in v) for k, v in figures.items()}
-        rows.append((proto, p50, mean, count))
-    print("\n| server | protocol | direct p50 us | BLS p50 us | BLS cost p50 us | BLS/direct"
-          " p50 | direct mean us | BLS mean us | requests (direct/BLS) |")
+    for proto in ("http", "grpc"):
+        port = ports[proto]
+        p50 = {k: loop_point(proto, port, m, seconds)[0] if not use_pa else
+               pa_point(proto, port, m, 1, seconds, cpus)[0] for k, m in models.items()}
+        rps = {k: pa_point(proto, port, m, 32, seconds, cpus)[1] for k, m in models.items()} \
+            if use_pa else None
+        rows.append((proto, p50, rps))
+    print("\n| server | protocol | direct p50 c1 us | BLS p50 c1 us | BLS cost p50 us |"
+          " BLS/direct p50 | direct req/s c32 | BLS req/s c32 | BLS/direct req/s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for proto, p50, mean, count in rows:
+    for proto, p50, rps in rows:
+        thr = (f"{rps['direct']:.0f} | {rps['bls']:.0f} | {rps['bls'] / rps['direct']:.2f}x"
+               if rps else "- | - | -")
         print(f"| triton | {proto} | {p50['direct']:.0f} | {p50['bls']:.0f} | "
-              f"{p50['bls'] - p50['direct']:.0f} | {p50['bls'] / p50['direct']:.2f}x | "
-              f"{mean['direct']:.0f} | {mean['bls']:.0f} | {count['direct']}/{count['bls']} |")
+              f"{p50['bls'] - p50['direct']:.0f} | {p50['bls'] / p50['direct']:.2f}x | {thr} |")
     for proto, *_ in rows:
         print(f"| mmserve | {proto} | BLS not yet supported by mmserve | | | | | | |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10, help="per protocol and model")
+    parser.add_argument("--seconds", type=float, default=3, help="per point")
     parser.add_argument("--pin", default="0", help="taskset CPU list for tritonserver ('' off)")
     parser.add_argument("--no-bench", action="store_true")
     parser.add_argument("--server", nargs=2, metavar=("HTTP", "GRPC"),
@@ -303,10 +344,9 @@ def main():
             print(f"== Triton ({paths['TRITON_BIN']}) serving bench/peer_models/")
             run_checks(http_url, grpc_url)
             if not args.no_bench:
-                print(f"== BLS call vs direct call to mlp_classifier, concurrency 1, "
-                      f"{args.seconds:g} s per protocol, tritonserver pinned to CPU "
-                      f"{args.pin or 'none'}")
-                bench(ports, args.seconds)
+                print(f"== BLS call vs direct call to mlp_classifier, tritonserver pinned "
+                      f"to CPU {args.pin or 'none'}")
+                bench(ports, args.seconds, args.pin)
         finally:
             proc.terminate()
             try:
