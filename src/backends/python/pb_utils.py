@@ -59,6 +59,9 @@ TRITON_STRING_TO_NUMPY = {name: (bool if number == 1 else _NUMPY_BY_TRITON[numbe
                           for name, number in _TRITON_BY_CONFIG_NAME.items()
                           if number in _NUMPY_BY_TRITON}
 
+# Request flags (request.flags()), as Triton's sequence batcher sets them.
+TRITONSERVER_REQUEST_FLAG_SEQUENCE_START = 1
+TRITONSERVER_REQUEST_FLAG_SEQUENCE_END = 2
 # Response flags (response_sender.send).
 TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
 # Request release flags (request.set_release_flags).
@@ -290,6 +293,13 @@ class InferenceResponse:
     def error(self):
         return self._error
 
+    def parameters(self):
+        """The response's parameters as a JSON string (the model's own: this
+        server does not send response parameters to the client yet)."""
+        if isinstance(self._parameters, str):
+            return self._parameters
+        return json.dumps(self._parameters if self._parameters is not None else {})
+
 
 class InferenceResponseSender:
     """A request's response sender. For a model that is not decoupled, `send`
@@ -325,6 +335,35 @@ class InferenceResponseSender:
 def _bls_unsupported(*args, **kwargs):
     raise TritonModelException(
         "BLS calls (InferenceRequest.exec / async_exec) are not supported by this server yet")
+
+
+def is_model_ready(model_name, model_version=""):
+    raise TritonModelException(
+        "BLS model calls (pb_utils.is_model_ready) are not supported by this server yet")
+
+
+def load_model(model_name, config="", files=None):
+    raise TritonModelException(
+        "BLS model loading (pb_utils.load_model) is not supported by this server yet")
+
+
+def unload_model(model_name, unload_dependents=False):
+    raise TritonModelException(
+        "BLS model unloading (pb_utils.unload_model) is not supported by this server yet")
+
+
+class MetricFamily:
+    """Triton's custom metrics; not supported by this server yet: creating one
+    raises TritonModelException (no metric is silently dropped)."""
+
+    COUNTER = 0
+    GAUGE = 1
+    HISTOGRAM = 2
+
+    def __init__(self, name, description, kind):
+        raise TritonModelException(
+            "custom metrics (pb_utils.MetricFamily '%s') are not supported by this server yet"
+            % name)
 
 
 class InferenceRequest:
@@ -393,6 +432,14 @@ class InferenceRequest:
             return self._parameters
         return json.dumps(self._parameters)
 
+    def is_cancelled(self):
+        """False: a client's cancellation does not reach a running execute yet."""
+        return False
+
+    def set_release_flags(self, flags):
+        raise TritonModelException(
+            "request rescheduling (set_release_flags) is not supported by this server yet")
+
     def get_response_sender(self):
         if self._sender is None:
             self._sender = InferenceResponseSender(self)
@@ -430,6 +477,11 @@ def get_output_config_by_name(model_config, name):
         if properties.get("name") == name:
             return properties
     return None
+
+
+def using_decoupled_model_transaction_policy(model_config):
+    """Whether a config dict (args["model_config"], parsed) is decoupled."""
+    return bool(model_config.get("model_transaction_policy", {}).get("decoupled", False))
 
 
 # ---------------------------------------------------------------- logger

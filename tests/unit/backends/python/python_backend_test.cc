@@ -388,5 +388,62 @@ class TritonPythonModel:
   EXPECT_TRUE(fs::exists(dir / "finalized"));
 }
 
+TEST(PythonBackendTest, TritonsRestOfTheModelApiIsThereOrRefusedClearly) {
+  // Every check runs in the model; a failed one fails the request with its
+  // assertion's message.
+  auto model = LoadModel(R"(
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+def refused(call, words):
+    try:
+        call()
+    except pb_utils.TritonModelException as e:
+        assert words in e.message(), e.message()
+        return
+    raise AssertionError("no TritonModelException for " + words)
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        assert pb_utils.using_decoupled_model_transaction_policy(config) is False
+        assert pb_utils.using_decoupled_model_transaction_policy(
+            {"model_transaction_policy": {"decoupled": True}}) is True
+        assert pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_START == 1
+        assert pb_utils.TRITONSERVER_REQUEST_FLAG_SEQUENCE_END == 2
+        refused(lambda: pb_utils.is_model_ready("other"), "is_model_ready")
+        refused(lambda: pb_utils.load_model("other"), "load_model")
+        refused(lambda: pb_utils.unload_model("other"), "unload_model")
+        refused(lambda: pb_utils.MetricFamily("c", "d", pb_utils.MetricFamily.COUNTER),
+                "custom metrics")
+        refused(lambda: pb_utils.InferenceRequest(model_name="other", inputs=[],
+                                                  requested_output_names=["OUT"]).exec(),
+                "BLS calls")
+
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            assert r.is_cancelled() is False
+            refused(lambda: r.set_release_flags(pb_utils.TRITONSERVER_REQUEST_RELEASE_RESCHEDULE),
+                    "rescheduling")
+            response = pb_utils.InferenceResponse(
+                [pb_utils.Tensor("OUT", r.inputs()[0].as_numpy() + 1)], parameters={"k": 1})
+            assert json.loads(response.parameters()) == {"k": 1}
+            out.append(response)
+        return out
+)",
+                         kIdentityConfig);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  std::vector<float> in = {1, 2};
+  InferRequest request;
+  request.inputs.push_back(Fp32("IN", in));
+  InferResponse response;
+  Status s = (*model)->instances[0]->Execute(request, response);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(response.outputs.size(), 1u);
+  EXPECT_EQ(AsFloats(response.outputs[0]), std::vector<float>({2, 3}));
+}
+
 }  // namespace
 }  // namespace mm
