@@ -130,10 +130,12 @@ def test_a_dying_model_fails_its_request_unavailable_and_restarts(server, value,
     assert r.status_code == 503, r.text
     assert "model 'crasher' version 1 worker" in r.json()["error"], r.text
     check_cause(server, r.json()["error"], cause)
-    # Back, in a new worker process, answering again.
-    wait_for(lambda: ready(server, "crasher"), "crasher back")
+    # Back, in a new worker process, answering again. The new worker first:
+    # the model leaves READY before its restart is spawned, so a READY seen
+    # after that is the new worker's (READY read first could be the old one's).
     wait_for(lambda: workers_of(server, "crasher") and workers_of(server, "crasher") != before,
              "a new crasher worker")
+    wait_for(lambda: ready(server, "crasher"), "crasher back")
     r = requests.post(f"{server.base}/v2/models/crasher/infer", json=crash_body(5), timeout=60)
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [5, 7], r.text
 
