@@ -66,7 +66,8 @@ class Server:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)
         threading.Thread(target=self._pump, daemon=True).start()
-        if not self._port_seen.wait(60):
+        if not self._port_seen.wait(60) or self.port is None or self.grpc_port is None:
+            # Not listening within the minute, or it exited before it listened.
             self.stop()
             raise RuntimeError("mmserve did not start:\n" + "".join(self.log))
         if wait_ready:
