@@ -402,14 +402,20 @@ void InferenceService::CheckDrift(const ServableModel& servable) {
   }
 }
 
+// Triton refuses the same case as UNSUPPORTED (gRPC UNIMPLEMENTED, HTTP 501)
+// with "... doesn't support models with decoupled transaction policy", a
+// phrase clients look for: the same code, and the phrase in the message.
 static Status DecoupledNeedsStream(const std::string& model) {
-  return InvalidArgument("model '" + model +
-                         "' is decoupled (model_transaction_policy { decoupled: true }): it may "
-                         "answer a request with several responses or none, which this endpoint "
-                         "(one response per request) cannot carry; use gRPC ModelStreamInfer "
-                         "(tritonclient's start_stream/async_stream_infer) or HTTP POST "
-                         "/v2/models/" +
-                         model + "/generate_stream");
+  return Unimplemented(
+      "this endpoint doesn't support models with decoupled transaction policy: "
+      "model '" +
+      model +
+      "' is decoupled (model_transaction_policy { decoupled: true }), so it may "
+      "answer a request with several responses or none, which an endpoint of "
+      "one response per request cannot carry; use gRPC ModelStreamInfer "
+      "(tritonclient's start_stream/async_stream_infer) or HTTP POST "
+      "/v2/models/" +
+      model + "/generate_stream");
 }
 
 void InferenceService::Refuse(const Charge& charge, const InferCallback& done, Status status) {

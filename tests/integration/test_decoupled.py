@@ -171,8 +171,9 @@ def test_non_decoupled_model_through_the_stream(server):
 def test_one_response_endpoints_refuse_a_decoupled_model(server):
     body = {"inputs": [{"name": "IN", "shape": [1], "datatype": "INT32", "data": [1]}]}
     r = requests.post(server.base + "/v2/models/repeat/infer", json=body, timeout=30)
-    assert r.status_code == 400
+    assert r.status_code == 501  # Triton: UNSUPPORTED
     error = r.json()["error"]
+    assert "doesn't support models with decoupled transaction policy" in error
     assert "'repeat'" in error and "decoupled" in error and "ModelStreamInfer" in error
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
@@ -180,7 +181,7 @@ def test_one_response_endpoints_refuse_a_decoupled_model(server):
         inp.set_data_from_numpy(np.array([1], dtype=np.int32))
         with pytest.raises(InferenceServerException) as e:
             client.infer("repeat", [inp])
-        assert "decoupled" in str(e.value) and "INVALID_ARGUMENT" in str(e.value.status())
+        assert "decoupled" in str(e.value) and "UNIMPLEMENTED" in str(e.value.status())
     finally:
         client.close()
 

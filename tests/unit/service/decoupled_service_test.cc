@@ -82,7 +82,7 @@ class DecoupledServiceTest : public ::testing::Test {
 TEST_F(DecoupledServiceTest, AOneResponseCallerIsRefusedNamingTheWayThatWorks) {
   auto r = Infer("dec", false);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
   const std::string& m = r.status().message();
   EXPECT_NE(m.find("'dec'"), std::string::npos) << m;
   EXPECT_NE(m.find("ModelStreamInfer"), std::string::npos) << m;
