@@ -333,8 +333,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     return OkStatus();
   }
 
-  // One Execute of the list: every request's inputs in the region, one
-  // message, one reply with a result per request.
+  // One Execute: every request's inputs in one region, a result per request.
   Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox,
                    std::span<const InferRequest* const> requests,
                    std::span<InferResponse* const> responses, std::span<Status> results) {
@@ -351,11 +350,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       ExecuteItem& item = execute.requests[r];
       item.id.assign(request.id);
       item.parameters.resize(request.parameters.size());
-      size_t k = 0;
+      auto param = item.parameters.begin();
       for (const auto& [key, value] : request.parameters) {
-        item.parameters[k].first.assign(key);
-        item.parameters[k].second = value;
-        ++k;
+        param->first.assign(key);
+        (param++)->second = value;
       }
       item.inputs.resize(request.inputs.size());
       for (size_t i = 0; i < request.inputs.size(); ++i) {
@@ -453,13 +451,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       if (reply->results.size() != n) {
         return Lost(InvalidArgument(
             "worker message Execute reply: " + std::to_string(reply->results.size()) +
-            " results for a batch of " + std::to_string(n) +
-            " requests, expected one per request"));
+            " results for " + std::to_string(n) + " requests, expected one per request"));
       }
-      // The outputs stay where the worker wrote them: each response tensor
-      // holds the region, which no batch reuses while it is held. The
-      // worker's own stages join the host's; what is left of the wait (the
-      // model's run, and the hand-offs) is the infer stage.
+      // The outputs stay where the worker wrote them (each response tensor
+      // holds the region, which no batch reuses while it is held). The
+      // worker's stages join the host's; the rest of the wait is the infer.
       const std::span<std::byte> bytes = region->bytes();
       const int64_t output_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                     std::chrono::steady_clock::now() - replied)
@@ -686,8 +682,7 @@ WorkerInstance::~WorkerInstance() { core_->Stop(); }
 StatusOr<LoadReply> WorkerInstance::Start() { return core_->Start(); }
 
 Status WorkerInstance::Execute(const InferRequest& request, InferResponse& response) {
-  // A list of one: no allocation.
-  const InferRequest* const one_request = &request;
+  const InferRequest* const one_request = &request;  // a list of one, no allocation
   InferResponse* const one_response = &response;
   Status result;
   Status s = core_->ExecuteList({&one_request, 1}, {&one_response, 1}, {&result, 1});

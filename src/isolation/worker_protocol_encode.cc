@@ -23,7 +23,11 @@ template <typename T>
 void PutLe(std::string& out, T v) {
   using U = std::make_unsigned_t<T>;
   const U u = static_cast<U>(v);
-  for (size_t i = 0; i < sizeof(U); ++i) out.push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+  // One append of the bytes (not a push_back each: an Execute is mostly
+  // fixed-width fields, and it is encoded per batch).
+  char bytes[sizeof(U)];
+  for (size_t i = 0; i < sizeof(U); ++i) bytes[i] = static_cast<char>((u >> (8 * i)) & 0xFF);
+  out.append(bytes, sizeof(U));
 }
 
 void PutString(std::string& out, std::string_view s) {

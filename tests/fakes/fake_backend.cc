@@ -29,6 +29,9 @@ StatusOr<std::unique_ptr<LoadedModel>> FakeBackend::Load(const LoadSpec& spec) {
   }
   auto loaded = std::make_unique<LoadedModel>();
   loaded->config = spec.config;
+  auto as_list = spec.config.parameters().find("batch_as_list");
+  loaded->batch_as_list =
+      as_list != spec.config.parameters().end() && as_list->second.string_value() == "true";
   size_t count = 0;
   for (const auto& group : spec.config.instance_group()) {
     count += group.count() <= 0 ? 1 : static_cast<size_t>(group.count());

@@ -37,7 +37,8 @@ class FakeBackend final : public Backend {
 
   // NOT_FOUND naming the folder without model.bin; the status FailLoads set
   // for the model. Otherwise the user's config as the complete one, and one
-  // instance per instance_group count (at least one).
+  // instance per instance_group count (at least one); batch_as_list when the
+  // config's parameter "batch_as_list" is "true".
   StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override MM_EXCLUDES(mu_);
 
   // Every later load of `model` fails with `status` (OK: loads again).

@@ -52,6 +52,7 @@ int RunAsWorkerIfAsked() {
   fakes::FakeBackend backend([](const LoadSpec& spec, size_t) -> std::unique_ptr<ModelInstance> {
     const auto add = fakes::AddToInput("y", static_cast<float>(spec.version));
     fakes::FakeInstance::Options o;
+    o.fail_id = "fail-me";  // fails that request alone
     o.handler = [add](const InferRequest& request, InferResponse& response) {
       const float first = request.inputs.empty() || request.inputs[0].as<float>().empty()
                               ? 0
@@ -60,7 +61,19 @@ int RunAsWorkerIfAsked() {
       if (first == kHang) {
         for (;;) ::pause();
       }
-      return add(request, response);
+      MM_RETURN_IF_ERROR(add(request, response));
+      // A request parameter "plus" (int64) is added too: parameters travel.
+      auto plus = request.parameters.find("plus");
+      if (plus != request.parameters.end()) {
+        auto y = response.outputs[0].as<float>();
+        auto values = std::make_shared<std::vector<float>>(y.begin(), y.end());
+        for (float& v : *values) v += static_cast<float>(std::get<int64_t>(plus->second));
+        response.outputs[0].data = std::as_bytes(std::span<const float>(*values));
+        response.outputs[0].owner = values;
+      }
+      // The id travels: an output named after it.
+      if (!request.id.empty()) response.outputs[0].name = "y_" + request.id;
+      return OkStatus();
     };
     return std::make_unique<fakes::FakeInstance>(std::move(o));
   });
@@ -182,6 +195,55 @@ class ProcessBackendTest : public ::testing::Test {
   std::unique_ptr<ProcessBackend> backend_;
   std::unique_ptr<LoadedModel> model_;
 };
+
+TEST_F(ProcessBackendTest, AListRunsAsOneExecuteWithIdsParametersAndItsOwnResults) {
+  Create(Defaults());
+  LoadSpec spec = Spec();
+  (*spec.config.mutable_parameters())["batch_as_list"].set_string_value("true");
+  Load(spec);
+  EXPECT_TRUE(model_->batch_as_list);  // what the worker's backend said
+  std::vector<float> a = {1, 2, 3, 4};
+  std::vector<float> b = {5, 6, 7, 8};
+  std::vector<InferRequest> requests(3);
+  std::vector<InferResponse> responses(3);
+  const char* ids[3] = {"a", "fail-me", "c"};
+  for (size_t r = 0; r < 3; ++r) {
+    requests[r].model_name = "m";
+    requests[r].id = ids[r];
+    Tensor x;
+    x.name = "x";
+    x.dtype = DataType::kFp32;
+    x.shape = {4};
+    x.data = std::as_bytes(std::span<const float>(r == 2 ? b : a));
+    requests[r].inputs.push_back(std::move(x));
+  }
+  requests[2].parameters["plus"] = int64_t{100};
+  std::vector<const InferRequest*> request_ptrs = {&requests[0], &requests[1], &requests[2]};
+  std::vector<InferResponse*> response_ptrs = {&responses[0], &responses[1], &responses[2]};
+  std::vector<Status> results(3);
+  ASSERT_TRUE(model_->instances[0]->ExecuteList(request_ptrs, response_ptrs, results).ok());
+  ASSERT_TRUE(results[0].ok()) << results[0].message();
+  EXPECT_EQ(results[1].code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(results[1].message(), "asked to fail");
+  ASSERT_TRUE(results[2].ok()) << results[2].message();
+  ASSERT_EQ(responses[0].outputs.size(), 1u);
+  EXPECT_EQ(responses[0].outputs[0].name, "y_a");
+  auto y0 = responses[0].outputs[0].as<float>();
+  EXPECT_EQ(std::vector<float>(y0.begin(), y0.end()), (std::vector<float>{2, 3, 4, 5}));
+  EXPECT_TRUE(responses[1].outputs.empty());
+  ASSERT_EQ(responses[2].outputs.size(), 1u);
+  EXPECT_EQ(responses[2].outputs[0].name, "y_c");
+  auto y2 = responses[2].outputs[0].as<float>();
+  EXPECT_EQ(std::vector<float>(y2.begin(), y2.end()), (std::vector<float>{106, 107, 108, 109}));
+  // A single request still runs, a list of one.
+  EXPECT_EQ(*Run({0, 0, 0, 0}), (std::vector<float>{1, 1, 1, 1}));
+}
+
+TEST_F(ProcessBackendTest, AModelThatDoesNotBatchAsAListSaysSo) {
+  Create(Defaults());
+  Load(Spec());
+  EXPECT_FALSE(model_->batch_as_list);
+}
 
 TEST_F(ProcessBackendTest, CreateRefusesBadOptions) {
   auto refused = [&](ProcessBackend::Options o, const std::string& words) {
