@@ -32,10 +32,10 @@ void Check(bool cond, const char* what) {
 const std::vector<mm::TensorMetadata>& Inputs() {
   using mm::DataType;
   static const std::vector<mm::TensorMetadata> inputs = {
-      {"B", DataType::kBool, {-1}},     {"I8", DataType::kInt8, {2}},
-      {"I32", DataType::kInt32, {-1}},  {"I64", DataType::kInt64, {-1, 2}},
-      {"U16", DataType::kUint16, {1}},  {"U64", DataType::kUint64, {-1}},
-      {"F16", DataType::kFp16, {-1}},   {"BF16", DataType::kBf16, {-1}},
+      {"B", DataType::kBool, {-1}},      {"I8", DataType::kInt8, {2}},
+      {"I32", DataType::kInt32, {-1}},   {"I64", DataType::kInt64, {-1, 2}},
+      {"U16", DataType::kUint16, {1}},   {"U64", DataType::kUint64, {-1}},
+      {"F16", DataType::kFp16, {-1}},    {"BF16", DataType::kBf16, {-1}},
       {"F32", DataType::kFp32, {2, -1}}, {"F64", DataType::kFp64, {-1}},
       {"S", DataType::kBytes, {-1}},
   };
