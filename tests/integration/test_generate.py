@@ -6,18 +6,12 @@ non-decoupled one (the identity test backend)."""
 import json
 import socket
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import Server
+from decoupled_models import serve_repeat_and_copy
 
-REPEAT_CONFIG = """
-backend: "mmserve_test_repeat"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-"""
 COPY_CONFIG = """
 backend: "mmserve_test_identity"
 input [ { name: "IN" data_type: TYPE_INT32 dims: [ -1 ] },
@@ -25,17 +19,9 @@ input [ { name: "IN" data_type: TYPE_INT32 dims: [ -1 ] },
 """
 
 
-def write_model(repo: Path, name: str, config: str):
-    (repo / name / "1").mkdir(parents=True)
-    (repo / name / "config.pbtxt").write_text(f'name: "{name}"\n' + config)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("generate_repo")
-    write_model(repo, "repeat", REPEAT_CONFIG)
-    write_model(repo, "copy", COPY_CONFIG)
-    s = Server([repo], "--enable-test-backends").start()
+    s = serve_repeat_and_copy(tmp_path_factory.mktemp("generate_repo"), COPY_CONFIG)
     yield s
     code = s.stop()
     assert code == 0, f"mmserve exited with {code}:\n{s.text()[-5000:]}"
