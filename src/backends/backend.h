@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/model_host.h"
 #include "core/infer_request.h"
 #include "core/status.h"
 #include "model_config.pb.h"
@@ -140,6 +141,12 @@ struct LoadSpec {
   // with OK when it serves again. From any thread, never during Load; it must
   // not block. Empty: nobody listens.
   std::function<void(const Status&)> on_health;
+  // What the model may ask of the server (model_host.h: BLS calls, custom
+  // metrics), for this model version; null when nothing hosts such calls
+  // (a backend then refuses them with UNAVAILABLE saying so). In a worker
+  // process, the isolation room's host, which carries each call to the
+  // server's.
+  std::shared_ptr<ModelHost> host;
 };
 
 class Backend {
