@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Triton's tritonserver as the oracle for the Python models mmserve cannot
-serve yet (bench/peer_models/): a decoupled token-streaming model and a BLS
-pre-processing model calling the ONNX mlp_classifier. Not part of `make test`.
+"""Triton's tritonserver as the oracle for mmserve's decoupled and BLS Python
+models: a decoupled token-streaming model (examples/models/token_stream) and
+a BLS pre-processing model calling the ONNX mlp_classifier
+(bench/peer_models/). Not part of `make test`.
 
   .venv/bin/python bench/python_peer_models.py [--seconds S] [--pin CPUS] [--no-bench]
   .venv/bin/python bench/python_peer_models.py --server HTTP GRPC   # checks only
@@ -97,7 +98,9 @@ def free_port():
 
 
 def make_repo(directory):
-    for name in ("token_stream", "mlp_preprocess_bls", "mlp_classifier"):
+    # token_stream is one of mmserve's examples (examples/models/token_stream).
+    shutil.copytree(ROOT / "examples/models/token_stream", directory / "token_stream")
+    for name in ("mlp_preprocess_bls", "mlp_classifier"):
         shutil.copytree(PEER_MODELS / name, directory / name)
     shutil.copy(ROOT / "examples/models/mlp_classifier/1/model.onnx",
                 directory / "mlp_classifier/1/model.onnx")
@@ -327,7 +330,7 @@ def main():
     parser.add_argument("--server", nargs=2, metavar=("HTTP", "GRPC"),
                         help="only run the checks against a server already running at "
                         "HTTP and GRPC (host:port), e.g. mmserve serving examples/models "
-                        "plus bench/peer_models/token_stream and mlp_preprocess_bls")
+                        "(token_stream among them) plus bench/peer_models/mlp_preprocess_bls")
     args = parser.parse_args()
     if args.server:
         print(f"== checking the server at {args.server[0]} (HTTP), {args.server[1]} (gRPC)")

@@ -284,7 +284,28 @@ Status WorkerCallServer::OnRespond(std::shared_ptr<const std::string> held) {
 }
 
 void WorkerCallServer::OnClosed(const Status& why) {
+  std::optional<Status> gone;
+  {
+    MutexLock lock(mu_);
+    ended_ = true;
+    gone = gone_;
+  }
+  if (gone) {
+    Shutdown(*gone);  // the dead worker's last words are read: now its requests end
+    return;
+  }
   if (on_cut_) on_cut_(why);
+}
+
+void WorkerCallServer::WorkerGone(const Status& why) {
+  bool ended;
+  {
+    MutexLock lock(mu_);
+    if (shut_ || gone_) return;
+    gone_ = why;
+    ended = ended_ || connection_ == nullptr || connection_->closed();
+  }
+  if (ended) Shutdown(why);
 }
 
 void WorkerCallServer::Shutdown(const Status& why) {

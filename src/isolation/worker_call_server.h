@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -64,6 +65,11 @@ class WorkerCallServer final : public CallHandler,
   // completed with it, and the worker's later Responds for it are dropped.
   void FailDecoupled(uint64_t token, const Status& why) MM_EXCLUDES(mu_);
 
+  // The worker process exited (`why`: how). What it wrote before it died is
+  // still read (its last responses reach their clients): once the socket's
+  // end is reached, Shutdown(why) follows. Idempotent.
+  void WorkerGone(const Status& why) MM_EXCLUDES(mu_);
+
   // The worker is gone (died, restarts, unloads): every open sender is
   // completed with `why`, the connection closed, the worker's metrics
   // released; calls in flight find the connection gone. Idempotent.
@@ -89,6 +95,8 @@ class WorkerCallServer final : public CallHandler,
   mutable Mutex mu_;
   std::shared_ptr<CallConnection> connection_ MM_GUARDED_BY(mu_);
   bool shut_ MM_GUARDED_BY(mu_) = false;
+  bool ended_ MM_GUARDED_BY(mu_) = false;          // the connection ended (OnClosed)
+  std::optional<Status> gone_ MM_GUARDED_BY(mu_);  // WorkerGone's cause
   size_t calls_in_flight_ MM_GUARDED_BY(mu_) = 0;
   std::set<uint64_t> metrics_ MM_GUARDED_BY(mu_);
   struct Batch {

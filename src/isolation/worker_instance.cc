@@ -166,6 +166,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     // (The requests are read until the Execute is posted; the worker's first
     // Respond, which may complete one, comes after.)
     Status s = ExecuteList(requests, response_ptrs, results, token);
+    // The worker lost (died, hung, unloading): its call server completes the
+    // requests still open with the cause, after their last responses.
+    if (s.code() == StatusCode::kUnavailable) return OkStatus();
     if (!s.ok()) calls->FailDecoupled(token, s);
     return s;
   }
@@ -575,9 +578,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       down_cause_ = cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay);
     }
     cv_.NotifyAll();
-    // Decoupled requests still open end with the cause; BLS calls in flight
-    // find their connection gone.
-    if (calls != nullptr) calls->Shutdown(Unavailable(settings_->label + " " + cause));
+    // Decoupled requests still open end with the cause, once what the
+    // worker wrote before it died is read (bounded: a descendant holding its
+    // socket open does not hold them); BLS calls in flight find it gone.
+    if (calls != nullptr) {
+      const Status why = Unavailable(settings_->label + " " + cause);
+      calls->WorkerGone(why);
+      supervisor_->After(milliseconds(2000), [calls, why] { calls->Shutdown(why); });
+    }
     spdlog::error("{} {}; restarting it in {} (restart {})", settings_->label, cause,
                   Seconds(delay), restart);
     group_->Down(index_, cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay));
