@@ -264,6 +264,7 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
     return r.Error("has_config " + std::to_string(has_config) + ", expected 0 or 1");
   }
   q.has_config = has_config == 1;
+  MM_RETURN_IF_ERROR(r.Int(q.instance_index, "instance_index"));
   MM_RETURN_IF_ERROR(r.Finish());
   return q;
 }

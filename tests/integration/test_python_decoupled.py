@@ -390,6 +390,43 @@ def test_a_worker_that_crashes_mid_stream_ends_the_stream_naming_it(server):
     wait_for_log(server, "model 'py_crash' version 1: worker 0 restarted")
 
 
+FINALIZE = """
+import os
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.marker = os.path.join(args["model_repository"], "finalized_" + args["model_instance_name"])
+
+    def execute(self, requests):
+        for request in requests:
+            request.get_response_sender().send(
+                flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def finalize(self):
+        open(self.marker, "w").close()
+"""
+
+
+def test_finalize_runs_in_each_instance_when_the_model_unloads(tmp_path):
+    write_model(tmp_path, "fin", FINALIZE, CONFIG.format(name="fin", count=2))
+    s = Server([tmp_path], "--model-control-mode", "explicit", "--load-model", "fin").start()
+    try:
+        assert not list((tmp_path / "fin").glob("finalized_*"))
+        r = requests.post(s.base + "/v2/repository/models/fin/unload", timeout=60)
+        assert r.status_code == 200, r.text
+        # Unloaded once its workers have finalized (and been stopped); the
+        # instances are Triton's <model>_<group>_<index>.
+        assert sorted(p.name for p in (tmp_path / "fin").glob("finalized_*")) == \
+            ["finalized_fin_0_0", "finalized_fin_0_1"]
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
+
+
 def test_two_instances_run_in_two_workers_at_once(server):
     a, b = Stream(server), Stream(server)
     try:

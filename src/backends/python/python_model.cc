@@ -518,7 +518,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
           py::dict args;
           args["model_config"] = config_json;
           args["model_instance_kind"] = "CPU";
-          args["model_instance_name"] = spec.model_name + "_0_" + std::to_string(i);
+          args["model_instance_name"] = static_cast<size_t>(i) < spec.instance_names.size()
+                                            ? spec.instance_names[i]
+                                            : spec.model_name + "_0_" + std::to_string(i);
           args["model_instance_device_id"] = "0";
           args["model_repository"] = spec.model_dir.string();
           args["model_version"] = std::to_string(spec.version);
