@@ -114,6 +114,23 @@ Status WorkerCallServer::OnFrame(const FrameHeader& header,
       return OnInfer(id, std::move(payload));
     case WorkerMessageType::kRespond:
       return OnRespond(std::move(payload));
+    case WorkerMessageType::kIsCancelled: {
+      MM_ASSIGN_OR_RETURN(RequestRef ref, DecodeRequestRef(bytes));
+      std::shared_ptr<ResponseSender> sender;
+      {
+        MutexLock lock(mu_);
+        if (ref.token > next_token_) {
+          return InvalidArgument("IsCancelled for token " + std::to_string(ref.token) +
+                                 ", which no Execute carried");
+        }
+        auto it = batches_.find(ref.token);
+        if (it != batches_.end() && ref.index < it->second.senders.size()) {
+          sender = it->second.senders[ref.index];
+        }
+      }
+      // A request completed (or unknown to this batch) is not cancelled.
+      return Reply(id, OkStatus(), EncodeBoolBody(sender != nullptr && sender->cancelled()));
+    }
     case WorkerMessageType::kModelReady: {
       MM_ASSIGN_OR_RETURN(ModelReadyMessage m, DecodeModelReady(bytes));
       if (host_ == nullptr) return Reply(id, NoHost(), "");

@@ -177,11 +177,11 @@ enum class WorkerMessageType : uint16_t {
   kMetricUpdate = 24,
   kMetricValue = 25,
   kMetricRelease = 26,
+  kIsCancelled = 27,
   kReply = 100,
   // On the call socket, server to worker.
   kCallReply = 101,
   kInferResponse = 102,
-  kCancel = 103,
 };
 
 // "Load", "Execute", ... ("unknown" for a value outside the enum).

@@ -227,14 +227,14 @@ std::string_view WorkerMessageTypeName(WorkerMessageType type) {
       return "MetricValue";
     case WorkerMessageType::kMetricRelease:
       return "MetricRelease";
+    case WorkerMessageType::kIsCancelled:
+      return "IsCancelled";
     case WorkerMessageType::kReply:
       return "Reply";
     case WorkerMessageType::kCallReply:
       return "CallReply";
     case WorkerMessageType::kInferResponse:
       return "InferResponse";
-    case WorkerMessageType::kCancel:
-      return "Cancel";
   }
   return "unknown";
 }

@@ -165,12 +165,44 @@ class TritonPythonModel:
 """
 
 
+# Sends one response, then waits (at most 60 s) until its client goes away,
+# logs what is_cancelled() said, and closes the request.
+CANCEL = """
+import threading
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            threading.Thread(target=self.watch, args=(request, sender)).start()
+        return None
+
+    def watch(self, request, sender):
+        sender.send(pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor("OUT", np.array([1], dtype=np.int32)),
+            pb_utils.Tensor("IDX", np.array([0], dtype=np.int32))]))
+        deadline = time.monotonic() + 60
+        while not sender.is_cancelled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("saw the cancellation: %s %s" % (sender.is_cancelled(), request.is_cancelled()),
+              flush=True)
+        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+            "cancelled", pb_utils.TritonError.CANCELLED)),
+            flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     repo = tmp_path_factory.mktemp("python_decoupled_repo")
     for name, source, count in (("py_stream", STREAM, 1), ("py_thread", THREADED, 1),
                                 ("py_returns", RETURNS, 1), ("py_crash", CRASH, 1),
-                                ("py_two", TWO_INSTANCES, 2)):
+                                ("py_two", TWO_INSTANCES, 2), ("py_cancel", CANCEL, 1)):
         write_model(repo, name, source, CONFIG.format(name=name, count=count))
     shutil.copytree(EXAMPLES / "token_stream", repo / "token_stream")
     s = Server([repo], "--worker-restart-backoff-ms", "10").start()
@@ -298,6 +330,16 @@ def test_streams_on_one_connection_interleave_requests(server):
         assert by_id == {f"q{i}": [i, i] for i in range(5)}
     finally:
         s.close()
+
+
+def test_is_cancelled_sees_the_client_go_away(server):
+    s = Stream(server)
+    s.send("py_cancel", [0])
+    result, error = s.next()
+    assert error is None and int(result.as_numpy("OUT")[0]) == 1
+    s.client.stop_stream(cancel_requests=True)
+    s.client.close()
+    wait_for_log(server, "saw the cancellation: True True")
 
 
 def test_execute_returning_responses_is_triton_error(server):

@@ -222,6 +222,13 @@ class NativeSender {
     return py::str(sent.message());
   }
 
+  // Whether the request's client went away (a round trip to the server, the
+  // GIL released).
+  bool IsCancelled() {
+    py::gil_scoped_release release;
+    return sender_->cancelled();
+  }
+
  private:
   const std::shared_ptr<ModelState> state_;
   const std::shared_ptr<ResponseSender> sender_;
@@ -465,7 +472,8 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     static bool sender_registered = false;
     if (!sender_registered) {
       py::class_<NativeSender, std::shared_ptr<NativeSender>>(pb, "_MmserveNativeSender")
-          .def("send", &NativeSender::Send);
+          .def("send", &NativeSender::Send)
+          .def("is_cancelled", &NativeSender::IsCancelled);
       sender_registered = true;
     }
     for (int type = 0; type < kDataTypes; ++type) {

@@ -136,7 +136,7 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
   Poke(version, 4, 1, 2);
   ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 4"});
 
-  for (uint16_t type : {0, 9, 19, 27, 99, 104, 0xFFFF}) {
+  for (uint16_t type : {0, 9, 19, 28, 99, 103, 0xFFFF}) {
     std::string bad = good;
     Poke(bad, 6, type, 2);
     ExpectInvalid(DecodeFrameHeader(AsBytes(bad)),
