@@ -180,6 +180,28 @@ TEST_F(CallChannelTest, BlsInferCarriesTensorsBothWays) {
   EXPECT_EQ(server_->calls_in_flight(), 0u);
 }
 
+TEST_F(CallChannelTest, LargeTensorsCrossInPiecesBothWays) {
+  // 8 MiB each way: more than a socket buffer, so the server's write of the
+  // response waits for the worker to read (queued, then written as the socket
+  // drains), and several calls' frames interleave on one socket.
+  std::string big(8u << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
+  std::vector<std::unique_ptr<Heard>> heard;
+  for (int call = 0; call < 3; ++call) {
+    auto request = std::make_unique<InferRequest>();
+    request->model_name = "echo";
+    request->inputs.push_back(Tensor{
+        "B", DataType::kUint8, {static_cast<int64_t>(big.size())}, AsBytesOf(big), nullptr, {}});
+    heard.push_back(std::make_unique<Heard>());
+    worker_->Infer(std::move(request), heard.back()->Callback());
+  }
+  for (auto& h : heard) {
+    h->Wait();
+    ASSERT_TRUE(h->responses[0].ok()) << h->responses[0].status().message();
+    EXPECT_TRUE(Bytes((*h->responses[0])->outputs[0]) == big);
+  }
+}
+
 TEST_F(CallChannelTest, ADecoupledCalleeAnswersManyTimesThenFinal) {
   std::mutex answering_mu;
   std::thread answering;
