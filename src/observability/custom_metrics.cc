@@ -127,10 +127,6 @@ Status CustomMetrics::CheckLabelName(std::string_view name, bool histogram, size
     return InvalidArgument("metric label name '" + std::string(name) +
                            "' starts with '__', which Prometheus reserves");
   }
-  if (name == "model" || name == "version") {
-    return InvalidArgument("metric label name '" + std::string(name) +
-                           "' is the server's: it adds the model's name and version itself");
-  }
   if (histogram && name == "le") {
     return InvalidArgument(
         "metric label name 'le' is reserved in a histogram (its buckets' bound)");
@@ -205,7 +201,20 @@ StatusOr<uint64_t> CustomMetrics::Owner::Create(const CustomMetricSpec& spec) {
   MetricLabels labels;
   labels.push_back({"model", model_});
   labels.push_back({"version", version_});
-  for (const auto& [name, value] : spec.labels) labels.push_back({name, value});
+  for (const auto& [name, value] : spec.labels) {
+    // The owner's labels: a model may name them (Triton's examples do) only
+    // with its own values.
+    if (name == "model" || name == "version") {
+      const std::string& own = name == "model" ? model_ : version_;
+      if (value != own) {
+        return InvalidArgument(what + ": label '" + name + "' is the server's: it is this " +
+                               "model's " + (name == "model" ? "name" : "version") + " ('" + own +
+                               "'), not '" + value + "'; leave it out");
+      }
+      continue;
+    }
+    labels.push_back({name, value});
+  }
   std::sort(labels.begin(), labels.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
   const std::string key = LabelKey(labels);
@@ -230,10 +239,7 @@ StatusOr<uint64_t> CustomMetrics::Owner::Create(const CustomMetricSpec& spec) {
       return AlreadyExists(what + " exists as a " + KindName(f.kind) + "; this asks for a " +
                            KindName(spec.kind));
     }
-    if (f.description != spec.description) {
-      return AlreadyExists(what + " exists with the description '" + f.description +
-                           "'; this asks for '" + spec.description + "'");
-    }
+    // Another description: the family keeps its first (as Triton does).
   }
   // Families this owner has series in.
   std::set<std::string_view> mine;

@@ -2,7 +2,8 @@
 // pb_utils.MetricFamily / Metric), exported on /metrics beside the server's.
 //
 // A family (name, help, kind) is server-wide: every model that names it with
-// the same help and kind shares it; each model's series in it carry the
+// the same kind shares it (with another help, the family keeps its first, as
+// Triton's Python backend does); each model's series in it carry the
 // model's own labels plus `model` and `version` (the owner's, added here, so
 // a model cannot speak for another). Values live here and are read at scrape
 // time (Collect), as every other collector's.
@@ -21,9 +22,9 @@
 // Rules (Prometheus' data model): a family name matches
 // [a-zA-Z_:][a-zA-Z0-9_:]* and does not start with the server's own prefixes
 // ("mmserve_", "process_"); a label name matches [a-zA-Z_][a-zA-Z0-9_]*, does
-// not start with "__", and is not "model" or "version" (the owner's), nor "le"
-// for a histogram; label values are UTF-8. Buckets are finite and strictly
-// ascending (+Inf is implied).
+// not start with "__", and is not "le" for a histogram; "model" and "version"
+// are the owner's (a series may name them only with the owner's values); label values are UTF-8.
+// Buckets are finite and strictly ascending (+Inf is implied).
 //
 // Thread-safety: every method may be called concurrently; one mutex guards
 // the registry (models' metric updates are not on the server's request path).
@@ -83,7 +84,7 @@ class CustomMetrics {
     Owner& operator=(const Owner&) = delete;
 
     // The id of the series `spec` names (see the rules above); ALREADY_EXISTS
-    // when the family exists with another help or kind, or (histograms)
+    // when the family exists with another kind, or (histograms)
     // when the series exists with other buckets, or when another owner of
     // the same model name and version (another tenant's) holds the series.
     StatusOr<uint64_t> Create(const CustomMetricSpec& spec);

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/thread_annotations.h"
+#include "python_host.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -65,6 +66,7 @@ PyObject* InitNativeModule() {
   auto m = py::module_::create_extension_module(
       "_mmserve_native", "mmserve's Python backend: the native side of pb_utils", &def);
   m.def("log", &Log, py::arg("level"), py::arg("message"), py::arg("file"), py::arg("line"));
+  RegisterPythonHostBindings(m);  // BLS calls and custom metrics (python_host.h)
   return m.release().ptr();
 }
 

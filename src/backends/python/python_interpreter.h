@@ -3,7 +3,8 @@
 //
 // StartPythonInterpreter initialises CPython 3.11 (Debian's libpython, through
 // pybind11's embedding) and registers the built-in module `_mmserve_native`
-// (the log sink of pb_utils.Logger), then releases the GIL.
+// (the log sink of pb_utils.Logger; BLS calls and custom metrics,
+// python_host.h), then releases the GIL.
 // InstallPbUtils installs `triton_python_backend_utils` from the source
 // compiled into this binary (pb_utils.py); a load calls it once the model's
 // environment is on sys.path, so that the numpy pb_utils imports is the

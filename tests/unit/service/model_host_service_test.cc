@@ -246,7 +246,7 @@ TEST_F(ModelHostServiceTest, MetricsCarryTheCallersLabelsAndLeaveWithItsUnload) 
   ASSERT_TRUE(host->UpdateMetric(*id, MetricOp::kIncrement, 3).ok());
   EXPECT_DOUBLE_EQ(*host->MetricValue(*id), 3);
   EXPECT_EQ(host->UpdateMetric(*id, MetricOp::kSet, 1).code(), StatusCode::kInvalidArgument);
-  spec.labels = {{"model", "other"}};
+  spec.labels = {{"model", "other"}};  // not the caller's name
   EXPECT_EQ(host->CreateMetric(spec).status().code(), StatusCode::kInvalidArgument);
   MetricFamilies out;
   metrics_.Collect(out);
