@@ -167,8 +167,10 @@ class TritonPythonModel:
         if mode == 7:
             raise pb_utils.TritonModelException("model-raised-this")
         if mode == 8:
-            pb_utils.InferenceRequest(model_name="add_sub", requested_output_names=["OUTPUT0"],
-                                      inputs=[pb_utils.Tensor("INPUT0", x)]).exec()
+            r = pb_utils.InferenceRequest(model_name="no_such_model_here",
+                                          requested_output_names=["OUTPUT0"],
+                                          inputs=[pb_utils.Tensor("INPUT0", x)]).exec()
+            raise pb_utils.TritonModelException("BLS: " + r.error().message())
         if mode == 9:
             sender = requests[0].get_response_sender()
             sender.send(good, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -393,7 +395,7 @@ def test_per_request_errors_and_the_instance_keeps_serving(server, module, clien
         5: ["output 'OUT' has shape [1, 2]", "[-1]"],
         6: ["output 'OUT' was requested", "no such tensor"],
         7: ["TritonModelException", "model-raised-this"],
-        8: ["BLS calls", "not supported by this server yet"],
+        8: ["BLS", "no_such_model_here"],
         10: ["plain error"],
         11: ["execute returned None and sent no response for this request"],
     }
