@@ -6,8 +6,8 @@
 // (the log sink of pb_utils.Logger; BLS calls and custom metrics,
 // python_host.h), then releases the GIL.
 // InstallPbUtils installs `triton_python_backend_utils` from the source
-// compiled into this binary (pb_utils.py); a load calls it once the model's
-// environment is on sys.path, so that the numpy pb_utils imports is the
+// compiled into this binary (pb_utils.py, then pb_utils_host.py in the same namespace); a load
+// calls it once the model's environment is on sys.path, so that the numpy pb_utils imports is the
 // environment's, as the model's packages expect. The interpreter is never finalised: it lives until
 // the process exits (a worker holds one model; a unit test process starts it once).
 //
