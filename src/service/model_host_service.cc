@@ -51,6 +51,26 @@ class ServiceModelHost final : public ModelHost {
   }
 
   void Infer(std::unique_ptr<InferRequest> request, HostInferCallback on_response) override {
+    // A call's tensors travel in the call itself: naming a client's shared
+    // memory region would read or write memory the model was never given.
+    for (const Tensor& input : request->inputs) {
+      if (!input.parameters.empty()) {
+        return on_response(InvalidArgument("BLS call to model '" + request->model_name +
+                                           "': input '" + input.name +
+                                           "' has tensor parameters; a BLS call's tensors "
+                                           "carry their data and no parameters"),
+                           true);
+      }
+    }
+    for (const RequestedOutput& output : request->outputs) {
+      if (!output.parameters.empty()) {
+        return on_response(InvalidArgument("BLS call to model '" + request->model_name +
+                                           "': requested output '" + output.name +
+                                           "' has parameters; a BLS call's outputs come back "
+                                           "in its response and take no parameters"),
+                           true);
+      }
+    }
     auto callback = std::make_shared<HostInferCallback>(std::move(on_response));
     request->stream = std::make_shared<HostStream>(callback);
     const std::shared_ptr<const Tenant> tenant = Caller();

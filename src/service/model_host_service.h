@@ -15,7 +15,9 @@
 //    every repository, as every client of that server does;
 //  - a repository no tenant lists: the call sees only the calling model's
 //    own repository, and is charged to no tenant.
-// A decoupled callee's responses are forwarded as they come (the host
+// A call's tensors carry their data: tensor parameters (shared memory
+// regions) are refused (INVALID_ARGUMENT). A decoupled callee's responses are
+// forwarded as they come (the host
 // attaches a ResponseStream to every call; ordinary models never touch it).
 // A response is settled as delivered (core/delivery.h) when it is handed to
 // the caller.

@@ -225,6 +225,17 @@ TEST_F(ModelHostServiceTest, ABadRequestIsAnErrorResponseAndTheTimeoutIsChecked)
   Answer a = Call(*host, std::move(wrong));
   ASSERT_FALSE(a.responses[0].ok());
   EXPECT_EQ(a.responses[0].status().code(), StatusCode::kInvalidArgument);
+  // No shared memory regions through a BLS call (the tenant's clients' memory).
+  auto shm = Request("m", {1, 2, 3, 4});
+  shm->inputs[0].parameters["shared_memory_region"] = std::string("clients_region");
+  Answer c = Call(*host, std::move(shm));
+  ASSERT_FALSE(c.responses[0].ok());
+  EXPECT_EQ(c.responses[0].status().code(), StatusCode::kInvalidArgument);
+  auto shm_out = Request("m", {1, 2, 3, 4});
+  shm_out->outputs.push_back({"y", {{"shared_memory_region", std::string("r")}}});
+  Answer d = Call(*host, std::move(shm_out));
+  ASSERT_FALSE(d.responses[0].ok());
+  EXPECT_NE(d.responses[0].status().message().find("take no parameters"), std::string::npos);
   auto bad_timeout = Request("m", {1, 2, 3, 4});
   bad_timeout->parameters["timeout"] = int64_t{-5};
   Answer b = Call(*host, std::move(bad_timeout));
