@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Triton's tritonserver as the oracle for the Python models mmserve cannot
-serve yet (bench/peer_models/): a decoupled token-streaming model and a BLS
-pre-processing model calling the ONNX mlp_classifier. Not part of `make test`.
+"""Triton's tritonserver as the oracle for mmserve's decoupled and BLS Python
+models: a decoupled token-streaming model (examples/models/token_stream) and
+a BLS pre-processing model calling the ONNX mlp_classifier
+(bench/peer_models/). Not part of `make test`.
 
   .venv/bin/python bench/python_peer_models.py [--seconds S] [--pin CPUS] [--no-bench]
   .venv/bin/python bench/python_peer_models.py --server HTTP GRPC   # checks only
@@ -96,12 +97,11 @@ def free_port():
 
 
 def make_repo(directory):
-    for name in ("token_stream", "mlp_preprocess_bls", "mlp_classifier"):
-        # Those mmserve serves now live in examples/models (mlp_preprocess_bls).
-        source = PEER_MODELS / name
-        if not source.exists():
-            source = ROOT / "examples" / "models" / name
-        shutil.copytree(source, directory / name)
+    # token_stream and mlp_preprocess_bls are mmserve's examples now
+    # (examples/models); mlp_classifier is Triton's own stand-in (see above).
+    for name in ("token_stream", "mlp_preprocess_bls"):
+        shutil.copytree(ROOT / "examples/models" / name, directory / name)
+    shutil.copytree(PEER_MODELS / "mlp_classifier", directory / "mlp_classifier")
     shutil.copy(ROOT / "examples/models/mlp_classifier/1/model.onnx",
                 directory / "mlp_classifier/1/model.onnx")
 
@@ -329,7 +329,7 @@ def main():
     parser.add_argument("--server", nargs=2, metavar=("HTTP", "GRPC"),
                         help="only run the checks against a server already running at "
                         "HTTP and GRPC (host:port), e.g. mmserve serving examples/models "
-                        "(which holds mlp_preprocess_bls) plus bench/peer_models/token_stream")
+                        "(token_stream and mlp_preprocess_bls among them)")
     args = parser.parse_args()
     if args.server:
         print(f"== checking the server at {args.server[0]} (HTTP), {args.server[1]} (gRPC)")

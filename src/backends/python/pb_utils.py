@@ -18,6 +18,7 @@ import inspect
 import json
 import struct
 import sys
+import threading
 import traceback
 
 import numpy as np
@@ -307,15 +308,45 @@ class InferenceResponse:
 
 
 class InferenceResponseSender:
-    """A request's response sender. For a model that is not decoupled, `send`
-    may be called once with the response and TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+    """A request's response sender. For a decoupled model, `send` sends zero or
+    more responses, then the final flag (with the last response, or alone:
+    send(flags=TRITONSERVER_RESPONSE_COMPLETE_FINAL)), from any Python thread,
+    during execute or after it returned; a send after the final raises
+    TritonModelException. For a model that is not decoupled, `send` may be
+    called once with the response and TRITONSERVER_RESPONSE_COMPLETE_FINAL,
     with `execute` returning None."""
 
     def __init__(self, request):
         self._request = request
         self._closed = False
+        self._lock = threading.Lock()
+
+    def _send_decoupled(self, native, response, flags):
+        if response is not None and not isinstance(response, InferenceResponse):
+            raise TritonModelException("send: expected an InferenceResponse or None")
+        if flags not in (0, TRITONSERVER_RESPONSE_COMPLETE_FINAL):
+            raise TritonModelException(
+                "Unable to send response. Unsupported flag provided: %r (expected 0 or "
+                "TRITONSERVER_RESPONSE_COMPLETE_FINAL)" % (flags,))
+        final = flags == TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        if response is None and not final:
+            raise TritonModelException(
+                "Unable to send response. A response is needed unless flags is "
+                "TRITONSERVER_RESPONSE_COMPLETE_FINAL")
+        with self._lock:
+            if self._closed:
+                raise TritonModelException(
+                    "Unable to send response. Response sender has been closed.")
+            if final:
+                self._closed = True
+        error = native.send(response, self._request, final)
+        if error is not None:
+            raise TritonModelException(error)
 
     def send(self, response=None, flags=0):
+        native = getattr(self._request, "_mmserve_native", None)
+        if native is not None:
+            return self._send_decoupled(native, response, flags)
         if self._closed:
             raise TritonModelException(
                 "the response sender of this request is closed: its final response was sent")
@@ -334,6 +365,8 @@ class InferenceResponseSender:
                 "flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL")
 
     def is_cancelled(self):
+        """Always False: a client's disconnection does not reach the model (the
+        request's responses are dropped by the server once it is gone)."""
         return False
 
 
