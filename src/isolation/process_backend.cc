@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/memory.h"
+#include "isolation/call_hub.h"
 #include "isolation/isolation_flags.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
@@ -25,12 +26,14 @@ static_assert(ProcessBackend::kMinMailboxBytes == Mailbox::kMinBytes &&
 StatusOr<std::unique_ptr<ProcessBackend>> ProcessBackend::Create(Options options) {
   MM_RETURN_IF_ERROR(ValidateProcessBackendOptions(options));
   MM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerSupervisor> supervisor, WorkerSupervisor::Create());
+  MM_ASSIGN_OR_RETURN(std::shared_ptr<CallHub> hub, CallHub::Create());
   return std::unique_ptr<ProcessBackend>(
-      new ProcessBackend(std::move(options), std::move(supervisor)));
+      new ProcessBackend(std::move(options), std::move(supervisor), std::move(hub)));
 }
 
-ProcessBackend::ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor)
-    : options_(std::move(options)), supervisor_(std::move(supervisor)) {}
+ProcessBackend::ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor,
+                               std::shared_ptr<CallHub> hub)
+    : options_(std::move(options)), supervisor_(std::move(supervisor)), hub_(std::move(hub)) {}
 
 ProcessBackend::~ProcessBackend() = default;
 
@@ -55,6 +58,8 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
   settings->mailbox_bytes = options_.mailbox_bytes;
   settings->load_nice = options_.load_nice;
   settings->serve_nice = options_.serve_nice;
+  settings->hub = hub_;
+  settings->host = spec.host;
   LoadRequest& load = settings->load;
   load.model_name = spec.model_name;
   load.version = spec.version;

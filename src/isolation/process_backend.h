@@ -33,6 +33,12 @@
 //    how the limit is enforced; the log says which mechanism is in force).
 // A failure during Load fails the load, naming the cause; nothing restarts.
 //
+// Calls (worker protocol v4): each worker also has a call socket, on which
+// it speaks first: a decoupled model's responses (ExecuteDecoupled), BLS
+// calls and custom metrics, served with the model's LoadSpec::host (null:
+// answered UNAVAILABLE). One thread serves every worker's (call_hub.h); a
+// worker that breaks that protocol or floods it is killed and restarts.
+//
 // Thread-safety: Load may be called concurrently; instances follow backend.h.
 #pragma once
 
@@ -46,6 +52,7 @@
 
 namespace mm {
 
+class CallHub;
 class WorkerSupervisor;
 
 class ProcessBackend final : public Backend {
@@ -106,10 +113,14 @@ class ProcessBackend final : public Backend {
   void Shutdown(const std::string& reason);
 
  private:
-  ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor);
+  ProcessBackend(Options options, std::shared_ptr<WorkerSupervisor> supervisor,
+                 std::shared_ptr<CallHub> hub);
 
   const Options options_;
   const std::shared_ptr<WorkerSupervisor> supervisor_;
+  // Serves every worker's call socket (call_hub.h): decoupled responses,
+  // BLS calls and custom metrics, with each model's LoadSpec::host.
+  const std::shared_ptr<CallHub> hub_;
 };
 
 }  // namespace mm

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "isolation/shared_region.h"
 
@@ -71,6 +72,44 @@ Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
     }
     if (n < 0) return Unavailable(std::string("worker socket: send: ") + std::strerror(errno));
     sent += static_cast<size_t>(n);
+  }
+  return OkStatus();
+}
+
+Status WriteWorkerFrameParts(int socket, WorkerMessageType type, uint32_t request_id,
+                             const WireParts& parts) {
+  const size_t payload_bytes = parts.size();
+  if (payload_bytes > kMaxCallPayloadBytes) {
+    return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(type)) + ": " +
+                           std::to_string(payload_bytes) + " bytes exceed the maximum of " +
+                           std::to_string(kMaxCallPayloadBytes));
+  }
+  std::string header;
+  AppendFrameHeader(header, {type, static_cast<uint32_t>(payload_bytes), request_id});
+  std::vector<iovec> iov;
+  iov.reserve(2 + 2 * parts.inserts.size());
+  iov.push_back({header.data(), header.size()});
+  parts.AppendIovecs(iov);
+  size_t first = 0;  // iov[first..] is left to send
+  while (first < iov.size()) {
+    msghdr msg{};
+    msg.msg_iov = iov.data() + first;
+    msg.msg_iovlen = std::min<size_t>(iov.size() - first, 1024);
+    const ssize_t n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return DeadlineExceeded("worker socket: the peer took nothing within the send timeout");
+    }
+    if (n < 0) return Unavailable(std::string("worker socket: send: ") + std::strerror(errno));
+    size_t sent = static_cast<size_t>(n);
+    while (first < iov.size() && sent >= iov[first].iov_len) {
+      sent -= iov[first].iov_len;
+      ++first;
+    }
+    if (sent > 0) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + sent;
+      iov[first].iov_len -= sent;
+    }
   }
   return OkStatus();
 }
@@ -143,7 +182,8 @@ Status FrameReader::Fill(size_t n, const FrameHeader* in_frame) {
 
 StatusOr<WorkerFrame> FrameReader::Read() {
   if (buffered() == 0 && !fds_.empty()) {
-    return InvalidArgument("worker socket: a descriptor came without a Region or Mailbox frame");
+    return InvalidArgument(
+        "worker socket: a descriptor came without a Region, Mailbox or Calls frame");
   }
   if (buffered() < kFrameHeaderBytes) {
     MM_RETURN_IF_ERROR(Fill(kFrameHeaderBytes - buffered(), nullptr));
@@ -163,7 +203,8 @@ StatusOr<WorkerFrame> FrameReader::Read() {
     buffer_.resize(kChunk);  // a large frame's room goes back
     buffer_.shrink_to_fit();
   }
-  if (header->type == WorkerMessageType::kRegion || header->type == WorkerMessageType::kMailbox) {
+  if (header->type == WorkerMessageType::kRegion || header->type == WorkerMessageType::kMailbox ||
+      header->type == WorkerMessageType::kCalls) {
     if (fds_.empty()) {
       return InvalidArgument("worker message " + std::string(WorkerMessageTypeName(header->type)) +
                              ": expected a descriptor with the frame, got none");

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "isolation/worker_calls_protocol.h"
 #include "isolation/worker_protocol.h"
 
 namespace mm {
@@ -54,6 +55,12 @@ struct WorkerFrame {
 // INVALID_ARGUMENT, nothing sent.
 Status WriteWorkerFrame(int socket, WorkerMessageType type, uint32_t request_id,
                         std::string_view payload);
+
+// Writes one frame whose payload is `parts` (worker_calls_protocol.h: tensor
+// bytes from their own memory, writev), in full; errors as WriteWorkerFrame.
+// The payload may be up to kMaxCallPayloadBytes.
+Status WriteWorkerFrameParts(int socket, WorkerMessageType type, uint32_t request_id,
+                             const WireParts& parts);
 
 // Writes one frame with `fd` attached to its first byte (SCM_RIGHTS).
 Status WriteWorkerFrameWithFd(int socket, WorkerMessageType type, uint32_t request_id,

@@ -15,7 +15,9 @@
 #include "core/blocking_wait.h"
 #include "core/memory.h"
 #include "isolation/shared_region.h"
+#include "isolation/worker_call_server.h"
 #include "isolation/worker_channel.h"
+#include "isolation/worker_core_util.h"
 #include "isolation/worker_main.h"
 #include "isolation/worker_process.h"
 #include "isolation/worker_supervisor.h"
@@ -41,45 +43,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr uint64_t kAlignment = 64;
-uint64_t AlignUp(uint64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
-
-std::string Seconds(milliseconds d) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(d.count()) / 1000.0);
-  return buf;
-}
-
-// Sets the nice value of every thread of process `pid` (a nice value is per
-// thread on Linux). A refusal (raising priority needs CAP_SYS_NICE or
-// RLIMIT_NICE) leaves the worker at its loading priority; logged once per
-// server.
-void ServeAt(pid_t pid, int nice, const std::string& label) {
-  static std::atomic<bool> warned{false};
-  std::error_code ec;
-  for (const auto& task :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    const int tid = std::atoi(task.path().filename().c_str());
-    if (tid > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0 &&
-        !warned.exchange(true)) {
-      spdlog::warn(
-          "{}: a worker cannot go from its loading priority to nice {} ({}); workers "
-          "serve at their loading priority",
-          label, nice, std::strerror(errno));
-    }
-  }
-}
-
-// Send and receive timeouts of a blocking socket (0: none).
-void SetSocketTimeouts(int socket, milliseconds receive, milliseconds send) {
-  for (auto [option, d] : {std::pair{SO_RCVTIMEO, receive}, std::pair{SO_SNDTIMEO, send}}) {
-    timeval tv{};
-    tv.tv_sec = d.count() / 1000;
-    tv.tv_usec = (d.count() % 1000) * 1000;
-    ::setsockopt(socket, SOL_SOCKET, option, &tv, sizeof(tv));
-  }
-}
-
 }  // namespace
 
 // One worker process and what the server keeps for it; shared with the
@@ -99,6 +62,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   StatusOr<LoadReply> Start() {
     const WorkerSettings& s = *settings_;
     MM_ASSIGN_OR_RETURN(auto process, supervisor_->Spawn(s.argv, s.load_nice));
+    const uint64_t generation = ++starts_;  // names this worker process in callbacks
     // The start-up (the worker's health, its model's load, its mailbox) has
     // a deadline: a worker that hangs in it is killed, and the start fails.
     const Clock::time_point deadline = Clock::now() + s.start_timeout;
@@ -124,7 +88,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     reader_ = std::make_unique<FrameReader>(process->socket());
     socket_frames_ = 0;
     std::unique_ptr<Mailbox> mailbox;
-    auto config = Handshake(*process, cgroup.get(), &baseline, &mailbox, deadline);
+    std::shared_ptr<WorkerCallServer> calls;
+    auto config =
+        Handshake(*process, generation, cgroup.get(), &baseline, &mailbox, &calls, deadline);
+    if (!config.ok() && calls != nullptr) calls->Shutdown(config.status());
     if (!config.ok()) {
       // Say how it ended if it did (it is not watched yet: reap it here).
       process->Kill(SIGKILL);
@@ -161,7 +128,12 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       if (auto core = weak.lock()) core->OnOverLimit(pidfd, rss, baseline);
     };
     MutexLock lock(mu_);
-    if (stopped_) return Unavailable(s.label + " is unloading");
+    if (stopped_) {
+      if (calls != nullptr) calls->Shutdown(Unavailable(s.label + " is unloading"));
+      return Unavailable(s.label + " is unloading");
+    }
+    calls_ = std::move(calls);
+    generation_ = generation;
     process_ = std::move(process);
     mailbox_ = std::move(mailbox);
     cgroup_ = std::move(cgroup);
@@ -171,8 +143,39 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     return config;
   }
 
+  Status ExecuteDecoupled(std::span<const std::shared_ptr<ResponseSender>> senders) {
+    std::shared_ptr<WorkerCallServer> calls;
+    {
+      MutexLock lock(mu_);
+      calls = calls_;
+    }
+    const uint64_t token = calls != nullptr ? calls->BeginDecoupled(senders) : 0;
+    if (token == 0) {
+      return Unavailable(settings_->label + ": the worker has no call channel (a decoupled model " +
+                         "answers on it); it is down or restarting");
+    }
+    const size_t n = senders.size();
+    std::vector<const InferRequest*> requests(n);
+    std::vector<InferResponse> responses(n);
+    std::vector<InferResponse*> response_ptrs(n);
+    std::vector<Status> results(n);
+    for (size_t i = 0; i < n; ++i) {
+      requests[i] = &senders[i]->request();
+      response_ptrs[i] = &responses[i];
+    }
+    // (The requests are read until the Execute is posted; the worker's first
+    // Respond, which may complete one, comes after.)
+    Status s = ExecuteList(requests, response_ptrs, results, token);
+    // The worker lost (died, hung, unloading): its call server completes the
+    // requests still open with the cause, after their last responses.
+    if (s.code() == StatusCode::kUnavailable) return OkStatus();
+    if (!s.ok()) calls->FailDecoupled(token, s);
+    return s;
+  }
+
   Status ExecuteList(std::span<const InferRequest* const> requests,
-                     std::span<InferResponse* const> responses, std::span<Status> results) {
+                     std::span<InferResponse* const> responses, std::span<Status> results,
+                     uint64_t decoupled_token = 0) {
     WorkerProcess* process;
     Mailbox* mailbox;
     {
@@ -190,7 +193,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       // The batch waits on the worker: a stalled one may hold this thread,
       // but the thread's execution slot goes to other work (BlockingWait).
       BlockingWait waiting_on_worker;
-      s = ExecuteOn(*process, *mailbox, requests, responses, results);
+      s = ExecuteOn(*process, *mailbox, requests, responses, results, decoupled_token);
     }
     {
       MutexLock lock(mu_);
@@ -209,6 +212,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   void Stop() {
     std::unique_ptr<WorkerProcess> process;
     WorkerSupervisor::WatchId watch = 0;
+    std::shared_ptr<WorkerCallServer> calls;
     {
       MutexLock lock(mu_);
       stopped_ = true;
@@ -216,7 +220,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       process = std::move(process_);
       watch = watch_;
       watch_ = 0;
+      calls = std::move(calls_);
     }
+    if (calls != nullptr) calls->Shutdown(Unavailable(settings_->label + " is unloading"));
     if (watch != 0) supervisor_->Remove(watch);
     process.reset();  // SIGKILL and reap: the model's memory goes at once
   }
@@ -226,8 +232,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // baseline a memory limit counts from), then Load, then the mailbox the
   // worker takes its requests from after that; the load's reply config.
   // Every step within `deadline` (DEADLINE_EXCEEDED past it).
-  StatusOr<LoadReply> Handshake(WorkerProcess& process, CgroupGroup* cgroup, uint64_t* baseline,
-                                std::unique_ptr<Mailbox>* mailbox, Clock::time_point deadline) {
+  StatusOr<LoadReply> Handshake(WorkerProcess& process, uint64_t generation, CgroupGroup* cgroup,
+                                uint64_t* baseline, std::unique_ptr<Mailbox>* mailbox,
+                                std::shared_ptr<WorkerCallServer>* calls,
+                                Clock::time_point deadline) {
     const int socket = process.socket();
     const auto in_time = [&]() -> Status {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
@@ -245,6 +253,15 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     *baseline = ResidentBytesOf(process.pid());
     if (cgroup != nullptr)
       MM_RETURN_IF_ERROR(cgroup->SetLimit(LimitAbove(*baseline, settings_->memory_limit)));
+    if (settings_->hub != nullptr) {
+      // The call socket, before Load: a model may create metrics as it loads.
+      MM_RETURN_IF_ERROR(in_time());
+      MM_ASSIGN_OR_RETURN(*calls, OpenCalls(process, generation, ++next_id_));
+      MM_RETURN_IF_ERROR(in_time());
+      MM_ASSIGN_OR_RETURN(WorkerFrame ack, ReadReply(socket, next_id_));
+      MM_ASSIGN_OR_RETURN(StatusReply adopted, DecodeStatusReply(AsBytes(ack.payload)));
+      MM_RETURN_IF_ERROR(adopted.status);
+    }
     id = ++next_id_;
     MM_RETURN_IF_ERROR(in_time());
     MM_RETURN_IF_ERROR(
@@ -269,6 +286,57 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     MM_RETURN_IF_ERROR(adopted.status);
     *mailbox = std::move(*created);
     return reply;
+  }
+
+  // A call socket for `process`: the server's end served by the hub, the
+  // worker's sent in a Calls frame (request `id`; the caller reads the reply).
+  StatusOr<std::shared_ptr<WorkerCallServer>> OpenCalls(WorkerProcess& process, uint64_t generation,
+                                                        uint32_t id) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+      return Internal(settings_->label + ": no call socket: " + std::strerror(errno));
+    }
+    OwnedFd ours(pair[0]), theirs(pair[1]);
+    std::weak_ptr<WorkerCore> weak = weak_from_this();
+    auto calls =
+        std::make_shared<WorkerCallServer>(settings_->label, settings_->load.model_name,
+                                           settings_->host, [weak, generation](const Status& why) {
+                                             if (auto core = weak.lock())
+                                               core->OnCallsCut(generation, why);
+                                           });
+    MM_ASSIGN_OR_RETURN(auto connection, settings_->hub->Add(std::move(ours), calls));
+    calls->Attach(std::move(connection));
+    Status sent =
+        WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kCalls, id, "", theirs.get());
+    if (!sent.ok()) {
+      calls->Shutdown(sent);
+      return sent;
+    }
+    return calls;
+  }
+
+  // The worker's call channel ended other than by our Shutdown: a worker
+  // that broke its protocol is killed now (its model restarts); one that
+  // closed it may be dying (its exit says why), else it is killed shortly.
+  void OnCallsCut(uint64_t generation, const Status& why) {
+    if (why.code() == StatusCode::kUnavailable) {
+      std::weak_ptr<WorkerCore> weak = weak_from_this();
+      supervisor_->After(milliseconds(1000), [weak, generation] {
+        if (auto core = weak.lock())
+          core->KillFor(generation, "killed: it closed its call channel");
+      });
+      return;
+    }
+    KillFor(generation, "killed: broken protocol on its call channel (" + why.message() + ")");
+  }
+
+  // Kills worker process `generation` (unless it is gone, or being killed).
+  void KillFor(uint64_t generation, const std::string& reason) {
+    MutexLock lock(mu_);
+    if (!up_ || !process_ || generation_ != generation || !killed_for_.empty()) return;
+    spdlog::error("{}: worker {}", settings_->label, reason);
+    killed_for_ = reason;
+    process_->Kill(SIGKILL);
   }
 
   static std::span<const std::byte> AsBytes(const std::string& s) {
@@ -336,43 +404,16 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // One Execute: every request's inputs in one region, a result per request.
   Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox,
                    std::span<const InferRequest* const> requests,
-                   std::span<InferResponse* const> responses, std::span<Status> results) {
+                   std::span<InferResponse* const> responses, std::span<Status> results,
+                   uint64_t decoupled_token) {
     // The stages' times (ExecutionTiming): input until the request is
     // posted, output from the reply on; the worker's part is the infer.
     const auto begin = std::chrono::steady_clock::now();
     // execute_ and payload_ keep their capacity from batch to batch.
     ExecuteRequest& execute = execute_;
     const size_t n = requests.size();
-    uint64_t end = 0;
-    execute.requests.resize(n);
-    for (size_t r = 0; r < n; ++r) {
-      const InferRequest& request = *requests[r];
-      ExecuteItem& item = execute.requests[r];
-      item.id.assign(request.id);
-      item.parameters.resize(request.parameters.size());
-      auto param = item.parameters.begin();
-      for (const auto& [key, value] : request.parameters) {
-        param->first.assign(key);
-        (param++)->second = value;
-      }
-      item.inputs.resize(request.inputs.size());
-      for (size_t i = 0; i < request.inputs.size(); ++i) {
-        const Tensor& in = request.inputs[i];
-        ShmTensor& t = item.inputs[i];
-        const uint64_t at = AlignUp(end);
-        t.name.assign(in.name);
-        t.dtype = in.dtype;
-        t.shape.assign(in.shape.begin(), in.shape.end());
-        t.offset = at;
-        t.bytes = in.data.size();
-        end = at + in.data.size();
-      }
-      item.outputs.resize(request.outputs.size());
-      for (size_t i = 0; i < request.outputs.size(); ++i) {
-        item.outputs[i].assign(request.outputs[i].name);
-      }
-    }
-    execute.output_offset = AlignUp(end);
+    const uint64_t end = DescribeBatch(requests, execute);
+    execute.decoupled_token = decoupled_token;
     // What the server took in its own process but the protocol cannot carry
     // is refused here, the worker untouched (it would refuse the message by
     // ending the conversation: a restart for a bad request).
@@ -383,16 +424,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
     if (!region_id.ok()) return Failed(region_id.status());
     execute.region = *region_id;
-    std::byte* base = regions_[execute.region]->bytes().data();
-    for (size_t r = 0; r < n; ++r) {
-      const InferRequest& request = *requests[r];
-      for (size_t i = 0; i < request.inputs.size(); ++i) {
-        const auto& data = request.inputs[i].data;
-        if (!data.empty()) {
-          std::memcpy(base + execute.requests[r].inputs[i].offset, data.data(), data.size());
-        }
-      }
-    }
+    CopyInputs(requests, execute, regions_[execute.region]->bytes());
     EncodeExecuteTo(execute, payload_);
     const std::string& payload = payload_;
     if (payload.size() > kMaxPayloadBytes) {  // (for one request within the limits it never is)
@@ -456,32 +488,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       // The outputs stay where the worker wrote them (each response tensor
       // holds the region, which no batch reuses while it is held). The
       // worker's stages join the host's; the rest of the wait is the infer.
-      const std::span<std::byte> bytes = region->bytes();
       const int64_t output_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                     std::chrono::steady_clock::now() - replied)
                                     .count() +
                                 static_cast<int64_t>(reply->output_ns);
-      for (size_t r = 0; r < n; ++r) {
-        ExecuteResult& result = reply->results[r];
-        InferResponse& response = *responses[r];
-        response.timing.input_ns = input_ns + static_cast<int64_t>(reply->input_ns);
-        response.timing.output_ns = output_ns;
-        if (!result.status.ok()) {
-          results[r] = std::move(result.status);
-          continue;
-        }
-        results[r] = OkStatus();
-        response.outputs.reserve(result.outputs.size());
-        for (const ShmTensor& out : result.outputs) {
-          Tensor t;
-          t.name = out.name;
-          t.dtype = out.dtype;
-          t.shape = out.shape;
-          t.data = bytes.subspan(out.offset, out.bytes);
-          t.owner = region;
-          response.outputs.push_back(std::move(t));
-        }
-      }
+      TakeOutputs(*reply, region, input_ns, output_ns, responses, results);
       return OkStatus();
     }
   }
@@ -532,21 +543,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
   std::string Classify(const WorkerExit& exit, const CgroupGroup* cgroup,
                        const std::string& killed_for) const {
-    if (!killed_for.empty()) return "worker " + killed_for;
-    if (exit.exit_code == kWorkerExitOutOfMemory) {
-      return "worker killed: memory limit " + FormatBytes(settings_->memory_limit) +
-             " (an allocation failed under " +
-             std::string(MemoryLimitKindName(MemoryLimitKind::kAddressSpace)) + ")";
-    }
-    if (cgroup != nullptr && cgroup->OomKilled()) {
-      return "worker killed: memory limit " + FormatBytes(settings_->memory_limit) + " (" +
-             std::string(MemoryLimitKindName(MemoryLimitKind::kCgroupV2)) + ")";
-    }
-    if (exit.exit_code == kWorkerExitProtocolError) {
-      return "worker " + exit.Describe() +
-             ": it refused a malformed message from the server (its reason is in the log)";
-    }
-    return "worker " + exit.Describe();
+    return DescribeExit(exit, cgroup, killed_for, settings_->memory_limit);
   }
 
   void OnExit(int pidfd) {
@@ -554,6 +551,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     std::string cause;
     int restart;
     const std::string stopping = supervisor_->shutdown_reason();
+    std::shared_ptr<WorkerCallServer> calls;
     {
       MutexLock lock(mu_);
       if (stopped_ || !process_ || process_->pidfd() != pidfd) return;
@@ -564,10 +562,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       if (mailbox_) mailbox_->MarkGone();  // wakes a batch waiting for its reply
       up_ = false;
       watch_ = 0;
+      calls = std::move(calls_);
       if (!stopping.empty()) {
         // Killed by the server's shutdown: nothing restarts.
         down_cause_ = "worker stopped: the server is " + stopping;
+        const std::string why = settings_->label + " " + down_cause_;
         cv_.NotifyAll();
+        lock.Unlock();
+        if (calls != nullptr) calls->Shutdown(Unavailable(why));
         return;
       }
       if (Clock::now() - started_ > settings_->max_backoff) streak_ = 0;
@@ -576,6 +578,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       down_cause_ = cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay);
     }
     cv_.NotifyAll();
+    // Decoupled requests still open end with the cause, once what the
+    // worker wrote before it died is read (bounded: a descendant holding its
+    // socket open does not hold them); BLS calls in flight find it gone.
+    if (calls != nullptr) {
+      const Status why = Unavailable(settings_->label + " " + cause);
+      calls->WorkerGone(why);
+      supervisor_->After(milliseconds(2000), [calls, why] { calls->Shutdown(why); });
+    }
     spdlog::error("{} {}; restarting it in {} (restart {})", settings_->label, cause,
                   Seconds(delay), restart);
     group_->Down(index_, cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay));
@@ -660,6 +670,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // Replaced only while no batch runs; MarkGone may run under mu_ at any time.
   std::unique_ptr<Mailbox> mailbox_ MM_GUARDED_BY(mu_);
   std::unique_ptr<CgroupGroup> cgroup_ MM_GUARDED_BY(mu_);
+  std::shared_ptr<WorkerCallServer> calls_ MM_GUARDED_BY(mu_);  // while up
+  std::atomic<uint64_t> starts_{0};
+  uint64_t generation_ MM_GUARDED_BY(mu_) = 0;  // process_'s start
   WorkerSupervisor::WatchId watch_ MM_GUARDED_BY(mu_) = 0;
   bool up_ MM_GUARDED_BY(mu_) = false;
   bool executing_ MM_GUARDED_BY(mu_) = false;
@@ -693,6 +706,10 @@ Status WorkerInstance::ExecuteList(std::span<const InferRequest* const> requests
                                    std::span<InferResponse* const> responses,
                                    std::span<Status> results) {
   return core_->ExecuteList(requests, responses, results);
+}
+
+Status WorkerInstance::ExecuteDecoupled(std::span<const std::shared_ptr<ResponseSender>> senders) {
+  return core_->ExecuteDecoupled(senders);
 }
 
 uint64_t WorkerInstance::ResidentBytes() { return core_->ResidentBytes(); }

@@ -23,6 +23,7 @@
 
 #include "backends/backend.h"
 #include "core/thread_annotations.h"
+#include "isolation/call_hub.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
 #include "isolation/worker_protocol.h"
@@ -48,6 +49,11 @@ struct WorkerSettings {
   uint64_t mailbox_bytes = Mailbox::kDefaultBytes;
   int load_nice = 10;
   int serve_nice = 5;
+  // The call channel (v4): the hub that serves every worker's call socket,
+  // and the server's ModelHost for the model version (LoadSpec::host; null:
+  // calls are answered UNAVAILABLE). Without a hub no call socket is made.
+  std::shared_ptr<CallHub> hub;
+  std::shared_ptr<ModelHost> host;
 };
 
 // The instances of one model version: their health, summed for on_health
@@ -86,6 +92,12 @@ class WorkerInstance final : public ModelInstance {
   // a result per request (one request's error fails it alone).
   Status ExecuteList(std::span<const InferRequest* const> requests,
                      std::span<InferResponse* const> responses, std::span<Status> results) override;
+  // A decoupled model's batch: the Execute names a token, the worker answers
+  // each request with Respond messages on its call socket, routed to the
+  // senders; the call returns when the model's execute returned. Senders
+  // still open when the worker dies, restarts or unloads complete
+  // UNAVAILABLE naming the cause.
+  Status ExecuteDecoupled(std::span<const std::shared_ptr<ResponseSender>> senders) override;
   // The worker's resident memory now (0 while it is down).
   uint64_t ResidentBytes();
 

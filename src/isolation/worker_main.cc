@@ -16,7 +16,9 @@
 #include "isolation/memory_limit.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_channel.h"
+#include "isolation/worker_model_host.h"
 #include "isolation/worker_protocol.h"
+#include "isolation/worker_response_sender.h"
 
 namespace mm {
 
@@ -149,6 +151,14 @@ class Worker {
         out = EncodeStatusReply({OkStatus()});
         return true;
       }
+      case WorkerMessageType::kCalls: {
+        // The call socket (v4): what the model asks of the server goes there.
+        if (host_) return InvalidArgument("a second call socket for this worker");
+        host_ = std::make_shared<WorkerModelHost>(std::move(fd),
+                                                  "worker " + std::to_string(::getpid()));
+        out = EncodeStatusReply({OkStatus()});
+        return true;
+      }
       case WorkerMessageType::kLoad: {
         MM_ASSIGN_OR_RETURN(LoadRequest load, DecodeLoad(bytes));
         out = EncodeLoadReply(Load(load));
@@ -176,7 +186,7 @@ class Worker {
         ReleaseFreeMemory();
         out = EncodeStatusReply({OkStatus()});
         return true;
-      case WorkerMessageType::kReply:
+      default:
         break;
     }
     return InvalidArgument("unexpected " + std::string(WorkerMessageTypeName(type)) +
@@ -195,6 +205,7 @@ class Worker {
     spec.model_dir = load.model_dir;
     spec.version_dir = spec.model_dir / std::to_string(load.version);
     spec.has_config = load.has_config;
+    spec.host = host_;  // null when the server sent no call socket
     if (!spec.config.ParseFromString(load.config)) {
       return {InvalidArgument("the model config sent to the worker does not parse"), "", false};
     }
@@ -280,6 +291,10 @@ class Worker {
       request_ptrs_[r] = &request;
       response_ptrs_[r] = &responses_[r];
     }
+    if (execute.decoupled_token != 0) {
+      ExecuteDecoupled(n);
+      return;
+    }
     const auto run = std::chrono::steady_clock::now();
     if (n == 1) {
       statuses_[0] = instance_->Execute(requests_[0], responses_[0]);
@@ -354,11 +369,50 @@ class Worker {
                       static_cast<uint64_t>(std::max<int64_t>(0, backend.output_ns));
   }
 
+  // A decoupled model's batch (requests_[0..n)): each request answered
+  // through a WorkerResponseSender (Respond messages on the call socket);
+  // the reply, with no outputs, once the model's execute returned.
+  void ExecuteDecoupled(size_t n) {
+    ExecuteReply& reply = execute_reply_;
+    reply.results.clear();
+    if (!host_) {
+      reply.status = FailedPrecondition(
+          "a decoupled batch, but this worker has no call socket to answer it on");
+      return;
+    }
+    std::vector<std::shared_ptr<ResponseSender>> senders(n);
+    std::vector<WorkerResponseSender*> own(n);
+    for (size_t r = 0; r < n; ++r) {
+      auto sender = std::make_shared<WorkerResponseSender>(
+          host_, model_name_, execute_.decoupled_token, static_cast<uint32_t>(r),
+          WorkerResponseSender::OwnedRequest(model_name_, requests_[r]));
+      own[r] = sender.get();
+      senders[r] = std::move(sender);
+    }
+    Status s = instance_->ExecuteDecoupled(senders);
+    ++executions_;
+    if (!s.ok()) {
+      // The server completes the requests still open with this error.
+      for (WorkerResponseSender* sender : own) sender->Abandon();
+      reply.status = std::move(s);
+      return;
+    }
+    reply.results.resize(n);
+    for (ExecuteResult& result : reply.results) {
+      result.status = OkStatus();
+      result.outputs.clear();
+    }
+    // Senders the model did not keep complete now (INTERNAL, as backend.h says).
+  }
+
   const int socket_;
   FrameReader reader_;
   BackendRegistry& backends_;
   std::string model_name_;
   std::unique_ptr<Mailbox> mailbox_;  // once the server has sent one
+  // Over the call socket, once the server has sent one (before Load). Held
+  // by the model too; it outlives the model here (destroyed after it).
+  std::shared_ptr<WorkerModelHost> host_;
   // Reused from request to request (their buffers keep their capacity).
   ExecuteRequest execute_;
   std::vector<InferRequest> requests_;  // grown to the largest batch so far

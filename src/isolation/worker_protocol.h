@@ -1,8 +1,11 @@
-// The wire protocol between the server and a model's worker process, v3.
+// The wire protocol between the server and a model's worker process, v4.
 //
 // A worker runs one model version in its own process. The server talks to it
 // over a Unix socket (control messages, this codec) and a shared-memory region
-// (tensor bytes, located by ShmTensor). This file is only the codec: pure
+// (tensor bytes, located by ShmTensor). On the control socket the server
+// speaks and the worker answers; a second socket, the call socket (v4: Calls
+// below; its messages are in worker_calls_protocol.h), is where the worker
+// speaks first: decoupled responses, BLS calls, custom metrics. This file is only the codec: pure
 // functions over bytes, no I/O, no threads, no exceptions; every function may
 // run concurrently with any other.
 //
@@ -13,10 +16,13 @@
 //
 // Frame. Every message is a fixed 16-byte header, then the payload:
 //   offset 0  u32 magic          kWorkerProtocolMagic, 0x4B574D4D ("MMWK" in memory)
-//   offset 4  u16 version        kWorkerProtocolVersion (3)
+//   offset 4  u16 version        kWorkerProtocolVersion (4)
 //   offset 6  u16 type           WorkerMessageType
-//   offset 8  u32 payload bytes  <= kMaxPayloadBytes; 0 for Unload, Health, Stats
-//   offset 12 u32 request id     chosen by the server, echoed in the reply
+//   offset 8  u32 payload bytes  <= kMaxPayloadBytes (kMaxCallPayloadBytes for the
+//                                call socket's messages with tensors); 0 for Unload,
+//                                Health, Stats, Calls
+//   offset 12 u32 request id     chosen by the server, echoed in the reply (on
+//                                the call socket: the call id, chosen by the worker)
 //
 // Payload encoding. Integers are little-endian and fixed-width. A string is a
 // u32 length then its bytes (at most kMaxStringBytes unless its field says
@@ -33,6 +39,12 @@
 //   Execute (3)    u32 region (< kMaxRegions, mapped): the region the tensors lie in
 //                  u64 output_offset (<= the region's size): the worker writes the
 //                         outputs at or after it, the inputs lie before it
+//                  u64 decoupled_token (v4; 0: not decoupled): non-zero for a
+//                         decoupled model's batch: the worker answers each
+//                         request with Respond messages on the call socket
+//                         naming this token and the request's index, and
+//                         replies to the Execute (results with no outputs)
+//                         once the model's execute returned
 //                  list<Request> requests (1..kMaxExecuteRequests): a batch as the
 //                         list of its requests (v3; v2 carried one request's
 //                         inputs and outputs here). One request is a list of one.
@@ -60,6 +72,10 @@
 //                  mailbox, whose slots hold these same payloads (Region
 //                  frames, and messages too large for a slot, still travel
 //                  on the socket, announced by the request that follows).
+//   Calls (8)      empty: the frame carries a descriptor, the worker's end of
+//                  the call socket (v4). Sent after Health, before Load (a
+//                  model may create metrics in its initialize). Reply: a
+//                  StatusReply.
 //   Reply (100)    status, then a body only when the status is OK:
 //                    reply to Load: string config (0..kMaxConfigBytes; the complete
 //                                   serialized ModelConfig), u8 batch_as_list
@@ -124,9 +140,12 @@
 namespace mm {
 
 inline constexpr uint32_t kWorkerProtocolMagic = 0x4B574D4D;
-inline constexpr uint16_t kWorkerProtocolVersion = 3;
+inline constexpr uint16_t kWorkerProtocolVersion = 4;
 inline constexpr size_t kFrameHeaderBytes = 16;
 inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
+// The call socket's messages that carry tensor bytes inline (Respond, Infer,
+// InferResponse: worker_calls_protocol.h).
+inline constexpr uint32_t kMaxCallPayloadBytes = 64u << 20;
 inline constexpr size_t kMaxStringBytes = 64u << 10;
 inline constexpr size_t kMaxModelDirBytes = 4096;
 inline constexpr size_t kMaxConfigBytes = 4u << 20;
@@ -147,7 +166,20 @@ enum class WorkerMessageType : uint16_t {
   kStats = 5,
   kRegion = 6,
   kMailbox = 7,
+  kCalls = 8,
+  // On the call socket, worker to server (worker_calls_protocol.h).
+  kRespond = 20,
+  kInfer = 21,
+  kModelReady = 22,
+  kMetricCreate = 23,
+  kMetricUpdate = 24,
+  kMetricValue = 25,
+  kMetricRelease = 26,
   kReply = 100,
+  // On the call socket, server to worker.
+  kCallReply = 101,
+  kInferResponse = 102,
+  kCancel = 103,
 };
 
 // "Load", "Execute", ... ("unknown" for a value outside the enum).
@@ -164,8 +196,9 @@ void AppendFrameHeader(std::string& out, const FrameHeader& header);
 
 // Reads a header from exactly kFrameHeaderBytes bytes. Rejects a wrong magic,
 // a version other than kWorkerProtocolVersion (saying which was expected), an
-// unknown type, a payload over kMaxPayloadBytes and a non-empty payload on
-// Unload, Health or Stats.
+// unknown type, a payload over kMaxPayloadBytes (kMaxCallPayloadBytes for
+// Respond, Infer, InferResponse) and a non-empty payload on Unload, Health,
+// Stats or Calls.
 StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> header);
 
 // Header + payload, ready to write to the socket.
@@ -208,6 +241,7 @@ struct ExecuteItem {
 struct ExecuteRequest {
   uint32_t region = 0;
   uint64_t output_offset = 0;
+  uint64_t decoupled_token = 0;       // 0: not decoupled
   std::vector<ExecuteItem> requests;  // at least one
 
   bool operator==(const ExecuteRequest&) const = default;

@@ -28,126 +28,6 @@ std::string Printable(std::string_view s) {
   return out;
 }
 
-}  // namespace worker_protocol_internal
-
-namespace {
-
-using worker_protocol_internal::Printable;
-
-// Reads a payload front to back. Every error names the message ("worker
-// message Execute"), the current context ("input 2 'x': ") and the field.
-class Reader {
- public:
-  Reader(std::span<const std::byte> in, std::string_view message) : in_(in), message_(message) {}
-
-  size_t remaining() const { return in_.size() - pos_; }
-  // What the fields read next belong to ("input 2 'x': "), kept as parts and
-  // only put into words when there is an error to report.
-  void SetContext(std::string_view label, size_t index, std::string_view name = {}) {
-    label_ = label;
-    index_ = index;
-    name_ = name;
-  }
-  void ClearContext() { label_ = {}; }
-
-  Status Error(std::string_view what) const {
-    std::string m = "worker message ";
-    m.append(message_).append(": ");
-    if (!label_.empty()) {
-      m.append(label_).append(" ").append(std::to_string(index_));
-      if (!name_.empty()) m.append(" '").append(Printable(name_)).append("'");
-      m.append(": ");
-    }
-    m.append(what);
-    return InvalidArgument(std::move(m));
-  }
-
-  Status Need(size_t n, std::string_view field) const {
-    if (n <= remaining()) return OkStatus();
-    return Error(std::string(field) + ": truncated, needs " + std::to_string(n) + " bytes but " +
-                 std::to_string(remaining()) + " remain");
-  }
-
-  template <typename T>
-  Status Int(T& v, std::string_view field) {
-    MM_RETURN_IF_ERROR(Need(sizeof(T), field));
-    v = Take<T>();
-    return OkStatus();
-  }
-
-  // Reads a T that the caller made sure remains (with Need or Count).
-  template <typename T>
-  T Take() {
-    assert(sizeof(T) <= remaining());
-    std::make_unsigned_t<T> u = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      u |= static_cast<decltype(u)>(std::to_integer<uint8_t>(in_[pos_ + i])) << (8 * i);
-    }
-    pos_ += sizeof(T);
-    return static_cast<T>(u);
-  }
-
-  // A length-prefixed string of min_bytes..max_bytes bytes.
-  Status String(std::string& s, std::string_view field, size_t min_bytes, size_t max_bytes) {
-    if (remaining() < sizeof(uint32_t)) {
-      return Need(sizeof(uint32_t), std::string(field) + " length");
-    }
-    const auto n = Take<uint32_t>();
-    if (n > max_bytes) {
-      return Error(std::string(field) + ": length " + std::to_string(n) +
-                   " exceeds the maximum of " + std::to_string(max_bytes));
-    }
-    if (n < min_bytes) {
-      return Error(std::string(field) + ": length " + std::to_string(n) + ", expected " +
-                   std::to_string(min_bytes) + " to " + std::to_string(max_bytes) + " bytes");
-    }
-    MM_RETURN_IF_ERROR(Need(n, field));
-    s.assign(reinterpret_cast<const char*>(in_.data() + pos_), n);
-    pos_ += n;
-    return OkStatus();
-  }
-
-  // A list's count: at most max_count, and room left for that many items of
-  // at least min_item_bytes each (so a lying count never drives an allocation).
-  Status Count(uint32_t& n, std::string_view field, size_t max_count, size_t min_item_bytes) {
-    MM_RETURN_IF_ERROR(Int(n, field));
-    if (n > max_count) {
-      return Error(std::string(field) + " " + std::to_string(n) + " exceeds the maximum of " +
-                   std::to_string(max_count));
-    }
-    if (n > remaining() / min_item_bytes) {
-      return Error(std::string(field) + " " + std::to_string(n) + ": truncated, needs at least " +
-                   std::to_string(n * min_item_bytes) + " more bytes but " +
-                   std::to_string(remaining()) + " remain");
-    }
-    return OkStatus();
-  }
-
-  Status Finish() {
-    ClearContext();
-    if (remaining() == 0) return OkStatus();
-    return Error(std::to_string(remaining()) + " trailing bytes after the payload's " +
-                 std::to_string(pos_) + " bytes");
-  }
-
- private:
-  std::span<const std::byte> in_;
-  size_t pos_ = 0;
-  std::string_view message_;
-  std::string_view label_;  // empty: no context
-  size_t index_ = 0;
-  std::string_view name_;
-};
-
-// Smallest encodings of a list item, valid or not, used to bound list counts
-// before allocating (an invalid item is then reported as itself, not as a
-// short list).
-constexpr size_t kMinStringBytes = 4;
-constexpr size_t kMinTensorBytes = 4 + 4 + 4 + 8 + 8;  // empty name, rank 0
-constexpr size_t kMinRequestBytes = 4 + 4 + 4 + 4;     // empty id and lists
-constexpr size_t kMinParameterBytes = 4 + 1 + 1;       // empty key, bool
-constexpr size_t kMinResultBytes = 4 + 4;              // status, empty message
-
 bool IsKnownDataType(uint32_t v) {
   // DataTypeName answers "INVALID" for kInvalid and for every unknown value.
   return v != 0 && v < 256 && DataTypeName(static_cast<DataType>(v)) != "INVALID";
@@ -159,6 +39,76 @@ bool IsKnownStatusCode(uint32_t v) {
   const auto code = static_cast<StatusCode>(v);
   return code == StatusCode::kInternal || StatusCodeName(code) != "INTERNAL";
 }
+
+// A status code and message; the message must be empty when the code is OK.
+Status ReadStatus(Reader& r, Status& out) {
+  uint32_t code = 0;
+  MM_RETURN_IF_ERROR(r.Int(code, "status code"));
+  if (!IsKnownStatusCode(code)) {
+    return r.Error("status code " + std::to_string(code) + " is not a known StatusCode");
+  }
+  std::string message;
+  MM_RETURN_IF_ERROR(r.String(message, "status message", 0, kMaxStringBytes));
+  if (code == 0 && !message.empty()) {
+    return r.Error("status message of " + std::to_string(message.size()) +
+                   " bytes with code OK, expected none");
+  }
+  out = Status(static_cast<StatusCode>(code), std::move(message));
+  return OkStatus();
+}
+
+// One parameter of request `index`'s list; `p` keeps its buffers.
+Status ReadParameter(Reader& r, size_t index, std::pair<std::string, ParameterValue>& p) {
+  r.SetContext("parameter", index);
+  MM_RETURN_IF_ERROR(r.String(p.first, "key", 1, kMaxParameterKeyBytes));
+  r.SetContext("parameter", index, p.first);
+  uint8_t kind = 0;
+  MM_RETURN_IF_ERROR(r.Int(kind, "kind"));
+  switch (kind) {
+    case 0: {
+      uint8_t b = 0;
+      MM_RETURN_IF_ERROR(r.Int(b, "bool value"));
+      if (b > 1) return r.Error("bool value " + std::to_string(b) + ", expected 0 or 1");
+      p.second = b == 1;
+      return OkStatus();
+    }
+    case 1: {
+      int64_t v = 0;
+      MM_RETURN_IF_ERROR(r.Int(v, "int64 value"));
+      p.second = v;
+      return OkStatus();
+    }
+    case 2: {
+      uint64_t bits = 0;
+      MM_RETURN_IF_ERROR(r.Int(bits, "double value"));
+      p.second = std::bit_cast<double>(bits);
+      return OkStatus();
+    }
+    case 3: {
+      // Into the string the pair held, when it held one (its capacity kept).
+      if (!std::holds_alternative<std::string>(p.second)) p.second = std::string();
+      return r.String(std::get<std::string>(p.second), "string value", 0, kMaxStringBytes);
+    }
+    default:
+      return r.Error("kind " + std::to_string(kind) +
+                     ", expected 0 (bool), 1 (int64), 2 (double) or 3 (string)");
+  }
+}
+
+}  // namespace worker_protocol_internal
+
+namespace {
+
+using namespace worker_protocol_internal;  // NOLINT
+
+// Smallest encodings of a list item, valid or not, used to bound list counts
+// before allocating (an invalid item is then reported as itself, not as a
+// short list).
+constexpr size_t kMinStringBytes = 4;
+constexpr size_t kMinTensorBytes = 4 + 4 + 4 + 8 + 8;  // empty name, rank 0
+constexpr size_t kMinRequestBytes = 4 + 4 + 4 + 4;     // empty id and lists
+constexpr size_t kMinParameterBytes = 4 + 1 + 1;       // empty key, bool
+constexpr size_t kMinResultBytes = 4 + 4;              // status, empty message
 
 // `label` is "input" or "output"; `index` its place in the list.
 Status ReadTensor(Reader& r, std::string_view label, size_t index, uint64_t region_bytes,
@@ -218,37 +168,6 @@ Status ReadTensor(Reader& r, std::string_view label, size_t index, uint64_t regi
   return OkStatus();
 }
 
-// Rejects a name that appears twice; `name_of(i)` is item i's name, for i
-// below n. A short list (the usual case) is checked pair by pair, without
-// allocating; a long one is sorted.
-template <typename NameOf>
-Status CheckDistinct(Reader& r, std::string_view label, size_t n, NameOf name_of) {
-  const auto duplicate = [&](size_t first, size_t second) {
-    r.ClearContext();
-    return r.Error(std::string(label) + " " + std::to_string(second) + " '" +
-                   Printable(name_of(second)) + "': duplicate name (also " + std::string(label) +
-                   " " + std::to_string(first) + ")");
-  };
-  if (n <= 32) {
-    for (size_t i = 1; i < n; ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (name_of(i) == name_of(j)) return duplicate(j, i);
-      }
-    }
-    return OkStatus();
-  }
-  std::vector<std::pair<std::string_view, size_t>> sorted;
-  sorted.reserve(n);
-  for (size_t i = 0; i < n; ++i) sorted.emplace_back(name_of(i), i);
-  std::sort(sorted.begin(), sorted.end());
-  for (size_t i = 1; i < sorted.size(); ++i) {
-    if (sorted[i].first == sorted[i - 1].first) {
-      return duplicate(sorted[i - 1].second, sorted[i].second);
-    }
-  }
-  return OkStatus();
-}
-
 Status ReadTensors(Reader& r, std::string_view label, uint64_t region_bytes,
                    std::vector<ShmTensor>& out) {
   uint32_t n = 0;
@@ -260,23 +179,6 @@ Status ReadTensors(Reader& r, std::string_view label, uint64_t region_bytes,
   }
   r.ClearContext();
   return CheckDistinct(r, label, n, [&](size_t i) -> std::string_view { return out[i].name; });
-}
-
-// A status code and message; the message must be empty when the code is OK.
-Status ReadStatus(Reader& r, Status& out) {
-  uint32_t code = 0;
-  MM_RETURN_IF_ERROR(r.Int(code, "status code"));
-  if (!IsKnownStatusCode(code)) {
-    return r.Error("status code " + std::to_string(code) + " is not a known StatusCode");
-  }
-  std::string message;
-  MM_RETURN_IF_ERROR(r.String(message, "status message", 0, kMaxStringBytes));
-  if (code == 0 && !message.empty()) {
-    return r.Error("status message of " + std::to_string(message.size()) +
-                   " bytes with code OK, expected none");
-  }
-  out = Status(static_cast<StatusCode>(code), std::move(message));
-  return OkStatus();
 }
 
 }  // namespace
@@ -311,16 +213,19 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
   const auto t = static_cast<WorkerMessageType>(type);
   if (WorkerMessageTypeName(t) == "unknown") {
     return InvalidArgument("worker frame header: message type " + std::to_string(type) +
-                           " is unknown (expected 1 to 7, or 100 for a reply)");
+                           " is unknown (expected 1 to 8, 20 to 26 or 100 to 103)");
   }
   const std::string_view name = WorkerMessageTypeName(t);
-  if (payload_bytes > kMaxPayloadBytes) {
+  const bool with_tensors = t == WorkerMessageType::kRespond || t == WorkerMessageType::kInfer ||
+                            t == WorkerMessageType::kInferResponse;
+  const uint32_t max_payload = with_tensors ? kMaxCallPayloadBytes : kMaxPayloadBytes;
+  if (payload_bytes > max_payload) {
     return InvalidArgument("worker frame header: " + std::string(name) + " payload length " +
                            std::to_string(payload_bytes) + " exceeds the maximum of " +
-                           std::to_string(kMaxPayloadBytes));
+                           std::to_string(max_payload));
   }
   const bool empty = t == WorkerMessageType::kUnload || t == WorkerMessageType::kHealth ||
-                     t == WorkerMessageType::kStats;
+                     t == WorkerMessageType::kStats || t == WorkerMessageType::kCalls;
   if (empty && payload_bytes != 0) {
     return InvalidArgument("worker frame header: " + std::string(name) + " payload length " +
                            std::to_string(payload_bytes) + ", expected 0");
@@ -364,44 +269,6 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
 }
 
 namespace {
-
-// One parameter of request `index`'s list; `p` keeps its buffers.
-Status ReadParameter(Reader& r, size_t index, std::pair<std::string, ParameterValue>& p) {
-  r.SetContext("parameter", index);
-  MM_RETURN_IF_ERROR(r.String(p.first, "key", 1, kMaxParameterKeyBytes));
-  r.SetContext("parameter", index, p.first);
-  uint8_t kind = 0;
-  MM_RETURN_IF_ERROR(r.Int(kind, "kind"));
-  switch (kind) {
-    case 0: {
-      uint8_t b = 0;
-      MM_RETURN_IF_ERROR(r.Int(b, "bool value"));
-      if (b > 1) return r.Error("bool value " + std::to_string(b) + ", expected 0 or 1");
-      p.second = b == 1;
-      return OkStatus();
-    }
-    case 1: {
-      int64_t v = 0;
-      MM_RETURN_IF_ERROR(r.Int(v, "int64 value"));
-      p.second = v;
-      return OkStatus();
-    }
-    case 2: {
-      uint64_t bits = 0;
-      MM_RETURN_IF_ERROR(r.Int(bits, "double value"));
-      p.second = std::bit_cast<double>(bits);
-      return OkStatus();
-    }
-    case 3: {
-      // Into the string the pair held, when it held one (its capacity kept).
-      if (!std::holds_alternative<std::string>(p.second)) p.second = std::string();
-      return r.String(std::get<std::string>(p.second), "string value", 0, kMaxStringBytes);
-    }
-    default:
-      return r.Error("kind " + std::to_string(kind) +
-                     ", expected 0 (bool), 1 (int64), 2 (double) or 3 (string)");
-  }
-}
 
 Status ReadExecuteItem(Reader& r, size_t index, uint64_t region_bytes, ExecuteItem& q) {
   r.SetContext("request", index);
@@ -449,6 +316,7 @@ Status DecodeExecuteInto(std::span<const std::byte> payload, std::span<const uin
                    " exceeds the shared-memory region of " + std::to_string(region_bytes) +
                    " bytes");
   }
+  MM_RETURN_IF_ERROR(r.Int(q.decoupled_token, "decoupled_token"));
   uint32_t n = 0;
   MM_RETURN_IF_ERROR(r.Count(n, "request count", kMaxExecuteRequests, kMinRequestBytes));
   if (n == 0) return r.Error("request count 0, expected at least 1");

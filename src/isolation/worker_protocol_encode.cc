@@ -13,28 +13,11 @@
 
 namespace mm {
 
-using worker_protocol_internal::Printable;
+using namespace worker_protocol_internal;  // NOLINT
 
 namespace {
 
 // ------------------------------------------------------------------ writing
-
-template <typename T>
-void PutLe(std::string& out, T v) {
-  using U = std::make_unsigned_t<T>;
-  const U u = static_cast<U>(v);
-  // One append of the bytes (not a push_back each: an Execute is mostly
-  // fixed-width fields, and it is encoded per batch).
-  char bytes[sizeof(U)];
-  for (size_t i = 0; i < sizeof(U); ++i) bytes[i] = static_cast<char>((u >> (8 * i)) & 0xFF);
-  out.append(bytes, sizeof(U));
-}
-
-void PutString(std::string& out, std::string_view s) {
-  assert(s.size() <= std::numeric_limits<uint32_t>::max());
-  PutLe<uint32_t>(out, static_cast<uint32_t>(s.size()));
-  out.append(s);
-}
 
 void PutTensor(std::string& out, const ShmTensor& t) {
   PutString(out, t.name);
@@ -48,26 +31,6 @@ void PutTensor(std::string& out, const ShmTensor& t) {
 void PutTensors(std::string& out, const std::vector<ShmTensor>& tensors) {
   PutLe<uint32_t>(out, static_cast<uint32_t>(tensors.size()));
   for (const auto& t : tensors) PutTensor(out, t);
-}
-
-void PutParameter(std::string& out, const std::string& key, const ParameterValue& value) {
-  PutString(out, key);
-  PutLe<uint8_t>(out, static_cast<uint8_t>(value.index()));
-  if (const bool* b = std::get_if<bool>(&value)) {
-    PutLe<uint8_t>(out, *b ? 1 : 0);
-  } else if (const int64_t* i = std::get_if<int64_t>(&value)) {
-    PutLe<int64_t>(out, *i);
-  } else if (const double* d = std::get_if<double>(&value)) {
-    PutLe<uint64_t>(out, std::bit_cast<uint64_t>(*d));
-  } else {
-    PutString(out, std::get<std::string>(value));
-  }
-}
-
-void PutStatus(std::string& out, const Status& status) {
-  PutLe<uint32_t>(out, static_cast<uint32_t>(status.code()));
-  const std::string& m = status.message();
-  PutString(out, std::string_view(m).substr(0, kMaxStringBytes));
 }
 
 // ------------------------------------------------------------ sender checks
@@ -248,8 +211,30 @@ std::string_view WorkerMessageTypeName(WorkerMessageType type) {
       return "Region";
     case WorkerMessageType::kMailbox:
       return "Mailbox";
+    case WorkerMessageType::kCalls:
+      return "Calls";
+    case WorkerMessageType::kRespond:
+      return "Respond";
+    case WorkerMessageType::kInfer:
+      return "Infer";
+    case WorkerMessageType::kModelReady:
+      return "ModelReady";
+    case WorkerMessageType::kMetricCreate:
+      return "MetricCreate";
+    case WorkerMessageType::kMetricUpdate:
+      return "MetricUpdate";
+    case WorkerMessageType::kMetricValue:
+      return "MetricValue";
+    case WorkerMessageType::kMetricRelease:
+      return "MetricRelease";
     case WorkerMessageType::kReply:
       return "Reply";
+    case WorkerMessageType::kCallReply:
+      return "CallReply";
+    case WorkerMessageType::kInferResponse:
+      return "InferResponse";
+    case WorkerMessageType::kCancel:
+      return "Cancel";
   }
   return "unknown";
 }
@@ -295,6 +280,7 @@ void EncodeExecuteTo(const ExecuteRequest& execute, std::string& out) {
   out.clear();
   PutLe<uint32_t>(out, execute.region);
   PutLe<uint64_t>(out, execute.output_offset);
+  PutLe<uint64_t>(out, execute.decoupled_token);
   PutLe<uint32_t>(out, static_cast<uint32_t>(execute.requests.size()));
   for (const ExecuteItem& request : execute.requests) {
     PutString(out, request.id);

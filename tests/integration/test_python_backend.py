@@ -168,8 +168,10 @@ class TritonPythonModel:
         if mode == 7:
             raise pb_utils.TritonModelException("model-raised-this")
         if mode == 8:
-            pb_utils.InferenceRequest(model_name="add_sub", requested_output_names=["OUTPUT0"],
-                                      inputs=[pb_utils.Tensor("INPUT0", x)]).exec()
+            r = pb_utils.InferenceRequest(model_name="no_such_model_here",
+                                          requested_output_names=["OUTPUT0"],
+                                          inputs=[pb_utils.Tensor("INPUT0", x)]).exec()
+            raise pb_utils.TritonModelException("BLS: " + r.error().message())
         if mode == 9:
             sender = requests[0].get_response_sender()
             sender.send(good, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -399,7 +401,7 @@ def test_per_request_errors_and_the_instance_keeps_serving(server, module, clien
         5: ["output 'OUT' has shape [1, 2]", "[-1]"],
         6: ["output 'OUT' was requested", "no such tensor"],
         7: ["TritonModelException", "model-raised-this"],
-        8: ["BLS calls", "not supported by this server yet"],
+        8: ["BLS", "no_such_model_here"],
         10: ["plain error"],
         11: ["execute returned None and sent no response for this request"],
     }
@@ -501,10 +503,13 @@ def test_dlpack_round_trip(tmp_path):
         inp.set_data_from_numpy(np.array([1.5, 2.5, 3.5], dtype=np.float32))
         result = http(s).infer("dlpack", [inp])
         np.testing.assert_array_equal(result.as_numpy("OUT"), [1.5, 2.5, 3.5])
-        # Decoupled models come later: a clear load error until then.
-        with pytest.raises(InferenceServerException) as e:
-            http(s).load_model("decoupled")
-        assert "decoupled models" in str(e.value) and "not supported" in str(e.value), e.value
+        # The same model.py configured decoupled loads, but returns responses
+        # from execute: Triton's error (test_python_decoupled.py has the rest).
+        http(s).load_model("decoupled")
+        r = requests.post(s.base + "/v2/models/decoupled/generate",
+                          data=json.dumps({"IN": [1.5]}), timeout=60)
+        assert ("Python model 'decoupled' is using the decoupled mode and the execute "
+                "function must return None.") in r.json()["error"], r.text
     finally:
         assert s.stop() == 0, s.text()[-3000:]
 

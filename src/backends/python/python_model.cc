@@ -10,6 +10,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "python_host.h"
 #include "python_interpreter.h"
 #include "repository/model_config.h"
 
@@ -156,6 +157,77 @@ py::object ParameterValueToPython(const ParameterValue& value) {
       value);
 }
 
+// Fills `response` from the checked outputs pb_utils._mmserve_collect made:
+// (name, type, shape, contiguous ndarray or serialized BYTES).
+Status TakeOutputs(const py::handle& outputs, InferResponse& response) {
+  py::list list = py::reinterpret_borrow<py::list>(outputs);
+  response.outputs.resize(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    py::tuple item = list[i];
+    Tensor& t = response.outputs[i];
+    t.name = item[0].cast<std::string>();
+    t.dtype = static_cast<DataType>(item[1].cast<int>());
+    t.shape = item[2].cast<std::vector<int64_t>>();
+    TakeBuffer(item[3], t);
+    // Never a reply the server would take for a broken worker.
+    if (const size_t size = DataTypeSize(t.dtype); size > 0) {
+      auto count = ElementCount(t.shape, "output '" + t.name + "'");
+      if (!count.ok()) return count.status();
+      if (t.data.size() != static_cast<size_t>(*count) * size) {
+        return Internal("output '" + t.name + "' holds " + std::to_string(t.data.size()) +
+                        " bytes; expected " + std::to_string(*count * size) + " for shape " +
+                        ShapeToString(t.shape));
+      }
+    }
+  }
+  return OkStatus();
+}
+
+// A decoupled request's sender as pb_utils sees it: InferenceResponseSender
+// of such a request calls send(response or None, request, final), from any
+// Python thread. The response is checked and taken as execute's returned
+// ones are; the native sender writes it with the GIL released. Answers None,
+// or the error's message (pb_utils raises it as a TritonModelException).
+class NativeSender {
+ public:
+  NativeSender(std::shared_ptr<ModelState> state, std::shared_ptr<ResponseSender> sender)
+      : state_(std::move(state)), sender_(std::move(sender)) {}
+
+  py::object Send(const py::object& response, const py::object& request, bool final) {
+    const ModelState& s = *state_;
+    StatusOr<std::unique_ptr<InferResponse>> r = std::unique_ptr<InferResponse>();
+    if (!response.is_none()) {
+      py::list responses, requests;
+      responses.append(response);
+      requests.append(request);
+      py::list collected = s.collect(responses, requests, s.specs);
+      py::tuple item = collected[0];
+      if (!item[0].is_none()) {
+        r = FromTritonErrorCode(item[0].cast<int>(), s.label + ": " + item[1].cast<std::string>());
+      } else {
+        auto taken = std::make_unique<InferResponse>();
+        Status outputs = TakeOutputs(item[1], *taken);
+        if (outputs.ok()) {
+          r = std::move(taken);
+        } else {
+          r = outputs.WithContext(s.label);
+        }
+      }
+    }
+    Status sent;
+    {
+      py::gil_scoped_release release;
+      sent = sender_->Send(std::move(r), final);
+    }
+    if (sent.ok()) return py::none();
+    return py::str(sent.message());
+  }
+
+ private:
+  const std::shared_ptr<ModelState> state_;
+  const std::shared_ptr<ResponseSender> sender_;
+};
+
 class PythonInstance final : public ModelInstance {
  public:
   PythonInstance(std::shared_ptr<ModelState> state, py::object model)
@@ -181,6 +253,41 @@ class PythonInstance final : public ModelInstance {
     Status results[1];
     MM_RETURN_IF_ERROR(ExecuteList(requests, responses, results));
     return results[0];
+  }
+
+  // Triton's decoupled mode: each request's response sender (pb_utils
+  // get_response_sender) answers, now or later from any Python thread;
+  // execute must return None.
+  Status ExecuteDecoupled(std::span<const std::shared_ptr<ResponseSender>> senders) override {
+    py::gil_scoped_acquire gil;
+    const ModelState& s = *state_;
+    try {
+      py::list list(senders.size());
+      for (size_t i = 0; i < senders.size(); ++i) {
+        // Inputs copied: the model may read them after execute returned.
+        auto made = MakeRequest(senders[i]->request(), /*copy_inputs=*/true);
+        if (!made.ok()) return made.status().WithContext(s.label);
+        made->attr("_mmserve_native") =
+            py::cast(std::make_shared<NativeSender>(state_, senders[i]));
+        list[i] = std::move(*made);
+      }
+      py::object returned;
+      try {
+        returned = execute_(list);
+      } catch (py::error_already_set& e) {
+        return Internal(s.label + ": execute raised " +
+                        Describe(e, s.describe, s.label, "execute raised"));
+      }
+      if (!returned.is_none()) {
+        return Internal("Python model '" + s.config.name() +
+                        "' is using the decoupled mode and the execute function must return None.");
+      }
+      return OkStatus();
+    } catch (py::error_already_set& e) {
+      return Internal(s.label + ": " + Describe(e, s.describe, s.label, "the Python backend"));
+    } catch (const py::cast_error& e) {
+      return Internal(s.label + ": unexpected value from the Python backend: " + e.what());
+    }
   }
 
   Status ExecuteList(std::span<const InferRequest* const> requests,
@@ -222,7 +329,7 @@ class PythonInstance final : public ModelInstance {
   }
 
  private:
-  StatusOr<py::object> MakeRequest(const InferRequest& request) {
+  StatusOr<py::object> MakeRequest(const InferRequest& request, bool copy_inputs = false) {
     const ModelState& s = *state_;
     py::list inputs(request.inputs.size());
     for (size_t i = 0; i < request.inputs.size(); ++i) {
@@ -252,6 +359,7 @@ class PythonInstance final : public ModelInstance {
                                     static_cast<Py_ssize_t>(t.data.size()), PyBUF_WRITE));
         if (!memory) throw py::error_already_set();
         array = s.numpy_frombuffer(memory, s.dtypes[type]).attr("reshape")(py::cast(shape));
+        if (copy_inputs) array = array.attr("copy")();
       }
       inputs[i] = s.wrap_tensor(t.name, std::move(array), static_cast<int>(t.dtype));
     }
@@ -267,32 +375,6 @@ class PythonInstance final : public ModelInstance {
     }
     return s.make_request(std::move(inputs), std::move(requested), py::str(request.id),
                           std::move(parameters));
-  }
-
-  // Fills `response` from the checked outputs pb_utils._mmserve_collect made:
-  // (name, type, shape, contiguous ndarray or serialized BYTES).
-  Status TakeOutputs(const py::handle& outputs, InferResponse& response) {
-    py::list list = py::reinterpret_borrow<py::list>(outputs);
-    response.outputs.resize(list.size());
-    for (size_t i = 0; i < list.size(); ++i) {
-      py::tuple item = list[i];
-      Tensor& t = response.outputs[i];
-      t.name = item[0].cast<std::string>();
-      t.dtype = static_cast<DataType>(item[1].cast<int>());
-      t.shape = item[2].cast<std::vector<int64_t>>();
-      TakeBuffer(item[3], t);
-      // Never a reply the server would take for a broken worker.
-      if (const size_t size = DataTypeSize(t.dtype); size > 0) {
-        auto count = ElementCount(t.shape, "output '" + t.name + "'");
-        if (!count.ok()) return count.status();
-        if (t.data.size() != static_cast<size_t>(*count) * size) {
-          return Internal("output '" + t.name + "' holds " + std::to_string(t.data.size()) +
-                          " bytes; expected " + std::to_string(*count * size) + " for shape " +
-                          ShapeToString(t.shape));
-        }
-      }
-    }
-    return OkStatus();
   }
 
   const std::shared_ptr<ModelState> state_;
@@ -341,6 +423,8 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
   if (state->config.name().empty()) state->config.set_name(spec.model_name);
   if (state->config.backend().empty()) state->config.set_backend("python");
 
+  // pb_utils' BLS calls and metrics go to this model's host (a worker holds one model).
+  SetPythonModelHost(spec.host);
   py::gil_scoped_acquire gil;
   try {
     // The environment's site-packages as site directories (their .pth files
@@ -379,6 +463,14 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     state->numpy_array = numpy.attr("array");
     state->object_dtype = numpy.attr("object_");
     state->numpy_frombuffer = numpy.attr("frombuffer");
+    // The native half of a decoupled request's response sender (once per
+    // interpreter: pybind11 registers a type once).
+    static bool sender_registered = false;
+    if (!sender_registered) {
+      py::class_<NativeSender, std::shared_ptr<NativeSender>>(pb, "_MmserveNativeSender")
+          .def("send", &NativeSender::Send);
+      sender_registered = true;
+    }
     for (int type = 0; type < kDataTypes; ++type) {
       if (const char* name = NumpyName(static_cast<DataType>(type))) {
         state->dtypes[type] = numpy.attr("dtype")(name);
@@ -404,11 +496,6 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     if (config.backend().empty()) config.set_backend("python");
     if (config.instance_group_size() == 0) config.add_instance_group()->set_count(1);
     MM_RETURN_IF_ERROR(ValidateModelConfig(config).WithContext(state->label));
-    if (config.model_transaction_policy().decoupled()) {
-      return Unimplemented(state->label +
-                           ": decoupled models (model_transaction_policy { decoupled: true }) "
-                           "are not supported by this server yet");
-    }
     state->config = config;
 
     const std::string config_json = ModelConfigToJson(config);

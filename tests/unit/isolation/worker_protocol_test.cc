@@ -134,9 +134,9 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
 
   std::string version = good;
   Poke(version, 4, 1, 2);
-  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 3"});
+  ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 4"});
 
-  for (uint16_t type : {0, 8, 99, 101, 0xFFFF}) {
+  for (uint16_t type : {0, 9, 19, 27, 99, 104, 0xFFFF}) {
     std::string bad = good;
     Poke(bad, 6, type, 2);
     ExpectInvalid(DecodeFrameHeader(AsBytes(bad)),
@@ -409,9 +409,9 @@ TEST(WorkerExecuteTest, RejectsBadNamesAndLists) {
   ExpectInvalid(DecodeExecuteIn(names), {"output name count 1025 exceeds the maximum of 1024"});
 
   // Counts that promise more items than the bytes could hold fail before allocating.
-  // region, output_offset, 1 request, empty id, no parameters
+  // region, output_offset, decoupled_token, 1 request, empty id, no parameters
   const std::string head =
-      std::string(12, '\0') + std::string("\1\0\0\0", 4) + std::string(8, '\0');
+      std::string(20, '\0') + std::string("\1\0\0\0", 4) + std::string(8, '\0');
   std::string lying = head;
   PutU32(lying, 1000);
   PutU32(lying, 0);  // (room for the request's smallest encoding)
@@ -510,15 +510,15 @@ TEST(WorkerExecuteListTest, RejectsBadRequestListsAndParameters) {
   // A kind out of range, a bool that is not 0 or 1 (poked into the bytes).
   R(q).parameters = {{"p", true}};
   std::string payload = EncodeExecute(q);
-  // region 4, offset 8, count 4, id 4 + 1, parameter count 4, key 4 + 1: kind at 30.
-  ASSERT_EQ(payload[30], 0);
+  // region 4, offset 8, token 8, count 4, id 4 + 1, parameter count 4, key 4 + 1: kind at 38.
+  ASSERT_EQ(payload[38], 0);
   std::string bad_kind = payload;
-  bad_kind[30] = 4;
+  bad_kind[38] = 4;
   ExpectInvalid(
       DecodeExecute(AsBytes(bad_kind), kOneRegion),
       {"parameter 0 'p': kind 4, expected 0 (bool), 1 (int64), 2 (double) or 3 (string)"});
   std::string bad_bool = payload;
-  bad_bool[31] = 2;
+  bad_bool[39] = 2;
   ExpectInvalid(DecodeExecute(AsBytes(bad_bool), kOneRegion),
                 {"parameter 0 'p': bool value 2, expected 0 or 1"});
 
@@ -528,7 +528,7 @@ TEST(WorkerExecuteListTest, RejectsBadRequestListsAndParameters) {
   ExpectInvalid(DecodeExecuteIn(list), {"input 0 'x': dim 1 is -1", "(in request 2)"});
 
   // A count that promises more requests than the bytes hold fails before allocating.
-  std::string lying(12, '\0');
+  std::string lying(20, '\0');
   PutU32(lying, 1000);
   ExpectInvalid(DecodeExecute(AsBytes(lying), kOneRegion), {"request count 1000: truncated"});
 }
