@@ -22,8 +22,7 @@ a BLS pre-processing model calling the ONNX mlp_classifier
    perf_analyzer (scripts/install-deps.sh part 4; pinned to the CPUs
    tritonserver is not on) or, where it is absent, p50 only from a
    tritonclient loop. The difference is the BLS hop plus the pre-processing's
-   few numpy operations. mmserve's side prints "BLS not yet supported by
-   mmserve".
+   few numpy operations. mmserve's side: bench/bls_cost.py.
 3. --server HTTP GRPC: only the checks of 1., against a server already
    running (mmserve, once it serves decoupled Python models and BLS).
 
@@ -57,7 +56,7 @@ from tritonclient.utils import InferenceServerException
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PEER_MODELS = ROOT / "bench" / "peer_models"
-MEAN = np.linspace(-1.0, 1.0, 16, dtype=np.float32)  # as bench/peer_models/mlp_preprocess_bls
+MEAN = np.linspace(-1.0, 1.0, 16, dtype=np.float32)  # as examples/models/mlp_preprocess_bls
 SCALE = np.linspace(0.5, 2.0, 16, dtype=np.float32)
 PYTRITON_VENV = pathlib.Path.home() / ".cache/mmserve/pytriton-0.7.0-venv"
 
@@ -98,10 +97,11 @@ def free_port():
 
 
 def make_repo(directory):
-    # token_stream is one of mmserve's examples (examples/models/token_stream).
-    shutil.copytree(ROOT / "examples/models/token_stream", directory / "token_stream")
-    for name in ("mlp_preprocess_bls", "mlp_classifier"):
-        shutil.copytree(PEER_MODELS / name, directory / name)
+    # token_stream and mlp_preprocess_bls are mmserve's examples now
+    # (examples/models); mlp_classifier is Triton's own stand-in (see above).
+    for name in ("token_stream", "mlp_preprocess_bls"):
+        shutil.copytree(ROOT / "examples/models" / name, directory / name)
+    shutil.copytree(PEER_MODELS / "mlp_classifier", directory / "mlp_classifier")
     shutil.copy(ROOT / "examples/models/mlp_classifier/1/model.onnx",
                 directory / "mlp_classifier/1/model.onnx")
 
@@ -318,8 +318,7 @@ def bench(ports, seconds, pin):
                if rps else "- | - | -")
         print(f"| triton | {proto} | {p50['direct']:.0f} | {p50['bls']:.0f} | "
               f"{p50['bls'] - p50['direct']:.0f} | {p50['bls'] / p50['direct']:.2f}x | {thr} |")
-    for proto, *_ in rows:
-        print(f"| mmserve | {proto} | BLS not yet supported by mmserve | | | | | | |")
+    print("\nmmserve's side of this table: bench/bls_cost.py")
 
 
 def main():
@@ -330,7 +329,7 @@ def main():
     parser.add_argument("--server", nargs=2, metavar=("HTTP", "GRPC"),
                         help="only run the checks against a server already running at "
                         "HTTP and GRPC (host:port), e.g. mmserve serving examples/models "
-                        "(token_stream among them) plus bench/peer_models/mlp_preprocess_bls")
+                        "(token_stream and mlp_preprocess_bls among them)")
     args = parser.parse_args()
     if args.server:
         print(f"== checking the server at {args.server[0]} (HTTP), {args.server[1]} (gRPC)")

@@ -26,10 +26,10 @@
 #include "http/http_server.h"
 #include "isolation/isolation_flags.h"
 #include "isolation/process_backend.h"
-#include "isolation/worker_main.h"
-#include "isolation/worker_process.h"
+#include "isolation/worker_program.h"
 #include "lifecycle/lifecycle_flags.h"
 #include "lifecycle/model_manager.h"
+#include "observability/custom_metrics.h"
 #include "observability/logging.h"
 #include "observability/metrics.h"
 #include "observability/observability_flags.h"
@@ -40,6 +40,7 @@
 #include "scheduler/timer.h"
 #include "service/drift_watch.h"
 #include "service/inference_service.h"
+#include "service/model_host_service.h"
 #include "service/server_metrics.h"
 #include "service/service_flags.h"
 #include "service/shutdown_deadline.h"
@@ -59,25 +60,10 @@ int Fail(const mm::Status& status) {
 }
 
 // `mmserve --worker MODEL`: a model's worker process, started by the server
-// with its control socket as descriptor 3 (isolation/worker_main.h).
+// (isolation/worker_program.h), with every built-in backend, test ones
+// included: the server chose the model.
 int WorkerMain(int argc, char** argv) {
-  // The server's --log-format reaches its workers through the environment.
-  const char* format = std::getenv("MMSERVE_LOG_FORMAT");
-  mm::ConfigureLogging(format != nullptr && std::string_view(format) == "json"
-                           ? mm::LogFormat::kJson
-                           : mm::LogFormat::kText,
-                       std::string("worker ") + (argc > 2 ? argv[2] : "?"));
-  // Ctrl-C reaches the whole process group: the server decides when its
-  // workers end (they die with it, or when it closes their socket).
-  signal(SIGINT, SIG_IGN);
-  signal(SIGPIPE, SIG_IGN);
-  // Every built-in backend, test ones included: the server chose the model.
-  mm::BackendRegistry backends;
-  if (auto s = mm::RegisterBuiltinBackends(backends); !s.ok()) return Fail(s);
-  // The server's --backend-config and --python-env, as it handed them over.
-  if (auto s = mm::ConfigureBackendsFromEnvironment(backends); !s.ok()) return Fail(s);
-  (void)backends.EnableTestBackends();
-  return mm::RunWorker(mm::WorkerProcess::kWorkerSocketFd, backends);
+  return mm::WorkerProgramMain(argc, argv, &mm::RegisterBuiltinBackends, true);
 }
 
 // `mmserve hash-key SECRET`: prints the stored form of an API key for a
@@ -171,6 +157,11 @@ int main(int argc, char** argv) {
     spdlog::warn("test backends enabled: {}", *enabled);
   }
   if (auto s = backends.CreateAll(); !s.ok()) return Fail(s);
+  // Models' own metrics (pb_utils.MetricFamily), on /metrics beside the
+  // server's; destroyed after everything that may hold a model's host (the
+  // workers' backend included).
+  std::unique_ptr<mm::CustomMetrics> custom_metrics;
+  if (flags.observability.allow_metrics) custom_metrics = std::make_unique<mm::CustomMetrics>();
   auto process_backend = mm::ProcessBackend::Create(
       mm::ProcessBackendOptions(flags.isolation, flags.scheduler.slots.nice));
   if (!process_backend.ok()) return Fail(process_backend.status());
@@ -197,6 +188,10 @@ int main(int argc, char** argv) {
   manager_options.backends = &backends;
   manager_options.process_backend = process_backend->get();
   manager_options.default_process_isolation = flags.isolation.default_process_isolation();
+  // Each model version's host (BLS calls, custom metrics) speaks through the
+  // service, which exists once the manager does: no load starts before.
+  auto host_service = std::make_shared<mm::InferenceService*>(nullptr);
+  manager_options.host_factory = mm::ModelHostFactory(host_service, custom_metrics.get());
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());
 
@@ -207,6 +202,7 @@ int main(int argc, char** argv) {
   service_options.tenants = tenants->get();
   auto service = mm::InferenceService::Create(std::move(service_options));
   if (!service.ok()) return Fail(service.status());
+  *host_service = service->get();
 
   std::unique_ptr<mm::DriftWatch> drift_watch;
   if (flags.lifecycle.drift) {
@@ -218,7 +214,8 @@ int main(int argc, char** argv) {
     auto started = mm::MetricsServer::Create(
         flags.observability.metrics,
         {mm::ServerMetricsCollector(service->get()), mm::CollectProcessMetrics,
-         [&observer](mm::MetricFamilies& out) { observer.Collect(out); }});
+         [&observer](mm::MetricFamilies& out) { observer.Collect(out); },
+         [metrics = custom_metrics.get()](mm::MetricFamilies& out) { metrics->Collect(out); }});
     if (!started.ok()) return Fail(started.status());
     metrics = std::move(*started);
     spdlog::info("metrics at http://{}:{}/metrics", flags.observability.metrics.address,

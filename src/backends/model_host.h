@@ -29,10 +29,11 @@
 //  3. Metrics: CreateMetric registers (or finds) the metric family `name`
 //     server-wide and the metric of `labels` in it, exported on /metrics with
 //     the calling model's labels added (model, version). Two models may
-//     share a family only with the same description and kind
-//     (else ALREADY_EXISTS naming the difference). Names and labels follow
-//     Prometheus' rules (INVALID_ARGUMENT naming the bad one); the label
-//     names "model" and "version" are the host's. The id is the caller's
+//     share a family only with the same kind (else ALREADY_EXISTS naming
+//     the difference); with another description, the family keeps its
+//     first (as Triton). Names and labels follow Prometheus' rules
+//     (INVALID_ARGUMENT naming the bad one); the label names "model" and
+//     "version" are the host's (given with other values: INVALID_ARGUMENT). The id is the caller's
 //     handle until ReleaseMetric; an unknown id is NOT_FOUND.
 //  4. Every method may be called from any thread, concurrently.
 #pragma once

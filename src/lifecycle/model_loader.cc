@@ -304,6 +304,8 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   spec.config = source.config;
   spec.has_config = source.has_config;
   spec.platform = backend.platform;
+  if (options_.host_factory)
+    spec.host = options_.host_factory(key.repository, source.name, version);
   // Health reports name the servable they concern, once it exists.
   auto target = std::make_shared<std::atomic<const ServableModel*>>(nullptr);
   spec.on_health = [relay = relay_, key, version, target](const Status& health) {

@@ -262,6 +262,15 @@ class ModelManager {
     // one fails to load (INVALID_ARGUMENT naming the flag), a load override
     // before anything is allocated for it.
     ServerLimits limits;
+    // What each model version may ask of the server (backends/model_host.h:
+    // BLS calls, custom metrics): called once per version load, with the
+    // repository key, the model's name and the version; its answer goes into
+    // LoadSpec::host (null, or no function: the model gets no host). The
+    // server sets the service's (service/model_host_service.h); the lifecycle
+    // knows only the interface.
+    std::function<std::shared_ptr<ModelHost>(std::string_view repository, const std::string& model,
+                                             int64_t version)>
+        host_factory;
   };
 
   // INVALID_ARGUMENT when no repository is given (or a null one), when

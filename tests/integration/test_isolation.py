@@ -406,7 +406,7 @@ def example_inputs(client, model, rng):
 
 
 # The Python models of examples/models: always in worker processes.
-PYTHON_EXAMPLES = {"add_sub_python", "sklearn_iris", "token_stream"}
+PYTHON_EXAMPLES = {"add_sub_python", "sklearn_iris", "token_stream", "mlp_preprocess_bls"}
 
 
 # "socket": a mailbox with no room in its slots, so every request and reply

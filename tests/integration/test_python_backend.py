@@ -2,6 +2,7 @@
 Triton's documentation writes them, served unchanged, driven by tritonclient
 over HTTP and gRPC. Every model runs in a worker process (`mmserve --worker`)."""
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import Server
+from conftest import Server, binary
 from python_models import ADD_SUB, add_sub_config, write_model
 
 BYTES_MODEL = """
@@ -167,8 +168,10 @@ class TritonPythonModel:
         if mode == 7:
             raise pb_utils.TritonModelException("model-raised-this")
         if mode == 8:
-            pb_utils.InferenceRequest(model_name="add_sub", requested_output_names=["OUTPUT0"],
-                                      inputs=[pb_utils.Tensor("INPUT0", x)]).exec()
+            r = pb_utils.InferenceRequest(model_name="no_such_model_here",
+                                          requested_output_names=["OUTPUT0"],
+                                          inputs=[pb_utils.Tensor("INPUT0", x)]).exec()
+            raise pb_utils.TritonModelException("BLS: " + r.error().message())
         if mode == 9:
             sender = requests[0].get_response_sender()
             sender.send(good, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -280,9 +283,14 @@ def test_models_run_in_worker_processes(server):
         except (OSError, ValueError):
             continue
         if ppid == server.proc.pid and b"--worker" in cmd:
-            workers.append(cmd)
-    names = sorted(c[2].decode() for c in workers if len(c) > 2)
+            workers.append((cmd, os.readlink(p / "exe")))
+    names = sorted(c[2].decode() for c, _ in workers if len(c) > 2)
     assert names == sorted(GOOD_MODELS), names
+    # Each runs the Python worker program built beside the server (CPython's
+    # static library: faster than the shared one mmserve links).
+    beside = Path(os.path.realpath(binary())).parent / "mmserve-python-worker"
+    assert beside.exists(), beside
+    assert {exe for _, exe in workers} == {str(beside)}, workers
 
 
 @pytest.mark.parametrize("module,client", [(httpclient, http), (grpcclient, grpc)])
@@ -393,7 +401,7 @@ def test_per_request_errors_and_the_instance_keeps_serving(server, module, clien
         5: ["output 'OUT' has shape [1, 2]", "[-1]"],
         6: ["output 'OUT' was requested", "no such tensor"],
         7: ["TritonModelException", "model-raised-this"],
-        8: ["BLS calls", "not supported by this server yet"],
+        8: ["BLS", "no_such_model_here"],
         10: ["plain error"],
         11: ["execute returned None and sent no response for this request"],
     }

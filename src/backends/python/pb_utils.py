@@ -9,7 +9,12 @@
 #
 # `_mmserve_native` is the backend's built-in C++ module (python_interpreter.cc):
 # log(level, message, file, line) writes to the worker's log.
+#
+# BLS calls (InferenceRequest.exec / async_exec, is_model_ready) and custom
+# metrics (MetricFamily, Metric) are in pb_utils_host.py, run in this
+# module's namespace right after this file.
 
+import inspect
 import json
 import struct
 import sys
@@ -369,57 +374,55 @@ class InferenceResponseSender:
         return False
 
 
-def _bls_unsupported(*args, **kwargs):
-    raise TritonModelException(
-        "BLS calls (InferenceRequest.exec / async_exec) are not supported by this server yet")
-
-
-def is_model_ready(model_name, model_version=""):
-    raise TritonModelException(
-        "BLS model calls (pb_utils.is_model_ready) are not supported by this server yet")
-
-
-def load_model(model_name, config="", files=None):
-    raise TritonModelException(
-        "BLS model loading (pb_utils.load_model) is not supported by this server yet")
-
-
-def unload_model(model_name, unload_dependents=False):
-    raise TritonModelException(
-        "BLS model unloading (pb_utils.unload_model) is not supported by this server yet")
-
-
-class MetricFamily:
-    """Triton's custom metrics; not supported by this server yet: creating one
-    raises TritonModelException (no metric is silently dropped)."""
-
-    COUNTER = 0
-    GAUGE = 1
-    HISTOGRAM = 2
-
-    def __init__(self, name, description, kind):
-        raise TritonModelException(
-            "custom metrics (pb_utils.MetricFamily '%s') are not supported by this server yet"
-            % name)
-
-
 class InferenceRequest:
-    """A request the model executes (execute(requests) receives a list of them).
-    Constructing one in model code is a BLS call, which this server does not
-    support yet: exec() raises TritonModelException."""
+    """A request: those execute(requests) receives, or, made by model code, a
+    BLS call to another model of this server (exec / async_exec), which runs
+    as a client of this model's tenant would (its names, quotas and usage)."""
 
-    def __init__(self, model_name="", inputs=None, requested_output_names=None,
-                 request_id="", correlation_id=0, model_version=-1, flags=0, timeout=0,
-                 parameters=None, **kwargs):
+    def __init__(self, request_id="", correlation_id=0, inputs=None,
+                 requested_output_names=None, model_name="", model_version=-1, flags=0,
+                 timeout=0, preferred_memory=None, trace=None, parameters=None):
+        if not isinstance(model_name, str):
+            raise TritonModelException("InferenceRequest: model_name must be a str")
+        if not isinstance(request_id, str):
+            raise TritonModelException("InferenceRequest: request_id must be a str")
+        if not isinstance(correlation_id, (int, str)):
+            raise TritonModelException("Correlation ID must be integer or string")
+        inputs = list(inputs or [])
+        for tensor in inputs:
+            if not isinstance(tensor, Tensor):
+                raise TritonModelException(
+                    "InferenceRequest: inputs must be pb_utils.Tensor objects, got %s" %
+                    type(tensor).__name__)
+        requested = list(requested_output_names or [])
+        if not all(isinstance(n, str) for n in requested):
+            raise TritonModelException("InferenceRequest: requested_output_names must be strs")
+        if not isinstance(model_version, int) or isinstance(model_version, bool):
+            raise TritonModelException("InferenceRequest: model_version must be an int")
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
+            raise TritonModelException(
+                "InferenceRequest: timeout must be an int of microseconds >= 0")
+        if parameters is None:
+            parameters = {}
+        elif isinstance(parameters, str):
+            parameters = json.loads(parameters)
+        if not isinstance(parameters, dict):
+            raise TritonModelException("InferenceRequest: parameters must be a dict")
+        for key, value in parameters.items():
+            if not isinstance(key, str) or not isinstance(value, (bool, int, float, str)):
+                raise TritonModelException(
+                    "InferenceRequest: parameter %r must map a str to a bool, int, float or str" %
+                    (key,))
         self._model_name = model_name
-        self._inputs = list(inputs or [])
-        self._requested = list(requested_output_names or [])
+        self._inputs = inputs
+        self._requested = requested
         self._request_id = request_id
         self._correlation_id = correlation_id
         self._model_version = model_version
         self._flags = flags
         self._timeout = timeout
-        self._parameters = parameters if parameters is not None else {}
+        self._preferred_memory = preferred_memory
+        self._parameters = parameters
         self._sent = None
         self._sender = None
 
@@ -485,12 +488,6 @@ class InferenceRequest:
         if self._sender is None:
             self._sender = InferenceResponseSender(self)
         return self._sender
-
-    exec = _bls_unsupported
-
-    async def async_exec(self, *args, **kwargs):
-        _bls_unsupported()
-
 
 def get_input_tensor_by_name(inference_request, name):
     for tensor in inference_request.inputs():
@@ -722,11 +719,18 @@ def _check_output(tensor, spec):
 
 _NO_RESPONSE = object()
 
-
 def _mmserve_collect(responses, requests, specs):
     """Checks what execute returned against its requests and the config. For
     each request: (None, [(name, type, shape, ndarray or serialized bytes)...]) or
     (TritonError code, message)."""
+    if inspect.iscoroutine(responses):
+        # `async def execute`: run on this thread's event loop.
+        try:
+            responses = _mmserve_run(responses)
+        except Exception as e:  # noqa: BLE001 (reported per request, as a sync execute's)
+            summary, full = _mmserve_describe(e)
+            _mmserve_native.log(LogLevel.ERROR, "execute raised:\n" + full, "<mmserve>", 0)
+            return [(TritonError.INTERNAL, "execute raised " + summary)] * len(requests)
     if responses is None:
         # Each request answered through its response sender, or not at all.
         responses = [r._sent if r._sent is not None else _NO_RESPONSE for r in requests]

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/thread_annotations.h"
+#include "python_host.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -23,7 +24,8 @@ namespace py = pybind11;
 
 namespace mm {
 
-extern const std::string_view kPbUtilsSource;  // pb_utils_source.cc (generated)
+extern const std::string_view kPbUtilsSource;      // pb_utils_source.cc (generated)
+extern const std::string_view kPbUtilsHostSource;  // (pb_utils_host.py)
 
 namespace {
 
@@ -65,6 +67,7 @@ PyObject* InitNativeModule() {
   auto m = py::module_::create_extension_module(
       "_mmserve_native", "mmserve's Python backend: the native side of pb_utils", &def);
   m.def("log", &Log, py::arg("level"), py::arg("message"), py::arg("file"), py::arg("line"));
+  RegisterPythonHostBindings(m);  // BLS calls and custom metrics (python_host.h)
   return m.release().ptr();
 }
 
@@ -122,16 +125,20 @@ Status InstallPbUtils() {
     py::module_ builtins = py::module_::import("builtins");
     py::object module = py::module_::import("types").attr("ModuleType")(kName);
     module.attr("__file__") = "<mmserve built-in>/triton_python_backend_utils.py";
-    py::object code = builtins.attr("compile")(
-        py::str(kPbUtilsSource.data(), kPbUtilsSource.size()), module.attr("__file__"), "exec");
     // Registered before it runs, as an import would: its own imports see it.
     modules[kName] = module;
-    // Tracebacks through it show its source lines, as for a file.
-    py::str source(kPbUtilsSource.data(), kPbUtilsSource.size());
-    py::module_::import("linecache").attr("cache")[module.attr("__file__")] =
-        py::make_tuple(kPbUtilsSource.size(), py::none(), source.attr("splitlines")(true),
-                       module.attr("__file__"));
-    builtins.attr("exec")(code, module.attr("__dict__"));
+    // Each part runs in the module's namespace; tracebacks through it show
+    // its source lines, as for a file.
+    for (const auto& [source, file] :
+         {std::pair{kPbUtilsSource, "<mmserve built-in>/triton_python_backend_utils.py"},
+          std::pair{kPbUtilsHostSource,
+                    "<mmserve built-in>/triton_python_backend_utils_host.py"}}) {
+      py::str text(source.data(), source.size());
+      py::object code = builtins.attr("compile")(text, file, "exec");
+      py::module_::import("linecache").attr("cache")[py::str(file)] =
+          py::make_tuple(source.size(), py::none(), text.attr("splitlines")(true), file);
+      builtins.attr("exec")(code, module.attr("__dict__"));
+    }
     return OkStatus();
   } catch (const py::error_already_set& e) {
     if (modules.contains(kName)) PyDict_DelItemString(modules.ptr(), kName);

@@ -3,12 +3,15 @@
 //
 // StartPythonInterpreter initialises CPython 3.11 (Debian's libpython, through
 // pybind11's embedding) and registers the built-in module `_mmserve_native`
-// (the log sink of pb_utils.Logger), then releases the GIL.
-// InstallPbUtils installs `triton_python_backend_utils` from the source
-// compiled into this binary (pb_utils.py); a load calls it once the model's
-// environment is on sys.path, so that the numpy pb_utils imports is the
-// environment's, as the model's packages expect. The interpreter is never finalised: it lives until
-// the process exits (a worker holds one model; a unit test process starts it once).
+// (the log sink of pb_utils.Logger; BLS calls and custom metrics,
+// python_host.h), then releases the GIL.
+// InstallPbUtils installs `triton_python_backend_utils` from the sources
+// compiled into this binary (pb_utils.py, then pb_utils_host.py in the same
+// namespace); a load calls it once the model's environment is on sys.path,
+// so that the numpy pb_utils imports is the environment's, as the model's
+// packages expect. The interpreter is never finalised: it lives until the
+// process exits (a worker holds one model; a unit test process starts it
+// once).
 //
 // Thread-safety: StartPythonInterpreter may be called from any thread, any
 // number of times; only the first starts the interpreter. Every other use of

@@ -10,6 +10,7 @@
 
 #include "core/bytes_tensor.h"
 #include "core/shape.h"
+#include "python_host.h"
 #include "python_interpreter.h"
 #include "repository/model_config.h"
 
@@ -429,6 +430,8 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
   if (state->config.name().empty()) state->config.set_name(spec.model_name);
   if (state->config.backend().empty()) state->config.set_backend("python");
 
+  // pb_utils' BLS calls and metrics go to this model's host (a worker holds one model).
+  SetPythonModelHost(spec.host);
   py::gil_scoped_acquire gil;
   try {
     // The environment's site-packages as site directories (their .pth files
