@@ -1,7 +1,7 @@
 """A hostile Python model against its host (issue 19): custom metrics beyond
 every bound (families, metrics per model, label sizes, names that would
 impersonate the server's), and BLS calls that try to reach another tenant's
-model or a client's shared memory. Each is refused with a clear error; the
+model. Each is refused with a clear error; the
 /metrics endpoint stays bounded, and the server and its other models keep
 serving."""
 import hashlib
