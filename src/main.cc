@@ -26,8 +26,7 @@
 #include "http/http_server.h"
 #include "isolation/isolation_flags.h"
 #include "isolation/process_backend.h"
-#include "isolation/worker_main.h"
-#include "isolation/worker_process.h"
+#include "isolation/worker_program.h"
 #include "lifecycle/lifecycle_flags.h"
 #include "lifecycle/model_manager.h"
 #include "observability/custom_metrics.h"
@@ -61,25 +60,10 @@ int Fail(const mm::Status& status) {
 }
 
 // `mmserve --worker MODEL`: a model's worker process, started by the server
-// with its control socket as descriptor 3 (isolation/worker_main.h).
+// (isolation/worker_program.h), with every built-in backend, test ones
+// included: the server chose the model.
 int WorkerMain(int argc, char** argv) {
-  // The server's --log-format reaches its workers through the environment.
-  const char* format = std::getenv("MMSERVE_LOG_FORMAT");
-  mm::ConfigureLogging(format != nullptr && std::string_view(format) == "json"
-                           ? mm::LogFormat::kJson
-                           : mm::LogFormat::kText,
-                       std::string("worker ") + (argc > 2 ? argv[2] : "?"));
-  // Ctrl-C reaches the whole process group: the server decides when its
-  // workers end (they die with it, or when it closes their socket).
-  signal(SIGINT, SIG_IGN);
-  signal(SIGPIPE, SIG_IGN);
-  // Every built-in backend, test ones included: the server chose the model.
-  mm::BackendRegistry backends;
-  if (auto s = mm::RegisterBuiltinBackends(backends); !s.ok()) return Fail(s);
-  // The server's --backend-config and --python-env, as it handed them over.
-  if (auto s = mm::ConfigureBackendsFromEnvironment(backends); !s.ok()) return Fail(s);
-  (void)backends.EnableTestBackends();
-  return mm::RunWorker(mm::WorkerProcess::kWorkerSocketFd, backends);
+  return mm::WorkerProgramMain(argc, argv, &mm::RegisterBuiltinBackends, true);
 }
 
 // `mmserve hash-key SECRET`: prints the stored form of an API key for a

@@ -147,6 +147,11 @@ struct LoadSpec {
   // process, the isolation room's host, which carries each call to the
   // server's.
   std::shared_ptr<ModelHost> host;
+  // Triton's names of the instances this load makes, in order
+  // (`<group name>_<index in the group>`; a group's name defaults to
+  // `<model>_<group index>`). Empty: the backend names them from its
+  // config's groups. (A worker loads one instance of many: it names it.)
+  std::vector<std::string> instance_names;
 };
 
 class Backend {

@@ -122,8 +122,11 @@ bool Convert(dom::element e, DataType t, std::string& bytes) {
       if (!ToDouble(e, d)) return false;
       bool overflow = false;
       if (t == DataType::kFp32) {
-        overflow = std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max();
-        Put(bytes, static_cast<float>(d));
+        // Rounded to nearest: a value just past FLT_MAX (as "3.4028235e+38",
+        // FLT_MAX's shortest form, reads) still rounds to FLT_MAX.
+        const float f = static_cast<float>(d);
+        overflow = std::isfinite(d) && std::isinf(f);
+        Put(bytes, f);
       }
       if (t == DataType::kFp64) Put(bytes, d);
       if (t == DataType::kFp16) Put(bytes, DoubleToHalf(d, overflow));

@@ -26,6 +26,7 @@ bool FromWorker(WorkerMessageType t) {
     case WorkerMessageType::kMetricUpdate:
     case WorkerMessageType::kMetricValue:
     case WorkerMessageType::kMetricRelease:
+    case WorkerMessageType::kIsCancelled:
       return true;
     default:
       return false;

@@ -1,9 +1,12 @@
 #include "isolation/isolation_flags.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 namespace mm {
 
@@ -44,6 +47,16 @@ void AddIsolationFlags(CLI::App& app, IsolationFlags& flags) {
 ProcessBackend::Options ProcessBackendOptions(const IsolationFlags& flags, int serve_nice) {
   ProcessBackend::Options options;
   options.worker_command = {"/proc/self/exe", "--worker"};
+  // Python models run in mmserve-python-worker when it was built beside this
+  // binary (ProcessBackend::Options::worker_commands says why); else here.
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    const auto python_worker = self.parent_path() / kPythonWorkerProgram;
+    if (::access(python_worker.c_str(), X_OK) == 0) {
+      options.worker_commands["python"] = {python_worker.string(), "--worker"};
+    }
+  }
   options.execution_timeout = std::chrono::milliseconds(flags.worker_execution_timeout_ms);
   options.start_timeout = std::chrono::milliseconds(
       std::max<int64_t>(1, std::llround(flags.worker_start_timeout_secs * 1000)));

@@ -39,7 +39,10 @@ void AddIsolationFlags(CLI::App& app, IsolationFlags& flags);
 
 // The ProcessBackend::Options the flags say: workers are this binary
 // (/proc/self/exe --worker, even if the file was replaced since it started),
-// serving at nice `serve_nice` (the execution threads').
+// but Python models' when kPythonWorkerProgram lies beside it (it is built
+// with the server: a build without it runs them here, more slowly); serving
+// at nice `serve_nice` (the execution threads').
+inline constexpr char kPythonWorkerProgram[] = "mmserve-python-worker";
 ProcessBackend::Options ProcessBackendOptions(const IsolationFlags& flags, int serve_nice);
 
 // ProcessBackend's options checked, in the flags' words: INVALID_ARGUMENT

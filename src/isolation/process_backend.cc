@@ -42,7 +42,8 @@ void ProcessBackend::Shutdown(const std::string& reason) { supervisor_->Shutdown
 StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec) {
   auto settings = std::make_shared<WorkerSettings>();
   settings->label = "model '" + spec.model_name + "' version " + std::to_string(spec.version);
-  settings->argv = options_.worker_command;
+  const auto own = options_.worker_commands.find(spec.platform);
+  settings->argv = own != options_.worker_commands.end() ? own->second : options_.worker_command;
   settings->argv.push_back(spec.model_name);
   const auto& mm_options = spec.config.mmserve();
   settings->memory_limit = mm_options.memory_limit_bytes();

@@ -43,6 +43,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,14 @@ class ProcessBackend final : public Backend {
  public:
   struct Options {
     std::vector<std::string> worker_command;  // argv; the model name is appended
+    // The models of these platforms (LoadSpec::platform) run in a program of
+    // their own instead (argv likewise). Python models do, when it was built:
+    // mmserve-python-worker links CPython's static, non-PIC library, whose
+    // interpreter runs model code 10-15% faster than the shared
+    // libpython3.11.so that mmserve links, and needs a non-PIE executable;
+    // the server itself stays PIE (a Python worker runs tenant code anyway:
+    // address randomisation protects nothing in it).
+    std::map<std::string, std::vector<std::string>, std::less<>> worker_commands;
     // A batch running longer is killed with its worker (0: no limit); a
     // model's mmserve.execution_timeout_ms overrides it.
     std::chrono::milliseconds execution_timeout{0};

@@ -1,6 +1,10 @@
 #include "isolation/worker_call_server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace mm {
 
@@ -48,6 +52,27 @@ WorkerCallServer::WorkerCallServer(std::string label, std::string model,
       host_(std::move(host)),
       on_cut_(std::move(on_cut)) {}
 
+StatusOr<std::shared_ptr<WorkerCallServer>> WorkerCallServer::Open(
+    CallHub& hub, int control_socket, uint32_t id, std::string label, std::string model,
+    std::shared_ptr<ModelHost> host, std::function<void(const Status&)> on_cut) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    return Internal(label + ": no call socket: " + std::strerror(errno));
+  }
+  OwnedFd ours(pair[0]), theirs(pair[1]);
+  auto calls = std::make_shared<WorkerCallServer>(std::move(label), std::move(model),
+                                                  std::move(host), std::move(on_cut));
+  MM_ASSIGN_OR_RETURN(auto connection, hub.Add(std::move(ours), calls));
+  calls->Attach(std::move(connection));
+  Status sent =
+      WriteWorkerFrameWithFd(control_socket, WorkerMessageType::kCalls, id, "", theirs.get());
+  if (!sent.ok()) {
+    calls->Shutdown(sent);
+    return sent;
+  }
+  return calls;
+}
+
 WorkerCallServer::~WorkerCallServer() {
   std::shared_ptr<CallConnection> c;
   {
@@ -89,6 +114,23 @@ Status WorkerCallServer::OnFrame(const FrameHeader& header,
       return OnInfer(id, std::move(payload));
     case WorkerMessageType::kRespond:
       return OnRespond(std::move(payload));
+    case WorkerMessageType::kIsCancelled: {
+      MM_ASSIGN_OR_RETURN(RequestRef ref, DecodeRequestRef(bytes));
+      std::shared_ptr<ResponseSender> sender;
+      {
+        MutexLock lock(mu_);
+        if (ref.token > next_token_) {
+          return InvalidArgument("IsCancelled for token " + std::to_string(ref.token) +
+                                 ", which no Execute carried");
+        }
+        auto it = batches_.find(ref.token);
+        if (it != batches_.end() && ref.index < it->second.senders.size()) {
+          sender = it->second.senders[ref.index];
+        }
+      }
+      // A request completed (or unknown to this batch) is not cancelled.
+      return Reply(id, OkStatus(), EncodeBoolBody(sender != nullptr && sender->cancelled()));
+    }
     case WorkerMessageType::kModelReady: {
       MM_ASSIGN_OR_RETURN(ModelReadyMessage m, DecodeModelReady(bytes));
       if (host_ == nullptr) return Reply(id, NoHost(), "");

@@ -50,6 +50,14 @@ class WorkerCallServer final : public CallHandler,
                    std::function<void(const Status&)> on_cut);
   ~WorkerCallServer() override;
 
+  // A call socket for a worker: a socketpair whose server end `hub` serves
+  // with a new WorkerCallServer (the arguments as the constructor's), whose
+  // worker end goes to the worker in a Calls frame (request `id`) on its
+  // control socket; the caller reads the worker's reply.
+  static StatusOr<std::shared_ptr<WorkerCallServer>> Open(
+      CallHub& hub, int control_socket, uint32_t id, std::string label, std::string model,
+      std::shared_ptr<ModelHost> host, std::function<void(const Status&)> on_cut);
+
   // The connection this serves (after CallHub::Add).
   void Attach(std::shared_ptr<CallConnection> connection) MM_EXCLUDES(mu_);
 

@@ -495,16 +495,16 @@ StatusOr<CallReply> DecodeCallReply(std::span<const std::byte> payload) {
   return reply;
 }
 
-std::string EncodeCancel(const CancelMessage& m) {
+std::string EncodeRequestRef(const RequestRef& m) {
   std::string out;
   PutLe<uint64_t>(out, m.token);
   PutLe<uint32_t>(out, m.index);
   return out;
 }
 
-StatusOr<CancelMessage> DecodeCancel(std::span<const std::byte> payload) {
-  Reader r(payload, "Cancel");
-  CancelMessage m;
+StatusOr<RequestRef> DecodeRequestRef(std::span<const std::byte> payload) {
+  Reader r(payload, "IsCancelled");
+  RequestRef m;
   MM_RETURN_IF_ERROR(r.Int(m.token, "token"));
   MM_RETURN_IF_ERROR(r.Int(m.index, "index"));
   MM_RETURN_IF_ERROR(r.Finish());

@@ -48,12 +48,13 @@
 //   MetricUpdate (24)  u64 id, u8 op (MetricOp), f64 value. No reply.
 //   MetricValue (25)   u64 id. Reply: CallReply, body f64.
 //   MetricRelease (26) u64 id. No reply.
+//   IsCancelled (27)   u64 token, u32 index (a decoupled request, as Respond
+//                      names it): whether its client went away
+//                      (ResponseSender::cancelled). Reply: CallReply, body u8.
 // Server to worker:
 //   CallReply (101)    status, then only when it is OK: string body
 //                      (0..kMaxStringBytes; the call's, as above)
 //   InferResponse (102) u8 final (0 or 1), ResponseBody
-//   Cancel (103)       u64 token, u32 index: the client of that request went
-//                      away (ResponseSender::cancelled). No reply.
 // f64 is the u64 of its IEEE-754 bits. Every decoder consumes its payload
 // exactly and names the message and field in its INVALID_ARGUMENT; encoding
 // is canonical (re-encoding a decoded message gives back its bytes).
@@ -149,11 +150,12 @@ struct CallReply {
   std::string body;  // only when status is OK
 };
 
-struct CancelMessage {
+// A decoupled request: its Execute's token and its index in it.
+struct RequestRef {
   uint64_t token = 0;
   uint32_t index = 0;
 
-  bool operator==(const CancelMessage&) const = default;
+  bool operator==(const RequestRef&) const = default;
 };
 
 // An encoded payload whose tensor bytes stay where they are: `bytes` holds
@@ -197,8 +199,9 @@ StatusOr<uint64_t> DecodeMetricId(std::span<const std::byte> payload, std::strin
 std::string EncodeCallReply(const CallReply& reply);
 StatusOr<CallReply> DecodeCallReply(std::span<const std::byte> payload);
 
-std::string EncodeCancel(const CancelMessage& message);
-StatusOr<CancelMessage> DecodeCancel(std::span<const std::byte> payload);
+// IsCancelled.
+std::string EncodeRequestRef(const RequestRef& ref);
+StatusOr<RequestRef> DecodeRequestRef(std::span<const std::byte> payload);
 
 // CallReply bodies: u8 (0/1), u64, f64.
 std::string EncodeBoolBody(bool v);

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <filesystem>
 
 #include "core/memory.h"
+#include "isolation/worker_instance.h"
 #include "isolation/worker_main.h"
 
 namespace mm::isolation_internal {
@@ -52,6 +54,20 @@ void SetSocketTimeouts(int socket, milliseconds receive, milliseconds send) {
     tv.tv_sec = d.count() / 1000;
     tv.tv_usec = (d.count() % 1000) * 1000;
     ::setsockopt(socket, SOL_SOCKET, option, &tv, sizeof(tv));
+  }
+}
+
+void WorkerGroup::Down(size_t index, const std::string& reason) {
+  MutexLock lock(mu_);
+  down_[index] = true;
+  if (on_health_) on_health_(Unavailable(reason));
+}
+
+void WorkerGroup::Up(size_t index) {
+  MutexLock lock(mu_);
+  down_[index] = false;
+  if (on_health_ && std::none_of(down_.begin(), down_.end(), [](bool d) { return d; })) {
+    on_health_(OkStatus());
   }
 }
 

@@ -24,24 +24,13 @@
 
 namespace mm::isolation_internal {
 
-void WorkerGroup::Down(size_t index, const std::string& reason) {
-  MutexLock lock(mu_);
-  down_[index] = true;
-  if (on_health_) on_health_(Unavailable(reason));
-}
-
-void WorkerGroup::Up(size_t index) {
-  MutexLock lock(mu_);
-  down_[index] = false;
-  if (on_health_ && std::none_of(down_.begin(), down_.end(), [](bool d) { return d; })) {
-    on_health_(OkStatus());
-  }
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// How long an unloading model may take to finalize in its worker.
+constexpr milliseconds kUnloadGrace{5000};
 
 }  // namespace
 
@@ -213,15 +202,20 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     std::unique_ptr<WorkerProcess> process;
     WorkerSupervisor::WatchId watch = 0;
     std::shared_ptr<WorkerCallServer> calls;
+    Mailbox* mailbox = nullptr;
     {
       MutexLock lock(mu_);
       stopped_ = true;
       while (executing_) cv_.Wait(lock);
+      if (up_) mailbox = mailbox_.get();  // (no batch or restart uses it from now on)
       process = std::move(process_);
       watch = watch_;
       watch_ = 0;
       calls = std::move(calls_);
     }
+    // The model unloads in the worker first (a Python model's finalize runs),
+    // within a bound; its call channel serves it meanwhile.
+    if (mailbox != nullptr && process != nullptr) UnloadModel(*mailbox);
     if (calls != nullptr) calls->Shutdown(Unavailable(settings_->label + " is unloading"));
     if (watch != 0) supervisor_->Remove(watch);
     process.reset();  // SIGKILL and reap: the model's memory goes at once
@@ -265,7 +259,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     id = ++next_id_;
     MM_RETURN_IF_ERROR(in_time());
     MM_RETURN_IF_ERROR(
-        WriteWorkerFrame(socket, WorkerMessageType::kLoad, id, EncodeLoad(settings_->load)));
+        WriteWorkerFrame(socket, WorkerMessageType::kLoad, id, EncodeLoad(LoadFor(index_))));
     MM_RETURN_IF_ERROR(in_time());
     MM_ASSIGN_OR_RETURN(WorkerFrame frame, ReadReply(socket, id));
     MM_ASSIGN_OR_RETURN(LoadReply reply, DecodeLoadReply(AsBytes(frame.payload)));
@@ -290,29 +284,16 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
   // A call socket for `process`: the server's end served by the hub, the
   // worker's sent in a Calls frame (request `id`; the caller reads the reply).
+  // A call socket for `process`, announced in Calls request `id` (the
+  // caller reads the reply).
   StatusOr<std::shared_ptr<WorkerCallServer>> OpenCalls(WorkerProcess& process, uint64_t generation,
                                                         uint32_t id) {
-    int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-      return Internal(settings_->label + ": no call socket: " + std::strerror(errno));
-    }
-    OwnedFd ours(pair[0]), theirs(pair[1]);
     std::weak_ptr<WorkerCore> weak = weak_from_this();
-    auto calls =
-        std::make_shared<WorkerCallServer>(settings_->label, settings_->load.model_name,
-                                           settings_->host, [weak, generation](const Status& why) {
-                                             if (auto core = weak.lock())
-                                               core->OnCallsCut(generation, why);
-                                           });
-    MM_ASSIGN_OR_RETURN(auto connection, settings_->hub->Add(std::move(ours), calls));
-    calls->Attach(std::move(connection));
-    Status sent =
-        WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kCalls, id, "", theirs.get());
-    if (!sent.ok()) {
-      calls->Shutdown(sent);
-      return sent;
-    }
-    return calls;
+    return WorkerCallServer::Open(*settings_->hub, process.socket(), id, settings_->label,
+                                  settings_->load.model_name, settings_->host,
+                                  [weak, generation](const Status& why) {
+                                    if (auto core = weak.lock()) core->OnCallsCut(generation, why);
+                                  });
   }
 
   // The worker's call channel ended other than by our Shutdown: a worker
@@ -337,6 +318,26 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     spdlog::error("{}: worker {}", settings_->label, reason);
     killed_for_ = reason;
     process_->Kill(SIGKILL);
+  }
+
+  // The Load of instance `index` (its own instance_index).
+  LoadRequest LoadFor(size_t index) const {
+    LoadRequest load = settings_->load;
+    load.instance_index = static_cast<uint32_t>(index);
+    return load;
+  }
+
+  // Unload, answered within kUnloadGrace (else the worker is killed anyway).
+  void UnloadModel(Mailbox& mailbox) {
+    const uint32_t id = ++next_id_;
+    if (!mailbox.Post(WorkerMessageType::kUnload, id, socket_frames_, false, "").ok()) return;
+    socket_frames_ = 0;
+    bool on_socket = false;
+    std::string reply;
+    if (Status s = mailbox.AwaitReply(kUnloadGrace, &on_socket, reply); !s.ok()) {
+      spdlog::warn("{}: the worker did not unload its model within {} ({}); it is killed",
+                   settings_->label, Seconds(kUnloadGrace), s.message());
+    }
   }
 
   static std::span<const std::byte> AsBytes(const std::string& s) {

@@ -45,6 +45,25 @@ uint64_t AddressSpaceBytes() {
   return pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+// Triton's name of instance `index` (across the groups) of `config`:
+// `<group name>_<index in the group>`, a group's name defaulting to
+// `<model>_<group index>`.
+std::string InstanceName(const inference::ModelConfig& config, const std::string& model,
+                         uint32_t index) {
+  uint64_t left = index;
+  for (int g = 0; g < config.instance_group_size(); ++g) {
+    const auto& group = config.instance_group(g);
+    const uint64_t count = group.count() <= 0 ? 1 : static_cast<uint64_t>(group.count());
+    if (left < count) {
+      const std::string name =
+          group.name().empty() ? model + "_" + std::to_string(g) : group.name();
+      return name + "_" + std::to_string(left);
+    }
+    left -= count;
+  }
+  return model + "_0_" + std::to_string(index);
+}
+
 class Worker {
  public:
   Worker(int socket, BackendRegistry& backends)
@@ -209,7 +228,9 @@ class Worker {
     if (!spec.config.ParseFromString(load.config)) {
       return {InvalidArgument("the model config sent to the worker does not parse"), "", false};
     }
-    // One instance per worker: the server starts one worker per instance.
+    // One instance per worker: the server starts one worker per instance;
+    // it keeps its name among the model's (Triton's <group>_<index>).
+    spec.instance_names.push_back(InstanceName(spec.config, load.model_name, load.instance_index));
     spec.config.clear_instance_group();
     spec.config.add_instance_group()->set_count(1);
     if (load.memory_limit_bytes > 0) {

@@ -72,11 +72,12 @@ Status WorkerModelHost::Gone() const {
   return GoneLocked();
 }
 
-void WorkerModelHost::SetCancelHandler(std::function<void(uint64_t, uint32_t)> handler) {
-  MutexLock lock(mu_);
-  on_cancel_ = std::move(handler);
+bool WorkerModelHost::IsCancelled(uint64_t token, uint32_t index) {
+  auto body = Call(WorkerMessageType::kIsCancelled, EncodeRequestRef({token, index}));
+  if (!body.ok()) return false;
+  auto cancelled = DecodeBoolBody(*body);
+  return cancelled.ok() && *cancelled;
 }
-
 Status WorkerModelHost::Write(WorkerMessageType type, uint32_t id, const WireParts& parts) {
   MutexLock lock(write_mu_);
   return WriteWorkerFrameParts(socket_.get(), type, id, parts);
@@ -338,16 +339,6 @@ Status WorkerModelHost::Dispatch(WorkerFrame frame) {
       }
       FromCallTensors(m.body.outputs, payload, response->outputs);
       callback(std::move(response), m.final);
-      return OkStatus();
-    }
-    case WorkerMessageType::kCancel: {
-      MM_ASSIGN_OR_RETURN(CancelMessage m, DecodeCancel(AsBytes(frame.payload)));
-      std::function<void(uint64_t, uint32_t)> handler;
-      {
-        MutexLock lock(mu_);
-        handler = on_cancel_;
-      }
-      if (handler) handler(m.token, m.index);
       return OkStatus();
     }
     default:

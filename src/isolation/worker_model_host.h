@@ -2,13 +2,14 @@
 // gives its model: every call goes over the worker's call socket
 // (worker_calls_protocol.h) to the server, which serves it with its own
 // ModelHost for that model version. It also carries a decoupled model's
-// responses (Respond) and hears the server's Cancels.
+// responses (Respond) and asks whether their clients are still there
+// (IsCancelled).
 //
 // A reader thread (mm-calls) reads what the server sends and dispatches it
 // by call id: a CallReply wakes the caller waiting for it (ModelReady,
 // CreateMetric, MetricValue block until it comes), each InferResponse goes to
 // its Infer's callback (on the reader thread, so a callback must not block
-// on another call's answer), a Cancel to the cancel handler. Writes from any
+// on another call's answer). Writes from any
 // thread are serialized (one frame at a time, whole).
 //
 // Bounds: at most kMaxCallsInFlight calls waiting for an answer (more are
@@ -66,9 +67,9 @@ class WorkerModelHost final : public ModelHost {
   Status Respond(uint64_t token, uint32_t index, bool final,
                  const StatusOr<std::unique_ptr<InferResponse>>& response) MM_EXCLUDES(mu_);
 
-  // Who hears the server's Cancel(token, index); on the reader thread.
-  void SetCancelHandler(std::function<void(uint64_t token, uint32_t index)> handler)
-      MM_EXCLUDES(mu_);
+  // Whether the client of request `index` of the Execute with `token` went
+  // away (asks the server: a round trip). False when the server is gone.
+  bool IsCancelled(uint64_t token, uint32_t index) MM_EXCLUDES(mu_);
 
   // Stops: the socket is shut down, every call waiting fails UNAVAILABLE.
   void Close() MM_EXCLUDES(mu_);
@@ -104,7 +105,6 @@ class WorkerModelHost final : public ModelHost {
   uint32_t next_id_ MM_GUARDED_BY(mu_) = 0;
   std::map<uint32_t, Pending> pending_ MM_GUARDED_BY(mu_);
   std::map<uint64_t, MetricKind> metrics_ MM_GUARDED_BY(mu_);  // created, not released
-  std::function<void(uint64_t, uint32_t)> on_cancel_ MM_GUARDED_BY(mu_);
 
   std::thread reader_;
 };

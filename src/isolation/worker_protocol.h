@@ -35,6 +35,8 @@
 //                         address space at its size now plus this (RLIMIT_AS)
 //                  string platform (0..kMaxPlatformBytes: which backend loads it)
 //                  u8     has_config (0 or 1: whether config.pbtxt existed)
+//                  u32    instance_index (v4): which instance of the model version
+//                         this worker runs (0-based, across its instance groups)
 //   Unload (2)     empty
 //   Execute (3)    u32 region (< kMaxRegions, mapped): the region the tensors lie in
 //                  u64 output_offset (<= the region's size): the worker writes the
@@ -175,11 +177,11 @@ enum class WorkerMessageType : uint16_t {
   kMetricUpdate = 24,
   kMetricValue = 25,
   kMetricRelease = 26,
+  kIsCancelled = 27,
   kReply = 100,
   // On the call socket, server to worker.
   kCallReply = 101,
   kInferResponse = 102,
-  kCancel = 103,
 };
 
 // "Load", "Execute", ... ("unknown" for a value outside the enum).
@@ -223,6 +225,7 @@ struct LoadRequest {
   uint64_t memory_limit_bytes = 0;
   std::string platform;
   bool has_config = false;
+  uint32_t instance_index = 0;
 
   bool operator==(const LoadRequest&) const = default;
 };

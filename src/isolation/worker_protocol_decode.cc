@@ -213,7 +213,7 @@ StatusOr<FrameHeader> DecodeFrameHeader(std::span<const std::byte> bytes) {
   const auto t = static_cast<WorkerMessageType>(type);
   if (WorkerMessageTypeName(t) == "unknown") {
     return InvalidArgument("worker frame header: message type " + std::to_string(type) +
-                           " is unknown (expected 1 to 8, 20 to 26 or 100 to 103)");
+                           " is unknown (expected 1 to 8, 20 to 27 or 100 to 102)");
   }
   const std::string_view name = WorkerMessageTypeName(t);
   const bool with_tensors = t == WorkerMessageType::kRespond || t == WorkerMessageType::kInfer ||
@@ -264,6 +264,7 @@ StatusOr<LoadRequest> DecodeLoad(std::span<const std::byte> payload) {
     return r.Error("has_config " + std::to_string(has_config) + ", expected 0 or 1");
   }
   q.has_config = has_config == 1;
+  MM_RETURN_IF_ERROR(r.Int(q.instance_index, "instance_index"));
   MM_RETURN_IF_ERROR(r.Finish());
   return q;
 }

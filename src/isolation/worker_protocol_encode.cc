@@ -227,14 +227,14 @@ std::string_view WorkerMessageTypeName(WorkerMessageType type) {
       return "MetricValue";
     case WorkerMessageType::kMetricRelease:
       return "MetricRelease";
+    case WorkerMessageType::kIsCancelled:
+      return "IsCancelled";
     case WorkerMessageType::kReply:
       return "Reply";
     case WorkerMessageType::kCallReply:
       return "CallReply";
     case WorkerMessageType::kInferResponse:
       return "InferResponse";
-    case WorkerMessageType::kCancel:
-      return "Cancel";
   }
   return "unknown";
 }
@@ -267,6 +267,7 @@ std::string EncodeLoad(const LoadRequest& request) {
   PutLe<uint64_t>(out, request.memory_limit_bytes);
   PutString(out, request.platform);
   PutLe<uint8_t>(out, request.has_config ? 1 : 0);
+  PutLe<uint32_t>(out, request.instance_index);
   return out;
 }
 

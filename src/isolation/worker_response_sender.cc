@@ -25,6 +25,14 @@ WorkerResponseSender::~WorkerResponseSender() {
              true);
 }
 
+bool WorkerResponseSender::cancelled() const {
+  {
+    MutexLock lock(mu_);
+    if (completed_) return false;
+  }
+  return host_->IsCancelled(token_, index_);
+}
+
 void WorkerResponseSender::Abandon() {
   MutexLock lock(mu_);
   completed_ = true;

@@ -14,8 +14,7 @@
 // cannot carry (a limit of worker_calls_protocol.h) is sent as that error
 // instead (with the same final flag), and Send answers the error; dropping
 // the last reference without a final sends an INTERNAL final naming the
-// model. cancelled() is always false (the server does not forward a
-// client's disconnection to workers).
+// model. cancelled() asks the server whether the request's client went away.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +37,8 @@ class WorkerResponseSender final : public ResponseSender {
   const InferRequest& request() const override { return *request_; }
   Status Send(StatusOr<std::unique_ptr<InferResponse>> response, bool final) override
       MM_EXCLUDES(mu_);
-  bool cancelled() const override { return false; }
+  // Asks the server (a round trip on the call socket); false once completed.
+  bool cancelled() const override MM_EXCLUDES(mu_);
 
   // The Execute failed: the server completes this request itself; the
   // sender sends nothing more (a later Send is FAILED_PRECONDITION).
@@ -55,7 +55,7 @@ class WorkerResponseSender final : public ResponseSender {
   const uint64_t token_;
   const uint32_t index_;
   const std::unique_ptr<InferRequest> request_;
-  Mutex mu_;
+  mutable Mutex mu_;
   bool completed_ MM_GUARDED_BY(mu_) = false;
 };
 

@@ -1,5 +1,7 @@
 #include "scheduler/timer.h"
 
+#include <sys/prctl.h>
+
 #include <chrono>
 
 namespace mm {
@@ -42,6 +44,10 @@ size_t Timer::RunDue() {
 }
 
 void Timer::Loop() {
+  // Wake at the deadline, not up to 50 µs after it (Linux's default timer
+  // slack): a dynamic batch's max_queue_delay_microseconds of 100 would
+  // otherwise hold a lone request for about 150.
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   MutexLock lock(mu_);
   while (!stopping_) {
     if (entries_.empty()) {

@@ -134,7 +134,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 8:
       RoundTrip(
-          in, [](auto p) { return mm::DecodeCancel(p); }, mm::EncodeCancel);
+          in, [](auto p) { return mm::DecodeRequestRef(p); }, mm::EncodeRequestRef);
       break;
     case 9: {
       // CallReply bodies.

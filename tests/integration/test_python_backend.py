@@ -2,6 +2,7 @@
 Triton's documentation writes them, served unchanged, driven by tritonclient
 over HTTP and gRPC. Every model runs in a worker process (`mmserve --worker`)."""
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import Server
+from conftest import Server, binary
 from python_models import ADD_SUB, add_sub_config, write_model
 
 BYTES_MODEL = """
@@ -282,9 +283,14 @@ def test_models_run_in_worker_processes(server):
         except (OSError, ValueError):
             continue
         if ppid == server.proc.pid and b"--worker" in cmd:
-            workers.append(cmd)
-    names = sorted(c[2].decode() for c in workers if len(c) > 2)
+            workers.append((cmd, os.readlink(p / "exe")))
+    names = sorted(c[2].decode() for c, _ in workers if len(c) > 2)
     assert names == sorted(GOOD_MODELS), names
+    # Each runs the Python worker program built beside the server (CPython's
+    # static library: faster than the shared one mmserve links).
+    beside = Path(os.path.realpath(binary())).parent / "mmserve-python-worker"
+    assert beside.exists(), beside
+    assert {exe for _, exe in workers} == {str(beside)}, workers
 
 
 @pytest.mark.parametrize("module,client", [(httpclient, http), (grpcclient, grpc)])

@@ -165,12 +165,44 @@ class TritonPythonModel:
 """
 
 
+# Sends one response, then waits (at most 60 s) until its client goes away,
+# logs what is_cancelled() said, and closes the request.
+CANCEL = """
+import threading
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            threading.Thread(target=self.watch, args=(request, sender)).start()
+        return None
+
+    def watch(self, request, sender):
+        sender.send(pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor("OUT", np.array([1], dtype=np.int32)),
+            pb_utils.Tensor("IDX", np.array([0], dtype=np.int32))]))
+        deadline = time.monotonic() + 60
+        while not sender.is_cancelled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("saw the cancellation: %s %s" % (sender.is_cancelled(), request.is_cancelled()),
+              flush=True)
+        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+            "cancelled", pb_utils.TritonError.CANCELLED)),
+            flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     repo = tmp_path_factory.mktemp("python_decoupled_repo")
     for name, source, count in (("py_stream", STREAM, 1), ("py_thread", THREADED, 1),
                                 ("py_returns", RETURNS, 1), ("py_crash", CRASH, 1),
-                                ("py_two", TWO_INSTANCES, 2)):
+                                ("py_two", TWO_INSTANCES, 2), ("py_cancel", CANCEL, 1)):
         write_model(repo, name, source, CONFIG.format(name=name, count=count))
     shutil.copytree(EXAMPLES / "token_stream", repo / "token_stream")
     s = Server([repo], "--worker-restart-backoff-ms", "10").start()
@@ -300,6 +332,16 @@ def test_streams_on_one_connection_interleave_requests(server):
         s.close()
 
 
+def test_is_cancelled_sees_the_client_go_away(server):
+    s = Stream(server)
+    s.send("py_cancel", [0])
+    result, error = s.next()
+    assert error is None and int(result.as_numpy("OUT")[0]) == 1
+    s.client.stop_stream(cancel_requests=True)
+    s.client.close()
+    wait_for_log(server, "saw the cancellation: True True")
+
+
 def test_execute_returning_responses_is_triton_error(server):
     s = Stream(server)
     try:
@@ -388,6 +430,43 @@ def test_a_worker_that_crashes_mid_stream_ends_the_stream_naming_it(server):
         s.close()
     # And the crashed model's worker comes back.
     wait_for_log(server, "model 'py_crash' version 1: worker 0 restarted")
+
+
+FINALIZE = """
+import os
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.marker = os.path.join(args["model_repository"], "finalized_" + args["model_instance_name"])
+
+    def execute(self, requests):
+        for request in requests:
+            request.get_response_sender().send(
+                flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def finalize(self):
+        open(self.marker, "w").close()
+"""
+
+
+def test_finalize_runs_in_each_instance_when_the_model_unloads(tmp_path):
+    write_model(tmp_path, "fin", FINALIZE, CONFIG.format(name="fin", count=2))
+    s = Server([tmp_path], "--model-control-mode", "explicit", "--load-model", "fin").start()
+    try:
+        assert not list((tmp_path / "fin").glob("finalized_*"))
+        r = requests.post(s.base + "/v2/repository/models/fin/unload", timeout=60)
+        assert r.status_code == 200, r.text
+        # Unloaded once its workers have finalized (and been stopped); the
+        # instances are Triton's <model>_<group>_<index>.
+        assert sorted(p.name for p in (tmp_path / "fin").glob("finalized_*")) == \
+            ["finalized_fin_0_0", "finalized_fin_0_1"]
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
 
 
 def test_two_instances_run_in_two_workers_at_once(server):

@@ -188,6 +188,7 @@ def test_environments_that_cannot_serve_are_load_errors(tmp_path):
     ("tensorflow,x=1", "'tensorflow', a backend this server does not have"),
     ("python,bogus=1", "python backend setting 'bogus' is unknown"),
     ("python", "expected <backend>,<key>=<value>"),
+    ("python,env=/nonexistent/venv", "env (--python-env) '/nonexistent/venv': no such folder"),
 ])
 def test_bad_backend_settings_stop_the_server(tmp_path, flag, expected):
     # Run to its exit, not through Server.start: a server that stops before it

@@ -364,8 +364,12 @@ class InferenceResponseSender:
                 "flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL")
 
     def is_cancelled(self):
-        """Always False: a client's disconnection does not reach the model (the
-        request's responses are dropped by the server once it is gone)."""
+        """Whether the request's client went away (a decoupled model's: asked
+        of the server; else always False: a client's cancellation does not
+        reach a running execute)."""
+        native = getattr(self._request, "_mmserve_native", None)
+        if native is not None and not self._closed:
+            return native.is_cancelled()
         return False
 
 
@@ -468,7 +472,11 @@ class InferenceRequest:
         return json.dumps(self._parameters)
 
     def is_cancelled(self):
-        """False: a client's cancellation does not reach a running execute yet."""
+        """Whether the request's client went away: for a decoupled model, as its
+        response sender says; else False (a client's cancellation does not
+        reach a running execute)."""
+        if getattr(self, "_mmserve_native", None) is not None:
+            return self.get_response_sender().is_cancelled()
         return False
 
     def set_release_flags(self, flags):

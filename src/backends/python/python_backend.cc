@@ -35,11 +35,20 @@ StatusOr<std::unique_ptr<Backend>> PythonBackend::Create(const BackendSettings& 
   Options options;
   options.cache_dir = DefaultPythonEnvCacheDir();
   for (const auto& [key, value] : settings) {
+    std::error_code error;
     if (key == "env") {
-      options.default_env = value;
+      // Checked here, as the server starts (CreateAll), not at the first load.
+      options.default_env = std::filesystem::absolute(value, error);
+      const auto status = std::filesystem::status(options.default_env, error);
+      if (value.empty() ||
+          !(std::filesystem::is_directory(status) || std::filesystem::is_regular_file(status))) {
+        return InvalidArgument("python backend setting env (--python-env) '" + value +
+                               "': no such folder or file; expected a virtual environment's "
+                               "folder or a .tar.gz made by conda-pack or venv-pack");
+      }
     } else if (key == "env-cache-dir") {
       if (value.empty()) return InvalidArgument("python backend setting env-cache-dir is empty");
-      options.cache_dir = value;
+      options.cache_dir = std::filesystem::absolute(value, error);
     } else {
       return InvalidArgument("python backend setting '" + key + "' is unknown; expected one of " +
                              std::string(kKnownSettings));

@@ -223,6 +223,13 @@ class NativeSender {
     return py::str(sent.message());
   }
 
+  // Whether the request's client went away (a round trip to the server, the
+  // GIL released).
+  bool IsCancelled() {
+    py::gil_scoped_release release;
+    return sender_->cancelled();
+  }
+
  private:
   const std::shared_ptr<ModelState> state_;
   const std::shared_ptr<ResponseSender> sender_;
@@ -478,7 +485,8 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     static bool sender_registered = false;
     if (!sender_registered) {
       py::class_<NativeSender, std::shared_ptr<NativeSender>>(pb, "_MmserveNativeSender")
-          .def("send", &NativeSender::Send);
+          .def("send", &NativeSender::Send)
+          .def("is_cancelled", &NativeSender::IsCancelled);
       sender_registered = true;
     }
     for (int type = 0; type < kDataTypes; ++type) {
@@ -531,7 +539,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
           py::dict args;
           args["model_config"] = config_json;
           args["model_instance_kind"] = "CPU";
-          args["model_instance_name"] = spec.model_name + "_0_" + std::to_string(i);
+          args["model_instance_name"] = static_cast<size_t>(i) < spec.instance_names.size()
+                                            ? spec.instance_names[i]
+                                            : spec.model_name + "_0_" + std::to_string(i);
           args["model_instance_device_id"] = "0";
           args["model_repository"] = spec.model_dir.string();
           args["model_version"] = std::to_string(spec.version);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/bytes_tensor.h"
 
@@ -76,6 +77,18 @@ TEST(GenerateCodecTest, Errors) {
   std::string deep(100, '[');
   EXPECT_NE(error(R"({"IN":)" + deep + std::string(100, ']') + "}").find("deeper"),
             std::string::npos);
+}
+
+TEST(GenerateCodecTest, FloatMaxInItsShortestFormIsNotAnOverflow) {
+  // FLT_MAX is written "3.4028235e+38", a little over FLT_MAX as a double:
+  // it rounds back to FLT_MAX, so a response reads back as a request.
+  auto inputs = Inputs();
+  auto r = DecodeGenerateRequest(R"({"BATCHED":[3.4028235e+38,-3.4028235e+38]})", inputs);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(Find(*r, "BATCHED")->as<float>()[0], std::numeric_limits<float>::max());
+  EXPECT_EQ(Find(*r, "BATCHED")->as<float>()[1], -std::numeric_limits<float>::max());
+  // Past half an ulp beyond it, the value would round to infinity: refused.
+  EXPECT_FALSE(DecodeGenerateRequest(R"({"BATCHED":[3.4028236e+38]})", inputs).ok());
 }
 
 TEST(GenerateCodecTest, OneElementIsAScalarSeveralAFlatArray) {

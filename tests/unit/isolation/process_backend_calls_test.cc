@@ -132,6 +132,18 @@ std::unique_ptr<ModelInstance> MetricsInstance(const LoadSpec& spec) {
   return std::make_unique<fakes::FakeInstance>(fakes::FakeInstance::Options{});
 }
 
+// "finalize": its instance leaves a file "finalized" in the model's folder as
+// it is destroyed (the worker unloads its model before it is killed).
+class FinalizeInstance final : public ModelInstance {
+ public:
+  explicit FinalizeInstance(fs::path dir) : dir_(std::move(dir)) {}
+  ~FinalizeInstance() override { std::ofstream(dir_ / "finalized") << "yes"; }
+  Status Execute(const InferRequest&, InferResponse&) override { return OkStatus(); }
+
+ private:
+  fs::path dir_;
+};
+
 int RunAsWorkerIfAsked() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -143,6 +155,7 @@ int RunAsWorkerIfAsked() {
   fakes::FakeBackend backend([](const LoadSpec& spec, size_t) -> std::unique_ptr<ModelInstance> {
     if (spec.model_name == "bls") return std::make_unique<BlsInstance>(spec.host);
     if (spec.model_name == "stream") return std::make_unique<StreamInstance>();
+    if (spec.model_name == "finalize") return std::make_unique<FinalizeInstance>(spec.model_dir);
     return MetricsInstance(spec);
   });
   BackendRegistry backends;
@@ -200,7 +213,8 @@ class ProcessBackendCallsTest : public ::testing::Test {
            ("mm_process_backend_calls_test_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
-    for (const char* name : {"bls", "stream", "metrics"}) fakes::WriteFakeModel(dir_, name, {1});
+    for (const char* name : {"bls", "stream", "metrics", "finalize"})
+      fakes::WriteFakeModel(dir_, name, {1});
     ProcessBackend::Options o;
     o.worker_command = {fs::read_symlink("/proc/self/exe").string(), kWorkerFlag};
     o.restart_backoff = std::chrono::milliseconds(1);
@@ -306,6 +320,15 @@ TEST_F(ProcessBackendCallsTest, AModelCreatesMetricsAsItLoads) {
   // Unloading releases what the worker created.
   model_.reset();
   EXPECT_EQ(host_->metric_count(), 0u);
+}
+
+TEST_F(ProcessBackendCallsTest, AnUnloadingModelIsUnloadedInItsWorkerBeforeTheKill) {
+  auto model = Load("finalize", nullptr);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  model_ = std::move(*model);
+  EXPECT_FALSE(fs::exists(dir_ / "finalize" / "finalized"));
+  model_.reset();
+  EXPECT_TRUE(fs::exists(dir_ / "finalize" / "finalized"));
 }
 
 TEST_F(ProcessBackendCallsTest, ADecoupledModelAnswersLaterFromItsOwnThreads) {

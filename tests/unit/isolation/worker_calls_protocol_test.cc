@@ -262,9 +262,10 @@ TEST(WorkerCallsProtocolTest, SmallMessagesRoundTrip) {
   ExpectInvalid(DecodeBoolBody(std::string(1, '\2')), {"ready 2"});
   ASSERT_TRUE(DecodeU64Body(EncodeU64Body(5)).ok());
 
-  auto cancel = DecodeCancel(AsBytes(EncodeCancel({3, 4})));
-  ASSERT_TRUE(cancel.ok());
-  EXPECT_EQ(*cancel, (CancelMessage{3, 4}));
+  auto ref = DecodeRequestRef(AsBytes(EncodeRequestRef({3, 4})));
+  ASSERT_TRUE(ref.ok());
+  EXPECT_EQ(*ref, (RequestRef{3, 4}));
+  ExpectInvalid(DecodeRequestRef(AsBytes(EncodeRequestRef({3, 4}) + "x")), {"IsCancelled"});
 }
 
 TEST(WorkerCallsProtocolTest, SendersCheckTheLimits) {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -64,7 +65,8 @@ class RecordingSender final : public ResponseSender {
  public:
   explicit RecordingSender(std::string id) { request_.id = std::move(id); }
   const InferRequest& request() const override { return request_; }
-  bool cancelled() const override { return false; }
+  bool cancelled() const override { return cancelled_.load(); }
+  void Cancel() { cancelled_.store(true); }
   Status Send(StatusOr<std::unique_ptr<InferResponse>> response, bool final) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (final_) return FailedPrecondition("after the final");
@@ -93,6 +95,7 @@ class RecordingSender final : public ResponseSender {
   std::condition_variable cv_;
   std::vector<std::string> log_;
   bool final_ = false;
+  std::atomic<bool> cancelled_{false};
 };
 
 class CallChannelTest : public ::testing::Test {
@@ -175,6 +178,28 @@ TEST_F(CallChannelTest, BlsInferCarriesTensorsBothWays) {
   EXPECT_EQ(seen[0].inputs[1].second, text);
   EXPECT_EQ(seen[0].outputs, std::vector<std::string>{"OUT_X"});
   EXPECT_EQ(server_->calls_in_flight(), 0u);
+}
+
+TEST_F(CallChannelTest, LargeTensorsCrossInPiecesBothWays) {
+  // 8 MiB each way: more than a socket buffer, so the server's write of the
+  // response waits for the worker to read (queued, then written as the socket
+  // drains), and several calls' frames interleave on one socket.
+  std::string big(8u << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
+  std::vector<std::unique_ptr<Heard>> heard;
+  for (int call = 0; call < 3; ++call) {
+    auto request = std::make_unique<InferRequest>();
+    request->model_name = "echo";
+    request->inputs.push_back(Tensor{
+        "B", DataType::kUint8, {static_cast<int64_t>(big.size())}, AsBytesOf(big), nullptr, {}});
+    heard.push_back(std::make_unique<Heard>());
+    worker_->Infer(std::move(request), heard.back()->Callback());
+  }
+  for (auto& h : heard) {
+    h->Wait();
+    ASSERT_TRUE(h->responses[0].ok()) << h->responses[0].status().message();
+    EXPECT_TRUE(Bytes((*h->responses[0])->outputs[0]) == big);
+  }
 }
 
 TEST_F(CallChannelTest, ADecoupledCalleeAnswersManyTimesThenFinal) {
@@ -297,6 +322,40 @@ TEST_F(CallChannelTest, DecoupledResponsesReachTheirSenders) {
   EXPECT_EQ(a->WaitFinal(), std::vector<std::string>{"error:a's error"});
   EXPECT_EQ(b->WaitFinal(), (std::vector<std::string>{"T=1111;", "final-alone"}));
   EXPECT_EQ(server_->open_senders(), 0u);
+}
+
+TEST_F(CallChannelTest, AWorkerAsksWhetherItsRequestsClientWentAway) {
+  auto a = std::make_shared<RecordingSender>("a");
+  std::vector<std::shared_ptr<ResponseSender>> senders{a};
+  const uint64_t token = server_->BeginDecoupled(senders);
+  EXPECT_FALSE(worker_->IsCancelled(token, 0));
+  a->Cancel();
+  EXPECT_TRUE(worker_->IsCancelled(token, 0));
+  EXPECT_FALSE(worker_->IsCancelled(token, 5));  // no such request: not cancelled
+  ASSERT_TRUE(worker_->Respond(token, 0, true, Cancelled("client gone")).ok());
+  a->WaitFinal();
+  EXPECT_FALSE(worker_->IsCancelled(token, 0));  // completed
+  // A token no Execute carried is a broken worker.
+  EXPECT_FALSE(worker_->IsCancelled(token + 1, 0));
+  EXPECT_NE(WaitCut().message().find("IsCancelled for token"), std::string::npos);
+}
+
+TEST_F(CallChannelTest, ADeadWorkersLastResponsesAreReadBeforeItsRequestsEnd) {
+  auto a = std::make_shared<RecordingSender>("a");
+  std::vector<std::shared_ptr<ResponseSender>> senders{a};
+  const uint64_t token = server_->BeginDecoupled(senders);
+  // The worker's exit is seen before what it wrote last is read.
+  server_->WorkerGone(Unavailable("worker killed by signal 9"));
+  const std::string one = "1111";
+  auto response = std::make_unique<InferResponse>();
+  response->outputs.push_back(Tensor{"T", DataType::kInt32, {1}, AsBytesOf(one), nullptr, {}});
+  ASSERT_TRUE(worker_->Respond(token, 0, false, std::move(response)).ok());
+  worker_.reset();  // its end closes: the server reads to it, then ends the request
+  EXPECT_EQ(a->WaitFinal(),
+            (std::vector<std::string>{"T=1111;", "error:worker killed by signal 9"}));
+  EXPECT_EQ(server_->open_senders(), 0u);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_TRUE(cut_.empty());  // a death, not a cut
 }
 
 TEST_F(CallChannelTest, OpenSendersCompleteWithTheCauseWhenTheWorkerGoes) {

@@ -136,7 +136,7 @@ TEST(WorkerFrameTest, RejectsBadHeaders) {
   Poke(version, 4, 1, 2);
   ExpectInvalid(DecodeFrameHeader(AsBytes(version)), {"protocol version 1", "expected 4"});
 
-  for (uint16_t type : {0, 9, 19, 27, 99, 104, 0xFFFF}) {
+  for (uint16_t type : {0, 9, 19, 28, 99, 103, 0xFFFF}) {
     std::string bad = good;
     Poke(bad, 6, type, 2);
     ExpectInvalid(DecodeFrameHeader(AsBytes(bad)),
@@ -207,8 +207,14 @@ TEST(WorkerMailboxMessageTest, RoundTripsAndRejectsAnEmptyMailbox) {
 // -------------------------------------------------------------------- Load
 
 LoadRequest SomeLoad() {
-  return {"resnet",           3,   "/models/resnet/3", std::string("\x08\x01\x12\x00", 4), 1 << 30,
-          "onnxruntime_onnx", true};
+  return {"resnet",
+          3,
+          "/models/resnet/3",
+          std::string("\x08\x01\x12\x00", 4),
+          1 << 30,
+          "onnxruntime_onnx",
+          true,
+          7};
 }
 
 TEST(WorkerLoadTest, RoundTrips) {
@@ -218,7 +224,8 @@ TEST(WorkerLoadTest, RoundTrips) {
                         std::string(kMaxConfigBytes, '\0'),
                         std::numeric_limits<uint64_t>::max(),
                         std::string(kMaxPlatformBytes, 'p'),
-                        true};
+                        true,
+                        std::numeric_limits<uint32_t>::max()};
   LoadRequest empty_config{"m", 1, "/", "", 0, "", false};
   for (const LoadRequest& q : {SomeLoad(), max_sizes, empty_config}) {
     const std::string payload = EncodeLoad(q);
@@ -252,7 +259,7 @@ TEST(WorkerLoadTest, RejectsOutOfRangeFields) {
   q.platform = std::string(kMaxPlatformBytes + 1, 'p');
   ExpectInvalid(decode(q), {"platform", "length 257 exceeds the maximum of 256"});
   std::string two = EncodeLoad(SomeLoad());
-  two.back() = 2;
+  two[two.size() - 5] = 2;  // has_config, before the u32 instance_index
   ExpectInvalid(DecodeLoad(AsBytes(two)), {"has_config 2, expected 0 or 1"});
   q.version = -5;
   ExpectInvalid(decode(q), {"version -5"});

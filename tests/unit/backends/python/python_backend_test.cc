@@ -96,7 +96,11 @@ TEST(PythonBackendTest, RegistersAsTritonsPythonBackendRunningOnlyInWorkers) {
 }
 
 TEST(PythonBackendTest, SettingsKnowEnvAndCacheDirAndRefuseOthers) {
-  EXPECT_TRUE(PythonBackend::Create({{"env", "/opt/venv"}, {"env-cache-dir", "/tmp/c"}}).ok());
+  EXPECT_TRUE(PythonBackend::Create({{"env", "/"}, {"env-cache-dir", "/tmp/c"}}).ok());
+  // A missing environment stops the server as it starts (CreateAll), not at a load.
+  auto missing = PythonBackend::Create({{"env", "/nonexistent/venv"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("'/nonexistent/venv': no such folder"));
   auto bad = PythonBackend::Create({{"shm-default-byte-size", "1"}});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
