@@ -38,7 +38,7 @@ MODELS = {"direct": "mlp_classifier", "bls": "mlp_preprocess_bls"}
 
 def start_mmserve(binary, repo, pin, log_path):
     cmd = [str(binary), "--model-repository", str(repo), "--http-port", "0", "--grpc-port", "0",
-           "--metrics-port", "0", "--log-level", "warn"]
+           "--metrics-port", "0", "--log-level", "info"]
     if pin:
         cmd = ["taskset", "-c", pin] + cmd
     log = open(log_path, "w+")

@@ -189,8 +189,8 @@ int main(int argc, char** argv) {
   manager_options.process_backend = process_backend->get();
   manager_options.default_process_isolation = flags.isolation.default_process_isolation();
   // Each model version's host (BLS calls, custom metrics) speaks through the
-  // service, which exists once the manager does: no load starts before.
-  auto host_service = std::make_shared<mm::InferenceService*>(nullptr);
+  // service, which exists once the manager does (no load starts before).
+  auto host_service = std::make_shared<mm::HostedService>();
   manager_options.host_factory = mm::ModelHostFactory(host_service, custom_metrics.get());
   auto manager = mm::ModelManager::Create(std::move(manager_options));
   if (!manager.ok()) return Fail(manager.status());
@@ -202,7 +202,11 @@ int main(int argc, char** argv) {
   service_options.tenants = tenants->get();
   auto service = mm::InferenceService::Create(std::move(service_options));
   if (!service.ok()) return Fail(service.status());
-  *host_service = service->get();
+  host_service->Open(service->get());
+  // Closed as main returns, before the service is destroyed (declared after
+  // it): a worker's BLS call then is refused, not a use of a freed service.
+  const std::unique_ptr<mm::HostedService, void (*)(mm::HostedService*)> close_hosts(
+      host_service.get(), [](mm::HostedService* hosted) { hosted->Close(); });
 
   std::unique_ptr<mm::DriftWatch> drift_watch;
   if (flags.lifecycle.drift) {

@@ -36,8 +36,9 @@ CustomMetricKind KindOf(MetricKind kind) {
 
 class ServiceModelHost final : public ModelHost {
  public:
-  ServiceModelHost(InferenceService* service, CustomMetrics* metrics, ModelHostCaller caller)
-      : service_(service),
+  ServiceModelHost(std::shared_ptr<HostedService> service, CustomMetrics* metrics,
+                   ModelHostCaller caller)
+      : service_(std::move(service)),
         caller_(std::move(caller)),
         metrics_(metrics != nullptr
                      ? metrics->ForModel(caller_.model, std::to_string(caller_.version))
@@ -73,8 +74,9 @@ class ServiceModelHost final : public ModelHost {
     }
     auto callback = std::make_shared<HostInferCallback>(std::move(on_response));
     request->stream = std::make_shared<HostStream>(callback);
-    const std::shared_ptr<const Tenant> tenant = Caller();
-    service_->Infer(*tenant, std::move(request),
+    const std::string model = request->model_name;
+    const bool open = service_->With([&](InferenceService& service) {
+      service.Infer(*Caller(service), std::move(request),
                     [callback](StatusOr<std::unique_ptr<InferResponse>> result) {
                       if (result.ok()) {
                         (*result)->receipt.Settle(true);
@@ -83,10 +85,20 @@ class ServiceModelHost final : public ModelHost {
                       }
                       (*callback)(std::move(result), /*final=*/true);
                     });
+    });
+    if (!open) {
+      (*callback)(Unavailable("BLS call to model '" + model +
+                              "': the server is not serving (it is starting or stopping)"),
+                  true);
+    }
   }
 
   bool ModelReady(std::string_view name, std::string_view version) override {
-    return service_->ModelReady(*Caller(), name, version);
+    bool ready = false;
+    service_->With([&](InferenceService& service) {
+      ready = service.ModelReady(*Caller(service), name, version);
+    });
+    return ready;
   }
 
   StatusOr<uint64_t> CreateMetric(const MetricSpec& spec) override {
@@ -131,10 +143,10 @@ class ServiceModelHost final : public ModelHost {
 
  private:
   // The tenant the calling model's calls act as (see the header).
-  std::shared_ptr<const Tenant> Caller() const {
-    const TenantRegistry& tenants = service_->tenants();
+  std::shared_ptr<const Tenant> Caller(const InferenceService& service) const {
+    const TenantRegistry& tenants = service.tenants();
     if (tenants.open()) {
-      auto tenant = service_->Authenticate("");
+      auto tenant = service.Authenticate("");
       if (tenant.ok()) return *tenant;
     }
     if (auto owner = tenants.OwnerOf(caller_.repository)) return owner;
@@ -147,7 +159,7 @@ class ServiceModelHost final : public ModelHost {
         "custom metrics are off in this server (it runs with --allow-metrics=false)");
   }
 
-  InferenceService* const service_;
+  const std::shared_ptr<HostedService> service_;
   const ModelHostCaller caller_;
   const std::unique_ptr<CustomMetrics::Owner> metrics_;  // null: no metrics endpoint
   std::shared_ptr<Tenant> unlisted_;
@@ -155,18 +167,27 @@ class ServiceModelHost final : public ModelHost {
 
 }  // namespace
 
-std::shared_ptr<ModelHost> MakeServiceModelHost(InferenceService* service, CustomMetrics* metrics,
-                                                ModelHostCaller caller) {
-  return std::make_shared<ServiceModelHost>(service, metrics, std::move(caller));
+void HostedService::Open(InferenceService* service) {
+  std::unique_lock lock(mu_);
+  service_ = service;
 }
 
-ModelHostFactoryFn ModelHostFactory(std::shared_ptr<InferenceService*> service,
+void HostedService::Close() {
+  std::unique_lock lock(mu_);  // once the calls under way have left
+  service_ = nullptr;
+}
+
+std::shared_ptr<ModelHost> MakeServiceModelHost(std::shared_ptr<HostedService> service,
+                                                CustomMetrics* metrics, ModelHostCaller caller) {
+  return std::make_shared<ServiceModelHost>(std::move(service), metrics, std::move(caller));
+}
+
+ModelHostFactoryFn ModelHostFactory(std::shared_ptr<HostedService> service,
                                     CustomMetrics* metrics) {
   return
       [service = std::move(service), metrics](std::string_view repository, const std::string& model,
                                               int64_t version) -> std::shared_ptr<ModelHost> {
-        if (*service == nullptr) return nullptr;
-        return MakeServiceModelHost(*service, metrics, {std::string(repository), model, version});
+        return MakeServiceModelHost(service, metrics, {std::string(repository), model, version});
       };
 }
 

@@ -27,12 +27,14 @@
 // instances gone) removes them.
 //
 // Thread-safety: every method may be called concurrently (ModelHost's
-// contract). `service` and `metrics` must outlive every host made.
+// contract). `metrics` must outlive every host made; the service is reached
+// through a HostedService, which the server closes before destroying it.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 
@@ -49,18 +51,42 @@ struct ModelHostCaller {
   int64_t version = 0;
 };
 
+// The service hosts call into, between Open (once it exists) and Close
+// (before it is destroyed): a worker may ask at any time, even while the
+// server stops. A call outside that span is answered UNAVAILABLE (a
+// ModelReady: false); Close waits for the calls under way to have been
+// handed to the service (Infer never blocks: not for their answers).
+// Thread-safety: every method may be called concurrently.
+class HostedService {
+ public:
+  void Open(InferenceService* service);
+  void Close();
+
+  // Runs `f(service)` while the service is open (a shared lock: calls run
+  // side by side); false, without running it, otherwise.
+  template <class F>
+  bool With(F&& f) {
+    std::shared_lock lock(mu_);
+    if (service_ == nullptr) return false;
+    f(*service_);
+    return true;
+  }
+
+ private:
+  std::shared_mutex mu_;
+  InferenceService* service_ = nullptr;  // guarded by mu_
+};
+
 // The host of one model version. `metrics` may be null: metric calls are
 // then UNIMPLEMENTED, saying the server has no metrics endpoint.
-std::shared_ptr<ModelHost> MakeServiceModelHost(InferenceService* service, CustomMetrics* metrics,
-                                                ModelHostCaller caller);
+std::shared_ptr<ModelHost> MakeServiceModelHost(std::shared_ptr<HostedService> service,
+                                                CustomMetrics* metrics, ModelHostCaller caller);
 
 // What the lifecycle calls per model version (ModelManager::Options::host_factory).
 using ModelHostFactoryFn = std::function<std::shared_ptr<ModelHost>(
     std::string_view repository, const std::string& model, int64_t version)>;
 
-// A factory over `*service` (set once the service exists; before, it makes
-// no host) and `metrics` (may be null).
-ModelHostFactoryFn ModelHostFactory(std::shared_ptr<InferenceService*> service,
-                                    CustomMetrics* metrics);
+// A factory of hosts over `service` and `metrics` (may be null).
+ModelHostFactoryFn ModelHostFactory(std::shared_ptr<HostedService> service, CustomMetrics* metrics);
 
 }  // namespace mm

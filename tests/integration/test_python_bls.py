@@ -101,6 +101,37 @@ class TritonPythonModel:
         return responses
 """
 
+# A decoupled model with `async def execute`: per request, the rows of INPUT
+# scaled by 1 and 2 go to mlp_classifier at once (asyncio.gather); each
+# answer is one response, then the final flag alone.
+ASYNC_STREAMER_CONFIG = """
+name: "async_streamer"
+backend: "python"
+input [{ name: "INPUT" data_type: TYPE_FP32 dims: [ 1, 16 ] }]
+output [{ name: "probabilities" data_type: TYPE_FP32 dims: [ 1, 10 ] }]
+model_transaction_policy { decoupled: true }
+"""
+ASYNC_STREAMER = """
+import asyncio
+
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    async def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            x = pb_utils.get_input_tensor_by_name(request, "INPUT").as_numpy()
+            calls = [pb_utils.InferenceRequest(
+                model_name="mlp_classifier", requested_output_names=["probabilities"],
+                inputs=[pb_utils.Tensor("input", x * k)]).async_exec() for k in (1, 2)]
+            for infer_response in await asyncio.gather(*calls):
+                sender.send(pb_utils.InferenceResponse([pb_utils.get_output_tensor_by_name(
+                    infer_response, "probabilities")]))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+"""
+
 # Calls the model TARGET names with INPUT as "input"; a BLS error becomes this
 # request's error (its code kept), so the client sees the callee's message.
 PROBE_CONFIG = """
@@ -161,6 +192,7 @@ def server(tmp_path_factory):
     write_model(repo, "stream_caller", STREAM_CALLER, STREAM_CALLER_CONFIG)
     write_model(repo, "async_caller", ASYNC_CALLER, ASYNC_CALLER_CONFIG)
     write_model(repo, "probe", PROBE, PROBE_CONFIG)
+    write_model(repo, "async_streamer", ASYNC_STREAMER, ASYNC_STREAMER_CONFIG)
     s = Server([repo], "--enable-test-backends").start()
     yield s
     assert s.stop() == 0, s.text()[-3000:]
@@ -219,6 +251,32 @@ def test_async_exec_with_gather_in_an_async_execute(server, module, attr):
     for _ in range(3):  # the instance's event loop serves one request after another
         got = client.infer("async_caller", [tensor(module, "INPUT", x, "FP32")]).as_numpy("SUM")
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_decoupled_async_execute_streams_bls_answers(server):
+    import queue
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    x = np.random.default_rng(5).normal(0, 1, size=(1, 16)).astype(np.float32)
+    expected = [client.infer("mlp_classifier", [tensor(grpcclient, "input", x * k, "FP32")])
+                .as_numpy("probabilities") for k in (1, 2)]
+    results = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        for _ in range(2):
+            client.async_stream_infer("async_streamer", [tensor(grpcclient, "INPUT", x, "FP32")],
+                                      enable_empty_final_response=True)
+            got = []
+            while True:
+                result, error = results.get(timeout=60)
+                assert error is None, error
+                if result.get_response().parameters["triton_final_response"].bool_param:
+                    break
+                got.append(result.as_numpy("probabilities"))
+            assert len(got) == 2
+            for g, e in zip(got, expected):
+                np.testing.assert_array_equal(g, e)
+    finally:
+        client.stop_stream()
 
 
 def probe(client, module, target, x):

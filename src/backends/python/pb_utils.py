@@ -14,7 +14,6 @@
 # metrics (MetricFamily, Metric) are in pb_utils_host.py, run in this
 # module's namespace right after this file.
 
-import inspect
 import json
 import struct
 import sys
@@ -723,14 +722,6 @@ def _mmserve_collect(responses, requests, specs):
     """Checks what execute returned against its requests and the config. For
     each request: (None, [(name, type, shape, ndarray or serialized bytes)...]) or
     (TritonError code, message)."""
-    if inspect.iscoroutine(responses):
-        # `async def execute`: run on this thread's event loop.
-        try:
-            responses = _mmserve_run(responses)
-        except Exception as e:  # noqa: BLE001 (reported per request, as a sync execute's)
-            summary, full = _mmserve_describe(e)
-            _mmserve_native.log(LogLevel.ERROR, "execute raised:\n" + full, "<mmserve>", 0)
-            return [(TritonError.INTERNAL, "execute raised " + summary)] * len(requests)
     if responses is None:
         # Each request answered through its response sender, or not at all.
         responses = [r._sent if r._sent is not None else _NO_RESPONSE for r in requests]

@@ -280,8 +280,8 @@ _loops = threading.local()
 
 
 def _mmserve_run(coroutine):
-    """Runs a coroutine (an `async def execute`) to its end on this thread's
-    own event loop, kept for the next one."""
+    """Runs a coroutine (an `async def execute`; python_model.cc calls this)
+    to its end on this thread's own event loop, kept for the next one."""
     import asyncio
     loop = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():

@@ -2,14 +2,12 @@
 
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <deque>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/data_type.h"
-#include "core/shape.h"
 #include "core/thread_annotations.h"
 
 namespace py = pybind11;

@@ -262,6 +262,16 @@ class PythonInstance final : public ModelInstance {
     return results[0];
   }
 
+  // execute(requests); an `async def execute` runs to its end on this
+  // thread's event loop (pb_utils_host.py's _mmserve_run). GIL held.
+  py::object RunExecute(const py::list& requests) {
+    py::object returned = execute_(requests);
+    if (PyCoro_CheckExact(returned.ptr())) {
+      returned = py::module_::import("triton_python_backend_utils").attr("_mmserve_run")(returned);
+    }
+    return returned;
+  }
+
   // Triton's decoupled mode: each request's response sender (pb_utils
   // get_response_sender) answers, now or later from any Python thread;
   // execute must return None.
@@ -280,7 +290,7 @@ class PythonInstance final : public ModelInstance {
       }
       py::object returned;
       try {
-        returned = execute_(list);
+        returned = RunExecute(list);
       } catch (py::error_already_set& e) {
         return Internal(s.label + ": execute raised " +
                         Describe(e, s.describe, s.label, "execute raised"));
@@ -311,7 +321,7 @@ class PythonInstance final : public ModelInstance {
       }
       py::object returned;
       try {
-        returned = execute_(list);
+        returned = RunExecute(list);
       } catch (py::error_already_set& e) {
         return Internal(s.label + ": execute raised " +
                         Describe(e, s.describe, s.label, "execute raised"));

@@ -103,17 +103,18 @@ class ModelHostServiceTest : public ::testing::Test {
         return owner != nullptr ? ModelOwner{owner->id} : ModelOwner{};
       };
     }
-    mo.host_factory = ModelHostFactory(service_slot_, &metrics_);
+    mo.host_factory = ModelHostFactory(hosted_, &metrics_);
     mo.startup_models = {"*"};
     manager_ = std::move(*ModelManager::Create(std::move(mo)));
     InferenceService::Options so;
     so.models = manager_.get();
     so.tenants = tenants_.get();
     service_ = std::move(*InferenceService::Create(std::move(so)));
-    *service_slot_ = service_.get();
+    hosted_->Open(service_.get());
     manager_->Start();
   }
   void TearDown() override {
+    hosted_->Close();
     service_.reset();
     manager_.reset();
     slots_.Shutdown();
@@ -143,7 +144,7 @@ class ModelHostServiceTest : public ::testing::Test {
   ExecutionSlots slots_{ExecutionSlotsOptions{.slots = 2}};
   CustomMetrics metrics_;
   std::unique_ptr<TenantRegistry> tenants_;
-  std::shared_ptr<InferenceService*> service_slot_ = std::make_shared<InferenceService*>(nullptr);
+  std::shared_ptr<HostedService> hosted_ = std::make_shared<HostedService>();
   std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<InferenceService> service_;
 };
@@ -241,6 +242,19 @@ TEST_F(ModelHostServiceTest, ABadRequestIsAnErrorResponseAndTheTimeoutIsChecked)
   Answer b = Call(*host, std::move(bad_timeout));
   ASSERT_FALSE(b.responses[0].ok());
   EXPECT_NE(b.responses[0].status().message().find("timeout"), std::string::npos);
+}
+
+TEST_F(ModelHostServiceTest, OnceTheServiceIsClosedACallIsUnavailable) {
+  Start(/*with_tenants=*/true);
+  auto host = HostOf("caller");
+  ASSERT_NE(host, nullptr);
+  hosted_->Close();
+  Answer a = Call(*host, Request("m", {1, 2, 3, 4}));
+  ASSERT_FALSE(a.responses[0].ok());
+  EXPECT_EQ(a.responses[0].status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(host->ModelReady("m", ""));
+  hosted_->Open(service_.get());
+  EXPECT_TRUE(Call(*host, Request("m", {1, 2, 3, 4})).responses[0].ok());
 }
 
 TEST_F(ModelHostServiceTest, MetricsCarryTheCallersLabelsAndLeaveWithItsUnload) {
