@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <string_view>
 #include <type_traits>
 
 namespace mm {
@@ -26,7 +27,16 @@ void AppendFloating(std::string& out, F v) {
   } else if (v == 0 && std::signbit(v)) {
     out.append("-0.0");  // "-0" would read back as the integer 0 and lose the sign
   } else {
-    AppendNumber(out, v);
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof(buf), v);
+    // A large integral value comes out as bare digits ("18446744073709552000"):
+    // a JSON integer past 64 bits, which strict readers (simdjson, our own
+    // decoders) refuse. Such a value is written in scientific form.
+    const std::string_view shortest(buf, static_cast<size_t>(res.ptr - buf));
+    if (shortest.size() > 15 && shortest.find_first_of(".e") == std::string_view::npos) {
+      res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+    }
+    out.append(buf, res.ptr);
   }
 }
 

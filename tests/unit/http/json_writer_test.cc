@@ -86,6 +86,20 @@ TEST(JsonWriterTest, DoublesRoundTrip) {
   }
 }
 
+TEST(JsonWriterTest, LargeIntegralValuesAreScientificNotBareDigits) {
+  // Bare digits past 64 bits ("18446744073709552000") are a JSON integer
+  // strict readers refuse; found by the generate_request fuzzer.
+  std::string out;
+  AppendJsonDouble(out, 18446744073709551615.0);
+  out += ' ';
+  AppendJsonFloat(out, 1e20f);
+  out += ' ';
+  AppendJsonDouble(out, -1e16);
+  out += ' ';
+  AppendJsonDouble(out, 123456789012345.0);  // 15 digits stay digits
+  EXPECT_EQ(out, "1.8446744073709552e+19 1e+20 -1e+16 123456789012345");
+}
+
 TEST(JsonWriterTest, NanAndInfinityAreStrings) {
   std::string out;
   AppendJsonDouble(out, std::nan(""));
