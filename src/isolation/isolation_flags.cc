@@ -1,5 +1,6 @@
 #include "isolation/isolation_flags.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <string>
 
 namespace mm {
 
@@ -44,18 +46,42 @@ void AddIsolationFlags(CLI::App& app, IsolationFlags& flags) {
       ->group("");
 }
 
+namespace {
+
+// mmserve-python-worker, opened once, as the server starts: a worker started
+// later (a restart, a load) runs this very file, even after an upgrade in
+// place replaced the one on disk, as mmserve's own workers run
+// /proc/self/exe (a newer build would speak another protocol version). The
+// descriptor (64 or above) is close-on-exec; executing /proc/self/fd/N in the child
+// resolves it before the exec closes it (as glibc's fexecve does). -1: the
+// program was not built beside this binary.
+int PythonWorkerProgram() {
+  static const int fd = [] {
+    std::error_code error;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (error) return -1;
+    const auto path = self.parent_path() / kPythonWorkerProgram;
+    if (::access(path.c_str(), X_OK) != 0) return -1;
+    const int opened = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (opened < 0) return -1;
+    // Above the numbers a child sets up before its exec (its control socket
+    // goes to descriptor 3, which this would otherwise likely be).
+    const int high = ::fcntl(opened, F_DUPFD_CLOEXEC, 64);
+    ::close(opened);
+    return high;
+  }();
+  return fd;
+}
+
+}  // namespace
+
 ProcessBackend::Options ProcessBackendOptions(const IsolationFlags& flags, int serve_nice) {
   ProcessBackend::Options options;
   options.worker_command = {"/proc/self/exe", "--worker"};
   // Python models run in mmserve-python-worker when it was built beside this
   // binary (ProcessBackend::Options::worker_commands says why); else here.
-  std::error_code error;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (!error) {
-    const auto python_worker = self.parent_path() / kPythonWorkerProgram;
-    if (::access(python_worker.c_str(), X_OK) == 0) {
-      options.worker_commands["python"] = {python_worker.string(), "--worker"};
-    }
+  if (const int program = PythonWorkerProgram(); program >= 0) {
+    options.worker_commands["python"] = {"/proc/self/fd/" + std::to_string(program), "--worker"};
   }
   options.execution_timeout = std::chrono::milliseconds(flags.worker_execution_timeout_ms);
   options.start_timeout = std::chrono::milliseconds(

@@ -2,6 +2,8 @@
 segfaults (through ctypes) takes down only its own worker process (its request
 fails UNAVAILABLE, the worker restarts), and another Python model under load
 never notices; instance_group count N gives N worker processes."""
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import Server
+from conftest import Server, binary
 from python_models import ADD_SUB, add_sub_config, write_model
 
 # Dies on request: os._exit(3) for a first value of 1, a segfault for 2.
@@ -190,3 +192,32 @@ def test_other_models_under_load_never_notice(server):
     assert failures == [], failures[:3]
     assert len(answered) > 0
     assert set(crashes) == {503}, crashes
+
+
+def test_a_restarted_python_worker_runs_the_program_the_server_started_with(tmp_path):
+    # An upgrade in place replaces the files under a running server: a Python
+    # worker that restarts later still runs the mmserve-python-worker the
+    # server opened as it started (a newer one would speak another protocol).
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("mmserve", "mmserve-python-worker"):
+        shutil.copy(binary().parent / name, bindir / name)
+    repo = tmp_path / "repo"
+    write_model(repo, "crasher", CRASHER, CRASHER_CONFIG)
+    s = Server([repo], "--worker-restart-backoff-ms", "50", "--worker-max-restart-backoff-ms",
+               "200", binary_path=bindir / "mmserve").start()
+    try:
+        program = bindir / "mmserve-python-worker"
+        program.unlink()
+        program.write_text("#!/bin/sh\nexit 42\n")  # the "new version" on disk
+        program.chmod(0o755)
+        session = requests.Session()
+        r = session.post(f"{s.base}/v2/models/crasher/infer", json=crash_body(1), timeout=60)
+        assert r.status_code == 503, r.text
+        wait_for(lambda: ready(s, "crasher"), "the crasher's worker restarted")
+        r = session.post(f"{s.base}/v2/models/crasher/infer", json=crash_body(5), timeout=60)
+        assert r.status_code == 200, r.text
+        pid = wait_for(lambda: workers_of(s, "crasher"), "the crasher's worker")[0]
+        assert os.readlink(f"/proc/{pid}/exe").endswith("mmserve-python-worker (deleted)")
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
