@@ -17,7 +17,10 @@ FUZZ_LONG_SECONDS ?= 600
 all: release
 
 deps:
-	@bash scripts/install-deps.sh
+	@bash scripts/install-deps.sh $(DEPS_ARGS)
+
+# make test also installs what only the tests need (PyTorch for Python).
+test: DEPS_ARGS = --test
 
 release: deps
 	@cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMSERVE_ROOMS= >/dev/null

@@ -7,8 +7,22 @@
 #   3. A Python virtual environment in .venv/ with the test tools.
 #   4. Triton's perf_analyzer (from the tritonclient 2.41 wheel), cached under
 #      ~/.cache/mmserve, for the smoke test against mmserve.
+#   5. libtorch for the PyTorch backend: libtorch_cpu, c10 and the headers out
+#      of PyPI's torch wheel (docs/pytorch.md says why), cached under
+#      ~/.cache/mmserve.
+#   6. With --test (make test): PyTorch for Python too, to make the test
+#      models and check outputs against torch. 5 GB (torch's CUDA set), so
+#      cached under ~/.cache/mmserve and added to .venv by a .pth file.
 # A second run finds everything in place and returns in about a second.
 set -euo pipefail
+
+WITH_TEST=0
+for arg in "$@"; do
+  case $arg in
+    --test) WITH_TEST=1 ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+  esac
+done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${MMSERVE_CACHE:-$HOME/.cache/mmserve}
@@ -30,7 +44,7 @@ DEB_PACKAGES=(
   python3-venv libb64-0d libssl-dev libyaml-cpp-dev
   pybind11-dev python3-dev python3-numpy libpython3.11-dev libexpat1-dev zlib1g-dev
   prometheus-cpp-dev prometheus
-  libarchive-dev
+  libarchive-dev unzip
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -158,5 +172,72 @@ if missing:
 PY
   rm -rf "$tmp" "$PA_DIR"
   mv "$PA_DIR.partial" "$PA_DIR"
+fi
+
+# ------------------------------------------------------------ 5. libtorch
+# Debian 12's libtorch 1.13 cannot load what PyTorch 2.x saves (newer
+# operators; no FP16 on the CPU), so libtorch comes from PyPI's torch wheel
+# (CUDA builds only there): torch/lib/{libtorch_cpu,libc10,libgomp} and
+# torch/include, laid out as in site-packages, with the two small CUDA
+# libraries libtorch_cpu.so needs at load (libcudart, libcupti; no GPU needed)
+# where its RPATH looks ($ORIGIN/../../nvidia/cu13/lib). Writes
+# build/libtorch.env (TORCH_ROOT) for CMake. MMSERVE_LIBTORCH_CUDA=1 also takes
+# libtorch_cuda and CUDA's libraries (about 3 GB), for KIND_GPU instances.
+TORCH_VERSION=2.15.0
+CUDA_RT_VERSION=13.2.86
+TORCH_DIR=$CACHE/libtorch-$TORCH_VERSION
+TORCH_ENV=$ROOT/build/libtorch.env
+torch_wheel() {  # torch_wheel DIR: the torch wheel, downloaded into DIR
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$1" "torch==$TORCH_VERSION"
+  ls "$1"/torch-"$TORCH_VERSION"-*.whl
+}
+if [ ! -f "$TORCH_DIR/torch/lib/libtorch_cpu.so" ]; then
+  log "fetching libtorch from PyPI's torch $TORCH_VERSION wheel (539 MB, once)"
+  tmp=$(mktemp -d)
+  rm -rf "$TORCH_DIR.partial"
+  mkdir -p "$TORCH_DIR.partial/torch/lib" "$TORCH_DIR.partial/nvidia/cu13/lib"
+  wheel=$(torch_wheel "$tmp")
+  unzip -q "$wheel" 'torch/lib/libtorch_cpu.so' 'torch/lib/libc10.so' 'torch/lib/libgomp.so.1' \
+    'torch/include/*' -d "$TORCH_DIR.partial"
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$tmp/cuda" \
+    "nvidia-cuda-runtime==$CUDA_RT_VERSION" "nvidia-cuda-cupti==$CUDA_RT_VERSION"
+  for w in "$tmp"/cuda/*.whl; do
+    unzip -q -o -j "$w" 'nvidia/cu13/lib/libcudart.so.13' 'nvidia/cu13/lib/libcupti.so.13' \
+      -d "$TORCH_DIR.partial/nvidia/cu13/lib" 2>/dev/null || true
+  done
+  for f in libcudart.so.13 libcupti.so.13; do
+    [ -f "$TORCH_DIR.partial/nvidia/cu13/lib/$f" ] || { log "no $f in the CUDA wheels"; exit 1; }
+  done
+  rm -rf "$tmp" "$TORCH_DIR"
+  mv "$TORCH_DIR.partial" "$TORCH_DIR"
+fi
+if [ "${MMSERVE_LIBTORCH_CUDA:-0}" = 1 ] && [ ! -f "$TORCH_DIR/torch/lib/libtorch_cuda.so" ]; then
+  log "fetching libtorch_cuda and CUDA's libraries (about 3 GB)"
+  tmp=$(mktemp -d)
+  wheel=$(torch_wheel "$tmp")
+  unzip -q "$wheel" 'torch/lib/libtorch_cuda.so' 'torch/lib/libc10_cuda.so' \
+    'torch/lib/libtorch_cuda_linalg.so' 'torch/lib/libtorch_nvshmem.so' -d "$tmp/x"
+  "$VENV/bin/pip" install -q --no-compile --target "$tmp/site" "$wheel"
+  cp -r "$tmp/site/nvidia" "$TORCH_DIR/"
+  cp "$tmp"/x/torch/lib/*.so "$TORCH_DIR/torch/lib/"
+  rm -rf "$tmp"
+fi
+printf 'TORCH_ROOT=%s\n' "$TORCH_DIR/torch" > "$TORCH_ENV"
+
+# ------------------------------------------------- 6. PyTorch for the tests
+# make test makes its TorchScript models with torch and checks the server's
+# outputs against it. pip --target into the cache, then a .pth file puts it
+# on .venv's path (after .venv's own packages).
+TORCH_PY=$CACHE/torch-$TORCH_VERSION-py311
+if [ "$WITH_TEST" = 1 ]; then
+  if [ ! -f "$TORCH_PY/.complete" ]; then
+    log "installing PyTorch $TORCH_VERSION for the tests into $TORCH_PY (5 GB, once)"
+    rm -rf "$TORCH_PY.partial" "$TORCH_PY"
+    "$VENV/bin/pip" install -q --no-compile --target "$TORCH_PY.partial" "torch==$TORCH_VERSION"
+    touch "$TORCH_PY.partial/.complete"
+    mv "$TORCH_PY.partial" "$TORCH_PY"
+  fi
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$TORCH_PY" > "$site/mmserve-torch.pth"
 fi
 log "ok"

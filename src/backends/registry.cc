@@ -136,6 +136,7 @@ StatusOr<BackendRegistry::Entry*> BackendRegistry::ByFiles(const ModelSource& so
   for (const auto& entry : entries_) {
     if (entry->registration.default_model_file.empty()) continue;
     if (Lookup(by_name_, entry->registration.name) == nullptr) continue;  // hidden
+    if (entry->registration.lazy) continue;
     file_based.push_back(entry.get());
   }
   std::vector<Entry*> found;
@@ -223,6 +224,7 @@ StatusOr<ResolvedBackend> BackendRegistry::Find(std::string_view name) {
 Status BackendRegistry::CreateAll() {
   for (const auto& entry : entries_) {
     if (Lookup(by_name_, entry->registration.name) == nullptr) continue;  // hidden
+    if (entry->registration.lazy) continue;
     MM_RETURN_IF_ERROR(Ready(*entry).status());
   }
   return OkStatus();

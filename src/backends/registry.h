@@ -26,7 +26,7 @@
 // --enable-test-backends).
 //
 // Backend instances are created on first use (Resolve, Find) or all at once
-// by CreateAll. The server calls CreateAll at start, so that a runtime that
+// by CreateAll (but for lazy ones). The server calls CreateAll at start, so that a runtime that
 // cannot start stops the server at once and a runtime's one-time set-up is
 // not counted in the first model's measured footprint. A worker process holds
 // one model and creates only that model's backend (a Python worker does not
@@ -84,6 +84,11 @@ struct BackendRegistration {
   // process isolation, whatever mmserve.isolation says, and refuses the load
   // when it has no worker command.
   bool process_only = false;
+  // Created on first use only, never by CreateAll: for a runtime too heavy
+  // to load into every server and worker process that has no model of its
+  // kind (libtorch adds about 110 MB and 0.15 s to a process). Its errors
+  // then surface at the first load of such a model, as that model's reason.
+  bool lazy = false;
   // A test-only backend (tests/backends/): hidden until EnableTestBackends.
   bool test_only = false;
   // For a test backend: what it does that no production backend may, for the
@@ -140,7 +145,8 @@ class BackendRegistry {
   // it from the server. INVALID_ARGUMENT listing the backends when unknown.
   StatusOr<ResolvedBackend> Find(std::string_view name);
 
-  // Creates every visible backend not yet created; the first error.
+  // Creates every visible backend not yet created, except lazy ones; the
+  // first error.
   Status CreateAll();
 
   // The visible backends, for messages: "onnxruntime (platform

@@ -245,6 +245,19 @@ TEST_F(BackendRegistryTest, TestBackendsAreHiddenUntilEnabled) {
   EXPECT_THAT(registry_.Available(), HasSubstr("chaos (platform chaos)"));
 }
 
+TEST_F(BackendRegistryTest, ALazyBackendIsCreatedAtItsFirstUseNotByCreateAll) {
+  BackendRegistration heavy = Fake("heavy", {"heavy_p"});
+  heavy.lazy = true;
+  ASSERT_TRUE(registry_.Register(std::move(heavy)).ok());
+  ASSERT_TRUE(registry_.CreateAll().ok());
+  EXPECT_EQ(created_, 0);
+  EXPECT_THAT(registry_.Available(), HasSubstr("heavy (platform heavy_p)"));
+  ASSERT_TRUE(registry_.Resolve(Model("", "heavy_p")).ok());
+  EXPECT_EQ(created_, 1);
+  ASSERT_TRUE(registry_.Find("heavy").ok());
+  EXPECT_EQ(created_, 1);
+}
+
 TEST_F(BackendRegistryTest, FindTakesABackendOrAPlatformName) {
   RegisterTwo();
   auto by_platform = registry_.Find("pytorch_libtorch");
