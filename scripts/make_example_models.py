@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates mmserve's example ONNX models.
+"""Generates mmserve's example models.
 
 Default: writes the committed repository examples/models/ (add_sub,
 mlp_classifier, string_int, image_cnn). Weights come from a fixed seed, so a
@@ -16,10 +16,19 @@ rerun produces byte-identical files.
   python scripts/make_example_models.py --sklearn DIR
         # DIR/sklearn_iris/1/model.joblib: the scikit-learn pipeline the
         # example Python model serves (its model.py and config are committed)
+  python scripts/make_example_models.py --torch [--out DIR]
+        # DIR/image_cnn_torch (default examples/models): a small CNN built
+        # from torch.nn (conv/batch-norm/relu/pool/linear, fixed seed, ~100 KB),
+        # scripted with torch.jit.script and saved with torch.jit.save, with its
+        # config.pbtxt (platform "pytorch_libtorch"). torch.jit.save stamps every
+        # archive with a fresh serialization id, so the file is rewritten only
+        # when its code or weights changed: a rerun leaves git clean.
 
 Needs the `onnx` and `numpy` packages only (no ONNX Runtime); --sklearn needs
 scikit-learn and joblib (the versions pinned in scripts/requirements-test.txt,
-which load the pickle the example commits).
+which load the pickle the example commits); --torch needs PyTorch (torch
+2.15.0, the version whose libtorch the server runs; scripts/install-deps.sh
+--test installs it).
 """
 
 import argparse
@@ -318,6 +327,90 @@ def write_sklearn_iris(out):
     print(f"{path}: {path.stat().st_size} bytes, training accuracy {pipeline.score(x, y):.3f}")
 
 
+IMAGE_CNN_TORCH_CONFIG = """name: "image_cnn_torch"
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [
+  { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 3, 32, 32 ] }
+]
+output [
+  { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 10 ] }
+]
+instance_group [
+  { count: 1 kind: KIND_CPU }
+]
+dynamic_batching { max_queue_delay_microseconds: 100 }
+"""
+
+
+def image_cnn_torch_module(seed=SEED):
+    """The example TorchScript CNN: [N,3,H,W] FP32 images -> [N,10] FP32
+    logits. Three conv(3x3, no bias)/batch-norm/relu stages (16, 32, 64
+    channels, 2x2 max-pool after the first two), a global average pool and a
+    linear layer: 24,570 parameters (~100 KB). Weights from torch.manual_seed;
+    the batch-norm statistics are set from the same generator so that they are
+    not the identity. Returns the torch.jit.script'ed module in eval mode."""
+    import torch
+    from torch import nn
+
+    class ImageCnn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = []
+            channels = [3, 16, 32, 64]
+            for i in range(3):
+                layers += [nn.Conv2d(channels[i], channels[i + 1], 3, padding=1, bias=False),
+                           nn.BatchNorm2d(channels[i + 1]), nn.ReLU()]
+                if i < 2:
+                    layers.append(nn.MaxPool2d(2))
+            layers.append(nn.AdaptiveAvgPool2d(1))
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(torch.flatten(self.features(x), 1))
+
+    torch.manual_seed(seed)
+    model = ImageCnn()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.8, 1.2)
+                m.bias.uniform_(-0.1, 0.1)
+    return torch.jit.script(model.eval())
+
+
+def _same_torchscript(path, module):
+    """True if `path` holds `module`'s code and weights already."""
+    import torch
+
+    if not path.exists():
+        return False
+    try:
+        old = torch.jit.load(str(path))
+    except Exception:  # noqa: BLE001 - an unreadable file is simply rewritten
+        return False
+    if old.code != module.code:
+        return False
+    a, b = old.state_dict(), module.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def write_image_cnn_torch(out):
+    """out/image_cnn_torch/{config.pbtxt,1/model.pt}."""
+    module = image_cnn_torch_module()
+    path = out / "image_cnn_torch" / "1" / "model.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _same_torchscript(path, module):
+        print(f"{path}: unchanged")
+    else:
+        module.save(str(path))
+        print(f"{path}: {path.stat().st_size} bytes")
+    (out / "image_cnn_torch" / "config.pbtxt").write_text(IMAGE_CNN_TORCH_CONFIG)
+
+
 def write_examples(out):
     rng = np.random.default_rng(SEED)
     for name, (model, config) in [
@@ -344,6 +437,8 @@ def main(argv):
                         help="write COUNT distinct offset models DIR/m0000...")
     parser.add_argument("--sklearn", type=pathlib.Path, metavar="DIR",
                         help="write DIR/sklearn_iris/1/model.joblib (scikit-learn, joblib)")
+    parser.add_argument("--torch", action="store_true",
+                        help="write the TorchScript example image_cnn_torch (into --out or examples/models)")
     parser.add_argument("--width", type=int, default=4, help="offset models' tensor width")
     parser.add_argument("--mlp", nargs=4, metavar=("DIR", "NAME", "HIDDEN", "EXTRA_LAYERS"),
                         help="write a wider/deeper mlp_classifier as DIR/NAME (same inputs and outputs)")
@@ -351,6 +446,9 @@ def main(argv):
 
     if args.sklearn:
         write_sklearn_iris(args.sklearn)
+        return 0
+    if args.torch:
+        write_image_cnn_torch(args.out or REPO_ROOT / "examples" / "models")
         return 0
     if args.mlp:
         out, name, hidden, extra = args.mlp
