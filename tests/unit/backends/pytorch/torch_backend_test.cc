@@ -1,5 +1,6 @@
 #include "backends/pytorch/torch_backend.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -481,6 +482,24 @@ TEST(TorchBackendTest, CorruptFileNamesFileAndReason) {
   ExpectLoadError(
       spec, StatusCode::kInvalidArgument,
       "model 'corrupt' version 1: cannot load '" + (spec.version_dir / "model.pt").string() + "'");
+}
+
+TEST(TorchBackendTest, FileFromANewerPyTorchSaysSo) {
+  TempDir dir;
+  auto module = MakeModule(kSubtract);
+  LoadSpec spec = SaveModel(dir, "newer", module, TwoInputs("a", "b").c_str());
+  {
+    // An archive whose format version is 99, as a far newer PyTorch would write.
+    caffe2::serialize::PyTorchStreamWriter writer((spec.version_dir / "model.pt").string());
+    writer.setMinVersion(99);
+    const std::string data = "x";
+    writer.writeRecord("data.pkl", data.data(), data.size());
+    writer.writeEndOfFile();
+  }
+  ExpectLoadError(spec, StatusCode::kInvalidArgument,
+                  "Attempted to read a PyTorch file with version 99");
+  ExpectLoadError(spec, StatusCode::kInvalidArgument,
+                  "the file comes from a newer PyTorch than this server's libtorch 2.15.0");
 }
 
 TEST(TorchBackendTest, MissingFileAndEscapingFilename) {
