@@ -73,6 +73,17 @@ class TorchInstance final : public ModelInstance {
   Status Run(const InferRequest& request, InferResponse& response);
   void ApplySettings();
   StatusOr<c10::IValue> Input(const Tensor& input, int config_index);
+  // The shape the client sees: with a reshape, the model's shape is
+  // reshape.shape and the client's is dims (after the batch dimension).
+  Shape ReportedShape(const inference::ModelOutput& config, int64_t rows, Shape shape,
+                      int64_t count) const {
+    if (!config.has_reshape()) return shape;
+    Shape dims;
+    if (o_.config.max_batch_size() > 0) dims.push_back(rows);
+    dims.insert(dims.end(), config.dims().begin(), config.dims().end());
+    auto elements = ElementCount(dims, "dims");
+    return elements.ok() && *elements == count ? dims : shape;
+  }
   StatusOr<Tensor> Output(const c10::IValue& value, int config_index, int64_t rows,
                           const InferRequest& request, OutputHolder& holder);
 
@@ -170,7 +181,7 @@ StatusOr<Tensor> TorchInstance::Output(const c10::IValue& value, int config_inde
     auto buffer = std::make_shared<ByteBuffer>(bytes.size());
     if (!bytes.empty()) std::memcpy(buffer->bytes.get(), bytes.data(), bytes.size());
     out.dtype = DataType::kBytes;
-    out.shape = {count};
+    out.shape = ReportedShape(config, rows, {count}, count);
     AttachBuffer(out, std::move(buffer));
     return out;
   }
@@ -199,15 +210,7 @@ StatusOr<Tensor> TorchInstance::Output(const c10::IValue& value, int config_inde
   if (!tensor.device().is_cpu()) tensor = tensor.to(c10::kCPU);
   tensor = tensor.contiguous();
   out.dtype = *dtype;
-  out.shape = tensor.sizes().vec();
-  if (config.has_reshape()) {
-    // The model's shape is reshape.shape; the client sees dims.
-    Shape shape;
-    if (o_.config.max_batch_size() > 0) shape.push_back(rows);
-    shape.insert(shape.end(), config.dims().begin(), config.dims().end());
-    auto count = ElementCount(shape, what);
-    if (count.ok() && *count == tensor.numel()) out.shape = std::move(shape);
-  }
+  out.shape = ReportedShape(config, rows, tensor.sizes().vec(), tensor.numel());
   const size_t bytes = tensor.nbytes();
   const auto* data = static_cast<const std::byte*>(tensor.data_ptr());
   out.data = {data, bytes};
