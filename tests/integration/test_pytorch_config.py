@@ -1,0 +1,270 @@
+"""The PyTorch backend's config and its edges through tritonclient HTTP and
+gRPC: Triton's parameters (good values serve, a bad value fails the load
+naming key and value, an unknown key is a warning), the ways a config names
+the backend and the file, KIND_MODEL, outputs that contradict the config
+(at load, or per request with the server living on), inputs that arrive
+misaligned, and a module that writes into its input (the client's bytes,
+here a shared-memory region, must stay as they were).
+"""
+import os
+
+import numpy as np
+import pytest
+import requests
+import torch
+import tritonclient.utils.shared_memory as shm
+from torch import Tensor, nn
+from tritonclient.utils import InferenceServerException
+from typing import Tuple
+
+import torch_models as tm
+from conftest import Server
+from torch_client import (PROTOCOLS, Client, assert_bit_identical, index, to_numpy, to_torch)
+
+torch.set_num_threads(1)
+
+GOOD_PARAMETERS = {
+    "INFERENCE_MODE": "false",
+    "DISABLE_OPTIMIZED_EXECUTION": "TRUE",
+    "ENABLE_JIT_EXECUTOR": "on",
+    "ENABLE_JIT_PROFILING": "Off",
+    "ENABLE_TENSOR_FUSER": "0",
+    "DISABLE_CUDNN": "1",
+    "ENABLE_CACHE_CLEANING": "true",
+    "ENABLE_WEIGHT_SHARING": "true",
+    "INTRA_OP_THREAD_COUNT": "2",
+    "INTER_OP_THREAD_COUNT": "1",
+}
+
+
+def parameters(values):
+    return "".join(f'parameters {{ key: "{k}" value {{ string_value: "{v}" }} }}\n'
+                   for k, v in values.items())
+
+
+class WrongDtype(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.to(torch.int64)
+
+
+class Scalar(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sum()
+
+
+class BatchSum(nn.Module):
+    """Sums over the batch: its first dimension is 1, not the batch size."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sum(0, keepdim=True)
+
+
+class Mixed(nn.Module):
+    """A UINT8 and an FP64 input: over HTTP's binary extension the FP64 bytes
+    follow 3 UINT8 bytes, so they arrive misaligned."""
+
+    def forward(self, small: Tensor, wide: Tensor) -> Tuple[Tensor, Tensor]:
+        return small.flip(0), wide * 2.0 + small.to(torch.float64).sum()
+
+
+class InPlace(nn.Module):
+    """Writes into its input (mul_), then returns a fresh tensor."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x.mul_(3.0)
+        return x + 1.0
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    r = tmp_path_factory.mktemp("torch_config")
+    # Every parameter, with values in Triton's spellings; two instances share
+    # the module (ENABLE_WEIGHT_SHARING).
+    tm.write_mlp(r, "all_parameters", extra=parameters(GOOD_PARAMETERS) +
+                 "instance_group [ { count: 2 kind: KIND_CPU } ]\n")
+    tm.write_mlp(r, "unknown_parameter", extra=parameters({"NO_SUCH_KEY": "1"}))
+    tm.write_mlp(r, "bad_bool", extra=parameters({"INFERENCE_MODE": "maybe"}))
+    tm.write_mlp(r, "bad_threads", extra=parameters({"INTRA_OP_THREAD_COUNT": "4x"}))
+    # The backend named three ways, and a file of another name.
+    for name, head in (("by_backend", 'backend: "pytorch"'),
+                       ("by_both", 'platform: "pytorch_libtorch"\nbackend: "pytorch"')):
+        tm.write(r, name, tm.TwoArgs(),
+                 tm.config(name, [("x", "TYPE_FP32", [4]), ("y", "TYPE_FP32", [4])],
+                           [("out", "TYPE_FP32", [4])]).replace('platform: "pytorch_libtorch"',
+                                                                head))
+    tm.write(r, "custom_file", tm.TwoArgs(),
+             tm.config("custom_file", [("x", "TYPE_FP32", [4]), ("y", "TYPE_FP32", [4])],
+                       [("out", "TYPE_FP32", [4])], extra='default_model_filename: "net.pt"\n'),
+             filename="net.pt")
+    tm.write_mlp(r, "kind_model", extra="instance_group [ { count: 1 kind: KIND_MODEL } ]\n")
+    # Outputs that contradict the config.
+    tm.write(r, "too_many_outputs", tm.TwoArgsTwoOutputs(),
+             tm.config("too_many_outputs", [("a", "TYPE_FP32", [4]), ("b", "TYPE_FP32", [4])],
+                       [("first", "TYPE_FP32", [4]), ("second", "TYPE_FP32", [4]),
+                        ("third", "TYPE_FP32", [4])]))
+    tm.write(r, "string_for_tensor", tm.TwoArgs(),
+             tm.config("string_for_tensor", [("x", "TYPE_STRING", [-1]), ("y", "TYPE_FP32", [4])],
+                       [("out", "TYPE_FP32", [4])]))
+    tm.write(r, "wrong_dtype", WrongDtype(),
+             tm.config("wrong_dtype", [("x", "TYPE_FP32", [-1])], [("y", "TYPE_FP32", [-1])]))
+    tm.write(r, "scalar", Scalar(),
+             tm.config("scalar", [("x", "TYPE_FP32", [-1])], [("y", "TYPE_FP32", [1])]))
+    tm.write(r, "batch_sum", BatchSum(),
+             tm.config("batch_sum", [("x", "TYPE_FP32", [4])], [("y", "TYPE_FP32", [4])],
+                       max_batch_size=8))
+    # Inputs.
+    tm.write(r, "mixed", Mixed(),
+             tm.config("mixed", [("small", "TYPE_UINT8", [-1]), ("wide", "TYPE_FP64", [4])],
+                       [("OUTPUT__0", "TYPE_UINT8", [-1]), ("OUTPUT__1", "TYPE_FP64", [4])]))
+    tm.write(r, "in_place", InPlace(),
+             tm.config("in_place", [("x", "TYPE_FP32", [4])], [("y", "TYPE_FP32", [4])]))
+    return r
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    s = Server([repo]).start()
+    yield s
+    assert s.stop() == 0, s.text()[-5000:]
+
+
+@pytest.fixture(params=PROTOCOLS)
+def client(request, server):
+    c = Client(server, request.param)
+    yield c
+    c.close()
+
+
+READY = ["all_parameters", "unknown_parameter", "by_backend", "by_both", "custom_file",
+         "kind_model", "wrong_dtype", "scalar", "batch_sum", "mixed", "in_place"]
+
+
+def test_which_models_load(server):
+    idx = index(server)
+    for name in READY:
+        assert idx[name]["state"] == "READY", idx[name]
+    for name in ("bad_bool", "bad_threads", "too_many_outputs", "string_for_tensor"):
+        assert idx[name]["state"] == "UNAVAILABLE", idx[name]
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_every_parameter_in_tritons_spellings(server, repo, client):
+    x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    got = client.infer("all_parameters", {"INPUT__0": x})["OUTPUT__0"]
+    want = to_numpy(tm.reference(repo, "all_parameters")(to_torch(x)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_a_bad_parameter_value_fails_the_load_naming_key_and_value(server):
+    idx = index(server)
+    reason = idx["bad_bool"]["reason"]
+    assert "'bad_bool'" in reason and "INFERENCE_MODE" in reason and "'maybe'" in reason, reason
+    reason = idx["bad_threads"]["reason"]
+    assert "INTRA_OP_THREAD_COUNT" in reason and "'4x'" in reason, reason
+
+
+def test_an_unknown_parameter_is_a_warning_listing_the_known_ones(server, repo, client):
+    warned = [line for line in server.log if "'unknown_parameter'" in line
+              and "NO_SUCH_KEY" in line]
+    assert warned, server.text()[-3000:]
+    for key in GOOD_PARAMETERS:
+        assert key in warned[0], (key, warned[0])
+    x = np.ones((1, 16), np.float32)
+    np.testing.assert_allclose(client.infer("unknown_parameter", {"INPUT__0": x})["OUTPUT__0"],
+                               to_numpy(tm.reference(repo, "unknown_parameter")(to_torch(x))),
+                               rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------- naming the backend
+
+
+@pytest.mark.parametrize("name, filename", [("by_backend", "model.pt"), ("by_both", "model.pt"),
+                                            ("custom_file", "net.pt")])
+def test_the_backend_by_name_platform_or_both_and_a_custom_file(repo, client, name, filename):
+    x, y = np.arange(4, dtype=np.float32), np.full(4, 3.0, np.float32)
+    got = client.infer(name, {"x": x, "y": y})["out"]
+    want = tm.reference(repo, name, filename=filename)(to_torch(x), to_torch(y))
+    assert_bit_identical(got, to_numpy(want))
+
+
+def test_kind_model_serves_where_the_module_was_saved(repo, client):
+    x = np.random.default_rng(2).standard_normal((2, 16)).astype(np.float32)
+    got = client.infer("kind_model", {"INPUT__0": x})["OUTPUT__0"]
+    np.testing.assert_allclose(got, to_numpy(tm.reference(repo, "kind_model")(to_torch(x))),
+                               rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------ contradicting outputs
+
+
+def test_load_errors_for_outputs_and_inputs_forward_cannot_give(server):
+    idx = index(server)
+    reason = idx["too_many_outputs"]["reason"]
+    assert "configuration expects 3 outputs, model provides 2" in reason, reason
+    assert "forward(Tensor a, Tensor b)" in reason, reason
+    reason = idx["string_for_tensor"]["reason"]
+    assert "'x'" in reason and "TYPE_STRING" in reason and "forward(" in reason, reason
+
+
+@pytest.mark.parametrize("model, x, words", [
+    ("wrong_dtype", np.ones(3, np.float32),
+     ["output 'y'", "configuration expects datatype TYPE_FP32", "INT64"]),
+    ("scalar", np.ones(3, np.float32), ["output 'y'", "scalar"]),
+    ("batch_sum", np.ones((2, 4), np.float32), ["output 'y'", "batch size", "2"]),
+])
+def test_an_output_that_contradicts_the_config_fails_each_request(server, client, model, x, words):
+    for _ in range(2):  # and again: nothing is left broken
+        with pytest.raises(InferenceServerException) as e:
+            client.infer(model, {"x": x})
+        message = str(e.value)
+        assert f"model '{model}'" in message, message
+        for word in words:
+            assert word in message, (word, message)
+    assert requests.get(server.base + "/v2/health/live", timeout=30).status_code == 200
+
+
+def test_batch_sum_serves_a_batch_of_one(client):
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    assert_bit_identical(client.infer("batch_sum", {"x": x})["y"], x)
+
+
+# ------------------------------------------------------------------- inputs
+
+
+def test_misaligned_inputs(repo, client):
+    # 1 to 8 UINT8 values before the FP64 ones: whatever the offset of the
+    # first, the FP64 bytes are misaligned for most sizes.
+    wide = np.array([1.5, -2.25, 1e300, -0.0], np.float64)
+    module = tm.reference(repo, "mixed")
+    for n in range(1, 9):
+        small = np.arange(250, 250 - n, -1).astype(np.uint8)
+        got = client.infer("mixed", {"small": small, "wide": wide})
+        want = module(to_torch(small), to_torch(wide))
+        assert_bit_identical(got["OUTPUT__0"], to_numpy(want[0]), n)
+        assert_bit_identical(got["OUTPUT__1"], to_numpy(want[1]), n)
+        assert_bit_identical(got["OUTPUT__0"], small[::-1], n)
+
+
+def test_a_module_writing_its_input_never_writes_the_clients_bytes(repo, server, client):
+    x = np.array([1.0, 2.0, -3.0, 0.5], np.float32)
+    want = to_numpy(tm.reference(repo, "in_place")(to_torch(x)))
+    assert_bit_identical(want, x * np.float32(3.0) + np.float32(1.0))
+    # Inline bytes: the answer is the module's.
+    assert_bit_identical(client.infer("in_place", {"x": x})["y"], want)
+    # Bytes in the client's shared-memory region: unchanged after the call.
+    key = f"/mmserve_torch_{os.getpid()}_{client.protocol}"
+    handle = shm.create_shared_memory_region("torch_in", key, 16)
+    try:
+        shm.set_shared_memory_region(handle, [x])
+        client.client.register_system_shared_memory("torch_in", key, 16)
+        inp = client.module.InferInput("x", [4], "FP32")
+        inp.set_shared_memory("torch_in", 16)
+        for _ in range(2):
+            result = client.client.infer("in_place", [inp])
+            assert_bit_identical(result.as_numpy("y"), want)
+        assert_bit_identical(shm.get_contents_as_numpy(handle, np.float32, [4]), x)
+    finally:
+        client.client.unregister_system_shared_memory("torch_in")
+        shm.destroy_shared_memory_region(handle)
