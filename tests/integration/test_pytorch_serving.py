@@ -52,6 +52,7 @@ def repo(tmp_path_factory):
         tm.write_elementwise(r, f"batched_{protocol}", extra=BATCH_4)
         tm.write_mlp(r, f"mlp_batched_{protocol}", extra=BATCH_4)
     tm.write_elementwise(r, "unbatched")
+    tm.write_strings_batched(r, "strings_batched", extra=BATCH_4)
     tm.write_mlp(r, "mlp")
     # In worker processes.
     tm.write_named_index(r, "named_index_worker")
@@ -169,6 +170,31 @@ def test_a_batched_mlp_matches_torch(server, repo, protocol):
     want = to_numpy(tm.reference(repo, f"mlp_batched_{protocol}")(to_torch(np.concatenate(rows))))
     for i in range(4):
         np.testing.assert_allclose(batched[i]["OUTPUT__0"], want[i:i + 1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_batch_of_string_lists_answers_each_request_with_its_own(server, repo):
+    words = [f"word {i} ünï" for i in range(4)]
+    results = [None] * 4
+
+    def one(i):
+        c = Client(server, "grpc" if i % 2 else "http")
+        try:
+            results[i] = c.infer("strings_batched",
+                                 {"words": np.array([[words[i].encode()]], dtype=np.object_)})
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert_one_batch_of_4(server, "strings_batched")
+    want = tm.reference(repo, "strings_batched")(words)
+    for i in range(4):
+        got = results[i]["shout"]
+        assert got.shape == (1, 1), got.shape
+        assert got[0, 0] == want[i].encode(), (i, got, want)
 
 
 # ---------------------------------------------------------- worker processes
@@ -323,6 +349,48 @@ def test_two_instances_serve_concurrent_requests(server, repo):
         np.testing.assert_allclose(results[i], to_numpy(module(to_torch(row))), rtol=1e-5,
                                    atol=1e-7)
     assert statistics(server, "two_instances")["inference_stats"]["success"]["count"] == 16
+
+
+# ------------------------------------------------------------------ tracing
+
+
+def test_a_traced_request_has_the_three_compute_stages(tmp_path):
+    import json
+
+    tm.write_mlp(tmp_path, "traced")
+    path = tmp_path / "traces.jsonl"
+    s = Server([tmp_path], "--trace-file", path, "--trace-rate", "1",
+               "--trace-flush-ms", "20").start()
+    try:
+        c = Client(s, "http")
+        try:
+            c.infer("traced", {"INPUT__0": np.ones((2, 16), np.float32)})
+        finally:
+            c.close()
+
+        def spans():
+            if not path.exists():
+                return []
+            return [sp for line in path.read_text().splitlines() if line
+                    for rs in json.loads(line)["resourceSpans"]
+                    for ss in rs["scopeSpans"] for sp in ss["spans"]]
+
+        stages = {"decode", "queue", "compute_input", "compute_infer", "compute_output", "encode"}
+
+        def complete():
+            found = spans()
+            return found if stages <= {sp["name"] for sp in found} else None
+
+        got = wait_until(complete, "the request's spans")
+        by_name = {sp["name"]: sp for sp in got}
+        assert len({sp["traceId"] for sp in got}) == 1
+        for stage in ("compute_input", "compute_infer", "compute_output"):
+            span = by_name[stage]
+            assert int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"]), span
+        infer = by_name["compute_infer"]
+        assert int(infer["endTimeUnixNano"]) > int(infer["startTimeUnixNano"]), infer
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
 
 
 # ------------------------------------------------------------ version swap

@@ -216,6 +216,22 @@ def write_strings(repo, name="strings"):
     return write(repo, name, Strings(), cfg)
 
 
+class Shout(nn.Module):
+    def forward(self, words: List[str]) -> List[str]:
+        return [w.upper() for w in words]
+
+
+def write_strings_batched(repo, name="strings_batched", extra=""):
+    """A batching List[str] model, as Triton requires it: each request row is
+    one string (dims [ 1 ] with reshape [ ]); the batch reaches forward as one
+    list of every request's strings, and each answer gets its own back."""
+    cfg = (f'name: "{name}"\nplatform: "pytorch_libtorch"\nmax_batch_size: 8\n'
+           'input [ { name: "words" data_type: TYPE_STRING dims: [ 1 ] reshape: { shape: [ ] } } ]\n'
+           'output [ { name: "shout" data_type: TYPE_STRING dims: [ 1 ] reshape: { shape: [ ] } } ]\n'
+           + extra)
+    return write(repo, name, Shout(), cfg)
+
+
 class DtypeIdentity(nn.Module):
     """OUTPUT__0 is the input itself (the server must copy an output that
     aliases its input), OUTPUT__1 a transposed, non-contiguous view of it,
