@@ -11,8 +11,8 @@ concurrent requests), and every other wait polls for the state it needs.
 """
 import threading
 import time
-from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 import requests
@@ -230,7 +230,6 @@ def test_models_in_workers_match_torch(server, repo, protocol):
         assert_bit_identical(got["lengths__1"], to_numpy(lengths))
 
         bits = np.random.default_rng(4).integers(0, 2**16, (2, 3), dtype=np.uint16)
-        import ml_dtypes
         x = bits.view(ml_dtypes.bfloat16)
         got = c.infer("identity_bf16_worker", {"INPUT__0": x})
         assert_bit_identical(got["OUTPUT__0"], x)
