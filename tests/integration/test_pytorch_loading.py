@@ -23,6 +23,7 @@ def repo(tmp_path_factory):
     tm.write_corrupt(r)
     tm.write_newer_version(r)
     tm.write_without_config(r)
+    tm.write(r, "no_tensors", tm.TwoArgs(), 'name: "no_tensors"\nplatform: "pytorch_libtorch"\n')
     tm.write_wrong_input_count(r, "one_input", count=1)
     tm.write_wrong_input_count(r, "three_inputs", count=3)
     tm.write_kind_gpu(r)
@@ -39,10 +40,11 @@ def server(repo):
 
 def load_error(server, name):
     """The load's error over HTTP, checked to equal gRPC's; also checks that
-    the repository index and the log carry it."""
+    the repository index carries it. libtorch's C++ backtraces stay out."""
     r = load(server, name)
     assert r.status_code >= 400, r.text
     http_error = r.json()["error"]
+    assert "Exception raised from" not in http_error and "frame #" not in http_error, http_error
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
         with pytest.raises(InferenceServerException) as e:
@@ -111,6 +113,14 @@ def test_a_missing_config_says_what_forward_takes(server):
     assert "'no_config'" in error and "config" in error, error
     assert "forward(Tensor x, Tensor y)" in error, error
     assert_logged(server, "no_config", "forward(Tensor x, Tensor y)")
+    still_serving(server)
+
+
+def test_a_config_without_tensors_says_what_forward_takes(server):
+    error = load_error(server, "no_tensors")
+    assert "'no_tensors'" in error, error
+    assert "forward(Tensor x, Tensor y) -> Tensor" in error, error
+    assert_logged(server, "no_tensors", "forward(Tensor x, Tensor y) -> Tensor")
     still_serving(server)
 
 
