@@ -199,6 +199,15 @@ def test_every_dtype_round_trips_bit_exactly(repo, client, dtype):
         assert_bit_identical(got[f"OUTPUT__{i}"], to_numpy(want[i]), f"OUTPUT__{i} vs torch")
 
 
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0)])
+def test_empty_tensors(repo, client, shape):
+    x = np.zeros(shape, np.float32)
+    got = client.infer("identity_fp32", {"INPUT__0": x})
+    assert_bit_identical(got["OUTPUT__0"], x)
+    assert_bit_identical(got["OUTPUT__1"], x.T)
+    assert_bit_identical(got["OUTPUT__2"], x[::-1])
+
+
 def test_integer_and_boolean_compute(repo, client):
     rng = np.random.default_rng(30)
     a = rng.integers(-(2**31), 2**31, 64, dtype=np.int32)

@@ -53,6 +53,11 @@ def repo(tmp_path_factory):
         tm.write_mlp(r, f"mlp_batched_{protocol}", extra=BATCH_4)
     tm.write_elementwise(r, "unbatched")
     tm.write_strings_batched(r, "strings_batched", extra=BATCH_4)
+    # Whatever batches form under load (a short queue delay).
+    any_batch = "dynamic_batching { max_queue_delay_microseconds: 2000 }\n"
+    tm.write_elementwise(r, "batched_any", extra=any_batch)
+    tm.write_alias_rows(r, "alias_any", extra=any_batch)
+    tm.write_alias_rows(r, "alias_any_worker", extra=any_batch + IN_WORKER)
     tm.write_mlp(r, "mlp")
     # In worker processes.
     tm.write_named_index(r, "named_index_worker")
@@ -197,12 +202,50 @@ def test_a_batch_of_string_lists_answers_each_request_with_its_own(server, repo)
         assert got[0, 0] == want[i].encode(), (i, got, want)
 
 
+@pytest.mark.parametrize("model", ["batched_any", "alias_any", "alias_any_worker"])
+def test_every_request_gets_its_own_rows_under_concurrency(server, repo, model):
+    """48 concurrent requests of 1 to 3 rows: however they are batched, each
+    answer is its own rows' (bit for bit), never a neighbour's."""
+    module = tm.reference(repo, model)
+    n = 48
+    if model == "batched_any":
+        make = lambda i: np.random.default_rng(500 + i).standard_normal(  # noqa: E731
+            (1 + i % 3, 32)).astype(np.float32)
+    else:
+        make = lambda i: (np.arange(5 * (1 + i % 3), dtype=np.int64)  # noqa: E731
+                          .reshape(1 + i % 3, 5) + 1000 * i)
+    rows = [make(i) for i in range(n)]
+    results = [None] * n
+
+    def one(i):
+        c = Client(server, PROTOCOLS[i % 2])
+        try:
+            results[i] = c.infer(model, {"INPUT__0": rows[i]})
+        except InferenceServerException as e:
+            results[i] = e
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for i in range(n):
+        assert isinstance(results[i], dict), (i, str(results[i]))
+        want = module(to_torch(rows[i]))
+        for o in range(2):
+            assert_bit_identical(results[i][f"OUTPUT__{o}"], to_numpy(want[o]), (i, o))
+    st = statistics(server, model)
+    assert st["inference_count"] == sum(len(r) for r in rows), st
+
+
 # ---------------------------------------------------------- worker processes
 
 
 def test_the_modules_run_in_worker_processes(server):
-    # One worker per instance of each PROCESS model (6 models, 1 instance).
-    assert len(children(server.proc.pid)) >= 6
+    # One worker per instance of each PROCESS model (7 models, 1 instance).
+    assert len(children(server.proc.pid)) >= 7
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

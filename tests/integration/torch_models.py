@@ -314,6 +314,22 @@ def write_elementwise(repo, name, extra="", max_batch_size=8):
     return write(repo, name, Elementwise(), cfg)
 
 
+class AliasRows(nn.Module):
+    """Returns its (batched) input itself and a flipped copy: the first
+    output aliases the batch's input buffer."""
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        return x, x.flip(1)
+
+
+def write_alias_rows(repo, name, extra=""):
+    """INPUT__0 INT64 [5] -> OUTPUT__0 (the input), OUTPUT__1 (flipped), batching."""
+    cfg = config(name, [("INPUT__0", "TYPE_INT64", [5])],
+                 [("OUTPUT__0", "TYPE_INT64", [5]), ("OUTPUT__1", "TYPE_INT64", [5])],
+                 max_batch_size=8, extra=extra)
+    return write(repo, name, AliasRows(), cfg)
+
+
 class Offset(nn.Module):
     """y = x + k, k a buffer: each version answers with its own k."""
 
