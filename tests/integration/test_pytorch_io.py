@@ -42,6 +42,7 @@ def repo(tmp_path_factory):
     tm.write_mlp(r)
     tm.write_cnn(r)
     tm.write_raiser(r)
+    tm.write_long_raiser(r)
     return r
 
 
@@ -309,3 +310,13 @@ def test_a_raise_is_an_internal_error_over_http(torch_server):
     body["inputs"][0]["data"] = [1, 1]
     r = requests.post(server.base + "/v2/models/raiser/infer", json=body, timeout=60)
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [2.0, 2.0], r.text
+
+
+def test_a_long_raise_is_bounded_for_the_client_and_whole_in_the_log(client, torch_server):
+    with pytest.raises(InferenceServerException) as e:
+        client.infer("long_raiser", {"INPUT__0": np.ones(2, np.float32)})
+    message = str(e.value)
+    assert "model 'long_raiser'" in message and "ValueError: begin yyyy" in message, message[:500]
+    assert len(message) < 4096, f"{len(message)} characters"
+    whole = "begin " + "y" * 6000 + " end"
+    assert any(whole in line for line in torch_server.log), "the log lacks the whole message"

@@ -405,6 +405,22 @@ def write_raiser(repo, name="raiser", extra=""):
     return write(repo, name, Raiser(), cfg)
 
 
+class LongRaiser(nn.Module):
+    """Raises a 6,010-character message on any input."""
+
+    def __init__(self):
+        super().__init__()
+        self.message: str = "begin " + "y" * 6000 + " end"
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise ValueError(self.message)
+
+
+def write_long_raiser(repo, name="long_raiser"):
+    cfg = config(name, [("INPUT__0", "TYPE_FP32", [-1])], [("OUTPUT__0", "TYPE_FP32", [-1])])
+    return write(repo, name, LongRaiser(), cfg)
+
+
 def write_corrupt(repo, name="corrupt"):
     """A model.pt that is not a zip archive at all, with a valid config."""
     path = Path(repo) / name / "1" / "model.pt"
