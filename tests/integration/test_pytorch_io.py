@@ -7,8 +7,8 @@ a module that raises, and the example CNN of examples/models.
 Every answer is checked against torch run in this process on the same inputs:
 the module the generator scripted, or the model.pt the server read, loaded
 with torch.jit.load. Element-wise float compute is the same libtorch code on
-both sides, so it is compared exactly; the CNN and MLP (BLAS, other thread
-counts here) within a tight tolerance.
+both sides, so it is compared exactly; the CNN and MLP (BLAS kernels, which
+may block a matrix product differently) within a tight tolerance.
 """
 import ml_dtypes
 import numpy as np

@@ -517,7 +517,9 @@ def test_the_footprint_counts_the_weights_and_drives_eviction(tmp_path):
         r = load(s, "big_a")
         assert r.status_code == 200, r.text
         a = footprint(s, "big_a")
-        assert a >= weight_bytes, f"32 MiB of weights counted as {a} bytes"
+        # RSS growth across the load: at least the weights (less a margin for
+        # pages the process happened to give back meanwhile).
+        assert a >= 0.9 * weight_bytes, f"32 MiB of weights counted as {a} bytes"
         assert a <= 2 * weight_bytes, f"32 MiB of weights counted as {a} bytes"
         want = to_numpy(tm.reference(tmp_path, "big_a")(to_torch(x)))
         assert_bit_identical(c.infer("big_a", {"INPUT__0": x})["OUTPUT__0"], want)
