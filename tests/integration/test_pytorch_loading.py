@@ -6,6 +6,8 @@ KIND_GPU instance group on a machine without a GPU. Each reason is read from
 the load API (HTTP and gRPC), the repository index and the log; the server
 keeps serving its other models throughout.
 """
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,13 @@ def repo(tmp_path_factory):
     tm.write_wrong_input_count(r, "three_inputs", count=3)
     tm.write_kind_gpu(r)
     tm.write_forward_arguments(r, "healthy")
+    # Hostile files where model.pt should be: a FIFO (a reader would block
+    # on it forever), a folder, nothing at all.
+    for name in ("fifo", "folder", "missing"):
+        tm.write_forward_arguments(r, name)
+        (r / name / "1" / "model.pt").unlink()
+    os.mkfifo(r / "fifo" / "1" / "model.pt")
+    (r / "folder" / "1" / "model.pt").mkdir()
     return r
 
 
@@ -155,4 +164,17 @@ def test_kind_gpu(server, repo):
     assert ("no CUDA device is visible" in error
             or "this server's libtorch has no CUDA libraries" in error), error
     assert_logged(server, "on_gpu", "KIND_GPU")
+    still_serving(server)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("fifo", ["FIFO", "regular file"]),
+    ("folder", ["regular file"]),
+    ("missing", []),
+])
+def test_what_is_not_a_model_file_is_refused_without_blocking(server, name, words):
+    error = load_error(server, name)
+    assert f"'{name}'" in error and "1/model.pt" in error, error
+    for word in words:
+        assert word in error, (word, error)
     still_serving(server)
