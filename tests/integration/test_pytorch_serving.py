@@ -534,3 +534,29 @@ def test_the_footprint_counts_the_weights_and_drives_eviction(tmp_path):
         c.close()
     finally:
         assert s.stop() == 0, s.text()[-5000:]
+
+
+def test_two_instances_hold_the_weights_twice_unless_they_share_them(tmp_path):
+    two = "instance_group [ { count: 2 kind: KIND_CPU } ]\n"
+    shared = 'parameters { key: "ENABLE_WEIGHT_SHARING" value { string_value: "true" } }\n'
+    tm.write_big(tmp_path, "separate", WEIGHTS, extra=two)
+    tm.write_big(tmp_path, "shared", WEIGHTS, extra=two + shared)
+    weight_bytes = 4 * WEIGHTS
+    s = Server([tmp_path], "--model-control-mode", "explicit").start()
+    try:
+        for name in ("separate", "shared"):
+            r = load(s, name)
+            assert r.status_code == 200, r.text
+        separate, shared = footprint(s, "separate"), footprint(s, "shared")
+        assert separate >= 1.8 * weight_bytes, (separate, weight_bytes)
+        assert shared < 1.5 * weight_bytes, (shared, weight_bytes)
+        x = np.ones(4, np.float32)
+        c = Client(s, "grpc")
+        try:
+            for name in ("separate", "shared"):
+                want = to_numpy(tm.reference(tmp_path, name)(to_torch(x)))
+                assert_bit_identical(c.infer(name, {"INPUT__0": x})["OUTPUT__0"], want)
+        finally:
+            c.close()
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
