@@ -75,6 +75,17 @@ class InPlace(nn.Module):
         return x + 1.0
 
 
+class Forks(nn.Module):
+    """Runs half its work on libtorch's inter-op pool (torch.jit.fork)."""
+
+    def double(self, x: Tensor) -> Tensor:
+        return x * 2.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        future = torch.jit.fork(self.double, x)
+        return torch.jit.wait(future) + x
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     r = tmp_path_factory.mktemp("torch_config")
@@ -268,3 +279,36 @@ def test_a_module_writing_its_input_never_writes_the_clients_bytes(repo, server,
     finally:
         client.client.unregister_system_shared_memory("torch_in")
         shm.destroy_shared_memory_region(handle)
+
+
+# ------------------------------------------------------ process-wide settings
+
+
+def test_inter_op_threads_are_set_once_per_process(tmp_path):
+    for name, threads in (("inter3", "3"), ("inter5", "5")):
+        tm.write(tmp_path, name, Forks(),
+                 tm.config(name, [("x", "TYPE_FP32", [-1])], [("y", "TYPE_FP32", [-1])],
+                           extra=parameters({"INTER_OP_THREAD_COUNT": threads})))
+    s = Server([tmp_path], "--model-control-mode", "explicit").start()
+    try:
+        assert requests.post(f"{s.base}/v2/repository/models/inter3/load",
+                             timeout=300).status_code == 200
+        assert requests.post(f"{s.base}/v2/repository/models/inter5/load",
+                             timeout=300).status_code == 200
+        # The first model's value holds; the second is told which is in force.
+        assert any("'inter3'" in line and "inter-op threads set to 3" in line for line in s.log), \
+            s.text()[-3000:]
+        assert any("'inter5'" in line and "INTER_OP_THREAD_COUNT 5 is ignored" in line
+                   and "3 is in force" in line for line in s.log), s.text()[-3000:]
+        x = np.array([1.0, -2.0, 0.5], np.float32)
+        for protocol in PROTOCOLS:
+            c = Client(s, protocol)
+            try:
+                for name in ("inter3", "inter5"):
+                    want = to_numpy(tm.reference(tmp_path, name)(to_torch(x)))
+                    assert_bit_identical(c.infer(name, {"x": x})["y"], want)
+                    assert_bit_identical(want, x * np.float32(3.0))
+            finally:
+                c.close()
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
