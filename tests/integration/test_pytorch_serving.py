@@ -560,3 +560,26 @@ def test_two_instances_hold_the_weights_twice_unless_they_share_them(tmp_path):
             c.close()
     finally:
         assert s.stop() == 0, s.text()[-5000:]
+
+
+def test_load_and_unload_cycles_serve_every_time_and_leak_nothing(tmp_path):
+    """The sanitizer build reports any leak when the server stops."""
+    tm.write_mlp(tmp_path, "cycled", extra="instance_group [ { count: 2 kind: KIND_CPU } ]\n")
+    x = np.random.default_rng(9).standard_normal((2, 16)).astype(np.float32)
+    want = to_numpy(tm.reference(tmp_path, "cycled")(to_torch(x)))
+    s = Server([tmp_path], "--model-control-mode", "explicit").start()
+    try:
+        for i in range(10):
+            r = load(s, "cycled")
+            assert r.status_code == 200, r.text
+            c = Client(s, PROTOCOLS[i % 2])
+            try:
+                np.testing.assert_allclose(c.infer("cycled", {"INPUT__0": x})["OUTPUT__0"], want,
+                                           rtol=1e-5, atol=1e-7)
+            finally:
+                c.close()
+            r = requests.post(f"{s.base}/v2/repository/models/cycled/unload", timeout=300)
+            assert r.status_code == 200, r.text
+            wait_until(lambda: index(s)["cycled"]["state"] == "UNAVAILABLE", "the unload")
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
