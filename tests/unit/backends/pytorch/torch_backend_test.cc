@@ -507,6 +507,22 @@ TEST(TorchBackendTest, FileFromANewerPyTorchSaysSo) {
                   "the file comes from a newer PyTorch than this server's libtorch 2.15.0");
 }
 
+TEST(TorchBackendTest, ModuleReadingAServerFileIsRefused) {
+  TempDir dir;
+  // Not reached by forward, but in the archive: refused all the same.
+  auto module = MakeModule(R"(
+def steal(self, x: Tensor) -> Tensor:
+    return torch.from_file("/etc/passwd", False, 4)
+
+def forward(self, x: Tensor) -> Tensor:
+    return x
+)");
+  ExpectLoadError(SaveModel(dir, "thief", module, R"(
+    input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
+    output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])"),
+                  StatusCode::kInvalidArgument, "uses aten::from_file, which reaches outside");
+}
+
 TEST(TorchBackendTest, MissingFileAndEscapingFilename) {
   TempDir dir;
   auto module = MakeModule(kSubtract);
