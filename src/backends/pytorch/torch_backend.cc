@@ -159,6 +159,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
   if (!io.ok()) return io.status().WithContext(ctx.label);
   for (const std::string& warning : io->warnings) spdlog::warn("{}: {}", ctx.label, warning);
   const ForwardGraphTraits traits = ScanForwardGraph(*first);
+  if (!traits.forbidden_op.empty()) {
+    return InvalidArgument(ctx.label + ": '" + ctx.path.string() + "' uses " + traits.forbidden_op +
+                           ", which reaches outside the model (a file of the server's, or "
+                           "another process); the PyTorch backend refuses such modules");
+  }
   if (!traits.bounded) {
     spdlog::info("{}: never runs inline on an I/O thread: its forward uses {}", ctx.label,
                  traits.unbounded_why);
