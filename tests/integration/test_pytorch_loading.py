@@ -30,6 +30,7 @@ def repo(tmp_path_factory):
     tm.write_wrong_input_count(r, "three_inputs", count=3)
     tm.write_kind_gpu(r)
     tm.write_forward_arguments(r, "healthy")
+    tm.write_reaching_outside(r)
     # Hostile files where model.pt should be: a FIFO (a reader would block
     # on it forever), a folder, nothing at all.
     for name in ("fifo", "folder", "missing"):
@@ -177,4 +178,15 @@ def test_what_is_not_a_model_file_is_refused_without_blocking(server, name, word
     assert f"'{name}'" in error and "1/model.pt" in error, error
     for word in words:
         assert word in error, (word, error)
+    still_serving(server)
+
+
+@pytest.mark.parametrize("name, op", [("reads_file", "aten::from_file"),
+                                      ("reads_file_nested", "aten::from_file"),
+                                      ("saves_file", "aten::save")])
+def test_a_module_reaching_outside_the_model_is_refused(server, repo, name, op):
+    error = load_error(server, name)
+    assert f"'{name}'" in error and "1/model.pt" in error, error
+    assert op in error and "reaches outside the model" in error, error
+    assert not (repo / "saves_file" / "owned.pt").exists()
     still_serving(server)

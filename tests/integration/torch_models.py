@@ -421,6 +421,55 @@ def write_long_raiser(repo, name="long_raiser"):
     return write(repo, name, LongRaiser(), cfg)
 
 
+class ReadsFile(nn.Module):
+    """Reads a file of the server's (torch.from_file) into its answer."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.from_file("/etc/passwd", False, 16, dtype=torch.uint8).to(torch.float32) + x
+
+
+def read_a_file(path: str) -> Tensor:
+    return torch.from_file(path, False, 16, dtype=torch.uint8)
+
+
+class ReadsFileInside(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return read_a_file("/etc/passwd").to(torch.float32) + x
+
+
+class ReadsFileNested(nn.Module):
+    """The read two calls down: a submodule calling a free function."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = ReadsFileInside()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x)
+
+
+class SavesFile(nn.Module):
+    """Writes its input to a file (torch.save is scriptable)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def forward(self, x: Tensor) -> Tensor:
+        torch.save(x, self.path)
+        return x
+
+
+def write_reaching_outside(repo):
+    """reads_file, reads_file_nested, saves_file: modules whose code reaches
+    outside the model (a tenant's upload must not read or write the server's
+    files). saves_file would write <repo>/saves_file/owned.pt."""
+    for name, module in (("reads_file", ReadsFile()), ("reads_file_nested", ReadsFileNested()),
+                         ("saves_file", SavesFile(str(Path(repo) / "saves_file" / "owned.pt")))):
+        write(repo, name, module, config(name, [("x", "TYPE_FP32", [16])],
+                                         [("y", "TYPE_FP32", [16])]))
+
+
 def write_corrupt(repo, name="corrupt"):
     """A model.pt that is not a zip archive at all, with a valid config."""
     path = Path(repo) / name / "1" / "model.pt"
