@@ -86,6 +86,14 @@ class Forks(nn.Module):
         return torch.jit.wait(future) + x
 
 
+class Allocates(nn.Module):
+    """Allocates as many bytes as its input's first value says."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = int(x[0].item())
+        return torch.ones(n, dtype=torch.uint8)[:4].to(torch.int64) + x
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     r = tmp_path_factory.mktemp("torch_config")
@@ -308,6 +316,31 @@ def test_inter_op_threads_are_set_once_per_process(tmp_path):
                     want = to_numpy(tm.reference(tmp_path, name)(to_torch(x)))
                     assert_bit_identical(c.infer(name, {"x": x})["y"], want)
                     assert_bit_identical(want, x * np.float32(3.0))
+            finally:
+                c.close()
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
+
+
+def test_a_module_asking_for_16_tib_fails_its_request_and_the_server_lives(tmp_path, monkeypatch):
+    # The sanitizer build aborts on an impossible allocation unless told to
+    # fail it as the release build's allocator does.
+    monkeypatch.setenv("ASAN_OPTIONS", "allocator_may_return_null=1")
+    tm.write(tmp_path, "allocates", Allocates(),
+             tm.config("allocates", [("x", "TYPE_INT64", [4])], [("y", "TYPE_INT64", [4])]))
+    s = Server([tmp_path]).start()
+    try:
+        for protocol in PROTOCOLS:
+            c = Client(s, protocol)
+            try:
+                small = np.array([8, 0, 5, 0], np.int64)
+                assert_bit_identical(c.infer("allocates", {"x": small})["y"], small + 1)
+                with pytest.raises(InferenceServerException) as e:
+                    c.infer("allocates", {"x": np.array([2**44, 0, 0, 0], np.int64)})
+                message = str(e.value)
+                assert "model 'allocates'" in message and "can't allocate memory" in message, \
+                    message
+                assert_bit_identical(c.infer("allocates", {"x": small})["y"], small + 1)
             finally:
                 c.close()
     finally:
