@@ -136,7 +136,6 @@ StatusOr<BackendRegistry::Entry*> BackendRegistry::ByFiles(const ModelSource& so
   for (const auto& entry : entries_) {
     if (entry->registration.default_model_file.empty()) continue;
     if (Lookup(by_name_, entry->registration.name) == nullptr) continue;  // hidden
-    if (entry->registration.lazy) continue;
     file_based.push_back(entry.get());
   }
   std::vector<Entry*> found;
