@@ -270,7 +270,7 @@ def test_example_cnn_serves_from_examples(examples_client):
     assert meta["platform"] == "pytorch_libtorch"
     assert meta["inputs"] == [{"name": "INPUT__0", "datatype": "FP32", "shape": [-1, 3, 32, 32]}]
     x = rand([2, 3, 32, 32], 42)
-    module = torch.jit.load(str(EXAMPLES / "image_cnn_torch" / "1" / "model.pt"))
+    module = tm.load(EXAMPLES / "image_cnn_torch" / "1" / "model.pt")
     want = to_numpy(module(to_torch(x)))
     got = examples_client.infer("image_cnn_torch", {"INPUT__0": x})["OUTPUT__0"]
     assert got.shape == (2, 10)

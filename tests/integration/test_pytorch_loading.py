@@ -107,7 +107,7 @@ def test_a_corrupt_model_file(server, repo):
 def test_a_model_from_a_newer_pytorch(server, repo):
     # The file itself: torch here refuses it the same way.
     with pytest.raises(RuntimeError, match="version 99"):
-        torch.jit.load(str(repo / "from_the_future" / "1" / "model.pt"))
+        tm.load(repo / "from_the_future" / "1" / "model.pt")
     error = load_error(server, "from_the_future")
     assert "'from_the_future'" in error, error
     assert "1/model.pt" in error, error

@@ -27,8 +27,9 @@ from torch import Tensor, nn
 
 
 def _quietly(fn, *args):
-    """torch.jit.script/save warn that TorchScript is deprecated in favour of
-    torch.export; Triton's PyTorch backend (and ours) serves TorchScript."""
+    """torch.jit.script/save/load warn that TorchScript is deprecated in
+    favour of torch.export; Triton's PyTorch backend (and ours) serves
+    TorchScript."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return fn(*args)
@@ -109,7 +110,12 @@ def add_version_atomically(repo, name, version, module):
 
 def reference(repo, name, version=1, filename="model.pt"):
     """The module the server loads, loaded by torch in this process."""
-    return torch.jit.load(str(Path(repo) / name / str(version) / filename)).eval()
+    return load(Path(repo) / name / str(version) / filename)
+
+
+def load(path):
+    """torch.jit.load, without its deprecation warning."""
+    return _quietly(torch.jit.load, str(path)).eval()
 
 
 # ------------------------------------------------------- naming conventions
