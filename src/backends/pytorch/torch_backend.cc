@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/pytorch/pytorch_backend.h"
+#include "backends/pytorch/torch_archive.h"
 #include "backends/pytorch/torch_device.h"
 #include "backends/pytorch/torch_graph.h"
 #include "backends/pytorch/torch_instance.h"
@@ -137,7 +138,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
   if (placements.empty())
     return InvalidArgument(ctx.label + ": its instance groups make no instance");
 
-  // 3. The module.
+  // 3. The module, once its code was read (loading runs some of it).
+  if (Status code = CheckArchiveCode(ctx.path); !code.ok()) {
+    return InvalidArgument(ctx.label + ": cannot load '" + ctx.path.string() +
+                           "' as a TorchScript module: " + LoadFailure(code.message()));
+  }
   MM_ASSIGN_OR_RETURN(auto first,
                       LoadModule(ctx, placements.front().device, parameters.inference_mode));
   if (!first->find_method("forward")) {

@@ -63,9 +63,12 @@ class TorchInstance final : public ModelInstance {
 
   Status Execute(const InferRequest& request, InferResponse& response) override {
     std::string error;
+    // A failure leaves no output behind (they would view freed tensors).
+    const size_t outputs_before = response.outputs.size();
     try {
       Status status = Run(request, response);
       args_.clear();
+      if (!status.ok()) response.outputs.resize(outputs_before);
       return status;
     } catch (const c10::Error& e) {
       error = e.what_without_backtrace();
@@ -75,6 +78,7 @@ class TorchInstance final : public ModelInstance {
       error = "an exception that is not a std::exception";
     }
     args_.clear();
+    response.outputs.resize(outputs_before);
     spdlog::warn("{}: PyTorch execute failure: {}", label_, error);
     error = SummaryFirst(std::move(error));
     if (error.size() > kMaxTorchErrorBytes) {

@@ -520,7 +520,32 @@ def forward(self, x: Tensor) -> Tensor:
   ExpectLoadError(SaveModel(dir, "thief", module, R"(
     input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
     output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])"),
-                  StatusCode::kInvalidArgument, "uses aten::from_file, which reaches outside");
+                  StatusCode::kInvalidArgument, "names '.from_file(', an operator that reads");
+}
+
+TEST(TorchBackendTest, ModuleWritingAFileAtLoadIsRefusedBeforeItRuns) {
+  TempDir dir;
+  const fs::path written = dir.path() / "written_at_load";
+  // __setstate__ runs inside torch::jit::load.
+  torch::jit::Module module("m");
+  module.register_buffer("t", torch::zeros({1}));
+  module.define(R"(
+def __getstate__(self) -> Tensor:
+    return self.t
+
+def __setstate__(self, state: Tensor) -> None:
+    torch.save(state, ")" +
+                written.string() + R"(")
+    self.t = state
+
+def forward(self, x: Tensor) -> Tensor:
+    return x
+)");
+  ExpectLoadError(SaveModel(dir, "writer", module, R"(
+    input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
+    output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])"),
+                  StatusCode::kInvalidArgument, "names 'torch.save', an operator that writes");
+  EXPECT_FALSE(fs::exists(written));
 }
 
 TEST(TorchBackendTest, MissingFileAndEscapingFilename) {
