@@ -466,12 +466,37 @@ class SavesFile(nn.Module):
         return x
 
 
+class SavesFileAtLoad(nn.Module):
+    """Writes a file from __setstate__, which torch.jit.load runs: loading
+    the archive is enough."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, bool]:
+        return (self.path, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, bool]) -> None:
+        self.path = state[0]
+        self.training = state[1]
+        torch.save(torch.zeros(1), self.path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
 def write_reaching_outside(repo):
-    """reads_file, reads_file_nested, saves_file: modules whose code reaches
-    outside the model (a tenant's upload must not read or write the server's
-    files). saves_file would write <repo>/saves_file/owned.pt."""
+    """reads_file, reads_file_nested, saves_file, saves_at_load: modules whose
+    code reaches outside the model (a tenant's upload must not read or write
+    the server's files). saves_file (when run) and saves_at_load (when
+    loaded: never load it here) would write <repo>/<name>/owned.pt."""
+    owned = lambda name: str(Path(repo) / name / "owned.pt")  # noqa: E731
     for name, module in (("reads_file", ReadsFile()), ("reads_file_nested", ReadsFileNested()),
-                         ("saves_file", SavesFile(str(Path(repo) / "saves_file" / "owned.pt")))):
+                         ("saves_file", SavesFile(owned("saves_file"))),
+                         ("saves_at_load", SavesFileAtLoad(owned("saves_at_load")))):
         write(repo, name, module, config(name, [("x", "TYPE_FP32", [16])],
                                          [("y", "TYPE_FP32", [16])]))
 
