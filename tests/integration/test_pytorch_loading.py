@@ -31,6 +31,8 @@ def repo(tmp_path_factory):
     tm.write_kind_gpu(r)
     tm.write_forward_arguments(r, "healthy")
     tm.write_reaching_outside(r)
+    for key, spelling in tm.DISGUISED_SAVES.items():
+        tm.write_disguised_save(r, f"disguised_{key}", spelling)
     # Hostile files where model.pt should be: a FIFO (a reader would block
     # on it forever), a folder, nothing at all.
     for name in ("fifo", "folder", "missing"):
@@ -189,5 +191,20 @@ def test_a_module_reaching_outside_the_model_is_refused(server, repo, name, op):
     error = load_error(server, name)
     assert f"'{name}'" in error and "1/model.pt" in error, error
     assert op in error and "outside the model" in error, error
+    assert not (repo / name / "owned.pt").exists(), "the module wrote a file of the server's"
+    still_serving(server)
+
+
+@pytest.mark.parametrize("key", list(tm.DISGUISED_SAVES))
+def test_a_hand_edited_archive_cannot_hide_an_operator(server, repo, key, tmp_path):
+    name = f"disguised_{key}"
+    # The disguise is real: torch here loads the archive and writes the file.
+    probe = tmp_path / "probe"
+    tm.write_disguised_save(probe, "probe", tm.DISGUISED_SAVES[key])
+    tm.load(probe / "probe" / "1" / "model.pt")
+    assert (probe / "probe" / "owned.pt").exists(), "the disguise does not load in torch"
+    # The server refuses it before anything of it runs.
+    error = load_error(server, name)
+    assert f"'{name}'" in error and "outside the model" in error, error
     assert not (repo / name / "owned.pt").exists(), "the module wrote a file of the server's"
     still_serving(server)

@@ -501,6 +501,45 @@ def write_reaching_outside(repo):
                                          [("y", "TYPE_FP32", [16])]))
 
 
+# Spellings of `torch.save(` that libtorch's TorchScript parser accepts in an
+# archive's code (each checked to load and write its file with torch here):
+# a hand-edited archive hides the operator's name from a naive text search.
+DISGUISED_SAVES = {
+    "spaces": "torch . save (",
+    "tab": "torch.\tsave(",
+    "form_feed": "torch.\x0csave(",
+    "carriage_return": "torch.\rsave(",
+    "vertical_tab": "torch.\x0bsave(",
+    "continued_line": "torch.\\\n        save(",
+    "comment_between": "(torch.  # a comment\n        save)(",
+}
+
+
+def edit_archive_code(path, old, new):
+    """Replaces `old` by `new` in the archive's code files (rewritten with
+    zipfile, as a user editing the archive would)."""
+    original = path.with_name(path.name + ".orig")
+    os.replace(path, original)
+    edited = 0
+    with zipfile.ZipFile(original) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith(".py") and old.encode() in data:
+                data = data.replace(old.encode(), new.encode())
+                edited += 1
+            zout.writestr(info, data)
+    original.unlink()
+    assert edited, f"no code file of {path} holds {old!r}"
+
+
+def write_disguised_save(repo, name, spelling):
+    """SavesFileAtLoad with torch.save spelt `spelling` in its code: loading
+    it writes <repo>/<name>/owned.pt."""
+    write(repo, name, SavesFileAtLoad(str(Path(repo) / name / "owned.pt")),
+          config(name, [("x", "TYPE_FP32", [16])], [("y", "TYPE_FP32", [16])]))
+    edit_archive_code(Path(repo) / name / "1" / "model.pt", "torch.save(", spelling)
+
+
 def write_corrupt(repo, name="corrupt"):
     """A model.pt that is not a zip archive at all, with a valid config."""
     path = Path(repo) / name / "1" / "model.pt"
