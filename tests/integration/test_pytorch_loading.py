@@ -33,6 +33,8 @@ def repo(tmp_path_factory):
     tm.write_reaching_outside(r)
     for key, spelling in tm.DISGUISED_SAVES.items():
         tm.write_disguised_save(r, f"disguised_{key}", spelling)
+    for key, spelling in tm.DISGUISED_FROM_FILES.items():
+        tm.write_disguised_from_file(r, f"mapped_{key}", spelling)
     # Hostile files where model.pt should be: a FIFO (a reader would block
     # on it forever), a folder, nothing at all.
     for name in ("fifo", "folder", "missing"):
@@ -204,6 +206,20 @@ def test_a_hand_edited_archive_cannot_hide_an_operator(server, repo, key, tmp_pa
     tm.load(probe / "probe" / "1" / "model.pt")
     assert (probe / "probe" / "owned.pt").exists(), "the disguise does not load in torch"
     # The server refuses it before anything of it runs.
+    error = load_error(server, name)
+    assert f"'{name}'" in error and "outside the model" in error, error
+    assert not (repo / name / "owned.pt").exists(), "the module wrote a file of the server's"
+    still_serving(server)
+
+
+@pytest.mark.parametrize("key", list(tm.DISGUISED_FROM_FILES))
+def test_a_module_writing_through_from_file_at_load_is_refused_before_it_runs(server, repo, key,
+                                                                            tmp_path):
+    name = f"mapped_{key}"
+    probe = tmp_path / "probe"
+    tm.write_disguised_from_file(probe, "probe", tm.DISGUISED_FROM_FILES[key])
+    tm.load(probe / "probe" / "1" / "model.pt")
+    assert (probe / "probe" / "owned.pt").read_bytes() == b"A" * 16, "torch wrote nothing"
     error = load_error(server, name)
     assert f"'{name}'" in error and "outside the model" in error, error
     assert not (repo / name / "owned.pt").exists(), "the module wrote a file of the server's"

@@ -488,6 +488,30 @@ class SavesFileAtLoad(nn.Module):
         return x
 
 
+class WritesThroughFromFileAtLoad(nn.Module):
+    """torch.from_file(path, shared=True) maps a file, creating it: writing
+    the tensor writes the file. From __setstate__, loading is enough."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.mapped = torch.zeros(16, dtype=torch.uint8)
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, bool]:
+        return (self.path, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, bool]) -> None:
+        self.path = state[0]
+        self.training = state[1]
+        self.mapped = torch.from_file(self.path, True, 16, dtype=torch.uint8)
+        self.mapped.fill_(65)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
 def write_reaching_outside(repo):
     """reads_file, reads_file_nested, saves_file, saves_at_load: modules whose
     code reaches outside the model (a tenant's upload must not read or write
@@ -530,6 +554,23 @@ def edit_archive_code(path, old, new):
             zout.writestr(info, data)
     original.unlink()
     assert edited, f"no code file of {path} holds {old!r}"
+
+
+# The same for `torch.from_file(`, which writes through a shared mapping.
+DISGUISED_FROM_FILES = {
+    "plain": "torch.from_file(",
+    "spaces": "torch . from_file (",
+    "comment_between": "(torch.from_file  # a comment\n        )(",
+}
+
+
+def write_disguised_from_file(repo, name, spelling):
+    """WritesThroughFromFileAtLoad with torch.from_file spelt `spelling`:
+    loading it creates <repo>/<name>/owned.pt."""
+    write(repo, name, WritesThroughFromFileAtLoad(str(Path(repo) / name / "owned.pt")),
+          config(name, [("x", "TYPE_FP32", [16])], [("y", "TYPE_FP32", [16])]))
+    if spelling != "torch.from_file(":
+        edit_archive_code(Path(repo) / name / "1" / "model.pt", "torch.from_file(", spelling)
 
 
 def write_disguised_save(repo, name, spelling):
