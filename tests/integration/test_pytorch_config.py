@@ -86,6 +86,16 @@ class Forks(nn.Module):
         return torch.jit.wait(future) + x
 
 
+class IntArgument(nn.Module):
+    def forward(self, x: Tensor, k: int) -> Tensor:
+        return x * k
+
+
+class ReturnsInt(nn.Module):
+    def forward(self, x: Tensor) -> int:
+        return x.numel()
+
+
 class Allocates(nn.Module):
     """Allocates as many bytes as its input's first value says."""
 
@@ -131,6 +141,18 @@ def repo(tmp_path_factory):
     tm.write(r, "batch_sum", BatchSum(),
              tm.config("batch_sum", [("x", "TYPE_FP32", [4])], [("y", "TYPE_FP32", [4])],
                        max_batch_size=8))
+    # Signatures and names the backend cannot map.
+    two = [("x", "TYPE_FP32", [4]), ("k", "TYPE_INT64", [1])]
+    tm.write(r, "int_argument", IntArgument(),
+             tm.config("int_argument", two, [("y", "TYPE_FP32", [4])]))
+    tm.write(r, "returns_int", ReturnsInt(),
+             tm.config("returns_int", [("x", "TYPE_FP32", [4])], [("n", "TYPE_INT64", [1])]))
+    tm.write(r, "index_twice", tm.TwoArgs(),
+             tm.config("index_twice", [("A__0", "TYPE_FP32", [4]), ("B__0", "TYPE_FP32", [4])],
+                       [("out", "TYPE_FP32", [4])]))
+    tm.write(r, "index_too_big", tm.TwoArgs(),
+             tm.config("index_too_big", [("A__0", "TYPE_FP32", [4]), ("B__5", "TYPE_FP32", [4])],
+                       [("out", "TYPE_FP32", [4])]))
     # Inputs.
     tm.write(r, "mixed", Mixed(),
              tm.config("mixed", [("small", "TYPE_UINT8", [-1]), ("wide", "TYPE_FP64", [4])],
@@ -225,6 +247,20 @@ def test_load_errors_for_outputs_and_inputs_forward_cannot_give(server):
     assert "forward(Tensor a, Tensor b)" in reason, reason
     reason = idx["string_for_tensor"]["reason"]
     assert "'x'" in reason and "TYPE_STRING" in reason and "forward(" in reason, reason
+
+
+@pytest.mark.parametrize("model, words", [
+    ("int_argument", ["'k'", "int", "forward(Tensor x, int k) -> Tensor"]),
+    ("returns_int", ["forward(Tensor x) -> int"]),
+    ("index_twice", ["'B__0'", "index 0", "another input"]),
+    ("index_too_big", ["'B__5'", "index 5", "forward(Tensor x, Tensor y) -> Tensor"]),
+])
+def test_signatures_and_names_the_backend_cannot_map(server, model, words):
+    entry = index(server)[model]
+    assert entry["state"] == "UNAVAILABLE", entry
+    assert f"'{model}'" in entry["reason"], entry
+    for word in words:
+        assert word in entry["reason"], (word, entry["reason"])
 
 
 @pytest.mark.parametrize("model, x, words", [
