@@ -78,6 +78,7 @@ std::string LoadFailure(std::string what) {
 struct LoadContext {
   std::string label;  // "model 'm' version 1"
   std::filesystem::path path;
+  TorchArchive archive;  // the file, open: every load reads it
 };
 
 // torch::jit::load on `device`; every exception becomes a Status.
@@ -87,7 +88,7 @@ StatusOr<std::shared_ptr<torch::jit::Module>> LoadModule(const LoadContext& ctx,
   std::string error;
   try {
     c10::InferenceMode guard(inference_mode);
-    auto module = std::make_shared<torch::jit::Module>(torch::jit::load(ctx.path.string(), device));
+    auto module = std::make_shared<torch::jit::Module>(torch::jit::load(ctx.archive, device));
     module->eval();
     return module;
   } catch (const c10::Error& e) {
@@ -139,7 +140,10 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
     return InvalidArgument(ctx.label + ": its instance groups make no instance");
 
   // 3. The module, once its code was read (loading runs some of it).
-  if (Status code = CheckArchiveCode(ctx.path); !code.ok()) {
+  auto archive = OpenArchive(ctx.path);
+  if (!archive.ok()) return archive.status().WithContext(ctx.label);
+  ctx.archive = std::move(*archive);
+  if (Status code = CheckArchiveCode(ctx.archive); !code.ok()) {
     return InvalidArgument(ctx.label + ": cannot load '" + ctx.path.string() +
                            "' as a TorchScript module: " + LoadFailure(code.message()));
   }
