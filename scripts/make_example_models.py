@@ -400,14 +400,20 @@ def _same_torchscript(path, module):
 
 def write_image_cnn_torch(out):
     """out/image_cnn_torch/{config.pbtxt,1/model.pt}."""
-    module = image_cnn_torch_module()
-    path = out / "image_cnn_torch" / "1" / "model.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if _same_torchscript(path, module):
-        print(f"{path}: unchanged")
-    else:
-        module.save(str(path))
-        print(f"{path}: {path.stat().st_size} bytes")
+    import warnings
+
+    # torch.jit.script/save/load say TorchScript is deprecated in favour of
+    # torch.export; Triton's PyTorch backend (and ours) serves TorchScript.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = image_cnn_torch_module()
+        path = out / "image_cnn_torch" / "1" / "model.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _same_torchscript(path, module):
+            print(f"{path}: unchanged")
+        else:
+            module.save(str(path))
+            print(f"{path}: {path.stat().st_size} bytes")
     (out / "image_cnn_torch" / "config.pbtxt").write_text(IMAGE_CNN_TORCH_CONFIG)
 
 
