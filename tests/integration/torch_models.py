@@ -560,6 +560,7 @@ def edit_archive_code(path, old, new):
 DISGUISED_FROM_FILES = {
     "plain": "torch.from_file(",
     "spaces": "torch . from_file (",
+    "parenthesized": "(torch.from_file)(",
     "comment_between": "(torch.from_file  # a comment\n        )(",
 }
 
