@@ -536,6 +536,7 @@ DISGUISED_SAVES = {
     "vertical_tab": "torch.\x0bsave(",
     "continued_line": "torch.\\\n        save(",
     "comment_between": "(torch.  # a comment\n        save)(",
+    "parenthesized_module": "(torch).save(",
 }
 
 
