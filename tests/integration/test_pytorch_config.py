@@ -86,6 +86,34 @@ class Forks(nn.Module):
         return torch.jit.wait(future) + x
 
 
+TRITON_STYLE = """name: "triton_style"
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [
+  {
+    name: "INPUT__0"
+    data_type: TYPE_FP32
+    format: FORMAT_NCHW
+    dims: [ 3, 32, 32 ]
+  }
+]
+output [
+  {
+    name: "OUTPUT__0"
+    data_type: TYPE_FP32
+    dims: [ 10 ]
+    label_filename: "labels.txt"
+  }
+]
+instance_group [
+  {
+    count: 1
+    kind: KIND_CPU
+  }
+]
+"""
+
+
 class IntArgument(nn.Module):
     def forward(self, x: Tensor, k: int) -> Tensor:
         return x * k
@@ -153,6 +181,10 @@ def repo(tmp_path_factory):
     tm.write(r, "index_too_big", tm.TwoArgs(),
              tm.config("index_too_big", [("A__0", "TYPE_FP32", [4]), ("B__5", "TYPE_FP32", [4])],
                        [("out", "TYPE_FP32", [4])]))
+    # A config as Triton's documentation writes one (format, label_filename).
+    tm.write_cnn(r, "triton_style")
+    (r / "triton_style" / "config.pbtxt").write_text(TRITON_STYLE)
+    (r / "triton_style" / "labels.txt").write_text("".join(f"class {i}\n" for i in range(10)))
     # Inputs.
     tm.write(r, "mixed", Mixed(),
              tm.config("mixed", [("small", "TYPE_UINT8", [-1]), ("wide", "TYPE_FP64", [4])],
@@ -177,7 +209,7 @@ def client(request, server):
 
 
 READY = ["all_parameters", "unknown_parameter", "by_backend", "by_both", "custom_file",
-         "kind_model", "wrong_dtype", "scalar", "batch_sum", "mixed", "in_place"]
+         "kind_model", "wrong_dtype", "scalar", "batch_sum", "mixed", "in_place", "triton_style"]
 
 
 def test_which_models_load(server):
@@ -228,6 +260,13 @@ def test_the_backend_by_name_platform_or_both_and_a_custom_file(repo, client, na
     got = client.infer(name, {"x": x, "y": y})["out"]
     want = tm.reference(repo, name, filename=filename)(to_torch(x), to_torch(y))
     assert_bit_identical(got, to_numpy(want))
+
+
+def test_a_config_as_tritons_documentation_writes_it(repo, client):
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    got = client.infer("triton_style", {"INPUT__0": x})["OUTPUT__0"]
+    np.testing.assert_allclose(got, to_numpy(tm.reference(repo, "triton_style")(to_torch(x))),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_kind_model_serves_where_the_module_was_saved(repo, client):
