@@ -40,6 +40,7 @@ def repo(tmp_path_factory):
         tm.write_dtype_identity(r, dtype)
     tm.write_int_arithmetic(r)
     tm.write_mlp(r)
+    tm.write_traced_mlp(r)
     tm.write_cnn(r)
     tm.write_raiser(r)
     tm.write_long_raiser(r)
@@ -241,6 +242,13 @@ def test_mlp_matches_torch(repo, client):
     got = client.infer("mlp", {"INPUT__0": x})["OUTPUT__0"]
     want = to_numpy(tm.reference(repo, "mlp")(to_torch(x)))
     assert got.shape == (5, 10) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_a_traced_module_matches_torch(repo, client):
+    x = rand([3, 16], 43)
+    got = client.infer("traced_mlp", {"INPUT__0": x})["OUTPUT__0"]
+    want = to_numpy(tm.reference(repo, "traced_mlp")(to_torch(x)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 

@@ -302,6 +302,16 @@ def write_mlp(repo, name="mlp", max_batch_size=8, extra=""):
     return write(repo, name, mlp_module(), cfg)
 
 
+def write_traced_mlp(repo, name="traced_mlp"):
+    """The MLP exported with torch.jit.trace (as many users export), not
+    scripted: INPUT__0 FP32 [16] -> OUTPUT__0 FP32 [10], batching."""
+    torch.manual_seed(SEED + 1)
+    traced = _quietly(torch.jit.trace, Mlp().eval(), torch.randn(2, 16))
+    cfg = config(name, [("INPUT__0", "TYPE_FP32", [16])], [("OUTPUT__0", "TYPE_FP32", [10])],
+                 max_batch_size=8)
+    return write(repo, name, traced, cfg)
+
+
 class Elementwise(nn.Module):
     """Row-independent, element-wise and exactly rounded (IEEE + - * and
     comparisons, no reduction, no BLAS): a row's bits are the same whether it
