@@ -35,6 +35,7 @@ def repo(tmp_path_factory):
         tm.write_disguised_save(r, f"disguised_{key}", spelling)
     for key, spelling in tm.DISGUISED_FROM_FILES.items():
         tm.write_disguised_from_file(r, f"mapped_{key}", spelling)
+    tm.write_upper_case_code(r, "upper_case_code")
     # Hostile files where model.pt should be: a FIFO (a reader would block
     # on it forever), a folder, nothing at all.
     for name in ("fifo", "folder", "missing"):
@@ -223,4 +224,16 @@ def test_a_module_writing_through_from_file_at_load_is_refused_before_it_runs(se
     error = load_error(server, name)
     assert f"'{name}'" in error and "outside the model" in error, error
     assert not (repo / name / "owned.pt").exists(), "the module wrote a file of the server's"
+    still_serving(server)
+
+
+def test_code_records_named_in_upper_case_are_checked_too(server, repo, tmp_path):
+    probe = tmp_path / "probe"
+    tm.write_upper_case_code(probe, "probe")
+    tm.load(probe / "probe" / "1" / "model.pt")
+    assert (probe / "probe" / "owned.pt").exists(), "torch did not find the renamed code"
+    error = load_error(server, "upper_case_code")
+    assert "'upper_case_code'" in error and "outside the model" in error, error
+    assert not (repo / "upper_case_code" / "owned.pt").exists(), \
+        "the module wrote a file of the server's"
     still_serving(server)

@@ -593,6 +593,28 @@ def write_disguised_save(repo, name, spelling):
     edit_archive_code(Path(repo) / name / "1" / "model.pt", "torch.save(", spelling)
 
 
+def write_upper_case_code(repo, name):
+    """SavesFileAtLoad, torch.save spelt plainly, but its code records renamed
+    CODE/....PY: libtorch finds records case-insensitively (miniz), so the
+    archive still loads, and writes <repo>/<name>/owned.pt."""
+    write(repo, name, SavesFileAtLoad(str(Path(repo) / name / "owned.pt")),
+          config(name, [("x", "TYPE_FP32", [16])], [("y", "TYPE_FP32", [16])]))
+    path = Path(repo) / name / "1" / "model.pt"
+    original = path.with_name(path.name + ".orig")
+    os.replace(path, original)
+    renamed = 0
+    with zipfile.ZipFile(original) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            record = info.filename
+            if "/code/" in record and record.endswith(".py"):
+                record = record.replace("/code/", "/CODE/")[:-3] + ".PY"
+                renamed += 1
+            zout.writestr(zipfile.ZipInfo(record, info.date_time), data)
+    original.unlink()
+    assert renamed, "no code record"
+
+
 def write_corrupt(repo, name="corrupt"):
     """A model.pt that is not a zip archive at all, with a valid config."""
     path = Path(repo) / name / "1" / "model.pt"
