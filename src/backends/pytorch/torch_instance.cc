@@ -34,6 +34,20 @@ bool Overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   return a_bytes > 0 && b_bytes > 0 && a0 < b0 + b_bytes && b0 < a0 + a_bytes;
 }
 
+// A TorchScript exception's text is two tracebacks, then what was raised
+// ("builtins.ValueError: too big"): that last line goes first, so that a
+// bounded message keeps it.
+std::string SummaryFirst(std::string error) {
+  if (error.find("Traceback of TorchScript") == std::string::npos) return error;
+  size_t end = error.find_last_not_of("\n ");
+  if (end == std::string::npos) return error;
+  const size_t begin = error.rfind('\n', end);
+  if (begin == std::string::npos) return error;
+  std::string summary = error.substr(begin + 1, end - begin);
+  error.erase(begin);
+  return summary + "\n" + error;
+}
+
 // Keeps a response's output tensors alive while its views are read.
 struct OutputHolder {
   std::vector<at::Tensor> tensors;
@@ -49,9 +63,12 @@ class TorchInstance final : public ModelInstance {
 
   Status Execute(const InferRequest& request, InferResponse& response) override {
     std::string error;
+    // A failure leaves no output behind (they would view freed tensors).
+    const size_t outputs_before = response.outputs.size();
     try {
       Status status = Run(request, response);
       args_.clear();
+      if (!status.ok()) response.outputs.resize(outputs_before);
       return status;
     } catch (const c10::Error& e) {
       error = e.what_without_backtrace();
@@ -61,7 +78,9 @@ class TorchInstance final : public ModelInstance {
       error = "an exception that is not a std::exception";
     }
     args_.clear();
+    response.outputs.resize(outputs_before);
     spdlog::warn("{}: PyTorch execute failure: {}", label_, error);
+    error = SummaryFirst(std::move(error));
     if (error.size() > kMaxTorchErrorBytes) {
       error.resize(kMaxTorchErrorBytes);
       error += "... (truncated; the server's log has the whole message)";
