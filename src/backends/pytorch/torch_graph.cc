@@ -27,10 +27,10 @@ bool SizeDerived(const torch::jit::Value* value, int depth = 0) {
     return constant && constant->isInt() &&
            constant->toInt() != std::numeric_limits<int64_t>::max();
   }
-  if (kind == c10::aten::len || kind == c10::aten::dim || kind == c10::aten::size ||
-      kind == c10::aten::numel) {
-    return true;
-  }
+  static const c10::Symbol kSizes[] = {
+      c10::Symbol::fromQualString("aten::len"), c10::Symbol::fromQualString("aten::dim"),
+      c10::Symbol::fromQualString("aten::size"), c10::Symbol::fromQualString("aten::numel")};
+  if (std::find(std::begin(kSizes), std::end(kSizes), kind) != std::end(kSizes)) return true;
   static const c10::Symbol kArithmetic[] = {
       c10::aten::add,      c10::aten::sub, c10::aten::mul,
       c10::aten::floordiv, c10::aten::neg, c10::Symbol::fromQualString("aten::__range_length"),
