@@ -17,7 +17,7 @@ OUT=${2:?usage: $0 TORCH_VERSION OUT}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${MMSERVE_CACHE:-$HOME/.cache/mmserve}
 TORCH=$CACHE/libtorch-headers-$VERSION/torch
-BUILD=$ROOT/build/gpu-bundle-$VERSION
+BUILD=${MMSERVE_GPU_BUILD:-$ROOT/build/gpu-bundle-$VERSION}  # the build folder
 if [ ! -f "$TORCH/lib/libtorch_cpu.so" ]; then
   tmp=$(mktemp -d)
   "$ROOT/.venv/bin/pip" download -q --no-deps --only-binary=:all: -d "$tmp" "torch==$VERSION"

@@ -82,6 +82,12 @@ def main():
               f'instance_group [{{kind: KIND_{kind} count: 1}}]\n'
               'dynamic_batching { max_queue_delay_microseconds: 2000 }\n'
               'parameters { key: "ENABLE_CACHE_CLEANING" value: { string_value: "true" } }\n')
+    # The same GPU model in worker processes: each worker keeps its group's
+    # kind and GPU (two instances on GPU 0).
+    write("mlp_gpu_worker", mlp,
+          'platform: "pytorch_libtorch"\nmax_batch_size: 8\n' + mlp_io +
+          'instance_group [{kind: KIND_GPU count: 2 gpus: [0]}]\n'
+          'mmserve { isolation: PROCESS }\n')
     write("cnn_gpu", cnn,
           'backend: "pytorch"\nmax_batch_size: 4\n'
           'input [{name: "image" data_type: TYPE_FP32 dims: [3, 32, 32]}]\n'
@@ -125,7 +131,7 @@ def main():
         index = json.loads(urllib.request.urlopen(urllib.request.Request(
             base + "/v2/repository/index", data=b"{}", method="POST"), timeout=30).read())
         states = {m["name"]: (m.get("state"), m.get("reason", "")) for m in index}
-        for name in ("mlp_gpu", "mlp_cpu", "cnn_gpu"):
+        for name in ("mlp_gpu", "mlp_cpu", "cnn_gpu", "mlp_gpu_worker"):
             check(f"{name} READY", states.get(name, ("?",))[0] == "READY", str(states.get(name)))
 
         x = torch.rand(5, 64)
@@ -133,7 +139,8 @@ def main():
             want_gpu = mlp.cuda()(x.cuda()).cpu()
             want_cpu = mlp.cpu()(x)
         inputs = [{"name": "INPUT__0", "datatype": "FP32", "shape": [5, 64], "data": x.flatten().tolist()}]
-        for name, want in (("mlp_gpu", want_gpu), ("mlp_cpu", want_cpu)):
+        for name, want in (("mlp_gpu", want_gpu), ("mlp_cpu", want_cpu),
+                           ("mlp_gpu_worker", want_gpu)):
             got = infer(name, inputs)
             if "outputs" not in got:
                 check(f"{name} infer", False, str(got)[:400])
@@ -181,6 +188,11 @@ def main():
         smi = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
                              capture_output=True, text=True).stdout
         check("mmserve holds GPU memory", str(server.pid) in smi, smi.strip().replace("\n", "; "))
+        workers = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        on_gpu = [w for w in workers if w in smi]
+        check("both worker processes of mlp_gpu_worker hold GPU memory", len(on_gpu) >= 2,
+              f"workers {workers}, on the GPU {on_gpu}")
         _, stats = get("/v2/models/mlp_gpu/stats")
         s = json.loads(stats)["model_stats"][0]
         check("statistics counted", s["inference_count"] >= 21,
