@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backends/auto_complete.h"
+#include "backends/model_file.h"
 #include "backends/onnxruntime/onnx_graph_scan.h"
 #include "backends/onnxruntime/ort_env.h"
 #include "backends/registry.h"
@@ -582,18 +583,8 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
   inference::ModelConfig user = spec.config;
   if (user.name().empty()) user.set_name(spec.model_name);
 
-  const std::string filename = user.default_model_filename().empty()
-                                   ? std::string(kDefaultModelFile)
-                                   : user.default_model_filename();
-  const std::filesystem::path relative(filename);
-  if (relative.is_absolute() ||
-      std::find(relative.begin(), relative.end(), "..") != relative.end()) {
-    return InvalidArgument(label + ": default_model_filename '" + filename +
-                           "' must name a file inside the version directory");
-  }
-  const std::filesystem::path path = spec.version_dir / relative;
-  auto size = CheckRepositoryFile(path, RepositoryFileKind::kModel);
-  if (!size.ok()) return size.status().WithContext(label);
+  MM_ASSIGN_OR_RETURN(const std::filesystem::path path,
+                      ModelFilePath(spec, kDefaultModelFile, label));
 
   try {
     MM_ASSIGN_OR_RETURN(Ort::SessionOptions options, MakeSessionOptions(user, options_));

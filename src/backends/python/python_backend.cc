@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "backends/model_file.h"
 #include "python_env.h"
 #include "python_interpreter.h"
 #include "python_model.h"
@@ -60,19 +61,8 @@ StatusOr<std::unique_ptr<Backend>> PythonBackend::Create(const BackendSettings& 
 StatusOr<std::unique_ptr<LoadedModel>> PythonBackend::Load(const LoadSpec& spec) {
   const std::string label =
       "model '" + spec.model_name + "' version " + std::to_string(spec.version);
-  const std::string filename = spec.config.default_model_filename().empty()
-                                   ? std::string(kDefaultModelFile)
-                                   : spec.config.default_model_filename();
-  const std::filesystem::path relative(filename);
-  if (relative.is_absolute() ||
-      std::find(relative.begin(), relative.end(), "..") != relative.end()) {
-    return InvalidArgument(label + ": default_model_filename '" + filename +
-                           "' must name a file inside the version directory");
-  }
-  const std::filesystem::path path = spec.version_dir / relative;
-  if (auto size = CheckRepositoryFile(path, RepositoryFileKind::kModel); !size.ok()) {
-    return size.status().WithContext(label);
-  }
+  MM_ASSIGN_OR_RETURN(const std::filesystem::path path,
+                      ModelFilePath(spec, kDefaultModelFile, label));
   MM_ASSIGN_OR_RETURN(std::vector<std::filesystem::path> site_packages,
                       SitePackages(spec, options_, label));
   MM_RETURN_IF_ERROR(StartPythonInterpreter());

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/model_file.h"
 #include "backends/pytorch/pytorch_backend.h"
 #include "backends/pytorch/torch_archive.h"
 #include "backends/pytorch/torch_device.h"
@@ -115,18 +116,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
   if (config.name().empty()) config.set_name(spec.model_name);
 
   // 1. The file.
-  const std::string filename = config.default_model_filename().empty()
-                                   ? std::string(kPytorchDefaultModelFile)
-                                   : config.default_model_filename();
-  const std::filesystem::path relative(filename);
-  if (relative.is_absolute() ||
-      std::find(relative.begin(), relative.end(), "..") != relative.end()) {
-    return InvalidArgument(ctx.label + ": default_model_filename '" + filename +
-                           "' must name a file inside the version directory");
-  }
-  ctx.path = spec.version_dir / relative;
-  auto size = CheckRepositoryFile(ctx.path, RepositoryFileKind::kModel);
-  if (!size.ok()) return size.status().WithContext(ctx.label);
+  MM_ASSIGN_OR_RETURN(ctx.path, ModelFilePath(spec, kPytorchDefaultModelFile, ctx.label));
 
   // 2. Parameters and places.
   auto parsed = ParseTorchParameters(config);
