@@ -5,10 +5,11 @@
 #
 #   models      made by bench/torch_models.py with .venv's torch (fixed seed)
 #               into a temporary repository: `mlp` (16 -> 64 -> 64 -> 10,
-#               softmax; mlp_classifier's interface) and `resnet18` (ResNet-18's
-#               layout and parameter count from torch.nn, one 3xNxN FP32
-#               image, N = BENCH_CNN_SIZE, 64 by default so that a 2-core run
-#               stays short), each also as `<name>_batched` with
+#               softmax; mlp_classifier's interface; BENCH_MLP_HIDDEN widens
+#               it) and `resnet18` (ResNet-18's layout and parameter count
+#               from torch.nn, one 3xNxN FP32 image, N = BENCH_CNN_SIZE, 64 by
+#               default so that a 2-core run stays short), each also as
+#               `<name>_batched` with
 #               `dynamic_batching { }`; one CPU instance each, the backend's
 #               default parameters (intra-op 1, inter-op 1, inference mode,
 #               optimized execution).
@@ -45,6 +46,7 @@
 #   BENCH_SECONDS=5       seconds per measured point
 #   BENCH_ROUNDS=3        rounds
 #   BENCH_CNN_SIZE=64     the CNN's image side
+#   BENCH_MLP_HIDDEN=64   the MLP's hidden width
 #   BENCH_PIN=0           1: server and raw on CPU 0, wrk on the other CPUs;
 #                         0: all left to the kernel (as bench/batching.sh)
 #   BENCH_SERVER_FLAGS    more server flags
@@ -57,6 +59,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 POINT_SECONDS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 CNN_SIZE=${BENCH_CNN_SIZE:-64}
+MLP_HIDDEN=${BENCH_MLP_HIDDEN:-64}
 # The source state measured: taken before building.
 GIT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- src 2>/dev/null || echo +dirty)"
 START=$(date +%s)
@@ -74,7 +77,8 @@ echo "== machine: $CORES cores, $CPU_MODEL, load $LOAD_BEFORE," \
   "pinning $([[ ${#ON_SERVER_CPUS[@]} -gt 0 ]] && echo on || echo off)"
 
 echo "== models (bench/torch_models.py, ${CNN_SIZE}x${CNN_SIZE} images)"
-"$PYTHON" -W ignore bench/torch_models.py "$REPO" "$WORK" --cnn-size "$CNN_SIZE" >"$WORK/models.txt"
+"$PYTHON" -W ignore bench/torch_models.py "$REPO" "$WORK" --cnn-size "$CNN_SIZE" \
+  --mlp-hidden "$MLP_HIDDEN" >"$WORK/models.txt"
 CNN_PARAMS=$(sed -n 's/^resnet18 parameters=//p' "$WORK/models.txt")
 TORCH_VERSION=$("$PYTHON" -c 'import torch; print(torch.__version__)')
 export BENCH_BODY_FILE=$WORK/resnet18_body.bin
@@ -148,7 +152,7 @@ http_point() {
   local base=${model%_batched} threads=1 log=$WORK/wrk-$model-c$conc.txt
   ((conc > 1)) && threads=2
   local extra=()
-  [[ -n ${BYTES[$base]:-} ]] && extra=(-- "${BYTES[$base]}")
+  [[ -n ${BYTES[$model]:-} ]] && extra=(-- "${BYTES[$model]}")
   local s0 s1
   s0=$(stats "$model")
   "${ON_CLIENT_CPUS[@]}" wrk -t"$threads" -c"$conc" -d"${seconds}s" --latency --timeout 10s \
@@ -164,7 +168,7 @@ http_point() {
     die "INVALID: $model c$conc: ${R[bad_status]} non-200, ${R[bad_size]} wrong size," \
       "${R[errors]} socket errors; $(grep '^BENCH_FIRST_BAD' "$log" | head -1)"
   fi
-  BYTES[$base]=${R[body_bytes]}
+  BYTES[$model]=${R[body_bytes]}
   read -r -a S <<<"$(python3 -c '
 import sys
 a = list(map(int, sys.argv[1].split())); b = list(map(int, sys.argv[2].split()))
@@ -240,7 +244,8 @@ REPORT=$WORK/report.md
 python3 bench/torch_report.py "$RESULTS" \
   --machine "$CORES cores, $CPU_MODEL, load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after" \
   --git "$GIT_REV" --build "$BUILD_DIR ($BUILD_TYPE)" --torch "$TORCH_VERSION" \
-  --cnn-size "$CNN_SIZE" --cnn-params "$CNN_PARAMS" --seconds "$POINT_SECONDS" \
+  --cnn-size "$CNN_SIZE" --mlp-hidden "$MLP_HIDDEN" --cnn-params "$CNN_PARAMS" \
+  --seconds "$POINT_SECONDS" \
   --rounds "$ROUNDS" --elapsed "$ELAPSED" \
   --pinned "$([[ ${#ON_SERVER_CPUS[@]} -gt 0 ]] && echo 1 || echo 0)" >"$REPORT"
 echo

@@ -1,6 +1,6 @@
 """The models of bench/pytorch.sh, made with .venv's torch (fixed seed).
 
-    .venv/bin/python bench/torch_models.py REPO WORK [--cnn-size N]
+    .venv/bin/python bench/torch_models.py REPO WORK [--cnn-size N] [--mlp-hidden H]
 
 writes into the model repository REPO:
   mlp               a small MLP as TorchScript (torch.jit.script of an
@@ -8,6 +8,7 @@ writes into the model repository REPO:
                     FP32 [16] (a forward argument name: Triton's
                     FORWARD_ARGUMENT convention) -> Linear(64) ReLU Linear(64)
                     ReLU Linear(10) Softmax -> "probabilities" FP32 [10]
+                    (--mlp-hidden H: H instead of 64)
   resnet18          ResNet-18's layout from torch.nn (7x7 conv, max pool, four
                     stages of two BasicBlocks at 64/128/256/512 channels,
                     average pool, 1000-way Linear: 11,689,512 parameters, as
@@ -95,11 +96,13 @@ def main():
     parser.add_argument("repo")
     parser.add_argument("work")
     parser.add_argument("--cnn-size", type=int, default=64, help="the CNN's image side (64)")
+    parser.add_argument("--mlp-hidden", type=int, default=64, help="the MLP's hidden width (64)")
     args = parser.parse_args()
     torch.manual_seed(SEED)
 
-    mlp = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                        nn.Linear(64, 10), nn.Softmax(dim=-1)).eval()
+    h = args.mlp_hidden
+    mlp = nn.Sequential(nn.Linear(16, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                        nn.Linear(h, 10), nn.Softmax(dim=-1)).eval()
     mlp_ts = torch.jit.script(mlp)
     cnn = ResNet18().eval()
     with torch.no_grad():  # BatchNorm statistics that are not the identity

@@ -10,8 +10,8 @@ import statistics
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results")
-    for flag in ("machine", "git", "build", "torch", "cnn-size", "cnn-params", "seconds",
-                 "rounds", "elapsed", "pinned"):
+    for flag in ("machine", "mlp-hidden", "git", "build", "torch", "cnn-size", "cnn-params",
+                 "seconds", "rounds", "elapsed", "pinned"):
         p.add_argument("--" + flag, default="")
     a = p.parse_args()
 
@@ -32,7 +32,8 @@ def main():
     w(f"mmserve `--http-threads 1 --execution-slots 1`, one CPU instance per model, backend "
       f"defaults; raw: bench_torch_raw, one thread. {a.machine}; {placement}; git {a.git}, "
       f"{a.build}; torch {a.torch} (models), libtorch of the same wheel (server and raw); "
-      f"resnet18: {int(float(a.cnn_params or 0)):,} parameters, input 3x{n}x{n}. "
+      f"mlp: 16 → {a.mlp_hidden} → {a.mlp_hidden} → 10; resnet18: "
+      f"{int(float(a.cnn_params or 0)):,} parameters, input 3x{n}x{n}. "
       f"{a.rounds} interleaved rounds of {a.seconds} s per point, medians; {a.elapsed} s in all.")
     w("")
 
