@@ -36,8 +36,9 @@
 #      first: the first PyTorch model opens the plugin and libtorch (their
 #      code and one-time set-up, which no model's footprint counts); that
 #      growth is reported too.
-# The server's statistics (queue, compute input/infer/output per execution)
-# are reported beside each point, to tell forward's own time from the rest.
+# The server's statistics (queue per request; compute input/infer/output per
+# execution) and its CPU time per request (utime+stime of all its threads) are
+# reported beside each point, to tell forward's own time from the rest.
 #
 # Points are interleaved: each round measures raw and server in turn (the
 # order alternates each round); the report gives medians over the rounds.
@@ -111,7 +112,7 @@ load_model() {  # load_model NAME: the repository API's load (it returns when th
 }
 footprint_bytes() {  # footprint_bytes NAME: what the lifecycle counts (metrics)
   curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
-    awk -v m="model=\"$1\"" '/^mmserve_model_memory_bytes\{/ && index($0, m) {print $NF; exit}'
+    awk -v m="model=\"$1\"" '/^mmserve_model_memory_bytes\{/ && index($0, m) && !n++ {print $NF}'
 }
 
 echo "== memory: RSS growth across explicit loads against the counted footprint"
@@ -134,13 +135,15 @@ grep -o "model 'resnet18' version 1 is READY ([^;]*" "$WORK/server.log" | sed 's
 load_model mlp_batched
 load_model resnet18_batched
 
-# stats NAME: "inferences executions queue_ns input_ns infer_ns output_ns"
+# stats NAME: "inferences executions queue_ns input_ns infer_ns output_ns":
+# the queue summed over requests, the compute stages summed over executions
+# (batch_stats: a batch's time counted once, not once per request in it).
 stats() {
   curl -s "$BASE/v2/models/$1/stats" | python3 -c '
 import json, sys
-s = json.load(sys.stdin)["model_stats"][0]; i = s["inference_stats"]
-print(s["inference_count"], s["execution_count"],
-      *(i[k]["ns"] for k in ("queue", "compute_input", "compute_infer", "compute_output")))'
+s = json.load(sys.stdin)["model_stats"][0]; b = s["batch_stats"]
+print(s["inference_count"], s["execution_count"], s["inference_stats"]["queue"]["ns"],
+      *(sum(x[k]["ns"] for x in b) for k in ("compute_input", "compute_infer", "compute_output")))'
 }
 
 # http_point ROUND MODEL CONCURRENCY SECONDS [KEY_SUFFIX]: wrk against
@@ -153,10 +156,12 @@ http_point() {
   ((conc > 1)) && threads=2
   local extra=()
   [[ -n ${BYTES[$model]:-} ]] && extra=(-- "${BYTES[$model]}")
-  local s0 s1
+  local s0 s1 t0 t1
   s0=$(stats "$model")
+  t0=$(cpu_ticks "$SERVER")
   "${ON_CLIENT_CPUS[@]}" wrk -t"$threads" -c"$conc" -d"${seconds}s" --latency --timeout 10s \
     -s "${LUA[$base]}" "$BASE/v2/models/$model/infer" "${extra[@]}" >"$log" 2>&1 || true
+  t1=$(cpu_ticks "$SERVER")
   s1=$(stats "$model")
   local line
   line=$(grep '^BENCH_RESULT' "$log" || true)
@@ -172,8 +177,8 @@ http_point() {
   read -r -a S <<<"$(python3 -c '
 import sys
 a = list(map(int, sys.argv[1].split())); b = list(map(int, sys.argv[2].split()))
-d = [y - x for x, y in zip(a, b)]; e = max(1, d[1])
-print(f"{d[0] / e:.2f}", *(f"{v / e / 1e3:.1f}" for v in d[2:]))' "$s0" "$s1")"
+d = [y - x for x, y in zip(a, b)]; n = max(1, d[0]); e = max(1, d[1])
+print(f"{d[0] / e:.2f}", f"{d[2] / n / 1e3:.1f}", *(f"{v / e / 1e3:.1f}" for v in d[3:]))' "$s0" "$s1")"
   [[ $round == 0 ]] && return 0  # a warm-up
   local c=c$conc
   record "$round" http "$model" "rps_$c" "${R[rps]}"
@@ -184,8 +189,11 @@ print(f"{d[0] / e:.2f}", *(f"{v / e / 1e3:.1f}" for v in d[2:]))' "$s0" "$s1")"
   record "$round" http "$model" "input_us_$c" "${S[2]}"
   record "$round" http "$model" "infer_us_$c" "${S[3]}"
   record "$round" http "$model" "output_us_$c" "${S[4]}"
-  printf '  server %-17s c%-3s %9s req/s  p50 %9s us  p99 %9s us  mean batch %6s  per execution: queue %s infer %s in %s out %s us\n' \
-    "$model" "$conc" "${R[rps]}" "${R[p50_us]}" "${R[p99_us]}" "${S[0]}" "${S[1]}" "${S[3]}" "${S[2]}" "${S[4]}"
+  local cpu
+  cpu=$(python3 -c "print(f'{($t1 - $t0) / $TICKS_PER_SECOND * 1e6 / max(1, ${R[requests]}):.1f}')")
+  record "$round" http "$model" "cpu_us_$c" "$cpu"
+  printf '  server %-17s c%-3s %9s req/s  p50 %9s us  p99 %9s us  mean batch %6s  queue %s us; per execution: infer %s in %s out %s us; server CPU %s us/req\n' \
+    "$model" "$conc" "${R[rps]}" "${R[p50_us]}" "${R[p99_us]}" "${S[0]}" "${S[1]}" "${S[3]}" "${S[2]}" "${S[4]}" "$cpu"
 }
 
 # raw_point ROUND MODEL BATCH SECONDS KEY: bench_torch_raw, one thread.
@@ -227,9 +235,9 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     hi=$(python3 -c "import math; print(max(1, math.ceil($mean)))")
     record "$ROUND" raw "$m" batch_lo "$lo"
     record "$ROUND" raw "$m" batch_hi "$hi"
-    raw_point "$ROUND" "$m" "$lo" $(((POINT_SECONDS + 1) / 2)) lo
+    raw_point "$ROUND" "$m" "$lo" "$POINT_SECONDS" lo
     if ((hi != lo)); then
-      raw_point "$ROUND" "$m" "$hi" $(((POINT_SECONDS + 1) / 2)) hi
+      raw_point "$ROUND" "$m" "$hi" "$POINT_SECONDS" hi
     else
       record "$ROUND" raw "$m" rows_hi "${T[rows_per_s]}"
     fi

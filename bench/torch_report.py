@@ -41,8 +41,9 @@ def main():
     w("**Concurrency 1, batch 1, HTTP binary (p50)**")
     w("")
     w("| model | raw forward p50 µs | mmserve p50 µs | mmserve − raw µs | mmserve ÷ raw | target | "
-      "| mmserve p99 µs | server's forward (compute infer) µs | queue + input + output µs |")
-    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
+      "| mmserve p99 µs | server's forward (compute infer) µs | queue + input + output µs | "
+      "server CPU per request µs |")
+    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for m in ("mlp", "resnet18"):
         raw, srv = get("raw", m, "p50_b1"), get("http", m, "p50_c1")
         pairs = [(raw[r], srv[r]) for r in rounds if r in raw and r in srv]
@@ -56,15 +57,17 @@ def main():
                      for r in rounds])
         w(f"| {m} | {med(list(raw.values())):,.1f} | {med(list(srv.values())):,.1f} | {diff:,.1f} | "
           f"{ratio:.3f}× | {target} | {ok(met)} | {med(list(get('http', m, 'p99_c1').values())):,.1f} | "
-          f"{med(list(get('http', m, 'infer_us_c1').values())):,.1f} | {other:,.1f} |")
+          f"{med(list(get('http', m, 'infer_us_c1').values())):,.1f} | {other:,.1f} | "
+          f"{med(list(get('http', m, 'cpu_us_c1').values())):,.1f} |")
     w("")
 
     # 2. Dynamic batching at concurrency 64.
     w("**Dynamic batching, concurrency 64, one row per request**")
     w("")
     w("| model | mmserve rows/s | mean batch | raw rows/s at it (interpolated) | mmserve ÷ raw | "
-      "target | | mmserve p50 µs | server's forward per execution µs | raw forward at the batch µs |")
-    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
+      "target | | mmserve p50 µs | server's forward per execution µs | raw forward at the batch "
+      "(floor) µs | server CPU per request µs |")
+    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for m in ("mlp", "resnet18"):
         mb = m + "_batched"
         srv, mean = get("http", mb, "rps_c64"), get("http", mb, "mean_batch_c64")
@@ -82,7 +85,8 @@ def main():
         w(f"| {m} | {med(list(srv.values())):,.0f} | {med(list(mean.values())):.2f} | {med(raws):,.0f} | "
           f"{ratio:.3f}× | ≥ 0.85× | {ok(ratio >= 0.85)} | "
           f"{med(list(get('http', mb, 'p50_c64').values())):,.0f} | "
-          f"{med(list(get('http', mb, 'infer_us_c64').values())):,.1f} | {med(list(plo.values())):,.1f} |")
+          f"{med(list(get('http', mb, 'infer_us_c64').values())):,.1f} | {med(list(plo.values())):,.1f} | "
+          f"{med(list(get('http', mb, 'cpu_us_c64').values())):,.1f} |")
     w("")
 
     # 3. Memory.
