@@ -29,6 +29,9 @@
 #      mean batch from the statistics API's inference/execution counts over
 #      the point; raw runs at its floor and ceiling, rows/s interpolated):
 #      at least 0.85x.
+#      The small MLP's figure is bounded by HTTP, not by the model: nginx
+#      answering the same requests with a static body of the same size (one
+#      worker, same wrk) is measured beside it, as the ceiling.
 #   3. the footprint the lifecycle counts for resnet18
 #      (mmserve_model_memory_bytes in the metrics) against the growth of the
 #      server's VmRSS (/proc/PID/status) across its explicit load
@@ -216,6 +219,11 @@ for m in "${MODELS[@]}"; do
   http_point 0 "${m}_batched" 64 2
 done
 
+# The HTTP ceiling for the small MLP's batching point: nginx answering every
+# POST with a static body of mlp_batched's answer size (lib.sh), same wrk.
+start_nginx "mlp_binary=${BYTES[mlp_batched]}"
+run_wrk nginx mlp_binary 64 2 "${BYTES[mlp_batched]}"
+
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   echo "== round $ROUND of $ROUNDS: concurrency 1, batch 1, ${POINT_SECONDS}s per point"
   for m in "${MODELS[@]}"; do
@@ -231,6 +239,15 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   for m in "${MODELS[@]}"; do
     http_point "$ROUND" "${m}_batched" 64 "$POINT_SECONDS"
     mean=${S[0]}
+    if [[ $m == mlp ]]; then
+      run_wrk nginx mlp_binary 64 "$POINT_SECONDS" "${BYTES[mlp_batched]}"
+      ((R_VALID)) || die "nginx's answers were not all 200 with the expected size"
+      record "$ROUND" nginx mlp rps_c64 "${R[rps]}"
+      record "$ROUND" nginx mlp cpu_us_c64 \
+        "$(python3 -c "print(f'{${R[cpu_ticks]} / $TICKS_PER_SECOND * 1e6 / max(1, ${R[requests]}):.1f}')")"
+      printf '  nginx  %-17s c%-3s %9s req/s  p50 %9s us (a static answer of the same size)\n' \
+        mlp_binary 64 "${R[rps]}" "${R[p50_us]}"
+    fi
     lo=$(python3 -c "import math; print(max(1, math.floor($mean)))")
     hi=$(python3 -c "import math; print(max(1, math.ceil($mean)))")
     record "$ROUND" raw "$m" batch_lo "$lo"

@@ -87,6 +87,12 @@ def main():
           f"{med(list(get('http', mb, 'p50_c64').values())):,.0f} | "
           f"{med(list(get('http', mb, 'infer_us_c64').values())):,.1f} | {med(list(plo.values())):,.1f} | "
           f"{med(list(get('http', mb, 'cpu_us_c64').values())):,.1f} |")
+    ng, ngcpu = get("nginx", "mlp", "rps_c64"), get("nginx", "mlp", "cpu_us_c64")
+    if ng:
+        w("")
+        w(f"The HTTP ceiling, same run: nginx (one worker) answering the same wrk requests with a "
+          f"static body of mlp_batched's answer size: {med(list(ng.values())):,.0f} req/s at "
+          f"concurrency 64, {med(list(ngcpu.values())):.1f} µs of CPU per request.")
     w("")
 
     # 3. Memory.
