@@ -41,7 +41,11 @@
 #      growth is reported too.
 # The server's statistics (queue per request; compute input/infer/output per
 # execution) and its CPU time per request (utime+stime of all its threads) are
-# reported beside each point, to tell forward's own time from the rest.
+# reported beside each point, to tell forward's own time from the rest; raw's
+# CPU time per call too. CPU time does not grow when other processes take the
+# CPU away, so on a shared machine "server CPU per request" against "raw CPU
+# per row" shows the server's own cost when the wall-clock ratios are blurred
+# by the neighbours (the targets stay the wall-clock ratios).
 #
 # Points are interleaved: each round measures raw and server in turn (the
 # order alternates each round); the report gives medians over the rounds.
@@ -209,8 +213,9 @@ raw_point() {
   for kv in ${line#TORCH_RAW }; do T[${kv%%=*}]=${kv#*=}; done
   record "$round" raw "$model" "p50_$key" "${T[p50_us]}"
   record "$round" raw "$model" "rows_$key" "${T[rows_per_s]}"
-  printf '  raw    %-17s b%-3s %9s rows/s p50 %9s us  p99 %9s us\n' \
-    "$model" "$batch" "${T[rows_per_s]}" "${T[p50_us]}" "${T[p99_us]}"
+  record "$round" raw "$model" "cpu_$key" "${T[cpu_us_per_call]}"
+  printf '  raw    %-17s b%-3s %9s rows/s p50 %9s us  p99 %9s us  CPU %s us/call\n' \
+    "$model" "$batch" "${T[rows_per_s]}" "${T[p50_us]}" "${T[p99_us]}" "${T[cpu_us_per_call]}"
 }
 
 echo "== warm-up (and the answers' sizes)"
@@ -257,6 +262,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
       raw_point "$ROUND" "$m" "$hi" "$POINT_SECONDS" hi
     else
       record "$ROUND" raw "$m" rows_hi "${T[rows_per_s]}"
+      record "$ROUND" raw "$m" cpu_hi "${T[cpu_us_per_call]}"
     fi
   done
 done

@@ -21,9 +21,13 @@
 // One machine-readable line:
 //
 //   TORCH_RAW model=<dir name> threads=T batch=B runs=N p50_us=X p90_us=Y
-//             p99_us=Z max_us=W rps=R rows_per_s=Q
+//             p99_us=Z max_us=W rps=R rows_per_s=Q cpu_us_per_call=C
 //
-// (rps: forward calls per second, all threads; rows_per_s = rps x B.)
+// (rps: forward calls per second, all threads; rows_per_s = rps x B;
+// cpu_us_per_call: the measuring threads' CPU time, user + system, per call:
+// unlike the wall-clock figures it does not grow when other processes take
+// the CPU away, so it compares with a server's CPU time per request on a
+// shared machine.)
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
@@ -39,6 +43,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <time.h>
 
 namespace {
 
@@ -112,8 +118,15 @@ std::string ModelName(const std::string& path) {
   return name;
 }
 
+int64_t ThreadCpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
 struct ThreadResult {
   std::vector<double> latencies_us;
+  int64_t cpu_ns = 0;  // the measured calls' CPU time
   float sink = 0;
   std::string error;  // what forward threw, if it did
 };
@@ -145,6 +158,7 @@ void Worker(torch::jit::Module& module, const Flags& flags, Clock::time_point wa
       result.sink += RunOnce(module, input.data(), shape);
     }
     result.latencies_us.reserve(1 << 18);
+    const int64_t cpu_start = ThreadCpuNs();
     for (;;) {
       const auto start = Clock::now();
       if (start >= stop_at) break;
@@ -152,6 +166,7 @@ void Worker(torch::jit::Module& module, const Flags& flags, Clock::time_point wa
       const auto end = Clock::now();
       result.latencies_us.push_back(std::chrono::duration<double, std::micro>(end - start).count());
     }
+    result.cpu_ns = ThreadCpuNs() - cpu_start;
   } catch (const c10::Error& e) {
     result.error = e.what_without_backtrace();
   } catch (const std::exception& e) {
@@ -190,6 +205,7 @@ int Bench(const Flags& flags) {
 
   std::vector<double> all;
   float sink = 0;
+  int64_t cpu_ns = 0;
   for (auto& r : results) {
     if (!r.error.empty()) {
       std::fprintf(stderr, "bench_torch_raw: forward failed: %s\n", r.error.c_str());
@@ -197,6 +213,7 @@ int Bench(const Flags& flags) {
     }
     all.insert(all.end(), r.latencies_us.begin(), r.latencies_us.end());
     sink += r.sink;
+    cpu_ns += r.cpu_ns;
   }
   std::sort(all.begin(), all.end());
   // Measured time: from the end of the warm-up to the last call's end (a
@@ -206,10 +223,11 @@ int Bench(const Flags& flags) {
   const double rps = static_cast<double>(all.size()) / measured_s;
   std::printf(
       "TORCH_RAW model=%s threads=%d batch=%lld runs=%zu p50_us=%.2f p90_us=%.2f p99_us=%.2f "
-      "max_us=%.2f rps=%.1f rows_per_s=%.1f\n",
+      "max_us=%.2f rps=%.1f rows_per_s=%.1f cpu_us_per_call=%.2f\n",
       ModelName(flags.model).c_str(), flags.threads, static_cast<long long>(flags.batch),
       all.size(), Percentile(all, 50), Percentile(all, 90), Percentile(all, 99),
-      all.empty() ? 0.0 : all.back(), rps, rps * static_cast<double>(flags.batch));
+      all.empty() ? 0.0 : all.back(), rps, rps * static_cast<double>(flags.batch),
+      all.empty() ? 0.0 : static_cast<double>(cpu_ns) / 1e3 / static_cast<double>(all.size()));
   if (sink == 12345.678f) std::printf("(sink)\n");  // keeps the outputs observable
   std::fflush(stdout);
   return 0;

@@ -42,8 +42,8 @@ def main():
     w("")
     w("| model | raw forward p50 µs | mmserve p50 µs | mmserve − raw µs | mmserve ÷ raw | target | "
       "| mmserve p99 µs | server's forward (compute infer) µs | queue + input + output µs | "
-      "server CPU per request µs |")
-    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
+      "server CPU per request µs | raw CPU per call µs | CPU: mmserve − raw µs |")
+    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for m in ("mlp", "resnet18"):
         raw, srv = get("raw", m, "p50_b1"), get("http", m, "p50_c1")
         pairs = [(raw[r], srv[r]) for r in rounds if r in raw and r in srv]
@@ -53,12 +53,15 @@ def main():
             target, met = "≤ raw + 40 µs", diff <= 40
         else:
             target, met = "≤ 1.10×", ratio <= 1.10
+        scpu, rcpu = get("http", m, "cpu_us_c1"), get("raw", m, "cpu_b1")
+        cpu_diff = med([scpu[r] - rcpu[r] for r in rounds if r in scpu and r in rcpu])
         other = med([sum(get("http", m, f"{k}_us_c1").get(r, 0) for k in ("queue", "input", "output"))
                      for r in rounds])
         w(f"| {m} | {med(list(raw.values())):,.1f} | {med(list(srv.values())):,.1f} | {diff:,.1f} | "
           f"{ratio:.3f}× | {target} | {ok(met)} | {med(list(get('http', m, 'p99_c1').values())):,.1f} | "
           f"{med(list(get('http', m, 'infer_us_c1').values())):,.1f} | {other:,.1f} | "
-          f"{med(list(get('http', m, 'cpu_us_c1').values())):,.1f} |")
+          f"{med(list(get('http', m, 'cpu_us_c1').values())):,.1f} | "
+          f"{med(list(get('raw', m, 'cpu_b1').values())):,.1f} | {cpu_diff:,.1f} |")
     w("")
 
     # 2. Dynamic batching at concurrency 64.
@@ -66,27 +69,34 @@ def main():
     w("")
     w("| model | mmserve rows/s | mean batch | raw rows/s at it (interpolated) | mmserve ÷ raw | "
       "target | | mmserve p50 µs | server's forward per execution µs | raw forward at the batch "
-      "(floor) µs | server CPU per request µs |")
-    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
+      "(floor) µs | server CPU per request µs | raw CPU per row µs | CPU: raw per row ÷ "
+      "mmserve per request |")
+    w("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for m in ("mlp", "resnet18"):
         mb = m + "_batched"
         srv, mean = get("http", mb, "rps_c64"), get("http", mb, "mean_batch_c64")
         lo, hi = get("raw", m, "batch_lo"), get("raw", m, "batch_hi")
         rlo, rhi = get("raw", m, "rows_lo"), get("raw", m, "rows_hi")
         plo = get("raw", m, "p50_lo")
-        raws, ratios = [], []
+        clo, chi, scpu = get("raw", m, "cpu_lo"), get("raw", m, "cpu_hi"), get("http", mb, "cpu_us_c64")
+        raws, ratios, row_cpus, cpu_ratios = [], [], [], []
         for r in rounds:
             if r not in srv or r not in rlo:
                 continue
-            raw = rlo[r] if hi[r] == lo[r] else rlo[r] + (rhi[r] - rlo[r]) * (mean[r] - lo[r]) / (hi[r] - lo[r])
+            f = 0 if hi[r] == lo[r] else (mean[r] - lo[r]) / (hi[r] - lo[r])
+            raw = rlo[r] + (rhi[r] - rlo[r]) * f
             raws.append(raw)
             ratios.append(srv[r] / raw)
+            if r in clo and r in chi and r in scpu:
+                row_cpu = clo[r] / lo[r] + (chi[r] / hi[r] - clo[r] / lo[r]) * f
+                row_cpus.append(row_cpu)
+                cpu_ratios.append(row_cpu / scpu[r])
         ratio = med(ratios)
         w(f"| {m} | {med(list(srv.values())):,.0f} | {med(list(mean.values())):.2f} | {med(raws):,.0f} | "
           f"{ratio:.3f}× | ≥ 0.85× | {ok(ratio >= 0.85)} | "
           f"{med(list(get('http', mb, 'p50_c64').values())):,.0f} | "
           f"{med(list(get('http', mb, 'infer_us_c64').values())):,.1f} | {med(list(plo.values())):,.1f} | "
-          f"{med(list(get('http', mb, 'cpu_us_c64').values())):,.1f} |")
+          f"{med(list(scpu.values())):,.1f} | {med(row_cpus):,.1f} | {med(cpu_ratios):.3f}× |")
     ng, ngcpu = get("nginx", "mlp", "rps_c64"), get("nginx", "mlp", "cpu_us_c64")
     if ng:
         w("")
