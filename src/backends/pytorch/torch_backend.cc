@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/pytorch/pytorch_backend.h"
+#include "backends/pytorch/torch_archive.h"
 #include "backends/pytorch/torch_device.h"
 #include "backends/pytorch/torch_graph.h"
 #include "backends/pytorch/torch_instance.h"
@@ -77,6 +78,7 @@ std::string LoadFailure(std::string what) {
 struct LoadContext {
   std::string label;  // "model 'm' version 1"
   std::filesystem::path path;
+  TorchArchive archive;  // the file, open: every load reads it
 };
 
 // torch::jit::load on `device`; every exception becomes a Status.
@@ -86,7 +88,7 @@ StatusOr<std::shared_ptr<torch::jit::Module>> LoadModule(const LoadContext& ctx,
   std::string error;
   try {
     c10::InferenceMode guard(inference_mode);
-    auto module = std::make_shared<torch::jit::Module>(torch::jit::load(ctx.path.string(), device));
+    auto module = std::make_shared<torch::jit::Module>(torch::jit::load(ctx.archive, device));
     module->eval();
     return module;
   } catch (const c10::Error& e) {
@@ -137,7 +139,14 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
   if (placements.empty())
     return InvalidArgument(ctx.label + ": its instance groups make no instance");
 
-  // 3. The module.
+  // 3. The module, once its code was read (loading runs some of it).
+  auto archive = OpenArchive(ctx.path);
+  if (!archive.ok()) return archive.status().WithContext(ctx.label);
+  ctx.archive = std::move(*archive);
+  if (Status code = CheckArchiveCode(ctx.archive); !code.ok()) {
+    return InvalidArgument(ctx.label + ": cannot load '" + ctx.path.string() +
+                           "' as a TorchScript module: " + LoadFailure(code.message()));
+  }
   MM_ASSIGN_OR_RETURN(auto first,
                       LoadModule(ctx, placements.front().device, parameters.inference_mode));
   if (!first->find_method("forward")) {
@@ -159,6 +168,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
   if (!io.ok()) return io.status().WithContext(ctx.label);
   for (const std::string& warning : io->warnings) spdlog::warn("{}: {}", ctx.label, warning);
   const ForwardGraphTraits traits = ScanForwardGraph(*first);
+  if (!traits.forbidden_op.empty()) {
+    return InvalidArgument(ctx.label + ": '" + ctx.path.string() + "' uses " + traits.forbidden_op +
+                           ", which reaches outside the model (a file of the server's, or "
+                           "another process); the PyTorch backend refuses such modules");
+  }
   if (!traits.bounded) {
     spdlog::info("{}: never runs inline on an I/O thread: its forward uses {}", ctx.label,
                  traits.unbounded_why);

@@ -7,7 +7,10 @@
 //  2. the parameters (torch_parameters.h), and the instances' places
 //     (torch_device.h: KIND_GPU without CUDA is refused here, before the file
 //     is read);
-//  3. torch::jit::load on the first instance's device, eval();
+//  3. the file opened once and its code searched for operators that reach
+//     outside the model (torch_archive.h: loading runs code), then
+//     torch::jit::load of that open file on the first instance's device,
+//     eval(), and the loaded functions searched once more (torch_graph.h);
 //  4. the config against forward (torch_signature.h): a config is required,
 //     since TorchScript carries no shapes; errors show forward's signature;
 //  5. one module per instance, or one per device with ENABLE_WEIGHT_SHARING.

@@ -62,6 +62,9 @@ StatusOr<std::vector<TorchPlacement>> PlaceInstances(const inference::ModelInsta
   std::vector<TorchPlacement> placements;
   switch (group.kind()) {
     case inference::ModelInstanceGroup::KIND_MODEL:
+      // Where the file says: a module saved on a GPU needs libtorch's CUDA
+      // half when it is there (without it, libtorch's load says why).
+      (void)CudaDeviceCount();
       placements.assign(static_cast<size_t>(count), TorchPlacement{});
       return placements;
     case inference::ModelInstanceGroup::KIND_GPU: {

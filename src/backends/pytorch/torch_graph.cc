@@ -3,6 +3,8 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <string_view>
+
 namespace mm {
 
 namespace {
@@ -22,6 +24,32 @@ void ScanBlock(const torch::jit::Block& block, ForwardGraphTraits& traits) {
   }
 }
 
+bool Forbidden(c10::Symbol kind) {
+  static const c10::Symbol kOps[] = {
+      c10::Symbol::fromQualString("aten::from_file"),
+      c10::Symbol::fromQualString("aten::save"),
+      c10::Symbol::fromQualString("debugprims::load_tensor"),
+  };
+  for (c10::Symbol op : kOps) {
+    if (kind == op) return true;
+  }
+  const std::string_view ns = kind.toQualString();
+  return ns.starts_with("c10d::") || ns.starts_with("_c10d_functional::") ||
+         ns.starts_with("c10d_functional::") || ns.starts_with("symm_mem::") ||
+         ns.starts_with("dist_c10d::") || ns.starts_with("rpc::");
+}
+
+void FindForbidden(const torch::jit::Block& block, std::string& found) {
+  for (const torch::jit::Node* node : block.nodes()) {
+    if (!found.empty()) return;
+    if (Forbidden(node->kind())) {
+      found = node->kind().toQualString();
+      return;
+    }
+    for (const torch::jit::Block* inner : node->blocks()) FindForbidden(*inner, found);
+  }
+}
+
 }  // namespace
 
 ForwardGraphTraits ScanForwardGraph(torch::jit::Module& module) {
@@ -38,6 +66,13 @@ ForwardGraphTraits ScanForwardGraph(torch::jit::Module& module) {
       if (alias_db.hasWriters(graph->inputs()[i])) writes = true;
     }
     traits.writes_inputs = writes;
+    for (torch::jit::Function* function : module._ivalue()->compilation_unit()->get_functions()) {
+      if (!traits.forbidden_op.empty()) break;
+      if (function->isGraphFunction()) {
+        FindForbidden(*torch::jit::toGraphFunction(*function).graph()->block(),
+                      traits.forbidden_op);
+      }
+    }
   } catch (const std::exception& e) {
     traits.bounded = false;
     traits.unbounded_why = std::string("an unreadable graph (") + e.what() + ")";

@@ -34,6 +34,20 @@ bool Overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   return a_bytes > 0 && b_bytes > 0 && a0 < b0 + b_bytes && b0 < a0 + a_bytes;
 }
 
+// A TorchScript exception's text is two tracebacks, then what was raised
+// ("builtins.ValueError: too big"): that last line goes first, so that a
+// bounded message keeps it.
+std::string SummaryFirst(std::string error) {
+  if (error.find("Traceback of TorchScript") == std::string::npos) return error;
+  size_t end = error.find_last_not_of("\n ");
+  if (end == std::string::npos) return error;
+  const size_t begin = error.rfind('\n', end);
+  if (begin == std::string::npos) return error;
+  std::string summary = error.substr(begin + 1, end - begin);
+  error.erase(begin);
+  return summary + "\n" + error;
+}
+
 // Keeps a response's output tensors alive while its views are read.
 struct OutputHolder {
   std::vector<at::Tensor> tensors;
@@ -49,9 +63,12 @@ class TorchInstance final : public ModelInstance {
 
   Status Execute(const InferRequest& request, InferResponse& response) override {
     std::string error;
+    // A failure leaves no output behind (they would view freed tensors).
+    const size_t outputs_before = response.outputs.size();
     try {
       Status status = Run(request, response);
       args_.clear();
+      if (!status.ok()) response.outputs.resize(outputs_before);
       return status;
     } catch (const c10::Error& e) {
       error = e.what_without_backtrace();
@@ -61,7 +78,9 @@ class TorchInstance final : public ModelInstance {
       error = "an exception that is not a std::exception";
     }
     args_.clear();
+    response.outputs.resize(outputs_before);
     spdlog::warn("{}: PyTorch execute failure: {}", label_, error);
+    error = SummaryFirst(std::move(error));
     if (error.size() > kMaxTorchErrorBytes) {
       error.resize(kMaxTorchErrorBytes);
       error += "... (truncated; the server's log has the whole message)";
@@ -73,6 +92,17 @@ class TorchInstance final : public ModelInstance {
   Status Run(const InferRequest& request, InferResponse& response);
   void ApplySettings();
   StatusOr<c10::IValue> Input(const Tensor& input, int config_index);
+  // The shape the client sees: with a reshape, the model's shape is
+  // reshape.shape and the client's is dims (after the batch dimension).
+  Shape ReportedShape(const inference::ModelOutput& config, int64_t rows, Shape shape,
+                      int64_t count) const {
+    if (!config.has_reshape()) return shape;
+    Shape dims;
+    if (o_.config.max_batch_size() > 0) dims.push_back(rows);
+    dims.insert(dims.end(), config.dims().begin(), config.dims().end());
+    auto elements = ElementCount(dims, "dims");
+    return elements.ok() && *elements == count ? dims : shape;
+  }
   StatusOr<Tensor> Output(const c10::IValue& value, int config_index, int64_t rows,
                           const InferRequest& request, OutputHolder& holder);
 
@@ -170,7 +200,7 @@ StatusOr<Tensor> TorchInstance::Output(const c10::IValue& value, int config_inde
     auto buffer = std::make_shared<ByteBuffer>(bytes.size());
     if (!bytes.empty()) std::memcpy(buffer->bytes.get(), bytes.data(), bytes.size());
     out.dtype = DataType::kBytes;
-    out.shape = {count};
+    out.shape = ReportedShape(config, rows, {count}, count);
     AttachBuffer(out, std::move(buffer));
     return out;
   }
@@ -199,15 +229,7 @@ StatusOr<Tensor> TorchInstance::Output(const c10::IValue& value, int config_inde
   if (!tensor.device().is_cpu()) tensor = tensor.to(c10::kCPU);
   tensor = tensor.contiguous();
   out.dtype = *dtype;
-  out.shape = tensor.sizes().vec();
-  if (config.has_reshape()) {
-    // The model's shape is reshape.shape; the client sees dims.
-    Shape shape;
-    if (o_.config.max_batch_size() > 0) shape.push_back(rows);
-    shape.insert(shape.end(), config.dims().begin(), config.dims().end());
-    auto count = ElementCount(shape, what);
-    if (count.ok() && *count == tensor.numel()) out.shape = std::move(shape);
-  }
+  out.shape = ReportedShape(config, rows, tensor.sizes().vec(), tensor.numel());
   const size_t bytes = tensor.nbytes();
   const auto* data = static_cast<const std::byte*>(tensor.data_ptr());
   out.data = {data, bytes};
