@@ -181,8 +181,9 @@ fi
 # torch/include, laid out as in site-packages, with the two small CUDA
 # libraries libtorch_cpu.so needs at load (libcudart, libcupti; no GPU needed)
 # where its RPATH looks ($ORIGIN/../../nvidia/cu13/lib). Writes
-# build/libtorch.env (TORCH_ROOT) for CMake. MMSERVE_LIBTORCH_CUDA=1 also takes
-# libtorch_cuda and CUDA's libraries (about 3 GB), for KIND_GPU instances.
+# build/libtorch.env (TORCH_ROOT) for CMake. MMSERVE_LIBTORCH_CUDA=1 also puts
+# libtorch_cuda and CUDA's libraries beside it (links into section 6's install,
+# 5 GB), for KIND_GPU instances on a machine with a GPU.
 TORCH_VERSION=2.15.0
 CUDA_RT_VERSION=13.2.86
 TORCH_DIR=$CACHE/libtorch-$TORCH_VERSION
@@ -211,33 +212,41 @@ if [ ! -f "$TORCH_DIR/torch/lib/libtorch_cpu.so" ]; then
   rm -rf "$tmp" "$TORCH_DIR"
   mv "$TORCH_DIR.partial" "$TORCH_DIR"
 fi
-if [ "${MMSERVE_LIBTORCH_CUDA:-0}" = 1 ] && [ ! -f "$TORCH_DIR/torch/lib/libtorch_cuda.so" ]; then
-  log "fetching libtorch_cuda and CUDA's libraries (about 3 GB)"
-  tmp=$(mktemp -d)
-  wheel=$(torch_wheel "$tmp")
-  unzip -q "$wheel" 'torch/lib/libtorch_cuda.so' 'torch/lib/libc10_cuda.so' \
-    'torch/lib/libtorch_cuda_linalg.so' 'torch/lib/libtorch_nvshmem.so' -d "$tmp/x"
-  "$VENV/bin/pip" install -q --no-compile --target "$tmp/site" "$wheel"
-  cp -r "$tmp/site/nvidia" "$TORCH_DIR/"
-  cp "$tmp"/x/torch/lib/*.so "$TORCH_DIR/torch/lib/"
-  rm -rf "$tmp"
-fi
 printf 'TORCH_ROOT=%s\n' "$TORCH_DIR/torch" > "$TORCH_ENV"
 
 # ------------------------------------------------- 6. PyTorch for the tests
 # make test makes its TorchScript models with torch and checks the server's
 # outputs against it. pip --target into the cache, then a .pth file puts it
-# on .venv's path (after .venv's own packages).
+# on .venv's path (after .venv's own packages). It is also where
+# MMSERVE_LIBTORCH_CUDA=1 takes libtorch's CUDA half from.
 TORCH_PY=$CACHE/torch-$TORCH_VERSION-py311
-if [ "$WITH_TEST" = 1 ]; then
+if [ "$WITH_TEST" = 1 ] || [ "${MMSERVE_LIBTORCH_CUDA:-0}" = 1 ]; then
   if [ ! -f "$TORCH_PY/.complete" ]; then
-    log "installing PyTorch $TORCH_VERSION for the tests into $TORCH_PY (5 GB, once)"
+    log "installing PyTorch $TORCH_VERSION for Python into $TORCH_PY (5 GB, once)"
     rm -rf "$TORCH_PY.partial" "$TORCH_PY"
     "$VENV/bin/pip" install -q --no-compile --target "$TORCH_PY.partial" "torch==$TORCH_VERSION"
     touch "$TORCH_PY.partial/.complete"
     mv "$TORCH_PY.partial" "$TORCH_PY"
   fi
+fi
+if [ "$WITH_TEST" = 1 ]; then
   site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$TORCH_PY" > "$site/mmserve-torch.pth"
+fi
+# KIND_GPU: libtorch_cuda.so beside libtorch_cpu.so (the backend opens it at
+# the first KIND_GPU instance) and CUDA's libraries where its RPATH looks.
+if [ "${MMSERVE_LIBTORCH_CUDA:-0}" = 1 ] && [ ! -e "$TORCH_DIR/torch/lib/libtorch_cuda.so" ]; then
+  log "linking libtorch's CUDA half and CUDA's libraries from $TORCH_PY"
+  for f in libtorch_cuda.so libc10_cuda.so libtorch_cuda_linalg.so libtorch_nvshmem.so; do
+    ln -sf "$TORCH_PY/torch/lib/$f" "$TORCH_DIR/torch/lib/$f"
+  done
+  for d in "$TORCH_PY"/nvidia/*/; do
+    name=$(basename "$d")
+    [ "$name" = cu13 ] && continue  # holds the two libraries libtorch_cpu needs already
+    ln -sfn "$d" "$TORCH_DIR/nvidia/$name"
+  done
+  for f in "$TORCH_PY"/nvidia/cu13/lib/*; do
+    [ -e "$TORCH_DIR/nvidia/cu13/lib/$(basename "$f")" ] || ln -s "$f" "$TORCH_DIR/nvidia/cu13/lib/"
+  done
 fi
 log "ok"

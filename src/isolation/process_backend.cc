@@ -6,6 +6,7 @@
 
 #include "core/memory.h"
 #include "isolation/call_hub.h"
+#include "isolation/instance_placement.h"
 #include "isolation/isolation_flags.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
@@ -78,11 +79,7 @@ StatusOr<std::unique_ptr<LoadedModel>> ProcessBackend::Load(const LoadSpec& spec
                  FormatBytes(settings->memory_limit), MemoryLimitKindName(settings->limit_kind));
   }
 
-  size_t count = 0;
-  for (const auto& group : spec.config.instance_group()) {
-    count += group.count() <= 0 ? 1 : static_cast<size_t>(group.count());
-  }
-  count = std::max<size_t>(count, 1);
+  const auto count = static_cast<size_t>(InstanceCount(spec.config));
 
   auto group = std::make_shared<WorkerGroup>(count, spec.on_health);
   auto model = std::make_unique<LoadedModel>();

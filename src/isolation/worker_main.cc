@@ -12,6 +12,7 @@
 #include <new>
 
 #include "core/memory.h"
+#include "isolation/instance_placement.h"
 #include "isolation/mailbox.h"
 #include "isolation/memory_limit.h"
 #include "isolation/shared_region.h"
@@ -43,25 +44,6 @@ uint64_t AddressSpaceBytes() {
   uint64_t pages = 0;
   if (!(statm >> pages)) return 0;
   return pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
-// Triton's name of instance `index` (across the groups) of `config`:
-// `<group name>_<index in the group>`, a group's name defaulting to
-// `<model>_<group index>`.
-std::string InstanceName(const inference::ModelConfig& config, const std::string& model,
-                         uint32_t index) {
-  uint64_t left = index;
-  for (int g = 0; g < config.instance_group_size(); ++g) {
-    const auto& group = config.instance_group(g);
-    const uint64_t count = group.count() <= 0 ? 1 : static_cast<uint64_t>(group.count());
-    if (left < count) {
-      const std::string name =
-          group.name().empty() ? model + "_" + std::to_string(g) : group.name();
-      return name + "_" + std::to_string(left);
-    }
-    left -= count;
-  }
-  return model + "_0_" + std::to_string(index);
 }
 
 class Worker {
@@ -230,9 +212,12 @@ class Worker {
     }
     // One instance per worker: the server starts one worker per instance;
     // it keeps its name among the model's (Triton's <group>_<index>).
-    spec.instance_names.push_back(InstanceName(spec.config, load.model_name, load.instance_index));
+    // Its group's kind and, for KIND_GPU, its one GPU (instance_placement.h).
+    WorkerPlacement placement =
+        PlaceWorkerInstance(spec.config, load.model_name, load.instance_index);
+    spec.instance_names.push_back(std::move(placement.name));
     spec.config.clear_instance_group();
-    spec.config.add_instance_group()->set_count(1);
+    *spec.config.add_instance_group() = std::move(placement.group);
     if (load.memory_limit_bytes > 0) {
       const uint64_t now = AddressSpaceBytes();
       rlimit limit{};

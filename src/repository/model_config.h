@@ -96,8 +96,12 @@ struct ServerLimits {
   int64_t cores = 0;
 };
 
-// Instances a (validated) config asks for: the instance groups' counts
-// summed, 0 counting 1; at least 1.
+// Instances one group makes (Triton's rule): its count, 0 counting 1, and a
+// KIND_GPU group that lists GPUs makes that many on each of them.
+int64_t GroupInstanceCount(const inference::ModelInstanceGroup& group);
+
+// Instances a (validated) config asks for: every group's (above) summed; at
+// least 1.
 int64_t InstanceCount(const inference::ModelConfig& config);
 
 // INVALID_ARGUMENT naming the flag, the value asked for and the cap when a

@@ -425,11 +425,16 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
   return ValidateMmserve(config.mmserve());
 }
 
+int64_t GroupInstanceCount(const inference::ModelInstanceGroup& group) {
+  const int64_t count = std::max<int64_t>(group.count(), 1);
+  const bool per_gpu =
+      group.kind() == inference::ModelInstanceGroup::KIND_GPU && group.gpus_size() > 0;
+  return per_gpu ? count * group.gpus_size() : count;
+}
+
 int64_t InstanceCount(const inference::ModelConfig& config) {
   int64_t total = 0;
-  for (const auto& group : config.instance_group()) {
-    total += std::max<int64_t>(group.count(), 1);
-  }
+  for (const auto& group : config.instance_group()) total += GroupInstanceCount(group);
   return std::max<int64_t>(total, 1);
 }
 

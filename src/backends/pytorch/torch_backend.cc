@@ -19,6 +19,7 @@
 #include "backends/pytorch/torch_graph.h"
 #include "backends/pytorch/torch_instance.h"
 #include "backends/pytorch/torch_parameters.h"
+#include "backends/pytorch/torch_sandbox.h"
 #include "backends/pytorch/torch_signature.h"
 #include "core/thread_annotations.h"
 #include "repository/repository_file.h"
@@ -96,6 +97,13 @@ StatusOr<std::shared_ptr<torch::jit::Module>> LoadModule(const LoadContext& ctx,
   } catch (const std::exception& e) {
     error = e.what();
   }
+  if (std::optional<std::string> op = RemovedOperatorIn(error)) {
+    return InvalidArgument(ctx.label + ": cannot load '" + ctx.path.string() +
+                           "': its code calls " + *op + ", which " +
+                           std::string(*OutsideReach(*op)) +
+                           "; the PyTorch backend refuses modules that reach outside the model "
+                           "(this server's libtorch has no such operator)");
+  }
   return InvalidArgument(ctx.label + ": cannot load '" + ctx.path.string() +
                          "' as a TorchScript module: " + LoadFailure(std::move(error)));
 }
@@ -139,7 +147,10 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadSpec& spec) {
   if (placements.empty())
     return InvalidArgument(ctx.label + ": its instance groups make no instance");
 
-  // 3. The module, once its code was read (loading runs some of it).
+  // 3. The module. Loading runs some of its code: what reaches outside the
+  // model is gone from libtorch first (again: a KIND_GPU placement may have
+  // just opened libtorch_cuda.so, which registers more).
+  RemoveOutsideReachingOperators();
   auto archive = OpenArchive(ctx.path);
   if (!archive.ok()) return archive.status().WithContext(ctx.label);
   ctx.archive = std::move(*archive);
@@ -224,6 +235,13 @@ StatusOr<std::unique_ptr<Backend>> TorchBackend::Create(const BackendSettings& s
     for (const auto& [key, value] : settings) keys += (keys.empty() ? "'" : ", '") + key + "'";
     return InvalidArgument("the pytorch backend has no setting " + keys +
                            " (it takes none besides the server's 'plugin')");
+  }
+  const int removed = RemoveOutsideReachingOperators();
+  if (removed > 0) {
+    spdlog::info(
+        "PyTorch backend: {} operators that reach outside a model (files, other "
+        "processes) removed from libtorch",
+        removed);
   }
   return std::unique_ptr<Backend>(new TorchBackend());
 }

@@ -7,10 +7,13 @@
 //  2. the parameters (torch_parameters.h), and the instances' places
 //     (torch_device.h: KIND_GPU without CUDA is refused here, before the file
 //     is read);
-//  3. the file opened once and its code searched for operators that reach
-//     outside the model (torch_archive.h: loading runs code), then
-//     torch::jit::load of that open file on the first instance's device,
-//     eval(), and the loaded functions searched once more (torch_graph.h);
+//  3. the file opened once (torch_archive.h), then torch::jit::load of that
+//     open file on the first instance's device, and eval(). Loading runs the
+//     archive's code: the operators that reach outside the model (files,
+//     other processes) were removed from libtorch when the backend was
+//     created (torch_sandbox.h), so a module calling one, however spelled,
+//     fails to load, and the loaded functions are searched for them once
+//     more (torch_graph.h);
 //  4. the config against forward (torch_signature.h): a config is required,
 //     since TorchScript carries no shapes; errors show forward's signature;
 //  5. one module per instance, or one per device with ENABLE_WEIGHT_SHARING.

@@ -4,8 +4,9 @@
 // (which are views of the request's bytes, so such a model gets copies).
 //
 // The graph is inlined (submodules' methods and called functions spliced in)
-// and every block walked: prim::Loop (a loop whose trip count the inputs'
-// values may drive), prim::fork / aten::wait, and any call left after
+// and every block walked: a prim::Loop whose trip count the inputs' values
+// may drive (a `while`, or a count taken from a tensor; one derived from
+// sizes and constants is bounded), prim::fork / aten::wait, and any call left after
 // inlining (an interface method: unknown code) make it unbounded. Writes are
 // found by libtorch's alias analysis, aliases included. Conservative: when
 // the analysis itself fails, the model is unbounded and writes its inputs.

@@ -1,7 +1,9 @@
 #include "backends/pytorch/torch_backend.h"
+#include "backends/pytorch/torch_sandbox.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/jit/runtime/operator.h>
 
 #include <cstdint>
 #include <cstring>
@@ -180,6 +182,54 @@ def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
   EXPECT_EQ(Values<float>(r.outputs[0]), (std::vector<float>{10, 20}));
 }
 
+TEST(TorchBackendTest, OnlyLoopsTheInputsValuesDriveKeepAModelOffTheInlinePath) {
+  TempDir dir;
+  const char* config = R"(
+    input [ { name: "x" data_type: TYPE_INT64 dims: [ 2 ] } ]
+    output [ { name: "y" data_type: TYPE_INT64 dims: [ 2 ] } ])";
+  struct Case {
+    const char* name;
+    const char* source;
+    bool inline_safe;
+  };
+  const Case cases[] = {
+      {"dims", R"(
+def forward(self, x: Tensor) -> Tensor:
+    for i in range(x.dim() - 1):
+        x = x + i
+    return x
+)",
+       true},
+      {"constant", R"(
+def forward(self, x: Tensor) -> Tensor:
+    for i in range(3):
+        x = x * 2
+    return x
+)",
+       true},
+      {"by_value", R"(
+def forward(self, x: Tensor) -> Tensor:
+    for i in range(int(x[0])):
+        x = x + 1
+    return x
+)",
+       false},
+      {"while", R"(
+def forward(self, x: Tensor) -> Tensor:
+    while bool(x[0] > 0):
+        x = x - 1
+    return x
+)",
+       false},
+  };
+  for (const Case& c : cases) {
+    auto module = MakeModule(c.source);
+    auto model = MustLoad(SaveModel(dir, c.name, module, config));
+    ASSERT_NE(model, nullptr) << c.name;
+    EXPECT_EQ(model->inline_safe, c.inline_safe) << c.name;
+  }
+}
+
 TEST(TorchBackendTest, StringsInAndOut) {
   TempDir dir;
   auto module = MakeModule(R"(
@@ -197,7 +247,7 @@ def forward(self, words: List[str], x: Tensor) -> Tuple[List[str], Tensor]:
              { name: "OUT__1" data_type: TYPE_INT32 dims: [ 1 ] } ])");
   auto model = MustLoad(spec);
   ASSERT_NE(model, nullptr);
-  EXPECT_FALSE(model->inline_safe);  // a loop
+  EXPECT_TRUE(model->inline_safe);  // its loop runs once per input string: bounded by size
   const std::string words = Serialize({"ab", "", "c\0d"});
   std::vector<int32_t> x{1, 2, 3};
   InferRequest request;
@@ -512,21 +562,26 @@ TEST(TorchBackendTest, ModuleReadingAServerFileIsRefused) {
   // Not reached by forward, but in the archive: refused all the same.
   auto module = MakeModule(R"(
 def steal(self, x: Tensor) -> Tensor:
-    return torch.from_file("/etc/passwd", False, 4)
+    return torch.zeros_like(x)
 
 def forward(self, x: Tensor) -> Tensor:
     return x
 )");
-  ExpectLoadError(SaveModel(dir, "thief", module, R"(
+  LoadSpec spec = SaveModel(dir, "thief", module, R"(
     input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
-    output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])"),
-                  StatusCode::kInvalidArgument, "names '.from_file(', an operator that reads");
+    output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])");
+  RewriteCode(spec.version_dir / "model.pt", "torch.zeros_like(x)",
+              "torch.from_file(\"/etc/passwd\", False, 4)");
+  ExpectLoadError(spec, StatusCode::kInvalidArgument,
+                  "calls aten::from_file, which reads a file of the server's");
+  ExpectLoadError(spec, StatusCode::kInvalidArgument, "reach outside the model");
 }
 
 TEST(TorchBackendTest, ModuleWritingAFileAtLoadIsRefusedBeforeItRuns) {
   TempDir dir;
   const fs::path written = dir.path() / "written_at_load";
-  // __setstate__ runs inside torch::jit::load.
+  // __setstate__ runs inside torch::jit::load; `(torch).save` and a line
+  // break inside the call are spellings no search of the code would catch.
   torch::jit::Module module("m");
   module.register_buffer("t", torch::zeros({1}));
   module.define(R"(
@@ -534,18 +589,40 @@ def __getstate__(self) -> Tensor:
     return self.t
 
 def __setstate__(self, state: Tensor) -> None:
-    torch.save(state, ")" +
-                written.string() + R"(")
+    print(torch.add(state, 1))
     self.t = state
 
 def forward(self, x: Tensor) -> Tensor:
     return x
 )");
-  ExpectLoadError(SaveModel(dir, "writer", module, R"(
+  for (const std::string spelling :
+       {"torch.save(state, \"", "(torch).save(\n    state, \"", "torch .save(state, \""}) {
+    LoadSpec spec = SaveModel(dir, "writer", module, R"(
     input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
-    output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])"),
-                  StatusCode::kInvalidArgument, "names 'torch.save', an operator that writes");
-  EXPECT_FALSE(fs::exists(written));
+    output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ])");
+    RewriteCode(spec.version_dir / "model.pt", "torch.add(state, 1)",
+                spelling + written.string() + "\")");
+    ExpectLoadError(spec, StatusCode::kInvalidArgument,
+                    "calls aten::save, which writes a file on the server");
+    EXPECT_FALSE(fs::exists(written)) << spelling;
+  }
+}
+
+TEST(TorchBackendTest, TheOperatorsThatReachOutsideAreGoneFromLibtorch) {
+  ASSERT_TRUE(TorchBackend::Create({}).ok());  // removes them, once per process
+  for (const char* name : {"aten::save", "aten::from_file", "c10d::broadcast_"}) {
+    EXPECT_TRUE(torch::jit::getAllOperatorsFor(c10::Symbol::fromQualString(name)).empty()) << name;
+  }
+  EXPECT_FALSE(torch::jit::getAllOperatorsFor(c10::Symbol::fromQualString("aten::add")).empty());
+  EXPECT_EQ(RemoveOutsideReachingOperators(), 0);  // nothing left to remove
+  EXPECT_EQ(OutsideReach("aten::save"), "writes a file on the server");
+  EXPECT_EQ(OutsideReach("symm_mem::rendezvous"), "talks to other processes");
+  EXPECT_FALSE(OutsideReach("aten::saved"));
+  EXPECT_FALSE(OutsideReach("aten::add"));
+  EXPECT_EQ(RemovedOperatorIn("\nUnknown builtin op: aten::from_file.\nCould not find"),
+            "aten::from_file");
+  EXPECT_FALSE(RemovedOperatorIn("Unknown builtin op: aten::frobnicate."));
+  EXPECT_FALSE(RemovedOperatorIn("PytorchStreamReader failed"));
 }
 
 TEST(TorchBackendTest, MissingFileAndEscapingFilename) {

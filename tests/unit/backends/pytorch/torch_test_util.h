@@ -3,6 +3,7 @@
 // TorchBackend, and requests built over plain vectors.
 #pragma once
 
+#include <caffe2/serialize/inline_container.h>
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 #include <torch/script.h>
@@ -73,6 +74,37 @@ inline LoadSpec SaveModel(const TempDir& dir, const std::string& name, torch::ji
   }
   spec.config.set_name(name);
   return spec;
+}
+
+// Rewrites the archive at `path`: `from` becomes `to` in its code files
+// (code/**.py), and their debug records go (their offsets would no longer
+// match). How a test writes a module that calls an operator this process's
+// libtorch no longer has (torch_sandbox.h): saved with a stand-in call, then
+// edited, as a hand-made archive would be.
+inline void RewriteCode(const fs::path& path, const std::string& from, const std::string& to) {
+  std::vector<std::pair<std::string, std::string>> records;
+  {
+    caffe2::serialize::PyTorchStreamReader reader(path.string());
+    for (const std::string& name : reader.getAllRecords()) {
+      if (name.ends_with(".debug_pkl")) continue;
+      auto [data, size] = reader.getRecord(name);
+      std::string bytes(static_cast<const char*>(data.get()), size);
+      if (name.find("code/") != std::string::npos && name.ends_with(".py")) {
+        const size_t at = bytes.find(from);
+        EXPECT_NE(at, std::string::npos) << "'" << from << "' not in " << name << ":\n" << bytes;
+        if (at != std::string::npos) bytes.replace(at, from.size(), to);
+      }
+      // The writer adds these itself.
+      if (name == "version" || name == ".data/version" || name == "byteorder" ||
+          name == ".format_version" || name == ".storage_alignment") {
+        continue;
+      }
+      records.emplace_back(name, std::move(bytes));
+    }
+  }
+  caffe2::serialize::PyTorchStreamWriter writer(path.string());
+  for (const auto& [name, bytes] : records) writer.writeRecord(name, bytes.data(), bytes.size());
+  writer.writeEndOfFile();
 }
 
 inline StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) {
