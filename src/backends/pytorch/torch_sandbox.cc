@@ -4,7 +4,8 @@
 
 #include <array>
 #include <cctype>
-#include <mutex>
+
+#include "core/thread_annotations.h"
 
 namespace mm {
 
@@ -30,7 +31,7 @@ constexpr std::array<Reach, 12> kReaches = {{
     {"_dtensor::", "talks to other processes"},
 }};
 
-std::mutex removal_mu;  // one removal at a time (the registry has its own lock)
+Mutex removal_mu;  // one removal at a time (the registry has its own lock)
 
 }  // namespace
 
@@ -45,7 +46,7 @@ std::optional<std::string_view> OutsideReach(std::string_view qualified_name) {
 }
 
 int RemoveOutsideReachingOperators() {
-  std::lock_guard<std::mutex> lock(removal_mu);
+  MutexLock lock(removal_mu);
   int removed = 0;
   for (const std::shared_ptr<torch::jit::Operator>& op : torch::jit::getAllOperators()) {
     const c10::FunctionSchema& schema = op->schema();
