@@ -168,8 +168,14 @@ def test_a_client_that_never_reads_its_replies_is_cut_off(impatient):
     # socket buffers are full the server's writes (and then its reads) wait
     # on the client, past their time limits.
     request = b"GET /v2/models/add_sub HTTP/1.1\r\nHost: x\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", impatient.port), timeout=30) as s:
+    # The small receive buffer is set before connecting, so that the window
+    # the connection starts with is small too (set after, the kernel may
+    # already have taken megabytes of replies in: seen once, every reply
+    # arrived and the test failed).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", impatient.port))
         me = "127.0.0.1:%d:" % s.getsockname()[1]
         s.settimeout(60)
         try:
