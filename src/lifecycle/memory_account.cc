@@ -82,7 +82,7 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
         slot.reason = e.reason;
         evicted.emplace_back(c.model, c.version);
       }
-      if (!evicted.empty()) table_.Publish();
+      for (const auto& [key, v] : evicted) table_.Publish(key.name);
       ReserveLocked(owner.tenant, loading, bytes);
     }
   }

@@ -208,7 +208,7 @@ Status ModelLoader::Load(const ModelKey& key) {
         slot.reason.clear();
         slot.files = files;
         slot.config = config_fp;
-        table_.Publish();
+        table_.Publish(key.name);
         spdlog::info("model '{}' version {} is READY ({} footprint; fair share of tenant '{}')",
                      name, *v, FormatBytes(slot.servable->footprint_bytes),
                      slot.servable->scheduler->fair_share_tenant());
@@ -248,7 +248,7 @@ Status ModelLoader::Load(const ModelKey& key) {
           slot.reason = "no longer selected by the version policy";
         }
       }
-      if (!leaving.empty()) table_.Publish();
+      if (!leaving.empty()) table_.Publish(key.name);
     }
   }
   for (auto& [v, servable] : leaving) Retire(key, v, std::move(servable), true, nullptr);
@@ -445,7 +445,7 @@ void ModelLoader::Unload(const ModelKey& key, const std::string& reason,
       }
     }
     entry.reason = reason;
-    if (!leaving.empty()) table_.Publish();
+    if (!leaving.empty()) table_.Publish(key.name);
   }
   if (leaving.empty()) {
     if (done) done(OkStatus());

@@ -44,6 +44,24 @@ Poller::Poller(const ModelManager::Options& options, VersionTable& table,
 Poller::~Poller() { Stop(); }
 
 void Poller::Start() {
+  if (options_.mode != ModelControlMode::kNone) {
+    MutexLock scan_lock(scan_mu_);
+    const char* what = options_.mode == ModelControlMode::kPoll ? "poll" : "index rescan";
+    for (const auto& repository : repositories_.all()) {
+      const auto started = std::chrono::steady_clock::now();
+      auto watch = repository->Watch();
+      spdlog::debug(
+          "watching repository '{}' for changes took {:.1f} ms", repository->key(),
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+              .count());
+      if (!watch.ok()) {
+        spdlog::info("{}; each {} lists every model of it", watch.status().message(), what);
+        watches_.push_back(nullptr);
+      } else {
+        watches_.push_back(std::move(*watch));
+      }
+    }
+  }
   auto scanned = repositories_.List();
   if (!scanned.ok()) {
     spdlog::error("scanning model repositories failed: {}", scanned.status().message());
@@ -116,73 +134,160 @@ void Poller::Loop() {
   }
 }
 
+StatusOr<std::vector<Poller::RepositoryScan>> Poller::ScanChanges() {
+  const auto& all = repositories_.all();
+  std::vector<RepositoryScan> scans(all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    RepositoryScan& scan = scans[i];
+    scan.key = all[i]->key();
+    RepositoryWatch* watch = i < watches_.size() ? watches_[i].get() : nullptr;
+    bool list = watch == nullptr;
+    if (watch != nullptr) {
+      RepositoryWatch::Changes changes = watch->Take();
+      for (const auto& w : changes.warnings) spdlog::warn("{}", w);
+      list = changes.everything;
+      for (size_t n = 0; !list && n < changes.models.size(); ++n) {
+        auto source = all[i]->Scan(changes.models[n]);
+        if (source.ok()) {
+          scan.sources.push_back(std::move(*source));
+        } else if (source.status().code() == StatusCode::kNotFound) {
+          scan.gone.push_back(changes.models[n]);
+        } else {
+          list = true;  // it cannot say: list it all
+        }
+      }
+    }
+    if (list) {
+      auto sources = all[i]->List();
+      if (!sources.ok()) return sources.status();
+      scan.full = true;
+      scan.sources = std::move(*sources);
+      scan.gone.clear();
+    }
+  }
+  return scans;
+}
+
 void Poller::Rescan() {
-  auto scanned = repositories_.List();
-  if (!scanned.ok()) return;
+  MutexLock scan_lock(scan_mu_);
+  auto scans = ScanChanges();
+  if (!scans.ok()) return;
   MutexLock lock(table_.mu());
   auto& models = table_.models();
-  std::set<ModelKey, ModelKeyLess> seen;
-  bool changed = false;
-  for (const auto& source : *scanned) {
-    ModelKey key{source.name, source.repository};
-    auto [it, added] = models.try_emplace(key);
-    if (added) {
-      it->second.reason = "not loaded";
-      changed = true;
-    }
-    it->second.on_disk = true;
-    it->second.place = PlaceOf(source);
-    seen.insert(std::move(key));
-  }
-  for (auto it = models.begin(); it != models.end();) {
-    const bool holds = std::any_of(it->second.versions.begin(), it->second.versions.end(),
+  std::vector<std::string> changed;  // names to republish
+  bool full = false;
+  const auto forgettable = [](const ModelEntry& entry) {
+    const bool holds = std::any_of(entry.versions.begin(), entry.versions.end(),
                                    [](const auto& v) { return v.second.servable != nullptr; });
-    if (!seen.count(it->first) && !holds && !it->second.busy && it->second.ops.empty()) {
-      it = models.erase(it);
-      changed = true;
+    return !holds && !entry.busy && entry.ops.empty();
+  };
+  for (const RepositoryScan& scan : *scans) {
+    std::set<std::string, std::less<>> seen;
+    for (const auto& source : scan.sources) {
+      auto [it, added] = models.try_emplace(ModelKey{source.name, source.repository});
+      if (added) {
+        it->second.reason = "not loaded";
+        changed.push_back(source.name);
+      }
+      it->second.on_disk = true;
+      it->second.place = PlaceOf(source);
+      if (scan.full) seen.insert(source.name);
+    }
+    if (scan.full) {
+      full = true;
+      for (auto it = models.begin(); it != models.end();) {
+        if (it->first.repository == scan.key && !seen.count(it->first.name) &&
+            forgettable(it->second)) {
+          changed.push_back(it->first.name);
+          it = models.erase(it);
+        } else {
+          ++it;
+        }
+      }
     } else {
-      ++it;
+      for (const std::string& name : scan.gone) {
+        auto it = models.find(ModelKeyView{name, scan.key});
+        if (it != models.end() && forgettable(it->second)) {
+          changed.push_back(name);
+          models.erase(it);
+        }
+      }
     }
   }
-  if (changed) table_.Publish();
+  if (full && !changed.empty()) {
+    table_.Publish();
+  } else {
+    for (const std::string& name : changed) table_.Publish(name);
+  }
 }
 
 void Poller::Poll() {
-  auto scanned = repositories_.List();
-  if (!scanned.ok()) {
-    spdlog::error("polling the model repositories failed: {}", scanned.status().message());
-    return;
-  }
+  const auto started = std::chrono::steady_clock::now();
   std::vector<ModelKey> load, unload;
+  size_t scanned = 0, known = 0;
+  bool full = false;
   {
+    MutexLock scan_lock(scan_mu_);
+    auto scans = ScanChanges();
+    if (!scans.ok()) {
+      spdlog::error("polling the model repositories failed: {}", scans.status().message());
+      return;
+    }
     MutexLock lock(table_.mu());
     auto& models = table_.models();
-    std::set<ModelKey, ModelKeyLess> seen;
-    for (const auto& source : *scanned) {
-      ModelKey key{source.name, source.repository};
-      auto [it, added] = models.try_emplace(key);
-      ModelEntry& entry = it->second;
-      const bool changed = added || !entry.on_disk ||
-                           entry.scanned_config != source.config_fingerprint ||
-                           entry.scanned_versions != source.version_fingerprints;
-      entry.place = PlaceOf(source);
-      if (changed) {
-        entry.on_disk = true;
-        entry.failed = false;
-        entry.scanned_config = source.config_fingerprint;
-        entry.scanned_versions = source.version_fingerprints;
-        load.push_back(key);
+    std::vector<std::string> added_names;  // new to the table: republished
+    const auto gone = [&unload](const ModelKey& key, ModelEntry& entry) {
+      if (!entry.on_disk) return;
+      entry.on_disk = false;
+      unload.push_back(key);
+    };
+    for (const RepositoryScan& scan : *scans) {
+      scanned += scan.sources.size() + scan.gone.size();
+      std::set<std::string, std::less<>> seen;
+      for (const auto& source : scan.sources) {
+        ModelKey key{source.name, source.repository};
+        auto [it, added] = models.try_emplace(key);
+        ModelEntry& entry = it->second;
+        const bool changed = added || !entry.on_disk ||
+                             entry.scanned_config != source.config_fingerprint ||
+                             entry.scanned_versions != source.version_fingerprints;
+        entry.place = PlaceOf(source);
+        if (added) added_names.push_back(source.name);
+        if (changed) {
+          entry.on_disk = true;
+          entry.failed = false;
+          entry.scanned_config = source.config_fingerprint;
+          entry.scanned_versions = source.version_fingerprints;
+          load.push_back(std::move(key));
+        }
+        if (scan.full) seen.insert(source.name);
       }
-      seen.insert(std::move(key));
-    }
-    for (auto& [key, entry] : models) {
-      if (!seen.count(key) && entry.on_disk) {
-        entry.on_disk = false;
-        unload.push_back(key);
+      if (scan.full) {
+        full = true;
+        for (auto& [key, entry] : models) {
+          if (key.repository == scan.key && !seen.count(key.name)) gone(key, entry);
+        }
+      } else {
+        for (const std::string& name : scan.gone) {
+          auto it = models.find(ModelKeyView{name, scan.key});
+          if (it != models.end()) gone(it->first, it->second);
+        }
       }
     }
-    table_.Publish();
+    if (full) {
+      table_.Publish();
+    } else {
+      for (const std::string& name : added_names) table_.Publish(name);
+    }
+    known = models.size();
   }
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const bool quiet = load.empty() && unload.empty() && !full;
+  spdlog::log(quiet ? spdlog::level::debug : spdlog::level::info,
+              "poll: scanned {} of {} models ({}) in {:.2f} ms: {} to load, {} to unload", scanned,
+              known, full ? "a full listing" : "those that changed", ms, load.size(),
+              unload.size());
   Countdown done(load.size() + unload.size());
   for (const auto& key : load) {
     spdlog::info("model '{}' changed on disk: loading", key.name);

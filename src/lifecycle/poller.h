@@ -2,6 +2,13 @@
 // at start, explicit mode's rescans for the index, and poll mode's scans that
 // load, reload and unload what changed (fingerprints, repository.h).
 //
+// A poll (and a rescan) costs O(changes) where the repository can tell what
+// changed (ModelRepository::Watch: a local folder with inotify): only the
+// models its watch names are scanned. A repository without a watch, or whose
+// watch cannot tell this time (an overflow), is listed in full, as is every
+// repository at Start(). The watches are made at Start(), before its listing,
+// in poll and explicit mode (none mode never rescans).
+//
 // Contract:
 //  1. Scans run on the caller's thread (Start, an index rescan, Poll) or the
 //     poll thread, never under the table's lock; what they find is applied
@@ -9,7 +16,9 @@
 //  2. Poll() returns once the loads and unloads it started have answered.
 //  3. Once the table is stopping (VersionTable::Stop), Stop() ends the poll thread (waiting for
 //     the poll under way), and no poll thread starts. The lock order is: poller_mu_, then the
-//     table's.
+//     table's; scan_mu_, then the table's.
+//  4. Scans (Poll, Rescan) run one at a time (scan_mu_), so that what one
+//     applies is never older than what the one before it applied.
 //
 // Thread-safety: every method may be called concurrently.
 #pragma once
@@ -26,6 +35,7 @@
 #include "lifecycle/model_manager.h"
 #include "lifecycle/repository_set.h"
 #include "lifecycle/version_table.h"
+#include "repository/model_repository.h"
 
 namespace mm {
 
@@ -60,6 +70,18 @@ class Poller {
  private:
   void Loop() MM_EXCLUDES(table_.mu());
 
+  // What one scan found in one repository.
+  struct RepositoryScan {
+    std::string key;                   // the repository's
+    bool full = false;                 // `sources` is every model it holds
+    std::vector<ModelSource> sources;  // every model, or those its watch named
+    std::vector<std::string> gone;     // not full: named by its watch, no longer there
+  };
+  // Each repository's changes since the last scan (all of it where there is
+  // no watch, or the watch cannot tell). Fails when a listing fails.
+  StatusOr<std::vector<RepositoryScan>> ScanChanges() MM_REQUIRES(scan_mu_)
+      MM_EXCLUDES(table_.mu());
+
   const ModelManager::Options& options_;
   VersionTable& table_;
   RepositorySet& repositories_;
@@ -69,6 +91,10 @@ class Poller {
   CondVar wake_;  // on the table's mutex: Stop()
   Mutex poller_mu_ MM_ACQUIRED_BEFORE(table_.mu());
   std::thread thread_ MM_GUARDED_BY(poller_mu_);
+  Mutex scan_mu_ MM_ACQUIRED_BEFORE(table_.mu());
+  // One per repository, in RepositorySet::all()'s order (null: it has none);
+  // made by Start().
+  std::vector<std::unique_ptr<RepositoryWatch>> watches_ MM_GUARDED_BY(scan_mu_);
 };
 
 }  // namespace mm

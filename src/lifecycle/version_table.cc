@@ -60,16 +60,19 @@ Status AmbiguousModel(std::string_view name, const std::vector<std::string>& pla
       "; a model name must be unique among the repositories it is " + "looked up in");
 }
 
-VersionTable::VersionTable() : snapshot_(std::make_shared<const Snapshot>()) {}
+VersionTable::VersionTable() {
+  const auto empty = std::make_shared<const Shard>();
+  for (auto& shard : shards_) shard.store(empty, std::memory_order_relaxed);
+}
 
 StatusOr<ModelHandle> VersionTable::Get(const NameScope& scope, std::string_view name,
                                         std::string_view version, bool count_use) const {
-  std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
-  auto it = snap->models.find(name);
-  if (it != snap->models.end()) {
-    const Snapshot::Model* model = nullptr;
+  const std::shared_ptr<const Shard> shard = shards_[ShardOf(name)].load(std::memory_order_acquire);
+  auto it = shard->find(name);
+  if (it != shard->end()) {
+    const SnapshotModel* model = nullptr;
     bool ambiguous = false;
-    for (const Snapshot::Model& m : it->second) {
+    for (const SnapshotModel& m : it->second) {
       if (!scope.Contains(m.repository)) continue;
       ambiguous = model != nullptr;
       model = &m;
@@ -129,11 +132,13 @@ Status VersionTable::NotReady(const NameScope& scope, std::string_view name,
 }
 
 std::vector<ModelHandle> VersionTable::Ready() const {
-  const std::shared_ptr<const Snapshot> snap = snapshot_.load(std::memory_order_acquire);
   std::vector<ModelHandle> out;
-  for (const auto& [name, models] : snap->models) {
-    for (const auto& model : models) {
-      for (const auto& [v, handle] : model.ready) out.push_back(handle);
+  for (const auto& slot : shards_) {
+    const std::shared_ptr<const Shard> shard = slot.load(std::memory_order_acquire);
+    for (const auto& [name, models] : *shard) {
+      for (const auto& model : models) {
+        for (const auto& [v, handle] : model.ready) out.push_back(handle);
+      }
     }
   }
   return out;
@@ -143,7 +148,7 @@ ModelEntry& VersionTable::Entry(const ModelKey& key, std::string_view reason) {
   auto [it, added] = models_.try_emplace(key);
   if (added) {
     it->second.reason = std::string(reason);
-    Publish();
+    Publish(key.name);
   }
   return it->second;
 }
@@ -180,24 +185,45 @@ void VersionTable::MaybeForget(ModelMap::iterator it) {
   for (const auto& [v, slot] : entry.versions) {
     if (slot.servable || slot.state() == ModelState::kUnloading) return;
   }
+  const std::string name = it->first.name;
   models_.erase(it);
-  Publish();
+  Publish(name);
+}
+
+VersionTable::SnapshotModel VersionTable::SnapshotOf(const ModelKey& key, const ModelEntry& entry) {
+  SnapshotModel m;
+  m.repository = key.repository;
+  for (const auto& [v, slot] : entry.versions) {
+    if (slot.state() == ModelState::kReady && slot.servable) {
+      m.ready.emplace(v, slot.servable);
+      m.latest = slot.servable;  // ascending: the last is the newest
+    }
+  }
+  return m;
 }
 
 void VersionTable::Publish() {
-  auto snap = std::make_shared<Snapshot>();
+  std::vector<std::shared_ptr<Shard>> shards(kShards);
+  for (auto& shard : shards) shard = std::make_shared<Shard>();
   for (const auto& [key, entry] : models_) {
-    Snapshot::Model m;
-    m.repository = key.repository;
-    for (const auto& [v, slot] : entry.versions) {
-      if (slot.state() == ModelState::kReady && slot.servable) {
-        m.ready.emplace(v, slot.servable);
-        m.latest = slot.servable;  // ascending: the last is the newest
-      }
-    }
-    snap->models[key.name].push_back(std::move(m));
+    (*shards[ShardOf(key.name)])[key.name].push_back(SnapshotOf(key, entry));
   }
-  snapshot_.store(std::move(snap), std::memory_order_release);
+  for (size_t i = 0; i < kShards; ++i) {
+    shards_[i].store(std::move(shards[i]), std::memory_order_release);
+  }
+}
+
+void VersionTable::Publish(std::string_view name) {
+  auto& slot = shards_[ShardOf(name)];
+  auto shard = std::make_shared<Shard>(*slot.load(std::memory_order_acquire));
+  if (auto old = shard->find(name); old != shard->end()) shard->erase(old);
+  std::vector<SnapshotModel> now;
+  for (auto it = models_.lower_bound(ModelKeyView{name, {}});
+       it != models_.end() && it->first.name == name; ++it) {
+    now.push_back(SnapshotOf(it->first, it->second));
+  }
+  if (!now.empty()) shard->emplace(std::string(name), std::move(now));
+  slot.store(std::move(shard), std::memory_order_release);
 }
 
 void VersionTable::OnWorkerHealth(const ModelKey& key, int64_t version, const ServableModel* target,
@@ -216,14 +242,14 @@ void VersionTable::OnWorkerHealth(const ModelKey& key, int64_t version, const Se
       slot.MoveTo(ModelState::kUnavailable, what);
       slot.worker_down = true;
       slot.reason = health.message();
-      Publish();
+      Publish(key.name);
     }
   } else if (slot.worker_down) {
     slot.worker_down = false;
     if (slot.state() == ModelState::kUnavailable) {
       slot.MoveTo(ModelState::kReady, what);
       slot.reason.clear();
-      Publish();
+      Publish(key.name);
       spdlog::info("{} is READY again", what);
     }
   }

@@ -21,6 +21,10 @@
 //     only, never the request path. A half-fetched version is never
 //     returned.
 //  4. Every method may be called concurrently.
+//  5. Watch() is optional: a repository that can tell what changed (a local
+//     folder on a filesystem with inotify) returns a RepositoryWatch, so that
+//     a poll scans only the models that changed; an error says why it cannot
+//     (then the caller List()s every time).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +45,34 @@ struct LocalModelVersion {
   std::filesystem::path version_dir;  // model_dir / <version>
 };
 
+// What changed in a repository, reported by the repository itself
+// (ModelRepository::Watch), so that a poll costs O(changes), not O(models).
+//
+// Contract:
+//  1. Take() returns the names of the model folders that may have changed
+//     since the watch was made (the first call) or since the previous Take():
+//     added, removed, or anything in them that a scan fingerprints
+//     (repository.h). It may name a folder that did not change (that costs
+//     the caller one Scan), never miss one that did: a change that completed
+//     before Take() was called is in that answer or an earlier one.
+//  2. When it cannot tell (its event queue overflowed, the repository's root
+//     was replaced), Take() answers `everything`: the caller must List() the
+//     repository; the watch goes on from there.
+//  3. Take() does not block on the repository beyond walking the folders it
+//     must start watching. Thread-safe.
+class RepositoryWatch {
+ public:
+  struct Changes {
+    bool everything = false;
+    std::vector<std::string> models;  // sorted, unique; empty when `everything`
+    // What the watch could not do (a kernel limit reached, why it answered
+    // `everything`), for the log; the answer is still complete.
+    std::vector<std::string> warnings;
+  };
+  virtual ~RepositoryWatch() = default;
+  virtual Changes Take() = 0;
+};
+
 class ModelRepository {
  public:
   virtual ~ModelRepository() = default;
@@ -58,6 +90,14 @@ class ModelRepository {
   // Version `version` of `source` (from this repository's List or Scan) on
   // local disk. NOT_FOUND for a version the source does not list.
   virtual StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) = 0;
+
+  // Starts watching the repository for changes (contract 5). Make it before
+  // the List() it complements: changes from then on are reported. An error
+  // (UNIMPLEMENTED, UNAVAILABLE) says why this kind or its filesystem cannot
+  // tell what changed. The watch must not outlive the repository.
+  virtual StatusOr<std::unique_ptr<RepositoryWatch>> Watch() const {
+    return Unimplemented("repository '" + key() + "' cannot report its changes");
+  }
 };
 
 // Opens a --model-repository value (repository_key.h says how one reads).

@@ -4,6 +4,7 @@
 #include <system_error>
 #include <utility>
 
+#include "repository/local/inotify_watch.h"
 #include "repository/repository_key.h"
 
 namespace mm {
@@ -94,6 +95,11 @@ StatusOr<LocalModelVersion> LocalRepository::Fetch(const ModelSource& source, in
                     " in repository " + Quoted(path_));
   }
   return LocalModelVersion{source.dir, source.dir / std::to_string(version)};
+}
+
+StatusOr<std::unique_ptr<RepositoryWatch>> LocalRepository::Watch() const {
+  MM_ASSIGN_OR_RETURN(auto watch, InotifyWatch::Create(path_));
+  return std::unique_ptr<RepositoryWatch>(std::move(watch));
 }
 
 }  // namespace mm

@@ -34,6 +34,9 @@ class LocalRepository final : public ModelRepository {
   StatusOr<ModelSource> Scan(std::string_view name) const override;
   // INVALID_ARGUMENT for a `source` another repository listed.
   StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) override;
+  // An inotify watch of the folder (inotify_watch.h says what it sees and
+  // where it falls back to scanning); UNAVAILABLE where inotify cannot tell.
+  StatusOr<std::unique_ptr<RepositoryWatch>> Watch() const override;
 
   // The folder as given on the command line.
   const std::filesystem::path& path() const { return path_; }

@@ -110,6 +110,66 @@ class FakeBackend : public Backend {
   const std::string tag_;
 };
 
+// A repository that delegates to a local one and counts how it is read, so
+// that a test sees how much a poll scanned. Its watch is the local one's
+// (inotify), none (`watch` false), or, when `scripted` is set, that one.
+class CountingRepository final : public ModelRepository {
+ public:
+  struct Counts {
+    std::atomic<int> lists{0};
+    std::atomic<int> scans{0};
+    bool watch = true;
+    RepositoryWatch* scripted = nullptr;  // not owned
+  };
+  CountingRepository(std::shared_ptr<ModelRepository> inner, Counts* counts)
+      : inner_(std::move(inner)), counts_(counts) {}
+  const std::string& key() const override { return inner_->key(); }
+  StatusOr<std::vector<ModelSource>> List() const override {
+    ++counts_->lists;
+    return inner_->List();
+  }
+  StatusOr<ModelSource> Scan(std::string_view name) const override {
+    ++counts_->scans;
+    return inner_->Scan(name);
+  }
+  StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) override {
+    return inner_->Fetch(source, version);
+  }
+  StatusOr<std::unique_ptr<RepositoryWatch>> Watch() const override {
+    if (!counts_->watch) return Unimplemented("no watch in this test");
+    if (counts_->scripted == nullptr) return inner_->Watch();
+    struct Borrowed final : RepositoryWatch {
+      explicit Borrowed(RepositoryWatch* w) : w(w) {}
+      Changes Take() override { return w->Take(); }
+      RepositoryWatch* w;
+    };
+    return std::unique_ptr<RepositoryWatch>(std::make_unique<Borrowed>(counts_->scripted));
+  }
+
+ private:
+  const std::shared_ptr<ModelRepository> inner_;
+  Counts* const counts_;
+};
+
+// A watch that answers what the test tells it to.
+class ScriptedWatch final : public RepositoryWatch {
+ public:
+  Changes Take() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Changes out = std::move(next_);
+    next_ = {};
+    return out;
+  }
+  void Next(Changes changes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    next_ = std::move(changes);
+  }
+
+ private:
+  std::mutex mu_;
+  Changes next_;
+};
+
 class ModelManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -171,6 +231,9 @@ class ModelManagerTest : public ::testing::Test {
     o.default_process_isolation = default_process;
     o.repositories = LocalRepositories({repo_});
     if (fs::exists(repo_b_)) o.repositories.push_back(LocalRepositoryAt(repo_b_));
+    if (counted_) {
+      o.repositories[0] = std::make_shared<CountingRepository>(o.repositories[0], &counts_);
+    }
     if (!owners_.empty()) {
       o.owner_of = [owners = owners_](std::string_view key) {
         auto it = owners.find(std::string(key));
@@ -237,6 +300,8 @@ class ModelManagerTest : public ::testing::Test {
   fs::path repo_;
   fs::path repo_b_;
   std::map<std::string, ModelOwner> owners_;  // by PathKey
+  bool counted_ = false;                      // repo_ is read through a CountingRepository
+  CountingRepository::Counts counts_;
   FakeWorld world_;
   FakeBackend backend_{&world_};
   BackendRegistry backends_;
@@ -903,6 +968,98 @@ TEST_F(ModelManagerTest, PollModeFollowsTheRepository) {
   manager_->Poll();
   EXPECT_EQ(world_.loads.load(), loads + 1);
   EXPECT_NE(manager_->Get("c", "")->get(), c->get());
+}
+
+TEST_F(ModelManagerTest, APollScansOnlyTheModelsItsWatchNames) {
+  for (int i = 0; i < 20; ++i) AddModel("m" + std::to_string(i), {1});
+  counted_ = true;
+  Create(ModelControlMode::kPoll);
+  ASSERT_TRUE(manager_->Get("m7", "").ok());
+  const int lists = counts_.lists.load(), loads = world_.loads.load();
+  counts_.scans = 0;
+  // Nothing changed: nothing listed, nothing scanned.
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), lists);
+  EXPECT_EQ(counts_.scans.load(), 0);
+  // One config edited: that model scanned (and reloaded), and no other.
+  auto m7 = manager_->Get("m7", "");
+  AddModel("m7", {1}, "# edited\n");
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), lists);
+  EXPECT_EQ(world_.loads.load(), loads + 1);
+  EXPECT_NE(manager_->Get("m7", "")->get(), m7->get());
+  // A model added, a version added, a model removed: each scanned once.
+  const int scans = counts_.scans.load();  // the poll's and the reload's own
+  AddModel("added", {1});
+  AddVersion("m3", 2);
+  fs::remove_all(repo_ / "m5");
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), lists);
+  EXPECT_TRUE(manager_->Get("added", "").ok());
+  EXPECT_EQ((*manager_->Get("m3", ""))->version, 2);
+  EXPECT_FALSE(manager_->Get("m5", "").ok());
+  EXPECT_EQ(world_.loads.load(), loads + 3);
+  // 3 by the poll, one by each of the two loads.
+  EXPECT_EQ(counts_.scans.load(), scans + 5);
+  for (int i = 0; i < 20; ++i) {
+    if (i != 5) EXPECT_TRUE(manager_->Get("m" + std::to_string(i), "").ok()) << i;
+  }
+}
+
+TEST_F(ModelManagerTest, APollListsEverythingWhenTheWatchCannotTellOrThereIsNone) {
+  AddModel("a", {1});
+  AddModel("b", {1});
+  ScriptedWatch watch;
+  counts_.scripted = &watch;
+  counted_ = true;
+  Create(ModelControlMode::kPoll);
+  const int lists = counts_.lists.load(), loads = world_.loads.load();
+  // The watch names nothing although b changed: b is not scanned (what the
+  // watch says is what a poll believes).
+  AddModel("b", {1}, "# edited\n");
+  manager_->Poll();
+  EXPECT_EQ(world_.loads.load(), loads);
+  // The watch cannot tell (an overflow): everything is listed, b reloads.
+  watch.Next({.everything = true, .models = {}, .warnings = {"overflowed"}});
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), lists + 1);
+  EXPECT_EQ(world_.loads.load(), loads + 1);
+  // A name the watch gives that is gone unloads it; one that is new loads.
+  fs::remove_all(repo_ / "a");
+  AddModel("c", {1});
+  watch.Next({.everything = false, .models = {"a", "c"}, .warnings = {}});
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), lists + 1);
+  EXPECT_FALSE(manager_->Get("a", "").ok());
+  EXPECT_TRUE(manager_->Get("c", "").ok());
+
+  // Without a watch, every poll lists the repository.
+  manager_.reset();
+  counts_.scripted = nullptr;
+  counts_.watch = false;
+  counts_.lists = 0;
+  Create(ModelControlMode::kPoll);
+  manager_->Poll();
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), 3);  // start and two polls
+}
+
+TEST_F(ModelManagerTest, TheExplicitIndexRescansOnlyWhatChanged) {
+  for (int i = 0; i < 10; ++i) AddModel("m" + std::to_string(i), {1});
+  counted_ = true;
+  Create(ModelControlMode::kExplicit);
+  const int lists = counts_.lists.load();
+  counts_.scans = 0;
+  EXPECT_EQ(IndexMap().size(), 10u);
+  EXPECT_EQ(counts_.scans.load(), 0);
+  AddModel("new", {1});
+  fs::remove_all(repo_ / "m2");
+  auto index = IndexMap();
+  EXPECT_EQ(index.size(), 10u);
+  EXPECT_EQ(index.count("new/0"), 1u);
+  EXPECT_EQ(index.count("m2/0"), 0u);
+  EXPECT_EQ(counts_.scans.load(), 2);
+  EXPECT_EQ(counts_.lists.load(), lists);
 }
 
 TEST_F(ModelManagerTest, AModelDeletedWhileLoadingFailsWithAReasonAndOthersServe) {

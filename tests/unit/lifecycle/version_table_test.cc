@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace mm {
 namespace {
@@ -73,7 +74,7 @@ TEST(VersionTableTest, GetReadsWhatPublishPutInTheSnapshot) {
     VersionSlot& slot = table.Entry(a).versions[3];
     slot.servable = copy;
     slot.MoveTo(S::kReady, "m");
-    // Not visible before Publish: the snapshot is rebuilt whole.
+    // Not visible before Publish.
   }
   EXPECT_FALSE(table.Get(NameScope::All(), "m", "", false).ok());
   {
@@ -102,6 +103,61 @@ TEST(VersionTableTest, GetReadsWhatPublishPutInTheSnapshot) {
   EXPECT_EQ(table.Get(NameScope::One(key_a), "m", "", false)->get(), copy.get());
   EXPECT_EQ(table.Get(NameScope::One(key_b), "m", "", false)->get(), other.get());
   EXPECT_EQ(table.Ready().size(), 2u);
+}
+
+TEST(VersionTableTest, PublishOfOneNameChangesOnlyThatName) {
+  VersionTable table;
+  std::vector<std::shared_ptr<ServableModel>> copies;
+  {
+    MutexLock lock(table.mu());
+    for (int i = 0; i < 3000; ++i) {  // several models in every shard
+      const ModelKey key{"m" + std::to_string(i), "/r"};
+      VersionSlot& slot = table.Entry(key).versions[1];
+      copies.push_back(std::make_shared<ServableModel>());
+      slot.servable = copies.back();
+      slot.MoveTo(S::kReady, key.name);
+    }
+    table.Publish();
+  }
+  EXPECT_EQ(table.Ready().size(), 3000u);
+  auto replacement = std::make_shared<ServableModel>();
+  {
+    MutexLock lock(table.mu());
+    // m7's copy replaced, m8's unloaded: published one name at a time.
+    table.Entry({"m7", "/r"}).versions[1].servable = replacement;
+    VersionSlot& m8 = table.Entry({"m8", "/r"}).versions[1];
+    m8.MoveTo(S::kUnloading, "m8");
+    m8.servable.reset();
+    m8.MoveTo(S::kUnavailable, "m8");
+    table.Publish("m7");
+    // m9 changes too, but is not republished: the snapshot keeps its old copy.
+    table.Entry({"m9", "/r"}).versions[1].servable = replacement;
+  }
+  EXPECT_EQ(table.Get(NameScope::All(), "m7", "", false)->get(), replacement.get());
+  EXPECT_EQ(table.Get(NameScope::All(), "m8", "", false)->get(), copies[8].get());
+  EXPECT_EQ(table.Get(NameScope::All(), "m9", "", false)->get(), copies[9].get());
+  {
+    MutexLock lock(table.mu());
+    table.Publish("m8");
+    table.Publish("m9");
+    // A name the table does not hold: nothing to publish, nothing breaks.
+    table.Publish("absent");
+  }
+  EXPECT_EQ(table.Get(NameScope::All(), "m8", "", false).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(table.Get(NameScope::All(), "m9", "", false)->get(), replacement.get());
+  for (int i = 10; i < 3000; i += 97) {
+    EXPECT_EQ(table.Get(NameScope::All(), "m" + std::to_string(i), "", false)->get(),
+              copies[i].get());
+  }
+  EXPECT_EQ(table.Ready().size(), 2999u);
+  // A model forgotten leaves the snapshot with it.
+  {
+    MutexLock lock(table.mu());
+    auto it = table.models().find(ModelKey{"m8", "/r"});
+    it->second.on_disk = false;
+    table.MaybeForget(it);
+  }
+  EXPECT_EQ(table.Get(NameScope::All(), "m8", "", false).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
