@@ -26,7 +26,9 @@ lifecycle, not a framework. For each binary:
 4. on-demand load: explicit mode with --load-on-demand over SMALL models and
    over MODELS models: the first inference request of a model (a miss: the
    request waits for its load), median over LOADS distinct models, and the
-   second request (a hit) for comparison.
+   second request (a hit) for comparison. Then again with a memory budget
+   that holds 10% of the models (each declares its footprint), filled first,
+   so that every measured miss also evicts one.
 
 Prints a markdown table per binary. Env: BENCH_MODELS (10000), BENCH_SMALL
 (10), BENCH_REPEAT (5), BENCH_POLL_SECS (1), BENCH_POLL_CYCLES (5),
@@ -54,9 +56,11 @@ POLL_CYCLES = int(os.environ.get("BENCH_POLL_CYCLES", "5"))
 LOADS = int(os.environ.get("BENCH_LOADS", "30"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
+FOOTPRINT = 4096  # declared, so that a budget holds an exact number of models
 CONFIG = """name: "{name}"
 backend: "mmserve_test_identity"
 input [ {{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+mmserve {{ memory_footprint_bytes: 4096 }}
 """
 
 
@@ -236,13 +240,17 @@ def bench_poll(binary, repo):
         s.stop()
 
 
-def bench_on_demand(binary, repo, count):
-    s = Server(binary, repo, "--model-control-mode", "explicit", "--load-on-demand")
+def bench_on_demand(binary, repo, count, budget=None):
+    extra = ["--model-memory-budget", str(budget)] if budget else []
+    s = Server(binary, repo, "--model-control-mode", "explicit", "--load-on-demand", *extra)
     try:
         s.wait_ready()
         miss, hit = [], []
         body = infer_body()
         step = max(1, count // LOADS)
+        if budget:  # fill the budget first, so that each measured miss evicts
+            for i in range(count):
+                assert s.request("POST", f"/v2/models/{model_name(i)}/infer", body)[0] == 200
         for i in range(0, count, step)[:LOADS]:
             path = f"/v2/models/{model_name(i)}/infer"
             t = time.perf_counter()
@@ -272,6 +280,9 @@ def main():
             polls = bench_poll(binary, big)
             miss_small, hit_small = bench_on_demand(binary, small, SMALL)
             miss_big, hit_big = bench_on_demand(binary, big, MODELS)
+            # A budget of 10% of the models: every measured miss evicts one.
+            evict_small, _ = bench_on_demand(binary, small, SMALL, FOOTPRINT * max(1, SMALL // 10))
+            evict_big, _ = bench_on_demand(binary, big, MODELS, FOOTPRINT * (MODELS // 10))
             print(f"### {binary}\n")
             print("| figure | value |\n|---|---|")
             print(f"| start, explicit mode, {MODELS} models (spawn to ready) | {start:.2f} s |")
@@ -289,6 +300,10 @@ def main():
                   f"(hit {hit_small * 1e3:.2f} ms) |")
             print(f"| on-demand load (first request), {MODELS} models | {miss_big * 1e3:.2f} ms "
                   f"(hit {hit_big * 1e3:.2f} ms) |")
+            print(f"| on-demand load evicting one (budget: 10% of the models), {SMALL} models | "
+                  f"{evict_small * 1e3:.2f} ms |")
+            print(f"| on-demand load evicting one (budget: 10% of the models), {MODELS} models | "
+                  f"{evict_big * 1e3:.2f} ms |")
             print()
             sys.stdout.flush()
     finally:

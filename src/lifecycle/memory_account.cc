@@ -15,6 +15,8 @@ MemoryAccount::MemoryAccount(VersionTable& table, StatsRegistry& stats, uint64_t
 
 void MemoryAccount::AgeUsesLocked() {
   auto& models = table_.models();
+  if (++loads_since_aging_ < models.size() / 64) return;
+  loads_since_aging_ = 0;
   uint64_t total = 0;
   for (const auto& [name, entry] : models) {
     total += entry.past_uses;
@@ -50,7 +52,10 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
     state.budget = budget_;
     state.used = loaded_bytes_ + reserved_bytes_;
     state.policy = policy_;
-    for (const auto& [key, entry] : table_.models()) {
+    for (const auto& [key, copies] : held_) {
+      auto found = table_.models().find(key);
+      if (found == table_.models().end()) continue;
+      const ModelEntry& entry = found->second;
       for (const auto& [v, slot] : entry.versions) {
         if (!slot.servable) continue;
         const auto& s = slot.servable;
@@ -75,6 +80,7 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
         ModelEntry& entry = table_.models()[c.model];
         VersionSlot& slot = entry.versions[c.version];
         loaded_bytes_ -= slot.servable->footprint_bytes;
+        DropHeldLocked(c.model);
         entry.past_uses += slot.servable->uses.load(std::memory_order_relaxed);
         slot.MoveTo(ModelState::kUnavailable,
                     "model '" + c.model.name + "' version " + std::to_string(c.version));
@@ -124,11 +130,18 @@ void MemoryAccount::Commit(const std::string& tenant, const ModelKey& model, uin
   MutexLock lock(table_.mu());
   UnreserveLocked(tenant, model, bytes);
   loaded_bytes_ += bytes;
+  ++held_[model];
 }
 
-void MemoryAccount::Release(uint64_t bytes) {
+void MemoryAccount::Release(const ModelKey& model, uint64_t bytes) {
   MutexLock lock(table_.mu());
   loaded_bytes_ -= bytes;
+  DropHeldLocked(model);
+}
+
+void MemoryAccount::DropHeldLocked(const ModelKey& model) {
+  auto it = held_.find(model);
+  if (it != held_.end() && --it->second == 0) held_.erase(it);
 }
 
 MemoryAccount::Use MemoryAccount::Read() const {
@@ -136,8 +149,10 @@ MemoryAccount::Use MemoryAccount::Read() const {
   Use use;
   use.budget = budget_;
   use.loaded = loaded_bytes_ + reserved_bytes_;
-  for (const auto& [key, entry] : table_.models()) {
-    for (const auto& [v, slot] : entry.versions) {
+  for (const auto& [key, copies] : held_) {
+    auto found = table_.models().find(key);
+    if (found == table_.models().end()) continue;
+    for (const auto& [v, slot] : found->second.versions) {
       if (slot.servable && slot.servable->pinned) use.pinned += slot.servable->footprint_bytes;
     }
   }

@@ -10,6 +10,10 @@
 //     plan sees one state, and nothing is evicted unless the whole load fits.
 //     Evicted copies are dropped on the calling (loader) thread, after the
 //     lock is released.
+//  3. A load costs O(models holding a copy), not O(models known): the
+//     candidates come from the models with a committed copy (held_), and the
+//     use counts' aging, which reads every known model, looks once per
+//     known models / 64 Reserve() calls (at every call below 128 models).
 //
 // Thread-safety: every method may be called concurrently; each takes the
 // table's lock itself.
@@ -47,8 +51,8 @@ class MemoryAccount {
   // The end of a reservation of a copy's footprint: the copy holds it now.
   void Commit(const std::string& tenant, const ModelKey& model, uint64_t bytes)
       MM_EXCLUDES(table_.mu());
-  // A copy holding `bytes` was dropped.
-  void Release(uint64_t bytes) MM_EXCLUDES(table_.mu());
+  // A copy of `model` holding `bytes` was dropped.
+  void Release(const ModelKey& model, uint64_t bytes) MM_EXCLUDES(table_.mu());
 
   struct Use {
     uint64_t budget = 0;
@@ -63,8 +67,11 @@ class MemoryAccount {
   void UnreserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes)
       MM_REQUIRES(table_.mu());
   // Halves every use count once they add up to 128 per known model, so that
-  // what was popular long ago fades.
+  // what was popular long ago fades. Looks once per known models / 64 calls
+  // (contract 3).
   void AgeUsesLocked() MM_REQUIRES(table_.mu());
+  // One copy of `model` fewer.
+  void DropHeldLocked(const ModelKey& model) MM_REQUIRES(table_.mu());
 
   VersionTable& table_;
   StatsRegistry& stats_;
@@ -80,6 +87,10 @@ class MemoryAccount {
   };
   std::multimap<std::string, TenantReservation, std::less<>> tenant_reservations_
       MM_GUARDED_BY(table_.mu());
+  // The models holding committed copies, with how many (Commit until Release
+  // or eviction): the eviction candidates.
+  std::map<ModelKey, size_t, ModelKeyLess> held_ MM_GUARDED_BY(table_.mu());
+  size_t loads_since_aging_ MM_GUARDED_BY(table_.mu()) = 0;
 };
 
 }  // namespace mm

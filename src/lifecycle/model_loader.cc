@@ -405,7 +405,7 @@ void ModelLoader::Retire(const ModelKey& key, int64_t version,
           const uint64_t uses = (*holder)->uses.load(std::memory_order_relaxed);
           holder->reset();
           ReleaseFreeMemory();
-          memory_.Release(bytes);
+          memory_.Release(key, bytes);
           {
             MutexLock lock(table_.mu());
             auto it = table_.models().find(key);
