@@ -44,24 +44,6 @@ Poller::Poller(const ModelManager::Options& options, VersionTable& table,
 Poller::~Poller() { Stop(); }
 
 void Poller::Start() {
-  if (options_.mode != ModelControlMode::kNone) {
-    MutexLock scan_lock(scan_mu_);
-    const char* what = options_.mode == ModelControlMode::kPoll ? "poll" : "index rescan";
-    for (const auto& repository : repositories_.all()) {
-      const auto started = std::chrono::steady_clock::now();
-      auto watch = repository->Watch();
-      spdlog::debug(
-          "watching repository '{}' for changes took {:.1f} ms", repository->key(),
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-              .count());
-      if (!watch.ok()) {
-        spdlog::info("{}; each {} lists every model of it", watch.status().message(), what);
-        watches_.push_back(nullptr);
-      } else {
-        watches_.push_back(std::move(*watch));
-      }
-    }
-  }
   auto scanned = repositories_.List();
   if (!scanned.ok()) {
     spdlog::error("scanning model repositories failed: {}", scanned.status().message());
@@ -134,15 +116,38 @@ void Poller::Loop() {
   }
 }
 
+void Poller::MakeWatches() {
+  const char* what = options_.mode == ModelControlMode::kPoll ? "poll" : "index rescan";
+  for (const auto& repository : repositories_.all()) {
+    const auto started = std::chrono::steady_clock::now();
+    auto watch = repository->Watch();
+    if (!watch.ok()) {
+      spdlog::info("{}; each {} lists every model of it", watch.status().message(), what);
+      watches_.push_back(nullptr);
+      continue;
+    }
+    spdlog::debug(
+        "watching repository '{}' for changes: set up in {:.1f} ms", repository->key(),
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count());
+    watches_.push_back(std::move(*watch));
+  }
+  watches_made_ = true;
+}
+
 StatusOr<std::vector<Poller::RepositoryScan>> Poller::ScanChanges() {
+  // The first scan makes the watches, then lists every repository: what
+  // changed before a watch existed is in that listing.
+  const bool first = !watches_made_;
+  if (first) MakeWatches();
   const auto& all = repositories_.all();
   std::vector<RepositoryScan> scans(all.size());
   for (size_t i = 0; i < all.size(); ++i) {
     RepositoryScan& scan = scans[i];
     scan.key = all[i]->key();
-    RepositoryWatch* watch = i < watches_.size() ? watches_[i].get() : nullptr;
-    bool list = watch == nullptr;
-    if (watch != nullptr) {
+    RepositoryWatch* watch = watches_[i].get();
+    bool list = first || watch == nullptr;
+    if (!list) {
       RepositoryWatch::Changes changes = watch->Take();
       for (const auto& w : changes.warnings) spdlog::warn("{}", w);
       list = changes.everything;

@@ -6,8 +6,9 @@
 // changed (ModelRepository::Watch: a local folder with inotify): only the
 // models its watch names are scanned. A repository without a watch, or whose
 // watch cannot tell this time (an overflow), is listed in full, as is every
-// repository at Start(). The watches are made at Start(), before its listing,
-// in poll and explicit mode (none mode never rescans).
+// repository at Start(). The watches are made by the first poll or rescan
+// (none mode has neither), which then lists every repository, so that start
+// costs one listing and a change made before the watches existed is seen.
 //
 // Contract:
 //  1. Scans run on the caller's thread (Start, an index rescan, Poll) or the
@@ -93,8 +94,10 @@ class Poller {
   std::thread thread_ MM_GUARDED_BY(poller_mu_);
   Mutex scan_mu_ MM_ACQUIRED_BEFORE(table_.mu());
   // One per repository, in RepositorySet::all()'s order (null: it has none);
-  // made by Start().
+  // made by the first ScanChanges().
+  void MakeWatches() MM_REQUIRES(scan_mu_);
   std::vector<std::unique_ptr<RepositoryWatch>> watches_ MM_GUARDED_BY(scan_mu_);
+  bool watches_made_ MM_GUARDED_BY(scan_mu_) = false;
 };
 
 }  // namespace mm

@@ -975,7 +975,11 @@ TEST_F(ModelManagerTest, APollScansOnlyTheModelsItsWatchNames) {
   counted_ = true;
   Create(ModelControlMode::kPoll);
   ASSERT_TRUE(manager_->Get("m7", "").ok());
-  const int lists = counts_.lists.load(), loads = world_.loads.load();
+  // The first poll makes the watch, and lists the repository once.
+  int lists = counts_.lists.load();
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), ++lists);
+  const int loads = world_.loads.load();
   counts_.scans = 0;
   // Nothing changed: nothing listed, nothing scanned.
   manager_->Poll();
@@ -1013,6 +1017,7 @@ TEST_F(ModelManagerTest, APollListsEverythingWhenTheWatchCannotTellOrThereIsNone
   counts_.scripted = &watch;
   counted_ = true;
   Create(ModelControlMode::kPoll);
+  manager_->Poll();  // makes the watch
   const int lists = counts_.lists.load(), loads = world_.loads.load();
   // The watch names nothing although b changed: b is not scanned (what the
   // watch says is what a poll believes).
@@ -1048,8 +1053,12 @@ TEST_F(ModelManagerTest, TheExplicitIndexRescansOnlyWhatChanged) {
   for (int i = 0; i < 10; ++i) AddModel("m" + std::to_string(i), {1});
   counted_ = true;
   Create(ModelControlMode::kExplicit);
-  const int lists = counts_.lists.load();
+  // The first rescan makes the watch and lists the repository; later ones
+  // scan what it names.
+  int lists = counts_.lists.load();
   counts_.scans = 0;
+  EXPECT_EQ(IndexMap().size(), 10u);
+  EXPECT_EQ(counts_.lists.load(), ++lists);
   EXPECT_EQ(IndexMap().size(), 10u);
   EXPECT_EQ(counts_.scans.load(), 0);
   AddModel("new", {1});
