@@ -137,9 +137,11 @@ void Poller::MakeWatches() {
 
 StatusOr<std::vector<Poller::RepositoryScan>> Poller::ScanChanges() {
   // The first scan makes the watches, then lists every repository: what
-  // changed before a watch existed is in that listing.
-  const bool first = !watches_made_;
-  if (first) MakeWatches();
+  // changed before a watch existed is in that listing. So does the scan
+  // after a failed one (the changes its watches gave were not applied).
+  const bool first = !watches_made_ || list_next_;
+  list_next_ = false;
+  if (!watches_made_) MakeWatches();
   const auto& all = repositories_.all();
   std::vector<RepositoryScan> scans(all.size());
   for (size_t i = 0; i < all.size(); ++i) {
@@ -164,7 +166,10 @@ StatusOr<std::vector<Poller::RepositoryScan>> Poller::ScanChanges() {
     }
     if (list) {
       auto sources = all[i]->List();
-      if (!sources.ok()) return sources.status();
+      if (!sources.ok()) {
+        list_next_ = true;
+        return sources.status();
+      }
       scan.full = true;
       scan.sources = std::move(*sources);
       scan.gone.clear();

@@ -79,7 +79,8 @@ class Poller {
     std::vector<std::string> gone;     // not full: named by its watch, no longer there
   };
   // Each repository's changes since the last scan (all of it where there is
-  // no watch, or the watch cannot tell). Fails when a listing fails.
+  // no watch, or the watch cannot tell). Fails when a listing fails; the
+  // next scan then lists every repository.
   StatusOr<std::vector<RepositoryScan>> ScanChanges() MM_REQUIRES(scan_mu_)
       MM_EXCLUDES(table_.mu());
 
@@ -98,6 +99,7 @@ class Poller {
   void MakeWatches() MM_REQUIRES(scan_mu_);
   std::vector<std::unique_ptr<RepositoryWatch>> watches_ MM_GUARDED_BY(scan_mu_);
   bool watches_made_ MM_GUARDED_BY(scan_mu_) = false;
+  bool list_next_ MM_GUARDED_BY(scan_mu_) = false;  // a scan failed: the next lists all
 };
 
 }  // namespace mm

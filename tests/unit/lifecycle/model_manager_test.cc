@@ -119,6 +119,7 @@ class CountingRepository final : public ModelRepository {
     std::atomic<int> lists{0};
     std::atomic<int> scans{0};
     bool watch = true;
+    bool fail_list = false;
     RepositoryWatch* scripted = nullptr;  // not owned
   };
   CountingRepository(std::shared_ptr<ModelRepository> inner, Counts* counts)
@@ -126,6 +127,7 @@ class CountingRepository final : public ModelRepository {
   const std::string& key() const override { return inner_->key(); }
   StatusOr<std::vector<ModelSource>> List() const override {
     ++counts_->lists;
+    if (counts_->fail_list) return FailedPrecondition("listing fails in this test");
     return inner_->List();
   }
   StatusOr<ModelSource> Scan(std::string_view name) const override {
@@ -1037,6 +1039,17 @@ TEST_F(ModelManagerTest, APollListsEverythingWhenTheWatchCannotTellOrThereIsNone
   EXPECT_EQ(counts_.lists.load(), lists + 1);
   EXPECT_FALSE(manager_->Get("a", "").ok());
   EXPECT_TRUE(manager_->Get("c", "").ok());
+  // A listing that fails applies nothing; the next poll lists again, though
+  // its watch names nothing.
+  AddModel("c", {1}, "# edited\n");
+  watch.Next({.everything = true, .models = {}, .warnings = {}});
+  counts_.fail_list = true;
+  manager_->Poll();
+  EXPECT_EQ(world_.loads.load(), loads + 2);  // c's first load only
+  counts_.fail_list = false;
+  manager_->Poll();
+  EXPECT_EQ(counts_.lists.load(), lists + 3);
+  EXPECT_EQ(world_.loads.load(), loads + 3);
 
   // Without a watch, every poll lists the repository.
   manager_.reset();
