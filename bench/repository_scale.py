@@ -247,11 +247,14 @@ def bench_on_demand(binary, repo, count, budget=None):
         s.wait_ready()
         miss, hit = [], []
         body = infer_body()
-        step = max(1, count // LOADS)
+        first = 0
         if budget:  # fill the budget first, so that each measured miss evicts
-            for i in range(count):
-                assert s.request("POST", f"/v2/models/{model_name(i)}/infer", body)[0] == 200
-        for i in range(0, count, step)[:LOADS]:
+            first = budget // FOOTPRINT
+            for i in range(first):
+                status, reply = s.request("POST", f"/v2/models/{model_name(i)}/infer", body)
+                assert status == 200, reply
+        step = max(1, (count - first) // LOADS)
+        for i in range(first, count, step)[:LOADS]:
             path = f"/v2/models/{model_name(i)}/infer"
             t = time.perf_counter()
             status, reply = s.request("POST", path, body)
@@ -262,6 +265,10 @@ def bench_on_demand(binary, repo, count, budget=None):
             hit.append(time.perf_counter() - t)
             assert status == 200, reply
         return statistics.median(miss), statistics.median(hit)
+    except Exception:
+        print(f"failed; server exit code {s.proc.poll()}; its log ends:\n" +
+              "".join(s.log[-20:]), file=sys.stderr)
+        raise
     finally:
         s.stop()
 
