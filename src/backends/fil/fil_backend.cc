@@ -29,15 +29,18 @@ constexpr LibrarySetting kLibrarySettings[] = {
 // The engines run on the CPU only.
 StatusOr<int64_t> InstanceCount(const inference::ModelConfig& config) {
   int64_t total = 0;
-  for (const auto& group : config.instance_group()) {
+  for (int i = 0; i < config.instance_group_size(); ++i) {
+    const auto& group = config.instance_group(i);
+    const std::string what = group.name().empty() ? "instance_group[" + std::to_string(i) + "]"
+                                                  : "instance_group '" + group.name() + "'";
     if (group.kind() == inference::ModelInstanceGroup::KIND_GPU) {
-      return InvalidArgument("instance_group '" + group.name() +
-                             "' asks for KIND_GPU, but the fil backend has no GPU engine: it runs "
+      return InvalidArgument(what +
+                             " asks for KIND_GPU, but the fil backend has no GPU engine: it runs "
                              "tree models on the CPU (use KIND_CPU or KIND_AUTO)");
     }
     if (group.count() < 0) {
-      return InvalidArgument("instance_group '" + group.name() + "' has a negative count " +
-                             std::to_string(group.count()) + "; expected 1 or more");
+      return InvalidArgument(what + " has a negative count " + std::to_string(group.count()) +
+                             "; expected 1 or more");
     }
     total += group.count() == 0 ? 1 : group.count();
   }
