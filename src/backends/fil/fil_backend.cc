@@ -109,9 +109,9 @@ StatusOr<std::unique_ptr<LoadedModel>> FilBackend::Load(const LoadSpec& spec) {
   std::shared_ptr<const TreeModel> tree = std::move(*loaded_tree);
   const TreeModelInfo& info = tree->info();
 
-  auto engine_columns = tree->OutputColumns(params->rule);
-  if (!engine_columns.ok()) return engine_columns.status().WithContext(label);
-  auto io = CompleteFilConfig(spec.model_name, spec.config, info, *params, *engine_columns);
+  auto io =
+      CompleteFilConfig(spec.model_name, spec.config, info, *params,
+                        [&tree](const OutputRule& rule) { return tree->OutputColumns(rule); });
   if (!io.ok()) return io.status().WithContext(label);
 
   auto model = std::make_unique<LoadedModel>();
@@ -119,8 +119,7 @@ StatusOr<std::unique_ptr<LoadedModel>> FilBackend::Load(const LoadSpec& spec) {
   model->model_bytes = info.bytes;
   model->instances.reserve(static_cast<size_t>(*instances));
   for (int64_t i = 0; i < *instances; ++i) {
-    model->instances.push_back(
-        std::make_unique<FilInstance>(spec.model_name, tree, params->rule, *io));
+    model->instances.push_back(std::make_unique<FilInstance>(spec.model_name, tree, *io));
   }
   model->config = std::move(io->config);
   spdlog::debug("{}: {} ({} features, {} bytes), {} instance(s)", label, info.description,

@@ -17,10 +17,10 @@ int64_t SteadyNs() {
 }  // namespace
 
 FilInstance::FilInstance(const std::string& model_name, std::shared_ptr<const TreeModel> model,
-                         OutputRule rule, const FilIo& io)
+                         const FilIo& io)
     : label_("model '" + model_name + "'"),
       model_(std::move(model)),
-      rule_(rule),
+      rule_(io.rule),
       output_name_(io.config.output(0).name()),
       input_dtype_(io.input_dtype),
       num_features_(io.num_features),
@@ -48,21 +48,13 @@ Status FilInstance::Execute(const InferRequest& request, InferResponse& response
                            std::to_string(values * DataTypeSize(input_dtype_)));
   }
 
-  // The rows as FP32: a view of the request's bytes when they are FP32 and
-  // aligned; else converted (FP64) or realigned into this instance's scratch.
-  const float* data = reinterpret_cast<const float*>(input.data.data());
-  if (input_dtype_ == DataType::kFp64) {
-    rows_scratch_.resize(values);
-    const std::byte* in = input.data.data();
-    for (size_t i = 0; i < values; ++i) {
-      double v;
-      std::memcpy(&v, in + i * sizeof(double), sizeof(double));
-      rows_scratch_[i] = static_cast<float>(v);
-    }
-    data = rows_scratch_.data();
-  } else if (reinterpret_cast<uintptr_t>(data) % alignof(float) != 0) {
-    rows_scratch_.resize(values);
-    if (values > 0) std::memcpy(rows_scratch_.data(), input.data.data(), input.data.size());
+  // The rows: a view of the request's bytes; a copy in this instance's
+  // scratch only when they are misaligned (a binary section after a JSON
+  // header of any length).
+  const void* data = input.data.data();
+  if (reinterpret_cast<uintptr_t>(data) % DataTypeSize(input_dtype_) != 0) {
+    rows_scratch_.resize((input.data.size() + sizeof(double) - 1) / sizeof(double));
+    if (!input.data.empty()) std::memcpy(rows_scratch_.data(), data, input.data.size());
     data = rows_scratch_.data();
   }
 
@@ -78,7 +70,10 @@ Status FilInstance::Execute(const InferRequest& request, InferResponse& response
       columns_scratch_.resize(static_cast<size_t>(rows) * static_cast<size_t>(engine_columns_));
       engine_out = columns_scratch_.data();
     }
-    if (Status s = model_->Predict(data, rows, rule_, engine_out); !s.ok()) {
+    Status s = input_dtype_ == DataType::kFp64
+                   ? model_->PredictFP64(static_cast<const double*>(data), rows, rule_, engine_out)
+                   : model_->Predict(static_cast<const float*>(data), rows, rule_, engine_out);
+    if (!s.ok()) {
       return Internal(label_ + ": " + s.message());
     }
     if (keep_one) {

@@ -19,11 +19,12 @@ namespace mm::fil {
 class FilInstance final : public ModelInstance {
  public:
   FilInstance(const std::string& model_name, std::shared_ptr<const TreeModel> model,
-              OutputRule rule, const FilIo& io);
+              const FilIo& io);
 
-  // Rows: the request's one input, [rows, n_features], FP32 read where it
-  // lies (copied only when misaligned) or FP64 converted. One FP32 buffer
-  // per response holds the output, [rows] + the output's squeezed dims.
+  // Rows: the request's one input, [rows, n_features], FP32 or FP64 (as the
+  // config says), read where it lies (copied only when misaligned). One FP32
+  // buffer per response holds the output, [rows] + the output's squeezed
+  // dims.
   // An engine error is INTERNAL naming the model.
   Status Execute(const InferRequest& request, InferResponse& response) override;
 
@@ -38,9 +39,10 @@ class FilInstance final : public ModelInstance {
   const int64_t engine_columns_;
   const int64_t columns_;
   const std::vector<int64_t> squeezed_dims_;
-  // Reused across executions (one at a time): rows converted or realigned,
-  // and the engine's two columns when the output keeps one.
-  std::vector<float> rows_scratch_;
+  // Reused across executions (one at a time): misaligned rows realigned
+  // (in 8-byte units, for FP32 and FP64 alike), and the engine's two columns
+  // when the output keeps one.
+  std::vector<double> rows_scratch_;
   std::vector<float> columns_scratch_;
 };
 

@@ -30,6 +30,15 @@ std::string Answer(const OutputRule& rule, int64_t columns) {
   return what;
 }
 
+// The engine's values per row, which must be a count a buffer can hold.
+StatusOr<int64_t> Columns(const OutputColumnsFn& columns, const OutputRule& rule) {
+  MM_ASSIGN_OR_RETURN(int64_t n, columns(rule));
+  if (n < 1 || n > (int64_t{1} << 24)) {
+    return Internal("the engine answers " + std::to_string(n) + " values per row");
+  }
+  return n;
+}
+
 Status CheckInput(inference::ModelInput& input, const TreeModelInfo& info, FilIo& io) {
   const std::string what = "input '" + input.name() + "'";
   if (input.has_reshape()) {
@@ -52,7 +61,8 @@ Status CheckInput(inference::ModelInput& input, const TreeModelInfo& info, FilIo
   return OkStatus();
 }
 
-Status CheckOutput(inference::ModelOutput& output, const OutputRule& rule, FilIo& io) {
+Status CheckOutput(inference::ModelOutput& output, const OutputColumnsFn& columns, FilIo& io) {
+  const OutputRule& rule = io.rule;
   const std::string what = "output '" + output.name() + "'";
   if (output.has_reshape()) {
     return InvalidArgument(what + " has a reshape; the fil backend takes none (expected dims [" +
@@ -81,7 +91,14 @@ Status CheckOutput(inference::ModelOutput& output, const OutputRule& rule, FilIo
     return InvalidArgument(what + " has dims " + Dims(output.dims()) + ", but the model answers " +
                            Answer(rule, io.engine_columns) + "; expected dims " + expected);
   }
-  io.columns = positive_only ? 1 : io.engine_columns;
+  io.columns = io.engine_columns;
+  if (positive_only) {
+    // The engine writes p alone where its model has one score per row; a
+    // model of two score columns still answers both, of which Execute keeps p.
+    io.rule.binary_proba_single_column = true;
+    MM_ASSIGN_OR_RETURN(io.engine_columns, Columns(columns, io.rule));
+    io.columns = 1;
+  }
   for (int64_t d : output.dims()) {
     if (d != 1) io.squeezed_dims.push_back(d);
   }
@@ -92,10 +109,12 @@ Status CheckOutput(inference::ModelOutput& output, const OutputRule& rule, FilIo
 
 StatusOr<FilIo> CompleteFilConfig(std::string_view model_name, inference::ModelConfig user,
                                   const TreeModelInfo& info, const FilParameters& params,
-                                  int64_t engine_columns) {
+                                  const OutputColumnsFn& columns) {
   FilIo io;
+  io.rule = params.rule;
   io.num_features = info.num_features;
-  io.engine_columns = engine_columns;
+  MM_ASSIGN_OR_RETURN(io.engine_columns, Columns(columns, io.rule));
+  const int64_t engine_columns = io.engine_columns;
   if (user.name().empty()) user.set_name(std::string(model_name));
   if (user.backend().empty()) user.set_backend(kBackendName);
   if (user.max_batch_size() <= 0) {
@@ -136,7 +155,7 @@ StatusOr<FilIo> CompleteFilConfig(std::string_view model_name, inference::ModelC
                            " outputs; expected one (" + kOutputName + ", TYPE_FP32 [" +
                            std::to_string(engine_columns) + "])");
   }
-  MM_RETURN_IF_ERROR(CheckOutput(*user.mutable_output(0), params.rule, io));
+  MM_RETURN_IF_ERROR(CheckOutput(*user.mutable_output(0), columns, io));
 
   if (user.instance_group_size() == 0) {
     auto* group = user.add_instance_group();

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -33,12 +34,17 @@
 namespace mm::fil {
 
 struct FilIo {
-  inference::ModelConfig config;           // complete: backend, input, output, instance_group
+  inference::ModelConfig config;  // complete: backend, input, output, instance_group
+  // The parameters' rule, with binary_proba_single_column set for a binary
+  // predict_proba output of dims [1].
+  OutputRule rule;
   DataType input_dtype = DataType::kFp32;  // FP32 or FP64
   int64_t num_features = 0;
-  // Values per row: what TreeModel::Predict writes, and what the output
-  // carries. They differ only for a binary predict_proba output of dims [1],
-  // which carries column 1 (p) of the engine's two (1-p, p).
+  // Values per row: what TreeModel::Predict writes under `rule`, and what
+  // the output carries. They differ only for a predict_proba output of dims
+  // [1] on a model whose engine answers two columns even so (a two-class
+  // leaf-vector forest: scikit-learn's binary classifiers), which carries
+  // column 1 (p) of the two (1-p, p).
   int64_t engine_columns = 1;
   int64_t columns = 1;
   // The output's dims without those equal to 1: a response's shape is
@@ -46,12 +52,15 @@ struct FilIo {
   std::vector<int64_t> squeezed_dims;
 };
 
+// The model's values per row under a rule: TreeModel::OutputColumns.
+using OutputColumnsFn = std::function<StatusOr<int64_t>(const OutputRule& rule)>;
+
 // Checks `user` (the user's config) against the model and completes it.
-// `engine_columns` is model.OutputColumns(params.rule). INVALID_ARGUMENT
-// naming the tensor, what the config says and what the model needs ("input
-// 'input__0': dims [29], but the model takes 30 features; expected [30]").
+// INVALID_ARGUMENT naming the tensor, what the config says and what the
+// model needs ("input 'input__0' has dims [29], but the model takes 30
+// features; expected dims [30]"); `columns`' own error as it is.
 StatusOr<FilIo> CompleteFilConfig(std::string_view model_name, inference::ModelConfig user,
                                   const TreeModelInfo& info, const FilParameters& params,
-                                  int64_t engine_columns);
+                                  const OutputColumnsFn& columns);
 
 }  // namespace mm::fil

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 #include <vector>
 
 namespace mm::fil {
@@ -22,47 +23,74 @@ namespace fs = std::filesystem;
 
 // Each row's "score" is the sum of its values (NaN = missing = 0). A
 // regressor answers the score; a classifier of C classes: class id = score
-// mod C, probabilities = 1 at that class; a binary one (C = 2) p = score / 10.
+// mod C, probabilities = 1 at that class; a binary one (C = 2) p = score / 10,
+// answered by its "library" as one score per row, or as two (1-p, p) when
+// `two_scores` (a scikit-learn forest). The engines' output rules
+// (tree_model.h) are followed.
 class FakeTreeModel final : public TreeModel {
  public:
-  FakeTreeModel(int64_t features, int64_t classes, uint64_t bytes)
+  FakeTreeModel(int64_t features, int64_t classes, uint64_t bytes, bool two_scores)
       : info_{.num_features = features,
               .num_classes = classes,
               .bytes = bytes,
-              .description = "fake trees"} {}
+              .description = "fake trees"},
+        two_scores_(two_scores) {}
   const TreeModelInfo& info() const override { return info_; }
   StatusOr<int64_t> OutputColumns(const OutputRule& rule) const override {
     if (rule.predict_proba && info_.num_classes == 1) {
       return InvalidArgument("predict_proba asks for class probabilities of a regressor");
     }
-    return rule.predict_proba ? info_.num_classes : 1;
+    if (rule.predict_proba) {
+      if (info_.num_classes == 2) return rule.binary_proba_single_column && !two_scores_ ? 1 : 2;
+      return info_.num_classes;
+    }
+    return rule.output_class || info_.num_classes == 2 ? 1 : info_.num_classes;
   }
   Status Predict(const float* rows, int64_t n_rows, const OutputRule& rule,
                  float* out) const override {
+    return Run(rows, n_rows, rule, out);
+  }
+  Status PredictFP64(const double* rows, int64_t n_rows, const OutputRule& rule,
+                     float* out) const override {
+    ++fp64_calls;
+    return Run(rows, n_rows, rule, out);
+  }
+
+  mutable std::atomic<int> calls{0};
+  mutable std::atomic<int> fp64_calls{0};
+  mutable const void* last_rows = nullptr;
+  mutable int64_t last_n_rows = -1;
+  bool fail = false;
+
+ private:
+  template <typename T>
+  Status Run(const T* rows, int64_t n_rows, const OutputRule& rule, float* out) const {
     ++calls;
     last_rows = rows;
     last_n_rows = n_rows;
     if (fail) return Internal("libfake: bad trees");
     for (int64_t r = 0; r < n_rows; ++r) {
-      float score = 0;
+      T score = 0;
       for (int64_t f = 0; f < info_.num_features; ++f) {
-        const float v = rows[r * info_.num_features + f];
+        const T v = rows[r * info_.num_features + f];
         if (!std::isnan(v)) score += v;
       }
       const int64_t c = info_.num_classes;
       if (c == 1) {
-        out[r] = score;
+        out[r] = static_cast<float>(score);
       } else if (c == 2) {
-        const float p = score / 10;
-        if (rule.predict_proba) {
+        const float p = static_cast<float>(score / 10);
+        if (rule.predict_proba && (two_scores_ || !rule.binary_proba_single_column)) {
           out[r * 2] = 1 - p;
           out[r * 2 + 1] = p;
+        } else if (rule.predict_proba) {
+          out[r] = p;
         } else {
           out[r] = rule.output_class ? (p > rule.threshold ? 1.0f : 0.0f) : p;
         }
       } else {
         const int64_t k = static_cast<int64_t>(score) % c;
-        if (rule.predict_proba) {
+        if (rule.predict_proba || !rule.output_class) {
           for (int64_t j = 0; j < c; ++j) out[r * c + j] = j == k ? 1.0f : 0.0f;
         } else {
           out[r] = static_cast<float>(k);
@@ -72,13 +100,8 @@ class FakeTreeModel final : public TreeModel {
     return OkStatus();
   }
 
-  mutable std::atomic<int> calls{0};
-  mutable const float* last_rows = nullptr;
-  mutable int64_t last_n_rows = -1;
-  bool fail = false;
-
- private:
   TreeModelInfo info_;
+  const bool two_scores_;
 };
 
 class FilBackendTest : public ::testing::Test {
@@ -98,7 +121,7 @@ class FilBackendTest : public ::testing::Test {
            loaded_file_ = file;
            loaded_libraries_ = libraries;
            if (!load_error_.ok()) return load_error_;
-           auto model = std::make_unique<FakeTreeModel>(features_, classes_, 4321);
+           auto model = std::make_unique<FakeTreeModel>(features_, classes_, 4321, two_scores_);
            model_ = model.get();
            return std::unique_ptr<TreeModel>(std::move(model));
          }});
@@ -145,6 +168,7 @@ class FilBackendTest : public ::testing::Test {
   std::unique_ptr<Backend> backend_;
   int64_t features_ = 3;
   int64_t classes_ = 1;
+  bool two_scores_ = false;
   Status load_error_;
   int loads_ = 0;
   ModelType loaded_type_ = ModelType::kXGBoost;
@@ -269,6 +293,7 @@ TEST_F(FilBackendTest, ExecuteReadsTheRequestsRowsWhereTheyLie) {
   InferResponse response;
   ASSERT_TRUE((*loaded)->instances[0]->Execute(request, response).ok());
   EXPECT_EQ(model_->last_rows, rows.data());  // a view: no copy
+  EXPECT_EQ(model_->fp64_calls, 0);
   EXPECT_EQ(model_->last_n_rows, 3);
   ASSERT_EQ(response.outputs.size(), 1u);
   const Tensor& out = response.outputs[0];
@@ -309,6 +334,16 @@ TEST_F(FilBackendTest, ExecuteRealignsAndConvertsFp64) {
   InferResponse dr;
   ASSERT_TRUE((*fp64)->instances[0]->Execute(d, dr).ok());
   EXPECT_EQ(Values(dr.outputs[0]), (std::vector<float>{0.75f, 60}));
+  EXPECT_EQ(model_->fp64_calls, 1);  // handed to the library as FP64
+  EXPECT_EQ(model_->last_rows, doubles.data());
+  // Misaligned FP64 is realigned.
+  std::vector<std::byte> dbytes(4 + doubles.size() * sizeof(double));
+  std::memcpy(dbytes.data() + 4, doubles.data(), doubles.size() * sizeof(double));
+  InferRequest dm = Request(dbytes.data() + 4, 2, 3, DataType::kFp64);
+  InferResponse dmr;
+  ASSERT_TRUE((*fp64)->instances[0]->Execute(dm, dmr).ok());
+  EXPECT_NE(model_->last_rows, dbytes.data() + 4);
+  EXPECT_EQ(Values(dmr.outputs[0]), (std::vector<float>{0.75f, 60}));
   // An FP32 request to the FP64 model never reaches the engine.
   InferRequest wrong = Request(values, 2, 3);
   InferResponse wr;
@@ -344,9 +379,19 @@ TEST_F(FilBackendTest, OutputsFollowFilsRules) {
   std::tie(shape, v) = run(base + param("is_classifier", "true") + param("predict_proba", "true"));
   EXPECT_EQ(shape, (Shape{2, 2}));  // auto-completed dims [2]
   EXPECT_EQ(v, (std::vector<float>{0.5f, 0.5f, 1 - 0.3f, 0.3f}));
-  // dims [1]: p alone, [batch].
-  std::tie(shape, v) = run(base + param("is_classifier", "true") + param("predict_proba", "true") +
-                           "output { name: \"output__0\" data_type: TYPE_FP32 dims: [1] }\n");
+  // dims [1]: p alone, [batch]; written by the engine, or kept from its two
+  // columns (a forest of two score columns).
+  for (bool two : {false, true}) {
+    two_scores_ = two;
+    std::tie(shape, v) =
+        run(base + param("is_classifier", "true") + param("predict_proba", "true") +
+            "output { name: \"output__0\" data_type: TYPE_FP32 dims: [1] }\n");
+    EXPECT_EQ(shape, (Shape{2})) << two;
+    EXPECT_EQ(v, (std::vector<float>{0.5f, 0.3f})) << two;
+  }
+  two_scores_ = false;
+  // Neither flag: the framework's predict(), p.
+  std::tie(shape, v) = run(base);
   EXPECT_EQ(shape, (Shape{2}));
   EXPECT_EQ(v, (std::vector<float>{0.5f, 0.3f}));
   // Multiclass (C = 3): class ids [batch]; probabilities [batch, 3].

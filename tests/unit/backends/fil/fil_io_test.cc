@@ -28,11 +28,26 @@ FilParameters Params(bool output_class, bool proba) {
   return p;
 }
 
+// The engines' rule (tree_model.h): a model of `classes` classes whose
+// library answers `scores` values per row (1 for a regressor and for a
+// binary XGBoost / LightGBM model, C for a multiclass one, 2 for a binary
+// scikit-learn forest).
+OutputColumnsFn Engine(int64_t classes, int64_t scores) {
+  return [=](const OutputRule& rule) -> StatusOr<int64_t> {
+    if (rule.predict_proba) {
+      if (classes < 2) return InvalidArgument("predict_proba on a regressor");
+      if (scores == 1) return rule.binary_proba_single_column ? 1 : 2;
+      return scores;
+    }
+    return rule.output_class ? 1 : scores;
+  };
+}
+
 constexpr char kBatch[] = "max_batch_size: 64\n";
 
 TEST(FilIoTest, FillsInputAndOutputFromTheModel) {
   // Regression: one value per row.
-  auto io = CompleteFilConfig("m", Parse(kBatch), Info(30, 1), Params(false, false), 1);
+  auto io = CompleteFilConfig("m", Parse(kBatch), Info(30, 1), Params(false, false), Engine(1, 1));
   ASSERT_TRUE(io.ok()) << io.status().message();
   EXPECT_EQ(io->config.name(), "m");
   EXPECT_EQ(io->config.backend(), "fil");
@@ -52,7 +67,7 @@ TEST(FilIoTest, FillsInputAndOutputFromTheModel) {
   EXPECT_EQ(io->config.instance_group(0).count(), 1);
 
   // Probabilities of 3 classes: [3] -> [batch, 3].
-  io = CompleteFilConfig("m", Parse(kBatch), Info(4, 3), Params(true, true), 3);
+  io = CompleteFilConfig("m", Parse(kBatch), Info(4, 3), Params(true, true), Engine(3, 3));
   ASSERT_TRUE(io.ok()) << io.status().message();
   EXPECT_EQ(io->config.output(0).dims(0), 3);
   EXPECT_EQ(io->squeezed_dims, std::vector<int64_t>{3});
@@ -61,7 +76,7 @@ TEST(FilIoTest, FillsInputAndOutputFromTheModel) {
 
 TEST(FilIoTest, MaxBatchSizeMustBePositive) {
   for (const std::string text : {"", "max_batch_size: 0\n", "max_batch_size: -1\n"}) {
-    auto io = CompleteFilConfig("m", Parse(text), Info(4, 1), Params(false, false), 1);
+    auto io = CompleteFilConfig("m", Parse(text), Info(4, 1), Params(false, false), Engine(1, 1));
     ASSERT_FALSE(io.ok()) << text;
     EXPECT_NE(io.status().message().find("expected more than 0: Triton's FIL backend"),
               std::string::npos)
@@ -73,7 +88,7 @@ TEST(FilIoTest, TakesTheUsersInput) {
   // Any name (FIL takes the first input); FP64 converted; -1 tightened.
   auto io = CompleteFilConfig(
       "m", Parse(std::string(kBatch) + "input { name: \"x\" data_type: TYPE_FP64 dims: [-1] }"),
-      Info(7, 1), Params(false, false), 1);
+      Info(7, 1), Params(false, false), Engine(1, 1));
   ASSERT_TRUE(io.ok()) << io.status().message();
   EXPECT_EQ(io->config.input(0).name(), "x");
   EXPECT_EQ(io->config.input(0).dims(0), 7);
@@ -99,8 +114,8 @@ TEST(FilIoTest, RefusesInputsThatDoNotFitTheModel) {
        "input 'input__0' has a reshape"},
   };
   for (const Case& c : cases) {
-    auto io =
-        CompleteFilConfig("m", Parse(kBatch + c.inputs), Info(30, 1), Params(false, false), 1);
+    auto io = CompleteFilConfig("m", Parse(kBatch + c.inputs), Info(30, 1), Params(false, false),
+                                Engine(1, 1));
     ASSERT_FALSE(io.ok()) << c.inputs;
     EXPECT_EQ(io.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(io.status().message().find(c.message), std::string::npos) << io.status().message();
@@ -110,55 +125,64 @@ TEST(FilIoTest, RefusesInputsThatDoNotFitTheModel) {
 TEST(FilIoTest, OutputDimsFollowTheRule) {
   struct Case {
     std::string dims;
-    int64_t classes;
+    int64_t classes, scores;
     bool output_class, proba;
-    int64_t engine_columns;
     bool ok;
-    int64_t columns;
+    int64_t engine_columns, columns;
+    bool single_column;
     std::vector<int64_t> squeezed;
     std::string message;
   };
   const Case cases[] = {
       // Class ids and regression: [1] -> [batch].
-      {"[1]", 3, true, false, 1, true, 1, {}, ""},
-      {"[1]", 1, false, false, 1, true, 1, {}, ""},
-      {"[-1]", 1, false, false, 1, true, 1, {}, ""},
+      {"[1]", 3, 3, true, false, true, 1, 1, false, {}, ""},
+      {"[1]", 1, 1, false, false, true, 1, 1, false, {}, ""},
+      {"[-1]", 1, 1, false, false, true, 1, 1, false, {}, ""},
       {"[2]",
        1,
-       false,
-       false,
        1,
        false,
+       false,
+       false,
        0,
+       0,
+       false,
        {},
        "has dims [2], but the model answers 1 value per row"},
       // Probabilities: [C] -> [batch, C]; FIL's buffer is dims' product, squeezed.
-      {"[3]", 3, true, true, 3, true, 3, {3}, ""},
-      {"[1, 3]", 3, true, true, 3, true, 3, {3}, ""},
-      {"[1]", 3, true, true, 3, false, 0, {}, "expected dims [3]"},
+      {"[3]", 3, 3, true, true, true, 3, 3, false, {3}, ""},
+      {"[1, 3]", 3, 3, true, true, true, 3, 3, false, {3}, ""},
+      {"[1]", 3, 3, true, true, false, 0, 0, false, {}, "expected dims [3]"},
       {"[4]",
        3,
-       true,
-       true,
        3,
+       true,
+       true,
        false,
        0,
+       0,
+       false,
        {},
        "has dims [4], but the model answers 3 values per row (is_classifier true, "
        "predict_proba true); expected dims [3]"},
-      // A binary classifier's probabilities: [2] (1-p, p) or [1] (p alone).
-      {"[2]", 2, true, true, 2, true, 2, {2}, ""},
-      {"[1]", 2, true, true, 2, true, 1, {}, ""},
-      {"[3]", 2, true, true, 2, false, 0, {}, "expected dims [2] (or [1] for p alone)"},
-      {"[0]", 1, false, false, 1, false, 0, {}, "has dims [0]"},
-      {"[]", 1, false, false, 1, false, 0, {}, "has dims []"},
+      // A multiclass model's predict() without is_classifier: C values.
+      {"[3]", 3, 3, false, false, true, 3, 3, false, {3}, ""},
+      // A binary classifier's probabilities: [2] (1-p, p) or [1] (p alone),
+      // which the engine writes itself ...
+      {"[2]", 2, 1, true, true, true, 2, 2, false, {2}, ""},
+      {"[1]", 2, 1, true, true, true, 1, 1, true, {}, ""},
+      // ... or, for a forest of two score columns, Execute keeps from two.
+      {"[1]", 2, 2, true, true, true, 2, 1, true, {}, ""},
+      {"[3]", 2, 1, true, true, false, 0, 0, false, {}, "expected dims [2] (or [1] for p alone)"},
+      {"[0]", 1, 1, false, false, false, 0, 0, false, {}, "has dims [0]"},
+      {"[]", 1, 1, false, false, false, 0, 0, false, {}, "has dims []"},
   };
   for (const Case& c : cases) {
     auto io = CompleteFilConfig(
         "m",
         Parse(std::string(kBatch) +
               "output { name: \"output__0\" data_type: TYPE_FP32 dims: " + c.dims + " }"),
-        Info(4, c.classes), Params(c.output_class, c.proba), c.engine_columns);
+        Info(4, c.classes), Params(c.output_class, c.proba), Engine(c.classes, c.scores));
     ASSERT_EQ(io.ok(), c.ok) << c.dims << ": " << io.status().message();
     if (!c.ok) {
       EXPECT_NE(io.status().message().find(c.message), std::string::npos) << io.status().message();
@@ -166,8 +190,19 @@ TEST(FilIoTest, OutputDimsFollowTheRule) {
     }
     EXPECT_EQ(io->engine_columns, c.engine_columns) << c.dims;
     EXPECT_EQ(io->columns, c.columns) << c.dims;
+    EXPECT_EQ(io->rule.binary_proba_single_column, c.single_column) << c.dims;
     EXPECT_EQ(io->squeezed_dims, c.squeezed) << c.dims;
   }
+}
+
+TEST(FilIoTest, TheEnginesRefusalIsTheError) {
+  auto io = CompleteFilConfig("m", Parse(kBatch), Info(4, 1), Params(false, true), Engine(1, 1));
+  ASSERT_FALSE(io.ok());
+  EXPECT_EQ(io.status().message(), "predict_proba on a regressor");
+  io = CompleteFilConfig("m", Parse(kBatch), Info(4, 1), Params(false, false),
+                         [](const OutputRule&) -> StatusOr<int64_t> { return 0; });
+  ASSERT_FALSE(io.ok());
+  EXPECT_EQ(io.status().code(), StatusCode::kInternal);
 }
 
 TEST(FilIoTest, RefusesOtherOutputs) {
@@ -189,8 +224,8 @@ TEST(FilIoTest, RefusesOtherOutputs) {
        "output 'output__0' has a reshape"},
   };
   for (const Case& c : cases) {
-    auto io =
-        CompleteFilConfig("m", Parse(kBatch + c.outputs), Info(4, 1), Params(false, false), 1);
+    auto io = CompleteFilConfig("m", Parse(kBatch + c.outputs), Info(4, 1), Params(false, false),
+                                Engine(1, 1));
     ASSERT_FALSE(io.ok()) << c.outputs;
     EXPECT_NE(io.status().message().find(c.message), std::string::npos) << io.status().message();
   }
