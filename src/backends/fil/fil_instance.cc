@@ -59,7 +59,9 @@ Status FilInstance::Execute(const InferRequest& request, InferResponse& response
   }
 
   const size_t out_values = static_cast<size_t>(rows) * static_cast<size_t>(columns_);
-  std::shared_ptr<float[]> out(new float[out_values == 0 ? 1 : out_values]);
+  // One allocation (buffer and count together), not zeroed: Predict writes it all.
+  std::shared_ptr<float[]> out =
+      std::make_shared_for_overwrite<float[]>(out_values == 0 ? 1 : out_values);
   const int64_t run_ns = SteadyNs();
   response.timing.input_ns = run_ns - begin_ns;
   if (rows > 0) {
