@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <exception>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -104,7 +105,14 @@ StatusOr<std::unique_ptr<LoadedModel>> FilBackend::Load(const LoadSpec& spec) {
                            : "the file default_model_filename names)"));
   }
 
-  auto loaded_tree = options_.loader(params->model_type, *path, options_.libraries);
+  StatusOr<std::unique_ptr<TreeModel>> loaded_tree = Internal("the engine returned nothing");
+  try {
+    loaded_tree = options_.loader(params->model_type, *path, options_.libraries);
+  } catch (const std::exception& e) {  // the engines return Status; this is a last guard
+    loaded_tree = Internal(std::string("the engine failed: ") + e.what());
+  }
+  if (loaded_tree.ok() && *loaded_tree == nullptr)
+    loaded_tree = Internal("the engine loaded nothing");
   if (!loaded_tree.ok()) return loaded_tree.status().WithContext(label + " (" + type_name + ")");
   std::shared_ptr<const TreeModel> tree = std::move(*loaded_tree);
   const TreeModelInfo& info = tree->info();

@@ -134,8 +134,12 @@ StatusOr<FilParameters> ParseFilParameters(const inference::ModelConfig& config)
 
   if (const std::string* text = Find(config, "threshold")) {
     float value = 0;
-    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-    if (ec != std::errc() || end != text->data() + text->size() || !std::isfinite(value)) {
+    // As FIL's istream reads it, but whole: "+0.5" is 0.5, "0.5x" is refused.
+    const bool plus = text->starts_with('+') && text->size() > 1 && (*text)[1] != '-';
+    const char* begin = text->data() + (plus ? 1 : 0);
+    const char* last = text->data() + text->size();
+    auto [end, ec] = std::from_chars(begin, last, value);
+    if (ec != std::errc() || end != last || !std::isfinite(value)) {
       return InvalidArgument("parameter 'threshold' is " + Quote(*text) +
                              "; expected a finite number (the default is 0.5)");
     }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 namespace mm::fil {
@@ -27,6 +28,16 @@ FilInstance::FilInstance(const std::string& model_name, std::shared_ptr<const Tr
       engine_columns_(io.engine_columns),
       columns_(io.columns),
       squeezed_dims_(io.squeezed_dims) {}
+
+Status FilInstance::Run(const void* rows, int64_t n_rows, float* out) const {
+  try {
+    return input_dtype_ == DataType::kFp64
+               ? model_->PredictFP64(static_cast<const double*>(rows), n_rows, rule_, out)
+               : model_->Predict(static_cast<const float*>(rows), n_rows, rule_, out);
+  } catch (const std::exception& e) {  // the engines return Status; this is a last guard
+    return Internal(std::string("the engine failed: ") + e.what());
+  }
+}
 
 Status FilInstance::Execute(const InferRequest& request, InferResponse& response) {
   const int64_t begin_ns = SteadyNs();
@@ -72,9 +83,7 @@ Status FilInstance::Execute(const InferRequest& request, InferResponse& response
       columns_scratch_.resize(static_cast<size_t>(rows) * static_cast<size_t>(engine_columns_));
       engine_out = columns_scratch_.data();
     }
-    Status s = input_dtype_ == DataType::kFp64
-                   ? model_->PredictFP64(static_cast<const double*>(data), rows, rule_, engine_out)
-                   : model_->Predict(static_cast<const float*>(data), rows, rule_, engine_out);
+    Status s = Run(data, rows, engine_out);
     if (!s.ok()) {
       return Internal(label_ + ": " + s.message());
     }

@@ -29,6 +29,9 @@ class FilInstance final : public ModelInstance {
   Status Execute(const InferRequest& request, InferResponse& response) override;
 
  private:
+  // Predict or PredictFP64, as the input's type says; INTERNAL for anything thrown.
+  Status Run(const void* rows, int64_t n_rows, float* out) const;
+
   // Constant after construction.
   const std::string label_;  // "model 'm'", for errors
   const std::shared_ptr<const TreeModel> model_;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <tuple>
 #include <vector>
 
@@ -61,6 +62,7 @@ class FakeTreeModel final : public TreeModel {
   mutable const void* last_rows = nullptr;
   mutable int64_t last_n_rows = -1;
   bool fail = false;
+  bool throws = false;
 
  private:
   template <typename T>
@@ -69,6 +71,7 @@ class FakeTreeModel final : public TreeModel {
     last_rows = rows;
     last_n_rows = n_rows;
     if (fail) return Internal("libfake: bad trees");
+    if (throws) throw std::runtime_error("libfake threw");
     for (int64_t r = 0; r < n_rows; ++r) {
       T score = 0;
       for (int64_t f = 0; f < info_.num_features; ++f) {
@@ -121,6 +124,8 @@ class FilBackendTest : public ::testing::Test {
            loaded_file_ = file;
            loaded_libraries_ = libraries;
            if (!load_error_.ok()) return load_error_;
+           if (load_throws_) throw std::runtime_error("loader threw");
+           if (load_null_) return std::unique_ptr<TreeModel>();
            auto model = std::make_unique<FakeTreeModel>(features_, classes_, 4321, two_scores_);
            model_ = model.get();
            return std::unique_ptr<TreeModel>(std::move(model));
@@ -170,6 +175,8 @@ class FilBackendTest : public ::testing::Test {
   int64_t classes_ = 1;
   bool two_scores_ = false;
   Status load_error_;
+  bool load_throws_ = false;
+  bool load_null_ = false;
   int loads_ = 0;
   ModelType loaded_type_ = ModelType::kXGBoost;
   fs::path loaded_file_;
@@ -415,6 +422,24 @@ TEST_F(FilBackendTest, EngineErrorsAreInternalNamingTheModel) {
   Status s = (*loaded)->instances[0]->Execute(request, response);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   EXPECT_EQ(s.message(), "model 'm': libfake: bad trees");
+  // Nothing thrown crosses Execute.
+  model_->fail = false;
+  model_->throws = true;
+  s = (*loaded)->instances[0]->Execute(request, response);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "model 'm': the engine failed: libfake threw");
+  // Nor Load: a loader that throws, or returns nothing, is a load error.
+  load_throws_ = true;
+  auto failed = Load(kRegressor);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().message(),
+            "model 'm' version 1 (xgboost_json): the engine failed: loader threw");
+  load_throws_ = false;
+  load_null_ = true;
+  failed = Load(kRegressor);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().message(),
+            "model 'm' version 1 (xgboost_json): the engine loaded nothing");
 }
 
 TEST(FilSettingsTest, LibraryPathsFromBackendConfig) {

@@ -67,6 +67,7 @@ TEST(FilConfigTest, ParsesValues) {
       {{{"is_classifier", "true"}, {"threshold", "0.25"}}, true, false, 0.25f, false},
       {{{"threshold", "-3"}}, false, false, -3.0f, false},
       {{{"threshold", "1e-2"}}, false, false, 0.01f, false},
+      {{{"threshold", "+0.75"}}, false, false, 0.75f, false},
       {{{"xgboost_allow_unknown_field", "true"}}, false, false, 0.5f, true},
   };
   for (const Case& c : cases) {
@@ -103,6 +104,8 @@ TEST(FilConfigTest, RefusesWhatItCannotRead) {
       {{{"threshold", ""}}, {"parameter 'threshold' is ''"}},
       {{{"threshold", "nan"}}, {"'nan'", "finite"}},
       {{{"threshold", "inf"}}, {"'inf'", "finite"}},
+      {{{"threshold", "+"}}, {"'+'"}},
+      {{{"threshold", "+-1"}}, {"'+-1'"}},
   };
   for (const Case& c : cases) {
     auto p = ParseFilParameters(Config(c.params));
