@@ -1,0 +1,90 @@
+// The three tree libraries, opened on demand: dlopen(RTLD_NOW | RTLD_LOCAL |
+// RTLD_NODELETE) of each at the first model that needs it, dlsym of every
+// function the engines call (tree_capi.h), never closed.
+//
+// Contract:
+//  1. Open*Library is thread-safe: concurrent first loads open a library once.
+//     The tables live until the process exits (they are never freed, so a
+//     model may outlive any owner).
+//  2. An empty path means the build's default (build/fil.env, compiled in);
+//     each distinct path is opened once.
+//  3. Failure (file missing, not a library, a symbol missing, a version we
+//     do not drive) is FAILED_PRECONDITION naming the path and what to do;
+//     a failed open is retried by the next call (the operator may have fixed
+//     the path).
+//  4. Each library's log output is routed to spdlog at debug level, not to
+//     stdout (LightGBM prints its warnings there).
+// Private to src/backends/fil/.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "backends/fil/tree_capi.h"
+#include "core/status.h"
+
+namespace mm::fil {
+
+struct XGBoostLibrary {
+  std::string path;
+  std::string version;  // "3.2.0"
+  capi::XGBGetLastErrorFn get_last_error;
+  capi::XGBRegisterLogCallbackFn register_log_callback;
+  capi::XGBoosterCreateFn booster_create;
+  capi::XGBoosterFreeFn booster_free;
+  capi::XGBoosterLoadModelFromBufferFn load_model_from_buffer;
+  capi::XGBoosterSetParamFn set_param;
+  capi::XGBoosterGetNumFeatureFn get_num_feature;
+  capi::XGBoosterSaveJsonConfigFn save_json_config;
+  capi::XGBoosterSaveModelToBufferFn save_model_to_buffer;
+  capi::XGBoosterPredictFromDenseFn predict_from_dense;
+};
+
+struct LightGBMLibrary {
+  std::string path;
+  // LightGBM's C API has no version function; the version is the wheel's,
+  // from build/fil.env's folder name.
+  capi::LGBM_GetLastErrorFn get_last_error;
+  capi::LGBM_RegisterLogCallbackFn register_log_callback;
+  capi::LGBM_BoosterLoadModelFromStringFn load_model_from_string;
+  capi::LGBM_BoosterFreeFn booster_free;
+  capi::LGBM_BoosterGetNumFeatureFn get_num_feature;
+  capi::LGBM_BoosterGetNumClassesFn get_num_classes;
+  capi::LGBM_BoosterNumberOfTotalModelFn number_of_total_model;
+  capi::LGBM_BoosterSaveModelToStringFn save_model_to_string;
+  capi::LGBM_BoosterPredictForMatFn predict_for_mat;
+};
+
+struct TreeliteLibrary {
+  std::string path;
+  // Treelite 4.8's wheel exports no version function either.
+  capi::TreeliteGetLastErrorFn get_last_error;
+  capi::TreeliteDeserializeModelFromBytesFn deserialize_from_bytes;
+  capi::TreeliteLoadXGBoostModelLegacyBinaryFromMemoryBufferFn load_xgboost_legacy_binary;
+  capi::TreeliteFreeModelFn free_model;
+  capi::TreeliteQueryNumTreeFn query_num_tree;
+  capi::TreeliteQueryNumFeatureFn query_num_feature;
+  capi::TreeliteGetInputTypeFn get_input_type;
+  capi::TreeliteGetInputTypeFn get_output_type;  // same signature
+  capi::TreeliteGetHeaderFieldFn get_header_field;
+  capi::TreeliteSerializeModelToPyBufferFn serialize_to_pybuffer;
+  capi::TreeliteGTILParseConfigFn gtil_parse_config;
+  capi::TreeliteGTILDeleteConfigFn gtil_delete_config;
+  capi::TreeliteGTILGetOutputShapeFn gtil_get_output_shape;
+  capi::TreeliteGTILPredictFn gtil_predict;
+};
+
+StatusOr<const XGBoostLibrary*> OpenXGBoostLibrary(const std::filesystem::path& path);
+StatusOr<const LightGBMLibrary*> OpenLightGBMLibrary(const std::filesystem::path& path);
+StatusOr<const TreeliteLibrary*> OpenTreeliteLibrary(const std::filesystem::path& path);
+
+// XGBoost and LightGBM keep their log callback per thread: each engine calls
+// this on the thread of every load and prediction (a thread-local check after
+// the first). Treelite's callbacks are global, set when it is opened.
+void RouteLogsOnThisThread(const XGBoostLibrary& library);
+void RouteLogsOnThisThread(const LightGBMLibrary& library);
+
+// The library's last error on this thread, or "(no message)".
+std::string LastError(const char* (*get_last_error)());
+
+}  // namespace mm::fil
