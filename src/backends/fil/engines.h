@@ -37,14 +37,4 @@ T* ThreadScratch(size_t n) {
   return buffer.data();
 }
 
-// Sum of the decimal numbers that follow each `key` in `text` (the first run
-// of ASCII digits within 16 bytes after it), and how many there were. Reads
-// JSON ("num_nodes":"127"), UBJSON (num_nodesSL<8-byte length>127) and
-// LightGBM's text (num_leaves=31) alike.
-struct KeyCounts {
-  uint64_t sum = 0;
-  uint64_t count = 0;
-};
-KeyCounts SumNumbersAfter(std::string_view text, std::string_view key);
-
 }  // namespace mm::fil

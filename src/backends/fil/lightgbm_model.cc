@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <vector>
 
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
+#include "backends/fil/tree_check.h"
 
 namespace mm::fil {
 namespace {
@@ -49,6 +51,89 @@ std::string HeaderValue(std::string_view text, std::string_view key) {
     pos = end + 1;
   }
   return "";
+}
+
+// Space-separated integers (LightGBM's arrays); false on anything else.
+bool ParseInts(std::string_view text, std::vector<int32_t>* out) {
+  out->clear();
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && text[i] == ' ') ++i;
+    if (i == text.size()) break;
+    bool negative = text[i] == '-';
+    if (negative) ++i;
+    int64_t v = 0;
+    size_t digits = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      v = v * 10 + (text[i++] - '0');
+      if (++digits > 10) return false;
+    }
+    if (digits == 0 || (i < text.size() && text[i] != ' ')) return false;
+    v = negative ? -v : v;
+    if (v < INT32_MIN || v > INT32_MAX) return false;
+    out->push_back(static_cast<int32_t>(v));
+  }
+  return true;
+}
+
+// Checks every tree of LightGBM's own text of the loaded model (what it will
+// walk, not the file) and counts the leaves.
+Status CheckTrees(std::string_view text, int64_t num_trees, int64_t num_features,
+                  uint64_t* leaves) {
+  std::vector<int32_t> left, right, split;
+  int64_t num_leaves = -1, trees = 0;
+  bool in_tree = false;
+  *leaves = 0;
+  auto finish = [&]() -> Status {
+    if (!in_tree) return OkStatus();
+    in_tree = false;
+    MM_RETURN_IF_ERROR(CheckLightGBMTree(num_leaves, left, right, split, num_features,
+                                         "tree " + std::to_string(trees)));
+    *leaves += static_cast<uint64_t>(num_leaves);
+    ++trees;
+    return OkStatus();
+  };
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.starts_with("Tree=")) {
+      MM_RETURN_IF_ERROR(finish());
+      in_tree = true;
+      num_leaves = -1;
+      left.clear();
+      right.clear();
+      split.clear();
+      continue;
+    }
+    if (line.empty() || line.starts_with("end of trees")) {
+      MM_RETURN_IF_ERROR(finish());
+      if (line.starts_with("end of trees")) break;
+      continue;
+    }
+    if (!in_tree) continue;
+    bool ok = true;
+    std::vector<int32_t> one;
+    if (line.starts_with("num_leaves=")) {
+      ok = ParseInts(line.substr(11), &one) && one.size() == 1;
+      if (ok) num_leaves = one[0];
+    } else if (line.starts_with("left_child=")) {
+      ok = ParseInts(line.substr(11), &left);
+    } else if (line.starts_with("right_child=")) {
+      ok = ParseInts(line.substr(12), &right);
+    } else if (line.starts_with("split_feature=")) {
+      ok = ParseInts(line.substr(14), &split);
+    }
+    if (!ok) return InvalidArgument("tree " + std::to_string(trees) + " has a malformed line");
+  }
+  MM_RETURN_IF_ERROR(finish());
+  if (trees != num_trees) {
+    return InvalidArgument("LightGBM's copy of the model has " + std::to_string(trees) +
+                           " trees where it counts " + std::to_string(num_trees));
+  }
+  return OkStatus();
 }
 
 class LightGBMModel final : public TreeModel {
@@ -160,12 +245,25 @@ StatusOr<std::unique_ptr<TreeModel>> LoadLightGBMModel(const LightGBMLibrary& li
   } else if (objective_name == "binary") {
     layout = {2, 1};
   }
-  KeyCounts leaves = SumNumbersAfter(bytes, "\nnum_leaves=");
+  // LightGBM's own text of the loaded model: every tree checked, leaves counted.
+  int64_t length = 0;
+  if (library.save_model_to_string(handle, 0, -1, 0, 0, &length, nullptr) != 0 || length <= 0) {
+    return LibraryError(library, "could not write " + file + " back");
+  }
+  std::string canonical(static_cast<size_t>(length), '\0');
+  if (library.save_model_to_string(handle, 0, -1, 0, length, &length, canonical.data()) != 0) {
+    return LibraryError(library, "could not write " + file + " back");
+  }
+  canonical.resize(
+      std::min(canonical.size(), static_cast<size_t>(std::max<int64_t>(length, 1)) - 1));
+  uint64_t leaves = 0;
+  if (Status check = CheckTrees(canonical, num_trees, num_features, &leaves); !check.ok()) {
+    return check.WithContext(file);
+  }
   TreeModelInfo info;
   info.num_features = num_features;
   info.num_classes = layout.num_classes;
-  info.bytes = kModelBytes + kTreeBytes * static_cast<uint64_t>(num_trees) +
-               kLeafBytes * std::max<uint64_t>(leaves.sum, static_cast<uint64_t>(num_trees));
+  info.bytes = kModelBytes + kTreeBytes * static_cast<uint64_t>(num_trees) + kLeafBytes * leaves;
   info.description = "LightGBM, " + (objective_name.empty() ? "regression" : objective_name) +
                      ", " + std::to_string(num_trees) + " trees";
   if (HeaderValue(bytes, "is_linear") == "1" || bytes.find("\nis_linear=1") != std::string::npos) {

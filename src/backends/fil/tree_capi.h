@@ -86,6 +86,8 @@ using TreeliteQueryNumFeatureFn = int (*)(TreeliteModelHandle handle, int* out);
 using TreeliteGetInputTypeFn = int (*)(TreeliteModelHandle handle, const char** out_str);
 using TreeliteGetHeaderFieldFn = int (*)(TreeliteModelHandle handle, const char* name,
                                          TreelitePyBufferFrame* out_frame);
+using TreeliteGetTreeFieldFn = int (*)(TreeliteModelHandle handle, uint64_t tree_id,
+                                       const char* name, TreelitePyBufferFrame* out_frame);
 // The frames point into the model's own arrays (no copy); the frame list is
 // thread-local to the library, valid until the next call on this thread.
 using TreeliteSerializeModelToPyBufferFn = int (*)(TreeliteModelHandle handle,

@@ -185,6 +185,7 @@ StatusOr<const TreeliteLibrary*> OpenTreeliteLibrary(const std::filesystem::path
         s.Get("TreeliteGetInputType", &lib.get_input_type);
         s.Get("TreeliteGetOutputType", &lib.get_output_type);
         s.Get("TreeliteGetHeaderField", &lib.get_header_field);
+        s.Get("TreeliteGetTreeField", &lib.get_tree_field);
         s.Get("TreeliteSerializeModelToPyBuffer", &lib.serialize_to_pybuffer);
         s.Get("TreeliteGTILParseConfig", &lib.gtil_parse_config);
         s.Get("TreeliteGTILDeleteConfig", &lib.gtil_delete_config);

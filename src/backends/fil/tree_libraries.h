@@ -67,6 +67,7 @@ struct TreeliteLibrary {
   capi::TreeliteGetInputTypeFn get_input_type;
   capi::TreeliteGetInputTypeFn get_output_type;  // same signature
   capi::TreeliteGetHeaderFieldFn get_header_field;
+  capi::TreeliteGetTreeFieldFn get_tree_field;
   capi::TreeliteSerializeModelToPyBufferFn serialize_to_pybuffer;
   capi::TreeliteGTILParseConfigFn gtil_parse_config;
   capi::TreeliteGTILDeleteConfigFn gtil_delete_config;

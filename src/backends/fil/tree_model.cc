@@ -27,30 +27,6 @@ StatusOr<std::string> ReadModelFile(const std::filesystem::path& file) {
 
 }  // namespace
 
-KeyCounts SumNumbersAfter(std::string_view text, std::string_view key) {
-  KeyCounts counts;
-  size_t pos = 0;
-  while ((pos = text.find(key, pos)) != std::string_view::npos) {
-    pos += key.size();
-    size_t i = pos;
-    const size_t limit = std::min(text.size(), pos + 16);
-    while (i < limit && (text[i] < '0' || text[i] > '9')) ++i;
-    uint64_t value = 0;
-    size_t digits = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 12) {
-      value = value * 10 + static_cast<uint64_t>(text[i] - '0');
-      ++i;
-      ++digits;
-    }
-    if (digits > 0) {
-      counts.sum += value;
-      ++counts.count;
-    }
-    pos = i;
-  }
-  return counts;
-}
-
 StatusOr<std::unique_ptr<TreeModel>> LoadTreeModel(ModelType type,
                                                    const std::filesystem::path& file,
                                                    const TreeLibraryPaths& libraries) {

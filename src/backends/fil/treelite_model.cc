@@ -3,9 +3,13 @@
 // Treelite's GTIL.
 #include <algorithm>
 #include <cstring>
+#include <span>
+#include <utility>
+#include <vector>
 
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
+#include "backends/fil/tree_check.h"
 
 namespace mm::fil {
 namespace {
@@ -140,6 +144,118 @@ StatusOr<std::string> TypeName(const TreeliteLibrary& library, void* model, bool
   return std::string(type);
 }
 
+// A field's buffer, straight from the model (no copy).
+struct Field {
+  const void* data;
+  size_t itemsize;
+  size_t size;
+  template <typename T>
+  T at(size_t i) const {
+    return static_cast<const T*>(data)[i];
+  }
+};
+
+StatusOr<Field> GetField(const TreeliteLibrary& library, void* model, int64_t tree,
+                         const char* name, std::initializer_list<size_t> itemsizes) {
+  capi::TreelitePyBufferFrame frame{};
+  const int rc = tree < 0
+                     ? library.get_header_field(model, name, &frame)
+                     : library.get_tree_field(model, static_cast<uint64_t>(tree), name, &frame);
+  const std::string where = tree < 0 ? "the model's " : "tree " + std::to_string(tree) + "'s ";
+  if (rc != 0) return LibraryError(library, "could not read " + where + name);
+  if (std::find(itemsizes.begin(), itemsizes.end(), frame.itemsize) == itemsizes.end() ||
+      (frame.buf == nullptr && frame.nitem != 0)) {
+    return InvalidArgument(where + name + " has items of " + std::to_string(frame.itemsize) +
+                           " bytes: not what Treelite writes");
+  }
+  return Field{frame.buf, frame.itemsize, frame.nitem};
+}
+
+// What GTIL will walk and index, checked (Treelite's deserializer does not):
+// each tree's structure (tree_check.h), its per-node arrays all of one
+// length, its leaf vectors and category lists inside their arrays, every leaf
+// holding a whole leaf vector when the model has them, and each tree's
+// target and class ids in range (seen: a flipped byte -> SEGV in GTIL).
+Status CheckTrees(const TreeliteLibrary& library, void* model, size_t num_trees,
+                  int64_t num_features, int32_t num_class) {
+  MM_ASSIGN_OR_RETURN(Field shape, GetField(library, model, -1, "leaf_vector_shape", {4}));
+  if (shape.size != 2 || shape.at<int32_t>(0) != 1 || shape.at<int32_t>(1) < 1 ||
+      shape.at<int32_t>(1) > num_class) {
+    return InvalidArgument("the model's leaf_vector_shape is not [1, 1.." +
+                           std::to_string(num_class) + "]");
+  }
+  const uint64_t vector_length = static_cast<uint64_t>(shape.at<int32_t>(1));
+  MM_ASSIGN_OR_RETURN(Field target_id, GetField(library, model, -1, "target_id", {4}));
+  MM_ASSIGN_OR_RETURN(Field class_id, GetField(library, model, -1, "class_id", {4}));
+  if (target_id.size != num_trees || class_id.size != num_trees) {
+    return InvalidArgument("the model's target_id and class_id do not have one entry per tree");
+  }
+  for (size_t t = 0; t < num_trees; ++t) {
+    const int32_t target = target_id.at<int32_t>(t), klass = class_id.at<int32_t>(t);
+    if (target < -1 || target > 0 || klass < -1 || klass >= num_class) {
+      return InvalidArgument("tree " + std::to_string(t) + " is for target " +
+                             std::to_string(target) + ", class " + std::to_string(klass) +
+                             ": out of range");
+    }
+  }
+  for (uint64_t t = 0; t < num_trees; ++t) {
+    const int64_t tree = static_cast<int64_t>(t);
+    MM_ASSIGN_OR_RETURN(Field left, GetField(library, model, tree, "cleft", {4}));
+    const size_t n = left.size;
+    MM_ASSIGN_OR_RETURN(Field right, GetField(library, model, tree, "cright", {4}));
+    MM_ASSIGN_OR_RETURN(Field split, GetField(library, model, tree, "split_index", {4}));
+    const std::string what = "tree " + std::to_string(t);
+    for (auto [name, sizes] : std::initializer_list<std::pair<const char*, std::vector<size_t>>>{
+             {"node_type", {1}},
+             {"default_left", {1}},
+             {"cmp", {1}},
+             {"category_list_right_child", {1}},
+             {"leaf_value", {4, 8}},
+             {"threshold", {4, 8}},
+             {"leaf_vector_begin", {8}},
+             {"leaf_vector_end", {8}},
+             {"category_list_begin", {8}},
+             {"category_list_end", {8}}}) {
+      capi::TreelitePyBufferFrame frame{};
+      if (library.get_tree_field(model, t, name, &frame) != 0) {
+        return LibraryError(library, "could not read " + what + "'s " + name);
+      }
+      if (frame.nitem != n ||
+          std::find(sizes.begin(), sizes.end(), frame.itemsize) == sizes.end()) {
+        return InvalidArgument(what + "'s " + name + " has " + std::to_string(frame.nitem) +
+                               " items: expected one per node (" + std::to_string(n) + ")");
+      }
+    }
+    MM_RETURN_IF_ERROR(CheckIndexedTree(
+        std::span<const int32_t>(static_cast<const int32_t*>(left.data), n),
+        std::span<const int32_t>(static_cast<const int32_t*>(right.data), right.size),
+        std::span<const int32_t>(static_cast<const int32_t*>(split.data), split.size), num_features,
+        what));
+    MM_ASSIGN_OR_RETURN(Field vectors, GetField(library, model, tree, "leaf_vector", {4, 8}));
+    MM_ASSIGN_OR_RETURN(Field vbegin, GetField(library, model, tree, "leaf_vector_begin", {8}));
+    MM_ASSIGN_OR_RETURN(Field vend, GetField(library, model, tree, "leaf_vector_end", {8}));
+    MM_ASSIGN_OR_RETURN(Field categories, GetField(library, model, tree, "category_list", {4}));
+    MM_ASSIGN_OR_RETURN(Field cbegin, GetField(library, model, tree, "category_list_begin", {8}));
+    MM_ASSIGN_OR_RETURN(Field cend, GetField(library, model, tree, "category_list_end", {8}));
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t vb = vbegin.at<uint64_t>(i), ve = vend.at<uint64_t>(i);
+      const uint64_t cb = cbegin.at<uint64_t>(i), ce = cend.at<uint64_t>(i);
+      const bool leaf = left.at<int32_t>(i) == -1;
+      if (vb > ve || ve > vectors.size || (ve > vb && ve - vb != vector_length) ||
+          (leaf && vector_length > 1 && ve - vb != vector_length)) {
+        return InvalidArgument(what + " node " + std::to_string(i) +
+                               "'s leaf vector is out of range or not of length " +
+                               std::to_string(vector_length));
+      }
+      if (cb > ce || ce > categories.size) {
+        return InvalidArgument(what + " node " + std::to_string(i) +
+                               "'s category list is out of range");
+      }
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<TreeModel>> LoadTreeliteModel(const TreeliteLibrary& library,
@@ -180,6 +296,9 @@ StatusOr<std::unique_ptr<TreeModel>> LoadTreeliteModel(const TreeliteLibrary& li
     return InvalidArgument(file + ": the model takes " + std::to_string(num_features) +
                            " features: expected 1 to 16777216");
   }
+  if (num_trees == 0) return InvalidArgument(file + " has no trees: expected a trained model");
+  MM_RETURN_IF_ERROR(
+      CheckTrees(library, handle, num_trees, num_features, num_class).WithContext(file));
   MM_ASSIGN_OR_RETURN(std::string input_type, TypeName(library, handle, false));
   MM_ASSIGN_OR_RETURN(std::string output_type, TypeName(library, handle, true));
   if (input_type != output_type || (input_type != "float32" && input_type != "float64")) {

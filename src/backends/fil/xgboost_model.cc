@@ -12,6 +12,7 @@
 
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
+#include "backends/fil/tree_check.h"
 
 namespace mm::fil {
 namespace {
@@ -175,9 +176,9 @@ StatusOr<Objective> ReadObjective(const XGBoostLibrary& library, void* booster,
         "per tree");
   }
   const char* trees_pointer = booster_name == "dart"
-                                  ? "/learner/gradient_booster/gbtree/model/gbtree_model_param/"
+                                  ? "/learner/gradient_booster/gbtree/gbtree_model_param/"
                                     "num_trees"
-                                  : "/learner/gradient_booster/model/gbtree_model_param/num_trees";
+                                  : "/learner/gradient_booster/gbtree_model_param/num_trees";
   *num_trees = static_cast<uint64_t>(std::max<int64_t>(number(trees_pointer, 0), 0));
 
   Objective objective;
@@ -196,6 +197,64 @@ StatusOr<Objective> ReadObjective(const XGBoostLibrary& library, void* booster,
     objective.layout = {1, 1};
   }
   return objective;
+}
+
+// The trees of XGBoost's own UBJSON of the loaded model: each tree's
+// left_children, right_children and split_indices, typed int32 arrays
+// ("[$l#" + count + big-endian values) in that key order. The file itself is
+// not read: this is what XGBoost will walk. Counts nodes into *nodes.
+struct UbjReader {
+  std::string_view data;
+  size_t pos = 0;
+
+  // Finds key's next typed int32 array at or after pos; false at the end.
+  bool NextArray(std::string_view key, std::vector<int32_t>* out) {
+    std::string pattern = std::string(key) + "[$l#";
+    size_t at = data.find(pattern, pos);
+    if (at == std::string_view::npos) return false;
+    size_t p = at + pattern.size();
+    auto read_be = [&](size_t bytes, uint64_t* value) {
+      if (p + bytes > data.size()) return false;
+      *value = 0;
+      for (size_t i = 0; i < bytes; ++i) *value = (*value << 8) | static_cast<uint8_t>(data[p + i]);
+      p += bytes;
+      return true;
+    };
+    if (p >= data.size()) return false;
+    const char marker = data[p++];
+    size_t width = marker == 'L' ? 8 : marker == 'l' ? 4 : marker == 'I' ? 2 : 1;
+    uint64_t count = 0;
+    if (!read_be(width, &count) || count > (data.size() - p) / 4) return false;
+    out->resize(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      uint64_t v = 0;
+      read_be(4, &v);
+      (*out)[i] = static_cast<int32_t>(static_cast<uint32_t>(v));
+    }
+    pos = p;
+    return true;
+  }
+};
+
+Status CheckTrees(std::string_view ubj, uint64_t num_trees, int64_t num_features, uint64_t* nodes) {
+  UbjReader reader{ubj};
+  std::vector<int32_t> left, right, split;
+  uint64_t trees = 0;
+  *nodes = 0;
+  while (reader.NextArray("left_children", &left)) {
+    if (!reader.NextArray("right_children", &right) || !reader.NextArray("split_indices", &split)) {
+      return InvalidArgument("tree " + std::to_string(trees) + " lacks its child arrays");
+    }
+    MM_RETURN_IF_ERROR(
+        CheckIndexedTree(left, right, split, num_features, "tree " + std::to_string(trees)));
+    *nodes += left.size();
+    ++trees;
+  }
+  if (trees != num_trees) {
+    return InvalidArgument("XGBoost's copy of the model has " + std::to_string(trees) +
+                           " trees where its configuration says " + std::to_string(num_trees));
+  }
+  return OkStatus();
 }
 
 // XGBoost decides JSON or UBJSON by the bytes; FIL's model_type says which
@@ -250,20 +309,24 @@ StatusOr<std::unique_ptr<TreeModel>> LoadXGBoostModel(const XGBoostLibrary& libr
                            " features: expected 1 to 16777216");
   }
 
-  // Nodes, from XGBoost's own UBJSON of the loaded model (canonical, unlike
-  // the file): each tree's tree_param.num_nodes.
+  // Every tree checked and its nodes counted, from XGBoost's own UBJSON of
+  // the loaded model (canonical, unlike the file).
   capi::bst_ulong ubj_length = 0;
   const char* ubj = nullptr;
   if (library.save_model_to_buffer(handle, "{\"format\": \"ubj\"}", &ubj_length, &ubj) != 0) {
     return LibraryError(library, "could not serialize the model");
   }
-  KeyCounts nodes = SumNumbersAfter(std::string_view(ubj, ubj_length), "num_nodes");
-  if (nodes.count != num_trees) num_trees = std::max<uint64_t>(num_trees, nodes.count);
+  uint64_t nodes = 0;
+  if (Status check = CheckTrees(std::string_view(ubj, ubj_length), num_trees,
+                                static_cast<int64_t>(num_features), &nodes);
+      !check.ok()) {
+    return check.WithContext(file);
+  }
 
   TreeModelInfo info;
   info.num_features = static_cast<int64_t>(num_features);
   info.num_classes = objective->layout.num_classes;
-  info.bytes = kModelBytes + kTreeBytes * num_trees + kNodeBytes * nodes.sum;
+  info.bytes = kModelBytes + kTreeBytes * num_trees + kNodeBytes * nodes;
   info.description = "XGBoost " + library.version + ", " + objective->name + ", " +
                      std::to_string(num_trees) + " trees";
   auto model = std::make_unique<XGBoostModel>(library, std::move(booster), std::move(*objective),

@@ -276,19 +276,28 @@ TEST(HostileFiles, TruncatedAndCorruptFilesAreErrorsNotCrashes) {
         EXPECT_NE(model.status().message(), "") << name << i;
         continue;
       }
-      // A library that accepted a damaged file must still answer or fail cleanly.
-      std::vector<float> out(static_cast<size_t>(c.n_rows() * 8));
-      (void)(*model)->Predict(c.rows.data(), c.n_rows(), {}, out.data());
-      ADD_FAILURE() << name << " variant " << i << " loaded: " << (*model)->info().description;
+      // Cut only where nothing of the trees was (LightGBM's trailing parameter
+      // section, padding): then it is the same model, answering the same.
+      ASSERT_EQ((*model)->info().num_features, c.num_features) << name << i;
+      ExpectClose(Answer(**model, c, {}), c.value, name + " variant " + std::to_string(i));
     }
   }
 }
 
-TEST(HostileFiles, DISABLED_ByteFlipsNeverCrash) {
+TEST(HostileFiles, ByteFlipsNeverCrash) {
   // Every 97th byte of each model flipped in turn: the library may refuse the
   // file or serve a changed model, but nothing crashes (ASan watches).
   TempDir dir;
   for (const auto& [name, c] : Cases()) {
+    // Not Treelite checkpoints: Treelite's deserializer trusts the array
+    // lengths in the file, and a flipped one asks for terabytes, which ASan
+    // aborts on (a release build gets bad_alloc, which Treelite turns into
+    // an error; a length of tens of GB it would zero-fill). docs/fil.md says
+    // to serve untrusted checkpoints in worker processes.
+    if (c.type == ModelType::kTreeliteCheckpoint) continue;
+    // Nor UBJSON: XGBoost 3.2's UBJReader::ParseObject trusts a string's
+    // length and reads past the buffer (ASan: heap-buffer-overflow).
+    if (c.type == ModelType::kXGBoostUbj) continue;
     std::string bytes = ReadAll(kData / c.file);
     for (size_t pos = 7; pos < bytes.size(); pos += 97) {
       std::string damaged = bytes;
