@@ -18,11 +18,11 @@ namespace {
 // bytes of its arrays, as Treelite serializes them (the frames of
 // TreeliteSerializeModelToPyBuffer point at the model's own arrays, so this
 // is what it holds, without a copy), plus per tree the Tree object and the
-// headers of its ~20 arrays (~1 KiB), and per model its header and GTIL
-// configuration (~2 KiB), measured (tree_model_test.cc, Footprint*, checks
-// the total within 25%).
-constexpr uint64_t kModelBytes = 2 * 1024;
-constexpr uint64_t kTreeBytes = 1024;
+// headers of its ~20 arrays, and per model its header and GTIL configuration,
+// both fitted to the heap that loads keep (tree_model_test.cc, Footprint*,
+// checks the total within 25%).
+constexpr uint64_t kModelBytes = 1024;
+constexpr uint64_t kTreeBytes = 1000;
 
 // treelite::TaskType (include/treelite/enum/task_type.h).
 constexpr uint8_t kTaskBinaryClf = 0;

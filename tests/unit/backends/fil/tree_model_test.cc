@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -375,6 +376,68 @@ TEST(Libraries, AnotherLibraryMissesTheSymbols) {
   EXPECT_NE(model.status().message().find("has no symbol XGB"), std::string::npos)
       << model.status().message();
 }
+
+}  // namespace
+}  // namespace mm::fil
+
+namespace mm::fil {
+namespace {
+
+// ------------------------------------------------------------ footprint
+// info().bytes is computed from the model's shape (each engine's constants);
+// the heap a load really keeps must be within 25% of it. 40 copies of each
+// model, loaded on this one thread after a first load has paid the library's
+// one-off costs, measured by the allocator (core/memory.h).
+struct FootprintCase {
+  const char* file;
+  ModelType type;
+};
+
+class FootprintTest : public testing::TestWithParam<FootprintCase> {};
+
+TEST_P(FootprintTest, ComputedBytesMatchTheHeapWithin25Percent) {
+  const auto path = kData / GetParam().file;
+  auto first = LoadTreeModel(GetParam().type, path, {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const uint64_t computed = (*first)->info().bytes;
+  constexpr int kCopies = 40;
+  std::vector<std::unique_ptr<TreeModel>> models;
+  models.reserve(kCopies);
+  ReleaseFreeMemory();
+  const uint64_t before = HeapInUseBytes();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCopies; ++i) {
+    auto model = LoadTreeModel(GetParam().type, path, {});
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    models.push_back(std::move(model).value());
+  }
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+      kCopies;
+  const uint64_t after = HeapInUseBytes();
+  const double measured = static_cast<double>(after - before) / kCopies;
+  std::printf("footprint %s (%s): computed %llu B, measured %.0f B (%.2fx); load %.2f ms\n",
+              GetParam().file, (*first)->info().description.c_str(),
+              static_cast<unsigned long long>(computed), measured, computed / measured, load_ms);
+  EXPECT_NEAR(static_cast<double>(computed), measured, 0.25 * measured);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, FootprintTest,
+    testing::Values(FootprintCase{"footprint_xgb.ubj", ModelType::kXGBoostUbj},
+                    FootprintCase{"xgb_softprob.json", ModelType::kXGBoostJson},
+                    FootprintCase{"footprint_lgb.txt", ModelType::kLightGBM},
+                    FootprintCase{"lgb_multiclass.txt", ModelType::kLightGBM},
+                    FootprintCase{"footprint_sk_rf.tl", ModelType::kTreeliteCheckpoint},
+                    FootprintCase{"sk_hgb_multiclass.tl", ModelType::kTreeliteCheckpoint},
+                    FootprintCase{"xgb_legacy.model", ModelType::kXGBoost}),
+    [](const auto& info) {
+      std::string name = info.param.file;
+      for (char& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return name;
+    });
 
 }  // namespace
 }  // namespace mm::fil

@@ -170,6 +170,20 @@ os.replace(os.path.join(OUT, "xgb_legacy.model.deprecated"), os.path.join(OUT, "
 p = np.array(json.loads(out.stdout))
 record("xgb_legacy", "xgb_legacy.model", "xgboost", 2, p, np.c_[1 - p, p], p > 0.5)
 
+# ---- Bigger models for the footprint test (tree_model_test.cc, Footprint):
+# only loaded, never compared, so no expected answers.
+Xf = rng.random((3000, 8)).astype(np.float32)
+yf = (Xf[:, 0] + np.sin(6 * Xf[:, 1]) + Xf[:, 2] * Xf[:, 3] + 0.2 * rng.standard_normal(3000))
+b = xgb.train({"max_depth": 5, "eta": 0.3, "nthread": 1, "seed": 0,
+               "objective": "reg:squarederror"}, xgb.DMatrix(Xf, label=yf), 25)
+b.save_model(os.path.join(OUT, "footprint_xgb.ubj"))
+d = lgb.Dataset(Xf, label=yf, params={"verbose": -1})
+b = lgb.train({"num_leaves": 24, "learning_rate": 0.3, "num_threads": 1, "seed": 0,
+               "verbose": -1}, d, 25)
+b.save_model(os.path.join(OUT, "footprint_lgb.txt"))
+rf = ske.RandomForestRegressor(n_estimators=3, max_depth=7, random_state=0).fit(Xf, yf)
+checkpoint(rf, "footprint_sk_rf.tl")
+
 with open(os.path.join(OUT, "expected.json"), "w") as f:
     json.dump({
         "versions": {"xgboost": xgb.__version__, "lightgbm": lgb.__version__,
