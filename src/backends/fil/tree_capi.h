@@ -54,10 +54,6 @@ using LGBM_BoosterFreeFn = int (*)(void* handle);
 using LGBM_BoosterGetNumFeatureFn = int (*)(void* handle, int* out_len);
 using LGBM_BoosterGetNumClassesFn = int (*)(void* handle, int* out_len);
 using LGBM_BoosterNumberOfTotalModelFn = int (*)(void* handle, int* out_models);
-using LGBM_BoosterSaveModelToStringFn = int (*)(void* handle, int start_iteration,
-                                                int num_iteration, int feature_importance_type,
-                                                int64_t buffer_len, int64_t* out_len,
-                                                char* out_str);
 using LGBM_BoosterPredictForMatFn = int (*)(void* handle, const void* data, int data_type,
                                             int32_t nrow, int32_t ncol, int is_row_major,
                                             int predict_type, int start_iteration,

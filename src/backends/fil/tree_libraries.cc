@@ -163,7 +163,6 @@ StatusOr<const LightGBMLibrary*> OpenLightGBMLibrary(const std::filesystem::path
         s.Get("LGBM_BoosterGetNumFeature", &lib.get_num_feature);
         s.Get("LGBM_BoosterGetNumClasses", &lib.get_num_classes);
         s.Get("LGBM_BoosterNumberOfTotalModel", &lib.number_of_total_model);
-        s.Get("LGBM_BoosterSaveModelToString", &lib.save_model_to_string);
         s.Get("LGBM_BoosterPredictForMat", &lib.predict_for_mat);
         return s.status(kLightGBMName);
       });

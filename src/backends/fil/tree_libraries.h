@@ -51,7 +51,6 @@ struct LightGBMLibrary {
   capi::LGBM_BoosterGetNumFeatureFn get_num_feature;
   capi::LGBM_BoosterGetNumClassesFn get_num_classes;
   capi::LGBM_BoosterNumberOfTotalModelFn number_of_total_model;
-  capi::LGBM_BoosterSaveModelToStringFn save_model_to_string;
   capi::LGBM_BoosterPredictForMatFn predict_for_mat;
 };
 
