@@ -13,6 +13,7 @@
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
 #include "backends/fil/tree_check.h"
+#include "backends/fil/ubjson_check.h"
 
 namespace mm::fil {
 namespace {
@@ -282,6 +283,7 @@ StatusOr<std::unique_ptr<TreeModel>> LoadXGBoostModel(const XGBoostLibrary& libr
                            " is JSON text: expected UBJSON (a JSON model is model_type "
                            "xgboost_json)");
   }
+  if (!json) MM_RETURN_IF_ERROR(CheckUbjson(bytes).WithContext(file));
   RouteLogsOnThisThread(library);
   void* handle = nullptr;
   if (library.booster_create(nullptr, 0, &handle) != 0) {

@@ -1,0 +1,20 @@
+// A bounds check of a UBJSON document before XGBoost parses it: XGBoost 3.2's
+// reader (UBJReader) trusts the lengths it reads and copies past the end of
+// its buffer when a file lies about one (found by flipping bytes under ASan).
+// Private to src/backends/fil/.
+#pragma once
+
+#include <string_view>
+
+#include "core/status.h"
+
+namespace mm::fil {
+
+// OK when `data` holds one UBJSON value, in the subset XGBoost writes ('{' and
+// '[' containers, optionally typed and counted with '$' and '#'; strings 'S';
+// integers i U I l L; floats d D; T F Z), every length and count inside the
+// buffer and nesting at most 64 deep. Anything else is INVALID_ARGUMENT
+// naming the offset.
+Status CheckUbjson(std::string_view data);
+
+}  // namespace mm::fil
