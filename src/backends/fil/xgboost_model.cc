@@ -13,7 +13,7 @@
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
 #include "backends/fil/tree_check.h"
-#include "backends/fil/ubjson_check.h"
+#include "backends/fil/xgboost_check.h"
 
 namespace mm::fil {
 namespace {
@@ -283,13 +283,17 @@ StatusOr<std::unique_ptr<TreeModel>> LoadXGBoostModel(const XGBoostLibrary& libr
                            " is JSON text: expected UBJSON (a JSON model is model_type "
                            "xgboost_json)");
   }
-  if (!json) MM_RETURN_IF_ERROR(CheckUbjson(bytes).WithContext(file));
+  MM_RETURN_IF_ERROR((json ? CheckXGBoostJson(bytes) : CheckUbjson(bytes)).WithContext(file));
   RouteLogsOnThisThread(library);
   void* handle = nullptr;
   if (library.booster_create(nullptr, 0, &handle) != 0) {
     return LibraryError(library, "could not create a booster");
   }
   Booster booster(handle, BoosterDeleter{&library});
+  // One thread from the start: XGBoost parses the trees in an OpenMP loop.
+  if (library.set_param(handle, "nthread", "1") != 0) {
+    return LibraryError(library, "refused nthread=1");
+  }
   if (library.load_model_from_buffer(handle, bytes.data(), bytes.size()) != 0) {
     return InvalidArgument("XGBoost could not load " + file + ": " +
                            LastError(library.get_last_error));

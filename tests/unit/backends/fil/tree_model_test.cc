@@ -300,7 +300,7 @@ TEST(HostileFiles, ByteFlipsNeverCrash) {
     for (size_t pos = 7; pos < bytes.size(); pos += 97) {
       std::string damaged = bytes;
       damaged[pos] = static_cast<char>(damaged[pos] ^ 0x5a);
-      std::fprintf(stderr, "FLIP %s %zu\n", name.c_str(), pos);
+      SCOPED_TRACE(name + " byte " + std::to_string(pos));
       auto model = LoadTreeModel(c.type, dir.Write("flip", damaged), {});
       if (!model.ok()) continue;
       auto columns = (*model)->OutputColumns({});
@@ -309,6 +309,35 @@ TEST(HostileFiles, ByteFlipsNeverCrash) {
       (void)(*model)->Predict(c.rows.data(), c.n_rows(), {}, out.data());
     }
   }
+}
+
+// A child pointing back at the root: XGBoost crashed (SEGV) and LightGBM
+// looped forever on such trees; both are refused at load, naming the tree.
+TEST(HostileFiles, CyclicTreesAreRefused) {
+  TempDir dir;
+  auto replace_first = [](std::string text, const std::string& from, const std::string& to) {
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? text : text.replace(at, from.size(), to);
+  };
+  std::string json = ReadAll(kData / "xgb_regression.json");
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"left_children\":[1,", "\"left_children\":[0,"},
+           {"\"parents\":[2147483647,0", "\"parents\":[2147483647,99"}}) {
+    auto model = LoadTreeModel(ModelType::kXGBoostJson,
+                               dir.Write("x.json", replace_first(json, from, to)), {});
+    ASSERT_FALSE(model.ok()) << to;
+    EXPECT_EQ(model.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(model.status().message().find("tree 0"), std::string::npos)
+        << model.status().message();
+  }
+  std::string text = ReadAll(kData / "lgb_regression.txt");
+  auto model = LoadTreeModel(
+      ModelType::kLightGBM,
+      dir.Write("l.txt", replace_first(text, "left_child=2 3 -1 -2 -4", "left_child=2 0 -1 -2 -4")),
+      {});
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("tree 0"), std::string::npos) << model.status().message();
 }
 
 TEST(HostileFiles, WrongFormatForTheModelType) {

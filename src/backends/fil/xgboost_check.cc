@@ -1,10 +1,12 @@
-#include "backends/fil/ubjson_check.h"
+#include "backends/fil/xgboost_check.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <simdjson.h>
 
 #include "backends/fil/tree_check.h"
 
@@ -23,6 +25,43 @@ struct TreeRecord {
   // The arrays XGBoost indexes by their values while loading.
   std::vector<int32_t> left, right, parents, split;
 };
+
+Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which) {
+  if (tree.num_nodes <= 0) return InvalidArgument(which + " states no num_nodes");
+  const uint64_t n = static_cast<uint64_t>(tree.num_nodes);
+  for (const char* key :
+       {"left_children", "right_children", "parents", "split_indices", "split_conditions",
+        "default_left", "loss_changes", "sum_hessian", "base_weights"}) {
+    auto it = tree.arrays.find(key);
+    if (it == tree.arrays.end() || it->second != n) {
+      return InvalidArgument(which + "'s " + key + " does not have num_nodes (" +
+                             std::to_string(n) + ") entries");
+    }
+  }
+  // XGBoost follows these indices while it loads (a parent out of range:
+  // SEGV in RegTree::LoadModel), so they are checked before it parses.
+  // Split features are checked after the load, against num_feature.
+  MM_RETURN_IF_ERROR(CheckIndexedTree(tree.left, tree.right, tree.split, INT32_MAX, which));
+  for (size_t i = 0; i < tree.parents.size(); ++i) {
+    const int32_t parent = tree.parents[i];
+    if (parent != INT32_MAX && (parent < 0 || static_cast<uint64_t>(parent) >= n)) {
+      return InvalidArgument(which + "'s node " + std::to_string(i) + " has parent " +
+                             std::to_string(parent) + ": out of range");
+    }
+  }
+  // Categorical splits index into the categories array by values this check
+  // does not read: such models are refused until it does.
+  for (const char* key :
+       {"categories", "categories_nodes", "categories_segments", "categories_sizes"}) {
+    auto it = tree.arrays.find(key);
+    if (it != tree.arrays.end() && it->second != 0) {
+      return InvalidArgument(which +
+                             " has categorical splits: not served yet (expected numerical "
+                             "splits only)");
+    }
+  }
+  return OkStatus();
+}
 
 class Checker {
  public:
@@ -168,41 +207,8 @@ class Checker {
     return OkStatus();
   }
   Status CheckTree(const TreeRecord& tree) {
-    const std::string which = "tree " + std::to_string(trees_++);
-    if (tree.num_nodes <= 0) return Fail(which + " states no num_nodes");
-    const uint64_t n = static_cast<uint64_t>(tree.num_nodes);
-    for (const char* key :
-         {"left_children", "right_children", "parents", "split_indices", "split_conditions",
-          "default_left", "loss_changes", "sum_hessian", "base_weights"}) {
-      auto it = tree.arrays.find(key);
-      if (it == tree.arrays.end() || it->second != n) {
-        return Fail(which + "'s " + key + " does not have num_nodes (" + std::to_string(n) +
-                    ") entries");
-      }
-    }
-    // XGBoost follows these indices while it loads (a parent out of range:
-    // SEGV in RegTree::LoadModel), so they are checked before it parses.
-    // Split features are checked after the load, against num_feature.
-    MM_RETURN_IF_ERROR(CheckIndexedTree(tree.left, tree.right, tree.split, INT32_MAX, which));
-    for (size_t i = 0; i < tree.parents.size(); ++i) {
-      const int32_t parent = tree.parents[i];
-      if (parent != INT32_MAX && (parent < 0 || static_cast<uint64_t>(parent) >= n)) {
-        return Fail(which + "'s node " + std::to_string(i) + " has parent " +
-                    std::to_string(parent) + ": out of range");
-      }
-    }
-    // Categorical splits index into the categories array by values this check
-    // does not read: such models are refused until it does.
-    for (const char* key :
-         {"categories", "categories_nodes", "categories_segments", "categories_sizes"}) {
-      auto it = tree.arrays.find(key);
-      if (it != tree.arrays.end() && it->second != 0) {
-        return InvalidArgument(which +
-                               " has categorical splits: not served yet (expected numerical "
-                               "splits only)");
-      }
-    }
-    return OkStatus();
+    return CheckXGBoostTree(tree, "tree " + std::to_string(trees_++))
+        .WithContext("at byte " + std::to_string(pos_));
   }
   Status Container(bool object, int depth, Role role, TreeRecord* tree, uint64_t* array_count) {
     std::vector<int32_t>* values = collect_;
@@ -273,5 +279,73 @@ class Checker {
 }  // namespace
 
 Status CheckUbjson(std::string_view data) { return Checker(data).Value(0); }
+
+namespace {
+
+// Every "trees" array of the JSON document, as TreeRecords.
+Status WalkJson(simdjson::dom::element value, int depth, uint64_t* trees) {
+  if (depth > kMaxDepth) return InvalidArgument("the JSON is nested deeper than 64");
+  if (value.is_array()) {
+    for (auto element : value.get_array()) MM_RETURN_IF_ERROR(WalkJson(element, depth + 1, trees));
+    return OkStatus();
+  }
+  if (!value.is_object()) return OkStatus();
+  for (auto [key, field] : value.get_object()) {
+    if (key != "trees") {
+      MM_RETURN_IF_ERROR(WalkJson(field, depth + 1, trees));
+      continue;
+    }
+    if (!field.is_array()) return InvalidArgument("'trees' is not an array");
+    for (auto tree : field.get_array()) {
+      if (!tree.is_object()) return InvalidArgument("a tree is not an object");
+      TreeRecord record;
+      for (auto [tkey, tvalue] : tree.get_object()) {
+        const std::string name(tkey);
+        if (record.arrays.contains(name) || (name == "tree_param" && record.num_nodes >= 0)) {
+          return InvalidArgument("a tree has the key '" + name + "' twice");
+        }
+        if (name == "tree_param") {
+          std::string_view n;
+          if (!tvalue.is_object() || tvalue["num_nodes"].get_string().get(n) != simdjson::SUCCESS ||
+              n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != n.npos) {
+            return InvalidArgument("a tree's tree_param.num_nodes is not a count");
+          }
+          record.num_nodes = std::stoll(std::string(n));
+          continue;
+        }
+        if (!tvalue.is_array()) continue;
+        simdjson::dom::array array = tvalue.get_array();
+        record.arrays[name] = array.size();
+        std::vector<int32_t>* values = name == "left_children"    ? &record.left
+                                       : name == "right_children" ? &record.right
+                                       : name == "parents"        ? &record.parents
+                                       : name == "split_indices"  ? &record.split
+                                                                  : nullptr;
+        if (values == nullptr) continue;
+        for (auto v : array) {
+          int64_t i;
+          if (v.get_int64().get(i) != simdjson::SUCCESS || i < INT32_MIN || i > INT32_MAX) {
+            return InvalidArgument("a tree's " + name + " holds a value that is not an int32");
+          }
+          values->push_back(static_cast<int32_t>(i));
+        }
+      }
+      MM_RETURN_IF_ERROR(CheckXGBoostTree(record, "tree " + std::to_string((*trees)++)));
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status CheckXGBoostJson(std::string_view data) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (auto error = parser.parse(data.data(), data.size()).get(root); error != simdjson::SUCCESS) {
+    return InvalidArgument(std::string("not valid JSON: ") + simdjson::error_message(error));
+  }
+  uint64_t trees = 0;
+  return WalkJson(root, 0, &trees);
+}
 
 }  // namespace mm::fil

@@ -1,4 +1,5 @@
-// A bounds check of a UBJSON document before XGBoost parses it: XGBoost 3.2's
+// Checks of an XGBoost model file before XGBoost parses it (XGBoost's
+// loaders trust the file). For UBJSON, a bounds check: XGBoost 3.2's
 // reader (UBJReader) trusts the lengths it reads and copies past the end of
 // its buffer when a file lies about one (found by flipping bytes under ASan).
 // Private to src/backends/fil/.
@@ -16,5 +17,10 @@ namespace mm::fil {
 // buffer and nesting at most 64 deep. Anything else is INVALID_ARGUMENT
 // naming the offset.
 Status CheckUbjson(std::string_view data);
+
+// The same checks of each tree for a JSON model (simdjson), before XGBoost
+// parses it: each tree's arrays of num_nodes entries, children and parents in
+// range, no key twice, no categorical splits yet.
+Status CheckXGBoostJson(std::string_view data);
 
 }  // namespace mm::fil
