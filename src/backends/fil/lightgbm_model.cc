@@ -182,7 +182,7 @@ class LightGBMModel final : public TreeModel {
       return InvalidArgument("LightGBM takes at most 2147483647 rows per call, got " +
                              std::to_string(n_rows));
     }
-    RouteLogsOnThisThread(library_);
+    PrepareThisThread(library_);
     const int64_t k = layout_.score_columns;
     const size_t n_scores = static_cast<size_t>(n_rows * k);
     // LightGBM predicts into doubles; they become FP32 scores here.
@@ -221,7 +221,7 @@ StatusOr<std::unique_ptr<TreeModel>> LoadLightGBMModel(const LightGBMLibrary& li
   if (std::memchr(bytes.data(), '\0', bytes.size()) != nullptr) {
     return InvalidArgument(file + " holds a NUL byte: expected LightGBM's text model format");
   }
-  RouteLogsOnThisThread(library);
+  PrepareThisThread(library);
   // The header's tree_sizes line lets LightGBM cut the text into trees and
   // parse them on all cores; it trusts those sizes and reads past the end of
   // a truncated file (seen: SEGV in Tree::Tree). Without it, LightGBM finds

@@ -15,6 +15,10 @@
 
 namespace mm::fil::capi {
 
+// OpenMP's, from the copy of libgomp each library loaded (XGBoost and Treelite
+// carry their own): sets the calling thread's team size.
+using OmpSetNumThreadsFn = void (*)(int num_threads);
+
 // ---------------------------------------------------------------- XGBoost
 using BoosterHandle = void*;
 using bst_ulong = uint64_t;  // NOLINT: XGBoost's name

@@ -50,6 +50,11 @@ class Symbols {
     if (p == nullptr && missing_.empty()) missing_ = symbol;
     *out = reinterpret_cast<Fn>(p);
   }
+  // A symbol the library may lack (found in it or its dependencies).
+  template <typename Fn>
+  void GetOptional(const char* symbol, Fn* out) {
+    *out = reinterpret_cast<Fn>(dlsym(handle_, symbol));
+  }
   Status status(const LibraryName& name) const {
     if (missing_.empty()) return OkStatus();
     return FailedPrecondition(std::string(name.display) + " library " + path_ + " has no symbol " +
@@ -130,6 +135,7 @@ StatusOr<const XGBoostLibrary*> OpenXGBoostLibrary(const std::filesystem::path& 
         capi::XGBoostVersionFn version = nullptr;
         s.Get("XGBoostVersion", &version);
         s.Get("XGBGetLastError", &lib.get_last_error);
+        s.GetOptional("omp_set_num_threads", &lib.omp_set_num_threads);
         s.Get("XGBRegisterLogCallback", &lib.register_log_callback);
         s.Get("XGBoosterCreate", &lib.booster_create);
         s.Get("XGBoosterFree", &lib.booster_free);
@@ -157,6 +163,7 @@ StatusOr<const LightGBMLibrary*> OpenLightGBMLibrary(const std::filesystem::path
   return Opened<LightGBMLibrary>().Open(
       kLightGBMName, path, [](Symbols& s, LightGBMLibrary& lib) -> Status {
         s.Get("LGBM_GetLastError", &lib.get_last_error);
+        s.GetOptional("omp_set_num_threads", &lib.omp_set_num_threads);
         s.Get("LGBM_RegisterLogCallback", &lib.register_log_callback);
         s.Get("LGBM_BoosterLoadModelFromString", &lib.load_model_from_string);
         s.Get("LGBM_BoosterFree", &lib.booster_free);
@@ -175,6 +182,7 @@ StatusOr<const TreeliteLibrary*> OpenTreeliteLibrary(const std::filesystem::path
         s.Get("TreeliteRegisterLogCallback", &register_log);
         s.Get("TreeliteRegisterWarningCallback", &register_warning);
         s.Get("TreeliteGetLastError", &lib.get_last_error);
+        s.GetOptional("omp_set_num_threads", &lib.omp_set_num_threads);
         s.Get("TreeliteDeserializeModelFromBytes", &lib.deserialize_from_bytes);
         s.Get("TreeliteLoadXGBoostModelLegacyBinaryFromMemoryBuffer",
               &lib.load_xgboost_legacy_binary);
@@ -198,18 +206,27 @@ StatusOr<const TreeliteLibrary*> OpenTreeliteLibrary(const std::filesystem::path
       });
 }
 
-void RouteLogsOnThisThread(const XGBoostLibrary& library) {
-  thread_local const XGBoostLibrary* routed = nullptr;
-  if (routed == &library) return;
+void PrepareThisThread(const XGBoostLibrary& library) {
+  thread_local const XGBoostLibrary* prepared = nullptr;
+  if (prepared == &library) return;
+  if (library.omp_set_num_threads != nullptr) library.omp_set_num_threads(1);
   library.register_log_callback(&XGBoostLog);
-  routed = &library;
+  prepared = &library;
 }
 
-void RouteLogsOnThisThread(const LightGBMLibrary& library) {
-  thread_local const LightGBMLibrary* routed = nullptr;
-  if (routed == &library) return;
+void PrepareThisThread(const LightGBMLibrary& library) {
+  thread_local const LightGBMLibrary* prepared = nullptr;
+  if (prepared == &library) return;
+  if (library.omp_set_num_threads != nullptr) library.omp_set_num_threads(1);
   library.register_log_callback(&LightGBMLog);
-  routed = &library;
+  prepared = &library;
+}
+
+void PrepareThisThread(const TreeliteLibrary& library) {
+  thread_local const TreeliteLibrary* prepared = nullptr;
+  if (prepared == &library) return;
+  if (library.omp_set_num_threads != nullptr) library.omp_set_num_threads(1);
+  prepared = &library;
 }
 
 }  // namespace mm::fil

@@ -27,6 +27,8 @@ namespace mm::fil {
 
 struct XGBoostLibrary {
   std::string path;
+  // Its libgomp's; null if the library has no OpenMP.
+  capi::OmpSetNumThreadsFn omp_set_num_threads = nullptr;
   std::string version;  // "3.2.0"
   capi::XGBGetLastErrorFn get_last_error;
   capi::XGBRegisterLogCallbackFn register_log_callback;
@@ -42,6 +44,8 @@ struct XGBoostLibrary {
 
 struct LightGBMLibrary {
   std::string path;
+  // Its libgomp's; null if the library has no OpenMP.
+  capi::OmpSetNumThreadsFn omp_set_num_threads = nullptr;
   // LightGBM's C API has no version function; the version is the wheel's,
   // from build/fil.env's folder name.
   capi::LGBM_GetLastErrorFn get_last_error;
@@ -56,6 +60,8 @@ struct LightGBMLibrary {
 
 struct TreeliteLibrary {
   std::string path;
+  // Its libgomp's; null if the library has no OpenMP.
+  capi::OmpSetNumThreadsFn omp_set_num_threads = nullptr;
   // Treelite 4.8's wheel exports no version function either.
   capi::TreeliteGetLastErrorFn get_last_error;
   capi::TreeliteDeserializeModelFromBytesFn deserialize_from_bytes;
@@ -78,11 +84,15 @@ StatusOr<const XGBoostLibrary*> OpenXGBoostLibrary(const std::filesystem::path& 
 StatusOr<const LightGBMLibrary*> OpenLightGBMLibrary(const std::filesystem::path& path);
 StatusOr<const TreeliteLibrary*> OpenTreeliteLibrary(const std::filesystem::path& path);
 
-// XGBoost and LightGBM keep their log callback per thread: each engine calls
-// this on the thread of every load and prediction (a thread-local check after
-// the first). Treelite's callbacks are global, set when it is opened.
-void RouteLogsOnThisThread(const XGBoostLibrary& library);
-void RouteLogsOnThisThread(const LightGBMLibrary& library);
+// Called on the thread of every load and prediction (a thread-local check
+// after the first): one OpenMP thread for this thread's parallel regions in
+// the library's libgomp (the library's own nthread settings leave some of its
+// loops on every core: XGBoost's model parsing took 2-10x longer on a busy
+// machine), and the library's log to spdlog (XGBoost and LightGBM keep their
+// log callback per thread; Treelite's, set when it is opened, is global).
+void PrepareThisThread(const XGBoostLibrary& library);
+void PrepareThisThread(const LightGBMLibrary& library);
+void PrepareThisThread(const TreeliteLibrary& library);
 
 // The library's last error on this thread, or "(no message)".
 std::string LastError(const char* (*get_last_error)());

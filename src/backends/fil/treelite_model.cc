@@ -77,6 +77,7 @@ class TreeliteModel final : public TreeModel {
   template <typename ModelT, typename In>
   Status Run(const In* rows, int64_t n_rows, const OutputRule& rule, float* out) const {
     if (n_rows == 0) return OkStatus();
+    PrepareThisThread(library_);
     const ModelT* input;
     if constexpr (std::is_same_v<ModelT, In>) {
       input = rows;
@@ -261,6 +262,7 @@ Status CheckTrees(const TreeliteLibrary& library, void* model, size_t num_trees,
 StatusOr<std::unique_ptr<TreeModel>> LoadTreeliteModel(const TreeliteLibrary& library,
                                                        ModelType type, const std::string& bytes,
                                                        const std::string& file) {
+  PrepareThisThread(library);
   void* handle = nullptr;
   const bool legacy = type == ModelType::kXGBoost;
   int rc = legacy ? library.load_xgboost_legacy_binary(bytes.data(), bytes.size(), "{}", &handle)

@@ -91,7 +91,7 @@ class XGBoostModel final : public TreeModel {
   Status Run(const void* rows, const char* typestr, int64_t n_rows, const OutputRule& rule,
              float* out) const {
     if (n_rows == 0) return OkStatus();
-    RouteLogsOnThisThread(library_);
+    PrepareThisThread(library_);
     char array[192];
     std::snprintf(array, sizeof(array),
                   "{\"data\":[%" PRIuPTR ",true],\"shape\":[%" PRId64 ",%" PRId64
@@ -284,7 +284,7 @@ StatusOr<std::unique_ptr<TreeModel>> LoadXGBoostModel(const XGBoostLibrary& libr
                            "xgboost_json)");
   }
   MM_RETURN_IF_ERROR((json ? CheckXGBoostJson(bytes) : CheckUbjson(bytes)).WithContext(file));
-  RouteLogsOnThisThread(library);
+  PrepareThisThread(library);
   void* handle = nullptr;
   if (library.booster_create(nullptr, 0, &handle) != 0) {
     return LibraryError(library, "could not create a booster");
