@@ -33,10 +33,6 @@ using XGBoosterSetParamFn = int (*)(BoosterHandle handle, const char* name, cons
 using XGBoosterGetNumFeatureFn = int (*)(BoosterHandle handle, bst_ulong* out);
 using XGBoosterSaveJsonConfigFn = int (*)(BoosterHandle handle, bst_ulong* out_len,
                                           const char** out_str);
-// config: {"format": "json" | "ubj"}; the buffer is the booster's, valid until
-// its next call on this thread.
-using XGBoosterSaveModelToBufferFn = int (*)(BoosterHandle handle, const char* config,
-                                             bst_ulong* out_len, const char** out_dptr);
 // values: a __array_interface__ JSON naming the caller's dense rows; m: NULL;
 // out_result: a thread-local buffer of the booster's, valid until the next
 // prediction on this thread.

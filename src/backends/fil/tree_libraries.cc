@@ -143,7 +143,6 @@ StatusOr<const XGBoostLibrary*> OpenXGBoostLibrary(const std::filesystem::path& 
         s.Get("XGBoosterSetParam", &lib.set_param);
         s.Get("XGBoosterGetNumFeature", &lib.get_num_feature);
         s.Get("XGBoosterSaveJsonConfig", &lib.save_json_config);
-        s.Get("XGBoosterSaveModelToBuffer", &lib.save_model_to_buffer);
         s.Get("XGBoosterPredictFromDense", &lib.predict_from_dense);
         MM_RETURN_IF_ERROR(s.status(kXGBoostName));
         int major = 0, minor = 0, patch = 0;

@@ -38,7 +38,6 @@ struct XGBoostLibrary {
   capi::XGBoosterSetParamFn set_param;
   capi::XGBoosterGetNumFeatureFn get_num_feature;
   capi::XGBoosterSaveJsonConfigFn save_json_config;
-  capi::XGBoosterSaveModelToBufferFn save_model_to_buffer;
   capi::XGBoosterPredictFromDenseFn predict_from_dense;
 };
 

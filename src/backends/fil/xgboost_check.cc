@@ -26,7 +26,7 @@ struct TreeRecord {
   std::vector<int32_t> left, right, parents, split;
 };
 
-Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which) {
+Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which, XGBoostShape* shape) {
   if (tree.num_nodes <= 0) return InvalidArgument(which + " states no num_nodes");
   const uint64_t n = static_cast<uint64_t>(tree.num_nodes);
   for (const char* key :
@@ -42,6 +42,12 @@ Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which) {
   // SEGV in RegTree::LoadModel), so they are checked before it parses.
   // Split features are checked after the load, against num_feature.
   MM_RETURN_IF_ERROR(CheckIndexedTree(tree.left, tree.right, tree.split, INT32_MAX, which));
+  for (size_t i = 0; i < tree.left.size(); ++i) {
+    if (tree.left[i] != -1)
+      shape->max_split_feature = std::max(shape->max_split_feature, tree.split[i]);
+  }
+  shape->nodes += n;
+  ++shape->trees;
   for (size_t i = 0; i < tree.parents.size(); ++i) {
     const int32_t parent = tree.parents[i];
     if (parent != INT32_MAX && (parent < 0 || static_cast<uint64_t>(parent) >= n)) {
@@ -65,7 +71,7 @@ Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which) {
 
 class Checker {
  public:
-  explicit Checker(std::string_view data) : data_(data) {}
+  Checker(std::string_view data, XGBoostShape* shape) : data_(data), shape_(shape) {}
 
   Status Value(int depth, Role role = Role::kNone, TreeRecord* tree = nullptr,
                uint64_t* array_count = nullptr) {
@@ -207,7 +213,7 @@ class Checker {
     return OkStatus();
   }
   Status CheckTree(const TreeRecord& tree) {
-    return CheckXGBoostTree(tree, "tree " + std::to_string(trees_++))
+    return CheckXGBoostTree(tree, "tree " + std::to_string(shape_->trees), shape_)
         .WithContext("at byte " + std::to_string(pos_));
   }
   Status Container(bool object, int depth, Role role, TreeRecord* tree, uint64_t* array_count) {
@@ -272,27 +278,30 @@ class Checker {
 
   std::string_view data_;
   size_t pos_ = 0;
-  uint64_t trees_ = 0;
+  XGBoostShape* shape_;
   std::vector<int32_t>* collect_ = nullptr;  // the next container's values go here
 };
 
 }  // namespace
 
-Status CheckUbjson(std::string_view data) { return Checker(data).Value(0); }
+Status CheckUbjson(std::string_view data, XGBoostShape* shape) {
+  *shape = {};
+  return Checker(data, shape).Value(0);
+}
 
 namespace {
 
 // Every "trees" array of the JSON document, as TreeRecords.
-Status WalkJson(simdjson::dom::element value, int depth, uint64_t* trees) {
+Status WalkJson(simdjson::dom::element value, int depth, XGBoostShape* shape) {
   if (depth > kMaxDepth) return InvalidArgument("the JSON is nested deeper than 64");
   if (value.is_array()) {
-    for (auto element : value.get_array()) MM_RETURN_IF_ERROR(WalkJson(element, depth + 1, trees));
+    for (auto element : value.get_array()) MM_RETURN_IF_ERROR(WalkJson(element, depth + 1, shape));
     return OkStatus();
   }
   if (!value.is_object()) return OkStatus();
   for (auto [key, field] : value.get_object()) {
     if (key != "trees") {
-      MM_RETURN_IF_ERROR(WalkJson(field, depth + 1, trees));
+      MM_RETURN_IF_ERROR(WalkJson(field, depth + 1, shape));
       continue;
     }
     if (!field.is_array()) return InvalidArgument("'trees' is not an array");
@@ -330,7 +339,7 @@ Status WalkJson(simdjson::dom::element value, int depth, uint64_t* trees) {
           values->push_back(static_cast<int32_t>(i));
         }
       }
-      MM_RETURN_IF_ERROR(CheckXGBoostTree(record, "tree " + std::to_string((*trees)++)));
+      MM_RETURN_IF_ERROR(CheckXGBoostTree(record, "tree " + std::to_string(shape->trees), shape));
     }
   }
   return OkStatus();
@@ -338,14 +347,14 @@ Status WalkJson(simdjson::dom::element value, int depth, uint64_t* trees) {
 
 }  // namespace
 
-Status CheckXGBoostJson(std::string_view data) {
+Status CheckXGBoostJson(std::string_view data, XGBoostShape* shape) {
+  *shape = {};
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (auto error = parser.parse(data.data(), data.size()).get(root); error != simdjson::SUCCESS) {
     return InvalidArgument(std::string("not valid JSON: ") + simdjson::error_message(error));
   }
-  uint64_t trees = 0;
-  return WalkJson(root, 0, &trees);
+  return WalkJson(root, 0, shape);
 }
 
 }  // namespace mm::fil

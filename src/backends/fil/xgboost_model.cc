@@ -12,7 +12,6 @@
 
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
-#include "backends/fil/tree_check.h"
 #include "backends/fil/xgboost_check.h"
 
 namespace mm::fil {
@@ -21,16 +20,15 @@ namespace {
 // The footprint (TreeModel::info().bytes) of a loaded XGBoost model. XGBoost
 // has no size API, so it is computed from the model's shape, with constants
 // fitted to the heap that loads keep (tree_model_test.cc, Footprint*, checks
-// them within 25%: 12 trees/154 nodes -> 34.8 KB, 25 trees/1497 nodes ->
-// 162 KB, ASan's allocator count). Where the bytes go (XGBoost 3.2,
+// them within 25%: 12 trees/154 nodes -> 16.5 KB, 25 trees/1497 nodes ->
+// 90.7 KB, ASan's allocator count). Where the bytes go (XGBoost 3.2,
 // include/xgboost/tree_model.h): per node RegTree::Node 20 B + RTreeNodeStat
-// 16 B + split type 1 B + category segment 16 B, plus the UBJSON copy of the
-// model that XGBoost keeps per booster after CheckTrees asked for it (~30 B a
-// node); per tree the RegTree object and its vectors' headers; per model the
-// Learner, GBTree, objective, configuration maps and predictor.
-constexpr uint64_t kModelBytes = 9800;
-constexpr uint64_t kTreeBytes = 1000;
-constexpr uint64_t kNodeBytes = 85;
+// 16 B + split type 1 B + category segment 16 B; per tree the RegTree object
+// and its vectors' headers; per model the Learner, GBTree, objective and
+// configuration.
+constexpr uint64_t kModelBytes = 2800;
+constexpr uint64_t kTreeBytes = 500;
+constexpr uint64_t kNodeBytes = 50;
 
 struct BoosterDeleter {
   const XGBoostLibrary* library;
@@ -198,64 +196,6 @@ StatusOr<Objective> ReadObjective(const XGBoostLibrary& library, void* booster,
   return objective;
 }
 
-// The trees of XGBoost's own UBJSON of the loaded model: each tree's
-// left_children, right_children and split_indices, typed int32 arrays
-// ("[$l#" + count + big-endian values) in that key order. The file itself is
-// not read: this is what XGBoost will walk. Counts nodes into *nodes.
-struct UbjReader {
-  std::string_view data;
-  size_t pos = 0;
-
-  // Finds key's next typed int32 array at or after pos; false at the end.
-  bool NextArray(std::string_view key, std::vector<int32_t>* out) {
-    std::string pattern = std::string(key) + "[$l#";
-    size_t at = data.find(pattern, pos);
-    if (at == std::string_view::npos) return false;
-    size_t p = at + pattern.size();
-    auto read_be = [&](size_t bytes, uint64_t* value) {
-      if (p + bytes > data.size()) return false;
-      *value = 0;
-      for (size_t i = 0; i < bytes; ++i) *value = (*value << 8) | static_cast<uint8_t>(data[p + i]);
-      p += bytes;
-      return true;
-    };
-    if (p >= data.size()) return false;
-    const char marker = data[p++];
-    size_t width = marker == 'L' ? 8 : marker == 'l' ? 4 : marker == 'I' ? 2 : 1;
-    uint64_t count = 0;
-    if (!read_be(width, &count) || count > (data.size() - p) / 4) return false;
-    out->resize(count);
-    for (uint64_t i = 0; i < count; ++i) {
-      uint64_t v = 0;
-      read_be(4, &v);
-      (*out)[i] = static_cast<int32_t>(static_cast<uint32_t>(v));
-    }
-    pos = p;
-    return true;
-  }
-};
-
-Status CheckTrees(std::string_view ubj, uint64_t num_trees, int64_t num_features, uint64_t* nodes) {
-  UbjReader reader{ubj};
-  std::vector<int32_t> left, right, split;
-  uint64_t trees = 0;
-  *nodes = 0;
-  while (reader.NextArray("left_children", &left)) {
-    if (!reader.NextArray("right_children", &right) || !reader.NextArray("split_indices", &split)) {
-      return InvalidArgument("tree " + std::to_string(trees) + " lacks its child arrays");
-    }
-    MM_RETURN_IF_ERROR(
-        CheckIndexedTree(left, right, split, num_features, "tree " + std::to_string(trees)));
-    *nodes += left.size();
-    ++trees;
-  }
-  if (trees != num_trees) {
-    return InvalidArgument("XGBoost's copy of the model has " + std::to_string(trees) +
-                           " trees where its configuration says " + std::to_string(num_trees));
-  }
-  return OkStatus();
-}
-
 // XGBoost decides JSON or UBJSON by the bytes; FIL's model_type says which
 // the file is meant to be, and a file of the other kind is refused.
 bool LooksLikeJson(const std::string& bytes) {
@@ -283,7 +223,9 @@ StatusOr<std::unique_ptr<TreeModel>> LoadXGBoostModel(const XGBoostLibrary& libr
                            " is JSON text: expected UBJSON (a JSON model is model_type "
                            "xgboost_json)");
   }
-  MM_RETURN_IF_ERROR((json ? CheckXGBoostJson(bytes) : CheckUbjson(bytes)).WithContext(file));
+  XGBoostShape shape;
+  MM_RETURN_IF_ERROR(
+      (json ? CheckXGBoostJson(bytes, &shape) : CheckUbjson(bytes, &shape)).WithContext(file));
   PrepareThisThread(library);
   void* handle = nullptr;
   if (library.booster_create(nullptr, 0, &handle) != 0) {
@@ -313,19 +255,18 @@ StatusOr<std::unique_ptr<TreeModel>> LoadXGBoostModel(const XGBoostLibrary& libr
                            " features: expected 1 to 16777216");
   }
 
-  // Every tree checked and its nodes counted, from XGBoost's own UBJSON of
-  // the loaded model (canonical, unlike the file).
-  capi::bst_ulong ubj_length = 0;
-  const char* ubj = nullptr;
-  if (library.save_model_to_buffer(handle, "{\"format\": \"ubj\"}", &ubj_length, &ubj) != 0) {
-    return LibraryError(library, "could not serialize the model");
+  // What XGBoost loaded is what was checked.
+  if (shape.trees != num_trees) {
+    return InvalidArgument(file + ": XGBoost loaded " + std::to_string(num_trees) +
+                           " trees where the file's trees arrays hold " +
+                           std::to_string(shape.trees));
   }
-  uint64_t nodes = 0;
-  if (Status check = CheckTrees(std::string_view(ubj, ubj_length), num_trees,
-                                static_cast<int64_t>(num_features), &nodes);
-      !check.ok()) {
-    return check.WithContext(file);
+  if (shape.max_split_feature >= static_cast<int64_t>(num_features)) {
+    return InvalidArgument(file + ": a tree splits on feature " +
+                           std::to_string(shape.max_split_feature) + " but the model takes " +
+                           std::to_string(num_features) + " features");
   }
+  const uint64_t nodes = shape.nodes;
 
   TreeModelInfo info;
   info.num_features = static_cast<int64_t>(num_features);
