@@ -12,8 +12,10 @@
 //     do not drive) is FAILED_PRECONDITION naming the path and what to do;
 //     a failed open is retried by the next call (the operator may have fixed
 //     the path).
-//  4. Each library's log output is routed to spdlog at debug level, not to
-//     stdout (LightGBM prints its warnings there).
+//  4. Engines call PrepareThisThread (below) on every thread that loads or
+//     predicts: one OpenMP thread, and the library's log routed to spdlog at
+//     debug level, not to stdout (LightGBM's Fatal messages still reach
+//     stderr: it prints them before throwing).
 // Private to src/backends/fil/.
 #pragma once
 
