@@ -2,9 +2,11 @@
 // Treelite), behind one small interface: the FIL backend's engine seam.
 //
 // Which library serves which FIL model_type (docs/fil.md says why):
-//   xgboost, xgboost_json, xgboost_ubj  -> XGBoost's C API (libxgboost)
+//   xgboost_json, xgboost_ubj           -> XGBoost's C API (libxgboost)
 //   lightgbm                            -> LightGBM's C API (lib_lightgbm)
 //   treelite_checkpoint                 -> Treelite's GTIL (libtreelite)
+//   xgboost (legacy binary)             -> Treelite's GTIL (XGBoost >= 3.1
+//                                          cannot read it)
 // Each library is opened (dlopen) at the first model that needs it and never
 // closed; a server with no tree model never maps any of them.
 //
