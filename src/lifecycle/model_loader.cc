@@ -321,7 +321,12 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
       if (!status.ok()) break;
     }
   }
-  const uint64_t after = declared ? 0 : probe();
+  // A backend that reports the size (worker processes, a library's model
+  // size) needs no second probe: glibc's mallinfo2 walks the heap's free
+  // lists, a cost that grows with the models loaded.
+  const bool reported =
+      loaded.ok() && ((*loaded)->external_bytes != 0 || (*loaded)->model_bytes != 0);
+  const uint64_t after = declared || reported ? 0 : probe();
   const bool alone = overlap_.End(ticket);
   memory_.Unreserve(owner.tenant, key, estimate);
   if (!status.ok()) return status;
