@@ -29,9 +29,15 @@ lifecycle, not a framework. For each binary:
    that holds 10% of the models (each declares its footprint), filled first,
    so that every measured miss also evicts one.
 
+5. with BENCH_TREE_MODEL (an XGBoost UBJSON file, BENCH_TREE_FEATURES
+   features, 30 by default): the on-demand load of 4. again, without a
+   budget, for FIL models (backend "fil"), each a hard link to that file,
+   in repositories of SMALL and MODELS of them.
+
 Prints a markdown table per binary. Env: BENCH_MODELS (10000), BENCH_SMALL
 (10), BENCH_REPEAT (5), BENCH_POLL_SECS (1), BENCH_POLL_CYCLES (5),
-BENCH_LOADS (30), BENCH_KEEP (0: 1 keeps the temporary folder).
+BENCH_LOADS (30), BENCH_TREE_MODEL, BENCH_TREE_FEATURES (30), BENCH_KEEP (0:
+1 keeps the temporary folder).
 """
 import http.client
 import json
@@ -78,6 +84,28 @@ def make_repo(path, count):
     path.mkdir(parents=True)
     for i in range(count):
         write_model(path, model_name(i))
+    return path
+
+
+TREE_CONFIG = """name: "{name}"
+backend: "fil"
+max_batch_size: 1024
+input [ {{ name: "input__0" data_type: TYPE_FP32 dims: [ {features} ] }} ]
+output [ {{ name: "output__0" data_type: TYPE_FP32 dims: [ 1 ] }} ]
+parameters [ {{ key: "model_type" value: {{ string_value: "xgboost_ubj" }} }},
+             {{ key: "output_class" value: {{ string_value: "false" }} }} ]
+"""
+
+
+def make_tree_repo(path, count, model_file, features):
+    """`count` FIL models, each a hard link to one XGBoost UBJSON file."""
+    path.mkdir(parents=True)
+    for i in range(count):
+        d = path / model_name(i)
+        (d / "1").mkdir(parents=True)
+        (d / "config.pbtxt").write_text(TREE_CONFIG.format(name=model_name(i),
+                                                           features=features))
+        os.link(model_file, d / "1" / "xgboost.ubj")
     return path
 
 
@@ -149,7 +177,11 @@ class Server:
                 self.proc.wait()
 
 
-def infer_body():
+def infer_body(features=None):
+    if features:  # a tree model's one row
+        return json.dumps({"inputs": [{"name": "input__0", "datatype": "FP32",
+                                       "shape": [1, features],
+                                       "data": [0.1 * i for i in range(features)]}]})
     return json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [1],
                                    "data": [1.5]}]})
 
@@ -240,13 +272,13 @@ def bench_poll(binary, repo):
         s.stop()
 
 
-def bench_on_demand(binary, repo, count, budget=None):
+def bench_on_demand(binary, repo, count, budget=None, features=None):
     extra = ["--model-memory-budget", str(budget)] if budget else []
     s = Server(binary, repo, "--model-control-mode", "explicit", "--load-on-demand", *extra)
     try:
         s.wait_ready()
         miss, hit = [], []
-        body = infer_body()
+        body = infer_body(features)
         first = 0
         if budget:  # fill the budget first, so that each measured miss evicts
             first = budget // FOOTPRINT
@@ -280,6 +312,11 @@ def main():
         t = time.perf_counter()
         big = make_repo(tmp / "big", MODELS)
         small = make_repo(tmp / "small", SMALL)
+        tree = os.environ.get("BENCH_TREE_MODEL")
+        features = int(os.environ.get("BENCH_TREE_FEATURES", "30"))
+        if tree:
+            big_trees = make_tree_repo(tmp / "big_trees", MODELS, tree, features)
+            small_trees = make_tree_repo(tmp / "small_trees", SMALL, tree, features)
         print(f"wrote {MODELS} + {SMALL} identity models in {time.perf_counter() - t:.1f} s "
               f"({os.cpu_count()} CPUs; {os.uname().release})\n")
         for binary in binaries:
@@ -313,6 +350,11 @@ def main():
                   f"{evict_small * 1e3:.2f} ms |")
             print(f"| on-demand load evicting one (budget: 10% of the models), {MODELS} models | "
                   f"{evict_big * 1e3:.2f} ms |")
+            if tree:
+                for label, repo, count in (("", small_trees, SMALL), ("", big_trees, MODELS)):
+                    miss, hit = bench_on_demand(binary, repo, count, features=features)
+                    print(f"| on-demand load of a tree model ({Path(tree).name}), {count} models "
+                          f"| {miss * 1e3:.2f} ms (hit {hit * 1e3:.2f} ms) |")
             print()
             sys.stdout.flush()
     finally:
