@@ -89,6 +89,11 @@ struct BackendRegistration {
   // kind (libtorch adds about 110 MB and 0.15 s to a process). Its errors
   // then surface at the first load of such a model, as that model's reason.
   bool lazy = false;
+  // Whether every model this backend loads reports its exact size
+  // (LoadedModel::model_bytes), so the lifecycle need not probe the heap
+  // around its loads (glibc's mallinfo2 walks the free lists: a cost that
+  // grows with the models loaded).
+  bool reports_size = false;
   // A test-only backend (tests/backends/): hidden until EnableTestBackends.
   bool test_only = false;
   // For a test backend: what it does that no production backend may, for the

@@ -81,6 +81,7 @@ StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& 
         "mmserve.isolation PROCESS is not available in this server (no worker command)");
   }
   choice.backend = uses_process ? options_.process_backend : resolved.backend;
+  choice.reports_size = uses_process || resolved.registration->reports_size;
   return choice;
 }
 
@@ -296,7 +297,8 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   // (Backends pay their runtime's one-time set-up when they are created.)
   auto probe = options_.memory_probe ? options_.memory_probe : DefaultMemoryProbe;
   const LoadOverlap::Ticket ticket = overlap_.Begin();
-  const uint64_t before = declared ? 0 : probe();
+  const bool skip_probe = declared || backend.reports_size;
+  const uint64_t before = skip_probe ? 0 : probe();
   LoadSpec spec;
   spec.model_name = source.name;
   spec.version = version;
@@ -326,7 +328,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   // lists, a cost that grows with the models loaded.
   const bool reported =
       loaded.ok() && ((*loaded)->external_bytes != 0 || (*loaded)->model_bytes != 0);
-  const uint64_t after = declared || reported ? 0 : probe();
+  const uint64_t after = skip_probe || reported ? 0 : probe();
   const bool alone = overlap_.End(ticket);
   memory_.Unreserve(owner.tenant, key, estimate);
   if (!status.ok()) return status;
@@ -350,12 +352,13 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   } else if (exact) {
     servable->footprint_bytes = exact;
     servable->footprint_source = "the library's size of the model";
-  } else if (alone) {
+  } else if (alone && !skip_probe) {
     servable->footprint_bytes = after > before ? after - before : 0;
     servable->footprint_source = "measured across its load";
   } else {
     servable->footprint_bytes = estimate;
-    servable->footprint_source = "estimated: other loads overlapped it";
+    servable->footprint_source = skip_probe ? "estimated: its backend reported no size"
+                                            : "estimated: other loads overlapped it";
   }
   {
     MutexLock lock(table_.mu());

@@ -65,6 +65,9 @@ class ModelLoader {
   struct BackendChoice {
     Backend* backend = nullptr;
     std::string platform;
+    // The load reports the model's size itself (a worker's resident memory,
+    // a backend's exact figure): no heap probe around it.
+    bool reports_size = false;
   };
   StatusOr<BackendChoice> BackendFor(const ModelSource& source) const;
   bool UsesProcess(const inference::ModelConfig& config) const;

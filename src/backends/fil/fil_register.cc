@@ -14,7 +14,8 @@ Status RegisterFilBackend(BackendRegistry& registry) {
                              fil::TreeLibrariesFromSettings(settings));
          return fil::FilBackend::Create(
              {.libraries = std::move(libraries), .loader = &fil::LoadTreeModel});
-       }});
+       },
+       .reports_size = true});
 }
 
 }  // namespace mm

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -191,6 +192,13 @@ class ModelManagerTest : public ::testing::Test {
         backends_
             .Register({.name = "fake", .platforms = {"fake"}, .create = BorrowBackend(&backend_)})
             .ok());
+    // The same fake, registered as a backend that reports every model's size.
+    ASSERT_TRUE(backends_
+                    .Register({.name = "sized",
+                               .platforms = {"sized"},
+                               .create = BorrowBackend(&backend_),
+                               .reports_size = true})
+                    .ok());
   }
   void TearDown() override {
     manager_.reset();
@@ -255,7 +263,10 @@ class ModelManagerTest : public ::testing::Test {
     o.load_threads = load_threads;
     o.slots = &pool_;
     o.backends = &backends_;
-    o.memory_probe = [this] { return world_.counters.memory.load(); };
+    o.memory_probe = [this] {
+      probes_.fetch_add(1);
+      return world_.counters.memory.load();
+    };
     auto m = ModelManager::Create(std::move(o));
     ASSERT_TRUE(m.ok()) << m.status().message();
     manager_ = std::move(*m);
@@ -308,6 +319,7 @@ class ModelManagerTest : public ::testing::Test {
   fs::path repo_b_;
   std::map<std::string, ModelOwner> owners_;  // by PathKey
   bool counted_ = false;                      // repo_ is read through a CountingRepository
+  std::atomic<int> probes_{0};                // calls of the memory probe
   CountingRepository::Counts counts_;
   FakeWorld world_;
   FakeBackend backend_{&world_};
@@ -817,6 +829,31 @@ TEST_F(ModelManagerTest, TheLibrarysModelSizeIsTheFootprintNotTheHeapGrowth) {
   ASSERT_TRUE(LoadSync("exact2").ok());
   EXPECT_FALSE(manager_->Get("exact", "").ok());  // evicted
   EXPECT_EQ(manager_->memory().loaded, 7300u);
+}
+
+TEST_F(ModelManagerTest, ABackendThatReportsSizesIsNotProbedAroundItsLoads) {
+  // "sized" models report their size (reports_size): no heap probe around
+  // their loads; one that reports nothing anyway keeps its estimate.
+  AddModel("exact", {1},
+           "parameters { key: \"fake_model_bytes\" value { string_value: \"7000\" } }\n");
+  AddModel("silent", {1});
+  for (const char* name : {"exact", "silent"}) {
+    const fs::path config = repo_ / name / "config.pbtxt";
+    std::ifstream in(config);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("platform: \"fake\""), 16, "platform: \"sized\"");
+    std::ofstream(config) << text;
+  }
+  AddModel("measured", {1}, "", 300);
+  Create(ModelControlMode::kExplicit);
+  ASSERT_TRUE(LoadSync("exact").ok());
+  ASSERT_TRUE(LoadSync("silent").ok());
+  EXPECT_EQ(probes_.load(), 0);
+  auto silent = manager_->Get("silent", "");
+  ASSERT_TRUE(silent.ok());
+  EXPECT_EQ((*silent)->footprint_source, "estimated: its backend reported no size");
+  ASSERT_TRUE(LoadSync("measured").ok());
+  EXPECT_EQ(probes_.load(), 2);  // before and after its load
 }
 
 TEST_F(ModelManagerTest, VersionPolicies) {
