@@ -331,7 +331,7 @@ def write_xgboost_legacy(repo, name, task, objective=None, rounds=20, n_features
     cache = {}
 
     def predict(x, margin=False):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x)  # FP32, or FP64 as sent
         k = (hashlib.sha256(x.tobytes()).hexdigest(), x.shape, margin)
         if k not in cache:
             np.save(work / "x.npy", x)
@@ -469,6 +469,38 @@ def treelite_bytes(path):
     """Treelite's own size of a checkpoint's model: the length of its
     serialized arrays (TreeliteSerializeModelToBytes)."""
     return len(treelite.Model.deserialize(str(path)).serialize_bytes())
+
+
+def lightgbm_thresholds(path):
+    """{feature: [split thresholds]} of a LightGBM model.txt."""
+    out = {}
+
+    def walk(node):
+        if "split_feature" in node:
+            out.setdefault(node["split_feature"], []).append(float(node["threshold"]))
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in lgb.Booster(model_file=str(path)).dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    return out
+
+
+def rows_between_fp32_and_fp64(thresholds, n_rows=32, n_features=FEATURES, seed=SEED + 3):
+    """FP64 rows whose every feature lies just across a split threshold from
+    its FP32 rounding: a library that predicts on the float64 values takes
+    other branches than one that rounds them to float32 first."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_rows, n_features))
+    for f, ts in thresholds.items():
+        for r in range(n_rows):
+            t = float(rng.choice(ts))
+            ulp = float(np.spacing(np.float32(abs(t)) if t else np.float32(1e-30)))
+            for c in (t + ulp / 4, t - ulp / 4, t + ulp / 8, t - ulp / 8):
+                if (float(np.float32(c)) <= t) != (c <= t):
+                    x[r, f] = c
+                    break
+    return x
 
 
 # --------------------------------------------------------- FIL's answer
