@@ -137,6 +137,7 @@ def test_a_wrong_feature_count_is_a_400_naming_the_expected_count(server, protoc
     assert "input__0" in msg, msg
     assert f"-1,{fm.FEATURES}]" in msg.replace(" ", ""), msg  # expected FP32 [-1,8]
     assert f"2,{features}]" in msg.replace(" ", ""), msg      # got FP32 [2,7]
+    assert f"dim 1 is {features}, the model takes {fm.FEATURES}" in msg, msg
 
 
 def test_a_wrong_feature_count_over_plain_http_is_a_400(server):

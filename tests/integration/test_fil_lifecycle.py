@@ -207,7 +207,8 @@ def test_the_footprint_is_the_librarys_size_of_the_model(server, repo, model_typ
         assert bigger > f, (bigger, f)
     # The log says it as the READY line does.
     lines = [line for line in server.log
-             if f"model '{names[0]}' version 1 is READY ({format_bytes(f)} footprint" in line]
+             if f"model '{names[0]}' version 1 is READY ({format_bytes(f)} footprint, "
+             "the library's size of the model" in line]
     assert lines, (format_bytes(f), server.text()[-3000:])
 
 

@@ -203,3 +203,28 @@ def test_json_requests_answer_the_same(server, models):
         got = np.asarray(out["data"], np.float32).reshape(out["shape"])
         assert out["datatype"] == "FP32"
         np.testing.assert_array_equal(got, fm.infer(server, "http", name, x))
+
+
+def test_the_examples_answer_as_their_frameworks():
+    """examples/models' tree models (scripts/make_example_models.py --fil)."""
+    from conftest import EXAMPLES
+
+    s = Server([EXAMPLES], "--model-control-mode", "explicit", "--load-model",
+               "credit_risk_xgboost", "--load-model", "house_price_lightgbm").start()
+    try:
+        rng = np.random.default_rng(3)
+        credit = fm.xgboost_reference(
+            "binary", fm.xgb.Booster(model_file=str(EXAMPLES / "credit_risk_xgboost" / "1" /
+                                                    "xgboost.ubj")), n_features=8)
+        x = np.abs(rng.standard_normal((20, 8))).astype(np.float32) * np.float32(20)
+        x[3, 1] = np.nan
+        got = fm.infer(s, "http", "credit_risk_xgboost", x)
+        fm.assert_matches(credit, got, x, "credit_risk_xgboost", is_classifier=True,
+                          predict_proba=True, proba_columns=2)
+        house = fm.lightgbm_reference(
+            "regression", EXAMPLES / "house_price_lightgbm" / "1" / "model.txt", n_features=6)
+        x = np.abs(rng.standard_normal((20, 6))).astype(np.float32) * np.float32(50)
+        got = fm.infer(s, "grpc", "house_price_lightgbm", x)
+        fm.assert_matches(house, got, x, "house_price_lightgbm", is_classifier=False)
+    finally:
+        assert s.stop() == 0, s.text()[-5000:]
