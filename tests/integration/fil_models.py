@@ -465,10 +465,52 @@ def write_sklearn(repo, name, kind, task, config=None, version=1, **cfg):
     return ref
 
 
-def treelite_bytes(path):
-    """Treelite's own size of a checkpoint's model: the length of its
-    serialized arrays (TreeliteSerializeModelToBytes)."""
-    return len(treelite.Model.deserialize(str(path)).serialize_bytes())
+# The engines' footprint formulas (TreeModel::info().bytes), as documented in
+# src/backends/fil/{xgboost,lightgbm,treelite}_model.cc: XGBoost and LightGBM
+# have no size API, so the engine computes the size from the model's shape
+# with per-model, per-tree and per-node/leaf constants fitted to the
+# libraries' in-memory structures; Treelite's is the bytes of its model
+# arrays (the frames of TreeliteSerializeModelToPyBuffer) plus per-tree and
+# per-model overheads. Recomputed here from the model as the library loads it.
+FOOTPRINT = {
+    "xgboost": dict(model=40 * 1024, tree=1400, node=80),
+    "lightgbm": dict(model=30 * 1024, tree=600, leaf=90),
+    "treelite": dict(model=2 * 1024, tree=1024),
+}
+
+
+def _treelite_array_bytes(model):
+    import ctypes
+
+    from treelite.core import _LIB, _check_call
+    from treelite.model import _TreelitePyBufferFrame
+
+    frames = ctypes.POINTER(_TreelitePyBufferFrame)()
+    n = ctypes.c_size_t()
+    _check_call(_LIB.TreeliteSerializeModelToPyBuffer(model.handle, ctypes.byref(frames),
+                                                      ctypes.byref(n)))
+    return sum(frames[i].itemsize * frames[i].nitem for i in range(n.value))
+
+
+def library_footprint(model_type, path):
+    """The footprint the server reports for the model file at `path`."""
+    if model_type in ("xgboost_json", "xgboost_ubj"):
+        c = FOOTPRINT["xgboost"]
+        trees = json.loads(bytes(xgb.Booster(model_file=str(path)).save_raw("json")))
+        trees = trees["learner"]["gradient_booster"]["model"]["trees"]
+        nodes = sum(int(t["tree_param"]["num_nodes"]) for t in trees)
+        return c["model"] + c["tree"] * len(trees) + c["node"] * nodes
+    if model_type == "lightgbm":
+        c = FOOTPRINT["lightgbm"]
+        info = lgb.Booster(model_file=str(path)).dump_model()["tree_info"]
+        leaves = sum(int(t["num_leaves"]) for t in info)
+        return c["model"] + c["tree"] * len(info) + c["leaf"] * max(leaves, len(info))
+    c = FOOTPRINT["treelite"]
+    if model_type == "xgboost":
+        model = treelite.frontend.load_xgboost_model_legacy_binary(str(path))
+    else:
+        model = treelite.Model.deserialize(str(path))
+    return c["model"] + c["tree"] * model.num_tree + _treelite_array_bytes(model)
 
 
 def lightgbm_thresholds(path):
