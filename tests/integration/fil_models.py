@@ -35,6 +35,7 @@ often float64).
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,8 +99,9 @@ def rows(n_rows=48, n_features=FEATURES, seed=SEED + 1, nan_fraction=0.15):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n_rows, n_features)).astype(np.float32) * np.float32(1.3)
     x[rng.random(x.shape) < nan_fraction] = np.nan
-    x[0] = 0.0
-    x[1] = np.nan
+    if n_rows >= 2:
+        x[0] = 0.0
+        x[1] = np.nan
     return x
 
 
@@ -468,15 +470,20 @@ def write_sklearn(repo, name, kind, task, config=None, version=1, **cfg):
 # The engines' footprint formulas (TreeModel::info().bytes), as documented in
 # src/backends/fil/{xgboost,lightgbm,treelite}_model.cc: XGBoost and LightGBM
 # have no size API, so the engine computes the size from the model's shape
-# with per-model, per-tree and per-node/leaf constants fitted to the
-# libraries' in-memory structures; Treelite's is the bytes of its model
-# arrays (the frames of TreeliteSerializeModelToPyBuffer) plus per-tree and
-# per-model overheads. Recomputed here from the model as the library loads it.
-FOOTPRINT = {
-    "xgboost": dict(model=40 * 1024, tree=1400, node=80),
-    "lightgbm": dict(model=30 * 1024, tree=600, leaf=90),
-    "treelite": dict(model=2 * 1024, tree=1024),
-}
+# (model + tree x trees + node x nodes, or leaf x leaves) with constants
+# fitted to the libraries' in-memory structures; Treelite's is the bytes of
+# its model arrays (the frames of TreeliteSerializeModelToPyBuffer) plus
+# per-tree and per-model overheads. The constants are read from those
+# sources (they are refitted as the libraries change); the shapes are
+# recomputed here from the model as each library loads it.
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def engine_constants(engine):
+    """{"kModelBytes": N, ...} of src/backends/fil/<engine>_model.cc."""
+    text = (ROOT / "src" / "backends" / "fil" / f"{engine}_model.cc").read_text()
+    found = dict(re.findall(r"constexpr uint64_t (k[A-Za-z]+Bytes) = (\d+)", text))
+    return {k: int(v) for k, v in found.items()}
 
 
 def _treelite_array_bytes(model):
@@ -495,22 +502,22 @@ def _treelite_array_bytes(model):
 def library_footprint(model_type, path):
     """The footprint the server reports for the model file at `path`."""
     if model_type in ("xgboost_json", "xgboost_ubj"):
-        c = FOOTPRINT["xgboost"]
+        c = engine_constants("xgboost")
         trees = json.loads(bytes(xgb.Booster(model_file=str(path)).save_raw("json")))
         trees = trees["learner"]["gradient_booster"]["model"]["trees"]
         nodes = sum(int(t["tree_param"]["num_nodes"]) for t in trees)
-        return c["model"] + c["tree"] * len(trees) + c["node"] * nodes
+        return c["kModelBytes"] + c["kTreeBytes"] * len(trees) + c["kNodeBytes"] * nodes
     if model_type == "lightgbm":
-        c = FOOTPRINT["lightgbm"]
+        c = engine_constants("lightgbm")
         info = lgb.Booster(model_file=str(path)).dump_model()["tree_info"]
         leaves = sum(int(t["num_leaves"]) for t in info)
-        return c["model"] + c["tree"] * len(info) + c["leaf"] * max(leaves, len(info))
-    c = FOOTPRINT["treelite"]
+        return c["kModelBytes"] + c["kTreeBytes"] * len(info) + c["kLeafBytes"] * leaves
+    c = engine_constants("treelite")
     if model_type == "xgboost":
         model = treelite.frontend.load_xgboost_model_legacy_binary(str(path))
     else:
         model = treelite.Model.deserialize(str(path))
-    return c["model"] + c["tree"] * model.num_tree + _treelite_array_bytes(model)
+    return c["kModelBytes"] + c["kTreeBytes"] * model.num_tree + _treelite_array_bytes(model)
 
 
 def lightgbm_thresholds(path):

@@ -8,6 +8,8 @@ only tune Triton's GPU engine load with a warning naming each. Each load
 error is read from the load API (HTTP and gRPC) and the repository index; the
 server keeps serving its healthy models throughout.
 """
+import re
+
 import numpy as np
 import pytest
 import requests
@@ -135,8 +137,9 @@ def test_a_wrong_feature_count_is_a_400_naming_the_expected_count(server, protoc
     msg = e.value.message()
     assert e.value.status() in ("400", "StatusCode.INVALID_ARGUMENT"), (e.value.status(), msg)
     assert "input__0" in msg, msg
-    assert f"-1,{fm.FEATURES}]" in msg.replace(" ", ""), msg  # expected FP32 [-1,8]
-    assert f"2,{features}]" in msg.replace(" ", ""), msg      # got FP32 [2,7]
+    # "expected FP32 [-1,8], got FP32 [2,7]" (the batch dim written -1 or ?)
+    assert re.search(rf"expected FP32 \[(-1|\?), ?{fm.FEATURES}\]", msg), msg
+    assert re.search(rf"got FP32 \[2, ?{features}\]", msg), msg
     assert f"dim 1 is {features}, the model takes {fm.FEATURES}" in msg, msg
 
 
@@ -146,7 +149,7 @@ def test_a_wrong_feature_count_over_plain_http_is_a_400(server):
     r = requests.post(f"{server.base}/v2/models/{HEALTHY['lightgbm']}/infer", json=body,
                       timeout=60)
     assert r.status_code == 400, r.text
-    assert f"-1,{fm.FEATURES}]" in r.json()["error"].replace(" ", ""), r.text
+    assert f"the model takes {fm.FEATURES}" in r.json()["error"], r.text
 
 
 @pytest.mark.parametrize("protocol", fm.PROTOCOLS)
