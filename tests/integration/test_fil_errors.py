@@ -58,6 +58,8 @@ def repo(tmp_path_factory):
     bad("bad_model_type", params={"model_type": "catboost"})
     bad("bad_bool", params={"predict_proba": "yes"})
     bad("bad_bool_case", params={"is_classifier": "True"})
+    bad("keys_disagree", params={"output_class": "false"})  # is_classifier is true
+    bad("bad_threshold", params={"threshold": "half"})
     bad("gpu", extra="")
     cfg = (r / "gpu" / "config.pbtxt").read_text().replace("KIND_CPU", "KIND_GPU")
     (r / "gpu" / "config.pbtxt").write_text(cfg)
@@ -223,6 +225,16 @@ def test_a_bool_that_is_not_true_or_false(server, name, key, value):
     error = load_error(server, name)
     assert key in error and value in error, error
     assert "true" in error and "false" in error, error
+
+
+def test_is_classifier_and_output_class_that_disagree(server):
+    error = load_error(server, "keys_disagree")
+    assert "is_classifier" in error and "output_class" in error, error
+
+
+def test_a_threshold_that_is_not_a_number(server):
+    error = load_error(server, "bad_threshold")
+    assert "threshold" in error and "half" in error, error
 
 
 def test_shap_values_are_refused(server):
