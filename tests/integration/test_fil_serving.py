@@ -48,6 +48,12 @@ def models(tmp_path_factory):
         repo, "autocomplete", "multiclass", "xgboost_json",
         config=fm.fil_config("autocomplete", "xgboost_json", is_classifier=True, predict_proba=True,
                              threshold=0.5, io=False))
+    # Another file name: default_model_filename (Triton's field).
+    ref = fm.write_lightgbm(repo, "custom_file", "multiclass", is_classifier=True,
+                            predict_proba=False, threshold=0.5,
+                            extra='default_model_filename: "trees.txt"\n')
+    ref.path.rename(ref.path.with_name("trees.txt"))
+    refs["custom_file"] = ref
     return repo, refs
 
 
@@ -188,6 +194,12 @@ def test_a_config_without_tensors_is_filled_in_from_the_model(server, models):
     got = fm.infer(server, "grpc", "autocomplete", x)
     fm.assert_matches(models[1]["autocomplete"], got, x, "autocomplete", is_classifier=True,
                       predict_proba=True, proba_columns=3)
+
+
+def test_default_model_filename_names_the_file(server, models):
+    x = fm.rows()
+    got = fm.infer(server, "grpc", "custom_file", x)
+    fm.assert_matches(models[1]["custom_file"], got, x, "custom_file", is_classifier=True)
 
 
 def test_json_requests_answer_the_same(server, models):
