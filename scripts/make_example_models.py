@@ -23,12 +23,21 @@ rerun produces byte-identical files.
         # config.pbtxt (platform "pytorch_libtorch"). torch.jit.save stamps every
         # archive with a fresh serialization id, so the file is rewritten only
         # when its code or weights changed: a rerun leaves git clean.
+  python scripts/make_example_models.py --fil [--out DIR]
+        # DIR/credit_risk_xgboost (default examples/models): a binary XGBoost
+        # classifier (xgboost_ubj, predict_proba: [P(good), P(default)]) on
+        # synthetic credit-risk data with missing values, and
+        # DIR/house_price_lightgbm: a LightGBM regressor (model.txt), each
+        # with its Triton FIL config.pbtxt (backend "fil"). Fixed seeds, one
+        # thread: a rerun writes the same bytes.
 
 Needs the `onnx` and `numpy` packages only (no ONNX Runtime); --sklearn needs
 scikit-learn and joblib (the versions pinned in scripts/requirements-test.txt,
 which load the pickle the example commits); --torch needs PyTorch (torch
 2.15.0, the version whose libtorch the server runs; scripts/install-deps.sh
---test installs it).
+--test installs it); --fil needs xgboost 3.2.0 and lightgbm 4.7.0 (the
+versions whose libraries the server runs; install-deps.sh --test installs
+them).
 """
 
 import argparse
@@ -417,6 +426,111 @@ def write_image_cnn_torch(out):
     (out / "image_cnn_torch" / "config.pbtxt").write_text(IMAGE_CNN_TORCH_CONFIG)
 
 
+CREDIT_FEATURES = ["income_k", "debt_to_income", "age", "credit_history_months",
+                   "late_payments_2y", "loan_amount_k", "employment_years", "open_accounts"]
+HOUSE_FEATURES = ["area_m2", "bedrooms", "age_years", "distance_to_center_km", "lot_m2",
+                  "quality_1_10"]
+
+
+def _fil_config(name, model_type, features, output_dims, params, comment):
+    rows = "\n".join(f"#   {i}: {f}" for i, f in enumerate(features))
+    params_text = ",\n".join(f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
+                             for k, v in params)
+    return f"""# {comment}
+# input__0 columns (FP32; NaN = missing):
+{rows}
+name: "{name}"
+backend: "fil"
+max_batch_size: 4096
+input [
+  {{ name: "input__0" data_type: TYPE_FP32 dims: [ {len(features)} ] }}
+]
+output [
+  {{ name: "output__0" data_type: TYPE_FP32 dims: [ {output_dims} ] }}
+]
+instance_group [
+  {{ count: 1 kind: KIND_CPU }}
+]
+parameters [
+  {{ key: "model_type" value: {{ string_value: "{model_type}" }} }},
+{params_text}
+]
+dynamic_batching {{ max_queue_delay_microseconds: 100 }}
+"""
+
+
+def credit_data(rng, n):
+    """Synthetic applicants: FP32 [n, 8] (some entries missing) and a 0/1
+    default label drawn from a logistic model of the features."""
+    income = rng.lognormal(3.9, 0.45, n)                     # thousands a year
+    dti = np.clip(rng.beta(2.0, 5.0, n) * 1.2, 0, 1.5)       # debt / income
+    age = rng.integers(19, 80, n).astype(np.float64)
+    history = np.clip(rng.normal((age - 18) * 7, 30), 0, None)
+    late = rng.poisson(0.4 + 2.0 * dti, n).astype(np.float64)
+    loan = rng.lognormal(2.8, 0.7, n)
+    employed = np.clip(rng.normal((age - 20) / 3, 4), 0, None)
+    accounts = rng.poisson(4, n).astype(np.float64)
+    logit = (-2.2 + 3.0 * dti + 0.55 * late - 0.012 * history - 0.008 * income
+             + 0.012 * loan - 0.04 * employed + 0.05 * np.abs(accounts - 5))
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int32)
+    x = np.stack([income, dti, age, history, late, loan, employed, accounts], 1).astype(np.float32)
+    x[rng.random(x.shape) < 0.03] = np.nan  # applicants who left a field blank
+    return x, y
+
+
+def house_data(rng, n):
+    """Synthetic houses: FP32 [n, 6] and a price in thousands."""
+    area = rng.normal(110, 35, n).clip(25, None)
+    bedrooms = np.clip(np.round(area / 35 + rng.normal(0, 0.7, n)), 1, 7)
+    age = rng.integers(0, 120, n).astype(np.float64)
+    distance = rng.gamma(2.0, 4.0, n)
+    lot = np.where(rng.random(n) < 0.4, 0, rng.lognormal(5.5, 0.6, n))
+    quality = rng.integers(1, 11, n).astype(np.float64)
+    price = (2.6 * area + 12 * bedrooms - 0.5 * age - 9 * np.sqrt(distance) * 4
+             + 0.05 * lot + 18 * quality + rng.normal(0, 25, n))
+    x = np.stack([area, bedrooms, age, distance, lot, quality], 1).astype(np.float32)
+    x[:, 4][rng.random(n) < 0.05] = np.nan
+    return x, price.clip(30, None)
+
+
+def write_fil_examples(out):
+    """out/credit_risk_xgboost/{config.pbtxt,1/xgboost.ubj} and
+    out/house_price_lightgbm/{config.pbtxt,1/model.txt}."""
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    rng = np.random.default_rng(SEED)
+    x, y = credit_data(rng, 6000)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4, "eta": 0.15,
+                         "nthread": 1, "seed": 0, "tree_method": "hist",
+                         "eval_metric": "logloss"}, xgb.DMatrix(x, y, missing=np.nan), 60)
+    path = out / "credit_risk_xgboost" / "1" / "xgboost.ubj"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(booster.save_raw("ubj")))
+    (out / "credit_risk_xgboost" / "config.pbtxt").write_text(_fil_config(
+        "credit_risk_xgboost", "xgboost_ubj", CREDIT_FEATURES, 2,
+        [("is_classifier", "true"), ("predict_proba", "true"), ("threshold", "0.5")],
+        "XGBoost binary classifier (scripts/make_example_models.py --fil): output__0 is\n"
+        "# [P(repaid), P(default)] per applicant, as XGBClassifier.predict_proba."))
+    p = booster.predict(xgb.DMatrix(x, missing=np.nan))
+    print(f"{path}: {path.stat().st_size} bytes, 60 trees, training accuracy "
+          f"{np.mean((p > 0.5) == y):.3f}")
+
+    x, y = house_data(rng, 5000)
+    params = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.15,
+              "num_threads": 1, "deterministic": True, "seed": 0, "verbose": -1}
+    model = lgb.train(params, lgb.Dataset(x, y, params={"verbose": -1}), 60)
+    path = out / "house_price_lightgbm" / "1" / "model.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model.model_to_string())
+    (out / "house_price_lightgbm" / "config.pbtxt").write_text(_fil_config(
+        "house_price_lightgbm", "lightgbm", HOUSE_FEATURES, 1, [("is_classifier", "false")],
+        "LightGBM regressor (scripts/make_example_models.py --fil): output__0 is the\n"
+        "# price in thousands, as lightgbm.Booster.predict."))
+    rmse = float(np.sqrt(np.mean((model.predict(x) - y) ** 2)))
+    print(f"{path}: {path.stat().st_size} bytes, 60 trees, training RMSE {rmse:.1f}")
+
+
 def write_examples(out):
     rng = np.random.default_rng(SEED)
     for name, (model, config) in [
@@ -445,6 +559,9 @@ def main(argv):
                         help="write DIR/sklearn_iris/1/model.joblib (scikit-learn, joblib)")
     parser.add_argument("--torch", action="store_true",
                         help="write the TorchScript example image_cnn_torch (into --out or examples/models)")
+    parser.add_argument("--fil", action="store_true",
+                        help="write the tree-model examples credit_risk_xgboost and "
+                             "house_price_lightgbm (into --out or examples/models)")
     parser.add_argument("--width", type=int, default=4, help="offset models' tensor width")
     parser.add_argument("--mlp", nargs=4, metavar=("DIR", "NAME", "HIDDEN", "EXTRA_LAYERS"),
                         help="write a wider/deeper mlp_classifier as DIR/NAME (same inputs and outputs)")
@@ -455,6 +572,9 @@ def main(argv):
         return 0
     if args.torch:
         write_image_cnn_torch(args.out or REPO_ROOT / "examples" / "models")
+        return 0
+    if args.fil:
+        write_fil_examples(args.out or REPO_ROOT / "examples" / "models")
         return 0
     if args.mlp:
         out, name, hidden, extra = args.mlp

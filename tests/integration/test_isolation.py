@@ -419,10 +419,11 @@ def test_outputs_identical_in_process_and_in_workers(mailbox):
     try:
         a = httpclient.InferenceServerClient(in_process.url)
         b = httpclient.InferenceServerClient(workers.url)
-        # The ONNX and TorchScript examples; the Python ones run in workers in
-        # both servers.
+        # The ONNX, TorchScript and tree-model examples; the Python ones run
+        # in workers in both servers.
         index = {m["name"] for m in a.get_model_repository_index()}
-        models = ["add_sub", "image_cnn", "image_cnn_torch", "mlp_classifier", "string_int"]
+        models = ["add_sub", "credit_risk_xgboost", "house_price_lightgbm", "image_cnn",
+                  "image_cnn_torch", "mlp_classifier", "string_int"]
         assert index == set(models) | PYTHON_EXAMPLES, index
         assert len(children(workers.proc.pid)) >= len(index)
         assert len(children(in_process.proc.pid)) == len(PYTHON_EXAMPLES)
