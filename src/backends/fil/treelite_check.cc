@@ -1,5 +1,6 @@
 #include "backends/fil/treelite_check.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -94,11 +95,7 @@ Status SkipOptionalFields(Reader& r, const char* slot) {
     const size_t items_at = r.offset();
     MM_RETURN_IF_ERROR(r.Scalar("optional field item size", &itemsize));
     MM_RETURN_IF_ERROR(r.Scalar("optional field item count", &items));
-    if (itemsize == 0) continue;
-    if (itemsize > r.remaining()) {
-      return r.Bad("optional field item size", items_at,
-                   "is " + std::to_string(itemsize) + ": more than the bytes that remain");
-    }
+    if (itemsize == 0) continue;  // Treelite skips 0 bytes
     MM_RETURN_IF_ERROR(
         r.Skip("optional field", items, static_cast<size_t>(itemsize), items_at + 8));
   }
@@ -107,10 +104,10 @@ Status SkipOptionalFields(Reader& r, const char* slot) {
 
 // One array whose count must be `expected` (or, with `or_zero`, 0).
 Status ArrayOf(Reader& r, const char* name, size_t itemsize, uint64_t expected,
-               bool or_zero = false) {
+               bool or_zero = false, std::string_view* contents = nullptr) {
   const size_t at = r.offset();
   uint64_t count = 0;
-  MM_RETURN_IF_ERROR(r.Array(name, itemsize, &count));
+  MM_RETURN_IF_ERROR(r.Array(name, itemsize, &count, contents));
   if (count != expected && !(or_zero && count == 0)) {
     return r.Bad(name, at,
                  "has " + std::to_string(count) + " elements: expected " +
@@ -207,8 +204,42 @@ Status CheckTreeliteCheckpoint(std::string_view data) {
     return r.Bad("num_target", num_target_at,
                  "is " + std::to_string(num_target) + ": expected >= 1");
   }
-  MM_RETURN_IF_ERROR(ArrayOf(r, "num_class", 4, static_cast<uint64_t>(num_target)));
-  MM_RETURN_IF_ERROR(ArrayOf(r, "leaf_vector_shape", 4, 2));
+  std::string_view classes, shape;
+  const size_t classes_at = r.offset(), shape_at = classes_at + 8 + 4 * uint64_t(num_target);
+  MM_RETURN_IF_ERROR(
+      ArrayOf(r, "num_class", 4, static_cast<uint64_t>(num_target), false, &classes));
+  MM_RETURN_IF_ERROR(ArrayOf(r, "leaf_vector_shape", 4, 2, false, &shape));
+  // These values size what GTIL allocates per row. Each leaf vector is in the
+  // file, so its shape is bounded by the file's size; each target and class
+  // has a tree, or a place in the leaf vectors.
+  int32_t vector_shape[2];
+  std::memcpy(vector_shape, shape.data(), sizeof(vector_shape));
+  const int64_t most_values = static_cast<int64_t>(data.size() / 4);
+  for (int32_t dim : vector_shape) {
+    if (dim < 1 || dim > most_values) {
+      return r.Bad("leaf_vector_shape", shape_at,
+                   "has a dimension of " + std::to_string(dim) + ": expected 1 to " +
+                       std::to_string(most_values) + " (the values the file could hold)");
+    }
+  }
+  const int64_t most_targets = std::max<int64_t>(
+      vector_shape[0], static_cast<int64_t>(std::min<uint64_t>(num_tree, INT32_MAX)));
+  const int64_t most_classes = std::max<int64_t>(
+      vector_shape[1], static_cast<int64_t>(std::min<uint64_t>(num_tree, INT32_MAX)));
+  if (num_target > most_targets) {
+    return r.Bad("num_target", num_target_at,
+                 "is " + std::to_string(num_target) + ": expected at most " +
+                     std::to_string(most_targets) + " (a tree or a leaf-vector row per target)");
+  }
+  for (int32_t i = 0; i < num_target; ++i) {
+    int32_t k = 0;
+    std::memcpy(&k, classes.data() + 4 * i, 4);
+    if (k < 1 || k > most_classes) {
+      return r.Bad("num_class", classes_at,
+                   "[" + std::to_string(i) + "] is " + std::to_string(k) + ": expected 1 to " +
+                       std::to_string(most_classes) + " (a tree or a leaf-vector entry per class)");
+    }
+  }
   // Treelite sizes these by their own counts; num_tree must agree.
   if (num_tree > r.remaining() / 4) {
     return r.Bad("num_tree", num_tree_at,
@@ -284,6 +315,15 @@ Status CheckXGBoostLegacyBinary(std::string_view data) {
                  "claims " + std::to_string(num_trees) + " trees, but the " +
                      std::to_string(r.remaining()) + " bytes that remain hold at most " +
                      std::to_string(r.remaining() / kMinTreeBytes));
+  }
+  // Treelite sizes its per-class and per-target vectors by these values
+  // (num_target x num_class base scores); a real model has a tree for each.
+  const int64_t most = std::max<int64_t>(num_trees, 1);
+  if (num_class > most || static_cast<int64_t>(num_target) > most) {
+    r.set_where("learner parameters");
+    return r.Invalid("num_class " + std::to_string(num_class) + " and num_target " +
+                     std::to_string(num_target) + ": expected at most " + std::to_string(most) +
+                     " each (a tree per class or target)");
   }
   for (int32_t t = 0; t < num_trees; ++t) {
     r.set_where("tree " + std::to_string(t));

@@ -21,15 +21,18 @@ namespace mm::fil {
 // 4.x version, float32/float32 or float64/float64 types, every array and
 // string within the bytes that remain, num_tree no more than those bytes
 // could hold, num_class with num_target entries, leaf_vector_shape with 2,
-// target_id and class_id with num_tree, each tree's per-node arrays with
-// num_nodes (>= 1) entries and its statistics with 0 or num_nodes, optional
-// fields within the bytes, and no bytes after the last tree. Anything else
-// is INVALID_ARGUMENT naming the tree, the field and the byte offset.
+// target_id and class_id with num_tree; the values that size GTIL's per-row
+// buffers bounded (leaf_vector_shape by the values the file could hold,
+// num_target and each num_class by the trees or the leaf vectors' shape); each tree's per-node
+// arrays with num_nodes (>= 1) entries and its statistics with 0 or num_nodes, optional fields
+// within the bytes, and no bytes after the last tree. Anything else is INVALID_ARGUMENT naming the
+// tree, the field and the byte offset.
 Status CheckTreeliteCheckpoint(std::string_view data);
 
 // XGBoost's legacy binary model format as Treelite's loader reads it: the
 // learner's parameters, the objective's and booster's names (the booster
-// "gbtree" or "dart"), the trees (each 1 to 2^31-1 nodes, their nodes and
+// "gbtree" or "dart"), num_class and num_target no more than the trees
+// (Treelite sizes vectors by them), the trees (each 1 to 2^31-1 nodes, their nodes and
 // statistics, a legacy leaf vector) and the per-tree info, all within the
 // bytes. What follows (XGBoost's attributes) Treelite ignores, and so do we.
 Status CheckXGBoostLegacyBinary(std::string_view data);

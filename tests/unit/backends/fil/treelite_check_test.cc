@@ -216,6 +216,17 @@ TEST(TreeliteCheck, FlippedCountsAreRefused) {
   Patch<int32_t>(v3, 0, 3);
   EXPECT_NE(CheckTreeliteCheckpoint(v3).message().find("expected a Treelite 4.x checkpoint"),
             std::string::npos);
+  // Values that size GTIL's per-row buffers.
+  std::string classes = c.bytes;
+  Patch<int32_t>(classes, c.at["num_class"] + 8, INT32_MAX);
+  EXPECT_NE(CheckTreeliteCheckpoint(classes).message().find(
+                "'num_class' at byte 32 [0] is 2147483647: expected 1 to 4"),
+            std::string::npos)
+      << CheckTreeliteCheckpoint(classes).message();
+  std::string shape = c.bytes;
+  Patch<int32_t>(shape, c.at["leaf_vector_shape"] + 12, INT32_MAX);
+  EXPECT_NE(CheckTreeliteCheckpoint(shape).message().find("'leaf_vector_shape'"),
+            std::string::npos);
   // A real file: its tree count and its first array's count.
   const std::string real = ReadAll(kData / "sk_rf_binary.tl");
   for (size_t at : {size_t{14}, size_t{32}}) {
@@ -249,7 +260,10 @@ TEST(XGBoostLegacyCheck, HugeCountsAreRefused) {
            {140, kHuge, 8, "'objective name' claims 1099511627776 bytes at byte 140"},
            {num_trees_at, INT32_MAX, 4, "gbtree parameters, 'num_trees'"},
            {num_nodes_at, INT32_MAX, 4, "tree 0, 'nodes' claims 2147483647 elements of 36 bytes"},
-           {num_nodes_at, 0, 4, "tree 0, 'num_nodes'"}}) {
+           {num_nodes_at, 0, 4, "tree 0, 'num_nodes'"},
+           // Values, not lengths: Treelite allocates num_target x num_class.
+           {4 + 8, INT32_MAX, 4, "num_class 2147483647 and num_target 1: expected at most 4"},
+           {4 + 28, INT32_MAX, 4, "num_class 0 and num_target 2147483647: expected at most 4"}}) {
     std::string bytes = good;
     if (c.width == 8) {
       Patch<uint64_t>(bytes, c.at, c.value);
