@@ -25,7 +25,7 @@ else()
 endif()
 
 mmserve_library(mm_fil_engine
-  SOURCES tree_model.cc tree_libraries.cc tree_check.cc xgboost_check.cc fil_output.cc xgboost_model.cc lightgbm_model.cc
+  SOURCES tree_model.cc tree_libraries.cc tree_check.cc treelite_check.cc lightgbm_check.cc xgboost_check.cc fil_output.cc xgboost_model.cc lightgbm_model.cc
     treelite_model.cc
   DEPS mm_core spdlog::spdlog simdjson::simdjson ${CMAKE_DL_LIBS})
 target_compile_definitions(mm_fil_engine PRIVATE

@@ -10,6 +10,7 @@
 #include "backends/fil/engines.h"
 #include "backends/fil/fil_output.h"
 #include "backends/fil/tree_check.h"
+#include "backends/fil/treelite_check.h"
 
 namespace mm::fil {
 namespace {
@@ -262,9 +263,13 @@ Status CheckTrees(const TreeliteLibrary& library, void* model, size_t num_trees,
 StatusOr<std::unique_ptr<TreeModel>> LoadTreeliteModel(const TreeliteLibrary& library,
                                                        ModelType type, const std::string& bytes,
                                                        const std::string& file) {
+  const bool legacy = type == ModelType::kXGBoost;
+  // Treelite allocates whatever length the file claims: every one is checked
+  // against the file's size first (treelite_check.h).
+  MM_RETURN_IF_ERROR((legacy ? CheckXGBoostLegacyBinary(bytes) : CheckTreeliteCheckpoint(bytes))
+                         .WithContext(file));
   PrepareThisThread(library);
   void* handle = nullptr;
-  const bool legacy = type == ModelType::kXGBoost;
   int rc = legacy ? library.load_xgboost_legacy_binary(bytes.data(), bytes.size(), "{}", &handle)
                   : library.deserialize_from_bytes(bytes.data(), bytes.size(), &handle);
   if (rc != 0) {
