@@ -36,6 +36,7 @@
 #   BENCH_SECONDS=5     seconds per measured point (part 1)
 #   BENCH_ROUNDS=3      rounds (part 1)
 #   BENCH_PIN=0         1: servers and raw on CPU 0, wrk on the others
+#   BENCH_RAW_NICE=5    raw's niceness: that of mmserve's execution threads
 #   BENCH_TRITON=1      0: no Triton row
 #   BENCH_MANY=1        0: part 1 only (fil_many.py's own env for part 2)
 #   BENCH_PYTHON        a Python with xgboost (default .venv/bin/python;
@@ -54,6 +55,11 @@ GIT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quie
 START=$(date +%s)
 bench_init "${1:-build/release}" mmserve bench_fil_raw bench_fil_zipf
 RAW=$BUILD_DIR/bench/bench_fil_raw
+# raw runs at the niceness of the server's execution threads (mmserve's
+# --execution-nice, 5 by default): on a machine shared with other work, a
+# nice-5 thread gets a third of a nice-0 one's share, and raw at nice 0 would
+# be measured on a CPU the server's executions are not given.
+RAW_NICE=${BENCH_RAW_NICE:-5}
 PYTHON=${BENCH_PYTHON:-$ROOT/.venv/bin/python}
 "$PYTHON" -c 'import xgboost' 2>/dev/null ||
   die "$PYTHON cannot import xgboost (scripts/install-deps.sh --test; or set BENCH_PYTHON)"
@@ -193,7 +199,7 @@ http_point() {
 # raw_point ROUND B SECONDS: bench_fil_raw, one thread.
 raw_point() {
   local round=$1 b=$2 seconds=$3 line kv
-  line=$("${ON_SERVER_CPUS[@]}" "$RAW" --library "$FIL_XGBOOST_LIBRARY" --rows "$M/rows.f32" \
+  line=$("${ON_SERVER_CPUS[@]}" nice -n "$RAW_NICE" "$RAW" --library "$FIL_XGBOOST_LIBRARY" --rows "$M/rows.f32" \
     --batch "$b" --seconds "$seconds" --warmup-seconds 1 --expected "$M/expected_b$b.f32" \
     "$M/mmserve/xgb_engine/1/xgboost.ubj" 2>"$WORK/raw.err") ||
     die "bench_fil_raw failed: $(cat "$WORK/raw.err")"
