@@ -296,6 +296,13 @@ def main():
     loads = int(round(delta("mmserve_model_on_demand_loads_total")))
     all_loads = int(round(delta("mmserve_model_loads_total")))
     evictions = int(round(delta("mmserve_model_evictions_total")))
+    # The load itself, without the wait for the loader: each model's last load
+    # (mmserve_model_load_duration_seconds) among those the trace loaded.
+    loaded = [m for (f, m), v in pm1.items()
+              if f == "mmserve_model_on_demand_loads_total" and v > pm0.get((f, m), 0.0)]
+    load_ms = np.array([pm1.get(("mmserve_model_load_duration_seconds", m), np.nan) * 1e3
+                        for m in loaded])
+    load_ms = load_ms[~np.isnan(load_ms)]
     hit = rec["probe"] == 1
     hit_lat = rec["lat"][hit & (rec["ok"] == 1)]
     miss_lat = rec["lat"][~hit & (rec["ok"] == 1)]
@@ -357,6 +364,10 @@ def main():
         f"| miss latency p50 / p99 / p99.9 ms ({len(miss_lat)} probe misses) | "
         f"{pct(miss_lat, 50):.3f} / {miss_p99:.3f} / {pct(miss_lat, 99.9):.3f} | | |",
         f"| miss p99 | {miss_p99:.2f} ms | ≤ 20 ms | {met(miss_p99 <= 20)} |",
+        f"| the load alone, p50 / p99 / max ms (each model's last load in the trace, "
+        f"mmserve_model_load_duration_seconds; {len(load_ms)} models) | "
+        f"{np.percentile(load_ms, 50):.2f} / {np.percentile(load_ms, 99):.2f} / "
+        f"{load_ms.max():.2f} | | |" if len(load_ms) else "| the load alone | – | | |",
         f"| all requests p50 / p99 / p99.9 ms | {pct(rec['lat'], 50):.3f} / "
         f"{pct(rec['lat'], 99):.3f} / {pct(rec['lat'], 99.9):.3f} | | |",
         f"| server peak RSS (VmHWM, its whole life) vs budget | {fmt_bytes(peak_rss)} vs "
