@@ -253,7 +253,7 @@ python3 bench/fil_report.py "$RESULTS" \
   --machine "$CORES cores, $CPU_MODEL, load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after" \
   --git "$GIT_REV" --build "$BUILD_DIR ($BUILD_TYPE)" --model "$MODEL_LINE" \
   --seconds "$POINT_SECONDS" --rounds "$ROUNDS" --elapsed "$ELAPSED" \
-  --triton "${TRITON_VERSION:-}" --checks "$WORK/checks.txt" \
+  --triton "${TRITON_VERSION:-}" --checks "$WORK/checks.txt" --raw-nice "$RAW_NICE" \
   --pinned "$([[ ${#ON_SERVER_CPUS[@]} -gt 0 ]] && echo 1 || echo 0)" >"$REPORT"
 echo
 cat "$REPORT"

@@ -14,7 +14,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     for flag in ("machine", "git", "build", "model", "seconds", "rounds", "elapsed", "triton",
-                 "checks", "pinned"):
+                 "checks", "pinned", "raw_nice"):
         ap.add_argument(f"--{flag}", default="")
     a = ap.parse_args()
     values = defaultdict(list)
@@ -42,7 +42,8 @@ def main():
         f"XGBoost {text.get(('raw', 'xgboost'), '?')}. Model: XGBoost binary classifier, {model}; served with backend \"fil\", model_type "
         f"xgboost_ubj, predict_proba (output FP32 [2]). {a.seconds} s per point, {a.rounds} "
         f"rounds interleaved, medians; run {a.elapsed} s. mmserve with --execution-slots 1 "
-        f"--http-threads 1; Triton with one instance. HTTP with Triton's binary tensor extension "
+        f"--http-threads 1; raw at nice {a.raw_nice or '?'} (the server's execution threads' "
+        f"niceness); Triton with one instance. HTTP with Triton's binary tensor extension "
         f"both ways (wrk, 1 thread; -c4 at 1,000 rows, -c1 at 1 row).",
         "",
         "Answers checked first against xgboost's Python predict_proba: " + "; ".join(checks) + ".",
