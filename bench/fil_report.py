@@ -15,7 +15,7 @@ def main():
     ap.add_argument("results")
     for flag in ("machine", "git", "build", "model", "seconds", "rounds", "elapsed", "triton",
                  "checks", "pinned", "raw_nice"):
-        ap.add_argument(f"--{flag}", default="")
+        ap.add_argument(f"--{flag.replace('_', '-')}", default="")
     a = ap.parse_args()
     values = defaultdict(list)
     text = {}
