@@ -51,6 +51,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -164,6 +165,8 @@ def models_onnx_smoke(work, count):
 
 
 def main():
+    # SIGTERM (e.g. timeout) unwinds like an exception, so that the servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     build = ROOT / (sys.argv[1] if len(sys.argv) > 1 else "build/release")
     client_bin = build / "bench" / "bench_fil_zipf"
     for binary in (build / "mmserve", client_bin):
