@@ -13,6 +13,10 @@
 #   6. With --test (make test): PyTorch for Python too, to make the test
 #      models and check outputs against torch. 5 GB (torch's CUDA set), so
 #      cached under ~/.cache/mmserve and added to .venv by a .pth file.
+#   7. The tree-model libraries of the FIL backend (XGBoost, LightGBM,
+#      Treelite) out of their PyPI wheels, cached under ~/.cache/mmserve
+#      (docs/fil.md says why). With --test, the same versions for Python in
+#      .venv, and XGBoost 3.0.5 apart, to write legacy-binary test models.
 # A second run finds everything in place and returns in about a second.
 set -euo pipefail
 
@@ -248,5 +252,61 @@ if [ "${MMSERVE_LIBTORCH_CUDA:-0}" = 1 ] && [ ! -e "$TORCH_DIR/torch/lib/libtorc
   for f in "$TORCH_PY"/nvidia/cu13/lib/*; do
     [ -e "$TORCH_DIR/nvidia/cu13/lib/$(basename "$f")" ] || ln -s "$f" "$TORCH_DIR/nvidia/cu13/lib/"
   done
+fi
+# ------------------------------------------------------- 7. FIL tree libraries
+# The FIL backend opens each framework's own library with dlopen at the first
+# model that needs it (docs/fil.md): libxgboost, lib_lightgbm and libtreelite
+# out of PyPI's wheels, laid out as in site-packages so that each library's
+# RPATH ($ORIGIN/../../<name>.libs) finds the libgomp its wheel carries
+# (lib_lightgbm takes the system's libgomp.so.1, from gcc). Writes
+# build/fil.env (FIL_XGBOOST_LIBRARY, FIL_LIGHTGBM_LIBRARY,
+# FIL_TREELITE_LIBRARY) for CMake: the backend's default paths.
+FIL_XGBOOST_VERSION=3.2.0
+FIL_LIGHTGBM_VERSION=4.7.0
+FIL_TREELITE_VERSION=4.8.1
+FIL_DIR=$CACHE/fil-libs-xgboost$FIL_XGBOOST_VERSION-lightgbm$FIL_LIGHTGBM_VERSION-treelite$FIL_TREELITE_VERSION
+FIL_ENV=$ROOT/build/fil.env
+if [ ! -f "$FIL_DIR/.complete" ]; then
+  log "fetching the tree libraries from PyPI's xgboost-cpu, lightgbm and treelite wheels (10 MB, once)"
+  tmp=$(mktemp -d)
+  rm -rf "$FIL_DIR.partial"
+  mkdir -p "$FIL_DIR.partial"
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$tmp" \
+    "xgboost-cpu==$FIL_XGBOOST_VERSION" "lightgbm==$FIL_LIGHTGBM_VERSION" "treelite==$FIL_TREELITE_VERSION"
+  for w in "$tmp"/*.whl; do
+    unzip -q -o "$w" 'xgboost/lib/*' 'xgboost_cpu.libs/*' 'lightgbm/lib/*' 'treelite/lib/*' \
+      'treelite.libs/*' -d "$FIL_DIR.partial" 2>/dev/null || [ $? = 11 ]  # 11: some patterns not in this wheel
+  done
+  for f in xgboost/lib/libxgboost.so lightgbm/lib/lib_lightgbm.so treelite/lib/libtreelite.so; do
+    [ -f "$FIL_DIR.partial/$f" ] || { log "no $f in the wheels"; exit 1; }
+  done
+  touch "$FIL_DIR.partial/.complete"
+  rm -rf "$tmp" "$FIL_DIR"
+  mv "$FIL_DIR.partial" "$FIL_DIR"
+fi
+printf 'FIL_XGBOOST_LIBRARY=%s\nFIL_LIGHTGBM_LIBRARY=%s\nFIL_TREELITE_LIBRARY=%s\n' \
+  "$FIL_DIR/xgboost/lib/libxgboost.so" "$FIL_DIR/lightgbm/lib/lib_lightgbm.so" \
+  "$FIL_DIR/treelite/lib/libtreelite.so" > "$FIL_ENV"
+
+# The tests make tree models with the frameworks themselves and compare the
+# server's answers with their predict. XGBoost >= 3.1 can neither write nor
+# read the legacy binary format (model_type "xgboost"), so 3.0.5 sits apart in
+# the cache (pip --target; tests put it on PYTHONPATH in a subprocess).
+if [ "$WITH_TEST" = 1 ]; then
+  fil_py_stamp="$VENV/.fil-py-$FIL_XGBOOST_VERSION-$FIL_LIGHTGBM_VERSION-$FIL_TREELITE_VERSION"
+  if [ ! -f "$fil_py_stamp" ]; then
+    log "installing xgboost-cpu, lightgbm and treelite for Python into $VENV"
+    "$VENV/bin/pip" install -q "xgboost-cpu==$FIL_XGBOOST_VERSION" \
+      "lightgbm==$FIL_LIGHTGBM_VERSION" "treelite==$FIL_TREELITE_VERSION"
+    touch "$fil_py_stamp"
+  fi
+  XGB_LEGACY_PY=$CACHE/xgboost-3.0.5-py
+  if [ ! -f "$XGB_LEGACY_PY/.complete" ]; then
+    log "installing xgboost-cpu 3.0.5 into $XGB_LEGACY_PY (legacy-binary test models)"
+    rm -rf "$XGB_LEGACY_PY.partial" "$XGB_LEGACY_PY"
+    "$VENV/bin/pip" install -q --no-compile --no-deps --target "$XGB_LEGACY_PY.partial" "xgboost-cpu==3.0.5"
+    touch "$XGB_LEGACY_PY.partial/.complete"
+    mv "$XGB_LEGACY_PY.partial" "$XGB_LEGACY_PY"
+  fi
 fi
 log "ok"

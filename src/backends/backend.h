@@ -110,6 +110,12 @@ struct LoadedModel {
   // resident memory), measured after the load; 0 for an in-process model,
   // whose footprint the lifecycle measures itself.
   uint64_t external_bytes = 0;
+  // The model's exact size in this process when its framework's library
+  // reports it (a tree ensemble's: the library's own size of its trees,
+  // counted once however many instances share it); the lifecycle then
+  // charges this instead of the heap growth it measures across the load.
+  // 0: unknown, the lifecycle measures.
+  uint64_t model_bytes = 0;
   // Whether an execution's cost is bounded by its request's size, so the
   // scheduler may run a small request on the caller's (a transport's I/O)
   // thread: its inline fast path. Leave false for anything whose run can take

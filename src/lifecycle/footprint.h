@@ -2,7 +2,9 @@
 //
 // A footprint is, in order: the one its config declares
 // (mmserve.memory_footprint_bytes); for a model in worker processes, their
-// resident memory after the load (the backend reports it); else the growth
+// resident memory after the load (the backend reports it); else the model's
+// exact size as its framework's library reports it (LoadedModel::model_bytes:
+// a tree model's); else the growth
 // of the process's memory across the load, when no other load overlapped it;
 // else the estimate the load reserved (its last footprint, or its size on
 // disk).

@@ -209,8 +209,9 @@ Status ModelLoader::Load(const ModelKey& key) {
         slot.files = files;
         slot.config = config_fp;
         table_.Publish();
-        spdlog::info("model '{}' version {} is READY ({} footprint; fair share of tenant '{}')",
+        spdlog::info("model '{}' version {} is READY ({} footprint, {}; fair share of tenant '{}')",
                      name, *v, FormatBytes(slot.servable->footprint_bytes),
+                     slot.servable->footprint_source,
                      slot.servable->scheduler->fair_share_tenant());
       } else {
         spdlog::error("model '{}' version {} failed to load: {}", name, *v,
@@ -334,10 +335,23 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   servable->config = std::move((*loaded)->config);
   servable->pinned = servable->config.mmserve().pinned();
   const uint64_t external = (*loaded)->external_bytes;
-  servable->footprint_bytes = declared ? declared
-                              : external
-                                  ? external
-                                  : (alone ? (after > before ? after - before : 0) : estimate);
+  const uint64_t exact = (*loaded)->model_bytes;
+  if (declared) {
+    servable->footprint_bytes = declared;
+    servable->footprint_source = "declared in its config";
+  } else if (external) {
+    servable->footprint_bytes = external;
+    servable->footprint_source = "its worker processes' resident memory";
+  } else if (exact) {
+    servable->footprint_bytes = exact;
+    servable->footprint_source = "the library's size of the model";
+  } else if (alone) {
+    servable->footprint_bytes = after > before ? after - before : 0;
+    servable->footprint_source = "measured across its load";
+  } else {
+    servable->footprint_bytes = estimate;
+    servable->footprint_source = "estimated: other loads overlapped it";
+  }
   {
     MutexLock lock(table_.mu());
     table_.models()[key].footprints[version] = servable->footprint_bytes;

@@ -50,7 +50,8 @@
 //
 // Memory: every loaded version has a footprint, declared in its config
 // (mmserve { memory_footprint_bytes }), or for a model in worker processes
-// their resident memory after the load, or measured as the process's heap and
+// their resident memory after the load, or its library's exact size of it
+// (LoadedModel::model_bytes), or measured as the process's heap and
 // resident growth across its load (when no other load overlapped; otherwise
 // its size on disk).
 //
@@ -124,6 +125,9 @@ struct ServableModel {
   inference::ModelConfig config;  // complete config
   std::shared_ptr<ModelScheduler> scheduler;
   uint64_t footprint_bytes = 0;
+  // Where footprint_bytes comes from, for the log ("the library's size of
+  // the model"): a static string.
+  std::string_view footprint_source;
   bool pinned = false;
   // When a request last used it (steady clock, ns), and how many requests
   // used it (counted without a locked instruction: a heuristic, a lost

@@ -28,9 +28,21 @@ Status ValidateInput(const inference::ModelConfig& config, const inference::Mode
   const auto want_type = static_cast<DataType>(spec.data_type());
   Shape want_shape = ExpectedShape(config, spec.dims());
   auto mismatch = [&] {
+    // Where only one fixed dim differs (a row of 29 features for a model of
+    // 30), name it: the shapes alone leave the reader to compare them.
+    std::string detail;
+    if (input.dtype == want_type && input.shape.size() == want_shape.size()) {
+      for (size_t i = 0; i < want_shape.size(); ++i) {
+        if (want_shape[i] >= 0 && input.shape[i] != want_shape[i]) {
+          detail = ": dim " + std::to_string(i) + " is " + std::to_string(input.shape[i]) +
+                   ", the model takes " + std::to_string(want_shape[i]);
+          break;
+        }
+      }
+    }
     return InvalidArgument("input '" + input.name + "': expected " +
                            Describe(want_type, want_shape) + ", got " +
-                           Describe(input.dtype, input.shape));
+                           Describe(input.dtype, input.shape) + detail);
   };
   if (input.dtype != want_type || !ShapeMatches(want_shape, input.shape)) return mismatch();
   if (config.max_batch_size() > 0) {

@@ -2,9 +2,11 @@
 // Treelite), behind one small interface: the FIL backend's engine seam.
 //
 // Which library serves which FIL model_type (docs/fil.md says why):
-//   xgboost, xgboost_json, xgboost_ubj  -> XGBoost's C API (libxgboost)
+//   xgboost_json, xgboost_ubj           -> XGBoost's C API (libxgboost)
 //   lightgbm                            -> LightGBM's C API (lib_lightgbm)
 //   treelite_checkpoint                 -> Treelite's GTIL (libtreelite)
+//   xgboost (legacy binary)             -> Treelite's GTIL (XGBoost >= 3.1
+//                                          cannot read it)
 // Each library is opened (dlopen) at the first model that needs it and never
 // closed; a server with no tree model never maps any of them.
 //
@@ -34,11 +36,23 @@ namespace mm::fil {
 // Triton FIL's model_type parameter.
 enum class ModelType { kXGBoost, kXGBoostJson, kXGBoostUbj, kLightGBM, kTreeliteCheckpoint };
 
-// Triton FIL's output parameters (output_class, predict_proba, threshold).
+// Triton FIL's output parameters (output_class, predict_proba, threshold),
+// and what each row's answer is (docs/fil.md, "Outputs"):
+//   predict_proba            per-class probabilities, as the framework's
+//                            predict_proba: C columns; a binary model with one
+//                            score gives (1-p, p), or p alone when
+//                            binary_proba_single_column (FIL's output dims [1]);
+//   output_class, no proba   the class: binary p > threshold (strict) -> 1.0,
+//                            else 0.0; multiclass the argmax (ties: the first);
+//   neither                  the framework's predict value(s): a regressor's
+//                            value, a binary model's p, a multiclass model's C
+//                            probabilities.
+// predict_proba on a regressor is refused (OutputColumns).
 struct OutputRule {
   bool output_class = false;
   bool predict_proba = false;
   float threshold = 0.5f;
+  bool binary_proba_single_column = false;
 };
 
 struct TreeModelInfo {
@@ -63,6 +77,10 @@ class TreeModel {
   // OutputColumns(rule). A library error is INTERNAL naming the library.
   virtual Status Predict(const float* rows, int64_t n_rows, const OutputRule& rule,
                          float* out) const = 0;
+  // The same for FP64 rows, handed to the library as FP64 (as the framework's
+  // Python predict does with a float64 array), not rounded to FP32 first.
+  virtual Status PredictFP64(const double* rows, int64_t n_rows, const OutputRule& rule,
+                             float* out) const = 0;
 };
 
 // Where the libraries are; an empty path means the one found at build time

@@ -102,6 +102,11 @@ class FakeBackend : public Backend {
     auto p = spec.config.parameters().find("fake_bytes");
     if (p != spec.config.parameters().end()) bytes = std::stoull(p->second.string_value());
     loaded->instances.push_back(MakeInstance(world_, spec.version, bytes));
+    // The size its "library" reports (LoadedModel::model_bytes), when set.
+    auto exact = spec.config.parameters().find("fake_model_bytes");
+    if (exact != spec.config.parameters().end()) {
+      loaded->model_bytes = std::stoull(exact->second.string_value());
+    }
     return loaded;
   }
 
@@ -717,6 +722,34 @@ TEST_F(ModelManagerTest, DeclaredFootprintOverridesTheMeasure) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ((*a)->footprint_bytes, 1000u);
   EXPECT_EQ(manager_->memory().loaded, 1000u);
+}
+
+TEST_F(ModelManagerTest, TheLibrarysModelSizeIsTheFootprintNotTheHeapGrowth) {
+  // "exact" grows the heap by 100 bytes but its library says 7000: 7000 is
+  // charged, and the budget (10000) then has no room for a second such model
+  // without evicting the first; "measured" reports nothing and is measured.
+  AddModel("exact", {1},
+           "parameters { key: \"fake_model_bytes\" value { string_value: \"7000\" } }\n");
+  AddModel("exact2", {1},
+           "parameters { key: \"fake_model_bytes\" value { string_value: \"7000\" } }\n");
+  AddModel("measured", {1}, "", 300);
+  Create(ModelControlMode::kExplicit, 10000);
+  ASSERT_TRUE(LoadSync("exact").ok());
+  auto a = manager_->Get("exact", "");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->footprint_bytes, 7000u);
+  EXPECT_EQ((*a)->footprint_source, "the library's size of the model");
+  EXPECT_EQ(manager_->memory().loaded, 7000u);
+  a = StatusOr<ModelHandle>(NotFound(""));  // not in use: evictable
+  ASSERT_TRUE(LoadSync("measured").ok());
+  auto m = manager_->Get("measured", "");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ((*m)->footprint_bytes, 300u);
+  EXPECT_EQ((*m)->footprint_source, "measured across its load");
+  m = StatusOr<ModelHandle>(NotFound(""));
+  ASSERT_TRUE(LoadSync("exact2").ok());
+  EXPECT_FALSE(manager_->Get("exact", "").ok());  // evicted
+  EXPECT_EQ(manager_->memory().loaded, 7300u);
 }
 
 TEST_F(ModelManagerTest, VersionPolicies) {

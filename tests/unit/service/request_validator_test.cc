@@ -57,6 +57,22 @@ TEST(RequestValidatorTest, NamesDtypeAndShapeOnMismatch) {
   EXPECT_EQ(s.message(), "input 'x': expected FP32 [?,4], got INT64 [2,3]");
 }
 
+TEST(RequestValidatorTest, NamesTheOneDimThatDiffers) {
+  // A row of 3 features for a model of 4 (a tree model's wrong feature count).
+  Request r;
+  r.Add("x", DataType::kFp32, {2, 3}, 24);
+  Status s = ValidateRequest(Config(0), r.req);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "input 'x': expected FP32 [?,4], got FP32 [2,3]: dim 1 is 3, the model "
+            "takes 4");
+  // Another rank: the shapes say it.
+  Request rank;
+  rank.Add("x", DataType::kFp32, {12}, 48);
+  EXPECT_EQ(ValidateRequest(Config(0), rank.req).message(),
+            "input 'x': expected FP32 [?,4], got FP32 [12]");
+}
+
 TEST(RequestValidatorTest, RejectsWrongByteSize) {
   Request r;
   r.Add("x", DataType::kFp32, {3, 4}, 47);
