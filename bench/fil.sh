@@ -261,7 +261,7 @@ if [[ ${BENCH_MANY:-1} == 1 ]]; then
   echo "== part 2: many models (bench/fil_many.py)"
   MANY_OUT=$WORK/many.md
   BENCH_PYTHON=$PYTHON BENCH_OUT=$MANY_OUT "$PYTHON" bench/fil_many.py "$BUILD_DIR" || MANY_RC=$?
-  [[ -f $MANY_OUT ]] && { echo; cat "$MANY_OUT" >>"$REPORT"; }
+  [[ -f $MANY_OUT ]] && { echo; cat "$MANY_OUT"; } >>"$REPORT"
 fi
 if [[ -n ${BENCH_OUT:-} ]]; then cp "$REPORT" "$BENCH_OUT"; fi
 exit "${MANY_RC:-0}"
