@@ -5,9 +5,10 @@
 #   wheel (PyTriton ships both): a virtual environment pytriton-venv, and a
 #   backend folder triton-backends/python holding the Python backend and the
 #   stub for this machine's Python 3.11 (PyTriton keeps one stub per Python
-#   version aside). It runs on a CPU-only machine: its CUDA runtime comes in the
-#   wheel's nvidia_pytriton.libs (LD_LIBRARY_PATH), and CUDA/DCGM/NVML errors
-#   at start are only logged.
+#   version aside), and xgboost for the FIL benchmark's Triton row. It runs on
+#   a CPU-only machine: its CUDA runtime comes in the wheel's
+#   nvidia_pytriton.libs (LD_LIBRARY_PATH), and CUDA/DCGM/NVML errors at start
+#   are only logged.
 # The stub's embedded Python ignores PYTHONPATH, and its sys.path starts with
 # '' (the working directory): run tritonserver from TRITON_SITE, the venv's
 # site-packages, and models import the venv's packages (numpy, scikit-learn).
@@ -37,6 +38,17 @@ if [ ! -f "$STAMP" ]; then
   # shellcheck disable=SC2086
   "$VENV/bin/pip" install -q "nvidia-pytriton==$PYTRITON_VERSION" $MODEL_PACKAGES "numpy<2"
   touch "$STAMP"
+fi
+# bench/fil.sh's Triton row: PyPI's nvidia-pytriton carries no FIL backend (its
+# tritonserver/backends/ holds only python), so Triton's Python backend runs the
+# same XGBoost model with xgboost itself, the version whose library mmserve's
+# FIL backend opens (scripts/install-deps.sh, section 7). Its own stamp: adding
+# it does not reinstall the rest.
+XGBOOST_PEER=xgboost-cpu==3.2.0
+if [ ! -f "$VENV/.installed-$XGBOOST_PEER" ]; then
+  log "installing $XGBOOST_PEER into $VENV"
+  "$VENV/bin/pip" install -q "$XGBOOST_PEER" "numpy<2"
+  touch "$VENV/.installed-$XGBOOST_PEER"
 fi
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 SERVER=$SITE/pytriton/tritonserver
