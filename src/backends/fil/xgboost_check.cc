@@ -255,7 +255,12 @@ class Checker {
       if (count > (data_.size() - pos_) / each) return Fail("a count runs past the end");
     }
     uint64_t elements = 0;
-    if (counted) {
+    if (counted && !object && FixedSize(type) > 0) {
+      // A typed array of numbers (most of a model's bytes): its size is
+      // known, and checked above to fit in what remains.
+      MM_RETURN_IF_ERROR(Skip(count * FixedSize(type)));
+      elements = count;
+    } else if (counted) {
       for (uint64_t i = 0; i < count; ++i) {
         MM_RETURN_IF_ERROR(Element(object, type, depth, role, tree));
       }
