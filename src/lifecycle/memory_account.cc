@@ -133,6 +133,14 @@ void MemoryAccount::Commit(const std::string& tenant, const ModelKey& model, uin
   ++held_[model];
 }
 
+void MemoryAccount::Settle(const std::string& tenant, const ModelKey& model, uint64_t reserved,
+                           uint64_t bytes) {
+  MutexLock lock(table_.mu());
+  UnreserveLocked(tenant, model, reserved);
+  loaded_bytes_ += bytes;
+  ++held_[model];
+}
+
 void MemoryAccount::Release(const ModelKey& model, uint64_t bytes) {
   MutexLock lock(table_.mu());
   loaded_bytes_ -= bytes;

@@ -48,6 +48,11 @@ class MemoryAccount {
   // The end of a reservation Reserve() made.
   void Unreserve(const std::string& tenant, const ModelKey& model, uint64_t bytes)
       MM_EXCLUDES(table_.mu());
+  // The end of a reservation of `reserved` bytes whose copy turned out to
+  // take `bytes` <= reserved: the copy holds `bytes` now, without a new plan
+  // (the use only shrinks).
+  void Settle(const std::string& tenant, const ModelKey& model, uint64_t reserved, uint64_t bytes)
+      MM_EXCLUDES(table_.mu());
   // The end of a reservation of a copy's footprint: the copy holds it now.
   void Commit(const std::string& tenant, const ModelKey& model, uint64_t bytes)
       MM_EXCLUDES(table_.mu());

@@ -28,7 +28,8 @@ struct ModelKeyLess {
   template <class A, class B>
   bool operator()(const A& a, const B& b) const {
     const ModelKeyView x = View(a), y = View(b);
-    return x.name != y.name ? x.name < y.name : x.repository < y.repository;
+    const int by_name = x.name.compare(y.name);  // one pass over the names
+    return by_name != 0 ? by_name < 0 : x.repository < y.repository;
   }
 };
 

@@ -330,8 +330,12 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
       loaded.ok() && ((*loaded)->external_bytes != 0 || (*loaded)->model_bytes != 0);
   const uint64_t after = skip_probe || reported ? 0 : probe();
   const bool alone = overlap_.End(ticket);
-  memory_.Unreserve(owner.tenant, key, estimate);
-  if (!status.ok()) return status;
+  // The estimate stays reserved until the copy commits (below), or is
+  // released on any failure before that.
+  if (!status.ok()) {
+    memory_.Unreserve(owner.tenant, key, estimate);
+    return status;
+  }
 
   auto servable = std::make_shared<ServableModel>();
   servable->name = source.name;
@@ -380,10 +384,20 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   servable->drift = std::move(drift);
   auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                           options_.scheduler, std::move(scheduler_config));
-  if (!scheduler.ok()) return scheduler.status();
+  if (!scheduler.ok()) {
+    memory_.Unreserve(owner.tenant, key, estimate);
+    return scheduler.status();
+  }
   servable->scheduler = std::move(*scheduler);
   target->store(servable.get());
-  // Account for what it really takes; over the budget, make room or give up.
+  // Account for what it really takes: within the estimate (a reload whose
+  // size is known), the reservation becomes the copy's without a new plan;
+  // over it, make room for the real size or give up.
+  if (servable->footprint_bytes <= estimate) {
+    memory_.Settle(owner.tenant, key, estimate, servable->footprint_bytes);
+    return servable;
+  }
+  memory_.Unreserve(owner.tenant, key, estimate);
   if (Status s = memory_.Reserve(key, label, servable->footprint_bytes, owner); !s.ok()) {
     servable.reset();
     ReleaseFreeMemory();

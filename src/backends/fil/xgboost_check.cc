@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <simdjson.h>
@@ -19,8 +19,30 @@ constexpr int kMaxDepth = 64;
 enum class Role { kNone, kTrees, kTree, kTreeParam };
 
 // One tree's arrays (element counts by key) and its stated node count.
+// A tree's ~20 keys, in a flat list: a map's string compares cost more than
+// the rest of the check.
+class ArrayCounts {
+ public:
+  const uint64_t* Find(std::string_view key) const {
+    for (const auto& [name, count] : items_) {
+      if (name == key) return &count;
+    }
+    return nullptr;
+  }
+  bool contains(std::string_view key) const { return Find(key) != nullptr; }
+  uint64_t& operator[](std::string_view key) {
+    for (auto& [name, count] : items_) {
+      if (name == key) return count;
+    }
+    return items_.emplace_back(std::string(key), 0).second;
+  }
+
+ private:
+  std::vector<std::pair<std::string, uint64_t>> items_;
+};
+
 struct TreeRecord {
-  std::map<std::string, uint64_t, std::less<>> arrays;
+  ArrayCounts arrays;
   int64_t num_nodes = -1;
   // The arrays XGBoost indexes by their values while loading.
   std::vector<int32_t> left, right, parents, split;
@@ -32,8 +54,8 @@ Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which, XGBoos
   for (const char* key :
        {"left_children", "right_children", "parents", "split_indices", "split_conditions",
         "default_left", "loss_changes", "sum_hessian", "base_weights"}) {
-    auto it = tree.arrays.find(key);
-    if (it == tree.arrays.end() || it->second != n) {
+    const uint64_t* count = tree.arrays.Find(key);
+    if (count == nullptr || *count != n) {
       return InvalidArgument(which + "'s " + key + " does not have num_nodes (" +
                              std::to_string(n) + ") entries");
     }
@@ -59,8 +81,8 @@ Status CheckXGBoostTree(const TreeRecord& tree, const std::string& which, XGBoos
   // does not read: such models are refused until it does.
   for (const char* key :
        {"categories", "categories_nodes", "categories_segments", "categories_sizes"}) {
-    auto it = tree.arrays.find(key);
-    if (it != tree.arrays.end() && it->second != 0) {
+    const uint64_t* count = tree.arrays.Find(key);
+    if (count != nullptr && *count != 0) {
       return InvalidArgument(which +
                              " has categorical splits: not served yet (expected numerical "
                              "splits only)");
@@ -189,7 +211,7 @@ class Checker {
         } else if (tree->arrays.contains(key)) {
           return Fail("a tree has the key '" + std::string(key) + "' twice");
         } else if (pos_ < data_.size() && (type == '[' || (type == 0 && data_[pos_] == '['))) {
-          count = &tree->arrays[std::string(key)];
+          count = &tree->arrays[key];
           collect_ = key == "left_children"    ? &tree->left
                      : key == "right_children" ? &tree->right
                      : key == "parents"        ? &tree->parents
