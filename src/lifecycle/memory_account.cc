@@ -52,10 +52,11 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
     state.budget = budget_;
     state.used = loaded_bytes_ + reserved_bytes_;
     state.policy = policy_;
-    for (const auto& [key, copies] : held_) {
-      auto found = table_.models().find(key);
-      if (found == table_.models().end()) continue;
-      const ModelEntry& entry = found->second;
+    state.loaded.reserve(held_.size());
+    std::vector<ModelEntry*> entries;  // of state.loaded's candidates
+    entries.reserve(held_.size());
+    for (const auto& [key, held] : held_) {
+      const ModelEntry& entry = *held.entry;
       for (const auto& [v, slot] : entry.versions) {
         if (!slot.servable) continue;
         const auto& s = slot.servable;
@@ -63,6 +64,7 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
                                 entry.busy || s->scheduler->pending() > 0,
                                 entry.past_uses + s->uses.load(std::memory_order_relaxed),
                                 s->last_used_ns.load(std::memory_order_relaxed)});
+        entries.push_back(held.entry);
       }
     }
     if (!owner.tenant.empty()) {
@@ -77,7 +79,7 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
     } else {
       for (const EvictionPlan::Eviction& e : plan->evictions) {
         const MemoryCandidate& c = state.loaded[e.candidate];
-        ModelEntry& entry = table_.models()[c.model];
+        ModelEntry& entry = *entries[e.candidate];
         VersionSlot& slot = entry.versions[c.version];
         loaded_bytes_ -= slot.servable->footprint_bytes;
         DropHeldLocked(c.model);
@@ -130,7 +132,7 @@ void MemoryAccount::Commit(const std::string& tenant, const ModelKey& model, uin
   MutexLock lock(table_.mu());
   UnreserveLocked(tenant, model, bytes);
   loaded_bytes_ += bytes;
-  ++held_[model];
+  AddHeldLocked(model);
 }
 
 void MemoryAccount::Settle(const std::string& tenant, const ModelKey& model, uint64_t reserved,
@@ -138,18 +140,33 @@ void MemoryAccount::Settle(const std::string& tenant, const ModelKey& model, uin
   MutexLock lock(table_.mu());
   UnreserveLocked(tenant, model, reserved);
   loaded_bytes_ += bytes;
-  ++held_[model];
+  AddHeldLocked(model);
 }
 
 void MemoryAccount::Release(const ModelKey& model, uint64_t bytes) {
   MutexLock lock(table_.mu());
   loaded_bytes_ -= bytes;
   DropHeldLocked(model);
+  // A model that left the repository while this copy drained may go now.
+  if (held_.find(model) == held_.end()) {
+    if (auto it = table_.models().find(model); it != table_.models().end()) {
+      table_.MaybeForget(it);
+    }
+  }
+}
+
+void MemoryAccount::AddHeldLocked(const ModelKey& model) {
+  Held& held = held_[model];
+  if (held.entry == nullptr) held.entry = &table_.Entry(model);
+  ++held.copies;
+  ++held.entry->held_copies;
 }
 
 void MemoryAccount::DropHeldLocked(const ModelKey& model) {
   auto it = held_.find(model);
-  if (it != held_.end() && --it->second == 0) held_.erase(it);
+  if (it == held_.end()) return;
+  --it->second.entry->held_copies;
+  if (--it->second.copies == 0) held_.erase(it);
 }
 
 MemoryAccount::Use MemoryAccount::Read() const {
@@ -157,10 +174,8 @@ MemoryAccount::Use MemoryAccount::Read() const {
   Use use;
   use.budget = budget_;
   use.loaded = loaded_bytes_ + reserved_bytes_;
-  for (const auto& [key, copies] : held_) {
-    auto found = table_.models().find(key);
-    if (found == table_.models().end()) continue;
-    for (const auto& [v, slot] : found->second.versions) {
+  for (const auto& [key, held] : held_) {
+    for (const auto& [v, slot] : held.entry->versions) {
       if (slot.servable && slot.servable->pinned) use.pinned += slot.servable->footprint_bytes;
     }
   }

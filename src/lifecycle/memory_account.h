@@ -93,8 +93,18 @@ class MemoryAccount {
   std::multimap<std::string, TenantReservation, std::less<>> tenant_reservations_
       MM_GUARDED_BY(table_.mu());
   // The models holding committed copies, with how many (Commit until Release
-  // or eviction): the eviction candidates.
-  std::map<ModelKey, size_t, ModelKeyLess> held_ MM_GUARDED_BY(table_.mu());
+  // or eviction) and their entry: the eviction candidates. The entry is found
+  // once, when its first copy is committed; while held, the table keeps it
+  // (ModelEntry::held_copies), so a load's plan looks up no model (a lookup
+  // in a table of thousands, for each of hundreds of copies, was a tenth of
+  // the server's CPU serving thousands of small models).
+  struct Held {
+    size_t copies = 0;
+    ModelEntry* entry = nullptr;
+  };
+  std::map<ModelKey, Held, ModelKeyLess> held_ MM_GUARDED_BY(table_.mu());
+  // One more committed copy of `model`.
+  void AddHeldLocked(const ModelKey& model) MM_REQUIRES(table_.mu());
   size_t loads_since_aging_ MM_GUARDED_BY(table_.mu()) = 0;
 };
 

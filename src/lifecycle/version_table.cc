@@ -181,7 +181,7 @@ bool VersionTable::Holds(const ModelEntry& entry) {
 
 void VersionTable::MaybeForget(ModelMap::iterator it) {
   const ModelEntry& entry = it->second;
-  if (entry.on_disk || entry.busy || !entry.ops.empty()) return;
+  if (entry.on_disk || entry.busy || !entry.ops.empty() || entry.held_copies > 0) return;
   for (const auto& [v, slot] : entry.versions) {
     if (slot.servable || slot.state() == ModelState::kUnloading) return;
   }

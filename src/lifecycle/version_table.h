@@ -108,6 +108,10 @@ struct ModelEntry {
   // the last footprint of each version, the next load's estimate.
   uint64_t past_uses = 0;
   std::map<int64_t, uint64_t> footprints;
+  // The copies MemoryAccount counts as held (committed, not yet released or
+  // evicted), draining ones included: while any, the entry is not forgotten
+  // (MemoryAccount keeps a pointer to it).
+  size_t held_copies = 0;
 
   // ModelOperations': control operations run one at a time per model.
   std::deque<std::function<void()>> ops;

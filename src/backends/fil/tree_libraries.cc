@@ -144,6 +144,8 @@ StatusOr<const XGBoostLibrary*> OpenXGBoostLibrary(const std::filesystem::path& 
         s.Get("XGBoosterGetNumFeature", &lib.get_num_feature);
         s.Get("XGBoosterSaveJsonConfig", &lib.save_json_config);
         s.Get("XGBoosterPredictFromDense", &lib.predict_from_dense);
+        s.Get("XGProxyDMatrixCreate", &lib.proxy_dmatrix_create);
+        s.Get("XGDMatrixFree", &lib.dmatrix_free);
         MM_RETURN_IF_ERROR(s.status(kXGBoostName));
         int major = 0, minor = 0, patch = 0;
         version(&major, &minor, &patch);
@@ -211,6 +213,24 @@ void PrepareThisThread(const XGBoostLibrary& library) {
   if (library.omp_set_num_threads != nullptr) library.omp_set_num_threads(1);
   library.register_log_callback(&XGBoostLog);
   prepared = &library;
+}
+
+void* ThisThreadProxy(const XGBoostLibrary& library) {
+  struct Proxy {
+    const XGBoostLibrary* library = nullptr;
+    void* handle = nullptr;
+    ~Proxy() {
+      if (handle != nullptr) library->dmatrix_free(handle);
+    }
+  };
+  thread_local Proxy proxy;
+  if (proxy.library != &library) {
+    if (proxy.handle != nullptr) proxy.library->dmatrix_free(proxy.handle);
+    proxy.handle = nullptr;
+    proxy.library = &library;
+    if (library.proxy_dmatrix_create(&proxy.handle) != 0) proxy.handle = nullptr;
+  }
+  return proxy.handle;
 }
 
 void PrepareThisThread(const LightGBMLibrary& library) {

@@ -41,6 +41,8 @@ struct XGBoostLibrary {
   capi::XGBoosterGetNumFeatureFn get_num_feature;
   capi::XGBoosterSaveJsonConfigFn save_json_config;
   capi::XGBoosterPredictFromDenseFn predict_from_dense;
+  capi::XGProxyDMatrixCreateFn proxy_dmatrix_create;
+  capi::XGDMatrixFreeFn dmatrix_free;
 };
 
 struct LightGBMLibrary {
@@ -94,6 +96,15 @@ StatusOr<const TreeliteLibrary*> OpenTreeliteLibrary(const std::filesystem::path
 void PrepareThisThread(const XGBoostLibrary& library);
 void PrepareThisThread(const LightGBMLibrary& library);
 void PrepareThisThread(const TreeliteLibrary& library);
+
+// This thread's proxy DMatrix for XGBoosterPredictFromDense (its `m`), made
+// at the thread's first prediction and freed when the thread ends; null if
+// XGBoost could not make one (the caller then passes null). One per thread,
+// so that a prediction need not construct one: XGBoost's Context reads the
+// cgroup's CPU quota files at each construction (6.8% of the server's CPU
+// serving thousands of small models). A thread predicts one batch at a time,
+// and the proxy holds nothing of a prediction after it returns.
+void* ThisThreadProxy(const XGBoostLibrary& library);
 
 // The library's last error on this thread, or "(no message)".
 std::string LastError(const char* (*get_last_error)());

@@ -98,8 +98,8 @@ class XGBoostModel final : public TreeModel {
     const capi::bst_ulong* shape = nullptr;
     capi::bst_ulong dims = 0;
     const float* result = nullptr;
-    if (library_.predict_from_dense(booster_.get(), array, config_, nullptr, &shape, &dims,
-                                    &result) != 0) {
+    if (library_.predict_from_dense(booster_.get(), array, config_, ThisThreadProxy(library_),
+                                    &shape, &dims, &result) != 0) {
       return LibraryError(library_, "prediction failed");
     }
     const int64_t k = objective_.layout.score_columns;
