@@ -45,7 +45,7 @@ DEB_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
   nginx-light wrk libonnx-testdata
-  python3-venv libb64-0d libssl-dev libyaml-cpp-dev
+  python3-venv libb64-0d libssl-dev libyaml-cpp-dev libjemalloc-dev
   pybind11-dev python3-dev python3-numpy libpython3.11-dev libexpat1-dev zlib1g-dev
   prometheus-cpp-dev prometheus
   libarchive-dev unzip

@@ -21,7 +21,12 @@
 #endif
 #if defined(MM_SANITIZER_ALLOCATOR)
 #include <sanitizer/allocator_interface.h>
+#elif defined(MM_JEMALLOC)
+#include <jemalloc/jemalloc.h>
 #endif
+
+#define MM_STRINGIFY_(x) #x
+#define MM_STRINGIFY(x) MM_STRINGIFY_(x)
 
 namespace mm {
 namespace {
@@ -99,6 +104,18 @@ uint64_t ProcessResidentBytes() {
 uint64_t HeapInUseBytes() {
 #if defined(MM_SANITIZER_ALLOCATOR)
   return __sanitizer_get_current_allocated_bytes();
+#elif defined(MM_JEMALLOC)
+  // jemalloc counts what a thread's cache holds as allocated: flush this
+  // thread's (the one a load runs on) so that its frees show. The figures
+  // are a snapshot taken at each "epoch" write.
+  ::mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
+  uint64_t epoch = 1;
+  size_t size = sizeof(epoch);
+  if (::mallctl("epoch", &epoch, &size, &epoch, size) != 0) return 0;
+  size_t allocated = 0;
+  size = sizeof(allocated);
+  if (::mallctl("stats.allocated", &allocated, &size, nullptr, 0) != 0) return 0;
+  return allocated;
 #else
   struct mallinfo2 info = ::mallinfo2();
   return static_cast<uint64_t>(info.uordblks) + static_cast<uint64_t>(info.hblkhd);
@@ -114,6 +131,9 @@ uint64_t PhysicalMemoryBytes() {
 void ReleaseFreeMemory() {
 #if defined(MM_SANITIZER_ALLOCATOR)
   __sanitizer_purge_allocator();
+#elif defined(MM_JEMALLOC)
+  // Every arena's unused dirty pages, now rather than after their decay time.
+  ::mallctl("arena." MM_STRINGIFY(MALLCTL_ARENAS_ALL) ".purge", nullptr, nullptr, nullptr, 0);
 #else
   ::malloc_trim(0);
 #endif

@@ -17,18 +17,19 @@ namespace mm {
 // 0 when /proc is unreadable.
 uint64_t ProcessResidentBytes();
 
-// Bytes the heap has handed out and not yet had back: glibc's mallinfo2()
-// uordblks + hblkhd (small chunks plus mmapped ones). Under a sanitizer that
-// replaces malloc (ASan, TSan, MSan) glibc's figures are meaningless, so the
-// sanitizer allocator's own count is returned instead.
+// Bytes the heap has handed out and not yet had back: jemalloc's
+// stats.allocated where the build links jemalloc (MMSERVE_JEMALLOC, the
+// default), else glibc's mallinfo2() uordblks + hblkhd (small chunks plus
+// mmapped ones). Under a sanitizer that replaces malloc (ASan, TSan, MSan)
+// the sanitizer allocator's own count.
 uint64_t HeapInUseBytes();
 
 // Installed physical memory (MemTotal): _SC_PHYS_PAGES times the page size;
 // 0 when unknown. Not a cgroup limit.
 uint64_t PhysicalMemoryBytes();
 
-// Gives freed heap memory back to the OS (malloc_trim(0); the sanitizer
-// allocator's purge under a sanitizer). Costs a walk of the heap: call it
+// Gives freed heap memory back to the OS (jemalloc: every arena's purge;
+// glibc: malloc_trim(0); the sanitizer allocator's purge under a sanitizer). Costs a walk of the heap: call it
 // after a large release such as a model unload, not per request.
 void ReleaseFreeMemory();
 

@@ -278,7 +278,8 @@ class ModelManager::Impl {
       entry.failed = false;
       if (override_config) {
         entry.override_hash = HashString(*config_override);
-        entry.override_config = std::move(override_config);
+        entry.override_config =
+            std::make_unique<inference::ModelConfig>(std::move(*override_config));
       } else {
         entry.override_hash = 0;
         entry.override_config.reset();

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/memory.h"
+
 namespace mm {
 
 namespace {
@@ -81,6 +83,10 @@ void Poller::Start() {
       for (const auto& [key, e] : models) to_load.push_back(key);
     }
   }
+  // The scan's sources (every model's parsed config) are garbage now: give
+  // their pages back, or the server keeps them (~13 MiB at 5,000 models).
+  *scanned = {};
+  ReleaseFreeMemory();
   Countdown loads(to_load.size());
   for (const auto& key : to_load) load_(key, loads.Done());
   loads.Wait();

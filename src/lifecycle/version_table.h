@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -99,7 +100,8 @@ struct ModelEntry {
   // The loader's: the config override from the load API, with its hash, and
   // whether a load failed for a reason a retry would not fix (then no load on
   // demand).
-  std::optional<inference::ModelConfig> override_config;
+  // (On the heap: a known model rarely has one, and a config is ~0.7 KB.)
+  std::unique_ptr<inference::ModelConfig> override_config;
   uint64_t override_hash = 0;
   bool failed = false;
 
@@ -114,7 +116,9 @@ struct ModelEntry {
   size_t held_copies = 0;
 
   // ModelOperations': control operations run one at a time per model.
-  std::deque<std::function<void()>> ops;
+  // (A list: an empty deque allocates ~0.6 KB, for each of thousands of
+  // known models.)
+  std::list<std::function<void()>> ops;
   bool busy = false;
   // What the running operation answers, called once it is no longer busy
   // (so that a caller told "loaded" finds the model idle, e.g. evictable).

@@ -617,7 +617,11 @@ Status RegisterOnnxRuntimeBackend(BackendRegistry& registry) {
       {.name = std::string(kBackendName),
        .platforms = {std::string(kPlatform)},
        .default_model_file = std::string(kDefaultModelFile),
-       .create = [](const BackendSettings&) { return OnnxRuntimeBackend::Create({}); }});
+       .create = [](const BackendSettings&) { return OnnxRuntimeBackend::Create({}); },
+       // Made at the first ONNX model, not at start: ONNX Runtime's
+       // environment and warm-up keep ~14 MiB that a server with no ONNX
+       // model (tree models only, say) would carry for nothing.
+       .lazy = true});
 }
 
 }  // namespace mm
