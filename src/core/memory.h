@@ -29,8 +29,9 @@ uint64_t HeapInUseBytes();
 uint64_t PhysicalMemoryBytes();
 
 // Gives freed heap memory back to the OS (jemalloc: every arena's purge;
-// glibc: malloc_trim(0); the sanitizer allocator's purge under a sanitizer). Costs a walk of the heap: call it
-// after a large release such as a model unload, not per request.
+// glibc: malloc_trim(0); the sanitizer allocator's purge under a
+// sanitizer). Costs a walk of the heap: call it after a large release such
+// as a model unload, not per request.
 void ReleaseFreeMemory();
 
 // Parses a size a user wrote: a non-negative decimal number ("1048576",

@@ -195,7 +195,9 @@ void Poller::Rescan() {
   const auto forgettable = [](const ModelEntry& entry) {
     const bool holds = std::any_of(entry.versions.begin(), entry.versions.end(),
                                    [](const auto& v) { return v.second.servable != nullptr; });
-    return !holds && !entry.busy && entry.ops.empty();
+    // held_copies: a replaced copy still draining is in no slot, and the
+    // memory account keeps a pointer to the entry until it is dropped.
+    return !holds && !entry.busy && entry.ops.empty() && entry.held_copies == 0;
   };
   for (const RepositoryScan& scan : *scans) {
     std::set<std::string, std::less<>> seen;

@@ -36,8 +36,8 @@ using XGBoosterSaveJsonConfigFn = int (*)(BoosterHandle handle, bst_ulong* out_l
 // values: a __array_interface__ JSON naming the caller's dense rows; m: a
 // proxy DMatrix (XGProxyDMatrixCreate) that the call points at the rows, or
 // NULL for a new one per call (its Context reads the cgroup's CPU quota from
-// /sys/fs/cgroup at each construction); out_result: a thread-local buffer of the booster's, valid until the next
-// prediction on this thread.
+// /sys/fs/cgroup at each construction); out_result: a thread-local buffer
+// of the booster's, valid until the next prediction on this thread.
 using XGBoosterPredictFromDenseFn = int (*)(BoosterHandle handle, const char* values,
                                             const char* config, void* m,
                                             const bst_ulong** out_shape, bst_ulong* out_dim,

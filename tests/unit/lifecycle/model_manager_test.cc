@@ -610,6 +610,80 @@ TEST_F(ModelManagerTest, EvictsIdleModelsLeastRecentlyUsedFirst) {
   EXPECT_EQ(IndexMap()["a/1"].state, ModelState::kUnavailable);
 }
 
+TEST_F(ModelManagerTest, AModelUnloadedAfterLeavingTheDiskComesBackAndIsPlannedAsAnyOther) {
+  // The memory account keeps a pointer to each held model's table entry: the
+  // entry stays while the model holds a copy, and a model that comes back is
+  // planned from the entry it has then (ASan would report a plan that read a
+  // forgotten one).
+  for (auto name : {"a", "b", "c"}) AddModel(name, {1});
+  Create(ModelControlMode::kExplicit, /*budget=*/200, {}, 2, EvictionPolicy::kLru);
+  ASSERT_TRUE(LoadSync("a").ok());
+  ASSERT_TRUE(LoadSync("b").ok());
+  fs::remove_all(repo_ / "a");
+  EXPECT_EQ(IndexMap()["a/1"].state, ModelState::kReady);  // left the disk, still held
+  ASSERT_TRUE(UnloadSync("a").ok());
+  EXPECT_EQ(manager_->memory().loaded, 100u);
+
+  AddModel("a", {1});
+  ASSERT_TRUE(LoadSync("a").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));  // distinct clock readings
+  ASSERT_TRUE(manager_->Acquire("a", "").ok());
+  ASSERT_TRUE(LoadSync("c").ok());  // evicts b, the least recently used
+  auto index = IndexMap();
+  EXPECT_EQ(index["a/1"].state, ModelState::kReady);
+  EXPECT_EQ(index["b/1"].state, ModelState::kUnavailable);
+  EXPECT_NE(index["b/1"].reason.find("evicted"), std::string::npos);
+  EXPECT_EQ(index["c/1"].state, ModelState::kReady);
+  EXPECT_EQ(manager_->memory().loaded, 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(manager_->Acquire("c", "").ok());
+  ASSERT_TRUE(LoadSync("b").ok());  // and a, now the least recently used, makes room
+  EXPECT_EQ(IndexMap()["a/1"].state, ModelState::kUnavailable);
+}
+
+TEST_F(ModelManagerTest, ARescanKeepsTheEntryOfAModelWhoseCopyStillDrains) {
+  // Unloaded while a request runs, then removed from the disk: the index's
+  // rescan must not forget the model before its copy is dropped (the memory
+  // account still points at its entry; ASan reports the use after free).
+  AddModel("m", {1});
+  AddModel("other", {1});
+  Create(ModelControlMode::kExplicit, /*budget=*/200, {"m", "other"});
+  auto gate = std::make_shared<Gate>();
+  {
+    std::lock_guard<std::mutex> lock(world_.mu);
+    world_.exec_gate = gate;
+  }
+  std::promise<float> in_flight;
+  {
+    auto v1 = manager_->Get("m", "");
+    ASSERT_TRUE(v1.ok());
+    auto req = std::make_unique<InferRequest>();
+    req->model_name = "m";
+    (*v1)->scheduler->Enqueue(std::move(req), [&](StatusOr<std::unique_ptr<InferResponse>> r) {
+      in_flight.set_value(r.ok() ? (*r)->outputs[0].as<float>()[0] : -1);
+    });
+  }
+  gate->AwaitWaiters(1);
+  std::promise<Status> unloaded;
+  manager_->Unload("m", [&](Status s) { unloaded.set_value(s); });
+  WaitForState("m", 1, ModelState::kUnloading);
+  fs::remove_all(repo_ / "m");
+  (void)IndexMap();  // the rescan sees m gone while its copy drains
+  gate->Open();
+  EXPECT_EQ(in_flight.get_future().get(), 1.0f);
+  EXPECT_TRUE(unloaded.get_future().get().ok());
+  {
+    std::lock_guard<std::mutex> lock(world_.mu);
+    world_.exec_gate = nullptr;
+  }
+  EXPECT_EQ(manager_->memory().loaded, 100u);
+  AddModel("c", {1});
+  AddModel("d", {1});
+  ASSERT_TRUE(LoadSync("c").ok());
+  ASSERT_TRUE(LoadSync("d").ok());  // plans over the held copies: evicts one
+  EXPECT_EQ(manager_->memory().loaded, 200u);
+}
+
 TEST_F(ModelManagerTest, LfuEvictsTheLeastUsedPerByteAndRemembersUsesAcrossEvictions) {
   for (auto name : {"a", "b", "c", "d"}) AddModel(name, {1});
   AddModel("fat", {1}, "", 200);
