@@ -647,7 +647,9 @@ TEST_F(ModelManagerTest, ARescanKeepsTheEntryOfAModelWhoseCopyStillDrains) {
   // account still points at its entry; ASan reports the use after free).
   AddModel("m", {1});
   AddModel("other", {1});
-  Create(ModelControlMode::kExplicit, /*budget=*/200, {"m", "other"});
+  Create(ModelControlMode::kExplicit, /*budget=*/200);
+  ASSERT_TRUE(LoadSync("m").ok());  // one at a time: each footprint measured (100)
+  ASSERT_TRUE(LoadSync("other").ok());
   auto gate = std::make_shared<Gate>();
   {
     std::lock_guard<std::mutex> lock(world_.mu);
