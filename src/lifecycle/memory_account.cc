@@ -129,10 +129,7 @@ void MemoryAccount::Unreserve(const std::string& tenant, const ModelKey& model, 
 }
 
 void MemoryAccount::Commit(const std::string& tenant, const ModelKey& model, uint64_t bytes) {
-  MutexLock lock(table_.mu());
-  UnreserveLocked(tenant, model, bytes);
-  loaded_bytes_ += bytes;
-  AddHeldLocked(model);
+  Settle(tenant, model, bytes, bytes);
 }
 
 void MemoryAccount::Settle(const std::string& tenant, const ModelKey& model, uint64_t reserved,
@@ -146,9 +143,8 @@ void MemoryAccount::Settle(const std::string& tenant, const ModelKey& model, uin
 void MemoryAccount::Release(const ModelKey& model, uint64_t bytes) {
   MutexLock lock(table_.mu());
   loaded_bytes_ -= bytes;
-  DropHeldLocked(model);
   // A model that left the repository while this copy drained may go now.
-  if (held_.find(model) == held_.end()) {
+  if (DropHeldLocked(model)) {
     if (auto it = table_.models().find(model); it != table_.models().end()) {
       table_.MaybeForget(it);
     }
@@ -162,11 +158,13 @@ void MemoryAccount::AddHeldLocked(const ModelKey& model) {
   ++held.entry->held_copies;
 }
 
-void MemoryAccount::DropHeldLocked(const ModelKey& model) {
+bool MemoryAccount::DropHeldLocked(const ModelKey& model) {
   auto it = held_.find(model);
-  if (it == held_.end()) return;
+  if (it == held_.end()) return false;
   --it->second.entry->held_copies;
-  if (--it->second.copies == 0) held_.erase(it);
+  if (--it->second.copies > 0) return false;
+  held_.erase(it);
+  return true;
 }
 
 MemoryAccount::Use MemoryAccount::Read() const {

@@ -75,8 +75,8 @@ class MemoryAccount {
   // what was popular long ago fades. Looks once per known models / 64 calls
   // (contract 3).
   void AgeUsesLocked() MM_REQUIRES(table_.mu());
-  // One copy of `model` fewer.
-  void DropHeldLocked(const ModelKey& model) MM_REQUIRES(table_.mu());
+  // One copy of `model` fewer; whether that was its last.
+  bool DropHeldLocked(const ModelKey& model) MM_REQUIRES(table_.mu());
 
   VersionTable& table_;
   StatsRegistry& stats_;

@@ -264,11 +264,11 @@ class ModelManager::Impl {
     if (Status s = ValidateModelName(name); !s.ok()) return done(s);
     // Checked in full (bounds and the server's limits) before anything is
     // allocated for it.
-    std::optional<inference::ModelConfig> override_config;
+    std::unique_ptr<inference::ModelConfig> override_config;
     if (config_override) {
       auto config = ParseConfigOverride(*config_override, name, options_.limits);
       if (!config.ok()) return done(config.status());
-      override_config = std::move(*config);
+      override_config = std::make_unique<inference::ModelConfig>(std::move(*config));
     }
     auto located = ResolveForLoad(scope, name);
     if (!located.ok()) return done(located.status());
@@ -278,8 +278,7 @@ class ModelManager::Impl {
       entry.failed = false;
       if (override_config) {
         entry.override_hash = HashString(*config_override);
-        entry.override_config =
-            std::make_unique<inference::ModelConfig>(std::move(*override_config));
+        entry.override_config = std::move(override_config);
       } else {
         entry.override_hash = 0;
         entry.override_config.reset();

@@ -31,9 +31,7 @@ class ArrayCounts {
   }
   bool contains(std::string_view key) const { return Find(key) != nullptr; }
   uint64_t& operator[](std::string_view key) {
-    for (auto& [name, count] : items_) {
-      if (name == key) return count;
-    }
+    if (const uint64_t* count = Find(key)) return const_cast<uint64_t&>(*count);
     return items_.emplace_back(std::string(key), 0).second;
   }
 
