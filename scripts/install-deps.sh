@@ -48,7 +48,7 @@ DEB_PACKAGES=(
   python3-venv libb64-0d libssl-dev libyaml-cpp-dev libjemalloc-dev
   pybind11-dev python3-dev python3-numpy libpython3.11-dev libexpat1-dev zlib1g-dev
   prometheus-cpp-dev prometheus
-  libarchive-dev unzip
+  libarchive-dev unzip libcurl4-openssl-dev
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

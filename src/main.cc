@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const mm::LogFormat format = mm::ConfigureLoggingFromFlags(flags.observability);
-  auto repositories = mm::OpenRepositories(flags.lifecycle.repositories);
+  auto repositories = mm::OpenRepositories(flags.lifecycle);
   if (!repositories.ok()) return Fail(repositories.status());
   auto access = mm::OpenAccessLog(flags.observability, format);
   if (!access.ok()) return Fail(access.status());

@@ -25,9 +25,17 @@ class BorrowedBackend final : public Backend {
   Backend* const backend_;
 };
 
-// Whether `file` is in one of the model's version folders.
+// Whether `file` (a file or a folder) is in one of the model's version
+// folders: on disk, or in a remote repository's listing.
 bool InAVersionFolder(const ModelSource& source, const std::string& file) {
   for (int64_t version : source.versions) {
+    if (source.dir.empty()) {
+      const std::string path = std::to_string(version) + "/" + file;
+      for (const RemoteFile& remote : source.remote_files) {
+        if (remote.path == path || remote.path.rfind(path + "/", 0) == 0) return true;
+      }
+      continue;
+    }
     std::error_code ec;
     if (fs::exists(source.dir / std::to_string(version) / file, ec)) return true;
   }

@@ -4,17 +4,33 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "core/memory.h"
+#include "repository/repository_key.h"
 
 namespace mm {
 
 void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
   flags.load_threads = std::max<size_t>(1, std::max(1u, std::thread::hardware_concurrency()) / 2);
   app.add_option("--model-repository", flags.repositories,
-                 "Model repository: a folder, or file://FOLDER (repeatable)")
+                 "Model repository: a folder, file://FOLDER, or s3://BUCKET[/PREFIX] "
+                 "(repeatable; they mix)")
       ->required();
+  app.add_option("--s3-endpoint", flags.s3_endpoint,
+                 "S3-compatible endpoint for s3:// repositories, http(s)://HOST[:PORT] "
+                 "(path-style; default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the AWS "
+                 "profile's endpoint_url, else AWS)");
+  app.add_option("--model-cache-dir", flags.model_cache_dir,
+                 "Where versions of remote repositories' models are fetched to (default: "
+                 "$XDG_CACHE_HOME/mmserve/models or ~/.cache/mmserve/models); one server per "
+                 "folder");
+  app.add_option("--model-cache-size", flags.model_cache_size,
+                 "Cap on the model cache, in bytes (512MiB, 20GiB, ...) or a percentage of its "
+                 "disk (25%); least recently used versions not loaded are evicted (0: no cap)")
+      ->capture_default_str();
   app.add_option("--model-control-mode", flags.control_mode,
                  "none: load every model at start; explicit: load --load-model models at start, "
                  "then through the repository API and on demand; poll: load every model and "
@@ -95,6 +111,32 @@ StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
   std::vector<std::shared_ptr<ModelRepository>> repositories;
   for (const std::string& value : values) {
     auto opened = OpenModelRepository(value);
+    if (!opened.ok()) return opened.status().WithContext("--model-repository");
+    repositories.push_back(std::move(*opened));
+  }
+  return repositories;
+}
+
+StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
+    const LifecycleFlags& flags) {
+  const bool remote =
+      std::any_of(flags.repositories.begin(), flags.repositories.end(),
+                  [](const std::string& value) { return !ParseRepositoryLocation(value).local(); });
+  if (!remote) return OpenRepositories(flags.repositories);
+  RemoteRepositories::Options options;
+  options.s3_endpoint = flags.s3_endpoint;
+  options.cache_dir = flags.model_cache_dir.empty() ? DefaultModelCacheDir()
+                                                    : std::filesystem::path(flags.model_cache_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(options.cache_dir, ec);
+  const std::filesystem::space_info disk = std::filesystem::space(options.cache_dir, ec);
+  auto size = ParseByteSize(flags.model_cache_size, ec ? 0 : disk.capacity);
+  if (!size.ok()) return size.status().WithContext("--model-cache-size");
+  options.cache_bytes = *size;
+  RemoteRepositories opener(std::move(options));
+  std::vector<std::shared_ptr<ModelRepository>> repositories;
+  for (const std::string& value : flags.repositories) {
+    auto opened = OpenModelRepository(value, &opener);
     if (!opened.ok()) return opened.status().WithContext("--model-repository");
     repositories.push_back(std::move(*opened));
   }

@@ -37,8 +37,11 @@ inline constexpr Bounds<int64_t> kDriftCheckMsBounds{10, 3'600'000};
 inline constexpr uint64_t kDefaultDriftMinRows = 1000;
 
 struct LifecycleFlags {
-  std::vector<std::string> repositories;  // --model-repository values (OpenRepositories)
-  std::string control_mode = "none";      // none, explicit, poll
+  std::vector<std::string> repositories;   // --model-repository values (OpenRepositories)
+  std::string s3_endpoint;                 // --s3-endpoint
+  std::string model_cache_dir;             // empty: DefaultModelCacheDir()
+  std::string model_cache_size = "10GiB";  // ParseByteSize: bytes, units or a % of the disk
+  std::string control_mode = "none";       // none, explicit, poll
   std::vector<std::string> load_models;
   std::optional<bool> load_on_demand;  // unset: true in explicit mode
   double poll_secs = 15;
@@ -57,7 +60,8 @@ struct LifecycleFlags {
   bool load_on_demand_value = false;
 };
 
-// Registers --model-repository (required, repeatable), --model-control-mode,
+// Registers --model-repository (required, repeatable), --s3-endpoint,
+// --model-cache-dir, --model-cache-size, --model-control-mode,
 // --load-model, --load-on-demand (given alone: true), --repository-poll-secs,
 // --model-memory-budget, --model-eviction-policy, --model-load-threads,
 // --max-instances-per-model, --max-threads-per-model, --drift,
@@ -70,6 +74,10 @@ void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags);
 // The first error, as "--model-repository: <why>".
 StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
     const std::vector<std::string>& values);
+// The same, remote repositories opened as --s3-endpoint, --model-cache-dir
+// and --model-cache-size say (its errors name the flag).
+StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
+    const LifecycleFlags& flags);
 
 // Sets what the flags say in `options` (mode, start-up models, on-demand,
 // polling, budget, eviction, load threads, limits, drift); the wiring (the

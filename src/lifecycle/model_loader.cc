@@ -266,9 +266,20 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   // The version on local disk (a remote repository downloads it here).
   ModelRepository* repository = repositories_.Find(key.repository);
   if (repository == nullptr) return NotInAnyRepository(key.name);
-  auto fetched = repository->Fetch(source, version);
+  // A download shows in the index as the version's reason (the slot is
+  // LOADING, or READY with the copy being replaced).
+  auto fetched = repository->Fetch(source, version, [&](uint64_t done, uint64_t total) {
+    std::string progress = "fetching " + FormatBytes(done) + " of " + FormatBytes(total) + " (" +
+                           std::to_string(total ? done * 100 / total : 100) + "%) from " +
+                           key.repository;
+    MutexLock lock(table_.mu());
+    auto entry = table_.models().find(key);
+    if (entry == table_.models().end()) return;
+    auto slot = entry->second.versions.find(version);
+    if (slot != entry->second.versions.end()) slot->second.reason = std::move(progress);
+  });
   if (!fetched.ok()) return fetched.status().WithContext(label);
-  const LocalModelVersion local = std::move(*fetched);
+  LocalModelVersion local = std::move(*fetched);
   // A bad drift baseline fails the load before anything is loaded.
   std::shared_ptr<DriftMonitor> drift;
   if (options_.drift) {
@@ -340,6 +351,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   auto servable = std::make_shared<ServableModel>();
   servable->name = source.name;
   servable->repository = key.repository;
+  servable->files = std::move(local.lease);
   servable->owner = owner;
   servable->version = version;
   servable->version_string = std::to_string(version);

@@ -119,7 +119,11 @@ std::string_view ModelStateName(ModelState state);
 struct ServableModel {
   std::string name;
   std::string repository;  // key() of the repository it was loaded from
-  ModelOwner owner;        // as it was when this version loaded
+  // Keeps a remote repository's cached copy of the files on disk while this
+  // version exists (LocalModelVersion::lease; null for a local folder).
+  // Declared first, so that it goes last.
+  std::shared_ptr<const void> files;
+  ModelOwner owner;  // as it was when this version loaded
   int64_t version = 0;
   std::string version_string;     // std::to_string(version), for responses
   inference::ModelConfig config;  // complete config

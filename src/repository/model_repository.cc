@@ -2,20 +2,85 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <map>
+
 #include "repository/local/local_repository.h"
+#include "repository/model_cache.h"
 #include "repository/repository_key.h"
+#include "repository/s3/s3_client.h"
+#include "repository/s3/s3_repository.h"
 
 namespace mm {
 
 namespace {
 
 // What a --model-repository value may be in this build, for messages.
-constexpr std::string_view kSupported = "a local folder, as a path or file://PATH";
+constexpr std::string_view kSupported =
+    "a local folder, as a path or file://PATH, or s3://BUCKET[/PREFIX]";
 
 }  // namespace
 
-StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri) {
+struct RemoteRepositories::State {
+  std::shared_ptr<ModelCache> cache;
+  std::shared_ptr<S3Client> s3;
+};
+
+RemoteRepositories::RemoteRepositories(Options options)
+    : options_(std::move(options)), state_(std::make_unique<State>()) {}
+
+RemoteRepositories::~RemoteRepositories() = default;
+
+std::filesystem::path DefaultModelCacheDir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/') {
+    return std::filesystem::path(xdg) / "mmserve" / "models";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home == '/') {
+    return std::filesystem::path(home) / ".cache" / "mmserve" / "models";
+  }
+  return "/tmp/mmserve-models";
+}
+
+StatusOr<std::unique_ptr<ModelRepository>> RemoteRepositories::Open(std::string_view uri) {
   const RepositoryLocation location = ParseRepositoryLocation(uri);
+  if (location.scheme != "s3") {
+    return InvalidArgument("model repository '" + std::string(uri) + "': scheme '" +
+                           location.scheme + "://' is not supported by this build; expected " +
+                           std::string(kSupported));
+  }
+  if (!state_->cache) {
+    ModelCache::Options cache;
+    cache.dir = options_.cache_dir.empty() ? DefaultModelCacheDir() : options_.cache_dir;
+    cache.capacity_bytes = options_.cache_bytes;
+    auto opened = ModelCache::Open(cache);
+    if (!opened.ok()) return opened.status().WithContext("--model-cache-dir");
+    state_->cache = std::move(*opened);
+  }
+  if (!state_->s3) {
+    auto settings = ResolveS3Settings(AwsEnvironment::Process(), options_.s3_endpoint);
+    if (!settings.ok()) return settings.status().WithContext("S3 settings");
+    spdlog::info("S3 endpoint {} (region {}), credentials: {}", settings->endpoint,
+                 settings->region, settings->credentials_source);
+    S3Client::Options client;
+    client.settings = std::move(*settings);
+    auto created = S3Client::Create(std::move(client));
+    if (!created.ok()) return created.status();
+    state_->s3 = std::move(*created);
+  }
+  S3Repository::Options options;
+  options.uri = std::string(uri);
+  options.client = state_->s3;
+  options.cache = state_->cache;
+  MM_ASSIGN_OR_RETURN(std::unique_ptr<S3Repository> s3, S3Repository::Open(std::move(options)));
+  return std::unique_ptr<ModelRepository>(std::move(s3));
+}
+
+StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri,
+                                                               RemoteRepositories* remote) {
+  const RepositoryLocation location = ParseRepositoryLocation(uri);
+  if (!location.local() && remote != nullptr) return remote->Open(uri);
   if (!location.local()) {
     return InvalidArgument("model repository '" + std::string(uri) + "': scheme '" +
                            location.scheme + "://' is not supported by this build; expected " +

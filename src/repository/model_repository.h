@@ -16,9 +16,10 @@
 //     (ModelSource::status). They fail as a whole only when the repository
 //     itself cannot be read.
 //  3. Fetch() makes one version of a scanned model available on local disk
-//     and returns where; what it returns stays there until the next Fetch of
-//     the same model. It blocks (a remote kind downloads): loader threads
-//     only, never the request path. A half-fetched version is never
+//     and returns where; what it returns stays there while its `lease` is
+//     held (a local folder's files stay while the folder holds them). It
+//     blocks (a remote kind downloads, reporting its progress): loader
+//     threads only, never the request path. A half-fetched version is never
 //     returned.
 //  4. Every method may be called concurrently.
 //  5. Watch() is optional: a repository that can tell what changed (a local
@@ -29,6 +30,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,7 +45,14 @@ namespace mm {
 struct LocalModelVersion {
   std::filesystem::path model_dir;    // holds config.pbtxt, drift baseline, warmup data
   std::filesystem::path version_dir;  // model_dir / <version>
+  // Keeps a remote kind's cached copy on disk while held (null: a local
+  // folder); the lifecycle holds it for as long as the version is loaded.
+  std::shared_ptr<const void> lease;
 };
+
+// How far a Fetch has got: bytes on local disk so far, of `total`. Called on
+// the fetching thread, at most a few times a second.
+using FetchProgress = std::function<void(uint64_t fetched, uint64_t total)>;
 
 // What changed in a repository, reported by the repository itself
 // (ModelRepository::Watch), so that a poll costs O(changes), not O(models).
@@ -88,8 +97,10 @@ class ModelRepository {
   virtual StatusOr<ModelSource> Scan(std::string_view name) const = 0;
 
   // Version `version` of `source` (from this repository's List or Scan) on
-  // local disk. NOT_FOUND for a version the source does not list.
-  virtual StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) = 0;
+  // local disk. NOT_FOUND for a version the source does not list. `progress`
+  // (may be empty) hears about a download.
+  virtual StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version,
+                                            const FetchProgress& progress) = 0;
 
   // Starts watching the repository for changes (contract 5). Make it before
   // the List() it complements: changes from then on are reported. An error
@@ -100,12 +111,43 @@ class ModelRepository {
   }
 };
 
+// What remote repositories share, made at the first one opened: the model
+// cache (one folder, owned by this process) and an S3 client per endpoint.
+// Thread-compatible: open repositories from one thread (at start, or under
+// the caller's lock); the repositories it opens are thread-safe.
+class RemoteRepositories {
+ public:
+  struct Options {
+    std::string s3_endpoint;             // --s3-endpoint; empty: from the AWS settings
+    std::filesystem::path cache_dir;     // --model-cache-dir; empty: DefaultModelCacheDir()
+    uint64_t cache_bytes = 10ull << 30;  // --model-cache-size; 0: no cap
+  };
+  explicit RemoteRepositories(Options options);
+  ~RemoteRepositories();
+
+  // Opens remote repository `uri` (scheme not empty). INVALID_ARGUMENT for a
+  // scheme this build does not serve, or a malformed URI; the cache's and
+  // the AWS settings' errors otherwise (each naming what was wrong).
+  StatusOr<std::unique_ptr<ModelRepository>> Open(std::string_view uri);
+
+ private:
+  struct State;
+  const Options options_;
+  std::unique_ptr<State> state_;
+};
+
+// $XDG_CACHE_HOME/mmserve/models, else $HOME/.cache/mmserve/models, else
+// /tmp/mmserve-models.
+std::filesystem::path DefaultModelCacheDir();
+
 // Opens a --model-repository value (repository_key.h says how one reads).
 // A plain path (or file://PATH) is a local folder, which must exist and be a
-// directory (LocalRepository::Open's errors). Any other scheme, and an empty
-// path, is INVALID_ARGUMENT naming what this build supports. On success,
-// key() == RepositoryKey(uri).
-StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri);
+// directory (LocalRepository::Open's errors). s3://BUCKET[/PREFIX] opens
+// through `remote` (null: remote schemes are refused). Any other scheme, and
+// an empty path, is INVALID_ARGUMENT naming what this build supports. On
+// success, key() == RepositoryKey(uri).
+StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(
+    std::string_view uri, RemoteRepositories* remote = nullptr);
 
 // Lists every repository and returns their models sorted by name, stable in
 // the order of `repositories` among equal names. A name held by more than

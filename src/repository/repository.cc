@@ -9,6 +9,7 @@
 #include <tuple>
 #include <utility>
 
+#include "repository/fingerprint.h"
 #include "repository/model_config.h"
 #include "repository/repository_file.h"
 
@@ -26,20 +27,6 @@ bool IsHidden(const fs::path& p) {
   return !name.empty() && name[0] == '.';
 }
 
-enum class VersionName { kValid, kMalformed, kNotNumeric };
-
-// Version directories are canonical positive decimal integers ("1", "42").
-VersionName ParseVersion(const std::string& name, int64_t* version) {
-  if (name.empty() ||
-      !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return VersionName::kNotNumeric;
-  }
-  if (name[0] == '0') return VersionName::kMalformed;  // "0" or a leading zero
-  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), *version);
-  if (ec != std::errc() || end != name.data() + name.size()) return VersionName::kMalformed;
-  return VersionName::kValid;
-}
-
 // Lists the version directories of `source.dir` into `source`.
 Status ScanVersions(ModelSource& source) {
   std::error_code ec;
@@ -50,7 +37,7 @@ Status ScanVersions(ModelSource& source) {
     if (!it->is_directory(dir_ec)) continue;
     std::string name = path.filename().string();
     int64_t version = 0;
-    switch (ParseVersion(name, &version)) {
+    switch (ParseVersionName(name, &version)) {
       case VersionName::kValid:
         source.versions.push_back(version);
         break;
@@ -70,28 +57,6 @@ Status ScanVersions(ModelSource& source) {
   std::sort(source.versions.begin(), source.versions.end());
   return OkStatus();
 }
-
-// 64-bit FNV-1a: small, stable across runs, builds and platforms.
-class Fingerprint {
- public:
-  void AddNumber(uint64_t value) {
-    for (int i = 0; i < 8; ++i) AddByte(static_cast<unsigned char>(value >> (8 * i)));
-  }
-  // Length-prefixed, so that field boundaries cannot shift ("ab","c" vs "a","bc").
-  void AddField(std::string_view bytes) {
-    AddNumber(bytes.size());
-    for (char c : bytes) AddByte(static_cast<unsigned char>(c));
-  }
-  // Never 0, which ModelSource keeps for "no config.pbtxt".
-  uint64_t value() const { return hash_ == 0 ? 1 : hash_; }
-
- private:
-  void AddByte(unsigned char byte) {
-    hash_ ^= byte;
-    hash_ *= 1099511628211ull;  // the FNV prime
-  }
-  uint64_t hash_ = 14695981039346656037ull;  // the FNV offset basis
-};
 
 // Last-write time in ns since the clock's epoch (symlinks followed); 0 on error.
 int64_t MtimeNs(const fs::path& path, std::error_code& ec) {
@@ -234,22 +199,45 @@ class VersionLister {
 // Reads, parses and checks config.pbtxt (or the empty default) into `source`.
 Status LoadConfig(ModelSource& source) {
   const fs::path path = source.dir / kConfigFile;
-  const std::string context = "config.pbtxt of model '" + source.name + "'";
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
-  source.has_config = fs::exists(st);
+  if (!fs::exists(st)) return ApplyModelConfig(source, nullptr);
+  StatusOr<std::string> read = ReadRepositoryFile(path, RepositoryFileKind::kConfig);
+  if (!read.ok()) {
+    source.has_config = true;
+    source.config_fingerprint = UnreadConfigFingerprint(path, read.status());
+    return read.status();
+  }
+  return ApplyModelConfig(source, &*read);
+}
+
+}  // namespace
+
+VersionName ParseVersionName(const std::string& name, int64_t* version) {
+  if (name.empty() ||
+      !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return VersionName::kNotNumeric;
+  }
+  if (name[0] == '0') return VersionName::kMalformed;  // "0" or a leading zero
+  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), *version);
+  if (ec != std::errc() || end != name.data() + name.size()) return VersionName::kMalformed;
+  return VersionName::kValid;
+}
+
+Status ApplyModelConfig(ModelSource& source, const std::string* text) {
+  const std::string context = "config.pbtxt of model '" + source.name + "'";
+  source.has_config = text != nullptr;
+  source.config_fingerprint = 0;
+  source.config.Clear();
   if (source.has_config) {
-    StatusOr<std::string> read = ReadRepositoryFile(path, RepositoryFileKind::kConfig);
-    if (!read.ok()) {
-      source.config_fingerprint = UnreadConfigFingerprint(path, read.status());
-      return read.status();
-    }
-    std::string text = std::move(read).value();
     Fingerprint fp;
-    fp.AddField(text);
+    fp.AddField(*text);
     source.config_fingerprint = fp.value();
-    auto parsed = ParseModelConfig(text, source.name, &source.warnings);
-    if (!parsed.ok()) return parsed.status();
+    auto parsed = ParseModelConfig(*text, source.name, &source.warnings);
+    if (!parsed.ok()) {
+      source.config.set_name(source.name);
+      return parsed.status();
+    }
     source.config = std::move(parsed).value();
     const std::string& configured = source.config.name();
     if (!configured.empty() && configured != source.name) {
@@ -267,8 +255,6 @@ Status LoadConfig(ModelSource& source) {
   }
   return OkStatus();
 }
-
-}  // namespace
 
 ModelSource ScanModel(const fs::path& dir) {
   ModelSource source;

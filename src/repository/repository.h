@@ -31,6 +31,14 @@
 
 namespace mm {
 
+// A file of a remote repository's model, as its listing gave it.
+struct RemoteFile {
+  std::string
+      path;  // relative to the model's folder, '/'-separated: "config.pbtxt", "1/model.onnx"
+  uint64_t size = 0;
+  std::string etag;  // the store's tag of this content (S3's ETag)
+};
+
 // What one model directory holds.
 struct ModelSource {
   std::string name;                   // the directory name
@@ -53,6 +61,9 @@ struct ModelSource {
   // a file vanishing mid-scan, a dangling link) adds a warning and is folded
   // into the hash, so it differs from the clean state.
   std::map<int64_t, uint64_t> version_fingerprints;
+  // A remote repository's model (dir empty): every file it holds, sorted by
+  // path. Empty for a local folder, whose files are on disk at `dir`.
+  std::vector<RemoteFile> remote_files;
 };
 
 // Reads one model directory: its version directories and config.pbtxt
@@ -61,5 +72,16 @@ struct ModelSource {
 // they look like a malformed version, such as "0" or "007"). Fills the
 // fingerprints (see the top of this file); their listing errors are warnings.
 ModelSource ScanModel(const std::filesystem::path& dir);
+
+// Version folders are canonical positive decimal integers ("1", "42"):
+// kMalformed for a number that is not ("0", "007"), kNotNumeric otherwise.
+enum class VersionName { kValid, kMalformed, kNotNumeric };
+VersionName ParseVersionName(const std::string& name, int64_t* version);
+
+// Fills `source`'s config from the text of its config.pbtxt (`text` null:
+// the model has none) as ScanModel does (parsed, named, validated; the
+// fingerprint set): for a repository that reads config files itself.
+// Returns what ScanModel would make the status.
+Status ApplyModelConfig(ModelSource& source, const std::string* text);
 
 }  // namespace mm

@@ -84,7 +84,8 @@ StatusOr<ModelSource> LocalRepository::Scan(std::string_view name) const {
   return source;
 }
 
-StatusOr<LocalModelVersion> LocalRepository::Fetch(const ModelSource& source, int64_t version) {
+StatusOr<LocalModelVersion> LocalRepository::Fetch(const ModelSource& source, int64_t version,
+                                                   const FetchProgress&) {
   if (source.repository != key_) {
     return InvalidArgument("model '" + source.name + "' was listed by repository '" +
                            source.repository + "', not by " + Quoted(path_) +
@@ -94,7 +95,7 @@ StatusOr<LocalModelVersion> LocalRepository::Fetch(const ModelSource& source, in
     return NotFound("model '" + source.name + "' has no version " + std::to_string(version) +
                     " in repository " + Quoted(path_));
   }
-  return LocalModelVersion{source.dir, source.dir / std::to_string(version)};
+  return LocalModelVersion{source.dir, source.dir / std::to_string(version), nullptr};
 }
 
 StatusOr<std::unique_ptr<RepositoryWatch>> LocalRepository::Watch() const {

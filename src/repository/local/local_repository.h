@@ -33,7 +33,8 @@ class LocalRepository final : public ModelRepository {
   // (".", ".." included), or with a '/' or NUL in it.
   StatusOr<ModelSource> Scan(std::string_view name) const override;
   // INVALID_ARGUMENT for a `source` another repository listed.
-  StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) override;
+  StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version,
+                                    const FetchProgress& progress) override;
   // An inotify watch of the folder (inotify_watch.h says what it sees and
   // where it falls back to scanning); UNAVAILABLE where inotify cannot tell.
   StatusOr<std::unique_ptr<RepositoryWatch>> Watch() const override;

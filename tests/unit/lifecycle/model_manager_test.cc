@@ -140,8 +140,9 @@ class CountingRepository final : public ModelRepository {
     ++counts_->scans;
     return inner_->Scan(name);
   }
-  StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version) override {
-    return inner_->Fetch(source, version);
+  StatusOr<LocalModelVersion> Fetch(const ModelSource& source, int64_t version,
+                                    const FetchProgress& progress) override {
+    return inner_->Fetch(source, version, progress);
   }
   StatusOr<std::unique_ptr<RepositoryWatch>> Watch() const override {
     if (!counts_->watch) return Unimplemented("no watch in this test");

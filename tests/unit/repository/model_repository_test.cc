@@ -212,16 +212,16 @@ TEST_F(ModelRepositoryTest, FetchGivesTheVersionFolderOfAListedVersion) {
   ASSERT_NE(repo, nullptr);
   auto source = repo->Scan("m");
   ASSERT_TRUE(source.ok());
-  auto fetched = repo->Fetch(*source, 2);
+  auto fetched = repo->Fetch(*source, 2, {});
   ASSERT_TRUE(fetched.ok()) << fetched.status().ToString();
   EXPECT_EQ(fetched->model_dir, root_ / "repo" / "m");
   EXPECT_EQ(fetched->version_dir, root_ / "repo" / "m" / "2");
 
-  auto unlisted = repo->Fetch(*source, 3);
+  auto unlisted = repo->Fetch(*source, 3, {});
   ASSERT_FALSE(unlisted.ok());
   EXPECT_EQ(unlisted.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(unlisted.status().message(), HasSubstr("model 'm' has no version 3"));
-  EXPECT_FALSE(repo->Fetch(*source, 0).ok());
+  EXPECT_FALSE(repo->Fetch(*source, 0, {}).ok());
 }
 
 TEST_F(ModelRepositoryTest, FetchRefusesAnotherRepositorysModel) {
@@ -233,7 +233,7 @@ TEST_F(ModelRepositoryTest, FetchRefusesAnotherRepositorysModel) {
   ASSERT_NE(b, nullptr);
   auto from_b = b->Scan("m");
   ASSERT_TRUE(from_b.ok());
-  auto fetched = a->Fetch(*from_b, 1);
+  auto fetched = a->Fetch(*from_b, 1, {});
   ASSERT_FALSE(fetched.ok());
   EXPECT_EQ(fetched.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(fetched.status().message(), HasSubstr(b->key()));

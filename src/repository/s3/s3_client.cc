@@ -1,0 +1,621 @@
+#include "repository/s3/s3_client.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace mm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The SHA-256 of an empty payload: every request here is a GET.
+constexpr std::string_view kEmptyPayloadSha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+// The largest listing page or error body read into memory.
+constexpr uint64_t kMaxDocumentBytes = 64ull << 20;
+
+// S3's URI encoding (SigV4's rules): unreserved characters stay, '/' stays in
+// a key's path, everything else is %XX with upper-case hex.
+std::string UriEncode(std::string_view s, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+bool IsMd5Etag(std::string_view etag) {
+  return etag.size() == 32 && std::all_of(etag.begin(), etag.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// Whether a failed curl transfer may succeed when tried again.
+bool RetryableCurl(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool RetryableHttp(long status) {
+  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+         status == 504;
+}
+
+// What a non-2xx answer means, for `what` ("s3://b/k", "listing s3://b/p").
+Status HttpStatus(long status, std::string_view body, const std::string& what) {
+  const S3Error error = ParseS3Error(body);
+  std::string detail = "HTTP " + std::to_string(status);
+  if (!error.code.empty()) detail += " " + error.code;
+  if (!error.message.empty()) detail += ": " + error.message;
+  if (status == 403) {
+    return PermissionDenied(what + ": access denied (" + detail +
+                            "); check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and that "
+                            "they may read this bucket");
+  }
+  if (status == 404) {
+    return NotFound(what + ": not found (" + detail + "); check the bucket and prefix");
+  }
+  if (status == 412) {
+    return Unavailable(what + ": the object changed while it was fetched (" + detail +
+                       "); the next scan sees its new version");
+  }
+  if (RetryableHttp(status)) return Unavailable(what + ": the server answered " + detail);
+  return FailedPrecondition(what + ": the server answered " + detail);
+}
+
+// One transfer: a request and what its answer goes into.
+struct Transfer {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::string url;
+  // Where the body goes: `file` at `offset` (a download), else `buffer`.
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t expected = 0;  // bytes of body a download expects
+  bool ranged = false;
+  uint64_t max_buffer = kMaxDocumentBytes;
+  std::string buffer;                         // a document, or an error body of a download
+  uint64_t written = 0;                       // body bytes written to the file
+  std::string etag;                           // the answer's ETag header, unquoted
+  Status write_error;                         // why the write callback stopped the transfer
+  std::atomic<uint64_t>* received = nullptr;  // a download's shared progress counter
+
+  ~Transfer() {
+    if (headers) curl_slist_free_all(headers);
+    if (easy) curl_easy_cleanup(easy);
+  }
+  long HttpCode() const {
+    long code = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+  }
+};
+
+size_t WriteBody(char* data, size_t size, size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const size_t n = size * count;
+  const long code = t.HttpCode();
+  const bool success = code == 200 || code == 206;
+  if (t.fd < 0 || !success) {
+    if (t.buffer.size() + n > t.max_buffer) {
+      t.write_error =
+          InvalidArgument("the answer is larger than " + std::to_string(t.max_buffer) + " bytes");
+      return CURL_WRITEFUNC_ERROR;
+    }
+    t.buffer.append(data, n);
+    return n;
+  }
+  if (t.ranged != (code == 206)) {
+    t.write_error = FailedPrecondition(
+        code == 200 ? "the server ignored a Range request (HTTP 200 instead of 206); expected an "
+                      "S3-compatible server that serves byte ranges"
+                    : "the server answered a whole-object request with HTTP 206");
+    return CURL_WRITEFUNC_ERROR;
+  }
+  if (t.written + n > t.expected) {
+    t.write_error = Unavailable("the server sent more than the " + std::to_string(t.expected) +
+                                " bytes expected");
+    return CURL_WRITEFUNC_ERROR;
+  }
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t w =
+        pwrite(t.fd, data + done, n - done, static_cast<off_t>(t.offset + t.written + done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      t.write_error =
+          err == ENOSPC || err == EDQUOT
+              ? ResourceExhausted(std::string("the disk is full (") + std::strerror(err) + ")")
+              : Internal(std::string("cannot write the file: ") + std::strerror(err));
+      return CURL_WRITEFUNC_ERROR;
+    }
+    done += static_cast<size_t>(w);
+  }
+  t.written += n;
+  if (t.received) t.received->fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+size_t ReadHeader(char* data, size_t size, size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  std::string_view line(data, size * count);
+  if (line.size() > 5 && strncasecmp(line.data(), "etag:", 5) == 0) {
+    line.remove_prefix(5);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
+      line.remove_suffix(1);
+    }
+    if (line.size() >= 2 && line.front() == '"' && line.back() == '"') {
+      line = line.substr(1, line.size() - 2);
+    }
+    t.etag = line;
+  }
+  return size * count;
+}
+
+}  // namespace
+
+// libcurl's process-wide set-up, and the connection and DNS caches every
+// transfer shares.
+struct S3Client::Shared {
+  CURLSH* share = nullptr;
+  std::mutex locks[CURL_LOCK_DATA_LAST];
+  ~Shared() {
+    if (share) curl_share_cleanup(share);
+  }
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<Shared*>(user)->locks[data].lock();
+  }
+  static void Unlock(CURL*, curl_lock_data data, void* user) {
+    static_cast<Shared*>(user)->locks[data].unlock();
+  }
+};
+
+std::string S3Uri(std::string_view bucket, std::string_view key) {
+  return "s3://" + std::string(bucket) + "/" + std::string(key);
+}
+
+S3Client::S3Client(Options options) : options_(std::move(options)) {}
+
+S3Client::~S3Client() = default;
+
+StatusOr<std::unique_ptr<S3Client>> S3Client::Create(Options options) {
+  if (options.max_attempts < 1 || options.max_parallel < 1 || options.part_bytes < 1024) {
+    return InvalidArgument(
+        "S3 client options: expected max_attempts >= 1, max_parallel >= 1 and part_bytes >= "
+        "1024");
+  }
+  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (init != CURLE_OK) {
+    return Internal(std::string("cannot initialize libcurl: ") + curl_easy_strerror(init));
+  }
+  std::unique_ptr<S3Client> client(new S3Client(std::move(options)));
+  auto shared = std::make_unique<Shared>();
+  shared->share = curl_share_init();
+  if (shared->share == nullptr) return Internal("cannot create a libcurl share handle");
+  curl_share_setopt(shared->share, CURLSHOPT_LOCKFUNC, &Shared::Lock);
+  curl_share_setopt(shared->share, CURLSHOPT_UNLOCKFUNC, &Shared::Unlock);
+  curl_share_setopt(shared->share, CURLSHOPT_USERDATA, shared.get());
+  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  client->shared_ = std::move(shared);
+  return client;
+}
+
+namespace {
+
+// Sets up `t` for a GET of `path_and_query` (already encoded).
+Status Prepare(Transfer& t, const S3Client::Options& o, CURLSH* share,
+               const std::string& path_and_query, const std::string& range,
+               const std::string& if_match) {
+  t.easy = curl_easy_init();
+  if (t.easy == nullptr) return Internal("cannot create a libcurl handle");
+  t.url = o.settings.endpoint + path_and_query;
+  CURL* e = t.easy;
+  curl_easy_setopt(e, CURLOPT_URL, t.url.c_str());
+  curl_easy_setopt(e, CURLOPT_SHARE, share);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.stall_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &WriteBody);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &ReadHeader);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+  const AwsCredentials& c = o.settings.credentials;
+  if (!c.anonymous()) {
+    const std::string provider = "aws:amz:" + o.settings.region + ":s3";
+    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, provider.c_str());
+    curl_easy_setopt(e, CURLOPT_USERNAME, c.access_key_id.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, c.secret_access_key.c_str());
+  }
+  auto add = [&t](const std::string& header) {
+    curl_slist* next = curl_slist_append(t.headers, header.c_str());
+    if (next) t.headers = next;
+    return next != nullptr;
+  };
+  bool ok = add("x-amz-content-sha256: " + std::string(kEmptyPayloadSha256));
+  if (!c.session_token.empty()) ok = ok && add("x-amz-security-token: " + c.session_token);
+  if (!range.empty()) ok = ok && add("Range: bytes=" + range);
+  if (!if_match.empty()) ok = ok && add("If-Match: \"" + if_match + "\"");
+  if (!ok) return Internal("out of memory building a request");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+  return OkStatus();
+}
+
+// The outcome of a finished transfer, for `what`; `retry` says whether
+// another try might succeed.
+Status Outcome(Transfer& t, CURLcode code, const std::string& what, bool* retry) {
+  *retry = false;
+  if (code == CURLE_WRITE_ERROR && !t.write_error.ok()) {
+    *retry = t.write_error.code() == StatusCode::kUnavailable;
+    return t.write_error.WithContext(what);
+  }
+  if (code != CURLE_OK) {
+    *retry = RetryableCurl(code);
+    return Unavailable(what + ": " + curl_easy_strerror(code) + " (" +
+                       t.url.substr(0, t.url.find('?')) + ")");
+  }
+  const long status = t.HttpCode();
+  if (status < 200 || status >= 300) {
+    *retry = RetryableHttp(status);
+    return HttpStatus(status, t.buffer, what);
+  }
+  return OkStatus();
+}
+
+std::chrono::milliseconds Backoff(const S3Client::Options& o, int attempt) {
+  auto wait = o.first_backoff;
+  for (int i = 1; i < attempt && wait < o.max_backoff; ++i) wait *= 2;
+  return std::min(wait, o.max_backoff);
+}
+
+}  // namespace
+
+StatusOr<std::vector<S3Object>> S3Client::List(std::string_view bucket,
+                                               std::string_view prefix) const {
+  std::vector<S3Object> objects;
+  std::string token;
+  const std::string what = "listing " + S3Uri(bucket, prefix);
+  for (;;) {
+    // Parameters in SigV4's canonical (sorted) order, fully encoded.
+    std::string query = "/" + UriEncode(bucket, false) + "?";
+    if (!token.empty()) query += "continuation-token=" + UriEncode(token, false) + "&";
+    query += "list-type=2&prefix=" + UriEncode(prefix, false);
+    std::optional<S3ListPage> page;
+    for (int attempt = 1;; ++attempt) {
+      Transfer t;
+      MM_RETURN_IF_ERROR(Prepare(t, options_, shared_->share, query, "", ""));
+      const CURLcode code = curl_easy_perform(t.easy);
+      bool retry = false;
+      Status status = Outcome(t, code, what, &retry);
+      if (status.ok()) {
+        auto parsed = ParseS3ListPage(t.buffer);
+        if (!parsed.ok()) return parsed.status().WithContext(what);
+        page = std::move(*parsed);
+        break;
+      }
+      if (!retry || attempt >= options_.max_attempts) {
+        return attempt > 1 ? status.WithContext("after " + std::to_string(attempt) + " tries")
+                           : status;
+      }
+      std::this_thread::sleep_for(Backoff(options_, attempt));
+    }
+    for (S3Object& object : page->objects) objects.push_back(std::move(object));
+    if (!page->truncated) break;
+    if (page->next_continuation_token == token) {
+      return FailedPrecondition(what + ": the server repeated a continuation token");
+    }
+    token = std::move(page->next_continuation_token);
+  }
+  return objects;
+}
+
+StatusOr<std::string> S3Client::Get(std::string_view bucket, std::string_view key,
+                                    uint64_t max_bytes) const {
+  const std::string what = S3Uri(bucket, key);
+  const std::string path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
+  for (int attempt = 1;; ++attempt) {
+    Transfer t;
+    t.max_buffer = std::max<uint64_t>(max_bytes, 1 << 16);  // room for an error body
+    MM_RETURN_IF_ERROR(Prepare(t, options_, shared_->share, path, "", ""));
+    const CURLcode code = curl_easy_perform(t.easy);
+    bool retry = false;
+    Status status = Outcome(t, code, what, &retry);
+    if (status.ok()) {
+      if (t.buffer.size() > max_bytes) {
+        return InvalidArgument(what + " is larger than " + std::to_string(max_bytes) +
+                               " bytes; expected at most that");
+      }
+      return std::move(t.buffer);
+    }
+    if (!retry || attempt >= options_.max_attempts) {
+      return attempt > 1 ? status.WithContext("after " + std::to_string(attempt) + " tries")
+                         : status;
+    }
+    std::this_thread::sleep_for(Backoff(options_, attempt));
+  }
+}
+
+namespace {
+
+// The MD5 of an object whose parts complete in any order: parts are hashed
+// in order, each as soon as every part before it is done, read back from
+// the file (the page cache holds it).
+class OrderedMd5 {
+ public:
+  OrderedMd5(int fd, size_t parts) : fd_(fd), done_(parts, false), ctx_(EVP_MD_CTX_new()) {
+    if (ctx_) EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr);
+  }
+  ~OrderedMd5() { EVP_MD_CTX_free(ctx_); }
+  OrderedMd5(const OrderedMd5&) = delete;
+  OrderedMd5& operator=(const OrderedMd5&) = delete;
+
+  // Part `index` (bytes [offset, offset+length)) is complete.
+  Status PartDone(size_t index, uint64_t part_bytes, uint64_t size) {
+    done_[index] = true;
+    while (next_ < done_.size() && done_[next_]) {
+      const uint64_t begin = next_ * part_bytes;
+      const uint64_t end = std::min(size, begin + part_bytes);
+      MM_RETURN_IF_ERROR(Hash(begin, end));
+      ++next_;
+    }
+    return OkStatus();
+  }
+  // The digest in lower-case hex; call once every part is done.
+  std::string Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (!ctx_ || EVP_DigestFinal_ex(ctx_, digest, &length) != 1) return "";
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned int i = 0; i < length; ++i) {
+      hex += kHex[digest[i] >> 4];
+      hex += kHex[digest[i] & 15];
+    }
+    return hex;
+  }
+
+ private:
+  Status Hash(uint64_t begin, uint64_t end) {
+    if (!ctx_) return Internal("cannot create an MD5 context");
+    std::vector<char> buffer(std::min<uint64_t>(end - begin, 1 << 20));
+    while (begin < end) {
+      const ssize_t n = pread(fd_, buffer.data(), std::min<uint64_t>(buffer.size(), end - begin),
+                              static_cast<off_t>(begin));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return Internal(std::string("cannot read back a downloaded file: ") +
+                        (n < 0 ? std::strerror(errno) : "it is shorter than written"));
+      }
+      EVP_DigestUpdate(ctx_, buffer.data(), static_cast<size_t>(n));
+      begin += static_cast<uint64_t>(n);
+    }
+    return OkStatus();
+  }
+
+  const int fd_;
+  std::vector<bool> done_;
+  size_t next_ = 0;
+  EVP_MD_CTX* ctx_;
+};
+
+struct Part {
+  size_t target = 0;
+  size_t index = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  int attempt = 1;
+  Clock::time_point not_before;
+};
+
+}  // namespace
+
+Status S3Client::Download(std::string_view bucket, const std::vector<Target>& targets,
+                          const Progress& progress) const {
+  const uint64_t part_bytes = options_.part_bytes;
+  std::deque<Part> pending;
+  std::vector<std::unique_ptr<OrderedMd5>> md5(targets.size());
+  std::vector<size_t> parts_left(targets.size(), 0);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const S3Object& o = targets[i].object;
+    const size_t parts = o.size == 0 ? 0 : (o.size + part_bytes - 1) / part_bytes;
+    parts_left[i] = parts;
+    if (IsMd5Etag(o.etag)) md5[i] = std::make_unique<OrderedMd5>(targets[i].fd, parts);
+    for (size_t p = 0; p < parts; ++p) {
+      pending.push_back(Part{i, p, p * part_bytes, std::min(part_bytes, o.size - p * part_bytes), 1,
+                             Clock::time_point()});
+    }
+  }
+  // Empty objects need no request; an empty MD5 must still match.
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (parts_left[i] == 0 && md5[i] && md5[i]->Hex() != targets[i].object.etag) {
+      return Unavailable(S3Uri(bucket, targets[i].object.key) +
+                         " is corrupt: it is empty, but its ETag is the MD5 of other bytes");
+    }
+  }
+  if (pending.empty()) return OkStatus();
+
+  std::unique_ptr<CURLM, void (*)(CURLM*)> multi(curl_multi_init(),
+                                                 [](CURLM* m) { curl_multi_cleanup(m); });
+  if (!multi) return Internal("cannot create a libcurl multi handle");
+  std::atomic<uint64_t> received{0};
+  uint64_t settled = 0;  // bytes of completed parts
+  struct Active {
+    std::unique_ptr<Transfer> transfer;
+    Part part;
+  };
+  std::vector<Active> active;
+  Status failure;
+  uint64_t reported = UINT64_MAX;
+  const std::string bucket_path = "/" + UriEncode(bucket, false) + "/";
+
+  auto start = [&](Part part) -> Status {
+    const Target& target = targets[part.target];
+    auto t = std::make_unique<Transfer>();
+    t->fd = target.fd;
+    t->offset = part.offset;
+    t->expected = part.length;
+    t->ranged = part.length != target.object.size;
+    t->received = &received;
+    t->max_buffer = 1 << 20;
+    const std::string range = t->ranged ? std::to_string(part.offset) + "-" +
+                                              std::to_string(part.offset + part.length - 1)
+                                        : "";
+    MM_RETURN_IF_ERROR(Prepare(*t, options_, shared_->share,
+                               bucket_path + UriEncode(target.object.key, true), range,
+                               target.object.etag));
+    if (curl_multi_add_handle(multi.get(), t->easy) != CURLM_OK) {
+      return Internal("cannot start a transfer (libcurl multi)");
+    }
+    active.push_back(Active{std::move(t), part});
+    return OkStatus();
+  };
+
+  while ((!pending.empty() || !active.empty()) && failure.ok()) {
+    const auto now = Clock::now();
+    // Start what may start: parts whose backoff has passed, up to the cap.
+    for (size_t scanned = pending.size();
+         scanned > 0 && static_cast<int>(active.size()) < options_.max_parallel; --scanned) {
+      Part part = pending.front();
+      pending.pop_front();
+      if (part.not_before > now) {
+        pending.push_back(part);
+        continue;
+      }
+      failure = start(part);
+      if (!failure.ok()) break;
+    }
+    if (!failure.ok()) break;
+    int running = 0;
+    curl_multi_perform(multi.get(), &running);
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      auto it = std::find_if(active.begin(), active.end(),
+                             [&](const Active& a) { return a.transfer->easy == msg->easy_handle; });
+      if (it == active.end()) continue;
+      Active done = std::move(*it);
+      active.erase(it);
+      curl_multi_remove_handle(multi.get(), done.transfer->easy);
+      Transfer& t = *done.transfer;
+      const Target& target = targets[done.part.target];
+      const std::string what = S3Uri(bucket, target.object.key);
+      bool retry = false;
+      Status status = Outcome(t, msg->data.result, what, &retry);
+      if (status.ok() && t.written != t.expected) {
+        status = Unavailable(what + ": the connection ended after " + std::to_string(t.written) +
+                             " of " + std::to_string(t.expected) + " bytes");
+        retry = true;
+      }
+      if (status.ok() && !t.etag.empty() && t.etag != target.object.etag) {
+        status =
+            Unavailable(what + ": the object changed while it was fetched (ETag " + t.etag +
+                        ", listed " + target.object.etag + "); the next scan sees its new version");
+      }
+      if (status.ok()) {
+        settled += t.written;
+        if (md5[done.part.target]) {
+          status = md5[done.part.target]->PartDone(done.part.index, part_bytes, target.object.size);
+          if (!status.ok()) {
+            failure = status.WithContext(what);
+            break;
+          }
+        }
+        if (--parts_left[done.part.target] == 0 && md5[done.part.target]) {
+          const std::string digest = md5[done.part.target]->Hex();
+          if (digest != target.object.etag) {
+            // Corrupted on the way: the whole object again, while tries last.
+            status = Unavailable(what + " arrived corrupt: its MD5 is " + digest +
+                                 ", its ETag says " + target.object.etag);
+            const int attempt = done.part.attempt + 1;
+            if (attempt > options_.max_attempts) {
+              failure =
+                  status.WithContext("after " + std::to_string(options_.max_attempts) + " tries");
+              break;
+            }
+            const uint64_t size = target.object.size;
+            const size_t parts = (size + part_bytes - 1) / part_bytes;
+            settled -= size;
+            received.fetch_sub(size, std::memory_order_relaxed);
+            md5[done.part.target] = std::make_unique<OrderedMd5>(target.fd, parts);
+            parts_left[done.part.target] = parts;
+            for (size_t p = 0; p < parts; ++p) {
+              pending.push_back(Part{done.part.target, p, p * part_bytes,
+                                     std::min(part_bytes, size - p * part_bytes), attempt,
+                                     Clock::now() + Backoff(options_, attempt - 1)});
+            }
+          }
+        }
+        continue;
+      }
+      received.fetch_sub(t.written, std::memory_order_relaxed);
+      if (!retry || done.part.attempt >= options_.max_attempts) {
+        failure = done.part.attempt > 1
+                      ? status.WithContext("after " + std::to_string(done.part.attempt) + " tries")
+                      : status;
+        break;
+      }
+      Part again = done.part;
+      again.not_before = Clock::now() + Backoff(options_, again.attempt);
+      ++again.attempt;
+      pending.push_back(again);
+    }
+    if (!failure.ok()) break;
+    const uint64_t now_received = received.load(std::memory_order_relaxed);
+    if (progress && now_received != reported) {
+      reported = now_received;
+      progress(now_received);
+    }
+    if (!active.empty()) {
+      curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+    } else if (!pending.empty()) {
+      // Every part waits for its backoff.
+      auto first =
+          std::min_element(pending.begin(), pending.end(), [](const Part& a, const Part& b) {
+            return a.not_before < b.not_before;
+          })->not_before;
+      std::this_thread::sleep_until(first);
+    }
+  }
+  for (Active& a : active) curl_multi_remove_handle(multi.get(), a.transfer->easy);
+  (void)settled;
+  return failure;
+}
+
+}  // namespace mm
