@@ -142,7 +142,8 @@ class ModelManager::Impl {
   };
   StatusOr<Located> ResolveForLoad(const NameScope& scope, std::string_view name) const {
     std::vector<Located> found;
-    for (const ModelSource& source : repositories_.Locate(scope, name)) {
+    std::vector<Status> unreadable;
+    for (const ModelSource& source : repositories_.Locate(scope, name, &unreadable)) {
       found.push_back({{std::string(name), source.repository}, PlaceOf(source)});
     }
     {
@@ -157,6 +158,13 @@ class ModelManager::Impl {
         }
         found.push_back({it->first, VersionTable::PlaceOf(it->first, it->second)});
       }
+    }
+    if (found.empty() && !unreadable.empty()) {
+      // It may be in a repository that cannot be read now: say so, not "unknown".
+      std::string why;
+      for (const Status& s : unreadable) why += (why.empty() ? "" : "; ") + s.message();
+      return Unavailable("model '" + std::string(name) +
+                         "' is in no model repository that could be read: " + why);
     }
     if (found.empty()) return NotInAnyRepository(name);
     if (found.size() > 1) {

@@ -46,7 +46,13 @@ Poller::Poller(const ModelManager::Options& options, VersionTable& table,
 Poller::~Poller() { Stop(); }
 
 void Poller::Start() {
-  auto scanned = repositories_.List();
+  std::vector<Status> failures;
+  auto scanned = repositories_.List(&failures);
+  for (const Status& failure : failures) {
+    spdlog::error("scanning model repositories: {}; its models are unknown until a later scan "
+                  "(a poll, an index request, an explicit load) can list it",
+                  failure.message());
+  }
   if (!scanned.ok()) {
     spdlog::error("scanning model repositories failed: {}", scanned.status().message());
     return;
@@ -173,8 +179,15 @@ StatusOr<std::vector<Poller::RepositoryScan>> Poller::ScanChanges() {
     if (list) {
       auto sources = all[i]->List();
       if (!sources.ok()) {
+        // This repository's models stay as they are (nothing is gone, nothing
+        // changed); the others go on. The next scan lists it again.
+        spdlog::error("listing model repository '{}' failed: {}; its models stay as they are "
+                      "until a later scan can list it",
+                      scan.key, sources.status().message());
         list_next_ = true;
-        return sources.status();
+        scan.sources.clear();
+        scan.gone.clear();
+        continue;
       }
       scan.full = true;
       scan.sources = std::move(*sources);

@@ -14,11 +14,11 @@ RepositorySet::RepositorySet(std::vector<std::shared_ptr<ModelRepository>> repos
                              OwnerFn owner_of)
     : repositories_(std::move(repositories)), owner_of_(std::move(owner_of)) {}
 
-StatusOr<std::vector<ModelSource>> RepositorySet::List() const {
+StatusOr<std::vector<ModelSource>> RepositorySet::List(std::vector<Status>* failures) const {
   std::vector<const ModelRepository*> raw;
   raw.reserve(repositories_.size());
   for (const auto& r : repositories_) raw.push_back(r.get());
-  return ListRepositories(raw);
+  return ListRepositories(raw, failures);
 }
 
 ModelRepository* RepositorySet::Find(std::string_view key) const {
@@ -33,12 +33,17 @@ ModelOwner RepositorySet::OwnerOf(std::string_view repository) const {
 }
 
 std::vector<ModelSource> RepositorySet::Locate(const NameScope& scope,
-                                               std::string_view name) const {
+                                               std::string_view name,
+                                               std::vector<Status>* unreadable) const {
   std::vector<ModelSource> found;
   for (const auto& r : repositories_) {
     if (!scope.Contains(r->key())) continue;
     auto source = r->Scan(name);
-    if (source.ok()) found.push_back(std::move(*source));
+    if (source.ok()) {
+      found.push_back(std::move(*source));
+    } else if (unreadable && source.status().code() != StatusCode::kNotFound) {
+      unreadable->push_back(source.status().WithContext("model repository '" + r->key() + "'"));
+    }
   }
   return found;
 }

@@ -30,15 +30,19 @@ class RepositorySet {
   using OwnerFn = std::function<ModelOwner(std::string_view repository_key)>;
   RepositorySet(std::vector<std::shared_ptr<ModelRepository>> repositories, OwnerFn owner_of);
 
-  // Every model of every repository, sorted by name (ListRepositories).
-  StatusOr<std::vector<ModelSource>> List() const;
+  // Every model of every repository, sorted by name (ListRepositories). A
+  // repository that cannot be listed is skipped, its error in `failures`.
+  StatusOr<std::vector<ModelSource>> List(std::vector<Status>* failures) const;
 
   // The repository whose key() is `key`; null for none.
   ModelRepository* Find(std::string_view key) const;
   const std::vector<std::shared_ptr<ModelRepository>>& all() const { return repositories_; }
 
-  // The repositories of `scope` holding a model `name` now, scanned.
-  std::vector<ModelSource> Locate(const NameScope& scope, std::string_view name) const;
+  // The repositories of `scope` holding a model `name` now, scanned. A
+  // repository that cannot say (unreachable, access denied) is skipped, its
+  // error appended to `unreadable` when given.
+  std::vector<ModelSource> Locate(const NameScope& scope, std::string_view name,
+                                  std::vector<Status>* unreadable = nullptr) const;
 
   // The model `key` as its repository holds it now, for a load:
   // NotInAnyRepository when it does not hold it, ALREADY_EXISTS (naming them)

@@ -64,7 +64,7 @@ StatusOr<std::shared_ptr<ModelCache>> ModelCache::Open(Options options) {
   if (options.dir.empty()) {
     return InvalidArgument("model cache: empty folder; expected a folder for fetched models");
   }
-  const fs::path& dir = options.dir;
+  const fs::path dir = options.dir;  // (options moves into the cache below)
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) {

@@ -96,11 +96,16 @@ StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view 
 }
 
 StatusOr<std::vector<ModelSource>> ListRepositories(
-    const std::vector<const ModelRepository*>& repositories) {
+    const std::vector<const ModelRepository*>& repositories, std::vector<Status>* failures) {
   std::vector<ModelSource> sources;
   for (const ModelRepository* repository : repositories) {
-    MM_ASSIGN_OR_RETURN(std::vector<ModelSource> listed, repository->List());
-    for (ModelSource& source : listed) sources.push_back(std::move(source));
+    auto listed = repository->List();
+    if (!listed.ok()) {
+      if (failures == nullptr) return listed.status();
+      failures->push_back(listed.status().WithContext("model repository '" + repository->key() + "'"));
+      continue;
+    }
+    for (ModelSource& source : *listed) sources.push_back(std::move(source));
   }
   // Each List is sorted already; a stable sort keeps repository order among
   // equal names, so the first repository's copy comes first.

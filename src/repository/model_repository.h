@@ -153,8 +153,11 @@ StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(
 // the order of `repositories` among equal names. A name held by more than
 // one repository is returned once per repository, each with an ALREADY_EXISTS
 // status naming every copy's folder (ModelSource::dir; "<key>/<name>" for a
-// repository without one). Fails with the first repository whose List fails.
+// repository without one). Fails with the first repository whose List fails;
+// or, given `failures`, skips it and appends its error there (so that one
+// unreachable store does not hide the others' models).
 StatusOr<std::vector<ModelSource>> ListRepositories(
-    const std::vector<const ModelRepository*>& repositories);
+    const std::vector<const ModelRepository*>& repositories,
+    std::vector<Status>* failures = nullptr);
 
 }  // namespace mm

@@ -40,8 +40,9 @@ def release_binary() -> Path:
 class Server:
     """One mmserve process. `log` collects everything it printed."""
 
-    def __init__(self, repos, *extra, binary_path=None):
+    def __init__(self, repos, *extra, binary_path=None, env=None):
         self.binary_path = binary_path
+        self.env = dict(env or {})  # added to (or, with None values, removed from) os.environ
         self.repos = [str(r) for r in repos]
         self.extra = [str(e) for e in extra]
         self.proc = None
@@ -62,6 +63,11 @@ class Server:
         if str(EXAMPLES) in self.repos and "--python-env" not in self.extra:
             args += ["--python-env", sys.prefix]
         env = dict(os.environ)
+        for name, value in self.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
         env.setdefault("LSAN_OPTIONS", f"suppressions={ROOT / 'tests' / 'lsan.supp'}")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)

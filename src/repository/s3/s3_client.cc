@@ -475,7 +475,6 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
                                                  [](CURLM* m) { curl_multi_cleanup(m); });
   if (!multi) return Internal("cannot create a libcurl multi handle");
   std::atomic<uint64_t> received{0};
-  uint64_t settled = 0;  // bytes of completed parts
   struct Active {
     std::unique_ptr<Transfer> transfer;
     Part part;
@@ -483,6 +482,8 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
   std::vector<Active> active;
   Status failure;
   uint64_t reported = UINT64_MAX;
+  constexpr auto kHeartbeat = std::chrono::seconds(1);
+  auto last_report = Clock::now();
   const std::string bucket_path = "/" + UriEncode(bucket, false) + "/";
 
   auto start = [&](Part part) -> Status {
@@ -549,7 +550,6 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
                         ", listed " + target.object.etag + "); the next scan sees its new version");
       }
       if (status.ok()) {
-        settled += t.written;
         if (md5[done.part.target]) {
           status = md5[done.part.target]->PartDone(done.part.index, part_bytes, target.object.size);
           if (!status.ok()) {
@@ -571,7 +571,6 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
             }
             const uint64_t size = target.object.size;
             const size_t parts = (size + part_bytes - 1) / part_bytes;
-            settled -= size;
             received.fetch_sub(size, std::memory_order_relaxed);
             md5[done.part.target] = std::make_unique<OrderedMd5>(target.fd, parts);
             parts_left[done.part.target] = parts;
@@ -597,9 +596,12 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
       pending.push_back(again);
     }
     if (!failure.ok()) break;
+    // Also while nothing arrives (a stalled server), so that the caller can
+    // show a download that is alive but not moving.
     const uint64_t now_received = received.load(std::memory_order_relaxed);
-    if (progress && now_received != reported) {
+    if (progress && (now_received != reported || Clock::now() - last_report >= kHeartbeat)) {
       reported = now_received;
+      last_report = Clock::now();
       progress(now_received);
     }
     if (!active.empty()) {
@@ -614,7 +616,6 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
     }
   }
   for (Active& a : active) curl_multi_remove_handle(multi.get(), a.transfer->easy);
-  (void)settled;
   return failure;
 }
 
