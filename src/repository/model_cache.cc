@@ -64,8 +64,19 @@ StatusOr<std::shared_ptr<ModelCache>> ModelCache::Open(Options options) {
   if (options.dir.empty()) {
     return InvalidArgument("model cache: empty folder; expected a folder for fetched models");
   }
-  const fs::path& dir = options.dir;
+  // A copy, not a reference: `options` is moved into the cache below, and a
+  // reference to its moved-from dir would be empty from there on (the leftovers
+  // of ".staging" were then removed in the working directory, and no entry of
+  // an earlier run was found).
+  const fs::path dir = options.dir;
   std::error_code ec;
+  // Something that is not a folder is INVALID_ARGUMENT as the header says;
+  // create_directories would report it as an error (not_a_directory) and make
+  // it a FAILED_PRECONDITION.
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+    return InvalidArgument("model cache " + Quoted(dir) +
+                           " is not a folder; expected a folder for fetched models");
+  }
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) {
     return ec ? FailedPrecondition("model cache " + Quoted(dir) + " cannot be created: " +
