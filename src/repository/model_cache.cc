@@ -64,8 +64,15 @@ StatusOr<std::shared_ptr<ModelCache>> ModelCache::Open(Options options) {
   if (options.dir.empty()) {
     return InvalidArgument("model cache: empty folder; expected a folder for fetched models");
   }
-  const fs::path dir = options.dir;  // (options moves into the cache below)
+  const fs::path dir = options.dir;  // a copy: `options` moves into the cache below
   std::error_code ec;
+  // Something that is not a folder is INVALID_ARGUMENT as the header says;
+  // create_directories would report it as an error (not_a_directory) and make
+  // it a FAILED_PRECONDITION.
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+    return InvalidArgument("model cache " + Quoted(dir) +
+                           " is not a folder; expected a folder for fetched models");
+  }
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) {
     return ec ? FailedPrecondition("model cache " + Quoted(dir) + " cannot be created: " +
