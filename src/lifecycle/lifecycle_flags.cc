@@ -16,8 +16,9 @@ namespace mm {
 void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
   flags.load_threads = std::max<size_t>(1, std::max(1u, std::thread::hardware_concurrency()) / 2);
   app.add_option("--model-repository", flags.repositories,
-                 "Model repository: a folder, file://FOLDER, or s3://BUCKET[/PREFIX] "
-                 "(repeatable; they mix)")
+                 "Model repository: a folder, file://FOLDER, s3://BUCKET[/PREFIX], or an "
+                 "MLflow registry mlflow://HOST[:PORT] (mlflows:// for TLS) (repeatable; they "
+                 "mix)")
       ->required();
   app.add_option("--s3-endpoint", flags.s3_endpoint,
                  "S3-compatible endpoint for s3:// repositories, http(s)://HOST[:PORT] "
@@ -31,6 +32,12 @@ void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
                  "Cap on the model cache, in bytes (512MiB, 20GiB, ...) or a percentage of its "
                  "disk (25%); least recently used versions not loaded are evicted (0: no cap)")
       ->capture_default_str();
+  app.add_option("--mlflow-alias", flags.mlflow_alias,
+                 "MLflow registries: serve the version each registered model's alias names "
+                 "(champion); a poll follows the alias as it moves (default: every READY "
+                 "version, by the version policy)");
+  app.add_option("--mlflow-stage", flags.mlflow_stage,
+                 "MLflow registries: serve only versions in this stage (Production, Staging)");
   app.add_option("--model-control-mode", flags.control_mode,
                  "none: load every model at start; explicit: load --load-model models at start, "
                  "then through the repository API and on demand; poll: load every model and "
@@ -133,6 +140,8 @@ StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
   auto size = ParseByteSize(flags.model_cache_size, ec ? 0 : disk.capacity);
   if (!size.ok()) return size.status().WithContext("--model-cache-size");
   options.cache_bytes = *size;
+  options.mlflow_alias = flags.mlflow_alias;
+  options.mlflow_stage = flags.mlflow_stage;
   RemoteRepositories opener(std::move(options));
   std::vector<std::shared_ptr<ModelRepository>> repositories;
   for (const std::string& value : flags.repositories) {

@@ -41,6 +41,8 @@ struct LifecycleFlags {
   std::string s3_endpoint;                 // --s3-endpoint
   std::string model_cache_dir;             // empty: DefaultModelCacheDir()
   std::string model_cache_size = "10GiB";  // ParseByteSize: bytes, units or a % of the disk
+  std::string mlflow_alias;                // --mlflow-alias
+  std::string mlflow_stage;                // --mlflow-stage
   std::string control_mode = "none";       // none, explicit, poll
   std::vector<std::string> load_models;
   std::optional<bool> load_on_demand;  // unset: true in explicit mode
@@ -61,7 +63,8 @@ struct LifecycleFlags {
 };
 
 // Registers --model-repository (required, repeatable), --s3-endpoint,
-// --model-cache-dir, --model-cache-size, --model-control-mode,
+// --model-cache-dir, --model-cache-size, --mlflow-alias, --mlflow-stage,
+// --model-control-mode,
 // --load-model, --load-on-demand (given alone: true), --repository-poll-secs,
 // --model-memory-budget, --model-eviction-policy, --model-load-threads,
 // --max-instances-per-model, --max-threads-per-model, --drift,

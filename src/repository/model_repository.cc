@@ -6,8 +6,10 @@
 
 #include <cstdlib>
 #include <map>
+#include <optional>
 
 #include "repository/local/local_repository.h"
+#include "repository/mlflow/mlflow_repository.h"
 #include "repository/model_cache.h"
 #include "repository/repository_key.h"
 #include "repository/s3/s3_client.h"
@@ -19,13 +21,16 @@ namespace {
 
 // What a --model-repository value may be in this build, for messages.
 constexpr std::string_view kSupported =
-    "a local folder, as a path or file://PATH, or s3://BUCKET[/PREFIX]";
+    "a local folder, as a path or file://PATH, s3://BUCKET[/PREFIX], or mlflow://HOST[:PORT] "
+    "(mlflows:// for TLS)";
 
 }  // namespace
 
 struct RemoteRepositories::State {
   std::shared_ptr<ModelCache> cache;
   std::shared_ptr<S3Client> s3;
+  Status s3_error;  // why there is no S3 client, once tried
+  bool s3_tried = false;
 };
 
 RemoteRepositories::RemoteRepositories(Options options)
@@ -45,7 +50,9 @@ std::filesystem::path DefaultModelCacheDir() {
 
 StatusOr<std::unique_ptr<ModelRepository>> RemoteRepositories::Open(std::string_view uri) {
   const RepositoryLocation location = ParseRepositoryLocation(uri);
-  if (location.scheme != "s3") {
+  const bool s3 = location.scheme == "s3";
+  const bool mlflow = location.scheme == "mlflow" || location.scheme == "mlflows";
+  if (!s3 && !mlflow) {
     return InvalidArgument("model repository '" + std::string(uri) + "': scheme '" +
                            location.scheme + "://' is not supported by this build; expected " +
                            std::string(kSupported));
@@ -58,23 +65,59 @@ StatusOr<std::unique_ptr<ModelRepository>> RemoteRepositories::Open(std::string_
     if (!opened.ok()) return opened.status().WithContext("--model-cache-dir");
     state_->cache = std::move(*opened);
   }
-  if (!state_->s3) {
+  // The S3 client: for s3:// repositories, and for MLflow artifacts kept in
+  // S3 (an MLflow repository without S3 settings still serves proxied ones).
+  if (!state_->s3_tried) {
+    state_->s3_tried = true;
     auto settings = ResolveS3Settings(AwsEnvironment::Process(), options_.s3_endpoint);
-    if (!settings.ok()) return settings.status().WithContext("S3 settings");
-    spdlog::info("S3 endpoint {} (region {}), credentials: {}", settings->endpoint,
-                 settings->region, settings->credentials_source);
-    S3Client::Options client;
-    client.settings = std::move(*settings);
-    auto created = S3Client::Create(std::move(client));
-    if (!created.ok()) return created.status();
-    state_->s3 = std::move(*created);
+    if (settings.ok()) {
+      S3Client::Options client;
+      client.settings = std::move(*settings);
+      auto created = S3Client::Create(std::move(client));
+      if (created.ok()) {
+        state_->s3 = std::move(*created);
+      } else {
+        state_->s3_error = created.status();
+      }
+    } else {
+      state_->s3_error = settings.status().WithContext("S3 settings");
+    }
+    if (state_->s3 && s3) {
+      const S3Settings& s = state_->s3->options().settings;
+      spdlog::info("S3 endpoint {} (region {}), credentials: {}", s.endpoint, s.region,
+                   s.credentials_source);
+    }
   }
-  S3Repository::Options options;
+  if (s3) {
+    if (!state_->s3) return state_->s3_error;
+    S3Repository::Options options;
+    options.uri = std::string(uri);
+    options.client = state_->s3;
+    options.cache = state_->cache;
+    MM_ASSIGN_OR_RETURN(std::unique_ptr<S3Repository> repository,
+                        S3Repository::Open(std::move(options)));
+    return std::unique_ptr<ModelRepository>(std::move(repository));
+  }
+  auto env = [](std::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    return value ? std::optional<std::string>(value) : std::nullopt;
+  };
+  MM_ASSIGN_OR_RETURN(MlflowSettings settings, ResolveMlflowSettings(uri, env));
+  spdlog::info("MLflow registry {}: authentication {}{}{}", settings.base, settings.auth_source,
+               options_.mlflow_alias.empty() ? "" : ", serving alias @" + options_.mlflow_alias,
+               options_.mlflow_stage.empty() ? "" : ", serving stage " + options_.mlflow_stage);
+  MM_ASSIGN_OR_RETURN(std::unique_ptr<MlflowClient> client,
+                      MlflowClient::Create(std::move(settings)));
+  MlflowRepository::Options options;
   options.uri = std::string(uri);
-  options.client = state_->s3;
+  options.alias = options_.mlflow_alias;
+  options.stage = options_.mlflow_stage;
+  options.client = std::move(client);
   options.cache = state_->cache;
-  MM_ASSIGN_OR_RETURN(std::unique_ptr<S3Repository> s3, S3Repository::Open(std::move(options)));
-  return std::unique_ptr<ModelRepository>(std::move(s3));
+  options.s3 = state_->s3;
+  MM_ASSIGN_OR_RETURN(std::unique_ptr<MlflowRepository> repository,
+                      MlflowRepository::Open(std::move(options)));
+  return std::unique_ptr<ModelRepository>(std::move(repository));
 }
 
 StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(std::string_view uri,
@@ -102,7 +145,8 @@ StatusOr<std::vector<ModelSource>> ListRepositories(
     auto listed = repository->List();
     if (!listed.ok()) {
       if (failures == nullptr) return listed.status();
-      failures->push_back(listed.status().WithContext("model repository '" + repository->key() + "'"));
+      failures->push_back(
+          listed.status().WithContext("model repository '" + repository->key() + "'"));
       continue;
     }
     for (ModelSource& source : *listed) sources.push_back(std::move(source));

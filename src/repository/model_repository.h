@@ -121,6 +121,8 @@ class RemoteRepositories {
     std::string s3_endpoint;             // --s3-endpoint; empty: from the AWS settings
     std::filesystem::path cache_dir;     // --model-cache-dir; empty: DefaultModelCacheDir()
     uint64_t cache_bytes = 10ull << 30;  // --model-cache-size; 0: no cap
+    std::string mlflow_alias;            // --mlflow-alias; empty: every READY version
+    std::string mlflow_stage;            // --mlflow-stage; empty: any stage
   };
   explicit RemoteRepositories(Options options);
   ~RemoteRepositories();
@@ -142,8 +144,9 @@ std::filesystem::path DefaultModelCacheDir();
 
 // Opens a --model-repository value (repository_key.h says how one reads).
 // A plain path (or file://PATH) is a local folder, which must exist and be a
-// directory (LocalRepository::Open's errors). s3://BUCKET[/PREFIX] opens
-// through `remote` (null: remote schemes are refused). Any other scheme, and
+// directory (LocalRepository::Open's errors). s3://BUCKET[/PREFIX] and
+// mlflow(s)://HOST[:PORT] open through `remote` (null: remote schemes are
+// refused). Any other scheme, and
 // an empty path, is INVALID_ARGUMENT naming what this build supports. On
 // success, key() == RepositoryKey(uri).
 StatusOr<std::unique_ptr<ModelRepository>> OpenModelRepository(

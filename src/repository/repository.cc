@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "repository/fingerprint.h"
+#include "repository/mlflow/mlmodel.h"
 #include "repository/model_config.h"
 #include "repository/repository_file.h"
 
@@ -224,6 +225,18 @@ VersionName ParseVersionName(const std::string& name, int64_t* version) {
   return VersionName::kValid;
 }
 
+Status ApplyMLmodel(ModelSource& source, std::string_view text) {
+  const std::string context =
+      "MLmodel of model '" + source.name + "' version " +
+      (source.versions.empty() ? "?" : std::to_string(source.versions.back()));
+  auto parsed = ParseMLmodel(text);
+  if (!parsed.ok()) return parsed.status().WithContext(context);
+  auto config = MLmodelConfig(*parsed, source.name);
+  if (!config.ok()) return config.status().WithContext(context);
+  source.config = std::move(*config);
+  return ValidateModelConfig(source.config).WithContext(context);
+}
+
 Status ApplyModelConfig(ModelSource& source, const std::string* text) {
   const std::string context = "config.pbtxt of model '" + source.name + "'";
   source.has_config = text != nullptr;
@@ -269,6 +282,15 @@ ModelSource ScanModel(const fs::path& dir) {
     source.version_fingerprints[version] = lister.Compute();
   }
   Status config = LoadConfig(source);
+  // No config.pbtxt: the MLflow model format, when the newest version is one.
+  if (config.ok() && !source.has_config && !source.versions.empty()) {
+    const fs::path mlmodel = dir / std::to_string(source.versions.back()) / kMLmodelFile;
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(mlmodel, ec))) {
+      auto text = ReadRepositoryFile(mlmodel, RepositoryFileKind::kConfig);
+      config = text.ok() ? ApplyMLmodel(source, *text) : text.status();
+    }
+  }
   if (source.status.ok()) source.status = std::move(config);
   return source;
 }

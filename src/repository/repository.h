@@ -84,4 +84,10 @@ VersionName ParseVersionName(const std::string& name, int64_t* version);
 // Returns what ScanModel would make the status.
 Status ApplyModelConfig(ModelSource& source, const std::string* text);
 
+// For a model without config.pbtxt whose newest version folder holds an
+// MLmodel (the MLflow model format, mlflow/mlmodel.h): its config derived
+// from `text`, that MLmodel's content, named and validated. Returns what the
+// model's status becomes (the MLmodel's error, naming it).
+Status ApplyMLmodel(ModelSource& source, std::string_view text);
+
 }  // namespace mm

@@ -8,6 +8,7 @@
 #include "python_env.h"
 #include "python_interpreter.h"
 #include "python_model.h"
+#include "repository/mlflow/mlmodel.h"
 #include "repository/repository_file.h"
 
 namespace mm {
@@ -61,8 +62,13 @@ StatusOr<std::unique_ptr<Backend>> PythonBackend::Create(const BackendSettings& 
 StatusOr<std::unique_ptr<LoadedModel>> PythonBackend::Load(const LoadSpec& spec) {
   const std::string label =
       "model '" + spec.model_name + "' version " + std::to_string(spec.version);
-  MM_ASSIGN_OR_RETURN(const std::filesystem::path path,
-                      ModelFilePath(spec, kDefaultModelFile, label));
+  // An MLflow pyfunc model (repository/mlflow/mlmodel.h) runs the built-in
+  // model.py (an empty path), not a file of its folder.
+  const bool mlflow = spec.config.parameters().count(std::string(kMlflowPyfuncParameter)) > 0;
+  std::filesystem::path path;
+  if (!mlflow) {
+    MM_ASSIGN_OR_RETURN(path, ModelFilePath(spec, kDefaultModelFile, label));
+  }
   MM_ASSIGN_OR_RETURN(std::vector<std::filesystem::path> site_packages,
                       SitePackages(spec, options_, label));
   MM_RETURN_IF_ERROR(StartPythonInterpreter());

@@ -18,6 +18,10 @@ namespace py = pybind11;
 
 namespace mm {
 
+extern const std::string_view kMlflowPyfuncSource;  // pb_utils_source.cc (generated)
+// The name tracebacks give the built-in MLflow pyfunc model.py.
+constexpr std::string_view kMlflowPyfuncFile = "<mmserve built-in>/mlflow_pyfunc.py";
+
 namespace {
 
 // The parts of the pb_utils module and of the model's config every instance
@@ -498,16 +502,31 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadPythonModel(
     py::object cls;
     try {
       py::module_ util = py::module_::import("importlib.util");
-      py::object module_spec = util.attr("spec_from_file_location")("model", model_file.string());
-      py::object module = util.attr("module_from_spec")(module_spec);
-      module_spec.attr("loader").attr("exec_module")(module);
+      py::object module;
+      if (model_file.empty()) {
+        // The built-in MLflow pyfunc model.py, run from the binary.
+        module = py::module_::import("types").attr("ModuleType")("model");
+        py::object code =
+            py::module_::import("builtins")
+                .attr("compile")(py::str(kMlflowPyfuncSource.data(), kMlflowPyfuncSource.size()),
+                                 std::string(kMlflowPyfuncFile), "exec");
+        py::module_::import("builtins").attr("exec")(code, module.attr("__dict__"));
+      } else {
+        py::object module_spec = util.attr("spec_from_file_location")("model", model_file.string());
+        module = util.attr("module_from_spec")(module_spec);
+        module_spec.attr("loader").attr("exec_module")(module);
+      }
       cls = py::getattr(module, "TritonPythonModel", py::none());
     } catch (py::error_already_set& e) {
-      return LoadError(e, *state, "cannot import " + model_file.filename().string());
+      return LoadError(e, *state,
+                       "cannot import " + (model_file.empty() ? std::string(kMlflowPyfuncFile)
+                                                              : model_file.filename().string()));
     }
     if (cls.is_none()) {
-      return InvalidArgument(state->label + ": " + model_file.filename().string() +
-                             " defines no class TritonPythonModel");
+      return InvalidArgument(
+          state->label + ": " +
+          (model_file.empty() ? std::string(kMlflowPyfuncFile) : model_file.filename().string()) +
+          " defines no class TritonPythonModel");
     }
     MM_ASSIGN_OR_RETURN(inference::ModelConfig config, AutoComplete(cls, pb, json, *state));
     if (config.name().empty()) config.set_name(spec.model_name);

@@ -11,7 +11,9 @@
 
 namespace mm {
 
-// Loads the model in `model_file` (the interpreter is started): puts
+// Loads the model in `model_file` (the interpreter is started; an empty
+// `model_file` is mmserve's built-in model.py for MLflow pyfunc models,
+// mlflow_pyfunc.py): puts
 // `site_packages` first on sys.path and the version folder on it too, imports
 // the file, runs auto_complete_config and each instance's initialize.
 // INVALID_ARGUMENT naming the model, the step and the exception (type,

@@ -1,5 +1,7 @@
 #include "repository/s3/s3_client.h"
 
+#include "repository/http_common.h"
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -23,53 +25,10 @@ constexpr std::string_view kEmptyPayloadSha256 =
 // The largest listing page or error body read into memory.
 constexpr uint64_t kMaxDocumentBytes = 64ull << 20;
 
-// S3's URI encoding (SigV4's rules): unreserved characters stay, '/' stays in
-// a key's path, everything else is %XX with upper-case hex.
-std::string UriEncode(std::string_view s, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 bool IsMd5Etag(std::string_view etag) {
   return etag.size() == 32 && std::all_of(etag.begin(), etag.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
-}
-
-// Whether a failed curl transfer may succeed when tried again.
-bool RetryableCurl(CURLcode code) {
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool RetryableHttp(long status) {
-  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
-         status == 504;
 }
 
 // What a non-2xx answer means, for `what` ("s3://b/k", "listing s3://b/p").
@@ -90,7 +49,7 @@ Status HttpStatus(long status, std::string_view body, const std::string& what) {
     return Unavailable(what + ": the object changed while it was fetched (" + detail +
                        "); the next scan sees its new version");
   }
-  if (RetryableHttp(status)) return Unavailable(what + ": the server answered " + detail);
+  if (RetryableHttpStatus(status)) return Unavailable(what + ": the server answered " + detail);
   return FailedPrecondition(what + ": the server answered " + detail);
 }
 
@@ -217,10 +176,7 @@ StatusOr<std::unique_ptr<S3Client>> S3Client::Create(Options options) {
         "S3 client options: expected max_attempts >= 1, max_parallel >= 1 and part_bytes >= "
         "1024");
   }
-  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (init != CURLE_OK) {
-    return Internal(std::string("cannot initialize libcurl: ") + curl_easy_strerror(init));
-  }
+  MM_RETURN_IF_ERROR(InitCurl());
   std::unique_ptr<S3Client> client(new S3Client(std::move(options)));
   auto shared = std::make_unique<Shared>();
   shared->share = curl_share_init();
@@ -287,22 +243,20 @@ Status Outcome(Transfer& t, CURLcode code, const std::string& what, bool* retry)
     return t.write_error.WithContext(what);
   }
   if (code != CURLE_OK) {
-    *retry = RetryableCurl(code);
+    *retry = RetryableCurlCode(code);
     return Unavailable(what + ": " + curl_easy_strerror(code) + " (" +
                        t.url.substr(0, t.url.find('?')) + ")");
   }
   const long status = t.HttpCode();
   if (status < 200 || status >= 300) {
-    *retry = RetryableHttp(status);
+    *retry = RetryableHttpStatus(status);
     return HttpStatus(status, t.buffer, what);
   }
   return OkStatus();
 }
 
 std::chrono::milliseconds Backoff(const S3Client::Options& o, int attempt) {
-  auto wait = o.first_backoff;
-  for (int i = 1; i < attempt && wait < o.max_backoff; ++i) wait *= 2;
-  return std::min(wait, o.max_backoff);
+  return RetryPolicy{o.max_attempts, o.first_backoff, o.max_backoff}.Backoff(attempt);
 }
 
 }  // namespace

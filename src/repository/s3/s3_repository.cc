@@ -1,8 +1,6 @@
 #include "repository/s3/s3_repository.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +11,8 @@
 
 #include "core/memory.h"
 #include "repository/fingerprint.h"
+#include "repository/mlflow/mlmodel.h"
+#include "repository/remote_fetch.h"
 #include "repository/repository_file.h"
 #include "repository/repository_key.h"
 
@@ -20,11 +20,8 @@ namespace mm {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kConfigFile = "config.pbtxt";
-// Files opened at once while downloading a version with very many.
-constexpr size_t kFilesPerBatch = 256;
 
 bool ValidBucket(std::string_view b) {
   if (b.size() < 3 || b.size() > 63) return false;
@@ -34,71 +31,9 @@ bool ValidBucket(std::string_view b) {
                      [&](char c) { return alnum(c) || c == '.' || c == '-' || c == '_'; });
 }
 
-// Whether every '/'-separated segment of `path` is a usable file name.
-bool SafeRelativePath(std::string_view path) {
-  if (path.empty() || path.find('\0') != std::string_view::npos) return false;
-  size_t begin = 0;
-  while (begin <= path.size()) {
-    size_t end = path.find('/', begin);
-    if (end == std::string_view::npos) end = path.size();
-    const std::string_view segment = path.substr(begin, end - begin);
-    if (segment.empty() || segment == "." || segment == "..") return false;
-    begin = end + 1;
-  }
-  return true;
-}
-
 bool ModelName(std::string_view name) {
   return !name.empty() && name[0] != '.' && name.find('\0') == std::string_view::npos;
 }
-
-// The version a file of a model belongs to (0: the model folder's own).
-int64_t VersionOf(const std::string& path) {
-  const size_t slash = path.find('/');
-  if (slash == std::string::npos) return 0;
-  int64_t version = 0;
-  return ParseVersionName(path.substr(0, slash), &version) == VersionName::kValid ? version : 0;
-}
-
-std::string Hex16(uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = kHex[v & 15];
-  return s;
-}
-
-// A cache entry id: readable, and unique by what it holds.
-std::string EntryId(const std::string& repository, const std::string& model, int64_t version,
-                    const std::vector<const RemoteFile*>& files) {
-  Fingerprint fp;
-  fp.AddField(repository);
-  fp.AddField(model);
-  fp.AddNumber(static_cast<uint64_t>(version));
-  for (const RemoteFile* f : files) {
-    fp.AddField(f->path);
-    fp.AddNumber(f->size);
-    fp.AddField(f->etag);
-  }
-  std::string readable;
-  for (char c : model.substr(0, 64)) {
-    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                       c == '-' || c == '_' || c == '.';
-    readable += plain ? c : '_';
-  }
-  if (readable.empty() || readable[0] == '.') readable.insert(0, "m");
-  return readable + "-" + std::to_string(version) + "-" + Hex16(fp.value());
-}
-
-class Fds {
- public:
-  ~Fds() {
-    for (int fd : fds_) close(fd);
-  }
-  void Add(int fd) { fds_.push_back(fd); }
-
- private:
-  std::vector<int> fds_;
-};
 
 }  // namespace
 
@@ -140,43 +75,55 @@ StatusOr<std::unique_ptr<S3Repository>> S3Repository::Open(Options options) {
       new S3Repository(std::move(options), location.path, bucket, std::move(prefix)));
 }
 
+StatusOr<std::string> S3Repository::ReadSmall(const std::string& name,
+                                              const RemoteFile& file) const {
+  const std::string cache_key = name + "/" + file.path;
+  {
+    MutexLock lock(mu_);
+    auto it = configs_.find(cache_key);
+    if (it != configs_.end() && it->second.etag == file.etag) return it->second.text;
+  }
+  auto got = options_.client->Get(bucket_, prefix_ + cache_key,
+                                  MaxRepositoryFileBytes(RepositoryFileKind::kConfig));
+  if (!got.ok()) return got.status();
+  MutexLock lock(mu_);
+  configs_[cache_key] = CachedConfig{file.etag, *got};
+  return got;
+}
+
 void S3Repository::ReadConfig(ModelSource& source, const RemoteFile* config) const {
   if (config == nullptr) {
     source.status = ApplyModelConfig(source, nullptr);
+    // No config.pbtxt: the MLflow model format, when the newest version is one.
+    if (source.status.ok() && !source.versions.empty()) {
+      const std::string path =
+          std::to_string(source.versions.back()) + "/" + std::string(kMLmodelFile);
+      for (const RemoteFile& file : source.remote_files) {
+        if (file.path != path) continue;
+        auto text = ReadSmall(source.name, file);
+        source.status = text.ok()
+                            ? ApplyMLmodel(source, *text)
+                            : text.status().WithContext("MLmodel of model '" + source.name + "'");
+        break;
+      }
+    }
     return;
   }
-  std::string text;
-  bool cached = false;
-  {
-    MutexLock lock(mu_);
-    auto it = configs_.find(source.name);
-    if (it != configs_.end() && it->second.etag == config->etag) {
-      text = it->second.text;
-      cached = true;
-    }
+  auto got = ReadSmall(source.name, *config);
+  if (!got.ok()) {
+    // Unread: what is known of it goes into the fingerprint, so that a later
+    // successful read counts as a change.
+    (void)ApplyModelConfig(source, nullptr);
+    source.has_config = true;
+    Fingerprint fp;
+    fp.AddField("unread config");
+    fp.AddField(config->etag);
+    fp.AddField(got.status().message());
+    source.config_fingerprint = fp.value();
+    source.status = got.status().WithContext("config.pbtxt of model '" + source.name + "'");
+    return;
   }
-  if (!cached) {
-    const std::string key = prefix_ + source.name + "/" + std::string(kConfigFile);
-    auto got =
-        options_.client->Get(bucket_, key, MaxRepositoryFileBytes(RepositoryFileKind::kConfig));
-    if (!got.ok()) {
-      // Unread: what is known of it goes into the fingerprint, so that a
-      // later successful read counts as a change.
-      (void)ApplyModelConfig(source, nullptr);
-      source.has_config = true;
-      Fingerprint fp;
-      fp.AddField("unread config");
-      fp.AddField(config->etag);
-      fp.AddField(got.status().message());
-      source.config_fingerprint = fp.value();
-      source.status = got.status().WithContext("config.pbtxt of model '" + source.name + "'");
-      return;
-    }
-    text = std::move(*got);
-    MutexLock lock(mu_);
-    configs_[source.name] = CachedConfig{config->etag, text};
-  }
-  source.status = ApplyModelConfig(source, &text);
+  source.status = ApplyModelConfig(source, &*got);
 }
 
 StatusOr<std::vector<ModelSource>> S3Repository::Build(std::vector<S3Object> objects) const {
@@ -269,7 +216,6 @@ StatusOr<ModelSource> S3Repository::Scan(std::string_view name) const {
 
 StatusOr<LocalModelVersion> S3Repository::Fetch(const ModelSource& source, int64_t version,
                                                 const FetchProgress& progress) {
-  const std::string label = "model '" + source.name + "' version " + std::to_string(version);
   if (source.repository != key_) {
     return InvalidArgument("model '" + source.name + "' was listed by repository '" +
                            source.repository + "', not by '" + key_ +
@@ -279,96 +225,19 @@ StatusOr<LocalModelVersion> S3Repository::Fetch(const ModelSource& source, int64
     return NotFound("model '" + source.name + "' has no version " + std::to_string(version) +
                     " in repository '" + key_ + "'");
   }
-  // The version's files and the model folder's own; not other versions'.
-  std::vector<const RemoteFile*> files;
-  uint64_t total = 0;
-  for (const RemoteFile& file : source.remote_files) {
-    const int64_t of = VersionOf(file.path);
-    if (of != 0 && of != version) continue;
-    files.push_back(&file);
-    total += file.size;
-  }
-  const std::string id = EntryId(key_, source.name, version, files);
-  const std::string version_folder = std::to_string(version);
-  auto verify = [&files](const fs::path& dir) {
-    for (const RemoteFile* file : files) {
-      std::error_code ec;
-      if (fs::file_size(dir / file->path, ec) != file->size || ec) return false;
-    }
-    return true;
-  };
-  if (auto hit = options_.cache->Find(id, verify)) {
-    spdlog::info("{}: using the cached copy in '{}'", label, hit->dir.string());
-    return LocalModelVersion{hit->dir, hit->dir / version_folder, std::move(hit->lease)};
-  }
-  const std::string from = "s3://" + bucket_ + "/" + prefix_ + source.name;
-  auto staging = options_.cache->Stage(id, total);
-  if (!staging.ok()) return staging.status().WithContext("fetching " + label + " from " + from);
-  const fs::path dir = (*staging)->dir();
-  spdlog::info("{}: fetching {} files ({}) from {}", label, files.size(), FormatBytes(total), from);
-
-  const auto started = Clock::now();
-  auto last_report = started;
-  auto last_log = started;
-  uint64_t done_before = 0;
-  auto report = [&](uint64_t done, bool force) {
-    const auto now = Clock::now();
-    if (!force && now - last_report < std::chrono::milliseconds(250)) return;
-    last_report = now;
-    if (progress) progress(done, total);
-    if (now - last_log >= std::chrono::seconds(5)) {
-      last_log = now;
-      spdlog::info("{}: fetched {} of {} ({}%) from {}", label, FormatBytes(done),
-                   FormatBytes(total), total ? done * 100 / total : 100, from);
-    }
-  };
-  report(0, true);
-  for (size_t begin = 0; begin < files.size(); begin += kFilesPerBatch) {
-    const size_t end = std::min(files.size(), begin + kFilesPerBatch);
-    Fds fds;
+  const std::string folder = prefix_ + source.name + "/";
+  auto download = [&](const std::vector<const RemoteFile*>& files, const std::vector<int>& fds,
+                      const std::function<void(uint64_t)>& bytes) {
     std::vector<S3Client::Target> targets;
-    uint64_t batch_bytes = 0;
-    for (size_t i = begin; i < end; ++i) {
-      const RemoteFile& file = *files[i];
-      const fs::path path = dir / file.path;
-      std::error_code ec;
-      fs::create_directories(path.parent_path(), ec);
-      const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd < 0) {
-        const int err = errno;
-        return (err == ENOSPC ? ResourceExhausted("the disk is full")
-                              : FailedPrecondition(std::string("cannot create '") + file.path +
-                                                   "' in the model cache: " + std::strerror(err) +
-                                                   (ec ? " (" + ec.message() + ")" : "")))
-            .WithContext("fetching " + label + " from " + from);
-      }
-      fds.Add(fd);
-      if (file.size > 0) {
-        const int err = posix_fallocate(fd, 0, static_cast<off_t>(file.size));
-        if (err == ENOSPC || err == EDQUOT) {
-          return ResourceExhausted("the disk of the model cache '" +
-                                   options_.cache->dir().string() + "' is full: no room for '" +
-                                   file.path + "' (" + FormatBytes(file.size) + ")")
-              .WithContext("fetching " + label + " from " + from);
-        }
-      }
-      S3Client::Target target;
-      target.object = S3Object{prefix_ + source.name + "/" + file.path, file.size, file.etag};
-      target.fd = fd;
-      targets.push_back(std::move(target));
-      batch_bytes += file.size;
+    for (size_t i = 0; i < files.size(); ++i) {
+      targets.push_back(
+          {S3Object{folder + files[i]->path, files[i]->size, files[i]->etag}, fds[i]});
     }
-    Status downloaded = options_.client->Download(
-        bucket_, targets, [&](uint64_t bytes) { report(done_before + bytes, false); });
-    if (!downloaded.ok()) return downloaded.WithContext("fetching " + label + " from " + from);
-    done_before += batch_bytes;
-  }
-  report(total, true);
-  auto hit = options_.cache->Commit(std::move(*staging));
-  if (!hit.ok()) return hit.status().WithContext("fetching " + label + " from " + from);
-  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  spdlog::info("{}: fetched {} from {} in {:.2f} s", label, FormatBytes(total), from, seconds);
-  return LocalModelVersion{hit->dir, hit->dir / version_folder, std::move(hit->lease)};
+    return options_.client->Download(bucket_, targets, bytes);
+  };
+  return FetchToCache(
+      *options_.cache, key_, source.name, version, FilesOfVersion(source.remote_files, version),
+      "s3://" + bucket_ + "/" + folder.substr(0, folder.size() - 1), progress, download);
 }
 
 }  // namespace mm

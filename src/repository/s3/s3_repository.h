@@ -54,16 +54,20 @@ class S3Repository final : public ModelRepository {
 
   // The models among `objects` (all under prefix_), configs read.
   StatusOr<std::vector<ModelSource>> Build(std::vector<S3Object> objects) const;
-  // Fills `source`'s config from config.pbtxt with `etag` (null: none).
+  // Fills `source`'s config from config.pbtxt (null: none; then from the
+  // newest version's MLmodel, if it has one).
   void ReadConfig(ModelSource& source, const RemoteFile* config) const;
+  // A small file of model `name` (config.pbtxt, MLmodel), fetched again only
+  // when its ETag changed.
+  StatusOr<std::string> ReadSmall(const std::string& name, const RemoteFile& file) const;
 
   const Options options_;
   const std::string key_;
   const std::string bucket_;
   const std::string prefix_;  // "" or "a/b/" (ends with '/')
 
-  // Each model's config.pbtxt as last read, by ETag: a poll fetches only
-  // the configs that changed.
+  // Each model's config.pbtxt and MLmodel as last read ("<model>/<path>"),
+  // by ETag: a poll fetches only the ones that changed.
   struct CachedConfig {
     std::string etag;
     std::string text;

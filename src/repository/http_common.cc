@@ -1,0 +1,64 @@
+#include "repository/http_common.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <string>
+
+namespace mm {
+
+Status InitCurl() {
+  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (init != CURLE_OK) {
+    return Internal(std::string("cannot initialize libcurl: ") + curl_easy_strerror(init));
+  }
+  return OkStatus();
+}
+
+bool RetryableCurlCode(int code) {
+  switch (static_cast<CURLcode>(code)) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool RetryableHttpStatus(long status) {
+  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+         status == 504;
+}
+
+std::string UriEncode(std::string_view s, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::chrono::milliseconds RetryPolicy::Backoff(int attempt) const {
+  auto wait = first_backoff;
+  for (int i = 1; i < attempt && wait < max_backoff; ++i) wait *= 2;
+  return std::min(wait, max_backoff);
+}
+
+}  // namespace mm

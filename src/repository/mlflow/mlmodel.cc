@@ -1,0 +1,272 @@
+#include "repository/mlflow/mlmodel.h"
+
+#include "repository/remote_fetch.h"
+
+#include <simdjson.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <set>
+
+namespace mm {
+namespace {
+
+constexpr size_t kMaxFields = 1024;
+constexpr size_t kMaxDims = 16;
+constexpr size_t kMaxIndent = 128;
+
+// Refuses what would make a recursive YAML parser recurse deeply: flow
+// collections nested past kMaxMLmodelDepth, or lines indented past kMaxIndent.
+Status CheckNesting(std::string_view text) {
+  int depth = 0;
+  char quote = 0;
+  size_t indent = 0;
+  bool line_start = true;
+  for (char c : text) {
+    if (c == '\n') {
+      line_start = true;
+      indent = 0;
+      continue;
+    }
+    if (line_start) {
+      if (c == ' ' || c == '\t') {
+        if (++indent > kMaxIndent) {
+          return InvalidArgument("MLmodel is indented deeper than " + std::to_string(kMaxIndent) +
+                                 " columns; expected MLflow's MLmodel YAML");
+        }
+        continue;
+      }
+      line_start = false;
+    }
+    if (quote) {
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxMLmodelDepth) {
+        return InvalidArgument("MLmodel nests deeper than " + std::to_string(kMaxMLmodelDepth) +
+                               " levels; expected MLflow's MLmodel YAML");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return OkStatus();
+}
+
+StatusOr<inference::DataType> ColumnType(std::string_view type, const std::string& what) {
+  if (type == "boolean") return inference::TYPE_BOOL;
+  if (type == "integer") return inference::TYPE_INT32;
+  if (type == "long") return inference::TYPE_INT64;
+  if (type == "float") return inference::TYPE_FP32;
+  if (type == "double") return inference::TYPE_FP64;
+  if (type == "string" || type == "binary") return inference::TYPE_STRING;
+  return InvalidArgument(what + " has type '" + std::string(type) +
+                         "', which mmserve cannot serve; expected boolean, integer, long, float, "
+                         "double, string or binary");
+}
+
+StatusOr<inference::DataType> TensorType(std::string_view dtype, const std::string& what) {
+  static const std::pair<std::string_view, inference::DataType> kTypes[] = {
+      {"bool", inference::TYPE_BOOL},     {"int8", inference::TYPE_INT8},
+      {"int16", inference::TYPE_INT16},   {"int32", inference::TYPE_INT32},
+      {"int64", inference::TYPE_INT64},   {"uint8", inference::TYPE_UINT8},
+      {"uint16", inference::TYPE_UINT16}, {"uint32", inference::TYPE_UINT32},
+      {"uint64", inference::TYPE_UINT64}, {"float16", inference::TYPE_FP16},
+      {"float32", inference::TYPE_FP32},  {"float64", inference::TYPE_FP64},
+      {"str", inference::TYPE_STRING},    {"object", inference::TYPE_STRING},
+      {"bytes", inference::TYPE_STRING},
+  };
+  for (const auto& [name, type] : kTypes) {
+    if (dtype == name) return type;
+  }
+  return InvalidArgument(what + " has dtype '" + std::string(dtype) +
+                         "', which mmserve cannot serve; expected a numpy dtype such as "
+                         "float32, int64, bool or str");
+}
+
+// One side ("inputs" or "outputs") of a signature: MLflow's JSON list.
+Status ParseFields(const std::string& json, std::string_view side,
+                   std::vector<MLmodelSignatureField>* fields, bool* columns) {
+  const std::string where = "MLmodel signature " + std::string(side);
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json).get(root) != simdjson::SUCCESS) {
+    return InvalidArgument(where + " is not JSON; expected MLflow's list of fields");
+  }
+  simdjson::dom::array list;
+  if (root.get_array().get(list) != simdjson::SUCCESS) {
+    return InvalidArgument(where + " is not a JSON list; expected MLflow's list of fields");
+  }
+  bool any_tensor = false, any_column = false;
+  size_t index = 0;
+  for (simdjson::dom::element item : list) {
+    const std::string what = where + "[" + std::to_string(index) + "]";
+    if (++index > kMaxFields) {
+      return InvalidArgument(where + " has more than " + std::to_string(kMaxFields) + " fields");
+    }
+    simdjson::dom::object object;
+    if (item.get_object().get(object) != simdjson::SUCCESS) {
+      return InvalidArgument(what + " is not an object");
+    }
+    MLmodelSignatureField field;
+    std::string_view text;
+    if (object["name"].get_string().get(text) == simdjson::SUCCESS) field.name = text;
+    bool required = true;
+    if (bool value; object["required"].get_bool().get(value) == simdjson::SUCCESS) required = value;
+    field.optional = !required;
+    std::string_view type;
+    if (object["type"].get_string().get(type) != simdjson::SUCCESS) {
+      return InvalidArgument(what + " has no \"type\" string");
+    }
+    const std::string named = field.name.empty() ? what : what + " ('" + field.name + "')";
+    if (type == "tensor") {
+      any_tensor = true;
+      simdjson::dom::object spec;
+      std::string_view dtype;
+      simdjson::dom::array shape;
+      if (object["tensor-spec"].get_object().get(spec) != simdjson::SUCCESS ||
+          spec["dtype"].get_string().get(dtype) != simdjson::SUCCESS ||
+          spec["shape"].get_array().get(shape) != simdjson::SUCCESS) {
+        return InvalidArgument(named + " is a tensor without a \"tensor-spec\" of dtype and shape");
+      }
+      MM_ASSIGN_OR_RETURN(field.type, TensorType(dtype, named));
+      for (simdjson::dom::element dim : shape) {
+        int64_t value = 0;
+        if (dim.get_int64().get(value) != simdjson::SUCCESS || value < -1 ||
+            value > (int64_t{1} << 40) || field.dims.size() >= kMaxDims) {
+          return InvalidArgument(named + " has a shape that is not a list of at most " +
+                                 std::to_string(kMaxDims) + " sizes (-1 for any)");
+        }
+        field.dims.push_back(value);
+      }
+      if (field.dims.empty()) field.dims.push_back(1);
+    } else {
+      any_column = true;
+      MM_ASSIGN_OR_RETURN(field.type, ColumnType(type, named));
+      field.dims = {-1};
+    }
+    fields->push_back(std::move(field));
+  }
+  if (any_tensor && any_column) {
+    return InvalidArgument(where + " mixes tensors and columns; expected one or the other");
+  }
+  if (columns) *columns = any_column;
+  return OkStatus();
+}
+
+// A scalar's text, or an error naming `what`.
+StatusOr<std::string> Scalar(const YAML::Node& node, const std::string& what) {
+  if (!node.IsScalar()) return InvalidArgument(what + " is not a string");
+  return node.Scalar();
+}
+
+}  // namespace
+
+StatusOr<MLmodel> ParseMLmodel(std::string_view text) {
+  MM_RETURN_IF_ERROR(CheckNesting(text));
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(std::string("MLmodel is not YAML (") + e.what() +
+                           "); expected MLflow's MLmodel");
+  }
+  MLmodel model;
+  try {
+    if (!root.IsMap())
+      return InvalidArgument("MLmodel is not a YAML map; expected MLflow's MLmodel");
+    const YAML::Node flavors = root["flavors"];
+    if (!flavors || !flavors.IsMap()) {
+      return InvalidArgument("MLmodel has no `flavors` map; expected MLflow's MLmodel");
+    }
+    for (const auto& entry : flavors) {
+      MM_ASSIGN_OR_RETURN(std::string name, Scalar(entry.first, "an MLmodel flavor's name"));
+      model.flavors.push_back(name);
+      if (name == "onnx") {
+        const YAML::Node data = entry.second.IsMap() ? entry.second["data"] : YAML::Node();
+        if (!data) return InvalidArgument("MLmodel flavor onnx has no `data` file");
+        MM_ASSIGN_OR_RETURN(model.onnx_file, Scalar(data, "MLmodel flavor onnx's `data`"));
+        if (model.onnx_file.size() > 1024 || !SafeRelativePath(model.onnx_file)) {
+          return InvalidArgument("MLmodel flavor onnx's `data` '" + model.onnx_file +
+                                 "' is not a path inside the model folder");
+        }
+        model.onnx = true;
+      } else if (name == "python_function") {
+        model.pyfunc = true;
+      }
+    }
+    const YAML::Node signature = root["signature"];
+    if (signature && signature.IsMap()) {
+      const YAML::Node inputs = signature["inputs"];
+      const YAML::Node outputs = signature["outputs"];
+      if (inputs && inputs.IsScalar() && inputs.Scalar() != "null") {
+        MM_RETURN_IF_ERROR(ParseFields(inputs.Scalar(), "inputs", &model.inputs, &model.columns));
+        model.has_signature = true;
+      }
+      if (outputs && outputs.IsScalar() && outputs.Scalar() != "null") {
+        MM_RETURN_IF_ERROR(ParseFields(outputs.Scalar(), "outputs", &model.outputs, nullptr));
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(std::string("MLmodel cannot be read (") + e.what() +
+                           "); expected MLflow's MLmodel");
+  }
+  return model;
+}
+
+StatusOr<inference::ModelConfig> MLmodelConfig(const MLmodel& model, std::string_view model_name) {
+  inference::ModelConfig config;
+  config.set_name(std::string(model_name));
+  std::string listed;
+  for (const std::string& f : model.flavors) listed += (listed.empty() ? "" : ", ") + f;
+  if (model.onnx) {
+    config.set_backend("onnxruntime");
+    config.set_default_model_filename(model.onnx_file);
+    return config;
+  }
+  if (!model.pyfunc) {
+    return InvalidArgument("MLmodel flavors (" + listed +
+                           ") have none mmserve serves; expected onnx or python_function");
+  }
+  if (!model.has_signature || model.inputs.empty() || model.outputs.empty()) {
+    return InvalidArgument(
+        "MLmodel has no signature with inputs and outputs; expected one (log the model with "
+        "mlflow's infer_signature) or a config.pbtxt naming the inputs and outputs");
+  }
+  config.set_backend("python");
+  config.set_max_batch_size(0);
+  (*config.mutable_parameters())[std::string(kMlflowPyfuncParameter)].set_string_value(
+      model.columns ? "columns" : "tensors");
+  std::set<std::string> names;
+  auto add = [&](const MLmodelSignatureField& f, size_t i, bool input) -> Status {
+    std::string name = f.name.empty() ? (input ? "input-" : "output-") + std::to_string(i) : f.name;
+    if (!names.insert((input ? "i:" : "o:") + name).second) {
+      return InvalidArgument("MLmodel signature names " + std::string(input ? "input" : "output") +
+                             " '" + name + "' twice");
+    }
+    if (input) {
+      auto* in = config.add_input();
+      in->set_name(name);
+      in->set_data_type(f.type);
+      for (int64_t d : f.dims) in->add_dims(d);
+      in->set_optional(f.optional);
+    } else {
+      auto* out = config.add_output();
+      out->set_name(name);
+      out->set_data_type(f.type);
+      for (int64_t d : f.dims) out->add_dims(d);
+    }
+    return OkStatus();
+  };
+  for (size_t i = 0; i < model.inputs.size(); ++i)
+    MM_RETURN_IF_ERROR(add(model.inputs[i], i, true));
+  for (size_t i = 0; i < model.outputs.size(); ++i) {
+    MM_RETURN_IF_ERROR(add(model.outputs[i], i, false));
+  }
+  return config;
+}
+
+}  // namespace mm
