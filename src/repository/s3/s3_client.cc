@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 // The SHA-256 of an empty payload: every request here is a GET.
 constexpr std::string_view kEmptyPayloadSha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+// A listing longer than this is refused (each object costs memory).
+constexpr size_t kMaxListedObjects = 1'000'000;
 // The largest listing page or error body read into memory.
 constexpr uint64_t kMaxDocumentBytes = 64ull << 20;
 
@@ -291,6 +293,11 @@ StatusOr<std::vector<S3Object>> S3Client::List(std::string_view bucket,
       std::this_thread::sleep_for(Backoff(options_, attempt));
     }
     for (S3Object& object : page->objects) objects.push_back(std::move(object));
+    if (objects.size() > kMaxListedObjects) {
+      return FailedPrecondition(what + ": more than " + std::to_string(kMaxListedObjects) +
+                                " objects under the prefix; expected a model repository (give "
+                                "each repository its own prefix)");
+    }
     if (!page->truncated) break;
     if (page->next_continuation_token == token) {
       return FailedPrecondition(what + ": the server repeated a continuation token");
