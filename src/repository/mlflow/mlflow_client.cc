@@ -115,18 +115,22 @@ struct MlflowClient::Shared {
 StatusOr<MlflowSettings> ResolveMlflowSettings(
     std::string_view uri, const std::function<std::optional<std::string>(std::string_view)>& get) {
   const RepositoryLocation location = ParseRepositoryLocation(uri);
+  // A URI with userinfo may hold a password: it is never repeated (as
+  // NormalizeEndpoint does for S3), since these messages reach the log.
+  const std::string quoted =
+      uri.find('@') == std::string_view::npos ? "'" + std::string(uri) + "'" : "(with userinfo)";
   constexpr std::string_view kExpected =
       "; expected mlflow://HOST[:PORT][/PATH] (http) or mlflows://HOST[:PORT][/PATH] (https)";
   if (location.scheme != "mlflow" && location.scheme != "mlflows") {
-    return InvalidArgument("model repository '" + std::string(uri) + "' is not an MLflow URI" +
+    return InvalidArgument("model repository " + quoted + " is not an MLflow URI" +
                            std::string(kExpected));
   }
   const std::string rest = location.path.substr(location.scheme.size() + 3);
   const std::string host = rest.substr(0, rest.find('/'));
   if (host.empty() || host.find('@') != std::string::npos ||
       host.find_first_of("?#\\ ") != std::string::npos) {
-    return InvalidArgument("model repository '" + std::string(uri) +
-                           "': expected a host (no user name or password in the URI: they come "
+    return InvalidArgument("model repository " + quoted +
+                           ": expected a host (no user name or password in the URI: they come "
                            "from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)" +
                            std::string(kExpected));
   }

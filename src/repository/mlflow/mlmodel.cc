@@ -3,6 +3,7 @@
 #include "repository/remote_fetch.h"
 
 #include <simdjson.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -17,6 +18,10 @@ constexpr size_t kMaxIndent = 128;
 
 // Refuses what would make a recursive YAML parser recurse deeply: flow
 // collections nested past kMaxMLmodelDepth, or lines indented past kMaxIndent.
+// A character scan, not a YAML lexer: it misses some shapes (a block sequence
+// "- - - ..." on one line; brackets after an apostrophe in a comment or a
+// plain scalar), which yaml-cpp's own depth guard (DeepRecursion, 500 levels)
+// then refuses; tests/unit/repository/mlmodel_test.cc holds both.
 Status CheckNesting(std::string_view text) {
   int depth = 0;
   char quote = 0;
@@ -105,11 +110,12 @@ Status ParseFields(const std::string& json, std::string_view side,
   for (simdjson::dom::element item : list) {
     const std::string what = where + "[" + std::to_string(index) + "]";
     if (++index > kMaxFields) {
-      return InvalidArgument(where + " has more than " + std::to_string(kMaxFields) + " fields");
+      return InvalidArgument(where + " has more than " + std::to_string(kMaxFields) +
+                             " fields; expected at most " + std::to_string(kMaxFields));
     }
     simdjson::dom::object object;
     if (item.get_object().get(object) != simdjson::SUCCESS) {
-      return InvalidArgument(what + " is not an object");
+      return InvalidArgument(what + " is not an object; expected a column or tensor spec");
     }
     MLmodelSignatureField field;
     std::string_view text;
@@ -119,7 +125,7 @@ Status ParseFields(const std::string& json, std::string_view side,
     field.optional = !required;
     std::string_view type;
     if (object["type"].get_string().get(type) != simdjson::SUCCESS) {
-      return InvalidArgument(what + " has no \"type\" string");
+      return InvalidArgument(what + " has no \"type\"; expected a column type or \"tensor\"");
     }
     const std::string named = field.name.empty() ? what : what + " ('" + field.name + "')";
     if (type == "tensor") {
@@ -170,6 +176,13 @@ StatusOr<MLmodel> ParseMLmodel(std::string_view text) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    // Nesting CheckNesting cannot see (a block sequence "- - - ..." on one
+    // line, brackets after an apostrophe in a comment): yaml-cpp's own guard
+    // stops it, with a message ("bad file") that says nothing of why.
+    return InvalidArgument("MLmodel nests deeper than " + std::to_string(e.depth() - 1) +
+                           " levels at line " + std::to_string(e.mark.line + 1) +
+                           "; expected MLflow's MLmodel YAML");
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string("MLmodel is not YAML (") + e.what() +
                            "); expected MLflow's MLmodel");
@@ -187,11 +200,16 @@ StatusOr<MLmodel> ParseMLmodel(std::string_view text) {
       model.flavors.push_back(name);
       if (name == "onnx") {
         const YAML::Node data = entry.second.IsMap() ? entry.second["data"] : YAML::Node();
-        if (!data) return InvalidArgument("MLmodel flavor onnx has no `data` file");
+        if (!data) {
+          return InvalidArgument(
+              "MLmodel flavor onnx has no `data`; expected the ONNX file's path in the model "
+              "folder");
+        }
         MM_ASSIGN_OR_RETURN(model.onnx_file, Scalar(data, "MLmodel flavor onnx's `data`"));
         if (model.onnx_file.size() > 1024 || !SafeRelativePath(model.onnx_file)) {
           return InvalidArgument("MLmodel flavor onnx's `data` '" + model.onnx_file +
-                                 "' is not a path inside the model folder");
+                                 "' is not a path inside the model folder; expected a relative "
+                                 "path such as model.onnx");
         }
         model.onnx = true;
       } else if (name == "python_function") {
@@ -245,7 +263,7 @@ StatusOr<inference::ModelConfig> MLmodelConfig(const MLmodel& model, std::string
     std::string name = f.name.empty() ? (input ? "input-" : "output-") + std::to_string(i) : f.name;
     if (!names.insert((input ? "i:" : "o:") + name).second) {
       return InvalidArgument("MLmodel signature names " + std::string(input ? "input" : "output") +
-                             " '" + name + "' twice");
+                             " '" + name + "' twice; expected each name once");
     }
     if (input) {
       auto* in = config.add_input();
