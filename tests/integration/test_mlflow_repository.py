@@ -59,6 +59,13 @@ class MlflowServer:
         self.log = open(self.root / "mlflow.log", "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **(env or {})})
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # its whole process group, workers included
+            raise
+
+    def _wait_ready(self):
         end = time.monotonic() + 120
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -69,17 +76,23 @@ class MlflowServer:
             except requests.RequestException:  # not listening yet, or still starting
                 pass
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError("mlflow server never answered:\n" + (self.root / "mlflow.log").read_text())
 
     def stop(self):
-        if self.proc.poll() is None:
+        """Stops the server and every process of its group (uvicorn, job runners)."""
+        try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers that outlived the main process
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
         self.log.close()
 
 

@@ -4,15 +4,19 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 namespace mm {
 namespace {
@@ -211,6 +215,9 @@ Status Prepare(Transfer& t, const S3Client::Options& o, CURLSH* share,
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.stall_timeout.count()));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  // Large reads: a 16 KiB buffer (the default) costs a poll, a recv and a
+  // pwrite per 16 KiB of a model.
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &WriteBody);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &ReadHeader);
@@ -358,6 +365,7 @@ class OrderedMd5 {
     }
     return OkStatus();
   }
+  bool complete() const { return next_ == done_.size(); }
   // The digest in lower-case hex; call once every part is done.
   std::string Hex() {
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -373,8 +381,19 @@ class OrderedMd5 {
   }
 
  private:
+  // Hashes bytes [begin, end) of the file, mapped (no copy; `begin` is a
+  // multiple of the part size, so of the page size), read when it cannot be.
   Status Hash(uint64_t begin, uint64_t end) {
     if (!ctx_) return Internal("cannot create an MD5 context");
+    if (end == begin) return OkStatus();
+    void* mapped =
+        mmap(nullptr, end - begin, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(begin));
+    if (mapped != MAP_FAILED) {
+      madvise(mapped, end - begin, MADV_SEQUENTIAL);
+      EVP_DigestUpdate(ctx_, mapped, end - begin);
+      munmap(mapped, end - begin);
+      return OkStatus();
+    }
     std::vector<char> buffer(std::min<uint64_t>(end - begin, 1 << 20));
     while (begin < end) {
       const ssize_t n = pread(fd_, buffer.data(), std::min<uint64_t>(buffer.size(), end - begin),
@@ -396,6 +415,104 @@ class OrderedMd5 {
   EVP_MD_CTX* ctx_;
 };
 
+// Hashes the downloaded parts of the objects whose ETag is an MD5 on a
+// thread of its own, so that reading a part back and hashing it never stops
+// the transfers (a 16 MiB part costs ~25-40 ms of MD5 here: done on the
+// transfer thread, each wave of parallel parts waited for the hashing of the
+// wave before). A Download makes one when it has such an object.
+//
+// The transfer thread reports finished parts (PartDone) and collects the
+// finished digests (TakeDigests); Restart forgets an object's hashing for a
+// new download of it, which only happens once its digest was taken (no part
+// of it is queued then).
+class Md5Worker {
+ public:
+  Md5Worker(const std::vector<S3Client::Target>& targets, uint64_t part_bytes)
+      : targets_(targets), part_bytes_(part_bytes), hashers_(targets.size()) {
+    for (size_t i = 0; i < targets.size(); ++i) Restart(i);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Md5Worker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  void Restart(size_t target) {
+    const S3Object& o = targets_[target].object;
+    const size_t parts = (o.size + part_bytes_ - 1) / part_bytes_;
+    std::lock_guard<std::mutex> lock(mu_);
+    hashers_[target] = IsMd5Etag(o.etag) && parts > 0
+                           ? std::make_unique<OrderedMd5>(targets_[target].fd, parts)
+                           : nullptr;
+  }
+  bool Checks(size_t target) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hashers_[target] != nullptr;
+  }
+  void PartDone(size_t target, size_t part) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back(target, part);
+      ++outstanding_;
+    }
+    wake_.notify_all();
+  }
+  // Objects whose every part is hashed: (target, its digest or the error).
+  std::vector<std::pair<size_t, StatusOr<std::string>>> TakeDigests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(digests_, {});
+  }
+  // Whether parts wait to be hashed.
+  bool busy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return outstanding_ > 0 || !digests_.empty();
+  }
+  // Waits until a digest is ready, nothing is left to hash, or `timeout` passed.
+  void Wait(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait_for(lock, timeout, [this] { return !digests_.empty() || outstanding_ == 0; });
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      const auto [target, part] = queue_.front();
+      queue_.pop_front();
+      OrderedMd5* hasher = hashers_[target].get();
+      lock.unlock();
+      Status status = hasher->PartDone(part, part_bytes_, targets_[target].object.size);
+      std::optional<StatusOr<std::string>> digest;
+      if (!status.ok()) {
+        digest = status;
+      } else if (hasher->complete()) {
+        digest = hasher->Hex();
+      }
+      lock.lock();
+      --outstanding_;
+      if (digest) digests_.emplace_back(target, std::move(*digest));
+      if (digest || outstanding_ == 0) done_.notify_all();
+    }
+  }
+
+  const std::vector<S3Client::Target>& targets_;
+  const uint64_t part_bytes_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  std::vector<std::unique_ptr<OrderedMd5>> hashers_;  // guarded by mu_ (swapped only when idle)
+  std::deque<std::pair<size_t, size_t>> queue_;
+  std::vector<std::pair<size_t, StatusOr<std::string>>> digests_;
+  size_t outstanding_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 struct Part {
   size_t target = 0;
   size_t index = 0;
@@ -411,13 +528,12 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
                           const Progress& progress) const {
   const uint64_t part_bytes = options_.part_bytes;
   std::deque<Part> pending;
-  std::vector<std::unique_ptr<OrderedMd5>> md5(targets.size());
-  std::vector<size_t> parts_left(targets.size(), 0);
+  std::vector<int> object_attempt(targets.size(), 1);  // whole-object tries (corruption)
+  bool any_md5 = false;
   for (size_t i = 0; i < targets.size(); ++i) {
     const S3Object& o = targets[i].object;
     const size_t parts = o.size == 0 ? 0 : (o.size + part_bytes - 1) / part_bytes;
-    parts_left[i] = parts;
-    if (IsMd5Etag(o.etag)) md5[i] = std::make_unique<OrderedMd5>(targets[i].fd, parts);
+    any_md5 = any_md5 || (IsMd5Etag(o.etag) && parts > 0);
     for (size_t p = 0; p < parts; ++p) {
       pending.push_back(Part{i, p, p * part_bytes, std::min(part_bytes, o.size - p * part_bytes), 1,
                              Clock::time_point()});
@@ -425,11 +541,14 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
   }
   // Empty objects need no request; an empty MD5 must still match.
   for (size_t i = 0; i < targets.size(); ++i) {
-    if (parts_left[i] == 0 && md5[i] && md5[i]->Hex() != targets[i].object.etag) {
-      return Unavailable(S3Uri(bucket, targets[i].object.key) +
+    const S3Object& o = targets[i].object;
+    if (o.size == 0 && IsMd5Etag(o.etag) && o.etag != "d41d8cd98f00b204e9800998ecf8427e") {
+      return Unavailable(S3Uri(bucket, o.key) +
                          " is corrupt: it is empty, but its ETag is the MD5 of other bytes");
     }
   }
+  std::optional<Md5Worker> md5;
+  if (any_md5) md5.emplace(targets, part_bytes);
   if (pending.empty()) return OkStatus();
 
   std::unique_ptr<CURLM, void (*)(CURLM*)> multi(curl_multi_init(),
@@ -469,7 +588,7 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
     return OkStatus();
   };
 
-  while ((!pending.empty() || !active.empty()) && failure.ok()) {
+  while ((!pending.empty() || !active.empty() || (md5 && md5->busy())) && failure.ok()) {
     const auto now = Clock::now();
     // Start what may start: parts whose backoff has passed, up to the cap.
     for (size_t scanned = pending.size();
@@ -511,37 +630,7 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
                         ", listed " + target.object.etag + "); the next scan sees its new version");
       }
       if (status.ok()) {
-        if (md5[done.part.target]) {
-          status = md5[done.part.target]->PartDone(done.part.index, part_bytes, target.object.size);
-          if (!status.ok()) {
-            failure = status.WithContext(what);
-            break;
-          }
-        }
-        if (--parts_left[done.part.target] == 0 && md5[done.part.target]) {
-          const std::string digest = md5[done.part.target]->Hex();
-          if (digest != target.object.etag) {
-            // Corrupted on the way: the whole object again, while tries last.
-            status = Unavailable(what + " arrived corrupt: its MD5 is " + digest +
-                                 ", its ETag says " + target.object.etag);
-            const int attempt = done.part.attempt + 1;
-            if (attempt > options_.max_attempts) {
-              failure =
-                  status.WithContext("after " + std::to_string(options_.max_attempts) + " tries");
-              break;
-            }
-            const uint64_t size = target.object.size;
-            const size_t parts = (size + part_bytes - 1) / part_bytes;
-            received.fetch_sub(size, std::memory_order_relaxed);
-            md5[done.part.target] = std::make_unique<OrderedMd5>(target.fd, parts);
-            parts_left[done.part.target] = parts;
-            for (size_t p = 0; p < parts; ++p) {
-              pending.push_back(Part{done.part.target, p, p * part_bytes,
-                                     std::min(part_bytes, size - p * part_bytes), attempt,
-                                     Clock::now() + Backoff(options_, attempt - 1)});
-            }
-          }
-        }
+        if (md5 && md5->Checks(done.part.target)) md5->PartDone(done.part.target, done.part.index);
         continue;
       }
       received.fetch_sub(t.written, std::memory_order_relaxed);
@@ -557,6 +646,39 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
       pending.push_back(again);
     }
     if (!failure.ok()) break;
+    // The objects hashed meanwhile: one that arrived corrupt comes again,
+    // whole, while tries last.
+    if (md5) {
+      for (auto& [index, digest] : md5->TakeDigests()) {
+        const Target& target = targets[index];
+        const std::string what = S3Uri(bucket, target.object.key);
+        if (!digest.ok()) {
+          failure = digest.status().WithContext(what);
+          break;
+        }
+        if (*digest == target.object.etag) continue;
+        const Status corrupt = Unavailable(what + " arrived corrupt: its MD5 is " + *digest +
+                                           ", its ETag says " + target.object.etag);
+        const int attempt = ++object_attempt[index];
+        if (attempt > options_.max_attempts) {
+          failure =
+              corrupt.WithContext("after " + std::to_string(options_.max_attempts) + " tries");
+          break;
+        }
+        spdlog::warn("{}; fetching it again (try {} of {})", corrupt.message(), attempt,
+                     options_.max_attempts);
+        const uint64_t size = target.object.size;
+        const size_t parts = (size + part_bytes - 1) / part_bytes;
+        received.fetch_sub(size, std::memory_order_relaxed);
+        md5->Restart(index);
+        for (size_t p = 0; p < parts; ++p) {
+          pending.push_back(Part{index, p, p * part_bytes,
+                                 std::min(part_bytes, size - p * part_bytes), attempt,
+                                 Clock::now() + Backoff(options_, attempt - 1)});
+        }
+      }
+      if (!failure.ok()) break;
+    }
     // Also while nothing arrives (a stalled server), so that the caller can
     // show a download that is alive but not moving.
     const uint64_t now_received = received.load(std::memory_order_relaxed);
@@ -567,6 +689,8 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
     }
     if (!active.empty()) {
       curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+    } else if (pending.empty()) {
+      if (md5) md5->Wait(std::chrono::milliseconds(100));  // only hashing is left
     } else if (!pending.empty()) {
       // Every part waits for its backoff.
       auto first =

@@ -40,9 +40,10 @@ class S3Client {
     std::chrono::milliseconds first_backoff{200};
     std::chrono::milliseconds max_backoff{5000};
     // Objects larger than part_bytes download in ranged parts, up to
-    // max_parallel transfers at once across all objects of one Download.
-    uint64_t part_bytes = 16ull << 20;
-    int max_parallel = 8;
+    // max_parallel transfers at once across all objects of one Download
+    // (boto3's defaults: 8 MiB parts, 10 at once).
+    uint64_t part_bytes = 8ull << 20;
+    int max_parallel = 10;
     std::chrono::milliseconds connect_timeout{5000};
     // A transfer that receives nothing for this long is cut (and retried).
     std::chrono::seconds stall_timeout{30};
