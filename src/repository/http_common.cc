@@ -15,6 +15,35 @@ Status InitCurl() {
   return OkStatus();
 }
 
+namespace {
+
+void LockShare(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+  static_cast<CurlShare*>(user)->locks[data].lock();
+}
+
+void UnlockShare(CURL*, curl_lock_data data, void* user) {
+  static_cast<CurlShare*>(user)->locks[data].unlock();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<CurlShare>> CurlShare::Create() {
+  MM_RETURN_IF_ERROR(InitCurl());
+  auto shared = std::make_unique<CurlShare>();
+  shared->share = curl_share_init();
+  if (shared->share == nullptr) return Internal("cannot create a libcurl share handle");
+  curl_share_setopt(shared->share, CURLSHOPT_LOCKFUNC, &LockShare);
+  curl_share_setopt(shared->share, CURLSHOPT_UNLOCKFUNC, &UnlockShare);
+  curl_share_setopt(shared->share, CURLSHOPT_USERDATA, shared.get());
+  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  return shared;
+}
+
+CurlShare::~CurlShare() {
+  if (share) curl_share_cleanup(share);
+}
+
 bool RetryableCurlCode(int code) {
   switch (static_cast<CURLcode>(code)) {
     case CURLE_COULDNT_CONNECT:

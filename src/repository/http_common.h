@@ -3,7 +3,11 @@
 // tries, and URI encoding. Thread-safe.
 #pragma once
 
+#include <curl/curl.h>
+
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -24,6 +28,17 @@ bool RetryableHttpStatus(long status);
 // RFC 3986 (and SigV4) encoding: unreserved characters stay, '/' stays when
 // `keep_slash`, everything else is %XX with upper-case hex.
 std::string UriEncode(std::string_view s, bool keep_slash);
+
+// libcurl's connection and DNS caches, shared by every transfer of one
+// client (CURLOPT_SHARE), with the locks libcurl asks for.
+struct CurlShare {
+  // Also initializes libcurl (InitCurl). INTERNAL when it cannot.
+  static StatusOr<std::unique_ptr<CurlShare>> Create();
+  ~CurlShare();
+
+  CURLSH* share = nullptr;
+  std::mutex locks[CURL_LOCK_DATA_LAST];
+};
 
 struct RetryPolicy {
   int max_attempts = 5;  // tries, the first included

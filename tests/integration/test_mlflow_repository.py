@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import tritonclient.http as httpclient
 
 from conftest import Server, wait_for_log
 from s3_server import MotoServer
-from test_s3_repository import aws_env, infer_plus, plus_model, wait_until
+from test_s3_repository import PlusTraffic, aws_env, infer_plus, plus_model, wait_until
 
 mlflow = pytest.importorskip("mlflow")
 import mlflow.onnx  # noqa: E402
@@ -212,19 +211,8 @@ def test_the_registry_serves_the_alias_and_follows_it_under_traffic(registry, tm
                     "--mlflow-alias", "champion", "--model-cache-dir", tmp_path / "cache",
                     "--model-control-mode", "poll", "--repository-poll-secs", "0.2",
                     "--python-env", VENV).start()
-    stop, seen, failures = threading.Event(), [], []
-
-    def traffic():
-        c = httpclient.InferenceServerClient(server.url, network_timeout=60)
-        x = httpclient.InferInput("x", [1, 4], "FP32")
-        x.set_data_from_numpy(np.zeros((1, 4), dtype=np.float32))
-        while not stop.is_set():
-            try:
-                seen.append(float(c.infer("plus", [x]).as_numpy("y")[0][0]))
-            except Exception as e:  # noqa: BLE001 - every failure counts
-                failures.append(repr(e))
-
-    worker = threading.Thread(target=traffic)
+    traffic = PlusTraffic(server.url, "plus")
+    seen = traffic.seen
     try:
         assert infer_plus(server.url, "plus") == 1.0
         out = infer_json(server, "iris", [
@@ -234,7 +222,7 @@ def test_the_registry_serves_the_alias_and_follows_it_under_traffic(registry, tm
         index = {(m["name"], m.get("version")): m for m in
                  requests.post(f"{server.base}/v2/repository/index", timeout=30).json()}
         assert "has no alias 'champion' (--mlflow-alias)" in str(index), index
-        worker.start()
+        traffic.start()
         wait_until("traffic", lambda: len(seen) >= 5)
         client.set_registered_model_alias("plus", "champion", "2")
         wait_until("version 2 answers", lambda: seen and seen[-1] == 2.0)
@@ -245,13 +233,9 @@ def test_the_registry_serves_the_alias_and_follows_it_under_traffic(registry, tm
             for m in requests.post(f"{server.base}/v2/repository/index", timeout=30).json()
             if m["name"] == "plus"))
     finally:
-        stop.set()
-        if worker.is_alive():
-            worker.join(120)
+        traffic.stop()
         assert server.stop() == 0, server.text()[-3000:]
-    assert failures == [], failures[:5]
-    first = seen.index(2.0)
-    assert set(seen[:first]) == {1.0} and set(seen[first:]) == {2.0}
+    traffic.assert_swapped(1.0, 2.0)
 
 
 def test_without_an_alias_the_newest_version_serves_and_restarts_use_the_cache(registry,

@@ -49,6 +49,41 @@ def infer_plus(url, name, timeout=60):
     return float(y[0][0])
 
 
+class PlusTraffic:
+    """Requests to a y = x + c model in a loop on a thread of its own: `seen`
+    holds each answer's c, `failures` each failed request."""
+
+    def __init__(self, url, name):
+        self.url, self.name = url, name
+        self.stop_event, self.seen, self.failures = threading.Event(), [], []
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        client = httpclient.InferenceServerClient(self.url, network_timeout=60)
+        x = httpclient.InferInput("x", [1, 4], "FP32")
+        x.set_data_from_numpy(np.zeros((1, 4), dtype=np.float32))
+        while not self.stop_event.is_set():
+            try:
+                self.seen.append(float(client.infer(self.name, [x]).as_numpy("y")[0][0]))
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                self.failures.append(repr(e))
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        if self.thread.is_alive():
+            self.thread.join(120)
+
+    def assert_swapped(self, before, after):
+        """No failure; every answer was `before` until the first `after`, then `after`."""
+        assert self.failures == [], self.failures[:5]
+        first = self.seen.index(after)
+        assert set(self.seen[:first]) == {before} and set(self.seen[first:]) == {after}
+
+
 def random_bytes(n, seed):
     return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
 
@@ -242,21 +277,10 @@ def test_an_etag_change_swaps_the_version_under_traffic(s3, tmp_path):
     put_plus(moto, "t5", "m", 1)
     server = serve([f"s3://{BUCKET}/t5"], proxy.endpoint, key, tmp_path / "cache",
                    "--model-control-mode", "poll", "--repository-poll-secs", "0.2")
-    stop, seen, failures = threading.Event(), [], []
-
-    def traffic():
-        client = httpclient.InferenceServerClient(server.url, network_timeout=60)
-        x = httpclient.InferInput("x", [1, 4], "FP32")
-        x.set_data_from_numpy(np.zeros((1, 4), dtype=np.float32))
-        while not stop.is_set():
-            try:
-                seen.append(float(client.infer("m", [x]).as_numpy("y")[0][0]))
-            except Exception as e:  # noqa: BLE001 - every failure counts
-                failures.append(repr(e))
-
-    worker = threading.Thread(target=traffic)
+    traffic = PlusTraffic(server.url, "m")
+    seen = traffic.seen
     try:
-        worker.start()
+        traffic.start()
         wait_until("traffic", lambda: len(seen) >= 5)
         moto.put(BUCKET, "t5/m/1/model.onnx", plus_model(2))  # a new ETag
         wait_until("the new copy answers", lambda: seen and seen[-1] == 2.0)
@@ -269,12 +293,9 @@ def test_an_etag_change_swaps_the_version_under_traffic(s3, tmp_path):
         count = len(seen)
         wait_until("traffic after the swaps", lambda: len(seen) >= count + 5)
     finally:
-        stop.set()
-        worker.join(120)
+        traffic.stop()
         assert server.stop() == 0, server.text()[-3000:]
-    assert failures == [], failures[:5]
-    first_two = seen.index(2.0)
-    assert set(seen[:first_two]) == {1.0} and set(seen[first_two:]) == {2.0}
+    traffic.assert_swapped(1.0, 2.0)
 
 
 def test_an_explicit_load_finds_a_changed_object(s3, tmp_path):

@@ -98,20 +98,6 @@ Status HttpError(long status, const std::string& body, const std::string& what) 
 
 }  // namespace
 
-struct MlflowClient::Shared {
-  CURLSH* share = nullptr;
-  std::mutex locks[CURL_LOCK_DATA_LAST];
-  ~Shared() {
-    if (share) curl_share_cleanup(share);
-  }
-  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
-    static_cast<Shared*>(user)->locks[data].lock();
-  }
-  static void Unlock(CURL*, curl_lock_data data, void* user) {
-    static_cast<Shared*>(user)->locks[data].unlock();
-  }
-};
-
 StatusOr<MlflowSettings> ResolveMlflowSettings(
     std::string_view uri, const std::function<std::optional<std::string>(std::string_view)>& get) {
   const RepositoryLocation location = ParseRepositoryLocation(uri);
@@ -164,17 +150,8 @@ MlflowClient::~MlflowClient() = default;
 
 StatusOr<std::unique_ptr<MlflowClient>> MlflowClient::Create(MlflowSettings settings,
                                                              RetryPolicy retry) {
-  MM_RETURN_IF_ERROR(InitCurl());
   std::unique_ptr<MlflowClient> client(new MlflowClient(std::move(settings), retry));
-  auto shared = std::make_unique<Shared>();
-  shared->share = curl_share_init();
-  if (shared->share == nullptr) return Internal("cannot create a libcurl share handle");
-  curl_share_setopt(shared->share, CURLSHOPT_LOCKFUNC, &Shared::Lock);
-  curl_share_setopt(shared->share, CURLSHOPT_UNLOCKFUNC, &Shared::Unlock);
-  curl_share_setopt(shared->share, CURLSHOPT_USERDATA, shared.get());
-  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  client->shared_ = std::move(shared);
+  MM_ASSIGN_OR_RETURN(client->shared_, CurlShare::Create());
   return client;
 }
 

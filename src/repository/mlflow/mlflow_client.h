@@ -59,12 +59,11 @@ class MlflowClient {
   const MlflowSettings& settings() const { return settings_; }
 
  private:
-  struct Shared;
   MlflowClient(MlflowSettings settings, RetryPolicy retry);
 
   const MlflowSettings settings_;
   const RetryPolicy retry_;
-  std::unique_ptr<Shared> shared_;
+  std::unique_ptr<CurlShare> shared_;
 };
 
 }  // namespace mm

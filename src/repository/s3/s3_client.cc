@@ -152,22 +152,6 @@ size_t ReadHeader(char* data, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-// libcurl's process-wide set-up, and the connection and DNS caches every
-// transfer shares.
-struct S3Client::Shared {
-  CURLSH* share = nullptr;
-  std::mutex locks[CURL_LOCK_DATA_LAST];
-  ~Shared() {
-    if (share) curl_share_cleanup(share);
-  }
-  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
-    static_cast<Shared*>(user)->locks[data].lock();
-  }
-  static void Unlock(CURL*, curl_lock_data data, void* user) {
-    static_cast<Shared*>(user)->locks[data].unlock();
-  }
-};
-
 std::string S3Uri(std::string_view bucket, std::string_view key) {
   return "s3://" + std::string(bucket) + "/" + std::string(key);
 }
@@ -182,17 +166,8 @@ StatusOr<std::unique_ptr<S3Client>> S3Client::Create(Options options) {
         "S3 client options: expected max_attempts >= 1, max_parallel >= 1 and part_bytes >= "
         "1024");
   }
-  MM_RETURN_IF_ERROR(InitCurl());
   std::unique_ptr<S3Client> client(new S3Client(std::move(options)));
-  auto shared = std::make_unique<Shared>();
-  shared->share = curl_share_init();
-  if (shared->share == nullptr) return Internal("cannot create a libcurl share handle");
-  curl_share_setopt(shared->share, CURLSHOPT_LOCKFUNC, &Shared::Lock);
-  curl_share_setopt(shared->share, CURLSHOPT_UNLOCKFUNC, &Shared::Unlock);
-  curl_share_setopt(shared->share, CURLSHOPT_USERDATA, shared.get());
-  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(shared->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  client->shared_ = std::move(shared);
+  MM_ASSIGN_OR_RETURN(client->shared_, CurlShare::Create());
   return client;
 }
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "repository/http_common.h"
 #include "repository/s3/aws_config.h"
 #include "repository/s3/s3_xml.h"
 
@@ -84,11 +85,10 @@ class S3Client {
   const Options& options() const { return options_; }
 
  private:
-  struct Shared;
   explicit S3Client(Options options);
 
   const Options options_;
-  std::unique_ptr<Shared> shared_;
+  std::unique_ptr<CurlShare> shared_;
 };
 
 // "s3://bucket/key" for messages.
