@@ -3,13 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <set>
-#include <system_error>
 
-#include "core/memory.h"
 #include "repository/fingerprint.h"
 #include "repository/mlflow/mlmodel.h"
 #include "repository/remote_fetch.h"
@@ -18,8 +13,6 @@
 
 namespace mm {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr std::string_view kConfigFile = "config.pbtxt";
 
