@@ -49,9 +49,10 @@ void Poller::Start() {
   std::vector<Status> failures;
   auto scanned = repositories_.List(&failures);
   for (const Status& failure : failures) {
-    spdlog::error("scanning model repositories: {}; its models are unknown until a later scan "
-                  "(a poll, an index request, an explicit load) can list it",
-                  failure.message());
+    spdlog::error(
+        "scanning model repositories: {}; its models are unknown until a later scan "
+        "(a poll, an index request, an explicit load) can list it",
+        failure.message());
   }
   if (!scanned.ok()) {
     spdlog::error("scanning model repositories failed: {}", scanned.status().message());
@@ -181,9 +182,10 @@ StatusOr<std::vector<Poller::RepositoryScan>> Poller::ScanChanges() {
       if (!sources.ok()) {
         // This repository's models stay as they are (nothing is gone, nothing
         // changed); the others go on. The next scan lists it again.
-        spdlog::error("listing model repository '{}' failed: {}; its models stay as they are "
-                      "until a later scan can list it",
-                      scan.key, sources.status().message());
+        spdlog::error(
+            "listing model repository '{}' failed: {}; its models stay as they are "
+            "until a later scan can list it",
+            scan.key, sources.status().message());
         list_next_ = true;
         scan.sources.clear();
         scan.gone.clear();

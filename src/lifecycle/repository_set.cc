@@ -32,8 +32,7 @@ ModelOwner RepositorySet::OwnerOf(std::string_view repository) const {
   return owner_of_ ? owner_of_(repository) : ModelOwner{};
 }
 
-std::vector<ModelSource> RepositorySet::Locate(const NameScope& scope,
-                                               std::string_view name,
+std::vector<ModelSource> RepositorySet::Locate(const NameScope& scope, std::string_view name,
                                                std::vector<Status>* unreadable) const {
   std::vector<ModelSource> found;
   for (const auto& r : repositories_) {
