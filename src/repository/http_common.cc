@@ -1,6 +1,10 @@
 #include "repository/http_common.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <string>
@@ -42,6 +46,21 @@ StatusOr<std::unique_ptr<CurlShare>> CurlShare::Create() {
 
 CurlShare::~CurlShare() {
   if (share) curl_share_cleanup(share);
+}
+
+Status WriteFileAt(int fd, const char* data, size_t size, uint64_t offset) {
+  for (size_t done = 0; done < size;) {
+    const ssize_t w = pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      const int err = errno;
+      return err == ENOSPC || err == EDQUOT
+                 ? ResourceExhausted(std::string("the disk is full (") + std::strerror(err) + ")")
+                 : Internal(std::string("cannot write the file: ") + std::strerror(err));
+    }
+    done += static_cast<size_t>(w);
+  }
+  return OkStatus();
 }
 
 bool RetryableCurlCode(int code) {

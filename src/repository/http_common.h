@@ -6,6 +6,8 @@
 #include <curl/curl.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +30,11 @@ bool RetryableHttpStatus(long status);
 // RFC 3986 (and SigV4) encoding: unreserved characters stay, '/' stays when
 // `keep_slash`, everything else is %XX with upper-case hex.
 std::string UriEncode(std::string_view s, bool keep_slash);
+
+// Writes all of `data` into `fd` at `offset` (pwrite, retried when
+// interrupted or short). RESOURCE_EXHAUSTED for a full disk or quota,
+// INTERNAL for any other error; both say what the OS said.
+Status WriteFileAt(int fd, const char* data, size_t size, uint64_t offset);
 
 // libcurl's connection and DNS caches, shared by every transfer of one
 // client (CURLOPT_SHARE), with the locks libcurl asks for.

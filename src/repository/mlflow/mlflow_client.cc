@@ -51,19 +51,8 @@ size_t Write(char* data, size_t size, size_t count, void* user) {
                                 " bytes the artifact listing gave");
     return CURL_WRITEFUNC_ERROR;
   }
-  for (size_t done = 0; done < n;) {
-    const ssize_t w = pwrite(a.fd, data + done, n - done, static_cast<off_t>(a.written + done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const int err = errno;
-      a.write_error =
-          err == ENOSPC || err == EDQUOT
-              ? ResourceExhausted(std::string("the disk is full (") + std::strerror(err) + ")")
-              : Internal(std::string("cannot write the file: ") + std::strerror(err));
-      return CURL_WRITEFUNC_ERROR;
-    }
-    done += static_cast<size_t>(w);
-  }
+  a.write_error = WriteFileAt(a.fd, data, n, a.written);
+  if (!a.write_error.ok()) return CURL_WRITEFUNC_ERROR;
   a.written += n;
   if (a.bytes && *a.bytes) (*a.bytes)(a.written);
   return n;

@@ -113,21 +113,8 @@ size_t WriteBody(char* data, size_t size, size_t count, void* user) {
                                 " bytes expected");
     return CURL_WRITEFUNC_ERROR;
   }
-  size_t done = 0;
-  while (done < n) {
-    const ssize_t w =
-        pwrite(t.fd, data + done, n - done, static_cast<off_t>(t.offset + t.written + done));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      t.write_error =
-          err == ENOSPC || err == EDQUOT
-              ? ResourceExhausted(std::string("the disk is full (") + std::strerror(err) + ")")
-              : Internal(std::string("cannot write the file: ") + std::strerror(err));
-      return CURL_WRITEFUNC_ERROR;
-    }
-    done += static_cast<size_t>(w);
-  }
+  t.write_error = WriteFileAt(t.fd, data, n, t.offset + t.written);
+  if (!t.write_error.ok()) return CURL_WRITEFUNC_ERROR;
   t.written += n;
   if (t.received) t.received->fetch_add(n, std::memory_order_relaxed);
   return n;
