@@ -164,6 +164,17 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) = 0;
+
+  // Optional: called in the server on a loader thread before a load (before
+  // its worker processes start, so outside their start timeout), to make on
+  // local disk what the load needs and may take long to make: the Python
+  // backend makes an MLflow model's environment here (--mlflow-create-env).
+  // `progress` tells the model's index entry what it is doing. An error
+  // fails the load as Load's would. Default: nothing to prepare.
+  virtual Status Prepare(const LoadSpec& /*spec*/,
+                         const std::function<void(std::string)>& /*progress*/) {
+    return OkStatus();
+  }
 };
 
 }  // namespace mm

@@ -49,13 +49,18 @@ Status AddSetting(std::string_view text, const std::string& what, BackendSetting
 void AddBackendFlags(CLI::App& app, BackendFlags& flags) {
   app.add_option("--backend-config", flags.backend_config,
                  "A backend's setting, as Triton's: <backend>,<key>=<value> (repeatable). The "
-                 "python backend knows env (as --python-env) and env-cache-dir (where "
-                 "EXECUTION_ENV_PATH archives unpack; default ~/.cache/mmserve/python-envs)")
+                 "python backend knows env (as --python-env), env-cache-dir (where "
+                 "EXECUTION_ENV_PATH archives unpack and environments are made; default "
+                 "~/.cache/mmserve/python-envs), mlflow-create-env (as --mlflow-create-env) and uv")
       ->type_name("BACKEND,KEY=VALUE");
   app.add_option("--python-env", flags.python_env,
                  "The virtual environment whose packages Python models import (besides the "
                  "embedded Python's own); a model's EXECUTION_ENV_PATH parameter overrides it")
       ->type_name("PATH");
+  app.add_flag("--mlflow-create-env", flags.mlflow_create_env,
+               "An MLflow pyfunc model runs in a Python environment made from its own "
+               "python_env.yaml / requirements.txt (by uv, wheels only, cached in the python "
+               "backend's env-cache-dir) instead of --python-env");
 }
 
 StatusOr<BackendSettingsByName> ParseBackendFlags(const BackendFlags& flags) {
@@ -66,6 +71,11 @@ StatusOr<BackendSettingsByName> ParseBackendFlags(const BackendFlags& flags) {
   if (!flags.python_env.empty()) {
     MM_RETURN_IF_ERROR(AddSetting("python,env=" + flags.python_env, "--python-env", out)
                            .WithContext("--python-env and --backend-config=python,env=..."));
+  }
+  if (flags.mlflow_create_env) {
+    MM_RETURN_IF_ERROR(
+        AddSetting("python,mlflow-create-env=true", "--mlflow-create-env", out)
+            .WithContext("--mlflow-create-env and --backend-config=python,mlflow-create-env=..."));
   }
   return out;
 }

@@ -28,6 +28,7 @@ inline constexpr char kBackendConfigEnv[] = "MMSERVE_BACKEND_CONFIG";
 struct BackendFlags {
   std::vector<std::string> backend_config;  // each "<backend>,<key>=<value>"
   std::string python_env;                   // empty: none
+  bool mlflow_create_env = false;           // --mlflow-create-env: python,mlflow-create-env=true
 };
 
 // Every backend's settings, by backend name.

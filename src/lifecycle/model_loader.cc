@@ -9,6 +9,7 @@
 
 #include "core/memory.h"
 #include "lifecycle/warmup.h"
+#include "repository/mlflow/mlmodel.h"
 #include "repository/model_config.h"
 #include "repository/repository_file.h"
 
@@ -36,11 +37,12 @@ ModelLoader::~ModelLoader() {
 namespace {
 
 // Parameters that choose code the model runs (a Python model's environment:
-// its packages, their .pth files) are the operator's, in config.pbtxt: a load
-// override (the repository API, a client) may repeat them, never change them.
+// its packages, their .pth files; the built-in MLflow loader, which with
+// --mlflow-create-env also installs the folder's requirements) are the operator's, in config.pbtxt:
+// a load override (the repository API, a client) may repeat them, never change them.
 Status CheckOverrideParameters(const inference::ModelConfig& repository,
                                const inference::ModelConfig& override_config) {
-  static constexpr std::string_view kGuarded[] = {"EXECUTION_ENV_PATH"};
+  static constexpr std::string_view kGuarded[] = {"EXECUTION_ENV_PATH", kMlflowPyfuncParameter};
   for (std::string_view name : kGuarded) {
     const std::string key(name);
     auto was = repository.parameters().find(key);
@@ -81,6 +83,7 @@ StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& 
         "mmserve.isolation PROCESS is not available in this server (no worker command)");
   }
   choice.backend = uses_process ? options_.process_backend : resolved.backend;
+  choice.engine = resolved.backend;
   choice.reports_size = uses_process || resolved.registration->reports_size;
   return choice;
 }
@@ -268,18 +271,32 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   if (repository == nullptr) return NotInAnyRepository(key.name);
   // A download shows in the index as the version's reason (the slot is
   // LOADING, or READY with the copy being replaced).
-  auto fetched = repository->Fetch(source, version, [&](uint64_t done, uint64_t total) {
-    std::string progress = "fetching " + FormatBytes(done) + " of " + FormatBytes(total) + " (" +
-                           std::to_string(total ? done * 100 / total : 100) + "%) from " +
-                           key.repository;
+  auto show = [&](std::string progress) {
     MutexLock lock(table_.mu());
     auto entry = table_.models().find(key);
     if (entry == table_.models().end()) return;
     auto slot = entry->second.versions.find(version);
     if (slot != entry->second.versions.end()) slot->second.reason = std::move(progress);
+  };
+  auto fetched = repository->Fetch(source, version, [&](uint64_t done, uint64_t total) {
+    show("fetching " + FormatBytes(done) + " of " + FormatBytes(total) + " (" +
+         std::to_string(total ? done * 100 / total : 100) + "%) from " + key.repository);
   });
   if (!fetched.ok()) return fetched.status().WithContext(label);
   LocalModelVersion local = std::move(*fetched);
+  LoadSpec spec;
+  spec.model_name = source.name;
+  spec.version = version;
+  spec.model_dir = local.model_dir;
+  spec.version_dir = local.version_dir;
+  spec.config = source.config;
+  spec.has_config = source.has_config;
+  spec.platform = backend.platform;
+  // What the backend makes before loading (a Python environment), not
+  // bound by a worker's start timeout.
+  if (backend.engine != nullptr) {
+    MM_RETURN_IF_ERROR(backend.engine->Prepare(spec, show));
+  }
   // A bad drift baseline fails the load before anything is loaded.
   std::shared_ptr<DriftMonitor> drift;
   if (options_.drift) {
@@ -310,14 +327,6 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   const LoadOverlap::Ticket ticket = overlap_.Begin();
   const bool skip_probe = declared || backend.reports_size;
   const uint64_t before = skip_probe ? 0 : probe();
-  LoadSpec spec;
-  spec.model_name = source.name;
-  spec.version = version;
-  spec.model_dir = local.model_dir;
-  spec.version_dir = local.version_dir;
-  spec.config = source.config;
-  spec.has_config = source.has_config;
-  spec.platform = backend.platform;
   if (options_.host_factory)
     spec.host = options_.host_factory(key.repository, source.name, version);
   // Health reports name the servable they concern, once it exists.

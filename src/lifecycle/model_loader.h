@@ -63,7 +63,8 @@ class ModelLoader {
   // The backend that serves `source`, with its platform name; or why none
   // does. The one place the lifecycle looks a backend up.
   struct BackendChoice {
-    Backend* backend = nullptr;
+    Backend* backend = nullptr;  // what loads it (the process backend, for a worker)
+    Backend* engine = nullptr;   // the model's own backend: Prepare runs on it
     std::string platform;
     // The load reports the model's size itself (a worker's resident memory,
     // a backend's exact figure): no heap probe around it.

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/unique_fd.h"
+
 namespace mm {
 namespace {
 
@@ -20,21 +22,6 @@ std::string_view TypeOf(mode_t mode) {
   if (S_ISBLK(mode)) return "a block device";
   return "not a regular file";
 }
-
-// An open file descriptor, closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  const int fd_;
-};
 
 // Opens `path` without blocking (a FIFO with no writer would block a plain
 // open) and checks, on the open file, that it is a regular file within the cap.
@@ -104,7 +91,7 @@ StatusOr<std::string> ReadRepositoryFile(const std::filesystem::path& path,
                                          RepositoryFileKind kind) {
   int raw = -1;
   MM_ASSIGN_OR_RETURN(uint64_t size, OpenChecked(path, kind, &raw));
-  Fd fd(raw);
+  UniqueFd fd(raw);
   // Read one byte more than fstat said: a file that grows meanwhile is seen.
   std::string out(static_cast<size_t>(size) + 1, '\0');
   size_t got = 0;
@@ -130,7 +117,7 @@ StatusOr<std::string> ReadRepositoryFile(const std::filesystem::path& path,
 StatusOr<uint64_t> CheckRepositoryFile(const std::filesystem::path& path, RepositoryFileKind kind) {
   int raw = -1;
   MM_ASSIGN_OR_RETURN(uint64_t size, OpenChecked(path, kind, &raw));
-  Fd fd(raw);
+  UniqueFd fd(raw);
   return size;
 }
 

@@ -4,10 +4,14 @@
 // on what parses. Beyond "no crash, leak, UB or stack overflow": a refusal is
 // INVALID_ARGUMENT with a message; what parses holds only servable fields; a
 // derived config matches the flavor and the signature.
+// The same bytes are also read as the model's python_env.yaml and
+// requirements.txt (--mlflow-create-env): what passes holds only plain
+// package requirements, none an option, URL or path.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -32,11 +36,42 @@ void CheckFields(const std::vector<mm::MLmodelSignatureField>& fields) {
   }
 }
 
+// Every requirement that passed is one CheckRequirement accepts: it starts
+// with a name and holds no option, URL, path or variable.
+void CheckRequirements(const std::vector<std::string>& packages) {
+  Check(packages.size() <= mm::kMaxMlflowRequirements, "at most the cap of requirements");
+  for (const std::string& p : packages) {
+    Check(mm::CheckRequirement(p).ok(), "a passed requirement passes its check");
+    Check(!p.empty() && p[0] != '-', "a requirement is not an option");
+    Check(p.find_first_of("@/\\:$\n") == std::string::npos, "no URL, path or variable");
+  }
+}
+
+void FuzzRequirements(std::string_view text) {
+  auto listed = mm::ParseRequirementsText(text, "requirements.txt");
+  if (listed.ok()) {
+    CheckRequirements(*listed);
+  } else {
+    Check(listed.status().code() == mm::StatusCode::kInvalidArgument,
+          "a refused requirements.txt is INVALID_ARGUMENT");
+  }
+  // The same bytes as python_env.yaml, its requirements.txt being them too.
+  auto env = mm::ParseMlflowPythonEnv(
+      text, [&]() -> mm::StatusOr<std::string> { return std::string(text); });
+  if (env.ok()) {
+    CheckRequirements(env->packages);
+  } else {
+    Check(env.status().code() == mm::StatusCode::kInvalidArgument,
+          "a refused python_env.yaml is INVALID_ARGUMENT");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 256 << 10) return 0;  // real MLmodels are about 1 KiB; keep runs fast
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  FuzzRequirements(text);
 
   auto model = mm::ParseMLmodel(text);
   if (!model.ok()) {

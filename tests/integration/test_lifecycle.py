@@ -179,6 +179,13 @@ def test_a_load_override_cannot_choose_a_python_environment(explicit, repo):
             http.load_model("a", config=json.dumps(config))
         assert ("a load override cannot set parameter EXECUTION_ENV_PATH"
                 in e.value.message()), e.value.message()
+        # Nor the built-in MLflow loader (with --mlflow-create-env it would
+        # install the folder's requirements.txt).
+        config["parameters"] = {"mmserve_mlflow_pyfunc": {"string_value": "columns"}}
+        with pytest.raises(InferenceServerException) as e:
+            http.load_model("a", config=json.dumps(config))
+        assert ("a load override cannot set parameter mmserve_mlflow_pyfunc"
+                in e.value.message()), e.value.message()
         # Other parameters are the client's to set.
         config["parameters"] = {"anything": {"string_value": "x"}}
         http.load_model("a", config=json.dumps(config))

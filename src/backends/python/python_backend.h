@@ -21,8 +21,14 @@
 //
 // Settings (BackendSettings, Triton's --backend-config=python,<key>=<value>):
 //   env            the default virtual environment (--python-env PATH)
-//   env-cache-dir  where EXECUTION_ENV_PATH archives are unpacked
-//                  (default $HOME/.cache/mmserve/python-envs)
+//   env-cache-dir  where EXECUTION_ENV_PATH archives are unpacked and
+//                  environments made (default $HOME/.cache/mmserve/python-envs)
+//   mlflow-create-env  true: an MLflow pyfunc model with python_env.yaml or
+//                  requirements.txt runs in an environment made from them
+//                  (--mlflow-create-env; requirements_env.h), made in the
+//                  server by Prepare, before the worker starts
+//   uv             the uv program that makes them (default: --python-env's
+//                  bin/uv, else uv on PATH)
 //
 // Errors: an exception in model.py's import, auto_complete_config or
 // initialize fails the load; one in execute, a wrong response count, a
@@ -52,6 +58,8 @@ class PythonBackend final : public Backend {
   struct Options {
     std::filesystem::path default_env;  // setting `env`; empty: none
     std::filesystem::path cache_dir;    // setting `env-cache-dir`
+    bool mlflow_create_env = false;     // setting `mlflow-create-env`
+    std::filesystem::path uv;           // setting `uv`, else found (when mlflow_create_env)
   };
 
   // Reads `settings` (keys above); INVALID_ARGUMENT naming a key it does not
@@ -61,6 +69,7 @@ class PythonBackend final : public Backend {
   explicit PythonBackend(Options options) : options_(std::move(options)) {}
 
   StatusOr<std::unique_ptr<LoadedModel>> Load(const LoadSpec& spec) override;
+  Status Prepare(const LoadSpec& spec, const std::function<void(std::string)>& progress) override;
 
  private:
   const Options options_;

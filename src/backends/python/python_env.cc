@@ -1,5 +1,7 @@
 #include "backends/python/python_env.h"
 
+#include "backends/python/requirements_env.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <openssl/evp.h>
@@ -415,7 +417,8 @@ fs::path DefaultPythonEnvCacheDir() {
 
 StatusOr<PythonEnvironment> ResolvePythonEnvironment(const inference::ModelConfig& config,
                                                      const fs::path& model_dir,
-                                                     const PythonEnvOptions& options) {
+                                                     const PythonEnvOptions& options,
+                                                     const PackageRequirements* requirements) {
   auto it = config.parameters().find(std::string(kParameter));
   if (it != config.parameters().end()) {
     const std::string& value = it->second.string_value();
@@ -428,6 +431,27 @@ StatusOr<PythonEnvironment> ResolvePythonEnvironment(const inference::ModelConfi
     fs::path path = ExpandModelDirectory(value, model_dir);
     if (path.is_relative()) path = model_dir / path;
     return FromPath(path, source, options);
+  }
+  if (options.create_from_requirements && requirements != nullptr) {
+    const std::string source = "--mlflow-create-env, the model's " + requirements->source;
+    RequirementsEnvOptions made;
+    made.cache_dir = options.cache_dir;
+    made.uv = options.uv;
+    made.python = options.python_executable;
+    made.python_version = options.embedded_version;
+    std::string how;
+    auto root = EnsureRequirementsEnvironment(requirements->packages, made, &how);
+    if (!root.ok()) return root.status().WithContext(source);
+    MM_ASSIGN_OR_RETURN(PythonEnvironment env, FromFolder(*root, source, options));
+    env.description += " (" + how + ")";
+    // Only Python X.Y runs here: a model saved with another gets this one's
+    // wheels of its packages, which is what MLflow does without pyenv.
+    if (auto saved = MajorMinor(requirements->python);
+        saved && !options.embedded_version.empty() && *saved != options.embedded_version) {
+      env.description += "; the model was saved with Python " + requirements->python +
+                         " and runs on the embedded Python " + options.embedded_version;
+    }
+    return env;
   }
   if (!options.default_env.empty()) {
     return FromPath(options.default_env, "--python-env " + options.default_env.string(), options);

@@ -9,9 +9,12 @@
 //     which is unpacked once into a cache folder keyed by the archive's
 //     content hash (a half-unpacked archive is never used: it unpacks into a
 //     temporary folder renamed into place);
-//  2. the server's default environment (--python-env PATH): a virtual
+//  2. with --mlflow-create-env, the model's own requirements (an MLflow
+//     model's python_env.yaml / requirements.txt, given by the caller), made
+//     into an environment once and cached (requirements_env.h);
+//  3. the server's default environment (--python-env PATH): a virtual
 //     environment's folder;
-//  3. none: the embedded interpreter's own packages.
+//  4. none: the embedded interpreter's own packages.
 // A relative EXECUTION_ENV_PATH is taken from the model's folder. A load
 // override (the repository API's "config") cannot change EXECUTION_ENV_PATH:
 // it chooses code the model runs, so only the repository's config.pbtxt may
@@ -50,8 +53,20 @@ struct PythonEnvironment {
 
 struct PythonEnvOptions {
   std::filesystem::path default_env;  // --python-env; empty: none
-  std::filesystem::path cache_dir;    // where archives are unpacked
+  std::filesystem::path cache_dir;    // where archives are unpacked (and environments made)
   std::string embedded_version;       // "3.11": the interpreter the worker embeds
+  // --mlflow-create-env: source 2 above, made by `uv` for the interpreter
+  // `python_executable` (the one the worker embeds).
+  bool create_from_requirements = false;
+  std::filesystem::path uv;
+  std::filesystem::path python_executable;
+};
+
+// A model's own package requirements (source 2), checked by their reader.
+struct PackageRequirements {
+  std::vector<std::string> packages;
+  std::string python;  // the Python the model was saved with ("3.12.1"); "" when unknown
+  std::string source;  // the file they come from, for the log ("python_env.yaml")
 };
 
 // `value` with every $$TRITON_MODEL_DIRECTORY replaced by `model_dir`.
@@ -68,8 +83,11 @@ std::filesystem::path DefaultPythonEnvCacheDir();
 // lib/pythonX.Y/site-packages, or was built for another Python version; an
 // archive that cannot be unpacked is INVALID_ARGUMENT naming the archive and
 // the reason.
-StatusOr<PythonEnvironment> ResolvePythonEnvironment(const inference::ModelConfig& config,
-                                                     const std::filesystem::path& model_dir,
-                                                     const PythonEnvOptions& options);
+// `requirements`: the model's own (null: none), used for source 2 when
+// options.create_from_requirements; making the environment fails as
+// EnsureRequirementsEnvironment says.
+StatusOr<PythonEnvironment> ResolvePythonEnvironment(
+    const inference::ModelConfig& config, const std::filesystem::path& model_dir,
+    const PythonEnvOptions& options, const PackageRequirements* requirements = nullptr);
 
 }  // namespace mm

@@ -150,4 +150,6 @@ Status InstallPbUtils() {
 
 std::string_view EmbeddedPythonVersion() { return MMSERVE_PYTHON_VERSION; }
 
+std::string_view EmbeddedPythonExecutable() { return MMSERVE_PYTHON_EXECUTABLE; }
+
 }  // namespace mm

@@ -40,4 +40,8 @@ void SetPythonLogModel(std::string_view model_name);
 // The Python version embedded ("3.11").
 std::string_view EmbeddedPythonVersion();
 
+// The interpreter program of the embedded Python (/usr/bin/python3.11):
+// environments made for the worker are made with it.
+std::string_view EmbeddedPythonExecutable();
+
 }  // namespace mm

@@ -1,6 +1,7 @@
 #include "repository/mlflow/mlmodel.h"
 
 #include "repository/remote_fetch.h"
+#include "repository/repository_file.h"
 
 #include <simdjson.h>
 #include <yaml-cpp/depthguard.h>
@@ -22,7 +23,7 @@ constexpr size_t kMaxIndent = 128;
 // "- - - ..." on one line; brackets after an apostrophe in a comment or a
 // plain scalar), which yaml-cpp's own depth guard (DeepRecursion, 500 levels)
 // then refuses; tests/unit/repository/mlmodel_test.cc holds both.
-Status CheckNesting(std::string_view text) {
+Status CheckNesting(std::string_view text, std::string_view what = "MLmodel") {
   int depth = 0;
   char quote = 0;
   size_t indent = 0;
@@ -36,8 +37,9 @@ Status CheckNesting(std::string_view text) {
     if (line_start) {
       if (c == ' ' || c == '\t') {
         if (++indent > kMaxIndent) {
-          return InvalidArgument("MLmodel is indented deeper than " + std::to_string(kMaxIndent) +
-                                 " columns; expected MLflow's MLmodel YAML");
+          return InvalidArgument(std::string(what) + " is indented deeper than " +
+                                 std::to_string(kMaxIndent) + " columns; expected MLflow's " +
+                                 std::string(what) + " YAML");
         }
         continue;
       }
@@ -51,8 +53,9 @@ Status CheckNesting(std::string_view text) {
       quote = c;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxMLmodelDepth) {
-        return InvalidArgument("MLmodel nests deeper than " + std::to_string(kMaxMLmodelDepth) +
-                               " levels; expected MLflow's MLmodel YAML");
+        return InvalidArgument(std::string(what) + " nests deeper than " +
+                               std::to_string(kMaxMLmodelDepth) + " levels; expected MLflow's " +
+                               std::string(what) + " YAML");
       }
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
@@ -285,6 +288,192 @@ StatusOr<inference::ModelConfig> MLmodelConfig(const MLmodel& model, std::string
     MM_RETURN_IF_ERROR(add(model.outputs[i], i, false));
   }
   return config;
+}
+
+// ---------------------------------------------------------------- requirements
+
+namespace {
+
+// `text` for a message: at most 80 characters, control characters as '?'.
+std::string Shown(std::string_view text) {
+  std::string out(text.substr(0, 80));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  if (text.size() > 80) out += "...";
+  return out;
+}
+
+bool IsAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+std::string_view TrimmedView(std::string_view s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+}  // namespace
+
+Status CheckRequirement(std::string_view requirement) {
+  auto refuse = [&](const std::string& why) {
+    return InvalidArgument("requirement '" + Shown(requirement) + "' " + why +
+                           "; expected a package requirement: a name, optional [extras], version "
+                           "specifiers and '; markers' (PEP 508 without URLs or paths), installed "
+                           "from the package index");
+  };
+  if (requirement.empty()) return refuse("is empty");
+  if (requirement.size() > kMaxRequirementLength) {
+    return refuse("is longer than " + std::to_string(kMaxRequirementLength) + " characters");
+  }
+  // Options before it or after it ("numpy --hash=...", "--index-url ...").
+  if (requirement[0] == '-' || requirement.find(" -") != std::string_view::npos) {
+    return refuse("is or holds a pip option");
+  }
+  if (!IsAlnum(requirement[0])) return refuse("does not start with a package name");
+  // Name, extras, specifiers ("==", "~=", ".*", "+local"), markers' quotes.
+  constexpr std::string_view kAllowed = "._-[],<>=!~*+;'\"() ";
+  for (char c : requirement) {
+    if (IsAlnum(c) || kAllowed.find(c) != std::string_view::npos) continue;
+    if (c == '@') return refuse("is a direct reference (name @ URL)");
+    if (c == '/' || c == '\\' || c == ':') return refuse("names a URL or a path");
+    if (c == '$') return refuse("names an environment variable");
+    return refuse("holds the character '" + Shown(std::string_view(&c, 1)) + "'");
+  }
+  return OkStatus();
+}
+
+StatusOr<std::vector<std::string>> ParseRequirementsText(std::string_view text,
+                                                         std::string_view source) {
+  std::vector<std::string> out;
+  size_t number = 0;
+  for (size_t from = 0; from <= text.size();) {
+    size_t end = text.find('\n', from);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(from, end - from);
+    from = end + 1;
+    ++number;
+    const std::string where = std::string(source) + " line " + std::to_string(number);
+    // pip's comments: '#' at the start of the line or after whitespace.
+    for (size_t hash = line.find('#'); hash != std::string_view::npos;
+         hash = line.find('#', hash + 1)) {
+      if (hash == 0 || line[hash - 1] == ' ' || line[hash - 1] == '\t') {
+        line = line.substr(0, hash);
+        break;
+      }
+    }
+    line = TrimmedView(line);
+    if (line.empty()) continue;
+    if (line.back() == '\\') {
+      return InvalidArgument(where +
+                             " is continued on the next line with '\\'; expected one "
+                             "requirement per line");
+    }
+    Status ok = CheckRequirement(line);
+    if (!ok.ok()) return ok.WithContext(where);
+    if (out.size() == kMaxMlflowRequirements) {
+      return InvalidArgument(std::string(source) + " lists more than " +
+                             std::to_string(kMaxMlflowRequirements) + " requirements");
+    }
+    out.emplace_back(line);
+  }
+  return out;
+}
+
+StatusOr<MlflowRequirements> ParseMlflowPythonEnv(
+    std::string_view text, const std::function<StatusOr<std::string>()>& read_requirements_txt) {
+  const std::string file(kMlflowPythonEnvFile);
+  MM_RETURN_IF_ERROR(CheckNesting(text, file));
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    return InvalidArgument(file + " nests deeper than " + std::to_string(e.depth() - 1) +
+                           " levels at line " + std::to_string(e.mark.line + 1) +
+                           "; expected MLflow's python_env.yaml");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file + " is not YAML (" + e.what() + "); expected MLflow's " + file);
+  }
+  MlflowRequirements out;
+  out.source = file;
+  try {
+    if (!root.IsMap())
+      return InvalidArgument(file + " is not a YAML map; expected MLflow's " + file);
+    if (const YAML::Node python = root["python"]) {
+      MM_ASSIGN_OR_RETURN(out.python, Scalar(python, file + "'s `python`"));
+      const bool version = !out.python.empty() && out.python.size() <= 32 &&
+                           std::all_of(out.python.begin(), out.python.end(),
+                                       [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+      if (!version) {
+        return InvalidArgument(file + "'s `python` is '" + Shown(out.python) +
+                               "'; expected a version such as 3.11.4");
+      }
+    }
+    const YAML::Node dependencies = root["dependencies"];
+    if (!dependencies) return out;
+    if (!dependencies.IsSequence()) {
+      return InvalidArgument(file +
+                             "'s `dependencies` is not a list; expected a list of "
+                             "requirements");
+    }
+    bool included = false;
+    for (const auto& item : dependencies) {
+      MM_ASSIGN_OR_RETURN(std::string raw, Scalar(item, file + "'s dependency"));
+      const std::string_view entry = TrimmedView(raw);
+      if (entry.rfind("-r ", 0) == 0 || entry.rfind("--requirement ", 0) == 0) {
+        const std::string_view named = TrimmedView(entry.substr(entry.find(' ')));
+        if (named != kMlflowRequirementsFile) {
+          return InvalidArgument(file + "'s dependency '" + Shown(entry) +
+                                 "' names another file than " +
+                                 std::string(kMlflowRequirementsFile) +
+                                 "; expected only \"-r requirements.txt\" (the file beside it)");
+        }
+        if (included) continue;
+        included = true;
+        MM_ASSIGN_OR_RETURN(std::string listed, read_requirements_txt());
+        MM_ASSIGN_OR_RETURN(std::vector<std::string> packages,
+                            ParseRequirementsText(listed, kMlflowRequirementsFile));
+        for (auto& p : packages) out.packages.push_back(std::move(p));
+      } else {
+        Status ok = CheckRequirement(entry);
+        if (!ok.ok()) return ok.WithContext(file);
+        out.packages.emplace_back(entry);
+      }
+      if (out.packages.size() > kMaxMlflowRequirements) {
+        return InvalidArgument(file + " lists more than " + std::to_string(kMaxMlflowRequirements) +
+                               " requirements");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file + " cannot be read (" + e.what() + "); expected MLflow's " + file);
+  }
+  return out;
+}
+
+StatusOr<std::optional<MlflowRequirements>> ReadMlflowRequirements(
+    const std::filesystem::path& version_dir) {
+  const auto requirements_txt = version_dir / kMlflowRequirementsFile;
+  auto yaml = ReadRepositoryFile(version_dir / kMlflowPythonEnvFile, RepositoryFileKind::kConfig);
+  if (yaml.ok()) {
+    auto parsed = ParseMlflowPythonEnv(*yaml, [&]() -> StatusOr<std::string> {
+      return ReadRepositoryFile(requirements_txt, RepositoryFileKind::kConfig);
+    });
+    if (!parsed.ok()) return parsed.status().WithContext(version_dir.string());
+    return std::optional<MlflowRequirements>(std::move(*parsed));
+  }
+  if (yaml.status().code() != StatusCode::kNotFound) return yaml.status();
+  auto text = ReadRepositoryFile(requirements_txt, RepositoryFileKind::kConfig);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) return std::optional<MlflowRequirements>();
+    return text.status();
+  }
+  MlflowRequirements out;
+  out.source = std::string(kMlflowRequirementsFile);
+  auto packages = ParseRequirementsText(*text, kMlflowRequirementsFile);
+  if (!packages.ok()) return packages.status().WithContext(version_dir.string());
+  out.packages = std::move(*packages);
+  return std::optional<MlflowRequirements>(std::move(out));
 }
 
 }  // namespace mm

@@ -20,6 +20,9 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,5 +66,49 @@ StatusOr<MLmodel> ParseMLmodel(std::string_view text);
 // when it has neither an onnx nor a python_function flavor, or (pyfunc) no
 // signature with inputs and outputs.
 StatusOr<inference::ModelConfig> MLmodelConfig(const MLmodel& model, std::string_view model_name);
+
+// ---- The model's Python requirements (--mlflow-create-env).
+//
+// MLflow saves `python_env.yaml` (the Python version, build dependencies,
+// dependencies: usually "-r requirements.txt") and `requirements.txt` beside
+// MLmodel. Both are hostile input: a requirements file is a pip command line
+// (options, index URLs, paths, `-r` of any file, environment variables), so
+// only plain package requirements pass: a name, optional extras, version
+// specifiers and environment markers (PEP 508 without URLs). Nothing else
+// may choose where packages come from or what is read.
+inline constexpr std::string_view kMlflowPythonEnvFile = "python_env.yaml";
+inline constexpr std::string_view kMlflowRequirementsFile = "requirements.txt";
+inline constexpr size_t kMaxMlflowRequirements = 512;
+inline constexpr size_t kMaxRequirementLength = 512;
+
+struct MlflowRequirements {
+  std::string python;                 // python_env.yaml's `python` ("3.11.4"); "" when none
+  std::vector<std::string> packages;  // checked requirements, in order, trimmed
+  std::string source;                 // "python_env.yaml" or "requirements.txt"
+};
+
+// OK when `requirement` is a package requirement as above; else
+// INVALID_ARGUMENT saying what it is and what is accepted.
+Status CheckRequirement(std::string_view requirement);
+
+// The requirements of a requirements.txt's text (comments and blank lines
+// skipped). `source` names the file in messages. INVALID_ARGUMENT for an
+// option line (-r, -c, --index-url, ...), a URL or path, a line continued
+// with a backslash, or more than kMaxMlflowRequirements.
+StatusOr<std::vector<std::string>> ParseRequirementsText(std::string_view text,
+                                                         std::string_view source);
+
+// A python_env.yaml's requirements. Its `dependencies` list holds
+// requirements, or "-r requirements.txt", whose text `read_requirements_txt`
+// gives (only that file beside it may be named). `build_dependencies` (pip,
+// setuptools, wheel) are not needed to install wheels and are ignored.
+StatusOr<MlflowRequirements> ParseMlflowPythonEnv(
+    std::string_view text, const std::function<StatusOr<std::string>()>& read_requirements_txt);
+
+// The requirements of the MLflow model in `version_dir`: its python_env.yaml,
+// else its requirements.txt; nullopt when it has neither. Files are read by
+// ReadRepositoryFile's rules.
+StatusOr<std::optional<MlflowRequirements>> ReadMlflowRequirements(
+    const std::filesystem::path& version_dir);
 
 }  // namespace mm

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/unique_fd.h"
+
 namespace mm {
 namespace {
 
@@ -36,21 +38,6 @@ std::string_view Trim(std::string_view s) {
 
 // ------------------------------------------------------------------ files
 
-// An open file descriptor, closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  const int fd_;
-};
-
 std::string_view TypeOf(mode_t mode) {
   if (S_ISDIR(mode)) return "a folder";
   if (S_ISFIFO(mode)) return "a FIFO";
@@ -71,7 +58,7 @@ StatusOr<std::optional<std::string>> ReadAwsFile(const fs::path& path, const std
     return InvalidArgument("cannot open " + what + ": " + std::strerror(err) +
                            "; expected a readable file (or none)");
   }
-  Fd fd(raw);
+  UniqueFd fd(raw);
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) {
     const int err = errno;

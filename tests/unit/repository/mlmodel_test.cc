@@ -593,5 +593,129 @@ TEST_F(MLmodelScanTest, ApplyMLmodelNamesTheNewestVersion) {
   EXPECT_EQ(source.config.backend(), "python");
 }
 
+// ---------------------------------------------------------------- requirements
+
+StatusOr<std::string> NoRequirementsTxt() { return NotFound("no requirements.txt"); }
+
+TEST(MlflowRequirementsTest, ReadsWhatMlflowWroteForASklearnModel) {
+  auto read = ReadMlflowRequirements(kTestdata / "sk");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_TRUE(read->has_value());
+  const MlflowRequirements& r = **read;
+  EXPECT_EQ(r.python, "3.11.7");
+  EXPECT_EQ(r.source, "python_env.yaml");
+  ASSERT_FALSE(r.packages.empty());
+  EXPECT_EQ(r.packages.front(), "mlflow==3.17.2");
+  EXPECT_THAT(r.packages, ::testing::Contains("scikit-learn==1.9.1"));
+  // build_dependencies (pip, setuptools, wheel) are not installed.
+  EXPECT_THAT(r.packages, Not(::testing::Contains(HasSubstr("setuptools"))));
+}
+
+TEST(MlflowRequirementsTest, AFolderWithNeitherFileHasNone) {
+  auto read = ReadMlflowRequirements(kTestdata / "onnxm");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_FALSE(read->has_value());
+}
+
+TEST(MlflowRequirementsTest, RequirementsTxtAloneIsRead) {
+  const fs::path dir = fs::path(testing::TempDir()) / ("reqs-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "requirements.txt") << "# made by hand\nnumpy>=2 # the arrays\n\n"
+                                             "pandas[performance]==3.1.1 ; python_version >= "
+                                             "\"3.10\"\r\n";
+  auto read = ReadMlflowRequirements(dir);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ((*read)->source, "requirements.txt");
+  EXPECT_EQ((*read)->python, "");
+  EXPECT_THAT((*read)->packages,
+              ElementsAre("numpy>=2", "pandas[performance]==3.1.1 ; python_version >= \"3.10\""));
+  fs::remove_all(dir);
+}
+
+TEST(MlflowRequirementsTest, PlainRequirementsPass) {
+  for (const char* ok : {"numpy", "numpy==2.4.6", "scikit-learn~=1.9", "torch==2.15.0+cpu",
+                         "a.b_c-d[x,y]>=1.0,!=1.3.*,<2", "pywin32==306 ; sys_platform == 'win32'",
+                         "mlflow-skinny (==3.17.2)"}) {
+    EXPECT_TRUE(CheckRequirement(ok).ok()) << ok << ": " << CheckRequirement(ok).ToString();
+  }
+}
+
+TEST(MlflowRequirementsTest, WhatWouldChooseAnotherSourceOrFileIsRefused) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"--index-url http://evil.example/simple", "pip option"},
+      {"-r /etc/passwd", "pip option"},
+      {"-e .", "pip option"},
+      {"numpy --hash=sha256:00", "pip option"},
+      {"numpy @ https://evil.example/numpy.whl", "direct reference"},
+      {"git+https://evil.example/x.git", "URL or a path"},
+      {"./local/package", "does not start with a package name"},
+      {"pkg/../x", "URL or a path"},
+      {"C:\\x", "URL or a path"},
+      {"numpy==${VERSION}", "environment variable"},
+      {"numpy\x01", "character"},
+  };
+  for (const auto& [bad, why] : cases) {
+    Status s = CheckRequirement(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), AllOf(HasSubstr(why), HasSubstr("PEP 508"))) << bad;
+  }
+  EXPECT_THAT(CheckRequirement(std::string(kMaxRequirementLength + 1, 'a')).message(),
+              HasSubstr("longer than"));
+}
+
+TEST(MlflowRequirementsTest, RequirementsTextNamesTheLineOfARefusedOne) {
+  auto parsed = ParseRequirementsText("numpy\n# fine\n--extra-index-url http://x\n", "req.txt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), AllOf(HasSubstr("req.txt line 3"), HasSubstr("option")));
+  parsed = ParseRequirementsText("numpy==2 \\\n  --hash=sha256:00\n", "req.txt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("continued"));
+  // '#' inside a requirement (no space before) is not a comment.
+  parsed = ParseRequirementsText("numpy#egg\n", "req.txt");
+  EXPECT_FALSE(parsed.ok());
+  std::string many;
+  for (size_t i = 0; i <= kMaxMlflowRequirements; ++i) many += "p" + std::to_string(i) + "\n";
+  parsed = ParseRequirementsText(many, "req.txt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("more than"));
+}
+
+TEST(MlflowRequirementsTest, PythonEnvYamlMayNameOnlyTheRequirementsTxtBesideIt) {
+  auto parsed = ParseMlflowPythonEnv("python: 3.12.1\ndependencies:\n- -r ../../etc/passwd\n",
+                                     NoRequirementsTxt);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("another file"));
+  parsed = ParseMlflowPythonEnv("dependencies:\n- -c constraints.txt\n", NoRequirementsTxt);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("pip option"));
+  parsed = ParseMlflowPythonEnv("dependencies:\n- -r requirements.txt\n", NoRequirementsTxt);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("no requirements.txt"));
+  parsed = ParseMlflowPythonEnv("python: 3.12.1\ndependencies:\n- numpy\n- -r requirements.txt\n",
+                                [] { return StatusOr<std::string>("pandas\n"); });
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->python, "3.12.1");
+  EXPECT_THAT(parsed->packages, ElementsAre("numpy", "pandas"));
+}
+
+TEST(MlflowRequirementsTest, HostilePythonEnvYamlIsRefusedWithAReason) {
+  const std::pair<std::string, const char*> cases[] = {
+      {"python: [3]\n", "not a string"},
+      {"python: '3.11; rm -rf /'\n", "expected a version"},
+      {"dependencies: numpy\n", "not a list"},
+      {"dependencies:\n- {a: b}\n", "not a string"},
+      {std::string(100, '[') + std::string(100, ']'), "nests deeper"},
+      {"- a\n- b\n", "not a YAML map"},
+      {"a: [\n", "not YAML"},
+  };
+  for (const auto& [text, why] : cases) {
+    auto parsed = ParseMlflowPythonEnv(text, NoRequirementsTxt);
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_THAT(parsed.status().message(), HasSubstr(why)) << text;
+  }
+}
+
 }  // namespace
 }  // namespace mm
