@@ -61,11 +61,11 @@ import boto3
 import numpy as np
 import tritonclient.http as httpclient
 from botocore.config import Config
-from onnx import TensorProto, helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from s3_server import MotoServer  # noqa: E402
+from test_s3_repository import plus_model  # noqa: E402  (y = x + c)
 
 BUCKET = "bench"
 KEY_ID, SECRET = "benchkey", "benchsecret"  # moto's auth is off: any key works
@@ -101,18 +101,6 @@ FakeKey.value = property(_cached_get, _cached_set)
 def cpu_s(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def plus_model(c):
-    """y = x + c, x and y FP32 [-1, 4] (tests/integration/test_s3_repository.py)."""
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "c"], ["y"])], "plus",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 4])],
-        [helper.make_tensor("c", TensorProto.FLOAT, [4], [float(c)] * 4)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()
 
 
 def config(name):

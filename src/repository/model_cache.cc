@@ -137,6 +137,34 @@ ModelCache::Hit ModelCache::Pin(const std::string& id, Entry& entry) {
   return Hit{options_.dir / id, std::move(lease)};
 }
 
+namespace {
+
+// Folders ModelCache::Trash moved away, deleted when it goes out of scope:
+// declared before a MutexLock, it outlives the lock.
+struct TrashBin {
+  std::vector<fs::path> dirs;
+  TrashBin() = default;
+  TrashBin(const TrashBin&) = delete;
+  TrashBin& operator=(const TrashBin&) = delete;
+  ~TrashBin() {
+    std::error_code ec;
+    for (const fs::path& dir : dirs) fs::remove_all(dir, ec);
+  }
+};
+
+}  // namespace
+
+void ModelCache::Trash(const fs::path& dir, std::vector<fs::path>* trash) {
+  const fs::path to = options_.dir / kStaging / ("trash." + std::to_string(++staged_));
+  std::error_code ec;
+  fs::rename(dir, to, ec);
+  if (!ec) {
+    trash->push_back(to);
+  } else if (fs::exists(dir, ec)) {
+    fs::remove_all(dir, ec);  // cannot be moved (rare): deleted here, then
+  }
+}
+
 void ModelCache::Unpin(const std::string& id) {
   MutexLock lock(mu_);
   auto it = entries_.find(id);
@@ -157,13 +185,15 @@ std::optional<ModelCache::Hit> ModelCache::Find(
     spdlog::warn("model cache {}: entry '{}' does not hold what was fetched; fetching it again",
                  Quoted(options_.dir), id);
     hit.reset();  // unpins
-    MutexLock lock(mu_);
-    auto it = entries_.find(id);
-    if (it != entries_.end() && it->second.pins == 0) {
-      std::error_code ec;
-      fs::remove_all(options_.dir / id, ec);
-      bytes_ -= it->second.bytes;
-      entries_.erase(it);
+    TrashBin trash;
+    {
+      MutexLock lock(mu_);
+      auto it = entries_.find(id);
+      if (it != entries_.end() && it->second.pins == 0) {
+        Trash(options_.dir / id, &trash.dirs);
+        bytes_ -= it->second.bytes;
+        entries_.erase(it);
+      }
     }
     return std::nullopt;
   }
@@ -171,7 +201,7 @@ std::optional<ModelCache::Hit> ModelCache::Find(
   return hit;
 }
 
-bool ModelCache::EvictOne() {
+bool ModelCache::EvictOne(std::vector<fs::path>* trash, uint64_t* freed) {
   auto victim = entries_.end();
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->second.pins == 0 &&
@@ -180,11 +210,10 @@ bool ModelCache::EvictOne() {
     }
   }
   if (victim == entries_.end()) return false;
-  std::error_code ec;
-  fs::remove_all(options_.dir / victim->first, ec);
-  spdlog::info("model cache {}: evicted '{}' ({}, least recently used) to make room{}",
-               Quoted(options_.dir), victim->first, FormatBytes(victim->second.bytes),
-               ec ? "; removing it failed: " + ec.message() : "");
+  Trash(options_.dir / victim->first, trash);
+  spdlog::info("model cache {}: evicted '{}' ({}, least recently used) to make room",
+               Quoted(options_.dir), victim->first, FormatBytes(victim->second.bytes));
+  *freed += victim->second.bytes;
   bytes_ -= victim->second.bytes;
   entries_.erase(victim);
   ++evictions_;
@@ -204,10 +233,12 @@ StatusOr<std::unique_ptr<ModelCache::Staging>> ModelCache::Stage(const std::stri
                              " (--model-cache-size)");
   }
   fs::path dir;
+  TrashBin trash;
   {
     MutexLock lock(mu_);
+    uint64_t freed = 0;
     while (cap != 0 && bytes_ + staging_bytes_ + bytes > cap) {
-      if (!EvictOne()) {
+      if (!EvictOne(&trash.dirs, &freed)) {
         size_t pinned = 0;
         for (const auto& [name, entry] : entries_) pinned += entry.pins > 0;
         return ResourceExhausted(
@@ -218,9 +249,11 @@ StatusOr<std::unique_ptr<ModelCache::Staging>> ModelCache::Stage(const std::stri
             FormatBytes(bytes) + "; raise --model-cache-size or unload models");
       }
     }
+    // The disk gets back what is evicted once the trash is deleted, below.
     uint64_t free = FreeDiskBytes(options_.dir);
-    while (free < bytes && EvictOne()) free = FreeDiskBytes(options_.dir);
-    if (free < bytes) {
+    while (free + freed < bytes && EvictOne(&trash.dirs, &freed)) {
+    }
+    if (free + freed < bytes) {
       return ResourceExhausted("the disk of the model cache " + Quoted(options_.dir) + " has " +
                                FormatBytes(free) + " free and the version needs " +
                                FormatBytes(bytes) + "; free disk space or move --model-cache-dir");
@@ -254,6 +287,7 @@ ModelCache::Staging::~Staging() {
 StatusOr<ModelCache::Hit> ModelCache::Commit(std::unique_ptr<Staging> staging) {
   const fs::path target = options_.dir / staging->id_;
   std::optional<Hit> existing;
+  TrashBin trash;
   {
     MutexLock lock(mu_);
     auto it = entries_.find(staging->id_);
@@ -265,8 +299,8 @@ StatusOr<ModelCache::Hit> ModelCache::Commit(std::unique_ptr<Staging> staging) {
         bytes_ -= it->second.bytes;
         entries_.erase(it);
       }
+      Trash(target, &trash.dirs);  // a copy no one holds (not listed, or unpinned)
       std::error_code ec;
-      fs::remove_all(target, ec);
       fs::rename(staging->dir_, target, ec);
       if (ec) {
         return Internal("model cache " + Quoted(options_.dir) +

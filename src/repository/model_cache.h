@@ -31,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/thread_annotations.h"
@@ -110,8 +111,15 @@ class ModelCache : public std::enable_shared_from_this<ModelCache> {
 
   Hit Pin(const std::string& id, Entry& entry) MM_REQUIRES(mu_);
   void Unpin(const std::string& id);
-  // Evicts the least recently used unpinned entry; false when there is none.
-  bool EvictOne() MM_REQUIRES(mu_);
+  // Evicts the least recently used unpinned entry into `*trash` (Trash);
+  // false when there is none. `*freed` grows by its size.
+  bool EvictOne(std::vector<std::filesystem::path>* trash, uint64_t* freed) MM_REQUIRES(mu_);
+  // Moves the folder `dir` out of the way under mu_ (a rename into the
+  // staging folder) and adds where it went to `*trash`, for the caller to
+  // delete once it let go of mu_: deleting a large entry takes long, and
+  // every fetch, hit and lease release waits on mu_.
+  void Trash(const std::filesystem::path& dir, std::vector<std::filesystem::path>* trash)
+      MM_REQUIRES(mu_);
   void Unstage(uint64_t bytes);
 
   const Options options_;

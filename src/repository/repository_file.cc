@@ -31,7 +31,7 @@ StatusOr<uint64_t> OpenChecked(const std::filesystem::path& path, RepositoryFile
   const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     const int err = errno;
-    if (err == ENOENT) return NotFound(what + " does not exist");
+    if (err == ENOENT || err == ENOTDIR) return NotFound(what + " does not exist");
     return InvalidArgument("cannot open " + what + ": " + std::strerror(err));
   }
   struct stat st {};
@@ -69,6 +69,8 @@ uint64_t MaxRepositoryFileBytes(RepositoryFileKind kind) {
       return uint64_t{256} << 20;
     case RepositoryFileKind::kModel:
       return uint64_t{64} << 30;
+    case RepositoryFileKind::kAwsSettings:
+      return uint64_t{1} << 20;
   }
   return 0;
 }
@@ -83,6 +85,8 @@ std::string_view RepositoryFileKindName(RepositoryFileKind kind) {
       return "warmup data file";
     case RepositoryFileKind::kModel:
       return "model file";
+    case RepositoryFileKind::kAwsSettings:
+      return "AWS settings file";
   }
   return "file";
 }

@@ -11,7 +11,8 @@
 //     so it cannot be swapped between the check and the read).
 //  2. A file larger than its kind's cap is refused before it is read; one
 //     that grows while it is read is refused too.
-//  3. Errors are INVALID_ARGUMENT (NOT_FOUND when the file does not exist),
+//  3. Errors are INVALID_ARGUMENT (NOT_FOUND when the file does not exist,
+//     or a folder on its path is a file),
 //     naming the file, what it was and what was expected.
 // Thread-safety: these are free functions with no shared state.
 #pragma once
@@ -30,6 +31,7 @@ enum class RepositoryFileKind {
   kDriftBaseline,  // drift_baseline.json: 64 MiB
   kWarmupData,     // a warmup sample's input_data_file: 256 MiB
   kModel,          // a model file a backend opens itself: 64 GiB
+  kAwsSettings,    // ~/.aws/config or credentials (not a repository's, same hazards): 1 MiB
 };
 
 // The largest file of `kind` the server accepts, in bytes.

@@ -1,8 +1,6 @@
 #include "repository/s3/aws_config.h"
 
-#include <fcntl.h>
 #include <pwd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -14,14 +12,13 @@
 #include <utility>
 #include <vector>
 
-#include "core/unique_fd.h"
+#include "repository/repository_file.h"
 
 namespace mm {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint64_t kMaxAwsFileBytes = uint64_t{1} << 20;
 constexpr std::string_view kDefaultProfile = "default";
 constexpr std::string_view kDefaultRegion = "us-east-1";
 constexpr std::string_view kAnonymousSource = "none (anonymous requests)";
@@ -38,58 +35,13 @@ std::string_view Trim(std::string_view s) {
 
 // ------------------------------------------------------------------ files
 
-std::string_view TypeOf(mode_t mode) {
-  if (S_ISDIR(mode)) return "a folder";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "not a regular file";
-}
-
-// The content of `path`, or nullopt when it does not exist. The file is
-// opened without blocking (a FIFO would hang a plain open) and checked on the
-// open descriptor: a regular file of at most kMaxAwsFileBytes.
-StatusOr<std::optional<std::string>> ReadAwsFile(const fs::path& path, const std::string& what) {
-  const int raw = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (raw < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return std::optional<std::string>();
-    return InvalidArgument("cannot open " + what + ": " + std::strerror(err) +
-                           "; expected a readable file (or none)");
-  }
-  UniqueFd fd(raw);
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) {
-    const int err = errno;
-    return InvalidArgument("cannot read " + what + ": " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return InvalidArgument(what + " is " + std::string(TypeOf(st.st_mode)) +
-                           "; expected a regular file");
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  const std::string too_big = what + " is over " + std::to_string(kMaxAwsFileBytes) +
-                              " bytes; expected an AWS settings file of at most that size";
-  if (size > kMaxAwsFileBytes) return InvalidArgument(too_big);
-  // One byte more than fstat said, so that a file that grows meanwhile is seen.
-  std::string out(static_cast<size_t>(size) + 1, '\0');
-  size_t got = 0;
-  while (got < out.size()) {
-    const ssize_t n = read(fd.get(), out.data() + got, out.size() - got);
-    if (n < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
-      return InvalidArgument("cannot read " + what + ": " + std::strerror(err));
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got > size) {
-    return InvalidArgument(what + " grew while it was read; expected a file that stays as it is");
-  }
-  out.resize(got);
-  return std::optional<std::string>(std::move(out));
+// The content of `path` (ReadRepositoryFile's rules: no FIFO, device or
+// folder, at most 1 MiB), or nullopt when it does not exist.
+StatusOr<std::optional<std::string>> ReadAwsFile(const fs::path& path) {
+  auto text = ReadRepositoryFile(path, RepositoryFileKind::kAwsSettings);
+  if (text.ok()) return std::optional<std::string>(std::move(*text));
+  if (text.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
+  return text.status();
 }
 
 // -------------------------------------------------------------------- INI
@@ -239,7 +191,7 @@ StatusOr<AwsFile> LoadAwsFile(std::string_view kind, const std::optional<std::st
     return file;
   }
   file.what = std::string(kind) + " " + Quoted(path.string());
-  MM_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadAwsFile(path, file.what));
+  MM_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadAwsFile(path));
   if (!text) return file;
   file.present = true;
   MM_RETURN_IF_ERROR(ParseIni(*text, file));

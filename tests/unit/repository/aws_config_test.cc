@@ -602,20 +602,21 @@ TEST_F(AwsConfigTest, AFolderOrFifoIsRefused) {
   fs::create_directories(dir_ / "a-folder");
   vars_["AWS_CONFIG_FILE"] = (dir_ / "a-folder").string();
   EXPECT_THAT(Error(StatusCode::kInvalidArgument),
-              HasSubstr("config file '" + (dir_ / "a-folder").string() +
+              HasSubstr("AWS settings file '" + (dir_ / "a-folder").string() +
                         "' is a folder; expected a regular file"));
   vars_.clear();
   ASSERT_EQ(mkfifo((dir_ / "fifo").c_str(), 0600), 0);
   vars_["AWS_SHARED_CREDENTIALS_FILE"] = (dir_ / "fifo").string();
   EXPECT_THAT(Error(StatusCode::kInvalidArgument),
-              HasSubstr("shared credentials file '" + (dir_ / "fifo").string() +
+              HasSubstr("AWS settings file '" + (dir_ / "fifo").string() +
                         "' is a FIFO; expected a regular file"));
 }
 
 TEST_F(AwsConfigTest, AFileOverOneMebibyteIsRefused) {
   WriteConfig("[default]\n" + std::string(1 << 20, '#'));
   EXPECT_THAT(Error(StatusCode::kInvalidArgument),
-              HasSubstr("config file '" + ConfigPath().string() + "' is over 1048576 bytes"));
+              HasSubstr("AWS settings file '" + ConfigPath().string() + "' is 1048586 bytes; " +
+                        "expected at most 1048576 bytes"));
   WriteConfig("[default]\nregion = eu-west-1\n#" + std::string((1 << 20) - 30, '#'));
   EXPECT_EQ(Resolve()->region, "eu-west-1");
 }
@@ -625,7 +626,7 @@ TEST_F(AwsConfigTest, AnUnreadableFileIsRefused) {
   WriteConfig("[default]\n");
   fs::permissions(ConfigPath(), fs::perms::none);
   EXPECT_THAT(Error(StatusCode::kInvalidArgument),
-              HasSubstr("cannot open config file '" + ConfigPath().string() + "'"));
+              HasSubstr("cannot open AWS settings file '" + ConfigPath().string() + "'"));
 }
 
 TEST_F(AwsConfigTest, ProcessReadsTheRealEnvironment) {

@@ -264,6 +264,10 @@ TEST_F(ModelCacheTest, EvictsTheLeastRecentlyUsedUnpinnedEntry) {
   auto staging = cache->Stage("d", 100);
   ASSERT_TRUE(staging.ok()) << staging.status().ToString();
   EXPECT_FALSE(fs::exists(dir_ / "b"));
+  // Moved aside under the lock, deleted after it: nothing of b is left.
+  for (const auto& e : fs::directory_iterator(dir_ / ".staging")) {
+    EXPECT_EQ(e.path().filename().string().rfind("trash.", 0), std::string::npos) << e.path();
+  }
   EXPECT_TRUE(fs::exists(dir_ / "a"));
   EXPECT_TRUE(fs::exists(dir_ / "c"));
   ModelCache::Usage usage = cache->usage();
