@@ -7,9 +7,11 @@ measured in the same run, rounds interleaved (mmserve, baseline, mmserve,
 ...) so that both sides share the machine's noise; medians over the rounds.
 
 1. fetch: model `m` = config.pbtxt + 1/model.onnx (y = x + c) + 1/weights.bin
-   of SIZE MiB of random bytes, uploaded once in a single PUT (ETag = its
-   MD5, which mmserve checks) and, unless --no-multipart, once more in 8 MiB
-   parts under another prefix (a multipart ETag: no MD5 to check).
+   of SIZE MiB of random bytes, uploaded in a single PUT twice: as boto3
+   does by default (with a CRC32 the store keeps, which mmserve checks) and
+   without a checksum (only the ETag, its MD5, which mmserve checks); and,
+   unless --no-multipart, once more in 8 MiB parts under another prefix (a
+   multipart ETag and a composite checksum: nothing to check but the size).
    mmserve: a fresh server (explicit mode, an empty --model-cache-dir) per
    round; POST /v2/repository/models/m/load is timed, and the log gives the
    fetch ("fetched X from s3://... in T s") and when the version was READY.
@@ -325,14 +327,21 @@ class Bench:
             s.stop()
 
 
-def upload_model(moto, s3, prefix, name, weights_path, single_part, local=None):
+def upload_model(moto, s3, prefix, name, weights_path, single_part, local=None, crc32=True):
     files = {"config.pbtxt": config(name), "1/model.onnx": plus_model(1)}
     for path, data in files.items():
         moto.put(BUCKET, f"{prefix}/{name}/{path}", data)
     key = f"{prefix}/{name}/1/weights.bin"
     if single_part:
+        client = s3 if crc32 else boto3.client(
+            "s3", endpoint_url=moto.endpoint, region_name="us-east-1",
+            aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+            config=Config(s3={"addressing_style": "path"},
+                          request_checksum_calculation="when_required"))
         with open(weights_path, "rb") as f:
-            s3.put_object(Bucket=BUCKET, Key=key, Body=f)
+            client.put_object(Bucket=BUCKET, Key=key, Body=f)
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=key)["Contents"][0]
+        assert ("CRC32" in listed.get("ChecksumAlgorithm", [])) == crc32, listed
     else:
         from boto3.s3.transfer import TransferConfig
         s3.upload_file(str(weights_path), BUCKET, key, Config=TransferConfig(
@@ -391,7 +400,9 @@ def main():
         random_file(big, args.size_mib << 20, 1)
         random_file(small, args.small_mib << 20, 2)
         single_keys, single_etag = upload_model(moto, bench.s3, "single", "m", big, True)
-        cases = [("single-part (MD5 checked)", "single", single_keys[-1])]
+        md5_keys, _ = upload_model(moto, bench.s3, "md5", "m", big, True, crc32=False)
+        cases = [("single-part (CRC32 checked)", "single", single_keys[-1]),
+                 ("single-part, no stored checksum (MD5 checked)", "md5", md5_keys[-1])]
         if not args.no_multipart:
             multi_keys, multi_etag = upload_model(moto, bench.s3, "multi", "m", big, False)
             assert "-" in multi_etag and "-" not in single_etag, (multi_etag, single_etag)

@@ -36,7 +36,8 @@ struct RemoteFile {
   std::string
       path;  // relative to the model's folder, '/'-separated: "config.pbtxt", "1/model.onnx"
   uint64_t size = 0;
-  std::string etag;  // the store's tag of this content (S3's ETag)
+  std::string etag;    // the store's tag of this content (S3's ETag)
+  bool crc32 = false;  // the store keeps its CRC32 (S3's ChecksumAlgorithm), checked on fetch
 };
 
 // What one model directory holds.

@@ -231,8 +231,10 @@ def test_large_objects_come_in_parallel_ranged_parts_and_whole(s3, tmp_path):
         assert infer_plus(server.url, "m") == 3.0
     finally:
         assert server.stop() == 0, server.text()[-3000:]
-    ranged = [s for (m, target, s) in proxy.log if target.endswith("/t3/m/1/single.bin")]
-    assert ranged == [206] * 5, proxy.log  # 40 MiB in 8 MiB parts
+    # 40 MiB in 8 MiB parts, checked against the CRC32 the store keeps
+    # (boto3 sent one with the upload), which a HEAD asked for first.
+    single_log = [(m, s) for (m, target, s) in proxy.log if target.endswith("/t3/m/1/single.bin")]
+    assert single_log == [("HEAD", 200)] + [("GET", 206)] * 5, proxy.log
     [entry] = [p for p in cache.iterdir() if not p.name.startswith(".")]
     for obj, name in ((single, "single.bin"), (multi, "multi.bin")):
         data = (entry / "1" / name).read_bytes()
@@ -435,6 +437,16 @@ def test_a_corrupt_object_is_fetched_again_then_refused(s3, tmp_path):
         reason = index(server)[("m2", "1")]["reason"]
         assert "arrived corrupt: its MD5 is" in reason and "after 5 tries" in reason, reason
         assert infer_plus(server.url, "m") == 1.0
+        # A large object (ranged parts) is checked against the CRC32 the store
+        # keeps: one corrupt part makes the whole object come again.
+        put_plus(moto, "t7e", "m3", 3)
+        big = moto.upload_large(BUCKET, "t7e/m3/1/weights.bin", 9 << 20, single_part=True)
+        proxy.corrupt(f"/{BUCKET}/t7e/m3/1/weights.bin", method="GET")
+        assert load(server, "m3").status_code == 200, server.text()[-3000:]
+        assert "weights.bin arrived corrupt: its CRC32 is" in server.text(), server.text()[-3000:]
+        assert infer_plus(server.url, "m3") == 3.0
+        [copy] = (tmp_path / "cache").glob("*/1/weights.bin")
+        assert hashlib.md5(copy.read_bytes()).hexdigest() == big.md5
     finally:
         assert server.stop() == 0, server.text()[-3000:]
 

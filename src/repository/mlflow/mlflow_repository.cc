@@ -247,7 +247,7 @@ StatusOr<std::vector<RemoteFile>> MlflowRepository::ListArtifacts(const std::str
       if (!SafeRelativePath(relative)) {
         return InvalidArgument(what + ": object '" + o.key + "' has an empty, '.' or '..' part");
       }
-      files.push_back(RemoteFile{folder + relative, o.size, std::move(o.etag)});
+      files.push_back(RemoteFile{folder + relative, o.size, std::move(o.etag), o.crc32});
     }
     return files;
   }
@@ -434,7 +434,7 @@ StatusOr<LocalModelVersion> MlflowRepository::Fetch(const ModelSource& source, i
         const std::string relative = batch[i]->path.substr(folder.size());
         targets.push_back(
             {S3Object{place->prefix.empty() ? relative : place->prefix + "/" + relative,
-                      batch[i]->size, batch[i]->etag},
+                      batch[i]->size, batch[i]->etag, batch[i]->crc32},
              fds[i]});
       }
       return options_.s3->Download(place->bucket, targets, bytes);

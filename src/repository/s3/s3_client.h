@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,11 +77,21 @@ class S3Client {
 
   // Downloads every target, parts in parallel. Each object must still have
   // the listed ETag (If-Match; a changed object fails the download) and
-  // arrives whole: its size is checked, and its MD5 against an ETag that is
-  // one (single-part uploads; a multipart ETag "..-N" is not a digest). On
-  // failure the files hold partial data: the caller discards them.
+  // arrives whole: its size is checked, and its content against the CRC32
+  // the store keeps for it (listed with ChecksumAlgorithm CRC32, asked for
+  // with a HEAD) or else against an ETag that is an MD5 (single-part
+  // uploads; a multipart ETag "..-N" is not a digest). A corrupt object is
+  // fetched again, whole, while tries last. On failure the files hold
+  // partial data: the caller discards them.
   Status Download(std::string_view bucket, const std::vector<Target>& targets,
                   const Progress& progress) const;
+
+  // The full-object CRC32 the store keeps for `object` (HEAD with
+  // x-amz-checksum-mode; If-Match its ETag); nullopt when it gives none or a
+  // composite one (of an upload's parts: x-amz-checksum-type COMPOSITE, or no
+  // type and a multipart ETag).
+  StatusOr<std::optional<uint32_t>> StoredCrc32(std::string_view bucket,
+                                                const S3Object& object) const;
 
   const Options& options() const { return options_; }
 

@@ -135,7 +135,8 @@ StatusOr<std::vector<ModelSource>> S3Repository::Build(std::vector<S3Object> obj
       continue;
     }
     ModelSource& source = models[name];
-    source.remote_files.push_back(RemoteFile{std::move(path), object.size, std::move(object.etag)});
+    source.remote_files.push_back(
+        RemoteFile{std::move(path), object.size, std::move(object.etag), object.crc32});
   }
   for (const std::string& key : skipped) {
     spdlog::warn(
@@ -224,7 +225,8 @@ StatusOr<LocalModelVersion> S3Repository::Fetch(const ModelSource& source, int64
     std::vector<S3Client::Target> targets;
     for (size_t i = 0; i < files.size(); ++i) {
       targets.push_back(
-          {S3Object{folder + files[i]->path, files[i]->size, files[i]->etag}, fds[i]});
+          {S3Object{folder + files[i]->path, files[i]->size, files[i]->etag, files[i]->crc32},
+           fds[i]});
     }
     return options_.client->Download(bucket_, targets, bytes);
   };

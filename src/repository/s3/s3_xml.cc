@@ -116,6 +116,8 @@ void OnListEnd(Collector& c, void* out) {
         etag = etag.substr(1, etag.size() - 2);
       }
       s.current.etag = etag;
+    } else if (p[2] == "ChecksumAlgorithm" && c.text == "CRC32") {
+      s.current.crc32 = true;
     }
   }
 }

@@ -19,6 +19,10 @@ struct S3Object {
   std::string key;
   uint64_t size = 0;
   std::string etag;  // without its quotes: "0cc1...e9" or, after a multipart upload, "ab..-3"
+  // The listing names CRC32 among its ChecksumAlgorithm: the store keeps its
+  // CRC32 (boto3 and the AWS CLI send one with each upload), which a HEAD
+  // with x-amz-checksum-mode gives.
+  bool crc32 = false;
 };
 
 // One page of a ListObjectsV2 answer (ListBucketResult).

@@ -32,6 +32,8 @@ constexpr char kTruncatedPage[] = R"(<?xml version="1.0" encoding="UTF-8"?>
     <Key>resnet/1/model &amp; weights &lt;v2&gt;.onnx</Key>
     <LastModified>2024-05-12T17:50:31.000Z</LastModified>
     <ETag>"3858f62230ac3c915f300c664312c11f-9"</ETag>
+    <ChecksumAlgorithm>CRC32</ChecksumAlgorithm>
+    <ChecksumType>FULL_OBJECT</ChecksumType>
     <Size>94371840</Size>
     <Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID></Owner>
     <StorageClass>STANDARD</StorageClass>
@@ -80,6 +82,8 @@ TEST(S3XmlTest, ParsesATruncatedPage) {
   EXPECT_EQ(page->objects[1].key, "resnet/1/model & weights <v2>.onnx");
   EXPECT_EQ(page->objects[1].size, 94371840u);
   EXPECT_EQ(page->objects[1].etag, "3858f62230ac3c915f300c664312c11f-9");
+  EXPECT_FALSE(page->objects[0].crc32);
+  EXPECT_TRUE(page->objects[1].crc32);  // its ChecksumAlgorithm
   EXPECT_EQ(page->objects[2].key, "resnet/2/model.onnx");
   EXPECT_EQ(page->objects[2].size, 0u);
   EXPECT_EQ(page->objects[2].etag, "d41d8cd98f00b204e9800998ecf8427e");
