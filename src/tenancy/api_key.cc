@@ -6,22 +6,17 @@
 
 #include <initializer_list>
 
+#include "core/hex.h"
+
 namespace mm {
 
 namespace {
 
 constexpr std::string_view kScheme = "sha256$";
-constexpr char kHex[] = "0123456789abcdef";
 
 template <size_t N>
 std::string Hex(const std::array<uint8_t, N>& bytes) {
-  std::string out;
-  out.reserve(2 * N);
-  for (uint8_t b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
+  return LowerHex(bytes.data(), N);
 }
 
 int HexValue(char c) {

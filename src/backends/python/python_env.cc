@@ -1,6 +1,7 @@
 #include "backends/python/python_env.h"
 
 #include "backends/python/requirements_env.h"
+#include "core/hex.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -152,13 +153,7 @@ StatusOr<std::string> Sha256Hex(const fs::path& file) {
   if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &size) != 1) {
     return Internal("SHA-256 digest failed");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < size; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  return LowerHex(digest.data(), size);
 }
 
 // Whether `relative` (an entry's path, or a link's target resolved from the

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/hex.h"
 #include "core/unique_fd.h"
 
 extern char** environ;
@@ -34,13 +35,7 @@ std::string Sha256Hex(std::string_view text) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int size = 0;
   EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < size; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  return LowerHex(digest.data(), size);
 }
 
 bool IsExecutableFile(const fs::path& p) {

@@ -1,5 +1,6 @@
 #include "repository/s3/s3_client.h"
 
+#include "core/hex.h"
 #include "repository/http_common.h"
 
 #include <curl/curl.h>
@@ -390,13 +391,7 @@ class OrderedMd5 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     if (!ctx_ || EVP_DigestFinal_ex(ctx_, digest, &length) != 1) return "";
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned int i = 0; i < length; ++i) {
-      hex += kHex[digest[i] >> 4];
-      hex += kHex[digest[i] & 15];
-    }
-    return hex;
+    return LowerHex(digest, length);
   }
 
  private:
