@@ -45,12 +45,12 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from mmserve_process import MmserveProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = int(os.environ.get("BENCH_MODELS", "10000"))
@@ -59,7 +59,6 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 POLL_SECS = float(os.environ.get("BENCH_POLL_SECS", "1"))
 POLL_CYCLES = int(os.environ.get("BENCH_POLL_CYCLES", "5"))
 LOADS = int(os.environ.get("BENCH_LOADS", "30"))
-TICKS = os.sysconf("SC_CLK_TCK")
 
 FOOTPRINT = 4096  # declared, so that a budget holds an exact number of models
 CONFIG = """name: "{name}"
@@ -109,31 +108,13 @@ def make_tree_repo(path, count, model_file, features):
     return path
 
 
-class Server:
+class Server(MmserveProcess):
     def __init__(self, binary, repo, *extra, log_level="info"):
-        self.log = []
-        self.port = None
-        self.seen = threading.Event()
-        args = [str(binary), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
-                "--log-level", log_level, "--enable-test-backends", "--model-repository", str(repo),
-                *extra]
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        threading.Thread(target=self._pump, daemon=True).start()
-        if not self.seen.wait(600) or self.port is None:
-            self.stop()
-            raise RuntimeError("mmserve did not start:\n" + "".join(self.log[-50:]))
+        super().__init__([binary, "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
+                          "--log-level", log_level, "--enable-test-backends",
+                          "--model-repository", repo, *extra], start_deadline_s=600)
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.log.append(line)
-            m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
-            if m and self.port is None:
-                self.port = int(m.group(1))
-                self.seen.set()
-        self.seen.set()
 
     def request(self, method, path, body=None):
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -152,29 +133,8 @@ class Server:
                 self.conn.close()
             time.sleep(0.01)
 
-    def cpu_s(self):
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
-
-    def count(self, text):
-        return sum(text in line for line in list(self.log))
-
-    def wait_log(self, text, count=1, deadline_s=600):
-        end = time.monotonic() + deadline_s
-        while self.count(text) < count:
-            if time.monotonic() > end or self.proc.poll() is not None:
-                raise RuntimeError(f"never logged {text!r} x{count}:\n" +
-                                   "".join(self.log[-30:]))
-            time.sleep(0.01)
-
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().stop(wait_s=120)
 
 
 def infer_body(features=None):

@@ -52,10 +52,8 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -66,12 +64,12 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from mmserve_process import MmserveProcess, cpu_s  # noqa: E402
 from s3_server import MotoServer  # noqa: E402
 from test_s3_repository import plus_model  # noqa: E402  (y = x + c)
 
 BUCKET = "bench"
 KEY_ID, SECRET = "benchkey", "benchsecret"  # moto's auth is off: any key works
-TICKS = os.sysconf("SC_CLK_TCK")
 COLD_PER_ROUND = 3  # cold-request pairs per round: ~0.1 s each, noisier than the fetch
 FETCHED_RE = re.compile(r"model '([^']+)' version (\d+): fetched (.+?) from (\S+) in ([\d.]+) s")
 
@@ -100,11 +98,6 @@ FakeKey.value = property(_cached_get, _cached_set)
 '''
 
 
-def cpu_s(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def config(name):
     return f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: 0\n'.encode()
 
@@ -119,43 +112,23 @@ def random_file(path, size, seed):
             left -= n
 
 
-class Server:
-    """One mmserve process; each log line is kept with the time it arrived."""
+class Server(MmserveProcess):
+    """One mmserve process over an S3 repository, ready."""
 
     def __init__(self, binary, repo, cache, endpoint, *extra):
-        self.log = []  # (monotonic time, line)
-        self.port = None
-        self.seen = threading.Event()
         env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET,
                    AWS_REGION="us-east-1", AWS_CONFIG_FILE="/nonexistent",
                    AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
         for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
                      "AWS_ENDPOINT_URL_S3"):
             env.pop(name, None)
-        args = [str(binary), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
-                "--log-level", "info", "--model-repository", str(repo),
+        args = [binary, "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
+                "--log-level", "info", "--model-repository", repo,
                 "--model-control-mode", "explicit", *extra]
         if endpoint:
-            args += ["--s3-endpoint", endpoint, "--model-cache-dir", str(cache)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)
-        threading.Thread(target=self._pump, daemon=True).start()
-        if not self.seen.wait(120) or self.port is None:
-            self.stop()
-            raise RuntimeError("mmserve did not start:\n" + self.text()[-3000:])
+            args += ["--s3-endpoint", endpoint, "--model-cache-dir", cache]
+        super().__init__(args, env)
         self.wait_ready()
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.log.append((time.monotonic(), line))
-            m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
-            if m and self.port is None:
-                self.port = int(m.group(1))
-                self.seen.set()
-        self.seen.set()
-
-    def text(self):
-        return "".join(line for _, line in list(self.log))
 
     @property
     def url(self):
@@ -187,15 +160,6 @@ class Server:
             time.sleep(0.01)
         raise RuntimeError("mmserve never ready:\n" + self.text()[-3000:])
 
-    def wait_line(self, text, deadline_s=60):
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            for t, line in list(self.log):
-                if text in line:
-                    return t, line
-            time.sleep(0.005)
-        raise RuntimeError(f"never logged {text!r}:\n" + self.text()[-3000:])
-
     def stamp(self, text):
         """The wall-clock time (time.time()) the server's log gives the first
         line that holds `text` ("[2026-12-05 03:18:20.222] ...", local time)."""
@@ -216,18 +180,6 @@ class Server:
         """The model's fetch in seconds, as its log line gives it."""
         _, line = self.wait_line(f"model '{model}' version 1: fetched ")
         return float(FETCHED_RE.search(line).group(5))
-
-    def cpu_s(self):
-        return cpu_s(self.proc.pid)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def infer_plus(url, name):
