@@ -278,9 +278,12 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
     auto slot = entry->second.versions.find(version);
     if (slot != entry->second.versions.end()) slot->second.reason = std::move(progress);
   };
+  // A server that stops stops its downloads (within about a second).
   auto fetched = repository->Fetch(source, version, [&](uint64_t done, uint64_t total) {
+    if (cancel_.load(std::memory_order_relaxed)) return false;
     show("fetching " + FormatBytes(done) + " of " + FormatBytes(total) + " (" +
          std::to_string(total ? done * 100 / total : 100) + "%) from " + key.repository);
+    return true;
   });
   if (!fetched.ok()) return fetched.status().WithContext(label);
   LocalModelVersion local = std::move(*fetched);

@@ -51,8 +51,10 @@ struct LocalModelVersion {
 };
 
 // How far a Fetch has got: bytes on local disk so far, of `total`. Called on
-// the fetching thread, at most a few times a second.
-using FetchProgress = std::function<void(uint64_t fetched, uint64_t total)>;
+// the fetching thread, a few times a second, also while nothing arrives
+// (about once a second). Returning false stops the download (the server is
+// stopping): Fetch then returns CANCELLED and leaves nothing behind.
+using FetchProgress = std::function<bool(uint64_t fetched, uint64_t total)>;
 
 // What changed in a repository, reported by the repository itself
 // (ModelRepository::Watch), so that a poll costs O(changes), not O(models).

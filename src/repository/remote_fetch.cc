@@ -126,18 +126,24 @@ StatusOr<LocalModelVersion> FetchToCache(ModelCache& cache, const std::string& r
   auto last_report = started;
   auto last_log = started;
   uint64_t done_before = 0;
+  bool stopped = false;  // `progress` said stop
   auto report = [&](uint64_t done, bool force) {
     const auto now = Clock::now();
-    if (!force && now - last_report < std::chrono::milliseconds(250)) return;
+    if (stopped) return false;
+    if (!force && now - last_report < std::chrono::milliseconds(250)) return true;
     last_report = now;
-    if (progress) progress(done, total);
+    if (progress && !progress(done, total)) {
+      stopped = true;
+      return false;
+    }
     if (now - last_log >= std::chrono::seconds(5)) {
       last_log = now;
       spdlog::info("{}: fetched {} of {} ({}%) from {}", label, FormatBytes(done),
                    FormatBytes(total), total ? done * 100 / total : 100, from);
     }
+    return true;
   };
-  report(0, true);
+  if (!report(0, true)) return Cancelled(context + ": stopped before it began");
   for (size_t begin = 0; begin < files.size(); begin += kFilesPerBatch) {
     const size_t end = std::min(files.size(), begin + kFilesPerBatch);
     Fds fds;
@@ -171,8 +177,8 @@ StatusOr<LocalModelVersion> FetchToCache(ModelCache& cache, const std::string& r
       batch.push_back(&file);
       batch_bytes += file.size;
     }
-    Status downloaded =
-        download(batch, fds.all(), [&](uint64_t bytes) { report(done_before + bytes, false); });
+    Status downloaded = download(
+        batch, fds.all(), [&](uint64_t bytes) { return report(done_before + bytes, false); });
     if (!downloaded.ok()) return downloaded.WithContext(context);
     done_before += batch_bytes;
   }

@@ -32,10 +32,11 @@ std::string CacheEntryId(const std::string& repository, const std::string& model
                          const std::vector<const RemoteFile*>& files);
 
 // Downloads `files` into the open files `fds` (same order); `bytes(n)`
-// reports the bytes received so far in this call.
+// reports the bytes received so far in this call, and returns false to stop
+// it (the download then returns CANCELLED).
 using DownloadFiles =
     std::function<Status(const std::vector<const RemoteFile*>& files, const std::vector<int>& fds,
-                         const std::function<void(uint64_t)>& bytes)>;
+                         const std::function<bool(uint64_t)>& bytes)>;
 
 // Version `version` of model `model` of repository `repository` on local
 // disk: the cached entry when there is one whose files have the listed

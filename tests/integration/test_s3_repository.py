@@ -272,6 +272,31 @@ def test_a_long_download_shows_its_progress_in_the_index_and_the_log(s3, tmp_pat
         assert server.stop() == 0, server.text()[-3000:]
 
 
+def test_a_server_that_stops_stops_its_downloads(s3, tmp_path):
+    """SIGTERM during a download that is going nowhere: the fetch stops (the
+    server does not wait out --exit-timeout-secs for it), the server exits
+    cleanly, and no half-fetched copy is left in the cache."""
+    moto, proxy = s3
+    key = moto.make_reader([BUCKET])
+    put_plus(moto, "t4s", "m", 4, extra={"weights.bin": random_bytes(8 << 20, 5)})
+    release = threading.Event()
+    reached = proxy.stall("/t4s/m/1/weights.bin", 1 << 20, release)
+    cache = tmp_path / "cache"
+    server = serve([f"s3://{BUCKET}/t4s"], proxy.endpoint, key, cache,
+                   "--model-control-mode", "explicit", "--exit-timeout-secs", "300")
+    try:
+        loader = threading.Thread(target=lambda: load(server, "m"), daemon=True)
+        loader.start()
+        assert reached.wait(60)
+        assert server.stop() == 0, server.text()[-3000:]
+        assert "stopped before it finished" in server.text(), server.text()[-3000:]
+        assert not [p for p in cache.rglob("*") if p.is_file() and p.name != ".lock"], \
+            list(cache.rglob("*"))
+    finally:
+        release.set()
+        server.stop()
+
+
 # ---------------------------------------------------------- change detection
 def test_an_etag_change_swaps_the_version_under_traffic(s3, tmp_path):
     moto, proxy = s3

@@ -24,7 +24,7 @@ struct Answer {
   std::string buffer;
   uint64_t written = 0;
   Status write_error;
-  const std::function<void(uint64_t)>* bytes = nullptr;
+  const std::function<bool(uint64_t)>* bytes = nullptr;
 
   long Code() const {
     long code = 0;
@@ -54,8 +54,18 @@ size_t Write(char* data, size_t size, size_t count, void* user) {
   a.write_error = WriteFileAt(a.fd, data, n, a.written);
   if (!a.write_error.ok()) return CURL_WRITEFUNC_ERROR;
   a.written += n;
-  if (a.bytes && *a.bytes) (*a.bytes)(a.written);
   return n;
+}
+
+// libcurl's progress callback (often, and about once a second while nothing
+// arrives): reports the bytes written; non-zero stops the transfer.
+int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto& a = *static_cast<Answer*>(user);
+  if (a.bytes && *a.bytes && !(*a.bytes)(a.written)) {
+    a.write_error = Cancelled("stopped before it finished");
+    return 1;
+  }
+  return 0;
 }
 
 // MLflow's error body: {"error_code": "...", "message": "..."}.
@@ -167,6 +177,11 @@ Status Perform(const MlflowSettings& s, const RetryPolicy& retry, CURLSH* share,
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &answer);
+    if (answer.bytes) {
+      curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Progress);
+      curl_easy_setopt(e, CURLOPT_XFERINFODATA, &answer);
+    }
     curl_slist* headers = nullptr;
     std::string bearer;
     if (!s.token.empty()) {
@@ -182,7 +197,8 @@ Status Perform(const MlflowSettings& s, const RetryPolicy& retry, CURLSH* share,
     if (headers) curl_slist_free_all(headers);
     Status status;
     bool again = false;
-    if (code == CURLE_WRITE_ERROR && !answer.write_error.ok()) {
+    if ((code == CURLE_WRITE_ERROR || code == CURLE_ABORTED_BY_CALLBACK) &&
+        !answer.write_error.ok()) {
       status = answer.write_error.WithContext(what);
       again = answer.write_error.code() == StatusCode::kUnavailable;
     } else if (code != CURLE_OK) {
@@ -201,7 +217,9 @@ Status Perform(const MlflowSettings& s, const RetryPolicy& retry, CURLSH* share,
       return attempt > 1 ? status.WithContext("after " + std::to_string(attempt) + " tries")
                          : status;
     }
-    if (answer.bytes && *answer.bytes) (*answer.bytes)(0);
+    if (answer.bytes && *answer.bytes && !(*answer.bytes)(0)) {
+      return Cancelled(what + ": stopped before it finished");
+    }
     std::this_thread::sleep_for(retry.Backoff(attempt));
   }
 }
@@ -222,7 +240,7 @@ StatusOr<std::string> MlflowClient::Get(std::string_view path_and_query, uint64_
 }
 
 Status MlflowClient::Download(std::string_view path, int fd, uint64_t size,
-                              const std::function<void(uint64_t)>& bytes) const {
+                              const std::function<bool(uint64_t)>& bytes) const {
   Answer answer;
   answer.fd = fd;
   answer.expected = size;

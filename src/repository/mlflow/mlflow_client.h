@@ -52,9 +52,10 @@ class MlflowClient {
 
   // Downloads GET base + `path` into `fd` (from offset 0): exactly `size`
   // bytes, or an error (retried from the start while tries last). `bytes`
-  // hears the bytes received so far.
+  // hears the bytes received so far, about once a second at least; when it
+  // returns false the download stops with CANCELLED.
   Status Download(std::string_view path, int fd, uint64_t size,
-                  const std::function<void(uint64_t)>& bytes) const;
+                  const std::function<bool(uint64_t)>& bytes) const;
 
   const MlflowSettings& settings() const { return settings_; }
 

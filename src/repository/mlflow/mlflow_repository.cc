@@ -427,7 +427,7 @@ StatusOr<LocalModelVersion> MlflowRepository::Fetch(const ModelSource& source, i
   const std::vector<RemoteFile> files = std::move(*listed);
   const std::string folder = std::to_string(version) + "/";
   auto download = [&](const std::vector<const RemoteFile*>& batch, const std::vector<int>& fds,
-                      const std::function<void(uint64_t)>& bytes) -> Status {
+                      const std::function<bool(uint64_t)>& bytes) -> Status {
     if (!place->proxy) {
       std::vector<S3Client::Target> targets;
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -445,7 +445,7 @@ StatusOr<LocalModelVersion> MlflowRepository::Fetch(const ModelSource& source, i
       const std::string full = place->path.empty() ? relative : place->path + "/" + relative;
       MM_RETURN_IF_ERROR(options_.client->Download(
           std::string(kArtifactsApi) + "/" + UriEncode(full, true), fds[i], batch[i]->size,
-          [&](uint64_t n) { bytes(before + n); }));
+          [&](uint64_t n) { return bytes(before + n); }));
       before += batch[i]->size;
     }
     return OkStatus();

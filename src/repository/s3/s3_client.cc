@@ -781,7 +781,10 @@ Status S3Client::Download(std::string_view bucket, const std::vector<Target>& ta
     if (progress && (now_received != reported || Clock::now() - last_report >= kHeartbeat)) {
       reported = now_received;
       last_report = Clock::now();
-      progress(now_received);
+      if (!progress(now_received)) {
+        failure = Cancelled("stopped before it finished");
+        break;
+      }
     }
     if (!active.empty()) {
       curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);

@@ -72,8 +72,10 @@ class S3Client {
     int fd = -1;
   };
   // Called on the downloading thread with the bytes received so far (of all
-  // targets; a retried part takes its bytes back), often: throttle in it.
-  using Progress = std::function<void(uint64_t bytes_done)>;
+  // targets; a retried part takes its bytes back), often (throttle in it),
+  // and about once a second while nothing arrives. Returning false stops the
+  // download: Download returns CANCELLED.
+  using Progress = std::function<bool(uint64_t bytes_done)>;
 
   // Downloads every target, parts in parallel. Each object must still have
   // the listed ETag (If-Match; a changed object fails the download) and

@@ -221,7 +221,7 @@ StatusOr<LocalModelVersion> S3Repository::Fetch(const ModelSource& source, int64
   }
   const std::string folder = prefix_ + source.name + "/";
   auto download = [&](const std::vector<const RemoteFile*>& files, const std::vector<int>& fds,
-                      const std::function<void(uint64_t)>& bytes) {
+                      const std::function<bool(uint64_t)>& bytes) {
     std::vector<S3Client::Target> targets;
     for (size_t i = 0; i < files.size(); ++i) {
       targets.push_back(
