@@ -83,10 +83,11 @@ done
 
 # 3. Integration tests against the real server, then the hostile suite
 # (tests/adversarial: a hostile tenant, client and repository), each in its
-# own pytest process (each folder has its own conftest).
+# own pytest process (each folder has its own conftest). Each prints its 15
+# slowest tests: what to look at first when a CI run nears its time limit.
 for suite in integration adversarial; do
   echo "== $suite tests"
-  "$ROOT/.venv/bin/python" -m pytest -q -rfE -p no:cacheprovider "tests/$suite" \
+  "$ROOT/.venv/bin/python" -m pytest -q -rfE --durations=15 -p no:cacheprovider "tests/$suite" \
     2>&1 | tee "$LOGS/$suite.log" | tail -n 60
   rc=${PIPESTATUS[0]}
   summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/$suite.log" | tail -1)
