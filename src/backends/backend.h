@@ -128,8 +128,25 @@ struct LoadedModel {
   // (ModelInstance::ExecuteList) rather than merged into one request along
   // dim 0 (Execute). The scheduler forms batches the same way either way.
   bool batch_as_list = false;
+  // Whether the instances answer through ExecuteDecoupled although the model
+  // is not decoupled: an execution only starts its requests' work elsewhere
+  // (an ensemble's steps, on their own models), and each request completes
+  // later with one final response whose timing (queue_ns, timing's stages)
+  // the instance fills in: ModelSchedulerConfig::asynchronous.
+  bool asynchronous = false;
+  // Executions one instance takes at once: more than 1 only for an
+  // asynchronous instance that keeps no state per execution.
+  size_t executions_per_instance = 1;
   // Decoupled models: config.model_transaction_policy.decoupled (the config
   // is the one place it is said); the scheduler then runs ExecuteDecoupled.
+};
+
+// A model an ensemble's step runs (LoadSpec::composing): as the step names it
+// (version -1: the newest) and the complete config of the copy serving it.
+struct ComposingModel {
+  std::string name;
+  int64_t version = -1;
+  inference::ModelConfig config;
 };
 
 struct LoadSpec {
@@ -158,6 +175,11 @@ struct LoadSpec {
   // `<model>_<group index>`). Empty: the backend names them from its
   // config's groups. (A worker loads one instance of many: it names it.)
   std::vector<std::string> instance_names;
+  // An ensemble's (config.ensemble_scheduling): the models its steps run,
+  // each READY when the load began (the lifecycle loads them first), found
+  // where the ensemble's tenant finds models. A step model that is missing
+  // here does not exist for that tenant. Empty for every other model.
+  std::vector<ComposingModel> composing;
 };
 
 class Backend {

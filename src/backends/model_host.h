@@ -72,6 +72,14 @@ class ModelHost {
   virtual ~ModelHost() = default;
 
   virtual void Infer(std::unique_ptr<InferRequest> request, HostInferCallback on_response) = 0;
+  // Runs one step of a request the calling model is answering (an
+  // ensemble's): as Infer, except that the request was admitted when it
+  // reached the calling model, so its tenant's quotas (rate, concurrency)
+  // are not asked again. The step is counted under its own model (its
+  // statistics, the tenant's usage). Default: Infer.
+  virtual void InferStep(std::unique_ptr<InferRequest> request, HostInferCallback on_response) {
+    Infer(std::move(request), std::move(on_response));
+  }
   // Whether `name` (`version`; empty: any) is READY for the calling model's tenant.
   virtual bool ModelReady(std::string_view name, std::string_view version) = 0;
 

@@ -94,6 +94,11 @@ struct BackendRegistration {
   // around its loads (glibc's mallinfo2 walks the free lists: a cost that
   // grows with the models loaded).
   bool reports_size = false;
+  // Whether the backend's models always run in the server process, whatever
+  // the server's default isolation: an ensemble only dispatches to other
+  // models, which have their own isolation. mmserve.isolation PROCESS on
+  // such a model is a load error.
+  bool in_process_only = false;
   // A test-only backend (tests/backends/): hidden until EnableTestBackends.
   bool test_only = false;
   // For a test backend: what it does that no production backend may, for the

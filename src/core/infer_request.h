@@ -85,6 +85,18 @@ struct ExecutionTiming {
   int64_t batch_size = 0;  // rows executed together (1 without batching)
 };
 
+// One step of an ensemble's execution (backends/ensemble), for its trace: a
+// span per step. Steady clock, ns.
+struct StepTiming {
+  int step = 0;  // its place in the ensemble's config, from 1
+  std::string model;
+  std::string version;   // the version that answered
+  int64_t start_ns = 0;  // sent to its model
+  int64_t end_ns = 0;    // its answer came back
+  int64_t queue_ns = 0;
+  ExecutionTiming timing;
+};
+
 struct InferResponse {
   std::string model_name;
   std::string model_version;
@@ -109,6 +121,8 @@ struct InferResponse {
   // response carries no outputs then; a transport writes no response for it
   // unless its client asked for an empty final one.
   bool complete_only = false;
+  // An ensemble's steps, in the order they finished (empty for any other model).
+  std::vector<StepTiming> steps;
 };
 
 // Called exactly once per request, with the response or the reason it failed

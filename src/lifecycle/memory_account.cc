@@ -55,12 +55,25 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
     state.loaded.reserve(held_.size());
     std::vector<ModelEntry*> entries;  // of state.loaded's candidates
     entries.reserve(held_.size());
+    // The composing models of the ensembles held are pinned while they are.
+    std::vector<const ModelKey*> composing;
     for (const auto& [key, held] : held_) {
+      for (const auto& [v, slot] : held.entry->versions) {
+        if (!slot.servable) continue;
+        for (const ModelKey& k : slot.servable->composing) composing.push_back(&k);
+      }
+    }
+    auto used_by_ensemble = [&composing](const ModelKey& key) {
+      return std::any_of(composing.begin(), composing.end(),
+                         [&key](const ModelKey* k) { return *k == key; });
+    };
+    for (const auto& [key, held] : held_) {
+      const bool composes = !composing.empty() && used_by_ensemble(key);
       const ModelEntry& entry = *held.entry;
       for (const auto& [v, slot] : entry.versions) {
         if (!slot.servable) continue;
         const auto& s = slot.servable;
-        state.loaded.push_back({key, v, s->footprint_bytes, s->owner, s->pinned,
+        state.loaded.push_back({key, v, s->footprint_bytes, s->owner, s->pinned || composes,
                                 entry.busy || s->scheduler->pending() > 0,
                                 entry.past_uses + s->uses.load(std::memory_order_relaxed),
                                 s->last_used_ns.load(std::memory_order_relaxed)});

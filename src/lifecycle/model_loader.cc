@@ -17,13 +17,14 @@ namespace mm {
 
 ModelLoader::ModelLoader(const ModelManager::Options& options, VersionTable& table,
                          RepositorySet& repositories, MemoryAccount& memory, LoadQueue& loaders,
-                         StatsRegistry& stats)
+                         StatsRegistry& stats, ResolveFn resolve)
     : options_(options),
       table_(table),
       repositories_(repositories),
       memory_(memory),
       loaders_(loaders),
       stats_(stats),
+      resolve_(std::move(resolve)),
       relay_(std::make_shared<HealthRelay>()) {
   MutexLock lock(relay_->mu);
   relay_->table = &table_;
@@ -72,6 +73,19 @@ StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& 
   BackendChoice choice;
   choice.platform = resolved.platform;
   const bool process_only = resolved.registration->process_only;
+  if (resolved.registration->in_process_only) {
+    if (source.config.mmserve().isolation() == inference::MmserveOptions::PROCESS) {
+      return InvalidArgument("backend '" + resolved.registration->name +
+                             "' runs its models in the server process (they only call other "
+                             "models, which have their own isolation); remove mmserve.isolation "
+                             "PROCESS");
+    }
+    BackendChoice choice;
+    choice.platform = resolved.platform;
+    choice.backend = choice.engine = resolved.backend;
+    choice.reports_size = resolved.registration->reports_size;
+    return choice;
+  }
   const bool uses_process = process_only || UsesProcess(source.config);
   if (uses_process && options_.process_backend == nullptr) {
     if (process_only) {
@@ -88,7 +102,60 @@ StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& 
   return choice;
 }
 
-Status ModelLoader::Load(const ModelKey& key) {
+Status ModelLoader::Fail(const ModelKey& key, const Status& error) {
+  spdlog::error("model '{}' cannot load: {}", key.name, error.message());
+  MutexLock lock(table_.mu());
+  ModelEntry& entry = table_.models()[key];
+  entry.reason = error.message();
+  entry.failed = true;
+  for (auto& [v, slot] : entry.versions) {
+    if (!slot.servable) slot.reason = error.message();
+  }
+  return error.WithContext("model '" + key.name + "'");
+}
+
+Status ModelLoader::ResolveComposing(const ModelKey& key, const inference::ModelConfig& config,
+                                     Composing* composing, std::vector<ComposingModel>* models,
+                                     std::vector<ModelKey>* keys) const {
+  const auto& steps = config.ensemble_scheduling().step();
+  for (int i = 0; i < steps.size(); ++i) {
+    const auto& step = steps[i];
+    const std::string label =
+        "step " + std::to_string(i + 1) + " (model '" + step.model_name() + "')";
+    // (Loading itself first would wait for itself.)
+    if (step.model_name() == key.name) {
+      return InvalidArgument(label + " runs the ensemble itself, a cycle; expected another model");
+    }
+    auto dep = resolve_(key, step.model_name());
+    if (!dep.ok()) return Status(dep.status().code(), label + ": " + dep.status().message());
+    if (*dep == key) {
+      return InvalidArgument(label + " runs the ensemble itself, a cycle; expected another model");
+    }
+    const std::string version =
+        step.model_version() > 0 ? std::to_string(step.model_version()) : std::string();
+    auto ready = table_.Get(NameScope::One(dep->repository), dep->name, version,
+                            /*count_use=*/false);
+    if (ready.ok()) {
+      models->push_back({step.model_name(), step.model_version(), (*ready)->config});
+      if (std::find(keys->begin(), keys->end(), *dep) == keys->end()) keys->push_back(*dep);
+      continue;
+    }
+    if (composing != nullptr) {
+      if (auto failed = composing->failures.find(*dep); failed != composing->failures.end()) {
+        return Unavailable(label + ": the model failed to load: " + failed->second.message());
+      }
+      if (composing->may_wait) {
+        auto& first = composing->load_first;
+        if (std::find(first.begin(), first.end(), *dep) == first.end()) first.push_back(*dep);
+        continue;
+      }
+    }
+    return Unavailable(label + ": the model is not available: " + ready.status().message());
+  }
+  return OkStatus();
+}
+
+Status ModelLoader::Load(const ModelKey& key, Composing* composing) {
   const std::string& name = key.name;
   {
     MutexLock lock(table_.mu());
@@ -163,17 +230,18 @@ Status ModelLoader::Load(const ModelKey& key) {
       backend = std::move(*chosen);
     }
   }
-  if (!model_error.ok()) {
-    spdlog::error("model '{}' cannot load: {}", name, model_error.message());
-    MutexLock lock(table_.mu());
-    ModelEntry& entry = table_.models()[key];
-    entry.reason = model_error.message();
-    entry.failed = true;
-    for (auto& [v, slot] : entry.versions) {
-      if (!slot.servable) slot.reason = model_error.message();
+  // An ensemble's composing models are READY first (the header).
+  std::vector<ComposingModel> composing_models;
+  std::vector<ModelKey> composing_keys;
+  if (model_error.ok() && source.config.has_ensemble_scheduling()) {
+    if (composing != nullptr) composing->load_first.clear();
+    model_error =
+        ResolveComposing(key, source.config, composing, &composing_models, &composing_keys);
+    if (model_error.ok() && composing != nullptr && !composing->load_first.empty()) {
+      return OkStatus();  // the caller loads those, then calls again
     }
-    return model_error.WithContext("model '" + name + "'");
   }
+  if (!model_error.ok()) return Fail(key, model_error);
 
   Status first_error;
   for (auto v = selected.rbegin(); v != selected.rend(); ++v) {  // newest first
@@ -192,7 +260,7 @@ Status ModelLoader::Load(const ModelKey& key) {
       }
     }
     const auto load_start = std::chrono::steady_clock::now();
-    auto loaded = LoadVersion(key, source, *v, backend);
+    auto loaded = LoadVersion(key, source, *v, backend, composing_models, composing_keys);
     if (loaded.ok()) {
       (*loaded)->stats->LoadSucceeded(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::steady_clock::now() - load_start)
@@ -260,10 +328,9 @@ Status ModelLoader::Load(const ModelKey& key) {
   return first_error.ok() ? OkStatus() : first_error.WithContext("model '" + name + "'");
 }
 
-StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey& key,
-                                                                  const ModelSource& source,
-                                                                  int64_t version,
-                                                                  const BackendChoice& backend) {
+StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
+    const ModelKey& key, const ModelSource& source, int64_t version, const BackendChoice& backend,
+    const std::vector<ComposingModel>& composing, const std::vector<ModelKey>& composing_keys) {
   const std::string label = "model '" + source.name + "' version " + std::to_string(version);
   const uint64_t declared = source.config.mmserve().memory_footprint_bytes();
   // The version on local disk (a remote repository downloads it here).
@@ -295,6 +362,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   spec.config = source.config;
   spec.has_config = source.has_config;
   spec.platform = backend.platform;
+  spec.composing = composing;
   // What the backend makes before loading (a Python environment), not
   // bound by a worker's start timeout.
   if (backend.engine != nullptr) {
@@ -405,7 +473,10 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(const ModelKey
   scheduler_config.stats = servable->stats;
   scheduler_config.inline_safe = (*loaded)->inline_safe;
   scheduler_config.batch_as_list = (*loaded)->batch_as_list;
+  scheduler_config.asynchronous = (*loaded)->asynchronous;
+  scheduler_config.executions_per_instance = (*loaded)->executions_per_instance;
   servable->drift = std::move(drift);
+  servable->composing = composing_keys;
   auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                           options_.scheduler, std::move(scheduler_config));
   if (!scheduler.ok()) {

@@ -11,6 +11,15 @@
 // drains (Retire). Versions the policy no longer selects leave once every
 // selected one is READY.
 //
+// An ensemble (config.ensemble_scheduling): its steps' models are found
+// where the ensemble's tenant finds models (`resolve`), and must be READY:
+// their configs go to the backend (LoadSpec::composing), and the copy keeps
+// them from eviction (ServableModel::composing). Load(key, composing) names
+// the ones that are not in composing->load_first when the caller may load
+// them first (composing->may_wait), and returns; the caller loads them and
+// calls Load again. Otherwise the load fails naming the step (with the
+// reason the caller's load of that model failed, from composing->failures).
+//
 // Unload(key): every copy leaves the snapshot at once, drains its queue, and
 // is dropped; `done` once all are.
 //
@@ -28,6 +37,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -45,16 +55,31 @@ namespace mm {
 
 class ModelLoader {
  public:
+  // The model a step of ensemble `ensemble` names: resolved where the
+  // ensemble's tenant resolves names (NOT_FOUND as for an unknown model).
+  using ResolveFn =
+      std::function<StatusOr<ModelKey>(const ModelKey& ensemble, std::string_view name)>;
+  // What an ensemble's load may do about composing models that are not READY.
+  struct Composing {
+    bool may_wait = true;                               // in
+    std::map<ModelKey, Status, ModelKeyLess> failures;  // in: their loads that failed
+    std::vector<ModelKey> load_first;                   // out
+  };
+
   // Every reference must outlive this.
   ModelLoader(const ModelManager::Options& options, VersionTable& table,
               RepositorySet& repositories, MemoryAccount& memory, LoadQueue& loaders,
-              StatsRegistry& stats);
+              StatsRegistry& stats, ResolveFn resolve);
   // Health reports arriving later are ignored.
   ~ModelLoader();
 
-  Status Load(const ModelKey& key) MM_EXCLUDES(table_.mu());
+  // `composing`: see above; null: composing models that are not READY fail the load.
+  Status Load(const ModelKey& key, Composing* composing = nullptr) MM_EXCLUDES(table_.mu());
   void Unload(const ModelKey& key, const std::string& reason, std::function<void(Status)> done)
       MM_EXCLUDES(table_.mu());
+  // Records `error` as why `key` cannot load (its index entry's reason), as
+  // Load does for a model it cannot load; returns it with the model named.
+  Status Fail(const ModelKey& key, const Status& error) MM_EXCLUDES(table_.mu());
 
   // Warmups under way stop at their next execution.
   void Cancel() { cancel_.store(true, std::memory_order_relaxed); }
@@ -73,9 +98,16 @@ class ModelLoader {
   StatusOr<BackendChoice> BackendFor(const ModelSource& source) const;
   bool UsesProcess(const inference::ModelConfig& config) const;
 
+  // An ensemble's composing models, as the header says: their configs and keys.
+  Status ResolveComposing(const ModelKey& key, const inference::ModelConfig& config,
+                          Composing* composing, std::vector<ComposingModel>* models,
+                          std::vector<ModelKey>* keys) const;
+
   StatusOr<std::shared_ptr<ServableModel>> LoadVersion(const ModelKey& key,
                                                        const ModelSource& source, int64_t version,
-                                                       const BackendChoice& backend)
+                                                       const BackendChoice& backend,
+                                                       const std::vector<ComposingModel>& composing,
+                                                       const std::vector<ModelKey>& composing_keys)
       MM_EXCLUDES(table_.mu());
   // The drift monitor of a model whose folder has a baseline; null without one.
   StatusOr<std::shared_ptr<DriftMonitor>> LoadDriftMonitor(const std::filesystem::path& dir,
@@ -97,6 +129,7 @@ class ModelLoader {
   MemoryAccount& memory_;
   LoadQueue& loaders_;
   StatsRegistry& stats_;
+  const ResolveFn resolve_;
   LoadOverlap overlap_;
   const std::shared_ptr<HealthRelay> relay_;
   std::atomic<bool> cancel_{false};

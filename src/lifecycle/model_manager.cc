@@ -99,7 +99,10 @@ class ModelManager::Impl {
         operations_(table_, loaders_,
                     [this](std::string_view r) { return repositories_.NamespaceOf(r); }),
         memory_(table_, *stats_, options.memory_budget_bytes, options.eviction),
-        loader_(options, table_, repositories_, memory_, loaders_, *stats_),
+        loader_(options, table_, repositories_, memory_, loaders_, *stats_,
+                [this](const ModelKey& ensemble, std::string_view name) {
+                  return ResolveInNamespace(ensemble, name);
+                }),
         poller_(
             options, table_, repositories_,
             [this](const ModelKey& key, std::function<void(Status)> done) {
@@ -182,21 +185,101 @@ class ModelManager::Impl {
     return entry;
   }
 
+  // The model `name` names for a load in the namespace (tenant) of the
+  // repository holding `model`: an ensemble's step model.
+  StatusOr<ModelKey> ResolveInNamespace(const ModelKey& model, std::string_view name) const {
+    MM_RETURN_IF_ERROR(ValidateModelName(name));
+    const std::string owner = repositories_.NamespaceOf(model.repository);
+    std::vector<std::string> keys;
+    for (const auto& r : repositories_.all()) {
+      if (repositories_.NamespaceOf(r->key()) == owner) keys.push_back(r->key());
+    }
+    MM_ASSIGN_OR_RETURN(Located located, ResolveForLoad(NameScope::Of(keys), name));
+    return std::move(located.key);
+  }
+
+  // An ensemble's load that waits for its composing models (ModelLoader's
+  // Composing, across the rounds of one load). Bounded rounds: a composing
+  // model evicted or unloaded between its load and the ensemble's, again and
+  // again, fails the ensemble instead of looping.
+  static constexpr int kComposingRounds = 3;
+  struct ComposingRounds {
+    ModelLoader::Composing composing;
+    int rounds = 0;
+    std::mutex mu;  // composing.failures, written by the composing loads' callbacks
+  };
+
+  // Whether `from` waits, through ensembles' deferred loads, for `to`.
+  bool WaitsFor(const ModelKey& from, const ModelKey& to) const MM_REQUIRES(deferred_mu_) {
+    std::vector<ModelKey> stack{from};
+    std::vector<ModelKey> seen;
+    while (!stack.empty()) {
+      ModelKey k = std::move(stack.back());
+      stack.pop_back();
+      if (k == to) return true;
+      if (std::find(seen.begin(), seen.end(), k) != seen.end()) continue;
+      seen.push_back(k);
+      auto it = deferred_.find(k);
+      if (it != deferred_.end()) stack.insert(stack.end(), it->second.begin(), it->second.end());
+    }
+    return false;
+  }
+
   // Starts a load of `key`, or joins the one queued or running. A load a
   // request started (`on_demand`) is counted in its newest version's
-  // statistics once it succeeds (one that joins counts nothing).
+  // statistics once it succeeds (one that joins counts nothing). An
+  // ensemble's composing models are loaded first, without holding a thread
+  // (ModelOperations' contract 3).
   void ScheduleLoad(const ModelKey& key, std::function<void(Status)> done, bool on_demand = false) {
-    operations_.ScheduleLoad(key, std::move(done), [this, key, on_demand] {
-      Status s = loader_.Load(key);
-      if (on_demand && s.ok()) {
-        if (auto loaded = table_.Get(NameScope::One(key.repository), key.name, "",
-                                     /*count_use=*/false);
-            loaded.ok()) {
-          (*loaded)->stats->OnDemandLoad();
-        }
-      }
-      return s;
-    });
+    auto state = std::make_shared<ComposingRounds>();
+    operations_.ScheduleLoad(
+        key, std::move(done), [this, key, on_demand, state](ModelOperations::Deferral* wait) {
+          state->composing.may_wait = state->rounds < kComposingRounds;
+          Status s = loader_.Load(key, &state->composing);
+          if (s.ok() && !state->composing.load_first.empty()) {
+            std::vector<ModelKey> first = std::move(state->composing.load_first);
+            state->composing.load_first.clear();
+            {
+              MutexLock lock(deferred_mu_);
+              for (const ModelKey& dep : first) {
+                if (WaitsFor(dep, key)) {
+                  return loader_.Fail(
+                      key, InvalidArgument("ensemble '" + key.name + "' runs model '" + dep.name +
+                                           "', an ensemble that waits for '" + key.name +
+                                           "' to load: the ensembles form a cycle"));
+                }
+              }
+              deferred_[key] = first;
+            }
+            ++state->rounds;
+            *wait = [this, key, state, first](std::function<void()> resume) {
+              auto left = std::make_shared<std::atomic<size_t>>(first.size());
+              for (const ModelKey& dep : first) {
+                ScheduleLoad(dep, [this, key, state, dep, left, resume](Status loaded) {
+                  if (!loaded.ok()) {
+                    std::lock_guard lock(state->mu);
+                    state->composing.failures[dep] = loaded;
+                  }
+                  if (left->fetch_sub(1) != 1) return;
+                  {
+                    MutexLock lock(deferred_mu_);
+                    deferred_.erase(key);
+                  }
+                  resume();
+                });
+              }
+            };
+            return OkStatus();
+          }
+          if (on_demand && s.ok()) {
+            if (auto loaded = table_.Get(NameScope::One(key.repository), key.name, "",
+                                         /*count_use=*/false);
+                loaded.ok()) {
+              (*loaded)->stats->OnDemandLoad();
+            }
+          }
+          return s;
+        });
   }
 
   // ------------------------------------------------------------ control API
@@ -357,6 +440,10 @@ class ModelManager::Impl {
   MemoryAccount memory_;
   ModelLoader loader_;
   Poller poller_;
+  // Ensembles whose loads wait for composing models, and those models (for
+  // the cycle check).
+  mutable Mutex deferred_mu_;
+  std::map<ModelKey, std::vector<ModelKey>, ModelKeyLess> deferred_ MM_GUARDED_BY(deferred_mu_);
 };
 
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(Options options) {

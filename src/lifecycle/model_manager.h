@@ -102,6 +102,7 @@
 #include "backends/registry.h"
 #include "core/status.h"
 #include "lifecycle/memory_planner.h"
+#include "lifecycle/model_key.h"
 #include "model_config.pb.h"
 #include "observability/drift.h"
 #include "observability/model_stats.h"
@@ -144,6 +145,9 @@ struct ServableModel {
   // Input drift against the model's baseline (kDriftBaselineFile beside its
   // config), when it ships one and drift detection is on; else null.
   std::shared_ptr<DriftMonitor> drift;
+  // An ensemble's composing models (its steps'): while this copy is held,
+  // they are never evicted to fit the memory budget. Empty for other models.
+  std::vector<ModelKey> composing;
 };
 
 // Which repositories a caller's model names resolve in: a tenant's

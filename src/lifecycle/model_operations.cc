@@ -45,7 +45,7 @@ void ModelOperations::RunNext(const ModelKey& key) {
 }
 
 void ModelOperations::ScheduleLoad(const ModelKey& key, std::function<void(Status)> done,
-                                   std::function<Status()> load) {
+                                   LoadFn load) {
   std::shared_ptr<PendingLoad> pending;
   {
     MutexLock lock(table_.mu());
@@ -59,12 +59,24 @@ void ModelOperations::ScheduleLoad(const ModelKey& key, std::function<void(Statu
     pending->waiters.push_back(std::move(done));
     entry.pending_load = pending;
   }
-  Schedule(key, [this, key, pending, load = std::move(load)] {
+  RunLoad(key, std::move(pending), std::make_shared<const LoadFn>(std::move(load)));
+}
+
+void ModelOperations::RunLoad(const ModelKey& key, std::shared_ptr<PendingLoad> pending,
+                              std::shared_ptr<const LoadFn> load) {
+  Schedule(key, [this, key, pending, load] {
     {
       MutexLock lock(table_.mu());
       pending->started = true;
     }
-    Status s = load();
+    Deferral wait;
+    Status s = (*load)(&wait);
+    if (wait) {
+      // Contract 3: no thread waits; `pending` stays the entry's, so loads
+      // asked for meanwhile join it.
+      wait([this, key, pending, load] { RunLoad(key, pending, load); });
+      return;
+    }
     MutexLock lock(table_.mu());
     ModelEntry& entry = table_.models()[key];
     if (entry.pending_load == pending) entry.pending_load.reset();

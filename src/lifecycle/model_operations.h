@@ -10,6 +10,10 @@
 //  2. An operation's model is `busy` (ModelEntry) from when it is queued until
 //     its last queued operation has run; then the `after` callbacks queued by
 //     it run, so that a caller told "done" finds the model idle.
+//  3. A load may wait for other models' operations (an ensemble's composing
+//     models) without holding a thread: it hands back a Deferral, and runs
+//     again, as a new operation of its model and for the same waiters, once
+//     the deferral calls its `resume`. Loads asked for meanwhile join it.
 //
 // Thread-safety: every method may be called concurrently.
 #pragma once
@@ -35,13 +39,21 @@ class ModelOperations {
   // Queues `op` behind the model's other operations.
   void Schedule(const ModelKey& key, std::function<void()> op) MM_EXCLUDES(table_.mu());
 
+  // What a load that must wait sets (contract 3): it starts what the load
+  // waits for and calls `resume` once, when that has finished.
+  using Deferral = std::function<void(std::function<void()> resume)>;
+  using LoadFn = std::function<Status(Deferral* wait)>;
+
   // Starts a load of `key` (`load`, run as an operation of the model), or
   // joins the one queued or running with the entry's current override.
   // `done` is called once with the load's outcome, after the model is idle.
-  void ScheduleLoad(const ModelKey& key, std::function<void(Status)> done,
-                    std::function<Status()> load) MM_EXCLUDES(table_.mu());
+  void ScheduleLoad(const ModelKey& key, std::function<void(Status)> done, LoadFn load)
+      MM_EXCLUDES(table_.mu());
 
  private:
+  // Queues `load` (again) as an operation of `key`, for `pending`'s waiters.
+  void RunLoad(const ModelKey& key, std::shared_ptr<PendingLoad> pending,
+               std::shared_ptr<const LoadFn> load) MM_EXCLUDES(table_.mu());
   void RunNext(const ModelKey& key) MM_EXCLUDES(table_.mu());
 
   VersionTable& table_;

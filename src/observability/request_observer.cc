@@ -72,7 +72,21 @@ std::unique_ptr<RequestTrace> RequestObserver::MakeTrace(const RequestRecord& r,
     if (compute) s.attributes.push_back({"batch_size", r.timing.batch_size});
   };
   child("decode", r.received_ns, r.decoded_ns, false);
-  if (r.timing.start_ns > 0) {
+  for (const StepTiming& step : r.steps) {  // an ensemble's: a span per step
+    if (step.start_ns <= 0 || step.end_ns < step.start_ns) continue;
+    Span& span = t->children.emplace_back();
+    span.name = "ensemble_step";
+    span.span_id = NewSpanId();
+    span.start_unix_ns = ToUnixNs(step.start_ns);
+    span.end_unix_ns = ToUnixNs(step.end_ns);
+    span.attributes.push_back({"step", static_cast<int64_t>(step.step)});
+    span.attributes.push_back({"model", step.model});
+    if (!step.version.empty()) span.attributes.push_back({"version", step.version});
+    span.attributes.push_back({"tenant", std::string(r.tenant)});
+    span.attributes.push_back({"queue_ns", step.queue_ns});
+    span.attributes.push_back({"batch_size", step.timing.batch_size});
+  }
+  if (r.timing.start_ns > 0 && r.steps.empty()) {
     const int64_t start = r.timing.start_ns;
     child("queue", start - r.queue_ns, start, false);
     child("compute_input", start, start + r.timing.input_ns, true);
@@ -142,6 +156,10 @@ void ObservedRequest::Answered(const StatusOr<std::unique_ptr<InferResponse>>& r
     version_ = (*result)->model_version;
     record_.queue_ns = (*result)->queue_ns;
     record_.timing = (*result)->timing;
+    if (!(*result)->steps.empty()) {
+      steps_ = (*result)->steps;
+      record_.steps = steps_;
+    }
   } else {
     record_.code = result.status().code();
     error_ = result.status().message();

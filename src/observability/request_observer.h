@@ -10,7 +10,10 @@
 //          as parent, when it sent one) with children decode, queue,
 //          compute_input, compute_infer, compute_output and encode, each
 //          with the model, version and tenant (and the batch size on the
-//          compute spans and the root).
+//          compute spans and the root). An ensemble's trace has one
+//          ensemble_step span per step instead of queue and compute spans,
+//          each with its step number, its model and version, its queue
+//          time and batch size.
 //
 // Cost: with neither tracing nor an access log the transports skip it all
 // (enabled() is false). With tracing only, an unsampled request costs a
@@ -22,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "observability/logging.h"
 #include "observability/metrics.h"
@@ -97,7 +101,8 @@ class ObservedRequest {
   const RequestObserver::Trace trace_;
   const std::string model_, id_, tenant_;
   std::string version_, error_;
-  RequestRecord record_;  // its views point into the strings above
+  std::vector<StepTiming> steps_;  // an ensemble's
+  RequestRecord record_;           // its views point into the members above
 };
 
 }  // namespace mm

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "core/infer_request.h"
@@ -29,6 +30,8 @@ struct RequestRecord {
   // execution that served it.
   int64_t queue_ns = 0;
   ExecutionTiming timing;
+  // An ensemble's steps (InferResponse::steps); empty for any other model.
+  std::span<const StepTiming> steps;
 };
 
 }  // namespace mm

@@ -77,6 +77,10 @@ struct ConfigBounds {
   // mmserve.execution_timeout_ms: one hour.
   static constexpr uint64_t kMaxExecutionTimeoutMs = 3'600'000;
   static constexpr double kMaxWeight = 1e6;  // mmserve.weight
+  // An ensemble's steps; and its requests in flight at once (each a few
+  // bytes of scheduler state until it runs).
+  static constexpr int kMaxEnsembleSteps = 256;
+  static constexpr uint32_t kMaxEnsembleInflight = 65536;
   // A load's config override (JSON), as config.pbtxt files are read.
   static constexpr size_t kMaxOverrideBytes = size_t{4} << 20;
 };

@@ -394,6 +394,39 @@ Status ValidateMmserve(const inference::MmserveOptions& mm) {
   return OkStatus();
 }
 
+// ensemble_scheduling's sizes and names; its steps are checked against their
+// models when the ensemble loads (backends/ensemble/ensemble_plan.h).
+Status ValidateEnsembling(const inference::ModelConfig& config) {
+  if (config.platform() != "ensemble" && config.backend() != "ensemble") {
+    return InvalidArgument("ensemble_scheduling is set, but the platform is " +
+                           Quote(config.platform()) + "; expected platform \"ensemble\"");
+  }
+  const auto& ensembling = config.ensemble_scheduling();
+  MM_RETURN_IF_ERROR(
+      CheckCount("ensemble_scheduling.step", ensembling.step_size(), B::kMaxEnsembleSteps));
+  if (ensembling.max_inflight_requests() > B::kMaxEnsembleInflight) {
+    return OverBound("ensemble_scheduling.max_inflight_requests",
+                     ensembling.max_inflight_requests(), B::kMaxEnsembleInflight);
+  }
+  for (int i = 0; i < ensembling.step_size(); ++i) {
+    const auto& step = ensembling.step(i);
+    const std::string what = "ensemble_scheduling.step[" + std::to_string(i) + "]";
+    if (step.model_name().empty()) return InvalidArgument(what + " names no model_name");
+    MM_RETURN_IF_ERROR(ValidateModelName(step.model_name()).WithContext(what));
+    MM_RETURN_IF_ERROR(CheckCount(what + ".input_map", step.input_map_size(), B::kMaxTensors));
+    MM_RETURN_IF_ERROR(CheckCount(what + ".output_map", step.output_map_size(), B::kMaxTensors));
+    for (const auto* map : {&step.input_map(), &step.output_map()}) {
+      for (const auto& [from, to] : *map) {
+        if (from.empty() || to.empty() || HasControlChar(from) || HasControlChar(to)) {
+          return InvalidArgument(what + " maps " + Quote(from) + " to " + Quote(to) +
+                                 "; expected non-empty tensor names without control characters");
+        }
+      }
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Status ValidateModelConfig(const inference::ModelConfig& config) {
@@ -417,6 +450,7 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
   MM_RETURN_IF_ERROR(ValidateVersionPolicy(config.version_policy()));
   MM_RETURN_IF_ERROR(ValidateInstanceGroups(config));
   if (config.has_dynamic_batching()) MM_RETURN_IF_ERROR(ValidateDynamicBatching(config));
+  if (config.has_ensemble_scheduling()) MM_RETURN_IF_ERROR(ValidateEnsembling(config));
   MM_RETURN_IF_ERROR(ValidateWarmup(config));
   MM_RETURN_IF_ERROR(ValidateMaps(config));
   for (std::string_view key : kThreadParameters) {

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "scheduler/batch_tensors.h"
 #include "scheduler/model_scheduler.h"
 
 namespace mm {
@@ -14,9 +15,12 @@ namespace mm {
 // (backend.h, ResponseSender's contract). Holds the request until its final.
 class DecoupledSender final : public ResponseSender {
  public:
+  // `keep_timing`: an asynchronous model's (not decoupled): its final
+  // response comes with its own timing (ModelSchedulerConfig::asynchronous).
   DecoupledSender(std::weak_ptr<ModelScheduler> scheduler, std::string model_name,
-                  ModelQueue::Item work, int64_t start_ns, const Clock* clock)
+                  ModelQueue::Item work, int64_t start_ns, const Clock* clock, bool keep_timing)
       : scheduler_(std::move(scheduler)),
+        keep_timing_(keep_timing),
         model_name_(std::move(model_name)),
         clock_(clock),
         request_(std::move(work.request)),
@@ -64,10 +68,15 @@ class DecoupledSender final : public ResponseSender {
       }
       InferResponse& r = **response;
       Stamp(r);
-      r.queue_ns = queue_ns_;
-      r.compute_ns = std::max<int64_t>(0, clock_->NowNs() - start_ns_);
-      r.timing.start_ns = start_ns_;
-      r.timing.infer_ns = r.compute_ns;
+      if (keep_timing_) {
+        r.queue_ns += queue_ns_;
+        r.timing.start_ns = start_ns_;
+      } else {
+        r.queue_ns = queue_ns_;
+        r.compute_ns = std::max<int64_t>(0, clock_->NowNs() - start_ns_);
+        r.timing.start_ns = start_ns_;
+        r.timing.infer_ns = r.compute_ns;
+      }
       r.timing.batch_size = 1;
     }
     // Release the request (and the transport buffer it pins) before answering.
@@ -92,6 +101,7 @@ class DecoupledSender final : public ResponseSender {
   }
 
   const std::weak_ptr<ModelScheduler> scheduler_;
+  const bool keep_timing_;
   const std::string model_name_;
   const Clock* const clock_;
   Mutex mu_;
@@ -111,11 +121,20 @@ int64_t ModelScheduler::RunDecoupled(ModelInstance* instance, std::vector<Work> 
     MutexLock lock(mu_);
     executing_ += n;  // each until its final (DecoupledCompleted)
   }
+  // A batching model's request is a batch of its own rows (inference_count).
+  int64_t rows = static_cast<int64_t>(n);
+  if (stats_ != nullptr && stats_->max_batch_size() > 1) {
+    rows = 0;
+    for (const Work& w : batch) {
+      auto size = RequestBatchSize(*w.request);
+      rows += size.ok() ? std::max<int64_t>(*size, 1) : 1;
+    }
+  }
   std::vector<std::shared_ptr<ResponseSender>> senders;
   senders.reserve(n);
   for (Work& w : batch) {
     senders.push_back(std::make_shared<DecoupledSender>(weak_from_this(), model_name_, std::move(w),
-                                                        start, clock_));
+                                                        start, clock_, !decoupled_));
   }
   batch.clear();
   Status status;
@@ -127,7 +146,7 @@ int64_t ModelScheduler::RunDecoupled(ModelInstance* instance, std::vector<Work> 
   const int64_t ns = std::max<int64_t>(1, clock_->NowNs() - start);
   executions_.fetch_add(1, std::memory_order_relaxed);
   executed_requests_.fetch_add(n, std::memory_order_relaxed);
-  if (stats_ != nullptr) stats_->ExecutionFinished(static_cast<int64_t>(n), 0, ns, 0);
+  if (stats_ != nullptr) stats_->ExecutionFinished(rows, 0, ns, 0);
   if (!status.ok()) {
     // Every request not yet completed fails with it (the others ignore it).
     for (auto& sender : senders) (void)sender->Send(status, true);

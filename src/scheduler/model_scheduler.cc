@@ -39,6 +39,11 @@ ModelSchedulerConfig ModelSchedulerConfig::FromModelConfig(const inference::Mode
   c.queue = QueueConfig::FromModelConfig(config);
   c.batching = BatchingConfig::FromModelConfig(config);
   c.decoupled = config.model_transaction_policy().decoupled();
+  if (config.has_ensemble_scheduling()) {
+    // An ensemble's "priority" is its steps': any level passes its own queue
+    // (its steps' queues check theirs).
+    c.queue.levels = kEnsemblePriorityLevels;
+  }
   return c;
 }
 
@@ -61,14 +66,18 @@ ModelScheduler::ModelScheduler(std::vector<std::unique_ptr<ModelInstance>> insta
       options_(options),
       model_name_(std::move(config.model_name)),
       tenant_(config.tenant),
-      inline_safe_(config.inline_safe && !config.decoupled),  // (an answer may come later)
+      // (An answer may come later.)
+      inline_safe_(config.inline_safe && !config.decoupled && !config.asynchronous),
       decoupled_(config.decoupled),
+      asynchronous_(config.decoupled || config.asynchronous),
+      start_inline_(config.asynchronous && !config.decoupled && config.inline_safe),
       batch_as_list_(config.batch_as_list),
       stats_(std::move(config.stats)),
       clock_(options.clock != nullptr ? options.clock : SteadyClock::Get()),
       batching_(std::move(config.batching)),
       queue_(std::move(config.queue), model_name_) {
-  for (const auto& instance : instances_) idle_.push_back(instance.get());
+  const size_t each = std::max<size_t>(1, config.executions_per_instance);
+  for (const auto& instance : instances_) idle_.insert(idle_.end(), each, instance.get());
   if (batching_.enabled && batching_.preserve_ordering && instances_.size() > 1) {
     in_order_ = std::make_unique<InOrder>();  // (one instance answers in order anyway)
   }
@@ -171,6 +180,7 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   work.level = admission->level;
   work.deadline_ns = admission->deadline_ns;
   ModelInstance* instance = nullptr;
+  bool start_here = false;  // an asynchronous model's start, on this thread
   // A batching model never skips its queue: run inline, requests would reach
   // it one by one (the I/O thread busy executing is what lets a queue form).
   const bool try_inline = !batching_.enabled && InlineAllowed(*work.request);
@@ -179,7 +189,12 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
   std::shared_ptr<Cancellation> cancellation;  // only for a request that queues
   {
     MutexLock lock(mu_);
-    if (try_inline && queue_.empty() && !idle_.empty() && slots_->TryAcquireInline()) {
+    if (start_inline_ && queue_.empty() && !idle_.empty()) {
+      instance = idle_.back();
+      idle_.pop_back();
+      ++executing_;
+      start_here = true;
+    } else if (try_inline && queue_.empty() && !idle_.empty() && slots_->TryAcquireInline()) {
       instance = idle_.back();
       idle_.pop_back();
       ++executing_;
@@ -212,6 +227,14 @@ void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallbac
       });
     }
     if (need_slot) RequestSlot();
+    return;
+  }
+  if (start_here) {
+    std::vector<Work> one;
+    one.push_back(std::move(work));
+    bool more = false;
+    RunDecoupled(instance, std::move(one), &more);
+    if (more) RequestSlot();
     return;
   }
   // Inline fast path.
@@ -292,7 +315,7 @@ int64_t ModelScheduler::RunBatch(bool* more) {
     *more = false;
     RequestSlot();
   }
-  if (decoupled_) return RunDecoupled(instance, std::move(batch), more);
+  if (asynchronous_) return RunDecoupled(instance, std::move(batch), more);
   const int64_t start = clock_->NowNs();
   // One request (no allocation for its answer) or a batch.
   std::optional<Answer> one;

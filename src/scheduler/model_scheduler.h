@@ -16,7 +16,8 @@
 // docs/benchmarks.md); the caller's thread is held no longer than about that
 // bound.
 //
-// Decoupled models (Config::decoupled; decoupled.cc): each execution hands
+// Decoupled and asynchronous models (Config::decoupled, Config::asynchronous;
+// decoupled.cc): each execution hands
 // its requests to ModelInstance::ExecuteDecoupled with a ResponseSender each;
 // the instance is idle again once that call returns, while its requests stay
 // in flight (counted as executing, so a drain waits for them) until their
@@ -97,6 +98,15 @@ struct ModelSchedulerConfig {
   bool inline_safe = false;
   // config.model_transaction_policy.decoupled: run through ExecuteDecoupled.
   bool decoupled = false;
+  // LoadedModel::asynchronous: run through ExecuteDecoupled although the
+  // model answers one response per request (an ensemble). The final
+  // response's timing is the instance's (the sums of its steps'), plus the
+  // time the request waited in this queue. With inline_safe, a request that
+  // finds the queue empty and an instance free starts on the caller's thread
+  // without an execution slot: its execution only starts other work.
+  bool asynchronous = false;
+  // Executions one instance takes at once (LoadedModel::executions_per_instance).
+  size_t executions_per_instance = 1;
   // Whether a batch of several requests reaches an instance as the list of
   // its requests, unmerged (LoadedModel::batch_as_list:
   // ModelInstance::ExecuteList), rather than merged along dim 0 into one
@@ -108,6 +118,9 @@ struct ModelSchedulerConfig {
   static ModelSchedulerConfig FromModelConfig(const inference::ModelConfig& config,
                                               std::string model_name);
 };
+// The priority levels an ensemble's queue accepts (ConfigBounds'
+// kMaxPriorityLevels): a request's "priority" is meant for its steps.
+inline constexpr uint32_t kEnsemblePriorityLevels = 1000;
 // Models without mmserve.tenant share this tenant.
 inline constexpr std::string_view kSharedTenant = "shared";
 
@@ -229,6 +242,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   const std::string tenant_;
   const bool inline_safe_;
   const bool decoupled_;
+  const bool asynchronous_;  // decoupled_, or Config::asynchronous
+  const bool start_inline_;  // Config::asynchronous with inline_safe
   const bool batch_as_list_;
   const std::shared_ptr<ModelStats> stats_;  // may be null
   const Clock* const clock_;

@@ -306,14 +306,14 @@ uint64_t PayloadBytes(const Tensor& t) {
 
 }  // namespace
 
-void InferenceService::Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request,
-                             InferCallback done) {
+void InferenceService::Admit(const Tenant& tenant, std::unique_ptr<InferRequest> request,
+                             InferCallback done, bool ask_quota) {
   if (request->received_ns == 0) request->received_ns = SteadyNowNs();
   Charge charge;
   charge.usage = tenant.usage;
   if (Status s = CheckLimits(*request); !s.ok()) return Refuse(charge, done, std::move(s));
   // Quotas first: a refused request costs nothing more.
-  if (TenantQuota* quota = tenant.quota.get(); quota != nullptr && quota->limited()) {
+  if (TenantQuota* quota = tenant.quota.get(); ask_quota && quota != nullptr && quota->limited()) {
     // (Admitted as of its arrival: no second clock read.)
     bool counted = false;
     if (Status s = quota->Admit(request->received_ns, &counted); !s.ok()) {

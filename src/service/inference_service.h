@@ -115,7 +115,16 @@ class InferenceService {
   // region whose object the client shrank fails the request (INVALID_ARGUMENT).
   // A model that is not loaded but may load on demand is loaded first; the
   // request waits for that load without holding a thread.
-  void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done);
+  void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done) {
+    Admit(tenant, std::move(request), std::move(done), /*ask_quota=*/true);
+  }
+  // Infer for a request that is part of one already admitted (an ensemble's
+  // step, ModelHost::InferStep): the tenant's quotas are not asked again;
+  // everything else is as Infer.
+  void InferAdmitted(const Tenant& tenant, std::unique_ptr<InferRequest> request,
+                     InferCallback done) {
+    Admit(tenant, std::move(request), std::move(done), /*ask_quota=*/false);
+  }
 
   // Triton's statistics extension. With `name`: every version of that model
   // that has statistics (it was loaded at least once, maybe evicted since),
@@ -162,6 +171,8 @@ class InferenceService {
   // Bins a sampled request's inputs into the model's drift window.
   static void ObserveDrift(const ServableModel& servable, const InferRequest& request);
 
+  void Admit(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done,
+             bool ask_quota);
   // `tenant_id`: the tenant asking, whose shared memory regions the request may name.
   void InferOn(const ServableModel& servable, std::string_view tenant_id,
                std::unique_ptr<InferRequest> request, InferCallback done, Charge charge);

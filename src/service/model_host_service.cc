@@ -52,6 +52,15 @@ class ServiceModelHost final : public ModelHost {
   }
 
   void Infer(std::unique_ptr<InferRequest> request, HostInferCallback on_response) override {
+    Call(std::move(request), std::move(on_response), /*step=*/false);
+  }
+
+  void InferStep(std::unique_ptr<InferRequest> request, HostInferCallback on_response) override {
+    Call(std::move(request), std::move(on_response), /*step=*/true);
+  }
+
+  // A BLS call, or (`step`) an ensemble's step, admitted with its ensemble's request.
+  void Call(std::unique_ptr<InferRequest> request, HostInferCallback on_response, bool step) {
     // A call's tensors travel in the call itself: naming a client's shared
     // memory region would read or write memory the model was never given.
     for (const Tensor& input : request->inputs) {
@@ -73,18 +82,23 @@ class ServiceModelHost final : public ModelHost {
       }
     }
     auto callback = std::make_shared<HostInferCallback>(std::move(on_response));
-    request->stream = std::make_shared<HostStream>(callback);
+    // (An ensemble's steps are never decoupled: PlanEnsemble refuses them.)
+    if (!step) request->stream = std::make_shared<HostStream>(callback);
     const std::string model = request->model_name;
+    auto answer = [callback](StatusOr<std::unique_ptr<InferResponse>> result) {
+      if (result.ok()) {
+        (*result)->receipt.Settle(true);
+        // The final flag alone: no response of its own.
+        if ((*result)->complete_only) result = std::unique_ptr<InferResponse>();
+      }
+      (*callback)(std::move(result), /*final=*/true);
+    };
     const bool open = service_->With([&](InferenceService& service) {
-      service.Infer(*Caller(service), std::move(request),
-                    [callback](StatusOr<std::unique_ptr<InferResponse>> result) {
-                      if (result.ok()) {
-                        (*result)->receipt.Settle(true);
-                        // The final flag alone: no response of its own.
-                        if ((*result)->complete_only) result = std::unique_ptr<InferResponse>();
-                      }
-                      (*callback)(std::move(result), /*final=*/true);
-                    });
+      if (step) {
+        service.InferAdmitted(*Caller(service), std::move(request), std::move(answer));
+      } else {
+        service.Infer(*Caller(service), std::move(request), std::move(answer));
+      }
     });
     if (!open) {
       (*callback)(Unavailable("BLS call to model '" + model +

@@ -1,0 +1,453 @@
+"""Ensembles (issue 23): Triton's platform "ensemble" with ensemble_scheduling,
+driven through tritonclient HTTP and gRPC. An ONNX pre-processing step, the
+example MLP and an ONNX post-processing step answer as the three models called
+one after another; two Python branches that each wait for the other prove they
+run at once; every load-time check names its step and tensor; a composing
+model that crashes mid-pipeline fails the request naming the step; the
+statistics count the ensemble and each composing model; a trace has one span
+per step; and another tenant's model is no step model."""
+import json
+import shutil
+import time
+
+import numpy as np
+import onnx
+import pytest
+import requests
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from onnx import TensorProto, helper, numpy_helper
+from tritonclient.utils import InferenceServerException
+
+from conftest import EXAMPLES, Server
+from python_models import write_model
+from test_tenancy import KEY_A, KEY_B, bearer, write_tenants
+
+MEAN = np.linspace(-1.0, 1.0, 16, dtype=np.float32)
+SCALE = np.linspace(0.5, 2.0, 16, dtype=np.float32)
+
+
+def onnx_model(path, nodes, inputs, outputs, initializers=()):
+    graph = helper.make_graph(nodes, path.parent.parent.name, inputs, outputs,
+                              initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
+def write_pre(repo):
+    """RAW FP32 [-1,16] -> SCALED = (RAW - MEAN) / SCALE."""
+    raw = helper.make_tensor_value_info("RAW", TensorProto.FLOAT, ["b", 16])
+    scaled = helper.make_tensor_value_info("SCALED", TensorProto.FLOAT, ["b", 16])
+    onnx_model(repo / "ens_pre" / "1" / "model.onnx",
+               [helper.make_node("Sub", ["RAW", "mean"], ["centered"]),
+                helper.make_node("Div", ["centered", "scale"], ["SCALED"])],
+               [raw], [scaled],
+               [numpy_helper.from_array(MEAN, "mean"), numpy_helper.from_array(SCALE, "scale")])
+    (repo / "ens_pre" / "config.pbtxt").write_text("""name: "ens_pre"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_FP32 dims: [ 16 ] }]
+output [{ name: "SCALED" data_type: TYPE_FP32 dims: [ 16 ] }]
+""")
+
+
+def write_post(repo):
+    """PROBS FP32 [-1,10] -> LABEL INT64 [-1,1]: the arg-max."""
+    probs = helper.make_tensor_value_info("PROBS", TensorProto.FLOAT, ["b", 10])
+    label = helper.make_tensor_value_info("LABEL", TensorProto.INT64, ["b", 1])
+    onnx_model(repo / "ens_post" / "1" / "model.onnx",
+               [helper.make_node("ArgMax", ["PROBS"], ["LABEL"], axis=1, keepdims=1)],
+               [probs], [label])
+    (repo / "ens_post" / "config.pbtxt").write_text("""name: "ens_post"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [{ name: "PROBS" data_type: TYPE_FP32 dims: [ 10 ] }]
+output [{ name: "LABEL" data_type: TYPE_INT64 dims: [ 1 ] }]
+""")
+
+
+def write_doubler(repo):
+    """X FP32 [-1] -> Y = 2X (no batching)."""
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n"])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n"])
+    onnx_model(repo / "doubler" / "1" / "model.onnx",
+               [helper.make_node("Add", ["X", "X"], ["Y"])], [x], [y])
+    (repo / "doubler" / "config.pbtxt").write_text("""name: "doubler"
+platform: "onnxruntime_onnx"
+input [{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] }]
+output [{ name: "Y" data_type: TYPE_FP32 dims: [ -1 ] }]
+""")
+
+
+def write_ensemble(repo, name, body):
+    (repo / name / "1").mkdir(parents=True, exist_ok=True)
+    (repo / name / "config.pbtxt").write_text(f'name: "{name}"\nplatform: "ensemble"\n' + body)
+
+
+PIPELINE = """max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_FP32 dims: [ 16 ] }]
+output [
+  { name: "PROBABILITIES" data_type: TYPE_FP32 dims: [ 10 ] },
+  { name: "LABEL" data_type: TYPE_INT64 dims: [ 1 ] }
+]
+ensemble_scheduling {
+  step [
+    { model_name: "ens_pre" model_version: -1
+      input_map { key: "RAW" value: "RAW" } output_map { key: "SCALED" value: "scaled" } },
+    { model_name: "mlp_classifier" model_version: -1
+      input_map { key: "input" value: "scaled" }
+      output_map { key: "probabilities" value: "PROBABILITIES" } },
+    { model_name: "ens_post" model_version: -1
+      input_map { key: "PROBS" value: "PROBABILITIES" } output_map { key: "LABEL" value: "LABEL" } }
+  ]
+}
+"""
+
+# Two Python models that each write a mark, then wait for the other's: both
+# finish only if they run at once. OUT = IN + 1 (meet_a) or IN * 2 (meet_b).
+MEET = """
+import json
+import os
+import time
+
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = config["parameters"]
+        self.dir = params["MEET_DIR"]["string_value"]
+        self.me = config["name"]
+        self.other = params["OTHER"]["string_value"]
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()
+            tag = str(int(x[0]))
+            open(os.path.join(self.dir, self.me + "." + tag), "w").close()
+            other = os.path.join(self.dir, self.other + "." + tag)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(other):
+                if time.monotonic() > deadline:
+                    raise pb_utils.TritonModelException(
+                        self.me + " ran alone: " + self.other + " never started")
+                time.sleep(0.005)
+            y = x + 1 if self.me == "meet_a" else x * 2
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", y)]))
+        return responses
+"""
+
+
+def meet_config(name, other, meet_dir):
+    return f"""name: "{name}"
+backend: "python"
+input [{{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }}]
+output [{{ name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] }}]
+parameters [
+  {{ key: "MEET_DIR" value: {{ string_value: "{meet_dir}" }} }},
+  {{ key: "OTHER" value: {{ string_value: "{other}" }} }}
+]
+"""
+
+
+FORK = """input [{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }]
+output [
+  { name: "A" data_type: TYPE_FP32 dims: [ -1 ] },
+  { name: "B" data_type: TYPE_FP32 dims: [ -1 ] }
+]
+ensemble_scheduling {
+  step [
+    { model_name: "meet_a" input_map { key: "IN" value: "IN" } output_map { key: "OUT" value: "A" } },
+    { model_name: "meet_b" input_map { key: "IN" value: "IN" } output_map { key: "OUT" value: "B" } }
+  ]
+}
+"""
+
+# Dies (os._exit) when its first value is 1; else OUT = IN.
+CRASHER = """
+import os
+
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        x = pb_utils.get_input_tensor_by_name(requests[0], "IN").as_numpy()
+        if x[0] == 1:
+            os._exit(3)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x)])]
+"""
+CRASHER_CONFIG = """name: "crasher"
+backend: "python"
+input [{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] }]
+"""
+CRASH_PIPE = """input [{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] }]
+ensemble_scheduling {
+  step [
+    { model_name: "doubler" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "half" } },
+    { model_name: "crasher" input_map { key: "IN" value: "half" } output_map { key: "OUT" value: "OUT" } }
+  ]
+}
+"""
+
+# Load-time errors: (ensemble, its steps' body, what the error must say).
+BAD = {
+    "bad_cycle": ("""max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_FP32 dims: [ 16 ] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [ 16 ] }]
+ensemble_scheduling { step [
+  { model_name: "ens_pre" input_map { key: "RAW" value: "loop" } output_map { key: "SCALED" value: "x" } },
+  { model_name: "ens_pre" input_map { key: "RAW" value: "x" } output_map { key: "SCALED" value: "loop" } },
+  { model_name: "ens_pre" input_map { key: "RAW" value: "RAW" } output_map { key: "SCALED" value: "OUT" } }
+] }
+""", ["cycle", "step 1 (model 'ens_pre')", "step 2 (model 'ens_pre')", "'x'", "'loop'"]),
+    "bad_unproduced": ("""max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_FP32 dims: [ 16 ] }]
+output [{ name: "LABEL" data_type: TYPE_INT64 dims: [ 1 ] }]
+ensemble_scheduling { step [
+  { model_name: "ens_pre" input_map { key: "RAW" value: "RAW" } output_map { key: "SCALED" value: "s" } },
+  { model_name: "ens_post" input_map { key: "PROBS" value: "nowhere" } output_map { key: "LABEL" value: "LABEL" } }
+] }
+""", ["step 2 (model 'ens_post') reads tensor 'nowhere'", "no step writes"]),
+    "bad_shape": ("""max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_FP32 dims: [ 16 ] }]
+output [{ name: "LABEL" data_type: TYPE_INT64 dims: [ 1 ] }]
+ensemble_scheduling { step [
+  { model_name: "ens_pre" input_map { key: "RAW" value: "RAW" } output_map { key: "SCALED" value: "s" } },
+  { model_name: "ens_post" input_map { key: "PROBS" value: "s" } output_map { key: "LABEL" value: "LABEL" } }
+] }
+""", ["step 2 (model 'ens_post') reads tensor 's' as input 'PROBS', TYPE_FP32 [-1,10]",
+      "step 1 (model 'ens_pre') writes it (output 'SCALED') as TYPE_FP32 [-1,16]"]),
+    "bad_dtype": ("""max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_INT32 dims: [ 16 ] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [ 16 ] }]
+ensemble_scheduling { step [
+  { model_name: "ens_pre" input_map { key: "RAW" value: "RAW" } output_map { key: "SCALED" value: "OUT" } }
+] }
+""", ["step 1 (model 'ens_pre') reads tensor 'RAW' as input 'RAW', TYPE_FP32 [-1,16]",
+      "the ensemble's input is TYPE_INT32 [-1,16]"]),
+    "bad_missing": ("""input [{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] }]
+ensemble_scheduling { step [
+  { model_name: "no_such_model" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "OUT" } }
+] }
+""", ["step 1 (model 'no_such_model')", "not in any model repository"]),
+}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("ensembles")
+    shutil.copytree(EXAMPLES / "mlp_classifier", repo / "mlp_classifier")
+    write_pre(repo)
+    write_post(repo)
+    write_doubler(repo)
+    write_ensemble(repo, "pipeline", PIPELINE)
+    meet_dir = tmp_path_factory.mktemp("meet")
+    write_model(repo, "meet_a", MEET, meet_config("meet_a", "meet_b", meet_dir))
+    write_model(repo, "meet_b", MEET, meet_config("meet_b", "meet_a", meet_dir))
+    write_ensemble(repo, "fork", FORK)
+    write_model(repo, "crasher", CRASHER, CRASHER_CONFIG)
+    write_ensemble(repo, "crash_pipe", CRASH_PIPE)
+    for name, (body, _) in BAD.items():
+        write_ensemble(repo, name, body)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def server(repo, tmp_path_factory):
+    trace_file = tmp_path_factory.mktemp("trace") / "spans.jsonl"
+    s = Server([repo], "--model-control-mode", "explicit", "--load-on-demand",
+               "--trace-rate", "1", "--trace-file", str(trace_file),
+               "--worker-restart-backoff-ms", "50", "--worker-max-restart-backoff-ms", "200")
+    s.trace_file = trace_file
+    s.start()
+    yield s
+    assert s.stop() == 0, s.text()[-5000:]
+
+
+def direct(server, rows):
+    """The three steps, called one after another as a client would."""
+    c = httpclient.InferenceServerClient(server.url)
+
+    def call(model, name, data, out):
+        i = httpclient.InferInput(name, list(data.shape), "FP32")
+        i.set_data_from_numpy(data)
+        return c.infer(model, [i]).as_numpy(out)
+
+    scaled = call("ens_pre", "RAW", rows, "SCALED")
+    probs = call("mlp_classifier", "input", scaled, "probabilities")
+    p = httpclient.InferInput("PROBS", list(probs.shape), "FP32")
+    p.set_data_from_numpy(probs)
+    return probs, c.infer("ens_post", [p]).as_numpy("LABEL")
+
+
+def test_a_three_step_pipeline_answers_as_its_steps_called_in_turn(server):
+    rows = np.random.default_rng(7).standard_normal((5, 16)).astype(np.float32) * 3
+    # The first request loads the ensemble and, first, its composing models.
+    c = httpclient.InferenceServerClient(server.url)
+    i = httpclient.InferInput("RAW", [5, 16], "FP32")
+    i.set_data_from_numpy(rows)
+    result = c.infer("pipeline", [i])
+    probs, label = direct(server, rows)
+    assert result.as_numpy("PROBABILITIES").tobytes() == probs.tobytes()
+    assert result.as_numpy("LABEL").tolist() == label.tolist()
+    assert result.as_numpy("LABEL").dtype == np.int64
+    # The same through gRPC, asking for one output only.
+    g = grpcclient.InferenceServerClient(server.grpc_url)
+    gi = grpcclient.InferInput("RAW", [5, 16], "FP32")
+    gi.set_data_from_numpy(rows)
+    got = g.infer("pipeline", [gi], outputs=[grpcclient.InferRequestedOutput("LABEL")])
+    assert got.as_numpy("LABEL").tolist() == label.tolist()
+    assert got.as_numpy("PROBABILITIES") is None
+    # Its metadata is the ensemble's own.
+    md = c.get_model_metadata("pipeline")
+    assert md["platform"] == "ensemble"
+    assert [t["name"] for t in md["outputs"]] == ["PROBABILITIES", "LABEL"]
+
+
+def test_statistics_count_the_ensemble_and_each_composing_model(server):
+    c = httpclient.InferenceServerClient(server.url)
+    before = {m: c.get_inference_statistics(m)["model_stats"][0]["inference_count"]
+              for m in ("pipeline", "ens_pre", "mlp_classifier", "ens_post")}
+    rows = np.ones((3, 16), dtype=np.float32)
+    for _ in range(4):
+        i = httpclient.InferInput("RAW", [3, 16], "FP32")
+        i.set_data_from_numpy(rows)
+        c.infer("pipeline", [i])
+    stats = c.get_inference_statistics("pipeline")["model_stats"][0]
+    assert stats["inference_count"] - before["pipeline"] == 12
+    assert stats["inference_stats"]["success"]["count"] >= 4
+    # As Triton: the ensemble's compute is its steps' (their sum).
+    assert stats["inference_stats"]["compute_infer"]["ns"] > 0
+    for m in ("ens_pre", "mlp_classifier", "ens_post"):
+        s = c.get_inference_statistics(m)["model_stats"][0]
+        assert s["inference_count"] - before[m] == 12, m
+    metrics = requests.get(server.metrics_url, timeout=10).text
+    assert 'model="pipeline"' in metrics and 'model="ens_post"' in metrics
+
+
+def test_a_trace_has_one_span_per_step(server):
+    c = httpclient.InferenceServerClient(server.url)
+    i = httpclient.InferInput("RAW", [1, 16], "FP32")
+    i.set_data_from_numpy(np.zeros((1, 16), dtype=np.float32))
+    c.infer("pipeline", [i], request_id="traced-ensemble")
+    deadline = time.monotonic() + 30
+    steps = None
+    while time.monotonic() < deadline and steps is None:
+        for line in server.trace_file.read_text().splitlines() if server.trace_file.exists() else []:
+            for rs in json.loads(line)["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    spans = ss["spans"]
+                    roots = [s for s in spans if any(
+                        a["key"] == "request_id" and a["value"].get("stringValue") ==
+                        "traced-ensemble" for a in s["attributes"])]
+                    if roots:
+                        root = roots[0]
+                        steps = [s for s in spans if s.get("parentSpanId") == root["spanId"]
+                                 and s["name"] == "ensemble_step"]
+        time.sleep(0.2)
+    assert steps is not None, "no trace of the request"
+    models = sorted(next(a["value"]["stringValue"] for a in s["attributes"] if a["key"] == "model")
+                    for s in steps)
+    assert models == ["ens_post", "ens_pre", "mlp_classifier"]
+
+
+def test_independent_branches_run_at_once(server):
+    # meet_a and meet_b each wait for the other to have started: run one
+    # after the other, the first would give up after 30 s and fail.
+    c = httpclient.InferenceServerClient(server.url, network_timeout=120)
+    for tag in (3.0, 4.0):
+        i = httpclient.InferInput("IN", [2], "FP32")
+        i.set_data_from_numpy(np.array([tag, 10], dtype=np.float32))
+        r = c.infer("fork", [i])
+        assert r.as_numpy("A").tolist() == [tag + 1, 11]
+        assert r.as_numpy("B").tolist() == [tag * 2, 20]
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_bad_ensemble_fails_to_load_naming_the_step_and_tensor(server, name):
+    c = httpclient.InferenceServerClient(server.url)
+    with pytest.raises(InferenceServerException) as e:
+        c.load_model(name)
+    for part in BAD[name][1]:
+        assert part in str(e.value), (part, str(e.value))
+    index = {m["name"]: m for m in c.get_model_repository_index()}
+    assert index[name]["state"] == "UNAVAILABLE"
+    assert BAD[name][1][0] in index[name]["reason"]
+
+
+def test_a_composing_model_crash_fails_the_request_naming_the_step(server):
+    c = httpclient.InferenceServerClient(server.url)
+    i = httpclient.InferInput("IN", [2], "FP32")
+    i.set_data_from_numpy(np.array([4, 5], dtype=np.float32))
+    assert c.infer("crash_pipe", [i]).as_numpy("OUT").tolist() == [8, 10]
+    # doubler turns 0.5 into 1: crasher dies on it, mid-pipeline.
+    i.set_data_from_numpy(np.array([0.5, 5], dtype=np.float32))
+    with pytest.raises(InferenceServerException) as e:
+        c.infer("crash_pipe", [i])
+    assert "ensemble 'crash_pipe' step 2 (model 'crasher')" in str(e.value)
+    # The worker comes back; the pipeline serves again; nothing else was hurt.
+    deadline = time.monotonic() + 60
+    while True:
+        i.set_data_from_numpy(np.array([2, 5], dtype=np.float32))
+        try:
+            assert c.infer("crash_pipe", [i]).as_numpy("OUT").tolist() == [4, 10]
+            break
+        except InferenceServerException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    rows = np.ones((1, 16), dtype=np.float32)
+    j = httpclient.InferInput("RAW", [1, 16], "FP32")
+    j.set_data_from_numpy(rows)
+    assert c.infer("pipeline", [j]).as_numpy("LABEL").shape == (1, 1)
+
+
+def test_a_timeout_covers_the_whole_pipeline(server):
+    # The budget counts from when the server began to read the request: 1 µs
+    # is spent before the first step can start.
+    r = requests.post(f"{server.base}/v2/models/pipeline/infer", json={
+        "parameters": {"timeout": 1},
+        "inputs": [{"name": "RAW", "datatype": "FP32", "shape": [1, 16], "data": [0.0] * 16}]},
+        timeout=30)
+    assert r.status_code == 504, r.text
+    assert "timeout passed before step 1 (model 'ens_pre')" in r.json()["error"]
+
+
+def test_another_tenants_model_is_no_step_model(tmp_path):
+    repo_a = tmp_path / "a"
+    repo_b = tmp_path / "b"
+    repo_a.mkdir()
+    repo_b.mkdir()
+    write_pre(repo_b)  # team-b's
+    write_ensemble(repo_a, "steals", """max_batch_size: 64
+input [{ name: "RAW" data_type: TYPE_FP32 dims: [ 16 ] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [ 16 ] }]
+ensemble_scheduling { step [
+  { model_name: "ens_pre" input_map { key: "RAW" value: "RAW" } output_map { key: "SCALED" value: "OUT" } }
+] }
+""")
+    tenants = write_tenants(tmp_path / "tenants.yaml", [
+        {"id": "team-a", "keys": [KEY_A], "repositories": [repo_a]},
+        {"id": "team-b", "keys": [KEY_B], "repositories": [repo_b]},
+    ])
+    s = Server([repo_a, repo_b], "--tenants", tenants, "--model-control-mode", "explicit").start()
+    try:
+        r = requests.post(f"{s.base}/v2/repository/models/steals/load", headers=bearer(KEY_A),
+                          timeout=60)
+        assert r.status_code != 200
+        assert "step 1 (model 'ens_pre')" in r.json()["error"]
+        assert "not in any model repository" in r.json()["error"]
+        # team-b's own model is there, and loads.
+        r = requests.post(f"{s.base}/v2/repository/models/ens_pre/load", headers=bearer(KEY_B),
+                          timeout=60)
+        assert r.status_code == 200, r.text
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
