@@ -19,6 +19,7 @@
 
 #include "backends/backend_flags.h"
 #include "backends/builtin_backends.h"
+#include "cache/cache_flags.h"
 #include "core/thread_annotations.h"
 #include "grpc/grpc_flags.h"
 #include "grpc/grpc_server.h"
@@ -100,6 +101,7 @@ struct Flags {
   mm::HttpServer::Options http;  // also the server's limits and TLS, shared with gRPC
   mm::GrpcServer::Options grpc;
   mm::BackendFlags backends;
+  mm::CacheFlags cache;
   bool test_backends = false;
 };
 
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
   mm::AddIsolationFlags(app, flags.isolation);
   mm::AddTenancyFlags(app, flags.tenants_file);
   mm::AddBackendFlags(app, flags.backends);
+  mm::AddCacheFlags(app, flags.cache);
   app.add_flag("--enable-test-backends", flags.test_backends,
                "Offer the test-only backends of tests/backends: platform 'mmserve_chaos' "
                "(crashes, leaks and hangs on command; for process isolation tests) and "
@@ -170,8 +173,21 @@ int main(int argc, char** argv) {
     backend->Shutdown("shutting down (the exit timeout passed)");
   });
 
+  // The response cache, shared by every model that enables it; it outlives
+  // the models (their scopes) and the service.
+  auto cache_bytes = mm::ParseCacheConfig(flags.cache.configs);
+  if (!cache_bytes.ok()) return Fail(cache_bytes.status());
+  std::unique_ptr<mm::ResponseCache> response_cache;
+  if (*cache_bytes > 0) {
+    auto cache = mm::ResponseCache::Create({.capacity_bytes = *cache_bytes});
+    if (!cache.ok()) return Fail(cache.status());
+    response_cache = std::move(*cache);
+    spdlog::info("response cache: local, {} bytes", *cache_bytes);
+  }
+
   mm::ModelManager::Options manager_options;
   if (auto s = mm::ApplyLifecycleFlags(flags.lifecycle, manager_options); !s.ok()) return Fail(s);
+  manager_options.response_cache = response_cache.get();
   auto tenants = mm::OpenTenantRegistry(flags.tenants_file);
   if (!tenants.ok()) return Fail(tenants.status());
   const mm::TenantPolicy tenant_policy(tenants->get(), &slots, flags.tenants_file,
@@ -200,6 +216,7 @@ int main(int argc, char** argv) {
   service_options.server_name = "mmserve";
   service_options.server_version = MMSERVE_VERSION;
   service_options.tenants = tenants->get();
+  service_options.response_cache = response_cache.get();
   auto service = mm::InferenceService::Create(std::move(service_options));
   if (!service.ok()) return Fail(service.status());
   host_service->Open(service->get());

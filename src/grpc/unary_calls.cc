@@ -227,8 +227,8 @@ void ModelStatistics::Run(Shared* s, UnaryCall<ModelStatistics>* call) {
     fill(st.compute_input, is->mutable_compute_input());
     fill(st.compute_infer, is->mutable_compute_infer());
     fill(st.compute_output, is->mutable_compute_output());
-    is->mutable_cache_hit();
-    is->mutable_cache_miss();
+    fill(st.cache_hit, is->mutable_cache_hit());
+    fill(st.cache_miss, is->mutable_cache_miss());
     for (const BatchStat& b : st.batches) {
       auto* bs = m->add_batch_stats();
       bs->set_batch_size(static_cast<uint64_t>(b.batch_size));

@@ -46,9 +46,9 @@ std::string EncodeStatistics(const std::vector<ModelStatsSnapshot>& all) {
     out += ',';
     AppendDuration(out, "compute_output", s.compute_output);
     out += ',';
-    AppendDuration(out, "cache_hit", {});
+    AppendDuration(out, "cache_hit", s.cache_hit);
     out += ',';
-    AppendDuration(out, "cache_miss", {});
+    AppendDuration(out, "cache_miss", s.cache_miss);
     out += "},\"batch_stats\":[";
     for (size_t j = 0; j < s.batches.size(); ++j) {
       const BatchStat& b = s.batches[j];

@@ -477,6 +477,18 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
   scheduler_config.executions_per_instance = (*loaded)->executions_per_instance;
   servable->drift = std::move(drift);
   servable->composing = composing_keys;
+  if (servable->config.response_cache().enable()) {
+    if (options_.response_cache == nullptr) {
+      spdlog::warn(
+          "{}: response_cache is enabled, but this server has no cache "
+          "(--cache-config local,size=BYTES): its requests are not cached",
+          label);
+    } else if (servable->config.model_transaction_policy().decoupled()) {
+      spdlog::warn("{}: response_cache is enabled, but a decoupled model is never cached", label);
+    } else {
+      servable->cache = options_.response_cache->NewScope();
+    }
+  }
   auto scheduler = ModelScheduler::Create(std::move((*loaded)->instances), options_.slots,
                                           options_.scheduler, std::move(scheduler_config));
   if (!scheduler.ok()) {

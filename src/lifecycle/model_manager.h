@@ -100,6 +100,7 @@
 
 #include "backends/backend.h"
 #include "backends/registry.h"
+#include "cache/response_cache.h"
 #include "core/status.h"
 #include "lifecycle/memory_planner.h"
 #include "lifecycle/model_key.h"
@@ -145,6 +146,10 @@ struct ServableModel {
   // Input drift against the model's baseline (kDriftBaselineFile beside its
   // config), when it ships one and drift detection is on; else null.
   std::shared_ptr<DriftMonitor> drift;
+  // Its part of the response cache, when its config enables the cache
+  // (response_cache { enable: true }) and the server has one; null
+  // otherwise. Its entries go with it.
+  std::shared_ptr<ResponseCache::Scope> cache;
   // An ensemble's composing models (its steps'): while this copy is held,
   // they are never evicted to fit the memory budget. Empty for other models.
   std::vector<ModelKey> composing;
@@ -283,6 +288,10 @@ class ModelManager {
     std::function<std::shared_ptr<ModelHost>(std::string_view repository, const std::string& model,
                                              int64_t version)>
         host_factory;
+    // The response cache (--cache-config; not owned, outlives the manager):
+    // each version whose config enables it gets a scope of it
+    // (ServableModel::cache). Null: no version is cached.
+    ResponseCache* response_cache = nullptr;
   };
 
   // INVALID_ARGUMENT when no repository is given (or a null one), when

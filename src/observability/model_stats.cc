@@ -104,6 +104,8 @@ ModelStatsSnapshot ModelStats::Read() const {
   s.compute_input = input_.Read();
   s.compute_infer = infer_.Read();
   s.compute_output = output_.Read();
+  s.cache_hit = cache_hit_.Read();
+  s.cache_miss = cache_miss_.Read();
   for (size_t i = 0; i < kStatusCodes; ++i) {
     s.failures_by_code[i] = failures_[i].load(std::memory_order_relaxed);
   }
@@ -143,6 +145,8 @@ void ModelStats::Absorb(const ModelStatsSnapshot& old) {
   input_.Absorb(old.compute_input);
   infer_.Absorb(old.compute_infer);
   output_.Absorb(old.compute_output);
+  cache_hit_.Absorb(old.cache_hit);
+  cache_miss_.Absorb(old.cache_miss);
   for (size_t i = 0; i < kStatusCodes; ++i) {
     failures_[i].fetch_add(old.failures_by_code[i], std::memory_order_relaxed);
   }

@@ -77,6 +77,8 @@ struct ModelStatsSnapshot {
   DurationStat compute_input;
   DurationStat compute_infer;
   DurationStat compute_output;
+  DurationStat cache_hit;   // answered from the response cache: the lookups
+  DurationStat cache_miss;  // not in it: the lookups and keeping the answers
   std::array<uint64_t, kStatusCodes> failures_by_code{};  // index: StatusCode
   LatencyHistogram::Snapshot total_histogram;
   LatencyHistogram::Snapshot queue_histogram;
@@ -121,6 +123,10 @@ class ModelStats {
   void RequestSucceeded(int64_t total_ns, int64_t queue_ns, int64_t input_ns, int64_t infer_ns,
                         int64_t output_ns);
   void RequestFailed(StatusCode code, int64_t total_ns);
+  // The response cache: a request answered from it (`ns`: the lookup), or
+  // one that missed (`ns`: the lookup and keeping its answer).
+  void CacheHit(int64_t ns) { cache_hit_.Add(ns); }
+  void CacheMiss(int64_t ns) { cache_miss_.Add(ns); }
 
   // The scheduler: one execution of `batch_size` rows finished.
   void ExecutionFinished(int64_t batch_size, int64_t input_ns, int64_t infer_ns, int64_t output_ns);
@@ -171,7 +177,7 @@ class ModelStats {
   std::atomic<int64_t> last_inference_ms_{0};
   std::atomic<uint64_t> inference_count_{0};
   std::atomic<uint64_t> execution_count_{0};
-  Duration success_, fail_, queue_, input_, infer_, output_;
+  Duration success_, fail_, queue_, input_, infer_, output_, cache_hit_, cache_miss_;
   std::array<std::atomic<uint64_t>, kStatusCodes> failures_{};
   LatencyHistogram total_hist_, queue_hist_, input_hist_, infer_hist_, output_hist_;
   // Chunk c holds sizes [c * kBatchChunk, (c + 1) * kBatchChunk); null until used.

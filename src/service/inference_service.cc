@@ -576,6 +576,34 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
       done(std::move(result));
     };
   }
+  // The response cache: a hit never reaches the model; a miss keeps its
+  // answer. Outputs asked for in shared memory are never cached.
+  if (servable.cache != nullptr && shm_outputs.empty()) {
+    const int64_t lookup_start = SteadyNowNs();
+    const bool shared = servable.config.mmserve().share_cached_responses();
+    std::string key = servable.cache->Key(*request, shared ? std::string_view() : tenant_id);
+    auto hit = std::make_unique<InferResponse>();
+    if (servable.cache->Lookup(key, hit.get())) {
+      hit->model_name = request->model_name;
+      hit->model_version = servable.version_string;
+      hit->id = request->id;
+      if (stats != nullptr) stats->CacheHit(SteadyNowNs() - lookup_start);
+      request.reset();
+      return done(std::move(hit));
+    }
+    const int64_t lookup_ns = SteadyNowNs() - lookup_start;
+    done = [scope = servable.cache, stats, lookup_ns, key = std::move(key),
+            done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
+      if (result.ok()) {
+        const int64_t insert_start = SteadyNowNs();
+        scope->Insert(std::move(key), **result);
+        if (stats != nullptr) stats->CacheMiss(lookup_ns + SteadyNowNs() - insert_start);
+      } else if (stats != nullptr) {
+        stats->CacheMiss(lookup_ns);
+      }
+      done(std::move(result));
+    };
+  }
   // Queued work keeps the scheduler, and so the instances, alive on its own.
   servable.scheduler->Enqueue(std::move(request), std::move(done));
 }

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/response_cache.h"
 #include "core/infer_request.h"
 #include "core/status.h"
 #include "lifecycle/model_manager.h"
@@ -66,6 +67,10 @@ class InferenceService {
     int64_t max_elements_per_tensor = int64_t{1} << 30;
     // Shared memory regions one tenant may hold (SharedMemoryManager::Options).
     size_t max_shm_regions_per_tenant = 128;
+    // The response cache (not owned; outlives the service), for its
+    // figures; null: none. Models reach it through their scope
+    // (ServableModel::cache).
+    const ResponseCache* response_cache = nullptr;
   };
   static StatusOr<std::unique_ptr<InferenceService>> Create(Options options);
 
@@ -151,6 +156,7 @@ class InferenceService {
 
   // For the metrics (service/server_metrics.h): the models and the tenants.
   ModelManager& models() const { return *options_.models; }
+  const ResponseCache* response_cache() const { return options_.response_cache; }
   const TenantRegistry& tenants() const { return *tenants_; }
 
  private:

@@ -72,6 +72,11 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
                           "Times the version was evicted to make room", MetricType::Counter);
   auto on_demand = Family("mmserve_model_on_demand_loads_total",
                           "Loads of the version that a request started", MetricType::Counter);
+  auto cache_hits = Family("mmserve_cache_hits_total", "Requests answered from the response cache",
+                           MetricType::Counter);
+  auto cache_misses = Family("mmserve_cache_misses_total",
+                             "Requests of a cached model that the response cache could not answer",
+                             MetricType::Counter);
 
   // By repository, model and version: two tenants' models of one name are apart.
   std::map<std::tuple<std::string, std::string, int64_t>, std::string> tenant_of;
@@ -107,6 +112,10 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
     AddValue(load_time, labels, static_cast<double>(s.last_load_ns) / 1e9);
     AddValue(evictions, labels, static_cast<double>(s.evictions));
     AddValue(on_demand, labels, static_cast<double>(s.on_demand_loads));
+    if (s.cache_hit.count + s.cache_miss.count > 0) {
+      AddValue(cache_hits, labels, static_cast<double>(s.cache_hit.count));
+      AddValue(cache_misses, labels, static_cast<double>(s.cache_miss.count));
+    }
   }
 
   // From the index (no rescan): state, memory, queue, worker restarts.
@@ -176,10 +185,11 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
     }
   }
 
-  for (auto* f : {&requests,  &total,      &queue,     &input,     &infer,  &output,
-                  &batch,     &executions, &rows,      &in_flight, &loads,  &load_failures,
-                  &load_time, &evictions,  &on_demand, &state,     &memory, &queued,
-                  &executing, &restarts,   &psi,       &alerting,  &window}) {
+  for (auto* f :
+       {&requests,   &total,  &queue,      &input,       &infer,         &output,    &batch,
+        &executions, &rows,   &in_flight,  &loads,       &load_failures, &load_time, &evictions,
+        &on_demand,  &state,  &memory,     &queued,      &executing,     &restarts,  &psi,
+        &alerting,   &window, &cache_hits, &cache_misses}) {
     out.push_back(std::move(*f));
   }
 
@@ -195,6 +205,24 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
   AddValue(AddFamily(out, "mmserve_memory_pinned_bytes", "Footprints of pinned model versions",
                      MetricType::Gauge),
            {}, static_cast<double>(use.pinned));
+
+  if (const ResponseCache* cache = service.response_cache(); cache != nullptr) {
+    const ResponseCache::Figures f = cache->Read();
+    AddValue(AddFamily(out, "mmserve_cache_entries", "Responses held by the response cache",
+                       MetricType::Gauge),
+             {}, static_cast<double>(f.entries));
+    AddValue(AddFamily(out, "mmserve_cache_bytes",
+                       "Bytes the response cache holds (keys, outputs and each entry's overhead)",
+                       MetricType::Gauge),
+             {}, static_cast<double>(f.bytes));
+    AddValue(AddFamily(out, "mmserve_cache_capacity_bytes",
+                       "The response cache's size (--cache-config local,size)", MetricType::Gauge),
+             {}, static_cast<double>(f.capacity));
+    AddValue(AddFamily(out, "mmserve_cache_evictions_total",
+                       "Responses the cache dropped (least recently used) to make room",
+                       MetricType::Counter),
+             {}, static_cast<double>(f.evictions));
+  }
 }
 
 void CollectUsage(const InferenceService& service, MetricFamilies& out) {

@@ -52,6 +52,13 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
     if (const int64_t us = TimeoutUs(request.parameters); us > 0) {
       deadline_ns_ = (request.received_ns > 0 ? request.received_ns : NowNs()) + us * 1000;
     }
+    // The client going away cancels the steps under way (each has a
+    // cancellation of its own: a queue holds one handler per cancellation).
+    if (request.cancellation != nullptr) {
+      request.cancellation->OnCancel([weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->CancelSteps();
+      });
+    }
     std::vector<int> ready;
     {
       MutexLock lock(mu_);
@@ -129,10 +136,9 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
     call->outputs.reserve(step.outputs.size());
     for (const EnsemblePlan::Binding& b : step.outputs) call->outputs.push_back({b.name, {}});
     call->body = shared_from_this();
-    call->cancellation = request.cancellation;
-    {
+    if (request.cancellation != nullptr) {
       MutexLock lock(mu_);
-      ++running_;
+      call->cancellation = step_cancellations_.emplace_back(std::make_shared<Cancellation>());
     }
     host_->InferStep(std::move(call),
                      [self = shared_from_this(), s, now](
@@ -148,10 +154,6 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
       response = Internal("it answered without a response");
     }
     if (!response.ok()) {
-      {
-        MutexLock lock(mu_);
-        --running_;
-      }
       return Fail(Status(response.status().code(), "ensemble '" + ensemble_ + "' " +
                                                        StepLabel(s, step.model_name) + ": " +
                                                        response.status().message()));
@@ -161,7 +163,6 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
     bool complete = false;
     {
       MutexLock lock(mu_);
-      --running_;
       if (failed_) return;
       for (const EnsemblePlan::Binding& b : step.outputs) {
         auto out = std::find_if(r.outputs.begin(), r.outputs.end(),
@@ -220,6 +221,17 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
     (void)sender_->Send(std::move(response), /*final=*/true);
   }
 
+  // The client went away: the steps under way are cancelled (those still
+  // queued leave their queues and fail the request CANCELLED).
+  void CancelSteps() {
+    std::vector<std::shared_ptr<Cancellation>> steps;
+    {
+      MutexLock lock(mu_);
+      steps = step_cancellations_;
+    }
+    for (const auto& c : steps) c->Cancel();
+  }
+
   void Fail(Status status) {
     {
       MutexLock lock(mu_);
@@ -239,7 +251,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
   std::vector<Tensor> tensors_ MM_GUARDED_BY(mu_);  // by plan tensor; each set once
   std::vector<int> waiting_ MM_GUARDED_BY(mu_);     // per step: tensors it still waits for
   std::vector<StepTiming> steps_ MM_GUARDED_BY(mu_);
-  int running_ MM_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<Cancellation>> step_cancellations_ MM_GUARDED_BY(mu_);
   bool failed_ MM_GUARDED_BY(mu_) = false;
   int64_t queue_ns_ MM_GUARDED_BY(mu_) = 0;
   int64_t input_ns_ MM_GUARDED_BY(mu_) = 0;

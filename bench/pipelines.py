@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Pipelines and state (issue 23) on mmserve, each part against its baseline
+measured in the same run, on the same server. Not part of `make test`.
+
+  .venv/bin/python bench/pipelines.py [BUILD_DIR] [--seconds S] [--pin CPUS] [--rounds N]
+
+ensemble: the three-step ensemble `pipeline` (scripts/pipeline_models.py: an
+  ONNX pre-processing step, the example mlp_classifier, an ONNX arg-max)
+  against its three steps called directly, batch 1, at concurrency 1 with
+  perf_analyzer (HTTP and gRPC), interleaved over N rounds (medians kept).
+  Target (issue 23): p50(pipeline) <= the sum of the steps' p50 + 30 us.
+  The sum carries three client round trips where the ensemble has one, so
+  the server's own view is printed beside it: from the statistics, the
+  ensemble's mean request duration less the sum of its steps' (what running
+  them as an ensemble adds inside the server: its dispatch and the hops
+  between steps).
+
+BUILD_DIR (default build/release) holds mmserve; the server is pinned to CPUS
+(default 0; '' for none), perf_analyzer to the others. Exit status 1 when a
+target is missed.
+"""
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import tempfile
+import urllib.request
+
+BENCH = pathlib.Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT / "scripts"))
+import python_peer_models as peer  # noqa: E402  (perf_analyzer, client CPUs)
+from bls_cost import start_mmserve  # noqa: E402
+from pipeline_models import PIPELINE, write_ensemble, write_pipeline_steps  # noqa: E402
+
+STEPS = ["ens_pre", "mlp_classifier", "ens_post"]
+
+
+def stats(http_port, model):
+    """(successful requests, their total ns) from the statistics extension."""
+    url = f"http://127.0.0.1:{http_port}/v2/models/{model}/stats"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        s = json.load(r)["model_stats"][0]["inference_stats"]["success"]
+    return int(s.get("count", 0)), int(s.get("ns", 0))
+
+
+def ensemble_part(ports, args, cpus):
+    rows = []
+    ok = True
+    for proto in ("http", "grpc"):
+        p50 = {m: [] for m in STEPS + ["pipeline"]}
+        server_us = {m: [] for m in STEPS + ["pipeline"]}
+        for _ in range(args.rounds):
+            for model in STEPS + ["pipeline"]:  # interleaved
+                before = stats(ports["http"], model)
+                p50[model].append(peer.pa_point(proto, ports[proto], model, 1, args.seconds,
+                                                cpus)[0])
+                after = stats(ports["http"], model)
+                n = after[0] - before[0]
+                server_us[model].append((after[1] - before[1]) / max(n, 1) / 1e3)
+        med = {m: statistics.median(v) for m, v in p50.items()}
+        srv = {m: statistics.median(v) for m, v in server_us.items()}
+        steps_sum = sum(med[m] for m in STEPS)
+        met = med["pipeline"] <= steps_sum + 30
+        ok &= met
+        rows.append((proto, med, steps_sum, srv, met))
+    print("\n| protocol | ens_pre p50 us | mlp_classifier p50 us | ens_post p50 us | sum + 30 us |"
+          " pipeline p50 us | target met | pipeline ÷ sum | server: pipeline less its steps, us |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+    for proto, med, steps_sum, srv, met in rows:
+        added = srv["pipeline"] - sum(srv[m] for m in STEPS)
+        print(f"| {proto} | {med['ens_pre']:.0f} | {med['mlp_classifier']:.0f} | "
+              f"{med['ens_post']:.0f} | {steps_sum + 30:.0f} | {med['pipeline']:.0f} | "
+              f"{'yes' if met else 'NO'} | {med['pipeline'] / steps_sum:.2f}x | {added:.1f} |")
+    return ok
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("build", nargs="?", default="build/release")
+    parser.add_argument("--seconds", type=float, default=3, help="per point")
+    parser.add_argument("--pin", default="0", help="taskset CPU list for mmserve ('' off)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    binary = ROOT / args.build / "mmserve"
+    if not binary.exists():
+        sys.exit(f"pipelines: {binary} is missing; build it first (make release)")
+    if not (peer.PERF_ANALYZER / "perf_analyzer").exists():
+        sys.exit("pipelines: perf_analyzer is missing (scripts/install-deps.sh part 4)")
+    cpus = peer.client_cpus(args.pin)
+    with tempfile.TemporaryDirectory(prefix="mmserve-pipelines.") as tmp:
+        tmp = pathlib.Path(tmp)
+        repo = tmp / "repo"
+        repo.mkdir()
+        write_pipeline_steps(repo, ROOT / "examples" / "models")
+        write_ensemble(repo, "pipeline", PIPELINE)
+        proc, ports = start_mmserve(binary, repo, args.pin, tmp / "mmserve.log")
+        try:
+            print(f"== mmserve ({binary}) pinned to CPU {args.pin or 'none'}; perf_analyzer on "
+                  f"CPUs {cpus or 'any'}; {args.seconds:g} s per point, {args.rounds} rounds, "
+                  "batch 1, concurrency 1")
+            ok = ensemble_part(ports, args, cpus)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
