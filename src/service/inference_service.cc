@@ -567,7 +567,8 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
   }
   request->model_version = servable.version_string;
   if (servable.drift != nullptr && servable.drift->ShouldSample()) ObserveDrift(servable, *request);
-  if (!shm_outputs.empty()) {
+  const bool outputs_in_shm = !shm_outputs.empty();
+  if (outputs_in_shm) {
     done = [targets = std::move(shm_outputs),
             done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> result) mutable {
       if (result.ok()) {
@@ -578,7 +579,7 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
   }
   // The response cache: a hit never reaches the model; a miss keeps its
   // answer. Outputs asked for in shared memory are never cached.
-  if (servable.cache != nullptr && shm_outputs.empty()) {
+  if (servable.cache != nullptr && !outputs_in_shm) {
     const int64_t lookup_start = SteadyNowNs();
     const bool shared = servable.config.mmserve().share_cached_responses();
     std::string key = servable.cache->Key(*request, shared ? std::string_view() : tenant_id);
