@@ -36,9 +36,9 @@ ROOT = peer.ROOT
 MODELS = {"direct": "mlp_classifier", "bls": "mlp_preprocess_bls"}
 
 
-def start_mmserve(binary, repo, pin, log_path):
+def start_mmserve(binary, repo, pin, log_path, extra=()):
     cmd = [str(binary), "--model-repository", str(repo), "--http-port", "0", "--grpc-port", "0",
-           "--metrics-port", "0", "--log-level", "info"]
+           "--metrics-port", "0", "--log-level", "info", *extra]
     if pin:
         cmd = ["taskset", "-c", pin] + cmd
     log = open(log_path, "w+")

@@ -15,6 +15,15 @@ ensemble: the three-step ensemble `pipeline` (scripts/pipeline_models.py: an
   them as an ensemble adds inside the server: its dispatch and the hops
   between steps).
 
+cache: mlp_classifier with response_cache { enable: true } under
+  --cache-config local,size=64 MiB, asked the same request again and again
+  (perf_analyzer --input-data zero: every request after the first is a hit),
+  against add_sub (no cache: every request runs the model), batch 1,
+  concurrency 1, HTTP and gRPC, interleaved over N rounds. Target (issue 23):
+  p50(MLP hit) <= 1.1 x p50(add_sub miss): a hit costs the protocol only.
+  The cache's own figures (hits, misses) are checked: every request after the
+  first few must have hit.
+
 BUILD_DIR (default build/release) holds mmserve; the server is pinned to CPUS
 (default 0; '' for none), perf_analyzer to the others. Exit status 1 when a
 target is missed.
@@ -22,6 +31,7 @@ target is missed.
 import argparse
 import json
 import pathlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -77,13 +87,48 @@ def ensemble_part(ports, args, cpus):
     return ok
 
 
+def cache_part(ports, args, cpus):
+    rows = []
+    ok = True
+    zero = ["--input-data", "zero"]
+    for proto in ("http", "grpc"):
+        p50 = {"mlp_cached": [], "add_sub": []}
+        for _ in range(args.rounds):
+            for model in p50:  # interleaved
+                p50[model].append(peer.pa_point(proto, ports[proto], model, 1, args.seconds,
+                                                cpus, zero)[0])
+        med = {m: statistics.median(v) for m, v in p50.items()}
+        met = med["mlp_cached"] <= 1.1 * med["add_sub"]
+        ok &= met
+        rows.append((proto, med, met))
+    url = f"http://127.0.0.1:{ports['http']}/v2/models/mlp_cached/stats"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        s = json.load(r)["model_stats"][0]["inference_stats"]
+    hits, misses = s["cache_hit"]["count"], s["cache_miss"]["count"]
+    if misses > 2:  # the first request per protocol (perf_analyzer's data is the same)
+        print(f"pipelines: the cache missed {misses} times; expected every request after the "
+              "first to hit")
+        ok = False
+    print(f"\n(cache: {hits} hits, {misses} misses)")
+    print("\n| protocol | add_sub (miss: runs) p50 us | MLP cache hit p50 us | hit ÷ add_sub |"
+          " target <= 1.10 |")
+    print("|---|---:|---:|---:|---|")
+    for proto, med, met in rows:
+        print(f"| {proto} | {med['add_sub']:.0f} | {med['mlp_cached']:.0f} | "
+              f"{med['mlp_cached'] / med['add_sub']:.2f}x | {'yes' if met else 'NO'} |")
+    return ok
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("build", nargs="?", default="build/release")
     parser.add_argument("--seconds", type=float, default=3, help="per point")
     parser.add_argument("--pin", default="0", help="taskset CPU list for mmserve ('' off)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parts", default="ensemble,cache",
+                        help="which parts to run, comma-separated (ensemble, cache)")
     args = parser.parse_args()
+    parts = args.parts.split(",")
     binary = ROOT / args.build / "mmserve"
     if not binary.exists():
         sys.exit(f"pipelines: {binary} is missing; build it first (make release)")
@@ -96,12 +141,23 @@ def main():
         repo.mkdir()
         write_pipeline_steps(repo, ROOT / "examples" / "models")
         write_ensemble(repo, "pipeline", PIPELINE)
-        proc, ports = start_mmserve(binary, repo, args.pin, tmp / "mmserve.log")
+        shutil.copytree(ROOT / "examples" / "models" / "add_sub", repo / "add_sub")
+        shutil.copytree(ROOT / "examples" / "models" / "mlp_classifier", repo / "mlp_cached")
+        config = (repo / "mlp_cached" / "config.pbtxt").read_text()
+        (repo / "mlp_cached" / "config.pbtxt").write_text(
+            config.replace('"mlp_classifier"', '"mlp_cached"') +
+            "response_cache { enable: true }\n")
+        proc, ports = start_mmserve(binary, repo, args.pin, tmp / "mmserve.log",
+                                    ["--cache-config", f"local,size={64 << 20}"])
         try:
             print(f"== mmserve ({binary}) pinned to CPU {args.pin or 'none'}; perf_analyzer on "
                   f"CPUs {cpus or 'any'}; {args.seconds:g} s per point, {args.rounds} rounds, "
                   "batch 1, concurrency 1")
-            ok = ensemble_part(ports, args, cpus)
+            ok = True
+            if "ensemble" in parts:
+                ok &= ensemble_part(ports, args, cpus)
+            if "cache" in parts:
+                ok &= cache_part(ports, args, cpus)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -256,15 +256,16 @@ def client_cpus(pin):
     return ",".join(map(str, rest)) or None
 
 
-def pa_point(proto, port, model, concurrency, seconds, cpus):
-    """perf_analyzer (scripts/install-deps.sh part 4): (p50 us, req/s)."""
+def pa_point(proto, port, model, concurrency, seconds, cpus, extra=()):
+    """perf_analyzer (scripts/install-deps.sh part 4): (p50 us, req/s);
+    `extra`: more of its arguments."""
     with tempfile.NamedTemporaryFile(suffix=".csv") as csv:
         cmd = [str(PERF_ANALYZER / "perf_analyzer"), "-m", model, "-i", proto,
                "-u", f"127.0.0.1:{port}", "--concurrency-range", str(concurrency),
                "--measurement-interval", str(int(seconds * 1000)), "--percentile", "50",
                # A shared machine: accept 3 windows within 30 % of each other.
                "--stability-percentage", "30", "--max-trials", "8",
-               "-f", csv.name]
+               "-f", csv.name, *extra]
         if cpus:
             cmd = ["taskset", "-c", cpus] + cmd
         run = subprocess.run(cmd, capture_output=True, text=True,

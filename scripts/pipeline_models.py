@@ -97,3 +97,108 @@ ensemble_scheduling {
   ]
 }
 """
+
+
+# ------------------------------------------------------------ sequences
+
+def write_accumulate_onnx(path):
+    """INPUT INT32 [-1,1], STATE_IN INT32 [-1,1] -> OUTPUT = STATE_OUT =
+    2 * STATE_IN + INPUT: a sequence's answer is its inputs read as digits
+    in base 2, so any misordering or lost state changes it."""
+    b = "b"
+    x = helper.make_tensor_value_info("INPUT", TensorProto.INT32, [b, 1])
+    s = helper.make_tensor_value_info("STATE_IN", TensorProto.INT32, [b, 1])
+    y = helper.make_tensor_value_info("OUTPUT", TensorProto.INT32, [b, 1])
+    so = helper.make_tensor_value_info("STATE_OUT", TensorProto.INT32, [b, 1])
+    two = numpy_helper.from_array(np.array([2], dtype=np.int32), "two")
+    onnx_model(path, [helper.make_node("Mul", ["STATE_IN", "two"], ["doubled"]),
+                      helper.make_node("Add", ["doubled", "INPUT"], ["OUTPUT"]),
+                      helper.make_node("Identity", ["OUTPUT"], ["STATE_OUT"])],
+               [x, s], [y, so], [two])
+
+
+def write_accumulate(repo, name, strategy="oldest { max_candidate_sequences: 64 }",
+                     instances=2, max_batch_size=8, idle_us=5_000_000, extra=""):
+    """The accumulator as a sequence model with implicit state."""
+    write_accumulate_onnx(repo / name / "1" / "model.onnx")
+    (repo / name / "config.pbtxt").write_text(f"""name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: {max_batch_size}
+input [{{ name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] }}]
+output [{{ name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] }}]
+sequence_batching {{
+  max_sequence_idle_microseconds: {idle_us}
+  {strategy}
+  state [{{ input_name: "STATE_IN" output_name: "STATE_OUT" data_type: TYPE_INT32 dims: [ 1 ] }}]
+}}
+instance_group [{{ count: {instances} kind: KIND_CPU }}]
+{extra}""")
+
+
+def write_accumulate_plain(repo, name, instances=2, max_batch_size=8):
+    """The same ONNX model without sequences: the client sends STATE_IN."""
+    write_accumulate_onnx(repo / name / "1" / "model.onnx")
+    (repo / name / "config.pbtxt").write_text(f"""name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: {max_batch_size}
+input [
+  {{ name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] }},
+  {{ name: "STATE_IN" data_type: TYPE_INT32 dims: [ 1 ] }}
+]
+output [
+  {{ name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] }},
+  {{ name: "STATE_OUT" data_type: TYPE_INT32 dims: [ 1 ] }}
+]
+dynamic_batching {{ }}
+instance_group [{{ count: {instances} kind: KIND_CPU }}]
+""")
+
+
+def write_controls(repo, name="controls"):
+    """Returns its control inputs as outputs: OUT_START (int32 0/1), OUT_END
+    (int32 5/7), OUT_READY (fp32 0/1), OUT_CORRID (uint64), and OUTPUT =
+    INPUT."""
+    b = "b"
+    ins = [helper.make_tensor_value_info("INPUT", TensorProto.INT32, [b, 1]),
+           helper.make_tensor_value_info("START", TensorProto.INT32, [b, 1]),
+           helper.make_tensor_value_info("END", TensorProto.INT32, [b, 1]),
+           helper.make_tensor_value_info("READY", TensorProto.FLOAT, [b, 1]),
+           helper.make_tensor_value_info("CORRID", TensorProto.UINT64, [b, 1])]
+    outs = [helper.make_tensor_value_info("OUTPUT", TensorProto.INT32, [b, 1]),
+            helper.make_tensor_value_info("OUT_START", TensorProto.INT32, [b, 1]),
+            helper.make_tensor_value_info("OUT_END", TensorProto.INT32, [b, 1]),
+            helper.make_tensor_value_info("OUT_READY", TensorProto.FLOAT, [b, 1]),
+            helper.make_tensor_value_info("OUT_CORRID", TensorProto.UINT64, [b, 1])]
+    onnx_model(repo / name / "1" / "model.onnx",
+               [helper.make_node("Identity", [i.name], [o.name]) for i, o in zip(ins, outs)],
+               ins, outs)
+    (repo / name / "config.pbtxt").write_text(f"""name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: 4
+input [{{ name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] }}]
+output [
+  {{ name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] }},
+  {{ name: "OUT_START" data_type: TYPE_INT32 dims: [ 1 ] }},
+  {{ name: "OUT_END" data_type: TYPE_INT32 dims: [ 1 ] }},
+  {{ name: "OUT_READY" data_type: TYPE_FP32 dims: [ 1 ] }},
+  {{ name: "OUT_CORRID" data_type: TYPE_UINT64 dims: [ 1 ] }}
+]
+sequence_batching {{
+  direct {{ }}
+  control_input [
+    {{ name: "START" control [{{ kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] }}] }},
+    {{ name: "END" control [{{ kind: CONTROL_SEQUENCE_END int32_false_true: [ 5, 7 ] }}] }},
+    {{ name: "READY" control [{{ kind: CONTROL_SEQUENCE_READY fp32_false_true: [ 0, 1 ] }}] }},
+    {{ name: "CORRID" control [{{ kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64 }}] }}
+  ]
+}}
+""")
+
+
+def accumulated(values):
+    """What the accumulator answers after each of `values`."""
+    out, state = [], 0
+    for v in values:
+        state = 2 * state + v
+        out.append(state)
+    return out

@@ -1,6 +1,7 @@
 #include "backends/auto_complete.h"
 
 #include <algorithm>
+#include <set>
 #include <span>
 #include <utility>
 
@@ -126,16 +127,33 @@ StatusOr<ModelConfig> CompleteModelConfig(std::string_view model_name, ModelConf
                            std::to_string(max_batch_size) + " is negative");
   }
 
+  // A sequence model's control and state inputs are fed by its scheduler,
+  // and its state outputs taken by it: they are not the clients' tensors.
+  std::set<std::string> provided, taken;
+  if (user.has_sequence_batching()) {
+    for (const auto& ci : user.sequence_batching().control_input()) provided.insert(ci.name());
+    for (const auto& st : user.sequence_batching().state()) {
+      provided.insert(st.input_name());
+      taken.insert(st.output_name());
+    }
+  }
   const TensorContext in_ctx{model_name, "input", model.format};
   if (user.input_size() == 0) {
     for (const auto& tensor : model.inputs) {
+      if (provided.count(tensor.name)) continue;
       MM_RETURN_IF_ERROR(FillTensor(in_ctx, tensor, max_batch_size, user.add_input()));
     }
   } else {
     for (auto& input : *user.mutable_input()) {
+      if (provided.count(input.name())) {
+        return InvalidArgument(in_ctx.Prefix(input.name()) +
+                               ": sequence_batching feeds it (a control or state input); "
+                               "remove it from the config's inputs");
+      }
       MM_RETURN_IF_ERROR(CheckTensor(in_ctx, input, model.inputs, max_batch_size));
     }
     for (const auto& tensor : model.inputs) {
+      if (provided.count(tensor.name)) continue;
       bool listed = std::any_of(user.input().begin(), user.input().end(),
                                 [&](const auto& input) { return input.name() == tensor.name; });
       if (!listed) {
@@ -148,6 +166,7 @@ StatusOr<ModelConfig> CompleteModelConfig(std::string_view model_name, ModelConf
   const TensorContext out_ctx{model_name, "output", model.format};
   if (user.output_size() == 0) {
     for (const auto& tensor : model.outputs) {
+      if (taken.count(tensor.name)) continue;
       MM_RETURN_IF_ERROR(FillTensor(out_ctx, tensor, max_batch_size, user.add_output()));
     }
   } else {

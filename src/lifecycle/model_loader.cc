@@ -206,6 +206,10 @@ Status ModelLoader::Load(const ModelKey& key, Composing* composing) {
   // The server's caps apply to config.pbtxt and overrides alike (a config
   // over one is listed UNAVAILABLE with the reason).
   if (source.status.ok()) source.status = CheckServerLimits(source.config, options_.limits);
+  // What the sequence batcher does not support fails before anything loads.
+  if (source.status.ok() && source.config.has_sequence_batching()) {
+    source.status = SequenceConfig::FromModelConfig(source.config).status();
+  }
   const uint64_t config_fp = override_hash ? override_hash : source.config_fingerprint;
   BackendChoice backend;
   std::vector<int64_t> selected;
@@ -403,8 +407,16 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
   // Health reports name the servable they concern, once it exists.
   auto target = std::make_shared<std::atomic<const ServableModel*>>(nullptr);
   spec.on_health = [relay = relay_, key, version, target](const Status& health) {
-    MutexLock lock(relay->mu);
-    if (relay->table) relay->table->OnWorkerHealth(key, version, target->load(), health);
+    std::shared_ptr<ModelScheduler> failed;
+    {
+      MutexLock lock(relay->mu);
+      if (relay->table) failed = relay->table->OnWorkerHealth(key, version, target->load(), health);
+    }
+    // A sequence model's sequences lived in the worker that failed.
+    if (failed) {
+      failed->EndSequences("ended: a worker process of the model failed (" + health.message() +
+                           ")");
+    }
   };
   auto loaded = backend.backend->Load(spec);
   Status status = loaded.ok() ? OkStatus() : loaded.status();
@@ -475,6 +487,14 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
   scheduler_config.batch_as_list = (*loaded)->batch_as_list;
   scheduler_config.asynchronous = (*loaded)->asynchronous;
   scheduler_config.executions_per_instance = (*loaded)->executions_per_instance;
+  if (servable->config.has_sequence_batching()) {
+    auto sequence = SequenceConfig::FromModelConfig(servable->config);
+    if (!sequence.ok()) {
+      memory_.Unreserve(owner.tenant, key, estimate);
+      return sequence.status().WithContext(label);
+    }
+    scheduler_config.sequence = std::move(*sequence);
+  }
   servable->drift = std::move(drift);
   servable->composing = composing_keys;
   if (servable->config.response_cache().enable()) {
@@ -485,6 +505,11 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
           label);
     } else if (servable->config.model_transaction_policy().decoupled()) {
       spdlog::warn("{}: response_cache is enabled, but a decoupled model is never cached", label);
+    } else if (servable->config.has_sequence_batching()) {
+      spdlog::warn(
+          "{}: response_cache is enabled, but a sequence model is never cached (its "
+          "answers depend on its state)",
+          label);
     } else {
       servable->cache = options_.response_cache->NewScope();
     }

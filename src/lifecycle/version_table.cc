@@ -226,13 +226,14 @@ void VersionTable::Publish(std::string_view name) {
   slot.store(std::move(shard), std::memory_order_release);
 }
 
-void VersionTable::OnWorkerHealth(const ModelKey& key, int64_t version, const ServableModel* target,
-                                  const Status& health) {
+std::shared_ptr<ModelScheduler> VersionTable::OnWorkerHealth(const ModelKey& key, int64_t version,
+                                                             const ServableModel* target,
+                                                             const Status& health) {
   MutexLock lock(mu_);
   auto it = models_.find(key);
-  if (it == models_.end() || target == nullptr) return;
+  if (it == models_.end() || target == nullptr) return nullptr;
   auto v = it->second.versions.find(version);
-  if (v == it->second.versions.end() || v->second.servable.get() != target) return;
+  if (v == it->second.versions.end() || v->second.servable.get() != target) return nullptr;
   VersionSlot& slot = v->second;
   const std::string what = "model '" + key.name + "' version " + std::to_string(version);
   if (!health.ok()) {
@@ -244,6 +245,7 @@ void VersionTable::OnWorkerHealth(const ModelKey& key, int64_t version, const Se
       slot.reason = health.message();
       Publish(key.name);
     }
+    return slot.servable->scheduler;
   } else if (slot.worker_down) {
     slot.worker_down = false;
     if (slot.state() == ModelState::kUnavailable) {
@@ -253,6 +255,7 @@ void VersionTable::OnWorkerHealth(const ModelKey& key, int64_t version, const Se
       spdlog::info("{} is READY again", what);
     }
   }
+  return nullptr;
 }
 
 std::vector<ModelVersionStatus> VersionTable::Index(

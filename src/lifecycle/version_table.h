@@ -178,9 +178,12 @@ class VersionTable {
   static std::string PlaceOf(const ModelKey& key, const ModelEntry& entry);
 
   // ------------------------------------------------------------ locks itself
-  // A backend's health report for the copy `target` of `key` version `version`.
-  void OnWorkerHealth(const ModelKey& key, int64_t version, const ServableModel* target,
-                      const Status& health) MM_EXCLUDES(mu_);
+  // A backend's health report for the copy `target` of `key` version
+  // `version`. For a failure of the copy still held: its scheduler (whose
+  // sequences the caller ends, outside any lock); else null.
+  std::shared_ptr<ModelScheduler> OnWorkerHealth(const ModelKey& key, int64_t version,
+                                                 const ServableModel* target, const Status& health)
+      MM_EXCLUDES(mu_);
   // Every version known (ModelManager::Index), with its owner (by repository).
   std::vector<ModelVersionStatus> Index(
       const std::function<std::string(std::string_view)>& owner_of) const MM_EXCLUDES(mu_);

@@ -394,6 +394,33 @@ Status ValidateMmserve(const inference::MmserveOptions& mm) {
   return OkStatus();
 }
 
+// sequence_batching's numbers; what the sequence batcher supports is its
+// own check (scheduler/sequence_batcher.h).
+Status ValidateSequenceBatching(const inference::ModelConfig& config) {
+  const auto& sb = config.sequence_batching();
+  if (sb.max_sequence_idle_microseconds() > B::kMaxQueueTimeoutUs) {
+    return OverBound("sequence_batching.max_sequence_idle_microseconds",
+                     sb.max_sequence_idle_microseconds(), B::kMaxQueueTimeoutUs);
+  }
+  MM_RETURN_IF_ERROR(
+      CheckCount("sequence_batching.control_input", sb.control_input_size(), B::kMaxTensors));
+  MM_RETURN_IF_ERROR(CheckCount("sequence_batching.state", sb.state_size(), B::kMaxTensors));
+  const uint64_t delay = sb.has_oldest() ? sb.oldest().max_queue_delay_microseconds()
+                                         : sb.direct().max_queue_delay_microseconds();
+  if (delay > B::kMaxQueueDelayUs) {
+    return OverBound("sequence_batching's max_queue_delay_microseconds", delay,
+                     B::kMaxQueueDelayUs);
+  }
+  if (sb.has_oldest() && sb.oldest().max_candidate_sequences() > int32_t{1'000'000}) {
+    return OverBound("sequence_batching.oldest.max_candidate_sequences",
+                     sb.oldest().max_candidate_sequences(), 1'000'000);
+  }
+  for (const auto& st : sb.state()) {
+    MM_RETURN_IF_ERROR(ValidateDims(st.dims(), "state " + Quote(st.input_name()), "dims"));
+  }
+  return OkStatus();
+}
+
 // ensemble_scheduling's sizes and names; its steps are checked against their
 // models when the ensemble loads (backends/ensemble/ensemble_plan.h).
 Status ValidateEnsembling(const inference::ModelConfig& config) {
@@ -451,6 +478,7 @@ Status ValidateModelConfig(const inference::ModelConfig& config) {
   MM_RETURN_IF_ERROR(ValidateInstanceGroups(config));
   if (config.has_dynamic_batching()) MM_RETURN_IF_ERROR(ValidateDynamicBatching(config));
   if (config.has_ensemble_scheduling()) MM_RETURN_IF_ERROR(ValidateEnsembling(config));
+  if (config.has_sequence_batching()) MM_RETURN_IF_ERROR(ValidateSequenceBatching(config));
   MM_RETURN_IF_ERROR(ValidateWarmup(config));
   MM_RETURN_IF_ERROR(ValidateMaps(config));
   for (std::string_view key : kThreadParameters) {

@@ -51,6 +51,36 @@ StatusOr<std::shared_ptr<ModelScheduler>> ModelScheduler::Create(
     std::vector<std::unique_ptr<ModelInstance>> instances, ExecutionSlots* slots, Options options,
     Config config) {
   if (config.tenant.empty()) config.tenant = kSharedTenant;
+  if (config.sequence) {
+    // A lane per instance, each a scheduler of its own whose dynamic batcher
+    // forms the batches; the batcher in front keeps sequences on their lane.
+    SequenceConfig sequence = std::move(*config.sequence);
+    config.sequence.reset();
+    std::vector<std::shared_ptr<ModelScheduler>> lanes;
+    for (auto& instance : instances) {
+      Config lane = config;
+      lane.queue = QueueConfig();
+      lane.batching = BatchingConfig();
+      if (sequence.max_batch_size > 0) {
+        lane.batching.enabled = true;
+        lane.batching.max_batch_size = sequence.max_batch_size;
+        lane.batching.preferred = sequence.preferred;
+        lane.batching.max_delay_ns = sequence.max_delay_ns;
+      }
+      std::vector<std::unique_ptr<ModelInstance>> one;
+      one.push_back(std::move(instance));
+      MM_ASSIGN_OR_RETURN(auto scheduler, Create(std::move(one), slots, options, std::move(lane)));
+      lanes.push_back(std::move(scheduler));
+    }
+    auto flow = slots->Register(config.tenant, config.model_name, config.weight);
+    if (!flow.ok()) return flow.status().WithContext("model '" + config.model_name + "'");
+    const std::string name = config.model_name;
+    std::shared_ptr<ModelScheduler> front(
+        new ModelScheduler({}, slots, *flow, options, std::move(config)));
+    front->sequences_ = std::make_shared<SequenceBatcher>(
+        name, std::move(sequence), std::move(lanes), front->clock_, options.timer);
+    return front;
+  }
   auto flow = slots->Register(config.tenant, config.model_name, config.weight);
   if (!flow.ok()) return flow.status().WithContext("model '" + config.model_name + "'");
   return std::shared_ptr<ModelScheduler>(
@@ -118,11 +148,13 @@ ModelScheduler::~ModelScheduler() {
 }
 
 size_t ModelScheduler::pending() const {
+  if (sequences_) return sequences_->pending();
   MutexLock lock(mu_);
   return queue_.size() + executing_;
 }
 
 std::pair<size_t, size_t> ModelScheduler::queued_and_executing() const {
+  if (sequences_) return sequences_->queued_and_executing();
   MutexLock lock(mu_);
   return {queue_.size(), executing_};
 }
@@ -147,6 +179,7 @@ ExecutionTiming StageTimes(const ExecutionTiming& backend, int64_t start_ns, int
 }  // namespace
 
 void ModelScheduler::NotifyWhenIdle(std::function<void()> fn) {
+  if (sequences_) return sequences_->NotifyWhenIdle(std::move(fn));
   {
     MutexLock lock(mu_);
     if (!queue_.empty() || executing_ > 0) {
@@ -169,6 +202,7 @@ bool ModelScheduler::InlineAllowed(const InferRequest& request) const {
 }
 
 void ModelScheduler::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
+  if (sequences_) return sequences_->Enqueue(std::move(request), std::move(done));
   const int64_t now = clock_->NowNs();
   // The queue's parameters are checked before anything is queued, without mu_.
   auto admission = Admit(queue_config(), *request, now, model_name_);

@@ -37,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "backends/backend.h"
@@ -46,6 +47,7 @@
 #include "scheduler/clock.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_queue.h"
+#include "scheduler/sequence_batcher.h"
 #include "scheduler/timer.h"
 
 namespace mm {
@@ -107,6 +109,10 @@ struct ModelSchedulerConfig {
   bool asynchronous = false;
   // Executions one instance takes at once (LoadedModel::executions_per_instance).
   size_t executions_per_instance = 1;
+  // A sequence model's (config.sequence_batching, SequenceConfig's
+  // FromModelConfig): its requests go through a SequenceBatcher whose lanes
+  // are a scheduler per instance (sequence_batcher.h). Unset: none.
+  std::optional<SequenceConfig> sequence;
   // Whether a batch of several requests reaches an instance as the list of
   // its requests, unmerged (LoadedModel::batch_as_list:
   // ModelInstance::ExecuteList), rather than merged along dim 0 into one
@@ -155,8 +161,20 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // Moving average of execution time, ns (0 until the first execution).
   int64_t average_execution_ns() const { return avg_exec_ns_.load(std::memory_order_relaxed); }
   // Executions so far and the requests they served (a batch serves several).
-  uint64_t executions() const { return executions_.load(std::memory_order_relaxed); }
-  uint64_t executed_requests() const { return executed_requests_.load(std::memory_order_relaxed); }
+  uint64_t executions() const {
+    return sequences_ ? sequences_->executions() : executions_.load(std::memory_order_relaxed);
+  }
+  uint64_t executed_requests() const {
+    return sequences_ ? sequences_->executed_requests()
+                      : executed_requests_.load(std::memory_order_relaxed);
+  }
+  // A sequence model's: ends every sequence under way (SequenceBatcher's
+  // EndAll); nothing for any other model.
+  void EndSequences(const std::string& reason) {
+    if (sequences_) sequences_->EndAll(reason);
+  }
+  // A sequence model's batcher (Config::sequence); null for any other.
+  const SequenceBatcher* sequences() const { return sequences_.get(); }
   // Whether the model is decoupled (its requests need a ResponseStream).
   bool decoupled() const { return decoupled_; }
   // The fair share's tenant this model's executions are charged to.
@@ -248,6 +266,8 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   const std::shared_ptr<ModelStats> stats_;  // may be null
   const Clock* const clock_;
   const BatchingConfig batching_;
+  // A sequence model's: every request goes through it (const after Create).
+  std::shared_ptr<SequenceBatcher> sequences_;
 
   // preserve_ordering: answers in queueing order. Sequence numbers are taken
   // under the scheduler's mu_ (next_seq_ below); delivery has its own lock and

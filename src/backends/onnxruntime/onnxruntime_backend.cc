@@ -308,7 +308,13 @@ class OrtInstance final : public ModelInstance {
         unbounded_(unbounded),
         cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
     for (const auto& output : config.output()) output_names_.push_back(output.name());
-    for (const auto& name : output_names_) output_name_ptrs_.push_back(name.c_str());
+    // A sequence model's state outputs, which its scheduler asks for (by name).
+    for (const auto& state : config.sequence_batching().state()) {
+      output_names_.push_back(state.output_name());
+    }
+    for (int i = 0; i < config.output_size(); ++i) {
+      output_name_ptrs_.push_back(output_names_[i].c_str());
+    }
   }
 
   Status Execute(const InferRequest& request, InferResponse& response) override {
@@ -334,8 +340,9 @@ class OrtInstance final : public ModelInstance {
   const bool unbounded_;
   const Ort::MemoryInfo cpu_;
   const Ort::RunOptions run_options_;
-  std::vector<std::string> output_names_;      // the config's outputs, in order
-  std::vector<const char*> output_name_ptrs_;  // into output_names_
+  // The config's outputs, in order, then a sequence model's state outputs.
+  std::vector<std::string> output_names_;
+  std::vector<const char*> output_name_ptrs_;  // the config's outputs, into output_names_
   Ort::AllocatorWithDefaultOptions allocator_;
   // Aligned copies of misaligned inputs; used by one Execute at a time.
   std::vector<std::byte> scratch_;  // operator new: 16-byte aligned
