@@ -100,7 +100,7 @@ optimization { execution_accelerators {
   gpu_execution_accelerator [ { name: "tensorrt" parameters { key: "a" value: "b" } } ]
   cpu_execution_accelerator: [ ] } }
 input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] is_non_linear_format_io: true } ]
-	sequence_batching: { max_sequence_idle_microseconds: 5 }  # a comment [ {
+	model_operations: { op_library_filename: [ "x" ] }  # a comment [ {
 batch_input[]
 batch_output [{ target_name: [ "y" ] kind: BATCH_SCATTER_WITH_INPUT_SHAPE }]
 output: [ ]
@@ -120,7 +120,7 @@ max_batch_size: 4
                                      "ignored (mmserve does not support it in "
                                      "inference.ModelInput)"));
   // Columns count a tab to the next multiple of 8, as protobuf does.
-  EXPECT_THAT(warnings[2], HasSubstr("line 6 column 9: unknown field 'sequence_batching' ignored"));
+  EXPECT_THAT(warnings[2], HasSubstr("line 6 column 9: unknown field 'model_operations' ignored"));
   EXPECT_THAT(warnings[3], HasSubstr("line 7 column 1: unknown field 'batch_input' ignored"));
   EXPECT_THAT(warnings[4], HasSubstr("line 8 column 1: unknown field 'batch_output' ignored"));
 }
@@ -344,7 +344,7 @@ TEST(ModelConfigToJsonTest, WritesNestedMessagesAndSortedMaps) {
   EXPECT_THAT(json,
               HasSubstr(R"("mmserve":{"isolation":"PROCESS","memory_limit_bytes":)"
                         R"(1073741824,"pinned":true,"tenant":"acme",)"
-                        R"("memory_footprint_bytes":0,"weight":0,"execution_timeout_ms":0})"));
+                        R"("memory_footprint_bytes":0,"weight":0,"execution_timeout_ms":0,"share_cached_responses":false})"));
 
   inference::ModelConfig c;
   (*c.mutable_metric_tags())["b"] = "2";
