@@ -24,6 +24,13 @@ cache: mlp_classifier with response_cache { enable: true } under
   The cache's own figures (hits, misses) are checked: every request after the
   first few must have hit.
 
+sequence: the accumulator (scripts/pipeline_models.py, 2 instances, batches
+  of up to 8) as a sequence model with implicit state and the oldest
+  strategy, at 32 concurrent sequences (perf_analyzer's own sequences, 20
+  requests each), against the same ONNX model without sequences (the client
+  sends the state; dynamic batching) at concurrency 32, gRPC, interleaved
+  over N rounds. Target (issue 23): >= 0.8 x the throughput without sequences.
+
 BUILD_DIR (default build/release) holds mmserve; the server is pinned to CPUS
 (default 0; '' for none), perf_analyzer to the others. Exit status 1 when a
 target is missed.
@@ -43,7 +50,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "scripts"))
 import python_peer_models as peer  # noqa: E402  (perf_analyzer, client CPUs)
 from bls_cost import start_mmserve  # noqa: E402
-from pipeline_models import PIPELINE, write_ensemble, write_pipeline_steps  # noqa: E402
+from pipeline_models import (PIPELINE, write_accumulate, write_accumulate_plain,  # noqa: E402
+                             write_ensemble, write_pipeline_steps)
 
 STEPS = ["ens_pre", "mlp_classifier", "ens_post"]
 
@@ -119,14 +127,32 @@ def cache_part(ports, args, cpus):
     return ok
 
 
+def sequence_part(ports, args, cpus):
+    rps = {"acc_seq": [], "acc_plain": []}
+    for _ in range(args.rounds):
+        for model in rps:  # interleaved
+            extra = ["--sequence-length", "20"] if model == "acc_seq" else []
+            rps[model].append(peer.pa_point("grpc", ports["grpc"], model, 32, args.seconds, cpus,
+                                            extra)[1])
+    med = {m: statistics.median(v) for m, v in rps.items()}
+    ratio = med["acc_seq"] / med["acc_plain"]
+    met = ratio >= 0.8
+    print("\n| protocol | without sequences req/s (c32) | oldest, 32 sequences req/s |"
+          " sequences ÷ without | target >= 0.80 |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| grpc | {med['acc_plain']:.0f} | {med['acc_seq']:.0f} | {ratio:.2f}x | "
+          f"{'yes' if met else 'NO'} |")
+    return met
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("build", nargs="?", default="build/release")
     parser.add_argument("--seconds", type=float, default=3, help="per point")
     parser.add_argument("--pin", default="0", help="taskset CPU list for mmserve ('' off)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--parts", default="ensemble,cache",
-                        help="which parts to run, comma-separated (ensemble, cache)")
+    parser.add_argument("--parts", default="ensemble,cache,sequence",
+                        help="which parts to run, comma-separated (ensemble, cache, sequence)")
     args = parser.parse_args()
     parts = args.parts.split(",")
     binary = ROOT / args.build / "mmserve"
@@ -147,6 +173,8 @@ def main():
         (repo / "mlp_cached" / "config.pbtxt").write_text(
             config.replace('"mlp_classifier"', '"mlp_cached"') +
             "response_cache { enable: true }\n")
+        write_accumulate(repo, "acc_seq", "oldest { max_candidate_sequences: 64 }")
+        write_accumulate_plain(repo, "acc_plain")
         proc, ports = start_mmserve(binary, repo, args.pin, tmp / "mmserve.log",
                                     ["--cache-config", f"local,size={64 << 20}"])
         try:
@@ -158,6 +186,8 @@ def main():
                 ok &= ensemble_part(ports, args, cpus)
             if "cache" in parts:
                 ok &= cache_part(ports, args, cpus)
+            if "sequence" in parts:
+                ok &= sequence_part(ports, args, cpus)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
