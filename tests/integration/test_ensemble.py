@@ -7,6 +7,7 @@ model that crashes mid-pipeline fails the request naming the step; the
 statistics count the ensemble and each composing model; a trace has one span
 per step; and another tenant's model is no step model."""
 import json
+import shutil
 import sys
 import time
 
@@ -367,5 +368,52 @@ ensemble_scheduling { step [
         r = requests.post(f"{s.base}/v2/repository/models/ens_pre/load", headers=bearer(KEY_B),
                           timeout=60)
         assert r.status_code == 200, r.text
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
+
+
+def test_composing_models_are_pinned_while_the_ensemble_is_loaded(tmp_path):
+    # Declared footprints: the ensemble 10 B, its three steps 100 B each,
+    # `idle` and `late` 100 B each, a budget of 450 B. Loading `late` must evict one model: never a
+    # step of the loaded ensemble, so `idle` goes.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_pipeline_steps(repo, EXAMPLES)
+    write_ensemble(repo, "pipeline", PIPELINE + "mmserve { memory_footprint_bytes: 10 }\n")
+    write_doubler(repo)
+    for name in ("ens_pre", "mlp_classifier", "ens_post"):
+        config = repo / name / "config.pbtxt"
+        config.write_text(config.read_text() + "mmserve { memory_footprint_bytes: 100 }\n")
+    for name in ("idle", "late"):
+        shutil.copytree(repo / "doubler", repo / name)
+        config = repo / name / "config.pbtxt"
+        config.write_text(config.read_text().replace('"doubler"', f'"{name}"') +
+                          "mmserve { memory_footprint_bytes: 100 }\n")
+    s = Server([repo], "--model-control-mode", "explicit", "--model-memory-budget", "450").start()
+    try:
+        c = httpclient.InferenceServerClient(s.url)
+        c.load_model("pipeline")  # and its three steps, first
+        c.load_model("idle")
+        # The ensemble itself may be evicted like any model: used, it is not
+        # the first to go.
+        i = httpclient.InferInput("RAW", [1, 16], "FP32")
+        i.set_data_from_numpy(np.zeros((1, 16), dtype=np.float32))
+        c.infer("pipeline", [i])
+        c.load_model("late")
+        ready = {m["name"]: m["state"] for m in c.get_model_repository_index()}
+        for name in ("pipeline", "ens_pre", "mlp_classifier", "ens_post", "late"):
+            assert ready[name] == "READY", (name, ready)
+        assert ready["idle"] != "READY", ready
+        # With the ensemble gone, its steps may be evicted again: each was
+        # used once, `late` (made more valuable) three times.
+        c.unload_model("pipeline")
+        for _ in range(3):
+            x = httpclient.InferInput("X", [2], "FP32")
+            x.set_data_from_numpy(np.ones(2, dtype=np.float32))
+            c.infer("late", [x])
+        c.load_model("idle")  # evicts a step
+        ready = {m["name"]: m["state"] for m in c.get_model_repository_index()}
+        assert ready["idle"] == "READY"
+        assert [ready[n] for n in ("ens_pre", "mlp_classifier", "ens_post")].count("READY") == 2
     finally:
         assert s.stop() == 0, s.text()[-3000:]
