@@ -12,6 +12,7 @@
 #include "repository/mlflow/mlmodel.h"
 #include "repository/model_config.h"
 #include "repository/repository_file.h"
+#include "scheduler/sequence_batcher.h"
 
 namespace mm {
 
@@ -493,7 +494,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
       memory_.Unreserve(owner.tenant, key, estimate);
       return sequence.status().WithContext(label);
     }
-    scheduler_config.sequence = std::move(*sequence);
+    scheduler_config.sequence = std::make_shared<const SequenceConfig>(std::move(*sequence));
   }
   servable->drift = std::move(drift);
   servable->composing = composing_keys;

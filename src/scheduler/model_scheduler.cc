@@ -1,6 +1,7 @@
 #include "scheduler/model_scheduler.h"
 
 #include "scheduler/batch_tensors.h"
+#include "scheduler/sequence_batcher.h"
 
 #include <algorithm>
 #include <chrono>
@@ -54,7 +55,7 @@ StatusOr<std::shared_ptr<ModelScheduler>> ModelScheduler::Create(
   if (config.sequence) {
     // A lane per instance, each a scheduler of its own whose dynamic batcher
     // forms the batches; the batcher in front keeps sequences on their lane.
-    SequenceConfig sequence = std::move(*config.sequence);
+    SequenceConfig sequence = *config.sequence;
     config.sequence.reset();
     std::vector<std::shared_ptr<ModelScheduler>> lanes;
     for (auto& instance : instances) {
@@ -145,6 +146,19 @@ ModelScheduler::~ModelScheduler() {
   spdlog::info("model '{}': {} requests in {} executions (mean batch {:.2f} requests)", model_name_,
                executed_requests(), runs,
                static_cast<double>(executed_requests()) / static_cast<double>(runs));
+}
+
+uint64_t ModelScheduler::executions() const {
+  return sequences_ ? sequences_->executions() : executions_.load(std::memory_order_relaxed);
+}
+
+uint64_t ModelScheduler::executed_requests() const {
+  return sequences_ ? sequences_->executed_requests()
+                    : executed_requests_.load(std::memory_order_relaxed);
+}
+
+void ModelScheduler::EndSequences(const std::string& reason) {
+  if (sequences_) sequences_->EndAll(reason);
 }
 
 size_t ModelScheduler::pending() const {

@@ -47,10 +47,12 @@
 #include "scheduler/clock.h"
 #include "scheduler/execution_slots.h"
 #include "scheduler/model_queue.h"
-#include "scheduler/sequence_batcher.h"
 #include "scheduler/timer.h"
 
 namespace mm {
+
+class SequenceBatcher;
+struct SequenceConfig;
 
 struct ModelSchedulerOptions {
   // Largest average execution time (ns) for which a request may run inline on
@@ -112,7 +114,7 @@ struct ModelSchedulerConfig {
   // A sequence model's (config.sequence_batching, SequenceConfig's
   // FromModelConfig): its requests go through a SequenceBatcher whose lanes
   // are a scheduler per instance (sequence_batcher.h). Unset: none.
-  std::optional<SequenceConfig> sequence;
+  std::shared_ptr<const SequenceConfig> sequence;
   // Whether a batch of several requests reaches an instance as the list of
   // its requests, unmerged (LoadedModel::batch_as_list:
   // ModelInstance::ExecuteList), rather than merged along dim 0 into one
@@ -161,18 +163,11 @@ class ModelScheduler final : public SlotUser, public std::enable_shared_from_thi
   // Moving average of execution time, ns (0 until the first execution).
   int64_t average_execution_ns() const { return avg_exec_ns_.load(std::memory_order_relaxed); }
   // Executions so far and the requests they served (a batch serves several).
-  uint64_t executions() const {
-    return sequences_ ? sequences_->executions() : executions_.load(std::memory_order_relaxed);
-  }
-  uint64_t executed_requests() const {
-    return sequences_ ? sequences_->executed_requests()
-                      : executed_requests_.load(std::memory_order_relaxed);
-  }
+  uint64_t executions() const;
+  uint64_t executed_requests() const;
   // A sequence model's: ends every sequence under way (SequenceBatcher's
   // EndAll); nothing for any other model.
-  void EndSequences(const std::string& reason) {
-    if (sequences_) sequences_->EndAll(reason);
-  }
+  void EndSequences(const std::string& reason);
   // A sequence model's batcher (Config::sequence); null for any other.
   const SequenceBatcher* sequences() const { return sequences_.get(); }
   // Whether the model is decoupled (its requests need a ResponseStream).

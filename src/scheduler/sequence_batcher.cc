@@ -127,6 +127,14 @@ StatusOr<SequenceConfig> SequenceConfig::FromModelConfig(const inference::ModelC
     }
     c.states.push_back(std::move(state));
   }
+  size_t state_bytes = 0;
+  for (const State& st : c.states) state_bytes += st.bytes;
+  if (state_bytes > kMaxSequenceStateBytes) {
+    return bad("its states hold " + std::to_string(state_bytes) +
+               " bytes per sequence; expected at most " + std::to_string(kMaxSequenceStateBytes));
+  }
+  c.max_sequences = std::max<size_t>(
+      1, std::min(kMaxSequences, state_bytes == 0 ? kMaxSequences : kMaxStateBytes / state_bytes));
   for (const auto& out : config.output()) c.outputs.push_back(out.name());
   return c;
 }
@@ -248,7 +256,12 @@ void SequenceBatcher::Enqueue(std::unique_ptr<InferRequest> request, InferCallba
       EndLocked(id->key, ExpiredReason(), &failed, &sends);
       it = sequences_.end();
     }
-    if (*start && it != sequences_.end()) {
+    if (*start && it == sequences_.end() && sequences_.size() >= config_.max_sequences) {
+      refused = ResourceExhausted(
+          label + " cannot start: the model has " + std::to_string(sequences_.size()) +
+          " sequences under way or waiting, its limit (its state's memory bounds it); end some "
+          "(sequence_end) or let idle ones expire");
+    } else if (*start && it != sequences_.end()) {
       refused = InvalidArgument(label +
                                 " is already under way: this request says sequence_start again; "
                                 "end it first (sequence_end) or use another sequence_id");

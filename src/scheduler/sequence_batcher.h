@@ -39,7 +39,8 @@
 // instance fails with UNAVAILABLE (a worker process died) ends every
 // sequence of that lane: their state went with the worker.
 //
-// Errors (the request fails, nothing else changes): no or a bad sequence_id
+// Errors (the request fails, nothing else changes): a start past
+// max_sequences (RESOURCE_EXHAUSTED, naming the limit); no or a bad sequence_id
 // (INVALID_ARGUMENT); a sequence_start for a sequence already under way
 // (INVALID_ARGUMENT, naming it); a request without sequence_start for a
 // sequence not under way (INVALID_ARGUMENT, saying whether it ended, expired
@@ -94,6 +95,14 @@ struct SequenceConfig {
   // The model's outputs (config.output), asked for with the states' when a
   // request names none.
   std::vector<std::string> outputs;
+  // Sequences under way or waiting for a lane at once, at most: a client
+  // starts them, so they are bounded, and so is the state they hold
+  // (kMaxSequences, and kMaxStateBytes over all of them). One more start is
+  // RESOURCE_EXHAUSTED.
+  size_t max_sequences = 0;
+  static constexpr size_t kMaxSequences = 16384;
+  static constexpr size_t kMaxStateBytes = size_t{1} << 30;
+  static constexpr size_t kMaxSequenceStateBytes = size_t{64} << 20;  // one sequence's
 
   // INVALID_ARGUMENT naming the field for what mmserve does not support
   // (iterative_sequence, data_file initial states, variable state dims,

@@ -7,17 +7,23 @@
 // INVALID_ARGUMENT (or PERMISSION_DENIED for admin-only fields) with a
 // message, and a config that passes builds the structures a load sizes from
 // it (queue, batcher, statistics) without allocating absurdly: run with
-// -rss_limit_mb=4096.
+// -rss_limit_mb=4096. A sequence model's config goes through the sequence
+// batcher's checks, and an ensemble's steps are planned (PlanEnsemble)
+// against composing models that are the config itself under the steps'
+// names: refusals are INVALID_ARGUMENT with a message, and a plan's indices
+// stay within its tensors and steps.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
+#include "backends/ensemble/ensemble_plan.h"
 #include "observability/model_stats.h"
 #include "repository/model_config.h"
 #include "scheduler/model_queue.h"
 #include "scheduler/model_scheduler.h"
+#include "scheduler/sequence_batcher.h"
 
 namespace {
 
@@ -95,5 +101,53 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mm::ModelStats stats("m", 1, "t", config->max_batch_size());
   stats.ExecutionFinished(config->max_batch_size(), 1, 1, 1);
   Check(stats.Read().batches.size() == 1, "one execution, one batch size");
+
+  if (config->has_sequence_batching()) {
+    auto sequence = mm::SequenceConfig::FromModelConfig(*config);
+    if (!sequence.ok()) {
+      Check(sequence.status().code() == mm::StatusCode::kInvalidArgument,
+            "a refused sequence config is INVALID_ARGUMENT");
+      Check(!sequence.status().message().empty(), "refusals have messages");
+    } else {
+      size_t state_bytes = 0;
+      for (const auto& state : sequence->states) state_bytes += state.bytes;
+      Check(state_bytes <= mm::SequenceConfig::kMaxSequenceStateBytes, "a sequence's state");
+      Check(sequence->max_sequences >= 1 &&
+                sequence->max_sequences * state_bytes <= mm::SequenceConfig::kMaxStateBytes,
+            "the state of every sequence is bounded");
+      for (const auto& control : sequence->controls) {
+        Check(control.true_value.size() == control.false_value.size(),
+              "a control's values have one size");
+      }
+    }
+  }
+  if (config->has_ensemble_scheduling()) {
+    std::vector<mm::ComposingModel> models;
+    for (const auto& step : config->ensemble_scheduling().step()) {
+      mm::ComposingModel m{step.model_name(), step.model_version(), *config};
+      m.config.set_name(step.model_name());
+      models.push_back(std::move(m));
+    }
+    auto plan = mm::PlanEnsemble(*config, models);
+    if (!plan.ok()) {
+      Check(plan.status().code() == mm::StatusCode::kInvalidArgument,
+            "a refused ensemble is INVALID_ARGUMENT");
+      Check(!plan.status().message().empty(), "refusals have messages");
+    } else {
+      const int tensors = static_cast<int>(plan->tensors.size());
+      Check(plan->consumers.size() == plan->tensors.size(), "consumers per tensor");
+      for (const auto& step : plan->steps) {
+        Check(step.waits_for >= 0 && step.waits_for <= static_cast<int>(step.inputs.size()),
+              "a step waits for at most its inputs");
+        for (const auto& b : step.inputs) Check(b.tensor >= 0 && b.tensor < tensors, "inputs");
+        for (const auto& b : step.outputs) Check(b.tensor >= 0 && b.tensor < tensors, "outputs");
+      }
+      for (const auto& consumers : plan->consumers) {
+        for (int s : consumers) {
+          Check(s >= 0 && s < static_cast<int>(plan->steps.size()), "consumers are steps");
+        }
+      }
+    }
+  }
   return 0;
 }
