@@ -7,17 +7,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/steady_time.h"
+
 namespace mm {
-
-namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 bool IsLegalTransition(ModelState from, ModelState to) {
   using S = ModelState;
@@ -93,7 +85,7 @@ StatusOr<ModelHandle> VersionTable::Get(const NameScope& scope, std::string_view
     if (found != nullptr && *found) {
       if (count_use) {
         const ServableModel& m = **found;
-        m.last_used_ns.store(NowNs(), std::memory_order_relaxed);
+        m.last_used_ns.store(SteadyNowNs(), std::memory_order_relaxed);
         m.uses.store(m.uses.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       }
       return *found;

@@ -328,15 +328,18 @@ SequenceBatcher::Send SequenceBatcher::PrepareLocked(Sequence& s) {
   s.works.pop_front();
   s.running = true;
   InferRequest& r = *work.request;
-  // Control inputs, in one buffer.
+  // Control inputs, in one buffer, each 8-byte aligned (an INT64 CORRID
+  // after an INT32 flag would not be).
+  auto aligned = [](size_t n) { return (n + 7) & ~size_t{7}; };
   size_t bytes = 0;
   for (const auto& c : config_.controls) {
     if (c.kind != SB::Control::CONTROL_SEQUENCE_CORRID) {
-      bytes += c.true_value.size();
+      bytes += aligned(c.true_value.size());
     } else if (c.dtype == DataType::kBytes) {
-      bytes += 4 + (s.string_id.empty() ? std::to_string(s.int_id).size() : s.string_id.size());
+      bytes +=
+          aligned(4 + (s.string_id.empty() ? std::to_string(s.int_id).size() : s.string_id.size()));
     } else {
-      bytes += DataTypeSize(c.dtype);
+      bytes += aligned(DataTypeSize(c.dtype));
     }
   }
   if (!config_.controls.empty()) {
@@ -379,7 +382,7 @@ SequenceBatcher::Send SequenceBatcher::PrepareLocked(Sequence& s) {
       t.shape = config_.max_batch_size > 0 ? Shape{1, 1} : Shape{1};
       t.data = {p, n};
       t.owner = buffer;
-      at += n;
+      at += aligned(n);
     }
   }
   if (!config_.states.empty()) {

@@ -20,6 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from conftest import EXAMPLES, ROOT, Server
 from python_models import write_model
+from test_python_isolation import CRASHER, CRASHER_CONFIG
 from test_tenancy import KEY_A, KEY_B, bearer, write_tenants
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -88,25 +89,6 @@ ensemble_scheduling {
 }
 """
 
-# Dies (os._exit) when its first value is 1; else OUT = IN.
-CRASHER = """
-import os
-
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        x = pb_utils.get_input_tensor_by_name(requests[0], "IN").as_numpy()
-        if x[0] == 1:
-            os._exit(3)
-        return [pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x)])]
-"""
-CRASHER_CONFIG = """name: "crasher"
-backend: "python"
-input [{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }]
-output [{ name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] }]
-"""
 CRASH_PIPE = """input [{ name: "IN" data_type: TYPE_FP32 dims: [ -1 ] }]
 output [{ name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] }]
 ensemble_scheduling {

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from conftest import ROOT, Server
+from test_python_isolation import workers_of
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from pipeline_models import accumulated, write_accumulate, write_controls  # noqa: E402
@@ -143,26 +143,11 @@ def test_an_idle_sequence_expires(server):
     assert "max_sequence_idle_microseconds (100000)" in str(e.value)
 
 
-def worker_pids(server, model):
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == server.proc.pid and b"--worker" in cmd and model.encode() in cmd:
-            out.append(int(d.name))
-    return out
-
-
 def test_a_workers_death_ends_its_sequences_with_a_clear_error(server):
     c = httpclient.InferenceServerClient(server.url)
     assert step(c, httpclient, "acc_worker", 31, 1, start=True) == 1
     assert step(c, httpclient, "acc_worker", 31, 0) == 2
-    pids = worker_pids(server, "acc_worker")
+    pids = workers_of(server, "acc_worker")
     assert len(pids) == 1
     os.kill(pids[0], signal.SIGKILL)
     # While the worker restarts the model is unavailable (503); then the

@@ -1,22 +1,16 @@
 #include "backends/ensemble/ensemble_backend.h"
 
 #include <algorithm>
-#include <chrono>
 #include <variant>
 
 #include "backends/ensemble/ensemble_plan.h"
 #include "backends/registry.h"
+#include "core/steady_time.h"
 #include "core/thread_annotations.h"
 
 namespace mm {
 
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The request's "timeout" (µs), when it carries a positive integer one.
 int64_t TimeoutUs(const Parameters& parameters) {
@@ -50,7 +44,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
   void Start() {
     const InferRequest& request = sender_->request();
     if (const int64_t us = TimeoutUs(request.parameters); us > 0) {
-      deadline_ns_ = (request.received_ns > 0 ? request.received_ns : NowNs()) + us * 1000;
+      deadline_ns_ = (request.received_ns > 0 ? request.received_ns : SteadyNowNs()) + us * 1000;
     }
     // The client going away cancels the steps under way (each has a
     // cancellation of its own: a queue holds one handler per cancellation).
@@ -108,7 +102,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
   bool LaunchStep(int s) {
     const EnsemblePlan::Step& step = plan_->steps[s];
     const InferRequest& request = sender_->request();
-    const int64_t now = NowNs();
+    const int64_t now = SteadyNowNs();
     if (sender_->cancelled()) {
       Fail(Cancelled("ensemble '" + ensemble_ + "': the request was cancelled before " +
                      StepLabel(s, step.model_name) + " started"));
@@ -180,7 +174,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
       timing.model = step.model_name;
       timing.version = std::move(r.model_version);
       timing.start_ns = start_ns;
-      timing.end_ns = NowNs();
+      timing.end_ns = SteadyNowNs();
       timing.queue_ns = r.queue_ns;
       timing.timing = r.timing;
       queue_ns_ += r.queue_ns;

@@ -341,10 +341,12 @@ TEST(ModelConfigToJsonTest, WritesNestedMessagesAndSortedMaps) {
   EXPECT_THAT(json, HasSubstr(R"("parameters":{"threads":{"string_value":"4"}})"));
   EXPECT_THAT(json, HasSubstr(R"("inputs":{"x":{"data_type":"TYPE_FP32","dims":[3,4,224],)"
                               R"("zero_data":true}})"));
-  EXPECT_THAT(json,
-              HasSubstr(R"("mmserve":{"isolation":"PROCESS","memory_limit_bytes":)"
-                        R"(1073741824,"pinned":true,"tenant":"acme",)"
-                        R"("memory_footprint_bytes":0,"weight":0,"execution_timeout_ms":0,"share_cached_responses":false})"));
+  EXPECT_THAT(
+      json,
+      HasSubstr(
+          R"("mmserve":{"isolation":"PROCESS","memory_limit_bytes":)"
+          R"(1073741824,"pinned":true,"tenant":"acme",)"
+          R"("memory_footprint_bytes":0,"weight":0,"execution_timeout_ms":0,"share_cached_responses":false})"));
 
   inference::ModelConfig c;
   (*c.mutable_metric_tags())["b"] = "2";
