@@ -252,6 +252,9 @@ def test_restarts_back_off_exponentially(tmp_path):
             delays.append(float(re.search(r"restarting it in ([\d.]+) s", line).group(1)))
         assert delays == [0.2, 0.4, 0.8, 0.8], delays  # doubling, up to the maximum
         wait_for(lambda: ready(s, "chaos"), "chaos READY")
+        # (The log is read by a thread of its own: the last "restarted" line
+        # may come in after READY is seen.)
+        wait_for(lambda: sum("restarted" in l for l in s.log) >= 4, "4 restarted lines")
         # A restart never comes before its delay: crash time to restart time.
         stamps = []
         for line in s.log:
