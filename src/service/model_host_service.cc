@@ -82,8 +82,9 @@ class ServiceModelHost final : public ModelHost {
       }
     }
     auto callback = std::make_shared<HostInferCallback>(std::move(on_response));
-    // (An ensemble's steps are never decoupled: PlanEnsemble refuses them.)
-    if (!step) request->stream = std::make_shared<HostStream>(callback);
+    // A decoupled callee's responses come as they are sent (an ensemble's
+    // decoupled step's too).
+    request->stream = std::make_shared<HostStream>(callback);
     const std::string model = request->model_name;
     auto answer = [callback](StatusOr<std::unique_ptr<InferResponse>> result) {
       if (result.ok()) {

@@ -24,7 +24,8 @@ from test_python_isolation import CRASHER, CRASHER_CONFIG
 from test_tenancy import KEY_A, KEY_B, bearer, write_tenants
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from pipeline_models import (PIPELINE, write_doubler, write_ensemble,  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from pipeline_models import (PIPELINE, onnx_model, write_doubler, write_ensemble,  # noqa: E402
                              write_pipeline_steps, write_pre)
 
 # Two Python models that each write a mark, then wait for the other's: both
@@ -397,5 +398,64 @@ def test_composing_models_are_pinned_while_the_ensemble_is_loaded(tmp_path):
         ready = {m["name"]: m["state"] for m in c.get_model_repository_index()}
         assert ready["idle"] == "READY"
         assert [ready[n] for n in ("ens_pre", "mlp_classifier", "ens_post")].count("READY") == 2
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
+
+
+STREAM_PIPE = """input [{ name: "IN" data_type: TYPE_INT32 dims: [ -1 ] }]
+output [
+  { name: "OUT" data_type: TYPE_INT32 dims: [ -1 ] },
+  { name: "IDX" data_type: TYPE_UINT32 dims: [ 1 ] }
+]
+model_transaction_policy { decoupled: true }
+ensemble_scheduling {
+  step [
+    { model_name: "repeat" input_map { key: "IN" value: "IN" }
+      output_map [{ key: "OUT" value: "value" }, { key: "IDX" value: "IDX" }] },
+    { model_name: "int_double" input_map { key: "X" value: "value" } output_map { key: "Y" value: "OUT" } }
+  ]
+}
+"""
+
+
+def test_a_decoupled_step_streams_through_the_steps_after_it(tmp_path):
+    # repeat answers one response per value of IN; each flows through
+    # int_double, and is one response of the (decoupled) ensemble.
+    from test_decoupled import Stream, is_final
+    from decoupled_models import REPEAT_CONFIG, write_model as write_backend_model
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_backend_model(repo, "repeat", REPEAT_CONFIG)
+    x = helper.make_tensor_value_info("X", TensorProto.INT32, ["n"])
+    y = helper.make_tensor_value_info("Y", TensorProto.INT32, ["n"])
+    onnx_model(repo / "int_double" / "1" / "model.onnx", [helper.make_node("Add", ["X", "X"], ["Y"])],
+               [x], [y])
+    (repo / "int_double" / "config.pbtxt").write_text("""name: "int_double"
+platform: "onnxruntime_onnx"
+input [{ name: "X" data_type: TYPE_INT32 dims: [ -1 ] }]
+output [{ name: "Y" data_type: TYPE_INT32 dims: [ -1 ] }]
+""")
+    write_ensemble(repo, "stream_pipe", STREAM_PIPE)
+    s = Server([repo], "--enable-test-backends").start()
+    try:
+        stream = Stream(s)
+        values = [3, 1, 4, 1, 5]
+        stream.send("stream_pipe", values, request_id="r1", final_flag=True)
+        got = {}
+        for result, error in stream.until_final():
+            assert error is None, error
+            if result.as_numpy("OUT") is None:
+                continue  # the final flag alone
+            got[int(result.as_numpy("IDX")[0])] = result.as_numpy("OUT").tolist()
+        assert got == {i: [2 * v] for i, v in enumerate(values)}
+        # No value: only the final flag.
+        stream.send("stream_pipe", [], request_id="r2", final_flag=True)
+        results = stream.until_final()
+        assert len(results) == 1 and results[0][0].as_numpy("OUT") is None
+        stream.close()
+        # One response per request cannot carry it (as any decoupled model).
+        r = requests.post(f"{s.base}/v2/models/stream_pipe/infer", json={
+            "inputs": [{"name": "IN", "datatype": "INT32", "shape": [1], "data": [1]}]}, timeout=10)
+        assert r.status_code == 501 and "decoupled" in r.json()["error"]
     finally:
         assert s.stop() == 0, s.text()[-3000:]

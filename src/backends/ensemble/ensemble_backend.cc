@@ -23,10 +23,16 @@ int64_t TimeoutUs(const Parameters& parameters) {
   return 0;
 }
 
-// One ensemble request under way: its tensors, the steps still to run, and
-// how they went. Shared by the callbacks of its steps; a step's request
-// keeps it (and so the ensemble's request, whose buffer the first tensors
-// view) alive as its `body`.
+// One ensemble request under way: its flows of tensors, the steps still to
+// run, and how they went. Shared by the callbacks of its steps; a step's
+// request keeps it (and so the ensemble's request, whose buffer the first
+// tensors view) alive as its `body`.
+//
+// Flows: flow 0 runs every step but those after a decoupled step (all of
+// them when there is none). Each response of the decoupled step starts a
+// flow of its own over the steps after it, from a copy of flow 0's tensors
+// (views) and that response's outputs; a finished flow is one response of
+// the ensemble. Without a decoupled step, flow 0's end is the answer.
 class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
  public:
   EnsembleRun(std::shared_ptr<const EnsemblePlan> plan, std::shared_ptr<ModelHost> host,
@@ -34,10 +40,16 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
       : plan_(std::move(plan)),
         host_(std::move(host)),
         sender_(std::move(sender)),
-        ensemble_(plan_->ensemble),
-        tensors_(plan_->tensors.size()),
-        waiting_(plan_->steps.size()) {
-    for (size_t i = 0; i < plan_->steps.size(); ++i) waiting_[i] = plan_->steps[i].waits_for;
+        ensemble_(plan_->ensemble) {
+    MutexLock lock(mu_);
+    Flow& root = flows_.emplace_back();
+    root.tensors.resize(plan_->tensors.size());
+    root.have.assign(plan_->tensors.size(), false);
+    root.waiting.resize(plan_->steps.size());
+    for (size_t i = 0; i < plan_->steps.size(); ++i) {
+      root.waiting[i] = plan_->steps[i].waits_for;
+      if (!AfterDecoupled(static_cast<int>(i))) ++root.left;
+    }
     steps_.reserve(plan_->steps.size());
   }
 
@@ -65,41 +77,79 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
           return Fail(InvalidArgument("ensemble '" + ensemble_ + "': input '" + name +
                                       "' is missing; every step reading it needs it"));
         }
-        tensors_[t] = *input;
-        ProducedLocked(t, &ready);
+        ProducedLocked(0, t, *input, &ready);
       }
     }
-    Launch(ready);
+    Launch(0, ready);
   }
 
  private:
-  // Tensor `t` exists now: the steps it completes join `ready`.
-  void ProducedLocked(int t, std::vector<int>* ready) MM_REQUIRES(mu_) {
+  struct Flow {
+    std::vector<Tensor> tensors;  // by plan tensor; each set once
+    std::vector<bool> have;
+    std::vector<int> waiting;  // per step: tensors it still waits for
+    size_t left = 0;           // its steps not finished
+    bool done = false;         // answered (or failed)
+  };
+
+  bool AfterDecoupled(int step) const {
+    return plan_->decoupled_step >= 0 && plan_->after_decoupled[step];
+  }
+
+  // Tensor `t` exists now in `flow`: the flow's steps it completes join `ready`.
+  void ProducedLocked(size_t flow, int t, Tensor tensor, std::vector<int>* ready) MM_REQUIRES(mu_) {
+    Flow& f = flows_[flow];
+    f.tensors[t] = std::move(tensor);
+    f.have[t] = true;
     for (int step : plan_->consumers[t]) {
-      if (--waiting_[step] == 0) ready->push_back(step);
+      // Flow 0 runs the steps before and beside the decoupled one; the
+      // others, the steps after it.
+      if (AfterDecoupled(step) != (flow != 0)) continue;
+      if (--f.waiting[step] == 0) ready->push_back(step);
     }
   }
 
   // A tensor a ready step reads: written under mu_ before the step became
-  // ready (which the launcher learnt under mu_), and never again.
-  const Tensor& Produced(int t) const MM_NO_THREAD_SAFETY_ANALYSIS { return tensors_[t]; }
+  // ready (which the launcher learnt under mu_), and never again; flows are
+  // never removed (their vector only grows under mu_, so index, not pointer).
+  Tensor Produced(size_t flow, int t) MM_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return flows_[flow].tensors[t];
+  }
 
-  // Tensor `t` as an output of `response`, under the ensemble's name. (An
-  // output requested twice is copied, not moved, the second time.)
-  void AddOutputLocked(InferResponse& response, int t) MM_REQUIRES(mu_) {
-    Tensor& out = response.outputs.emplace_back(tensors_[t]);
+  // The flow's outputs, under the ensemble's names: the requested ones (the
+  // service checked their names), else all.
+  std::unique_ptr<InferResponse> ResponseLocked(size_t flow) MM_REQUIRES(mu_) {
+    const InferRequest& request = sender_->request();
+    auto response = std::make_unique<InferResponse>();
+    if (request.outputs.empty()) {
+      response->outputs.reserve(plan_->outputs.size());
+      for (int t : plan_->outputs) AddOutputLocked(*response, flow, t);
+    } else {
+      response->outputs.reserve(request.outputs.size());
+      for (const RequestedOutput& wanted : request.outputs) {
+        for (int t : plan_->outputs) {
+          if (plan_->tensors[t] == wanted.name) AddOutputLocked(*response, flow, t);
+        }
+      }
+    }
+    return response;
+  }
+
+  void AddOutputLocked(InferResponse& response, size_t flow, int t) MM_REQUIRES(mu_) {
+    Tensor& out = response.outputs.emplace_back(flows_[flow].tensors[t]);
     out.name = plan_->tensors[t];
     out.parameters.clear();
   }
 
-  void Launch(const std::vector<int>& steps) {
+  void Launch(size_t flow, const std::vector<int>& steps) {
     for (int s : steps) {
-      if (!LaunchStep(s)) return;
+      if (!LaunchStep(flow, s)) return;
     }
   }
 
-  // Sends step `s` to its model; false when the request has failed instead.
-  bool LaunchStep(int s) {
+  // Sends step `s` of `flow` to its model; false when the request has failed instead.
+  bool LaunchStep(size_t flow, int s) {
     const EnsemblePlan::Step& step = plan_->steps[s];
     const InferRequest& request = sender_->request();
     const int64_t now = SteadyNowNs();
@@ -123,7 +173,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
     }
     call->inputs.reserve(step.inputs.size());
     for (const EnsemblePlan::Binding& b : step.inputs) {
-      Tensor& t = call->inputs.emplace_back(Produced(b.tensor));
+      Tensor& t = call->inputs.emplace_back(Produced(flow, b.tensor));
       t.name = b.name;
       t.parameters.clear();
     }
@@ -135,84 +185,187 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
       call->cancellation = step_cancellations_.emplace_back(std::make_shared<Cancellation>());
     }
     host_->InferStep(std::move(call),
-                     [self = shared_from_this(), s, now](
+                     [self = shared_from_this(), flow, s, now](
                          StatusOr<std::unique_ptr<InferResponse>> response, bool final) {
-                       if (final) self->StepDone(s, now, std::move(response));
+                       self->StepAnswered(flow, s, now, std::move(response), final);
                      });
     return true;
   }
 
-  void StepDone(int s, int64_t start_ns, StatusOr<std::unique_ptr<InferResponse>> response) {
+  void StepAnswered(size_t flow, int s, int64_t start_ns,
+                    StatusOr<std::unique_ptr<InferResponse>> response, bool final) {
     const EnsemblePlan::Step& step = plan_->steps[s];
-    if (response.ok() && *response == nullptr) {
+    const std::string label = "ensemble '" + ensemble_ + "' " + StepLabel(s, step.model_name);
+    if (s == plan_->decoupled_step) return DecoupledAnswered(start_ns, std::move(response), final);
+    if (!final) return;  // (only the decoupled step streams)
+    if (response.ok() && *response == nullptr)
       response = Internal("it answered without a response");
-    }
     if (!response.ok()) {
-      return Fail(Status(response.status().code(), "ensemble '" + ensemble_ + "' " +
-                                                       StepLabel(s, step.model_name) + ": " +
-                                                       response.status().message()));
+      return FailFlow(flow,
+                      Status(response.status().code(), label + ": " + response.status().message()));
     }
     InferResponse& r = **response;
     std::vector<int> ready;
-    bool complete = false;
+    std::unique_ptr<InferResponse> answer;
+    bool finished = false;
     {
       MutexLock lock(mu_);
-      if (failed_) return;
-      for (const EnsemblePlan::Binding& b : step.outputs) {
-        auto out = std::find_if(r.outputs.begin(), r.outputs.end(),
-                                [&](const Tensor& t) { return t.name == b.name; });
-        if (out == r.outputs.end()) {
-          lock.Unlock();
-          return Fail(Internal("ensemble '" + ensemble_ + "' " + StepLabel(s, step.model_name) +
-                               ": the model did not return output '" + b.name + "'"));
-        }
-        tensors_[b.tensor] = std::move(*out);
-        ProducedLocked(b.tensor, &ready);
+      if (failed_ || flows_[flow].done) return;
+      if (Status taken = TakeOutputsLocked(flow, step, r, &ready); !taken.ok()) {
+        lock.Unlock();
+        return FailFlow(flow, Internal(label + ": " + taken.message()));
       }
-      StepTiming& timing = steps_.emplace_back();
-      timing.step = s + 1;
-      timing.model = step.model_name;
-      timing.version = std::move(r.model_version);
-      timing.start_ns = start_ns;
-      timing.end_ns = SteadyNowNs();
-      timing.queue_ns = r.queue_ns;
-      timing.timing = r.timing;
-      queue_ns_ += r.queue_ns;
-      input_ns_ += r.timing.input_ns;
-      infer_ns_ += r.timing.infer_ns;
-      output_ns_ += r.timing.output_ns;
-      complete = steps_.size() == plan_->steps.size();
+      RecordLocked(s, start_ns, r);
+      Flow& f = flows_[flow];
+      if (--f.left == 0) {
+        f.done = true;
+        finished = true;
+        if (flow != 0 || plan_->decoupled_step < 0) answer = ResponseLocked(flow);
+        if (flow != 0) --flows_open_;
+      }
     }
-    if (complete) return Complete();
-    Launch(ready);
+    if (!finished) return Launch(flow, ready);
+    if (flow == 0) {
+      if (plan_->decoupled_step < 0) return Answer(std::move(answer), /*final=*/true);
+      return MaybeFinish();
+    }
+    (void)sender_->Send(std::move(answer), /*final=*/false);
+    MaybeFinish();
   }
 
-  void Complete() {
-    const InferRequest& request = sender_->request();
-    auto response = std::make_unique<InferResponse>();
-    {
+  // A response (or the final) of the decoupled step: each response starts a
+  // flow through the steps after it.
+  void DecoupledAnswered(int64_t start_ns, StatusOr<std::unique_ptr<InferResponse>> response,
+                         bool final) {
+    const int d = plan_->decoupled_step;
+    const std::string label =
+        "ensemble '" + ensemble_ + "' " + StepLabel(d, plan_->steps[d].model_name);
+    if (!response.ok()) {
+      Status failed(response.status().code(), label + ": " + response.status().message());
+      if (final) return Fail(std::move(failed));
+      (void)sender_->Send(std::move(failed), /*final=*/false);  // one failed response
+      return;
+    }
+    size_t flow = 0;
+    std::vector<int> ready;
+    if (*response != nullptr) {
       MutexLock lock(mu_);
       if (failed_) return;
-      // The requested outputs (the service checked their names), else all,
-      // under the ensemble's names.
-      if (request.outputs.empty()) {
-        response->outputs.reserve(plan_->outputs.size());
-        for (int t : plan_->outputs) AddOutputLocked(*response, t);
-      } else {
-        response->outputs.reserve(request.outputs.size());
-        for (const RequestedOutput& wanted : request.outputs) {
-          for (int t : plan_->outputs) {
-            if (plan_->tensors[t] == wanted.name) AddOutputLocked(*response, t);
+      flow = flows_.size();
+      Flow& f = flows_.emplace_back();
+      const Flow& root = flows_[0];
+      f.tensors = root.tensors;
+      f.have = root.have;
+      f.waiting.assign(plan_->steps.size(), 0);
+      for (size_t i = 0; i < plan_->steps.size(); ++i) {
+        if (!AfterDecoupled(static_cast<int>(i))) continue;
+        ++f.left;
+        std::vector<int> reads;
+        for (const auto& b : plan_->steps[i].inputs) {
+          if (!f.have[b.tensor] && std::find(reads.begin(), reads.end(), b.tensor) == reads.end()) {
+            reads.push_back(b.tensor);
           }
         }
+        f.waiting[i] = static_cast<int>(reads.size());
       }
+      ++flows_open_;
+      Status taken = TakeOutputsLocked(flow, plan_->steps[d], **response, &ready);
+      RecordLocked(d, start_ns, **response);
+      if (!taken.ok()) {
+        flows_[flow].done = true;
+        --flows_open_;
+        lock.Unlock();
+        (void)sender_->Send(Internal(label + ": " + taken.message()), /*final=*/false);
+        ready.clear();
+      } else if (flows_[flow].left == 0) {  // (no step after it: the response is the flow)
+        flows_[flow].done = true;
+        --flows_open_;
+        auto answer = ResponseLocked(flow);
+        lock.Unlock();
+        (void)sender_->Send(std::move(answer), /*final=*/false);
+        ready.clear();
+      }
+    }
+    if (!ready.empty()) Launch(flow, ready);
+    if (final) {
+      {
+        MutexLock lock(mu_);
+        if (failed_) return;
+        decoupled_final_ = true;
+        --flows_[0].left;
+      }
+      MaybeFinish();
+    }
+  }
+
+  // Sends the final flag once flow 0, the decoupled step's final and every
+  // flow it started are done.
+  void MaybeFinish() {
+    {
+      MutexLock lock(mu_);
+      if (failed_ || finished_ || !decoupled_final_ || flows_[0].left != 0 || flows_open_ != 0) {
+        return;
+      }
+      finished_ = true;
+    }
+    Answer(nullptr, /*final=*/true);
+  }
+
+  // Stores the outputs `step` answered as tensors of `flow`; the steps they
+  // complete join `ready`.
+  Status TakeOutputsLocked(size_t flow, const EnsemblePlan::Step& step, InferResponse& r,
+                           std::vector<int>* ready) MM_REQUIRES(mu_) {
+    for (const EnsemblePlan::Binding& b : step.outputs) {
+      auto out = std::find_if(r.outputs.begin(), r.outputs.end(),
+                              [&](const Tensor& t) { return t.name == b.name; });
+      if (out == r.outputs.end())
+        return Internal("the model did not return output '" + b.name + "'");
+      ProducedLocked(flow, b.tensor, std::move(*out), ready);
+    }
+    return OkStatus();
+  }
+
+  void RecordLocked(int s, int64_t start_ns, InferResponse& r) MM_REQUIRES(mu_) {
+    StepTiming& timing = steps_.emplace_back();
+    timing.step = s + 1;
+    timing.model = plan_->steps[s].model_name;
+    timing.version = r.model_version;
+    timing.start_ns = start_ns;
+    timing.end_ns = SteadyNowNs();
+    timing.queue_ns = r.queue_ns;
+    timing.timing = r.timing;
+    queue_ns_ += r.queue_ns;
+    input_ns_ += r.timing.input_ns;
+    infer_ns_ += r.timing.infer_ns;
+    output_ns_ += r.timing.output_ns;
+  }
+
+  // The last answer: the request's one response (with the steps' timing),
+  // or a decoupled ensemble's final flag alone.
+  void Answer(std::unique_ptr<InferResponse> response, bool final) {
+    if (response != nullptr) {
+      MutexLock lock(mu_);
       response->queue_ns = queue_ns_;
       response->timing.input_ns = input_ns_;
       response->timing.infer_ns = infer_ns_;
       response->timing.output_ns = output_ns_;
       response->steps = std::move(steps_);
     }
-    (void)sender_->Send(std::move(response), /*final=*/true);
+    (void)sender_->Send(std::move(response), final);
+  }
+
+  // A step of `flow` failed: a flow of the decoupled step's is one failed
+  // response (the request goes on); flow 0's fails the request.
+  void FailFlow(size_t flow, Status status) {
+    if (flow == 0) return Fail(std::move(status));
+    {
+      MutexLock lock(mu_);
+      if (failed_ || flows_[flow].done) return;
+      flows_[flow].done = true;
+      --flows_open_;
+    }
+    (void)sender_->Send(std::move(status), /*final=*/false);
+    MaybeFinish();
   }
 
   // The client went away: the steps under way are cancelled (those still
@@ -229,7 +382,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
   void Fail(Status status) {
     {
       MutexLock lock(mu_);
-      if (failed_) return;
+      if (failed_ || finished_) return;
       failed_ = true;
     }
     (void)sender_->Send(std::move(status), /*final=*/true);
@@ -242,8 +395,10 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
   int64_t deadline_ns_ = 0;      // 0: none
 
   Mutex mu_;
-  std::vector<Tensor> tensors_ MM_GUARDED_BY(mu_);  // by plan tensor; each set once
-  std::vector<int> waiting_ MM_GUARDED_BY(mu_);     // per step: tensors it still waits for
+  std::vector<Flow> flows_ MM_GUARDED_BY(mu_);  // [0]: the request's own
+  size_t flows_open_ MM_GUARDED_BY(mu_) = 0;    // the decoupled step's, not done
+  bool decoupled_final_ MM_GUARDED_BY(mu_) = false;
+  bool finished_ MM_GUARDED_BY(mu_) = false;
   std::vector<StepTiming> steps_ MM_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Cancellation>> step_cancellations_ MM_GUARDED_BY(mu_);
   bool failed_ MM_GUARDED_BY(mu_) = false;
@@ -288,10 +443,6 @@ StatusOr<std::unique_ptr<LoadedModel>> EnsembleBackend::Load(const LoadSpec& spe
   if (config.input().empty() || config.output().empty()) {
     return InvalidArgument(what + ": an ensemble's config must declare its inputs and outputs " +
                            "(nothing is read from a model file)");
-  }
-  if (config.model_transaction_policy().decoupled()) {
-    return InvalidArgument(what + " is decoupled (model_transaction_policy); decoupled " +
-                           "ensembles are not supported");
   }
   if (spec.host == nullptr) {
     return FailedPrecondition(what + ": this server gives models no way to call other models, " +

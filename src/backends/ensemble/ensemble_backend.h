@@ -20,6 +20,11 @@
 // Timing: the response's queue time and stages are the sums of its steps'
 // (as Triton reports an ensemble's), its compute time 0 (the steps are
 // charged theirs), and InferResponse::steps holds one entry per step.
+//
+// A decoupled step (ensemble_plan.h): each of its responses starts a flow
+// through the steps after it, and each finished flow is one response of the
+// (decoupled) ensemble; the final flag follows the step's own final and the
+// last flow.
 #pragma once
 
 #include <memory>

@@ -106,6 +106,7 @@ class Planner {
       }
     }
     MM_RETURN_IF_ERROR(CheckAcyclic());
+    MM_RETURN_IF_ERROR(CheckDecoupledFlows());
     return std::move(plan_);
   }
 
@@ -160,8 +161,18 @@ class Planner {
     const inference::ModelConfig& config = model->config;
     configs_[i] = &config;
     if (config.model_transaction_policy().decoupled()) {
-      return Invalid(label + " is decoupled (model_transaction_policy); an ensemble's steps must " +
-                     "answer one response per request");
+      if (!ensemble_.model_transaction_policy().decoupled()) {
+        return Invalid(label + " is decoupled (model_transaction_policy): the ensemble must be " +
+                       "decoupled too (model_transaction_policy { decoupled: true }), and its " +
+                       "clients must stream");
+      }
+      if (plan_.decoupled_step >= 0) {
+        return Invalid(
+            label + " is decoupled, and so is " +
+            StepLabel(plan_.decoupled_step, plan_.steps[plan_.decoupled_step].model_name) +
+            "; expected at most one decoupled step");
+      }
+      plan_.decoupled_step = i;
     }
     if (ensemble_.max_batch_size() > 0 && config.max_batch_size() > 0 &&
         config.max_batch_size() < ensemble_.max_batch_size()) {
@@ -243,6 +254,68 @@ class Planner {
       }
     }
     step.waits_for = static_cast<int>(distinct.size());
+    return OkStatus();
+  }
+
+  // With a decoupled step D: marks the steps after it (reading its outputs,
+  // directly or not) and checks that they read only what a flow holds: D's
+  // outputs, their own, and what exists before D starts (the ensemble's
+  // inputs, the outputs of the steps D waits for); and that every ensemble
+  // output comes from D or a step after it.
+  Status CheckDecoupledFlows() {
+    const size_t n = plan_.steps.size();
+    plan_.after_decoupled.assign(n, false);
+    const int d = plan_.decoupled_step;
+    if (d < 0) return OkStatus();
+    const auto& steps = ensemble_.ensemble_scheduling().step();
+    std::vector<int> stack{d};
+    while (!stack.empty()) {
+      const int s = stack.back();
+      stack.pop_back();
+      for (const auto& out : plan_.steps[s].outputs) {
+        for (int c : plan_.consumers[out.tensor]) {
+          if (!plan_.after_decoupled[c]) {
+            plan_.after_decoupled[c] = true;
+            stack.push_back(c);
+          }
+        }
+      }
+    }
+    // The steps D waits for, directly or not.
+    std::vector<bool> before(n, false);
+    stack = {d};
+    while (!stack.empty()) {
+      const int s = stack.back();
+      stack.pop_back();
+      for (const auto& in : plan_.steps[s].inputs) {
+        const int w = writers_.at(in.tensor).step;
+        if (w >= 0 && !before[w]) {
+          before[w] = true;
+          stack.push_back(w);
+        }
+      }
+    }
+    const std::string decoupled = StepLabel(d, steps[d].model_name());
+    for (size_t s = 0; s < n; ++s) {
+      if (!plan_.after_decoupled[s]) continue;
+      for (const auto& in : plan_.steps[s].inputs) {
+        const int w = writers_.at(in.tensor).step;
+        if (w < 0 || w == d || plan_.after_decoupled[w] || before[w]) continue;
+        return Invalid(StepLabel(static_cast<int>(s), plan_.steps[s].model_name) +
+                       " reads tensor '" + plan_.tensors[in.tensor] + "', which " +
+                       StepLabel(w, plan_.steps[w].model_name) + " writes beside the decoupled " +
+                       decoupled + "; a step after a decoupled step may read only its outputs, " +
+                       "what the steps after it write, and what exists before it starts");
+      }
+    }
+    for (int t : plan_.outputs) {
+      const int w = writers_.at(t).step;
+      if (w == d || plan_.after_decoupled[w]) continue;
+      return Invalid("ensemble output '" + plan_.tensors[t] + "' is written by " +
+                     StepLabel(w, plan_.steps[w].model_name) + ", not by the decoupled " +
+                     decoupled + " or a step after it: each response of a decoupled ensemble " +
+                     "comes from one of the decoupled step's responses");
+    }
     return OkStatus();
   }
 

@@ -20,7 +20,16 @@
 //  - a data type or shape that differs between the writer and a reader of a
 //    tensor (shapes compare with the batch dimension included; -1 matches
 //    any size), or a step model that batches fewer rows than the ensemble.
-//  - a decoupled step model (not supported: see docs/ensembles.md).
+//  - a decoupled step in an ensemble that is not decoupled itself, or a
+//    second decoupled step (see below).
+//
+// Decoupled steps. One step may be decoupled; the ensemble must then be
+// decoupled too. Each response of that step starts a flow through the steps
+// after it (those that read its outputs, directly or not), which may read
+// only its outputs, their own, and tensors that exist before it starts (the
+// ensemble's inputs, what the steps before it write). Each flow that
+// finishes is one response of the ensemble; every ensemble output must come
+// from the decoupled step or a step after it.
 // Pure: no I/O; safe to call concurrently.
 #pragma once
 
@@ -54,6 +63,8 @@ struct EnsemblePlan {
   std::vector<Step> steps;                  // in config order
   std::vector<int> inputs;                  // the ensemble's inputs (config order): tensors
   std::vector<int> outputs;                 // the ensemble's outputs (config order): tensors
+  int decoupled_step = -1;                  // its decoupled step; -1: none
+  std::vector<bool> after_decoupled;        // per step: in the decoupled step's flows
 };
 
 // The step's label in messages: "step 2 (model 'mlp')", counting from 1.

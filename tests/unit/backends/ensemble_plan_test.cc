@@ -164,3 +164,78 @@ TEST(EnsemblePlanTest, RefusesItselfAndDecoupledOrSmallerBatchingSteps) {
 
 }  // namespace
 }  // namespace mm
+
+namespace mm {
+namespace {
+
+// A decoupled ensemble over a decoupled `gen` (X -> TOKEN, many responses):
+// pre -> gen -> post, each response of gen flowing through post.
+std::vector<ComposingModel> DecoupledModels() {
+  auto models = Models();
+  models.push_back({"gen", -1, Config(R"(name: "gen" max_batch_size: 8
+    model_transaction_policy { decoupled: true }
+    input { name: "X" data_type: TYPE_FP32 dims: [4] }
+    output { name: "Y" data_type: TYPE_FP32 dims: [2] })")});
+  return models;
+}
+
+const char* kDecoupledHead = R"(name: "pipe" platform: "ensemble" max_batch_size: 8
+  model_transaction_policy { decoupled: true }
+  input { name: "IN" data_type: TYPE_FP32 dims: [4] }
+  output { name: "OUT" data_type: TYPE_INT64 dims: [1] }
+)";
+
+TEST(EnsemblePlanTest, ADecoupledStepFlowsIntoTheStepsAfterIt) {
+  const auto models = DecoupledModels();
+  auto plan = PlanEnsemble(Config(std::string(kDecoupledHead) + R"(ensemble_scheduling {
+    step { model_name: "pre" input_map { key: "RAW" value: "IN" } output_map { key: "SCALED" value: "s" } }
+    step { model_name: "gen" input_map { key: "X" value: "s" } output_map { key: "Y" value: "p" } }
+    step { model_name: "post" input_map { key: "P" value: "p" } output_map { key: "LABEL" value: "OUT" } }
+  })"),
+                           models);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_EQ(plan->decoupled_step, 1);
+  EXPECT_EQ(plan->after_decoupled, (std::vector<bool>{false, false, true}));
+}
+
+TEST(EnsemblePlanTest, RefusesWhatADecoupledFlowCannotHold) {
+  const auto models = DecoupledModels();
+  // The ensemble itself must be decoupled.
+  std::string head = kDecoupledHead;
+  head.replace(head.find("model_transaction_policy { decoupled: true }"), 44, "");
+  const std::string steps = R"(ensemble_scheduling {
+    step { model_name: "gen" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "p" } }
+    step { model_name: "post" input_map { key: "P" value: "p" } output_map { key: "LABEL" value: "OUT" } }
+  })";
+  auto plan = PlanEnsemble(Config(head + steps), models);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("the ensemble must be decoupled too"), std::string::npos);
+  // An output written beside the decoupled step.
+  plan = PlanEnsemble(Config(std::string(kDecoupledHead) + R"(
+    output { name: "SIDE" data_type: TYPE_FP32 dims: [2] }
+    ensemble_scheduling {
+    step { model_name: "gen" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "p" } }
+    step { model_name: "post" input_map { key: "P" value: "p" } output_map { key: "LABEL" value: "OUT" } }
+    step { model_name: "mlp" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "SIDE" } }
+  })"),
+                      models);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("ensemble output 'SIDE' is written by step 3 (model "
+                                         "'mlp'), not by the decoupled step 1 (model 'gen')"),
+            std::string::npos)
+      << plan.status().message();
+  // Two decoupled steps.
+  plan = PlanEnsemble(Config(std::string(kDecoupledHead) + R"(
+    output { name: "P2" data_type: TYPE_FP32 dims: [2] }
+    ensemble_scheduling {
+    step { model_name: "gen" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "p" } }
+    step { model_name: "gen" input_map { key: "X" value: "IN" } output_map { key: "Y" value: "P2" } }
+    step { model_name: "post" input_map { key: "P" value: "p" } output_map { key: "LABEL" value: "OUT" } }
+  })"),
+                      models);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("expected at most one decoupled step"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mm
