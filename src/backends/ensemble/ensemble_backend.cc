@@ -196,7 +196,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
                     StatusOr<std::unique_ptr<InferResponse>> response, bool final) {
     const EnsemblePlan::Step& step = plan_->steps[s];
     const std::string label = "ensemble '" + ensemble_ + "' " + StepLabel(s, step.model_name);
-    if (s == plan_->decoupled_step) return DecoupledAnswered(start_ns, std::move(response), final);
+    if (s == plan_->decoupled_step) return DecoupledAnswered(std::move(response), final);
     if (!final) return;  // (only the decoupled step streams)
     if (response.ok() && *response == nullptr)
       response = Internal("it answered without a response");
@@ -215,13 +215,15 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
         lock.Unlock();
         return FailFlow(flow, Internal(label + ": " + taken.message()));
       }
-      RecordLocked(s, start_ns, r);
+      // (A decoupled ensemble's responses carry no step timing.)
+      if (plan_->decoupled_step < 0) RecordLocked(s, start_ns, r);
       Flow& f = flows_[flow];
       if (--f.left == 0) {
         f.done = true;
         finished = true;
         if (flow != 0 || plan_->decoupled_step < 0) answer = ResponseLocked(flow);
         if (flow != 0) --flows_open_;
+        if (flow == 0 && plan_->decoupled_step < 0) finished_ = true;
       }
     }
     if (!finished) return Launch(flow, ready);
@@ -235,8 +237,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
 
   // A response (or the final) of the decoupled step: each response starts a
   // flow through the steps after it.
-  void DecoupledAnswered(int64_t start_ns, StatusOr<std::unique_ptr<InferResponse>> response,
-                         bool final) {
+  void DecoupledAnswered(StatusOr<std::unique_ptr<InferResponse>> response, bool final) {
     const int d = plan_->decoupled_step;
     const std::string label =
         "ensemble '" + ensemble_ + "' " + StepLabel(d, plan_->steps[d].model_name);
@@ -270,7 +271,6 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
       }
       ++flows_open_;
       Status taken = TakeOutputsLocked(flow, plan_->steps[d], **response, &ready);
-      RecordLocked(d, start_ns, **response);
       if (!taken.ok()) {
         flows_[flow].done = true;
         --flows_open_;
