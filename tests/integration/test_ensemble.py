@@ -418,6 +418,24 @@ ensemble_scheduling {
 """
 
 
+HELD_PIPE = """input [
+  { name: "IN" data_type: TYPE_INT32 dims: [ -1 ] },
+  { name: "HOLD" data_type: TYPE_INT32 dims: [ 1 ] }
+]
+output [
+  { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] },
+  { name: "IDX" data_type: TYPE_UINT32 dims: [ 1 ] }
+]
+model_transaction_policy { decoupled: true }
+ensemble_scheduling {
+  step [
+    { model_name: "repeat" input_map [{ key: "IN" value: "IN" }, { key: "HOLD" value: "HOLD" }]
+      output_map [{ key: "OUT" value: "OUT" }, { key: "IDX" value: "IDX" }] }
+  ]
+}
+"""
+
+
 def test_a_decoupled_step_streams_through_the_steps_after_it(tmp_path):
     # repeat answers one response per value of IN; each flows through
     # int_double, and is one response of the (decoupled) ensemble.
@@ -436,6 +454,7 @@ input [{ name: "X" data_type: TYPE_INT32 dims: [ -1 ] }]
 output [{ name: "Y" data_type: TYPE_INT32 dims: [ -1 ] }]
 """)
     write_ensemble(repo, "stream_pipe", STREAM_PIPE)
+    write_ensemble(repo, "held_pipe", HELD_PIPE)
     s = Server([repo], "--enable-test-backends").start()
     try:
         stream = Stream(s)
@@ -453,6 +472,20 @@ output [{ name: "Y" data_type: TYPE_INT32 dims: [ -1 ] }]
         results = stream.until_final()
         assert len(results) == 1 and results[0][0].as_numpy("OUT") is None
         stream.close()
+        # Cancellation covers the pipeline: HOLD keeps repeat's only instance
+        # on the request until its client goes away. The client cancels its
+        # stream to the ensemble; only if that reaches the step does the next
+        # request get an answer.
+        held = Stream(s)
+        held.send("held_pipe", [1], request_id="held", hold=True)
+        result, error = held.next()
+        assert error is None and int(result.as_numpy("OUT")[0]) == 1
+        held.close(cancel=True)
+        after = Stream(s)
+        after.send("stream_pipe", [7], request_id="after", final_flag=True)
+        got = [r for r, _ in after.until_final() if r.as_numpy("OUT") is not None]
+        assert [r.as_numpy("OUT").tolist() for r in got] == [[14]]
+        after.close()
         # One response per request cannot carry it (as any decoupled model).
         r = requests.post(f"{s.base}/v2/models/stream_pipe/infer", json={
             "inputs": [{"name": "IN", "datatype": "INT32", "shape": [1], "data": [1]}]}, timeout=10)
