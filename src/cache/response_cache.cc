@@ -109,23 +109,23 @@ std::string ResponseCache::Scope::Key(const InferRequest& request, std::string_v
   return key;
 }
 
-bool ResponseCache::Lookup(const std::string& key, InferResponse* response) {
+std::unique_ptr<InferResponse> ResponseCache::Lookup(const std::string& key) {
   std::shared_ptr<const CachedOutputs> outputs;
   {
     MutexLock lock(mu_);
     auto it = entries_.find(key);
-    if (it == entries_.end()) return false;
+    if (it == entries_.end()) return nullptr;
     Entry* entry = it->second.get();
     lru_.splice(lru_.begin(), lru_, entry->lru);
     outputs = entry->outputs;
   }
-  response->outputs.clear();
+  auto response = std::make_unique<InferResponse>();
   response->outputs.reserve(outputs->tensors.size());
   for (const Tensor& t : outputs->tensors) {
     Tensor& out = response->outputs.emplace_back(t);
     out.owner = outputs;
   }
-  return true;
+  return response;
 }
 
 bool ResponseCache::Insert(const Scope& scope, std::string key, const InferResponse& response) {

@@ -58,8 +58,8 @@ class ResponseCache {
     // (empty: shared across tenants), within this scope.
     std::string Key(const InferRequest& request, std::string_view tenant) const;
     // The cache's Lookup and Insert, for this scope's keys.
-    bool Lookup(const std::string& key, InferResponse* response) const {
-      return cache_->Lookup(key, response);
+    std::unique_ptr<InferResponse> Lookup(const std::string& key) const {
+      return cache_->Lookup(key);
     }
     bool Insert(std::string key, const InferResponse& response) const {
       return cache_->Insert(*this, std::move(key), response);
@@ -76,9 +76,9 @@ class ResponseCache {
   };
   std::shared_ptr<Scope> NewScope();
 
-  // A hit: `response->outputs` set to the entry's (views it keeps alive);
-  // false on a miss, `response` untouched.
-  bool Lookup(const std::string& key, InferResponse* response) MM_EXCLUDES(mu_);
+  // A hit: a response whose outputs are the entry's (views it keeps alive);
+  // null on a miss (nothing is allocated).
+  std::unique_ptr<InferResponse> Lookup(const std::string& key) MM_EXCLUDES(mu_);
   // Keeps `response`'s outputs as the answer to `key` (Scope::Key of
   // `scope`), copied, evicting least recently used entries to fit; replaces
   // an entry of the same key. False when the entry alone exceeds the cache.

@@ -496,7 +496,8 @@ void SequenceBatcher::EndLocked(const std::string& key, const std::string& reaso
   if (lane >= 0) {
     --lane_load_[lane];
   } else {
-    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), key));
+    auto waiting = std::find(waiting_.begin(), waiting_.end(), key);
+    if (waiting != waiting_.end()) waiting_.erase(waiting);
   }
   RememberEndedLocked(key, reason);
   sequences_.erase(it);

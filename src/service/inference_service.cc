@@ -583,8 +583,7 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
     const int64_t lookup_start = SteadyNowNs();
     const bool shared = servable.config.mmserve().share_cached_responses();
     std::string key = servable.cache->Key(*request, shared ? std::string_view() : tenant_id);
-    auto hit = std::make_unique<InferResponse>();
-    if (servable.cache->Lookup(key, hit.get())) {
+    if (auto hit = servable.cache->Lookup(key); hit != nullptr) {
       hit->model_name = request->model_name;
       hit->model_version = servable.version_string;
       hit->id = request->id;

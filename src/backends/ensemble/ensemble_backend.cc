@@ -195,14 +195,13 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
   void StepAnswered(size_t flow, int s, int64_t start_ns,
                     StatusOr<std::unique_ptr<InferResponse>> response, bool final) {
     const EnsemblePlan::Step& step = plan_->steps[s];
-    const std::string label = "ensemble '" + ensemble_ + "' " + StepLabel(s, step.model_name);
     if (s == plan_->decoupled_step) return DecoupledAnswered(std::move(response), final);
     if (!final) return;  // (only the decoupled step streams)
     if (response.ok() && *response == nullptr)
       response = Internal("it answered without a response");
     if (!response.ok()) {
-      return FailFlow(flow,
-                      Status(response.status().code(), label + ": " + response.status().message()));
+      return FailFlow(
+          flow, Status(response.status().code(), Label(s) + ": " + response.status().message()));
     }
     InferResponse& r = **response;
     std::vector<int> ready;
@@ -213,7 +212,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
       if (failed_ || flows_[flow].done) return;
       if (Status taken = TakeOutputsLocked(flow, step, r, &ready); !taken.ok()) {
         lock.Unlock();
-        return FailFlow(flow, Internal(label + ": " + taken.message()));
+        return FailFlow(flow, Internal(Label(s) + ": " + taken.message()));
       }
       // (A decoupled ensemble's responses carry no step timing.)
       if (plan_->decoupled_step < 0) RecordLocked(s, start_ns, r);
@@ -235,14 +234,17 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
     MaybeFinish();
   }
 
+  // "ensemble 'e' step 2 (model 'm')", for an error (never built on success).
+  std::string Label(int s) const {
+    return "ensemble '" + ensemble_ + "' " + StepLabel(s, plan_->steps[s].model_name);
+  }
+
   // A response (or the final) of the decoupled step: each response starts a
   // flow through the steps after it.
   void DecoupledAnswered(StatusOr<std::unique_ptr<InferResponse>> response, bool final) {
     const int d = plan_->decoupled_step;
-    const std::string label =
-        "ensemble '" + ensemble_ + "' " + StepLabel(d, plan_->steps[d].model_name);
     if (!response.ok()) {
-      Status failed(response.status().code(), label + ": " + response.status().message());
+      Status failed(response.status().code(), Label(d) + ": " + response.status().message());
       if (final) return Fail(std::move(failed));
       (void)sender_->Send(std::move(failed), /*final=*/false);  // one failed response
       return;
@@ -275,7 +277,7 @@ class EnsembleRun final : public std::enable_shared_from_this<EnsembleRun> {
         flows_[flow].done = true;
         --flows_open_;
         lock.Unlock();
-        (void)sender_->Send(Internal(label + ": " + taken.message()), /*final=*/false);
+        (void)sender_->Send(Internal(Label(d) + ": " + taken.message()), /*final=*/false);
         ready.clear();
       } else if (flows_[flow].left == 0) {  // (no step after it: the response is the flow)
         flows_[flow].done = true;

@@ -44,6 +44,14 @@ float First(const InferResponse& r) {
   return v;
 }
 
+// A lookup into `out`: true on a hit.
+bool Get(const ResponseCache::Scope& scope, const std::string& key, InferResponse* out) {
+  auto hit = scope.Lookup(key);
+  if (hit == nullptr) return false;
+  *out = std::move(*hit);
+  return true;
+}
+
 std::unique_ptr<ResponseCache> Cache(uint64_t bytes) {
   auto cache = ResponseCache::Create({.capacity_bytes = bytes});
   EXPECT_TRUE(cache.ok());
@@ -56,13 +64,13 @@ TEST(ResponseCacheTest, AHitAnswersWithACopyOfTheOutputs) {
   Request a({1, 2, 3});
   const std::string key = scope->Key(a.request, "tenant");
   InferResponse miss;
-  EXPECT_FALSE(scope->Lookup(key, &miss));
+  EXPECT_FALSE(Get(*scope, key, &miss));
   {
     InferResponse answer = Answer(7);
     ASSERT_TRUE(scope->Insert(key, answer));
   }  // the backend's memory is gone: the entry holds its own copy
   InferResponse hit;
-  ASSERT_TRUE(scope->Lookup(key, &hit));
+  ASSERT_TRUE(Get(*scope, key, &hit));
   ASSERT_EQ(hit.outputs.size(), 1u);
   EXPECT_EQ(hit.outputs[0].name, "y");
   EXPECT_EQ(hit.outputs[0].shape, (Shape{4}));
@@ -111,14 +119,14 @@ TEST(ResponseCacheTest, EvictsTheLeastRecentlyUsedToStayWithinItsBytes) {
   auto key = [&](int i) { return scope->Key(requests[i]->request, ""); };
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(scope->Insert(key(i), Answer(i)));
   InferResponse r;
-  ASSERT_TRUE(scope->Lookup(key(0), &r));  // 0 is now the most recent: 1 goes first
+  ASSERT_TRUE(Get(*scope, key(0), &r));  // 0 is now the most recent: 1 goes first
   ASSERT_TRUE(scope->Insert(key(3), Answer(3)));
   ASSERT_TRUE(scope->Insert(key(4), Answer(4)));
-  EXPECT_TRUE(scope->Lookup(key(0), &r));
+  EXPECT_TRUE(Get(*scope, key(0), &r));
   EXPECT_EQ(First(r), 0);
-  EXPECT_FALSE(scope->Lookup(key(1), &r));
-  EXPECT_FALSE(scope->Lookup(key(2), &r));
-  EXPECT_TRUE(scope->Lookup(key(4), &r));
+  EXPECT_FALSE(Get(*scope, key(1), &r));
+  EXPECT_FALSE(Get(*scope, key(2), &r));
+  EXPECT_TRUE(Get(*scope, key(4), &r));
   const ResponseCache::Figures f = cache->Read();
   EXPECT_EQ(f.entries, 3u);
   EXPECT_EQ(f.evictions, 2u);
@@ -137,13 +145,13 @@ TEST(ResponseCacheTest, AScopeTakesItsEntriesWithItButAHitsViewOutlivesThem) {
   ASSERT_TRUE(v1->Insert(v1->Key(a.request, ""), Answer(1)));
   ASSERT_TRUE(v2->Insert(v2->Key(a.request, ""), Answer(2)));
   InferResponse held;
-  ASSERT_TRUE(v1->Lookup(v1->Key(a.request, ""), &held));
+  ASSERT_TRUE(Get(*v1, v1->Key(a.request, ""), &held));
   v1.reset();  // the version is dropped
   const ResponseCache::Figures f = cache->Read();
   EXPECT_EQ(f.entries, 1u);
   EXPECT_EQ(First(held), 1);  // a response being written keeps its bytes
   InferResponse r;
-  ASSERT_TRUE(v2->Lookup(v2->Key(a.request, ""), &r));
+  ASSERT_TRUE(Get(*v2, v2->Key(a.request, ""), &r));
   EXPECT_EQ(First(r), 2);
 }
 
@@ -155,7 +163,7 @@ TEST(ResponseCacheTest, AnInsertOfAKnownKeyReplacesIt) {
   ASSERT_TRUE(scope->Insert(key, Answer(1)));
   ASSERT_TRUE(scope->Insert(key, Answer(5)));
   InferResponse r;
-  ASSERT_TRUE(scope->Lookup(key, &r));
+  ASSERT_TRUE(Get(*scope, key, &r));
   EXPECT_EQ(First(r), 5);
   EXPECT_EQ(cache->Read().entries, 1u);
 }
