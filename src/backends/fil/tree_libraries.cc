@@ -28,10 +28,32 @@ struct LibraryName {
   const char* display;       // "XGBoost"
   const char* flag;          // "xgboost-library"
   const char* default_path;  // from build/fil.env
+  // Where an installed copy keeps it, under <binary's folder>/../lib/fil (the
+  // container image's layout, deploy/container/stage.sh): the fallback when
+  // the build's path is not on this machine.
+  const char* installed_path;
 };
-constexpr LibraryName kXGBoostName{"XGBoost", "xgboost-library", MMSERVE_FIL_XGBOOST_LIBRARY};
-constexpr LibraryName kLightGBMName{"LightGBM", "lightgbm-library", MMSERVE_FIL_LIGHTGBM_LIBRARY};
-constexpr LibraryName kTreeliteName{"Treelite", "treelite-library", MMSERVE_FIL_TREELITE_LIBRARY};
+constexpr LibraryName kXGBoostName{"XGBoost", "xgboost-library", MMSERVE_FIL_XGBOOST_LIBRARY,
+                                   "xgboost/lib/libxgboost.so"};
+constexpr LibraryName kLightGBMName{"LightGBM", "lightgbm-library", MMSERVE_FIL_LIGHTGBM_LIBRARY,
+                                    "lightgbm/lib/lib_lightgbm.so"};
+constexpr LibraryName kTreeliteName{"Treelite", "treelite-library", MMSERVE_FIL_TREELITE_LIBRARY,
+                                    "treelite/lib/libtreelite.so"};
+
+// The library's path when no flag names one: the build's, else the installed
+// layout's when that one exists.
+std::string DefaultPath(const LibraryName& name) {
+  std::error_code ec;
+  std::string built(name.default_path);
+  if (!built.empty() && std::filesystem::is_regular_file(built, ec)) return built;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    std::filesystem::path installed =
+        exe.parent_path().parent_path() / "lib" / "fil" / name.installed_path;
+    if (std::filesystem::is_regular_file(installed, ec)) return installed.string();
+  }
+  return built;  // missing: the caller's message names it
+}
 
 Status NotFoundHint(const LibraryName& name, std::string_view why) {
   return FailedPrecondition(std::string(name.display) + " library " + std::string(why) +
@@ -84,7 +106,7 @@ class OpenedLibraries {
   template <typename Fill>
   StatusOr<const Library*> Open(const LibraryName& name, const std::filesystem::path& requested,
                                 Fill fill) {
-    std::string path = requested.empty() ? std::string(name.default_path) : requested.string();
+    std::string path = requested.empty() ? DefaultPath(name) : requested.string();
     if (path.empty()) return NotFoundHint(name, "was not found when mmserve was built");
     MutexLock lock(mu_);
     if (auto it = opened_.find(path); it != opened_.end()) return it->second;
