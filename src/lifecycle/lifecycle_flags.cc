@@ -5,10 +5,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <thread>
 
 #include "core/memory.h"
+#include "repository/local/single_model_repository.h"
 #include "repository/repository_key.h"
 
 namespace mm {
@@ -38,6 +40,11 @@ void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
                  "version, by the version policy)");
   app.add_option("--mlflow-stage", flags.mlflow_stage,
                  "MLflow registries: serve only versions in this stage (Production, Staging)");
+  app.add_option("--model-name", flags.model_name,
+                 "A --model-repository folder that holds one model itself (its config.pbtxt and "
+                 "version folders, or its files: model.onnx, an MLflow model's MLmodel, ...) is "
+                 "served as this model (KServe's single-model /mnt/models); a folder of model "
+                 "folders is served as ever");
   app.add_option("--model-control-mode", flags.control_mode,
                  "none: load every model at start; explicit: load --load-model models at start, "
                  "then through the repository API and on demand; poll: load every model and "
@@ -124,28 +131,57 @@ StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
   return repositories;
 }
 
+namespace {
+
+// A local --model-repository folder that holds one model, as --model-name
+// says; null when the flag is unset or the value is not such a folder.
+StatusOr<std::shared_ptr<ModelRepository>> OpenSingleModel(const std::string& value,
+                                                           const std::string& model_name) {
+  if (model_name.empty()) return std::shared_ptr<ModelRepository>();
+  const RepositoryLocation location = ParseRepositoryLocation(value);
+  if (!location.local() || location.path.empty() ||
+      !SingleModelRepository::HoldsOneModel(location.path)) {
+    return std::shared_ptr<ModelRepository>();
+  }
+  auto opened = SingleModelRepository::Open(location.path, model_name);
+  if (!opened.ok()) return opened.status().WithContext("--model-repository and --model-name");
+  return std::shared_ptr<ModelRepository>(std::move(*opened));
+}
+
+}  // namespace
+
 StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
     const LifecycleFlags& flags) {
   const bool remote =
       std::any_of(flags.repositories.begin(), flags.repositories.end(),
                   [](const std::string& value) { return !ParseRepositoryLocation(value).local(); });
-  if (!remote) return OpenRepositories(flags.repositories);
-  RemoteRepositories::Options options;
-  options.s3_endpoint = flags.s3_endpoint;
-  options.cache_dir = flags.model_cache_dir.empty() ? DefaultModelCacheDir()
-                                                    : std::filesystem::path(flags.model_cache_dir);
-  std::error_code ec;
-  std::filesystem::create_directories(options.cache_dir, ec);
-  const std::filesystem::space_info disk = std::filesystem::space(options.cache_dir, ec);
-  auto size = ParseByteSize(flags.model_cache_size, ec ? 0 : disk.capacity);
-  if (!size.ok()) return size.status().WithContext("--model-cache-size");
-  options.cache_bytes = *size;
-  options.mlflow_alias = flags.mlflow_alias;
-  options.mlflow_stage = flags.mlflow_stage;
-  RemoteRepositories opener(std::move(options));
+  if (!remote && flags.model_name.empty()) return OpenRepositories(flags.repositories);
+  std::optional<RemoteRepositories> opener;
+  if (remote) {
+    RemoteRepositories::Options options;
+    options.s3_endpoint = flags.s3_endpoint;
+    options.cache_dir = flags.model_cache_dir.empty()
+                            ? DefaultModelCacheDir()
+                            : std::filesystem::path(flags.model_cache_dir);
+    std::error_code ec;
+    std::filesystem::create_directories(options.cache_dir, ec);
+    const std::filesystem::space_info disk = std::filesystem::space(options.cache_dir, ec);
+    auto size = ParseByteSize(flags.model_cache_size, ec ? 0 : disk.capacity);
+    if (!size.ok()) return size.status().WithContext("--model-cache-size");
+    options.cache_bytes = *size;
+    options.mlflow_alias = flags.mlflow_alias;
+    options.mlflow_stage = flags.mlflow_stage;
+    opener.emplace(std::move(options));
+  }
   std::vector<std::shared_ptr<ModelRepository>> repositories;
   for (const std::string& value : flags.repositories) {
-    auto opened = OpenModelRepository(value, &opener);
+    MM_ASSIGN_OR_RETURN(std::shared_ptr<ModelRepository> single,
+                        OpenSingleModel(value, flags.model_name));
+    if (single != nullptr) {
+      repositories.push_back(std::move(single));
+      continue;
+    }
+    auto opened = OpenModelRepository(value, opener ? &*opener : nullptr);
     if (!opened.ok()) return opened.status().WithContext("--model-repository");
     repositories.push_back(std::move(*opened));
   }

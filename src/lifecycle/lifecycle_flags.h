@@ -43,7 +43,10 @@ struct LifecycleFlags {
   std::string model_cache_size = "10GiB";  // ParseByteSize: bytes, units or a % of the disk
   std::string mlflow_alias;                // --mlflow-alias
   std::string mlflow_stage;                // --mlflow-stage
-  std::string control_mode = "none";       // none, explicit, poll
+  // --model-name: a local repository folder that holds one model
+  // (SingleModelRepository::HoldsOneModel) serves it under this name.
+  std::string model_name;
+  std::string control_mode = "none";  // none, explicit, poll
   std::vector<std::string> load_models;
   std::optional<bool> load_on_demand;  // unset: true in explicit mode
   double poll_secs = 15;
@@ -64,7 +67,7 @@ struct LifecycleFlags {
 
 // Registers --model-repository (required, repeatable), --s3-endpoint,
 // --model-cache-dir, --model-cache-size, --mlflow-alias, --mlflow-stage,
-// --model-control-mode,
+// --model-name, --model-control-mode,
 // --load-model, --load-on-demand (given alone: true), --repository-poll-secs,
 // --model-memory-budget, --model-eviction-policy, --model-load-threads,
 // --max-instances-per-model, --max-threads-per-model, --drift,
@@ -78,7 +81,8 @@ void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags);
 StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
     const std::vector<std::string>& values);
 // The same, remote repositories opened as --s3-endpoint, --model-cache-dir
-// and --model-cache-size say (its errors name the flag).
+// and --model-cache-size say (its errors name the flag), and a local folder
+// that holds one model served as --model-name says.
 StatusOr<std::vector<std::shared_ptr<ModelRepository>>> OpenRepositories(
     const LifecycleFlags& flags);
 
