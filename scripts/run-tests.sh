@@ -85,7 +85,7 @@ done
 # (tests/adversarial: a hostile tenant, client and repository), each in its
 # own pytest process (each folder has its own conftest). Each prints its 15
 # slowest tests: what to look at first when a CI run nears its time limit.
-for suite in integration adversarial; do
+for suite in integration adversarial deploy; do
   echo "== $suite tests"
   "$ROOT/.venv/bin/python" -m pytest -q -rfE --durations=15 -p no:cacheprovider "tests/$suite" \
     2>&1 | tee "$LOGS/$suite.log" | tail -n 60
