@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
 #include <cstdio>
+#include <fstream>
 #include <limits>
+#include <string>
+#include <system_error>
 
 // Sanitizers that replace malloc keep their own books; glibc's mallinfo2()
 // then describes an arena nobody uses.
@@ -126,6 +130,61 @@ uint64_t PhysicalMemoryBytes() {
   long pages = ::sysconf(_SC_PHYS_PAGES);
   if (pages <= 0) return 0;
   return static_cast<uint64_t>(pages) * PageSize();
+}
+
+namespace {
+
+// A limit file's value; 0 when unset ("max", or v1's "no limit", a number
+// near 2^63) or unreadable.
+uint64_t ReadLimit(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string text;
+  if (!(in >> text) || text == "max") return 0;
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return 0;
+  return value >= (uint64_t{1} << 62) ? 0 : value;
+}
+
+}  // namespace
+
+uint64_t UsableMemoryBytes(const std::filesystem::path& proc_self_cgroup,
+                           const std::filesystem::path& cgroup_root) {
+  uint64_t usable = PhysicalMemoryBytes();
+  auto lower = [&usable](uint64_t limit) {
+    if (limit != 0 && (usable == 0 || limit < usable)) usable = limit;
+  };
+  // Lines "0::/a/b" (v2) and "N:memory:/a/b" or "N:...,memory,...:/a/b" (v1).
+  std::ifstream in(proc_self_cgroup);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t first = line.find(':');
+    const size_t second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    std::filesystem::path dir;
+    std::string file;
+    if (controllers.empty()) {
+      dir = cgroup_root;
+      file = "memory.max";
+    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
+      dir = cgroup_root / "memory";
+      file = "memory.limit_in_bytes";
+    } else {
+      continue;
+    }
+    // From the process's cgroup up to the hierarchy's root, inclusive.
+    const std::filesystem::path relative =
+        std::filesystem::path(line.substr(second + 1)).relative_path().lexically_normal();
+    std::filesystem::path at = relative.empty() || relative == "." ? dir : dir / relative;
+    while (true) {
+      lower(ReadLimit(at / file));
+      std::filesystem::path up = at.parent_path();
+      if (at == dir || up == at || up.native().size() < dir.native().size()) break;
+      at = std::move(up);
+    }
+  }
+  return usable;
 }
 
 void ReleaseFreeMemory() {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,15 @@ uint64_t HeapInUseBytes();
 // Installed physical memory (MemTotal): _SC_PHYS_PAGES times the page size;
 // 0 when unknown. Not a cgroup limit.
 uint64_t PhysicalMemoryBytes();
+
+// The memory this process may use: the smallest of PhysicalMemoryBytes() and
+// the memory limits of its cgroup and the cgroups above it (a container's
+// limit): cgroup v2's memory.max, v1's memory.limit_in_bytes, for the cgroup
+// /proc/self/cgroup names, under /sys/fs/cgroup. A limit that is unset
+// ("max", v1's huge number) or unreadable does not count. The paths are
+// parameters for tests.
+uint64_t UsableMemoryBytes(const std::filesystem::path& proc_self_cgroup = "/proc/self/cgroup",
+                           const std::filesystem::path& cgroup_root = "/sys/fs/cgroup");
 
 // Gives freed heap memory back to the OS (jemalloc: every arena's purge;
 // glibc: malloc_trim(0); the sanitizer allocator's purge under a

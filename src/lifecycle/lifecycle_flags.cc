@@ -68,9 +68,9 @@ void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
       ->capture_default_str()
       ->check(CLI::Range(kRepositoryPollSecsBounds.min, kRepositoryPollSecsBounds.max));
   app.add_option("--model-memory-budget", flags.memory_budget,
-                 "Memory for loaded models, in bytes (512MiB, 4GiB, ...) or a percentage of RAM "
-                 "(50%); idle models are evicted least recently used first to stay under it "
-                 "(0: unlimited)")
+                 "Memory for loaded models, in bytes (512MiB, 4GiB, ...) or a percentage of the "
+                 "memory the server may use (50%: of RAM, or of its container's cgroup limit when "
+                 "lower); idle models are evicted to stay under it (0: unlimited)")
       ->capture_default_str();
   app.add_option("--model-eviction-policy", flags.eviction_policy,
                  "Which idle models leave first to fit the budget: lfu (fewest uses per byte, "
@@ -196,7 +196,7 @@ Status ApplyLifecycleFlags(const LifecycleFlags& flags, ModelManager::Options& o
   options.load_on_demand =
       flags.load_on_demand.value_or(options.mode == ModelControlMode::kExplicit);
   options.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(flags.poll_secs * 1000));
-  auto budget = ParseByteSize(flags.memory_budget, PhysicalMemoryBytes());
+  auto budget = ParseByteSize(flags.memory_budget, UsableMemoryBytes());
   if (!budget.ok()) return budget.status().WithContext("--model-memory-budget");
   options.memory_budget_bytes = *budget;
   options.eviction = flags.eviction_policy == "lru" ? EvictionPolicy::kLru : EvictionPolicy::kLfu;

@@ -50,7 +50,7 @@ struct LifecycleFlags {
   std::vector<std::string> load_models;
   std::optional<bool> load_on_demand;  // unset: true in explicit mode
   double poll_secs = 15;
-  std::string memory_budget = "0";  // ParseByteSize: bytes, units or a % of RAM
+  std::string memory_budget = "0";  // ParseByteSize: bytes, units or a % of UsableMemoryBytes()
   size_t load_threads = 1;          // AddLifecycleFlags: half the cores
   std::string eviction_policy = "lfu";
   ServerLimits limits;

@@ -198,3 +198,26 @@ def test_sigterm_drains_and_exits_cleanly(image):
         assert "received SIGTERM, shutting down" in logs
     finally:
         c.remove()
+
+
+def test_a_percentage_budget_is_of_the_containers_memory_limit(image):
+    """--model-memory-budget 50% under `--memory 1g`: half the container's
+    limit (its cgroup's memory.max), not half of the machine's RAM."""
+    name = f"mmserve-test-mem-{os.getpid()}"
+    metrics = free_port()
+    podman("run", "-d", "--name", name, "--memory", "1g", "-p", f"127.0.0.1:{metrics}:8002", image,
+           "--model-repository", "/opt/mmserve/models", "--model-control-mode", "explicit",
+           "--metrics-address", "0.0.0.0", "--model-memory-budget", "50%")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                text = requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5).text
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, podman("logs", name, check=False).stderr
+                time.sleep(0.2)
+        budget = [line for line in text.splitlines() if line.startswith("mmserve_memory_budget_bytes")]
+        assert budget == ["mmserve_memory_budget_bytes 536870912"], budget
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)

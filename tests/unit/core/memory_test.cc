@@ -2,9 +2,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 
@@ -142,6 +146,56 @@ TEST(MemoryProbeTest, PhysicalMemoryIsKnown) {
   EXPECT_GT(PhysicalMemoryBytes(), 64 * kMiB);
   EXPECT_GT(ProcessResidentBytes(), 0u);
   EXPECT_LT(ProcessResidentBytes(), PhysicalMemoryBytes());
+}
+
+// A fake /proc/self/cgroup and /sys/fs/cgroup under a temporary folder.
+class UsableMemoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("mm_usable_memory_test_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_ / "cg");
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  void Write(const std::string& relative, const std::string& text) {
+    std::filesystem::create_directories((root_ / relative).parent_path());
+    std::ofstream(root_ / relative) << text;
+  }
+  uint64_t Usable() { return UsableMemoryBytes(root_ / "self_cgroup", root_ / "cg"); }
+  std::filesystem::path root_;
+};
+
+TEST_F(UsableMemoryTest, WithoutALimitItIsThePhysicalMemory) {
+  Write("self_cgroup", "0::/\n");
+  EXPECT_EQ(Usable(), PhysicalMemoryBytes());
+  Write("cg/memory.max", "max\n");
+  EXPECT_EQ(Usable(), PhysicalMemoryBytes());
+  Write("self_cgroup", "");  // no cgroup line at all, or no file
+  EXPECT_EQ(Usable(), PhysicalMemoryBytes());
+  EXPECT_EQ(UsableMemoryBytes(root_ / "missing", root_ / "cg"), PhysicalMemoryBytes());
+}
+
+TEST_F(UsableMemoryTest, TheSmallestLimitOnTheWayUpCountsInV2) {
+  Write("self_cgroup", "0::/kubepods/pod1/ctr\n");
+  Write("cg/kubepods/pod1/ctr/memory.max", "max\n");
+  Write("cg/kubepods/pod1/memory.max", std::to_string(2 * kGiB) + "\n");
+  Write("cg/kubepods/memory.max", std::to_string(4 * kGiB) + "\n");
+  EXPECT_EQ(Usable(), std::min<uint64_t>(2 * kGiB, PhysicalMemoryBytes()));
+  // A container's own view (cgroup namespace): "/" and the limit at the top.
+  Write("self_cgroup", "0::/\n");
+  Write("cg/memory.max", std::to_string(256 * kMiB) + "\n");
+  EXPECT_EQ(Usable(), 256 * kMiB);
+}
+
+TEST_F(UsableMemoryTest, V1MemoryControllerAndItsNoLimitValue) {
+  Write("self_cgroup", "5:cpu,cpuacct:/x\n4:memory:/docker/abc\n0::/\n");
+  Write("cg/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");  // no limit
+  EXPECT_EQ(Usable(), PhysicalMemoryBytes());
+  Write("cg/memory/docker/memory.limit_in_bytes", std::to_string(512 * kMiB) + "\n");
+  EXPECT_EQ(Usable(), 512 * kMiB);
+  Write("cg/memory/docker/abc/memory.limit_in_bytes", "garbage\n");  // unreadable: ignored
+  EXPECT_EQ(Usable(), 512 * kMiB);
 }
 
 TEST(MemoryProbeTest, ResidentAndHeapGrowWithATouchedAllocation) {
