@@ -58,6 +58,6 @@ fi
 log "building $TAG"
 # --format docker keeps HEALTHCHECK (the OCI format has no such field);
 # --network host reaches Debian's and PyPI's mirrors as this machine does.
-"${PODMAN[@]}" build --quiet --format docker --network host --pull=never "${ULIMITS[@]}" \
-  "${args[@]}" -f "$ROOT/deploy/Dockerfile" -t "$TAG" "$ROOT" >/dev/null
+"${PODMAN[@]}" build --format docker --network host --pull=never "${ULIMITS[@]}" \
+  "${args[@]}" -f "$ROOT/deploy/Dockerfile" -t "$TAG" "$ROOT"
 log "built $TAG ($("${PODMAN[@]}" image inspect --format '{{.Size}}' "$TAG" | numfmt --to=iec))"
