@@ -18,7 +18,8 @@
 #      (docs/fil.md says why). With --test, the same versions for Python in
 #      .venv, and XGBoost 3.0.5 apart, to write legacy-binary test models.
 #   8. With --test: helm (built from the Go module proxy, in the background
-#      from step 3 on) and the ServiceMonitor CRD, for the chart's checks.
+#      from step 3 on), the ServiceMonitor CRD and an Envoy config validator
+#      (tests/deploy/envoy_check, built alongside helm), for the chart's checks.
 #   9. With --test: KServe's CRDs from its Go module, for deploy/kserve.
 #  10. With --test: Podman, runc and mmdebstrap, for the container test.
 # A second run finds everything in place and returns in about a second.
@@ -155,8 +156,13 @@ fi
 # Kubernetes version .Capabilities defaults to, from its client-go). The
 # rendered ServiceMonitor is checked against the prometheus-operator CRD's
 # schema, out of the same project's Go module (its example/ folder).
-# The build runs in the background while the downloads of sections 4-7 go
-# on (it is CPU, they are mostly network), and is waited for at the end.
+# The Envoy router's config is checked by tests/deploy/envoy_check (Envoy is
+# in neither Debian nor PyPI): go-control-plane's Envoy API and its
+# protoc-gen-validate rules, at the version in its go.mod, built into
+# ~/.cache/mmserve/envoy-check-VERSION/envoy-check (again when its sources
+# change): about a minute on 2 cores, once.
+# The builds run in the background while the downloads of sections 4-7 go
+# on (they are CPU, those mostly network), and are waited for at the end.
 HELM_VERSION=3.21.4
 HELM_K8S_MINOR=36  # helm 3.21's k8s.io/client-go v0.36
 PROM_OPERATOR_VERSION=0.85.0
@@ -190,10 +196,26 @@ install_helm() {
     mv "$crd_dir/$crd.partial" "$crd_dir/$crd"
   fi
 }
+ENVOY_CHECK_SRC=$ROOT/tests/deploy/envoy_check
+ENVOY_CHECK_VERSION=$(awk '$1 == "github.com/envoyproxy/go-control-plane/envoy" {print substr($2, 2)}' \
+  "$ENVOY_CHECK_SRC/go.mod")
+install_envoy_check() {
+  local dir=$CACHE/envoy-check-$ENVOY_CHECK_VERSION src
+  src=$(cat "$ENVOY_CHECK_SRC"/go.mod "$ENVOY_CHECK_SRC"/go.sum "$ENVOY_CHECK_SRC"/*.go | sha256sum | cut -c1-16)
+  [ -x "$dir/envoy-check" ] && [ -f "$dir/.src-$src" ] && return 0
+  command -v go >/dev/null 2>&1 || { log "the Envoy config validator needs Go 1.26 or later (go on PATH)"; exit 1; }
+  log "building the Envoy config validator (go-control-plane $ENVOY_CHECK_VERSION, once)"
+  rm -rf "$dir.partial"
+  CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" go build -C "$ENVOY_CHECK_SRC" -trimpath \
+    -o "$dir.partial/envoy-check" .
+  touch "$dir.partial/.src-$src"
+  rm -rf "$dir"
+  mv "$dir.partial" "$dir"
+}
 HELM_PID=""
 HELM_LOG=$STAMP_DIR/install-helm.log
 if [ "$WITH_TEST" = 1 ]; then
-  install_helm > "$HELM_LOG" 2>&1 &
+  { install_helm; install_envoy_check; } > "$HELM_LOG" 2>&1 &
   HELM_PID=$!
 fi
 
@@ -367,7 +389,7 @@ fi
 if [ -n "$HELM_PID" ]; then
   if ! wait "$HELM_PID"; then
     cat "$HELM_LOG" >&2
-    log "building helm or fetching the ServiceMonitor CRD failed (above)"
+    log "building helm or the Envoy config validator, or fetching the ServiceMonitor CRD, failed (above)"
     exit 1
   fi
   cat "$HELM_LOG"

@@ -60,4 +60,9 @@ log "building $TAG"
 # --network host reaches Debian's and PyPI's mirrors as this machine does.
 "${PODMAN[@]}" build --format docker --network host --pull=never "${ULIMITS[@]}" \
   "${args[@]}" -f "$ROOT/deploy/Dockerfile" -t "$TAG" "$ROOT"
+# The Helm chart's default image is mmserve:<its appVersion>: tag that too.
+app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/deploy/helm/mmserve/Chart.yaml")
+if [ "$TAG" = mmserve:latest ] && [ -n "$app_version" ]; then
+  "${PODMAN[@]}" tag "$TAG" "mmserve:$app_version"
+fi
 log "built $TAG ($("${PODMAN[@]}" image inspect --format '{{.Size}}' "$TAG" | numfmt --to=iec))"

@@ -7,17 +7,21 @@ fail) for the oldest and newest Kubernetes the checks cover, the ServiceMonitor 
 prometheus-operator CRD's schema, and what matters is asserted: probes, graceful
 termination, the memory budget derived from the limit, Secrets, the HPA's metric, the
 routers' replica lists and hashing. mmserve itself parses each mode's rendered command line
-(it starts on loopback with it and stops on SIGTERM), and nginx checks the router's config.
+(it starts on loopback with it and stops on SIGTERM), nginx checks the nginx router's config,
+and tests/deploy/envoy_check (Envoy's API and its validation rules, from go-control-plane) the
+Envoy router's.
 
-helm and the CRD come from scripts/install-deps.sh --test (make test); without them the
-tests fail, saying so.
+helm, the CRD and envoy-check come from scripts/install-deps.sh --test (make test); without
+them the tests fail, saying so.
 """
 import copy
+import hashlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -51,6 +55,13 @@ HELM = Path(os.environ.get(
     "MMSERVE_HELM", CACHE / f"helm-{_install_deps_var('HELM_VERSION')}" / "helm"))
 SERVICEMONITOR_CRD = (CACHE / f"prometheus-operator-crds-{_install_deps_var('PROM_OPERATOR_VERSION')}"
                       / "monitoring.coreos.com_servicemonitors.yaml")
+# The Envoy config validator: built by install-deps.sh at go.mod's go-control-plane version,
+# with a stamp of the sources it was built from.
+ENVOY_CHECK_SRC = ROOT / "tests" / "deploy" / "envoy_check"
+_GCP = re.search(r"^\s*github\.com/envoyproxy/go-control-plane/envoy v(\S+)$",
+                 (ENVOY_CHECK_SRC / "go.mod").read_text(), re.M)
+ENVOY_CHECK = Path(os.environ.get(
+    "MMSERVE_ENVOY_CHECK", CACHE / f"envoy-check-{_GCP.group(1) if _GCP else 'unknown'}" / "envoy-check"))
 
 
 def helm() -> str:
@@ -58,6 +69,19 @@ def helm() -> str:
         pytest.fail(f"helm not found at {HELM}: run scripts/install-deps.sh --test "
                     "(make test does), which builds it once from the Go module proxy")
     return str(HELM)
+
+
+def envoy_check() -> str:
+    install = "run scripts/install-deps.sh --test (make test does), which builds it from tests/deploy/envoy_check"
+    if not os.access(ENVOY_CHECK, os.X_OK):
+        pytest.fail(f"the Envoy config validator is not at {ENVOY_CHECK}: {install}")
+    if "MMSERVE_ENVOY_CHECK" not in os.environ:  # (as install-deps.sh hashes them)
+        src = b"".join(p.read_bytes() for p in [ENVOY_CHECK_SRC / "go.mod", ENVOY_CHECK_SRC / "go.sum",
+                                                 *sorted(ENVOY_CHECK_SRC.glob("*.go"))])
+        stamp = ENVOY_CHECK.parent / f".src-{hashlib.sha256(src).hexdigest()[:16]}"
+        if not stamp.exists():
+            pytest.fail(f"{ENVOY_CHECK} was built from other sources than tests/deploy/envoy_check: {install}")
+    return str(ENVOY_CHECK)
 
 
 class RenderError(Exception):
@@ -307,6 +331,7 @@ def test_default_deployment():
     f = flags(objs)
     assert f["model-repository"] == "/opt/mmserve/models"
     assert f["model-control-mode"] == "none" and f["execution-slots"] == "2"
+    assert f["python-env"] == "/opt/mmserve/python"  # the image's venv (deploy/Dockerfile)
     assert f["model-cache-dir"] == "/var/cache/mmserve/models"
     assert mib(f["model-cache-size"]) == int(10 * 1024 * 0.9)  # 0.9 x the 10Gi emptyDir
     pod = w["spec"]["template"]["spec"]
@@ -564,7 +589,11 @@ def test_envoy_router_ring_hash():
     assert set(clusters) == {"mmserve_http", "mmserve_grpc"}
     for name, port in (("mmserve_http", 8000), ("mmserve_grpc", 8001)):
         c = clusters[name]
-        assert c["lb_policy"] == "RING_HASH" and c["type"] == "STRICT_DNS"
+        assert c["lb_policy"] == "RING_HASH" and "type" not in c
+        # Strict DNS (every address a replica) through the DNS cluster extension.
+        dns = c["cluster_type"]
+        assert dns["name"] == "envoy.cluster.dns"
+        assert dns["typed_config"]["all_addresses_in_single_endpoint"] is False
         (ep,) = c["load_assignment"]["endpoints"][0]["lb_endpoints"]
         assert ep["endpoint"]["address"]["socket_address"] == {"address": headless, "port_value": port}
         assert c["health_checks"][0]["http_health_check"]["path"] == "/v2/health/ready"
@@ -642,6 +671,88 @@ def test_envoy_router_ring_hash():
     assert shipped["static_resources"]["clusters"][0]["lb_policy"] == "RING_HASH"
 
 
+def _router_kind(values: Path):
+    router = {**yaml.safe_load((CHART / "values.yaml").read_text())["router"],
+              **((yaml.safe_load(values.read_text()) or {}).get("router") or {})}
+    return router["kind"] if router["enabled"] else None
+
+
+ENVOY_MODES = [f for f in CI_VALUES if _router_kind(f) == "envoy"]
+
+
+def _envoy_configs(values, sets=()) -> list:
+    """The envoy.yaml of each ConfigMap the chart renders."""
+    return [o["data"]["envoy.yaml"] for o in render(values, sets=sets)
+            if o["kind"] == "ConfigMap" and "envoy.yaml" in (o.get("data") or {})]
+
+
+def _envoy_check(*paths, stdin=None):
+    return subprocess.run([envoy_check(), *map(str, paths)], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_envoy_modes_are_the_values_files_that_render_an_envoy_config():
+    assert ENVOY_MODES, "no values file in ci/ enables the Envoy router"
+    for f in CI_VALUES:
+        assert len(_envoy_configs(f)) == (f in ENVOY_MODES), f.name
+
+
+@pytest.mark.parametrize("values", ENVOY_MODES, ids=lambda p: p.stem)
+def test_envoy_accepts_the_router_config(values, tmp_path):
+    """envoy-check (Envoy's v3 API, strict: unknown fields and unknown typed_config types fail;
+    protoc-gen-validate's rules, inside every typed_config too; no deprecated field) on the
+    rendered envoy.yaml, with the chart's values and with others."""
+    variants = [(), ("router.hotModels=null", "router.tries=1", "router.timeoutSeconds=1",
+                     "router.httpPort=9000", "service.httpPort=7000", "service.grpcPort=7001")]
+    paths = []
+    for i, sets in enumerate(variants):
+        (text,) = _envoy_configs(values, sets)
+        paths.append(tmp_path / f"{values.stem}-{i}.yaml")
+        paths[-1].write_text(text)
+    assert "__MMSERVE_HOT_MODELS__" in paths[1].read_text()  # no hot model: the placeholder stays
+    r = _envoy_check(*paths)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [w for p in paths for w in (f"{p}:", "ok")]
+    # The shipped file stands alone too (its placeholders are valid values).
+    r = _envoy_check(CHART / "files" / "envoy-ring-hash.yaml")
+    assert r.returncode == 0, r.stderr
+
+
+def test_envoy_check_refuses_a_broken_router_config(tmp_path):
+    """And the check can fail: each edit of the rendered config is refused, naming the file
+    and the fault."""
+    (text,) = _envoy_configs(ENVOY_MODES[0])
+    good = tmp_path / "good.yaml"
+    good.write_text(text)
+    broken = {  # name: (original, replacement, what the error says)
+        "misspelt-field": ("stat_prefix:", "stat_prefx:", 'unknown field "stat_prefx"'),
+        "invalid-enum": ("lb_policy: RING_HASH", "lb_policy: RING_HASHH", '"RING_HASHH"'),
+        "unknown-typed-config": ("v3.PreviousHostsPredicate", "v3.PreviousHostPredicate",
+                                 "PreviousHostPredicate"),
+        "rule-in-a-typed-config": ("stat_prefix: mmserve_router", 'stat_prefix: ""',
+                                   "HttpConnectionManager.StatPrefix"),
+        "rule-out-of-range": ("minimum_ring_size: 1024", "minimum_ring_size: 99999999",
+                              "MinimumRingSize: value must be less than or equal to"),
+        "deprecated-field": ("connect_timeout: 2s", "connect_timeout: 2s\n      dns_refresh_rate: 5s",
+                             "deprecated field (envoy.config.cluster.v3.Cluster.dns_refresh_rate)"),
+        "not-yaml": ("routes:", "routes: [", "yaml:"),
+    }
+    for name, (old, new, says) in broken.items():
+        assert old in text, f"{name}: {old!r} is no longer in the rendered config"
+        bad = tmp_path / f"{name}.yaml"
+        bad.write_text(text.replace(old, new))
+        r = _envoy_check(good, bad)
+        assert r.returncode == 1, f"{name}: accepted\n{r.stdout}"
+        assert r.stdout == f"{good}: ok\n", name
+        assert f"{bad}: not a valid Envoy bootstrap: " in r.stderr and says in r.stderr, (name, r.stderr)
+        assert str(good) not in r.stderr, name
+    # Standard input: "-".
+    r = _envoy_check("-", stdin=text)
+    assert (r.returncode, r.stdout) == (0, "-: ok\n"), r.stderr
+    r = _envoy_check("-", stdin=text.replace("RING_HASH", "RING_HASHH"))
+    assert r.returncode == 1 and r.stderr.startswith("-: not a valid Envoy bootstrap: "), r.stderr
+
+
 # ------------------------------------------- mmserve parses what the chart renders
 
 def _binary() -> Path:
@@ -688,6 +799,7 @@ def _run_mode(values: Path, tmp_path: Path, tls_files: Path) -> dict:
         "tls-cert": str(tls_files / "tls.crt"), "tls-key": str(tls_files / "tls.key"),
         "tls-client-ca": str(tls_files / "ca.crt"),
         "model-cache-size": "64MiB",  # a size of the pod's volume, not of this disk
+        "python-env": sys.prefix,  # the image's /opt/mmserve/python: this venv here
     }
     args = [str(_binary())]
     seen_repo = False
