@@ -286,9 +286,15 @@ int main(int argc, char** argv) {
     bool stopping MM_GUARDED_BY(mu) = false;
   } ready;
   std::thread startup([&] {
-    (*manager)->Start();
+    const mm::Status started = (*manager)->Start();
     mm::MutexLock lock(ready.mu);
     if (ready.stopping) return;
+    if (!started.ok() && flags.lifecycle.strict_readiness) {
+      spdlog::error("{}; not ready (--strict-readiness): /v2/health/ready answers 400",
+                    started.message());
+      return;
+    }
+    if (!started.ok()) spdlog::warn("{}", started.message());
     (*service)->SetReady(true);
     spdlog::info("mmserve is ready");
   });

@@ -64,6 +64,11 @@ void AddLifecycleFlags(CLI::App& app, LifecycleFlags& flags) {
         bool on = false;
         if (CLI::detail::lexical_cast(value, on)) flags.load_on_demand = on;
       });
+  app.add_option("--strict-readiness", flags.strict_readiness,
+                 "Ready (/v2/health/ready) only if every model loaded at start did load; a "
+                 "failed start-up load leaves the server live, serving what loaded, and not "
+                 "ready until it restarts (false: ready once start-up loading has finished)")
+      ->capture_default_str();
   app.add_option("--repository-poll-secs", flags.poll_secs, "Poll mode: seconds between scans")
       ->capture_default_str()
       ->check(CLI::Range(kRepositoryPollSecsBounds.min, kRepositoryPollSecsBounds.max));

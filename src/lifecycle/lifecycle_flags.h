@@ -49,6 +49,8 @@ struct LifecycleFlags {
   std::string control_mode = "none";  // none, explicit, poll
   std::vector<std::string> load_models;
   std::optional<bool> load_on_demand;  // unset: true in explicit mode
+  // --strict-readiness: not ready when a start-up load failed (main.cc).
+  bool strict_readiness = false;
   double poll_secs = 15;
   std::string memory_budget = "0";  // ParseByteSize: bytes, units or a % of UsableMemoryBytes()
   size_t load_threads = 1;          // AddLifecycleFlags: half the cores
@@ -67,7 +69,7 @@ struct LifecycleFlags {
 
 // Registers --model-repository (required, repeatable), --s3-endpoint,
 // --model-cache-dir, --model-cache-size, --mlflow-alias, --mlflow-stage,
-// --model-name, --model-control-mode,
+// --model-name, --model-control-mode, --strict-readiness,
 // --load-model, --load-on-demand (given alone: true), --repository-poll-secs,
 // --model-memory-budget, --model-eviction-policy, --model-load-threads,
 // --max-instances-per-model, --max-threads-per-model, --drift,

@@ -494,7 +494,7 @@ bool ModelManager::Shutdown(std::optional<std::chrono::steady_clock::time_point>
   return impl_->Shutdown(deadline);
 }
 
-void ModelManager::Start() { impl_->poller_.Start(); }
+Status ModelManager::Start() { return impl_->poller_.Start(); }
 
 StatusOr<ModelHandle> ModelManager::Get(const NameScope& scope, std::string_view name,
                                         std::string_view version) const {

@@ -315,9 +315,10 @@ class ModelManager {
   bool Shutdown(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
   // Loads what the mode loads at start and returns once those loads have
-  // finished (per-model failures are in Index(), not returned); then starts
-  // polling in poll mode.
-  void Start();
+  // finished; then starts polling in poll mode. UNAVAILABLE naming the
+  // models that did not load (each one's reason is in Index()), for
+  // --strict-readiness.
+  Status Start();
 
   // Every method taking a model name resolves it in `scope` (see Names at the
   // top); the overloads without one resolve it in NameScope::All().

@@ -12,25 +12,30 @@ namespace mm {
 
 namespace {
 
-// Waits until `count` callbacks made by Done() have run.
+// Waits until `count` callbacks made by Done() have run, and keeps the
+// names of the loads that failed.
 class Countdown {
  public:
   explicit Countdown(size_t count) : remaining_(count) {}
-  std::function<void(Status)> Done() {
-    return [this](Status) {
+  std::function<void(Status)> Done(std::string label) {
+    return [this, label = std::move(label)](Status status) {
       MutexLock lock(mu_);
+      if (!status.ok()) failed_.push_back(label);
       if (--remaining_ == 0) cv_.NotifyAll();
     };
   }
-  void Wait() {
+  // The failed loads' labels, once every load has answered.
+  std::vector<std::string> Wait() {
     MutexLock lock(mu_);
     while (remaining_ > 0) cv_.Wait(lock);
+    return failed_;
   }
 
  private:
   Mutex mu_;
   CondVar cv_;
   size_t remaining_ MM_GUARDED_BY(mu_);
+  std::vector<std::string> failed_ MM_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -45,7 +50,7 @@ Poller::Poller(const ModelManager::Options& options, VersionTable& table,
 
 Poller::~Poller() { Stop(); }
 
-void Poller::Start() {
+Status Poller::Start() {
   std::vector<Status> failures;
   auto scanned = repositories_.List(&failures);
   for (const Status& failure : failures) {
@@ -56,9 +61,10 @@ void Poller::Start() {
   }
   if (!scanned.ok()) {
     spdlog::error("scanning model repositories failed: {}", scanned.status().message());
-    return;
+    return scanned.status();
   }
   std::vector<ModelKey> to_load;
+  std::vector<std::string> missing;  // --load-model names no repository holds
   {
     MutexLock lock(table_.mu());
     auto& models = table_.models();
@@ -82,6 +88,7 @@ void Poller::Start() {
         }
         if (!any && name != "*") {
           spdlog::error("--load-model {}: no such model in the repositories", name);
+          missing.push_back(name);
         }
       }
       std::sort(to_load.begin(), to_load.end(), ModelKeyLess());
@@ -95,13 +102,31 @@ void Poller::Start() {
   *scanned = {};
   ReleaseFreeMemory();
   Countdown loads(to_load.size());
-  for (const auto& key : to_load) load_(key, loads.Done());
-  loads.Wait();
+  for (const auto& key : to_load) load_(key, loads.Done("'" + key.name + "'"));
+  std::vector<std::string> failed = loads.Wait();
   if (options_.mode == ModelControlMode::kPoll) {
     MutexLock poller_lock(poller_mu_);
     MutexLock state_lock(table_.mu());
     if (!table_.stopping()) thread_ = std::thread([this] { Loop(); });
   }
+  std::string why;
+  constexpr size_t kNamed = 10;  // a repository of thousands fails in one line
+  for (size_t i = 0; i < failed.size() && i < kNamed; ++i) {
+    why += (why.empty() ? "" : ", ") + failed[i];
+  }
+  if (failed.size() > kNamed) why += " and " + std::to_string(failed.size() - kNamed) + " more";
+  if (!failed.empty()) why += " failed to load";
+  if (!missing.empty()) {
+    why +=
+        (why.empty() ? "" : "; ") + std::string("--load-model names no model in the repositories:");
+    for (const std::string& name : missing) why += " '" + name + "'";
+  }
+  if (!failures.empty()) {
+    why += (why.empty() ? "" : "; ") + std::to_string(failures.size()) +
+           " repository scan(s) failed (" + failures.front().message() + ")";
+  }
+  if (why.empty()) return OkStatus();
+  return Unavailable("start-up loading: " + why + " (the repository index says why)");
 }
 
 void Poller::Wake() {
@@ -324,13 +349,13 @@ void Poller::Poll() {
   Countdown done(load.size() + unload.size());
   for (const auto& key : load) {
     spdlog::info("model '{}' changed on disk: loading", key.name);
-    load_(key, done.Done());
+    load_(key, done.Done(key.name));
   }
   for (const auto& key : unload) {
     spdlog::info("model '{}' left the repositories: unloading", key.name);
-    unload_(key, "removed from the model repository", done.Done());
+    unload_(key, "removed from the model repository", done.Done(key.name));
   }
-  done.Wait();
+  done.Wait();  // each load's and unload's outcome is in the index and the log
 }
 
 }  // namespace mm

@@ -55,8 +55,10 @@ class Poller {
 
   // Registers every model the repositories hold (UNAVAILABLE, "not loaded"),
   // loads what the mode loads at start and waits for those loads; then, in
-  // poll mode, starts the poll thread.
-  void Start() MM_EXCLUDES(table_.mu(), poller_mu_);
+  // poll mode, starts the poll thread. UNAVAILABLE naming what did not load:
+  // start-up loads that failed, --load-model names no repository holds, a
+  // repository that could not be scanned.
+  Status Start() MM_EXCLUDES(table_.mu(), poller_mu_);
   // Explicit mode's index: models added on disk appear, models gone from
   // disk that hold nothing disappear.
   void Rescan() MM_EXCLUDES(table_.mu());

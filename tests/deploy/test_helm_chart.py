@@ -332,6 +332,8 @@ def test_default_deployment():
     assert f["model-repository"] == "/opt/mmserve/models"
     assert f["model-control-mode"] == "none" and f["execution-slots"] == "2"
     assert f["python-env"] == "/opt/mmserve/python"  # the image's venv (deploy/Dockerfile)
+    assert "strict-readiness" not in f
+    assert flags(render(ci("default"), sets=["strictReadiness=true"]))["strict-readiness"] == "true"
     assert f["model-cache-dir"] == "/var/cache/mmserve/models"
     assert mib(f["model-cache-size"]) == int(10 * 1024 * 0.9)  # 0.9 x the 10Gi emptyDir
     pod = w["spec"]["template"]["spec"]

@@ -256,6 +256,8 @@ def test_runtime_declares_what_mmserve_serves(path, rt):
         # Single-model mode: a /mnt/models that holds one model is served as
         # the InferenceService (KServe replaces {{.Name}}).
         assert arg("--model-name") == "{{.Name}}"
+        # A model that failed to load keeps the pod unready (Triton's default).
+        assert "--strict-readiness=true" in args
 
 
 def test_namespaced_runtime_is_the_cluster_one():

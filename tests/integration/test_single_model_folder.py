@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import EXAMPLES, ROOT, Server
+from conftest import EXAMPLES, ROOT, Server, wait_for_log
 from test_s3_repository import infer_plus, plus_model
 
 
@@ -108,21 +108,27 @@ def test_a_name_no_folder_could_have_is_refused_at_start(tmp_path):
     assert "model name '../escape' cannot name a model folder" in str(failed.value)
 
 
-def test_the_kserve_runtime_serves_a_bare_model_as_the_inference_service(tmp_path):
+def kserve_runtime_args(name):
     """deploy/kserve/cluster-serving-runtime.yaml's own arguments, {{.Name}}
-    filled in as KServe does, on /mnt/models as the storage initializer leaves
-    a storageUri naming a model.onnx."""
+    filled in as KServe does, less those the test sets (ports, addresses)."""
     import yaml
     from test_kserve_agent import NOT_TAKEN
     rt = yaml.safe_load((ROOT / "deploy" / "kserve" / "cluster-serving-runtime.yaml").read_text())
     (container,) = rt["spec"]["containers"]
     args, i = [], 0
-    raw = [a.replace("{{.Name}}", "add-sub-onnx") for a in container["args"]]
+    raw = [a.replace("{{.Name}}", name) for a in container["args"]]
     while i < len(raw):
-        takes_value = i + 1 < len(raw) and not raw[i + 1].startswith("--")
-        if raw[i] not in NOT_TAKEN:
+        takes_value = "=" not in raw[i] and i + 1 < len(raw) and not raw[i + 1].startswith("--")
+        if raw[i].split("=", 1)[0] not in NOT_TAKEN:
             args += raw[i:i + 2] if takes_value else [raw[i]]
         i += 2 if takes_value else 1
+    return args
+
+
+def test_the_kserve_runtime_serves_a_bare_model_as_the_inference_service(tmp_path):
+    """On /mnt/models as the storage initializer leaves a storageUri naming a
+    model.onnx."""
+    args = kserve_runtime_args("add-sub-onnx")
     assert args[args.index("--model-name") + 1] == "add-sub-onnx"
     mnt = tmp_path / "mnt-models"
     mnt.mkdir()
@@ -130,5 +136,22 @@ def test_the_kserve_runtime_serves_a_bare_model_as_the_inference_service(tmp_pat
     server = Server([mnt], *args).start()
     try:
         assert infer_plus(server.url, "add-sub-onnx") == 4.0
+    finally:
+        assert server.stop() == 0, server.text()[-3000:]
+
+
+def test_the_kserve_runtime_is_not_ready_when_the_model_fails_to_load(tmp_path):
+    """A bare model.pt (TorchScript needs its config): UNAVAILABLE with the
+    reason, and the pod never Ready (--strict-readiness)."""
+    mnt = tmp_path / "mnt-models"
+    mnt.mkdir()
+    shutil.copy(EXAMPLES / "image_cnn_torch" / "1" / "model.pt", mnt / "model.pt")
+    server = Server([mnt], *kserve_runtime_args("cnn"))
+    server.start(wait_ready=False)
+    try:
+        wait_for_log(server, "not ready (--strict-readiness)")
+        assert requests.get(server.base + "/v2/health/ready", timeout=10).status_code == 400
+        reason = index(server)["cnn"]["reason"]
+        assert "its config must list every input and output" in reason, reason
     finally:
         assert server.stop() == 0, server.text()[-3000:]
