@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds mmserve's container image (deploy/Dockerfile) with Podman, from
 # Debian's own packages: no image registry is needed.
-#   deploy/container/build-image.sh [--tag TAG] [--prebuilt BUILD_DIR]
+#   deploy/container/build-image.sh [--tag TAG] [--prebuilt BUILD_DIR] [--target STAGE]
 # Without --prebuilt, the Dockerfile's build stage runs scripts/install-deps.sh
 # and make release inside the image (about as long as a release build here).
 # With it, the runtime stage takes this machine's release build, staged by
@@ -12,11 +12,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TAG=mmserve:latest
 PREBUILT=""
+TARGET=""  # a stage of the Dockerfile to stop at (install-deps builds python-env ahead)
 while (($#)); do
   case $1 in
     --tag) TAG=$2; shift 2 ;;
     --prebuilt) PREBUILT=$2; shift 2 ;;
-    *) echo "usage: $0 [--tag TAG] [--prebuilt BUILD_DIR]" >&2; exit 2 ;;
+    --target) TARGET=$2; shift 2 ;;
+    *) echo "usage: $0 [--tag TAG] [--prebuilt BUILD_DIR] [--target STAGE]" >&2; exit 2 ;;
   esac
 done
 for tool in podman mmdebstrap; do
@@ -43,6 +45,7 @@ if ! "${PODMAN[@]}" image exists "$BASE"; then
 fi
 
 args=(--build-arg "BASE=$BASE")
+if [ -n "$TARGET" ]; then args+=(--target "$TARGET"); fi
 # The host's CA bundle for the build's downloads (a TLS-intercepting proxy's
 # CA is in it where there is one); MMSERVE_BUILD_CA=none: the image's own.
 ca=${MMSERVE_BUILD_CA:-/etc/ssl/certs/ca-certificates.crt}
