@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
   if (flags.observability.allow_metrics) {
     auto started = mm::MetricsServer::Create(
         flags.observability.metrics,
-        {mm::ServerMetricsCollector(service->get()), mm::CollectProcessMetrics,
+        {mm::ServerMetricsCollector(service->get(), &slots), mm::CollectProcessMetrics,
          [&observer](mm::MetricFamilies& out) { observer.Collect(out); },
          [metrics = custom_metrics.get()](mm::MetricFamilies& out) { metrics->Collect(out); }});
     if (!started.ok()) return Fail(started.status());

@@ -122,11 +122,18 @@ def dashboard():
                   (f'sum by (tenant) (rate(mmserve_tenant_refused_total{{{INSTANCE},tenant=~"$tenant"}}[{rate}]))',
                    "{{tenant}} refused/s"),
               ], 12, 32),
-        panel(11, "Queue depth and in flight", "Requests waiting in each model's queue and "
-              "requests not yet answered.", [
+        panel(11, "Queue depth and in flight", "Requests waiting in each model's queue against "
+              "its capacity (max_queue_size; bounded queues only), and requests not yet answered.", [
                   (f'sum by (model) (mmserve_inference_queue_depth{{{SEL}}})', "{{model}} queued"),
+                  (f'sum by (model) (mmserve_inference_queue_capacity{{{SEL}}})', "{{model}} capacity"),
                   (f'sum by (model) (mmserve_inference_in_flight{{{SEL}}})', "{{model}} in flight"),
               ], 0, 40),
+        panel(12, "Execution slots", "Busy slots and executions waiting for one, against the "
+              "slots (--execution-slots), per server; sampled at each scrape.", [
+                  (f'sum by (instance) (mmserve_execution_slots_busy{{{INSTANCE}}})', "{{instance}} busy"),
+                  (f'sum by (instance) (mmserve_execution_slots_waiting{{{INSTANCE}}})', "{{instance}} waiting"),
+                  (f'sum by (instance) (mmserve_execution_slots{{{INSTANCE}}})', "{{instance}} slots"),
+              ], 12, 40),
     ]
     return {
         "title": "mmserve", "uid": "mmserve", "description": "mmserve: models, latency, memory, "

@@ -5,6 +5,8 @@
 #include <tuple>
 #include <utility>
 
+#include "scheduler/model_queue.h"
+
 namespace mm {
 
 namespace {
@@ -18,6 +20,23 @@ MetricLabels ModelLabels(const std::string& model, int64_t version, const std::s
 MetricLabels With(MetricLabels labels, std::string name, std::string value) {
   labels.push_back({std::move(name), std::move(value)});
   return labels;
+}
+
+// The most requests a version's queue holds: its priority levels'
+// max_queue_size summed; 0 when a level is unbounded (then so is the queue).
+uint64_t QueueCapacity(const inference::ModelConfig& config) {
+  const QueueConfig q = QueueConfig::FromModelConfig(config);
+  uint64_t capacity = 0;
+  for (const auto& [level, policy] : q.level_policies) {
+    if (policy.max_queue_size == 0) return 0;
+    capacity += policy.max_queue_size;
+  }
+  const uint64_t default_levels = q.levels - q.level_policies.size();
+  if (default_levels > 0) {
+    if (q.default_policy.max_queue_size == 0) return 0;
+    capacity += default_levels * q.default_policy.max_queue_size;
+  }
+  return capacity;
 }
 
 // Batch sizes: powers of two up to 1024.
@@ -128,6 +147,10 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
                        MetricType::Gauge);
   auto queued = Family("mmserve_inference_queue_depth", "Requests waiting in the version's queue",
                        MetricType::Gauge);
+  auto capacity = Family("mmserve_inference_queue_capacity",
+                         "The most requests the version's queue holds (its priority levels' "
+                         "max_queue_size summed); absent for an unbounded queue",
+                         MetricType::Gauge);
   auto executing = Family("mmserve_inference_executing", "Requests of the version executing now",
                           MetricType::Gauge);
   auto restarts =
@@ -170,7 +193,11 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
     AddValue(restarts, labels, v.restarts);
     if (v.state != ModelState::kReady) continue;
     auto servable = models.Get(NameScope::One(v.repository), v.name, std::to_string(v.version));
-    if (!servable.ok() || (*servable)->drift == nullptr) continue;
+    if (!servable.ok()) continue;
+    if (const uint64_t bound = QueueCapacity((*servable)->config); bound > 0) {
+      AddValue(capacity, labels, static_cast<double>(bound));
+    }
+    if ((*servable)->drift == nullptr) continue;
     InferenceService::CheckDrift(**servable);
     std::string last_input;
     for (const DriftMonitor::FeatureDrift& f : (*servable)->drift->Read()) {
@@ -186,10 +213,10 @@ void CollectModels(const InferenceService& service, MetricFamilies& out) {
   }
 
   for (auto* f :
-       {&requests,   &total,  &queue,      &input,       &infer,         &output,    &batch,
-        &executions, &rows,   &in_flight,  &loads,       &load_failures, &load_time, &evictions,
-        &on_demand,  &state,  &memory,     &queued,      &executing,     &restarts,  &psi,
-        &alerting,   &window, &cache_hits, &cache_misses}) {
+       {&requests,   &total,    &queue,     &input,      &infer,         &output,    &batch,
+        &executions, &rows,     &in_flight, &loads,      &load_failures, &load_time, &evictions,
+        &on_demand,  &state,    &memory,    &queued,     &capacity,      &executing, &restarts,
+        &psi,        &alerting, &window,    &cache_hits, &cache_misses}) {
     out.push_back(std::move(*f));
   }
 
@@ -264,12 +291,27 @@ void CollectUsage(const InferenceService& service, MetricFamilies& out) {
   }
 }
 
+void CollectSlots(const ExecutionSlots& slots, MetricFamilies& out) {
+  AddValue(
+      AddFamily(out, "mmserve_execution_slots",
+                "Execution slots: model executions at once (--execution-slots)", MetricType::Gauge),
+      {}, static_cast<double>(slots.size()));
+  AddValue(AddFamily(out, "mmserve_execution_slots_busy",
+                     "Execution slots running a model execution now", MetricType::Gauge),
+           {}, static_cast<double>(slots.busy()));
+  AddValue(AddFamily(out, "mmserve_execution_slots_waiting",
+                     "Executions waiting for a free slot now", MetricType::Gauge),
+           {}, static_cast<double>(slots.waiting()));
+}
+
 }  // namespace
 
-MetricsCollector ServerMetricsCollector(const InferenceService* service) {
-  return [service](MetricFamilies& out) {
+MetricsCollector ServerMetricsCollector(const InferenceService* service,
+                                        const ExecutionSlots* slots) {
+  return [service, slots](MetricFamilies& out) {
     CollectModels(*service, out);
     CollectUsage(*service, out);
+    if (slots != nullptr) CollectSlots(*slots, out);
   };
 }
 

@@ -16,11 +16,15 @@
 #pragma once
 
 #include "observability/metrics.h"
+#include "scheduler/execution_slots.h"
 #include "service/inference_service.h"
 
 namespace mm {
 
-// A collector for MetricsServer; `service` outlives it.
-MetricsCollector ServerMetricsCollector(const InferenceService* service);
+// A collector for MetricsServer; `service` outlives it, and so do `slots`
+// when given: the execution slots, for mmserve_execution_slots (the pool's
+// size), _busy and _waiting (gauges sampled at the scrape).
+MetricsCollector ServerMetricsCollector(const InferenceService* service,
+                                        const ExecutionSlots* slots = nullptr);
 
 }  // namespace mm

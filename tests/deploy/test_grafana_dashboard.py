@@ -58,7 +58,7 @@ def test_it_has_the_variables_and_panels_operators_need():
     titles = " | ".join(p["title"] for p in d["panels"]).lower()
     for wanted in ("request rate", "error ratio", "p50", "p99", "p99.9", "queue and compute",
                    "batch", "memory against the budget", "loads and evictions", "worker restarts",
-                   "drift", "usage by tenant"):
+                   "drift", "usage by tenant", "execution slots"):
         assert wanted in titles, wanted
     for p in d["panels"]:
         for t in p["targets"]:
@@ -93,9 +93,14 @@ def binary():
 @pytest.fixture(scope="module")
 def scrape(tmp_path_factory):
     """The metric names in a real scrape: add_sub with a drift baseline, every
-    request sampled into the drift window, 30 requests."""
+    request sampled into the drift window, 30 requests; mlp_classifier with a
+    bounded queue."""
     repo = tmp_path_factory.mktemp("dashboard_repo")
     shutil.copytree(ROOT / "examples" / "models" / "add_sub", repo / "add_sub")
+    # A bounded queue, so that mmserve_inference_queue_capacity has a series.
+    shutil.copytree(ROOT / "examples" / "models" / "mlp_classifier", repo / "mlp_classifier")
+    with open(repo / "mlp_classifier" / "config.pbtxt", "a") as config:
+        config.write("dynamic_batching { default_queue_policy { max_queue_size: 16 } }\n")
     samples = repo / "samples.npy"
     np.save(samples, np.random.default_rng(0).random((200, 4), dtype=np.float32))
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_drift_baseline.py"), "--input",
