@@ -51,6 +51,10 @@ StatusOr<std::unique_ptr<SingleModelRepository>> SingleModelRepository::Open(
   MM_RETURN_IF_ERROR(LocalRepository::Open(path).status());
   std::error_code ec;
   const fs::path target = fs::absolute(path, ec);
+  if (ec) {
+    return Internal("cannot make '" + path.string() + "' an absolute path for model '" + name +
+                    "': " + ec.message());
+  }
   std::string tmpl = (fs::temp_directory_path(ec) / "mmserve-model-XXXXXX").string();
   if (ec || mkdtemp(tmpl.data()) == nullptr) {
     return Internal("cannot make a folder for model '" + name + "' of '" + path.string() +
