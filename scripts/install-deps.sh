@@ -57,9 +57,14 @@ DEB_PACKAGES=(
   libarchive-dev unzip libcurl4-openssl-dev
 )
 # With --test: Podman, runc and mmdebstrap for the container test (section 10;
-# iptables for published ports).
+# iptables for published ports); Chromium and its WebDriver for the web
+# console's browser test (Selenium drives it headless); tmux for
+# `mmserve ctl top`'s test.
 CONTAINER_PACKAGES=(podman runc mmdebstrap iptables netavark aardvark-dns)
-if [ "$WITH_TEST" = 1 ]; then DEB_PACKAGES+=("${CONTAINER_PACKAGES[@]}"); fi
+BROWSER_PACKAGES=(chromium chromium-driver tmux)
+if [ "$WITH_TEST" = 1 ]; then
+  DEB_PACKAGES+=("${CONTAINER_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}")
+fi
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

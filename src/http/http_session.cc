@@ -306,9 +306,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     head_ += "\r\nServer: mmserve\r\nContent-Length: ";
     head_ += std::to_string(reply_.content_length());
     if (reply_.content_length() > 0) {
-      head_ += reply_.binary_header ? "\r\nContent-Type: application/octet-stream"
-                                    : "\r\nContent-Type: application/json";
+      head_ += "\r\nContent-Type: ";
+      head_ += reply_.binary_header          ? "application/octet-stream"
+               : reply_.content_type.empty() ? std::string_view("application/json")
+                                             : reply_.content_type;
     }
+    head_ += reply_.headers;
     if (reply_.binary_header) {
       head_ += "\r\nInference-Header-Content-Length: ";
       head_ += std::to_string(reply_.body.size());

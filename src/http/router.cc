@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 
+#include "http/console_handler.h"
 #include "http/infer_codec.h"
 #include "http/metadata_codec.h"
 #include "http/repository_codec.h"
@@ -165,6 +166,9 @@ void Router::Handle(const HttpRequestView& request, ReplyCallback done) const {
   auto not_found = [&] { done(ErrorReply(NotFound("no such endpoint: " + std::string(path)))); };
   const HttpMethod m = request.method;
   const bool get = m == HttpMethod::kGet || m == HttpMethod::kHead;
+  if (count > 0 && seg[0] == "console") {
+    return done(HandleConsoleRequest(*service_, request, std::span(seg.data(), count)));
+  }
   if (count == 0 || seg[0] != "v2") return not_found();
 
   // /v2/health/{live,ready}: open to anyone (probes carry no key).

@@ -44,6 +44,10 @@ struct HttpReply {
   std::vector<std::span<const std::byte>> tail;  // binary tensor data written after `body`
   std::shared_ptr<const void> tail_owner;        // keeps `tail` alive until written
   bool binary_header = false;  // send Inference-Header-Content-Length: body.size()
+  // Static strings: the body's type when it is not JSON (empty: JSON), and
+  // header lines to add, each after "\r\n" (the console's).
+  std::string_view content_type;
+  std::string_view headers;
   std::string allow;           // for 405: the methods the path accepts
   uint32_t retry_after_s = 0;  // Retry-After (a quota's refusal); 0: none
   // A /generate_stream reply (Server-Sent Events): the connection writes a

@@ -49,37 +49,8 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
     }
     AgeUsesLocked();
     MemoryState state;
-    state.budget = budget_;
-    state.used = loaded_bytes_ + reserved_bytes_;
-    state.policy = policy_;
-    state.loaded.reserve(held_.size());
     std::vector<ModelEntry*> entries;  // of state.loaded's candidates
-    entries.reserve(held_.size());
-    // The composing models of the ensembles held are pinned while they are.
-    std::vector<const ModelKey*> composing;
-    for (const auto& [key, held] : held_) {
-      for (const auto& [v, slot] : held.entry->versions) {
-        if (!slot.servable) continue;
-        for (const ModelKey& k : slot.servable->composing) composing.push_back(&k);
-      }
-    }
-    auto used_by_ensemble = [&composing](const ModelKey& key) {
-      return std::any_of(composing.begin(), composing.end(),
-                         [&key](const ModelKey* k) { return *k == key; });
-    };
-    for (const auto& [key, held] : held_) {
-      const bool composes = !composing.empty() && used_by_ensemble(key);
-      const ModelEntry& entry = *held.entry;
-      for (const auto& [v, slot] : entry.versions) {
-        if (!slot.servable) continue;
-        const auto& s = slot.servable;
-        state.loaded.push_back({key, v, s->footprint_bytes, s->owner, s->pinned || composes,
-                                entry.busy || s->scheduler->pending() > 0,
-                                entry.past_uses + s->uses.load(std::memory_order_relaxed),
-                                s->last_used_ns.load(std::memory_order_relaxed)});
-        entries.push_back(held.entry);
-      }
-    }
+    GatherLocked(state, entries);
     if (!owner.tenant.empty()) {
       auto [first, last] = tenant_reservations_.equal_range(owner.tenant);
       for (auto it = first; it != last; ++it) {
@@ -115,6 +86,53 @@ Status MemoryAccount::Reserve(const ModelKey& loading, const std::string& label,
   // for the room is about to reuse that memory.
   drop.clear();
   return result;
+}
+
+void MemoryAccount::GatherLocked(MemoryState& state, std::vector<ModelEntry*>& entries) const {
+  state.budget = budget_;
+  state.used = loaded_bytes_ + reserved_bytes_;
+  state.policy = policy_;
+  state.loaded.reserve(held_.size());
+  entries.reserve(held_.size());
+  // The composing models of the ensembles held are pinned while they are.
+  std::vector<const ModelKey*> composing;
+  for (const auto& [key, held] : held_) {
+    for (const auto& [v, slot] : held.entry->versions) {
+      if (!slot.servable) continue;
+      for (const ModelKey& k : slot.servable->composing) composing.push_back(&k);
+    }
+  }
+  auto used_by_ensemble = [&composing](const ModelKey& key) {
+    return std::any_of(composing.begin(), composing.end(),
+                       [&key](const ModelKey* k) { return *k == key; });
+  };
+  for (const auto& [key, held] : held_) {
+    const bool composes = !composing.empty() && used_by_ensemble(key);
+    const ModelEntry& entry = *held.entry;
+    for (const auto& [v, slot] : entry.versions) {
+      if (!slot.servable) continue;
+      const auto& s = slot.servable;
+      state.loaded.push_back({key, v, s->footprint_bytes, s->owner, s->pinned || composes,
+                              entry.busy || s->scheduler->pending() > 0,
+                              entry.past_uses + s->uses.load(std::memory_order_relaxed),
+                              s->last_used_ns.load(std::memory_order_relaxed)});
+      entries.push_back(held.entry);
+    }
+  }
+}
+
+MemoryAccount::NextEvictions MemoryAccount::NextToEvict(size_t limit) const {
+  MutexLock lock(table_.mu());
+  MemoryState state;
+  std::vector<ModelEntry*> entries;
+  GatherLocked(state, entries);
+  const std::vector<size_t> order = EvictionOrder(state);
+  NextEvictions next;
+  next.count = order.size();
+  for (size_t i = 0; i < order.size() && i < limit; ++i) {
+    next.first.push_back(std::move(state.loaded[order[i]]));
+  }
+  return next;
 }
 
 void MemoryAccount::ReserveLocked(const std::string& tenant, const ModelKey& model,

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/thread_annotations.h"
@@ -66,7 +67,20 @@ class MemoryAccount {
   };
   Use Read() const MM_EXCLUDES(table_.mu());
 
+  // The idle copies in the order the budget would evict them for a load of
+  // nobody's (EvictionOrder, memory_planner.h): the first `limit`, next to
+  // go first, and how many there are in all.
+  struct NextEvictions {
+    std::vector<MemoryCandidate> first;
+    size_t count = 0;
+  };
+  NextEvictions NextToEvict(size_t limit) const MM_EXCLUDES(table_.mu());
+
  private:
+  // Every copy held, as the planner sees it (no reservations), with each
+  // one's entry (`entries`, parallel to state.loaded).
+  void GatherLocked(MemoryState& state, std::vector<ModelEntry*>& entries) const
+      MM_REQUIRES(table_.mu());
   void ReserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes)
       MM_REQUIRES(table_.mu());
   void UnreserveLocked(const std::string& tenant, const ModelKey& model, uint64_t bytes)

@@ -23,6 +23,17 @@ struct Idle {
   const std::string* why;  // chosen for eviction: the reason it will give (else null)
 };
 
+// Rule 4: whether `a` goes before `b`.
+bool GoesFirst(bool lfu, const Idle& a, const Idle& b) {
+  if (lfu && a.uses_per_byte != b.uses_per_byte) return a.uses_per_byte < b.uses_per_byte;
+  return a.last_used < b.last_used;
+}
+
+long double UsesPerByte(const MemoryCandidate& c) {
+  return static_cast<long double>(c.uses) /
+         static_cast<long double>(std::max<uint64_t>(c.bytes, 1));
+}
+
 }  // namespace
 
 bool NeedsPlan(uint64_t budget, const ModelOwner& owner) { return budget > 0 || HasQuotas(owner); }
@@ -54,9 +65,8 @@ StatusOr<EvictionPlan> PlanEvictions(const MemoryState& state, const MemoryReque
     } else if (loading || c.busy) {
       busy += c.bytes;
     } else {
-      idle.push_back({static_cast<long double>(c.uses) /
-                          static_cast<long double>(std::max<uint64_t>(c.bytes, 1)),
-                      c.last_used_ns, i, own || (tenant.empty() && c.owner.tenant.empty()),
+      idle.push_back({UsesPerByte(c), c.last_used_ns, i,
+                      own || (tenant.empty() && c.owner.tenant.empty()),
                       !own && !c.owner.tenant.empty() && c.owner.memory_bytes > 0, nullptr});
     }
   }
@@ -68,10 +78,8 @@ StatusOr<EvictionPlan> PlanEvictions(const MemoryState& state, const MemoryReque
     }
   }
   const bool lfu = state.policy == EvictionPolicy::kLfu;
-  std::sort(idle.begin(), idle.end(), [lfu](const Idle& a, const Idle& b) {
-    if (lfu && a.uses_per_byte != b.uses_per_byte) return a.uses_per_byte < b.uses_per_byte;
-    return a.last_used < b.last_used;
-  });
+  std::sort(idle.begin(), idle.end(),
+            [lfu](const Idle& a, const Idle& b) { return GoesFirst(lfu, a, b); });
 
   // Plan on paper: nothing is evicted unless the whole load fits.
   uint64_t used = state.used;
@@ -152,6 +160,29 @@ StatusOr<EvictionPlan> PlanEvictions(const MemoryState& state, const MemoryReque
     if (c.why != nullptr) plan.evictions.push_back({c.index, *c.why});
   }
   return plan;
+}
+
+std::vector<size_t> EvictionOrder(const MemoryState& state) {
+  // A load of nobody's: nobody's idle copies first, then those of tenants
+  // without a memory share; a share's copies are never taken (rule 3).
+  std::vector<Idle> first, then;
+  for (size_t i = 0; i < state.loaded.size(); ++i) {
+    const MemoryCandidate& c = state.loaded[i];
+    if (c.pinned || c.busy) continue;
+    const bool nobodys = c.owner.tenant.empty();
+    if (!nobodys && c.owner.memory_bytes > 0) continue;
+    (nobodys ? first : then)
+        .push_back({UsesPerByte(c), c.last_used_ns, i, nobodys, false, nullptr});
+  }
+  const bool lfu = state.policy == EvictionPolicy::kLfu;
+  std::vector<size_t> order;
+  order.reserve(first.size() + then.size());
+  for (std::vector<Idle>* part : {&first, &then}) {
+    std::sort(part->begin(), part->end(),
+              [lfu](const Idle& a, const Idle& b) { return GoesFirst(lfu, a, b); });
+    for (const Idle& c : *part) order.push_back(c.index);
+  }
+  return order;
 }
 
 }  // namespace mm

@@ -98,4 +98,10 @@ bool NeedsPlan(uint64_t budget, const ModelOwner& owner);
 // See the rules at the top. Deterministic: equal inputs give equal plans.
 StatusOr<EvictionPlan> PlanEvictions(const MemoryState& state, const MemoryRequest& request);
 
+// The order in which the budget would take the idle copies for a load of
+// nobody's (rules 3 and 4): indices into state.loaded, next to go first.
+// Pinned and busy copies, and those under a tenant's memory share, are not
+// listed. For operators (the console): what a growing fleet evicts next.
+std::vector<size_t> EvictionOrder(const MemoryState& state);
+
 }  // namespace mm

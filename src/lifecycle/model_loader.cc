@@ -100,6 +100,7 @@ StatusOr<ModelLoader::BackendChoice> ModelLoader::BackendFor(const ModelSource& 
   choice.backend = uses_process ? options_.process_backend : resolved.backend;
   choice.engine = resolved.backend;
   choice.reports_size = uses_process || resolved.registration->reports_size;
+  choice.in_worker = uses_process;
   return choice;
 }
 
@@ -450,6 +451,7 @@ StatusOr<std::shared_ptr<ServableModel>> ModelLoader::LoadVersion(
   servable->version_string = std::to_string(version);
   servable->config = std::move((*loaded)->config);
   servable->pinned = servable->config.mmserve().pinned();
+  servable->in_worker = backend.in_worker;
   const uint64_t external = (*loaded)->external_bytes;
   const uint64_t exact = (*loaded)->model_bytes;
   if (declared) {

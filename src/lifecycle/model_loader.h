@@ -94,6 +94,7 @@ class ModelLoader {
     // The load reports the model's size itself (a worker's resident memory,
     // a backend's exact figure): no heap probe around it.
     bool reports_size = false;
+    bool in_worker = false;  // the model runs in worker processes (isolation)
   };
   StatusOr<BackendChoice> BackendFor(const ModelSource& source) const;
   bool UsesProcess(const inference::ModelConfig& config) const;

@@ -541,6 +541,19 @@ StatusOr<std::string> ModelManager::RepositoryOf(const NameScope& scope,
   return impl_->RepositoryOf(scope, name);
 }
 
+std::vector<ModelManager::NextEviction> ModelManager::NextToEvict(size_t limit,
+                                                                  size_t* count) const {
+  MemoryAccount::NextEvictions next = impl_->memory_.NextToEvict(limit);
+  if (count != nullptr) *count = next.count;
+  std::vector<NextEviction> out;
+  out.reserve(next.first.size());
+  for (MemoryCandidate& c : next.first) {
+    out.push_back({std::move(c.model.name), std::move(c.model.repository), c.version, c.bytes,
+                   std::move(c.owner.tenant)});
+  }
+  return out;
+}
+
 ModelManager::MemoryUse ModelManager::memory() const {
   const MemoryAccount::Use use = impl_->memory_.Read();
   return {use.budget, use.loaded, use.pinned};

@@ -135,6 +135,7 @@ struct ServableModel {
   // the model"): a static string.
   std::string_view footprint_source;
   bool pinned = false;
+  bool in_worker = false;  // it runs in worker processes (isolation), else in the server
   // When a request last used it (steady clock, ns), and how many requests
   // used it (counted without a locked instruction: a heuristic, a lost
   // increment under a race does not matter): the eviction order.
@@ -418,6 +419,20 @@ class ModelManager {
     uint64_t pinned = 0;
   };
   MemoryUse memory() const;
+  // The idle copies the budget would evict next, first to go first (see
+  // MemoryAccount::NextToEvict): for operators, not for planning.
+  struct NextEviction {
+    std::string name;
+    std::string repository;
+    int64_t version = 0;
+    uint64_t bytes = 0;
+    std::string tenant;  // the copy's owner ("" for none)
+  };
+  // The first `limit`; `*count` (when given) gets how many there are in all.
+  std::vector<NextEviction> NextToEvict(size_t limit, size_t* count = nullptr) const;
+
+  // The execution slots every model shares (Options::slots).
+  const ExecutionSlots& slots() const { return *options_.slots; }
 
   ModelControlMode mode() const { return options_.mode; }
 

@@ -4,6 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <utility>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "observability/histogram.h"
 
 namespace mm {
 namespace {
@@ -92,6 +98,45 @@ TEST_F(RouterTest, UnknownModelIs404WithName) {
   auto infer = Call(HttpMethod::kPost, "/v2/models/ghost/infer",
                     R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]})");
   EXPECT_EQ(infer.status, 404);
+}
+
+TEST_F(RouterTest, ConsolePagesAreServedWithTheirTypeAndAPolicy) {
+  for (const auto& [target, type] :
+       std::vector<std::pair<std::string, std::string>>{{"/console", "text/html"},
+                                                        {"/console/", "text/html"},
+                                                        {"/console/console.js", "text/javascript"},
+                                                        {"/console/console.css", "text/css"}}) {
+    auto r = Call(HttpMethod::kGet, target);
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_EQ(r.content_type.substr(0, type.size()), type) << target;
+    EXPECT_GT(r.content_length(), 0u) << target;
+    EXPECT_NE(r.headers.find("Content-Security-Policy: default-src 'self'"), std::string::npos);
+    EXPECT_NE(r.headers.find("frame-ancestors 'none'"), std::string::npos);
+  }
+  EXPECT_EQ(Call(HttpMethod::kGet, "/console/../v2").status, 404);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/console/secret.txt").status, 404);
+  EXPECT_EQ(Call(HttpMethod::kGet, "/console/a/b").status, 404);
+  auto post = Call(HttpMethod::kPost, "/console/api/overview");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.allow, "GET");
+}
+
+TEST_F(RouterTest, ConsoleOverviewOfAnOpenServerIsOneJsonDocument) {
+  auto r = Call(HttpMethod::kGet, "/console/api/overview");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.content_type.empty());  // JSON
+  EXPECT_NE(r.headers.find("Cache-Control: no-store"), std::string::npos);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(r.body).get(doc), simdjson::SUCCESS) << r.body;
+  EXPECT_EQ(int64_t(doc["schema"]), 1);
+  EXPECT_EQ(std::string_view(doc["server"]["version"]), "9.9");
+  EXPECT_FALSE(bool(doc["server"]["tenants"]));
+  EXPECT_EQ(uint64_t(doc["slots"]["size"]), 1u);
+  EXPECT_EQ(simdjson::dom::array(doc["latency_bounds_s"]).size(),
+            LatencyHistogram::kBoundsNs.size());
+  EXPECT_EQ(simdjson::dom::array(doc["memory"]["eviction_order"]).size(), 0u);
+  EXPECT_EQ(simdjson::dom::array(doc["models"]).size(), 0u);
 }
 
 TEST_F(RouterTest, RepositoryIndexBody) {

@@ -252,5 +252,42 @@ TEST(MemoryPlannerTest, EqualInputsGiveEqualPlans) {
     EXPECT_EQ(Evicted(state, PlanEvictions(state, Load("x", 300))), first);
 }
 
+// The names in EvictionOrder's order.
+std::vector<std::string> Order(const MemoryState& state) {
+  std::vector<std::string> out;
+  for (size_t i : EvictionOrder(state)) out.push_back(state.loaded[i].model.name);
+  return out;
+}
+
+TEST(MemoryPlannerTest, EvictionOrderListsIdleCopiesInPolicyOrder) {
+  MemoryState lru = State(0, {Copy("new", 10, 30), Copy("old", 10, 10), Copy("mid", 10, 20)});
+  EXPECT_EQ(Order(lru), (std::vector<std::string>{"old", "mid", "new"}));
+  // LFU: fewest uses per byte first (a 100-byte model with 10 uses before a
+  // 10-byte one with 5), ties by recency.
+  MemoryState lfu = State(0,
+                          {Copy("dense", 10, 10, 5), Copy("big", 100, 20, 10),
+                           Copy("tie-new", 50, 40, 0), Copy("tie-old", 50, 30, 0)},
+                          EvictionPolicy::kLfu);
+  EXPECT_EQ(Order(lfu), (std::vector<std::string>{"tie-old", "tie-new", "big", "dense"}));
+}
+
+TEST(MemoryPlannerTest, EvictionOrderLeavesOutWhatTheBudgetNeverTakes) {
+  MemoryCandidate pinned = Copy("pinned", 10, 1);
+  pinned.pinned = true;
+  MemoryCandidate busy = Copy("busy", 10, 2);
+  busy.busy = true;
+  MemoryState state = State(100, {pinned, busy, Copy("shared-share", 10, 3, 0, Tenant("a", 0, 50)),
+                                  Copy("tenant", 10, 4, 0, Tenant("b")), Copy("nobody", 10, 5)});
+  // Nobody's copies first (a load of nobody's takes its own kind first),
+  // then those of tenants without a memory share; pinned, busy and shared
+  // copies never.
+  EXPECT_EQ(Order(state), (std::vector<std::string>{"nobody", "tenant"}));
+  // It is what a plan for a load of nobody's takes first: the first copy
+  // when one is enough, though the tenant's is older.
+  state.used = 100;
+  EXPECT_EQ(Evicted(state, PlanEvictions(state, Load("x", 10))),
+            (std::vector<std::string>{"nobody"}));
+}
+
 }  // namespace
 }  // namespace mm
