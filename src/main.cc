@@ -21,6 +21,7 @@
 #include "backends/builtin_backends.h"
 #include "cache/cache_flags.h"
 #include "core/thread_annotations.h"
+#include "ctl/ctl.h"
 #include "grpc/grpc_flags.h"
 #include "grpc/grpc_server.h"
 #include "http/http_flags.h"
@@ -110,6 +111,7 @@ struct Flags {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "--worker") return WorkerMain(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "hash-key") return HashKeyMain(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "ctl") return mm::CtlMain(argc, argv);
   CLI::App app{"mmserve: a multi-model inference server (KServe v2 / Triton protocol)"};
   Flags flags;
   mm::AddLifecycleFlags(app, flags.lifecycle);
