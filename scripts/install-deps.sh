@@ -158,14 +158,15 @@ if [ ! -f "$VENV/.installed-$req_hash" ]; then
   touch "$VENV/.installed-$req_hash"
 fi
 
-# ------------------------------------- 3b. Helm and the ServiceMonitor CRD
+# ------------------ 3b. Helm, the ServiceMonitor and PrometheusRule CRDs
 # With --test: tests/deploy lints and renders the Helm chart (deploy/helm/mmserve)
 # with helm, built once from the Go module proxy (Go >= 1.26; no GitHub
 # download) into ~/.cache/mmserve/helm-VERSION/helm: about 2 minutes on 2
 # cores. The ldflags are those of helm's Makefile (the version, and the
 # Kubernetes version .Capabilities defaults to, from its client-go). The
-# rendered ServiceMonitor is checked against the prometheus-operator CRD's
-# schema, out of the same project's Go module (its example/ folder).
+# rendered ServiceMonitor and PrometheusRule are checked against the
+# prometheus-operator CRDs' schemas, out of the same project's Go module (its
+# example/ folder).
 # The Envoy router's config is checked by tests/deploy/envoy_check (Envoy is
 # in neither Debian nor PyPI): go-control-plane's Envoy API and its
 # protoc-gen-validate rules, at the version in its go.mod, built into
@@ -178,9 +179,11 @@ HELM_K8S_MINOR=36  # helm 3.21's k8s.io/client-go v0.36
 PROM_OPERATOR_VERSION=0.85.0
 install_helm() {
   local dir=$CACHE/helm-$HELM_VERSION pkg=helm.sh/helm/v3
-  local crd_dir=$CACHE/prometheus-operator-crds-$PROM_OPERATOR_VERSION
-  local crd=monitoring.coreos.com_servicemonitors.yaml
-  if [ ! -x "$dir/helm" ] || [ ! -f "$crd_dir/$crd" ]; then
+  local crd_dir=$CACHE/prometheus-operator-crds-$PROM_OPERATOR_VERSION crd
+  local crds=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
+  local crds_missing=0
+  for crd in "${crds[@]}"; do [ -f "$crd_dir/$crd" ] || crds_missing=1; done
+  if [ ! -x "$dir/helm" ] || [ "$crds_missing" = 1 ]; then
     command -v go >/dev/null 2>&1 || { log "helm and the CRD need Go 1.26 or later (go on PATH)"; exit 1; }
   fi
   if [ ! -x "$dir/helm" ]; then
@@ -195,15 +198,17 @@ install_helm() {
     rm -rf "$dir"
     mv "$dir.partial" "$dir"
   fi
-  if [ ! -f "$crd_dir/$crd" ]; then
-    log "fetching the ServiceMonitor CRD (prometheus-operator v$PROM_OPERATOR_VERSION's Go module)"
+  if [ "$crds_missing" = 1 ]; then
+    log "fetching the ServiceMonitor and PrometheusRule CRDs (prometheus-operator v$PROM_OPERATOR_VERSION's Go module)"
     local src
     src=$(cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json \
       "github.com/prometheus-operator/prometheus-operator@v$PROM_OPERATOR_VERSION" |
       "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
     mkdir -p "$crd_dir"
-    cp "$src/example/prometheus-operator-crd/$crd" "$crd_dir/$crd.partial"
-    mv "$crd_dir/$crd.partial" "$crd_dir/$crd"
+    for crd in "${crds[@]}"; do
+      cp "$src/example/prometheus-operator-crd/$crd" "$crd_dir/$crd.partial"
+      mv "$crd_dir/$crd.partial" "$crd_dir/$crd"
+    done
   fi
 }
 ENVOY_CHECK_SRC=$ROOT/tests/deploy/envoy_check

@@ -53,8 +53,11 @@ def _install_deps_var(name: str) -> str:
 
 HELM = Path(os.environ.get(
     "MMSERVE_HELM", CACHE / f"helm-{_install_deps_var('HELM_VERSION')}" / "helm"))
-SERVICEMONITOR_CRD = (CACHE / f"prometheus-operator-crds-{_install_deps_var('PROM_OPERATOR_VERSION')}"
-                      / "monitoring.coreos.com_servicemonitors.yaml")
+PROMETHEUS_OPERATOR_CRDS = (CACHE /
+                            f"prometheus-operator-crds-{_install_deps_var('PROM_OPERATOR_VERSION')}")
+SERVICEMONITOR_CRD = PROMETHEUS_OPERATOR_CRDS / "monitoring.coreos.com_servicemonitors.yaml"
+PROMETHEUSRULE_CRD = PROMETHEUS_OPERATOR_CRDS / "monitoring.coreos.com_prometheusrules.yaml"
+RULES_FILE = ROOT / "deploy" / "prometheus" / "mmserve-rules.yml"
 # The Envoy config validator: built by install-deps.sh at go.mod's go-control-plane version,
 # with a stamp of the sources it was built from.
 ENVOY_CHECK_SRC = ROOT / "tests" / "deploy" / "envoy_check"
@@ -219,13 +222,33 @@ def _strict_crd_schema(schema):
 
 
 @lru_cache(maxsize=None)
-def servicemonitor_schema():
-    if not SERVICEMONITOR_CRD.exists():
-        pytest.fail(f"the ServiceMonitor CRD is not at {SERVICEMONITOR_CRD}: run "
-                    "scripts/install-deps.sh --test")
-    crd = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
+def operator_schema(kind):
+    """The v1 schema of a prometheus-operator kind (ServiceMonitor, PrometheusRule)."""
+    path = {"ServiceMonitor": SERVICEMONITOR_CRD, "PrometheusRule": PROMETHEUSRULE_CRD}[kind]
+    if not path.exists():
+        pytest.fail(f"the {kind} CRD is not at {path}: run scripts/install-deps.sh --test")
+    crd = yaml.safe_load(path.read_text())
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return _strict_crd_schema(v1["schema"]["openAPIV3Schema"])
+    schema = _strict_crd_schema(v1["schema"]["openAPIV3Schema"])
+
+    # Go's regexps take a flag group anywhere ('^(?i)(abort|warn)?$', in the
+    # PrometheusRule's); Python's only at the start, where it means the same.
+    def python_patterns(node):
+        if isinstance(node, dict):
+            p = node.get("pattern")
+            if isinstance(p, str) and "(?i)" in p[1:]:
+                node["pattern"] = "(?i)" + p.replace("(?i)", "")
+            for v in node.values():
+                python_patterns(v)
+        elif isinstance(node, list):
+            for v in node:
+                python_patterns(v)
+    python_patterns(schema)
+    return schema
+
+
+def servicemonitor_schema():
+    return operator_schema("ServiceMonitor")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
@@ -235,8 +258,8 @@ def test_manifests_validate(values):
         for obj in render(values, kube_version=kube):
             name = f"{obj['kind']}/{obj['metadata']['name']}"
             if obj["apiVersion"] == "monitoring.coreos.com/v1":
-                assert obj["kind"] == "ServiceMonitor", name
-                jsonschema.validate(obj, servicemonitor_schema())
+                assert obj["kind"] in ("ServiceMonitor", "PrometheusRule"), name
+                jsonschema.validate(obj, operator_schema(obj["kind"]))
             else:
                 try:
                     kubernetes_validate.validate(obj, kube, strict=True)
@@ -253,7 +276,7 @@ def test_renders_only_known_kinds():
     kinds = {o["kind"] for f in CI_VALUES for o in render(f)}
     assert kinds == {"Deployment", "StatefulSet", "Service", "ServiceAccount", "Secret",
                      "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-                     "ServiceMonitor"}, kinds
+                     "ServiceMonitor", "PrometheusRule"}, kinds
 
 
 # --------------------------------------------------------------------------- the server
@@ -460,6 +483,22 @@ def test_servicemonitor_scrapes_the_metrics_port():
     bad["spec"]["endpoints"][0]["intervall"] = "15s"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, servicemonitor_schema())
+
+
+def test_prometheusrule_holds_the_rules_file():
+    objs = render(ci("hpa"))
+    rule = one(objs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # The chart's files/mmserve-rules.yml is a link to the tested rules file, not a copy.
+    assert (CHART / "files" / "mmserve-rules.yml").resolve() == RULES_FILE.resolve()
+    assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text())
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert "MmserveEvictionChurn" in alerts and "MmserveLatencySLOFastBurn" in alerts
+    bad = copy.deepcopy(rule)
+    bad["spec"]["groups"][0]["rulez"] = []
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, operator_schema("PrometheusRule"))
+    assert not [o for o in render() if o["kind"] == "PrometheusRule"]  # off by default
 
 
 def test_kubernetes_validation_refuses_a_bad_manifest():
