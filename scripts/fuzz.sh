@@ -17,7 +17,7 @@ for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
   mkdir -p "$corpus"
   [ -d "tests/fuzz/corpus/$name" ] && cp -rn "tests/fuzz/corpus/$name/." "$corpus/"
   echo "== fuzz $name for ${SECONDS_EACH}s (corpus $corpus)"
-  if ! "$fuzzer" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -print_final_stats=1 \
+  if ! "$fuzzer" -max_total_time="$SECONDS_EACH" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix=build/fuzz-artifacts/"$name"- "$corpus"; then
     echo "fuzz $name FAILED: see build/fuzz-artifacts/"
     status=1

@@ -54,7 +54,9 @@ fuzz_one() {  # fuzz_one FUZZER NAME: its exit status in $LOGS/fuzz_NAME.rc
   local corpus
   corpus=$(mktemp -d)
   [ -d "tests/fuzz/corpus/$2" ] && cp -r "tests/fuzz/corpus/$2/." "$corpus/"
-  "$1" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 -print_final_stats=1 \
+  # -timeout: one input running a minute is a hang, reported as such
+  # (libFuzzer's default waits twenty minutes, past any -max_total_time).
+  "$1" -max_total_time="$FUZZ_SECONDS" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
     "$corpus" > "$LOGS/fuzz_$2.log" 2>&1
   echo $? > "$LOGS/fuzz_$2.rc"
   rm -rf "$corpus"

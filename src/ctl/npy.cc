@@ -88,7 +88,10 @@ class HeaderReader {
     while (pos_ < text_.size()) {
       const char c = text_[pos_];
       if (c == '\'' || c == '"') {
-        String();
+        if (!String()) {  // unterminated: the header ends here (the caller reports it)
+          pos_ = text_.size();
+          return;
+        }
         if (depth == 0) return;
         continue;
       }

@@ -159,6 +159,13 @@ TEST(NpyTest, RefusesMalformedHeaders) {
       ParseNpy(Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", ""), "x.npy"),
       "shape");
   ExpectInvalid(ParseNpy(Npy("['<f4']", ""), "x.npy"), "not a dictionary");
+  // An unknown key whose value is an unterminated string (found by the fuzz
+  // target: it used to spin forever).
+  ExpectInvalid(
+      ParseNpy(Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': [[\"ab}", "abcd"),
+               "x.npy"),
+      "malformed");
+  ExpectInvalid(ParseNpy(Npy("{'extra': 'open", ""), "x.npy"), "malformed");
 }
 
 TEST(NpyTest, ReadFileNamesAMissingFile) {
