@@ -1,0 +1,162 @@
+// gRPC's length-prefixed messages, grpc-timeout and grpc-message, as the
+// native HTTP/2 transport will use them: messages split anywhere across DATA
+// payloads, limits, and the specification's edge cases.
+#include "http/grpc_framing.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace mm {
+namespace {
+
+std::string Framed(const std::vector<std::string>& messages) {
+  std::string out;
+  for (const std::string& m : messages) {
+    AppendGrpcMessagePrefix(out, static_cast<uint32_t>(m.size()));
+    out += m;
+  }
+  return out;
+}
+
+// Feeds `bytes` in pieces of `piece` bytes; the messages delivered.
+std::vector<std::string> FeedInPieces(GrpcMessageReader& reader, std::string_view bytes,
+                                      size_t piece, Status* status) {
+  std::vector<std::string> got;
+  *status = OkStatus();
+  for (size_t i = 0; i < bytes.size() && status->ok(); i += piece) {
+    *status = reader.Feed(bytes.substr(i, piece), [&](std::string_view m) {
+      got.emplace_back(m);
+      return OkStatus();
+    });
+  }
+  return got;
+}
+
+TEST(GrpcFramingTest, PrefixIsAFlagAndABigEndianLength) {
+  std::string out;
+  AppendGrpcMessagePrefix(out, 0x01020304);
+  EXPECT_EQ(out, std::string("\x00\x01\x02\x03\x04", 5));
+}
+
+TEST(GrpcFramingTest, MessagesComeOutWholeHoweverTheBytesAreSplit) {
+  const std::vector<std::string> messages = {"first", "", std::string(1000, 'x'), "last one"};
+  const std::string bytes = Framed(messages);
+  for (size_t piece : {size_t{1}, size_t{2}, size_t{5}, size_t{7}, size_t{64}, bytes.size()}) {
+    GrpcMessageReader reader(1 << 20);
+    Status status;
+    EXPECT_EQ(FeedInPieces(reader, bytes, piece, &status), messages) << "pieces of " << piece;
+    EXPECT_TRUE(status.ok()) << status.message();
+    EXPECT_TRUE(reader.Finish().ok());
+    EXPECT_EQ(reader.messages(), messages.size());
+  }
+}
+
+TEST(GrpcFramingTest, AMessageWhollyInOnePieceIsNotCopied) {
+  const std::string bytes = Framed({"abc"});
+  GrpcMessageReader reader(100);
+  const char* seen = nullptr;
+  ASSERT_TRUE(reader
+                  .Feed(bytes,
+                        [&](std::string_view m) {
+                          seen = m.data();
+                          return OkStatus();
+                        })
+                  .ok());
+  EXPECT_EQ(seen, bytes.data() + kGrpcPrefixBytes);
+}
+
+TEST(GrpcFramingTest, AnOversizedMessageFailsBeforeItsBytesArrive) {
+  GrpcMessageReader reader(10);
+  std::string prefix;
+  AppendGrpcMessagePrefix(prefix, 11);
+  int delivered = 0;
+  Status s = reader.Feed(prefix, [&](std::string_view) {
+    ++delivered;
+    return OkStatus();
+  });
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("11 bytes"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("limit of 10 bytes"), std::string::npos) << s.message();
+  // The stream stays failed.
+  EXPECT_EQ(reader
+                .Feed(Framed({"ok"}),
+                      [&](std::string_view) {
+                        ++delivered;
+                        return OkStatus();
+                      })
+                .code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(delivered, 0);
+  EXPECT_EQ(reader.Finish().code(), StatusCode::kResourceExhausted);
+}
+
+TEST(GrpcFramingTest, CompressedAndMalformedFlagsAreRefused) {
+  GrpcMessageReader compressed(100);
+  auto none = [](std::string_view) { return OkStatus(); };
+  Status s = compressed.Feed(std::string("\x01\x00\x00\x00\x01x", 6), none);
+  EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(s.message().find("identity"), std::string::npos) << s.message();
+  GrpcMessageReader malformed(100);
+  s = malformed.Feed(std::string("\x07\x00\x00\x00\x00", 5), none);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_NE(s.message().find("is 7; expected 0 or 1"), std::string::npos) << s.message();
+}
+
+TEST(GrpcFramingTest, AHandlersFailureStopsTheStream) {
+  GrpcMessageReader reader(100);
+  int calls = 0;
+  Status s = reader.Feed(Framed({"a", "b", "c"}), [&](std::string_view) {
+    return ++calls == 2 ? InvalidArgument("second is bad") : OkStatus();
+  });
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(GrpcFramingTest, FinishNamesWhatIsMissing) {
+  GrpcMessageReader in_prefix(100);
+  auto none = [](std::string_view) { return OkStatus(); };
+  ASSERT_TRUE(in_prefix.Feed(std::string("\x00\x00", 2), none).ok());
+  EXPECT_NE(in_prefix.Finish().message().find("prefix (2 of 5 bytes)"), std::string::npos);
+  GrpcMessageReader in_message(100);
+  const std::string bytes = Framed({"abcdef"});
+  ASSERT_TRUE(in_message.Feed(std::string_view(bytes).substr(0, 8), none).ok());
+  EXPECT_NE(in_message.Finish().message().find("(3 of 6 bytes)"), std::string::npos)
+      << in_message.Finish().message();
+}
+
+TEST(GrpcFramingTest, TimeoutUnitsAndLimits) {
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(*ParseGrpcTimeout("1H"), std::chrono::hours(1));
+  EXPECT_EQ(*ParseGrpcTimeout("2M"), std::chrono::minutes(2));
+  EXPECT_EQ(*ParseGrpcTimeout("3S"), std::chrono::seconds(3));
+  EXPECT_EQ(*ParseGrpcTimeout("250m"), std::chrono::milliseconds(250));
+  EXPECT_EQ(*ParseGrpcTimeout("7u"), std::chrono::microseconds(7));
+  EXPECT_EQ(*ParseGrpcTimeout("99999999n"), nanoseconds(99999999));
+  EXPECT_EQ(*ParseGrpcTimeout("0m"), nanoseconds(0));
+  EXPECT_EQ(*ParseGrpcTimeout("99999999H"), nanoseconds::max());  // saturates
+  for (const char* bad : {"", "m", "10", "123456789m", "1x", "-1S", "1.5S", " 1S", "1s"}) {
+    auto t = ParseGrpcTimeout(bad);
+    ASSERT_FALSE(t.ok()) << bad;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(t.status().message().find("expected 1 to 8 digits and a unit"), std::string::npos);
+  }
+}
+
+TEST(GrpcFramingTest, MessagesArePercentEncodedBothWays) {
+  EXPECT_EQ(PercentEncodeGrpcMessage("model 'x': 50% done"), "model 'x': 50%25 done");
+  EXPECT_EQ(PercentEncodeGrpcMessage("line\nnext"), "line%0Anext");
+  EXPECT_EQ(PercentEncodeGrpcMessage("caf\xc3\xa9"), "caf%C3%A9");
+  for (const std::string& s :
+       {std::string("plain"), std::string("a%b\r\n\x7f\xff"), std::string("\0x", 2)}) {
+    EXPECT_EQ(PercentDecodeGrpcMessage(PercentEncodeGrpcMessage(s)), s);
+  }
+  // A malformed escape is kept as it is.
+  EXPECT_EQ(PercentDecodeGrpcMessage("100%"), "100%");
+  EXPECT_EQ(PercentDecodeGrpcMessage("%zz%4"), "%zz%4");
+  EXPECT_EQ(PercentDecodeGrpcMessage("%41%62"), "Ab");
+}
+
+}  // namespace
+}  // namespace mm
