@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/percent_encoding.h"
+
 namespace mm {
 
 void AppendGrpcMessagePrefix(std::string& out, uint32_t length) {
@@ -143,20 +145,7 @@ StatusOr<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value) {
 }
 
 std::string PercentEncodeGrpcMessage(std::string_view message) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(message.size());
-  for (const char c : message) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b >= 0x20 && b <= 0x7E && b != '%') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[b >> 4];
-      out += kHex[b & 0xF];
-    }
-  }
-  return out;
+  return PercentEncode(message, [](unsigned char b) { return b >= 0x20 && b <= 0x7E && b != '%'; });
 }
 
 std::string PercentDecodeGrpcMessage(std::string_view encoded) {

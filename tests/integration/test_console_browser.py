@@ -79,7 +79,7 @@ def console_server(tmp_path_factory):
 def driver():
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
-            pytest.skip(f"{path} is not installed (scripts/install-deps.sh --test installs "
+            pytest.fail(f"{path} is not installed (scripts/install-deps.sh --test installs "
                         "chromium and chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
