@@ -8,7 +8,9 @@
 # set-up and no inference: the library's own cost per call. Then both
 # protocols once more with Triton's perf_analyzer as the one client (what users
 # run; it is heavier than wrk and bench_grpc_load, so these points are bound by
-# the client, not the server).
+# the client, not the server). The native transport (--grpc-transport native:
+# HTTP/2 by nghttp2 on the HTTP server's event loop) is a second server,
+# measured in the same run with the same client.
 # Env: BENCH_SECONDS (10), BENCH_PIN (1).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
@@ -16,6 +18,7 @@ source "$(dirname "$0")/lib.sh"
 SECONDS_PER_POINT=${BENCH_SECONDS:-10}
 bench_init "${1:-build/release}" mmserve bench_grpc_load bench_grpc_floor
 start_mmserve mmserve-1x1 --http-threads 1 --grpc-threads 1 --execution-threads 1
+start_mmserve mmserve-native --http-threads 1 --execution-threads 1 --grpc-transport native
 
 "${ON_SERVER_CPUS[@]}" "$BUILD_DIR/bench/bench_grpc_floor" "$WORK/floor.port" &
 FLOOR_PID=$!
@@ -100,14 +103,18 @@ read -r g1_p50 g1_rps g1_err g1_cpu <<<"$(measure grpc_point 1 "$SECONDS_PER_POI
 read -r h1_p50 h1_rps h1_err h1_cpu <<<"$(measure wrk_point 1 1 "$SECONDS_PER_POINT")"
 read -r g32_p50 g32_rps g32_err g32_cpu <<<"$(measure grpc_point 32 "$SECONDS_PER_POINT")"
 read -r h32_p50 h32_rps h32_err h32_cpu <<<"$(measure wrk_point 2 32 "$SECONDS_PER_POINT")"
+read -r n1_p50 n1_rps n1_err n1_cpu <<<"$(MEASURED_PID=${SERVER_PIDS[mmserve-native]} measure \
+  grpc_point 1 "$SECONDS_PER_POINT" "${GRPC_ADDR[mmserve-native]}")"
+read -r n32_p50 n32_rps n32_err n32_cpu <<<"$(MEASURED_PID=${SERVER_PIDS[mmserve-native]} measure \
+  grpc_point 32 "$SECONDS_PER_POINT" "${GRPC_ADDR[mmserve-native]}")"
 read -r f1_p50 f1_rps f1_err f1_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 1 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
 read -r f32_p50 f32_rps f32_err f32_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 32 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
 read -r ph1_p50 ph1_rps _ <<<"$(pa_point http 1 5000)"
 read -r pg1_p50 pg1_rps _ <<<"$(pa_point grpc 1 5000)"
 read -r ph32_p50 ph32_rps _ <<<"$(pa_point http 32 20000)"
 read -r pg32_p50 pg32_rps _ <<<"$(pa_point grpc 32 20000)"
-(( g1_err + h1_err + g32_err + h32_err + f1_err + f32_err == 0 )) ||
-  die "errors: $g1_err $h1_err $g32_err $h32_err $f1_err $f32_err"
+(( g1_err + h1_err + g32_err + h32_err + n1_err + n32_err + f1_err + f32_err == 0 )) ||
+  die "errors: $g1_err $h1_err $g32_err $h32_err $n1_err $n32_err $f1_err $f32_err"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 cat <<EOF2
@@ -119,6 +126,8 @@ add_sub, mmserve --http-threads 1 --grpc-threads 1 --execution-threads 1, pinned
 | HTTP binary (wrk) | $h1_p50 | $h32_rps | $h1_cpu / $h32_cpu |
 | gRPC (bench_grpc_load) | $g1_p50 | $g32_rps | $g1_cpu / $g32_cpu |
 | gRPC ÷ HTTP binary | $(ratio "$g1_p50" "$h1_p50")× | $(ratio "$g32_rps" "$h32_rps")× | |
+| gRPC, native transport (bench_grpc_load) | $n1_p50 | $n32_rps | $n1_cpu / $n32_cpu |
+| native gRPC ÷ HTTP binary | $(ratio "$n1_p50" "$h1_p50")× | $(ratio "$n32_rps" "$h32_rps")× | |
 | grpc++ floor, no inference (bench_grpc_floor) | $f1_p50 | $f32_rps | $f1_cpu / $f32_cpu |
 | floor ÷ HTTP binary | $(ratio "$f1_p50" "$h1_p50")× | $(ratio "$f32_rps" "$h32_rps")× | |
 | HTTP binary (perf_analyzer) | $ph1_p50 | $ph32_rps | (not measured) |

@@ -54,7 +54,7 @@ DEB_PACKAGES=(
   python3-venv libb64-0d libssl-dev libyaml-cpp-dev libjemalloc-dev
   pybind11-dev python3-dev python3-numpy libpython3.11-dev libexpat1-dev zlib1g-dev
   prometheus-cpp-dev prometheus
-  libarchive-dev unzip libcurl4-openssl-dev
+  libarchive-dev unzip libcurl4-openssl-dev libnghttp2-dev
 )
 # With --test: Podman, runc and mmdebstrap for the container test (section 10;
 # iptables for published ports); Chromium and its WebDriver for the web

@@ -87,10 +87,18 @@ done
 # (tests/adversarial: a hostile tenant, client and repository), each in its
 # own pytest process (each folder has its own conftest). Each prints its 15
 # slowest tests: what to look at first when a CI run nears its time limit.
+# Test files run side by side (pytest-xdist, a file's tests on one worker,
+# so its module fixtures start once): most of a test's time is a server
+# starting or a client waiting, and every test picks its own ports and
+# folders. One worker per core, at most 4.
+PYTEST_JOBS=${PYTEST_JOBS:-$(nproc)}
+[ "$PYTEST_JOBS" -gt 4 ] && PYTEST_JOBS=4
+parallel=()
+[ "$PYTEST_JOBS" -gt 1 ] && parallel=(-n "$PYTEST_JOBS" --dist loadfile)
 for suite in integration adversarial deploy; do
   echo "== $suite tests"
-  "$ROOT/.venv/bin/python" -m pytest -q -rfE --durations=15 -p no:cacheprovider "tests/$suite" \
-    2>&1 | tee "$LOGS/$suite.log" | tail -n 60
+  "$ROOT/.venv/bin/python" -m pytest -q -rfE --durations=15 -p no:cacheprovider "${parallel[@]}" \
+    "tests/$suite" 2>&1 | tee "$LOGS/$suite.log" | tail -n 60
   rc=${PIPESTATUS[0]}
   summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/$suite.log" | tail -1)
   ok=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)

@@ -101,6 +101,7 @@ struct Flags {
   mm::ServiceFlags service;
   mm::HttpServer::Options http;  // also the server's limits and TLS, shared with gRPC
   mm::GrpcServer::Options grpc;
+  mm::GrpcTransport grpc_transport = mm::GrpcTransport::kGrpcpp;
   mm::BackendFlags backends;
   mm::CacheFlags cache;
   bool test_backends = false;
@@ -116,7 +117,7 @@ int main(int argc, char** argv) {
   Flags flags;
   mm::AddLifecycleFlags(app, flags.lifecycle);
   mm::AddHttpFlags(app, flags.http);
-  mm::AddGrpcFlags(app, flags.grpc);
+  mm::AddGrpcFlags(app, flags.grpc, flags.grpc_transport);
   mm::AddSchedulerFlags(app, flags.scheduler);
   mm::AddServiceFlags(app, flags.service);
   mm::AddObservabilityFlags(app, flags.observability);
@@ -254,25 +255,42 @@ int main(int argc, char** argv) {
                                     : tls_client_ca.empty() ? " with TLS"
                                                             : " with mutual TLS";
   flags.http.observer = &observer;
+  const bool native_grpc = flags.grpc_transport == mm::GrpcTransport::kNative;
+  if (native_grpc) {
+    mm::Status valid = mm::ValidateGrpcOptions(flags.grpc);
+    if (!valid.ok()) return Fail(valid);
+    flags.http.grpc.enabled = true;
+    flags.http.grpc.address = flags.grpc.address;
+    flags.http.grpc.port = flags.grpc.port;
+    flags.http.grpc.max_concurrent_streams = flags.grpc.max_concurrent_streams;
+    flags.http.grpc.stream_max_pending = flags.grpc.stream_max_pending;
+  }
   auto http = mm::HttpServer::Create(http_options, service->get());
   if (!http.ok()) return Fail(http.status());
   (*http)->Start();
   // Live while loading; ready once every model had its chance to load.
   spdlog::info("HTTP server listening on {}:{}{}", http_options.address, (*http)->port(), tls_mode);
-  mm::GrpcServer::Options grpc_options = flags.grpc;
-  grpc_options.max_message_bytes = http_options.max_request_bytes;
-  grpc_options.max_metadata_bytes = http_options.max_header_bytes;
-  grpc_options.read_timeout_ms = http_options.read_timeout_ms;
-  grpc_options.tls_cert_file = tls_cert;
-  grpc_options.tls_key_file = http_options.tls_key_file;
-  grpc_options.tls_client_ca_file = tls_client_ca;
-  grpc_options.observer = &observer;
-  auto grpc = mm::GrpcServer::Start(grpc_options, service->get());
-  if (!grpc.ok()) {
-    (*http)->Stop();
-    return Fail(grpc.status());
+  std::unique_ptr<mm::GrpcServer> grpc;
+  if (native_grpc) {
+    spdlog::info("gRPC server listening on {}:{}{} (native HTTP/2 transport)", flags.grpc.address,
+                 (*http)->grpc_port(), tls_mode);
+  } else {
+    mm::GrpcServer::Options grpc_options = flags.grpc;
+    grpc_options.max_message_bytes = http_options.max_request_bytes;
+    grpc_options.max_metadata_bytes = http_options.max_header_bytes;
+    grpc_options.read_timeout_ms = http_options.read_timeout_ms;
+    grpc_options.tls_cert_file = tls_cert;
+    grpc_options.tls_key_file = http_options.tls_key_file;
+    grpc_options.tls_client_ca_file = tls_client_ca;
+    grpc_options.observer = &observer;
+    auto started = mm::GrpcServer::Start(grpc_options, service->get());
+    if (!started.ok()) {
+      (*http)->Stop();
+      return Fail(started.status());
+    }
+    grpc = std::move(*started);
+    spdlog::info("gRPC server listening on {}:{}{}", grpc_options.address, grpc->port(), tls_mode);
   }
-  spdlog::info("gRPC server listening on {}:{}{}", grpc_options.address, (*grpc)->port(), tls_mode);
   if (!tls_cert.empty()) {
     spdlog::info("TLS on for HTTP and gRPC (1.2 and 1.3): certificate {}, key {}", tls_cert,
                  http_options.tls_key_file);
@@ -330,7 +348,9 @@ int main(int argc, char** argv) {
   }
   startup.join();  // (its loads were answered by the lifecycle's shutdown)
   // Both transports stop accepting at once, then drain.
-  std::thread grpc_stop([&grpc] { (*grpc)->Stop(); });
+  std::thread grpc_stop([&grpc] {
+    if (grpc != nullptr) grpc->Stop();
+  });
   (*http)->Stop();
   grpc_stop.join();
   slots.Shutdown();

@@ -1,10 +1,10 @@
 // Inside the gRPC server (grpc_server.h), shared by its parts: the unary
 // calls (unary_calls.cc), the ModelStreamInfer stream (stream_call.cc) and the
 // server that owns the completion queues (grpc_server.cc). Not a door:
-// nothing outside src/grpc includes it.
+// nothing outside src/grpc includes it. The protocol logic itself is the rpc
+// room's (rpc/rpc_methods.h), shared with the native transport.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -19,6 +19,7 @@
 #include "core/thread_annotations.h"
 #include "grpc_service.grpc.pb.h"
 #include "observability/request_observer.h"
+#include "rpc/in_flight.h"
 #include "service/inference_service.h"
 
 namespace mm::grpc_internal {
@@ -56,40 +57,15 @@ struct Queue {
   bool closing = false;  // the queue's thread only
 };
 
-// Counts operations that a thread other than a queue's own may still start
-// on that queue (an inference callback finishing its call), so that Stop()
-// closes the queues only once there are none. Lock-free per call.
-class Pending {
- public:
-  void Add() { count_.fetch_add(1, std::memory_order_relaxed); }
-  void Done() {
-    if (count_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-        stopping_.load(std::memory_order_seq_cst)) {
-      MutexLock lock(mu_);
-      cv_.NotifyAll();
-    }
-  }
-  void WaitIdle() {
-    stopping_.store(true, std::memory_order_seq_cst);
-    MutexLock lock(mu_);
-    while (count_.load(std::memory_order_acquire) != 0) cv_.Wait(lock);
-  }
-
- private:
-  std::atomic<size_t> count_{0};
-  std::atomic<bool> stopping_{false};
-  // Guards nothing (the count is atomic): it orders WaitIdle's check of the
-  // count against Done's wake-up, so the last Done is not missed.
-  Mutex mu_;
-  CondVar cv_;
-};
-
 struct Shared {
   AsyncService grpc_service;
   InferenceService* service = nullptr;
   size_t stream_max_pending = 32;             // Options::stream_max_pending
   const RequestObserver* observer = nullptr;  // null: nothing observes requests
-  Pending pending;
+  // Operations that a thread other than a queue's own may still start on
+  // that queue (an inference callback finishing its call): Stop() closes the
+  // queues only once there are none.
+  rpc::InFlightCalls in_flight;
 };
 
 inline int64_t SteadyNowNs() {
@@ -98,14 +74,16 @@ inline int64_t SteadyNowNs() {
       .count();
 }
 
-// `done` wrapped so that its request is traced and logged (RequestObserver):
-// the record is made before `done` encodes and sends the answer, and handed
-// over after. It counts in `pending` until then, so that the server does not
-// stop (and the observer go) in between. A request that is neither traced
-// nor logged keeps `done` as it is.
-InferCallback Observe(const RequestObserver* observer, Pending* pending,
-                      const grpc::ServerContext& ctx, const Tenant& tenant,
-                      const InferRequest& request, int64_t received_ns, InferCallback done);
+// The traceparent metadata of a call (empty: none), looked up only when
+// `observer` traces: what rpc::Observe takes.
+inline std::string_view TraceparentOf(const RequestObserver& observer,
+                                      const grpc::ServerContext& ctx) {
+  if (!observer.tracing()) return {};
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("traceparent");
+  if (it == md.end()) return {};
+  return {it->second.data(), it->second.size()};
+}
 
 // The Authorization value a call carries ("authorization" metadata), if any.
 inline std::string_view AuthorizationOf(const grpc::ServerContext& ctx) {

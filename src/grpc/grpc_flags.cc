@@ -2,11 +2,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <map>
+#include <string>
 #include <thread>
 
 namespace mm {
 
-void AddGrpcFlags(CLI::App& app, GrpcServer::Options& options) {
+void AddGrpcFlags(CLI::App& app, GrpcServer::Options& options, GrpcTransport& transport) {
   options.threads = std::max(1u, std::thread::hardware_concurrency());
   app.add_option("--grpc-address", options.address, "Address the gRPC server listens on")
       ->capture_default_str();
@@ -27,6 +29,12 @@ void AddGrpcFlags(CLI::App& app, GrpcServer::Options& options) {
                  "SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client")
       ->capture_default_str()
       ->check(CLI::Range(kGrpcMaxConcurrentStreamsBounds.min, kGrpcMaxConcurrentStreamsBounds.max));
+  app.add_option("--grpc-transport", transport,
+                 "What serves the gRPC port: 'grpcpp' (grpc++, the default) or 'native' (HTTP/2 "
+                 "by nghttp2 on the HTTP server's event loops and --http-threads; unary calls "
+                 "only for now)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, GrpcTransport>{
+          {"grpcpp", GrpcTransport::kGrpcpp}, {"native", GrpcTransport::kNative}}));
 }
 
 Status ValidateGrpcOptions(const GrpcServer::Options& options) {

@@ -22,11 +22,17 @@ inline constexpr Bounds<size_t> kGrpcThreadsBounds{1, 256};
 inline constexpr Bounds<size_t> kGrpcStreamMaxPendingBounds{1, 65536};
 inline constexpr Bounds<uint32_t> kGrpcMaxConcurrentStreamsBounds{1, 1u << 20};
 
+// What serves the gRPC port (--grpc-transport): grpc++ (GrpcServer), or the
+// native transport, gRPC over HTTP/2 on the HTTP server's event loops
+// (HttpServer::Options::grpc).
+enum class GrpcTransport { kGrpcpp, kNative };
+
 // Registers --grpc-address, --grpc-port, --grpc-threads,
-// --grpc-stream-max-pending and --grpc-max-concurrent-streams, writing into
-// `options` (which must outlive the parse). Sets the server's default of one
-// completion-queue thread per core first.
-void AddGrpcFlags(CLI::App& app, GrpcServer::Options& options);
+// --grpc-stream-max-pending, --grpc-max-concurrent-streams and
+// --grpc-transport, writing into `options` and `transport` (which must
+// outlive the parse). Sets the server's default of one completion-queue
+// thread per core first.
+void AddGrpcFlags(CLI::App& app, GrpcServer::Options& options, GrpcTransport& transport);
 
 // INVALID_ARGUMENT naming the flag when a bounded setting is out of its
 // bounds above. GrpcServer::Start calls it.

@@ -178,7 +178,7 @@ void GrpcServer::Stop() {
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(30));
   impl_->server->Wait();
   // No inference callback may start an operation on a queue that is shut down.
-  impl_->shared.pending.WaitIdle();
+  impl_->shared.in_flight.WaitIdle();
   for (size_t i = 0; i < impl_->queues.size(); ++i) {
     impl_->queues[i]->close_alarm.Set(impl_->queues[i]->cq.get(), gpr_now(GPR_CLOCK_MONOTONIC),
                                       impl_->close_tags[i].get());

@@ -9,16 +9,13 @@
 #include "core/cancellation.h"
 #include "core/delivery.h"
 #include "grpc/grpc_call.h"
-#include "grpc/grpc_codec.h"
+#include "rpc/grpc_codec.h"
+#include "rpc/observe.h"
+#include "rpc/stream_responses.h"
 
 namespace mm::grpc_internal {
 
 namespace {
-
-// Triton's names: a request asks for the flag; each response then says
-// whether it is its request's last.
-constexpr const char* kEmptyFinalParam = "triton_enable_empty_final_response";
-constexpr const char* kFinalParam = "triton_final_response";
 
 // ModelStreamInfer: requests are read one after another and run concurrently;
 // each response (or error, with the request's id) is written as it completes.
@@ -52,7 +49,8 @@ constexpr const char* kFinalParam = "triton_final_response";
 // triton_final_response on each of its responses (true on its last), and a
 // final flag that came without a response is written as an empty response;
 // without it, such a flag writes nothing. An error response (final or not)
-// is written as error_message with the request's id, as Triton does.
+// is written as error_message with the request's id, as Triton does
+// (rpc/stream_responses.h).
 class StreamCall final : public ResponseStream {
  public:
   static void Await(Shared* shared, Queue* queue) {
@@ -138,7 +136,7 @@ class StreamCall final : public ResponseStream {
     const int64_t received_ns = SteadyNowNs();
     auto decoded = DecodeGrpcInferRequest(*message);
     if (!decoded.ok()) {
-      Complete(message->id(), decoded.status(), nullptr, EmptyFinalWanted(message->parameters()));
+      Complete(message->id(), decoded.status(), nullptr, rpc::EmptyFinalWanted(*message));
     } else {
       auto request = std::make_unique<InferRequest>(std::move(*decoded));
       request->body = message;
@@ -153,20 +151,20 @@ class StreamCall final : public ResponseStream {
         }
         cancellations_.push_back(request->cancellation);
       }
-      Pending* pending = &shared_->pending;
-      pending->Add();
-      InferCallback done = [this, pending, message](StatusOr<std::unique_ptr<InferResponse>> r) {
-        const bool final_flag = EmptyFinalWanted(message->parameters());
+      rpc::InFlightCalls* in_flight = &shared_->in_flight;
+      in_flight->Add();
+      InferCallback done = [this, in_flight, message](StatusOr<std::unique_ptr<InferResponse>> r) {
+        const bool final_flag = rpc::EmptyFinalWanted(*message);
         if (r.ok()) {
           Complete(message->id(), OkStatus(), r->get(), final_flag);
         } else {
           Complete(message->id(), r.status(), nullptr, final_flag);
         }
-        pending->Done();
+        in_flight->Done();
       };
       if (shared_->observer != nullptr) {
-        done = Observe(shared_->observer, pending, ctx_, **tenant, *request, received_ns,
-                       std::move(done));
+        done = rpc::Observe(*shared_->observer, in_flight, TraceparentOf(*shared_->observer, ctx_),
+                            **tenant, *request, received_ns, std::move(done));
       }
       shared_->service->Infer(**tenant, std::move(request), std::move(done));
     }
@@ -219,34 +217,13 @@ class StreamCall final : public ResponseStream {
     if (--events_left_ == 0) delete this;
   }
 
-  static bool EmptyFinalWanted(
-      const google::protobuf::Map<std::string, inference::InferParameter>& p) {
-    auto it = p.find(kEmptyFinalParam);
-    return it != p.end() &&
-           it->second.parameter_choice_case() == inference::InferParameter::kBoolParam &&
-           it->second.bool_param();
-  }
-
   // One response of a decoupled request, before its last (ResponseStream).
   void Send(const InferRequest& request, StatusOr<std::unique_ptr<InferResponse>> r) override {
     Outgoing out;
-    if (r.ok()) {
-      EncodeGrpcInferResponse(**r, out.message.mutable_infer_response());
-    } else {
-      out.message.set_error_message(r.status().message());
-      out.message.mutable_infer_response()->set_id(request.id);
-    }
-    auto flag = request.parameters.find(kEmptyFinalParam);
-    if (flag != request.parameters.end() && flag->second == ParameterValue(true)) {
-      MarkFinal(out.message, false);
-    }
+    rpc::StreamPartial(request, r, &out.message);
     MutexLock lock(mu_);
     if (!write_failed_) outgoing_.push_back(std::move(out));
     WriteNext();
-  }
-
-  static void MarkFinal(inference::ModelStreamInferResponse& message, bool final) {
-    (*message.mutable_infer_response()->mutable_parameters())[kFinalParam].set_bool_param(final);
   }
 
   // A request's answer (its last response, for a decoupled model). `response`:
@@ -255,20 +232,8 @@ class StreamCall final : public ResponseStream {
   void Complete(const std::string& id, const Status& status, InferResponse* response,
                 bool final_flag) {
     Outgoing out;
-    bool write = true;
-    if (status.ok()) {
-      EncodeGrpcInferResponse(*response, out.message.mutable_infer_response());
-      out.receipt = std::move(response->receipt);
-      // The final flag alone: an empty response only when asked for.
-      if (response->complete_only) {
-        write = final_flag;
-        out.message.mutable_infer_response()->clear_outputs();
-      }
-    } else {
-      out.message.set_error_message(status.message());
-      out.message.mutable_infer_response()->set_id(id);
-    }
-    if (final_flag) MarkFinal(out.message, true);
+    const bool write = rpc::StreamAnswer(id, status, response, final_flag, &out.message);
+    if (status.ok()) out.receipt = std::move(response->receipt);
     if (!write) out.receipt.Settle(true);  // nothing to deliver
     MutexLock lock(mu_);
     --in_flight_;

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include <zlib.h>
+
 #include "core/percent_encoding.h"
 
 namespace mm {
@@ -15,14 +17,73 @@ void AppendGrpcMessagePrefix(std::string& out, uint32_t length) {
   out.append(prefix, kGrpcPrefixBytes);
 }
 
+std::optional<GrpcEncoding> ParseGrpcEncoding(std::string_view value) {
+  if (value == "identity") return GrpcEncoding::kIdentity;
+  if (value == "gzip") return GrpcEncoding::kGzip;
+  if (value == "deflate") return GrpcEncoding::kDeflate;
+  return std::nullopt;
+}
+
+namespace {
+
+// Inflates `in` (a gzip or zlib stream, told apart by its header) into
+// `out`, at most `limit` bytes.
+Status Inflate(std::string_view in, size_t limit, std::string& out) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return Internal("cannot start zlib's inflate");
+  out.clear();
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  int rv = Z_OK;
+  while (rv == Z_OK) {
+    if (out.size() == limit + 1) break;
+    const size_t have = out.size();
+    out.resize(std::min(limit + 1, std::max<size_t>(have * 2, in.size() * 4 + 256)));
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + have);
+    zs.avail_out = static_cast<uInt>(out.size() - have);
+    rv = inflate(&zs, Z_NO_FLUSH);
+    out.resize(out.size() - zs.avail_out);
+    if (rv == Z_BUF_ERROR && zs.avail_in == 0) break;  // truncated input
+    if (rv == Z_BUF_ERROR) rv = Z_OK;                  // more room needed
+  }
+  const bool complete = rv == Z_STREAM_END && zs.avail_in == 0;
+  inflateEnd(&zs);
+  if (out.size() > limit) {
+    return ResourceExhausted("a compressed gRPC message inflates to over the server's limit of " +
+                             std::to_string(limit) + " bytes (--max-request-bytes)");
+  }
+  if (!complete) {
+    return Internal(
+        "a compressed gRPC message does not inflate: expected one whole stream of "
+        "the call's grpc-encoding (gzip or deflate)");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status GrpcMessageReader::Deliver(std::string_view message, const OnMessage& on_message) {
+  ++messages_;
+  Status s;
+  if (compressed_) {
+    s = Inflate(message, max_message_bytes_, inflated_);
+    if (s.ok()) s = on_message(inflated_);
+  } else {
+    s = on_message(message);
+  }
+  if (!s.ok()) failed_ = s;
+  return s;
+}
+
 Status GrpcMessageReader::TakePrefix() {
   const auto flag = static_cast<unsigned char>(prefix_[0]);
-  if (flag == 1) {
+  compressed_ = flag == 1;
+  if (flag == 1 && encoding_ == GrpcEncoding::kIdentity) {
     return Unimplemented(
-        "compressed gRPC messages are not supported: send them uncompressed (grpc-encoding "
-        "identity)");
+        "a compressed gRPC message came without a grpc-encoding: send it uncompressed, or name "
+        "its encoding (gzip or deflate)");
   }
-  if (flag != 0) {
+  if (flag > 1) {
     return Internal("malformed gRPC message: its compressed-flag byte is " + std::to_string(flag) +
                     "; expected 0 or 1");
   }
@@ -41,12 +102,7 @@ Status GrpcMessageReader::TakePrefix() {
 
 Status GrpcMessageReader::Feed(std::string_view piece, const OnMessage& on_message) {
   if (!failed_.ok()) return failed_;
-  auto deliver = [&](std::string_view message) {
-    ++messages_;
-    Status s = on_message(message);
-    if (!s.ok()) failed_ = s;
-    return s;
-  };
+  auto deliver = [&](std::string_view message) { return Deliver(message, on_message); };
   size_t pos = 0;
   while (pos < piece.size()) {
     if (!in_message_) {

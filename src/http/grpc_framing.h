@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,29 +40,47 @@ void AppendGrpcMessagePrefix(std::string& out, uint32_t length);
 //     the reader's buffer.
 //  2. A message longer than `max_message_bytes` fails the stream with
 //     RESOURCE_EXHAUSTED naming both sizes, before its bytes are buffered; a
-//     compressed message (flag 1: no grpc-encoding is accepted) fails it with
-//     UNIMPLEMENTED; a flag other than 0 or 1 with INTERNAL, as the
-//     specification says of a malformed message. After a failure, Feed()
-//     returns the same status and delivers nothing more.
+//     compressed message (flag 1) is inflated when the call's grpc-encoding
+//     is gzip or deflate (at most `max_message_bytes` once inflated, else
+//     RESOURCE_EXHAUSTED; bytes that do not inflate: INTERNAL), and fails
+//     the stream with UNIMPLEMENTED under identity; a flag other than 0 or 1
+//     fails it with INTERNAL, as the specification says of a malformed
+//     message. After a failure, Feed() returns the same status and delivers
+//     nothing more.
 //  3. A failure `on_message` returns stops the feeding and is returned.
 //  4. Finish() at the end of the stream: OK when no message is left half
 //     read, else INTERNAL naming how many bytes are missing.
+// A call's grpc-encoding: how its compressed messages are compressed.
+enum class GrpcEncoding { kIdentity, kGzip, kDeflate };
+
+// The encoding a grpc-encoding value names; nullopt for one not supported.
+std::optional<GrpcEncoding> ParseGrpcEncoding(std::string_view value);
+
 class GrpcMessageReader {
  public:
   using OnMessage = std::function<Status(std::string_view message)>;
-  explicit GrpcMessageReader(size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+  explicit GrpcMessageReader(size_t max_message_bytes,
+                             GrpcEncoding encoding = GrpcEncoding::kIdentity)
+      : max_message_bytes_(max_message_bytes), encoding_(encoding) {}
 
   Status Feed(std::string_view piece, const OnMessage& on_message);
   Status Finish() const;
 
   // Messages delivered so far.
   uint64_t messages() const { return messages_; }
+  // Whether a message has begun and not ended (its prefix or body half read).
+  bool partial() const { return prefix_have_ > 0 || in_message_; }
 
  private:
-  // Reads the prefix in prefix_[0..5); sets expected_ (or fails).
+  // Reads the prefix in prefix_[0..5); sets expected_ and compressed_ (or fails).
   Status TakePrefix();
+  // Hands a whole message over, inflated first when it is compressed.
+  Status Deliver(std::string_view message, const OnMessage& on_message);
 
   const size_t max_message_bytes_;
+  const GrpcEncoding encoding_;
+  bool compressed_ = false;  // the current message's flag
+  std::string inflated_;     // a compressed message, inflated
   char prefix_[kGrpcPrefixBytes] = {};
   size_t prefix_have_ = 0;   // bytes of the current prefix read
   bool in_message_ = false;  // the prefix is read; expected_ bytes follow

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -110,47 +111,78 @@ StatusOr<std::unique_ptr<net::ssl::context>> MakeTlsContext(const HttpServer::Op
   }
 }
 
-}  // namespace
+// ALPN for the native gRPC port: h2, which gRPC requires. A client that
+// offers no h2 gets no ALPN answer (and then fails at the HTTP/2 preface).
+int SelectH2(SSL*, const unsigned char** out, unsigned char* out_size, const unsigned char* in,
+             unsigned int in_size, void*) {
+  static constexpr unsigned char kH2[] = {2, 'h', '2'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, out_size, kH2, sizeof(kH2), in, in_size) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
 
-Status HttpServer::Impl::Bind() {
+// Binds and listens on address:port; fails naming what listens there.
+Status Listen(Acceptor& acceptor, const std::string& address_text, uint16_t port,
+              std::string_view what, std::string_view address_flag, uint16_t* bound) {
   beast::error_code ec;
-  auto address = net::ip::make_address(options_.address, ec);
+  auto address = net::ip::make_address(address_text, ec);
   if (ec) {
-    return InvalidArgument("--http-address '" + options_.address +
+    return InvalidArgument(std::string(address_flag) + " '" + address_text +
                            "' is not an IP address: " + ec.message());
   }
-  net::ip::tcp::endpoint endpoint(address, options_.port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  net::ip::tcp::endpoint endpoint(address, port);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Unavailable("cannot listen for HTTP on " + options_.address + ":" +
-                       std::to_string(options_.port) + ": " + ec.message());
+    return Unavailable("cannot listen for " + std::string(what) + " on " + address_text + ":" +
+                       std::to_string(port) + ": " + ec.message());
   }
-  port_ = acceptor_.local_endpoint().port();
+  *bound = acceptor.local_endpoint().port();
   return OkStatus();
 }
 
-void HttpServer::Impl::Accept() {
+}  // namespace
+
+Status HttpServer::Impl::Bind() {
+  return Listen(acceptor_, options_.address, options_.port, "HTTP", "--http-address", &port_);
+}
+
+Status HttpServer::Impl::BindGrpc() {
+  return Listen(grpc_acceptor_, options_.grpc.address, options_.grpc.port, "gRPC", "--grpc-address",
+                &grpc_port_);
+}
+
+void HttpServer::Impl::Accept(Acceptor& acceptor, bool grpc) {
   EventLoop& loop = *loops_[next_loop_];
   next_loop_ = (next_loop_ + 1) % loops_.size();
-  acceptor_.async_accept(loop.context.get_executor(), [this](beast::error_code ec, Socket socket) {
-    if (ec == net::error::operation_aborted || stopping()) return;
-    if (!ec && !HasRoom()) {
-      Refuse(std::move(socket));
-    } else if (!ec) {
-      socket.set_option(net::ip::tcp::no_delay(true), ec);
-      StartSession(this, std::move(socket), tls_.get());
-    } else {
-      spdlog::warn("HTTP accept failed: {}", ec.message());
-    }
-    Accept();
-  });
+  acceptor.async_accept(
+      loop.context.get_executor(), [this, &acceptor, grpc](beast::error_code ec, Socket socket) {
+        if (ec == net::error::operation_aborted || stopping()) return;
+        if (!ec && !HasRoom()) {
+          Refuse(std::move(socket), grpc);
+        } else if (!ec) {
+          socket.set_option(net::ip::tcp::no_delay(true), ec);
+          if (grpc) {
+            StartHttp2Session(this, std::move(socket), grpc_tls_.get());
+          } else {
+            StartSession(this, std::move(socket), tls_.get());
+          }
+        } else {
+          spdlog::warn("{} accept failed: {}", grpc ? "gRPC" : "HTTP", ec.message());
+        }
+        Accept(acceptor, grpc);
+      });
 }
 
 void HttpServer::Impl::Start() {
-  Accept();
+  Accept(acceptor_, false);
+  if (options_.grpc.enabled) Accept(grpc_acceptor_, true);
   for (auto& loop : loops_) {
     loop->thread = std::thread([ctx = &loop->context] { ctx->run(); });
   }
@@ -161,10 +193,11 @@ bool HttpServer::Impl::HasRoom() {
   return sessions_.size() < options_.max_connections;
 }
 
-void HttpServer::Impl::Refuse(Socket socket) {
-  // A plain client gets a reason (one small write that the fresh socket's
-  // buffer takes at once, never blocking); a TLS one is just closed.
-  if (tls_ == nullptr) {
+void HttpServer::Impl::Refuse(Socket socket, bool grpc) {
+  // A plain HTTP/1.1 client gets a reason (one small write that the fresh
+  // socket's buffer takes at once, never blocking); a TLS or gRPC one is
+  // just closed.
+  if (tls_ == nullptr && !grpc) {
     static constexpr std::string_view kBody =
         R"({"error":"the server has too many connections open; try again later"})";
     static const std::string kBusy =
@@ -178,8 +211,10 @@ void HttpServer::Impl::Refuse(Socket socket) {
   socket.close(ec);
   const uint64_t refused = ++refused_connections_;
   if ((refused & (refused - 1)) == 0) {  // 1, 2, 4, 8, ...: a flood does not flood the log
-    spdlog::warn("HTTP: {} connection(s) refused so far: {} open, the limit (--max-connections)",
-                 refused, options_.max_connections);
+    spdlog::warn(
+        "HTTP and gRPC: {} connection(s) refused so far: {} open, the limit "
+        "(--max-connections)",
+        refused, options_.max_connections);
   }
 }
 
@@ -199,6 +234,7 @@ void HttpServer::Impl::Stop() {
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ec;
     acceptor_.close(ec);
+    grpc_acceptor_.close(ec);
   });
   std::vector<std::shared_ptr<Connection>> live;
   {
@@ -211,8 +247,19 @@ void HttpServer::Impl::Stop() {
   live.clear();
   {
     MutexLock lock(mu_);
-    while (!sessions_.empty()) cv_.Wait(lock);
+    // Connections finish what they were asked; say so when it takes a while.
+    auto said = std::chrono::steady_clock::now();
+    while (!sessions_.empty()) {
+      cv_.WaitFor(lock, std::chrono::seconds(5));
+      if (!sessions_.empty() &&
+          std::chrono::steady_clock::now() - said >= std::chrono::seconds(5)) {
+        spdlog::info("stopping: waiting for {} connection(s) to finish their requests",
+                     sessions_.size());
+        said = std::chrono::steady_clock::now();
+      }
+    }
   }
+  in_flight_.WaitIdle();
   for (auto& loop : loops_) {
     loop->work.reset();
     loop->context.stop();
@@ -232,14 +279,22 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
   if (options.threads == 0) options.threads = 1;
   MM_RETURN_IF_ERROR(ValidateHttpOptions(options));
   MM_ASSIGN_OR_RETURN(std::unique_ptr<net::ssl::context> tls, MakeTlsContext(options));
+  std::unique_ptr<net::ssl::context> grpc_tls;
+  if (tls != nullptr && options.grpc.enabled) {
+    MM_ASSIGN_OR_RETURN(grpc_tls, MakeTlsContext(options));
+    SSL_CTX_set_alpn_select_cb(grpc_tls->native_handle(), &SelectH2, nullptr);
+  }
+  const bool grpc = options.grpc.enabled;
   auto impl = std::make_unique<Impl>(std::move(options), service);
-  impl->set_tls(std::move(tls));
+  impl->set_tls(std::move(tls), std::move(grpc_tls));
   MM_RETURN_IF_ERROR(impl->Bind());
+  if (grpc) MM_RETURN_IF_ERROR(impl->BindGrpc());
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
 void HttpServer::Start() { impl_->Start(); }
 void HttpServer::Stop() { impl_->Stop(); }
 uint16_t HttpServer::port() const { return impl_->port(); }
+uint16_t HttpServer::grpc_port() const { return impl_->grpc_port(); }
 
 }  // namespace mm

@@ -1,4 +1,5 @@
-// HttpServer: HTTP/1.1 over Boost.Beast, a fixed set of I/O threads, one
+// HttpServer: HTTP/1.1 over Boost.Beast (and, on a port of its own, gRPC
+// over HTTP/2: Options::grpc), a fixed set of I/O threads, one
 // strand per connection, keep-alive and pipelining (requests on a connection
 // are answered in order). No thread per request: inference completes on an
 // execution thread and posts its reply back to the connection's strand.
@@ -52,6 +53,23 @@ class HttpServer {
     // Tracing and the access log of inference requests (not owned; outlives
     // the server); null: none.
     const RequestObserver* observer = nullptr;
+    // The native gRPC transport (--grpc-transport native): gRPC over HTTP/2
+    // (nghttp2) on a port of its own, served by these event loops with the
+    // limits above (max_request_bytes per message, max_header_bytes of
+    // metadata, the read timeout per message and idle connection, the
+    // connection limit counting both ports) and the same certificate (ALPN
+    // h2). Off unless `enabled`.
+    struct Grpc {
+      bool enabled = false;
+      std::string address = "127.0.0.1";
+      uint16_t port = 8001;  // 0: pick a free port (see grpc_port())
+      // SETTINGS_MAX_CONCURRENT_STREAMS: calls open at once per connection.
+      uint32_t max_concurrent_streams = 1024;
+      // Per ModelStreamInfer stream: requests in flight plus responses not
+      // yet written, at most; more wait, their bytes unconsumed, so that
+      // HTTP/2 flow control holds the client back.
+      size_t stream_max_pending = 32;
+    } grpc;
   };
 
   // Binds and listens; fails with a message naming the address when it cannot,
@@ -63,6 +81,8 @@ class HttpServer {
   void Start();
   void Stop();
   uint16_t port() const;
+  // The native gRPC port (0 when options.grpc is not enabled).
+  uint16_t grpc_port() const;
 
   class Impl;
 

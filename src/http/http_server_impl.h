@@ -14,8 +14,10 @@
 
 #include "core/thread_annotations.h"
 #include "http/asio.h"
+#include "http/grpc_calls.h"
 #include "http/http_server.h"
 #include "http/router.h"
+#include "rpc/in_flight.h"
 
 namespace mm {
 
@@ -51,26 +53,39 @@ class HttpServer::Impl {
  public:
   Impl(Options options, InferenceService* service)
       : options_(std::move(options)),
+        service_(service),
         router_(service, options_.observer),
+        grpc_env_{service, router_observer(), &in_flight_},
         loops_(MakeLoops(options_.threads)),
-        acceptor_(loops_[0]->context.get_executor()) {}
+        acceptor_(loops_[0]->context.get_executor()),
+        grpc_acceptor_(loops_[0]->context.get_executor()) {}
 
   Status Bind();
+  // The native gRPC port's (options().grpc.enabled only).
+  Status BindGrpc();
   void Start();
   void Stop() MM_EXCLUDES(mu_);
   uint16_t port() const { return port_; }
+  uint16_t grpc_port() const { return grpc_port_; }
 
   const Options& options() const { return options_; }
+  InferenceService* service() const { return service_; }
   const Router& router() const { return router_; }
+  // What the native gRPC transport's calls reach the core through.
+  const GrpcCallEnv& grpc_env() const { return grpc_env_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
-  // Null: plain HTTP. Set once by Create(), before Start().
-  void set_tls(std::unique_ptr<net::ssl::context> tls) { tls_ = std::move(tls); }
+  // Null: plain HTTP. Set once by Create(), before Start(); the gRPC port's
+  // context is the same certificate's, with ALPN h2.
+  void set_tls(std::unique_ptr<net::ssl::context> tls, std::unique_ptr<net::ssl::context> grpc) {
+    tls_ = std::move(tls);
+    grpc_tls_ = std::move(grpc);
+  }
 
-  // Whether another connection may open (--max-connections); if not,
-  // Refuse answers it 503 (plain HTTP) and closes it.
+  // Whether another connection may open (--max-connections, both ports); if
+  // not, Refuse answers it 503 (plain HTTP/1.1) and closes it.
   bool HasRoom() MM_EXCLUDES(mu_);
-  void Refuse(Socket socket);
+  void Refuse(Socket socket, bool grpc);
   void Register(const std::shared_ptr<Connection>& c) MM_EXCLUDES(mu_);
   void Unregister(Connection* c) MM_EXCLUDES(mu_);
 
@@ -80,16 +95,27 @@ class HttpServer::Impl {
     for (size_t i = 0; i < n; ++i) loops.push_back(std::make_unique<EventLoop>());
     return loops;
   }
-  void Accept();
+  // Accepts the next connection on `acceptor` (HTTP/1.1 or native gRPC).
+  void Accept(Acceptor& acceptor, bool grpc);
+  const RequestObserver* router_observer() const {
+    return options_.observer != nullptr && options_.observer->enabled() ? options_.observer
+                                                                        : nullptr;
+  }
 
   const Options options_;
+  InferenceService* const service_;  // not owned
   const Router router_;
+  rpc::InFlightCalls in_flight_;  // observed native gRPC calls (rpc::Observe)
+  const GrpcCallEnv grpc_env_;
   const std::vector<std::unique_ptr<EventLoop>> loops_;
   // Shared by every TLS connection (OpenSSL's SSL_CTX is safe to share once set up).
   std::unique_ptr<net::ssl::context> tls_;
-  Acceptor acceptor_;     // on loops_[0]
-  size_t next_loop_ = 0;  // touched by the accept handler only
+  std::unique_ptr<net::ssl::context> grpc_tls_;
+  Acceptor acceptor_;       // on loops_[0]
+  Acceptor grpc_acceptor_;  // on loops_[0]; open only with options_.grpc.enabled
+  size_t next_loop_ = 0;    // touched by the accept handlers only (one thread)
   uint16_t port_ = 0;
+  uint16_t grpc_port_ = 0;
   std::atomic<bool> stopping_{false};
   uint64_t refused_connections_ = 0;  // touched by the accept handler only
 
@@ -114,5 +140,8 @@ class Connection {
 // when `tls` is not null), registered with `server`. On the accept handler's
 // thread; the session then runs on the socket's event loop.
 void StartSession(HttpServer::Impl* server, Socket socket, net::ssl::context* tls);
+// The same for a connection to the native gRPC port: an Http2Session
+// (http2_session.cc).
+void StartHttp2Session(HttpServer::Impl* server, Socket socket, net::ssl::context* tls);
 
 }  // namespace mm

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "grpc/grpc_codec.h"
+#include "rpc/grpc_codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   inference::ModelInferRequest msg;

@@ -62,6 +62,11 @@ class Server:
         # `make serve`, with this venv's packages.
         if str(EXAMPLES) in self.repos and "--python-env" not in self.extra:
             args += ["--python-env", sys.prefix]
+        # The gRPC suites run once per transport (scripts/run-tests.sh sets
+        # MMSERVE_GRPC_TRANSPORT for the second run); a test that names one keeps it.
+        transport = os.environ.get("MMSERVE_GRPC_TRANSPORT")
+        if transport and "--grpc-transport" not in self.extra:
+            args += ["--grpc-transport", transport]
         env = dict(os.environ)
         for name, value in self.env.items():
             if value is None:

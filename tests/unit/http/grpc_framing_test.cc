@@ -4,6 +4,7 @@
 #include "http/grpc_framing.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <string>
 #include <vector>
@@ -97,11 +98,80 @@ TEST(GrpcFramingTest, CompressedAndMalformedFlagsAreRefused) {
   auto none = [](std::string_view) { return OkStatus(); };
   Status s = compressed.Feed(std::string("\x01\x00\x00\x00\x01x", 6), none);
   EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
-  EXPECT_NE(s.message().find("identity"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("without a grpc-encoding"), std::string::npos) << s.message();
   GrpcMessageReader malformed(100);
   s = malformed.Feed(std::string("\x07\x00\x00\x00\x00", 5), none);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   EXPECT_NE(s.message().find("is 7; expected 0 or 1"), std::string::npos) << s.message();
+}
+
+// `text` compressed by zlib: a zlib stream (gRPC's deflate) or a gzip one.
+std::string Compress(std::string_view text, bool gzip) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + (gzip ? 16 : 0), 8,
+                         Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&zs, text.size()) + 32, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// One message with the compressed flag.
+std::string CompressedFrame(const std::string& body) {
+  std::string out;
+  AppendGrpcMessagePrefix(out, static_cast<uint32_t>(body.size()));
+  out[0] = 1;
+  return out + body;
+}
+
+TEST(GrpcFramingTest, GzipAndDeflateMessagesAreInflated) {
+  const std::string text(5000, 'q');
+  for (auto [encoding, gzip] :
+       {std::pair{GrpcEncoding::kGzip, true}, std::pair{GrpcEncoding::kDeflate, false}}) {
+    GrpcMessageReader reader(100000, encoding);
+    std::vector<std::string> got;
+    // A compressed message and a plain one, split byte by byte.
+    const std::string wire = CompressedFrame(Compress(text, gzip)) + Framed({"plain"});
+    for (char c : wire) {
+      ASSERT_TRUE(reader
+                      .Feed(std::string_view(&c, 1),
+                            [&](std::string_view m) {
+                              got.emplace_back(m);
+                              return OkStatus();
+                            })
+                      .ok());
+    }
+    EXPECT_TRUE(reader.Finish().ok());
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0], text);
+    EXPECT_EQ(got[1], "plain");
+  }
+  EXPECT_EQ(ParseGrpcEncoding("gzip"), GrpcEncoding::kGzip);
+  EXPECT_EQ(ParseGrpcEncoding("deflate"), GrpcEncoding::kDeflate);
+  EXPECT_EQ(ParseGrpcEncoding("identity"), GrpcEncoding::kIdentity);
+  EXPECT_FALSE(ParseGrpcEncoding("snappy").has_value());
+}
+
+TEST(GrpcFramingTest, AMessageThatInflatesPastTheLimitOrNotAtAllFails) {
+  auto none = [](std::string_view) { return OkStatus(); };
+  // A small message that inflates to a megabyte, over a 64 KiB limit.
+  GrpcMessageReader bomb(64 << 10, GrpcEncoding::kGzip);
+  Status s = bomb.Feed(CompressedFrame(Compress(std::string(1 << 20, '\0'), true)), none);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("inflates to over"), std::string::npos) << s.message();
+  GrpcMessageReader garbage(1000, GrpcEncoding::kDeflate);
+  s = garbage.Feed(CompressedFrame("not deflate at all"), none);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  GrpcMessageReader truncated(100000, GrpcEncoding::kGzip);
+  std::string cut = Compress(std::string(3000, 'z'), true);
+  cut.resize(cut.size() / 2);
+  EXPECT_EQ(truncated.Feed(CompressedFrame(cut), none).code(), StatusCode::kInternal);
 }
 
 TEST(GrpcFramingTest, AHandlersFailureStopsTheStream) {

@@ -1,4 +1,4 @@
-#include "grpc/grpc_codec.h"
+#include "rpc/grpc_codec.h"
 
 #include <cstring>
 #include <limits>

@@ -1,0 +1,278 @@
+#include "http/grpc_calls.h"
+
+#include <climits>
+#include <utility>
+
+#include "http/grpc_framing.h"
+#include "rpc/grpc_codec.h"
+#include "rpc/observe.h"
+#include "rpc/stream_responses.h"
+
+namespace mm {
+
+namespace {
+
+using rpc::Method;
+
+// `message` as one length-prefixed gRPC message. RESOURCE_EXHAUSTED for one
+// protobuf cannot write (2 GiB and over).
+template <class Message>
+StatusOr<std::string> Frame(const Message& message) {
+  const size_t size = message.ByteSizeLong();
+  if (size > static_cast<size_t>(INT_MAX)) {
+    return ResourceExhausted("the response is " + std::to_string(size) +
+                             " bytes, over the 2 GiB a protobuf message can hold; ask for fewer "
+                             "outputs or use shared memory for them");
+  }
+  std::string out;
+  out.reserve(kGrpcPrefixBytes + size);
+  AppendGrpcMessagePrefix(out, static_cast<uint32_t>(size));
+  out.resize(kGrpcPrefixBytes + size);
+  message.SerializeWithCachedSizesToArray(
+      reinterpret_cast<uint8_t*>(out.data() + kGrpcPrefixBytes));
+  return out;
+}
+
+template <class Message>
+GrpcReply Answer(const Message& message) {
+  GrpcReply reply;
+  auto framed = Frame(message);
+  if (framed.ok()) {
+    reply.message = std::move(*framed);
+  } else {
+    reply.status = framed.status();
+  }
+  return reply;
+}
+
+template <class Request>
+Status ParseInto(Request& request, std::string_view bytes, bool& parsed) {
+  if (parsed) {
+    return InvalidArgument(
+        "a unary call carries exactly one request message; this one sent a second");
+  }
+  if (bytes.size() > static_cast<size_t>(INT_MAX) ||
+      !request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return InvalidArgument("the request message is not a valid " + request.GetTypeName() +
+                           " (protobuf); expected the message of the method the path names");
+  }
+  parsed = true;
+  return OkStatus();
+}
+
+// The methods that answer at once (rpc_methods.h).
+template <class Request, class Response,
+          Status (*kRun)(InferenceService&, const Tenant*, const Request&, Response*)>
+class SyncCall final : public GrpcUnaryCall {
+ public:
+  Status Parse(std::string_view message) override { return ParseInto(request_, message, parsed_); }
+  void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta&,
+           GrpcReplyCallback done) override {
+    Response response;
+    if (Status s = kRun(*env.service, tenant.get(), request_, &response); !s.ok()) {
+      GrpcReply reply;
+      reply.status = std::move(s);
+      return done(std::move(reply));
+    }
+    done(Answer(response));
+  }
+
+ private:
+  Request request_;
+};
+
+// Repository load and unload: they answer from the thread that finishes them.
+template <class Request, class Response,
+          void (*kRun)(InferenceService&, const Tenant&, const Request&,
+                       std::function<void(Status)>)>
+class RepositoryCall final : public GrpcUnaryCall {
+ public:
+  Status Parse(std::string_view message) override { return ParseInto(request_, message, parsed_); }
+  void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta&,
+           GrpcReplyCallback done) override {
+    kRun(*env.service, *tenant, request_, [done = std::move(done)](Status status) {
+      if (!status.ok()) {
+        GrpcReply reply;
+        reply.status = std::move(status);
+        return done(std::move(reply));
+      }
+      done(Answer(Response()));
+    });
+  }
+
+ private:
+  Request request_;
+};
+
+// ModelInfer. The request message is shared with the inference (its input
+// tensors are views into it), so the call may go first.
+class InferCall final : public GrpcUnaryCall {
+ public:
+  Status Parse(std::string_view message) override { return ParseInto(*request_, message, parsed_); }
+
+  void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta& meta,
+           GrpcReplyCallback done) override {
+    auto decoded = DecodeGrpcInferRequest(*request_);
+    if (!decoded.ok()) {
+      GrpcReply reply;
+      reply.status = decoded.status();
+      return done(std::move(reply));
+    }
+    auto request = std::make_unique<InferRequest>(std::move(*decoded));
+    request->body = request_;
+    request->cancellation = meta.cancellation;
+    request->received_ns = meta.received_ns;
+    InferCallback answered = [done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) {
+      GrpcReply reply;
+      if (!r.ok()) {
+        reply.status = r.status();
+        return done(std::move(reply));
+      }
+      inference::ModelInferResponse response;
+      EncodeGrpcInferResponse(**r, &response);
+      reply = Answer(response);
+      reply.receipt = std::move((*r)->receipt);
+      done(std::move(reply));
+    };
+    if (env.observer != nullptr) {
+      answered = rpc::Observe(*env.observer, env.in_flight, meta.traceparent, *tenant, *request,
+                              meta.received_ns, std::move(answered));
+    }
+    env.service->Infer(*tenant, std::move(request), std::move(answered));
+  }
+
+ private:
+  std::shared_ptr<inference::ModelInferRequest> request_ =
+      std::make_shared<inference::ModelInferRequest>();
+};
+
+#define MM_SYNC(NAME) SyncCall<inference::NAME##Request, inference::NAME##Response, &rpc::NAME>
+
+}  // namespace
+
+std::unique_ptr<GrpcUnaryCall> GrpcUnaryCall::Create(Method method) {
+  switch (method) {
+    case Method::kServerLive:
+      return std::make_unique<MM_SYNC(ServerLive)>();
+    case Method::kServerReady:
+      return std::make_unique<MM_SYNC(ServerReady)>();
+    case Method::kModelReady:
+      return std::make_unique<MM_SYNC(ModelReady)>();
+    case Method::kServerMetadata:
+      return std::make_unique<MM_SYNC(ServerMetadata)>();
+    case Method::kModelMetadata:
+      return std::make_unique<MM_SYNC(ModelMetadata)>();
+    case Method::kModelInfer:
+      return std::make_unique<InferCall>();
+    case Method::kModelStreamInfer:
+      return nullptr;
+    case Method::kModelConfig:
+      return std::make_unique<MM_SYNC(ModelConfig)>();
+    case Method::kModelStatistics:
+      return std::make_unique<MM_SYNC(ModelStatistics)>();
+    case Method::kRepositoryIndex:
+      return std::make_unique<MM_SYNC(RepositoryIndex)>();
+    case Method::kRepositoryModelLoad:
+      return std::make_unique<
+          RepositoryCall<inference::RepositoryModelLoadRequest,
+                         inference::RepositoryModelLoadResponse, &rpc::RepositoryModelLoad>>();
+    case Method::kRepositoryModelUnload:
+      return std::make_unique<
+          RepositoryCall<inference::RepositoryModelUnloadRequest,
+                         inference::RepositoryModelUnloadResponse, &rpc::RepositoryModelUnload>>();
+    case Method::kSystemSharedMemoryStatus:
+      return std::make_unique<MM_SYNC(SystemSharedMemoryStatus)>();
+    case Method::kSystemSharedMemoryRegister:
+      return std::make_unique<MM_SYNC(SystemSharedMemoryRegister)>();
+    case Method::kSystemSharedMemoryUnregister:
+      return std::make_unique<MM_SYNC(SystemSharedMemoryUnregister)>();
+    case Method::kCudaSharedMemoryStatus:
+      return std::make_unique<MM_SYNC(CudaSharedMemoryStatus)>();
+    case Method::kCudaSharedMemoryRegister:
+      return std::make_unique<MM_SYNC(CudaSharedMemoryRegister)>();
+    case Method::kCudaSharedMemoryUnregister:
+      return std::make_unique<MM_SYNC(CudaSharedMemoryUnregister)>();
+    case Method::kTraceSetting:
+      return std::make_unique<MM_SYNC(TraceSetting)>();
+    case Method::kLogSettings:
+      return std::make_unique<MM_SYNC(LogSettings)>();
+  }
+  return nullptr;
+}
+
+#undef MM_SYNC
+
+Status GrpcStreamCall::OnMessage(std::string_view bytes, TenantRegistry::Memo* memo,
+                                 int64_t received_ns) {
+  auto message = std::make_shared<inference::ModelInferRequest>();
+  bool parsed = false;
+  MM_RETURN_IF_ERROR(ParseInto(*message, bytes, parsed));
+  // The tenants in force now (a reload may have changed or revoked the key).
+  auto tenant = env_.service->Authenticate(authorization_, memo);
+  if (!tenant.ok()) {
+    return Status(StatusCode::kUnauthenticated,
+                  tenant.status().message() +
+                      " (the key was revoked by a reload of the tenants file while this "
+                      "stream was open; open a new stream with a valid key)");
+  }
+  auto decoded = DecodeGrpcInferRequest(*message);
+  if (!decoded.ok()) {
+    Out out;
+    inference::ModelStreamInferResponse response;
+    out.write = rpc::StreamAnswer(message->id(), decoded.status(), nullptr,
+                                  rpc::EmptyFinalWanted(*message), &response);
+    if (out.write) out.message = Answer(response).message;
+    sink_(std::move(out));
+    return OkStatus();
+  }
+  auto request = std::make_unique<InferRequest>(std::move(*decoded));
+  request->body = message;
+  request->cancellation = std::make_shared<Cancellation>();
+  request->received_ns = received_ns;
+  request->stream = shared_from_this();
+  if (cancellations_.size() >= 64) {
+    std::erase_if(cancellations_, [](const auto& c) { return c.expired(); });
+  }
+  cancellations_.push_back(request->cancellation);
+  InferCallback done = [self = shared_from_this(),
+                        message](StatusOr<std::unique_ptr<InferResponse>> r) {
+    Out out;
+    inference::ModelStreamInferResponse response;
+    const Status status = r.ok() ? OkStatus() : r.status();
+    out.write = rpc::StreamAnswer(message->id(), status, r.ok() ? r->get() : nullptr,
+                                  rpc::EmptyFinalWanted(*message), &response);
+    if (r.ok()) out.receipt = std::move((*r)->receipt);
+    if (out.write) {
+      GrpcReply framed = Answer(response);
+      out.message = std::move(framed.message);
+    } else {
+      out.receipt.Settle(true);  // nothing to deliver
+    }
+    self->sink_(std::move(out));
+  };
+  if (env_.observer != nullptr) {
+    done = rpc::Observe(*env_.observer, env_.in_flight, traceparent_, **tenant, *request,
+                        received_ns, std::move(done));
+  }
+  env_.service->Infer(**tenant, std::move(request), std::move(done));
+  return OkStatus();
+}
+
+void GrpcStreamCall::CancelAll() {
+  auto live = std::move(cancellations_);
+  cancellations_.clear();
+  for (auto& weak : live) {
+    if (auto c = weak.lock()) c->Cancel();
+  }
+}
+
+void GrpcStreamCall::Send(const InferRequest& request, StatusOr<std::unique_ptr<InferResponse>> r) {
+  inference::ModelStreamInferResponse response;
+  rpc::StreamPartial(request, r, &response);
+  Out out;
+  out.completes = false;
+  out.message = Answer(response).message;
+  sink_(std::move(out));
+}
+
+}  // namespace mm

@@ -1,0 +1,950 @@
+// The native gRPC transport's connections: HTTP/2 by nghttp2 (framing,
+// HPACK, flow control, the protocol's state machine) on the HTTP server's
+// event loops, carrying gRPC calls (grpc_calls.h) (http_server_impl.h).
+//
+// One Http2Session per client, on one event loop: its nghttp2 session is
+// touched only from that loop's thread. Bytes read go through
+// nghttp2_session_mem_recv, whose callbacks gather each stream's headers and
+// messages; a call whose request is complete runs, and its answer comes back
+// to the loop (net::dispatch) to be submitted. Output is gathered from
+// nghttp2_session_mem_send: frame headers and small frames are copied into
+// one buffer, a response message's bytes are written where they lie
+// (NGHTTP2_DATA_FLAG_NO_COPY), so a 4 MiB answer is not copied again. One
+// write is in flight at a time.
+//
+// Deadlines, one timer per connection (see Arm): a connection with no
+// stream open for read_timeout_ms is closed (GOAWAY), which covers the
+// preface and the TLS handshake; a stream's request must arrive within
+// read_timeout_ms plus its size at min_transfer_bytes_per_s (else
+// RST_STREAM); a call's grpc-timeout ends it with DEADLINE_EXCEEDED and
+// cancels its request. Inference itself runs under no deadline of ours.
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "http/grpc_calls.h"
+#include "http/grpc_framing.h"
+#include "http/http_server_impl.h"
+
+namespace mm {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+nghttp2_nv Header(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+// Whether `value` is a gRPC content type: "application/grpc", alone or
+// followed by "+proto" (or another format) or parameters.
+bool IsGrpcContentType(std::string_view value) {
+  constexpr std::string_view kGrpc = "application/grpc";
+  if (value.size() < kGrpc.size()) return false;
+  for (size_t i = 0; i < kGrpc.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kGrpc[i]) return false;
+  }
+  return value.size() == kGrpc.size() || value[kGrpc.size()] == '+' || value[kGrpc.size()] == ';';
+}
+
+// One HTTP/2 stream: a gRPC call from its HEADERS to its close.
+struct H2Stream {
+  int32_t id = 0;
+  size_t index = 0;  // its place in Http2Session::streams_
+  int64_t received_ns = 0;
+  size_t header_bytes = 0;
+  uint64_t body_bytes = 0;
+  // The request.
+  bool post = false;
+  bool grpc_content_type = false;
+  std::optional<rpc::Method> method;
+  std::string authorization;
+  std::string traceparent;
+  GrpcEncoding encoding = GrpcEncoding::kIdentity;  // of its compressed messages
+  Status refused;  // a request refused from its headers: answered once they are in
+  std::unique_ptr<GrpcUnaryCall> call;          // a unary call
+  std::shared_ptr<GrpcStreamCall> stream_call;  // ModelStreamInfer
+  std::optional<GrpcMessageReader> reader;
+  bool request_done = false;                   // END_STREAM received (or reading stopped)
+  bool running = false;                        // a unary call handed to the core
+  int64_t deadline_ns = 0;                     // from grpc-timeout; 0: none
+  std::shared_ptr<Cancellation> cancellation;  // a unary ModelInfer's
+  // ModelStreamInfer's flow: requests handed on and not answered, and the
+  // messages that wait for room (--grpc-stream-max-pending) with their bytes
+  // not yet consumed (so HTTP/2 flow control holds the client back).
+  size_t in_flight = 0;
+  std::deque<std::string> waiting;
+  uint64_t unconsumed = 0;
+  // A stream lives as long as its client likes; a message begun on it must
+  // arrive in time (when it began, and its bytes since).
+  int64_t partial_since_ns = 0;
+  uint64_t partial_bytes = 0;
+  uint64_t messages_seen = 0;
+  // The answer: messages to write in order (the front is being handed to
+  // nghttp2), then the trailers with end_status once `ending`.
+  std::deque<GrpcStreamCall::Out> outgoing;
+  size_t front_queued = 0;  // bytes of the front handed to nghttp2 (read callback)
+  size_t front_sent = 0;    // bytes of the front in the output (send_data callback)
+  bool headers_sent = false;
+  bool deferred = false;  // the data provider waits for a message (NGHTTP2_ERR_DEFERRED)
+  bool ending = false;    // no message will follow those in `outgoing`
+  bool answered = false;  // the end is decided (a unary call's answer, or a stream's end)
+  Status end_status;
+  std::array<char, 12> status_text{};
+  size_t status_size = 0;
+  std::string grpc_message;
+};
+
+template <class Stream>
+class Http2Session final : public Connection,
+                           public std::enable_shared_from_this<Http2Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+ public:
+  template <class... StreamArgs>
+  explicit Http2Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
+        server_(server),
+        timer_(stream_.get_executor()) {}
+
+  ~Http2Session() {
+    // Streams still open are owned through nghttp2's user data, which
+    // nghttp2_session_del does not hand back.
+    for (H2Stream* s : streams_) {
+      if (s->cancellation != nullptr) s->cancellation->Cancel();
+      if (s->stream_call != nullptr) s->stream_call->CancelAll();
+      delete s;
+    }
+    if (session_ != nullptr) nghttp2_session_del(session_);
+    server_->Unregister(this);
+  }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (!self->Setup()) return self->Close();
+      self->SetIdleDeadline();
+      if constexpr (kTls) {
+        self->Handshake();
+      } else {
+        self->handshaken_ = true;
+        self->Read();
+      }
+    });
+  }
+
+  // GOAWAY naming the last stream taken: the calls open finish and are
+  // written (a stream stops taking requests), no new one starts, then the
+  // connection closes.
+  void Shutdown() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->closed_ || self->session_ == nullptr) return;
+      if (!self->handshaken_) return self->Close();  // (TLS) nothing was asked yet
+      self->closing_ = true;
+      nghttp2_submit_goaway(self->session_, NGHTTP2_FLAG_NONE,
+                            nghttp2_session_get_last_proc_stream_id(self->session_),
+                            NGHTTP2_NO_ERROR, nullptr, 0);
+      // A stream its client keeps open takes no more requests: the ones in
+      // flight are answered, then it ends UNAVAILABLE (a client retries
+      // elsewhere).
+      // A unary call whose request is still arriving was never taken:
+      // refused (REFUSED_STREAM, which a client may retry elsewhere).
+      size_t running = 0;
+      for (size_t i = 0; i < self->streams_.size(); ++i) {
+        H2Stream* s = self->streams_[i];
+        if (s->stream_call != nullptr && !s->request_done) {
+          self->StopReading(s, Unavailable("the server is shutting down; open a new stream (on "
+                                           "another replica)"));
+        } else if (s->stream_call == nullptr && !s->request_done && !s->answered) {
+          s->request_done = true;
+          nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, s->id,
+                                    NGHTTP2_REFUSED_STREAM);
+          continue;
+        }
+        if (!s->answered) ++running;
+      }
+      if (running > 0) {
+        spdlog::info("gRPC connection from {}: shutting down with {} call(s) to answer first",
+                     self->Peer(), running);
+      }
+      self->Flush();
+    });
+  }
+
+ private:
+  // "address:port" of the client, for the log.
+  std::string Peer() {
+    beast::error_code ec;
+    const auto endpoint = Tcp(stream_).remote_endpoint(ec);
+    if (ec) return "a closed connection";
+    return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  }
+
+  // ------------------------------------------------------------ set-up
+
+  bool Setup() {
+    nghttp2_session_callbacks* callbacks = nullptr;
+    if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &OnBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, &OnHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &OnFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &OnDataChunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &OnStreamClose);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, &OnSendData);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &OnFrameSend);
+    nghttp2_option* option = nullptr;
+    nghttp2_option_new(&option);
+    // A peer's SETTINGS_MAX_CONCURRENT_STREAMS does not bind a server, which
+    // pushes nothing; ours is enforced by nghttp2 (REFUSED_STREAM).
+    nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
+    // Received bytes are consumed (WINDOW_UPDATE) by us: a ModelStreamInfer
+    // stream at its bound of pending requests holds its client back.
+    nghttp2_option_set_no_auto_window_update(option, 1);
+    const int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
+    nghttp2_option_del(option);
+    nghttp2_session_callbacks_del(callbacks);
+    if (rv != 0) return false;
+    const auto& o = server_->options();
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o.grpc.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, kMaxFrameSize},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes)},
+    };
+    if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) {
+      return false;
+    }
+    // The connection's window: several streams' 4 MiB tensors at once.
+    return nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                                 kConnectionWindow) == 0;
+  }
+
+  // Flow control sized for 4 MiB tensors: a stream's whole message is in
+  // flight without waiting for a WINDOW_UPDATE (nghttp2 sends one once half
+  // the window is consumed; every byte is consumed as it arrives).
+  static constexpr uint32_t kStreamWindow = 8u << 20;
+  static constexpr int32_t kConnectionWindow = 64 << 20;
+  static constexpr uint32_t kMaxFrameSize = 1u << 20;
+
+  void Handshake() {
+    if (closing_ || server_->stopping()) return Close();
+    stream_.async_handshake(net::ssl::stream_base::server,
+                            [self = this->shared_from_this()](beast::error_code ec) {
+                              if (ec) {
+                                spdlog::debug("gRPC TLS handshake failed: {}", ec.message());
+                                return self->Close();
+                              }
+                              self->handshaken_ = true;
+                              self->Read();
+                            });
+  }
+
+  // ------------------------------------------------------------ input
+
+  void Read() {
+    if (closed_) return;
+    if (input_ == nullptr) input_ = std::make_unique<uint8_t[]>(kInputBytes);
+    stream_.async_read_some(
+        net::buffer(input_.get(), kInputBytes),
+        [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
+  }
+  static constexpr size_t kInputBytes = 64 << 10;
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (closed_) return;
+    if (ec) return Close();
+    in_callback_ = true;  // answers given meanwhile are flushed below, not inside nghttp2
+    const ssize_t rv = nghttp2_session_mem_recv(session_, input_.get(), n);
+    in_callback_ = false;
+    if (rv < 0) {
+      spdlog::debug("gRPC connection: HTTP/2 error: {}", nghttp2_strerror(static_cast<int>(rv)));
+      // nghttp2 queued a GOAWAY naming the error where it could: send it, then close.
+      failed_ = true;
+    }
+    Flush();
+    if (closed_) return;
+    if (failed_) {
+      if (!writing_) Close();
+      return;
+    }
+    if (nghttp2_session_want_read(session_) != 0) Read();
+  }
+
+  static H2Stream* Find(nghttp2_session* session, int32_t id) {
+    return static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, id));
+  }
+
+  static int OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Http2Session*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto stream = std::make_unique<H2Stream>();
+    stream->id = frame->hd.stream_id;
+    stream->received_ns = NowNs();
+    stream->index = self->streams_.size();
+    self->streams_.push_back(stream.get());
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.release());
+    // Its request must arrive in time (the body deadline, see Arm).
+    self->Arm(self->streams_.back()->received_ns + self->TransferNs(0));
+    return 0;
+  }
+
+  static int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t name_size, const uint8_t* value, size_t value_size, uint8_t,
+                      void* user) {
+    auto* self = static_cast<Http2Session*>(user);
+    H2Stream* s = Find(session, frame->hd.stream_id);
+    if (s == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+      return 0;  // (trailers: ignored)
+    const std::string_view n(reinterpret_cast<const char*>(name), name_size);
+    const std::string_view v(reinterpret_cast<const char*>(value), value_size);
+    // As HTTP/2 counts a header list (RFC 9113 6.5.2): 32 bytes per field.
+    s->header_bytes += name_size + value_size + 32;
+    const size_t limit = self->server_->options().max_header_bytes;
+    if (s->header_bytes > limit) {
+      if (s->refused.ok()) {
+        s->refused = ResourceExhausted("request metadata exceeds the limit of " +
+                                       std::to_string(limit) + " bytes (--max-header-bytes)");
+      }
+      return 0;
+    }
+    if (n.empty()) return 0;
+    if (n[0] == ':') {
+      if (n == ":method") {
+        s->post = v == "POST";
+      } else if (n == ":path") {
+        s->method = rpc::MethodFromPath(v);
+        if (!s->method.has_value() && s->refused.ok()) {
+          s->refused = Unimplemented("unknown method " + std::string(v.substr(0, 200)) +
+                                     ": the server serves inference.GRPCInferenceService");
+        }
+      }
+      return 0;
+    }
+    switch (n[0]) {
+      case 'a':
+        if (n == "authorization") s->authorization.assign(v);
+        break;
+      case 'c':
+        if (n == "content-type") s->grpc_content_type = IsGrpcContentType(v);
+        break;
+      case 'g':
+        if (n == "grpc-timeout") {
+          auto timeout = ParseGrpcTimeout(v);
+          if (!timeout.ok()) {
+            if (s->refused.ok()) s->refused = timeout.status();
+          } else {
+            const int64_t ns = std::min<int64_t>(timeout->count(), int64_t{1} << 61);
+            s->deadline_ns = s->received_ns + std::max<int64_t>(ns, 1);
+          }
+        } else if (n == "grpc-encoding") {
+          if (auto encoding = ParseGrpcEncoding(v)) {
+            s->encoding = *encoding;
+          } else if (s->refused.ok()) {
+            s->refused = Unimplemented("grpc-encoding '" + std::string(v.substr(0, 64)) +
+                                       "' is not supported; send messages uncompressed "
+                                       "(identity) or as gzip or deflate");
+          }
+        }
+        break;
+      case 't':
+        if (n == "traceparent" && self->server_->router().traces()) s->traceparent.assign(v);
+        break;
+      default:
+        break;
+    }
+    return 0;
+  }
+
+  static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Http2Session*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    H2Stream* s = Find(session, frame->hd.stream_id);
+    if (s == nullptr) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      self->OnRequestHead(s);
+    }
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      s->request_done = true;
+      self->OnRequestDone(s);
+    }
+    return 0;
+  }
+
+  // The request's headers are all in: refuse it now if they already say so.
+  void OnRequestHead(H2Stream* s) {
+    if (s->deadline_ns != 0) Arm(s->deadline_ns);
+    if (!s->post || !s->grpc_content_type) {
+      // Not a gRPC call (the gRPC specification: 415 for another content type).
+      return Respond(s, s->post ? 415 : 405);
+    }
+    if (!s->refused.ok()) return End(s, std::move(s->refused));
+    if (!s->method.has_value()) {
+      return End(s, Unimplemented("the request names no method (:path); expected "
+                                  "/inference.GRPCInferenceService/METHOD"));
+    }
+    s->reader.emplace(server_->options().max_request_bytes, s->encoding);
+    if (*s->method != rpc::Method::kModelStreamInfer) {
+      s->call = GrpcUnaryCall::Create(*s->method);
+      return;
+    }
+    // A stream authenticates at once (and again at each message).
+    auto who = server_->service()->Authenticate(s->authorization, &auth_memo_);
+    if (!who.ok()) return End(s, who.status());
+    const int32_t id = s->id;
+    s->stream_call = std::make_shared<GrpcStreamCall>(
+        server_->grpc_env(), s->authorization, s->traceparent,
+        [self = this->shared_from_this(), id](GrpcStreamCall::Out out) {
+          net::dispatch(self->stream_.get_executor(), [self, id, out = std::move(out)]() mutable {
+            self->OnStreamOut(id, std::move(out));
+          });
+        });
+  }
+
+  static int OnDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                         size_t size, void* user) {
+    auto* self = static_cast<Http2Session*>(user);
+    H2Stream* s = Find(session, id);
+    if (s == nullptr) {
+      nghttp2_session_consume_connection(session, size);
+      return 0;
+    }
+    s->body_bytes += size;
+    const std::string_view piece(reinterpret_cast<const char*>(data), size);
+    if (s->answered || s->request_done || !s->reader.has_value()) {
+      nghttp2_session_consume(session, id, size);  // refused or ended: dropped
+      return 0;
+    }
+    if (s->stream_call != nullptr) return self->OnStreamData(s, piece), 0;
+    nghttp2_session_consume(session, id, size);
+    GrpcUnaryCall* call = s->call.get();
+    Status fed = s->reader->Feed(piece, [call](std::string_view m) { return call->Parse(m); });
+    if (!fed.ok()) self->End(s, std::move(fed));
+    return 0;
+  }
+
+  // ModelStreamInfer's bytes: each message is handed on while the stream
+  // has room (--grpc-stream-max-pending), else it waits, and so do the
+  // window's bytes it arrived in.
+  void OnStreamData(H2Stream* s, std::string_view piece) {
+    Status fed = s->reader->Feed(piece, [this, s](std::string_view message) {
+      if (s->waiting.empty() && HasRoom(s)) return HandOn(s, message);
+      s->waiting.emplace_back(message);
+      return OkStatus();
+    });
+    if (s->waiting.empty()) {
+      nghttp2_session_consume(session_, s->id, piece.size());
+    } else {
+      s->unconsumed += piece.size();
+    }
+    // The per-message read deadline: a message begun must end in time.
+    if (!s->reader->partial()) {
+      s->partial_since_ns = 0;
+    } else if (s->partial_since_ns == 0 || s->reader->messages() != s->messages_seen) {
+      s->partial_since_ns = NowNs();
+      s->partial_bytes = 0;
+      Arm(s->partial_since_ns + TransferNs(0));
+    }
+    s->partial_bytes += piece.size();
+    s->messages_seen = s->reader->messages();
+    if (!fed.ok()) StopReading(s, std::move(fed));
+  }
+
+  bool HasRoom(const H2Stream* s) const {
+    return s->in_flight + s->outgoing.size() < server_->options().grpc.stream_max_pending;
+  }
+
+  // One request of a stream to the core. Not OK: the stream ends with it.
+  Status HandOn(H2Stream* s, std::string_view message) {
+    MM_RETURN_IF_ERROR(s->stream_call->OnMessage(message, &auth_memo_, NowNs()));
+    ++s->in_flight;
+    return OkStatus();
+  }
+
+  // Hands on the messages that waited, while there is room; once none
+  // waits, their bytes are consumed (the client may send more).
+  void Pump(H2Stream* s) {
+    while (!s->waiting.empty() && HasRoom(s) && !s->answered) {
+      std::string message = std::move(s->waiting.front());
+      s->waiting.pop_front();
+      if (Status handed = HandOn(s, message); !handed.ok()) return StopReading(s, handed);
+    }
+    if (s->waiting.empty() && s->unconsumed > 0) {
+      nghttp2_session_consume(session_, s->id, s->unconsumed);
+      s->unconsumed = 0;
+    }
+    MaybeEndStream(s);
+  }
+
+  // A stream reads no more (a message that is not a request, or a revoked
+  // key): the requests in flight are answered, then it ends with `status`.
+  void StopReading(H2Stream* s, Status status) {
+    s->request_done = true;
+    s->waiting.clear();
+    if (s->end_status.ok()) s->end_status = std::move(status);
+    MaybeEndStream(s);
+  }
+
+  // The client half-closed: the request is whole. A unary call runs now.
+  void OnRequestDone(H2Stream* s) {
+    if (s->stream_call != nullptr) {
+      if (Status whole = s->reader->Finish(); !whole.ok() && s->end_status.ok()) {
+        s->end_status = std::move(whole);
+      }
+      return MaybeEndStream(s);
+    }
+    if (s->answered || s->running || s->call == nullptr) return;
+    if (Status whole = s->reader->Finish(); !whole.ok()) return End(s, std::move(whole));
+    if (!s->call->parsed()) {
+      return End(s, InvalidArgument("a unary call carries exactly one request message; this one "
+                                    "ended without any"));
+    }
+    std::shared_ptr<const Tenant> tenant;
+    if (!rpc::OpenToAnyone(*s->method)) {
+      auto who = server_->service()->Authenticate(s->authorization, &auth_memo_);
+      if (!who.ok()) return End(s, who.status());
+      tenant = std::move(*who);
+    }
+    s->running = true;
+    GrpcCallMeta meta;
+    meta.traceparent = s->traceparent;
+    meta.received_ns = s->received_ns;
+    if (*s->method == rpc::Method::kModelInfer) {
+      s->cancellation = std::make_shared<Cancellation>();
+      meta.cancellation = s->cancellation;
+    }
+    const int32_t id = s->id;
+    s->call->Run(server_->grpc_env(), std::move(tenant), meta,
+                 [self = this->shared_from_this(), id](GrpcReply reply) {
+                   // On an execution thread this hops onto the connection's loop;
+                   // on the loop's own thread (a call answered at once) it runs now.
+                   net::dispatch(self->stream_.get_executor(),
+                                 [self, id, reply = std::move(reply)]() mutable {
+                                   self->OnAnswered(id, std::move(reply));
+                                 });
+                 });
+  }
+
+  void OnAnswered(int32_t id, GrpcReply reply) {
+    H2Stream* s = session_ == nullptr ? nullptr : Find(session_, id);
+    if (s == nullptr || s->answered) return;  // gone (reset, or past its deadline): dropped
+    if (!reply.status.ok()) {
+      End(s, std::move(reply.status));
+    } else {
+      Queue(s, GrpcStreamCall::Out{std::move(reply.message), std::move(reply.receipt)});
+      End(s, OkStatus());
+    }
+    Flush();
+  }
+
+  void OnStreamOut(int32_t id, GrpcStreamCall::Out out) {
+    H2Stream* s = session_ == nullptr ? nullptr : Find(session_, id);
+    if (s == nullptr) return;  // gone: its receipt is settled undelivered
+    if (out.completes) --s->in_flight;
+    if (out.write && !s->answered) Queue(s, std::move(out));
+    Pump(s);
+    Flush();
+  }
+
+  // ------------------------------------------------------------ output
+
+  // Queues one message of the answer; the first sends the HEADERS.
+  void Queue(H2Stream* s, GrpcStreamCall::Out out) {
+    s->outgoing.push_back(std::move(out));
+    if (!s->headers_sent) {
+      s->headers_sent = true;
+      const nghttp2_nv headers[] = {Header(":status", "200"),
+                                    Header("content-type", "application/grpc")};
+      nghttp2_data_provider body;
+      body.source.ptr = s;
+      body.read_callback = &ReadMessage;
+      nghttp2_submit_response(session_, s->id, headers, std::size(headers), &body);
+    } else {
+      Resume(s);
+    }
+  }
+
+  void Resume(H2Stream* s) {
+    if (!s->deferred) return;
+    s->deferred = false;
+    nghttp2_session_resume_data(session_, s->id);
+  }
+
+  // A stream ends once its client half-closed (or reading stopped), every
+  // request is answered and nothing waits.
+  void MaybeEndStream(H2Stream* s) {
+    if (s->stream_call == nullptr || s->answered || !s->request_done || s->in_flight > 0 ||
+        !s->waiting.empty()) {
+      return;
+    }
+    End(s, s->end_status);
+  }
+
+  // Decides the call's end: after the messages queued, trailers with
+  // `status` (grpc-status 0 when OK); with none queued ever, a trailers-only
+  // response. An error cancels what the call still runs.
+  void End(H2Stream* s, Status status) {
+    if (s->answered) return;
+    // (The call stays until the stream closes: this may run inside its Run.)
+    s->answered = true;
+    s->ending = true;
+    if (!status.ok()) {
+      if (s->cancellation != nullptr) s->cancellation->Cancel();
+      if (s->stream_call != nullptr) s->stream_call->CancelAll();
+    }
+    const int code = status.ok() ? 0 : GrpcCodeFor(status.code());
+    s->status_size = static_cast<size_t>(
+        std::to_chars(s->status_text.data(), s->status_text.data() + s->status_text.size(), code)
+            .ptr -
+        s->status_text.data());
+    if (!status.ok()) s->grpc_message = PercentEncodeGrpcMessage(status.message());
+    s->end_status = std::move(status);
+    if (s->headers_sent) return Resume(s);  // the trailers follow the last message
+    const std::string_view code_text(s->status_text.data(), s->status_size);
+    if (s->end_status.ok()) {
+      const nghttp2_nv headers[] = {Header(":status", "200"),
+                                    Header("content-type", "application/grpc"),
+                                    Header("grpc-status", code_text)};
+      nghttp2_submit_response(session_, s->id, headers, std::size(headers), nullptr);
+    } else {
+      const nghttp2_nv headers[] = {
+          Header(":status", "200"), Header("content-type", "application/grpc"),
+          Header("grpc-status", code_text), Header("grpc-message", s->grpc_message)};
+      nghttp2_submit_response(session_, s->id, headers, std::size(headers), nullptr);
+    }
+    s->headers_sent = true;
+  }
+
+  // A plain HTTP/2 answer with no body, for a request that is not a gRPC call.
+  void Respond(H2Stream* s, int status) {
+    s->answered = true;
+    s->status_size = static_cast<size_t>(
+        std::to_chars(s->status_text.data(), s->status_text.data() + s->status_text.size(), status)
+            .ptr -
+        s->status_text.data());
+    const nghttp2_nv headers[] = {
+        Header(":status", std::string_view(s->status_text.data(), s->status_size))};
+    nghttp2_submit_response(session_, s->id, headers, std::size(headers), nullptr);
+  }
+
+  // nghttp2 asks for the next DATA frame's bytes: it gets their length (at
+  // most the front message's rest), and the bytes go out where they lie
+  // (OnSendData). With nothing queued the stream waits (deferred) until a
+  // message comes or the call ends; at the end come the trailers.
+  static ssize_t ReadMessage(nghttp2_session* session, int32_t id, uint8_t*, size_t length,
+                             uint32_t* flags, nghttp2_data_source* source, void*) {
+    auto* s = static_cast<H2Stream*>(source->ptr);
+    size_t n = 0;
+    if (!s->outgoing.empty()) {
+      n = std::min(length, s->outgoing.front().message.size() - s->front_queued);
+      s->front_queued += n;
+      *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    } else if (!s->ending) {
+      s->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    const bool last =
+        s->ending &&
+        (s->outgoing.empty() ||
+         (s->outgoing.size() == 1 && s->front_queued == s->outgoing.front().message.size()));
+    if (last) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const std::string_view code(s->status_text.data(), s->status_size);
+      int rv;
+      if (s->end_status.ok()) {
+        const nghttp2_nv trailers[] = {Header("grpc-status", code)};
+        rv = nghttp2_submit_trailer(session, id, trailers, std::size(trailers));
+      } else {
+        const nghttp2_nv trailers[] = {Header("grpc-status", code),
+                                       Header("grpc-message", s->grpc_message)};
+        rv = nghttp2_submit_trailer(session, id, trailers, std::size(trailers));
+      }
+      if (rv != 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  static int OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                        size_t length, nghttp2_data_source* source, void* user) {
+    auto* self = static_cast<Http2Session*>(user);
+    auto* s = static_cast<H2Stream*>(source->ptr);
+    if (frame->data.padlen > 0 || s->outgoing.empty()) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    self->Copy(framehd, 9);
+    GrpcStreamCall::Out& front = s->outgoing.front();
+    self->Refer(front.message.data() + s->front_sent, length);
+    s->front_sent += length;
+    if (s->front_sent == front.message.size()) {
+      // Whole in the output: kept (and its receipt held) until the write is done.
+      self->written_.push_back(std::move(front));
+      s->outgoing.pop_front();
+      s->front_queued = 0;
+      s->front_sent = 0;
+      if (s->waiting.size() > 0) self->pump_.push_back(s->id);
+    }
+    return 0;
+  }
+
+  // Our END_STREAM went out while the client is still sending (an answer
+  // before its whole request: an error): tell it to stop (RFC 9113 8.1).
+  static int OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void*) {
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0 ||
+        (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)) {
+      return 0;
+    }
+    H2Stream* s = Find(session, frame->hd.stream_id);
+    if (s != nullptr && !s->request_done) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+  }
+
+  static int OnStreamClose(nghttp2_session* session, int32_t id, uint32_t error_code, void* user) {
+    auto* self = static_cast<Http2Session*>(user);
+    H2Stream* s = Find(session, id);
+    if (s == nullptr) return 0;
+    nghttp2_session_set_stream_user_data(session, id, nullptr);
+    // Reset by the client (or by us) before its answer went out: the call is
+    // cancelled, so a request still queued leaves its queue.
+    if (!s->answered || error_code != NGHTTP2_NO_ERROR) {
+      if (s->cancellation != nullptr) s->cancellation->Cancel();
+      if (s->stream_call != nullptr) s->stream_call->CancelAll();
+    }
+    // Bytes it held back count against the connection's window still.
+    if (s->unconsumed > 0) nghttp2_session_consume_connection(session, s->unconsumed);
+    // Messages not written stay with it until the write in flight (which
+    // may hold part of the first) is done; they are undelivered.
+    // Off the open list (swap with the last); kept until the bytes that may
+    // refer to its message are written.
+    H2Stream* last = self->streams_.back();
+    last->index = s->index;
+    self->streams_[s->index] = last;
+    self->streams_.pop_back();
+    self->retired_.emplace_back(s);
+    if (self->streams_.empty()) self->SetIdleDeadline();
+    return 0;
+  }
+
+  void Copy(const uint8_t* data, size_t size) {
+    if (!segments_.empty() && segments_.back().owned) {
+      segments_.back().size += size;
+    } else {
+      segments_.push_back({true, nullptr, out_.size(), size});
+    }
+    out_.append(reinterpret_cast<const char*>(data), size);
+  }
+  void Refer(const char* data, size_t size) {
+    if (size > 0) segments_.push_back({false, data, 0, size});
+  }
+
+  // Writes whatever nghttp2 has to send, one write at a time; closes the
+  // connection once nghttp2 wants neither to read nor to write.
+  void Flush() {
+    if (writing_ || closed_ || in_callback_) return;
+    for (;;) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) return Close();
+      if (n == 0) break;
+      Copy(data, static_cast<size_t>(n));
+      if (out_.size() >= kOutputBatchBytes) break;
+    }
+    if (segments_.empty()) {
+      ReleaseRetired(true);
+      if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
+        Close();
+      }
+      return;
+    }
+    buffers_.clear();
+    size_t bytes = 0;
+    for (const Segment& seg : segments_) {
+      buffers_.emplace_back(seg.owned ? out_.data() + seg.offset : seg.data, seg.size);
+      bytes += seg.size;
+    }
+    writing_ = true;
+    write_deadline_ns_ = NowNs() + TransferNs(bytes);
+    Arm(write_deadline_ns_);
+    net::async_write(stream_, buffers_,
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       self->write_deadline_ns_ = 0;
+                       self->segments_.clear();
+                       self->out_.clear();
+                       self->ReleaseRetired(!ec);
+                       if (ec || self->failed_) return self->Close();
+                       // Streams whose written messages made room take in more.
+                       auto pump = std::move(self->pump_);
+                       self->pump_.clear();
+                       for (int32_t id : pump) {
+                         if (H2Stream* s = Find(self->session_, id)) self->Pump(s);
+                       }
+                       self->Flush();
+                     });
+  }
+  static constexpr size_t kOutputBatchBytes = 256 << 10;
+
+  // Messages written (delivered if the write succeeded) and streams closed
+  // since the last write are freed.
+  void ReleaseRetired(bool written) {
+    for (auto& out : written_) out.receipt.Settle(written);
+    written_.clear();
+    retired_.clear();
+  }
+
+  // ------------------------------------------------------------ deadlines
+
+  uint64_t TransferMs(uint64_t bytes) const {
+    const auto& o = server_->options();
+    return o.read_timeout_ms + bytes * 1000 / std::max<uint64_t>(o.min_transfer_bytes_per_s, 1);
+  }
+  int64_t TransferNs(uint64_t bytes) const {
+    return static_cast<int64_t>(std::min<uint64_t>(TransferMs(bytes), uint64_t{1} << 40)) *
+           1'000'000;
+  }
+  void SetIdleDeadline() {
+    idle_deadline_ns_ = NowNs() + TransferNs(0);
+    Arm(idle_deadline_ns_);
+  }
+
+  // Makes the timer fire by `due_ns` (it may fire earlier: Check re-arms).
+  void Arm(int64_t due_ns) {
+    if (closed_ || (timer_armed_ && timer_due_ns_ <= due_ns)) return;
+    timer_armed_ = true;
+    timer_due_ns_ = due_ns;
+    const uint64_t generation = ++timer_generation_;
+    timer_.expires_after(std::chrono::nanoseconds(std::max<int64_t>(due_ns - NowNs(), 0)));
+    timer_.async_wait([weak = this->weak_from_this(), generation](beast::error_code ec) {
+      auto self = weak.lock();
+      if (self == nullptr || ec || generation != self->timer_generation_) return;
+      self->timer_armed_ = false;
+      self->Check();
+    });
+  }
+
+  // Every deadline that has passed acts; the timer is set for the next one.
+  void Check() {
+    if (closed_) return;
+    const int64_t now = NowNs();
+    int64_t next = INT64_MAX;
+    if (write_deadline_ns_ != 0) {
+      if (now >= write_deadline_ns_) {
+        spdlog::debug("gRPC connection: the client did not read its answers in time; closing it");
+        return Close();
+      }
+      next = write_deadline_ns_;
+    }
+    if (streams_.empty()) {
+      if (now >= idle_deadline_ns_) {
+        // Idle (or never sent its preface): GOAWAY, and close once it is written.
+        closing_ = true;
+        nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+        Flush();
+        if (!writing_) Close();
+        return;
+      }
+      next = std::min(next, idle_deadline_ns_);
+    }
+    bool flush = false;
+    for (size_t i = 0; i < streams_.size();) {
+      H2Stream* s = streams_[i];
+      ++i;
+      // A unary call's request must be whole in time; a stream's current message.
+      const bool streaming = s->stream_call != nullptr;
+      if (!s->request_done && (!streaming || s->partial_since_ns != 0)) {
+        const int64_t due = streaming ? s->partial_since_ns + TransferNs(s->partial_bytes)
+                                      : s->received_ns + TransferNs(s->body_bytes);
+        if (now >= due) {
+          // Too slow a request: reset it (its id leaves streams_ when nghttp2 closes it).
+          nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+          s->request_done = true;
+          flush = true;
+          continue;
+        }
+        next = std::min(next, due);
+      }
+      if (s->deadline_ns != 0 && !s->answered) {
+        if (now >= s->deadline_ns) {
+          End(s, DeadlineExceeded("the call's deadline (grpc-timeout) passed before it was "
+                                  "answered"));
+          flush = true;
+          continue;
+        }
+        next = std::min(next, s->deadline_ns);
+      }
+    }
+    if (flush) Flush();
+    if (next != INT64_MAX && !closed_) Arm(next);
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    Tcp(stream_).close(ec);
+    timer_.cancel();
+  }
+
+  struct Segment {
+    bool owned;        // in out_ at offset, else at data
+    const char* data;  // (not owned)
+    size_t offset;     // (owned)
+    size_t size;
+  };
+
+  Stream stream_;
+  HttpServer::Impl* const server_;
+  nghttp2_session* session_ = nullptr;
+  std::unique_ptr<uint8_t[]> input_;
+  std::vector<H2Stream*> streams_;                  // open, owned through nghttp2's user data
+  std::vector<std::unique_ptr<H2Stream>> retired_;  // closed, freed after the next write
+  std::vector<GrpcStreamCall::Out> written_;        // in the write in flight
+  std::vector<int32_t> pump_;       // streams with messages waiting that a write makes room for
+  TenantRegistry::Memo auth_memo_;  // the last key this connection presented
+  std::string out_;
+  std::vector<Segment> segments_;
+  std::vector<net::const_buffer> buffers_;
+  bool writing_ = false;
+  bool handshaken_ = false;  // (TLS) the handshake is done; plain: always
+  bool closing_ = false;     // GOAWAY sent: no new stream
+  bool failed_ = false;      // an HTTP/2 error: the GOAWAY is written, then the connection closes
+  bool closed_ = false;
+  bool in_callback_ = false;  // inside nghttp2_session_mem_recv (no mem_send there)
+  int64_t idle_deadline_ns_ = 0;
+  int64_t write_deadline_ns_ = 0;
+  SteadyTimer timer_;
+  bool timer_armed_ = false;
+  int64_t timer_due_ns_ = 0;
+  uint64_t timer_generation_ = 0;
+};
+
+}  // namespace
+
+void StartHttp2Session(HttpServer::Impl* server, Socket socket, net::ssl::context* tls) {
+  if (tls != nullptr) {
+    auto session = std::make_shared<Http2Session<TlsStream>>(server, std::move(socket), *tls);
+    server->Register(session);
+    session->Run();
+  } else {
+    auto session = std::make_shared<Http2Session<Socket>>(server, std::move(socket));
+    server->Register(session);
+    session->Run();
+  }
+}
+
+}  // namespace mm
