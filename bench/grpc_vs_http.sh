@@ -11,13 +11,14 @@
 # the client, not the server). The native transport (--grpc-transport native:
 # HTTP/2 by nghttp2 on the HTTP server's event loop) is a second server,
 # measured in the same run with the same client.
-# Env: BENCH_SECONDS (10), BENCH_PIN (1).
+# Env: BENCH_SECONDS (10), BENCH_PIN (1), BENCH_PERF_ANALYZER (1; 0 skips its points).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
 source "$(dirname "$0")/lib.sh"
 SECONDS_PER_POINT=${BENCH_SECONDS:-10}
 bench_init "${1:-build/release}" mmserve bench_grpc_load bench_grpc_floor
-start_mmserve mmserve-1x1 --http-threads 1 --grpc-threads 1 --execution-threads 1
+start_mmserve mmserve-1x1 --http-threads 1 --grpc-threads 1 --execution-threads 1 \
+  --grpc-transport grpcpp
 start_mmserve mmserve-native --http-threads 1 --execution-threads 1 --grpc-transport native
 
 "${ON_SERVER_CPUS[@]}" "$BUILD_DIR/bench/bench_grpc_floor" "$WORK/floor.port" &
@@ -109,17 +110,20 @@ read -r n32_p50 n32_rps n32_err n32_cpu <<<"$(MEASURED_PID=${SERVER_PIDS[mmserve
   grpc_point 32 "$SECONDS_PER_POINT" "${GRPC_ADDR[mmserve-native]}")"
 read -r f1_p50 f1_rps f1_err f1_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 1 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
 read -r f32_p50 f32_rps f32_err f32_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 32 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
-read -r ph1_p50 ph1_rps _ <<<"$(pa_point http 1 5000)"
-read -r pg1_p50 pg1_rps _ <<<"$(pa_point grpc 1 5000)"
-read -r ph32_p50 ph32_rps _ <<<"$(pa_point http 32 20000)"
-read -r pg32_p50 pg32_rps _ <<<"$(pa_point grpc 32 20000)"
+ph1_p50=0 ph1_rps=0 pg1_p50=0 pg1_rps=0 ph32_p50=0 ph32_rps=0 pg32_p50=0 pg32_rps=0
+if [[ ${BENCH_PERF_ANALYZER:-1} == 1 ]]; then
+  read -r ph1_p50 ph1_rps _ <<<"$(pa_point http 1 5000)"
+  read -r pg1_p50 pg1_rps _ <<<"$(pa_point grpc 1 5000)"
+  read -r ph32_p50 ph32_rps _ <<<"$(pa_point http 32 20000)"
+  read -r pg32_p50 pg32_rps _ <<<"$(pa_point grpc 32 20000)"
+fi
 (( g1_err + h1_err + g32_err + h32_err + n1_err + n32_err + f1_err + f32_err == 0 )) ||
   die "errors: $g1_err $h1_err $g32_err $h32_err $n1_err $n32_err $f1_err $f32_err"
 
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}' if $2 else 'n/a')"; }
 cat <<EOF2
 
-add_sub, mmserve --http-threads 1 --grpc-threads 1 --execution-threads 1, pinned=$PIN, ${SECONDS_PER_POINT} s per point, git $(git rev-parse --short HEAD)
+add_sub, mmserve --http-threads 1 --grpc-threads 1 --execution-threads 1 (grpc++; native: --http-threads 1), pinned=$PIN, ${SECONDS_PER_POINT} s per point, git $(git rev-parse --short HEAD)
 
 | | p50 µs at c1 | req/s at c32 | server CPU µs/req at c1 / c32 |
 |---|---:|---:|---:|

@@ -95,17 +95,36 @@ PYTEST_JOBS=${PYTEST_JOBS:-$(nproc)}
 [ "$PYTEST_JOBS" -gt 4 ] && PYTEST_JOBS=4
 parallel=()
 [ "$PYTEST_JOBS" -gt 1 ] && parallel=(-n "$PYTEST_JOBS" --dist loadfile)
-for suite in integration adversarial deploy; do
-  echo "== $suite tests"
+# pytest_suite NAME LOG ARGS...: one pytest run, counted under NAME.
+pytest_suite() {
+  local name=$1 log=$2
+  shift 2
   "$ROOT/.venv/bin/python" -m pytest -q -rfE --durations=15 -p no:cacheprovider "${parallel[@]}" \
-    "tests/$suite" 2>&1 | tee "$LOGS/$suite.log" | tail -n 60
-  rc=${PIPESTATUS[0]}
-  summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/$suite.log" | tail -1)
+    "$@" 2>&1 | tee "$LOGS/$log" | tail -n 60
+  local rc=${PIPESTATUS[0]} summary ok bad
+  summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$LOGS/$log" | tail -1)
   ok=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
   bad=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | awk '{s += $1} END {print s + 0}')
   if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
-  count "$suite tests" "${ok:-0}" "$bad"
+  count "$name" "${ok:-0}" "$bad"
+}
+for suite in integration adversarial deploy; do
+  echo "== $suite tests"
+  pytest_suite "$suite tests" "$suite.log" "tests/$suite"
 done
+
+# 4. The gRPC suites once more, on the grpc++ transport (the native one, the
+# default, serves the run above): every call, stream, limit, key and
+# certificate test of the gRPC port, through tritonclient, grpcio and
+# perf_analyzer, as long as grpc++ is kept as the fallback.
+grpc_files=()
+for f in grpc_api tls limits shared_memory tenancy decoupled python_decoupled queue_policies \
+  tracing_logs perf_analyzer; do
+  grpc_files+=("tests/integration/test_$f.py")
+done
+echo "== gRPC suites on the grpc++ transport"
+MMSERVE_GRPC_TRANSPORT=grpcpp pytest_suite "gRPC suites (grpc++ transport)" grpc-grpcpp.log \
+  "${grpc_files[@]}"
 
 echo
 if [ "$failed" -eq 0 ]; then

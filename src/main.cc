@@ -101,7 +101,7 @@ struct Flags {
   mm::ServiceFlags service;
   mm::HttpServer::Options http;  // also the server's limits and TLS, shared with gRPC
   mm::GrpcServer::Options grpc;
-  mm::GrpcTransport grpc_transport = mm::GrpcTransport::kGrpcpp;
+  mm::GrpcTransport grpc_transport = mm::GrpcTransport::kNative;
   mm::BackendFlags backends;
   mm::CacheFlags cache;
   bool test_backends = false;

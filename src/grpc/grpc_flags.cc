@@ -30,9 +30,9 @@ void AddGrpcFlags(CLI::App& app, GrpcServer::Options& options, GrpcTransport& tr
       ->capture_default_str()
       ->check(CLI::Range(kGrpcMaxConcurrentStreamsBounds.min, kGrpcMaxConcurrentStreamsBounds.max));
   app.add_option("--grpc-transport", transport,
-                 "What serves the gRPC port: 'grpcpp' (grpc++, the default) or 'native' (HTTP/2 "
-                 "by nghttp2 on the HTTP server's event loops and --http-threads; unary calls "
-                 "only for now)")
+                 "What serves the gRPC port: 'native' (the default: HTTP/2 by nghttp2 on the "
+                 "HTTP server's event loops, --http-threads, with the HTTP server's limits) or "
+                 "'grpcpp' (grpc++, with --grpc-threads completion queues)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, GrpcTransport>{
           {"grpcpp", GrpcTransport::kGrpcpp}, {"native", GrpcTransport::kNative}}));
 }

@@ -22,9 +22,9 @@ inline constexpr Bounds<size_t> kGrpcThreadsBounds{1, 256};
 inline constexpr Bounds<size_t> kGrpcStreamMaxPendingBounds{1, 65536};
 inline constexpr Bounds<uint32_t> kGrpcMaxConcurrentStreamsBounds{1, 1u << 20};
 
-// What serves the gRPC port (--grpc-transport): grpc++ (GrpcServer), or the
-// native transport, gRPC over HTTP/2 on the HTTP server's event loops
-// (HttpServer::Options::grpc).
+// What serves the gRPC port (--grpc-transport): the native transport, gRPC
+// over HTTP/2 on the HTTP server's event loops (HttpServer::Options::grpc;
+// the default), or grpc++ (GrpcServer), kept as the fallback.
 enum class GrpcTransport { kGrpcpp, kNative };
 
 // Registers --grpc-address, --grpc-port, --grpc-threads,

@@ -146,6 +146,17 @@ class InferCall final : public GrpcUnaryCall {
       std::make_shared<inference::ModelInferRequest>();
 };
 
+// A stream's message, length-prefixed; one protobuf cannot hold (2 GiB and
+// over) is sent as the request's error instead.
+std::string FrameStreamResponse(const inference::ModelStreamInferResponse& response,
+                                std::string_view request_id) {
+  auto framed = Frame(response);
+  if (framed.ok()) return std::move(*framed);
+  inference::ModelStreamInferResponse error;
+  rpc::SetStreamError(framed.status(), request_id, &error);
+  return std::move(*Frame(error));
+}
+
 #define MM_SYNC(NAME) SyncCall<inference::NAME##Request, inference::NAME##Response, &rpc::NAME>
 
 }  // namespace
@@ -221,7 +232,7 @@ Status GrpcStreamCall::OnMessage(std::string_view bytes, TenantRegistry::Memo* m
     inference::ModelStreamInferResponse response;
     out.write = rpc::StreamAnswer(message->id(), decoded.status(), nullptr,
                                   rpc::EmptyFinalWanted(*message), &response);
-    if (out.write) out.message = Answer(response).message;
+    if (out.write) out.message = FrameStreamResponse(response, message->id());
     sink_(std::move(out));
     return OkStatus();
   }
@@ -243,8 +254,7 @@ Status GrpcStreamCall::OnMessage(std::string_view bytes, TenantRegistry::Memo* m
                                   rpc::EmptyFinalWanted(*message), &response);
     if (r.ok()) out.receipt = std::move((*r)->receipt);
     if (out.write) {
-      GrpcReply framed = Answer(response);
-      out.message = std::move(framed.message);
+      out.message = FrameStreamResponse(response, message->id());
     } else {
       out.receipt.Settle(true);  // nothing to deliver
     }
@@ -271,7 +281,7 @@ void GrpcStreamCall::Send(const InferRequest& request, StatusOr<std::unique_ptr<
   rpc::StreamPartial(request, r, &response);
   Out out;
   out.completes = false;
-  out.message = Answer(response).message;
+  out.message = FrameStreamResponse(response, request.id);
   sink_(std::move(out));
 }
 

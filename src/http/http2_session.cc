@@ -80,7 +80,8 @@ struct H2Stream {
   GrpcEncoding encoding = GrpcEncoding::kIdentity;  // of its compressed messages
   Status refused;  // a request refused from its headers: answered once they are in
   std::unique_ptr<GrpcUnaryCall> call;          // a unary call
-  std::shared_ptr<GrpcStreamCall> stream_call;  // ModelStreamInfer
+  bool streaming = false;                       // ModelStreamInfer
+  std::shared_ptr<GrpcStreamCall> stream_call;  // its call, until the stream closes
   std::optional<GrpcMessageReader> reader;
   bool request_done = false;                   // END_STREAM received (or reading stopped)
   bool running = false;                        // a unary call handed to the core
@@ -168,10 +169,10 @@ class Http2Session final : public Connection,
       size_t running = 0;
       for (size_t i = 0; i < self->streams_.size(); ++i) {
         H2Stream* s = self->streams_[i];
-        if (s->stream_call != nullptr && !s->request_done) {
+        if (s->streaming && !s->request_done) {
           self->StopReading(s, Unavailable("the server is shutting down; open a new stream (on "
                                            "another replica)"));
-        } else if (s->stream_call == nullptr && !s->request_done && !s->answered) {
+        } else if (!s->streaming && !s->request_done && !s->answered) {
           s->request_done = true;
           nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, s->id,
                                     NGHTTP2_REFUSED_STREAM);
@@ -244,6 +245,9 @@ class Http2Session final : public Connection,
 
   void Handshake() {
     if (closing_ || server_->stopping()) return Close();
+    handshake_deadline_ns_ =
+        NowNs() + static_cast<int64_t>(server_->options().tls_handshake_timeout_ms) * 1'000'000;
+    Arm(handshake_deadline_ns_);
     stream_.async_handshake(net::ssl::stream_base::server,
                             [self = this->shared_from_this()](beast::error_code ec) {
                               if (ec) {
@@ -407,6 +411,7 @@ class Http2Session final : public Connection,
     auto who = server_->service()->Authenticate(s->authorization, &auth_memo_);
     if (!who.ok()) return End(s, who.status());
     const int32_t id = s->id;
+    s->streaming = true;
     s->stream_call = std::make_shared<GrpcStreamCall>(
         server_->grpc_env(), s->authorization, s->traceparent,
         [self = this->shared_from_this(), id](GrpcStreamCall::Out out) {
@@ -430,7 +435,7 @@ class Http2Session final : public Connection,
       nghttp2_session_consume(session, id, size);  // refused or ended: dropped
       return 0;
     }
-    if (s->stream_call != nullptr) return self->OnStreamData(s, piece), 0;
+    if (s->streaming) return self->OnStreamData(s, piece), 0;
     nghttp2_session_consume(session, id, size);
     GrpcUnaryCall* call = s->call.get();
     Status fed = s->reader->Feed(piece, [call](std::string_view m) { return call->Parse(m); });
@@ -471,15 +476,17 @@ class Http2Session final : public Connection,
 
   // One request of a stream to the core. Not OK: the stream ends with it.
   Status HandOn(H2Stream* s, std::string_view message) {
-    MM_RETURN_IF_ERROR(s->stream_call->OnMessage(message, &auth_memo_, NowNs()));
+    // Counted first: its answer may come back at once (inline execution).
     ++s->in_flight;
-    return OkStatus();
+    Status handed = s->stream_call->OnMessage(message, &auth_memo_, NowNs());
+    if (!handed.ok()) --s->in_flight;
+    return handed;
   }
 
   // Hands on the messages that waited, while there is room; once none
   // waits, their bytes are consumed (the client may send more).
   void Pump(H2Stream* s) {
-    while (!s->waiting.empty() && HasRoom(s) && !s->answered) {
+    while (!s->waiting.empty() && HasRoom(s) && !s->answered && s->stream_call != nullptr) {
       std::string message = std::move(s->waiting.front());
       s->waiting.pop_front();
       if (Status handed = HandOn(s, message); !handed.ok()) return StopReading(s, handed);
@@ -502,7 +509,7 @@ class Http2Session final : public Connection,
 
   // The client half-closed: the request is whole. A unary call runs now.
   void OnRequestDone(H2Stream* s) {
-    if (s->stream_call != nullptr) {
+    if (s->streaming) {
       if (Status whole = s->reader->Finish(); !whole.ok() && s->end_status.ok()) {
         s->end_status = std::move(whole);
       }
@@ -541,7 +548,7 @@ class Http2Session final : public Connection,
   }
 
   void OnAnswered(int32_t id, GrpcReply reply) {
-    H2Stream* s = session_ == nullptr ? nullptr : Find(session_, id);
+    H2Stream* s = closed_ ? nullptr : Find(session_, id);
     if (s == nullptr || s->answered) return;  // gone (reset, or past its deadline): dropped
     if (!reply.status.ok()) {
       End(s, std::move(reply.status));
@@ -553,7 +560,7 @@ class Http2Session final : public Connection,
   }
 
   void OnStreamOut(int32_t id, GrpcStreamCall::Out out) {
-    H2Stream* s = session_ == nullptr ? nullptr : Find(session_, id);
+    H2Stream* s = closed_ ? nullptr : Find(session_, id);
     if (s == nullptr) return;  // gone: its receipt is settled undelivered
     if (out.completes) --s->in_flight;
     if (out.write && !s->answered) Queue(s, std::move(out));
@@ -588,7 +595,7 @@ class Http2Session final : public Connection,
   // A stream ends once its client half-closed (or reading stopped), every
   // request is answered and nothing waits.
   void MaybeEndStream(H2Stream* s) {
-    if (s->stream_call == nullptr || s->answered || !s->request_done || s->in_flight > 0 ||
+    if (!s->streaming || s->answered || !s->request_done || s->in_flight > 0 ||
         !s->waiting.empty()) {
       return;
     }
@@ -724,6 +731,9 @@ class Http2Session final : public Connection,
       if (s->cancellation != nullptr) s->cancellation->Cancel();
       if (s->stream_call != nullptr) s->stream_call->CancelAll();
     }
+    // Its stream call's sink holds this session: let go of it (its requests
+    // still running keep it until they are answered, into nothing).
+    s->stream_call.reset();
     // Bytes it held back count against the connection's window still.
     if (s->unconsumed > 0) nghttp2_session_consume_connection(session, s->unconsumed);
     // Messages not written stay with it until the write in flight (which
@@ -841,6 +851,13 @@ class Http2Session final : public Connection,
     if (closed_) return;
     const int64_t now = NowNs();
     int64_t next = INT64_MAX;
+    if (!handshaken_ && handshake_deadline_ns_ != 0) {
+      if (now >= handshake_deadline_ns_) {
+        spdlog::debug("gRPC connection: TLS handshake not done in time; closing it");
+        return Close();
+      }
+      next = handshake_deadline_ns_;
+    }
     if (write_deadline_ns_ != 0) {
       if (now >= write_deadline_ns_) {
         spdlog::debug("gRPC connection: the client did not read its answers in time; closing it");
@@ -864,7 +881,7 @@ class Http2Session final : public Connection,
       H2Stream* s = streams_[i];
       ++i;
       // A unary call's request must be whole in time; a stream's current message.
-      const bool streaming = s->stream_call != nullptr;
+      const bool streaming = s->streaming;
       if (!s->request_done && (!streaming || s->partial_since_ns != 0)) {
         const int64_t due = streaming ? s->partial_since_ns + TransferNs(s->partial_bytes)
                                       : s->received_ns + TransferNs(s->body_bytes);
@@ -894,6 +911,16 @@ class Http2Session final : public Connection,
   void Close() {
     if (closed_) return;
     closed_ = true;
+    // The streams still open cancel their requests and let go of their
+    // stream calls, whose sinks hold this session (after this handler: one
+    // may be on the stack).
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      for (H2Stream* s : self->streams_) {
+        if (s->cancellation != nullptr) s->cancellation->Cancel();
+        if (s->stream_call != nullptr) s->stream_call->CancelAll();
+        s->stream_call.reset();
+      }
+    });
     beast::error_code ec;
     Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_both, ec);
     Tcp(stream_).close(ec);
@@ -926,6 +953,7 @@ class Http2Session final : public Connection,
   bool closed_ = false;
   bool in_callback_ = false;  // inside nghttp2_session_mem_recv (no mem_send there)
   int64_t idle_deadline_ns_ = 0;
+  int64_t handshake_deadline_ns_ = 0;  // (TLS)
   int64_t write_deadline_ns_ = 0;
   SteadyTimer timer_;
   bool timer_armed_ = false;

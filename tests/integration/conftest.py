@@ -63,7 +63,8 @@ class Server:
         if str(EXAMPLES) in self.repos and "--python-env" not in self.extra:
             args += ["--python-env", sys.prefix]
         # The gRPC suites run once per transport (scripts/run-tests.sh sets
-        # MMSERVE_GRPC_TRANSPORT for the second run); a test that names one keeps it.
+        # MMSERVE_GRPC_TRANSPORT=grpcpp for the second run; native is the
+        # default); a test that names one keeps it.
         transport = os.environ.get("MMSERVE_GRPC_TRANSPORT")
         if transport and "--grpc-transport" not in self.extra:
             args += ["--grpc-transport", transport]

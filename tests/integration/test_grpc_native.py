@@ -1,8 +1,8 @@
 """The native gRPC transport (--grpc-transport native: HTTP/2 by nghttp2 on the
 HTTP server's event loops) where it goes below what tritonclient shows.
 
-The gRPC suites (test_grpc_api.py and the others) run against it as well
-(scripts/run-tests.sh sets MMSERVE_GRPC_TRANSPORT=native for a second run);
+The gRPC suites (test_grpc_api.py and the others) run against it too (it
+is the default; scripts/run-tests.sh runs them again on grpc++);
 these tests speak raw HTTP/2 (the h2 library) or grpcio to check what only a
 transport of our own does: HTTP statuses for requests that are not gRPC,
 unknown methods, grpc-timeout enforced by the server, grpc-encoding, the
@@ -277,3 +277,46 @@ def test_large_messages_cross_in_both_directions(server):
         np.testing.assert_array_equal(result.as_numpy("OUTPUT0").reshape(-1), a)
     finally:
         client.close()
+
+
+def add_sub_request(request_id=""):
+    req = pb.ModelInferRequest(model_name="add_sub", id=request_id)
+    for name in ("INPUT0", "INPUT1"):
+        t = req.inputs.add(name=name, datatype="FP32", shape=[4])
+        t.contents.fp32_contents.extend([1, 2, 3, 4])
+    return req
+
+
+def test_a_client_gone_with_a_stream_open_leaves_nothing_behind():
+    # The connection drops (no RST_STREAM, no half-close) while a stream is
+    # open and a request of it was answered: the server lets the connection
+    # go, and stops at once (a connection it kept would hold its shutdown).
+    s = native(EXAMPLES)
+    try:
+        for _ in range(3):
+            c = H2Client(s.grpc_port)
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                      (":authority", "localhost"),
+                                      (":path", SERVICE + "ModelStreamInfer"), ("te", "trailers"),
+                                      ("content-type", "application/grpc")])
+            c.conn.send_data(sid, framed(add_sub_request("kept").SerializeToString()))
+            c.sock.sendall(c.conn.data_to_send())
+            data = b""
+            while len(data) < 5 or len(data) < 5 + int.from_bytes(data[1:5], "big"):
+                for event in c.conn.receive_data(c.sock.recv(65536)):
+                    if isinstance(event, DataReceived):
+                        data += event.data
+            answer = pb.ModelStreamInferResponse()
+            answer.ParseFromString(data[5:])
+            assert answer.error_message == "" and answer.infer_response.id == "kept"
+            c.close()  # gone, stream open
+        assert requests_live(s)
+    finally:
+        assert s.stop() == 0, s.text()[-3000:]
+    assert "waiting for" not in s.text()
+
+
+def requests_live(s):
+    import requests
+    return requests.get(s.base + "/v2/health/live", timeout=30).status_code == 200
