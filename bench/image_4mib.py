@@ -6,7 +6,8 @@ the same tensor (bench_ort_raw), all in one run. Prints a markdown table of
 client-observed p50 latencies and their ratio to the raw Run.
 
 Env: BENCH_REQUESTS (40 per mode), BENCH_PIN (1: server on CPU 0, client and
-bench_ort_raw on CPU 1).
+bench_ort_raw on CPU 1), BENCH_GRPC_TRANSPORT (the server's --grpc-transport:
+native, the default, or grpcpp).
 """
 import os
 import re
@@ -31,7 +32,8 @@ OUT_BYTES = 10 * 4
 
 def start_server(build, pin):
     cmd = [str(build / "mmserve"), "--model-repository", str(ROOT / "examples" / "models"),
-           "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--max-request-bytes", str(64 << 20)]
+           "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--max-request-bytes", str(64 << 20),
+           "--grpc-transport", os.environ.get("BENCH_GRPC_TRANSPORT", "native")]
     if pin:
         cmd = ["taskset", "-c", "0"] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
