@@ -190,12 +190,7 @@ class Http2Session final : public Connection,
 
  private:
   // "address:port" of the client, for the log.
-  std::string Peer() {
-    beast::error_code ec;
-    const auto endpoint = Tcp(stream_).remote_endpoint(ec);
-    if (ec) return "a closed connection";
-    return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  }
+  std::string Peer() { return PeerOf(Tcp(stream_)); }
 
   // ------------------------------------------------------------ set-up
 
@@ -964,15 +959,7 @@ class Http2Session final : public Connection,
 }  // namespace
 
 void StartHttp2Session(HttpServer::Impl* server, Socket socket, net::ssl::context* tls) {
-  if (tls != nullptr) {
-    auto session = std::make_shared<Http2Session<TlsStream>>(server, std::move(socket), *tls);
-    server->Register(session);
-    session->Run();
-  } else {
-    auto session = std::make_shared<Http2Session<Socket>>(server, std::move(socket));
-    server->Register(session);
-    session->Run();
-  }
+  StartConnection<Http2Session>(server, std::move(socket), tls);
 }
 
 }  // namespace mm

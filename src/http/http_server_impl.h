@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -135,6 +136,30 @@ class Connection {
  protected:
   ~Connection() = default;
 };
+
+// "address:port" of a connection's client, for the log.
+inline std::string PeerOf(Socket& socket) {
+  beast::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "a closed connection";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// A connection of kind `Kind` (Kind<Socket> or Kind<TlsStream>, constructed
+// from the server, the socket and, for TLS, the context) over `socket`,
+// registered with `server`, then run.
+template <template <class> class Kind>
+void StartConnection(HttpServer::Impl* server, Socket socket, net::ssl::context* tls) {
+  if (tls != nullptr) {
+    auto connection = std::make_shared<Kind<TlsStream>>(server, std::move(socket), *tls);
+    server->Register(connection);
+    connection->Run();
+  } else {
+    auto connection = std::make_shared<Kind<Socket>>(server, std::move(socket));
+    server->Register(connection);
+    connection->Run();
+  }
+}
 
 // Starts serving a connection just accepted: a Session over `socket` (TLS
 // when `tls` is not null), registered with `server`. On the accept handler's

@@ -160,12 +160,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
   // "address:port" of the client, for the log.
-  std::string Peer() {
-    beast::error_code ec;
-    const auto endpoint = Tcp(stream_).remote_endpoint(ec);
-    if (ec) return "a closed connection";
-    return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  }
+  std::string Peer() { return PeerOf(Tcp(stream_)); }
 
   void Read() {
     if (closing_ || server_->stopping()) return Close();
@@ -507,15 +502,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 }  // namespace
 
 void StartSession(HttpServer::Impl* server, Socket socket, net::ssl::context* tls) {
-  if (tls != nullptr) {
-    auto session = std::make_shared<Session<TlsStream>>(server, std::move(socket), *tls);
-    server->Register(session);
-    session->Run();
-  } else {
-    auto session = std::make_shared<Session<Socket>>(server, std::move(socket));
-    server->Register(session);
-    session->Run();
-  }
+  StartConnection<Session>(server, std::move(socket), tls);
 }
 
 }  // namespace mm

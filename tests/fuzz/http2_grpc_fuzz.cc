@@ -23,53 +23,12 @@
 #include <string>
 
 #include "http/http_server.h"
-#include "lifecycle/model_manager.h"
-#include "scheduler/execution_slots.h"
-#include "service/inference_service.h"
-#include "tenancy/tenant_registry.h"
+#include "service_world.h"
 
 namespace {
 
-struct World {
-  mm::ExecutionSlots slots{mm::ExecutionSlotsOptions{.slots = 1}};
-  mm::BackendRegistry backends;  // none: the repository is empty
-  std::unique_ptr<mm::ModelManager> models;
-  std::unique_ptr<mm::TenantRegistry> tenants;
-  std::unique_ptr<mm::InferenceService> service;
-  std::unique_ptr<mm::HttpServer> server;
-};
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "fuzz_http2_grpc: %s\n", what.c_str());
-  std::abort();
-}
-
-World* MakeWorld() {
-  auto* w = new World;
-  const auto repo =
-      std::filesystem::temp_directory_path() / ("mm-fuzz-http2-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(repo);
-  mm::ModelManager::Options options;
-  auto opened = mm::OpenModelRepository(repo.string());
-  if (!opened.ok()) Die(opened.status().message());
-  options.repositories.push_back(std::move(*opened));
-  options.mode = mm::ModelControlMode::kExplicit;
-  options.slots = &w->slots;
-  options.backends = &w->backends;
-  auto models = mm::ModelManager::Create(std::move(options));
-  if (!models.ok()) Die(models.status().message());
-  w->models = std::move(*models);
-  mm::TenantsConfig config;
-  mm::Tenant t;
-  t.id = "fuzz";
-  t.api_keys.push_back(*mm::ParseApiKeyHash(*mm::HashApiKey("fuzz-key-0123456789abcdef")));
-  t.repositories = {repo.string()};
-  config.tenants.push_back(std::move(t));
-  w->tenants = mm::TenantRegistry::FromConfig(std::move(config));
-  auto service =
-      mm::InferenceService::Create({.models = w->models.get(), .tenants = w->tenants.get()});
-  if (!service.ok()) Die(service.status().message());
-  w->service = std::move(*service);
+mm::HttpServer* MakeServer() {
+  mm::fuzz::ServiceWorld* world = mm::fuzz::MakeServiceWorld("fuzz_http2_grpc");
   mm::HttpServer::Options http;
   http.port = 0;
   http.threads = 1;
@@ -79,25 +38,24 @@ World* MakeWorld() {
   http.grpc.port = 0;
   http.grpc.max_concurrent_streams = 16;
   http.grpc.stream_max_pending = 4;
-  auto server = mm::HttpServer::Create(std::move(http), w->service.get());
-  if (!server.ok()) Die(server.status().message());
-  w->server = std::move(*server);
-  w->server->Start();
-  return w;
+  auto server = mm::HttpServer::Create(std::move(http), world->service.get());
+  if (!server.ok()) mm::fuzz::Die("fuzz_http2_grpc", server.status().message());
+  (*server)->Start();
+  return server->release();
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static World* world = MakeWorld();
+  static mm::HttpServer* server = MakeServer();
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) Die("socket");
+  if (fd < 0) mm::fuzz::Die("fuzz_http2_grpc", "socket");
   sockaddr_in address{};
   address.sin_family = AF_INET;
-  address.sin_port = htons(world->server->grpc_port());
+  address.sin_port = htons(server->grpc_port());
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    Die("cannot connect to the gRPC port");
+    mm::fuzz::Die("fuzz_http2_grpc", "cannot connect to the gRPC port");
   }
   timeval timeout{.tv_sec = 20, .tv_usec = 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
@@ -118,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
     if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      Die("the server neither answered nor closed the connection within 20 s");
+      mm::fuzz::Die("fuzz_http2_grpc",
+                    "the server neither answered nor closed the connection within 20 s");
     }
     break;  // closed (or reset)
   }
