@@ -227,10 +227,28 @@ install_envoy_check() {
   rm -rf "$dir"
   mv "$dir.partial" "$dir"
 }
+# h2spec, the HTTP/2 conformance suite the native gRPC transport is checked
+# against (tests/integration/test_grpc_native.py): v2.2.1 from the Go module
+# proxy, its dependencies pinned by tests/integration/h2spec/go.mod, built
+# into ~/.cache/mmserve/h2spec-VERSION/h2spec (seconds, once).
+H2SPEC_SRC=$ROOT/tests/integration/h2spec
+install_h2spec() {
+  local dir=$CACHE/h2spec-2.2.1 src
+  src=$(cat "$H2SPEC_SRC"/go.mod "$H2SPEC_SRC"/go.sum | sha256sum | cut -c1-16)
+  [ -x "$dir/h2spec" ] && [ -f "$dir/.src-$src" ] && return 0
+  command -v go >/dev/null 2>&1 || { log "h2spec needs Go 1.26 or later (go on PATH)"; exit 1; }
+  log "building h2spec 2.2.1 from the Go module proxy (once)"
+  rm -rf "$dir.partial"
+  CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" go build -C "$H2SPEC_SRC" -trimpath \
+    -o "$dir.partial/h2spec" github.com/summerwind/h2spec/cmd/h2spec
+  touch "$dir.partial/.src-$src"
+  rm -rf "$dir"
+  mv "$dir.partial" "$dir"
+}
 HELM_PID=""
 HELM_LOG=$STAMP_DIR/install-helm.log
 if [ "$WITH_TEST" = 1 ]; then
-  { install_helm; install_envoy_check; } > "$HELM_LOG" 2>&1 &
+  { install_helm; install_envoy_check; install_h2spec; } > "$HELM_LOG" 2>&1 &
   HELM_PID=$!
 fi
 WARM_PID=""

@@ -74,6 +74,8 @@ struct H2Stream {
   // The request.
   bool post = false;
   bool grpc_content_type = false;
+  int http_status = 0;  // not a gRPC call: the HTTP status it gets once it ends
+  bool plain = false;   // answered as plain HTTP (no trailers)
   std::optional<rpc::Method> method;
   std::string authorization;
   std::string traceparent;
@@ -220,7 +222,6 @@ class Http2Session final : public Connection,
     const nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o.grpc.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
-        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, kMaxFrameSize},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes)},
     };
     if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) {
@@ -236,7 +237,6 @@ class Http2Session final : public Connection,
   // the window is consumed; every byte is consumed as it arrives).
   static constexpr uint32_t kStreamWindow = 8u << 20;
   static constexpr int32_t kConnectionWindow = 64 << 20;
-  static constexpr uint32_t kMaxFrameSize = 1u << 20;
 
   void Handshake() {
     if (closing_ || server_->stopping()) return Close();
@@ -389,8 +389,11 @@ class Http2Session final : public Connection,
   void OnRequestHead(H2Stream* s) {
     if (s->deadline_ns != 0) Arm(s->deadline_ns);
     if (!s->post || !s->grpc_content_type) {
-      // Not a gRPC call (the gRPC specification: 415 for another content type).
-      return Respond(s, s->post ? 415 : 405);
+      // Not a gRPC call (the gRPC specification: 415 for another content
+      // type), answered once the request has ended, as any HTTP/2 server
+      // would; its bytes are dropped meanwhile.
+      s->http_status = s->post ? 415 : 405;
+      return;
     }
     if (!s->refused.ok()) return End(s, std::move(s->refused));
     if (!s->method.has_value()) {
@@ -504,6 +507,7 @@ class Http2Session final : public Connection,
 
   // The client half-closed: the request is whole. A unary call runs now.
   void OnRequestDone(H2Stream* s) {
+    if (s->http_status != 0) return Respond(s, s->http_status);
     if (s->streaming) {
       if (Status whole = s->reader->Finish(); !whole.ok() && s->end_status.ok()) {
         s->end_status = std::move(whole);
@@ -632,16 +636,29 @@ class Http2Session final : public Connection,
     s->headers_sent = true;
   }
 
-  // A plain HTTP/2 answer with no body, for a request that is not a gRPC call.
+  // A plain HTTP/2 answer, for a request that is not a gRPC call: the
+  // status and a JSON body saying what this port takes.
   void Respond(H2Stream* s, int status) {
+    if (s->answered) return;
     s->answered = true;
+    s->ending = true;
+    s->plain = true;
     s->status_size = static_cast<size_t>(
         std::to_chars(s->status_text.data(), s->status_text.data() + s->status_text.size(), status)
             .ptr -
         s->status_text.data());
+    static constexpr std::string_view kBody =
+        R"({"error":"this port serves gRPC (inference.GRPCInferenceService): POST with )"
+        R"(content-type application/grpc"})";
+    s->outgoing.push_back(GrpcStreamCall::Out{std::string(kBody), {}});
+    s->headers_sent = true;
     const nghttp2_nv headers[] = {
-        Header(":status", std::string_view(s->status_text.data(), s->status_size))};
-    nghttp2_submit_response(session_, s->id, headers, std::size(headers), nullptr);
+        Header(":status", std::string_view(s->status_text.data(), s->status_size)),
+        Header("content-type", "application/json")};
+    nghttp2_data_provider body;
+    body.source.ptr = s;
+    body.read_callback = &ReadMessage;
+    nghttp2_submit_response(session_, s->id, headers, std::size(headers), &body);
   }
 
   // nghttp2 asks for the next DATA frame's bytes: it gets their length (at
@@ -664,7 +681,9 @@ class Http2Session final : public Connection,
         s->ending &&
         (s->outgoing.empty() ||
          (s->outgoing.size() == 1 && s->front_queued == s->outgoing.front().message.size()));
-    if (last) {
+    if (last && s->plain) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;  // no trailers: the body ends the stream
+    } else if (last) {
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
       const std::string_view code(s->status_text.data(), s->status_size);
       int rv;
