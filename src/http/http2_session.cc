@@ -12,12 +12,19 @@
 // (NGHTTP2_DATA_FLAG_NO_COPY), so a 4 MiB answer is not copied again. One
 // write is in flight at a time.
 //
-// Deadlines, one timer per connection (see Arm): a connection with no
-// stream open for read_timeout_ms is closed (GOAWAY), which covers the
-// preface and the TLS handshake; a stream's request must arrive within
-// read_timeout_ms plus its size at min_transfer_bytes_per_s (else
-// RST_STREAM); a call's grpc-timeout ends it with DEADLINE_EXCEEDED and
-// cancels its request. Inference itself runs under no deadline of ours.
+// A unary call runs once its request has ended; a ModelStreamInfer stream
+// hands each message on as it comes (GrpcStreamCall), at most
+// stream_max_pending at a time: further messages wait with their bytes
+// unconsumed (window updates are ours), so flow control holds the client.
+//
+// Deadlines, one timer per connection (see Arm and Check): a connection with
+// no stream open for read_timeout_ms is closed (GOAWAY), which covers the
+// preface; a TLS handshake has tls_handshake_timeout_ms; a unary call's
+// request, and each message of a stream, must arrive within read_timeout_ms
+// plus its size at min_transfer_bytes_per_s (else RST_STREAM); a write of
+// ours must be taken in the same time; a call's grpc-timeout ends it with
+// DEADLINE_EXCEEDED and cancels its request. Inference itself runs under no
+// deadline of ours.
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
