@@ -1,0 +1,100 @@
+// Inside the native gRPC transport (http2_session.cc): one HTTP/2 stream's
+// state from its HEADERS to its close, and the small helpers the session
+// uses on it. Not a door: nothing outside src/http includes it.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/cancellation.h"
+#include "core/status.h"
+#include "http/grpc_calls.h"
+#include "http/grpc_framing.h"
+#include "rpc/rpc_methods.h"
+
+namespace mm::http2_internal {
+
+inline int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline nghttp2_nv Header(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+// Whether `value` is a gRPC content type: "application/grpc", alone or
+// followed by "+proto" (or another format) or parameters.
+inline bool IsGrpcContentType(std::string_view value) {
+  constexpr std::string_view kGrpc = "application/grpc";
+  if (value.size() < kGrpc.size()) return false;
+  for (size_t i = 0; i < kGrpc.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kGrpc[i]) return false;
+  }
+  return value.size() == kGrpc.size() || value[kGrpc.size()] == '+' || value[kGrpc.size()] == ';';
+}
+
+// One HTTP/2 stream: a gRPC call from its HEADERS to its close.
+struct H2Stream {
+  int32_t id = 0;
+  size_t index = 0;  // its place in Http2Session::streams_
+  int64_t received_ns = 0;
+  size_t header_bytes = 0;
+  uint64_t body_bytes = 0;
+  // The request.
+  bool post = false;
+  bool grpc_content_type = false;
+  int http_status = 0;  // not a gRPC call: the HTTP status it gets once it ends
+  bool plain = false;   // answered as plain HTTP (no trailers)
+  std::optional<rpc::Method> method;
+  std::string authorization;
+  std::string traceparent;
+  GrpcEncoding encoding = GrpcEncoding::kIdentity;  // of its compressed messages
+  Status refused;  // a request refused from its headers: answered once they are in
+  std::unique_ptr<GrpcUnaryCall> call;          // a unary call
+  bool streaming = false;                       // ModelStreamInfer
+  std::shared_ptr<GrpcStreamCall> stream_call;  // its call, until the stream closes
+  std::optional<GrpcMessageReader> reader;
+  bool request_done = false;                   // END_STREAM received (or reading stopped)
+  bool running = false;                        // a unary call handed to the core
+  int64_t deadline_ns = 0;                     // from grpc-timeout; 0: none
+  std::shared_ptr<Cancellation> cancellation;  // a unary ModelInfer's
+  // ModelStreamInfer's flow: requests handed on and not answered, and the
+  // messages that wait for room (--grpc-stream-max-pending) with their bytes
+  // not yet consumed (so HTTP/2 flow control holds the client back).
+  size_t in_flight = 0;
+  std::deque<std::string> waiting;
+  uint64_t unconsumed = 0;
+  // A stream lives as long as its client likes; a message begun on it must
+  // arrive in time (when it began, and its bytes since).
+  int64_t partial_since_ns = 0;
+  uint64_t partial_bytes = 0;
+  uint64_t messages_seen = 0;
+  // The answer: messages to write in order (the front is being handed to
+  // nghttp2), then the trailers with end_status once `ending`.
+  std::deque<GrpcStreamCall::Out> outgoing;
+  size_t front_queued = 0;  // bytes of the front handed to nghttp2 (read callback)
+  size_t front_sent = 0;    // bytes of the front in the output (send_data callback)
+  bool headers_sent = false;
+  bool deferred = false;  // the data provider waits for a message (NGHTTP2_ERR_DEFERRED)
+  bool ending = false;    // no message will follow those in `outgoing`
+  bool answered = false;  // the end is decided (a unary call's answer, or a stream's end)
+  Status end_status;
+  std::array<char, 12> status_text{};
+  size_t status_size = 0;
+  std::string grpc_message;
+};
+
+}  // namespace mm::http2_internal
