@@ -1,5 +1,11 @@
 #include "rpc/grpc_codec.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
 #include <cstring>
 #include <limits>
 
@@ -156,9 +162,59 @@ Status DecodeContents(const InferTensorContents& c, Tensor& t, const std::string
   return OkStatus();
 }
 
+// Fills every field of `out` but raw_output_contents: EncodeGrpcInferResponse
+// adds those as strings, EncodeGrpcInferResponseParts writes them beside the
+// serialized rest, so both send the same message.
+void EncodeResponseWithoutRawContents(const InferResponse& response,
+                                      inference::ModelInferResponse* out) {
+  out->set_model_name(response.model_name);
+  out->set_model_version(response.model_version);
+  out->set_id(response.id);
+  for (const Tensor& t : response.outputs) {
+    auto* o = out->add_outputs();
+    o->set_name(t.name);
+    o->set_datatype(std::string(DataTypeName(t.dtype)));
+    for (int64_t d : t.shape) o->add_shape(d);
+    for (const auto& [key, value] : t.parameters) {
+      (*o->mutable_parameters())[key] = ToProto(value);
+    }
+  }
+}
+
+// raw_output_contents: field 6 of ModelInferResponse, length-delimited.
+constexpr char kRawOutputContentsTag = (6 << 3) | 2;
+// gRPC's message prefix: a compressed flag and the length, big-endian.
+constexpr size_t kGrpcPrefixBytes = 5;
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7) ++n;
+  return n;
+}
+
+void AppendVarint(uint64_t v, std::string& out) {
+  for (; v >= 0x80; v >>= 7) out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+  out.push_back(static_cast<char>(v));
+}
+
 }  // namespace
 
 StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest& msg) {
+  // The views of msg's own raw contents; on the stack for the usual handful
+  // of inputs (no allocation per request on the grpc++ transport's path).
+  constexpr size_t kInline = 16;
+  const auto& field = msg.raw_input_contents();
+  if (static_cast<size_t>(field.size()) <= kInline) {
+    std::array<std::string_view, kInline> views;
+    std::copy(field.begin(), field.end(), views.begin());
+    return DecodeGrpcInferRequest(msg, std::span(views.data(), static_cast<size_t>(field.size())));
+  }
+  const std::vector<std::string_view> views(field.begin(), field.end());
+  return DecodeGrpcInferRequest(msg, views);
+}
+
+StatusOr<InferRequest> DecodeGrpcInferRequest(
+    const inference::ModelInferRequest& msg, std::span<const std::string_view> raw_input_contents) {
   InferRequest request;
   request.model_name = msg.model_name();
   request.model_version = msg.model_version();
@@ -166,18 +222,17 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
   MM_RETURN_IF_ERROR(DecodeParameters(msg.parameters(), "request", request.parameters));
   // raw_input_contents holds one entry per input that is not in shared
   // memory, in input order.
-  const bool raw = msg.raw_input_contents_size() > 0;
-  int with_data = 0;
+  const bool raw = !raw_input_contents.empty();
+  size_t with_data = 0;
   for (const auto& in : msg.inputs()) {
     if (!in.parameters().contains("shared_memory_region")) ++with_data;
   }
-  if (raw && msg.raw_input_contents_size() != with_data) {
-    return InvalidArgument("raw_input_contents has " +
-                           std::to_string(msg.raw_input_contents_size()) +
+  if (raw && raw_input_contents.size() != with_data) {
+    return InvalidArgument("raw_input_contents has " + std::to_string(raw_input_contents.size()) +
                            " entries but the request has " + std::to_string(with_data) +
                            " inputs not in shared memory: give one per such input, in order");
   }
-  int next_raw = 0;
+  size_t next_raw = 0;
   request.inputs.reserve(msg.inputs_size());
   for (int i = 0; i < msg.inputs_size(); ++i) {
     const auto& in = msg.inputs(i);
@@ -208,7 +263,7 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
       if (in.has_contents()) {
         return InvalidArgument(what + " has both typed contents and raw_input_contents");
       }
-      const std::string& bytes = msg.raw_input_contents(next_raw++);
+      const std::string_view bytes = raw_input_contents[next_raw++];
       t.data = {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
       // As HTTP checks its binary data: the same rule, the same words.
       MM_RETURN_IF_ERROR(CheckTensorData(t.dtype, t.shape, count, t.data, what));
@@ -250,20 +305,59 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
 }
 
 void EncodeGrpcInferResponse(const InferResponse& response, inference::ModelInferResponse* out) {
-  out->set_model_name(response.model_name);
-  out->set_model_version(response.model_version);
-  out->set_id(response.id);
+  EncodeResponseWithoutRawContents(response, out);
   for (const Tensor& t : response.outputs) {
-    auto* o = out->add_outputs();
-    o->set_name(t.name);
-    o->set_datatype(std::string(DataTypeName(t.dtype)));
-    for (int64_t d : t.shape) o->add_shape(d);
-    for (const auto& [key, value] : t.parameters) {
-      (*o->mutable_parameters())[key] = ToProto(value);
-    }
     out->add_raw_output_contents()->assign(reinterpret_cast<const char*>(t.data.data()),
                                            t.data.size());
   }
+}
+
+StatusOr<GrpcResponseParts> EncodeGrpcInferResponseParts(const InferResponse& response) {
+  inference::ModelInferResponse rest;
+  EncodeResponseWithoutRawContents(response, &rest);
+  const size_t rest_size = rest.ByteSizeLong();
+  size_t size = rest_size;
+  for (const Tensor& t : response.outputs) {
+    size += 1 + VarintSize(t.data.size()) + t.data.size();
+  }
+  if (size > static_cast<size_t>(INT_MAX)) {
+    return ResourceExhausted("the response is " + std::to_string(size) +
+                             " bytes, over the 2 GiB a protobuf message can hold; ask for fewer "
+                             "outputs or use shared memory for them");
+  }
+  GrpcResponseParts parts;
+  parts.total = kGrpcPrefixBytes + size;
+  std::string& head = parts.head;
+  head.reserve(kGrpcPrefixBytes + rest_size + response.outputs.size() * 6);
+  head.push_back('\0');  // not compressed
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    head.push_back(static_cast<char>((size >> shift) & 0xff));
+  }
+  head.resize(kGrpcPrefixBytes + rest_size);
+  {
+    // Deterministic: map entries (parameters) sorted, so that one response
+    // always gives the same bytes.
+    google::protobuf::io::ArrayOutputStream array(head.data() + kGrpcPrefixBytes,
+                                                  static_cast<int>(rest_size));
+    google::protobuf::io::CodedOutputStream coded(&array);
+    coded.SetSerializationDeterministic(true);
+    rest.SerializeWithCachedSizes(&coded);
+  }
+  size_t head_from = 0;  // head's bytes from here on are in no piece yet
+  for (const Tensor& t : response.outputs) {
+    head.push_back(kRawOutputContentsTag);
+    AppendVarint(t.data.size(), head);
+    if (t.data.empty()) continue;
+    parts.pieces.push_back(
+        {.in_head = true, .head_offset = head_from, .size = head.size() - head_from});
+    parts.pieces.push_back({.data = t.data.data(), .size = t.data.size()});
+    head_from = head.size();
+  }
+  if (head_from < head.size()) {
+    parts.pieces.push_back(
+        {.in_head = true, .head_offset = head_from, .size = head.size() - head_from});
+  }
+  return parts;
 }
 
 }  // namespace mm

@@ -1,11 +1,16 @@
 #include "rpc/grpc_codec.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <climits>
 #include <cstring>
 
 #include "core/bytes_tensor.h"
 #include "http/infer_codec.h"
+#include "rpc/infer_request_wire.h"
 
 namespace mm {
 namespace {
@@ -253,6 +258,252 @@ TEST_F(SameWordsTest, ClassificationIsUnimplementedOnBoth) {
   auto d = DecodeGrpcInferRequest(msg);
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_TRUE(d->outputs[0].parameters.empty());
+}
+
+// The same request, field by field (tensor bytes compared, not addresses).
+void ExpectSameRequest(const InferRequest& a, const InferRequest& b) {
+  EXPECT_EQ(a.model_name, b.model_name);
+  EXPECT_EQ(a.model_version, b.model_version);
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.parameters, b.parameters);
+  ASSERT_EQ(a.inputs.size(), b.inputs.size());
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    const Tensor& x = a.inputs[i];
+    const Tensor& y = b.inputs[i];
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.dtype, y.dtype);
+    EXPECT_EQ(x.shape, y.shape);
+    EXPECT_EQ(x.parameters, y.parameters);
+    ASSERT_EQ(x.data.size(), y.data.size());
+    if (!x.data.empty()) EXPECT_EQ(std::memcmp(x.data.data(), y.data.data(), x.data.size()), 0);
+  }
+  ASSERT_EQ(a.outputs.size(), b.outputs.size());
+  for (size_t i = 0; i < a.outputs.size(); ++i) {
+    EXPECT_EQ(a.outputs[i].name, b.outputs[i].name);
+    EXPECT_EQ(a.outputs[i].parameters, b.outputs[i].parameters);
+  }
+}
+
+TEST(GrpcCodecTest, RawContentsFromASpanDecodeAsFromTheMessage) {
+  inference::ModelInferRequest msg;
+  msg.set_model_name("m");
+  msg.set_model_version("3");
+  msg.set_id("r");
+  (*msg.mutable_parameters())["priority"].set_int64_param(2);
+  AddInput(msg, "a", "FP32", {2});
+  auto* shm = AddInput(msg, "s", "FP32", {1});
+  (*shm->mutable_parameters())["shared_memory_region"].set_string_param("region");
+  AddInput(msg, "b", "BYTES", {1});
+  msg.add_outputs()->set_name("y");
+  float values[2] = {1, 2};
+  msg.add_raw_input_contents(std::string(reinterpret_cast<const char*>(values), sizeof values));
+  msg.add_raw_input_contents(std::string("\x02\0\0\0hi", 6));
+  const std::string wire = msg.SerializeAsString();
+
+  inference::ModelInferRequest parsed;
+  std::vector<std::string_view> raw;
+  ASSERT_TRUE(ParseModelInferRequestInPlace(wire, &parsed, &raw).ok());
+  auto from_span = DecodeGrpcInferRequest(parsed, raw);
+  auto from_msg = DecodeGrpcInferRequest(msg);
+  ASSERT_TRUE(from_span.ok()) << from_span.status().ToString();
+  ASSERT_TRUE(from_msg.ok()) << from_msg.status().ToString();
+  ExpectSameRequest(*from_span, *from_msg);
+  // The tensors are views of the wire bytes.
+  EXPECT_EQ(static_cast<const void*>(from_span->inputs[0].data.data()),
+            static_cast<const void*>(raw[0].data()));
+  EXPECT_EQ(static_cast<const void*>(from_span->inputs[2].data.data()),
+            static_cast<const void*>(raw[1].data()));
+
+  // The span alone counts: msg's own raw contents are ignored.
+  const std::vector<std::string_view> other = {std::string_view("\0\0\0\0\0\0\0\0", 8),
+                                               std::string_view("\0\0\0\0", 4)};
+  auto ignored = DecodeGrpcInferRequest(msg, other);
+  ASSERT_TRUE(ignored.ok()) << ignored.status().ToString();
+  EXPECT_EQ(static_cast<const void*>(ignored->inputs[0].data.data()),
+            static_cast<const void*>(other[0].data()));
+}
+
+TEST(GrpcCodecTest, RawContentsFromASpanFailWithTheSameWords) {
+  auto both = [](const inference::ModelInferRequest& msg) {
+    inference::ModelInferRequest parsed;
+    std::vector<std::string_view> raw;
+    const std::string wire = msg.SerializeAsString();
+    EXPECT_TRUE(ParseModelInferRequestInPlace(wire, &parsed, &raw).ok());
+    auto a = DecodeGrpcInferRequest(parsed, raw);
+    auto b = DecodeGrpcInferRequest(msg);
+    EXPECT_FALSE(a.ok());
+    EXPECT_FALSE(b.ok());
+    if (a.ok() || b.ok()) return;
+    EXPECT_EQ(a.status().code(), b.status().code());
+    EXPECT_EQ(a.status().message(), b.status().message());
+  };
+  {
+    inference::ModelInferRequest msg;
+    AddInput(msg, "x", "FP32", {1});
+    AddInput(msg, "y", "FP32", {1});
+    msg.add_raw_input_contents(std::string(4, '\0'));
+    both(msg);
+  }
+  {
+    inference::ModelInferRequest msg;
+    AddInput(msg, "x", "FP32", {2});
+    msg.add_raw_input_contents(std::string(6, '\0'));
+    both(msg);
+  }
+  {
+    inference::ModelInferRequest msg;
+    AddInput(msg, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    msg.add_raw_input_contents(std::string(4, '\0'));
+    both(msg);
+  }
+}
+
+// Map entries sorted, so equal messages give equal bytes.
+std::string Deterministic(const google::protobuf::MessageLite& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializePartialToCodedStream(&coded);
+  }
+  return out;
+}
+
+std::string Flatten(const GrpcResponseParts& parts) {
+  std::string out;
+  for (const auto& piece : parts.pieces) {
+    const auto bytes = parts.bytes(piece);
+    out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  return out;
+}
+
+std::string GrpcPrefix(size_t size) {
+  std::string out(1, '\0');
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(size >> shift));
+  return out;
+}
+
+Tensor Output(std::string name, DataType dtype, Shape shape, std::string_view bytes) {
+  Tensor t;
+  t.name = std::move(name);
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.data = {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+  return t;
+}
+
+// The parts on the wire are the length-prefixed message EncodeGrpcInferResponse
+// fills, byte for byte, and its tensors are not copied.
+void ExpectPartsAreTheMessage(const InferResponse& response) {
+  inference::ModelInferResponse message;
+  EncodeGrpcInferResponse(response, &message);
+  const std::string serialized = Deterministic(message);
+  auto parts = EncodeGrpcInferResponseParts(response);
+  ASSERT_TRUE(parts.ok()) << parts.status().ToString();
+  GrpcResponseParts moved = std::move(*parts);  // offsets, not pointers, into head
+  EXPECT_EQ(Flatten(moved), GrpcPrefix(serialized.size()) + serialized);
+  EXPECT_EQ(moved.total, serialized.size() + 5);
+  size_t tensors = 0;
+  for (const auto& piece : moved.pieces) {
+    EXPECT_GT(piece.size, 0u);
+    if (piece.in_head) continue;
+    while (response.outputs[tensors].data.empty()) ++tensors;
+    EXPECT_EQ(piece.data, response.outputs[tensors].data.data());
+    EXPECT_EQ(piece.size, response.outputs[tensors].data.size());
+    ++tensors;
+  }
+  for (; tensors < response.outputs.size(); ++tensors) {
+    EXPECT_TRUE(response.outputs[tensors].data.empty());
+  }
+  // With at most one entry per map, protobuf's own order is the same.
+  bool small_maps = true;
+  for (const Tensor& t : response.outputs) small_maps = small_maps && t.parameters.size() <= 1;
+  if (small_maps) EXPECT_EQ(Flatten(moved).substr(5), message.SerializeAsString());
+}
+
+TEST(GrpcCodecTest, ResponsePartsAreTheSerializedMessage) {
+  InferResponse empty;
+  ExpectPartsAreTheMessage(empty);
+
+  auto named = [] {
+    InferResponse r;
+    r.model_name = "m";
+    r.model_version = "1";
+    r.id = "req";
+    return r;
+  };
+  ExpectPartsAreTheMessage(named());
+
+  static const float values[3] = {1, 2, 3};
+  const std::string_view floats(reinterpret_cast<const char*>(values), sizeof values);
+  const std::string big(1 << 20, '\x11');  // a 3-byte length
+  const std::string medium(200, '\x22');   // a 2-byte length
+  InferResponse several = named();
+  several.outputs.push_back(Output("y", DataType::kFp32, {3}, floats));
+  several.outputs.push_back(Output("big", DataType::kUint8, {1 << 20}, big));
+  several.outputs.push_back(Output("medium", DataType::kInt8, {1, 200}, medium));
+  ExpectPartsAreTheMessage(several);
+
+  InferResponse with_empty = named();
+  with_empty.outputs.push_back(Output("e", DataType::kFp32, {0}, ""));
+  with_empty.outputs.push_back(Output("y", DataType::kFp32, {3}, floats));
+  Tensor in_shm = Output("s", DataType::kFp32, {3}, "");
+  in_shm.parameters["shared_memory_region"] = std::string("out-region");
+  in_shm.parameters["shared_memory_byte_size"] = int64_t{12};
+  in_shm.parameters["shared_memory_offset"] = int64_t{0};
+  with_empty.outputs.push_back(in_shm);
+  with_empty.outputs.push_back(Output("e2", DataType::kBytes, {0}, ""));
+  ExpectPartsAreTheMessage(with_empty);
+
+  InferResponse with_parameters = named();
+  Tensor p = Output("y", DataType::kFp32, {3}, floats);
+  p.parameters["a_bool"] = true;
+  p.parameters["a_double"] = 0.5;
+  p.parameters["a_string"] = std::string("s");
+  p.parameters["an_int"] = int64_t{-7};
+  with_parameters.outputs.push_back(p);
+  with_parameters.outputs.push_back(Output("z", DataType::kFp32, {3}, floats));
+  ExpectPartsAreTheMessage(with_parameters);
+
+  // Pieces alternate: the head up to a tensor's bytes, the tensor, ...
+  auto parts = EncodeGrpcInferResponseParts(several);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->pieces.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(parts->pieces[i].in_head, i % 2 == 0) << i;
+  EXPECT_EQ(parts->pieces[0].head_offset, 0u);
+  EXPECT_EQ(parts->pieces[4].head_offset + parts->pieces[4].size, parts->head.size());
+  EXPECT_EQ(parts->pieces[5].data, reinterpret_cast<const std::byte*>(medium.data()));
+  // ... and the head's rest, after a last tensor that is empty.
+  auto tail = EncodeGrpcInferResponseParts(with_empty);
+  ASSERT_TRUE(tail.ok());
+  ASSERT_EQ(tail->pieces.size(), 3u);
+  EXPECT_TRUE(tail->pieces[2].in_head);
+  EXPECT_EQ(tail->pieces[2].head_offset + tail->pieces[2].size, tail->head.size());
+}
+
+TEST(GrpcCodecTest, ResponsePartsOverTwoGiBAreRefused) {
+  // Reserved, never touched: only the size is read.
+  const size_t size = size_t{INT_MAX};
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  InferResponse response;
+  response.model_name = "m";
+  response.outputs.push_back(
+      Output("y", DataType::kUint8, {INT_MAX}, std::string_view(static_cast<char*>(p), size)));
+  auto parts = EncodeGrpcInferResponseParts(response);
+  munmap(p, size);
+  ASSERT_FALSE(parts.ok());
+  EXPECT_EQ(parts.status().code(), StatusCode::kResourceExhausted);
+  // model_name (3 bytes), the output's metadata (name 3, datatype 7, shape
+  // 7, with its own tag and length: 19), the tensor's tag and 5-byte length,
+  // the tensor.
+  const size_t want = 3 + 19 + 1 + 5 + size;
+  EXPECT_EQ(parts.status().message(),
+            "the response is " + std::to_string(want) +
+                " bytes, over the 2 GiB a protobuf message can hold; ask for fewer outputs or use "
+                "shared memory for them");
 }
 
 TEST(GrpcCodecTest, EncodesOutputsAsRawContents) {
