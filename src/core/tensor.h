@@ -35,6 +35,10 @@ struct Tensor {
   // on an output written to shared memory (whose `data` is then empty).
   Parameters parameters;
 
+  // The elements as T, for bytes known to be aligned for T (buffers a
+  // backend or a codec allocated). An input's bytes need not be: a binary
+  // section after a JSON header, or raw contents inside a gRPC message, lie
+  // at any offset; copy those out (std::memcpy) instead.
   template <typename T>
   std::span<const T> as() const {
     return {reinterpret_cast<const T*>(data.data()), data.size() / sizeof(T)};

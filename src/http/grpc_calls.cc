@@ -5,6 +5,7 @@
 
 #include "http/grpc_framing.h"
 #include "rpc/grpc_codec.h"
+#include "rpc/infer_request_wire.h"
 #include "rpc/observe.h"
 #include "rpc/stream_responses.h"
 
@@ -104,15 +105,49 @@ class RepositoryCall final : public GrpcUnaryCall {
   Request request_;
 };
 
+// A ModelInferRequest with the bytes it came in: its raw input contents are
+// views into them (ParseModelInferRequestInPlace), and its input tensors
+// too, so the inference shares it whole.
+struct InferMessage {
+  std::string wire;
+  inference::ModelInferRequest msg;
+  std::vector<std::string_view> raw;
+
+  Status Parse(std::string bytes) {
+    wire = std::move(bytes);
+    return ParseModelInferRequestInPlace(wire, &msg, &raw);
+  }
+};
+
+// From this many bytes of output tensors on, an answer is written where its
+// tensors lie (GrpcResponseParts) instead of copied into one message: below
+// it, the copy costs less than the pieces.
+constexpr size_t kPartsFromBytes = 64 << 10;
+
+size_t OutputBytes(const InferResponse& response) {
+  size_t n = 0;
+  for (const Tensor& t : response.outputs) n += t.data.size();
+  return n;
+}
+
 // ModelInfer. The request message is shared with the inference (its input
 // tensors are views into it), so the call may go first.
 class InferCall final : public GrpcUnaryCall {
  public:
-  Status Parse(std::string_view message) override { return ParseInto(*request_, message, parsed_); }
+  Status Parse(std::string_view message) override { return ParseOwned(std::string(message)); }
+  Status ParseOwned(std::string message) override {
+    if (parsed_) {
+      return InvalidArgument(
+          "a unary call carries exactly one request message; this one sent a second");
+    }
+    MM_RETURN_IF_ERROR(request_->Parse(std::move(message)));
+    parsed_ = true;
+    return OkStatus();
+  }
 
   void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta& meta,
            GrpcReplyCallback done) override {
-    auto decoded = DecodeGrpcInferRequest(*request_);
+    auto decoded = DecodeGrpcInferRequest(request_->msg, request_->raw);
     if (!decoded.ok()) {
       GrpcReply reply;
       reply.status = decoded.status();
@@ -126,6 +161,17 @@ class InferCall final : public GrpcUnaryCall {
       GrpcReply reply;
       if (!r.ok()) {
         reply.status = r.status();
+        return done(std::move(reply));
+      }
+      if (OutputBytes(**r) >= kPartsFromBytes) {
+        auto parts = EncodeGrpcInferResponseParts(**r);
+        if (!parts.ok()) {
+          reply.status = parts.status();
+          return done(std::move(reply));
+        }
+        reply.parts = std::move(*parts);
+        reply.receipt = std::move((*r)->receipt);
+        reply.owner = std::shared_ptr<const InferResponse>(std::move(*r));
         return done(std::move(reply));
       }
       inference::ModelInferResponse response;
@@ -142,8 +188,7 @@ class InferCall final : public GrpcUnaryCall {
   }
 
  private:
-  std::shared_ptr<inference::ModelInferRequest> request_ =
-      std::make_shared<inference::ModelInferRequest>();
+  std::shared_ptr<InferMessage> request_ = std::make_shared<InferMessage>();
 };
 
 // A stream's message, length-prefixed; one protobuf cannot hold (2 GiB and
@@ -213,11 +258,12 @@ std::unique_ptr<GrpcUnaryCall> GrpcUnaryCall::Create(Method method) {
 
 #undef MM_SYNC
 
-Status GrpcStreamCall::OnMessage(std::string_view bytes, TenantRegistry::Memo* memo,
+Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
                                  int64_t received_ns) {
-  auto message = std::make_shared<inference::ModelInferRequest>();
-  bool parsed = false;
-  MM_RETURN_IF_ERROR(ParseInto(*message, bytes, parsed));
+  auto parsed = std::make_shared<InferMessage>();
+  MM_RETURN_IF_ERROR(parsed->Parse(std::move(bytes)));
+  // (Aliases the parsed message: it keeps the bytes its tensors view.)
+  std::shared_ptr<const inference::ModelInferRequest> message(parsed, &parsed->msg);
   // The tenants in force now (a reload may have changed or revoked the key).
   auto tenant = env_.service->Authenticate(authorization_, memo);
   if (!tenant.ok()) {
@@ -226,7 +272,7 @@ Status GrpcStreamCall::OnMessage(std::string_view bytes, TenantRegistry::Memo* m
                       " (the key was revoked by a reload of the tenants file while this "
                       "stream was open; open a new stream with a valid key)");
   }
-  auto decoded = DecodeGrpcInferRequest(*message);
+  auto decoded = DecodeGrpcInferRequest(parsed->msg, parsed->raw);
   if (!decoded.ok()) {
     Out out;
     inference::ModelStreamInferResponse response;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "core/delivery.h"
 #include "core/status.h"
 #include "observability/request_observer.h"
+#include "rpc/grpc_codec.h"
 #include "rpc/in_flight.h"
 #include "rpc/rpc_methods.h"
 #include "service/inference_service.h"
@@ -32,6 +34,11 @@ namespace mm {
 struct GrpcReply {
   Status status;
   std::string message;
+  // A big ModelInfer answer's message, written where its tensors lie
+  // instead (rpc/grpc_codec.h): `message` is then empty, and `owner` keeps
+  // the tensors alive until written.
+  std::optional<GrpcResponseParts> parts;
+  std::shared_ptr<const void> owner;
   // An inference answer's (core/delivery.h): settled once `message` is
   // written, or not.
   DeliveryReceipt receipt;
@@ -83,14 +90,13 @@ class GrpcStreamCall final : public ResponseStream,
         traceparent_(std::move(traceparent)),
         sink_(std::move(sink)) {}
 
-  // One request message, on the connection's loop (`memo`: its memory of
-  // keys). OK: it was handed on, and its answer comes through the sink
-  // (completes = true) — a request that fails (does not decode, an unknown
-  // model) is answered there too, as an error response. Not OK: the stream
-  // must end with this status after the requests in flight are answered
-  // (the key was revoked by a tenants reload, or the bytes are not a
-  // ModelInferRequest); nothing was handed on.
-  Status OnMessage(std::string_view bytes, TenantRegistry::Memo* memo, int64_t received_ns);
+  // One request message (its bytes, which the request keeps: its tensors
+  // view them), on the connection's loop (`memo`: its memory of keys). OK: it was handed on, and
+  // its answer comes through the sink (completes = true) — a request that fails (does not decode,
+  // an unknown model) is answered there too, as an error response. Not OK: the stream must end with
+  // this status after the requests in flight are answered (the key was revoked by a tenants reload,
+  // or the bytes are not a ModelInferRequest); nothing was handed on.
+  Status OnMessage(std::string bytes, TenantRegistry::Memo* memo, int64_t received_ns);
 
   // The client went away: every request still queued or running is cancelled.
   void CancelAll();
@@ -117,6 +123,9 @@ class GrpcUnaryCall {
   // INVALID_ARGUMENT when a second message comes or when the bytes are not
   // the method's request message.
   virtual Status Parse(std::string_view message) = 0;
+  // The same, taking the bytes: ModelInfer keeps them, and its input
+  // tensors view them where they lie (no copy of a big tensor).
+  virtual Status ParseOwned(std::string message) { return Parse(message); }
   // Whether Parse has taken the message.
   bool parsed() const { return parsed_; }
 

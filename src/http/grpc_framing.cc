@@ -146,6 +146,21 @@ Status GrpcMessageReader::Feed(std::string_view piece, const OnMessage& on_messa
   return OkStatus();
 }
 
+std::string GrpcMessageReader::Take(std::string_view message) {
+  const auto is = [message](const std::string& buffer) {
+    return !message.empty() && message.data() == buffer.data() && message.size() == buffer.size();
+  };
+  std::string out;
+  if (is(buffer_)) {
+    out.swap(buffer_);
+  } else if (is(inflated_)) {
+    out.swap(inflated_);
+  } else {
+    out.assign(message);
+  }
+  return out;
+}
+
 Status GrpcMessageReader::Finish() const {
   if (!failed_.ok()) return failed_;
   if (prefix_have_ > 0) {

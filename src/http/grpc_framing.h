@@ -66,6 +66,13 @@ class GrpcMessageReader {
   Status Feed(std::string_view piece, const OnMessage& on_message);
   Status Finish() const;
 
+  // Inside on_message: `message` (the view it was given) as a string of the
+  // caller's own. A message the reader gathered (it came in several pieces,
+  // as every big one does) or inflated is the reader's own buffer, handed
+  // over without a copy; one whole in a piece (a view into the transport's
+  // read buffer) is copied.
+  std::string Take(std::string_view message);
+
   // Messages delivered so far.
   uint64_t messages() const { return messages_; }
   // Whether a message has begun and not ended (its prefix or body half read).

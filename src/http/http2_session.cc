@@ -1,6 +1,9 @@
-// The native gRPC transport's connections: HTTP/2 by nghttp2 (framing,
-// HPACK, flow control, the protocol's state machine) on the HTTP server's
-// event loops, carrying gRPC calls (grpc_calls.h) (http_server_impl.h).
+// The HTTP server's HTTP/2 connections: HTTP/2 by nghttp2 (framing, HPACK,
+// flow control, the protocol's state machine) on the HTTP server's event
+// loops (http_server_impl.h), carrying gRPC calls (grpc_calls.h) on the
+// native gRPC port, and REST requests to the Router (http2_rest.h) on the
+// HTTP port, whose HTTP/1.1 session hands over a client that speaks HTTP/2
+// (h2c with prior knowledge, or h2 chosen by ALPN).
 //
 // One Http2Session per client, on one event loop: its nghttp2 session is
 // touched only from that loop's thread. Bytes read go through
@@ -12,7 +15,9 @@
 // (NGHTTP2_DATA_FLAG_NO_COPY), so a 4 MiB answer is not copied again. One
 // write is in flight at a time.
 //
-// A unary call runs once its request has ended; a ModelStreamInfer stream
+// A unary call, and a REST request, runs once its request has ended (a
+// /generate_stream reply's events are written as they come, one DATA frame
+// at a time as HTTP/1.1 writes them); a ModelStreamInfer stream
 // hands each message on as it comes (GrpcStreamCall), at most
 // stream_max_pending at a time: further messages wait with their bytes
 // unconsumed (window updates are ours), so flow control holds the client.
@@ -42,6 +47,7 @@
 
 #include "http/grpc_calls.h"
 #include "http/grpc_framing.h"
+#include "http/http2_rest.h"
 #include "http/http2_stream.h"
 #include "http/http_server_impl.h"
 
@@ -49,6 +55,8 @@ namespace mm {
 
 namespace {
 
+using http2_internal::H2Out;
+using http2_internal::H2Rest;
 using http2_internal::H2Stream;
 using http2_internal::Header;
 using http2_internal::IsGrpcContentType;
@@ -60,11 +68,21 @@ class Http2Session final : public Connection,
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
  public:
+  // `rest`: the HTTP port's (REST requests to the Router), else the gRPC
+  // port's (gRPC calls only).
   template <class... StreamArgs>
-  explicit Http2Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
+  explicit Http2Session(HttpServer::Impl* server, bool rest, StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
         server_(server),
+        rest_(rest),
         timer_(stream_.get_executor()) {}
+
+  // Before Run: the connection comes from the HTTP port's HTTP/1.1 session,
+  // past its TLS handshake, which read `received` of it already.
+  void TakeOver(std::string received) {
+    taken_over_ = true;
+    received_ = std::move(received);
+  }
 
   ~Http2Session() {
     // Streams still open are owned through nghttp2's user data, which
@@ -82,6 +100,11 @@ class Http2Session final : public Connection,
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if (!self->Setup()) return self->Close();
       self->SetIdleDeadline();
+      if (self->taken_over_) {
+        self->handshaken_ = true;
+        const std::string received = std::move(self->received_);
+        return self->Receive(reinterpret_cast<const uint8_t*>(received.data()), received.size());
+      }
       if constexpr (kTls) {
         self->Handshake();
       } else {
@@ -122,8 +145,8 @@ class Http2Session final : public Connection,
         if (!s->answered) ++running;
       }
       if (running > 0) {
-        spdlog::info("gRPC connection from {}: shutting down with {} call(s) to answer first",
-                     self->Peer(), running);
+        spdlog::info("{} connection from {}: shutting down with {} call(s) to answer first",
+                     self->What(), self->Peer(), running);
       }
       self->Flush();
     });
@@ -132,6 +155,7 @@ class Http2Session final : public Connection,
  private:
   // "address:port" of the client, for the log.
   std::string Peer() { return PeerOf(Tcp(stream_)); }
+  const char* What() const { return rest_ ? "HTTP/2" : "gRPC"; }
 
   // ------------------------------------------------------------ set-up
 
@@ -159,7 +183,8 @@ class Http2Session final : public Connection,
     if (rv != 0) return false;
     const auto& o = server_->options();
     const nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o.grpc.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         rest_ ? o.http2_max_concurrent_streams : o.grpc.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes)},
     };
@@ -198,20 +223,22 @@ class Http2Session final : public Connection,
   void Read() {
     if (closed_) return;
     if (input_ == nullptr) input_ = std::make_unique<uint8_t[]>(kInputBytes);
-    stream_.async_read_some(
-        net::buffer(input_.get(), kInputBytes),
-        [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
+    stream_.async_read_some(net::buffer(input_.get(), kInputBytes),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              if (self->closed_) return;
+                              if (ec) return self->Close();
+                              self->Receive(self->input_.get(), n);
+                            });
   }
   static constexpr size_t kInputBytes = 64 << 10;
 
-  void OnRead(beast::error_code ec, size_t n) {
-    if (closed_) return;
-    if (ec) return Close();
+  void Receive(const uint8_t* data, size_t n) {
     in_callback_ = true;  // answers given meanwhile are flushed below, not inside nghttp2
-    const ssize_t rv = nghttp2_session_mem_recv(session_, input_.get(), n);
+    const ssize_t rv = nghttp2_session_mem_recv(session_, data, n);
     in_callback_ = false;
     if (rv < 0) {
-      spdlog::debug("gRPC connection: HTTP/2 error: {}", nghttp2_strerror(static_cast<int>(rv)));
+      spdlog::debug("{} connection: HTTP/2 error: {}", What(),
+                    nghttp2_strerror(static_cast<int>(rv)));
       // nghttp2 queued a GOAWAY naming the error where it could: send it, then close.
       failed_ = true;
     }
@@ -235,6 +262,7 @@ class Http2Session final : public Connection,
     stream->id = frame->hd.stream_id;
     stream->received_ns = NowNs();
     stream->index = self->streams_.size();
+    if (self->rest_) stream->rest = std::make_unique<H2Rest>();
     self->streams_.push_back(stream.get());
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.release());
     // Its request must arrive in time (the body deadline, see Arm).
@@ -262,6 +290,12 @@ class Http2Session final : public Connection,
       return 0;
     }
     if (n.empty()) return 0;
+    if (s->rest != nullptr) {
+      const auto& o = self->server_->options();
+      http2_internal::TakeRestHeader(*s, n, v, self->server_->router().traces(),
+                                     o.max_request_bytes);
+      return 0;
+    }
     if (n[0] == ':') {
       if (n == ":method") {
         s->post = v == "POST";
@@ -326,6 +360,7 @@ class Http2Session final : public Connection,
 
   // The request's headers are all in: refuse it now if they already say so.
   void OnRequestHead(H2Stream* s) {
+    if (s->rest != nullptr) return;  // (decided once it has ended: RunRest)
     if (s->deadline_ns != 0) Arm(s->deadline_ns);
     if (!s->post || !s->grpc_content_type) {
       // Not a gRPC call (the gRPC specification: 415 for another content
@@ -368,6 +403,16 @@ class Http2Session final : public Connection,
     }
     s->body_bytes += size;
     const std::string_view piece(reinterpret_cast<const char*>(data), size);
+    if (s->rest != nullptr) {
+      nghttp2_session_consume(session, id, size);
+      if (s->answered || s->request_done || s->http_status != 0) return 0;
+      if (!http2_internal::AppendRestBody(*s->rest, piece,
+                                          self->server_->options().max_request_bytes)) {
+        s->http_status = 413;  // answered once the request ends; the rest is dropped
+        s->rest->body.reset();
+      }
+      return 0;
+    }
     if (s->answered || s->request_done || !s->reader.has_value()) {
       nghttp2_session_consume(session, id, size);  // refused or ended: dropped
       return 0;
@@ -375,7 +420,15 @@ class Http2Session final : public Connection,
     if (s->streaming) return self->OnStreamData(s, piece), 0;
     nghttp2_session_consume(session, id, size);
     GrpcUnaryCall* call = s->call.get();
-    Status fed = s->reader->Feed(piece, [call](std::string_view m) { return call->Parse(m); });
+    GrpcMessageReader* reader = &*s->reader;
+    // ModelInfer keeps its message's bytes (its tensors view them): the
+    // reader's own buffer when it gathered them, so a big tensor is not copied.
+    Status fed = *s->method == rpc::Method::kModelInfer
+                     ? reader->Feed(piece,
+                                    [call, reader](std::string_view m) {
+                                      return call->ParseOwned(reader->Take(m));
+                                    })
+                     : reader->Feed(piece, [call](std::string_view m) { return call->Parse(m); });
     if (!fed.ok()) self->End(s, std::move(fed));
     return 0;
   }
@@ -385,8 +438,9 @@ class Http2Session final : public Connection,
   // window's bytes it arrived in.
   void OnStreamData(H2Stream* s, std::string_view piece) {
     Status fed = s->reader->Feed(piece, [this, s](std::string_view message) {
-      if (s->waiting.empty() && HasRoom(s)) return HandOn(s, message);
-      s->waiting.emplace_back(message);
+      std::string bytes = s->reader->Take(message);
+      if (s->waiting.empty() && HasRoom(s)) return HandOn(s, std::move(bytes));
+      s->waiting.push_back(std::move(bytes));
       return OkStatus();
     });
     if (s->waiting.empty()) {
@@ -412,10 +466,10 @@ class Http2Session final : public Connection,
   }
 
   // One request of a stream to the core. Not OK: the stream ends with it.
-  Status HandOn(H2Stream* s, std::string_view message) {
+  Status HandOn(H2Stream* s, std::string message) {
     // Counted first: its answer may come back at once (inline execution).
     ++s->in_flight;
-    Status handed = s->stream_call->OnMessage(message, &auth_memo_, NowNs());
+    Status handed = s->stream_call->OnMessage(std::move(message), &auth_memo_, NowNs());
     if (!handed.ok()) --s->in_flight;
     return handed;
   }
@@ -426,7 +480,9 @@ class Http2Session final : public Connection,
     while (!s->waiting.empty() && HasRoom(s) && !s->answered && s->stream_call != nullptr) {
       std::string message = std::move(s->waiting.front());
       s->waiting.pop_front();
-      if (Status handed = HandOn(s, message); !handed.ok()) return StopReading(s, handed);
+      if (Status handed = HandOn(s, std::move(message)); !handed.ok()) {
+        return StopReading(s, handed);
+      }
     }
     if (s->waiting.empty() && s->unconsumed > 0) {
       nghttp2_session_consume(session_, s->id, s->unconsumed);
@@ -446,6 +502,7 @@ class Http2Session final : public Connection,
 
   // The client half-closed: the request is whole. A unary call runs now.
   void OnRequestDone(H2Stream* s) {
+    if (s->rest != nullptr) return RunRest(s);
     if (s->http_status != 0) return Respond(s, s->http_status);
     if (s->streaming) {
       if (Status whole = s->reader->Finish(); !whole.ok() && s->end_status.ok()) {
@@ -490,8 +547,11 @@ class Http2Session final : public Connection,
     if (s == nullptr || s->answered) return;  // gone (reset, or past its deadline): dropped
     if (!reply.status.ok()) {
       End(s, std::move(reply.status));
+    } else if (reply.parts.has_value()) {
+      QueueParts(s, std::move(*reply.parts), std::move(reply.owner), std::move(reply.receipt));
+      End(s, OkStatus());
     } else {
-      Queue(s, GrpcStreamCall::Out{std::move(reply.message), std::move(reply.receipt)});
+      Queue(s, H2Out{std::move(reply.message), {}, nullptr, std::move(reply.receipt)});
       End(s, OkStatus());
     }
     Flush();
@@ -501,15 +561,132 @@ class Http2Session final : public Connection,
     H2Stream* s = closed_ ? nullptr : Find(session_, id);
     if (s == nullptr) return;  // gone: its receipt is settled undelivered
     if (out.completes) --s->in_flight;
-    if (out.write && !s->answered) Queue(s, std::move(out));
+    if (out.write && !s->answered) {
+      Queue(s, H2Out{std::move(out.message), {}, nullptr, std::move(out.receipt)});
+    }
     Pump(s);
     Flush();
   }
 
+  // ------------------------------------------------------------ REST
+
+  // A REST request has ended: to the Router, unless its head or body
+  // already decided the answer (as HTTP/1.1 answers them).
+  void RunRest(H2Stream* s) {
+    if (s->answered || s->running) return;
+    const auto& o = server_->options();
+    if (s->header_bytes > o.max_header_bytes) {
+      HttpReply r = ErrorReply(InvalidArgument("request headers exceed the limit of " +
+                                               std::to_string(o.max_header_bytes) +
+                                               " bytes (--max-header-bytes)"));
+      r.status = 431;
+      return ReplyRest(s, std::move(r));
+    }
+    if (s->http_status == 413) {
+      return ReplyRest(s, ErrorReply(PayloadTooLarge("request body exceeds the limit of " +
+                                                     std::to_string(o.max_request_bytes) +
+                                                     " bytes (--max-request-bytes)")));
+    }
+    if (!s->rest->bad_head.ok()) return ReplyRest(s, ErrorReply(s->rest->bad_head));
+    s->running = true;
+    s->cancellation = std::make_shared<Cancellation>();
+    HttpRequestView view = http2_internal::RestRequestView(*s);
+    view.auth_memo = &auth_memo_;
+    const int32_t id = s->id;
+    server_->router().Handle(view, [self = this->shared_from_this(), id](HttpReply reply) {
+      // As a gRPC call's answer (OnRequestDone): onto the connection's loop.
+      net::dispatch(self->stream_.get_executor(), [self, id, reply = std::move(reply)]() mutable {
+        self->OnRestReply(id, std::move(reply));
+      });
+    });
+  }
+
+  void OnRestReply(int32_t id, HttpReply reply) {
+    H2Stream* s = closed_ ? nullptr : Find(session_, id);
+    if (s == nullptr || s->answered) {  // reset meanwhile: dropped, undelivered
+      if (reply.events != nullptr) reply.events->Abandon();
+      return;
+    }
+    ReplyRest(s, std::move(reply));
+    Flush();
+  }
+
+  // The reply's head, then its body where it lies (the JSON, the binary
+  // tensors), or a /generate_stream reply's events as they come.
+  void ReplyRest(H2Stream* s, HttpReply reply) {
+    if (s->answered) return;
+    s->answered = true;
+    s->plain = true;
+    s->headers_sent = true;
+    std::vector<std::string> storage;
+    const std::vector<nghttp2_nv> head = http2_internal::RestResponseHead(reply, storage);
+    nghttp2_data_provider body;
+    body.source.ptr = s;
+    body.read_callback = &ReadMessage;
+    if (reply.events != nullptr) {
+      s->rest->events = std::move(reply.events);
+      nghttp2_submit_response(session_, s->id, head.data(), head.size(), &body);
+      return PumpEvents(s);
+    }
+    s->ending = true;
+    if (!s->rest->head_only) http2_internal::RestBodyPieces(reply, s->outgoing);
+    if (s->outgoing.empty()) {
+      reply.receipt.Settle(true);  // the head is the whole answer
+      nghttp2_submit_response(session_, s->id, head.data(), head.size(), nullptr);
+      return;
+    }
+    nghttp2_submit_response(session_, s->id, head.data(), head.size(), &body);
+  }
+
+  // Takes the events the model has sent since, once those taken before are
+  // in the output (one chunk at a time, as HTTP/1.1 writes them): a client
+  // that reads slowly holds the events in the EventStream, not here. With
+  // none, the stream waits (deferred) until the model's next Push wakes it.
+  void PumpEvents(H2Stream* s) {
+    const std::shared_ptr<EventStream>& events = s->rest->events;
+    if (events == nullptr || s->ending || !s->outgoing.empty()) return;
+    std::string chunk;
+    bool last = false;
+    const int32_t id = s->id;
+    const bool any = events->Take(chunk, &last, [self = this->shared_from_this(), id] {
+      net::dispatch(self->stream_.get_executor(), [self, id] {
+        H2Stream* s = self->closed_ ? nullptr : Find(self->session_, id);
+        if (s == nullptr || s->rest == nullptr) return;
+        self->PumpEvents(s);
+        self->Flush();
+      });
+    });
+    if (!any) return;
+    if (!chunk.empty()) s->outgoing.push_back(H2Out{std::move(chunk), {}, nullptr, {}});
+    if (last) s->ending = true;
+    Resume(s);
+  }
+
   // ------------------------------------------------------------ output
 
-  // Queues one message of the answer; the first sends the HEADERS.
-  void Queue(H2Stream* s, GrpcStreamCall::Out out) {
+  // A big answer's message in its parts, written where they lie: the head's
+  // ranges (kept by the head itself) and the output tensors (kept by
+  // `owner`); the receipt rides on the last.
+  void QueueParts(H2Stream* s, GrpcResponseParts parts, std::shared_ptr<const void> owner,
+                  DeliveryReceipt receipt) {
+    auto head = std::make_shared<const std::string>(std::move(parts.head));
+    for (size_t i = 0; i < parts.pieces.size(); ++i) {
+      const GrpcResponseParts::Piece& piece = parts.pieces[i];
+      H2Out out;
+      if (piece.in_head) {
+        out.view = std::string_view(*head).substr(piece.head_offset, piece.size);
+        out.owner = head;
+      } else {
+        out.view = std::string_view(reinterpret_cast<const char*>(piece.data), piece.size);
+        out.owner = owner;
+      }
+      if (i + 1 == parts.pieces.size()) out.receipt = std::move(receipt);
+      Queue(s, std::move(out));
+    }
+  }
+
+  // Queues bytes of the answer; the first sends the HEADERS.
+  void Queue(H2Stream* s, H2Out out) {
     s->outgoing.push_back(std::move(out));
     if (!s->headers_sent) {
       s->headers_sent = true;
@@ -589,7 +766,7 @@ class Http2Session final : public Connection,
     static constexpr std::string_view kBody =
         R"({"error":"this port serves gRPC (inference.GRPCInferenceService): POST with )"
         R"(content-type application/grpc"})";
-    s->outgoing.push_back(GrpcStreamCall::Out{std::string(kBody), {}});
+    s->outgoing.push_back(H2Out{std::string(kBody), {}, nullptr, {}});
     s->headers_sent = true;
     const nghttp2_nv headers[] = {
         Header(":status", std::string_view(s->status_text.data(), s->status_size)),
@@ -609,7 +786,7 @@ class Http2Session final : public Connection,
     auto* s = static_cast<H2Stream*>(source->ptr);
     size_t n = 0;
     if (!s->outgoing.empty()) {
-      n = std::min(length, s->outgoing.front().message.size() - s->front_queued);
+      n = std::min(length, s->outgoing.front().size() - s->front_queued);
       s->front_queued += n;
       *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     } else if (!s->ending) {
@@ -617,9 +794,8 @@ class Http2Session final : public Connection,
       return NGHTTP2_ERR_DEFERRED;
     }
     const bool last =
-        s->ending &&
-        (s->outgoing.empty() ||
-         (s->outgoing.size() == 1 && s->front_queued == s->outgoing.front().message.size()));
+        s->ending && (s->outgoing.empty() ||
+                      (s->outgoing.size() == 1 && s->front_queued == s->outgoing.front().size()));
     if (last && s->plain) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;  // no trailers: the body ends the stream
     } else if (last) {
@@ -645,16 +821,19 @@ class Http2Session final : public Connection,
     auto* s = static_cast<H2Stream*>(source->ptr);
     if (frame->data.padlen > 0 || s->outgoing.empty()) return NGHTTP2_ERR_CALLBACK_FAILURE;
     self->Copy(framehd, 9);
-    GrpcStreamCall::Out& front = s->outgoing.front();
-    self->Refer(front.message.data() + s->front_sent, length);
+    H2Out& front = s->outgoing.front();
+    self->Refer(front.data() + s->front_sent, length);
     s->front_sent += length;
-    if (s->front_sent == front.message.size()) {
+    if (s->front_sent == front.size()) {
       // Whole in the output: kept (and its receipt held) until the write is done.
       self->written_.push_back(std::move(front));
       s->outgoing.pop_front();
       s->front_queued = 0;
       s->front_sent = 0;
-      if (s->waiting.size() > 0) self->pump_.push_back(s->id);
+      // Room for more: waiting stream messages, or a REST reply's next events.
+      if (s->waiting.size() > 0 || (s->rest != nullptr && s->rest->events != nullptr)) {
+        self->pump_.push_back(s->id);
+      }
     }
     return 0;
   }
@@ -687,6 +866,15 @@ class Http2Session final : public Connection,
     // Its stream call's sink holds this session: let go of it (its requests
     // still running keep it until they are answered, into nothing).
     s->stream_call.reset();
+    // A /generate_stream reply: its last event went out, or it never will.
+    if (s->rest != nullptr && s->rest->events != nullptr) {
+      if (error_code == NGHTTP2_NO_ERROR && s->ending && s->outgoing.empty()) {
+        s->rest->events->Delivered();
+      } else {
+        s->rest->events->Abandon();
+      }
+      s->rest->events.reset();
+    }
     // Bytes it held back count against the connection's window still.
     if (s->unconsumed > 0) nghttp2_session_consume_connection(session, s->unconsumed);
     // Messages not written stay with it until the write in flight (which
@@ -754,7 +942,13 @@ class Http2Session final : public Connection,
                        auto pump = std::move(self->pump_);
                        self->pump_.clear();
                        for (int32_t id : pump) {
-                         if (H2Stream* s = Find(self->session_, id)) self->Pump(s);
+                         H2Stream* s = Find(self->session_, id);
+                         if (s == nullptr) continue;
+                         if (s->rest != nullptr) {
+                           self->PumpEvents(s);
+                         } else {
+                           self->Pump(s);
+                         }
                        }
                        self->Flush();
                      });
@@ -806,14 +1000,15 @@ class Http2Session final : public Connection,
     int64_t next = INT64_MAX;
     if (!handshaken_ && handshake_deadline_ns_ != 0) {
       if (now >= handshake_deadline_ns_) {
-        spdlog::debug("gRPC connection: TLS handshake not done in time; closing it");
+        spdlog::debug("{} connection: TLS handshake not done in time; closing it", What());
         return Close();
       }
       next = handshake_deadline_ns_;
     }
     if (write_deadline_ns_ != 0) {
       if (now >= write_deadline_ns_) {
-        spdlog::debug("gRPC connection: the client did not read its answers in time; closing it");
+        spdlog::debug("{} connection: the client did not read its answers in time; closing it",
+                      What());
         return Close();
       }
       next = write_deadline_ns_;
@@ -865,13 +1060,18 @@ class Http2Session final : public Connection,
     if (closed_) return;
     closed_ = true;
     // The streams still open cancel their requests and let go of their
-    // stream calls, whose sinks hold this session (after this handler: one
-    // may be on the stack).
+    // stream calls and event streams, which hold this session (after this
+    // handler: one may be on the stack).
     net::post(stream_.get_executor(), [self = this->shared_from_this()] {
       for (H2Stream* s : self->streams_) {
         if (s->cancellation != nullptr) s->cancellation->Cancel();
         if (s->stream_call != nullptr) s->stream_call->CancelAll();
         s->stream_call.reset();
+        // (An event stream's wake holds this session too.)
+        if (s->rest != nullptr && s->rest->events != nullptr) {
+          s->rest->events->Abandon();
+          s->rest->events.reset();
+        }
       }
     });
     beast::error_code ec;
@@ -889,11 +1089,14 @@ class Http2Session final : public Connection,
 
   Stream stream_;
   HttpServer::Impl* const server_;
+  const bool rest_;          // the HTTP port's: REST requests (else gRPC calls)
+  bool taken_over_ = false;  // from the HTTP port's HTTP/1.1 session (TakeOver)
+  std::string received_;     // what it had read, until Run feeds it to nghttp2
   nghttp2_session* session_ = nullptr;
   std::unique_ptr<uint8_t[]> input_;
   std::vector<H2Stream*> streams_;                  // open, owned through nghttp2's user data
   std::vector<std::unique_ptr<H2Stream>> retired_;  // closed, freed after the next write
-  std::vector<GrpcStreamCall::Out> written_;        // in the write in flight
+  std::vector<H2Out> written_;                      // in the write in flight
   std::vector<int32_t> pump_;       // streams with messages waiting that a write makes room for
   TenantRegistry::Memo auth_memo_;  // the last key this connection presented
   std::string out_;
@@ -917,7 +1120,35 @@ class Http2Session final : public Connection,
 }  // namespace
 
 void StartHttp2Session(HttpServer::Impl* server, Socket socket, net::ssl::context* tls) {
-  StartConnection<Http2Session>(server, std::move(socket), tls);
+  if (tls != nullptr) {
+    auto connection =
+        std::make_shared<Http2Session<TlsStream>>(server, false, std::move(socket), *tls);
+    server->Register(connection);
+    connection->Run();
+  } else {
+    auto connection = std::make_shared<Http2Session<Socket>>(server, false, std::move(socket));
+    server->Register(connection);
+    connection->Run();
+  }
+}
+
+namespace {
+
+template <class Stream>
+void TakeOverHttp2(HttpServer::Impl* server, Stream stream, std::string received) {
+  auto connection = std::make_shared<Http2Session<Stream>>(server, true, std::move(stream));
+  connection->TakeOver(std::move(received));
+  server->Register(connection);
+  connection->Run();
+}
+
+}  // namespace
+
+void StartHttp2Rest(HttpServer::Impl* server, Socket stream, std::string received) {
+  TakeOverHttp2(server, std::move(stream), std::move(received));
+}
+void StartHttp2Rest(HttpServer::Impl* server, TlsStream stream, std::string received) {
+  TakeOverHttp2(server, std::move(stream), std::move(received));
 }
 
 }  // namespace mm

@@ -1,6 +1,6 @@
-// Inside the native gRPC transport (http2_session.cc): one HTTP/2 stream's
-// state from its HEADERS to its close, and the small helpers the session
-// uses on it. Not a door: nothing outside src/http includes it.
+// Inside the HTTP/2 transport (http2_session.cc): one HTTP/2 stream's state
+// from its HEADERS to its close, and the small helpers the session uses on
+// it. Not a door: nothing outside src/http includes it.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -16,9 +16,11 @@
 #include <string_view>
 
 #include "core/cancellation.h"
+#include "core/delivery.h"
 #include "core/status.h"
 #include "http/grpc_calls.h"
 #include "http/grpc_framing.h"
+#include "http/router.h"
 #include "rpc/rpc_methods.h"
 
 namespace mm::http2_internal {
@@ -46,7 +48,33 @@ inline bool IsGrpcContentType(std::string_view value) {
   return value.size() == kGrpc.size() || value[kGrpc.size()] == '+' || value[kGrpc.size()] == ';';
 }
 
-// One HTTP/2 stream: a gRPC call from its HEADERS to its close.
+// Bytes of an answer to write, in order: its own (`bytes`), or a view of
+// bytes `owner` keeps alive (a REST reply's binary tensors). `receipt` is
+// settled once they are written, or not.
+struct H2Out {
+  std::string bytes;
+  std::string_view view;
+  std::shared_ptr<const void> owner;
+  DeliveryReceipt receipt;
+
+  const char* data() const { return owner != nullptr ? view.data() : bytes.data(); }
+  size_t size() const { return owner != nullptr ? view.size() : bytes.size(); }
+};
+
+// A REST request (the HTTP port's HTTP/2): its head as the Router takes it,
+// and its body gathered (padded for the JSON parser, as HTTP/1.1's is).
+struct H2Rest {
+  HttpMethod method = HttpMethod::kOther;
+  std::string target;
+  std::optional<size_t> inference_header_length;
+  Status bad_head;  // a header that is malformed: 400 once the request ends
+  std::shared_ptr<std::string> body;
+  bool head_only = false;               // HEAD: the answer's head alone
+  std::shared_ptr<EventStream> events;  // a /generate_stream reply being written
+};
+
+// One HTTP/2 stream: a gRPC call or a REST request from its HEADERS to its
+// close.
 struct H2Stream {
   int32_t id = 0;
   size_t index = 0;  // its place in Http2Session::streams_
@@ -56,8 +84,9 @@ struct H2Stream {
   // The request.
   bool post = false;
   bool grpc_content_type = false;
-  int http_status = 0;  // not a gRPC call: the HTTP status it gets once it ends
-  bool plain = false;   // answered as plain HTTP (no trailers)
+  int http_status = 0;           // not a gRPC call: the HTTP status it gets once it ends
+  bool plain = false;            // answered as plain HTTP (no trailers)
+  std::unique_ptr<H2Rest> rest;  // a REST request (the HTTP port)
   std::optional<rpc::Method> method;
   std::string authorization;
   std::string traceparent;
@@ -84,7 +113,7 @@ struct H2Stream {
   uint64_t messages_seen = 0;
   // The answer: messages to write in order (the front is being handed to
   // nghttp2), then the trailers with end_status once `ending`.
-  std::deque<GrpcStreamCall::Out> outgoing;
+  std::deque<H2Out> outgoing;
   size_t front_queued = 0;  // bytes of the front handed to nghttp2 (read callback)
   size_t front_sent = 0;    // bytes of the front in the output (send_data callback)
   bool headers_sent = false;

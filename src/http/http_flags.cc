@@ -54,6 +54,15 @@ void AddHttpFlags(CLI::App& app, HttpServer::Options& options) {
       ->capture_default_str()
       ->check(CLI::Range(kTlsHandshakeTimeoutMsBounds.min, kTlsHandshakeTimeoutMsBounds.max))
       ->group("");
+  app.add_option("--http2", options.http2,
+                 "The HTTP port also serves the REST API over HTTP/2: h2c with prior knowledge, "
+                 "and h2 by ALPN under TLS (false: HTTP/1.1 only)")
+      ->capture_default_str();
+  app.add_option("--http2-max-concurrent-streams", options.http2_max_concurrent_streams,
+                 "HTTP/2 on the HTTP port: requests open at once per connection")
+      ->capture_default_str()
+      ->check(
+          CLI::Range(kHttp2MaxConcurrentStreamsBounds.min, kHttp2MaxConcurrentStreamsBounds.max));
 }
 
 Status ValidateHttpOptions(const HttpServer::Options& options) {
@@ -66,6 +75,9 @@ Status ValidateHttpOptions(const HttpServer::Options& options) {
       CheckBounds("--read-timeout-ms", options.read_timeout_ms, kReadTimeoutMsBounds));
   MM_RETURN_IF_ERROR(
       CheckBounds("--max-connections", options.max_connections, kMaxConnectionsBounds));
+  MM_RETURN_IF_ERROR(CheckBounds("--http2-max-concurrent-streams",
+                                 options.http2_max_concurrent_streams,
+                                 kHttp2MaxConcurrentStreamsBounds));
   return CheckBounds("--tls-handshake-timeout-ms", options.tls_handshake_timeout_ms,
                      kTlsHandshakeTimeoutMsBounds);
 }

@@ -24,10 +24,12 @@ inline constexpr Bounds<size_t> kMaxHeaderBytesBounds{1024, size_t{1} << 20};
 inline constexpr Bounds<uint32_t> kReadTimeoutMsBounds{100, 3'600'000};
 inline constexpr Bounds<size_t> kMaxConnectionsBounds{1, size_t{1} << 24};
 inline constexpr Bounds<uint32_t> kTlsHandshakeTimeoutMsBounds{1, 600'000};
+inline constexpr Bounds<uint32_t> kHttp2MaxConcurrentStreamsBounds{1, 1u << 20};
 
 // Registers --http-address, --http-port, --http-threads, --max-request-bytes,
 // --max-header-bytes, --read-timeout-ms, --max-connections, --tls-cert,
-// --tls-key, --tls-client-ca and --tls-handshake-timeout-ms, writing into
+// --tls-key, --tls-client-ca, --tls-handshake-timeout-ms, --http2 and
+// --http2-max-concurrent-streams, writing into
 // `options` (which must outlive the parse). Sets the server's default of one
 // I/O thread per core first.
 void AddHttpFlags(CLI::App& app, HttpServer::Options& options);

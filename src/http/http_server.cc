@@ -125,6 +125,22 @@ int SelectH2(SSL*, const unsigned char** out, unsigned char* out_size, const uns
   return SSL_TLSEXT_ERR_OK;
 }
 
+// ALPN for the HTTP port with --http2: h2 when the client offers it (as
+// browsers and curl do), else http/1.1; a client that offers neither gets
+// no ALPN answer and speaks HTTP/1.1.
+int SelectH2OrHttp11(SSL*, const unsigned char** out, unsigned char* out_size,
+                     const unsigned char* in, unsigned int in_size, void*) {
+  static constexpr unsigned char kProtocols[] = {2,   'h', '2', 8,   'h', 't',
+                                                 't', 'p', '/', '1', '.', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, out_size, kProtocols, sizeof(kProtocols), in, in_size) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
 // Binds and listens on address:port; fails naming what listens there.
 Status Listen(Acceptor& acceptor, const std::string& address_text, uint16_t port,
               std::string_view what, std::string_view address_flag, uint16_t* bound) {
@@ -279,6 +295,9 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
   if (options.threads == 0) options.threads = 1;
   MM_RETURN_IF_ERROR(ValidateHttpOptions(options));
   MM_ASSIGN_OR_RETURN(std::unique_ptr<net::ssl::context> tls, MakeTlsContext(options));
+  if (tls != nullptr && options.http2) {
+    SSL_CTX_set_alpn_select_cb(tls->native_handle(), &SelectH2OrHttp11, nullptr);
+  }
   std::unique_ptr<net::ssl::context> grpc_tls;
   if (tls != nullptr && options.grpc.enabled) {
     MM_ASSIGN_OR_RETURN(grpc_tls, MakeTlsContext(options));

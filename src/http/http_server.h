@@ -50,6 +50,13 @@ class HttpServer {
     std::string tls_client_ca_file;
     // A TLS connection whose handshake has not finished by then is closed.
     uint32_t tls_handshake_timeout_ms = 10'000;
+    // The HTTP port speaks HTTP/2 too (--http2): a client that opens with the
+    // HTTP/2 preface (h2c with prior knowledge), or that ALPN agrees h2 with
+    // under TLS, gets the same REST API over HTTP/2, with the limits above
+    // per request and at most http2_max_concurrent_streams requests open
+    // at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    bool http2 = true;
+    uint32_t http2_max_concurrent_streams = 128;
     // Tracing and the access log of inference requests (not owned; outlives
     // the server); null: none.
     const RequestObserver* observer = nullptr;

@@ -168,5 +168,11 @@ void StartSession(HttpServer::Impl* server, Socket socket, net::ssl::context* tl
 // The same for a connection to the native gRPC port: an Http2Session
 // (http2_session.cc).
 void StartHttp2Session(HttpServer::Impl* server, Socket socket, net::ssl::context* tls);
+// Hands a connection of the HTTP port whose client speaks HTTP/2 (the h2c
+// preface, or h2 chosen by ALPN) to an Http2Session serving REST: `stream`
+// is past its TLS handshake and `received` is what was read of it already.
+// On the connection's loop; the caller's Session lets go of the stream.
+void StartHttp2Rest(HttpServer::Impl* server, Socket stream, std::string received);
+void StartHttp2Rest(HttpServer::Impl* server, TlsStream stream, std::string received);
 
 }  // namespace mm

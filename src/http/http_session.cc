@@ -72,13 +72,16 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   explicit Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
         server_(server),
-        timer_(stream_.get_executor()) {}
+        executor_(stream_.get_executor()),
+        timer_(executor_) {}
   ~Session() { server_->Unregister(this); }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if constexpr (kTls) {
         self->Handshake();
+      } else if (self->server_->options().http2) {
+        self->Sniff();
       } else {
         self->Read();
       }
@@ -86,9 +89,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
   void Shutdown() override {
-    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+    net::dispatch(executor_, [self = this->shared_from_this()] {
       self->closing_ = true;
-      if (self->reading_) {
+      if (self->reading_ && !self->handed_over_) {
         beast::error_code ec;
         Tcp(self->stream_).shutdown(net::ip::tcp::socket::shutdown_both, ec);
         Tcp(self->stream_).close(ec);
@@ -111,8 +114,45 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
             spdlog::debug("TLS handshake from {} failed: {}", self->Peer(), ec.message());
             return self->Close();
           }
+          // ALPN agreed on h2 (only offered with --http2): an HTTP/2 client.
+          const unsigned char* protocol = nullptr;
+          unsigned int size = 0;
+          SSL_get0_alpn_selected(self->stream_.native_handle(), &protocol, &size);
+          if (size == 2 && protocol[0] == 'h' && protocol[1] == '2') return self->HandOver({});
           self->Read();
         });
+  }
+
+  // Plain connections (with --http2) begin here: a client whose first bytes
+  // are the HTTP/2 connection preface (h2c with prior knowledge) is handed
+  // to an Http2Session; any other is HTTP/1.1, whose parser then finds the
+  // bytes read here in buffer_. Once per connection, not per request.
+  void Sniff() {
+    if (closing_ || server_->stopping()) return Close();
+    reading_ = true;
+    SetDeadline(server_->options().read_timeout_ms, "request head");
+    stream_.async_read_some(buffer_.prepare(kSniffBytes), [self = this->shared_from_this()](
+                                                              beast::error_code ec, size_t n) {
+      self->reading_ = false;
+      if (ec) return self->Close();
+      self->buffer_.commit(n);
+      static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+      const std::string_view have(static_cast<const char*>(self->buffer_.data().data()),
+                                  self->buffer_.size());
+      const size_t same = std::min(have.size(), kPreface.size());
+      if (have.substr(0, same) != kPreface.substr(0, same)) return self->Read();
+      if (same < kPreface.size()) return self->Sniff();  // (a preface in pieces)
+      self->HandOver(std::string(have));
+    });
+  }
+  static constexpr size_t kSniffBytes = 16 << 10;
+
+  // The connection goes on as HTTP/2; this session only lets go of it.
+  void HandOver(std::string received) {
+    handed_over_ = true;
+    ClearDeadline();
+    timer_.cancel();
+    StartHttp2Rest(server_, std::move(stream_), std::move(received));
   }
 
   // Deadlines. Each phase in which the connection waits on its client (TLS
@@ -455,6 +495,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // Over TLS this closes the socket under the TLS layer: no close_notify, and
   // nothing to wait for.
   void Close() {
+    if (handed_over_) return;  // (the stream is the Http2Session's)
     beast::error_code ec;
     Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_send, ec);
     Tcp(stream_).close(ec);
@@ -464,6 +505,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   Stream stream_;
   HttpServer::Impl* const server_;
+  // The connection's loop (stream_'s, which HandOver may move away).
+  const Executor executor_;
   beast::flat_buffer buffer_;
   // Request headers are allocated from a per-connection arena: a typical
   // request's fields fit the inline buffer, so parsing them allocates nothing.
@@ -489,6 +532,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   bool head_only_ = false;
   bool reading_ = false;
   bool closing_ = false;
+  bool handed_over_ = false;  // the stream went to an Http2Session (HandOver)
   // The deadline of the phase waiting on the client (0: none), and the timer
   // that enforces it (see SetDeadline).
   int64_t deadline_ns_ = 0;

@@ -1,9 +1,11 @@
-// libFuzzer target for the native gRPC transport's request path: any bytes,
+// libFuzzer target for the HTTP/2 transport's request path: any bytes,
 // after the HTTP/2 client preface, are written to a real connection of the
 // server's gRPC port, so they go through nghttp2 (frames, HPACK, flow
 // control), the session's callbacks (headers, metadata limits, gRPC framing
 // and compression) and the calls (protobuf decoding, the methods), as a
-// client's would. The server behind it has one user tenant (key
+// client's would. An input that begins with "REST" goes, without those four
+// bytes, to the HTTP port instead: REST over h2c (the HTTP/1.1 session's
+// hand-over, the REST streams, the router). The server behind it has one user tenant (key
 // "fuzz-key-0123456789abcdef", in the seed corpus) and an empty repository,
 // so every call is answered at once. Each input is one connection: written,
 // half-closed, and read until the server closes it; a server that stops
@@ -18,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -52,7 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (fd < 0) mm::fuzz::Die("fuzz_http2_grpc", "socket");
   sockaddr_in address{};
   address.sin_family = AF_INET;
-  address.sin_port = htons(server->grpc_port());
+  const bool rest = size >= 4 && std::memcmp(data, "REST", 4) == 0;
+  if (rest) {
+    data += 4;
+    size -= 4;
+  }
+  address.sin_port = htons(rest ? server->port() : server->grpc_port());
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     mm::fuzz::Die("fuzz_http2_grpc", "cannot connect to the gRPC port");

@@ -41,14 +41,21 @@ void Answer(ResponseSender& sender) {
   std::vector<int32_t> values;
   int64_t fail_at = -1;
   bool hold = false;
+  // Tensor bytes need not be aligned (a binary section after a JSON header,
+  // raw contents inside a gRPC message): copied out, not cast.
+  const auto first = [](const Tensor& t) {
+    int32_t v = 0;
+    std::memcpy(&v, t.data.data(), sizeof(v));
+    return v;
+  };
   for (const Tensor& t : request.inputs) {
     if (t.name == "IN") {
-      auto v = t.as<int32_t>();
-      values.assign(v.begin(), v.end());
+      values.resize(t.data.size() / sizeof(int32_t));
+      if (!values.empty()) std::memcpy(values.data(), t.data.data(), values.size() * 4);
     } else if (t.name == "FAIL_AT" && t.data.size() >= 4) {
-      fail_at = t.as<int32_t>()[0];
+      fail_at = first(t);
     } else if (t.name == "HOLD" && t.data.size() >= 4) {
-      hold = t.as<int32_t>()[0] != 0;
+      hold = first(t) != 0;
     }
   }
   const std::string model = request.model_name;

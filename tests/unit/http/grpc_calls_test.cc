@@ -37,6 +37,15 @@ TEST(GrpcUnaryCallTest, TakesExactlyOneMessageOfItsMethodsType) {
   EXPECT_NE(second.message().find("exactly one request message"), std::string::npos)
       << second.message();
 
+  // Taking the bytes is the same parse (raw contents then view them).
+  auto owned = GrpcUnaryCall::Create(Method::kModelInfer);
+  request.add_raw_input_contents(std::string(64, 'r'));
+  ASSERT_TRUE(owned->ParseOwned(request.SerializeAsString()).ok());
+  EXPECT_TRUE(owned->parsed());
+  EXPECT_EQ(owned->ParseOwned(request.SerializeAsString()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(GrpcUnaryCall::Create(Method::kModelInfer)->ParseOwned("\xff\xff\xff").code(),
+            StatusCode::kInvalidArgument);
+
   auto other = GrpcUnaryCall::Create(Method::kModelMetadata);
   Status bad = other->Parse("\xff\xff\xff");
   EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);

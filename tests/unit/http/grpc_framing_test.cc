@@ -68,6 +68,33 @@ TEST(GrpcFramingTest, AMessageWhollyInOnePieceIsNotCopied) {
   EXPECT_EQ(seen, bytes.data() + kGrpcPrefixBytes);
 }
 
+TEST(GrpcFramingTest, TakeHandsOverAGatheredMessageAndCopiesAView) {
+  // Gathered from two pieces: the reader's buffer itself is handed over.
+  const std::string bytes = Framed({std::string(1000, 'x'), "abc"});
+  GrpcMessageReader reader(2000);
+  std::vector<std::string> taken;
+  std::vector<const char*> seen;
+  auto take = [&](std::string_view m) {
+    seen.push_back(m.data());
+    taken.push_back(reader.Take(m));
+    return OkStatus();
+  };
+  ASSERT_TRUE(reader.Feed(std::string_view(bytes).substr(0, 500), take).ok());
+  ASSERT_TRUE(reader.Feed(std::string_view(bytes).substr(500), take).ok());
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0], std::string(1000, 'x'));
+  EXPECT_EQ(taken[0].data(), seen[0]);  // not copied
+  EXPECT_EQ(taken[1], "abc");           // whole in the piece: a copy
+  EXPECT_NE(taken[1].data(), seen[1]);
+  // The next message gathers into a fresh buffer.
+  const std::string more = Framed({std::string(300, 'y')});
+  ASSERT_TRUE(reader.Feed(std::string_view(more).substr(0, 100), take).ok());
+  ASSERT_TRUE(reader.Feed(std::string_view(more).substr(100), take).ok());
+  ASSERT_EQ(taken.size(), 3u);
+  EXPECT_EQ(taken[2], std::string(300, 'y'));
+  EXPECT_EQ(taken[0], std::string(1000, 'x'));  // untouched
+}
+
 TEST(GrpcFramingTest, AnOversizedMessageFailsBeforeItsBytesArrive) {
   GrpcMessageReader reader(10);
   std::string prefix;

@@ -1,0 +1,157 @@
+#include "http/http2_rest.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "http/infer_codec.h"
+
+namespace mm::http2_internal {
+
+namespace {
+
+HttpMethod MethodOf(std::string_view v) {
+  if (v == "GET") return HttpMethod::kGet;
+  if (v == "POST") return HttpMethod::kPost;
+  if (v == "HEAD") return HttpMethod::kHead;
+  if (v == "PUT") return HttpMethod::kPut;
+  if (v == "DELETE") return HttpMethod::kDelete;
+  return HttpMethod::kOther;
+}
+
+std::optional<size_t> SizeOf(std::string_view v) {
+  size_t n = 0;
+  auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (err != std::errc() || end != v.data() + v.size() || v.empty()) return std::nullopt;
+  return n;
+}
+
+// The padding HTTP/1.1's body has too (padded_body.h): the JSON parser reads
+// the body in place.
+void Reserve(std::string& body, size_t size) {
+  if (body.capacity() < size + kRequestBodyPadding) {
+    body.reserve(std::max(body.capacity() * 2, size + kRequestBodyPadding));
+  }
+}
+
+}  // namespace
+
+void TakeRestHeader(H2Stream& s, std::string_view name, std::string_view value, bool traces,
+                    size_t max_request_bytes) {
+  H2Rest& rest = *s.rest;
+  if (name == ":method") {
+    rest.method = MethodOf(value);
+    rest.head_only = rest.method == HttpMethod::kHead;
+  } else if (name == ":path") {
+    rest.target.assign(value);
+  } else if (name == "authorization") {
+    s.authorization.assign(value);
+  } else if (name == "traceparent") {
+    if (traces) s.traceparent.assign(value);
+  } else if (name == "inference-header-content-length") {
+    rest.inference_header_length = SizeOf(value);
+    if (!rest.inference_header_length.has_value() && rest.bad_head.ok()) {
+      rest.bad_head =
+          InvalidArgument("Inference-Header-Content-Length must be a non-negative integer, got '" +
+                          std::string(value.substr(0, 64)) + "'");
+    }
+  } else if (name == "content-length") {
+    // Sizes the body at once (nghttp2 checks that the DATA frames match it).
+    if (auto n = SizeOf(value); n.has_value() && *n <= max_request_bytes) {
+      if (rest.body == nullptr) rest.body = std::make_shared<std::string>();
+      Reserve(*rest.body, *n);
+    }
+  }
+}
+
+bool AppendRestBody(H2Rest& rest, std::string_view piece, size_t max_request_bytes) {
+  if (rest.body == nullptr) rest.body = std::make_shared<std::string>();
+  std::string& body = *rest.body;
+  if (piece.size() > max_request_bytes - std::min(body.size(), max_request_bytes)) return false;
+  Reserve(body, body.size() + piece.size());
+  body.append(piece);
+  return true;
+}
+
+HttpRequestView RestRequestView(const H2Stream& s) {
+  const H2Rest& rest = *s.rest;
+  HttpRequestView view;
+  view.method = rest.method;
+  view.target = rest.target;
+  view.inference_header_length = rest.inference_header_length;
+  view.authorization = s.authorization;
+  view.traceparent = s.traceparent;
+  view.body = rest.body != nullptr ? rest.body : std::make_shared<std::string>();
+  view.cancellation = s.cancellation;
+  return view;
+}
+
+std::vector<nghttp2_nv> RestResponseHead(const HttpReply& reply,
+                                         std::vector<std::string>& storage) {
+  storage.clear();
+  // The views below point into `storage`: it never reallocates (a short
+  // string moved would move its bytes). Eight fields of our own, eight lines
+  // of the reply's at most (the console sends four).
+  storage.reserve(16);
+  std::vector<nghttp2_nv> head;
+  head.reserve(12);
+  const auto add = [&head](std::string_view name, std::string_view value) {
+    head.push_back(Header(name, value));
+  };
+  add(":status", storage.emplace_back(std::to_string(reply.events ? 200 : reply.status)));
+  add("server", "mmserve");
+  if (reply.events != nullptr) {
+    add("content-type", "text/event-stream; charset=utf-8");
+    add("cache-control", "no-cache");
+    return head;
+  }
+  const size_t length = reply.content_length();
+  add("content-length", storage.emplace_back(std::to_string(length)));
+  if (length > 0) {
+    add("content-type", reply.binary_header          ? "application/octet-stream"
+                        : reply.content_type.empty() ? std::string_view("application/json")
+                                                     : reply.content_type);
+  }
+  if (reply.binary_header) {
+    add("inference-header-content-length", storage.emplace_back(std::to_string(reply.body.size())));
+  }
+  if (!reply.allow.empty()) add("allow", reply.allow);
+  if (reply.status == 401) add("www-authenticate", "Bearer realm=\"mmserve\"");
+  if (reply.retry_after_s > 0) {
+    add("retry-after", storage.emplace_back(std::to_string(reply.retry_after_s)));
+  }
+  // The reply's own lines, each after "\r\n" (the console's static strings).
+  std::string_view rest = reply.headers;
+  while (!rest.empty() && storage.size() < storage.capacity()) {
+    if (rest.starts_with("\r\n")) rest.remove_prefix(2);
+    const size_t end = std::min(rest.find("\r\n"), rest.size());
+    const std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string& lower = storage.emplace_back(line.substr(0, colon));
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string_view value = line.substr(colon + 1);
+    while (value.starts_with(' ')) value.remove_prefix(1);
+    add(lower, value);
+  }
+  return head;
+}
+
+void RestBodyPieces(HttpReply& reply, std::deque<H2Out>& out) {
+  const size_t first = out.size();
+  if (!reply.body.empty()) out.push_back(H2Out{std::move(reply.body), {}, nullptr, {}});
+  for (const auto& chunk : reply.tail) {
+    if (chunk.empty()) continue;
+    const std::string_view bytes(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    if (reply.tail_owner != nullptr) {
+      out.push_back(H2Out{{}, bytes, reply.tail_owner, {}});
+    } else {
+      out.push_back(H2Out{std::string(bytes), {}, nullptr, {}});  // (nothing keeps it: a copy)
+    }
+  }
+  if (out.size() > first) out.back().receipt = std::move(reply.receipt);
+}
+
+}  // namespace mm::http2_internal
