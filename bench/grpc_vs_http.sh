@@ -11,6 +11,8 @@
 # the client, not the server). The native transport (--grpc-transport native:
 # HTTP/2 by nghttp2 on the HTTP server's event loop) is a second server,
 # measured in the same run with the same client.
+# Last, h2load (Debian's nghttp2-client) as the one client of HTTP/1.1 binary,
+# native gRPC and REST over h2c: the lightest client for each, the same code.
 # Env: BENCH_SECONDS (10), BENCH_PIN (1), BENCH_PERF_ANALYZER (1; 0 skips its points).
 set -euo pipefail
 PIN=${BENCH_PIN:-1}
@@ -96,6 +98,78 @@ print(f"{p50:.0f} {rps:.0f} 0")
 PY
 }
 
+# The same request for h2load: the binary REST body (as add_sub_binary.lua
+# sends it) and the gRPC message framed, with the bytes of their answers,
+# which each point checks per request (h2load counts HTTP statuses only;
+# gRPC's status is in the trailers, and an error answer carries no message).
+"$ROOT/.venv/bin/python" - "$WORK" "${URL[mmserve-native]}" "${GRPC_ADDR[mmserve-native]}" <<'PY'
+import json, sys
+import numpy as np
+import requests
+import tritonclient.grpc as grpcclient
+work, url, grpc_addr = sys.argv[1:]
+head = json.dumps({"inputs": [
+    {"name": "INPUT0", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": 16}},
+    {"name": "INPUT1", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}],
+    "outputs": [{"name": "OUTPUT0", "parameters": {"binary_data": True}},
+                {"name": "OUTPUT1", "parameters": {"binary_data": True}}]},
+    separators=(",", ":")).encode()
+body = head + np.array([1, 2, 3, 4], np.float32).tobytes() + \
+    np.array([10, 20, 30, 40], np.float32).tobytes()
+open(f"{work}/binary.body", "wb").write(body)
+r = requests.post(f"{url}/v2/models/add_sub/infer", data=body,
+                  headers={"Inference-Header-Content-Length": str(len(head))}, timeout=30)
+assert r.status_code == 200, r.text
+message = open(f"{work}/add_sub.bin", "rb").read()
+open(f"{work}/add_sub.grpc", "wb").write(b"\0" + len(message).to_bytes(4, "big") + message)
+client = grpcclient.InferenceServerClient(grpc_addr)
+inputs = [grpcclient.InferInput(n, [4], "FP32") for n in ("INPUT0", "INPUT1")]
+inputs[0].set_data_from_numpy(np.array([1, 2, 3, 4], np.float32))
+inputs[1].set_data_from_numpy(np.array([10, 20, 30, 40], np.float32))
+outputs = [grpcclient.InferRequestedOutput(n) for n in ("OUTPUT0", "OUTPUT1")]
+reply = client.infer("add_sub", inputs, outputs=outputs).get_response()
+with open(f"{work}/h2load.env", "w") as f:
+    f.write(f"BIN_HEAD={len(head)} BIN_REPLY={len(r.content)} "
+            f"GRPC_REPLY={5 + len(reply.SerializeToString())}\n")
+PY
+read -r BIN_HEAD BIN_REPLY GRPC_REPLY <<<"$(sed 's/[A-Z_]*=//g' "$WORK/h2load.env")"
+
+h2load_point() {  # h2load_point http1|grpc|h2c CONCURRENCY SECONDS -> "p50_us rps errors"
+  local mode=$1 want args url
+  case $mode in
+    http1 | h2c)
+      want=$BIN_REPLY url=${URL[mmserve-native]}/v2/models/add_sub/infer
+      args=(-d "$WORK/binary.body" -H "inference-header-content-length: $BIN_HEAD")
+      [[ $mode == http1 ]] && args+=(--h1) ;;
+    grpc)
+      want=$GRPC_REPLY url=http://${GRPC_ADDR[mmserve-native]}/inference.GRPCInferenceService/ModelInfer
+      args=(-d "$WORK/add_sub.grpc" -H "content-type: application/grpc" -H "te: trailers") ;;
+  esac
+  local log=$WORK/h2load-$mode-c$2
+  "${ON_CLIENT_CPUS[@]}" h2load -t1 -c"$2" -m1 -D "$3" --log-file="$log.log" "${args[@]}" "$url" \
+    >"$log.txt" 2>&1 || die "h2load $mode: $(tail -5 "$log.txt")"
+  python3 - "$log" "$want" "$2" <<'PY'
+import re, statistics, sys
+log, want, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = open(log + ".txt").read()
+rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", t).group(1))
+done, ok, failed, errored, timeout = map(int, re.search(
+    r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored, (\d+) timeout", t).groups())
+data = int(re.search(r"\((\d+)\) data", t).group(1))
+two = int(re.search(r"status codes: (\d+) 2xx", t).group(1))
+# (Answers still arriving when the time is up count their bytes, not themselves.)
+short = not want * done <= data <= want * (done + clients)
+errors = failed + errored + timeout + (done - two) + short
+if errors:
+    print(f"h2load {log}: {failed} failed, {errored} errored, {timeout} timed out, "
+          f"{done - two} not 2xx, {data} data bytes for {done} answers of {want}",
+          file=sys.stderr)
+times = [int(line.split("\t")[2]) for line in open(log + ".log") if line.strip()]
+print(f"{statistics.median(times):.0f} {rps:.0f} {errors}")
+PY
+}
+
 echo "== warm-up"
 grpc_point 4 1 >/dev/null
 wrk_point 1 4 1 >/dev/null
@@ -110,6 +184,23 @@ read -r n32_p50 n32_rps n32_err n32_cpu <<<"$(MEASURED_PID=${SERVER_PIDS[mmserve
   grpc_point 32 "$SECONDS_PER_POINT" "${GRPC_ADDR[mmserve-native]}")"
 read -r f1_p50 f1_rps f1_err f1_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 1 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
 read -r f32_p50 f32_rps f32_err f32_cpu <<<"$(MEASURED_PID=$FLOOR_PID measure grpc_point 32 "$SECONDS_PER_POINT" "$FLOOR_ADDR")"
+# One light client for every protocol: h2load (nghttp2's, one C thread,
+# epoll), so that the client costs about the same whichever the server
+# speaks, against mmserve-native: HTTP/1.1 with binary tensors (--h1), the
+# native gRPC transport, and the same binary REST request over h2c.
+if command -v h2load >/dev/null; then
+  echo "== h2load: HTTP/1.1, native gRPC and h2c on mmserve-native"
+  for c in 1 32; do
+    for mode in http1 grpc h2c; do
+      read -r p50 rps err cpu <<<"$(MEASURED_PID=${SERVER_PIDS[mmserve-native]} measure \
+        h2load_point "$mode" "$c" "$SECONDS_PER_POINT")"
+      (( err == 0 )) || die "h2load $mode c$c: $err errors (see $WORK/h2load-$mode-c$c.txt)"
+      declare "hl_${mode}_${c}=$p50 $rps $cpu"
+    done
+  done
+else
+  echo "(h2load not found: Debian's nghttp2-client; its points are skipped)" >&2
+fi
 ph1_p50=0 ph1_rps=0 pg1_p50=0 pg1_rps=0 ph32_p50=0 ph32_rps=0 pg32_p50=0 pg32_rps=0
 if [[ ${BENCH_PERF_ANALYZER:-1} == 1 ]]; then
   read -r ph1_p50 ph1_rps _ <<<"$(pa_point http 1 5000)"
@@ -138,3 +229,20 @@ add_sub, mmserve --http-threads 1 --grpc-threads 1 --execution-threads 1 (grpc++
 | gRPC (perf_analyzer) | $pg1_p50 | $pg32_rps | (not measured) |
 | gRPC ÷ HTTP binary (perf_analyzer) | $(ratio "$pg1_p50" "$ph1_p50")× | $(ratio "$pg32_rps" "$ph32_rps")× | |
 EOF2
+if [[ -n ${hl_http1_1:-} ]]; then
+  read -r a1 _ ac1 <<<"$hl_http1_1"; read -r _ a32 ac32 <<<"$hl_http1_32"
+  read -r b1 _ bc1 <<<"$hl_grpc_1"; read -r _ b32 bc32 <<<"$hl_grpc_32"
+  read -r c1 _ cc1 <<<"$hl_h2c_1"; read -r _ c32 cc32 <<<"$hl_h2c_32"
+  cat <<EOF3
+
+h2load as the one client, mmserve-native (--http-threads 1 --execution-threads 1), -m1 (one request at a time per connection)
+
+| | p50 µs at c1 | req/s at c32 | server CPU µs/req at c1 / c32 |
+|---|---:|---:|---:|
+| HTTP/1.1 binary (h2load --h1) | $a1 | $a32 | $ac1 / $ac32 |
+| native gRPC (h2load) | $b1 | $b32 | $bc1 / $bc32 |
+| native gRPC ÷ HTTP/1.1 binary | $(ratio "$b1" "$a1")× | $(ratio "$b32" "$a32")× | $(ratio "$bc32" "$ac32")× at c32 |
+| REST binary over h2c (h2load) | $c1 | $c32 | $cc1 / $cc32 |
+| h2c ÷ HTTP/1.1 binary | $(ratio "$c1" "$a1")× | $(ratio "$c32" "$a32")× | $(ratio "$cc32" "$ac32")× at c32 |
+EOF3
+fi
