@@ -127,17 +127,18 @@ done
 
 # 4. The gRPC suites once more, on the grpc++ transport (the native one, the
 # default, serves the run above): every call, stream, limit, key and
-# certificate test of the gRPC port, through tritonclient and grpcio, as long
-# as grpc++ is kept as the fallback. (perf_analyzer's and the Python decoupled
-# models' files, which ran on grpc++ when native became the default, add no
-# transport case of their own and are left to the run above.)
+# certificate test of the gRPC port, through tritonclient, grpcio and
+# perf_analyzer, as long as grpc++ is kept as the fallback. Tests that speak
+# HTTP alone (named so, without gRPC) touch nothing of the gRPC port: left
+# to the run above.
 grpc_files=()
-for f in grpc_api tls limits shared_memory tenancy decoupled queue_policies tracing_logs; do
+for f in grpc_api tls limits shared_memory tenancy decoupled python_decoupled queue_policies \
+  tracing_logs perf_analyzer; do
   grpc_files+=("tests/integration/test_$f.py")
 done
 echo "== gRPC suites on the grpc++ transport"
 MMSERVE_GRPC_TRANSPORT=grpcpp pytest_suite "gRPC suites (grpc++ transport)" grpc-grpcpp.log \
-  "${grpc_files[@]}"
+  -k "not http or grpc" "${grpc_files[@]}"
 
 echo "== fuzz results"
 fuzz_results

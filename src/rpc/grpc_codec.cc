@@ -199,6 +199,17 @@ void AppendVarint(uint64_t v, std::string& out) {
 
 }  // namespace
 
+std::string SerializeDeterministic(const google::protobuf::MessageLite& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializePartialToCodedStream(&coded);
+  }
+  return out;
+}
+
 StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest& msg) {
   // The views of msg's own raw contents; on the stack for the usual handful
   // of inputs (no allocation per request on the grpc++ transport's path).

@@ -30,6 +30,10 @@ StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest
 StatusOr<InferRequest> DecodeGrpcInferRequest(const inference::ModelInferRequest& msg,
                                               std::span<const std::string_view> raw_input_contents);
 
+// `message` serialized with map entries sorted by key, so that equal
+// messages give equal bytes (protobuf's own map order varies).
+std::string SerializeDeterministic(const google::protobuf::MessageLite& message);
+
 // Fills `out` from `response`; outputs go to raw_output_contents, as Triton does
 // (an output written to shared memory has an empty entry and its parameters).
 void EncodeGrpcInferResponse(const InferResponse& response, inference::ModelInferResponse* out);

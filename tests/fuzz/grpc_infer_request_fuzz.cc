@@ -6,8 +6,6 @@
 // request decoded from its views must be the one decoded from protobuf's
 // message; the response's parts must be the serialized response. Any
 // difference traps.
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include <climits>
@@ -26,18 +24,6 @@ namespace {
 
 void Check(bool ok) {
   if (!ok) __builtin_trap();
-}
-
-// Map entries sorted, so equal messages give equal bytes.
-std::string Deterministic(const google::protobuf::MessageLite& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializePartialToCodedStream(&coded);
-  }
-  return out;
 }
 
 bool SameBytes(std::span<const std::byte> a, std::span<const std::byte> b) {
@@ -99,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     inference::ModelInferRequest b = in_place;
     a.clear_raw_input_contents();
     b.clear_raw_input_contents();
-    Check(Deterministic(a) == Deterministic(b));
+    Check(SerializeDeterministic(a) == SerializeDeterministic(b));
   }
 
   // Decoded from the views, the request protobuf's message decodes to; or
@@ -127,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mm::EncodeGrpcInferResponse(response, &out);
   // The parts on the wire: the 5-byte prefix and the message, byte for byte.
   auto parts = mm::EncodeGrpcInferResponseParts(response);
-  const std::string serialized = Deterministic(out);
+  const std::string serialized = SerializeDeterministic(out);
   Check(parts.ok() == (serialized.size() <= static_cast<size_t>(INT_MAX)));
   if (!parts.ok()) return 0;
   std::string flat;

@@ -1,7 +1,5 @@
 #include "rpc/grpc_codec.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
@@ -358,18 +356,6 @@ TEST(GrpcCodecTest, RawContentsFromASpanFailWithTheSameWords) {
   }
 }
 
-// Map entries sorted, so equal messages give equal bytes.
-std::string Deterministic(const google::protobuf::MessageLite& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializePartialToCodedStream(&coded);
-  }
-  return out;
-}
-
 std::string Flatten(const GrpcResponseParts& parts) {
   std::string out;
   for (const auto& piece : parts.pieces) {
@@ -399,7 +385,7 @@ Tensor Output(std::string name, DataType dtype, Shape shape, std::string_view by
 void ExpectPartsAreTheMessage(const InferResponse& response) {
   inference::ModelInferResponse message;
   EncodeGrpcInferResponse(response, &message);
-  const std::string serialized = Deterministic(message);
+  const std::string serialized = SerializeDeterministic(message);
   auto parts = EncodeGrpcInferResponseParts(response);
   ASSERT_TRUE(parts.ok()) << parts.status().ToString();
   GrpcResponseParts moved = std::move(*parts);  // offsets, not pointers, into head

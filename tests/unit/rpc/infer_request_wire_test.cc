@@ -1,7 +1,5 @@
 #include "rpc/infer_request_wire.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -10,6 +8,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "rpc/grpc_codec.h"
 
 namespace mm {
 namespace {
@@ -30,18 +30,6 @@ std::string Field(uint32_t field, std::string_view bytes) {
   return Tag(field, 2) + Varint(bytes.size()) + std::string(bytes);
 }
 std::string Raw(std::string_view bytes) { return Field(7, bytes); }
-
-// Map entries sorted, so equal messages give equal bytes.
-std::string Deterministic(const google::protobuf::MessageLite& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializePartialToCodedStream(&coded);
-  }
-  return out;
-}
 
 bool Inside(std::string_view view, std::string_view buffer) {
   return std::less_equal<>()(buffer.data(), view.data()) &&
@@ -81,13 +69,13 @@ bool Inside(std::string_view view, std::string_view buffer) {
       return ::testing::AssertionFailure() << "raw content " << i << " is a copy";
     }
   }
-  if (own && Deterministic(got) != Deterministic(want)) {
+  if (own && SerializeDeterministic(got) != SerializeDeterministic(want)) {
     return ::testing::AssertionFailure() << "the message differs";
   }
   ModelInferRequest want_rest = want;
   want_rest.clear_raw_input_contents();
   got.clear_raw_input_contents();
-  if (Deterministic(got) != Deterministic(want_rest)) {
+  if (SerializeDeterministic(got) != SerializeDeterministic(want_rest)) {
     return ::testing::AssertionFailure() << "the other fields differ";
   }
   return ::testing::AssertionSuccess();
@@ -127,7 +115,7 @@ TEST(InferRequestWireTest, NoRawContents) {
   std::vector<std::string_view> raw;
   ASSERT_TRUE(ParseModelInferRequestInPlace(wire, &got, &raw).ok());
   EXPECT_TRUE(raw.empty());
-  EXPECT_EQ(Deterministic(got), Deterministic(msg));
+  EXPECT_EQ(SerializeDeterministic(got), SerializeDeterministic(msg));
   EXPECT_TRUE(SameAsProtobuf(wire));
   EXPECT_TRUE(SameAsProtobuf(""));
 }
