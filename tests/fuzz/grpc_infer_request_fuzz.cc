@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     inference::ModelInferRequest b = in_place;
     a.clear_raw_input_contents();
     b.clear_raw_input_contents();
-    Check(SerializeDeterministic(a) == SerializeDeterministic(b));
+    Check(mm::SerializeDeterministic(a) == mm::SerializeDeterministic(b));
   }
 
   // Decoded from the views, the request protobuf's message decodes to; or
@@ -113,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mm::EncodeGrpcInferResponse(response, &out);
   // The parts on the wire: the 5-byte prefix and the message, byte for byte.
   auto parts = mm::EncodeGrpcInferResponseParts(response);
-  const std::string serialized = SerializeDeterministic(out);
+  const std::string serialized = mm::SerializeDeterministic(out);
   Check(parts.ok() == (serialized.size() <= static_cast<size_t>(INT_MAX)));
   if (!parts.ok()) return 0;
   std::string flat;
