@@ -131,21 +131,27 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (closing_ || server_->stopping()) return Close();
     reading_ = true;
     SetDeadline(server_->options().read_timeout_ms, "request head");
-    stream_.async_read_some(buffer_.prepare(kSniffBytes), [self = this->shared_from_this()](
-                                                              beast::error_code ec, size_t n) {
-      self->reading_ = false;
-      if (ec) return self->Close();
-      self->buffer_.commit(n);
-      static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-      const std::string_view have(static_cast<const char*>(self->buffer_.data().data()),
-                                  self->buffer_.size());
-      const size_t same = std::min(have.size(), kPreface.size());
-      if (have.substr(0, same) != kPreface.substr(0, same)) return self->Read();
-      if (same < kPreface.size()) return self->Sniff();  // (a preface in pieces)
-      self->HandOver(std::string(have));
-    });
+    stream_.async_read_some(
+        buffer_.prepare(kSniffBytes - buffer_.size()),
+        [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+          self->reading_ = false;
+          if (ec) return self->Close();
+          self->buffer_.commit(n);
+          static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+          static_assert(kPreface.size() == kSniffBytes);
+          const std::string_view have(static_cast<const char*>(self->buffer_.data().data()),
+                                      self->buffer_.size());
+          const size_t same = std::min(have.size(), kPreface.size());
+          if (have.substr(0, same) != kPreface.substr(0, same)) return self->Read();
+          if (same < kPreface.size()) return self->Sniff();  // (a preface in pieces)
+          self->HandOver(std::string(have));
+        });
   }
-  static constexpr size_t kSniffBytes = 16 << 10;
+  // Only the preface's length: what the HTTP/1.1 parser then finds already
+  // read is no more than a slow client's first piece would be (Beast 1.74
+  // checks --max-header-bytes per read; a 16 KiB first read let a head of
+  // many small fields past it).
+  static constexpr size_t kSniffBytes = 24;
 
   // The connection goes on as HTTP/2; this session only lets go of it.
   void HandOver(std::string received) {
