@@ -102,7 +102,9 @@ if [[ " $TOOLS " == *" callgrind "* ]]; then
   # fast path by measured execution time, widen its bound by as much, so that
   # the profiled requests take the path they take natively.
   CALLGRIND_FLAGS=()
-  if "$MMSERVE" --help 2>/dev/null | grep -q -- --inline-execution-max-us; then
+  # (grep reads the whole help, as in lib.sh: -q may stop early, and under
+  # pipefail mmserve's SIGPIPE would read as "no such flag".)
+  if "$MMSERVE" --help 2>/dev/null | grep -- --inline-execution-max-us >/dev/null; then
     CALLGRIND_FLAGS=(--inline-execution-max-us "${PROFILE_CALLGRIND_INLINE_US:-10000}")
   fi
   READY_SECONDS=300 start_mmserve callgrind-target "${THREAD_FLAGS[@]}" "${CALLGRIND_FLAGS[@]}"
