@@ -19,13 +19,6 @@ HttpMethod MethodOf(std::string_view v) {
   return HttpMethod::kOther;
 }
 
-std::optional<size_t> SizeOf(std::string_view v) {
-  size_t n = 0;
-  auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (err != std::errc() || end != v.data() + v.size() || v.empty()) return std::nullopt;
-  return n;
-}
-
 // The padding HTTP/1.1's body has too (padded_body.h): the JSON parser reads
 // the body in place.
 void Reserve(std::string& body, size_t size) {
@@ -49,17 +42,19 @@ void TakeRestHeader(H2Stream& s, std::string_view name, std::string_view value, 
   } else if (name == "traceparent") {
     if (traces) s.traceparent.assign(value);
   } else if (name == "inference-header-content-length") {
-    rest.inference_header_length = SizeOf(value);
-    if (!rest.inference_header_length.has_value() && rest.bad_head.ok()) {
-      rest.bad_head =
-          InvalidArgument("Inference-Header-Content-Length must be a non-negative integer, got '" +
-                          std::string(value.substr(0, 64)) + "'");
+    auto length = ParseInferenceHeaderLength(value);
+    if (length.ok()) {
+      rest.inference_header_length = *length;
+    } else if (rest.bad_head.ok()) {
+      rest.bad_head = length.status();
     }
   } else if (name == "content-length") {
     // Sizes the body at once (nghttp2 checks that the DATA frames match it).
-    if (auto n = SizeOf(value); n.has_value() && *n <= max_request_bytes) {
+    size_t n = 0;
+    const auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (err == std::errc() && end == value.data() + value.size() && n <= max_request_bytes) {
       if (rest.body == nullptr) rest.body = std::make_shared<std::string>();
-      Reserve(*rest.body, *n);
+      Reserve(*rest.body, n);
     }
   }
 }
@@ -86,57 +81,52 @@ HttpRequestView RestRequestView(const H2Stream& s) {
   return view;
 }
 
-std::vector<nghttp2_nv> RestResponseHead(const HttpReply& reply,
-                                         std::vector<std::string>& storage) {
-  storage.clear();
-  // The views below point into `storage`: it never reallocates (a short
-  // string moved would move its bytes). Eight fields of our own, eight lines
-  // of the reply's at most (the console sends four).
-  storage.reserve(16);
-  std::vector<nghttp2_nv> head;
-  head.reserve(12);
+void RestResponseHead(const HttpReply& reply, RestHead& head) {
+  head.size = 0;
+  head.text_used = 0;
   const auto add = [&head](std::string_view name, std::string_view value) {
-    head.push_back(Header(name, value));
+    if (head.size < head.fields.size()) head.fields[head.size++] = Header(name, value);
   };
-  add(":status", storage.emplace_back(std::to_string(reply.events ? 200 : reply.status)));
+  const auto text = [&head](auto number) -> std::string_view {
+    std::string& t = head.text[head.text_used++];
+    t = std::to_string(number);  // short: in the string itself, no allocation
+    return t;
+  };
+  add(":status", text(reply.events ? 200 : reply.status));
   add("server", "mmserve");
   if (reply.events != nullptr) {
     add("content-type", "text/event-stream; charset=utf-8");
     add("cache-control", "no-cache");
-    return head;
+    return;
   }
   const size_t length = reply.content_length();
-  add("content-length", storage.emplace_back(std::to_string(length)));
+  add("content-length", text(length));
   if (length > 0) {
     add("content-type", reply.binary_header          ? "application/octet-stream"
                         : reply.content_type.empty() ? std::string_view("application/json")
                                                      : reply.content_type);
   }
-  if (reply.binary_header) {
-    add("inference-header-content-length", storage.emplace_back(std::to_string(reply.body.size())));
-  }
+  if (reply.binary_header) add("inference-header-content-length", text(reply.body.size()));
   if (!reply.allow.empty()) add("allow", reply.allow);
   if (reply.status == 401) add("www-authenticate", "Bearer realm=\"mmserve\"");
-  if (reply.retry_after_s > 0) {
-    add("retry-after", storage.emplace_back(std::to_string(reply.retry_after_s)));
-  }
+  if (reply.retry_after_s > 0) add("retry-after", text(reply.retry_after_s));
   // The reply's own lines, each after "\r\n" (the console's static strings).
   std::string_view rest = reply.headers;
-  while (!rest.empty() && storage.size() < storage.capacity()) {
+  while (!rest.empty() && head.text_used < head.text.size() && head.size < head.fields.size()) {
     if (rest.starts_with("\r\n")) rest.remove_prefix(2);
     const size_t end = std::min(rest.find("\r\n"), rest.size());
     const std::string_view line = rest.substr(0, end);
     rest.remove_prefix(end);
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string& lower = storage.emplace_back(line.substr(0, colon));
+    std::string& lower = head.text[head.text_used++];
+    lower.assign(line.substr(0, colon));
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     std::string_view value = line.substr(colon + 1);
     while (value.starts_with(' ')) value.remove_prefix(1);
     add(lower, value);
   }
-  return head;
 }
 
 void RestBodyPieces(HttpReply& reply, std::deque<H2Out>& out) {

@@ -8,6 +8,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,13 +36,22 @@ bool AppendRestBody(H2Rest& rest, std::string_view piece, size_t max_request_byt
 // stream lives; the body is shared).
 HttpRequestView RestRequestView(const H2Stream& s);
 
+// A response head, with no allocation for the usual one: its fields, and
+// the texts they view that are not in the reply (numbers, lower-cased names).
+struct RestHead {
+  std::array<nghttp2_nv, 20> fields;
+  size_t size = 0;
+  std::array<std::string, 12> text;
+  size_t text_used = 0;
+};
+
 // The response head of `reply`: :status, then the fields HTTP/1.1 sends
 // (content-type, content-length, inference-header-content-length, allow,
 // www-authenticate, retry-after, and the reply's own header lines, their
-// names in lower case, as HTTP/2 requires). The name-value pairs point into
-// `reply` and `storage`, which must stay as they are while nghttp2 copies
-// them (nghttp2_submit_response does).
-std::vector<nghttp2_nv> RestResponseHead(const HttpReply& reply, std::vector<std::string>& storage);
+// names in lower case, as HTTP/2 requires; lines past `head`'s room are
+// dropped). The fields point into `reply` and `head`, which must stay as
+// they are while nghttp2 copies them (nghttp2_submit_response does).
+void RestResponseHead(const HttpReply& reply, RestHead& head);
 
 // The body of `reply` as pieces to write where they lie: the JSON body,
 // then the binary tensors (kept alive by the reply's tail_owner). The

@@ -576,17 +576,9 @@ class Http2Session final : public Connection,
     if (s->answered || s->running) return;
     const auto& o = server_->options();
     if (s->header_bytes > o.max_header_bytes) {
-      HttpReply r = ErrorReply(InvalidArgument("request headers exceed the limit of " +
-                                               std::to_string(o.max_header_bytes) +
-                                               " bytes (--max-header-bytes)"));
-      r.status = 431;
-      return ReplyRest(s, std::move(r));
+      return ReplyRest(s, HeadersTooLargeReply(o.max_header_bytes));
     }
-    if (s->http_status == 413) {
-      return ReplyRest(s, ErrorReply(PayloadTooLarge("request body exceeds the limit of " +
-                                                     std::to_string(o.max_request_bytes) +
-                                                     " bytes (--max-request-bytes)")));
-    }
+    if (s->http_status == 413) return ReplyRest(s, BodyTooLargeReply(o.max_request_bytes));
     if (!s->rest->bad_head.ok()) return ReplyRest(s, ErrorReply(s->rest->bad_head));
     s->running = true;
     s->cancellation = std::make_shared<Cancellation>();
@@ -618,24 +610,24 @@ class Http2Session final : public Connection,
     s->answered = true;
     s->plain = true;
     s->headers_sent = true;
-    std::vector<std::string> storage;
-    const std::vector<nghttp2_nv> head = http2_internal::RestResponseHead(reply, storage);
+    http2_internal::RestHead head;
+    http2_internal::RestResponseHead(reply, head);
     nghttp2_data_provider body;
     body.source.ptr = s;
     body.read_callback = &ReadMessage;
     if (reply.events != nullptr) {
       s->rest->events = std::move(reply.events);
-      nghttp2_submit_response(session_, s->id, head.data(), head.size(), &body);
+      nghttp2_submit_response(session_, s->id, head.fields.data(), head.size, &body);
       return PumpEvents(s);
     }
     s->ending = true;
     if (!s->rest->head_only) http2_internal::RestBodyPieces(reply, s->outgoing);
     if (s->outgoing.empty()) {
       reply.receipt.Settle(true);  // the head is the whole answer
-      nghttp2_submit_response(session_, s->id, head.data(), head.size(), nullptr);
+      nghttp2_submit_response(session_, s->id, head.fields.data(), head.size, nullptr);
       return;
     }
-    nghttp2_submit_response(session_, s->id, head.data(), head.size(), &body);
+    nghttp2_submit_response(session_, s->id, head.fields.data(), head.size, &body);
   }
 
   // Takes the events the model has sent since, once those taken before are

@@ -267,17 +267,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (ec) {
       keep_alive_ = false;
       if (ec == bhttp::error::body_limit) {
-        return Write(
-            ErrorReply(PayloadTooLarge("request body exceeds the limit of " +
-                                       std::to_string(server_->options().max_request_bytes) +
-                                       " bytes (--max-request-bytes)")));
+        return Write(BodyTooLargeReply(server_->options().max_request_bytes));
       }
       if (ec == bhttp::error::header_limit) {
-        HttpReply r = ErrorReply(InvalidArgument(
-            "request headers exceed the limit of " +
-            std::to_string(server_->options().max_header_bytes) + " bytes (--max-header-bytes)"));
-        r.status = 431;
-        return Write(std::move(r));
+        return Write(HeadersTooLargeReply(server_->options().max_header_bytes));
       }
       return Write(ErrorReply(InvalidArgument("malformed HTTP request: " + ec.message())));
     }

@@ -1,7 +1,5 @@
 #include "http/request_head.h"
 
-#include <charconv>
-
 namespace mm {
 
 namespace {
@@ -32,15 +30,8 @@ Status ReadRequestHead(const RequestMessage& request, HttpRequestView& view, std
   view.target = target;
   view.inference_header_length.reset();
   if (auto it = request.find("Inference-Header-Content-Length"); it != request.end()) {
-    std::string_view v(it->value().data(), it->value().size());
-    size_t n = 0;
-    auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (err != std::errc() || end != v.data() + v.size()) {
-      return InvalidArgument(
-          "Inference-Header-Content-Length must be a non-negative integer, got '" + std::string(v) +
-          "'");
-    }
-    view.inference_header_length = n;
+    MM_ASSIGN_OR_RETURN(view.inference_header_length,
+                        ParseInferenceHeaderLength({it->value().data(), it->value().size()}));
   }
   if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
     authorization.assign(it->value().data(), it->value().size());

@@ -1,6 +1,7 @@
 #include "http/router.h"
 
 #include <array>
+#include <charconv>
 #include <chrono>
 
 #include "http/console_handler.h"
@@ -99,6 +100,30 @@ void Router::HandleInfer(const Tenant& tenant, const HttpRequestView& request, s
 size_t HttpReply::content_length() const {
   size_t n = body.size();
   for (const auto& chunk : tail) n += chunk.size();
+  return n;
+}
+
+HttpReply BodyTooLargeReply(size_t max_request_bytes) {
+  return ErrorReply(PayloadTooLarge("request body exceeds the limit of " +
+                                    std::to_string(max_request_bytes) +
+                                    " bytes (--max-request-bytes)"));
+}
+
+HttpReply HeadersTooLargeReply(size_t max_header_bytes) {
+  HttpReply r =
+      ErrorReply(InvalidArgument("request headers exceed the limit of " +
+                                 std::to_string(max_header_bytes) + " bytes (--max-header-bytes)"));
+  r.status = 431;
+  return r;
+}
+
+StatusOr<size_t> ParseInferenceHeaderLength(std::string_view value) {
+  size_t n = 0;
+  auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (value.empty() || err != std::errc() || end != value.data() + value.size()) {
+    return InvalidArgument("Inference-Header-Content-Length must be a non-negative integer, got '" +
+                           std::string(value.substr(0, 64)) + "'");
+  }
   return n;
 }
 

@@ -88,6 +88,15 @@ class Router {
 // A reply carrying the KServe error JSON {"error": message}.
 HttpReply ErrorReply(const Status& status);
 
+// The answers to a request over the server's limits, the same over HTTP/1.1
+// and HTTP/2: 413 naming --max-request-bytes, 431 naming --max-header-bytes.
+HttpReply BodyTooLargeReply(size_t max_request_bytes);
+HttpReply HeadersTooLargeReply(size_t max_header_bytes);
+
+// An Inference-Header-Content-Length value: a non-negative integer, else
+// INVALID_ARGUMENT naming the value.
+StatusOr<size_t> ParseInferenceHeaderLength(std::string_view value);
+
 // Percent-decodes one path segment; nullopt for malformed escapes or a decoded
 // '/' or NUL (which would change how the path splits).
 std::optional<std::string> DecodePathSegment(std::string_view segment);

@@ -20,9 +20,10 @@ H2Stream RestStream() {
   return s;
 }
 
-std::map<std::string, std::string> Fields(const std::vector<nghttp2_nv>& nv) {
+std::map<std::string, std::string> Fields(const RestHead& head) {
   std::map<std::string, std::string> out;
-  for (const auto& f : nv) {
+  for (size_t i = 0; i < head.size; ++i) {
+    const nghttp2_nv& f = head.fields[i];
     out[std::string(reinterpret_cast<const char*>(f.name), f.namelen)] =
         std::string(reinterpret_cast<const char*>(f.value), f.valuelen);
   }
@@ -85,8 +86,9 @@ TEST(Http2RestTest, TheResponseHeadHasHttp1sFieldsInLowerCase) {
   reply.body = "{\"error\":\"slow down\"}";
   reply.retry_after_s = 3;
   reply.headers = "\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store";
-  std::vector<std::string> storage;
-  auto fields = Fields(RestResponseHead(reply, storage));
+  RestHead head;
+  RestResponseHead(reply, head);
+  auto fields = Fields(head);
   EXPECT_EQ(fields[":status"], "429");
   EXPECT_EQ(fields["content-length"], std::to_string(reply.body.size()));
   EXPECT_EQ(fields["content-type"], "application/json");
@@ -100,7 +102,8 @@ TEST(Http2RestTest, TheResponseHeadHasHttp1sFieldsInLowerCase) {
   static const std::byte kData[8] = {};
   binary.tail.emplace_back(kData, 8);
   binary.binary_header = true;
-  fields = Fields(RestResponseHead(binary, storage));
+  RestResponseHead(binary, head);
+  fields = Fields(head);
   EXPECT_EQ(fields["content-length"], "10");
   EXPECT_EQ(fields["content-type"], "application/octet-stream");
   EXPECT_EQ(fields["inference-header-content-length"], "2");
@@ -108,7 +111,8 @@ TEST(Http2RestTest, TheResponseHeadHasHttp1sFieldsInLowerCase) {
   HttpReply denied;
   denied.status = 401;
   denied.allow = "GET";
-  fields = Fields(RestResponseHead(denied, storage));
+  RestResponseHead(denied, head);
+  fields = Fields(head);
   EXPECT_EQ(fields["www-authenticate"], "Bearer realm=\"mmserve\"");
   EXPECT_EQ(fields["allow"], "GET");
   EXPECT_EQ(fields["content-length"], "0");
