@@ -47,12 +47,10 @@ if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
 count "unit tests" "${ok:-0}" "$bad"
 
 # 2. Fuzz targets, a short bounded run each over a copy of their seed corpus,
-# FUZZ_JOBS at once (default: one per core). They run in the background, at
-# the lowest CPU priority, while the pytest suites below run: those spend
-# much of their time waiting (servers starting, clients waiting), and a
-# fuzzer's run is bounded by the clock, so the fuzzers take the CPU the tests
-# leave and cost the run no time of its own (one after another they were a
-# fifth of it). Results are read in name order at the end.
+# FUZZ_JOBS at once (default: one per core), before the pytest suites. (Run
+# in the background beside them, at nice 19, they cost the run no time of
+# their own, but the suites slowed by a quarter and Python workers missed
+# their 60 s start limit in the MLflow tests: not until that is understood.)
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
 fuzz_one() {  # fuzz_one FUZZER NAME: its exit status in $LOGS/fuzz_NAME.rc
   local corpus
@@ -72,7 +70,7 @@ for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
   fuzz_names+=("$name")
   rm -f "$LOGS/fuzz_$name.rc"
 done
-echo "== fuzz: ${#fuzz_names[@]} targets, ${FUZZ_SECONDS}s each, $FUZZ_JOBS at a time, in the background"
+echo "== fuzz: ${#fuzz_names[@]} targets, ${FUZZ_SECONDS}s each, $FUZZ_JOBS at a time"
 (
   for name in "${fuzz_names[@]}"; do
     fuzz_one "$BUILD/tests/fuzz/fuzz_$name" "$name" &
@@ -94,6 +92,7 @@ fuzz_results() {
     fi
   done
 }
+fuzz_results
 
 # 3. Integration tests against the real server, then the hostile suite
 # (tests/adversarial: a hostile tenant, client and repository), each in its
@@ -140,8 +139,6 @@ echo "== gRPC suites on the grpc++ transport"
 MMSERVE_GRPC_TRANSPORT=grpcpp pytest_suite "gRPC suites (grpc++ transport)" grpc-grpcpp.log \
   -k "not http or grpc" "${grpc_files[@]}"
 
-echo "== fuzz results"
-fuzz_results
 
 # Where the time went: what to look at first when a CI run nears its limit
 # (the build's marks are the Makefile's, when make test ran this).
