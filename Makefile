@@ -9,7 +9,7 @@ TEST_DIR := build/asan
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 
 .PHONY: all deps release asan serve test unit integration fuzz bench format clean

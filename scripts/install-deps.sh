@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything mmserve needs to build, serve and test, idempotently:
-#   1. Debian packages (compilers, Boost, protobuf, simdjson, spdlog, CLI11, gtest, nginx, wrk...)
+#   1. Debian packages (compilers, ccache, Boost, protobuf, simdjson, spdlog, CLI11, gtest, nginx, wrk...)
 #   2. ONNX Runtime: a system install if CMake or pkg-config finds one, else the
 #      Linux x64 library from the npm package onnxruntime-node and the C/C++
 #      headers from Debian 13's libonnxruntime-dev, cached under ~/.cache/mmserve.
@@ -45,7 +45,7 @@ log() { printf '[install-deps] %s\n' "$*"; }
 
 # ---------------------------------------------------------------- 1. Debian
 DEB_PACKAGES=(
-  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  build-essential cmake ninja-build pkg-config git ca-certificates curl ccache
   clang libclang-rt-14-dev clang-format
   libboost-dev libsimdjson-dev libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc

@@ -68,6 +68,11 @@ class Server:
         transport = os.environ.get("MMSERVE_GRPC_TRANSPORT")
         if transport and "--grpc-transport" not in self.extra:
             args += ["--grpc-transport", transport]
+        # A Python worker importing MLflow, pandas or torch under a whole
+        # sanitizer test run on 2 busy cores can take more than the default
+        # minute to start (seen on CI). Tests about the start limit name their own.
+        if "--worker-start-timeout-secs" not in self.extra:
+            args += ["--worker-start-timeout-secs", "300"]
         env = dict(os.environ)
         for name, value in self.env.items():
             if value is None:
