@@ -1,4 +1,5 @@
 #include "backends/onnxruntime/onnx_graph_scan.h"
+#include "source_dir.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

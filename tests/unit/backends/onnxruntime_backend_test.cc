@@ -15,6 +15,7 @@
 
 #include "backends/auto_complete.h"
 #include "core/bytes_tensor.h"
+#include "source_dir.h"
 
 namespace mm {
 namespace {

@@ -15,6 +15,7 @@
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "core/bytes_tensor.h"
 #include "fake_instance.h"
+#include "source_dir.h"
 
 namespace mm {
 namespace {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "repository/repository.h"
+#include "source_dir.h"
 
 namespace mm {
 namespace {

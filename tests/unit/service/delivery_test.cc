@@ -13,6 +13,7 @@
 #include "local_repositories.h"
 #include "scheduler/execution_slots.h"
 #include "service/inference_service.h"
+#include "source_dir.h"
 #include "tenancy/quota.h"
 #include "tenancy/tenant_registry.h"
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "source_dir.h"
 
 namespace mm::fil {
 namespace {

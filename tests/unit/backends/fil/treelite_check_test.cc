@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/fil/tree_model.h"
+#include "source_dir.h"
 
 namespace mm::fil {
 namespace {

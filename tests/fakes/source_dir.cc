@@ -1,0 +1,3 @@
+#include "source_dir.h"
+
+const char* MmserveSourceDir() { return MMSERVE_SOURCE_DIR_PATH; }
