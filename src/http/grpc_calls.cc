@@ -1,6 +1,9 @@
 #include "http/grpc_calls.h"
 
+#include <google/protobuf/arena.h>
+
 #include <climits>
+#include <span>
 #include <utility>
 
 #include "http/grpc_framing.h"
@@ -108,15 +111,35 @@ class RepositoryCall final : public GrpcUnaryCall {
 // A ModelInferRequest with the bytes it came in: its raw input contents are
 // views into them (ParseModelInferRequestInPlace), and its input tensors
 // too, so the inference shares it whole.
+// An arena whose first block is `first` (which must outlive it): messages of
+// the usual size then take no allocation per field.
+google::protobuf::ArenaOptions FirstBlock(std::span<char> first) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = first.data();
+  options.initial_block_size = first.size();
+  return options;
+}
+
+// The message's own fields (its tensors' names, datatypes and shapes) lie in
+// an arena whose first block is part of this struct, so parsing the usual
+// request allocates nothing per field.
 struct InferMessage {
-  std::string wire;
-  inference::ModelInferRequest msg;
-  std::vector<std::string_view> raw;
+  InferMessage() : arena(FirstBlock(block)) {}
+  InferMessage(const InferMessage&) = delete;
+  InferMessage& operator=(const InferMessage&) = delete;
 
   Status Parse(std::string bytes) {
     wire = std::move(bytes);
-    return ParseModelInferRequestInPlace(wire, &msg, &raw);
+    return ParseModelInferRequestInPlace(wire, msg, &raw);
   }
+
+  std::string wire;
+  // Declared before the arena, which hands it back (without freeing it) first.
+  alignas(16) char block[2048];
+  google::protobuf::Arena arena;
+  inference::ModelInferRequest* const msg =
+      google::protobuf::Arena::CreateMessage<inference::ModelInferRequest>(&arena);
+  std::vector<std::string_view> raw;
 };
 
 // From this many bytes of output tensors on, an answer is written where its
@@ -147,7 +170,7 @@ class InferCall final : public GrpcUnaryCall {
 
   void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta& meta,
            GrpcReplyCallback done) override {
-    auto decoded = DecodeGrpcInferRequest(request_->msg, request_->raw);
+    auto decoded = DecodeGrpcInferRequest(*request_->msg, request_->raw);
     if (!decoded.ok()) {
       GrpcReply reply;
       reply.status = decoded.status();
@@ -174,9 +197,12 @@ class InferCall final : public GrpcUnaryCall {
         reply.owner = std::shared_ptr<const InferResponse>(std::move(*r));
         return done(std::move(reply));
       }
-      inference::ModelInferResponse response;
-      EncodeGrpcInferResponse(**r, &response);
-      reply = Answer(response);
+      alignas(16) char block[2048];
+      google::protobuf::Arena arena(FirstBlock(block));
+      auto* response =
+          google::protobuf::Arena::CreateMessage<inference::ModelInferResponse>(&arena);
+      EncodeGrpcInferResponse(**r, response);
+      reply = Answer(*response);
       reply.receipt = std::move((*r)->receipt);
       done(std::move(reply));
     };
@@ -263,7 +289,7 @@ Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
   auto parsed = std::make_shared<InferMessage>();
   MM_RETURN_IF_ERROR(parsed->Parse(std::move(bytes)));
   // (Aliases the parsed message: it keeps the bytes its tensors view.)
-  std::shared_ptr<const inference::ModelInferRequest> message(parsed, &parsed->msg);
+  std::shared_ptr<const inference::ModelInferRequest> message(parsed, parsed->msg);
   // The tenants in force now (a reload may have changed or revoked the key).
   auto tenant = env_.service->Authenticate(authorization_, memo);
   if (!tenant.ok()) {
@@ -272,7 +298,7 @@ Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
                       " (the key was revoked by a reload of the tenants file while this "
                       "stream was open; open a new stream with a valid key)");
   }
-  auto decoded = DecodeGrpcInferRequest(parsed->msg, parsed->raw);
+  auto decoded = DecodeGrpcInferRequest(*parsed->msg, parsed->raw);
   if (!decoded.ok()) {
     Out out;
     inference::ModelStreamInferResponse response;

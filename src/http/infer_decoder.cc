@@ -461,6 +461,8 @@ class RequestDecoder {
     }
     if (data) return DecodeJsonData(*data, count, what, t);
     if (binary_size) {
+      // One allocation for all the binary inputs, as for the inputs.
+      if (pending_.capacity() == 0) pending_.reserve(request.inputs.capacity());
       pending_.push_back({request.inputs.size() - 1, count, *binary_size});
       return OkStatus();
     }
@@ -472,6 +474,7 @@ class RequestDecoder {
   static Status DecodeShape(dom::element e, std::string_view what, Shape& shape) {
     dom::array arr;
     if (e.get_array().get(arr)) return WrongType(std::string(what) + " 'shape'", "an array", e);
+    shape.reserve(std::min<size_t>(arr.size(), 16));  // a hint; size() saturates
     for (dom::element d : arr) {
       if (d.type() == element_type::INT64) {
         shape.push_back(d.get_int64().value_unsafe());  // negatives: ElementCount rejects them
@@ -487,6 +490,8 @@ class RequestDecoder {
   Status DecodeOutputs(dom::element e, DecodedInferRequest& out) {
     dom::array arr;
     if (e.get_array().get(arr)) return WrongType("'outputs'", "an array", e);
+    out.request.outputs.reserve(std::min<size_t>(arr.size(), 64));  // hints, as for inputs
+    out.format.per_output_binary.reserve(std::min<size_t>(arr.size(), 64));
     size_t index = 0;
     for (dom::element o : arr) {
       const std::string where = "outputs[" + std::to_string(index++) + "]";

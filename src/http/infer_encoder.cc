@@ -137,30 +137,35 @@ Status EncodeOutputs(const InferResponse& r, const HttpResponseFormat& fmt, std:
                      std::vector<std::span<const std::byte>>& chunks) {
   // Validate first and size the output once.
   size_t estimate = 128 + r.id.size() + r.model_name.size() + r.model_version.size();
+  size_t binary_outputs = 0;
   for (const Tensor& t : r.outputs) {
-    const std::string what = "output '" + t.name + "'";
+    // Only an error names the output: no string built per output otherwise.
+    auto what = [&] { return "output '" + t.name + "'"; };
     if (t.dtype == DataType::kInvalid || DataTypeName(t.dtype) == "INVALID") {
-      return Internal(what + " has no valid datatype");
+      return Internal(what() + " has no valid datatype");
     }
     if (InSharedMemory(t)) continue;  // written to its region; no data here
-    auto count = ElementCount(t.shape, what);
-    if (!count.ok()) return Internal(count.status().message());
+    auto count = ElementCount(t.shape, "");
+    if (!count.ok()) return Internal(ElementCount(t.shape, what()).status().message());
     if (t.dtype != DataType::kBytes) {
       const size_t elem = DataTypeSize(t.dtype);
       if (t.data.size() % elem != 0 || t.data.size() / elem != static_cast<uint64_t>(*count)) {
-        return Internal(what + " holds " + std::to_string(t.data.size()) + " bytes, not " +
+        return Internal(what() + " holds " + std::to_string(t.data.size()) + " bytes, not " +
                         std::to_string(*count) + " " + std::string(DataTypeName(t.dtype)) +
                         " elements for shape " + ShapeToString(t.shape));
       }
     }
     estimate += 96 + t.name.size() + 21 * t.shape.size();
-    if (!fmt.IsBinary(t.name)) {
+    if (fmt.IsBinary(t.name)) {
+      ++binary_outputs;
+    } else {
       estimate += t.dtype == DataType::kBytes
                       ? t.data.size() + static_cast<size_t>(*count) * 3
                       : static_cast<size_t>(*count) * JsonBytesPerElement(t.dtype);
     }
   }
   out.reserve(estimate);
+  chunks.reserve(binary_outputs);
 
   out.append("{\"model_name\":");
   AppendJsonString(out, r.model_name);

@@ -1,6 +1,7 @@
 #include "service/request_validator.h"
 
 #include <algorithm>
+#include <span>
 
 #include "core/shape.h"
 #include "core/tensor_data.h"
@@ -26,8 +27,8 @@ std::string Describe(DataType type, const Shape& shape) {
 Status ValidateInput(const inference::ModelConfig& config, const inference::ModelInput& spec,
                      const Tensor& input) {
   const auto want_type = static_cast<DataType>(spec.data_type());
-  Shape want_shape = ExpectedShape(config, spec.dims());
   auto mismatch = [&] {
+    const Shape want_shape = ExpectedShape(config, spec.dims());
     // Where only one fixed dim differs (a row of 29 features for a model of
     // 30), name it: the shapes alone leave the reader to compare them.
     std::string detail;
@@ -44,7 +45,15 @@ Status ValidateInput(const inference::ModelConfig& config, const inference::Mode
                            Describe(want_type, want_shape) + ", got " +
                            Describe(input.dtype, input.shape) + detail);
   };
-  if (input.dtype != want_type || !ShapeMatches(want_shape, input.shape)) return mismatch();
+  // The config's dims after the batch dim (any size), compared in place:
+  // the expected shape is only built to say what was wrong.
+  const size_t batch_dims = config.max_batch_size() > 0 ? 1 : 0;
+  const std::span<const int64_t> got(input.shape);
+  const std::span<const int64_t> dims(spec.dims().data(), spec.dims().size());
+  if (input.dtype != want_type || got.size() != dims.size() + batch_dims ||
+      !ShapeMatches(dims, got.subspan(batch_dims))) {
+    return mismatch();
+  }
   if (config.max_batch_size() > 0) {
     int64_t batch = input.shape[0];
     if (batch < 1 || batch > config.max_batch_size()) {

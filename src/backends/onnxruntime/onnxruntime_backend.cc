@@ -344,8 +344,13 @@ class OrtInstance final : public ModelInstance {
   std::vector<std::string> output_names_;
   std::vector<const char*> output_name_ptrs_;  // the config's outputs, into output_names_
   Ort::AllocatorWithDefaultOptions allocator_;
-  // Aligned copies of misaligned inputs; used by one Execute at a time.
+  // Used by one Execute at a time, kept across runs so that a run allocates
+  // none of them: aligned copies of misaligned inputs, the inputs' names and
+  // values, the requested outputs' names.
   std::vector<std::byte> scratch_;  // operator new: 16-byte aligned
+  std::vector<const char*> input_names_;
+  std::vector<Ort::Value> input_values_;
+  std::vector<const char*> requested_;
 };
 
 StatusOr<Ort::Value> OrtInstance::StringInput(const Tensor& input) {
@@ -405,8 +410,10 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
   // Inputs: views over the request's bytes; copies only when misaligned.
   alignas(16) static std::byte empty_data[16];  // for zero-byte inputs; never written
   const size_t input_count = request.inputs.size();
-  std::vector<const char*> input_names;
-  std::vector<Ort::Value> input_values;
+  std::vector<const char*>& input_names = input_names_;
+  std::vector<Ort::Value>& input_values = input_values_;
+  input_names.clear();
+  input_values.clear();  // releases the last run's input values
   input_names.reserve(input_count);
   input_values.reserve(input_count);
   // Misaligned inputs (a binary section after a JSON header of any length) are
@@ -449,7 +456,8 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
   // Outputs: the requested ones, or every configured one.
   const char* const* output_names = output_name_ptrs_.data();
   size_t output_count = output_name_ptrs_.size();
-  std::vector<const char*> requested;
+  std::vector<const char*>& requested = requested_;
+  requested.clear();
   if (!request.outputs.empty()) {
     requested.reserve(request.outputs.size());
     for (const RequestedOutput& output : request.outputs) {
@@ -477,6 +485,7 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
     outputs->values = session_->Run(run_options_, input_names.data(), input_values.data(),
                                     input_count, output_names, output_count);
   }
+  input_values.clear();  // views of the request's bytes: none outlives the run
   const int64_t ran_ns = SteadyNs();
 
   response.outputs.reserve(response.outputs.size() + output_count);
