@@ -320,7 +320,10 @@ Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
   InferCallback done = [self = shared_from_this(),
                         message](StatusOr<std::unique_ptr<InferResponse>> r) {
     Out out;
-    inference::ModelStreamInferResponse response;
+    alignas(16) char block[2048];  // the answer's fields, as ModelInfer's
+    google::protobuf::Arena arena(FirstBlock(block));
+    auto& response =
+        *google::protobuf::Arena::CreateMessage<inference::ModelStreamInferResponse>(&arena);
     const Status status = r.ok() ? OkStatus() : r.status();
     out.write = rpc::StreamAnswer(message->id(), status, r.ok() ? r->get() : nullptr,
                                   rpc::EmptyFinalWanted(*message), &response);
@@ -349,7 +352,10 @@ void GrpcStreamCall::CancelAll() {
 }
 
 void GrpcStreamCall::Send(const InferRequest& request, StatusOr<std::unique_ptr<InferResponse>> r) {
-  inference::ModelStreamInferResponse response;
+  alignas(16) char block[2048];  // the answer's fields, as ModelInfer's
+  google::protobuf::Arena arena(FirstBlock(block));
+  auto& response =
+      *google::protobuf::Arena::CreateMessage<inference::ModelStreamInferResponse>(&arena);
   rpc::StreamPartial(request, r, &response);
   Out out;
   out.completes = false;
