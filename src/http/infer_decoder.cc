@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -317,6 +318,35 @@ Status DecodeJsonData(dom::element data, int64_t count, std::string_view what, T
   return Internal(std::string(what) + ": unhandled datatype");
 }
 
+// "input 'x'" and the like, for error messages, built without an allocation
+// when it fits the buffer: every request passes its tensors' labels down,
+// and they are read only when something is wrong.
+class Label {
+ public:
+  Label(std::string_view prefix, std::string_view name, std::string_view suffix = {}) {
+    const size_t n = prefix.size() + name.size() + suffix.size();
+    char* out = buffer_;
+    if (n > sizeof buffer_) {
+      heap_.resize(n);
+      out = heap_.data();
+    }
+    std::memcpy(out, prefix.data(), prefix.size());
+    std::memcpy(out + prefix.size(), name.data(), name.size());
+    std::memcpy(out + prefix.size() + name.size(), suffix.data(), suffix.size());
+    view_ = {out, n};
+  }
+  Label(const Label&) = delete;
+  Label& operator=(const Label&) = delete;
+
+  operator std::string_view() const { return view_; }
+  std::string str() const { return std::string(view_); }
+
+ private:
+  char buffer_[128];
+  std::string heap_;  // a label over the buffer's size
+  std::string_view view_;
+};
+
 // ------------------------------------------------------------ request
 
 struct PendingBinary {
@@ -422,16 +452,16 @@ class RequestDecoder {
     }
     if (!name) return InvalidArgument(where + " has no 'name'");
     if (name->empty()) return InvalidArgument(where + " has an empty 'name'");
-    std::string what = "input '" + std::string(*name) + "'";
-    if (HasName(request.inputs, *name)) return InvalidArgument(what + " appears twice");
-    if (!datatype) return InvalidArgument(what + " has no 'datatype'");
-    if (!shape) return InvalidArgument(what + " has no 'shape'");
+    const Label what("input '", *name, "'");
+    if (HasName(request.inputs, *name)) return InvalidArgument(what.str() + " appears twice");
+    if (!datatype) return InvalidArgument(what.str() + " has no 'datatype'");
+    if (!shape) return InvalidArgument(what.str() + " has no 'shape'");
 
     Tensor& t = request.inputs.emplace_back();
     t.name = std::string(*name);
     std::optional<DataType> dt = DataTypeFromName(*datatype);
     if (!dt) {
-      return InvalidArgument(what + ": unknown datatype '" + std::string(*datatype) + "'");
+      return InvalidArgument(what.str() + ": unknown datatype '" + std::string(*datatype) + "'");
     }
     t.dtype = *dt;
     MM_RETURN_IF_ERROR(DecodeShape(*shape, what, t.shape));
@@ -441,23 +471,24 @@ class RequestDecoder {
     if (params) {
       dom::object pobj;
       if (params->get_object().get(pobj))
-        return WrongType(what + " 'parameters'", "an object", *params);
+        return WrongType(what.str() + " 'parameters'", "an object", *params);
+      const Label where_params("input '", *name, "' 'parameters'");
       for (dom::key_value_pair kv : pobj) {
         if (kv.key != "binary_data_size") {
           // Kept for the service, e.g. shared_memory_region.
-          MM_RETURN_IF_ERROR(DecodeParameter(kv, what + " 'parameters'", t.parameters));
+          MM_RETURN_IF_ERROR(DecodeParameter(kv, where_params, t.parameters));
           continue;
         }
         int64_t size;
         if (binary_size || !GetNonNegative(kv.value, size)) {
-          return InvalidArgument(what + ": 'binary_data_size' must be given once, as a " +
+          return InvalidArgument(what.str() + ": 'binary_data_size' must be given once, as a " +
                                  "non-negative integer");
         }
         binary_size = static_cast<uint64_t>(size);
       }
     }
     if (data && binary_size) {
-      return InvalidArgument(what + " has both 'data' and 'binary_data_size'");
+      return InvalidArgument(what.str() + " has both 'data' and 'binary_data_size'");
     }
     if (data) return DecodeJsonData(*data, count, what, t);
     if (binary_size) {
@@ -467,7 +498,7 @@ class RequestDecoder {
       return OkStatus();
     }
     if (t.parameters.count("shared_memory_region")) return OkStatus();  // the service maps it
-    return InvalidArgument(what + " has neither 'data', 'binary_data_size' nor a " +
+    return InvalidArgument(what.str() + " has neither 'data', 'binary_data_size' nor a " +
                            "'shared_memory_region' parameter");
   }
 
@@ -513,9 +544,9 @@ class RequestDecoder {
       }
       if (!name) return InvalidArgument(where + " has no 'name'");
       if (name->empty()) return InvalidArgument(where + " has an empty 'name'");
-      const std::string what = "output '" + std::string(*name) + "'";
+      const Label what("output '", *name, "'");
       if (HasName(out.request.outputs, *name)) {
-        return InvalidArgument(what + " is requested twice");
+        return InvalidArgument(what.str() + " is requested twice");
       }
       RequestedOutput& r = out.request.outputs.emplace_back();
       r.name = std::string(*name);
@@ -530,21 +561,22 @@ class RequestDecoder {
           continue;
         }
       }
-      MM_RETURN_IF_ERROR(DecodeParameters(*params, what + " 'parameters'", r.parameters));
+      MM_RETURN_IF_ERROR(
+          DecodeParameters(*params, Label("output '", *name, "' 'parameters'"), r.parameters));
       if (auto it = r.parameters.find("binary_data"); it != r.parameters.end()) {
         const bool* b = std::get_if<bool>(&it->second);
-        if (b == nullptr) return InvalidArgument(what + ": 'binary_data' must be a boolean");
+        if (b == nullptr) return InvalidArgument(what.str() + ": 'binary_data' must be a boolean");
         out.format.per_output_binary.emplace_back(r.name, *b);
         r.parameters.erase(it);
       }
       if (auto it = r.parameters.find("class_count"); it != r.parameters.end()) {
         const int64_t* n = std::get_if<int64_t>(&it->second);
         if (n == nullptr || *n < 0) {
-          return InvalidArgument(what + ": 'class_count' must be a non-negative integer");
+          return InvalidArgument(what.str() + ": 'class_count' must be a non-negative integer");
         }
         if (*n != 0) {
-          return Unimplemented(what + ": 'class_count' (the classification extension) is not " +
-                               "supported");
+          return Unimplemented(
+              what.str() + ": 'class_count' (the classification extension) is not " + "supported");
         }
         r.parameters.erase(it);
       }
