@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 from typing import Tuple
 
 import torch_models as tm
-from conftest import Server
+from conftest import Server, wait_for_log
 from torch_client import (PROTOCOLS, Client, assert_bit_identical, index, to_numpy, to_torch)
 
 torch.set_num_threads(1)
@@ -379,6 +379,8 @@ def test_inter_op_threads_are_set_once_per_process(tmp_path):
         assert requests.post(f"{s.base}/v2/repository/models/inter5/load",
                              timeout=300).status_code == 200
         # The first model's value holds; the second is told which is in force.
+        # (The log is read by a thread: the answer to the load can come first.)
+        wait_for_log(s, "INTER_OP_THREAD_COUNT 5 is ignored")
         assert any("'inter3'" in line and "inter-op threads set to 3" in line for line in s.log), \
             s.text()[-3000:]
         assert any("'inter5'" in line and "INTER_OP_THREAD_COUNT 5 is ignored" in line
