@@ -108,37 +108,45 @@ class RepositoryCall final : public GrpcUnaryCall {
   Request request_;
 };
 
+// A message of type M in a protobuf arena whose first block is part of this
+// object: a message of the usual size (a request's or an answer's tensor
+// names, datatypes and shapes) then takes no allocation per field. Big
+// (2 KiB): on the stack for an answer, inside InferMessage for a request.
+template <class M>
+class ArenaMessage {
+ public:
+  ArenaMessage() = default;
+  ArenaMessage(const ArenaMessage&) = delete;
+  ArenaMessage& operator=(const ArenaMessage&) = delete;
+
+  M& get() { return message_; }
+  const M& get() const { return message_; }
+
+ private:
+  static google::protobuf::ArenaOptions FirstBlock(std::span<char> first) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = first.data();
+    options.initial_block_size = first.size();
+    return options;
+  }
+
+  // In this order: the arena hands the block back (without freeing it) first.
+  alignas(16) char block_[2048];
+  google::protobuf::Arena arena_{FirstBlock(block_)};
+  M& message_ = *google::protobuf::Arena::CreateMessage<M>(&arena_);
+};
+
 // A ModelInferRequest with the bytes it came in: its raw input contents are
 // views into them (ParseModelInferRequestInPlace), and its input tensors
 // too, so the inference shares it whole.
-// An arena whose first block is `first` (which must outlive it): messages of
-// the usual size then take no allocation per field.
-google::protobuf::ArenaOptions FirstBlock(std::span<char> first) {
-  google::protobuf::ArenaOptions options;
-  options.initial_block = first.data();
-  options.initial_block_size = first.size();
-  return options;
-}
-
-// The message's own fields (its tensors' names, datatypes and shapes) lie in
-// an arena whose first block is part of this struct, so parsing the usual
-// request allocates nothing per field.
 struct InferMessage {
-  InferMessage() : arena(FirstBlock(block)) {}
-  InferMessage(const InferMessage&) = delete;
-  InferMessage& operator=(const InferMessage&) = delete;
-
   Status Parse(std::string bytes) {
     wire = std::move(bytes);
-    return ParseModelInferRequestInPlace(wire, msg, &raw);
+    return ParseModelInferRequestInPlace(wire, &msg.get(), &raw);
   }
 
   std::string wire;
-  // Declared before the arena, which hands it back (without freeing it) first.
-  alignas(16) char block[2048];
-  google::protobuf::Arena arena;
-  inference::ModelInferRequest* const msg =
-      google::protobuf::Arena::CreateMessage<inference::ModelInferRequest>(&arena);
+  ArenaMessage<inference::ModelInferRequest> msg;
   std::vector<std::string_view> raw;
 };
 
@@ -170,7 +178,7 @@ class InferCall final : public GrpcUnaryCall {
 
   void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta& meta,
            GrpcReplyCallback done) override {
-    auto decoded = DecodeGrpcInferRequest(*request_->msg, request_->raw);
+    auto decoded = DecodeGrpcInferRequest(request_->msg.get(), request_->raw);
     if (!decoded.ok()) {
       GrpcReply reply;
       reply.status = decoded.status();
@@ -197,12 +205,9 @@ class InferCall final : public GrpcUnaryCall {
         reply.owner = std::shared_ptr<const InferResponse>(std::move(*r));
         return done(std::move(reply));
       }
-      alignas(16) char block[2048];
-      google::protobuf::Arena arena(FirstBlock(block));
-      auto* response =
-          google::protobuf::Arena::CreateMessage<inference::ModelInferResponse>(&arena);
-      EncodeGrpcInferResponse(**r, response);
-      reply = Answer(*response);
+      ArenaMessage<inference::ModelInferResponse> response;
+      EncodeGrpcInferResponse(**r, &response.get());
+      reply = Answer(response.get());
       reply.receipt = std::move((*r)->receipt);
       done(std::move(reply));
     };
@@ -289,7 +294,7 @@ Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
   auto parsed = std::make_shared<InferMessage>();
   MM_RETURN_IF_ERROR(parsed->Parse(std::move(bytes)));
   // (Aliases the parsed message: it keeps the bytes its tensors view.)
-  std::shared_ptr<const inference::ModelInferRequest> message(parsed, parsed->msg);
+  std::shared_ptr<const inference::ModelInferRequest> message(parsed, &parsed->msg.get());
   // The tenants in force now (a reload may have changed or revoked the key).
   auto tenant = env_.service->Authenticate(authorization_, memo);
   if (!tenant.ok()) {
@@ -298,7 +303,7 @@ Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
                       " (the key was revoked by a reload of the tenants file while this "
                       "stream was open; open a new stream with a valid key)");
   }
-  auto decoded = DecodeGrpcInferRequest(*parsed->msg, parsed->raw);
+  auto decoded = DecodeGrpcInferRequest(parsed->msg.get(), parsed->raw);
   if (!decoded.ok()) {
     Out out;
     inference::ModelStreamInferResponse response;
@@ -320,10 +325,8 @@ Status GrpcStreamCall::OnMessage(std::string bytes, TenantRegistry::Memo* memo,
   InferCallback done = [self = shared_from_this(),
                         message](StatusOr<std::unique_ptr<InferResponse>> r) {
     Out out;
-    alignas(16) char block[2048];  // the answer's fields, as ModelInfer's
-    google::protobuf::Arena arena(FirstBlock(block));
-    auto& response =
-        *google::protobuf::Arena::CreateMessage<inference::ModelStreamInferResponse>(&arena);
+    ArenaMessage<inference::ModelStreamInferResponse> answer;
+    auto& response = answer.get();
     const Status status = r.ok() ? OkStatus() : r.status();
     out.write = rpc::StreamAnswer(message->id(), status, r.ok() ? r->get() : nullptr,
                                   rpc::EmptyFinalWanted(*message), &response);
@@ -352,10 +355,8 @@ void GrpcStreamCall::CancelAll() {
 }
 
 void GrpcStreamCall::Send(const InferRequest& request, StatusOr<std::unique_ptr<InferResponse>> r) {
-  alignas(16) char block[2048];  // the answer's fields, as ModelInfer's
-  google::protobuf::Arena arena(FirstBlock(block));
-  auto& response =
-      *google::protobuf::Arena::CreateMessage<inference::ModelStreamInferResponse>(&arena);
+  ArenaMessage<inference::ModelStreamInferResponse> answer;
+  auto& response = answer.get();
   rpc::StreamPartial(request, r, &response);
   Out out;
   out.completes = false;
