@@ -284,6 +284,18 @@ def fixed_batch():
     return _model(graph)
 
 
+def misdeclared_output():
+    """An output whose declared shape is not what the graph computes: y is
+    declared [n] like x, but is x twice over ([2n]). ONNX Runtime loads it
+    leniently; a server that sized y's buffer from the declaration must
+    still answer with the computed [2n]."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])
+    graph = helper.make_graph([helper.make_node("Concat", ["x", "x"], ["y"], axis=0)],
+                              "misdeclared_output", [x], [y])
+    return _model(graph)
+
+
 # ------------------------------------------------------------------- main
 
 
@@ -601,6 +613,7 @@ def main(argv):
             ("identity_all_types.onnx", identity_all_types()),
             ("unsupported_type.onnx", unsupported_type()),
             ("fixed_batch.onnx", fixed_batch()),
+            ("misdeclared_output.onnx", misdeclared_output()),
         ]:
             _save(model, args.testdata / name)
             print(f"{args.testdata / name}: {(args.testdata / name).stat().st_size} bytes")

@@ -23,157 +23,25 @@
 #include "backends/model_file.h"
 #include "backends/onnxruntime/onnx_graph_scan.h"
 #include "backends/onnxruntime/ort_env.h"
+#include "backends/onnxruntime/ort_instance.h"
+#include "backends/onnxruntime/ort_types.h"
 #include "backends/registry.h"
-#include "core/blocking_wait.h"
-#include "core/bytes_tensor.h"
 #include "repository/repository_file.h"
 
 namespace mm {
 
 namespace {
 
+using ort::FromOnnx;
+using ort::FromOrt;
+using ort::ModelLabel;
+using ort::OnnxElementName;
+using ort::OnnxKindName;
+
 constexpr std::string_view kPlatform = OnnxRuntimeBackend::kPlatform;
 constexpr std::string_view kBackendName = OnnxRuntimeBackend::kName;
 constexpr std::string_view kDefaultModelFile = OnnxRuntimeBackend::kDefaultModelFile;
 constexpr int kMaxThreads = 1024;  // per session; more is a typo, not a plan
-
-// ------------------------------------------------------------ type mapping
-
-std::optional<DataType> FromOnnx(ONNXTensorElementDataType type) {
-  switch (type) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL:
-      return DataType::kBool;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8:
-      return DataType::kUint8;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16:
-      return DataType::kUint16;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32:
-      return DataType::kUint32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64:
-      return DataType::kUint64;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8:
-      return DataType::kInt8;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16:
-      return DataType::kInt16;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32:
-      return DataType::kInt32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64:
-      return DataType::kInt64;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16:
-      return DataType::kFp16;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT:
-      return DataType::kFp32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE:
-      return DataType::kFp64;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING:
-      return DataType::kBytes;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16:
-      return DataType::kBf16;
-    default:
-      return std::nullopt;
-  }
-}
-
-ONNXTensorElementDataType ToOnnx(DataType type) {
-  switch (type) {
-    case DataType::kBool:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
-    case DataType::kUint8:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
-    case DataType::kUint16:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16;
-    case DataType::kUint32:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32;
-    case DataType::kUint64:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64;
-    case DataType::kInt8:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-    case DataType::kInt16:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16;
-    case DataType::kInt32:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    case DataType::kInt64:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-    case DataType::kFp16:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
-    case DataType::kFp32:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-    case DataType::kFp64:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
-    case DataType::kBytes:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING;
-    case DataType::kBf16:
-      return ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16;
-    case DataType::kInvalid:
-      break;
-  }
-  return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-}
-
-// ONNX's spelling (TensorProto.DataType), for types mmserve cannot serve.
-std::string OnnxElementName(ONNXTensorElementDataType type) {
-  switch (static_cast<int>(type)) {
-    case 0:
-      return "UNDEFINED";
-    case 14:
-      return "COMPLEX64";
-    case 15:
-      return "COMPLEX128";
-    case 17:
-      return "FLOAT8E4M3FN";
-    case 18:
-      return "FLOAT8E4M3FNUZ";
-    case 19:
-      return "FLOAT8E5M2";
-    case 20:
-      return "FLOAT8E5M2FNUZ";
-    case 21:
-      return "UINT4";
-    case 22:
-      return "INT4";
-    case 23:
-      return "FLOAT4E2M1";
-    default:
-      return "element type " + std::to_string(static_cast<int>(type));
-  }
-}
-
-std::string_view OnnxKindName(ONNXType type) {
-  switch (type) {
-    case ONNX_TYPE_SEQUENCE:
-      return "a sequence";
-    case ONNX_TYPE_MAP:
-      return "a map";
-    case ONNX_TYPE_OPAQUE:
-      return "an opaque value";
-    case ONNX_TYPE_SPARSETENSOR:
-      return "a sparse tensor";
-    case ONNX_TYPE_OPTIONAL:
-      return "an optional";
-    default:
-      return "a value of unknown kind";
-  }
-}
-
-// ------------------------------------------------------------ errors
-
-std::string ModelLabel(std::string_view model) { return "model '" + std::string(model) + "'"; }
-
-Status FromOrt(const Ort::Exception& e, std::string_view context) {
-  std::string message = std::string(context) + ": onnxruntime: " + e.what();
-  switch (e.GetOrtErrorCode()) {
-    case ORT_INVALID_ARGUMENT:
-    case ORT_NO_SUCHFILE:
-    case ORT_NO_MODEL:
-    case ORT_INVALID_PROTOBUF:
-    case ORT_INVALID_GRAPH:
-    case ORT_NOT_IMPLEMENTED:
-    case ORT_MODEL_LOADED:
-      return InvalidArgument(std::move(message));
-    default:
-      return Internal(std::move(message));
-  }
-}
 
 // ------------------------------------------------------------ session setup
 
@@ -287,253 +155,6 @@ StatusOr<ModelSignature> ReadModelSignature(std::string_view model, const Ort::S
   return signature;
 }
 
-// ------------------------------------------------------------ instance
-
-// Output values of one Run, shared by the response tensors that point into
-// them. Holds the session too: the values' memory comes from the session's
-// allocator, which must outlive them (a response may outlive its model).
-struct RunOutputs {
-  std::shared_ptr<Ort::Session> session;  // declared first: destroyed last
-  std::vector<Ort::Value> values;
-};
-
-class OrtInstance final : public ModelInstance {
- public:
-  // `unbounded`: the graph's run time depends on its inputs' values
-  // (InlineSafe said no); a run then says it may last (BlockingWait).
-  OrtInstance(std::string model_name, std::shared_ptr<Ort::Session> session,
-              const inference::ModelConfig& config, bool unbounded)
-      : model_name_(std::move(model_name)),
-        session_(std::move(session)),
-        unbounded_(unbounded),
-        cpu_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
-    for (const auto& output : config.output()) output_names_.push_back(output.name());
-    // A sequence model's state outputs, which its scheduler asks for (by name).
-    for (const auto& state : config.sequence_batching().state()) {
-      output_names_.push_back(state.output_name());
-    }
-    for (int i = 0; i < config.output_size(); ++i) {
-      output_name_ptrs_.push_back(output_names_[i].c_str());
-    }
-  }
-
-  Status Execute(const InferRequest& request, InferResponse& response) override {
-    try {
-      return Run(request, response);
-    } catch (const Ort::Exception& e) {
-      return FromOrt(e, ModelLabel(model_name_));
-    } catch (const std::exception& e) {
-      return Internal(ModelLabel(model_name_) + ": " + e.what());
-    }
-  }
-
- private:
-  // May throw Ort::Exception or std::bad_alloc.
-  Status Run(const InferRequest& request, InferResponse& response);
-  StatusOr<Ort::Value> StringInput(const Tensor& input);
-  static StatusOr<Tensor> StringOutput(std::string name, const Ort::Value& value,
-                                       std::vector<int64_t> shape);
-
-  // Constant after construction.
-  const std::string model_name_;
-  const std::shared_ptr<Ort::Session> session_;
-  const bool unbounded_;
-  const Ort::MemoryInfo cpu_;
-  const Ort::RunOptions run_options_;
-  // The config's outputs, in order, then a sequence model's state outputs.
-  std::vector<std::string> output_names_;
-  std::vector<const char*> output_name_ptrs_;  // the config's outputs, into output_names_
-  Ort::AllocatorWithDefaultOptions allocator_;
-  // Used by one Execute at a time, kept across runs so that a run allocates
-  // none of them: aligned copies of misaligned inputs, the inputs' names and
-  // values, the requested outputs' names.
-  std::vector<std::byte> scratch_;  // operator new: 16-byte aligned
-  std::vector<const char*> input_names_;
-  std::vector<Ort::Value> input_values_;
-  std::vector<const char*> requested_;
-};
-
-StatusOr<Ort::Value> OrtInstance::StringInput(const Tensor& input) {
-  std::string what = "input '" + input.name + "'";
-  MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape, what));
-  MM_ASSIGN_OR_RETURN(auto elements, SplitBytesTensor(input.data, count, what));
-  Ort::Value value = Ort::Value::CreateTensor(allocator_, input.shape.data(), input.shape.size(),
-                                              ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING);
-  for (size_t i = 0; i < elements.size(); ++i) {
-    char* dst = value.GetResizedStringTensorElementBuffer(i, elements[i].size());
-    if (!elements[i].empty()) std::memcpy(dst, elements[i].data(), elements[i].size());
-  }
-  return value;
-}
-
-StatusOr<Tensor> OrtInstance::StringOutput(std::string name, const Ort::Value& value,
-                                           std::vector<int64_t> shape) {
-  const size_t count = value.GetTensorTypeAndShapeInfo().GetElementCount();
-  auto buffer = std::make_shared<ByteBuffer>(4 * count + value.GetStringTensorDataLength());
-  std::byte* out = buffer->bytes.get();
-  size_t pos = 0;
-  for (size_t i = 0; i < count; ++i) {
-    const size_t len = value.GetStringTensorElementLength(i);
-    if (len > UINT32_MAX || pos + 4 + len > buffer->size) {
-      return Internal("output '" + name + "': string element " + std::to_string(i) +
-                      " does not fit the BYTES layout");
-    }
-    const auto n = static_cast<uint32_t>(len);
-    const unsigned char prefix[4] = {
-        static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
-        static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 24)};
-    std::memcpy(out + pos, prefix, 4);
-    if (len > 0) value.GetStringTensorElement(len, i, out + pos + 4);
-    pos += 4 + len;
-  }
-  Tensor tensor;
-  tensor.name = std::move(name);
-  tensor.dtype = DataType::kBytes;
-  tensor.shape = std::move(shape);
-  tensor.data = {out, pos};
-  tensor.owner = std::move(buffer);
-  return tensor;
-}
-
-namespace {
-int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
-Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
-  // The stages' times (ExecutionTiming): preparing inputs, then the run,
-  // then taking the outputs.
-  const int64_t begin_ns = SteadyNs();
-  // Inputs: views over the request's bytes; copies only when misaligned.
-  alignas(16) static std::byte empty_data[16];  // for zero-byte inputs; never written
-  const size_t input_count = request.inputs.size();
-  std::vector<const char*>& input_names = input_names_;
-  std::vector<Ort::Value>& input_values = input_values_;
-  input_names.clear();
-  input_values.clear();  // releases the last run's input values
-  input_names.reserve(input_count);
-  input_values.reserve(input_count);
-  // Misaligned inputs (a binary section after a JSON header of any length) are
-  // copied into this instance's scratch buffer, reused across requests.
-  size_t scratch_needed = 0;
-  for (const Tensor& input : request.inputs) {
-    if (input.dtype != DataType::kBytes && !input.data.empty() &&
-        reinterpret_cast<uintptr_t>(input.data.data()) % DataTypeSize(input.dtype) != 0) {
-      scratch_needed += (input.data.size() + 15) & ~size_t{15};
-    }
-  }
-  if (scratch_.size() < scratch_needed) scratch_.resize(scratch_needed);
-  size_t scratch_used = 0;
-  for (const Tensor& input : request.inputs) {
-    input_names.push_back(input.name.c_str());
-    if (input.dtype == DataType::kBytes) {
-      MM_ASSIGN_OR_RETURN(Ort::Value value, StringInput(input));
-      input_values.push_back(std::move(value));
-      continue;
-    }
-    const ONNXTensorElementDataType type = ToOnnx(input.dtype);
-    if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED) {
-      return InvalidArgument(ModelLabel(model_name_) + " input '" + input.name +
-                             "': invalid data type");
-    }
-    // ONNX Runtime only reads inputs; the const_cast is its API's, not a write.
-    auto* data = const_cast<std::byte*>(input.data.data());
-    if (input.data.empty()) {
-      data = empty_data;
-    } else if (reinterpret_cast<uintptr_t>(data) % DataTypeSize(input.dtype) != 0) {
-      std::byte* copy = scratch_.data() + scratch_used;
-      scratch_used += (input.data.size() + 15) & ~size_t{15};
-      std::memcpy(copy, data, input.data.size());
-      data = copy;
-    }
-    input_values.push_back(Ort::Value::CreateTensor(cpu_, data, input.data.size(),
-                                                    input.shape.data(), input.shape.size(), type));
-  }
-
-  // Outputs: the requested ones, or every configured one.
-  const char* const* output_names = output_name_ptrs_.data();
-  size_t output_count = output_name_ptrs_.size();
-  std::vector<const char*>& requested = requested_;
-  requested.clear();
-  if (!request.outputs.empty()) {
-    requested.reserve(request.outputs.size());
-    for (const RequestedOutput& output : request.outputs) {
-      if (std::find(output_names_.begin(), output_names_.end(), output.name) ==
-          output_names_.end()) {
-        return InvalidArgument(ModelLabel(model_name_) + " has no output '" + output.name + "'");
-      }
-      requested.push_back(output.name.c_str());
-    }
-    output_names = requested.data();
-    output_count = requested.size();
-  }
-
-  auto outputs = std::make_shared<RunOutputs>();
-  outputs->session = session_;
-  const int64_t run_ns = SteadyNs();
-  response.timing.input_ns = run_ns - begin_ns;
-  {
-    // A run whose length its inputs decide (a Loop's trip count) may last
-    // without end: if it drags on while other work waits, the execution
-    // slots lend its slot to that work (the thread stays busy, the slot does
-    // not): one model's long run never stalls the others.
-    std::optional<BlockingWait> long_run;
-    if (unbounded_) long_run.emplace();
-    outputs->values = session_->Run(run_options_, input_names.data(), input_values.data(),
-                                    input_count, output_names, output_count);
-  }
-  input_values.clear();  // views of the request's bytes: none outlives the run
-  const int64_t ran_ns = SteadyNs();
-
-  response.outputs.reserve(response.outputs.size() + output_count);
-  for (size_t i = 0; i < output_count; ++i) {
-    const Ort::Value& value = outputs->values[i];
-    if (!value.IsTensor()) {
-      return Internal(ModelLabel(model_name_) + " output '" + output_names[i] +
-                      "' is not a tensor");
-    }
-    auto info = value.GetTensorTypeAndShapeInfo();
-    std::optional<DataType> dtype = FromOnnx(info.GetElementType());
-    if (!dtype) {
-      return Internal(ModelLabel(model_name_) + " output '" + output_names[i] + "' has ONNX type " +
-                      OnnxElementName(info.GetElementType()));
-    }
-    if (*dtype == DataType::kBytes) {
-      MM_ASSIGN_OR_RETURN(Tensor tensor, StringOutput(output_names[i], value, info.GetShape()));
-      response.outputs.push_back(std::move(tensor));
-      continue;
-    }
-    Tensor& tensor = response.outputs.emplace_back();
-    tensor.name = output_names[i];
-    tensor.dtype = *dtype;
-    tensor.shape = info.GetShape();
-    const size_t bytes = info.GetElementCount() * DataTypeSize(*dtype);
-    const auto* data = static_cast<const std::byte*>(value.GetTensorRawData());
-    tensor.data = {data, bytes};
-    // Graph inputs are never reused for outputs, but a response must not point
-    // into the request (its body may be gone first): copy if it ever does.
-    const auto begin = reinterpret_cast<uintptr_t>(data);
-    const bool aliases_input =
-        std::any_of(request.inputs.begin(), request.inputs.end(), [&](const Tensor& input) {
-          const auto input_begin = reinterpret_cast<uintptr_t>(input.data.data());
-          return bytes > 0 && begin < input_begin + input.data.size() &&
-                 input_begin < begin + bytes;
-        });
-    if (aliases_input) {
-      auto copy = std::make_shared<ByteBuffer>(bytes);
-      std::memcpy(copy->bytes.get(), data, bytes);
-      AttachBuffer(tensor, std::move(copy));
-    } else {
-      tensor.owner = outputs;
-    }
-  }
-  response.timing.output_ns = SteadyNs() - ran_ns;
-  return OkStatus();
-}
-
 }  // namespace
 
 // ------------------------------------------------------------ backend
@@ -614,11 +235,11 @@ StatusOr<std::unique_ptr<LoadedModel>> OnnxRuntimeBackend::Load(const LoadSpec& 
     const bool unbounded = !model->inline_safe;
     model->instances.reserve(static_cast<size_t>(instances));
     model->instances.push_back(
-        std::make_unique<OrtInstance>(spec.model_name, std::move(first), model->config, unbounded));
+        ort::MakeOrtInstance(spec.model_name, std::move(first), model->config, unbounded));
     for (int64_t i = 1; i < instances; ++i) {
       auto session = std::make_shared<Ort::Session>(*env, path.c_str(), options);
-      model->instances.push_back(std::make_unique<OrtInstance>(spec.model_name, std::move(session),
-                                                               model->config, unbounded));
+      model->instances.push_back(
+          ort::MakeOrtInstance(spec.model_name, std::move(session), model->config, unbounded));
     }
     return model;
   } catch (const Ort::Exception& e) {

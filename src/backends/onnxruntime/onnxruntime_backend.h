@@ -11,8 +11,10 @@
 // naming the model (INVALID_ARGUMENT for a bad model or input, INTERNAL else).
 //
 // Execute borrows request inputs without copying when they are aligned to
-// their element size (copies them otherwise) and hands out outputs that point
-// into the Ort::Value ONNX Runtime allocated, kept alive by Tensor::owner.
+// their element size (copies them otherwise). Small outputs whose shapes the
+// graph declares in terms of its inputs' are allocated by the instance and
+// written by ONNX Runtime; others point into the values ONNX Runtime
+// allocated; either way Tensor::owner keeps them alive (ort_instance.h).
 // BYTES tensors are converted to and from ONNX string tensors.
 //
 // Thread-safety: Create and Load may be called concurrently. Each instance

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -534,6 +535,91 @@ TEST(OnnxRuntimeBackendTest, OutputsOutliveTheModel) {
   }  // model and backend gone; the output's owner keeps its memory alive
   auto values = response.outputs.at(0).as<float>();
   EXPECT_NEAR(std::accumulate(values.begin(), values.end(), 0.0f), 1.0f, 1e-5f);
+}
+
+// The outputs' shapes follow each request's batch (the graph names the
+// batch dimension "batch" in its input and output, so the instance allocates
+// them itself: ort_instance.h), and each run's outputs are its own: an
+// earlier response is untouched by later runs on the same instance.
+TEST(OnnxRuntimeBackendTest, OutputsFollowEachRequestsBatchAndStayTheirs) {
+  auto model = MustLoad(ExampleSpec("mlp_classifier"));
+  ASSERT_NE(model, nullptr);
+  std::vector<InferResponse> responses(3);
+  std::vector<std::vector<float>> copies;
+  const std::vector<int64_t> batches = {3, 1, 5};
+  for (size_t r = 0; r < batches.size(); ++r) {
+    std::vector<float> input(static_cast<size_t>(batches[r]) * 16);
+    for (size_t i = 0; i < input.size(); ++i) input[i] = std::cos(static_cast<float>(i + r));
+    InferRequest request;
+    request.inputs.push_back(View("input", DataType::kFp32, {batches[r], 16}, input));
+    Status status = model->instances[0]->Execute(request, responses[r]);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    const Tensor& probs = responses[r].outputs.at(0);
+    ASSERT_EQ(probs.shape, (Shape{batches[r], 10}));
+    auto values = probs.as<float>();
+    copies.emplace_back(values.begin(), values.end());
+    for (int64_t row = 0; row < batches[r]; ++row) {
+      EXPECT_NEAR(std::accumulate(values.begin() + row * 10, values.begin() + row * 10 + 10, 0.0f),
+                  1.0f, 1e-5f);
+    }
+  }
+  for (size_t r = 0; r < batches.size(); ++r) {
+    auto values = responses[r].outputs.at(0).as<float>();
+    EXPECT_TRUE(std::equal(values.begin(), values.end(), copies[r].begin(), copies[r].end()))
+        << "response " << r << " changed after later runs";
+  }
+}
+
+// y is declared [n] like its input, but the graph computes x twice over
+// ([2n]): ONNX Runtime refuses an output allocated as declared, and the
+// instance answers with what the graph computes, then and on later runs.
+TEST(OnnxRuntimeBackendTest, MisdeclaredOutputShapeStillAnswersWhatTheGraphComputes) {
+  auto model = MustLoad(TestdataSpec("misdeclared", "misdeclared_output.onnx"));
+  ASSERT_NE(model, nullptr);
+  for (const std::vector<float>& x : {std::vector<float>{1, 2, 3}, std::vector<float>{4, 5}}) {
+    InferRequest request;
+    request.inputs.push_back(View("x", DataType::kFp32, {static_cast<int64_t>(x.size())}, x));
+    InferResponse response;
+    Status status = model->instances[0]->Execute(request, response);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    const Tensor& y = response.outputs.at(0);
+    ASSERT_EQ(y.shape, (Shape{static_cast<int64_t>(2 * x.size())}));
+    std::vector<float> expected = x;
+    expected.insert(expected.end(), x.begin(), x.end());
+    auto values = y.as<float>();
+    EXPECT_TRUE(std::equal(values.begin(), values.end(), expected.begin(), expected.end()));
+  }
+}
+
+// Outputs over the instance's own allocation limit (1 MiB) come from ONNX
+// Runtime, with the same answer.
+TEST(OnnxRuntimeBackendTest, LargeOutputsRoundTrip) {
+  auto model = MustLoad(TestdataSpec("identity_all_types", "identity_all_types.onnx"));
+  ASSERT_NE(model, nullptr);
+  for (const size_t count : {size_t{1000}, size_t{600000}}) {  // 4 KB, then 2.4 MB
+    std::vector<float> x(count);
+    std::iota(x.begin(), x.end(), 0.5f);
+    InferRequest request;
+    request.outputs = {{"out_fp32", {}}};
+    for (const auto& input : model->config.input()) {
+      if (input.name() == "in_fp32") {
+        request.inputs.push_back(
+            View("in_fp32", DataType::kFp32, {static_cast<int64_t>(count)}, x));
+      } else if (input.name() == "in_bytes") {
+        request.inputs.push_back(BytesView("in_bytes", {0}, ""));
+      } else {
+        request.inputs.push_back(
+            Tensor{input.name(), static_cast<DataType>(input.data_type()), {0}, {}, nullptr, {}});
+      }
+    }
+    InferResponse response;
+    Status status = model->instances[0]->Execute(request, response);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    ASSERT_EQ(response.outputs.size(), 1u);
+    EXPECT_EQ(response.outputs[0].shape, (Shape{static_cast<int64_t>(count)}));
+    auto values = response.outputs[0].as<float>();
+    EXPECT_TRUE(std::equal(values.begin(), values.end(), x.begin(), x.end())) << count;
+  }
 }
 
 TEST(OnnxRuntimeBackendTest, InstancesRunConcurrently) {
