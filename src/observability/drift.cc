@@ -575,8 +575,11 @@ std::vector<uint64_t> DriftMonitor::WindowCounts(std::string_view input, int fea
 }
 
 uint64_t DriftMonitor::sampled() const {
-  const uint64_t calls = calls_.load(std::memory_order_relaxed);
-  return calls / options_.sample_every + (calls % options_.sample_every != 0 ? 1 : 0);
+  uint64_t sampled = 0;  // per thread's shard: its calls 0, n, 2n, ... sampled
+  calls_.VisitShards(0, [&](uint64_t calls) {
+    sampled += calls / options_.sample_every + (calls % options_.sample_every != 0 ? 1 : 0);
+  });
+  return sampled;
 }
 
 std::string DriftMonitor::last_mismatch() const {

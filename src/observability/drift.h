@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "core/data_type.h"
+#include "core/sharded_counters.h"
 #include "core/status.h"
 #include "core/thread_annotations.h"
 
@@ -122,9 +123,9 @@ class DriftBaseline {
 // kMaxWindowBytes (defaults, 4096 features of 10 bins: about 3 MiB).
 //
 // Thread-safety: every method may be called concurrently. ShouldSample is
-// lock-free (one relaxed atomic increment); Observe, Read and CheckThreshold
-// take one internal mutex (only sampled requests reach Observe); the counters
-// are relaxed atomics.
+// lock-free (one relaxed atomic increment, on the thread's own shard); Observe, Read and
+// CheckThreshold take one internal mutex (only sampled requests reach Observe); the counters are
+// relaxed atomics.
 class DriftMonitor {
  public:
   static constexpr double kPsiEpsilon = 1e-4;
@@ -153,9 +154,11 @@ class DriftMonitor {
 
   // The request-path check: true for 1 request in sample_every (the first
   // call included). One relaxed atomic increment and a compare; no lock.
-  bool ShouldSample() {
-    return calls_.fetch_add(1, std::memory_order_relaxed) % options_.sample_every == 0;
-  }
+  // Every sample_every-th call of each thread (calls are counted per thread,
+  // core/sharded_counters.h: no cache line shared by the threads serving the
+  // model), so over all threads one call in sample_every, give or take one
+  // per thread.
+  bool ShouldSample() { return calls_.FetchAddMine(0, 1) % options_.sample_every == 0; }
 
   // Bins one sampled request's input: `rows` rows (the batch dimension, or 1
   // for a non-batching model) of `data`, raw little-endian elements of
@@ -250,7 +253,7 @@ class DriftMonitor {
   const Options options_;
   const uint64_t rows_per_sub_;
 
-  std::atomic<uint64_t> calls_{0};
+  ShardedCounters<1> calls_;
   std::atomic<uint64_t> observed_rows_{0};
   std::atomic<uint64_t> mismatches_{0};
 

@@ -39,41 +39,61 @@ ModelStats::BatchSlot& ModelStats::Slot(int64_t size) {
 
 void ModelStats::RequestSucceeded(int64_t total_ns, int64_t queue_ns, int64_t input_ns,
                                   int64_t infer_ns, int64_t output_ns) {
-  in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  success_.Add(total_ns);
-  queue_.Add(queue_ns);
-  input_.Add(input_ns);
-  infer_.Add(infer_ns);
-  output_.Add(output_ns);
-  total_hist_.Observe(total_ns);
-  queue_hist_.Observe(queue_ns);
-  input_hist_.Observe(input_ns);
-  infer_hist_.Observe(infer_ns);
-  output_hist_.Observe(output_ns);
+  hot_.Add(kInFlight, ~uint64_t{0});  // -1
+  AddDuration(kSuccess, total_ns);
+  AddDuration(kQueue, queue_ns);
+  AddDuration(kInput, input_ns);
+  AddDuration(kInfer, infer_ns);
+  AddDuration(kOutput, output_ns);
+  Observe(kTotalHist, total_ns);
+  Observe(kQueueHist, queue_ns);
+  Observe(kInputHist, input_ns);
+  Observe(kInferHist, infer_ns);
+  Observe(kOutputHist, output_ns);
 }
 
 void ModelStats::RequestFailed(StatusCode code, int64_t total_ns) {
-  in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  fail_.Add(total_ns);
+  hot_.Add(kInFlight, ~uint64_t{0});  // -1
+  AddDuration(kFail, total_ns);
   const auto index = static_cast<size_t>(code);
-  failures_[index < kStatusCodes ? index : static_cast<size_t>(StatusCode::kInternal)].fetch_add(
-      1, std::memory_order_relaxed);
+  hot_.Add(kFailures + (index < kStatusCodes ? index : static_cast<size_t>(StatusCode::kInternal)),
+           1);
 }
 
 void ModelStats::ExecutionFinished(int64_t batch_size, int64_t input_ns, int64_t infer_ns,
                                    int64_t output_ns) {
   const int64_t size = std::clamp<int64_t>(batch_size, 1, max_batch_);
-  BatchSlot& slot = Slot(size);
-  slot.input.Add(input_ns);
-  slot.infer.Add(infer_ns);
-  slot.output.Add(output_ns);
-  execution_count_.fetch_add(1, std::memory_order_relaxed);
-  inference_count_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(batch_size, 1)),
-                             std::memory_order_relaxed);
+  if (size == 1) {
+    AddDuration(kOneRowInput, input_ns);
+    AddDuration(kOneRowInfer, infer_ns);
+    AddDuration(kOneRowOutput, output_ns);
+  } else {
+    BatchSlot& slot = Slot(size);
+    slot.input.Add(input_ns);
+    slot.infer.Add(infer_ns);
+    slot.output.Add(output_ns);
+  }
+  hot_.Add(kExecutionCount, 1);
+  hot_.Add(kInferenceCount, static_cast<uint64_t>(std::max<int64_t>(batch_size, 1)));
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  last_inference_ms_.store(now_ms, std::memory_order_relaxed);
+  hot_.StoreMax(kLastInferenceMs, static_cast<uint64_t>(std::max<int64_t>(now_ms, 0)));
+}
+
+void ModelStats::AbsorbHistogram(size_t hist, const LatencyHistogram::Snapshot& h) {
+  for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) hot_.Add(hist + i, h.counts[i]);
+  hot_.Add(hist + LatencyHistogram::kBuckets, h.sum_ns);
+}
+
+LatencyHistogram::Snapshot ModelStats::ReadHistogram(size_t hist) const {
+  LatencyHistogram::Snapshot s;
+  for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
+    s.counts[i] = hot_.Read(hist + i);
+    s.count += s.counts[i];
+  }
+  s.sum_ns = hot_.Read(hist + LatencyHistogram::kBuckets);
+  return s;
 }
 
 void ModelStats::LoadSucceeded(int64_t ns) {
@@ -95,38 +115,41 @@ ModelStatsSnapshot ModelStats::Read() const {
     MutexLock lock(tenant_mu_);
     s.tenant = tenant_;
   }
-  s.last_inference_ms = last_inference_ms_.load(std::memory_order_relaxed);
-  s.inference_count = inference_count_.load(std::memory_order_relaxed);
-  s.execution_count = execution_count_.load(std::memory_order_relaxed);
-  s.success = success_.Read();
-  s.fail = fail_.Read();
-  s.queue = queue_.Read();
-  s.compute_input = input_.Read();
-  s.compute_infer = infer_.Read();
-  s.compute_output = output_.Read();
-  s.cache_hit = cache_hit_.Read();
-  s.cache_miss = cache_miss_.Read();
-  for (size_t i = 0; i < kStatusCodes; ++i) {
-    s.failures_by_code[i] = failures_[i].load(std::memory_order_relaxed);
+  s.last_inference_ms = static_cast<int64_t>(hot_.ReadMax(kLastInferenceMs));
+  s.inference_count = hot_.Read(kInferenceCount);
+  s.execution_count = hot_.Read(kExecutionCount);
+  s.success = ReadDuration(kSuccess);
+  s.fail = ReadDuration(kFail);
+  s.queue = ReadDuration(kQueue);
+  s.compute_input = ReadDuration(kInput);
+  s.compute_infer = ReadDuration(kInfer);
+  s.compute_output = ReadDuration(kOutput);
+  s.cache_hit = ReadDuration(kCacheHit);
+  s.cache_miss = ReadDuration(kCacheMiss);
+  for (size_t i = 0; i < kStatusCodes; ++i) s.failures_by_code[i] = hot_.Read(kFailures + i);
+  s.total_histogram = ReadHistogram(kTotalHist);
+  s.queue_histogram = ReadHistogram(kQueueHist);
+  s.input_histogram = ReadHistogram(kInputHist);
+  s.infer_histogram = ReadHistogram(kInferHist);
+  s.output_histogram = ReadHistogram(kOutputHist);
+  if (BatchStat one{1, ReadDuration(kOneRowInput), ReadDuration(kOneRowInfer),
+                    ReadDuration(kOneRowOutput)};
+      one.compute_infer.count > 0) {
+    s.batches.push_back(one);
   }
-  s.total_histogram = total_hist_.Read();
-  s.queue_histogram = queue_hist_.Read();
-  s.input_histogram = input_hist_.Read();
-  s.infer_histogram = infer_hist_.Read();
-  s.output_histogram = output_hist_.Read();
   for (int64_t c = 0; c <= max_batch_ / kBatchChunk; ++c) {
     const BatchSlot* slots = batch_chunks_[c].load(std::memory_order_acquire);
     if (slots == nullptr) continue;
     for (int64_t i = 0; i < kBatchChunk; ++i) {
       const int64_t size = c * kBatchChunk + i;
       if (size > max_batch_) break;  // past the last chunk's end
-      if (size < 1) continue;
+      if (size < 2) continue;        // one row: counted in hot_
       const BatchSlot& slot = slots[i];
       BatchStat b{size, slot.input.Read(), slot.infer.Read(), slot.output.Read()};
       if (b.compute_infer.count > 0) s.batches.push_back(b);
     }
   }
-  s.in_flight = in_flight_.load(std::memory_order_relaxed);
+  s.in_flight = static_cast<int64_t>(hot_.Read(kInFlight));
   s.loads = loads_.load(std::memory_order_relaxed);
   s.load_failures = load_failures_.load(std::memory_order_relaxed);
   s.evictions = evictions_.load(std::memory_order_relaxed);
@@ -136,27 +159,33 @@ ModelStatsSnapshot ModelStats::Read() const {
 }
 
 void ModelStats::Absorb(const ModelStatsSnapshot& old) {
-  last_inference_ms_.store(old.last_inference_ms, std::memory_order_relaxed);
-  inference_count_.fetch_add(old.inference_count, std::memory_order_relaxed);
-  execution_count_.fetch_add(old.execution_count, std::memory_order_relaxed);
-  success_.Absorb(old.success);
-  fail_.Absorb(old.fail);
-  queue_.Absorb(old.queue);
-  input_.Absorb(old.compute_input);
-  infer_.Absorb(old.compute_infer);
-  output_.Absorb(old.compute_output);
-  cache_hit_.Absorb(old.cache_hit);
-  cache_miss_.Absorb(old.cache_miss);
-  for (size_t i = 0; i < kStatusCodes; ++i) {
-    failures_[i].fetch_add(old.failures_by_code[i], std::memory_order_relaxed);
-  }
-  total_hist_.Add(old.total_histogram);
-  queue_hist_.Add(old.queue_histogram);
-  input_hist_.Add(old.input_histogram);
-  infer_hist_.Add(old.infer_histogram);
-  output_hist_.Add(old.output_histogram);
+  hot_.StoreMax(kLastInferenceMs,
+                static_cast<uint64_t>(std::max<int64_t>(old.last_inference_ms, 0)));
+  hot_.Add(kInferenceCount, old.inference_count);
+  hot_.Add(kExecutionCount, old.execution_count);
+  AbsorbDuration(kSuccess, old.success);
+  AbsorbDuration(kFail, old.fail);
+  AbsorbDuration(kQueue, old.queue);
+  AbsorbDuration(kInput, old.compute_input);
+  AbsorbDuration(kInfer, old.compute_infer);
+  AbsorbDuration(kOutput, old.compute_output);
+  AbsorbDuration(kCacheHit, old.cache_hit);
+  AbsorbDuration(kCacheMiss, old.cache_miss);
+  for (size_t i = 0; i < kStatusCodes; ++i) hot_.Add(kFailures + i, old.failures_by_code[i]);
+  AbsorbHistogram(kTotalHist, old.total_histogram);
+  AbsorbHistogram(kQueueHist, old.queue_histogram);
+  AbsorbHistogram(kInputHist, old.input_histogram);
+  AbsorbHistogram(kInferHist, old.infer_histogram);
+  AbsorbHistogram(kOutputHist, old.output_histogram);
   for (const BatchStat& b : old.batches) {
-    BatchSlot& slot = Slot(std::clamp<int64_t>(b.batch_size, 1, max_batch_));
+    const int64_t size = std::clamp<int64_t>(b.batch_size, 1, max_batch_);
+    if (size == 1) {
+      AbsorbDuration(kOneRowInput, b.compute_input);
+      AbsorbDuration(kOneRowInfer, b.compute_infer);
+      AbsorbDuration(kOneRowOutput, b.compute_output);
+      continue;
+    }
+    BatchSlot& slot = Slot(size);
     slot.input.Absorb(b.compute_input);
     slot.infer.Absorb(b.compute_infer);
     slot.output.Absorb(b.compute_output);

@@ -41,6 +41,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/sharded_counters.h"
 #include "core/status.h"
 #include "core/thread_annotations.h"
 #include "observability/drift.h"
@@ -117,7 +118,7 @@ class ModelStats {
   int64_t max_batch_size() const { return max_batch_; }
 
   // The service.
-  void RequestStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void RequestStarted() { hot_.Add(kInFlight, 1); }
   // `total_ns`: from when the transport began to read it; `queue_ns`: time
   // in the queue; `input/infer/output_ns`: its execution's stages.
   void RequestSucceeded(int64_t total_ns, int64_t queue_ns, int64_t input_ns, int64_t infer_ns,
@@ -125,8 +126,8 @@ class ModelStats {
   void RequestFailed(StatusCode code, int64_t total_ns);
   // The response cache: a request answered from it (`ns`: the lookup), or
   // one that missed (`ns`: the lookup and keeping its answer).
-  void CacheHit(int64_t ns) { cache_hit_.Add(ns); }
-  void CacheMiss(int64_t ns) { cache_miss_.Add(ns); }
+  void CacheHit(int64_t ns) { AddDuration(kCacheHit, ns); }
+  void CacheMiss(int64_t ns) { AddDuration(kCacheMiss, ns); }
 
   // The scheduler: one execution of `batch_size` rows finished.
   void ExecutionFinished(int64_t batch_size, int64_t input_ns, int64_t infer_ns, int64_t output_ns);
@@ -173,13 +174,56 @@ class ModelStats {
   mutable Mutex tenant_mu_;
   std::string tenant_ MM_GUARDED_BY(tenant_mu_);  // changes only when a version reloads
 
-  std::atomic<int64_t> in_flight_{0};
-  std::atomic<int64_t> last_inference_ms_{0};
-  std::atomic<uint64_t> inference_count_{0};
-  std::atomic<uint64_t> execution_count_{0};
-  Duration success_, fail_, queue_, input_, infer_, output_, cache_hit_, cache_miss_;
-  std::array<std::atomic<uint64_t>, kStatusCodes> failures_{};
-  LatencyHistogram total_hist_, queue_hist_, input_hist_, infer_hist_, output_hist_;
+  // What every request or execution adds to, sharded per thread
+  // (core/sharded_counters.h) so that threads serving one model do not
+  // contend for its counters' cache lines: indices below. Durations are a
+  // (count, ns) pair at D and D + 1; a histogram's buckets start at H, its
+  // sum of ns follows them. Executions of one row (every execution of a
+  // model that does not batch) are counted here too; larger batch sizes,
+  // whose executions serve several requests each, have a slot each below.
+  enum : size_t {
+    kInFlight,         // a gauge: +1 at the start, -1 at the end (wrapping)
+    kLastInferenceMs,  // per shard the latest; read as the max
+    kInferenceCount,
+    kExecutionCount,
+    kSuccess,  // durations, two counters each
+    kFail = kSuccess + 2,
+    kQueue = kFail + 2,
+    kInput = kQueue + 2,
+    kInfer = kInput + 2,
+    kOutput = kInfer + 2,
+    kCacheHit = kOutput + 2,
+    kCacheMiss = kCacheHit + 2,
+    kOneRowInput = kCacheMiss + 2,  // executions of one row
+    kOneRowInfer = kOneRowInput + 2,
+    kOneRowOutput = kOneRowInfer + 2,
+    kFailures = kOneRowOutput + 2,           // kStatusCodes counters
+    kHistograms = kFailures + kStatusCodes,  // five, kHistogramWords each
+    kHistogramWords = LatencyHistogram::kBuckets + 1,
+    kTotalHist = kHistograms,
+    kQueueHist = kTotalHist + kHistogramWords,
+    kInputHist = kQueueHist + kHistogramWords,
+    kInferHist = kInputHist + kHistogramWords,
+    kOutputHist = kInferHist + kHistogramWords,
+    kHotCounters = kOutputHist + kHistogramWords,
+  };
+  void AddDuration(size_t at, int64_t ns) {
+    hot_.Add(at, 1);
+    hot_.Add(at + 1, static_cast<uint64_t>(ns < 0 ? 0 : ns));
+  }
+  void AbsorbDuration(size_t at, const DurationStat& d) {
+    hot_.Add(at, d.count);
+    hot_.Add(at + 1, d.ns);
+  }
+  DurationStat ReadDuration(size_t at) const { return {hot_.Read(at), hot_.Read(at + 1)}; }
+  void Observe(size_t hist, int64_t ns) {
+    if (ns < 0) ns = 0;
+    hot_.Add(hist + LatencyHistogram::BucketOf(ns), 1);
+    hot_.Add(hist + LatencyHistogram::kBuckets, static_cast<uint64_t>(ns));
+  }
+  void AbsorbHistogram(size_t hist, const LatencyHistogram::Snapshot& h);
+  LatencyHistogram::Snapshot ReadHistogram(size_t hist) const;
+  ShardedCounters<kHotCounters> hot_;
   // Chunk c holds sizes [c * kBatchChunk, (c + 1) * kBatchChunk); null until used.
   const std::unique_ptr<std::atomic<BatchSlot*>[]> batch_chunks_;
 

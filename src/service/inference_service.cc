@@ -515,7 +515,7 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
     for (const Tensor& input : request->inputs) bytes_in += PayloadBytes(input);
   }
   auto* bill =
-      new RequestBill(stats, charge.usage != nullptr ? charge.usage->Model(servable.name) : nullptr,
+      new RequestBill(stats, charge.usage != nullptr ? charge.usage->Model(servable.name, &servable) : nullptr,
                       std::move(charge.quota), bytes_in, request->received_ns, std::move(done));
   // Called exactly once (the scheduler's contract), which frees or hands on `bill`.
   done = [bill](StatusOr<std::unique_ptr<InferResponse>> result) {

@@ -4,12 +4,12 @@ namespace mm {
 
 UsageFigures ModelUsage::Read() const {
   UsageFigures f;
-  f.requests = requests_.load(std::memory_order_relaxed);
-  f.failures = failures_.load(std::memory_order_relaxed);
-  f.queue_ns = queue_ns_.load(std::memory_order_relaxed);
-  f.compute_ns = compute_ns_.load(std::memory_order_relaxed);
-  f.bytes_in = bytes_in_.load(std::memory_order_relaxed);
-  f.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+  f.requests = counters_.Read(kRequests);
+  f.failures = counters_.Read(kFailures);
+  f.queue_ns = counters_.Read(kQueueNs);
+  f.compute_ns = counters_.Read(kComputeNs);
+  f.bytes_in = counters_.Read(kBytesIn);
+  f.bytes_out = counters_.Read(kBytesOut);
   return f;
 }
 
@@ -20,8 +20,21 @@ ModelUsage* TenantUsage::Model(std::string_view model) {
   }
   WriterLock lock(mu_);
   auto& slot = models_[std::string(model)];
-  if (slot == nullptr) slot = std::make_unique<ModelUsage>();
+  if (slot == nullptr) slot = std::make_unique<ModelUsage>(std::string(model));
   return slot.get();
+}
+
+ModelUsage* TenantUsage::Model(std::string_view model, const void* key) {
+  const auto k = reinterpret_cast<uintptr_t>(key);
+  std::atomic<ModelUsage*>& slot = memo_[((k >> 4) ^ (k >> 12)) % kMemoSlots];
+  // Acquire: the counters (their name) were made before they were published.
+  if (ModelUsage* usage = slot.load(std::memory_order_acquire);
+      usage != nullptr && usage->model() == model) {
+    return usage;
+  }
+  ModelUsage* usage = Model(model);
+  slot.store(usage, std::memory_order_release);
+  return usage;
 }
 
 std::vector<std::pair<std::string, UsageFigures>> TenantUsage::Models() const {

@@ -30,6 +30,7 @@
 // record may be read a moment apart.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -38,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/sharded_counters.h"
 #include "core/shared_mutex.h"
 #include "core/thread_annotations.h"
 
@@ -55,29 +57,29 @@ struct UsageFigures {
 // One tenant's use of one model.
 class ModelUsage {
  public:
+  explicit ModelUsage(std::string model) : model_(std::move(model)) {}
+  const std::string& model() const { return model_; }
+
   void RecordSuccess(uint64_t queue_ns, uint64_t compute_ns, uint64_t bytes_in) {
-    requests_.fetch_add(1, std::memory_order_relaxed);
-    queue_ns_.fetch_add(queue_ns, std::memory_order_relaxed);
-    compute_ns_.fetch_add(compute_ns, std::memory_order_relaxed);
-    bytes_in_.fetch_add(bytes_in, std::memory_order_relaxed);
+    counters_.Add(kRequests, 1);
+    counters_.Add(kQueueNs, queue_ns);
+    counters_.Add(kComputeNs, compute_ns);
+    counters_.Add(kBytesIn, bytes_in);
   }
   // A successful response's output bytes, once its transport delivered it.
-  void RecordDelivered(uint64_t bytes_out) {
-    bytes_out_.fetch_add(bytes_out, std::memory_order_relaxed);
-  }
+  void RecordDelivered(uint64_t bytes_out) { counters_.Add(kBytesOut, bytes_out); }
   void RecordFailure() {
-    requests_.fetch_add(1, std::memory_order_relaxed);
-    failures_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Add(kRequests, 1);
+    counters_.Add(kFailures, 1);
   }
   UsageFigures Read() const;
 
  private:
-  std::atomic<uint64_t> requests_{0};
-  std::atomic<uint64_t> failures_{0};
-  std::atomic<uint64_t> queue_ns_{0};
-  std::atomic<uint64_t> compute_ns_{0};
-  std::atomic<uint64_t> bytes_in_{0};
-  std::atomic<uint64_t> bytes_out_{0};
+  const std::string model_;
+  // Sharded per thread (core/sharded_counters.h): every request of a tenant
+  // and model adds here, from whichever thread answers it.
+  enum : size_t { kRequests, kFailures, kQueueNs, kComputeNs, kBytesIn, kBytesOut, kCounters };
+  ShardedCounters<kCounters> counters_;
 };
 
 // One tenant's usage: per model, and the requests that reached none.
@@ -90,6 +92,12 @@ class TenantUsage {
   // The counters for `model`, made on first use; valid for the ledger's life.
   // Takes a shared lock (an exclusive one the first time a model is seen).
   ModelUsage* Model(std::string_view model);
+  // The same, for the request path: `key` is a stable address standing for
+  // the model (its servable's), used only to pick a slot of a small memo of
+  // the last models found, each checked by name; no lock when the memo has
+  // it. A key reused by another model, or two models sharing a slot, cost a
+  // Model() call, never a wrong answer.
+  ModelUsage* Model(std::string_view model, const void* key);
 
   void RecordRefused() { refused_.fetch_add(1, std::memory_order_relaxed); }
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
@@ -100,6 +108,8 @@ class TenantUsage {
  private:
   const std::string tenant_id_;
   std::atomic<uint64_t> refused_{0};
+  static constexpr size_t kMemoSlots = 16;
+  std::array<std::atomic<ModelUsage*>, kMemoSlots> memo_{};  // null: empty
   mutable SharedMutex mu_;
   std::map<std::string, std::unique_ptr<ModelUsage>, std::less<>> models_ MM_GUARDED_BY(mu_);
 };

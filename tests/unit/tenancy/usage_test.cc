@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -69,6 +70,52 @@ TEST(UsageTest, ConcurrentRecordsAreAllCounted) {
   EXPECT_EQ(requests, uint64_t{kThreads} * kEach);
   EXPECT_EQ(bytes_out, uint64_t{4} * kThreads * kEach);
   EXPECT_EQ(ledger.Tenant("a")->refused(), uint64_t{kThreads} * kEach / 10);
+}
+
+// The request path's lookup (a memo keyed by the servable's address, no
+// lock on a hit) gives the same counters as the locked one, whatever the
+// keys: a key shared by two models, or reused by another, is checked by name.
+TEST(UsageTest, KeyedLookupFindsTheModelsOwnCounters) {
+  UsageLedger ledger;
+  TenantUsage* a = ledger.Tenant("a");
+  int servable_1 = 0, servable_2 = 0;
+  ModelUsage* m = a->Model("m", &servable_1);
+  EXPECT_EQ(m, a->Model("m"));
+  EXPECT_EQ(m->model(), "m");
+  EXPECT_EQ(a->Model("m", &servable_1), m);              // from the memo
+  EXPECT_EQ(a->Model("n", &servable_1), a->Model("n"));  // the same key, another model
+  EXPECT_EQ(a->Model("m", &servable_1), m);
+  EXPECT_EQ(a->Model("m", &servable_2), m);  // a new version of "m": the same counters
+  // Every key in a range maps somewhere; each answers its own model.
+  std::vector<char> keys(4096);
+  for (size_t i = 0; i < keys.size(); i += 16) {
+    const std::string name = "model" + std::to_string(i % 48);
+    ASSERT_EQ(a->Model(name, &keys[i]), a->Model(name)) << i;
+  }
+  EXPECT_EQ(ledger.Tenant("b")->Model("m", &servable_1), ledger.Tenant("b")->Model("m"));
+  EXPECT_NE(ledger.Tenant("b")->Model("m", &servable_1), m);  // per tenant
+}
+
+TEST(UsageTest, KeyedLookupUnderConcurrentUse) {
+  UsageLedger ledger;
+  TenantUsage* a = ledger.Tenant("a");
+  constexpr int kThreads = 4, kEach = 5000;
+  std::vector<int> servables(7);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const int k = (i + t) % 7;
+        a->Model("m" + std::to_string(k), &servables[static_cast<size_t>(k)])
+            ->RecordSuccess(1, 0, 0);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  uint64_t requests = 0;
+  for (const auto& [name, f] : a->Models()) requests += f.requests;
+  EXPECT_EQ(requests, uint64_t{kThreads} * kEach);
+  EXPECT_EQ(a->Models().size(), 7u);
 }
 
 TEST(UsageTest, OpenModeChargesTheDefaultTenant) {
