@@ -79,9 +79,10 @@ class NestChecker {
 };
 
 // Calls `f(element)` for each leaf of `data` in row-major order; stops at the
-// first false and reports its flat index.
+// first false and reports its flat index. With `nested` (a flat walk), an
+// array inside `data` stops the walk too and sets *nested.
 template <typename F>
-bool ForEachLeaf(dom::element data, F& f, int64_t& index) {
+bool ForEachLeaf(dom::element data, F& f, int64_t& index, bool* nested = nullptr) {
   if (data.type() != element_type::ARRAY) {
     if (!f(data)) return false;
     ++index;
@@ -90,6 +91,10 @@ bool ForEachLeaf(dom::element data, F& f, int64_t& index) {
   const dom::array arr = data.get_array().value_unsafe();  // not a temporary: loop below
   for (dom::element e : arr) {
     if (e.type() == element_type::ARRAY) {
+      if (nested != nullptr) {
+        *nested = true;
+        return false;
+      }
       if (!ForEachLeaf(e, f, index)) return false;
     } else {
       if (!f(e)) return false;
@@ -214,9 +219,11 @@ std::string DescribeBadElement(dom::element e, DataType dtype) {
 }
 
 // Converts every leaf of `data` with `convert(element, T&)` into a new buffer.
+// `nested`: see ForEachLeaf (a flat walk; on *nested the result is an error
+// to be dropped).
 template <typename T, typename Convert>
 Status ConvertFixed(dom::element data, int64_t count, DataType dtype, std::string_view what,
-                    Convert convert, Tensor& t) {
+                    Convert convert, Tensor& t, bool* nested) {
   auto buffer = std::make_shared<ByteBuffer>(static_cast<size_t>(count) * sizeof(T));
   T* out = reinterpret_cast<T*>(buffer->bytes.get());
   dom::element bad;
@@ -229,7 +236,8 @@ Status ConvertFixed(dom::element data, int64_t count, DataType dtype, std::strin
     return true;
   };
   int64_t index = 0;
-  if (!ForEachLeaf(data, f, index)) {
+  if (!ForEachLeaf(data, f, index, nested)) {
+    if (nested != nullptr && *nested) return InvalidArgument("nested");
     return InvalidArgument(std::string(what) + ": element " + std::to_string(index) + ": " +
                            DescribeBadElement(bad, dtype));
   }
@@ -267,7 +275,27 @@ Status ConvertBytes(dom::element data, std::string_view what, Tensor& t) {
   return OkStatus();
 }
 
+// Converts `data`'s leaves, `count` of them (checked), into `t`; `nested`:
+// see ConvertFixed.
+Status ConvertLeaves(dom::element data, int64_t count, std::string_view what, Tensor& t,
+                     bool* nested);
+
+// simdjson's tape holds an array's length up to this; longer arrays say this.
+constexpr size_t kTapeLengthSaturated = 0xFFFFFF;
+
 Status DecodeJsonData(dom::element data, int64_t count, std::string_view what, Tensor& t) {
+  // The usual form, a flat array of numbers: its length is on the parsed
+  // tape, and its elements are checked and converted in one pass. Anything
+  // else (nested arrays, a scalar, strings) takes the general path, which
+  // checks the nest first; so does a flat walk that meets an array.
+  if (data.type() == element_type::ARRAY && t.dtype != DataType::kBytes) {
+    const size_t length = data.get_array().value_unsafe().size();
+    if (length < kTapeLengthSaturated && static_cast<int64_t>(length) == count) {
+      bool nested = false;
+      Status flat = ConvertLeaves(data, count, what, t, &nested);
+      if (!nested) return flat;
+    }
+  }
   int64_t leaves;
   MM_RETURN_IF_ERROR(NestChecker().Check(data, what, leaves));
   if (leaves != count) {
@@ -275,6 +303,11 @@ Status DecodeJsonData(dom::element data, int64_t count, std::string_view what, T
                            " elements for shape " + ShapeToString(t.shape) + ", got " +
                            std::to_string(leaves));
   }
+  return ConvertLeaves(data, count, what, t, nullptr);
+}
+
+Status ConvertLeaves(dom::element data, int64_t count, std::string_view what, Tensor& t,
+                     bool* nested) {
   const DataType dt = t.dtype;
   switch (dt) {
     case DataType::kBool:
@@ -285,31 +318,31 @@ Status DecodeJsonData(dom::element data, int64_t count, std::string_view what, T
             o = e.get_bool().value_unsafe() ? 1 : 0;
             return true;
           },
-          t);
+          t, nested);
     case DataType::kUint8:
-      return ConvertFixed<uint8_t>(data, count, dt, what, ToInteger<uint8_t>, t);
+      return ConvertFixed<uint8_t>(data, count, dt, what, ToInteger<uint8_t>, t, nested);
     case DataType::kUint16:
-      return ConvertFixed<uint16_t>(data, count, dt, what, ToInteger<uint16_t>, t);
+      return ConvertFixed<uint16_t>(data, count, dt, what, ToInteger<uint16_t>, t, nested);
     case DataType::kUint32:
-      return ConvertFixed<uint32_t>(data, count, dt, what, ToInteger<uint32_t>, t);
+      return ConvertFixed<uint32_t>(data, count, dt, what, ToInteger<uint32_t>, t, nested);
     case DataType::kUint64:
-      return ConvertFixed<uint64_t>(data, count, dt, what, ToInteger<uint64_t>, t);
+      return ConvertFixed<uint64_t>(data, count, dt, what, ToInteger<uint64_t>, t, nested);
     case DataType::kInt8:
-      return ConvertFixed<int8_t>(data, count, dt, what, ToInteger<int8_t>, t);
+      return ConvertFixed<int8_t>(data, count, dt, what, ToInteger<int8_t>, t, nested);
     case DataType::kInt16:
-      return ConvertFixed<int16_t>(data, count, dt, what, ToInteger<int16_t>, t);
+      return ConvertFixed<int16_t>(data, count, dt, what, ToInteger<int16_t>, t, nested);
     case DataType::kInt32:
-      return ConvertFixed<int32_t>(data, count, dt, what, ToInteger<int32_t>, t);
+      return ConvertFixed<int32_t>(data, count, dt, what, ToInteger<int32_t>, t, nested);
     case DataType::kInt64:
-      return ConvertFixed<int64_t>(data, count, dt, what, ToInteger<int64_t>, t);
+      return ConvertFixed<int64_t>(data, count, dt, what, ToInteger<int64_t>, t, nested);
     case DataType::kFp16:
-      return ConvertFixed<uint16_t>(data, count, dt, what, ToSmallFloat<DoubleToHalf>, t);
+      return ConvertFixed<uint16_t>(data, count, dt, what, ToSmallFloat<DoubleToHalf>, t, nested);
     case DataType::kBf16:
-      return ConvertFixed<uint16_t>(data, count, dt, what, ToSmallFloat<DoubleToBf16>, t);
+      return ConvertFixed<uint16_t>(data, count, dt, what, ToSmallFloat<DoubleToBf16>, t, nested);
     case DataType::kFp32:
-      return ConvertFixed<float>(data, count, dt, what, ToFloat, t);
+      return ConvertFixed<float>(data, count, dt, what, ToFloat, t, nested);
     case DataType::kFp64:
-      return ConvertFixed<double>(data, count, dt, what, ToDouble, t);
+      return ConvertFixed<double>(data, count, dt, what, ToDouble, t, nested);
     case DataType::kBytes:
       return ConvertBytes(data, what, t);
     case DataType::kInvalid:

@@ -62,10 +62,17 @@ Status ValidateInput(const inference::ModelConfig& config, const inference::Mode
                              "] (max_batch_size of model '" + config.name() + "')");
     }
   }
-  std::string what = "input '" + input.name + "'";
-  MM_ASSIGN_OR_RETURN(int64_t count, ElementCount(input.shape, what));
+  // The input's name goes into a message only on an error: no string per
+  // input on the request path. Both checks are pure, so an error is found
+  // again with the name.
+  auto what = [&] { return "input '" + input.name + "'"; };
+  auto count = ElementCount(input.shape, "input");
+  if (!count.ok()) return ElementCount(input.shape, what()).status();
   // The bytes themselves, whichever door they came through (shared memory included).
-  return CheckTensorData(input.dtype, input.shape, count, input.data, what);
+  if (CheckTensorData(input.dtype, input.shape, *count, input.data, "input").ok()) {
+    return OkStatus();
+  }
+  return CheckTensorData(input.dtype, input.shape, *count, input.data, what());
 }
 
 }  // namespace

@@ -189,6 +189,21 @@ TEST(InferCodecDecodeTest, NestedDataIsFlattenedRowMajor) {
   ExpectInvalidJson(OneInput("INT32", "[2,3]", "[[1,2],[3,4],[5]]"), "ragged");
 }
 
+// A flat array as long as the shape's count is converted in one pass; one
+// that turns out to hold arrays is judged as any nest is (the same answers
+// as before the one-pass path).
+TEST(InferCodecDecodeTest, ArraysAsLongAsTheCountButNestedAreJudgedAsNests) {
+  EXPECT_EQ(Values<int32_t>(DecodeOne("INT32", "[2]", "[[1],[2]]")),
+            (std::vector<int32_t>{1, 2}));
+  ExpectInvalidJson(OneInput("INT32", "[2]", "[1,[2]]"), "input 'x': nested 'data' is ragged");
+  ExpectInvalidJson(OneInput("INT32", "[2]", "[[1,2],[3,4]]"),
+                    "input 'x': expected 2 elements for shape [2], got 4");
+  EXPECT_EQ(Values<float>(DecodeOne("FP32", "[2,2]", "[1,2,3,4]")),
+            (std::vector<float>{1, 2, 3, 4}));
+  ExpectInvalidJson(OneInput("FP32", "[3]", R"([1,2,"3"])"),
+                    "input 'x': element 2: expected a number");
+}
+
 TEST(InferCodecDecodeTest, ElementCountMustMatchShape) {
   ExpectInvalidJson(OneInput("FP32", "[2,3]", "[1,2,3,4,5]"),
                     "input 'x': expected 6 elements for shape [2,3], got 5");
