@@ -293,13 +293,21 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       cancel_->Reset();
     }
     view.cancellation = cancel_;
+    view.infer_slot = &infer_slot_;
     answering_ = true;
     ClearDeadline();  // the server's turn
-    server_->router().Handle(view, [self = this->shared_from_this()](HttpReply reply) {
+    answering_self_ = this->shared_from_this();
+    // One pointer: std::function keeps it in place (no allocation per request).
+    server_->router().Handle(view, [this](HttpReply reply) {
       // On an execution thread this hops back onto the connection's event loop; on
       // the loop's own thread (inline execution, synchronous replies) it writes at once.
-      net::dispatch(self->stream_.get_executor(),
-                    [self, reply = std::move(reply)]() mutable { self->Write(std::move(reply)); });
+      // The reply goes before the session that holds its receipt's room (a
+      // pair's members go in reverse order), should the hop be dropped.
+      net::dispatch(stream_.get_executor(),
+                    [held = std::pair<std::shared_ptr<Session>, HttpReply>(
+                         std::move(answering_self_), std::move(reply))]() mutable {
+                      held.first->Write(std::move(held.second));
+                    });
     });
     if (answering_) WatchForHangUp();
   }
@@ -517,6 +525,13 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::string traceparent_;         // its traceparent header, when the server traces
   TenantRegistry::Memo auth_memo_;  // the last key this connection presented
   std::string head_;
+  // The request being answered keeps its state here (router.h); its reply's
+  // receipt settles into infer_slot_.room, so the slot is declared before
+  // every member that may hold that reply (members go in reverse order).
+  InferSlot infer_slot_;
+  // This session, kept alive from handing a request to the router until its
+  // reply comes back (the router's callback holds only `this`).
+  std::shared_ptr<Session> answering_self_;
   HttpReply reply_;
   std::vector<net::const_buffer> buffers_;
   std::vector<char> drain_;  // lingering close only

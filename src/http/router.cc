@@ -51,7 +51,7 @@ HttpReply InferReply(StatusOr<std::unique_ptr<InferResponse>> result,
   if (!result.ok()) return ErrorReply(result.status());
   HttpReply reply;
   reply.receipt = std::move((*result)->receipt);  // settled once the reply is written
-  std::shared_ptr<const InferResponse> response = std::move(*result);
+  std::unique_ptr<const InferResponse> response = std::move(*result);
   Status s = EncodeInferResponse(*response, format, reply.body, reply.tail);
   if (!s.ok()) return ErrorReply(s);  // (its receipt goes unsettled: not delivered)
   if (!reply.tail.empty()) {
@@ -76,6 +76,20 @@ void Router::HandleInfer(const Tenant& tenant, const HttpRequestView& request, s
   RequestObserver::Trace trace;
   if (observer_ != nullptr) trace = observer_->Begin(request.traceparent);
   if (observer_ == nullptr || !observer_->Wants(trace)) {
+    if (InferSlot* slot = request.infer_slot; slot != nullptr) {
+      // The transport's slot holds the format and `done`: the callback is
+      // one pointer (in place in std::function), the bill goes in its room.
+      slot->format = std::move(decoded->format);
+      slot->done = std::move(done);
+      return service_->Infer(
+          tenant, std::move(infer),
+          [slot](StatusOr<std::unique_ptr<InferResponse>> result) {
+            HttpReply reply = InferReply(std::move(result), slot->format);
+            ReplyCallback reply_to = std::move(slot->done);  // the slot is free from here
+            reply_to(std::move(reply));
+          },
+          &slot->room);
+    }
     return service_->Infer(tenant, std::move(infer),
                            [format = std::move(decoded->format), done = std::move(done)](
                                StatusOr<std::unique_ptr<InferResponse>> result) {

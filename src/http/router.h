@@ -18,12 +18,15 @@
 #include "core/cancellation.h"
 #include "core/delivery.h"
 #include "http/event_stream.h"
+#include "http/infer_codec.h"
 #include "observability/request_observer.h"
 #include "service/inference_service.h"
 
 namespace mm {
 
 enum class HttpMethod { kGet, kHead, kPost, kPut, kDelete, kOther };
+
+struct InferSlot;
 
 struct HttpRequestView {
   HttpMethod method = HttpMethod::kGet;
@@ -36,13 +39,16 @@ struct HttpRequestView {
   TenantRegistry::Memo* auth_memo = nullptr;
   // Cancelled by the connection when its client goes away; may be null.
   std::shared_ptr<Cancellation> cancellation;
+  // Where an inference request's state waits for its answer (see InferSlot);
+  // may be null (the router allocates it then).
+  InferSlot* infer_slot = nullptr;
 };
 
 struct HttpReply {
   int status = 200;
-  std::string body;                              // JSON (or empty)
-  std::vector<std::span<const std::byte>> tail;  // binary tensor data written after `body`
-  std::shared_ptr<const void> tail_owner;        // keeps `tail` alive until written
+  std::string body;                                 // JSON (or empty)
+  std::vector<std::span<const std::byte>> tail;     // binary tensor data written after `body`
+  std::unique_ptr<const InferResponse> tail_owner;  // keeps `tail` alive until written
   bool binary_header = false;  // send Inference-Header-Content-Length: body.size()
   // Static strings: the body's type when it is not JSON (empty: JSON), and
   // header lines to add, each after "\r\n" (the console's).
@@ -61,6 +67,19 @@ struct HttpReply {
 };
 
 using ReplyCallback = std::function<void(HttpReply)>;
+
+// What an inference request keeps while it waits for its answer: how to
+// encode it, whom to give the reply, and the service's bill (CallRoom). A
+// transport that handles one request at a time on a connection (HTTP/1.1)
+// lends its own, so that neither the router nor the service allocates to
+// carry the request to its answer (issue 27). The transport lends it to one
+// request at a time, and keeps it until that request's reply has been
+// written or dropped (the reply's receipt settles into the room).
+struct InferSlot {
+  HttpResponseFormat format;
+  ReplyCallback done;
+  InferenceService::CallRoom room;
+};
 
 class Router {
  public:

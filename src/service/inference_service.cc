@@ -307,10 +307,11 @@ uint64_t PayloadBytes(const Tensor& t) {
 }  // namespace
 
 void InferenceService::Admit(const Tenant& tenant, std::unique_ptr<InferRequest> request,
-                             InferCallback done, bool ask_quota) {
+                             InferCallback done, bool ask_quota, CallRoom* room) {
   if (request->received_ns == 0) request->received_ns = SteadyNowNs();
   Charge charge;
   charge.usage = tenant.usage;
+  charge.room = room;
   if (Status s = CheckLimits(*request); !s.ok()) return Refuse(charge, done, std::move(s));
   // Quotas first: a refused request costs nothing more.
   if (TenantQuota* quota = tenant.quota.get(); ask_quota && quota != nullptr && quota->limited()) {
@@ -429,20 +430,40 @@ namespace {
 // What a request that reached its model owes once answered, and, for a
 // success, once its transport has delivered the response (InferOn): its
 // model's statistics, its tenant's usage, and the concurrency slot it holds.
-// One allocation per request (as the callback it replaces); the callback
-// that answers it is a bare pointer, which std::function stores in place.
-// It deletes itself when settled.
+// It lives in the caller's CallRoom when one was lent, else on the heap (one
+// allocation per request); the callback that answers it is a bare pointer,
+// which std::function stores in place. It ends itself when settled
+// (Release).
 class RequestBill final : public DeliveryReceipt::Settler {
  public:
-  RequestBill(ModelStats* stats, ModelUsage* usage, std::shared_ptr<TenantQuota> quota,
-              uint64_t bytes_in, int64_t received_ns, InferCallback done)
-      : stats_(stats),
+  // Made in `room` when it is free, else allocated.
+  static RequestBill* Make(InferenceService::CallRoom* room, ModelStats* stats, ModelUsage* usage,
+                           std::shared_ptr<TenantQuota> quota, uint64_t bytes_in,
+                           int64_t received_ns, InferCallback done) {
+    static_assert(sizeof(RequestBill) <= InferenceService::CallRoom::kBytes);
+    static_assert(alignof(RequestBill) <= alignof(std::max_align_t));
+    void* bytes = room != nullptr ? room->Take() : nullptr;
+    if (bytes == nullptr) {
+      return new RequestBill(nullptr, stats, usage, std::move(quota), bytes_in, received_ns,
+                             std::move(done));
+    }
+    return new (bytes)
+        RequestBill(room, stats, usage, std::move(quota), bytes_in, received_ns, std::move(done));
+  }
+
+ private:
+  RequestBill(InferenceService::CallRoom* room, ModelStats* stats, ModelUsage* usage,
+              std::shared_ptr<TenantQuota> quota, uint64_t bytes_in, int64_t received_ns,
+              InferCallback done)
+      : room_(room),
+        stats_(stats),
         usage_(usage),
         quota_(std::move(quota)),
         bytes_in_(bytes_in),
         received_ns_(received_ns),
         done_(std::move(done)) {}
 
+ public:
   // The request's answer: counted now; a success's output bytes and its
   // slot wait for the transport to settle the receipt it carries.
   void Answer(StatusOr<std::unique_ptr<InferResponse>> result) {
@@ -470,7 +491,7 @@ class RequestBill final : public DeliveryReceipt::Settler {
       if (usage_ != nullptr || quota_ != nullptr) {
         r.receipt = DeliveryReceipt(this);  // `this` is the receipt's now
       } else {
-        delete this;
+        Release();
       }
     }
     done(std::move(result));
@@ -479,10 +500,23 @@ class RequestBill final : public DeliveryReceipt::Settler {
   void Settle(bool delivered) override {
     if (delivered && usage_ != nullptr) usage_->RecordDelivered(bytes_out_);
     if (quota_ != nullptr) quota_->Release();
-    delete this;
+    Release();
   }
 
  private:
+  ~RequestBill() = default;
+  // Ends this bill: its room returned, or its allocation freed.
+  void Release() {
+    InferenceService::CallRoom* room = room_;
+    if (room == nullptr) {
+      delete this;
+      return;
+    }
+    this->~RequestBill();
+    room->Return();
+  }
+
+  InferenceService::CallRoom* const room_;    // null: allocated
   ModelStats* const stats_;                   // null: none
   ModelUsage* const usage_;                   // null: not charged
   const std::shared_ptr<TenantQuota> quota_;  // null: holds no slot
@@ -514,9 +548,10 @@ void InferenceService::InferOn(const ServableModel& servable, std::string_view t
   if (charge.usage != nullptr) {
     for (const Tensor& input : request->inputs) bytes_in += PayloadBytes(input);
   }
-  auto* bill =
-      new RequestBill(stats, charge.usage != nullptr ? charge.usage->Model(servable.name, &servable) : nullptr,
-                      std::move(charge.quota), bytes_in, request->received_ns, std::move(done));
+  auto* bill = RequestBill::Make(
+      charge.room, stats,
+      charge.usage != nullptr ? charge.usage->Model(servable.name, &servable) : nullptr,
+      std::move(charge.quota), bytes_in, request->received_ns, std::move(done));
   // Called exactly once (the scheduler's contract), which frees or hands on `bill`.
   done = [bill](StatusOr<std::unique_ptr<InferResponse>> result) {
     bill->Answer(std::move(result));

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -120,15 +121,46 @@ class InferenceService {
   // region whose object the client shrank fails the request (INVALID_ARGUMENT).
   // A model that is not loaded but may load on demand is loaded first; the
   // request waits for that load without holding a thread.
-  void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done) {
-    Admit(tenant, std::move(request), std::move(done), /*ask_quota=*/true);
+  //
+  // `room` (may be null): where the service keeps what it owes the request
+  // once answered (see CallRoom), instead of allocating it.
+  class CallRoom;
+  void Infer(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done,
+             CallRoom* room = nullptr) {
+    Admit(tenant, std::move(request), std::move(done), /*ask_quota=*/true, room);
   }
+
+  // Room a caller lends for what the service keeps while it answers one
+  // request: its bill (the model's statistics, the tenant's usage, the
+  // quota slot it holds until its response is delivered), so that the
+  // request path does not allocate it (issue 27). The caller lends a room to
+  // one request at a time and keeps it until that request's callback has run
+  // and its response's receipt has been settled or destroyed (the receipt
+  // settles into the room). A room still in use when lent again is not used:
+  // the service allocates instead, so a caller's slip costs an allocation,
+  // never memory in use.
+  class CallRoom {
+   public:
+    static constexpr size_t kBytes = 128;
+    CallRoom() = default;
+    CallRoom(const CallRoom&) = delete;
+    CallRoom& operator=(const CallRoom&) = delete;
+
+    // For the service: the room's bytes, now taken, or null when in use;
+    // and their return.
+    void* Take() { return in_use_.exchange(true, std::memory_order_acquire) ? nullptr : bytes_; }
+    void Return() { in_use_.store(false, std::memory_order_release); }
+
+   private:
+    alignas(std::max_align_t) std::byte bytes_[kBytes];
+    std::atomic<bool> in_use_{false};
+  };
   // Infer for a request that is part of one already admitted (an ensemble's
   // step, ModelHost::InferStep): the tenant's quotas are not asked again;
   // everything else is as Infer.
   void InferAdmitted(const Tenant& tenant, std::unique_ptr<InferRequest> request,
                      InferCallback done) {
-    Admit(tenant, std::move(request), std::move(done), /*ask_quota=*/false);
+    Admit(tenant, std::move(request), std::move(done), /*ask_quota=*/false, nullptr);
   }
 
   // Triton's statistics extension. With `name`: every version of that model
@@ -171,6 +203,7 @@ class InferenceService {
   struct Charge {
     TenantUsage* usage = nullptr;
     std::shared_ptr<TenantQuota> quota;
+    CallRoom* room = nullptr;  // where its bill goes; null: allocated
   };
   // Answers a request that reached no model.
   static void Refuse(const Charge& charge, const InferCallback& done, Status status);
@@ -178,7 +211,7 @@ class InferenceService {
   static void ObserveDrift(const ServableModel& servable, const InferRequest& request);
 
   void Admit(const Tenant& tenant, std::unique_ptr<InferRequest> request, InferCallback done,
-             bool ask_quota);
+             bool ask_quota, CallRoom* room);
   // `tenant_id`: the tenant asking, whose shared memory regions the request may name.
   void InferOn(const ServableModel& servable, std::string_view tenant_id,
                std::unique_ptr<InferRequest> request, InferCallback done, Charge charge);

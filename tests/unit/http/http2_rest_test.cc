@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <deque>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "http/infer_codec.h"
@@ -126,21 +129,29 @@ class Counting final : public DeliveryReceipt::Settler {
 };
 
 TEST(Http2RestTest, TheBodyIsWrittenWhereItLiesAndTheReceiptRidesTheLastPiece) {
-  auto tensors = std::make_shared<std::string>("0123456789");
+  // The tensors lie in a response's output, which the reply owns.
+  auto response = std::make_unique<InferResponse>();
+  auto buffer = std::make_shared<ByteBuffer>(10);
+  std::memcpy(buffer->bytes.get(), "0123456789", 10);
+  AttachBuffer(response->outputs.emplace_back(), buffer);
+  const char* tensors = reinterpret_cast<const char*>(buffer->bytes.get());
+  buffer.reset();  // the response holds it now
   HttpReply reply;
   reply.body = "{\"h\":1}";
-  reply.tail.emplace_back(reinterpret_cast<const std::byte*>(tensors->data()), 4);
-  reply.tail.emplace_back(reinterpret_cast<const std::byte*>(tensors->data() + 4), 6);
-  reply.tail_owner = tensors;
+  reply.tail.emplace_back(reinterpret_cast<const std::byte*>(tensors), 4);
+  reply.tail.emplace_back(reinterpret_cast<const std::byte*>(tensors + 4), 6);
+  reply.tail_owner = std::move(response);
   Counting settler;
   reply.receipt = DeliveryReceipt(&settler);
   std::deque<H2Out> pieces;
   RestBodyPieces(reply, pieces);
   ASSERT_EQ(pieces.size(), 3u);
   EXPECT_EQ(std::string(pieces[0].data(), pieces[0].size()), "{\"h\":1}");
-  EXPECT_EQ(pieces[1].data(), tensors->data());  // not copied
-  EXPECT_EQ(pieces[2].data(), tensors->data() + 4);
+  EXPECT_EQ(pieces[1].data(), tensors);  // not copied
+  EXPECT_EQ(pieces[2].data(), tensors + 4);
   EXPECT_EQ(pieces[2].size(), 6u);
+  EXPECT_EQ(reply.tail_owner, nullptr);  // the pieces share the response now
+  EXPECT_EQ(std::string(pieces[2].data(), pieces[2].size()), "456789");
   EXPECT_EQ(settler.settled, -1);
   pieces[2].receipt.Settle(true);
   EXPECT_EQ(settler.settled, 1);

@@ -219,6 +219,63 @@ TEST_F(InferenceServiceTest, InferRunsTheNewestReadyVersionOrTheOneAskedFor) {
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound) << r.status().message();
 }
 
+// A lent room holds the request's bill until its response's receipt is
+// settled: taken while the response is out, free again once delivered, and
+// the usage is billed the same as with an allocated bill.
+TEST_F(InferenceServiceTest, ALentRoomHoldsTheBillUntilTheReceiptIsSettled) {
+  auto a = As("key-a");
+  InferenceService::CallRoom room;
+  for (int round = 0; round < 2; ++round) {
+    std::promise<StatusOr<std::unique_ptr<InferResponse>>> answer;
+    auto future = answer.get_future();
+    service_->Infer(
+        *a, Request("m", {1, 2, 3, 4}),
+        [&answer](StatusOr<std::unique_ptr<InferResponse>> r) { answer.set_value(std::move(r)); },
+        &room);
+    auto r = future.get();
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    ASSERT_TRUE((*r)->receipt.pending());
+    // In use: the service would not put another bill there.
+    EXPECT_EQ(room.Take(), nullptr);
+    (*r)->receipt.Settle(true);
+    void* bytes = room.Take();  // free again
+    ASSERT_NE(bytes, nullptr);
+    room.Return();
+  }
+  // While the room is taken (a transport's slip), a request still succeeds:
+  // its bill is allocated instead.
+  ASSERT_NE(room.Take(), nullptr);
+  std::promise<StatusOr<std::unique_ptr<InferResponse>>> answer;
+  auto future = answer.get_future();
+  service_->Infer(
+      *a, Request("m", {1, 2, 3, 4}),
+      [&answer](StatusOr<std::unique_ptr<InferResponse>> r) { answer.set_value(std::move(r)); },
+      &room);
+  auto r = future.get();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  (*r)->receipt.Settle(true);
+  room.Return();
+  // An error answer frees the room at once (it holds no slot while written).
+  {
+    std::promise<StatusOr<std::unique_ptr<InferResponse>>> failed;
+    auto f = failed.get_future();
+    service_->Infer(
+        *a, Request("m", {1, 2, 3}),  // the wrong shape
+        [&failed](StatusOr<std::unique_ptr<InferResponse>> e) { failed.set_value(std::move(e)); },
+        &room);
+    EXPECT_FALSE(f.get().ok());
+    void* bytes = room.Take();
+    EXPECT_NE(bytes, nullptr);
+    room.Return();
+  }
+  auto usage = service_->Usage(*a);
+  ASSERT_EQ(usage.size(), 1u);
+  ASSERT_EQ(usage[0].models.size(), 1u);
+  EXPECT_EQ(usage[0].models[0].second.requests, 4u);
+  EXPECT_EQ(usage[0].models[0].second.failures, 1u);
+  EXPECT_EQ(usage[0].models[0].second.bytes_out, 3u * 16u);  // three delivered answers
+}
+
 TEST_F(InferenceServiceTest, AnotherTenantsModelAnswersAsAnUnknownOne) {
   auto a = As("key-a");
   // b's "secret" exists and is READY; for a it is exactly as "nope".
