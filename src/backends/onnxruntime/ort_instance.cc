@@ -122,9 +122,13 @@ class OrtInstance final : public ModelInstance {
   // Off for good once a model's declared output shape proved wrong.
   bool preallocate_ = true;
   // Kept across runs, as the vectors above: the planned outputs' shapes,
-  // offsets in the run's buffer, and values.
+  // places in the run's buffer (their sizes computed once), and values.
+  struct Place {
+    size_t offset = 0;
+    size_t bytes = 0;
+  };
   std::vector<std::vector<int64_t>> planned_shapes_;
-  std::vector<size_t> planned_offsets_;
+  std::vector<Place> planned_places_;
   std::vector<Ort::Value> output_values_;
 };
 
@@ -162,7 +166,7 @@ bool OrtInstance::RunPreallocated(const InferRequest& request, const char* const
                                   size_t output_count, InferResponse& response,
                                   std::string& refused) {
   if (planned_shapes_.size() < output_count) planned_shapes_.resize(output_count);
-  planned_offsets_.resize(output_count);
+  planned_places_.resize(output_count);
   size_t total = 0;
   for (size_t k = 0; k < output_count; ++k) {
     const PlannedOutput& out = planned_[requested_index_[k]];
@@ -173,7 +177,7 @@ bool OrtInstance::RunPreallocated(const InferRequest& request, const char* const
       if (d > 0 && bytes > kMaxPreallocatedBytes / static_cast<size_t>(d)) return false;
       bytes *= static_cast<size_t>(d);
     }
-    planned_offsets_[k] = total;
+    planned_places_[k] = {total, bytes};
     total += (bytes + kOutputAlignment - 1) & ~(kOutputAlignment - 1);
     if (total > kMaxPreallocatedBytes) return false;
   }
@@ -187,9 +191,8 @@ bool OrtInstance::RunPreallocated(const InferRequest& request, const char* const
   for (size_t k = 0; k < output_count; ++k) {
     const PlannedOutput& out = planned_[requested_index_[k]];
     const std::vector<int64_t>& shape = planned_shapes_[k];
-    size_t bytes = DataTypeSize(out.dtype);
-    for (int64_t d : shape) bytes *= static_cast<size_t>(d);
-    output_values_.push_back(Ort::Value::CreateTensor(cpu_, base + planned_offsets_[k], bytes,
+    const Place& place = planned_places_[k];
+    output_values_.push_back(Ort::Value::CreateTensor(cpu_, base + place.offset, place.bytes,
                                                       shape.data(), shape.size(), out.type));
   }
   try {
@@ -209,9 +212,7 @@ bool OrtInstance::RunPreallocated(const InferRequest& request, const char* const
     tensor.name = output_names[k];
     tensor.dtype = out.dtype;
     tensor.shape = planned_shapes_[k];
-    size_t bytes = DataTypeSize(out.dtype);
-    for (int64_t d : tensor.shape) bytes *= static_cast<size_t>(d);
-    tensor.data = {base + planned_offsets_[k], bytes};
+    tensor.data = {base + planned_places_[k].offset, planned_places_[k].bytes};
     tensor.owner = buffer;
   }
   response.timing.output_ns = SteadyNs() - ran_ns;
