@@ -1,9 +1,8 @@
 #include "observability/model_stats.h"
 
 #include <time.h>
-#include <algorithm>
 
-#include <chrono>
+#include <algorithm>
 
 namespace mm {
 
