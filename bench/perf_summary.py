@@ -144,7 +144,10 @@ def main():
         leaf_sym, leaf_dso = frames[0]
         kernel = leaf_dso.startswith("[kernel")
         name = "other (outside the request path markers)"
-        for sym, _ in frames:
+        for sym, dso in frames:
+            if "libonnxruntime" in dso:  # ONNX Runtime's own code, whoever called it
+                name = STAGES[0][0]
+                break
             for label, rx in STAGES:
                 if rx.search(sym):
                     name = label
