@@ -133,19 +133,57 @@ with open(f"{work}/h2load.env", "w") as f:
             f"GRPC_REPLY={5 + len(reply.SerializeToString())}\n")
 PY
 read -r BIN_HEAD BIN_REPLY GRPC_REPLY <<<"$(sed 's/[A-Z_]*=//g' "$WORK/h2load.env")"
+H2_MODEL=add_sub H2_BIN_BODY=$WORK/binary.body H2_GRPC_BODY=$WORK/add_sub.grpc
+
+# The 4 MiB point: one FP32 [1,3,512,683] image through image_cnn, as the
+# binary REST body and as a framed ModelInferRequest (raw_input_contents),
+# with their answers' sizes.
+"$ROOT/.venv/bin/python" - "$WORK" "${URL[mmserve-native]}" "${GRPC_ADDR[mmserve-native]}" <<'PY'
+import json, sys
+import numpy as np
+import requests
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2 as pb
+work, url, grpc_addr = sys.argv[1:]
+shape = [1, 3, 512, 683]
+x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+head = json.dumps({"inputs": [{"name": "image", "shape": shape, "datatype": "FP32",
+                               "parameters": {"binary_data_size": x.nbytes}}],
+                   "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]},
+                  separators=(",", ":")).encode()
+open(f"{work}/image.body", "wb").write(head + x.tobytes())
+r = requests.post(f"{url}/v2/models/image_cnn/infer", data=head + x.tobytes(),
+                  headers={"Inference-Header-Content-Length": str(len(head))}, timeout=60)
+assert r.status_code == 200, r.text
+m = pb.ModelInferRequest(model_name="image_cnn")
+t = m.inputs.add(name="image", datatype="FP32")
+t.shape.extend(shape)
+m.raw_input_contents.append(x.tobytes())
+message = m.SerializeToString()
+open(f"{work}/image.grpc", "wb").write(b"\0" + len(message).to_bytes(4, "big") + message)
+client = grpcclient.InferenceServerClient(grpc_addr)
+i = grpcclient.InferInput("image", shape, "FP32")
+i.set_data_from_numpy(x)
+reply = client.infer("image_cnn", [i]).get_response()
+with open(f"{work}/image.env", "w") as f:
+    f.write(f"{len(head)} {len(r.content)} {5 + len(reply.SerializeToString())}\n")
+PY
+read -r IMG_HEAD IMG_BIN_REPLY IMG_GRPC_REPLY <"$WORK/image.env"
 
 h2load_point() {  # h2load_point http1|grpc|h2c CONCURRENCY SECONDS -> "p50_us rps errors"
   local mode=$1 want args url
+  # H2_MODEL, H2_BIN_BODY and H2_GRPC_BODY (with BIN_HEAD, BIN_REPLY and
+  # GRPC_REPLY) say which request: add_sub's, or the 4 MiB image's.
   case $mode in
     http1 | h2c)
-      want=$BIN_REPLY url=${URL[mmserve-native]}/v2/models/add_sub/infer
-      args=(-d "$WORK/binary.body" -H "inference-header-content-length: $BIN_HEAD")
+      want=$BIN_REPLY url=${URL[mmserve-native]}/v2/models/$H2_MODEL/infer
+      args=(-d "$H2_BIN_BODY" -H "inference-header-content-length: $BIN_HEAD")
       [[ $mode == http1 ]] && args+=(--h1) ;;
     grpc)
       want=$GRPC_REPLY url=http://${GRPC_ADDR[mmserve-native]}/inference.GRPCInferenceService/ModelInfer
-      args=(-d "$WORK/add_sub.grpc" -H "content-type: application/grpc" -H "te: trailers") ;;
+      args=(-d "$H2_GRPC_BODY" -H "content-type: application/grpc" -H "te: trailers") ;;
   esac
-  local log=$WORK/h2load-$mode-c$2
+  local log=$WORK/h2load-$H2_MODEL-$mode-c$2
   "${ON_CLIENT_CPUS[@]}" h2load -t1 -c"$2" -m1 -D "$3" --log-file="$log.log" "${args[@]}" "$url" \
     >"$log.txt" 2>&1 || die "h2load $mode: $(tail -5 "$log.txt")"
   python3 - "$log" "$want" "$2" <<'PY'
@@ -198,6 +236,15 @@ if command -v h2load >/dev/null; then
       declare "hl_${mode}_${c}=$p50 $rps $cpu"
     done
   done
+  echo "== h2load: 4 MiB, HTTP/1.1 binary and native gRPC on mmserve-native"
+  for mode in http1 grpc; do
+    read -r p50 rps err cpu <<<"$(H2_MODEL=image_cnn H2_BIN_BODY=$WORK/image.body \
+      H2_GRPC_BODY=$WORK/image.grpc BIN_HEAD=$IMG_HEAD BIN_REPLY=$IMG_BIN_REPLY \
+      GRPC_REPLY=$IMG_GRPC_REPLY MEASURED_PID=${SERVER_PIDS[mmserve-native]} \
+      measure h2load_point "$mode" 1 "$SECONDS_PER_POINT")"
+    (( err == 0 )) || die "h2load 4 MiB $mode: $err errors (see $WORK/h2load-image_cnn-$mode-c1.txt)"
+    declare "img_${mode}=$p50 $cpu"
+  done
 else
   echo "(h2load not found: Debian's nghttp2-client; its points are skipped)" >&2
 fi
@@ -245,4 +292,15 @@ h2load as the one client, mmserve-native (--http-threads 1 --execution-threads 1
 | REST binary over h2c (h2load) | $c1 | $c32 | $cc1 / $cc32 |
 | h2c ÷ HTTP/1.1 binary | $(ratio "$c1" "$a1")× | $(ratio "$c32" "$a32")× | $(ratio "$cc32" "$ac32")× at c32 |
 EOF3
+  read -r i1 ic1 <<<"$img_http1"; read -r i2 ic2 <<<"$img_grpc"
+  cat <<EOF4
+
+4 MiB (image_cnn, FP32 [1,3,512,683]), h2load at c1, mmserve-native
+
+| | p50 µs | server CPU µs/req |
+|---|---:|---:|
+| HTTP/1.1 binary (h2load --h1) | $i1 | $ic1 |
+| native gRPC, raw_input_contents (h2load) | $i2 | $ic2 |
+| native gRPC ÷ HTTP/1.1 binary | $(ratio "$i2" "$i1")× | $(ratio "$ic2" "$ic1")× |
+EOF4
 fi

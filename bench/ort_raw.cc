@@ -9,7 +9,7 @@
 // top of this is mmserve's overhead.
 //
 //   bench_ort_raw [--seconds S] [--warmup-seconds S] [--threads T] [--batch B]
-//                 [--shared-session] MODEL.onnx...
+//                 [--shared-session] [--preallocated-outputs] MODEL.onnx...
 //   bench_ort_raw --create-sessions N MODEL.onnx...
 //
 // --threads 1 (the default) reports Run latency p50/p99 and single-thread
@@ -19,6 +19,12 @@
 // cannot beat. Each model prints one machine-readable line:
 //
 //   ORT_RAW model=<dir name> threads=T batch=B runs=N p50_us=X p99_us=Y rps=Z
+//
+// --preallocated-outputs: each Run gets its outputs allocated by the caller
+// (one buffer per Run, their shapes taken from a first Run) and passed to
+// Run, as the server's OrtInstance does when the graph declares its output
+// shapes (src/backends/onnxruntime/output_plan.h); the line then ends with
+// outputs=preallocated instead of outputs=ort.
 //
 // --create-sessions N times session creation instead (bench/many_models.py:
 // what an on-demand load cannot avoid): per model, one untimed session first
@@ -52,6 +58,7 @@ struct Flags {
   int threads = 1;
   int64_t batch = 1;
   bool shared_session = false;
+  bool preallocated_outputs = false;
   int create_sessions = 0;           // --create-sessions: time session creation, not Run
   std::vector<int64_t> input_shape;  // --input-shape: replaces the inputs' shapes
   std::vector<std::string> models;
@@ -61,6 +68,7 @@ struct Flags {
   std::fprintf(stderr,
                "bench_ort_raw: %s\nusage: bench_ort_raw [--seconds S] [--warmup-seconds S] "
                "[--threads T] [--batch B] [--input-shape D,D,...] [--shared-session] "
+               "[--preallocated-outputs] "
                "MODEL.onnx...\n       bench_ort_raw --create-sessions N MODEL.onnx...\n",
                why);
   std::exit(2);
@@ -92,6 +100,8 @@ Flags ParseFlags(int argc, char** argv) {
       }
     } else if (arg == "--shared-session") {
       flags.shared_session = true;
+    } else if (arg == "--preallocated-outputs") {
+      flags.preallocated_outputs = true;
     } else if (arg == "--create-sessions") {
       flags.create_sessions = std::atoi(value());
       if (flags.create_sessions < 1) Usage("--create-sessions needs a count of at least 1");
@@ -198,11 +208,20 @@ Feed MakeFeed(Ort::Session& session, int64_t batch) {
   return feed;
 }
 
+// An output as the caller allocates it (--preallocated-outputs).
+struct OutputSpec {
+  std::vector<int64_t> shape;
+  ONNXTensorElementDataType type;
+  size_t bytes;
+};
+
 // One Run as OrtInstance::Run does it: input values wrap existing bytes, the
-// outputs come back in values ONNX Runtime allocated. Returns an output byte
-// so the work cannot be optimized away.
+// outputs come back in values ONNX Runtime allocated, or, with `preallocated`,
+// in one buffer this Run allocates. Returns an output byte so the work cannot
+// be optimized away.
 float RunOnce(Ort::Session& session, Feed& feed, const Ort::MemoryInfo& cpu,
-              const std::vector<const char*>& in_names, const std::vector<const char*>& out_names) {
+              const std::vector<const char*>& in_names, const std::vector<const char*>& out_names,
+              const std::vector<OutputSpec>* preallocated = nullptr) {
   static const Ort::RunOptions run_options;
   std::vector<Ort::Value> inputs;
   inputs.reserve(in_names.size());
@@ -211,9 +230,46 @@ float RunOnce(Ort::Session& session, Feed& feed, const Ort::MemoryInfo& cpu,
                                               feed.shapes[i].data(), feed.shapes[i].size(),
                                               feed.types[i]));
   }
+  if (preallocated != nullptr) {
+    size_t total = 0;
+    for (const OutputSpec& o : *preallocated) total += (o.bytes + 63) & ~size_t{63};
+    auto buffer = std::make_unique_for_overwrite<std::byte[]>(total + 64);
+    std::vector<Ort::Value> outputs;
+    outputs.reserve(preallocated->size());
+    size_t offset = 0;
+    for (const OutputSpec& o : *preallocated) {
+      outputs.push_back(Ort::Value::CreateTensor(cpu, buffer.get() + offset, o.bytes,
+                                                 o.shape.data(), o.shape.size(), o.type));
+      offset += (o.bytes + 63) & ~size_t{63};
+    }
+    session.Run(run_options, in_names.data(), inputs.data(), inputs.size(), out_names.data(),
+                outputs.data(), outputs.size());
+    return *reinterpret_cast<const float*>(buffer.get());
+  }
   std::vector<Ort::Value> outputs = session.Run(run_options, in_names.data(), inputs.data(),
                                                 inputs.size(), out_names.data(), out_names.size());
   return *static_cast<const float*>(outputs[0].GetTensorRawData());
+}
+
+// The outputs' shapes and types, from one Run.
+std::vector<OutputSpec> OutputSpecs(Ort::Session& session, Feed& feed, const Ort::MemoryInfo& cpu,
+                                    const std::vector<const char*>& in_names,
+                                    const std::vector<const char*>& out_names) {
+  static const Ort::RunOptions run_options;
+  std::vector<Ort::Value> inputs;
+  for (size_t i = 0; i < in_names.size(); ++i) {
+    inputs.push_back(Ort::Value::CreateTensor(cpu, feed.buffers[i].data(), feed.byte_sizes[i],
+                                              feed.shapes[i].data(), feed.shapes[i].size(),
+                                              feed.types[i]));
+  }
+  std::vector<OutputSpec> specs;
+  for (const Ort::Value& v : session.Run(run_options, in_names.data(), inputs.data(), inputs.size(),
+                                         out_names.data(), out_names.size())) {
+    auto info = v.GetTensorTypeAndShapeInfo();
+    specs.push_back({info.GetShape(), info.GetElementType(),
+                     info.GetElementCount() * ElementSize(info.GetElementType())});
+  }
+  return specs;
 }
 
 struct ThreadResult {
@@ -221,19 +277,24 @@ struct ThreadResult {
   float sink = 0;
 };
 
-void Worker(Ort::Session& session, int64_t batch, Clock::time_point warm_until,
-            Clock::time_point stop_at, ThreadResult& result) {
+void Worker(Ort::Session& session, int64_t batch, bool preallocated_outputs,
+            Clock::time_point warm_until, Clock::time_point stop_at, ThreadResult& result) {
   Feed feed = MakeFeed(session, batch);
   const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   std::vector<const char*> in_names, out_names;
   for (const auto& n : feed.input_names) in_names.push_back(n.c_str());
   for (const auto& n : feed.output_names) out_names.push_back(n.c_str());
-  while (Clock::now() < warm_until) result.sink += RunOnce(session, feed, cpu, in_names, out_names);
+  std::vector<OutputSpec> specs;
+  if (preallocated_outputs) specs = OutputSpecs(session, feed, cpu, in_names, out_names);
+  const std::vector<OutputSpec>* pre = preallocated_outputs ? &specs : nullptr;
+  while (Clock::now() < warm_until) {
+    result.sink += RunOnce(session, feed, cpu, in_names, out_names, pre);
+  }
   result.latencies_us.reserve(1 << 20);
   for (;;) {
     const auto start = Clock::now();
     if (start >= stop_at) break;
-    result.sink += RunOnce(session, feed, cpu, in_names, out_names);
+    result.sink += RunOnce(session, feed, cpu, in_names, out_names, pre);
     const auto end = Clock::now();
     result.latencies_us.push_back(std::chrono::duration<double, std::micro>(end - start).count());
   }
@@ -261,8 +322,8 @@ void BenchModel(Ort::Env& env, const Flags& flags, const std::string& path) {
   std::vector<std::thread> threads;
   for (int t = 0; t < flags.threads; ++t) {
     Ort::Session& session = *sessions[flags.shared_session ? 0 : static_cast<size_t>(t)];
-    threads.emplace_back(Worker, std::ref(session), flags.batch, warm_until, stop_at,
-                         std::ref(results[static_cast<size_t>(t)]));
+    threads.emplace_back(Worker, std::ref(session), flags.batch, flags.preallocated_outputs,
+                         warm_until, stop_at, std::ref(results[static_cast<size_t>(t)]));
   }
   for (auto& t : threads) t.join();
 
@@ -277,10 +338,10 @@ void BenchModel(Ort::Env& env, const Flags& flags, const std::string& path) {
   const std::string name = ModelName(path);
   std::printf(
       "ORT_RAW model=%s threads=%d batch=%lld sessions=%d runs=%zu p50_us=%.2f p90_us=%.2f "
-      "p99_us=%.2f max_us=%.2f rps=%.1f\n",
+      "p99_us=%.2f max_us=%.2f rps=%.1f outputs=%s\n",
       name.c_str(), flags.threads, static_cast<long long>(flags.batch), session_count, all.size(),
       Percentile(all, 50), Percentile(all, 90), Percentile(all, 99), all.empty() ? 0.0 : all.back(),
-      rps);
+      rps, flags.preallocated_outputs ? "preallocated" : "ort");
   if (sink == 12345.678f) std::printf("(sink)\n");  // keeps the outputs observable
   std::fflush(stdout);
 }
