@@ -269,7 +269,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void ReadBody() {
     reading_ = true;
     const auto length = parser_->content_length();
-    if (length && *length > buffer_.size() && buffer_.capacity() < kBodyReadBytes) {
+    if (length && *length > kHeadReadBytes && *length > buffer_.size() &&
+        buffer_.capacity() < kBodyReadBytes) {
       // Reads of up to kBodyReadBytes for a large body (it is read at most
       // that much at a time, whatever its length).
       buffer_.reserve(
