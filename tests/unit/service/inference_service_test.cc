@@ -114,14 +114,18 @@ class InferenceServiceTest : public ::testing::Test {
     return tenant.ok() ? *tenant : nullptr;
   }
 
+  // `room`: lent to the service for the request's bill (CallRoom).
   StatusOr<std::unique_ptr<InferResponse>> Infer(const Tenant& tenant,
-                                                 std::unique_ptr<InferRequest> request) {
+                                                 std::unique_ptr<InferRequest> request,
+                                                 InferenceService::CallRoom* room = nullptr) {
     std::promise<StatusOr<std::unique_ptr<InferResponse>>> answer;
     auto future = answer.get_future();
-    service_->Infer(tenant, std::move(request),
-                    [&answer](StatusOr<std::unique_ptr<InferResponse>> r) {
-                      answer.set_value(std::move(r));  // a second call would throw
-                    });
+    service_->Infer(
+        tenant, std::move(request),
+        [&answer](StatusOr<std::unique_ptr<InferResponse>> r) {
+          answer.set_value(std::move(r));  // a second call would throw
+        },
+        room);
     return future.get();
   }
 
@@ -226,13 +230,7 @@ TEST_F(InferenceServiceTest, ALentRoomHoldsTheBillUntilTheReceiptIsSettled) {
   auto a = As("key-a");
   InferenceService::CallRoom room;
   for (int round = 0; round < 2; ++round) {
-    std::promise<StatusOr<std::unique_ptr<InferResponse>>> answer;
-    auto future = answer.get_future();
-    service_->Infer(
-        *a, Request("m", {1, 2, 3, 4}),
-        [&answer](StatusOr<std::unique_ptr<InferResponse>> r) { answer.set_value(std::move(r)); },
-        &room);
-    auto r = future.get();
+    auto r = Infer(*a, Request("m", {1, 2, 3, 4}), &room);
     ASSERT_TRUE(r.ok()) << r.status().message();
     ASSERT_TRUE((*r)->receipt.pending());
     // In use: the service would not put another bill there.
@@ -245,29 +243,14 @@ TEST_F(InferenceServiceTest, ALentRoomHoldsTheBillUntilTheReceiptIsSettled) {
   // While the room is taken (a transport's slip), a request still succeeds:
   // its bill is allocated instead.
   ASSERT_NE(room.Take(), nullptr);
-  std::promise<StatusOr<std::unique_ptr<InferResponse>>> answer;
-  auto future = answer.get_future();
-  service_->Infer(
-      *a, Request("m", {1, 2, 3, 4}),
-      [&answer](StatusOr<std::unique_ptr<InferResponse>> r) { answer.set_value(std::move(r)); },
-      &room);
-  auto r = future.get();
+  auto r = Infer(*a, Request("m", {1, 2, 3, 4}), &room);
   ASSERT_TRUE(r.ok()) << r.status().message();
   (*r)->receipt.Settle(true);
   room.Return();
   // An error answer frees the room at once (it holds no slot while written).
-  {
-    std::promise<StatusOr<std::unique_ptr<InferResponse>>> failed;
-    auto f = failed.get_future();
-    service_->Infer(
-        *a, Request("m", {1, 2, 3}),  // the wrong shape
-        [&failed](StatusOr<std::unique_ptr<InferResponse>> e) { failed.set_value(std::move(e)); },
-        &room);
-    EXPECT_FALSE(f.get().ok());
-    void* bytes = room.Take();
-    EXPECT_NE(bytes, nullptr);
-    room.Return();
-  }
+  EXPECT_FALSE(Infer(*a, Request("m", {1, 2, 3}), &room).ok());  // the wrong shape
+  EXPECT_NE(room.Take(), nullptr);
+  room.Return();
   auto usage = service_->Usage(*a);
   ASSERT_EQ(usage.size(), 1u);
   ASSERT_EQ(usage[0].models.size(), 1u);
