@@ -193,8 +193,7 @@ TEST(InferCodecDecodeTest, NestedDataIsFlattenedRowMajor) {
 // that turns out to hold arrays is judged as any nest is (the same answers
 // as before the one-pass path).
 TEST(InferCodecDecodeTest, ArraysAsLongAsTheCountButNestedAreJudgedAsNests) {
-  EXPECT_EQ(Values<int32_t>(DecodeOne("INT32", "[2]", "[[1],[2]]")),
-            (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(Values<int32_t>(DecodeOne("INT32", "[2]", "[[1],[2]]")), (std::vector<int32_t>{1, 2}));
   ExpectInvalidJson(OneInput("INT32", "[2]", "[1,[2]]"), "input 'x': nested 'data' is ragged");
   ExpectInvalidJson(OneInput("INT32", "[2]", "[[1,2],[3,4]]"),
                     "input 'x': expected 2 elements for shape [2], got 4");
