@@ -228,13 +228,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     parser_->body_limit(server_->options().max_request_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     if (buffer_.capacity() > kHeadReadBytes && buffer_.size() <= kHeadReadBytes) {
-      // The last request's body needed more: give it back.
-      std::string kept(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-      buffer_.clear();
-      buffer_.shrink_to_fit();
-      buffer_.reserve(kHeadReadBytes);
-      net::buffer_copy(buffer_.prepare(kept.size()), net::buffer(kept));
-      buffer_.commit(kept.size());
+      buffer_.shrink_to_fit();  // the last body needed more: give it back (bytes kept)
     }
     if (buffer_.capacity() < kHeadReadBytes) buffer_.reserve(kHeadReadBytes);
     reading_ = true;

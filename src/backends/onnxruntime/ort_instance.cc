@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/aligned_inputs.h"
 #include "backends/onnxruntime/ort_types.h"
 #include "backends/onnxruntime/output_plan.h"
 #include "core/blocking_wait.h"
@@ -105,7 +106,7 @@ class OrtInstance final : public ModelInstance {
   // Used by one Execute at a time, kept across runs so that a run allocates
   // none of them: aligned copies of misaligned inputs, the inputs' names and
   // values, the requested outputs' names.
-  std::vector<std::byte> scratch_;  // operator new: 16-byte aligned
+  AlignedInputs aligned_;
   std::vector<const char*> input_names_;
   std::vector<Ort::Value> input_values_;
   std::vector<const char*> requested_;
@@ -266,30 +267,17 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
   // then taking the outputs.
   const int64_t begin_ns = SteadyNs();
   // Inputs: views over the request's bytes; copies only when misaligned.
-  alignas(16) static std::byte empty_data[16];  // for zero-byte inputs; never written
   const size_t input_count = request.inputs.size();
-  std::vector<const char*>& input_names = input_names_;
-  std::vector<Ort::Value>& input_values = input_values_;
-  input_names.clear();
-  input_values.clear();  // releases the last run's input values
-  input_names.reserve(input_count);
-  input_values.reserve(input_count);
-  // Misaligned inputs (a binary section after a JSON header of any length) are
-  // copied into this instance's scratch buffer, reused across requests.
-  size_t scratch_needed = 0;
+  input_names_.clear();
+  input_values_.clear();  // releases the last run's input values
+  input_names_.reserve(input_count);
+  input_values_.reserve(input_count);
+  aligned_.Prepare(request.inputs);
   for (const Tensor& input : request.inputs) {
-    if (input.dtype != DataType::kBytes && !input.data.empty() &&
-        reinterpret_cast<uintptr_t>(input.data.data()) % DataTypeSize(input.dtype) != 0) {
-      scratch_needed += (input.data.size() + 15) & ~size_t{15};
-    }
-  }
-  if (scratch_.size() < scratch_needed) scratch_.resize(scratch_needed);
-  size_t scratch_used = 0;
-  for (const Tensor& input : request.inputs) {
-    input_names.push_back(input.name.c_str());
+    input_names_.push_back(input.name.c_str());
     if (input.dtype == DataType::kBytes) {
       MM_ASSIGN_OR_RETURN(Ort::Value value, StringInput(input));
-      input_values.push_back(std::move(value));
+      input_values_.push_back(std::move(value));
       continue;
     }
     const ONNXTensorElementDataType type = ToOnnx(input.dtype);
@@ -297,39 +285,28 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
       return InvalidArgument(ModelLabel(model_name_) + " input '" + input.name +
                              "': invalid data type");
     }
-    // ONNX Runtime only reads inputs; the const_cast is its API's, not a write.
-    auto* data = const_cast<std::byte*>(input.data.data());
-    if (input.data.empty()) {
-      data = empty_data;
-    } else if (reinterpret_cast<uintptr_t>(data) % DataTypeSize(input.dtype) != 0) {
-      std::byte* copy = scratch_.data() + scratch_used;
-      scratch_used += (input.data.size() + 15) & ~size_t{15};
-      std::memcpy(copy, data, input.data.size());
-      data = copy;
-    }
-    input_values.push_back(Ort::Value::CreateTensor(cpu_, data, input.data.size(),
-                                                    input.shape.data(), input.shape.size(), type));
+    input_values_.push_back(Ort::Value::CreateTensor(cpu_, aligned_.Data(input), input.data.size(),
+                                                     input.shape.data(), input.shape.size(), type));
   }
 
   // Outputs: the requested ones, or every configured one.
   const char* const* output_names = output_name_ptrs_.data();
   size_t output_count = output_name_ptrs_.size();
-  std::vector<const char*>& requested = requested_;
-  requested.clear();
+  requested_.clear();
   requested_index_.clear();
   if (!request.outputs.empty()) {
-    requested.reserve(request.outputs.size());
+    requested_.reserve(request.outputs.size());
     requested_index_.reserve(request.outputs.size());
     for (const RequestedOutput& output : request.outputs) {
       const auto it = std::find(output_names_.begin(), output_names_.end(), output.name);
       if (it == output_names_.end()) {
         return InvalidArgument(ModelLabel(model_name_) + " has no output '" + output.name + "'");
       }
-      requested.push_back(output.name.c_str());
+      requested_.push_back(output.name.c_str());
       requested_index_.push_back(static_cast<size_t>(it - output_names_.begin()));
     }
-    output_names = requested.data();
-    output_count = requested.size();
+    output_names = requested_.data();
+    output_count = requested_.size();
   } else {
     for (size_t i = 0; i < output_count; ++i) requested_index_.push_back(i);
   }
@@ -344,12 +321,12 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
   if (unbounded_) long_run.emplace();
   std::string refused;
   if (preallocate_ && RunPreallocated(request, output_names, output_count, response, refused)) {
-    input_values.clear();
+    input_values_.clear();
     return OkStatus();
   }
   auto outputs = std::make_shared<RunOutputs>();
   outputs->session = session_;
-  outputs->values = session_->Run(run_options_, input_names.data(), input_values.data(),
+  outputs->values = session_->Run(run_options_, input_names_.data(), input_values_.data(),
                                   input_count, output_names, output_count);
   long_run.reset();
   if (!refused.empty()) {
@@ -361,7 +338,7 @@ Status OrtInstance::Run(const InferRequest& request, InferResponse& response) {
         "shapes the model declares: {}",
         ModelLabel(model_name_), refused);
   }
-  input_values.clear();  // views of the request's bytes: none outlives the run
+  input_values_.clear();  // views of the request's bytes: none outlives the run
   const int64_t ran_ns = SteadyNs();
 
   response.outputs.reserve(response.outputs.size() + output_count);

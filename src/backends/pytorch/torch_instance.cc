@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/aligned_inputs.h"
 #include "backends/pytorch/torch_types.h"
 #include "core/blocking_wait.h"
 #include "core/bytes_tensor.h"
@@ -112,8 +113,7 @@ class TorchInstance final : public ModelInstance {
   const size_t arg_count_;
   // Used by one Execute at a time.
   std::vector<c10::IValue> args_;
-  std::vector<std::byte> scratch_;  // aligned copies of misaligned inputs
-  size_t scratch_used_ = 0;
+  AlignedInputs aligned_;  // aligned copies of misaligned inputs
 };
 
 void TorchInstance::ApplySettings() {
@@ -144,18 +144,7 @@ StatusOr<c10::IValue> TorchInstance::Input(const Tensor& input, int config_index
     return InvalidArgument(label_ + " input '" + input.name + "' has data type " +
                            std::string(DataTypeName(input.dtype)) + ", which libtorch has not");
   }
-  const size_t element_size = DataTypeSize(input.dtype);
-  auto* data = const_cast<std::byte*>(input.data.data());  // read-only unless copied below
-  alignas(16) static std::byte empty_data[16];             // zero-byte inputs; never written
-  if (input.data.empty()) {
-    data = empty_data;
-  } else if (reinterpret_cast<uintptr_t>(data) % element_size != 0) {
-    std::byte* copy = scratch_.data() + scratch_used_;
-    scratch_used_ += (input.data.size() + 15) & ~size_t{15};
-    std::memcpy(copy, data, input.data.size());
-    data = copy;
-  }
-  at::Tensor tensor = torch::from_blob(data, at::IntArrayRef(input.shape),
+  at::Tensor tensor = torch::from_blob(aligned_.Data(input), at::IntArrayRef(input.shape),
                                        at::TensorOptions().dtype(*type).device(c10::kCPU));
   if (config.has_reshape()) {
     std::vector<int64_t> shape;
@@ -235,7 +224,7 @@ StatusOr<Tensor> TorchInstance::Output(const c10::IValue& value, int config_inde
   out.data = {data, bytes};
   // A response must not point into the request (its buffer may be gone
   // first) or the scratch buffer (the next request reuses it).
-  bool aliases = Overlaps(data, bytes, scratch_.data(), scratch_used_);
+  bool aliases = aligned_.Overlaps(data, bytes);
   for (const Tensor& input : request.inputs) {
     aliases = aliases || Overlaps(data, bytes, input.data.data(), input.data.size());
   }
@@ -255,16 +244,8 @@ Status TorchInstance::Run(const InferRequest& request, InferResponse& response) 
   c10::InferenceMode inference_mode(o_.parameters.inference_mode);
   torch::NoGradGuard no_grad;
 
-  // Inputs, by the config's map. Scratch for misaligned ones, sized first.
-  size_t scratch_needed = 0;
-  for (const Tensor& input : request.inputs) {
-    if (input.dtype != DataType::kBytes && !input.data.empty() &&
-        reinterpret_cast<uintptr_t>(input.data.data()) % DataTypeSize(input.dtype) != 0) {
-      scratch_needed += (input.data.size() + 15) & ~size_t{15};
-    }
-  }
-  if (scratch_.size() < scratch_needed) scratch_.resize(scratch_needed);
-  scratch_used_ = 0;
+  // Inputs, by the config's map; misaligned ones copied (AlignedInputs).
+  aligned_.Prepare(request.inputs);
   args_.assign(arg_count_, c10::IValue());
   std::optional<c10::Dict<std::string, at::Tensor>> dict;
   if (o_.io.dict_input) dict.emplace();
