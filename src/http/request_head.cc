@@ -1,5 +1,8 @@
 #include "http/request_head.h"
 
+#include <optional>
+#include <string_view>
+
 namespace mm {
 
 namespace {
@@ -25,26 +28,43 @@ HttpMethod ToMethod(bhttp::verb verb) {
 
 Status ReadRequestHead(const RequestMessage& request, HttpRequestView& view, std::string& target,
                        std::string& authorization, std::string* traceparent) {
+  static constexpr beast::string_view kInferenceHeaderLength = "Inference-Header-Content-Length";
+  static constexpr beast::string_view kTraceparent = "traceparent";
   view.method = ToMethod(request.method());
   target.assign(request.target().data(), request.target().size());
   view.target = target;
+  // One walk over the fields in their order, instead of a lookup per header
+  // in Beast's tree: each lookup compares names case-insensitively node by
+  // node (about 600 instructions for Inference-Header-Content-Length, 2% of
+  // a request), while a walk compares each field's enum, and the lengths of
+  // the names Beast does not know, before any name. As a lookup does, the
+  // first field of a name counts.
+  std::optional<std::string_view> header_length, auth, parent;
+  for (const auto& field : request) {
+    if (field.name() == bhttp::field::authorization) {
+      if (!auth) auth = std::string_view(field.value().data(), field.value().size());
+      continue;
+    }
+    if (field.name() != bhttp::field::unknown) continue;
+    const auto name = field.name_string();
+    if (name.size() == kInferenceHeaderLength.size()) {
+      if (!header_length && beast::iequals(name, kInferenceHeaderLength)) {
+        header_length = std::string_view(field.value().data(), field.value().size());
+      }
+    } else if (traceparent != nullptr && name.size() == kTraceparent.size()) {
+      if (!parent && beast::iequals(name, kTraceparent)) {
+        parent = std::string_view(field.value().data(), field.value().size());
+      }
+    }
+  }
   view.inference_header_length.reset();
-  if (auto it = request.find("Inference-Header-Content-Length"); it != request.end()) {
-    MM_ASSIGN_OR_RETURN(view.inference_header_length,
-                        ParseInferenceHeaderLength({it->value().data(), it->value().size()}));
+  if (header_length) {
+    MM_ASSIGN_OR_RETURN(view.inference_header_length, ParseInferenceHeaderLength(*header_length));
   }
-  if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
-    authorization.assign(it->value().data(), it->value().size());
-  } else {
-    authorization.clear();
-  }
+  authorization.assign(auth.value_or(std::string_view()));
   view.authorization = authorization;
   if (traceparent != nullptr) {
-    if (auto it = request.find("traceparent"); it != request.end()) {
-      traceparent->assign(it->value().data(), it->value().size());
-    } else {
-      traceparent->clear();
-    }
+    traceparent->assign(parent.value_or(std::string_view()));
     view.traceparent = *traceparent;
   }
   return OkStatus();

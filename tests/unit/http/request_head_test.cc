@@ -108,5 +108,39 @@ TEST_F(RequestHeadTest, TraceparentOnlyWhenTraced) {
   EXPECT_EQ(view_.traceparent, "");
 }
 
+TEST_F(RequestHeadTest, TheFirstOfARepeatedNameCountsAndLookalikesDoNot) {
+  // The walk over the fields answers as Beast's lookup would: the first field
+  // of a name, whatever its case and wherever it is; a name of the same
+  // length but other letters is another header.
+  ASSERT_TRUE(Read("POST /v2/models/m/infer HTTP/1.1\r\n"
+                   "Inference-Header-Content-Lengtx: 7\r\n"
+                   "tracepareny: 00-x\r\n"
+                   "AUTHORIZATION: Bearer first\r\nHost: x\r\n"
+                   "INFERENCE-HEADER-CONTENT-LENGTH: 5\r\n"
+                   "TraceParent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+                   "Authorization: Bearer second\r\n"
+                   "Inference-Header-Content-Length: 9\r\n"
+                   "traceparent: 00-other\r\nContent-Length: 0\r\n\r\n",
+                   /*traced=*/true)
+                  .ok());
+  EXPECT_EQ(view_.authorization, "Bearer first");
+  EXPECT_EQ(view_.inference_header_length, 5u);
+  EXPECT_EQ(view_.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  // The lookalikes alone are not the headers.
+  ASSERT_TRUE(Read("POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
+                   "Inference-Header-Content-Lengtx: 7\r\ntracepareny: 00-x\r\n"
+                   "Content-Length: 0\r\n\r\n",
+                   /*traced=*/true)
+                  .ok());
+  EXPECT_FALSE(view_.inference_header_length.has_value());
+  EXPECT_EQ(view_.traceparent, "");
+  // A bad first value is refused even when a good one follows.
+  EXPECT_EQ(Read("POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
+                 "Inference-Header-Content-Length: x\r\n"
+                 "Inference-Header-Content-Length: 3\r\nContent-Length: 0\r\n\r\n")
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace mm
