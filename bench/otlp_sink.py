@@ -1,7 +1,12 @@
 """An OTLP/HTTP collector for benchmarks: accepts POSTs, counts the spans in
 them, answers 200, keeps nothing. Prints "OTLP_SINK port=N" once listening and
-"OTLP_SINK posts=P spans=S" when stopped (SIGTERM)."""
-import json
+"OTLP_SINK posts=P spans=S" when stopped (SIGTERM).
+
+It stands in for a collector on another machine, yet runs on the load
+generator's CPU, so it takes as little of it as it can: it counts spans by
+their `"spanId"` keys (a C-speed scan of the bytes) instead of parsing the
+JSON. A batch of 512 traces is about 1.9 MB; Python parses it in about 15 ms
+and counts its keys in about 1 ms, on the CPU wrk needs."""
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,9 +21,7 @@ class Handler(BaseHTTPRequestHandler):
         global posts, spans
         body = self.rfile.read(int(self.headers["Content-Length"]))
         posts += 1
-        for rs in json.loads(body).get("resourceSpans", []):
-            for ss in rs.get("scopeSpans", []):
-                spans += len(ss.get("spans", []))
+        spans += body.count(b'"spanId"')
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
