@@ -126,6 +126,15 @@ TEST_F(RequestHeadTest, TheFirstOfARepeatedNameCountsAndLookalikesDoNot) {
   EXPECT_EQ(view_.authorization, "Bearer first");
   EXPECT_EQ(view_.inference_header_length, 5u);
   EXPECT_EQ(view_.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  // The same fields Beast's own lookups find.
+  const auto& head = parser_->get();
+  auto value = [&head](beast::string_view name) {
+    const auto v = head.find(name)->value();
+    return std::string(v.data(), v.size());
+  };
+  EXPECT_EQ(value("authorization"), "Bearer first");
+  EXPECT_EQ(value("inference-header-content-length"), "5");
+  EXPECT_EQ(value("TRACEPARENT"), view_.traceparent);
   // The lookalikes alone are not the headers.
   ASSERT_TRUE(Read("POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
                    "Inference-Header-Content-Lengtx: 7\r\ntracepareny: 00-x\r\n"
