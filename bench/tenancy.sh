@@ -17,9 +17,10 @@
 # Case: wrk over HTTP with binary tensors on the add model, req/s at
 # concurrency 32 (and p50 at 1, for information). Headline: tenants req/s /
 # open req/s (target >= 0.97), of the best rounds and as the median of each
-# round's ratio (the two measured back to back), beside the control's. Beside it the server's CPU time per request at
-# c32 (median over the rounds; from /proc, so less swayed than req/s by
-# whatever else the machine runs), as a ratio too.
+# round's ratio (the two measured back to back), beside the control's.
+# Beside it the server's CPU time per request at c32 (median over the
+# rounds; from /proc, so less swayed than req/s by whatever else the machine
+# runs), as a ratio too.
 #
 # Then (BENCH_CALLGRIND=1, the default, when valgrind is there) the exact
 # count: each server again under callgrind, instrumentation on only while wrk
