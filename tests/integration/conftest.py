@@ -4,12 +4,16 @@ The server binary comes from $MMSERVE_BINARY (scripts/run-tests.sh sets it to
 the sanitizer build); it listens on a port the kernel picks (--http-port 0)
 and the fixture reads that port from the server's log.
 """
+import fcntl
 import os
 import re
+import select
 import signal
 import shutil
 import subprocess
+import struct
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -38,7 +42,13 @@ def release_binary() -> Path:
 
 
 class Server:
-    """One mmserve process. `log` collects everything it printed."""
+    """One mmserve process. `log` collects everything it printed, line by line.
+
+    Reading `log` or `text()` first catches up with the pipe: every line the
+    server wrote before the call is in what it returns. So a test that checks
+    for a line the server logs before it answers can check it right after the
+    answer (a line logged after, or by another thread, still needs
+    wait_for_log)."""
 
     def __init__(self, repos, *extra, binary_path=None, env=None):
         self.binary_path = binary_path
@@ -49,7 +59,9 @@ class Server:
         self.port = None
         self.grpc_port = None
         self.metrics_port = None
-        self.log = []
+        self._lines = []
+        self._pump_lock = threading.Lock()  # held while a chunk is read and split into lines
+        self._pump_done = False
         self._port_seen = threading.Event()
 
     def start(self, wait_ready=True):
@@ -81,7 +93,7 @@ class Server:
                 env[name] = str(value)
         env.setdefault("LSAN_OPTIONS", f"suppressions={ROOT / 'tests' / 'lsan.supp'}")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)
+                                     env=env)
         threading.Thread(target=self._pump, daemon=True).start()
         if not self._port_seen.wait(60) or self.port is None or self.grpc_port is None:
             # Not listening within the minute, or it exited before it listened.
@@ -92,20 +104,57 @@ class Server:
         return self
 
     def _pump(self):
-        for line in self.proc.stdout:
-            self.log.append(line)
-            m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
-            if m and self.port is None:
-                self.port = int(m.group(1))
-            m = re.search(r"metrics at http://[^:]+:(\d+)/metrics", line)
-            if m and self.metrics_port is None:
-                self.metrics_port = int(m.group(1))
-            m = re.search(r"gRPC server listening on [^:]+:(\d+)", line)
-            if m and self.grpc_port is None:
-                self.grpc_port = int(m.group(1))
-            if self.port is not None and self.grpc_port is not None:
-                self._port_seen.set()
+        fd = self.proc.stdout.fileno()
+        readable = select.poll()  # not select(): fds above 1023 in a long session
+        readable.register(fd, select.POLLIN | select.POLLHUP)
+        pending = b""
+        while True:
+            readable.poll()
+            with self._pump_lock:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    if pending:
+                        self._take(pending.decode("utf-8", "replace"))
+                    self._pump_done = True
+                    break
+                *whole, pending = (pending + chunk).split(b"\n")
+                for raw in whole:
+                    self._take(raw.decode("utf-8", "replace") + "\n")
         self._port_seen.set()
+
+    def _take(self, line):
+        self._lines.append(line)
+        m = re.search(r"HTTP server listening on [^:]+:(\d+)", line)
+        if m and self.port is None:
+            self.port = int(m.group(1))
+        m = re.search(r"metrics at http://[^:]+:(\d+)/metrics", line)
+        if m and self.metrics_port is None:
+            self.metrics_port = int(m.group(1))
+        m = re.search(r"gRPC server listening on [^:]+:(\d+)", line)
+        if m and self.grpc_port is None:
+            self.grpc_port = int(m.group(1))
+        if self.port is not None and self.grpc_port is not None:
+            self._port_seen.set()
+
+    def _catch_up(self, deadline_s=2):
+        """Waits until the pump has taken every byte now in the pipe (bounded:
+        a server that never stops logging gets what is there by the deadline)."""
+        if self.proc is None:
+            return
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            with self._pump_lock:
+                if self._pump_done:
+                    return
+                unread = fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD, b"\0" * 4)
+                if struct.unpack("i", unread)[0] == 0:
+                    return
+            time.sleep(0.001)
+
+    @property
+    def log(self):
+        self._catch_up()
+        return self._lines
 
     @property
     def url(self):
@@ -149,7 +198,7 @@ class Server:
             raise
 
     def text(self):
-        return "".join(self.log)
+        return "".join(self.log)  # caught up (see the class)
 
 
 def wait_for_log(server, text, count=1, deadline_s=60):
