@@ -20,7 +20,8 @@
 // be read a moment apart. Counters are uint64 and wrap: a gauge may add
 // (uint64_t)-1 on one thread and 1 on another, and the sum is right.
 //
-// Thread-safety: every method may be called concurrently.
+// Thread-safety: every method may be called concurrently, except Compact,
+// which needs the counters to itself.
 #pragma once
 
 #include <array>
@@ -71,6 +72,43 @@ class ShardedCounters {
     });
     return max;
   }
+  // Folds every shard into one and frees the others: counters many threads
+  // once added to, and no thread adds to any more (a model version that
+  // unloaded), shrink from up to kMaxCounterShards blocks to one. Counter i's
+  // folded value is fold(i, kept, other) (a sum: `kept + other`; a StoreMax
+  // gauge: the larger). Returns the bytes freed.
+  // Precondition: no other thread calls any method meanwhile, and every
+  // earlier call happened-before this one (the caller's proof: it holds the
+  // last reference; see StatsRegistry::Compact).
+  template <typename Fold>
+  size_t Compact(Fold fold) {
+    Block* kept = nullptr;
+    size_t freed = 0;
+    for (auto& shard : shards_) {
+      Block* b = shard.load(std::memory_order_relaxed);
+      if (b == nullptr) continue;
+      if (kept == nullptr) {
+        kept = b;
+        continue;
+      }
+      for (size_t i = 0; i < N; ++i) {
+        kept->v[i].store(fold(i, kept->v[i].load(std::memory_order_relaxed),
+                              b->v[i].load(std::memory_order_relaxed)),
+                         std::memory_order_relaxed);
+      }
+      shard.store(nullptr, std::memory_order_relaxed);
+      delete b;
+      freed += sizeof(Block);
+    }
+    return freed;
+  }
+  // How many shards are allocated (tests, and what Compact leaves: 1).
+  size_t shards() const {
+    size_t n = 0;
+    ForEachShard([&](const Block&) { ++n; });
+    return n;
+  }
+
   // Calls f(value of counter i) once per allocated shard.
   template <typename F>
   void VisitShards(size_t i, F f) const {

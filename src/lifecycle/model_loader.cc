@@ -575,6 +575,9 @@ void ModelLoader::Retire(const ModelKey& key, int64_t version,
           const uint64_t bytes = (*holder)->footprint_bytes;
           const uint64_t uses = (*holder)->uses.load(std::memory_order_relaxed);
           holder->reset();
+          // Its statistics stay (counters only grow), in one shard now that
+          // no thread records into them (when nothing else still holds them).
+          stats_.Compact(key.name, version, key.repository);
           ReleaseFreeMemory();
           memory_.Release(key, bytes);
           {

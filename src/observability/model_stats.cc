@@ -162,6 +162,12 @@ ModelStatsSnapshot ModelStats::Read() const {
   return s;
 }
 
+size_t ModelStats::CompactShards() {
+  return hot_.Compact([](size_t i, uint64_t kept, uint64_t other) {
+    return i == kLastInferenceMs ? std::max(kept, other) : kept + other;  // wraps, as it adds
+  });
+}
+
 void ModelStats::Absorb(const ModelStatsSnapshot& old) {
   hot_.StoreMax(kLastInferenceMs,
                 static_cast<uint64_t>(std::max<int64_t>(old.last_inference_ms, 0)));
@@ -206,6 +212,7 @@ std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t v
                                                std::string_view tenant, int64_t max_batch_size,
                                                std::string_view repository) {
   MutexLock lock(mu_);
+  CompactLetGoLocked();
   auto key = std::make_tuple(std::string(model), std::string(repository), version);
   auto it = stats_.find(key);
   if (it == stats_.end()) {
@@ -225,9 +232,51 @@ std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t v
   return it->second;
 }
 
+size_t StatsRegistry::CompactIfLetGo(const std::shared_ptr<ModelStats>& stats) {
+  // Only the registry's reference left, and none is handed out without mu_:
+  // every other holder has let go, and its last adds happened-before its
+  // release of the reference, which the fence makes ours.
+  if (stats.use_count() != 1) return 0;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return stats->CompactShards();
+}
+
+size_t StatsRegistry::Compact(std::string_view model, int64_t version,
+                              std::string_view repository) {
+  MutexLock lock(mu_);
+  CompactLetGoLocked();
+  auto it = stats_.find(Key(model, repository, version));
+  if (it == stats_.end()) return 0;
+  if (it->second.use_count() != 1) {
+    if (std::find(compact_later_.begin(), compact_later_.end(), it->first) ==
+        compact_later_.end()) {
+      compact_later_.push_back(it->first);
+    }
+    return 0;
+  }
+  return CompactIfLetGo(it->second);
+}
+
+void StatsRegistry::CompactLetGoLocked() const {
+  if (compact_later_.empty()) return;
+  size_t kept = 0;
+  for (size_t i = 0; i < compact_later_.size(); ++i) {
+    auto it = stats_.find(compact_later_[i]);
+    if (it == stats_.end()) continue;
+    if (it->second.use_count() == 1) {
+      CompactIfLetGo(it->second);
+      continue;
+    }
+    if (kept != i) compact_later_[kept] = std::move(compact_later_[i]);
+    ++kept;  // still held: later
+  }
+  compact_later_.resize(kept);
+}
+
 std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t version,
                                                 std::optional<std::string_view> repository) const {
   MutexLock lock(mu_);
+  CompactLetGoLocked();
   for (auto it = stats_.lower_bound(std::make_tuple(std::string(model), std::string(), int64_t{0}));
        it != stats_.end() && std::get<0>(it->first) == model; ++it) {
     if (std::get<2>(it->first) != version) continue;
@@ -239,6 +288,7 @@ std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t 
 
 std::vector<std::shared_ptr<ModelStats>> StatsRegistry::All() const {
   MutexLock lock(mu_);
+  CompactLetGoLocked();
   std::vector<std::shared_ptr<ModelStats>> out;
   out.reserve(stats_.size());
   for (const auto& [key, stats] : stats_) out.push_back(stats);

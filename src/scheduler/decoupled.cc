@@ -84,7 +84,11 @@ class DecoupledSender final : public ResponseSender {
     InferCallback done = std::move(done_);
     lock.Unlock();
     std::vector<std::function<void()>> waiters;
-    if (auto scheduler = scheduler_.lock()) waiters = scheduler->DecoupledCompleted();
+    // Held while answering: the answer records into the model's statistics
+    // through a raw pointer, which the scheduler's reference keeps valid
+    // (StatsRegistry::Compact folds them once nothing holds them).
+    const std::shared_ptr<ModelScheduler> scheduler = scheduler_.lock();
+    if (scheduler != nullptr) waiters = scheduler->DecoupledCompleted();
     done(std::move(response));
     for (auto& fn : waiters) fn();
     return OkStatus();

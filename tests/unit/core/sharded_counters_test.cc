@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <thread>
 #include <vector>
@@ -68,6 +69,37 @@ TEST(ShardedCountersTest, StoreMaxKeepsTheLatestOverAllThreads) {
   std::thread([&c] { c.StoreMax(0, 30); }).join();
   std::thread([&c] { c.StoreMax(0, 20); }).join();
   EXPECT_EQ(c.ReadMax(0), 30u);
+}
+
+TEST(ShardedCountersTest, CompactFoldsEveryShardIntoOneAndKeepsTheValues) {
+  ShardedCounters<3> c;
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&c, t] {
+      c.Add(0, 10);
+      c.Add(1, ~uint64_t{0});  // a gauge taken down here ...
+      c.StoreMax(2, 100 + t);
+    });
+  }
+  for (auto& t : threads) t.join();
+  c.Add(1, kThreads);  // ... and put up here: it sums to 0 through wrapping
+  const size_t before = c.shards();
+  ASSERT_GE(before, 2u);
+  const size_t freed = c.Compact([](size_t i, uint64_t kept, uint64_t other) {
+    return i == 2 ? std::max(kept, other) : kept + other;
+  });
+  EXPECT_EQ(c.shards(), 1u);
+  EXPECT_GT(freed, 0u);
+  EXPECT_EQ(freed % (before - 1), 0u);  // whole blocks
+  EXPECT_EQ(c.Read(0), 10u * kThreads);
+  EXPECT_EQ(c.Read(1), 0u);
+  EXPECT_EQ(c.ReadMax(2), 100u + kThreads - 1);
+  // Nothing to fold the second time; adds go on, from any thread.
+  EXPECT_EQ(c.Compact([](size_t, uint64_t a, uint64_t b) { return a + b; }), 0u);
+  std::thread([&c] { c.Add(0, 1); }).join();
+  c.Add(0, 1);
+  EXPECT_EQ(c.Read(0), 10u * kThreads + 2);
 }
 
 TEST(ShardedCountersTest, ThreadShardIsStableAndInRange) {

@@ -1283,6 +1283,47 @@ TEST_F(ModelManagerTest, ParallelLoadsOfDifferentModelsAndShutdownWithLoadsQueue
   for (auto& d : late) (void)d.get_future().get();
 }
 
+TEST_F(ModelManagerTest, AnUnloadedVersionsStatisticsStayInOneShard) {
+  AddModel("m", {1});
+  Create(ModelControlMode::kExplicit, 0, {"m"});
+  auto m = manager_->Get("m", "");
+  ASSERT_TRUE(m.ok());
+  Run(*m);  // the scheduler records on an execution thread
+  // Requests' own counters, as the service records them, from several threads.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([stats = (*m)->stats] {
+      stats->RequestStarted();
+      stats->RequestSucceeded(1000, 10, 1, 2, 3);
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_GE((*m)->stats->shards(), 2u);
+  const ModelStatsSnapshot before = (*m)->stats->Read();
+  m = Cancelled("released");
+  ASSERT_TRUE(UnloadSync("m").ok());
+  // The execution thread that answered lets go of the scheduler last.
+  while (world_.counters.memory.load() != 0) std::this_thread::yield();
+  auto stats = manager_->stats().Find("m", 1);
+  ASSERT_NE(stats, nullptr);
+  EXPECT_EQ(stats->shards(), 1u);
+  const ModelStatsSnapshot after = stats->Read();
+  EXPECT_EQ(after.success.count, before.success.count);
+  EXPECT_EQ(after.success.ns, before.success.ns);
+  EXPECT_EQ(after.execution_count, before.execution_count);
+  EXPECT_EQ(after.total_histogram.counts, before.total_histogram.counts);
+  EXPECT_EQ(after.in_flight, 0);
+  EXPECT_EQ(after.loads, 1u);
+  // Loaded again, it records on into the same entry.
+  stats.reset();
+  ASSERT_TRUE(LoadSync("m").ok());
+  auto again = manager_->Get("m", "");
+  ASSERT_TRUE(again.ok());
+  Run(*again);
+  EXPECT_EQ((*again)->stats->Read().execution_count, before.execution_count + 1);
+  EXPECT_EQ((*again)->stats->Read().loads, 2u);
+}
+
 TEST_F(ModelManagerTest, RepeatedLoadUnloadCyclesReturnTheMemory) {
   AddModel("m", {1});
   Create(ModelControlMode::kExplicit);

@@ -137,6 +137,68 @@ TEST(StatsRegistryTest, KeepsEntriesAcrossReloadsAndGrowsForLargerBatches) {
   EXPECT_EQ(all[0]->model(), "a");  // by model, then version
 }
 
+// Records requests into `stats` from `threads` new threads (each its own shard).
+void RecordFromThreads(ModelStats& stats, int threads) {
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&stats, t] {
+      stats.RequestStarted();
+      stats.RequestSucceeded(100'000 * (t + 1), 1'000, 10, 20, 30);
+      stats.RequestStarted();
+      stats.RequestFailed(StatusCode::kUnavailable, 7);
+      stats.ExecutionFinished(1, 10, 20, 30);
+    });
+  }
+  for (auto& t : pool) t.join();
+}
+
+void ExpectSameCounters(const ModelStatsSnapshot& a, const ModelStatsSnapshot& b) {
+  EXPECT_EQ(a.last_inference_ms, b.last_inference_ms);
+  EXPECT_EQ(a.inference_count, b.inference_count);
+  EXPECT_EQ(a.execution_count, b.execution_count);
+  EXPECT_EQ(a.in_flight, b.in_flight);
+  EXPECT_EQ(a.success.count, b.success.count);
+  EXPECT_EQ(a.success.ns, b.success.ns);
+  EXPECT_EQ(a.fail.ns, b.fail.ns);
+  EXPECT_EQ(a.queue.ns, b.queue.ns);
+  EXPECT_EQ(a.compute_infer.ns, b.compute_infer.ns);
+  EXPECT_EQ(a.failures_by_code, b.failures_by_code);
+  EXPECT_EQ(a.total_histogram.counts, b.total_histogram.counts);
+  EXPECT_EQ(a.total_histogram.sum_ns, b.total_histogram.sum_ns);
+  EXPECT_EQ(a.infer_histogram.counts, b.infer_histogram.counts);
+}
+
+TEST(StatsRegistryTest, CompactFoldsAnUnheldEntrysShardsAndKeepsEveryCounter) {
+  StatsRegistry registry;
+  auto stats = registry.For("m", 1, "a", 0, "repo");
+  RecordFromThreads(*stats, 4);
+  ASSERT_GE(stats->shards(), 2u);
+  const ModelStatsSnapshot before = stats->Read();
+  EXPECT_EQ(before.success.count, 4u);
+  EXPECT_EQ(before.in_flight, 0);
+  // Held (a copy still serving, or a read under way): left as it is.
+  EXPECT_EQ(registry.Compact("m", 1, "repo"), 0u);
+  EXPECT_GE(stats->shards(), 2u);
+  ModelStats* raw = stats.get();
+  stats.reset();
+  // Let go: the first call into the registry folds it.
+  ASSERT_EQ(registry.All().size(), 1u);
+  EXPECT_EQ(raw->shards(), 1u);
+  auto again = registry.Find("m", 1, "repo");
+  ASSERT_EQ(again.get(), raw);
+  ExpectSameCounters(again->Read(), before);
+  // A later load of the same version records on, from any thread.
+  RecordFromThreads(*again, 2);
+  EXPECT_EQ(again->Read().success.count, 6u);
+  again.reset();
+  EXPECT_GT(registry.Compact("m", 1, "repo"), 0u);
+  EXPECT_EQ(raw->shards(), 1u);
+  EXPECT_EQ(registry.Find("m", 1, "repo")->Read().success.count, 6u);
+  // Unknown entries, or another repository's: nothing.
+  EXPECT_EQ(registry.Compact("m", 1, "other"), 0u);
+  EXPECT_EQ(registry.Compact("x", 1, "repo"), 0u);
+}
+
 TEST(MetricsTest, SerializesHistogramsCumulativelyInSecondsAndEscapesLabels) {
   MetricFamilies families;
   LatencyHistogram h;
