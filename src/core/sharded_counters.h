@@ -102,7 +102,9 @@ class ShardedCounters {
     }
     return freed;
   }
-  // How many shards are allocated (tests, and what Compact leaves: 1).
+  // How many shards are allocated (tests, and what Compact leaves: 1), and
+  // the bytes of one.
+  static constexpr size_t kShardBytes = (N * sizeof(uint64_t) + 63) / 64 * 64;
   size_t shards() const {
     size_t n = 0;
     ForEachShard([&](const Block&) { ++n; });
@@ -119,6 +121,7 @@ class ShardedCounters {
   struct alignas(64) Block {
     std::array<std::atomic<uint64_t>, N> v{};
   };
+  static_assert(sizeof(Block) == kShardBytes);
 
   Block& Mine() {
     std::atomic<Block*>& slot = shards_[ThreadShard()];

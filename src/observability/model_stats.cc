@@ -162,6 +162,8 @@ ModelStatsSnapshot ModelStats::Read() const {
   return s;
 }
 
+size_t ModelStats::shard_bytes() { return ShardedCounters<kHotCounters>::kShardBytes; }
+
 size_t ModelStats::CompactShards() {
   return hot_.Compact([](size_t i, uint64_t kept, uint64_t other) {
     return i == kLastInferenceMs ? std::max(kept, other) : kept + other;  // wraps, as it adds

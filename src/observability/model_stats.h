@@ -149,6 +149,8 @@ class ModelStats {
   // How many per-thread shards the request counters have (1 after
   // CompactShards; 0 before any request).
   size_t shards() const { return hot_.shards(); }
+  // The bytes of one shard (1,216: 145 counters, in whole cache lines).
+  static size_t shard_bytes();
 
  private:
   struct Duration {
