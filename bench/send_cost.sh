@@ -10,9 +10,11 @@
 # on a VM, an inter-processor interrupt through the hypervisor), in the
 # sender's system call.
 #
-# nginx (one worker, a static body of the answer's size) and mmserve
-# --http-threads 1 --execution-threads 1 run pinned to CPU 0, wrk -t2 -c32 on
-# the others, interleaved for BENCH_ROUNDS rounds. For each run:
+# nginx (one worker, a static body of the answer's size), beast-floor
+# (bench_http_floor: Beast and Asio answering the same body, mmserve's
+# reading pattern, nothing else) and mmserve --http-threads 1
+# --execution-threads 1 run pinned to CPU 0, wrk -t2 -c32 on the others,
+# interleaved for BENCH_ROUNDS rounds. For each run:
 #   - req/s, and the server's CPU µs per request (/proc ticks);
 #   - the client's sleeps per request: wrk's voluntary context switches
 #     (getrusage of the finished wrk);
@@ -23,6 +25,7 @@
 #     charged here too).
 #
 # Environment: BENCH_ROUNDS=3, BENCH_SECONDS=6 (per run), BENCH_PIN=1,
+# BENCH_PERF=1 (0: no perf; its call graphs cost the servers CPU),
 # BENCH_KEEP=0, BENCH_OUT=FILE (also write the report there).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,11 +34,13 @@ CASE=${2:-add_sub_binary}
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-6}
 PIN=${BENCH_PIN:-1}
-bench_init "${1:-build/release}" mmserve
+bench_init "${1:-build/release}" mmserve bench_http_floor
 [[ ${#ON_SERVER_CPUS[@]} -gt 0 ]] || die "needs pinning (BENCH_PIN=1 and 2 or more cores)"
 
 PERF=0
-if command -v perf >/dev/null && perf record -e cpu-clock -o "$WORK/probe.data" true >/dev/null 2>&1; then
+if [[ ${BENCH_PERF:-1} == 0 ]]; then
+  :
+elif command -v perf >/dev/null && perf record -e cpu-clock -o "$WORK/probe.data" true >/dev/null 2>&1; then
   PERF=1
 else
   echo "perf cannot record here: the kernel's shares are left out" >&2
@@ -46,7 +51,14 @@ run_wrk mmserve-1x1 "$CASE" 1 1  # the answer's size, for nginx
 ((R_VALID)) && [[ ${R[body_bytes]} -gt 0 ]] || die "mmserve did not answer $CASE with 200"
 BYTES=${R[body_bytes]}
 start_nginx "$CASE=$BYTES"
-SERVERS=(nginx mmserve-1x1)
+"${ON_SERVER_CPUS[@]}" "$BUILD_DIR/bench/bench_http_floor" "$WORK/floor.port" "$BYTES" \
+  >"$WORK/floor.log" 2>&1 &
+PIDS+=($!)
+SERVER_PIDS[beast-floor]=$!
+for ((i = 0; i < 100; i++)); do [[ -s $WORK/floor.port ]] && break; sleep 0.1; done
+[[ -s $WORK/floor.port ]] || die "bench_http_floor did not start: $(cat "$WORK/floor.log")"
+URL[beast-floor]=http://127.0.0.1:$(cat "$WORK/floor.port")
+SERVERS=(nginx beast-floor mmserve-1x1)
 for s in "${SERVERS[@]}"; do run_wrk "$s" "$CASE" 32 1 "$BYTES"; done  # warm-up
 
 # wrk under a parent that prints its rusage once it has finished.
