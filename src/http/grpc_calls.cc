@@ -162,7 +162,12 @@ size_t OutputBytes(const InferResponse& response) {
 }
 
 // ModelInfer. The request message is shared with the inference (its input
-// tensors are views into it), so the call may go first.
+// tensors are views into it). The call lends the service a room for the
+// request's bill (InferenceService::CallRoom) and answers through a
+// callback that is one pointer to it, so that neither allocates; it keeps
+// itself alive while the request runs (self_), then hands that to its
+// reply (GrpcReply::keep), which keeps it until the receipt that settles
+// into its room is gone, even when its stream went first.
 class InferCall final : public GrpcUnaryCall {
  public:
   Status Parse(std::string_view message) override { return ParseOwned(std::string(message)); }
@@ -185,41 +190,58 @@ class InferCall final : public GrpcUnaryCall {
       return done(std::move(reply));
     }
     auto request = std::make_unique<InferRequest>(std::move(*decoded));
-    request->body = request_;
+    // The request holds the message now: it goes when the request does.
+    request->body = std::move(request_);
     request->cancellation = meta.cancellation;
     request->received_ns = meta.received_ns;
-    InferCallback answered = [done = std::move(done)](StatusOr<std::unique_ptr<InferResponse>> r) {
-      GrpcReply reply;
-      if (!r.ok()) {
-        reply.status = r.status();
-        return done(std::move(reply));
-      }
-      if (OutputBytes(**r) >= kPartsFromBytes) {
-        auto parts = EncodeGrpcInferResponseParts(**r);
-        if (!parts.ok()) {
-          reply.status = parts.status();
-          return done(std::move(reply));
-        }
-        reply.parts = std::move(*parts);
-        reply.receipt = std::move((*r)->receipt);
-        reply.owner = std::shared_ptr<const InferResponse>(std::move(*r));
-        return done(std::move(reply));
-      }
-      ArenaMessage<inference::ModelInferResponse> response;
-      EncodeGrpcInferResponse(**r, &response.get());
-      reply = Answer(response.get());
-      reply.receipt = std::move((*r)->receipt);
-      done(std::move(reply));
+    done_ = std::move(done);
+    self_ = shared_from_this();
+    // One pointer: std::function keeps it in place.
+    InferCallback answered = [this](StatusOr<std::unique_ptr<InferResponse>> r) {
+      Answered(std::move(r));
     };
     if (env.observer != nullptr) {
       answered = rpc::Observe(*env.observer, env.in_flight, meta.traceparent, *tenant, *request,
                               meta.received_ns, std::move(answered));
     }
-    env.service->Infer(*tenant, std::move(request), std::move(answered));
+    env.service->Infer(*tenant, std::move(request), std::move(answered), &room_);
   }
 
  private:
+  void Answered(StatusOr<std::unique_ptr<InferResponse>> r) {
+    GrpcReply reply;
+    reply.keep = std::move(self_);  // from here on the reply keeps this call
+    GrpcReplyCallback done = std::move(done_);
+    if (!r.ok()) {
+      reply.status = r.status();
+      return done(std::move(reply));
+    }
+    if (OutputBytes(**r) >= kPartsFromBytes) {
+      auto parts = EncodeGrpcInferResponseParts(**r);
+      if (!parts.ok()) {
+        reply.status = parts.status();
+        return done(std::move(reply));
+      }
+      reply.parts = std::move(*parts);
+      reply.receipt = std::move((*r)->receipt);
+      reply.owner = std::shared_ptr<const InferResponse>(std::move(*r));
+      return done(std::move(reply));
+    }
+    ArenaMessage<inference::ModelInferResponse> response;
+    EncodeGrpcInferResponse(**r, &response.get());
+    GrpcReply framed = Answer(response.get());
+    reply.status = std::move(framed.status);
+    reply.message = std::move(framed.message);
+    reply.receipt = std::move((*r)->receipt);
+    done(std::move(reply));
+  }
+
   std::shared_ptr<InferMessage> request_ = std::make_shared<InferMessage>();
+  // While the request runs: the session's callback, and this call itself.
+  GrpcReplyCallback done_;
+  std::shared_ptr<GrpcUnaryCall> self_;
+  // Where the service keeps the request's bill until its receipt settles.
+  InferenceService::CallRoom room_;
 };
 
 // A stream's message, length-prefixed; one protobuf cannot hold (2 GiB and
@@ -237,52 +259,52 @@ std::string FrameStreamResponse(const inference::ModelStreamInferResponse& respo
 
 }  // namespace
 
-std::unique_ptr<GrpcUnaryCall> GrpcUnaryCall::Create(Method method) {
+std::shared_ptr<GrpcUnaryCall> GrpcUnaryCall::Create(Method method) {
   switch (method) {
     case Method::kServerLive:
-      return std::make_unique<MM_SYNC(ServerLive)>();
+      return std::make_shared<MM_SYNC(ServerLive)>();
     case Method::kServerReady:
-      return std::make_unique<MM_SYNC(ServerReady)>();
+      return std::make_shared<MM_SYNC(ServerReady)>();
     case Method::kModelReady:
-      return std::make_unique<MM_SYNC(ModelReady)>();
+      return std::make_shared<MM_SYNC(ModelReady)>();
     case Method::kServerMetadata:
-      return std::make_unique<MM_SYNC(ServerMetadata)>();
+      return std::make_shared<MM_SYNC(ServerMetadata)>();
     case Method::kModelMetadata:
-      return std::make_unique<MM_SYNC(ModelMetadata)>();
+      return std::make_shared<MM_SYNC(ModelMetadata)>();
     case Method::kModelInfer:
-      return std::make_unique<InferCall>();
+      return std::make_shared<InferCall>();
     case Method::kModelStreamInfer:
       return nullptr;
     case Method::kModelConfig:
-      return std::make_unique<MM_SYNC(ModelConfig)>();
+      return std::make_shared<MM_SYNC(ModelConfig)>();
     case Method::kModelStatistics:
-      return std::make_unique<MM_SYNC(ModelStatistics)>();
+      return std::make_shared<MM_SYNC(ModelStatistics)>();
     case Method::kRepositoryIndex:
-      return std::make_unique<MM_SYNC(RepositoryIndex)>();
+      return std::make_shared<MM_SYNC(RepositoryIndex)>();
     case Method::kRepositoryModelLoad:
-      return std::make_unique<
+      return std::make_shared<
           RepositoryCall<inference::RepositoryModelLoadRequest,
                          inference::RepositoryModelLoadResponse, &rpc::RepositoryModelLoad>>();
     case Method::kRepositoryModelUnload:
-      return std::make_unique<
+      return std::make_shared<
           RepositoryCall<inference::RepositoryModelUnloadRequest,
                          inference::RepositoryModelUnloadResponse, &rpc::RepositoryModelUnload>>();
     case Method::kSystemSharedMemoryStatus:
-      return std::make_unique<MM_SYNC(SystemSharedMemoryStatus)>();
+      return std::make_shared<MM_SYNC(SystemSharedMemoryStatus)>();
     case Method::kSystemSharedMemoryRegister:
-      return std::make_unique<MM_SYNC(SystemSharedMemoryRegister)>();
+      return std::make_shared<MM_SYNC(SystemSharedMemoryRegister)>();
     case Method::kSystemSharedMemoryUnregister:
-      return std::make_unique<MM_SYNC(SystemSharedMemoryUnregister)>();
+      return std::make_shared<MM_SYNC(SystemSharedMemoryUnregister)>();
     case Method::kCudaSharedMemoryStatus:
-      return std::make_unique<MM_SYNC(CudaSharedMemoryStatus)>();
+      return std::make_shared<MM_SYNC(CudaSharedMemoryStatus)>();
     case Method::kCudaSharedMemoryRegister:
-      return std::make_unique<MM_SYNC(CudaSharedMemoryRegister)>();
+      return std::make_shared<MM_SYNC(CudaSharedMemoryRegister)>();
     case Method::kCudaSharedMemoryUnregister:
-      return std::make_unique<MM_SYNC(CudaSharedMemoryUnregister)>();
+      return std::make_shared<MM_SYNC(CudaSharedMemoryUnregister)>();
     case Method::kTraceSetting:
-      return std::make_unique<MM_SYNC(TraceSetting)>();
+      return std::make_shared<MM_SYNC(TraceSetting)>();
     case Method::kLogSettings:
-      return std::make_unique<MM_SYNC(LogSettings)>();
+      return std::make_shared<MM_SYNC(LogSettings)>();
   }
   return nullptr;
 }

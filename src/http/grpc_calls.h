@@ -39,6 +39,11 @@ struct GrpcReply {
   // the tensors alive until written.
   std::optional<GrpcResponseParts> parts;
   std::shared_ptr<const void> owner;
+  // What the receipt settles into (ModelInfer's call, which lends the
+  // service a room for the request's bill): kept until the receipt is
+  // settled. Declared before it, so that a reply destroyed unsettled lets
+  // it go after the receipt (a move-assignment would not: none is made).
+  std::shared_ptr<const void> keep;
   // An inference answer's (core/delivery.h): settled once `message` is
   // written, or not.
   DeliveryReceipt receipt;
@@ -113,10 +118,13 @@ class GrpcStreamCall final : public ResponseStream,
   std::vector<std::weak_ptr<Cancellation>> cancellations_;
 };
 
-class GrpcUnaryCall {
+class GrpcUnaryCall : public std::enable_shared_from_this<GrpcUnaryCall> {
  public:
-  // The call of `method`; null for ModelStreamInfer (not unary).
-  static std::unique_ptr<GrpcUnaryCall> Create(rpc::Method method);
+  // The call of `method`; null for ModelStreamInfer (not unary). Shared:
+  // ModelInfer's call may outlive its stream (a client's reset drops the
+  // stream while the request runs), as it keeps itself until its reply,
+  // and the reply's receipt, are gone (GrpcReply::keep).
+  static std::shared_ptr<GrpcUnaryCall> Create(rpc::Method method);
   virtual ~GrpcUnaryCall() = default;
 
   // Takes the call's request message (its bytes, without the prefix):

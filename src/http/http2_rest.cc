@@ -132,14 +132,15 @@ void RestResponseHead(const HttpReply& reply, RestHead& head) {
 void RestBodyPieces(HttpReply& reply, std::deque<H2Out>& out) {
   const size_t first = out.size();
   const std::shared_ptr<const void> owner = std::move(reply.tail_owner);  // shared by the pieces
-  if (!reply.body.empty()) out.push_back(H2Out{std::move(reply.body), {}, nullptr, {}});
+  if (!reply.body.empty()) out.push_back(H2Out{std::move(reply.body), {}, nullptr, nullptr, {}});
   for (const auto& chunk : reply.tail) {
     if (chunk.empty()) continue;
     const std::string_view bytes(reinterpret_cast<const char*>(chunk.data()), chunk.size());
     if (owner != nullptr) {
-      out.push_back(H2Out{{}, bytes, owner, {}});
+      out.push_back(H2Out{{}, bytes, owner, nullptr, {}});
     } else {
-      out.push_back(H2Out{std::string(bytes), {}, nullptr, {}});  // (nothing keeps it: a copy)
+      out.push_back(
+          H2Out{std::string(bytes), {}, nullptr, nullptr, {}});  // (nothing keeps it: a copy)
     }
   }
   if (out.size() > first) out.back().receipt = std::move(reply.receipt);

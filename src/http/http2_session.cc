@@ -548,10 +548,15 @@ class Http2Session final : public Connection,
     if (!reply.status.ok()) {
       End(s, std::move(reply.status));
     } else if (reply.parts.has_value()) {
-      QueueParts(s, std::move(*reply.parts), std::move(reply.owner), std::move(reply.receipt));
+      QueueParts(s, std::move(*reply.parts), std::move(reply.owner), std::move(reply.keep),
+                 std::move(reply.receipt));
       End(s, OkStatus());
     } else {
-      Queue(s, H2Out{std::move(reply.message), {}, nullptr, std::move(reply.receipt)});
+      Queue(s, H2Out{std::move(reply.message),
+                     {},
+                     nullptr,
+                     std::move(reply.keep),
+                     std::move(reply.receipt)});
       End(s, OkStatus());
     }
     Flush();
@@ -562,7 +567,7 @@ class Http2Session final : public Connection,
     if (s == nullptr) return;  // gone: its receipt is settled undelivered
     if (out.completes) --s->in_flight;
     if (out.write && !s->answered) {
-      Queue(s, H2Out{std::move(out.message), {}, nullptr, std::move(out.receipt)});
+      Queue(s, H2Out{std::move(out.message), {}, nullptr, nullptr, std::move(out.receipt)});
     }
     Pump(s);
     Flush();
@@ -649,7 +654,7 @@ class Http2Session final : public Connection,
       });
     });
     if (!any) return;
-    if (!chunk.empty()) s->outgoing.push_back(H2Out{std::move(chunk), {}, nullptr, {}});
+    if (!chunk.empty()) s->outgoing.push_back(H2Out{std::move(chunk), {}, nullptr, nullptr, {}});
     if (last) s->ending = true;
     Resume(s);
   }
@@ -658,9 +663,9 @@ class Http2Session final : public Connection,
 
   // A big answer's message in its parts, written where they lie: the head's
   // ranges (kept by the head itself) and the output tensors (kept by
-  // `owner`); the receipt rides on the last.
+  // `owner`); the receipt (and what it settles into) rides on the last.
   void QueueParts(H2Stream* s, GrpcResponseParts parts, std::shared_ptr<const void> owner,
-                  DeliveryReceipt receipt) {
+                  std::shared_ptr<const void> keep, DeliveryReceipt receipt) {
     auto head = std::make_shared<const std::string>(std::move(parts.head));
     for (size_t i = 0; i < parts.pieces.size(); ++i) {
       const GrpcResponseParts::Piece& piece = parts.pieces[i];
@@ -672,7 +677,10 @@ class Http2Session final : public Connection,
         out.view = std::string_view(reinterpret_cast<const char*>(piece.data), piece.size);
         out.owner = owner;
       }
-      if (i + 1 == parts.pieces.size()) out.receipt = std::move(receipt);
+      if (i + 1 == parts.pieces.size()) {
+        out.keep = std::move(keep);
+        out.receipt = std::move(receipt);
+      }
       Queue(s, std::move(out));
     }
   }
@@ -758,7 +766,7 @@ class Http2Session final : public Connection,
     static constexpr std::string_view kBody =
         R"({"error":"this port serves gRPC (inference.GRPCInferenceService): POST with )"
         R"(content-type application/grpc"})";
-    s->outgoing.push_back(H2Out{std::string(kBody), {}, nullptr, {}});
+    s->outgoing.push_back(H2Out{std::string(kBody), {}, nullptr, nullptr, {}});
     s->headers_sent = true;
     const nghttp2_nv headers[] = {
         Header(":status", std::string_view(s->status_text.data(), s->status_size)),

@@ -55,6 +55,7 @@ struct H2Out {
   std::string bytes;
   std::string_view view;
   std::shared_ptr<const void> owner;
+  std::shared_ptr<const void> keep;  // what `receipt` settles into (GrpcReply::keep): after it
   DeliveryReceipt receipt;
 
   const char* data() const { return owner != nullptr ? view.data() : bytes.data(); }
@@ -92,7 +93,7 @@ struct H2Stream {
   std::string traceparent;
   GrpcEncoding encoding = GrpcEncoding::kIdentity;  // of its compressed messages
   Status refused;  // a request refused from its headers: answered once they are in
-  std::unique_ptr<GrpcUnaryCall> call;          // a unary call
+  std::shared_ptr<GrpcUnaryCall> call;          // a unary call
   bool streaming = false;                       // ModelStreamInfer
   std::shared_ptr<GrpcStreamCall> stream_call;  // its call, until the stream closes
   std::optional<GrpcMessageReader> reader;

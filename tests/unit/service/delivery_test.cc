@@ -7,8 +7,11 @@
 
 #include <filesystem>
 #include <future>
+#include <optional>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
+#include "grpc_service.pb.h"
+#include "http/grpc_calls.h"
 #include "lifecycle/model_manager.h"
 #include "local_repositories.h"
 #include "scheduler/execution_slots.h"
@@ -177,6 +180,48 @@ TEST_F(ServiceDeliveryTest, AnUnsentResponseHoldsItsSlotAndIsBilledOnlyWhenDeliv
   EXPECT_EQ(Usage().bytes_out, 32u);
   EXPECT_EQ(Usage().requests, 3u);
   EXPECT_EQ(tenant_->usage->refused(), 1u);
+}
+
+// The native gRPC transport's ModelInfer lends the service a room for the
+// request's bill (http/grpc_calls.cc). The call belongs to its stream, which
+// a client's reset drops while the request runs: the call then keeps itself,
+// through its reply, until the receipt that settles into its room is gone.
+TEST_F(ServiceDeliveryTest, AGrpcCallOutlivesItsStreamUntilItsReceiptSettles) {
+  inference::ModelInferRequest message;
+  message.set_model_name("add_sub");
+  const float values[4] = {1, 2, 3, 4};
+  for (const char* name : {"INPUT0", "INPUT1"}) {
+    auto* input = message.add_inputs();
+    input->set_name(name);
+    input->set_datatype("FP32");
+    input->add_shape(4);
+    message.add_raw_input_contents(
+        std::string(reinterpret_cast<const char*>(values), sizeof(values)));
+  }
+  for (const bool delivered : {false, true}) {
+    std::weak_ptr<GrpcUnaryCall> weak;
+    std::promise<GrpcReply> answered;
+    {
+      std::shared_ptr<GrpcUnaryCall> call = GrpcUnaryCall::Create(rpc::Method::kModelInfer);
+      ASSERT_TRUE(call->ParseOwned(message.SerializeAsString()).ok());
+      weak = call;
+      GrpcCallEnv env;
+      env.service = service_.get();
+      call->Run(env, std::shared_ptr<const Tenant>(std::shared_ptr<const void>(), tenant_),
+                GrpcCallMeta{}, [&](GrpcReply r) { answered.set_value(std::move(r)); });
+    }  // its stream is gone
+    std::optional<GrpcReply> reply = answered.get_future().get();
+    ASSERT_TRUE(reply->status.ok()) << reply->status.ToString();
+    EXPECT_FALSE(reply->message.empty());
+    ASSERT_TRUE(reply->receipt.pending());
+    EXPECT_FALSE(weak.expired());                // its reply keeps it
+    EXPECT_EQ(tenant_->quota->in_flight(), 1);   // the bill, in the call's room, holds the slot
+    if (delivered) reply->receipt.Settle(true);  // written
+    reply.reset();                               // (else dropped unwritten)
+    EXPECT_EQ(tenant_->quota->in_flight(), 0);
+    EXPECT_TRUE(weak.expired());
+    EXPECT_EQ(Usage().bytes_out, delivered ? 32u : 0u);
+  }
 }
 
 }  // namespace
