@@ -216,6 +216,10 @@ class InferCall final : public GrpcUnaryCall {
       reply.status = r.status();
       return done(std::move(reply));
     }
+    // The receipt settles into this call's room: it goes with the reply that
+    // keeps the call, whatever the encoding below does (left in the response,
+    // it would settle after `done` may have let the call go).
+    reply.receipt = std::move((*r)->receipt);
     if (OutputBytes(**r) >= kPartsFromBytes) {
       auto parts = EncodeGrpcInferResponseParts(**r);
       if (!parts.ok()) {
@@ -223,16 +227,16 @@ class InferCall final : public GrpcUnaryCall {
         return done(std::move(reply));
       }
       reply.parts = std::move(*parts);
-      reply.receipt = std::move((*r)->receipt);
       reply.owner = std::shared_ptr<const InferResponse>(std::move(*r));
       return done(std::move(reply));
     }
     ArenaMessage<inference::ModelInferResponse> response;
     EncodeGrpcInferResponse(**r, &response.get());
-    GrpcReply framed = Answer(response.get());
-    reply.status = std::move(framed.status);
-    reply.message = std::move(framed.message);
-    reply.receipt = std::move((*r)->receipt);
+    if (auto framed = Frame(response.get()); framed.ok()) {
+      reply.message = std::move(*framed);
+    } else {
+      reply.status = framed.status();
+    }
     done(std::move(reply));
   }
 

@@ -234,13 +234,15 @@ std::shared_ptr<ModelStats> StatsRegistry::For(std::string_view model, int64_t v
   return it->second;
 }
 
-size_t StatsRegistry::CompactIfLetGo(const std::shared_ptr<ModelStats>& stats) {
+bool StatsRegistry::CompactIfLetGo(const std::shared_ptr<ModelStats>& stats, size_t* freed) {
   // Only the registry's reference left, and none is handed out without mu_:
   // every other holder has let go, and its last adds happened-before its
   // release of the reference, which the fence makes ours.
-  if (stats.use_count() != 1) return 0;
+  if (stats.use_count() != 1) return false;
   std::atomic_thread_fence(std::memory_order_acquire);
-  return stats->CompactShards();
+  const size_t bytes = stats->CompactShards();
+  if (freed != nullptr) *freed = bytes;
+  return true;
 }
 
 size_t StatsRegistry::Compact(std::string_view model, int64_t version,
@@ -248,31 +250,19 @@ size_t StatsRegistry::Compact(std::string_view model, int64_t version,
   MutexLock lock(mu_);
   CompactLetGoLocked();
   auto it = stats_.find(Key(model, repository, version));
-  if (it == stats_.end()) return 0;
-  if (it->second.use_count() != 1) {
-    if (std::find(compact_later_.begin(), compact_later_.end(), it->first) ==
-        compact_later_.end()) {
-      compact_later_.push_back(it->first);
-    }
-    return 0;
+  size_t freed = 0;
+  if (it != stats_.end() && !CompactIfLetGo(it->second, &freed) &&
+      std::find(compact_later_.begin(), compact_later_.end(), it->first) == compact_later_.end()) {
+    compact_later_.push_back(it->first);  // still held: later
   }
-  return CompactIfLetGo(it->second);
+  return freed;
 }
 
 void StatsRegistry::CompactLetGoLocked() const {
-  if (compact_later_.empty()) return;
-  size_t kept = 0;
-  for (size_t i = 0; i < compact_later_.size(); ++i) {
-    auto it = stats_.find(compact_later_[i]);
-    if (it == stats_.end()) continue;
-    if (it->second.use_count() == 1) {
-      CompactIfLetGo(it->second);
-      continue;
-    }
-    if (kept != i) compact_later_[kept] = std::move(compact_later_[i]);
-    ++kept;  // still held: later
-  }
-  compact_later_.resize(kept);
+  std::erase_if(compact_later_, [this](const Key& key) MM_NO_THREAD_SAFETY_ANALYSIS {
+    auto it = stats_.find(key);
+    return it == stats_.end() || CompactIfLetGo(it->second, nullptr);
+  });
 }
 
 std::shared_ptr<ModelStats> StatsRegistry::Find(std::string_view model, int64_t version,

@@ -277,8 +277,9 @@ class StatsRegistry {
   using Key = std::tuple<std::string, std::string, int64_t>;
   // Folds the entries Compact left for later that nothing holds any more.
   void CompactLetGoLocked() const MM_REQUIRES(mu_);
-  // Folds `stats` when the registry's is its only reference.
-  static size_t CompactIfLetGo(const std::shared_ptr<ModelStats>& stats);
+  // Folds `stats` (the bytes freed in `freed`, when not null) if the
+  // registry's is its only reference; false while something else holds it.
+  static bool CompactIfLetGo(const std::shared_ptr<ModelStats>& stats, size_t* freed);
 
   mutable Mutex mu_;
   // Entries Compact found held (few: a version unloads while read, or
