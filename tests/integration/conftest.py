@@ -9,6 +9,7 @@ import os
 import re
 import select
 import signal
+import socket
 import shutil
 import subprocess
 import struct
@@ -199,6 +200,27 @@ class Server:
 
     def text(self):
         return "".join(self.log)  # caught up (see the class)
+
+
+def hold_served_connections(server, n, deadline_s=60):
+    """Opens n HTTP/1.1 connections that the server serves (each answers a
+    health request), for tests of --max-connections. The client's earlier
+    connections (the readiness probe's) are closed on its side, but the server
+    may not have seen those closes yet: a 503 then means "not yet", so that
+    connection is dropped and another is tried."""
+    held = []
+    end = time.monotonic() + deadline_s
+    while len(held) < n:
+        h = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        h.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = h.recv(4096)
+        if head.startswith(b"HTTP/1.1 200"):
+            held.append(h)
+            continue
+        h.close()
+        assert head.startswith(b"HTTP/1.1 503") and time.monotonic() < end, head
+        time.sleep(0.05)
+    return held
 
 
 def wait_for_log(server, text, count=1, deadline_s=60):

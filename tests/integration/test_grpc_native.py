@@ -24,7 +24,7 @@ from h2.connection import H2Connection
 from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset, TrailersReceived
 from tritonclient.grpc import service_pb2 as pb
 
-from conftest import EXAMPLES, ROOT, Server, wait_for_log
+from conftest import EXAMPLES, ROOT, Server, hold_served_connections, wait_for_log
 from test_queue_policies import SLOW_N, busy_model, BUSY_CONFIG
 
 SERVICE = "/inference.GRPCInferenceService/"
@@ -197,10 +197,7 @@ def test_grpc_timeout_is_enforced_by_the_server(tmp_path):
 def test_the_connection_limit_counts_grpc_connections():
     s = native(EXAMPLES, "--max-connections", "2")
     try:
-        held = [socket.create_connection(("127.0.0.1", s.port), timeout=30) for _ in range(2)]
-        for h in held:  # each is a served connection
-            h.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert h.recv(4096).startswith(b"HTTP/1.1 200")
+        held = hold_served_connections(s, 2)
         channel = grpc.insecure_channel(s.grpc_url)
         try:
             live = channel.unary_unary(SERVICE + "ServerLive",

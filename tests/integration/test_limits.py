@@ -13,7 +13,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from conftest import EXAMPLES, Server, wait_for_log
+from conftest import EXAMPLES, Server, hold_served_connections, wait_for_log
 
 
 def add_sub_body(n=4, extra_inputs=0):
@@ -207,10 +207,7 @@ def test_a_grpc_connection_that_never_speaks_is_closed(impatient):
 def test_over_max_connections_is_503_and_room_comes_back():
     s = Server([EXAMPLES], "--max-connections", "3").start()
     try:
-        held = [socket.create_connection(("127.0.0.1", s.port), timeout=30) for _ in range(3)]
-        for h in held:  # each is a served connection (not just queued in the backlog)
-            h.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert h.recv(4096).startswith(b"HTTP/1.1 200")
+        held = hold_served_connections(s, 3)
         r = requests.get(s.base + "/v2/health/live", timeout=30)
         assert r.status_code == 503 and "too many connections" in r.json()["error"], r.text
         assert r.headers["Retry-After"] == "1"
