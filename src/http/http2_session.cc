@@ -47,6 +47,7 @@
 
 #include "http/grpc_calls.h"
 #include "http/grpc_framing.h"
+#include "http/http2_output.h"
 #include "http/http2_rest.h"
 #include "http/http2_stream.h"
 #include "http/http_server_impl.h"
@@ -56,6 +57,7 @@ namespace mm {
 namespace {
 
 using http2_internal::H2Out;
+using http2_internal::H2Output;
 using http2_internal::H2Rest;
 using http2_internal::H2Stream;
 using http2_internal::Header;
@@ -181,6 +183,7 @@ class Http2Session final : public Connection,
     nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (rv != 0) return false;
+    output_.Attach(session_);
     const auto& o = server_->options();
     const nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
@@ -296,50 +299,7 @@ class Http2Session final : public Connection,
                                      o.max_request_bytes);
       return 0;
     }
-    if (n[0] == ':') {
-      if (n == ":method") {
-        s->post = v == "POST";
-      } else if (n == ":path") {
-        s->method = rpc::MethodFromPath(v);
-        if (!s->method.has_value() && s->refused.ok()) {
-          s->refused = Unimplemented("unknown method " + std::string(v.substr(0, 200)) +
-                                     ": the server serves inference.GRPCInferenceService");
-        }
-      }
-      return 0;
-    }
-    switch (n[0]) {
-      case 'a':
-        if (n == "authorization") s->authorization.assign(v);
-        break;
-      case 'c':
-        if (n == "content-type") s->grpc_content_type = IsGrpcContentType(v);
-        break;
-      case 'g':
-        if (n == "grpc-timeout") {
-          auto timeout = ParseGrpcTimeout(v);
-          if (!timeout.ok()) {
-            if (s->refused.ok()) s->refused = timeout.status();
-          } else {
-            const int64_t ns = std::min<int64_t>(timeout->count(), int64_t{1} << 61);
-            s->deadline_ns = s->received_ns + std::max<int64_t>(ns, 1);
-          }
-        } else if (n == "grpc-encoding") {
-          if (auto encoding = ParseGrpcEncoding(v)) {
-            s->encoding = *encoding;
-          } else if (s->refused.ok()) {
-            s->refused = Unimplemented("grpc-encoding '" + std::string(v.substr(0, 64)) +
-                                       "' is not supported; send messages uncompressed "
-                                       "(identity) or as gzip or deflate");
-          }
-        }
-        break;
-      case 't':
-        if (n == "traceparent" && self->server_->router().traces()) s->traceparent.assign(v);
-        break;
-      default:
-        break;
-    }
+    http2_internal::TakeGrpcHeader(*s, n, v, self->server_->router().traces());
     return 0;
   }
 
@@ -369,10 +329,10 @@ class Http2Session final : public Connection,
       s->http_status = s->post ? 415 : 405;
       return;
     }
-    if (!s->refused.ok()) return End(s, std::move(s->refused));
+    if (!s->refused.ok()) return output_.End(s, std::move(s->refused));
     if (!s->method.has_value()) {
-      return End(s, Unimplemented("the request names no method (:path); expected "
-                                  "/inference.GRPCInferenceService/METHOD"));
+      return output_.End(s, Unimplemented("the request names no method (:path); expected "
+                                          "/inference.GRPCInferenceService/METHOD"));
     }
     s->reader.emplace(server_->options().max_request_bytes, s->encoding);
     if (*s->method != rpc::Method::kModelStreamInfer) {
@@ -381,7 +341,7 @@ class Http2Session final : public Connection,
     }
     // A stream authenticates at once (and again at each message).
     auto who = server_->service()->Authenticate(s->authorization, &auth_memo_);
-    if (!who.ok()) return End(s, who.status());
+    if (!who.ok()) return output_.End(s, who.status());
     const int32_t id = s->id;
     s->streaming = true;
     s->stream_call = std::make_shared<GrpcStreamCall>(
@@ -429,7 +389,7 @@ class Http2Session final : public Connection,
                                       return call->ParseOwned(reader->Take(m));
                                     })
                      : reader->Feed(piece, [call](std::string_view m) { return call->Parse(m); });
-    if (!fed.ok()) self->End(s, std::move(fed));
+    if (!fed.ok()) self->output_.End(s, std::move(fed));
     return 0;
   }
 
@@ -488,7 +448,7 @@ class Http2Session final : public Connection,
       nghttp2_session_consume(session_, s->id, s->unconsumed);
       s->unconsumed = 0;
     }
-    MaybeEndStream(s);
+    output_.MaybeEndStream(s);
   }
 
   // A stream reads no more (a message that is not a request, or a revoked
@@ -497,29 +457,30 @@ class Http2Session final : public Connection,
     s->request_done = true;
     s->waiting.clear();
     if (s->end_status.ok()) s->end_status = std::move(status);
-    MaybeEndStream(s);
+    output_.MaybeEndStream(s);
   }
 
   // The client half-closed: the request is whole. A unary call runs now.
   void OnRequestDone(H2Stream* s) {
     if (s->rest != nullptr) return RunRest(s);
-    if (s->http_status != 0) return Respond(s, s->http_status);
+    if (s->http_status != 0) return output_.Respond(s, s->http_status);
     if (s->streaming) {
       if (Status whole = s->reader->Finish(); !whole.ok() && s->end_status.ok()) {
         s->end_status = std::move(whole);
       }
-      return MaybeEndStream(s);
+      return output_.MaybeEndStream(s);
     }
     if (s->answered || s->running || s->call == nullptr) return;
-    if (Status whole = s->reader->Finish(); !whole.ok()) return End(s, std::move(whole));
+    if (Status whole = s->reader->Finish(); !whole.ok()) return output_.End(s, std::move(whole));
     if (!s->call->parsed()) {
-      return End(s, InvalidArgument("a unary call carries exactly one request message; this one "
-                                    "ended without any"));
+      return output_.End(
+          s, InvalidArgument("a unary call carries exactly one request message; this one "
+                             "ended without any"));
     }
     std::shared_ptr<const Tenant> tenant;
     if (!rpc::OpenToAnyone(*s->method)) {
       auto who = server_->service()->Authenticate(s->authorization, &auth_memo_);
-      if (!who.ok()) return End(s, who.status());
+      if (!who.ok()) return output_.End(s, who.status());
       tenant = std::move(*who);
     }
     s->running = true;
@@ -546,18 +507,18 @@ class Http2Session final : public Connection,
     H2Stream* s = closed_ ? nullptr : Find(session_, id);
     if (s == nullptr || s->answered) return;  // gone (reset, or past its deadline): dropped
     if (!reply.status.ok()) {
-      End(s, std::move(reply.status));
+      output_.End(s, std::move(reply.status));
     } else if (reply.parts.has_value()) {
-      QueueParts(s, std::move(*reply.parts), std::move(reply.owner), std::move(reply.keep),
-                 std::move(reply.receipt));
-      End(s, OkStatus());
+      output_.QueueParts(s, std::move(*reply.parts), std::move(reply.owner), std::move(reply.keep),
+                         std::move(reply.receipt));
+      output_.End(s, OkStatus());
     } else {
-      Queue(s, H2Out{std::move(reply.message),
-                     {},
-                     nullptr,
-                     std::move(reply.keep),
-                     std::move(reply.receipt)});
-      End(s, OkStatus());
+      output_.Queue(s, H2Out{std::move(reply.message),
+                             {},
+                             nullptr,
+                             std::move(reply.keep),
+                             std::move(reply.receipt)});
+      output_.End(s, OkStatus());
     }
     Flush();
   }
@@ -567,7 +528,7 @@ class Http2Session final : public Connection,
     if (s == nullptr) return;  // gone: its receipt is settled undelivered
     if (out.completes) --s->in_flight;
     if (out.write && !s->answered) {
-      Queue(s, H2Out{std::move(out.message), {}, nullptr, nullptr, std::move(out.receipt)});
+      output_.Queue(s, H2Out{std::move(out.message), {}, nullptr, nullptr, std::move(out.receipt)});
     }
     Pump(s);
     Flush();
@@ -617,22 +578,15 @@ class Http2Session final : public Connection,
     s->headers_sent = true;
     http2_internal::RestHead head;
     http2_internal::RestResponseHead(reply, head);
-    nghttp2_data_provider body;
-    body.source.ptr = s;
-    body.read_callback = &ReadMessage;
     if (reply.events != nullptr) {
       s->rest->events = std::move(reply.events);
-      nghttp2_submit_response(session_, s->id, head.fields.data(), head.size, &body);
+      output_.SubmitHead(s, head.fields.data(), head.size, /*body=*/true);
       return PumpEvents(s);
     }
     s->ending = true;
     if (!s->rest->head_only) http2_internal::RestBodyPieces(reply, s->outgoing);
-    if (s->outgoing.empty()) {
-      reply.receipt.Settle(true);  // the head is the whole answer
-      nghttp2_submit_response(session_, s->id, head.fields.data(), head.size, nullptr);
-      return;
-    }
-    nghttp2_submit_response(session_, s->id, head.fields.data(), head.size, &body);
+    if (s->outgoing.empty()) reply.receipt.Settle(true);  // the head is the whole answer
+    output_.SubmitHead(s, head.fields.data(), head.size, /*body=*/!s->outgoing.empty());
   }
 
   // Takes the events the model has sent since, once those taken before are
@@ -656,186 +610,14 @@ class Http2Session final : public Connection,
     if (!any) return;
     if (!chunk.empty()) s->outgoing.push_back(H2Out{std::move(chunk), {}, nullptr, nullptr, {}});
     if (last) s->ending = true;
-    Resume(s);
+    output_.Resume(s);
   }
 
   // ------------------------------------------------------------ output
 
-  // A big answer's message in its parts, written where they lie: the head's
-  // ranges (kept by the head itself) and the output tensors (kept by
-  // `owner`); the receipt (and what it settles into) rides on the last.
-  void QueueParts(H2Stream* s, GrpcResponseParts parts, std::shared_ptr<const void> owner,
-                  std::shared_ptr<const void> keep, DeliveryReceipt receipt) {
-    auto head = std::make_shared<const std::string>(std::move(parts.head));
-    for (size_t i = 0; i < parts.pieces.size(); ++i) {
-      const GrpcResponseParts::Piece& piece = parts.pieces[i];
-      H2Out out;
-      if (piece.in_head) {
-        out.view = std::string_view(*head).substr(piece.head_offset, piece.size);
-        out.owner = head;
-      } else {
-        out.view = std::string_view(reinterpret_cast<const char*>(piece.data), piece.size);
-        out.owner = owner;
-      }
-      if (i + 1 == parts.pieces.size()) {
-        out.keep = std::move(keep);
-        out.receipt = std::move(receipt);
-      }
-      Queue(s, std::move(out));
-    }
-  }
-
-  // Queues bytes of the answer; the first sends the HEADERS.
-  void Queue(H2Stream* s, H2Out out) {
-    s->outgoing.push_back(std::move(out));
-    if (!s->headers_sent) {
-      s->headers_sent = true;
-      const nghttp2_nv headers[] = {Header(":status", "200"),
-                                    Header("content-type", "application/grpc")};
-      nghttp2_data_provider body;
-      body.source.ptr = s;
-      body.read_callback = &ReadMessage;
-      nghttp2_submit_response(session_, s->id, headers, std::size(headers), &body);
-    } else {
-      Resume(s);
-    }
-  }
-
-  void Resume(H2Stream* s) {
-    if (!s->deferred) return;
-    s->deferred = false;
-    nghttp2_session_resume_data(session_, s->id);
-  }
-
-  // A stream ends once its client half-closed (or reading stopped), every
-  // request is answered and nothing waits.
-  void MaybeEndStream(H2Stream* s) {
-    if (!s->streaming || s->answered || !s->request_done || s->in_flight > 0 ||
-        !s->waiting.empty()) {
-      return;
-    }
-    End(s, s->end_status);
-  }
-
-  // Decides the call's end: after the messages queued, trailers with
-  // `status` (grpc-status 0 when OK); with none queued ever, a trailers-only
-  // response. An error cancels what the call still runs.
-  void End(H2Stream* s, Status status) {
-    if (s->answered) return;
-    // (The call stays until the stream closes: this may run inside its Run.)
-    s->answered = true;
-    s->ending = true;
-    if (!status.ok()) {
-      if (s->cancellation != nullptr) s->cancellation->Cancel();
-      if (s->stream_call != nullptr) s->stream_call->CancelAll();
-    }
-    const int code = status.ok() ? 0 : GrpcCodeFor(status.code());
-    s->status_size = static_cast<size_t>(
-        std::to_chars(s->status_text.data(), s->status_text.data() + s->status_text.size(), code)
-            .ptr -
-        s->status_text.data());
-    if (!status.ok()) s->grpc_message = PercentEncodeGrpcMessage(status.message());
-    s->end_status = std::move(status);
-    if (s->headers_sent) return Resume(s);  // the trailers follow the last message
-    const std::string_view code_text(s->status_text.data(), s->status_size);
-    if (s->end_status.ok()) {
-      const nghttp2_nv headers[] = {Header(":status", "200"),
-                                    Header("content-type", "application/grpc"),
-                                    Header("grpc-status", code_text)};
-      nghttp2_submit_response(session_, s->id, headers, std::size(headers), nullptr);
-    } else {
-      const nghttp2_nv headers[] = {
-          Header(":status", "200"), Header("content-type", "application/grpc"),
-          Header("grpc-status", code_text), Header("grpc-message", s->grpc_message)};
-      nghttp2_submit_response(session_, s->id, headers, std::size(headers), nullptr);
-    }
-    s->headers_sent = true;
-  }
-
-  // A plain HTTP/2 answer, for a request that is not a gRPC call: the
-  // status and a JSON body saying what this port takes.
-  void Respond(H2Stream* s, int status) {
-    if (s->answered) return;
-    s->answered = true;
-    s->ending = true;
-    s->plain = true;
-    s->status_size = static_cast<size_t>(
-        std::to_chars(s->status_text.data(), s->status_text.data() + s->status_text.size(), status)
-            .ptr -
-        s->status_text.data());
-    static constexpr std::string_view kBody =
-        R"({"error":"this port serves gRPC (inference.GRPCInferenceService): POST with )"
-        R"(content-type application/grpc"})";
-    s->outgoing.push_back(H2Out{std::string(kBody), {}, nullptr, nullptr, {}});
-    s->headers_sent = true;
-    const nghttp2_nv headers[] = {
-        Header(":status", std::string_view(s->status_text.data(), s->status_size)),
-        Header("content-type", "application/json")};
-    nghttp2_data_provider body;
-    body.source.ptr = s;
-    body.read_callback = &ReadMessage;
-    nghttp2_submit_response(session_, s->id, headers, std::size(headers), &body);
-  }
-
-  // nghttp2 asks for the next DATA frame's bytes: it gets their length (at
-  // most the front message's rest), and the bytes go out where they lie
-  // (OnSendData). With nothing queued the stream waits (deferred) until a
-  // message comes or the call ends; at the end come the trailers.
-  static ssize_t ReadMessage(nghttp2_session* session, int32_t id, uint8_t*, size_t length,
-                             uint32_t* flags, nghttp2_data_source* source, void*) {
-    auto* s = static_cast<H2Stream*>(source->ptr);
-    size_t n = 0;
-    if (!s->outgoing.empty()) {
-      n = std::min(length, s->outgoing.front().size() - s->front_queued);
-      s->front_queued += n;
-      *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    } else if (!s->ending) {
-      s->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    const bool last =
-        s->ending && (s->outgoing.empty() ||
-                      (s->outgoing.size() == 1 && s->front_queued == s->outgoing.front().size()));
-    if (last && s->plain) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;  // no trailers: the body ends the stream
-    } else if (last) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const std::string_view code(s->status_text.data(), s->status_size);
-      int rv;
-      if (s->end_status.ok()) {
-        const nghttp2_nv trailers[] = {Header("grpc-status", code)};
-        rv = nghttp2_submit_trailer(session, id, trailers, std::size(trailers));
-      } else {
-        const nghttp2_nv trailers[] = {Header("grpc-status", code),
-                                       Header("grpc-message", s->grpc_message)};
-        rv = nghttp2_submit_trailer(session, id, trailers, std::size(trailers));
-      }
-      if (rv != 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    return static_cast<ssize_t>(n);
-  }
-
-  static int OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+  static int OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* frame_head,
                         size_t length, nghttp2_data_source* source, void* user) {
-    auto* self = static_cast<Http2Session*>(user);
-    auto* s = static_cast<H2Stream*>(source->ptr);
-    if (frame->data.padlen > 0 || s->outgoing.empty()) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    self->Copy(framehd, 9);
-    H2Out& front = s->outgoing.front();
-    self->Refer(front.data() + s->front_sent, length);
-    s->front_sent += length;
-    if (s->front_sent == front.size()) {
-      // Whole in the output: kept (and its receipt held) until the write is done.
-      self->written_.push_back(std::move(front));
-      s->outgoing.pop_front();
-      s->front_queued = 0;
-      s->front_sent = 0;
-      // Room for more: waiting stream messages, or a REST reply's next events.
-      if (s->waiting.size() > 0 || (s->rest != nullptr && s->rest->events != nullptr)) {
-        self->pump_.push_back(s->id);
-      }
-    }
-    return 0;
+    return static_cast<Http2Session*>(user)->output_.SendData(frame, frame_head, length, source);
   }
 
   // Our END_STREAM went out while the client is still sending (an answer
@@ -885,63 +667,36 @@ class Http2Session final : public Connection,
     last->index = s->index;
     self->streams_[s->index] = last;
     self->streams_.pop_back();
-    self->retired_.emplace_back(s);
+    self->output_.Retire(s);
     if (self->streams_.empty()) self->SetIdleDeadline();
     return 0;
-  }
-
-  void Copy(const uint8_t* data, size_t size) {
-    if (!segments_.empty() && segments_.back().owned) {
-      segments_.back().size += size;
-    } else {
-      segments_.push_back({true, nullptr, out_.size(), size});
-    }
-    out_.append(reinterpret_cast<const char*>(data), size);
-  }
-  void Refer(const char* data, size_t size) {
-    if (size > 0) segments_.push_back({false, data, 0, size});
   }
 
   // Writes whatever nghttp2 has to send, one write at a time; closes the
   // connection once nghttp2 wants neither to read nor to write.
   void Flush() {
     if (writing_ || closed_ || in_callback_) return;
-    for (;;) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) return Close();
-      if (n == 0) break;
-      Copy(data, static_cast<size_t>(n));
-      if (out_.size() >= kOutputBatchBytes) break;
-    }
-    if (segments_.empty()) {
-      ReleaseRetired(true);
+    if (!output_.Gather()) return Close();
+    if (output_.empty()) {
+      output_.Written(true);
       if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
         Close();
       }
       return;
     }
-    buffers_.clear();
     size_t bytes = 0;
-    for (const Segment& seg : segments_) {
-      buffers_.emplace_back(seg.owned ? out_.data() + seg.offset : seg.data, seg.size);
-      bytes += seg.size;
-    }
+    const std::vector<net::const_buffer>& buffers = output_.Buffers(&bytes);
     writing_ = true;
     write_deadline_ns_ = NowNs() + TransferNs(bytes);
     Arm(write_deadline_ns_);
-    net::async_write(stream_, buffers_,
+    net::async_write(stream_, buffers,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        self->writing_ = false;
                        self->write_deadline_ns_ = 0;
-                       self->segments_.clear();
-                       self->out_.clear();
-                       self->ReleaseRetired(!ec);
+                       self->output_.Written(!ec);
                        if (ec || self->failed_) return self->Close();
                        // Streams whose written messages made room take in more.
-                       auto pump = std::move(self->pump_);
-                       self->pump_.clear();
-                       for (int32_t id : pump) {
+                       for (int32_t id : self->output_.TakeRoomMade()) {
                          H2Stream* s = Find(self->session_, id);
                          if (s == nullptr) continue;
                          if (s->rest != nullptr) {
@@ -952,15 +707,6 @@ class Http2Session final : public Connection,
                        }
                        self->Flush();
                      });
-  }
-  static constexpr size_t kOutputBatchBytes = 256 << 10;
-
-  // Messages written (delivered if the write succeeded) and streams closed
-  // since the last write are freed.
-  void ReleaseRetired(bool written) {
-    for (auto& out : written_) out.receipt.Settle(written);
-    written_.clear();
-    retired_.clear();
   }
 
   // ------------------------------------------------------------ deadlines
@@ -1044,8 +790,8 @@ class Http2Session final : public Connection,
       }
       if (s->deadline_ns != 0 && !s->answered) {
         if (now >= s->deadline_ns) {
-          End(s, DeadlineExceeded("the call's deadline (grpc-timeout) passed before it was "
-                                  "answered"));
+          output_.End(s, DeadlineExceeded("the call's deadline (grpc-timeout) passed before it was "
+                                          "answered"));
           flush = true;
           continue;
         }
@@ -1080,13 +826,6 @@ class Http2Session final : public Connection,
     timer_.cancel();
   }
 
-  struct Segment {
-    bool owned;        // in out_ at offset, else at data
-    const char* data;  // (not owned)
-    size_t offset;     // (owned)
-    size_t size;
-  };
-
   Stream stream_;
   HttpServer::Impl* const server_;
   const bool rest_;          // the HTTP port's: REST requests (else gRPC calls)
@@ -1094,14 +833,9 @@ class Http2Session final : public Connection,
   std::string received_;     // what it had read, until Run feeds it to nghttp2
   nghttp2_session* session_ = nullptr;
   std::unique_ptr<uint8_t[]> input_;
-  std::vector<H2Stream*> streams_;                  // open, owned through nghttp2's user data
-  std::vector<std::unique_ptr<H2Stream>> retired_;  // closed, freed after the next write
-  std::vector<H2Out> written_;                      // in the write in flight
-  std::vector<int32_t> pump_;       // streams with messages waiting that a write makes room for
+  std::vector<H2Stream*> streams_;  // open, owned through nghttp2's user data
+  H2Output output_;                 // the answers, and what is written
   TenantRegistry::Memo auth_memo_;  // the last key this connection presented
-  std::string out_;
-  std::vector<Segment> segments_;
-  std::vector<net::const_buffer> buffers_;
   bool writing_ = false;
   bool handshaken_ = false;  // (TLS) the handshake is done; plain: always
   bool closing_ = false;     // GOAWAY sent: no new stream

@@ -127,4 +127,12 @@ struct H2Stream {
   std::string grpc_message;
 };
 
+// Takes one request header field of a gRPC call (HTTP/2 names are lower
+// case; `name` is not empty): the pseudo-headers :method and :path, and the
+// fields the call reads: authorization, content-type, grpc-timeout,
+// grpc-encoding and traceparent (with `traces`). A field that refuses the
+// call (an unknown method, a malformed timeout, an encoding not supported)
+// sets s.refused, the first such only; others are ignored.
+void TakeGrpcHeader(H2Stream& s, std::string_view name, std::string_view value, bool traces);
+
 }  // namespace mm::http2_internal
