@@ -5,6 +5,8 @@
 #include <string_view>
 #include <utility>
 
+#include "http/http2_rest.h"
+
 namespace mm::http2_internal {
 
 namespace {
@@ -126,6 +128,25 @@ void H2Output::SubmitHead(H2Stream* s, const nghttp2_nv* fields, size_t count, b
   }
   const nghttp2_data_provider provider = BodyOf(s);
   nghttp2_submit_response(session_, s->id, fields, count, &provider);
+}
+
+bool H2Output::ReplyRest(H2Stream* s, HttpReply reply) {
+  if (s->answered) return false;
+  s->answered = true;
+  s->plain = true;
+  s->headers_sent = true;
+  RestHead head;
+  RestResponseHead(reply, head);
+  if (reply.events != nullptr) {
+    s->rest->events = std::move(reply.events);
+    SubmitHead(s, head.fields.data(), head.size, /*body=*/true);
+    return true;
+  }
+  s->ending = true;
+  if (!s->rest->head_only) RestBodyPieces(reply, s->outgoing);
+  if (s->outgoing.empty()) reply.receipt.Settle(true);  // the head is the whole answer
+  SubmitHead(s, head.fields.data(), head.size, /*body=*/!s->outgoing.empty());
+  return false;
 }
 
 // nghttp2 asks for the next DATA frame's bytes: it gets their length (at

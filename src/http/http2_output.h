@@ -31,6 +31,7 @@
 #include "http/asio.h"
 #include "http/grpc_framing.h"
 #include "http/http2_stream.h"
+#include "http/router.h"
 
 namespace mm::http2_internal {
 
@@ -60,9 +61,12 @@ class H2Output {
   // A plain HTTP/2 answer, for a request to the gRPC port that is not a
   // gRPC call: `status` and a JSON body saying what this port takes.
   void Respond(H2Stream* s, int status);
-  // Submits a REST reply's head (s->plain: no trailers). With `body`, the
-  // DATA frames follow from s->outgoing until s->ending.
-  void SubmitHead(H2Stream* s, const nghttp2_nv* fields, size_t count, bool body);
+  // A REST reply (once per stream: later calls do nothing): its head, then
+  // its body where it lies (the JSON, the binary tensors). True when it is
+  // a /generate_stream reply, whose events follow as they come: the caller
+  // takes them from s->rest->events into s->outgoing, then Resume, and sets
+  // s->ending after the last.
+  bool ReplyRest(H2Stream* s, HttpReply reply);
   // A stream that waits for bytes (deferred) has some now, or its end.
   void Resume(H2Stream* s);
 
@@ -100,6 +104,7 @@ class H2Output {
   static ssize_t ReadMessage(nghttp2_session* session, int32_t id, uint8_t*, size_t length,
                              uint32_t* flags, nghttp2_data_source* source, void*);
   static nghttp2_data_provider BodyOf(H2Stream* s);
+  void SubmitHead(H2Stream* s, const nghttp2_nv* fields, size_t count, bool body);
   void Copy(const uint8_t* data, size_t size);
   void Refer(const char* data, size_t size);
 

@@ -569,24 +569,9 @@ class Http2Session final : public Connection,
     Flush();
   }
 
-  // The reply's head, then its body where it lies (the JSON, the binary
-  // tensors), or a /generate_stream reply's events as they come.
+  // The reply's head and body, or its head and then its events as they come.
   void ReplyRest(H2Stream* s, HttpReply reply) {
-    if (s->answered) return;
-    s->answered = true;
-    s->plain = true;
-    s->headers_sent = true;
-    http2_internal::RestHead head;
-    http2_internal::RestResponseHead(reply, head);
-    if (reply.events != nullptr) {
-      s->rest->events = std::move(reply.events);
-      output_.SubmitHead(s, head.fields.data(), head.size, /*body=*/true);
-      return PumpEvents(s);
-    }
-    s->ending = true;
-    if (!s->rest->head_only) http2_internal::RestBodyPieces(reply, s->outgoing);
-    if (s->outgoing.empty()) reply.receipt.Settle(true);  // the head is the whole answer
-    output_.SubmitHead(s, head.fields.data(), head.size, /*body=*/!s->outgoing.empty());
+    if (output_.ReplyRest(s, std::move(reply))) PumpEvents(s);
   }
 
   // Takes the events the model has sent since, once those taken before are
