@@ -92,16 +92,17 @@ template <class Request, class Response,
 class RepositoryCall final : public GrpcUnaryCall {
  public:
   Status Parse(std::string_view message) override { return ParseInto(request_, message, parsed_); }
-  void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta&,
+  void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant, const GrpcCallMeta& meta,
            GrpcReplyCallback done) override {
-    kRun(*env.service, *tenant, request_, [done = std::move(done)](Status status) {
-      if (!status.ok()) {
-        GrpcReply reply;
-        reply.status = std::move(status);
-        return done(std::move(reply));
-      }
-      done(Answer(Response()));
-    });
+    kRun(*env.service, *tenant, request_,
+         [done = std::move(done), caller = meta.caller](Status status) {
+           if (!status.ok()) {
+             GrpcReply reply;
+             reply.status = std::move(status);
+             return done(std::move(reply));
+           }
+           done(Answer(Response()));
+         });
   }
 
  private:
@@ -195,6 +196,7 @@ class InferCall final : public GrpcUnaryCall {
     request->cancellation = meta.cancellation;
     request->received_ns = meta.received_ns;
     done_ = std::move(done);
+    caller_ = meta.caller;
     self_ = shared_from_this();
     // One pointer: std::function keeps it in place.
     InferCallback answered = [this](StatusOr<std::unique_ptr<InferResponse>> r) {
@@ -212,6 +214,7 @@ class InferCall final : public GrpcUnaryCall {
     GrpcReply reply;
     reply.keep = std::move(self_);  // from here on the reply keeps this call
     GrpcReplyCallback done = std::move(done_);
+    const std::shared_ptr<void> caller = std::move(caller_);  // until `done` returns
     if (!r.ok()) {
       reply.status = r.status();
       return done(std::move(reply));
@@ -241,8 +244,10 @@ class InferCall final : public GrpcUnaryCall {
   }
 
   std::shared_ptr<InferMessage> request_ = std::make_shared<InferMessage>();
-  // While the request runs: the session's callback, and this call itself.
+  // While the request runs: the session's callback, what it answers into,
+  // and this call itself.
   GrpcReplyCallback done_;
+  std::shared_ptr<void> caller_;
   std::shared_ptr<GrpcUnaryCall> self_;
   // Where the service keeps the request's bill until its receipt settles.
   InferenceService::CallRoom room_;

@@ -1,4 +1,4 @@
-// The native transport's gRPC calls, above HTTP/2 (http2_connection.cc
+// The native transport's gRPC calls, above HTTP/2 (http2_session.cc
 // carries them): a unary call's request message parsed into its type, run
 // through the rpc room's methods (the same code the grpc++ transport runs,
 // so answers are identical), and its answer as one length-prefixed message
@@ -58,11 +58,15 @@ struct GrpcCallEnv {
   rpc::InFlightCalls* in_flight = nullptr;    // counts observed calls (rpc::Observe)
 };
 
-// One call's facts from its headers, for ModelInfer.
+// One call's facts from its headers (for ModelInfer), and its caller.
 struct GrpcCallMeta {
   std::string_view traceparent;                // (when the server traces)
   std::shared_ptr<Cancellation> cancellation;  // cancelled when the client goes away
   int64_t received_ns = 0;                     // steady clock: its HEADERS arrived
+  // What `done` answers into (the connection): a call that answers later
+  // keeps it until `done` has returned, so `done` may hold a plain pointer
+  // to it (a callable std::function keeps in place, with no allocation).
+  std::shared_ptr<void> caller;
 };
 
 // A ModelStreamInfer call's requests, one message at a time, each run as it
@@ -139,7 +143,8 @@ class GrpcUnaryCall : public std::enable_shared_from_this<GrpcUnaryCall> {
 
   // Runs the call for `tenant` (null only for rpc::OpenToAnyone methods)
   // and answers through `done` exactly once: at once, or later from the
-  // thread that finishes the work. Call once, after Parse.
+  // thread that finishes the work, holding meta.caller meanwhile. Call
+  // once, after Parse.
   virtual void Run(const GrpcCallEnv& env, std::shared_ptr<const Tenant> tenant,
                    const GrpcCallMeta& meta, GrpcReplyCallback done) = 0;
 

@@ -491,16 +491,20 @@ class Http2Session final : public Connection,
       s->cancellation = std::make_shared<Cancellation>();
       meta.cancellation = s->cancellation;
     }
+    // The call keeps this session until it has answered, so the answer's
+    // callback holds a plain pointer (16 bytes: std::function keeps it in
+    // place, no allocation).
+    meta.caller = this->shared_from_this();
     const int32_t id = s->id;
-    s->call->Run(server_->grpc_env(), std::move(tenant), meta,
-                 [self = this->shared_from_this(), id](GrpcReply reply) {
-                   // On an execution thread this hops onto the connection's loop;
-                   // on the loop's own thread (a call answered at once) it runs now.
-                   net::dispatch(self->stream_.get_executor(),
-                                 [self, id, reply = std::move(reply)]() mutable {
-                                   self->OnAnswered(id, std::move(reply));
-                                 });
-                 });
+    s->call->Run(
+        server_->grpc_env(), std::move(tenant), meta, [session = this, id](GrpcReply reply) {
+          // On an execution thread this hops onto the connection's loop;
+          // on the loop's own thread (a call answered at once) it runs now.
+          net::dispatch(session->stream_.get_executor(), [self = session->shared_from_this(), id,
+                                                          reply = std::move(reply)]() mutable {
+            self->OnAnswered(id, std::move(reply));
+          });
+        });
   }
 
   void OnAnswered(int32_t id, GrpcReply reply) {
