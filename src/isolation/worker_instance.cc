@@ -14,6 +14,7 @@
 
 #include "core/blocking_wait.h"
 #include "core/memory.h"
+#include "isolation/region_pool.h"
 #include "isolation/shared_region.h"
 #include "isolation/worker_call_server.h"
 #include "isolation/worker_channel.h"
@@ -43,7 +44,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       : supervisor_(std::move(supervisor)),
         group_(std::move(group)),
         settings_(std::move(settings)),
-        index_(index) {}
+        index_(index),
+        regions_(settings_->load.model_name, settings_->initial_region_bytes, settings_->label) {}
 
   // Starts the worker and loads the model in it; returns the worker's
   // LoadReply (the complete config, serialized). Blocks for the load. Called while the worker is
@@ -72,7 +74,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
     // A new worker maps no region yet: each is sent before the first batch
     // that uses it. (Regions a response still holds stay alive with it.)
-    regions_.clear();
+    regions_.Clear();
     uint64_t baseline = 0;
     reader_ = std::make_unique<FrameReader>(process->socket());
     socket_frames_ = 0;
@@ -355,53 +357,6 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     return frame;
   }
 
-  // A region for the next batch, at least `bytes` large, that no response
-  // holds (a response's outputs point into the region they were written
-  // to): a free one, else a new one while there are fewer than kMaxRegions,
-  // else a fresh one in place of a held one (which lives on with its
-  // holders). Its id.
-  StatusOr<uint32_t> TakeRegion(WorkerProcess& process, uint64_t bytes) {
-    for (uint32_t id = 0; id < regions_.size(); ++id) {
-      if (regions_[id].use_count() != 1) continue;
-      // The last holder let go after reading: its reads happen before our writes.
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (regions_[id]->size() < bytes) MM_RETURN_IF_ERROR(MapRegion(process, id, bytes));
-      return id;
-    }
-    uint32_t id;
-    const bool added = regions_.size() < kMaxRegions;
-    if (added) {
-      id = static_cast<uint32_t>(regions_.size());
-      regions_.emplace_back();
-    } else {
-      id = next_replaced_++ % kMaxRegions;
-    }
-    if (Status s = MapRegion(process, id, bytes); !s.ok()) {
-      if (added) regions_.pop_back();
-      return s;
-    }
-    return id;
-  }
-
-  // Creates region `id` anew (at least `bytes`, and at least twice the size
-  // it replaces) and sends it to the worker.
-  Status MapRegion(WorkerProcess& process, uint32_t id, uint64_t bytes) {
-    uint64_t size = std::max(bytes, settings_->initial_region_bytes);
-    if (regions_[id]) size = std::max(size, regions_[id]->size() * 2);
-    auto created = SharedRegion::Create(settings_->load.model_name, size);
-    if (!created.ok()) {
-      // The server's own shortage, not the worker's fault: the batch fails alone.
-      return ResourceExhausted(settings_->label + ": no shared memory of " + FormatBytes(size) +
-                               " for the batch: " + created.status().message());
-    }
-    std::shared_ptr<SharedRegion> region = std::move(*created);
-    MM_RETURN_IF_ERROR(WriteWorkerFrameWithFd(process.socket(), WorkerMessageType::kRegion, 0,
-                                              EncodeRegion({id, region->size()}), region->fd()));
-    ++socket_frames_;  // announced by the next request
-    regions_[id] = std::move(region);
-    return OkStatus();
-  }
-
   // One Execute: every request's inputs in one region, a result per request.
   Status ExecuteOn(WorkerProcess& process, Mailbox& mailbox,
                    std::span<const InferRequest* const> requests,
@@ -422,10 +377,11 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       return InvalidArgument(settings_->label + ": " + fits.message());
     }
     // Room for the inputs and, at first guess, outputs as large again.
-    auto region_id = TakeRegion(process, execute.output_offset + std::max<uint64_t>(end, 4096));
+    auto region_id = regions_.Take(
+        process.socket(), execute.output_offset + std::max<uint64_t>(end, 4096), &socket_frames_);
     if (!region_id.ok()) return Failed(region_id.status());
     execute.region = *region_id;
-    CopyInputs(requests, execute, regions_[execute.region]->bytes());
+    CopyInputs(requests, execute, regions_.at(execute.region)->bytes());
     EncodeExecuteTo(execute, payload_);
     const std::string& payload = payload_;
     if (payload.size() > kMaxPayloadBytes) {  // (for one request within the limits it never is)
@@ -465,7 +421,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         frame = std::move(*read);
         reply_bytes = AsBytes(frame.payload);
       }
-      const std::shared_ptr<SharedRegion>& region = regions_[execute.region];
+      const std::shared_ptr<SharedRegion>& region = regions_.at(execute.region);
       ExecuteReply* reply = &execute_reply_;
       s = DecodeExecuteReplyInto(reply_bytes, region->size(), *reply);
       if (!s.ok()) return Lost(s);
@@ -473,9 +429,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
         if (reply->region_bytes_needed > region->size() && attempt == 0) {
           // The outputs did not fit: a larger region (inputs copied over), once more.
           const std::shared_ptr<SharedRegion> old = region;
-          s = MapRegion(process, execute.region, reply->region_bytes_needed);
+          s = regions_.Grow(process.socket(), execute.region, reply->region_bytes_needed,
+                            &socket_frames_);
           if (!s.ok()) return Failed(s);
-          std::memcpy(regions_[execute.region]->bytes().data(), old->bytes().data(),
+          std::memcpy(regions_.at(execute.region)->bytes().data(), old->bytes().data(),
                       execute.output_offset);
           continue;
         }
@@ -655,8 +612,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
 
   // Used by the one thread that has the worker: the loader or restarter
   // while it is down, the executing thread while it is up (executing_).
-  std::vector<std::shared_ptr<SharedRegion>> regions_;  // by id, at most kMaxRegions
-  uint32_t next_replaced_ = 0;
+  RegionPool regions_;
   std::unique_ptr<FrameReader> reader_;  // the worker's replies
   uint32_t next_id_ = 0;
   uint32_t socket_frames_ = 0;  // written to the socket since the last request posted
