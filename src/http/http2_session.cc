@@ -64,20 +64,26 @@ using http2_internal::Header;
 using http2_internal::IsGrpcContentType;
 using http2_internal::NowNs;
 
-template <class Stream>
-class Http2Session final : public Connection,
-                           public std::enable_shared_from_this<Http2Session<Stream>> {
-  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
-
+// The connection's HTTP/2, above its transport: the socket, or the TLS
+// stream over it, which Http2Transport<Stream> below adds (the one part
+// that depends on the stream's type), starting each read, write and
+// handshake and handing its completion back (OnRead, OnWritten,
+// OnHandshake).
+class Http2Session : public Connection, public std::enable_shared_from_this<Http2Session> {
  public:
   // `rest`: the HTTP port's (REST requests to the Router), else the gRPC
   // port's (gRPC calls only).
-  template <class... StreamArgs>
-  explicit Http2Session(HttpServer::Impl* server, bool rest, StreamArgs&&... stream_args)
-      : stream_(std::forward<StreamArgs>(stream_args)...),
+  // `tls`: the transport is a TLS stream (its handshake comes first);
+  // `executor`: its event loop's.
+  Http2Session(HttpServer::Impl* server, bool rest, bool tls, Executor executor)
+      : registration_(server, this),
         server_(server),
         rest_(rest),
-        timer_(stream_.get_executor()) {}
+        tls_(tls),
+        executor_(executor),
+        timer_(executor) {}
+  Http2Session(const Http2Session&) = delete;
+  Http2Session& operator=(const Http2Session&) = delete;
 
   // Before Run: the connection comes from the HTTP port's HTTP/1.1 session,
   // past its TLS handshake, which read `received` of it already.
@@ -86,7 +92,7 @@ class Http2Session final : public Connection,
     received_ = std::move(received);
   }
 
-  ~Http2Session() {
+  virtual ~Http2Session() {
     // Streams still open are owned through nghttp2's user data, which
     // nghttp2_session_del does not hand back.
     for (H2Stream* s : streams_) {
@@ -95,11 +101,10 @@ class Http2Session final : public Connection,
       delete s;
     }
     if (session_ != nullptr) nghttp2_session_del(session_);
-    server_->Unregister(this);
   }
 
   void Run() {
-    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+    net::dispatch(executor_, [self = this->shared_from_this()] {
       if (!self->Setup()) return self->Close();
       self->SetIdleDeadline();
       if (self->taken_over_) {
@@ -107,7 +112,7 @@ class Http2Session final : public Connection,
         const std::string received = std::move(self->received_);
         return self->Receive(reinterpret_cast<const uint8_t*>(received.data()), received.size());
       }
-      if constexpr (kTls) {
+      if (self->tls_) {
         self->Handshake();
       } else {
         self->handshaken_ = true;
@@ -120,7 +125,7 @@ class Http2Session final : public Connection,
   // written (a stream stops taking requests), no new one starts, then the
   // connection closes.
   void Shutdown() override {
-    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+    net::dispatch(executor_, [self = this->shared_from_this()] {
       if (self->closed_ || self->session_ == nullptr) return;
       if (!self->handshaken_) return self->Close();  // (TLS) nothing was asked yet
       self->closing_ = true;
@@ -154,9 +159,54 @@ class Http2Session final : public Connection,
     });
   }
 
+ protected:
+  // ---- the transport (Http2Transport<Stream>)
+
+  // Starts the TLS handshake (tls only), a read into `buffer`, a write of
+  // all of `buffers` (valid until it completes); each completes into
+  // OnHandshake, OnRead or OnWritten, on the loop.
+  virtual void StartHandshake() = 0;
+  virtual void StartRead(net::mutable_buffer buffer) = 0;
+  virtual void StartWrite(const std::vector<net::const_buffer>& buffers) = 0;
+  // The TCP socket under it.
+  virtual Socket& Tcp() = 0;
+
+  void OnHandshake(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("gRPC TLS handshake failed: {}", ec.message());
+      return Close();
+    }
+    handshaken_ = true;
+    Read();
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (closed_) return;
+    if (ec) return Close();
+    Receive(input_.get(), n);
+  }
+
+  void OnWritten(beast::error_code ec) {
+    writing_ = false;
+    write_deadline_ns_ = 0;
+    output_.Written(!ec);
+    if (ec || failed_) return Close();
+    // Streams whose written messages made room take in more.
+    for (int32_t id : output_.TakeRoomMade()) {
+      H2Stream* s = Find(session_, id);
+      if (s == nullptr) continue;
+      if (s->rest != nullptr) {
+        PumpEvents(s);
+      } else {
+        Pump(s);
+      }
+    }
+    Flush();
+  }
+
  private:
   // "address:port" of the client, for the log.
-  std::string Peer() { return PeerOf(Tcp(stream_)); }
+  std::string Peer() { return PeerOf(Tcp()); }
   const char* What() const { return rest_ ? "HTTP/2" : "gRPC"; }
 
   // ------------------------------------------------------------ set-up
@@ -210,15 +260,7 @@ class Http2Session final : public Connection,
     handshake_deadline_ns_ =
         NowNs() + static_cast<int64_t>(server_->options().tls_handshake_timeout_ms) * 1'000'000;
     Arm(handshake_deadline_ns_);
-    stream_.async_handshake(net::ssl::stream_base::server,
-                            [self = this->shared_from_this()](beast::error_code ec) {
-                              if (ec) {
-                                spdlog::debug("gRPC TLS handshake failed: {}", ec.message());
-                                return self->Close();
-                              }
-                              self->handshaken_ = true;
-                              self->Read();
-                            });
+    StartHandshake();
   }
 
   // ------------------------------------------------------------ input
@@ -226,12 +268,7 @@ class Http2Session final : public Connection,
   void Read() {
     if (closed_) return;
     if (input_ == nullptr) input_ = std::make_unique<uint8_t[]>(kInputBytes);
-    stream_.async_read_some(net::buffer(input_.get(), kInputBytes),
-                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-                              if (self->closed_) return;
-                              if (ec) return self->Close();
-                              self->Receive(self->input_.get(), n);
-                            });
+    StartRead(net::buffer(input_.get(), kInputBytes));
   }
   static constexpr size_t kInputBytes = 64 << 10;
 
@@ -347,7 +384,7 @@ class Http2Session final : public Connection,
     s->stream_call = std::make_shared<GrpcStreamCall>(
         server_->grpc_env(), s->authorization, s->traceparent,
         [self = this->shared_from_this(), id](GrpcStreamCall::Out out) {
-          net::dispatch(self->stream_.get_executor(), [self, id, out = std::move(out)]() mutable {
+          net::dispatch(self->executor_, [self, id, out = std::move(out)]() mutable {
             self->OnStreamOut(id, std::move(out));
           });
         });
@@ -496,15 +533,15 @@ class Http2Session final : public Connection,
     // place, no allocation).
     meta.caller = this->shared_from_this();
     const int32_t id = s->id;
-    s->call->Run(
-        server_->grpc_env(), std::move(tenant), meta, [session = this, id](GrpcReply reply) {
-          // On an execution thread this hops onto the connection's loop;
-          // on the loop's own thread (a call answered at once) it runs now.
-          net::dispatch(session->stream_.get_executor(), [self = session->shared_from_this(), id,
-                                                          reply = std::move(reply)]() mutable {
-            self->OnAnswered(id, std::move(reply));
-          });
-        });
+    s->call->Run(server_->grpc_env(), std::move(tenant), meta,
+                 [session = this, id](GrpcReply reply) {
+                   // On an execution thread this hops onto the connection's loop;
+                   // on the loop's own thread (a call answered at once) it runs now.
+                   net::dispatch(session->executor_, [self = session->shared_from_this(), id,
+                                                      reply = std::move(reply)]() mutable {
+                     self->OnAnswered(id, std::move(reply));
+                   });
+                 });
   }
 
   void OnAnswered(int32_t id, GrpcReply reply) {
@@ -557,7 +594,7 @@ class Http2Session final : public Connection,
     const int32_t id = s->id;
     server_->router().Handle(view, [self = this->shared_from_this(), id](HttpReply reply) {
       // As a gRPC call's answer (OnRequestDone): onto the connection's loop.
-      net::dispatch(self->stream_.get_executor(), [self, id, reply = std::move(reply)]() mutable {
+      net::dispatch(self->executor_, [self, id, reply = std::move(reply)]() mutable {
         self->OnRestReply(id, std::move(reply));
       });
     });
@@ -589,7 +626,7 @@ class Http2Session final : public Connection,
     bool last = false;
     const int32_t id = s->id;
     const bool any = events->Take(chunk, &last, [self = this->shared_from_this(), id] {
-      net::dispatch(self->stream_.get_executor(), [self, id] {
+      net::dispatch(self->executor_, [self, id] {
         H2Stream* s = self->closed_ ? nullptr : Find(self->session_, id);
         if (s == nullptr || s->rest == nullptr) return;
         self->PumpEvents(s);
@@ -678,24 +715,7 @@ class Http2Session final : public Connection,
     writing_ = true;
     write_deadline_ns_ = NowNs() + TransferNs(bytes);
     Arm(write_deadline_ns_);
-    net::async_write(stream_, buffers,
-                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                       self->writing_ = false;
-                       self->write_deadline_ns_ = 0;
-                       self->output_.Written(!ec);
-                       if (ec || self->failed_) return self->Close();
-                       // Streams whose written messages made room take in more.
-                       for (int32_t id : self->output_.TakeRoomMade()) {
-                         H2Stream* s = Find(self->session_, id);
-                         if (s == nullptr) continue;
-                         if (s->rest != nullptr) {
-                           self->PumpEvents(s);
-                         } else {
-                           self->Pump(s);
-                         }
-                       }
-                       self->Flush();
-                     });
+    StartWrite(buffers);
   }
 
   // ------------------------------------------------------------ deadlines
@@ -797,7 +817,7 @@ class Http2Session final : public Connection,
     // The streams still open cancel their requests and let go of their
     // stream calls and event streams, which hold this session (after this
     // handler: one may be on the stack).
-    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+    net::post(executor_, [self = this->shared_from_this()] {
       for (H2Stream* s : self->streams_) {
         if (s->cancellation != nullptr) s->cancellation->Cancel();
         if (s->stream_call != nullptr) s->stream_call->CancelAll();
@@ -810,14 +830,18 @@ class Http2Session final : public Connection,
       }
     });
     beast::error_code ec;
-    Tcp(stream_).shutdown(net::ip::tcp::socket::shutdown_both, ec);
-    Tcp(stream_).close(ec);
+    Tcp().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    Tcp().close(ec);
     timer_.cancel();
   }
 
-  Stream stream_;
+  // First: destroyed last, after the transport's stream and the timer (see
+  // its type).
+  ConnectionRegistration registration_;
   HttpServer::Impl* const server_;
   const bool rest_;          // the HTTP port's: REST requests (else gRPC calls)
+  const bool tls_;           // over a TLS stream: its handshake first
+  const Executor executor_;  // the event loop's the connection lives on
   bool taken_over_ = false;  // from the HTTP port's HTTP/1.1 session (TakeOver)
   std::string received_;     // what it had read, until Run feeds it to nghttp2
   nghttp2_session* session_ = nullptr;
@@ -840,26 +864,69 @@ class Http2Session final : public Connection,
   uint64_t timer_generation_ = 0;
 };
 
+// The part of a session that depends on its stream's type: Socket (the
+// plain port, h2c) or TlsStream.
+template <class Stream>
+class Http2Transport final : public Http2Session {
+ public:
+  template <class... StreamArgs>
+  Http2Transport(HttpServer::Impl* server, bool rest, Executor executor, StreamArgs&&... args)
+      : Http2Session(server, rest, std::is_same_v<Stream, TlsStream>, executor),
+        stream_(std::forward<StreamArgs>(args)...) {}
+
+ private:
+  std::shared_ptr<Http2Transport> Self() {
+    return std::static_pointer_cast<Http2Transport>(shared_from_this());
+  }
+
+  void StartHandshake() override {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = Self()](beast::error_code ec) { self->OnHandshake(ec); });
+    }
+  }
+  void StartRead(net::mutable_buffer buffer) override {
+    stream_.async_read_some(
+        buffer, [self = Self()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
+  }
+  void StartWrite(const std::vector<net::const_buffer>& buffers) override {
+    net::async_write(stream_, buffers,
+                     [self = Self()](beast::error_code ec, size_t) { self->OnWritten(ec); });
+  }
+  Socket& Tcp() override { return mm::Tcp(stream_); }
+
+  Stream stream_;
+};
+
+// A session over a Stream constructed from `args`, on `executor`'s loop.
+template <class Stream, class... StreamArgs>
+std::shared_ptr<Http2Transport<Stream>> MakeHttp2(HttpServer::Impl* server, bool rest,
+                                                  Executor executor, StreamArgs&&... args) {
+  return std::make_shared<Http2Transport<Stream>>(server, rest, executor,
+                                                  std::forward<StreamArgs>(args)...);
+}
+
 }  // namespace
 
 void StartHttp2Session(HttpServer::Impl* server, Socket socket, net::ssl::context* tls) {
+  const Executor executor = socket.get_executor();
+  std::shared_ptr<Http2Session> connection;
   if (tls != nullptr) {
-    auto connection =
-        std::make_shared<Http2Session<TlsStream>>(server, false, std::move(socket), *tls);
-    server->Register(connection);
-    connection->Run();
+    connection = MakeHttp2<TlsStream>(server, false, executor, std::move(socket), *tls);
   } else {
-    auto connection = std::make_shared<Http2Session<Socket>>(server, false, std::move(socket));
-    server->Register(connection);
-    connection->Run();
+    connection = MakeHttp2<Socket>(server, false, executor, std::move(socket));
   }
+  server->Register(connection);
+  connection->Run();
 }
 
 namespace {
 
 template <class Stream>
 void TakeOverHttp2(HttpServer::Impl* server, Stream stream, std::string received) {
-  auto connection = std::make_shared<Http2Session<Stream>>(server, true, std::move(stream));
+  const Executor executor = Tcp(stream).get_executor();
+  std::shared_ptr<Http2Session> connection =
+      MakeHttp2<Stream>(server, true, executor, std::move(stream));
   connection->TakeOver(std::move(received));
   server->Register(connection);
   connection->Run();

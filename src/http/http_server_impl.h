@@ -137,6 +137,25 @@ class Connection {
   ~Connection() = default;
 };
 
+// A connection's place in the server's list, left when this is destroyed.
+// A connection holds one as its first member, so that it leaves last, after
+// its socket and timers are gone: the server's Stop waits for every
+// connection to leave, then ends the event loops, whose services a socket or
+// timer destroyed later (on an execution thread that held the connection's
+// last reference) would still call.
+class ConnectionRegistration {
+ public:
+  ConnectionRegistration(HttpServer::Impl* server, Connection* connection)
+      : server_(server), connection_(connection) {}
+  ~ConnectionRegistration() { server_->Unregister(connection_); }
+  ConnectionRegistration(const ConnectionRegistration&) = delete;
+  ConnectionRegistration& operator=(const ConnectionRegistration&) = delete;
+
+ private:
+  HttpServer::Impl* const server_;
+  Connection* const connection_;
+};
+
 // "address:port" of a connection's client, for the log.
 inline std::string PeerOf(Socket& socket) {
   beast::error_code ec;

@@ -72,11 +72,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // `stream_args` construct the stream: a Socket, and for TLS the context.
   template <class... StreamArgs>
   explicit Session(HttpServer::Impl* server, StreamArgs&&... stream_args)
-      : stream_(std::forward<StreamArgs>(stream_args)...),
+      : registration_(server, this),
+        stream_(std::forward<StreamArgs>(stream_args)...),
         server_(server),
         executor_(stream_.get_executor()),
         timer_(executor_) {}
-  ~Session() { server_->Unregister(this); }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -536,6 +536,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     timer_.cancel();
   }
 
+  ConnectionRegistration registration_;  // first: destroyed last (see its type)
   Stream stream_;
   HttpServer::Impl* const server_;
   // The connection's loop (stream_'s, which HandOver may move away).
