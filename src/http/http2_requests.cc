@@ -1,13 +1,14 @@
 // The requests on an HTTP/2 connection's streams (http2_session.h), from
 // their heads to their answers: gRPC unary calls, ModelStreamInfer streams
 // and their flow, and REST requests to the Router.
+#include "http/http2_session.h"
+
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "http/http2_rest.h"
-#include "http/http2_session.h"
 
 namespace mm::http2_internal {
 
@@ -38,7 +39,7 @@ void Http2Session::OnRequestHead(H2Stream* s) {
   s->streaming = true;
   s->stream_call = std::make_shared<GrpcStreamCall>(
       server_->grpc_env(), s->authorization, s->traceparent,
-      [self = this->shared_from_this(), id](GrpcStreamCall::Out out) {
+      [self = shared_from_this(), id](GrpcStreamCall::Out out) {
         net::dispatch(self->executor_, [self, id, out = std::move(out)]() mutable {
           self->OnStreamOut(id, std::move(out));
         });
@@ -137,7 +138,7 @@ void Http2Session::OnRequestDone(H2Stream* s) {
   // The call keeps this session until it has answered, so the answer's
   // callback holds a plain pointer (16 bytes: std::function keeps it in
   // place, no allocation).
-  meta.caller = this->shared_from_this();
+  meta.caller = shared_from_this();
   const int32_t id = s->id;
   s->call->Run(server_->grpc_env(), std::move(tenant), meta, [session = this, id](GrpcReply reply) {
     // On an execution thread this hops onto the connection's loop;
@@ -193,7 +194,7 @@ void Http2Session::RunRest(H2Stream* s) {
   HttpRequestView view = http2_internal::RestRequestView(*s);
   view.auth_memo = &auth_memo_;
   const int32_t id = s->id;
-  server_->router().Handle(view, [self = this->shared_from_this(), id](HttpReply reply) {
+  server_->router().Handle(view, [self = shared_from_this(), id](HttpReply reply) {
     // As a gRPC call's answer (OnRequestDone): onto the connection's loop.
     net::dispatch(self->executor_, [self, id, reply = std::move(reply)]() mutable {
       self->OnRestReply(id, std::move(reply));
@@ -221,7 +222,7 @@ void Http2Session::PumpEvents(H2Stream* s) {
   std::string chunk;
   bool last = false;
   const int32_t id = s->id;
-  const bool any = events->Take(chunk, &last, [self = this->shared_from_this(), id] {
+  const bool any = events->Take(chunk, &last, [self = shared_from_this(), id] {
     net::dispatch(self->executor_, [self, id] {
       H2Stream* s = self->closed_ ? nullptr : Find(self->session_, id);
       if (s == nullptr || s->rest == nullptr) return;

@@ -31,7 +31,7 @@ Http2Session::~Http2Session() {
 }
 
 void Http2Session::Run() {
-  net::dispatch(executor_, [self = this->shared_from_this()] {
+  net::dispatch(executor_, [self = shared_from_this()] {
     if (!self->Setup()) return self->Close();
     self->SetIdleDeadline();
     if (self->taken_over_) {
@@ -49,7 +49,7 @@ void Http2Session::Run() {
 }
 
 void Http2Session::Shutdown() {
-  net::dispatch(executor_, [self = this->shared_from_this()] {
+  net::dispatch(executor_, [self = shared_from_this()] {
     if (self->closed_ || self->session_ == nullptr) return;
     if (!self->handshaken_) return self->Close();  // (TLS) nothing was asked yet
     self->closing_ = true;
@@ -382,7 +382,7 @@ void Http2Session::Arm(int64_t due_ns) {
   timer_due_ns_ = due_ns;
   const uint64_t generation = ++timer_generation_;
   timer_.expires_after(std::chrono::nanoseconds(std::max<int64_t>(due_ns - NowNs(), 0)));
-  timer_.async_wait([weak = this->weak_from_this(), generation](beast::error_code ec) {
+  timer_.async_wait([weak = weak_from_this(), generation](beast::error_code ec) {
     auto self = weak.lock();
     if (self == nullptr || ec || generation != self->timer_generation_) return;
     self->timer_armed_ = false;
@@ -458,7 +458,7 @@ void Http2Session::Close() {
   // The streams still open cancel their requests and let go of their
   // stream calls and event streams, which hold this session (after this
   // handler: one may be on the stack).
-  net::post(executor_, [self = this->shared_from_this()] {
+  net::post(executor_, [self = shared_from_this()] {
     for (H2Stream* s : self->streams_) {
       if (s->cancellation != nullptr) s->cancellation->Cancel();
       if (s->stream_call != nullptr) s->stream_call->CancelAll();

@@ -32,16 +32,7 @@ namespace {
 
 mm::HttpServer* MakeServer() {
   mm::fuzz::ServiceWorld* world = mm::fuzz::MakeServiceWorld("fuzz_http2_grpc");
-  mm::HttpServer::Options http;
-  http.port = 0;
-  http.threads = 1;
-  http.max_request_bytes = 1 << 20;
-  http.max_header_bytes = 4 << 10;
-  http.grpc.enabled = true;
-  http.grpc.port = 0;
-  http.grpc.max_concurrent_streams = 16;
-  http.grpc.stream_max_pending = 4;
-  auto server = mm::HttpServer::Create(std::move(http), world->service.get());
+  auto server = mm::HttpServer::Create(mm::fuzz::FuzzHttpOptions(), world->service.get());
   if (!server.ok()) mm::fuzz::Die("fuzz_http2_grpc", server.status().message());
   (*server)->Start();
   return server->release();

@@ -73,14 +73,7 @@ class MemoryTransport final : public mm::http2_internal::Http2Session {
 struct World {
   World() {
     mm::fuzz::ServiceWorld* world = mm::fuzz::MakeServiceWorld("fuzz_http2_session");
-    HttpServer::Options http;
-    http.threads = 1;
-    http.max_request_bytes = 1 << 20;
-    http.max_header_bytes = 4 << 10;
-    http.grpc.enabled = true;
-    http.grpc.max_concurrent_streams = 16;
-    http.grpc.stream_max_pending = 4;
-    server = std::make_unique<HttpServer::Impl>(std::move(http), world->service.get());
+    server = std::make_unique<HttpServer::Impl>(mm::fuzz::FuzzHttpOptions(), world->service.get());
   }
   std::unique_ptr<HttpServer::Impl> server;  // never started: its sessions are ours
   net::io_context loop{1};

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "http/http_server.h"
 #include "lifecycle/model_manager.h"
 #include "scheduler/execution_slots.h"
 #include "service/inference_service.h"
@@ -60,6 +61,22 @@ inline ServiceWorld* MakeServiceWorld(const char* target) {
   if (!service.ok()) Die(target, service.status().message());
   w->service = std::move(*service);
   return w;
+}
+
+// The HTTP server's options of the HTTP/2 fuzz targets: one loop, small
+// limits (1 MiB requests, 4 KiB of headers, 16 streams, 4 pending stream
+// messages) that inputs reach; both ports on free ones.
+inline HttpServer::Options FuzzHttpOptions() {
+  HttpServer::Options http;
+  http.port = 0;
+  http.threads = 1;
+  http.max_request_bytes = 1 << 20;
+  http.max_header_bytes = 4 << 10;
+  http.grpc.enabled = true;
+  http.grpc.port = 0;
+  http.grpc.max_concurrent_streams = 16;
+  http.grpc.stream_max_pending = 4;
+  return http;
 }
 
 }  // namespace mm::fuzz
