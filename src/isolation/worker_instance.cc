@@ -535,6 +535,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       restart = ++restarts_;
       down_cause_ = cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay);
     }
+    // Down before the batch waiting in Lost is woken: a client that got its
+    // request's UNAVAILABLE then finds the model not ready, never still READY.
+    group_->Down(index_, cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay));
     cv_.NotifyAll();
     // Decoupled requests still open end with the cause, once what the
     // worker wrote before it died is read (bounded: a descendant holding its
@@ -546,7 +549,6 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
     }
     spdlog::error("{} {}; restarting it in {} (restart {})", settings_->label, cause,
                   Seconds(delay), restart);
-    group_->Down(index_, cause + "; restart " + std::to_string(restart) + " in " + Seconds(delay));
     ScheduleRestart(delay);
   }
 

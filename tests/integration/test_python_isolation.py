@@ -212,9 +212,14 @@ def test_a_restarted_python_worker_runs_the_program_the_server_started_with(tmp_
         program.write_text("#!/bin/sh\nexit 42\n")  # the "new version" on disk
         program.chmod(0o755)
         session = requests.Session()
+        first = wait_for(lambda: workers_of(s, "crasher"), "the crasher's worker")
         r = session.post(f"{s.base}/v2/models/crasher/infer", json=crash_body(1), timeout=60)
         assert r.status_code == 503, r.text
-        wait_for(lambda: ready(s, "crasher"), "the crasher's worker restarted")
+        # Restarted: a new worker process (spawned only once the server saw the
+        # first one exit and marked the model down), and ready again. (Ready
+        # alone can still be the moment before the server saw the exit.)
+        wait_for(lambda: (w := workers_of(s, "crasher")) and w != first and ready(s, "crasher"),
+                 "the crasher's worker restarted")
         r = session.post(f"{s.base}/v2/models/crasher/infer", json=crash_body(5), timeout=60)
         assert r.status_code == 200, r.text
         pid = wait_for(lambda: workers_of(s, "crasher"), "the crasher's worker")[0]
