@@ -126,11 +126,6 @@ void Md5Worker::Restart(size_t target) {
                    : nullptr;
 }
 
-bool Md5Worker::Checks(size_t target) {
-  MutexLock lock(mu_);
-  return hashers_[target] != nullptr;
-}
-
 void Md5Worker::PartDone(size_t target, size_t part) {
   {
     MutexLock lock(mu_);

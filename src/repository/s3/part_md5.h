@@ -61,8 +61,6 @@ class Md5Worker {
   Md5Worker& operator=(const Md5Worker&) = delete;
 
   void Restart(size_t target) MM_EXCLUDES(mu_);
-  // Whether target's MD5 is checked.
-  bool Checks(size_t target) MM_EXCLUDES(mu_);
   // Part `part` (of SpansOf) of `target` is in its file.
   void PartDone(size_t target, size_t part) MM_EXCLUDES(mu_);
   // Objects whose every part is hashed: (target, its digest in lower-case

@@ -43,11 +43,16 @@ FrameReader WorkerEnd(SocketPair& sp) {
   return FrameReader(sp.fds[1]);
 }
 
-TEST(RegionPoolTest, AFreeRegionIsReusedAndSentOnlyOnce) {
+// A pool whose worker is the other end of a socket pair.
+class RegionPoolTest : public testing::Test {
+ protected:
   SocketPair sp;
   FrameReader worker = WorkerEnd(sp);
-  RegionPool pool("m", 4096, "model 'm' version 1");
-  uint32_t frames = 0;
+  RegionPool pool{"m", 4096, "model 'm' version 1"};
+  uint32_t frames = 0;  // frames the pool wrote
+};
+
+TEST_F(RegionPoolTest, AFreeRegionIsReusedAndSentOnlyOnce) {
   auto first = pool.Take(sp.fds[0], 100, &frames);
   ASSERT_TRUE(first.ok()) << first.status().message();
   EXPECT_EQ(*first, 0u);
@@ -68,11 +73,7 @@ TEST(RegionPoolTest, AFreeRegionIsReusedAndSentOnlyOnce) {
   EXPECT_EQ(pool.size(), 1u);
 }
 
-TEST(RegionPoolTest, AHeldRegionIsNeverTakenAndTheLastIdsAreReplaced) {
-  SocketPair sp;
-  FrameReader worker = WorkerEnd(sp);
-  RegionPool pool("m", 4096, "m");
-  uint32_t frames = 0;
+TEST_F(RegionPoolTest, AHeldRegionIsNeverTakenAndTheLastIdsAreReplaced) {
   std::vector<std::shared_ptr<SharedRegion>> held;  // responses holding their outputs' regions
   for (uint32_t i = 0; i < kMaxRegions; ++i) {
     auto id = pool.Take(sp.fds[0], 10, &frames);
@@ -106,11 +107,7 @@ TEST(RegionPoolTest, AHeldRegionIsNeverTakenAndTheLastIdsAreReplaced) {
   EXPECT_EQ(frames, frames_before);
 }
 
-TEST(RegionPoolTest, ARegionGrowsAtLeastTwofoldAndIsSentAgain) {
-  SocketPair sp;
-  FrameReader worker = WorkerEnd(sp);
-  RegionPool pool("m", 4096, "m");
-  uint32_t frames = 0;
+TEST_F(RegionPoolTest, ARegionGrowsAtLeastTwofoldAndIsSentAgain) {
   ASSERT_TRUE(pool.Take(sp.fds[0], 10, &frames).ok());
   NextRegion(worker);
   // Too small for the next batch: made larger under the same id.
@@ -128,10 +125,7 @@ TEST(RegionPoolTest, ARegionGrowsAtLeastTwofoldAndIsSentAgain) {
   EXPECT_EQ(frames, 3u);
 }
 
-TEST(RegionPoolTest, AWorkerThatIsGoneFailsTheTakeAndLeavesNoId) {
-  SocketPair sp;
-  RegionPool pool("m", 4096, "m");
-  uint32_t frames = 0;
+TEST_F(RegionPoolTest, AWorkerThatIsGoneFailsTheTakeAndLeavesNoId) {
   sp.Close(1);
   auto id = pool.Take(sp.fds[0], 10, &frames);
   ASSERT_FALSE(id.ok());
@@ -140,11 +134,7 @@ TEST(RegionPoolTest, AWorkerThatIsGoneFailsTheTakeAndLeavesNoId) {
   EXPECT_EQ(frames, 0u);
 }
 
-TEST(RegionPoolTest, ClearForgetsTheRegionsButNotTheirHolders) {
-  SocketPair sp;
-  FrameReader worker = WorkerEnd(sp);
-  RegionPool pool("m", 4096, "m");
-  uint32_t frames = 0;
+TEST_F(RegionPoolTest, ClearForgetsTheRegionsButNotTheirHolders) {
   ASSERT_TRUE(pool.Take(sp.fds[0], 10, &frames).ok());
   std::shared_ptr<SharedRegion> held = pool.at(0);
   pool.Clear();  // a new worker process
